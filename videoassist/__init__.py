@@ -1,0 +1,3 @@
+"""videoassist: self-hosted remote visual assistance for field service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,106 @@
+"""Staff accounts: sign-in, creation, disabling. Used by the HTTP API and the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from videoassist.auth.passwords import check_policy, hash_password, verify_password
+from videoassist.auth.ratelimit import FailureLimiter
+from videoassist.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
+from videoassist.storage import Store
+from videoassist.storage.records import STAFF_ROLES, User
+
+logger = logging.getLogger(__name__)
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def check_username(username: object) -> str:
+    if not isinstance(username, str) or not _USERNAME.match(username):
+        raise BadRequest(
+            "A username is 1 to 64 letters, digits, '.', '_', '@' or '-', "
+            "starting with a letter or digit."
+        )
+    return username
+
+
+def check_staff_role(role: object) -> str:
+    if role not in STAFF_ROLES:
+        raise BadRequest(f"The role must be one of {', '.join(STAFF_ROLES)}.")
+    assert isinstance(role, str)
+    return role
+
+
+class SignInLimits:
+    """Failed sign-ins counted per username and per client address."""
+
+    def __init__(self, per_user: FailureLimiter, per_client: FailureLimiter) -> None:
+        self.per_user = per_user
+        self.per_client = per_client
+
+
+async def add_user(store: Store, username: str, role: object, password: str | None) -> User:
+    check_username(username)
+    role = check_staff_role(role)
+    password_hash = None
+    if password is not None:
+        check_policy(password)
+        password_hash = await asyncio.to_thread(hash_password, password)
+    return await store.users.add(username, role, password_hash)
+
+
+async def set_password(store: Store, user_id: int, password: str) -> None:
+    check_policy(password)
+    password_hash = await asyncio.to_thread(hash_password, password)
+    await store.users.set_password_hash(user_id, password_hash)
+
+
+async def sign_in(
+    store: Store, limits: SignInLimits, username: str, password: str, client: str
+) -> User:
+    """Check a username and password, counting failures; raise 401 or 429."""
+    user_key = username.casefold()
+    wait = max(
+        limits.per_user.retry_after(user_key) or 0.0,
+        limits.per_client.retry_after(client) or 0.0,
+    )
+    if wait > 0:
+        await store.audit.record(f"client:{client}", "signin.limited", f"username:{username}")
+        raise TooManyRequests(retry_after=wait)
+    user = await store.users.find(username)
+    encoded = await store.users.password_hash(user.id) if user else None
+    ok = await asyncio.to_thread(verify_password, password, encoded)
+    if not ok or user is None or not user.active:
+        limits.per_user.fail(user_key)
+        limits.per_client.fail(client)
+        await store.audit.record(
+            f"client:{client}", "signin.failed", f"username:{username}",
+            reason="disabled" if ok and user is not None else "credentials",
+        )
+        raise Unauthorized("The username or password is not right.")
+    limits.per_user.succeed(user_key)
+    await store.audit.record(f"user:{user.id}", "signin.ok", f"user:{user.id}", client=client)
+    return user
+
+
+async def find_user(store: Store, username: str) -> User:
+    user = await store.users.find(username)
+    if user is None:
+        raise NotFound(f"No user named {username!r}.")
+    return user
+
+
+async def disable_user(store: Store, user: User, actor: str) -> int:
+    """Disable an account and revoke the unused links it made; return how many."""
+    await store.users.set_disabled(user.id, True)
+    revoked = await store.invites.revoke_created_by(user.id)
+    await store.audit.record(actor, "user.disabled", f"user:{user.id}", invites_revoked=revoked)
+    logger.info("user %d disabled by %s; %d open invites revoked", user.id, actor, revoked)
+    return revoked
+
+
+async def enable_user(store: Store, user: User, actor: str) -> None:
+    await store.users.set_disabled(user.id, False)
+    await store.audit.record(actor, "user.enabled", f"user:{user.id}")

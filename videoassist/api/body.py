@@ -1,0 +1,54 @@
+"""Reading and checking JSON request bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from videoassist.errors import BadRequest, PayloadTooLarge
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, or a clear 400/413."""
+    if request.content_type != "application/json":
+        raise BadRequest("Send JSON with Content-Type: application/json.")
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body must be at most {MAX_BODY_BYTES} bytes.")
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body must be at most {MAX_BODY_BYTES} bytes.")
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def text_field(
+    body: dict[str, Any], name: str, *, max_len: int, required: bool = True
+) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"{name} is required.")
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string.")
+    value = value.strip()
+    if required and not value:
+        raise BadRequest(f"{name} must not be empty.")
+    if len(value) > max_len:
+        raise BadRequest(f"{name} must be at most {max_len} characters.")
+    return value or None
+
+
+def int_param(raw: str, name: str) -> int:
+    if not raw.isdigit() or len(raw) > 15:
+        raise BadRequest(f"{name} must be a positive whole number.")
+    return int(raw)

@@ -1,0 +1,106 @@
+"""Wiring: builds the aiohttp application from settings. No logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from videoassist import keyfiles, pages
+from videoassist.accounts import SignInLimits
+from videoassist.api import health, invites, jobs, session, users
+from videoassist.api.middleware import add_security_headers, errors_middleware
+from videoassist.appkeys import (
+    CLOCK,
+    DRAINING,
+    HUB,
+    NOTIFIER,
+    SETTINGS,
+    SIGNIN_LIMITS,
+    STORE,
+    TOKENS,
+)
+from videoassist.auth.ratelimit import FailureLimiter
+from videoassist.auth.tokens import TokenService
+from videoassist.config import Settings
+from videoassist.notify import Notifier
+from videoassist.signalling.connection import websocket
+from videoassist.signalling.hub import Hub
+from videoassist.storage import Store
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_middleware], client_max_size=256 * 1024
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[DRAINING] = [False]
+    app[SIGNIN_LIMITS] = SignInLimits(
+        FailureLimiter(settings.signin_max_failures, settings.signin_window_s, clock),
+        FailureLimiter(settings.signin_max_failures_per_client, settings.signin_window_s, clock),
+    )
+    app[TOKENS] = TokenService(
+        keyfiles.signing_keys(settings), settings.public_url, settings.token_leeway_s, clock
+    )
+    keyfiles.turn_secret(settings)  # generated on first run, for ops to give coturn
+    app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_hub)
+    app.cleanup_ctx.append(_notifier)
+    app.on_response_prepare.append(add_security_headers)
+    app.on_shutdown.append(_close_calls)
+
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    for module in (health, session, jobs, invites, users, pages):
+        app.router.add_routes(module.routes)
+    app.router.add_get("/ws", websocket)
+    app.router.add_static("/static", WEB_DIR / "static", append_version=False)
+    return app
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    store = await Store.open(app[SETTINGS].database_path, app[CLOCK])
+    ended = await store.calls.end_all_open()
+    if ended:
+        logger.info("closed %d calls left open by a previous run", ended)
+    app[STORE] = store
+    yield
+    await store.close()
+
+
+async def _hub(app: web.Application) -> AsyncIterator[None]:
+    hub = Hub(app[STORE], app[SETTINGS].revocation_poll_s, app[CLOCK])
+    app[HUB] = hub
+    watcher = asyncio.create_task(hub.watch_revocations())
+    yield
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+
+
+async def _close_calls(app: web.Application) -> None:
+    """on_shutdown: tell every connected client why, before connections are cut."""
+    await app[HUB].close_all()
+
+
+async def _notifier(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    notifier = Notifier(settings.notify_url, settings.notify_timeout_s)
+    app[NOTIFIER] = notifier
+    yield
+    await notifier.close()

@@ -1,0 +1,26 @@
+"""Typed keys for the app-wide objects that live on the aiohttp application."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from videoassist.accounts import SignInLimits
+from videoassist.auth.tokens import TokenService
+from videoassist.config import Settings
+from videoassist.storage import Store
+
+if TYPE_CHECKING:
+    from videoassist.notify import Notifier
+    from videoassist.signalling.hub import Hub
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+STORE = web.AppKey("store", Store)
+TOKENS = web.AppKey("tokens", TokenService)
+SIGNIN_LIMITS = web.AppKey("signin_limits", SignInLimits)
+HUB: web.AppKey[Hub] = web.AppKey("hub")
+NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
+DRAINING = web.AppKey("draining", list[bool])

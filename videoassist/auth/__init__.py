@@ -1,0 +1,4 @@
+"""Authentication: passwords, signed tokens, one-time link tokens, rate limits.
+
+Imports nothing else of the project but ``videoassist.errors``.
+"""

@@ -1,0 +1,301 @@
+"""The ``videoassist`` command (also ``python -m videoassist``).
+
+Bad input gives one clear line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from videoassist import __version__, accounts, invitations, keyfiles
+from videoassist.config import Settings, load_settings
+from videoassist.errors import ConfigError, VideoassistError
+from videoassist.storage import Store
+from videoassist.storage.records import INVITE_ROLES, STAFF_ROLES
+
+logger = logging.getLogger(__name__)
+
+FIRST_ADMIN = "admin"
+
+
+class UsageError(Exception):
+    """Bad input on the command line: one line to stderr, exit 2."""
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        os.environ,
+        args.config,
+        data_dir=args.data_dir,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
+    store = await Store.open(settings.database_path)
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+# -- commands ------------------------------------------------------------------
+
+
+async def ensure_first_admin(store: Store, settings: Settings) -> str | None:
+    """With no usable admin, make one (if missing) and return a set-password link."""
+    if await store.users.has_usable_admin():
+        return None
+    admin = await store.users.find(FIRST_ADMIN)
+    if admin is None:
+        admin = await accounts.add_user(store, FIRST_ADMIN, "admin", None)
+        await store.audit.record("cli", "user.created", f"user:{admin.id}", role="admin")
+    elif admin.role != "admin" or not admin.active:
+        raise UsageError(
+            f"no active admin can sign in, and user {FIRST_ADMIN!r} is not an active admin: "
+            "use 'videoassist user add NAME --role admin'"
+        )
+    link = await invitations.create_password_link(store, settings, admin, "cli", None)
+    return f"{link.url}  (user '{admin.username}', valid until {_when(link.invite.expires_at)})"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from videoassist.app import create_app
+    from videoassist.logs import ACCESS_LOGGER, AccessLogger
+
+    settings = _settings(args)
+
+    async def prepare(store: Store) -> int:
+        applied = await store.db.migrate()
+        for name in applied:
+            print(f"applied migration {name}")
+        link = await ensure_first_admin(store, settings)
+        if link:
+            print(f"\nNo admin can sign in yet. Open this one-time link to set the admin "
+                  f"password:\n\n  {link}\n", flush=True)
+        return 0
+
+    asyncio.run(_with_store(settings, prepare))
+    print(f"videoassist {__version__} serving on http://{settings.host}:{settings.port} "
+          f"(public URL {settings.public_url})", flush=True)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=logging.getLogger(ACCESS_LOGGER) if settings.access_log else None,
+        access_log_class=AccessLogger,
+        print=None,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        version = await store.db.schema_version()
+        print(f"database {settings.database_path} at schema version {version}")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+
+    async def work(store: Store) -> int:
+        user = await accounts.add_user(store, args.name, args.role, password)
+        await store.audit.record("cli", "user.created", f"user:{user.id}", role=user.role)
+        print(f"added {user.role} {user.username!r} (id {user.id})")
+        if password is None:
+            link = await invitations.create_password_link(store, settings, user, "cli", None)
+            print(f"set-password link: {link.url}  (valid until "
+                  f"{_when(link.invite.expires_at)})")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        user = await accounts.find_user(store, args.name)
+        revoked = await accounts.disable_user(store, user, "cli")
+        print(f"disabled {user.username!r}; {revoked} open links revoked; "
+              "a running server closes their connections within a second")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_user_enable(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        user = await accounts.find_user(store, args.name)
+        await accounts.enable_user(store, user, "cli")
+        print(f"enabled {user.username!r}")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_user_password_link(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        user = await accounts.find_user(store, args.name)
+        link = await invitations.create_password_link(store, settings, user, "cli", None)
+        print(f"{link.url}  (valid until {_when(link.invite.expires_at)})")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_job_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    title = args.title.strip()
+    if not title or len(title) > 200:
+        raise UsageError("the title must be 1 to 200 characters")
+
+    async def work(store: Store) -> int:
+        job = await store.jobs.create(title, args.external_ref, None)
+        await store.audit.record("cli", "job.created", f"job:{job.id}")
+        print(job.id)
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_invite(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        job = await store.jobs.get(args.job_id)
+        link = await invitations.create_join_link(
+            store, settings, job, args.role, args.ttl, "cli", None
+        )
+        print(link.url)
+        print(f"valid until {_when(link.invite.expires_at)}", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    kid = keyfiles.rotate_signing_keys(settings)
+    print(f"new signing key {kid}; the previous key still verifies. Restart the server.")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, default=None,
+                        help="data directory (default ./data, or VIDEOASSIST_DATA_DIR)")
+    common.add_argument("--config", type=Path, default=None, help="TOML settings file")
+
+    parser = argparse.ArgumentParser(prog="videoassist", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", parents=[common], help="apply database migrations").set_defaults(
+        func=cmd_migrate)
+
+    user = sub.add_parser("user", help="staff accounts").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION")
+    add = user.add_parser("add", parents=[common], help="add a staff account")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=STAFF_ROLES)
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of stdin "
+                          "(otherwise print a set-password link)")
+    add.set_defaults(func=cmd_user_add)
+    disable = user.add_parser("disable", parents=[common], help="disable an account at once")
+    disable.add_argument("name")
+    disable.set_defaults(func=cmd_user_disable)
+    enable = user.add_parser("enable", parents=[common], help="re-enable an account")
+    enable.add_argument("name")
+    enable.set_defaults(func=cmd_user_enable)
+    reset = user.add_parser("password-link", parents=[common],
+                            help="print a one-time set-password link")
+    reset.add_argument("name")
+    reset.set_defaults(func=cmd_user_password_link)
+
+    job = sub.add_parser("job", help="jobs").add_subparsers(
+        dest="job_command", required=True, metavar="ACTION")
+    create = job.add_parser("create", parents=[common], help="create a job; prints its id")
+    create.add_argument("title")
+    create.add_argument("--external-ref", default=None)
+    create.set_defaults(func=cmd_job_create)
+
+    invite = sub.add_parser("invite", parents=[common], help="print a one-time join link")
+    invite.add_argument("job_id", type=_positive_int)
+    invite.add_argument("--role", required=True, choices=INVITE_ROLES)
+    invite.add_argument("--ttl", type=_positive_int, default=None, help="lifetime in seconds")
+    invite.set_defaults(func=cmd_invite)
+
+    keys = sub.add_parser("keys", help="token signing keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION")
+    keys.add_parser("rotate", parents=[common], help="add a new signing key").set_defaults(
+        func=cmd_keys_rotate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from videoassist.logs import configure
+
+        configure()
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    func: Callable[[argparse.Namespace], Any] = args.func
+    try:
+        return int(func(args))
+    except (UsageError, ConfigError) as exc:
+        print(f"videoassist: {exc}", file=sys.stderr)
+        return 2
+    except VideoassistError as exc:
+        print(f"videoassist: {exc.message}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"videoassist: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

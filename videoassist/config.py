@@ -1,0 +1,306 @@
+"""Settings: one frozen object, filled from defaults, a TOML file and ``VIDEOASSIST_*``.
+
+Precedence, lowest first: the defaults below, the TOML file given with
+``--config`` (keys are the field names), environment variables
+(``VIDEOASSIST_`` + the field name in upper case), command-line flags.
+Bad values fail loudly at start-up with the variable's name. Every field is
+documented in ``docs/configuration.md``; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from videoassist.errors import ConfigError
+
+ENV_PREFIX = "VIDEOASSIST_"
+
+
+class Secret:
+    """A string that never shows its value in a repr, a log line or a traceback."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Every setting of a videoassist server. See docs/configuration.md."""
+
+    data_dir: Path = field(
+        default=Path("data"),
+        metadata=_doc("Directory for the SQLite database and generated key files."),
+    )
+    host: str = field(default="127.0.0.1", metadata=_doc("Address the HTTP server binds."))
+    port: int = field(default=8080, metadata=_doc("TCP port the HTTP server binds (0: any free)."))
+    public_url: str = field(
+        default="",
+        metadata=_doc(
+            "URL people reach the server at, used in links. Default: http://HOST:PORT."
+        ),
+    )
+    allowed_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc("Origins allowed to open the signalling WebSocket. Default: public URL's."),
+    )
+    company_name: str = field(
+        default="videoassist", metadata=_doc("Name shown to customers on the join page.")
+    )
+    session_ttl_s: int = field(default=12 * 3600, metadata=_doc("Staff session token lifetime."))
+    invite_ttl_s: int = field(default=3600, metadata=_doc("Default lifetime of a join link."))
+    invite_max_ttl_s: int = field(
+        default=24 * 3600, metadata=_doc("Longest lifetime a join link may be given.")
+    )
+    participant_ttl_s: int = field(
+        default=4 * 3600,
+        metadata=_doc("Lifetime of the token a redeemed join link gives (one call's length)."),
+    )
+    password_link_ttl_s: int = field(
+        default=3600, metadata=_doc("Lifetime of a set-password link (first admin, resets).")
+    )
+    jwt_keys: Secret | None = field(
+        default=None,
+        metadata=_doc(
+            "Token signing keys as KID:KEY[,KID:KEY]; the first signs, all verify. "
+            "Keys are at least 32 bytes. Default: generated into DATA_DIR/jwt-keys.json."
+        ),
+    )
+    token_leeway_s: int = field(
+        default=10, metadata=_doc("Clock skew allowed when checking token times (at most 30).")
+    )
+    turn_urls: tuple[str, ...] = field(
+        default=(), metadata=_doc("TURN URLs handed to clients (turn:/turns:), comma-separated.")
+    )
+    turn_secret: Secret | None = field(
+        default=None,
+        metadata=_doc(
+            "coturn static-auth-secret. Default: generated into DATA_DIR/turn-secret "
+            "when TURN URLs are set."
+        ),
+    )
+    turn_ttl_s: int = field(default=600, metadata=_doc("TURN credential lifetime (at most 600)."))
+    notify_url: str = field(
+        default="",
+        metadata=_doc(
+            "Webhook receiving {to, text, url} when an invite names a recipient, "
+            "for a company's SMS or mail gateway. Empty: off."
+        ),
+    )
+    notify_timeout_s: float = field(
+        default=10.0, metadata=_doc("Timeout for one notify webhook delivery.")
+    )
+    signin_max_failures: int = field(
+        default=5, metadata=_doc("Failed sign-ins per username within the window before 429.")
+    )
+    signin_max_failures_per_client: int = field(
+        default=20, metadata=_doc("Failed sign-ins per client address within the window.")
+    )
+    signin_window_s: int = field(
+        default=300, metadata=_doc("Window over which failed sign-ins are counted.")
+    )
+    trust_forwarded_for: bool = field(
+        default=False,
+        metadata=_doc(
+            "Take the client address from X-Forwarded-For (only behind a reverse proxy "
+            "that sets it)."
+        ),
+    )
+    ws_auth_timeout_s: float = field(
+        default=5.0, metadata=_doc("Seconds a new WebSocket has to send its auth message.")
+    )
+    ws_max_message_bytes: int = field(
+        default=64 * 1024, metadata=_doc("Largest signalling message accepted.")
+    )
+    ws_heartbeat_s: float = field(
+        default=15.0, metadata=_doc("WebSocket ping interval; a peer missing a pong is closed.")
+    )
+    ws_rate_per_s: float = field(
+        default=30.0, metadata=_doc("Sustained signalling messages per second per connection.")
+    )
+    ws_rate_burst: int = field(
+        default=120, metadata=_doc("Signalling messages a connection may send in a burst.")
+    )
+    revocation_poll_s: float = field(
+        default=0.25,
+        metadata=_doc(
+            "How often the server re-checks that connected users are still active "
+            "(catches changes made by the CLI or another process)."
+        ),
+    )
+    access_log: bool = field(
+        default=True, metadata=_doc("Write an access log line per request (path, no query).")
+    )
+
+    def __post_init__(self) -> None:
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+        object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        parts = urlsplit(self.public_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"{ENV_PREFIX}PUBLIC_URL must be an http(s) URL, got {self.public_url!r}"
+            )
+        if not self.allowed_origins:
+            object.__setattr__(self, "allowed_origins", (self.public_origin,))
+        for origin in self.allowed_origins:
+            o = urlsplit(origin)
+            if o.scheme not in ("http", "https") or not o.netloc or o.path not in ("", "/"):
+                raise ConfigError(f"{ENV_PREFIX}ALLOWED_ORIGINS: {origin!r} is not an origin")
+        object.__setattr__(
+            self, "allowed_origins", tuple(o.rstrip("/") for o in self.allowed_origins)
+        )
+        checks: list[tuple[str, bool, str]] = [
+            ("port", 0 <= self.port <= 65535, "0..65535"),
+            ("session_ttl_s", self.session_ttl_s > 0, "positive"),
+            ("invite_ttl_s", 0 < self.invite_ttl_s <= self.invite_max_ttl_s,
+             "positive and at most INVITE_MAX_TTL_S"),
+            ("invite_max_ttl_s", 0 < self.invite_max_ttl_s <= 24 * 3600, "1..86400"),
+            ("participant_ttl_s", self.participant_ttl_s > 0, "positive"),
+            ("password_link_ttl_s", 0 < self.password_link_ttl_s <= 24 * 3600, "1..86400"),
+            ("token_leeway_s", 0 <= self.token_leeway_s <= 30, "0..30"),
+            ("turn_ttl_s", 0 < self.turn_ttl_s <= 600, "1..600"),
+            ("notify_timeout_s", self.notify_timeout_s > 0, "positive"),
+            ("signin_max_failures", self.signin_max_failures > 0, "positive"),
+            ("signin_max_failures_per_client", self.signin_max_failures_per_client > 0,
+             "positive"),
+            ("signin_window_s", self.signin_window_s > 0, "positive"),
+            ("ws_auth_timeout_s", self.ws_auth_timeout_s > 0, "positive"),
+            ("ws_max_message_bytes", 1024 <= self.ws_max_message_bytes <= 1024 * 1024,
+             "1024..1048576"),
+            ("ws_heartbeat_s", self.ws_heartbeat_s > 0, "positive"),
+            ("ws_rate_per_s", self.ws_rate_per_s > 0, "positive"),
+            ("ws_rate_burst", self.ws_rate_burst > 0, "positive"),
+            ("revocation_poll_s", 0 < self.revocation_poll_s <= 1, "0..1 (disable within 1 s)"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(
+                    f"{ENV_PREFIX}{name.upper()} must be {expected}, got {getattr(self, name)!r}"
+                )
+        for url in self.turn_urls:
+            if not url.startswith(("turn:", "turns:", "stun:")):
+                raise ConfigError(f"{ENV_PREFIX}TURN_URLS: {url!r} is not a turn:/turns: URL")
+        if self.notify_url and urlsplit(self.notify_url).scheme not in ("http", "https"):
+            raise ConfigError(f"{ENV_PREFIX}NOTIFY_URL must be an http(s) URL")
+
+    @property
+    def public_origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "videoassist.sqlite3"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def documentation() -> dict[str, str]:
+    """Each setting's environment variable and its one-line description."""
+    return {ENV_PREFIX + f.name.upper(): f.metadata["doc"] for f in dataclasses.fields(Settings)}
+
+
+def _convert(name: str, hint: Any, raw: Any) -> Any:
+    """Turn a raw TOML or environment value into the field's type, or fail loudly."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        if raw is None or raw == "":
+            return None
+        return _convert(name, inner[0], raw)
+    try:
+        if hint is Secret:
+            if not isinstance(raw, str):
+                raise TypeError("expected a string")
+            return Secret(raw)
+        if hint is bool:
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if hint is int:
+            if isinstance(raw, bool):
+                raise TypeError("expected an integer")
+            return int(raw)
+        if hint is float:
+            if isinstance(raw, bool):
+                raise TypeError("expected a number")
+            return float(raw)
+        if hint is Path:
+            return Path(str(raw))
+        if hint is str:
+            if not isinstance(raw, str):
+                raise TypeError("expected a string")
+            return raw
+        if origin is tuple:
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            return tuple(str(i).strip() for i in items if str(i).strip())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}: {raw!r} is not valid ({exc})") from None
+    raise AssertionError(f"no conversion for {hint!r}")
+
+
+def load_settings(
+    environ: Mapping[str, str],
+    config_file: Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Settings from a TOML file, then ``VIDEOASSIST_*`` variables, then ``overrides``."""
+    hints = typing.get_type_hints(Settings)
+    names = {f.name for f in dataclasses.fields(Settings)}
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        for key, raw in data.items():
+            if key not in names:
+                raise ConfigError(f"config file {config_file}: unknown setting {key!r}")
+            values[key] = _convert(key, hints[key], raw)
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in names:
+            raise ConfigError(f"unknown setting {key}")
+        values[name] = _convert(name, hints[name], raw)
+    for name, value in overrides.items():
+        if value is not None:
+            values[name] = value
+    return Settings(**values)

@@ -1,0 +1,109 @@
+"""One-time links: join links for a job's call, set-password links for staff.
+
+The token travels only in the URL fragment (``/join#TOKEN``, ``/setup#TOKEN``), so it
+never reaches server logs, proxies or a Referer. Opening a link changes nothing; the
+token is consumed when the person acts (Join, Set password) by a POST.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from videoassist.auth.links import hash_link_token, new_link_token
+from videoassist.config import Settings
+from videoassist.errors import BadRequest, Conflict, Gone
+from videoassist.storage import Store
+from videoassist.storage.records import INVITE_ROLES, Invite, Job, User
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Link:
+    url: str
+    invite: Invite
+
+
+def check_ttl(settings: Settings, ttl_s: object) -> int:
+    if ttl_s is None:
+        return settings.invite_ttl_s
+    if not isinstance(ttl_s, int) or isinstance(ttl_s, bool):
+        raise BadRequest("ttl_s must be a whole number of seconds.")
+    if not 60 <= ttl_s <= settings.invite_max_ttl_s:
+        raise BadRequest(f"ttl_s must be between 60 and {settings.invite_max_ttl_s} seconds.")
+    return ttl_s
+
+
+async def create_join_link(
+    store: Store, settings: Settings, job: Job, role: object, ttl_s: object, actor: str,
+    created_by: int | None,
+) -> Link:
+    if role not in INVITE_ROLES:
+        raise BadRequest(f"role must be one of {', '.join(INVITE_ROLES)}.")
+    assert isinstance(role, str)
+    if job.status != "open":
+        raise Conflict("The job is closed.")
+    ttl = check_ttl(settings, ttl_s)
+    token = new_link_token()
+    token_hash = hash_link_token(token)
+    assert token_hash is not None
+    invite = await store.invites.create_join(token_hash, job.id, role, ttl, created_by)
+    await store.jobs.add_event(job.id, "invite.created", {"invite": invite.id, "role": role})
+    await store.audit.record(actor, "invite.created", f"job:{job.id}", invite=invite.id,
+                             role=role, expires_at=invite.expires_at)
+    return Link(f"{settings.public_url}/join#{token}", invite)
+
+
+async def create_password_link(
+    store: Store, settings: Settings, user: User, actor: str, created_by: int | None
+) -> Link:
+    token = new_link_token()
+    token_hash = hash_link_token(token)
+    assert token_hash is not None
+    invite = await store.invites.create_password(
+        token_hash, user.id, user.role, settings.password_link_ttl_s, created_by
+    )
+    await store.audit.record(actor, "password_link.created", f"user:{user.id}",
+                             invite=invite.id, expires_at=invite.expires_at)
+    return Link(f"{settings.public_url}/setup#{token}", invite)
+
+
+async def redeem_join(store: Store, token: object, client: str) -> tuple[Invite, Job]:
+    """Consume a join link; any reason it cannot be used is the same 410."""
+    token_hash = hash_link_token(token) if isinstance(token, str) else None
+    if token_hash is None:
+        raise Gone()
+    invite = await store.invites.redeem(token_hash, "join")
+    assert invite.job_id is not None
+    job = await store.jobs.get(invite.job_id)
+    await store.jobs.add_event(job.id, "invite.redeemed", {"invite": invite.id,
+                                                          "role": invite.role})
+    await store.audit.record(f"invite:{invite.id}", "invite.redeemed", f"job:{job.id}",
+                             client=client)
+    if job.status != "open":
+        raise Gone("The job this link was for is closed.")
+    return invite, job
+
+
+async def inspect_join(store: Store, token: object) -> tuple[Invite, Job]:
+    """What a live join link is for, without consuming it."""
+    token_hash = hash_link_token(token) if isinstance(token, str) else None
+    if token_hash is None:
+        raise Gone()
+    invite = await store.invites.peek(token_hash, "join")
+    assert invite.job_id is not None
+    job = await store.jobs.get(invite.job_id)
+    if job.status != "open":
+        raise Gone()
+    return invite, job
+
+
+async def redeem_password(store: Store, token: object, client: str) -> Invite:
+    token_hash = hash_link_token(token) if isinstance(token, str) else None
+    if token_hash is None:
+        raise Gone()
+    invite = await store.invites.redeem(token_hash, "password")
+    await store.audit.record(f"invite:{invite.id}", "password_link.redeemed",
+                             f"user:{invite.user_id}", client=client)
+    return invite

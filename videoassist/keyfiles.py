@@ -1,0 +1,81 @@
+"""Secrets generated into the data directory on first run (mode 0600), when the
+settings do not give them: the token signing keys and the TURN secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from videoassist.auth.tokens import SigningKey
+from videoassist.config import Settings
+from videoassist.errors import ConfigError
+
+JWT_KEYS_FILE = "jwt-keys.json"
+TURN_SECRET_FILE = "turn-secret"  # noqa: S105 (a file name)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a 0600 file atomically (never readable by others, even for an instant)."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _new_key() -> dict[str, str]:
+    return {"kid": secrets.token_hex(4), "key": secrets.token_urlsafe(48)}
+
+
+def signing_keys(settings: Settings) -> list[SigningKey]:
+    """The configured keys, else those in the data dir, else two new ones there."""
+    try:
+        if settings.jwt_keys is not None:
+            keys = []
+            for item in settings.jwt_keys.reveal().split(","):
+                kid, sep, secret = item.strip().partition(":")
+                if not sep:
+                    raise ValueError("expected KID:KEY")
+                keys.append(SigningKey(kid, secret.encode()))
+            if not keys:
+                raise ValueError("no keys")
+            return keys
+        path = settings.data_dir / JWT_KEYS_FILE
+        if not path.exists():
+            settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _write_private(path, json.dumps({"keys": [_new_key()]}, indent=2))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [SigningKey(k["kid"], k["key"].encode()) for k in data["keys"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"token signing keys are not valid: {exc}") from None
+
+
+def rotate_signing_keys(settings: Settings) -> str:
+    """Put a new signing key first and keep the current one to verify; return its kid.
+
+    Tokens signed with the older of the two stay valid until they expire; the server
+    picks up the new keys when it restarts.
+    """
+    if settings.jwt_keys is not None:
+        raise ConfigError("VIDEOASSIST_JWT_KEYS is set: rotate the keys there")
+    current = signing_keys(settings)
+    new = _new_key()
+    keep = [{"kid": current[0].kid, "key": current[0].secret.decode()}]
+    _write_private(
+        settings.data_dir / JWT_KEYS_FILE, json.dumps({"keys": [new, *keep]}, indent=2)
+    )
+    return new["kid"]
+
+
+def turn_secret(settings: Settings) -> str:
+    if settings.turn_secret is not None:
+        return settings.turn_secret.reveal()
+    path = settings.data_dir / TURN_SECRET_FILE
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(path, secrets.token_urlsafe(32))
+    return path.read_text(encoding="utf-8").strip()

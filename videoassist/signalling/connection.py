@@ -1,0 +1,261 @@
+"""``GET /ws``: one signalling connection, from handshake to leave.
+
+The handshake is refused (403) unless the Origin is allowed. The first message
+must be ``auth`` within ``ws_auth_timeout_s``. After that every message is rate
+limited, size checked, parsed, and checked against the sender's right to be in the
+call (account still active, link not revoked, token not expired) before it acts.
+Errors in a message are answered with an ``error`` message; the connection lives on.
+This module is the one place signalling errors become ``error`` messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from videoassist.api.guard import client_address
+from videoassist.appkeys import CLOCK, DRAINING, HUB, SETTINGS, STORE, TOKENS
+from videoassist.auth.ratelimit import TokenBucket
+from videoassist.auth.tokens import PARTICIPANT_AUDIENCE, STAFF_AUDIENCE
+from videoassist.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    Unavailable,
+    VideoassistError,
+)
+from videoassist.signalling import protocol
+from videoassist.signalling.hub import (
+    CLOSE_AUTH_TIMEOUT,
+    CLOSE_FORBIDDEN,
+    CLOSE_NORMAL,
+    CLOSE_UNAUTHORIZED,
+    Member,
+    Room,
+)
+
+logger = logging.getLogger(__name__)
+
+# Frames above this are refused by aiohttp itself (close 1009); frames between the
+# configured message limit and this get an error message and the connection lives.
+HARD_FRAME_LIMIT = 1024 * 1024
+ROLE_NAMES = {"customer": "Customer", "technician": "Technician"}
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    origin = request.headers.get("Origin", "").rstrip("/")
+    if origin not in settings.allowed_origins:
+        logger.warning("refused a WebSocket from origin %r", origin[:100])
+        raise Forbidden("This origin may not open the signalling socket.")
+    if request.app[DRAINING][0]:
+        raise Unavailable("The server is restarting; try again in a moment.")
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_heartbeat_s, max_msg_size=HARD_FRAME_LIMIT
+    )
+    await ws.prepare(request)
+    await Connection(request, ws).run()
+    return ws
+
+
+def _error(exc: VideoassistError, ref: object = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
+    if isinstance(ref, str):
+        message["ref"] = ref[:40]
+    return message
+
+
+class Connection:
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        self.app = request.app
+        self.ws = ws
+        self.client = client_address(request)
+        self.settings = request.app[SETTINGS]
+        self.store = request.app[STORE]
+        self.hub = request.app[HUB]
+        self.clock = request.app[CLOCK]
+        self.bucket = TokenBucket(
+            self.settings.ws_rate_per_s, self.settings.ws_rate_burst, time.monotonic
+        )
+        self.last_limit_notice = 0.0
+        self.member: Member | None = None
+        self.room: Room | None = None
+
+    async def run(self) -> None:
+        member = await self._authenticate()
+        if member is None:
+            return
+        member.writer = asyncio.create_task(member.write_loop())
+        try:
+            async for msg in self.ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(member, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    member.send(_error(BadRequest("Binary messages are not part of the protocol.")))
+                if member.closing:
+                    break
+            if self.ws.exception() is not None:
+                logger.info("%s socket error: %s", member.log_prefix, self.ws.exception())
+        finally:
+            await self.hub.leave(member)
+            if not member.closing:
+                member.closing = True
+                member.writer.cancel()
+            if member.closer is not None:
+                with contextlib.suppress(Exception):
+                    await member.closer
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await member.writer
+
+    # -- authentication --------------------------------------------------------
+
+    async def _authenticate(self) -> Member | None:
+        deadline = asyncio.get_running_loop().time() + self.settings.ws_auth_timeout_s
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    msg = await self.ws.receive()
+            except TimeoutError:
+                await self._refuse(CLOSE_AUTH_TIMEOUT, "auth_timeout",
+                                   "Send an auth message first.")
+                return None
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                            WSMsgType.ERROR):
+                return None
+            if msg.type != WSMsgType.TEXT:
+                await self.ws.send_json(_error(BadRequest("Send an auth message first.")))
+                continue
+            try:
+                message = protocol.decode(msg.data, self.settings.ws_max_message_bytes)
+            except VideoassistError as exc:
+                await self.ws.send_json(_error(exc))
+                continue
+            if message["type"] != "auth":
+                await self.ws.send_json(
+                    _error(Unauthorized("Send an auth message first."), message["type"])
+                )
+                continue
+            try:
+                return await self._join(message["token"], message["job"])
+            except (Unauthorized, Forbidden, NotFound) as exc:
+                code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else CLOSE_UNAUTHORIZED
+                await self._refuse(code, exc.code, exc.message)
+                return None
+
+    async def _join(self, token: str, job_id: int | None) -> Member:
+        tokens = self.app[TOKENS]
+        audience = tokens.audience_of(token)
+        if audience == STAFF_AUDIENCE:
+            staff = tokens.verify_staff(token)
+            user = await self.store.users.get(staff.user_id)
+            if not user.active:
+                raise Unauthorized("This account is disabled.")
+            if job_id is None:
+                raise Unauthorized("Staff name the job to join: {\"job\": ID}.")
+            job = await self.store.jobs.get(job_id)
+            role, name, user_id, invite_id = user.role, user.username, user.id, None
+            expires_at = staff.expires_at
+        elif audience == PARTICIPANT_AUDIENCE:
+            claims = tokens.verify_participant(token)
+            if job_id is not None and job_id != claims.job_id:
+                raise Forbidden("This link is for another job.")
+            invite = await self.store.invites.get(claims.invite_id)
+            if invite is None or invite.revoked_at is not None:
+                raise Unauthorized("This link has been withdrawn.")
+            job = await self.store.jobs.get(claims.job_id)
+            role, name, user_id, invite_id = claims.role, ROLE_NAMES[claims.role], None, invite.id
+            expires_at = claims.expires_at
+        else:
+            raise Unauthorized()
+        if job.status != "open":
+            raise Forbidden("This job is closed.")
+        member, room = await self.hub.join(job, role, name, user_id, invite_id, expires_at,
+                                           self.ws)
+        self.room = room
+        await self.ws.send_json({
+            "type": "joined",
+            "protocol": protocol.PROTOCOL_VERSION,
+            "job": {"id": job.id, "title": job.title},
+            "call": {"id": room.call_id},
+            "you": member.participant.public(),
+            "participants": [m.participant.public() for m in room.members.values()
+                             if m is not member],
+        })
+        return member
+
+    async def _refuse(self, code: int, reason: str, message: str) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await self.ws.send_json({"type": "error", "code": reason, "message": message})
+            await self.ws.close(code=code, message=reason.encode())
+
+    # -- messages --------------------------------------------------------------
+
+    async def _on_text(self, member: Member, raw: str) -> None:
+        if not self.bucket.take():
+            now = time.monotonic()
+            if now - self.last_limit_notice >= 1.0:  # one notice a second, not one a message
+                self.last_limit_notice = now
+                member.send(_error(TooManyRequests("Too many messages; slow down.")))
+            return
+        ref: object = None
+        try:
+            message = protocol.decode(raw, self.settings.ws_max_message_bytes)
+            ref = message["type"]
+            if not await self._still_allowed(member):
+                return
+            await self._dispatch(member, message)
+        except VideoassistError as exc:
+            member.send(_error(exc, ref))
+        except Exception:
+            logger.exception("%s failed to handle a %s message", member.log_prefix, ref)
+            member.send(_error(VideoassistError(), ref))
+
+    async def _still_allowed(self, member: Member) -> bool:
+        """Re-check, on every message, that the sender may still be here."""
+        if self.clock() > member.expires_at:
+            member.close(CLOSE_UNAUTHORIZED, "session_expired", "Your session has expired.")
+            return False
+        if member.user_id is not None:
+            active = await self.store.users.active_among({member.user_id})
+            if not active:
+                member.close(CLOSE_UNAUTHORIZED, "account_disabled", "You have been signed out.")
+                return False
+        elif member.invite_id is not None:
+            invite = await self.store.invites.get(member.invite_id)
+            if invite is None or invite.revoked_at is not None:
+                member.close(CLOSE_UNAUTHORIZED, "link_revoked", "This link has been withdrawn.")
+                return False
+        return True
+
+    async def _dispatch(self, member: Member, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        room = self.room
+        assert room is not None
+        if kind == "ping":
+            member.send({"type": "pong"})
+        elif kind == "leave":
+            member.close(CLOSE_NORMAL, "left")
+        elif kind == "auth":
+            raise BadRequest("Already authenticated.")
+        elif kind == "chat.message":
+            stored = await self.store.calls.add_message(
+                member.job.id, room.call_id, member.id, member.participant.display_name,
+                member.participant.role, message["text"],
+            )
+            room.broadcast({"type": "chat.message", "message": stored.public()})
+        elif kind.startswith("annotation."):
+            if message["target"] not in room.members:
+                raise NotFound("'target' is not a participant of this call.")
+            relayed = {k: v for k, v in message.items() if k != "type"}
+            room.broadcast({"type": kind, "from": member.id, **relayed}, exclude=member)
+        elif kind in ("sdp.offer", "sdp.answer", "ice.candidate"):
+            raise Unavailable("Media is not available on this server yet.")
+        else:  # decode() only lets known types through
+            raise BadRequest(f"Unhandled message type {kind!r}.")

@@ -1,0 +1,205 @@
+"""Calls in progress: who is connected to which job's call, and fan-out to them.
+
+A job's call starts when its first participant joins and ends when its last one
+leaves. Each member has a bounded outbox drained by its connection's writer, so a
+slow client never holds up a broadcast: when its outbox is full it is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from videoassist.storage import Store
+from videoassist.storage.records import Job, Participant
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_MAX = 256
+CLOSE_TIMEOUT_S = 2.0
+
+# WebSocket close codes the server uses (docs/protocol.md).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_AUTH_TIMEOUT = 4408
+CLOSE_TOO_SLOW = 4409
+
+
+@dataclass(eq=False)
+class Member:
+    """One authenticated connection in a call."""
+
+    participant: Participant
+    job: Job
+    user_id: int | None
+    invite_id: int | None
+    expires_at: float
+    ws: web.WebSocketResponse
+    outbox: asyncio.Queue[dict[str, Any]] = field(
+        default_factory=lambda: asyncio.Queue(OUTBOX_MAX)
+    )
+    closing: bool = False
+    writer: asyncio.Task[None] | None = None
+    closer: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> int:
+        return self.participant.id
+
+    @property
+    def log_prefix(self) -> str:
+        return f"[job {self.job.id} participant {self.participant.id}]"
+
+    def send(self, message: dict[str, Any]) -> bool:
+        """Queue a message; a member whose outbox is full is closed as too slow."""
+        if self.closing:
+            return False
+        try:
+            self.outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            logger.warning("%s outbox full: closing a client that does not read",
+                           self.log_prefix)
+            self.close(CLOSE_TOO_SLOW, "too_slow", "Your connection is too slow.")
+            return False
+        return True
+
+    async def write_loop(self) -> None:
+        while True:
+            message = await self.outbox.get()
+            await self.ws.send_json(message)
+
+    def close(self, code: int, reason: str, message: str | None = None) -> None:
+        """Close from any task: stop the writer, say why, close the socket."""
+        if self.closing:
+            return
+        self.closing = True
+        self.closer = asyncio.create_task(self._close(code, reason, message))
+
+    async def _close(self, code: int, reason: str, message: str | None) -> None:
+        if self.writer is not None:
+            self.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.writer
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                if message is not None and not self.ws.closed:
+                    await self.ws.send_json({"type": "error", "code": reason, "message": message})
+                await self.ws.close(code=code, message=reason.encode())
+        except (TimeoutError, ConnectionError, RuntimeError):
+            logger.info("%s peer did not close cleanly", self.log_prefix)
+
+
+@dataclass(eq=False)
+class Room:
+    job: Job
+    call_id: int
+    members: dict[int, Member] = field(default_factory=dict)
+
+    def broadcast(self, message: dict[str, Any], exclude: Member | None = None) -> None:
+        for member in list(self.members.values()):
+            if member is not exclude:
+                member.send(message)
+
+
+class Hub:
+    def __init__(self, store: Store, poll_s: float, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._poll_s = poll_s
+        self._clock = clock
+        self._rooms: dict[int, Room] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def rooms(self) -> dict[int, Room]:
+        return self._rooms
+
+    def members(self) -> list[Member]:
+        return [m for room in self._rooms.values() for m in room.members.values()]
+
+    async def join(
+        self,
+        job: Job,
+        role: str,
+        display_name: str,
+        user_id: int | None,
+        invite_id: int | None,
+        expires_at: float,
+        ws: web.WebSocketResponse,
+    ) -> tuple[Member, Room]:
+        async with self._lock:
+            room = self._rooms.get(job.id)
+            if room is None:
+                call_id = await self._store.calls.start(job.id)
+                room = self._rooms[job.id] = Room(job, call_id)
+                logger.info("[job %d] call %d started", job.id, call_id)
+            participant = await self._store.calls.join(
+                room.call_id, role, display_name, user_id, invite_id
+            )
+            member = Member(participant, job, user_id, invite_id, expires_at, ws)
+            room.broadcast({"type": "participant.joined", "participant": participant.public()})
+            room.members[member.id] = member
+        actor = f"user:{user_id}" if user_id is not None else f"invite:{invite_id}"
+        await self._store.audit.record(actor, "call.joined", f"job:{job.id}",
+                                       call=room.call_id, participant=participant.id)
+        logger.info("%s joined as %s", member.log_prefix, role)
+        return member, room
+
+    async def leave(self, member: Member) -> None:
+        async with self._lock:
+            room = self._rooms.get(member.job.id)
+            if room is None or room.members.get(member.id) is not member:
+                return
+            del room.members[member.id]
+            await self._store.calls.leave(member.id)
+            room.broadcast({"type": "participant.left", "participant": member.participant.public()
+                            | {"left_at": self._clock()}})
+            if not room.members:
+                await self._store.calls.end(room.call_id)
+                del self._rooms[member.job.id]
+                logger.info("[job %d] call %d ended", member.job.id, room.call_id)
+        actor = (f"user:{member.user_id}" if member.user_id is not None
+                 else f"invite:{member.invite_id}")
+        await self._store.audit.record(actor, "call.left", f"job:{member.job.id}",
+                                       call=room.call_id, participant=member.id)
+        logger.info("%s left", member.log_prefix)
+
+    async def disconnect_user(self, user_id: int, reason: str) -> int:
+        """Close every connection of a user (disabled, signed out); return how many."""
+        closing = [m for m in self.members() if m.user_id == user_id and not m.closing]
+        for member in closing:
+            member.close(CLOSE_UNAUTHORIZED, reason, "You have been signed out.")
+        return len(closing)
+
+    async def watch_revocations(self) -> None:
+        """Close connections of users disabled anywhere, the CLI included."""
+        while True:
+            await asyncio.sleep(self._poll_s)
+            try:
+                connected = {m.user_id for m in self.members() if m.user_id is not None}
+                if not connected:
+                    continue
+                active = await self._store.users.active_among(connected)
+                for user_id in connected - active:
+                    await self.disconnect_user(user_id, "account_disabled")
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("revocation check failed; retrying")
+
+    async def close_all(
+        self, code: int = CLOSE_GOING_AWAY, reason: str = "server_shutdown"
+    ) -> None:
+        members = self.members()
+        for member in members:
+            member.close(code, reason, "The server is shutting down.")
+        closers = [m.closer for m in members if m.closer is not None]
+        if closers:
+            await asyncio.gather(*closers, return_exceptions=True)

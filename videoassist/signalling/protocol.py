@@ -1,0 +1,189 @@
+"""Protocol version 1: decoding and checking client messages.
+
+Every client message is a JSON object with a ``type``. ``decode`` returns the
+message with its fields checked, or raises ``BadRequest`` with a message that
+names the problem; the connection answers it with an ``error`` and lives on.
+Shapes are in normalized coordinates: (0, 0) is the top-left corner of the
+video's picture, (1, 1) its bottom-right, whatever its size or letterboxing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from videoassist.errors import BadRequest, PayloadTooLarge
+
+PROTOCOL_VERSION = 1
+
+MAX_CHAT_CHARS = 2000
+MAX_SDP_CHARS = 60_000
+MAX_CANDIDATE_CHARS = 1024
+MAX_SHAPE_POINTS = 1000
+MAX_LABEL_CHARS = 200
+SHAPE_KINDS = ("pen", "arrow", "circle", "text")
+
+_SHAPE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def decode(raw: str, max_bytes: int) -> dict[str, Any]:
+    """Parse and check one text frame."""
+    if len(raw) > max_bytes or len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise PayloadTooLarge(f"Messages must be at most {max_bytes} bytes.")
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        raise BadRequest("The message is not valid JSON.") from None
+    if not isinstance(message, dict):
+        raise BadRequest("A message must be a JSON object.")
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        raise BadRequest("A message needs a string 'type'.")
+    check = _CHECKS.get(kind)
+    if check is None:
+        raise BadRequest(f"Unknown message type {kind[:40]!r}.")
+    fields = check(message)
+    fields["type"] = kind
+    return fields
+
+
+def _string(message: dict[str, Any], name: str, max_chars: int, *, empty: bool = False) -> str:
+    value = message.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(f"'{name}' must be a string.")
+    if not empty and not value.strip():
+        raise BadRequest(f"'{name}' must not be empty.")
+    if len(value) > max_chars:
+        raise BadRequest(f"'{name}' must be at most {max_chars} characters.")
+    return value
+
+
+def _int(message: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
+    value = message.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**53:
+        raise BadRequest(f"'{name}' must be a non-negative whole number.")
+    return value
+
+
+def _unit(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadRequest(f"{what} must be a number between 0 and 1.")
+    if not 0.0 <= value <= 1.0:
+        raise BadRequest(f"{what} must be between 0 and 1 (normalized coordinates).")
+    return float(value)
+
+
+def _point(value: object) -> list[float]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise BadRequest("A point is [x, y].")
+    return [_unit(value[0], "x"), _unit(value[1], "y")]
+
+
+def check_shape(shape: object) -> dict[str, Any]:
+    """A drawable shape: {id, kind, points, color, width[, text]}."""
+    if not isinstance(shape, dict):
+        raise BadRequest("'shape' must be an object.")
+    shape_id = shape.get("id")
+    if not isinstance(shape_id, str) or not _SHAPE_ID.match(shape_id):
+        raise BadRequest("A shape 'id' is 1 to 64 letters, digits, '_' or '-'.")
+    kind = shape.get("kind")
+    if kind not in SHAPE_KINDS:
+        raise BadRequest(f"A shape 'kind' is one of {', '.join(SHAPE_KINDS)}.")
+    points = shape.get("points")
+    if not isinstance(points, list) or not 1 <= len(points) <= MAX_SHAPE_POINTS:
+        raise BadRequest(f"'points' must hold 1 to {MAX_SHAPE_POINTS} points.")
+    needed = {"pen": 1, "arrow": 2, "circle": 2, "text": 1}[kind]
+    if len(points) < needed or (kind in ("arrow", "circle") and len(points) != 2):
+        raise BadRequest(f"A {kind} needs {'exactly 2' if needed == 2 else 'at least 1'} points.")
+    color = shape.get("color")
+    if not isinstance(color, str) or not _COLOR.match(color):
+        raise BadRequest("'color' must look like #rrggbb.")
+    width = shape.get("width")
+    if isinstance(width, bool) or not isinstance(width, int | float) or not (
+        0 < width <= 0.1
+    ):
+        raise BadRequest("'width' is the stroke width as a fraction of the picture's width, "
+                         "above 0 and at most 0.1.")
+    checked: dict[str, Any] = {
+        "id": shape_id, "kind": kind, "points": [_point(p) for p in points],
+        "color": color.lower(), "width": float(width),
+    }
+    if kind == "text":
+        checked["text"] = _string(shape, "text", MAX_LABEL_CHARS)
+    return checked
+
+
+def _auth(m: dict[str, Any]) -> dict[str, Any]:
+    return {"token": _string(m, "token", 4096), "job": _int(m, "job", optional=True)}
+
+
+def _empty(m: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def _chat(m: dict[str, Any]) -> dict[str, Any]:
+    return {"text": _string(m, "text", MAX_CHAT_CHARS)}
+
+
+def _sdp(m: dict[str, Any]) -> dict[str, Any]:
+    sdp = _string(m, "sdp", MAX_SDP_CHARS)
+    if not sdp.startswith("v=0"):
+        raise BadRequest("'sdp' is not a session description (it must start with v=0).")
+    return {"sdp": sdp}
+
+
+def _candidate(m: dict[str, Any]) -> dict[str, Any]:
+    mid = m.get("sdpMid")
+    if mid is not None and (not isinstance(mid, str) or len(mid) > 32):
+        raise BadRequest("'sdpMid' must be a short string or null.")
+    return {
+        "candidate": _string(m, "candidate", MAX_CANDIDATE_CHARS, empty=True),
+        "sdpMid": mid,
+        "sdpMLineIndex": _int(m, "sdpMLineIndex", optional=True),
+    }
+
+
+def _annotation_add(m: dict[str, Any]) -> dict[str, Any]:
+    return {"target": _int(m, "target"), "shape": check_shape(m.get("shape"))}
+
+
+def _annotation_remove(m: dict[str, Any]) -> dict[str, Any]:
+    shape_id = m.get("id")
+    if not isinstance(shape_id, str) or not _SHAPE_ID.match(shape_id):
+        raise BadRequest("'id' must name a shape.")
+    return {"target": _int(m, "target"), "id": shape_id}
+
+
+def _annotation_clear(m: dict[str, Any]) -> dict[str, Any]:
+    return {"target": _int(m, "target")}
+
+
+def _annotation_pointer(m: dict[str, Any]) -> dict[str, Any]:
+    color = m.get("color", "#ff3b30")
+    if not isinstance(color, str) or not _COLOR.match(color):
+        raise BadRequest("'color' must look like #rrggbb.")
+    return {"target": _int(m, "target"), "x": _unit(m.get("x"), "x"),
+            "y": _unit(m.get("y"), "y"), "color": color.lower()}
+
+
+_CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "auth": _auth,
+    "ping": _empty,
+    "leave": _empty,
+    "chat.message": _chat,
+    "sdp.offer": _sdp,
+    "sdp.answer": _sdp,
+    "ice.candidate": _candidate,
+    "annotation.add": _annotation_add,
+    "annotation.remove": _annotation_remove,
+    "annotation.clear": _annotation_clear,
+    "annotation.pointer": _annotation_pointer,
+}
+
+CLIENT_TYPES = tuple(_CHECKS)

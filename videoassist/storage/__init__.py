@@ -1,0 +1,45 @@
+"""Storage: the only package that speaks SQL. Imports nothing else of the project
+but ``videoassist.errors``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from videoassist.storage.audit import Audit
+from videoassist.storage.calls import Calls
+from videoassist.storage.db import Database
+from videoassist.storage.invites import Invites
+from videoassist.storage.jobs import Jobs
+from videoassist.storage.users import Users
+
+__all__ = ["Store"]
+
+
+class Store:
+    """The database and its repositories, one per noun."""
+
+    def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.users = Users(db, clock)
+        self.jobs = Jobs(db, clock)
+        self.invites = Invites(db, clock)
+        self.calls = Calls(db, clock)
+        self.audit = Audit(db, clock)
+
+    @classmethod
+    async def open(
+        cls, path: Path, clock: Callable[[], float] = time.time, migrate: bool = True
+    ) -> Store:
+        db = await Database.open(path)
+        if migrate:
+            try:
+                await db.migrate()
+            except BaseException:
+                await db.close()
+                raise
+        return cls(db, clock)
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -1,0 +1,144 @@
+"""Calls, their participants and their chat messages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiosqlite
+
+from videoassist.storage.db import Database
+from videoassist.storage.records import Message, Participant
+
+_PARTICIPANT = "id, call_id, role, display_name, user_id, invite_id, joined_at, left_at"
+_MESSAGE = (
+    "id, job_id, call_id, participant_id, sender_name, sender_role, text, created_at"
+)
+
+
+def _participant(row: aiosqlite.Row) -> Participant:
+    return Participant(*row)
+
+
+class Calls:
+    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def start(self, job_id: int) -> int:
+        now = self._clock()
+        async with self._db.transaction() as tx:
+            _, call_id = await tx.execute(
+                "INSERT INTO calls (job_id, started_at) VALUES (?, ?)", (job_id, now)
+            )
+            await tx.execute(
+                "INSERT INTO events (job_id, call_id, type, created_at) VALUES (?, ?, ?, ?)",
+                (job_id, call_id, "call.started", now),
+            )
+        assert call_id is not None
+        return call_id
+
+    async def end(self, call_id: int) -> None:
+        now = self._clock()
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "UPDATE participants SET left_at = ? WHERE call_id = ? AND left_at IS NULL",
+                (now, call_id),
+            )
+            count, _ = await tx.execute(
+                "UPDATE calls SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (now, call_id)
+            )
+            if count:
+                await tx.execute(
+                    "INSERT INTO events (job_id, call_id, type, created_at)"
+                    " SELECT job_id, id, 'call.ended', ? FROM calls WHERE id = ?",
+                    (now, call_id),
+                )
+
+    async def end_all_open(self) -> int:
+        """Close calls left open by a previous process (crash, kill); return how many."""
+        rows = await self._db.fetchall("SELECT id FROM calls WHERE ended_at IS NULL")
+        for row in rows:
+            await self.end(row[0])
+        return len(rows)
+
+    async def join(
+        self,
+        call_id: int,
+        role: str,
+        display_name: str,
+        user_id: int | None,
+        invite_id: int | None,
+    ) -> Participant:
+        now = self._clock()
+        async with self._db.transaction() as tx:
+            _, pid = await tx.execute(
+                "INSERT INTO participants (call_id, role, display_name, user_id, invite_id,"
+                " joined_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (call_id, role, display_name, user_id, invite_id, now),
+            )
+            await tx.execute(
+                "INSERT INTO events (job_id, call_id, type, data, created_at)"
+                " SELECT job_id, id, 'participant.joined', json_object('participant', ?,"
+                " 'role', ?, 'name', ?), ? FROM calls WHERE id = ?",
+                (pid, role, display_name, now, call_id),
+            )
+            row = await tx.fetchone(f"SELECT {_PARTICIPANT} FROM participants WHERE id = ?", (pid,))
+        assert row is not None
+        return _participant(row)
+
+    async def leave(self, participant_id: int) -> None:
+        now = self._clock()
+        async with self._db.transaction() as tx:
+            count, _ = await tx.execute(
+                "UPDATE participants SET left_at = ? WHERE id = ? AND left_at IS NULL",
+                (now, participant_id),
+            )
+            if count:
+                await tx.execute(
+                    "INSERT INTO events (job_id, call_id, type, data, created_at)"
+                    " SELECT c.job_id, c.id, 'participant.left', json_object('participant', p.id,"
+                    " 'role', p.role, 'name', p.display_name), ?"
+                    " FROM participants p JOIN calls c ON c.id = p.call_id WHERE p.id = ?",
+                    (now, participant_id),
+                )
+
+    async def participants_of_job(self, job_id: int) -> list[Participant]:
+        rows = await self._db.fetchall(
+            f"SELECT {', '.join('p.' + c.strip() for c in _PARTICIPANT.split(','))}"
+            " FROM participants p JOIN calls c ON c.id = p.call_id WHERE c.job_id = ?"
+            " ORDER BY p.joined_at, p.id",
+            (job_id,),
+        )
+        return [_participant(r) for r in rows]
+
+    async def calls_of_job(self, job_id: int) -> list[dict[str, float | int | None]]:
+        rows = await self._db.fetchall(
+            "SELECT id, started_at, ended_at FROM calls WHERE job_id = ? ORDER BY started_at, id",
+            (job_id,),
+        )
+        return [{"id": r[0], "started_at": r[1], "ended_at": r[2]} for r in rows]
+
+    async def add_message(
+        self,
+        job_id: int,
+        call_id: int | None,
+        participant_id: int | None,
+        sender_name: str,
+        sender_role: str,
+        text: str,
+    ) -> Message:
+        now = self._clock()
+        _, message_id = await self._db.execute(
+            "INSERT INTO messages (job_id, call_id, participant_id, sender_name, sender_role,"
+            " text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (job_id, call_id, participant_id, sender_name, sender_role, text, now),
+        )
+        assert message_id is not None
+        return Message(message_id, job_id, call_id, participant_id, sender_name, sender_role,
+                       text, now)
+
+    async def messages_of_job(self, job_id: int) -> list[Message]:
+        rows = await self._db.fetchall(
+            f"SELECT {_MESSAGE} FROM messages WHERE job_id = ? ORDER BY created_at, id", (job_id,)
+        )
+        return [Message(*r) for r in rows]

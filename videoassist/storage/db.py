@@ -1,0 +1,159 @@
+"""The SQLite connection: WAL, foreign keys, one writer, numbered migrations.
+
+All SQL of the project lives in this package. One aiosqlite connection serves
+the whole process; multi-statement changes take ``Database.transaction()``,
+which serializes writers so a transaction never interleaves with another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+logger = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """The shipped migrations as (number, file name, SQL), in order."""
+    found = []
+    for entry in resources.files("videoassist.storage").joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    numbers = [n for n, _, _ in found]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise RuntimeError(f"migrations are not numbered 1..N: {numbers}")
+    return found
+
+
+class Database:
+    """One process-wide SQLite connection."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        # Blocking file-system calls, once at start-up.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        new = not path.exists()  # noqa: ASYNC240
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        if new:
+            os.chmod(path, 0o600)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        return cls(conn, path)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def schema_version(self) -> int:
+        row = await self.fetchone("PRAGMA user_version")
+        assert row is not None
+        return int(row[0])
+
+    async def migrate(self) -> list[str]:
+        """Apply the migrations this database has not seen; return their names."""
+        applied = []
+        async with self._write_lock:
+            current = await self.schema_version()
+            for number, name, sql in migrations():
+                if number <= current:
+                    continue
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    # executescript would COMMIT first; run statement by statement instead.
+                    for statement in _split_statements(sql):
+                        await self._conn.execute(statement)
+                    await self._conn.execute(f"PRAGMA user_version = {number:d}")
+                except BaseException:
+                    await self._conn.execute("ROLLBACK")
+                    raise
+                await self._conn.execute("COMMIT")
+                logger.info("applied migration %s", name)
+                applied.append(name)
+        return applied
+
+    async def ping(self) -> None:
+        await self.fetchone("SELECT 1")
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._conn.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> tuple[int, int | None]:
+        """Run one writing statement on its own; return (rowcount, lastrowid)."""
+        async with self._write_lock, self._conn.execute(sql, tuple(params)) as cur:
+            return cur.rowcount, cur.lastrowid
+
+    async def write_returning(
+        self, sql: str, params: Iterable[Any] = ()
+    ) -> aiosqlite.Row | None:
+        """Run one ``... RETURNING`` writing statement; return its first row."""
+        async with self._write_lock, self._conn.execute(sql, tuple(params)) as cur:
+            rows = list(await cur.fetchall())
+        return rows[0] if rows else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A write transaction; rolled back if the block raises."""
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._conn)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+
+class Transaction:
+    """Statements inside ``Database.transaction()``."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> tuple[int, int | None]:
+        async with self._conn.execute(sql, tuple(params)) as cur:
+            return cur.rowcount, cur.lastrowid
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._conn.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+
+def _split_statements(sql: str) -> list[str]:
+    """Split a migration into statements, as SQLite's own tokenizer sees them."""
+    statements, pending = [], ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in pending.splitlines()
+    ):
+        raise RuntimeError("migration ends with an incomplete statement")
+    return statements

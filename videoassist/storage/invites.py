@@ -1,0 +1,107 @@
+"""One-time links, stored only as the SHA-256 of their token.
+
+Redeeming is one conditional UPDATE: of any number of concurrent attempts on the
+same token exactly one changes the row, and only that one gets the invite back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import aiosqlite
+
+from videoassist.errors import Gone
+from videoassist.storage.db import Database
+from videoassist.storage.records import Invite
+
+_COLUMNS = (
+    "id, purpose, job_id, user_id, role, created_by, created_at, expires_at, used_at, revoked_at"
+)
+
+
+def _invite(row: aiosqlite.Row) -> Invite:
+    return Invite(*row)
+
+
+class Invites:
+    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def create_join(
+        self, token_hash: bytes, job_id: int, role: str, ttl_s: float, created_by: int | None
+    ) -> Invite:
+        return await self._create(token_hash, "join", job_id, None, role, ttl_s, created_by)
+
+    async def create_password(
+        self, token_hash: bytes, user_id: int, role: str, ttl_s: float, created_by: int | None
+    ) -> Invite:
+        """A set-password link; earlier unused ones for the same user are revoked."""
+        now = self._clock()
+        await self._db.execute(
+            "UPDATE invites SET revoked_at = ? WHERE purpose = 'password' AND user_id = ?"
+            " AND used_at IS NULL AND revoked_at IS NULL",
+            (now, user_id),
+        )
+        return await self._create(token_hash, "password", None, user_id, role, ttl_s, created_by)
+
+    async def _create(
+        self,
+        token_hash: bytes,
+        purpose: str,
+        job_id: int | None,
+        user_id: int | None,
+        role: str,
+        ttl_s: float,
+        created_by: int | None,
+    ) -> Invite:
+        now = self._clock()
+        try:
+            _, invite_id = await self._db.execute(
+                "INSERT INTO invites (token_hash, purpose, job_id, user_id, role, created_by,"
+                " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (token_hash, purpose, job_id, user_id, role, created_by, now, now + ttl_s),
+            )
+        except sqlite3.IntegrityError as exc:  # a hash collision of 256-bit tokens, or a bug
+            raise RuntimeError("invite could not be stored") from exc
+        row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM invites WHERE id = ?", (invite_id,))
+        assert row is not None
+        return _invite(row)
+
+    async def redeem(self, token_hash: bytes, purpose: str) -> Invite:
+        """Consume a live link atomically; used, expired, revoked or unknown raise Gone."""
+        now = self._clock()
+        row = await self._db.write_returning(
+            f"UPDATE invites SET used_at = ? WHERE token_hash = ? AND purpose = ?"
+            f" AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?"
+            f" RETURNING {_COLUMNS}",
+            (now, token_hash, purpose, now),
+        )
+        if row is None:
+            raise Gone()
+        return _invite(row)
+
+    async def peek(self, token_hash: bytes, purpose: str) -> Invite:
+        """A live link's invite without consuming it (the join page's context)."""
+        row = await self._db.fetchone(
+            f"SELECT {_COLUMNS} FROM invites WHERE token_hash = ? AND purpose = ?"
+            " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?",
+            (token_hash, purpose, self._clock()),
+        )
+        if row is None:
+            raise Gone()
+        return _invite(row)
+
+    async def get(self, invite_id: int) -> Invite | None:
+        row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM invites WHERE id = ?", (invite_id,))
+        return _invite(row) if row else None
+
+    async def revoke_created_by(self, user_id: int) -> int:
+        """Revoke every unused link a user made (when the user is disabled)."""
+        count, _ = await self._db.execute(
+            "UPDATE invites SET revoked_at = ? WHERE created_by = ? AND used_at IS NULL"
+            " AND revoked_at IS NULL",
+            (self._clock(), user_id),
+        )
+        return count

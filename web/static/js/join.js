@@ -1,0 +1,85 @@
+// The customer's (and invited technician's) page: /join#TOKEN.
+import { api, ApiError, setStatus, takeFragmentToken } from "./api.js";
+import { Signalling } from "./signalling.js";
+import { attachChat } from "./chat.js";
+
+const token = takeFragmentToken();
+const joinButton = /** @type {HTMLButtonElement} */ (document.querySelector('[data-action="join"]'));
+/** @type {Signalling | null} */
+let signalling = null;
+
+function gone(message) {
+  joinButton.hidden = true;
+  setStatus(message || "This link is no longer valid. Ask for a new one.");
+}
+
+async function inspect() {
+  if (!token) return gone("This link is incomplete. Open the whole link from your message.");
+  try {
+    const info = await api("/api/invites/inspect", { method: "POST", body: { token } });
+    document.getElementById("job-title").textContent = `${info.company}: ${info.job.title}`;
+    joinButton.disabled = false;
+    setStatus("Ready when you are.");
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 410) return gone(error.message);
+    setStatus(error.message);
+    joinButton.disabled = false;
+  }
+}
+
+function showParticipants(list) {
+  const region = document.querySelector('[data-region="participants"]');
+  region.replaceChildren(...list.map((p) => {
+    const item = document.createElement("li");
+    item.dataset.participant = String(p.id);
+    item.textContent = p.name;
+    return item;
+  }));
+}
+
+joinButton.addEventListener("click", async () => {
+  joinButton.disabled = true;
+  setStatus("Joining…");
+  let session;
+  try {
+    session = await api("/api/invites/redeem", { method: "POST", body: { token } });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 410) return gone(error.message);
+    joinButton.disabled = false;
+    return setStatus(error.message);
+  }
+  const people = new Map();
+  signalling = new Signalling(session.token);
+  signalling.addEventListener("joined", (event) => {
+    const msg = /** @type {CustomEvent} */ (event).detail;
+    for (const p of msg.participants) people.set(p.id, p);
+    showParticipants([...people.values()]);
+    document.getElementById("landing").hidden = true;
+    document.getElementById("call").hidden = false;
+    setStatus("Connected");
+  });
+  signalling.addEventListener("participant.joined", (event) => {
+    const p = /** @type {CustomEvent} */ (event).detail.participant;
+    people.set(p.id, p);
+    showParticipants([...people.values()]);
+  });
+  signalling.addEventListener("participant.left", (event) => {
+    people.delete(/** @type {CustomEvent} */ (event).detail.participant.id);
+    showParticipants([...people.values()]);
+  });
+  signalling.addEventListener("closed", () => setStatus("The call has ended."));
+  attachChat(signalling, document.querySelector('[data-region="chat"]'),
+    /** @type {HTMLFormElement} */ (document.getElementById("chat-form")));
+  signalling.connect();
+});
+
+document.querySelector('[data-action="leave"]').addEventListener("click", () => {
+  if (signalling) signalling.leave();
+});
+
+// Nothing of the call survives the page: close on pagehide, and a page restored from
+// the back-forward cache starts over (the link is used, so it says so).
+addEventListener("pagehide", () => { if (signalling) signalling.leave(); });
+addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });
+
+inspect();
