@@ -152,12 +152,27 @@ class TokenService:
                 algorithms=[ALGORITHM],
                 audience=audience,
                 issuer=self._issuer,
-                leeway=self._leeway,
-                options={"require": _REQUIRED},
+                # Times are checked below against the injected clock, not the wall clock.
+                options={"require": _REQUIRED, "verify_exp": False, "verify_iat": False,
+                         "verify_nbf": False},
             )
         except (jwt.PyJWTError, TypeError, ValueError):
             raise Unauthorized() from None
+        self._check_times(claims)
         return claims
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        now = self._clock()
+        for name in ("exp", "iat", "nbf"):
+            value = claims.get(name)
+            if name == "nbf" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise Unauthorized()
+        if now >= claims["exp"] + self._leeway:
+            raise Unauthorized("The session has expired; sign in again.")
+        if claims["iat"] > now + self._leeway or claims.get("nbf", now) > now + self._leeway:
+            raise Unauthorized()
 
 
 def _subject_id(claims: dict[str, Any], kind: str) -> int:
