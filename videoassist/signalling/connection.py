@@ -75,6 +75,7 @@ def _error(exc: VideoassistError, ref: object = None) -> dict[str, Any]:
 class Connection:
     def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
         self.app = request.app
+        self.transport = request.transport
         self.ws = ws
         self.client = client_address(request)
         self.settings = request.app[SETTINGS]
@@ -93,6 +94,7 @@ class Connection:
         if member is None:
             return
         member.writer = asyncio.create_task(member.write_loop())
+        member.abort = self._abort
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -189,6 +191,10 @@ class Connection:
                              if m is not member],
         })
         return member
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
     async def _refuse(self, code: int, reason: str, message: str) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError):

@@ -49,6 +49,7 @@ class Member:
     closing: bool = False
     writer: asyncio.Task[None] | None = None
     closer: asyncio.Task[None] | None = None
+    abort: Callable[[], None] | None = None
 
     @property
     def id(self) -> int:
@@ -89,12 +90,17 @@ class Member:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.writer
         try:
-            async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                if message is not None and not self.ws.closed:
+            if message is not None and not self.ws.closed:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S / 2):
                     await self.ws.send_json({"type": "error", "code": reason, "message": message})
+            async with asyncio.timeout(CLOSE_TIMEOUT_S / 2):
                 await self.ws.close(code=code, message=reason.encode())
         except (TimeoutError, ConnectionError, RuntimeError):
-            logger.info("%s peer did not close cleanly", self.log_prefix)
+            # A peer that does not read cannot be closed politely: drop the connection.
+            logger.info("%s peer did not close cleanly; dropping the connection",
+                        self.log_prefix)
+            if self.abort is not None:
+                self.abort()
 
 
 @dataclass(eq=False)

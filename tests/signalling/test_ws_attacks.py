@@ -1,0 +1,230 @@
+"""Attacks on the signalling socket: each gets a clear error; nothing else breaks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+import pytest
+
+from tests.conftest import Server, ServerFactory, receive
+from videoassist.appkeys import HUB
+
+
+async def _call(server: Server) -> tuple[str, int]:
+    _, token = await server.staff("expert")
+    return token, await server.job(token)
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null",
+                                    "http://127.0.0.1:1", None])
+async def test_cross_origin_handshake_is_refused(server: Server, origin: str | None) -> None:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await server.ws(origin=origin)
+    assert refused.value.status == 403
+
+
+async def test_allowed_origins_are_configurable(server_factory: ServerFactory) -> None:
+    server = await server_factory(allowed_origins=("https://app.example.com",))
+    ws = await server.ws(origin="https://app.example.com")
+    await ws.close()
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        await server.ws()  # its own public URL is no longer on the list
+
+
+async def test_auth_must_come_within_the_deadline(server_factory: ServerFactory) -> None:
+    server = await server_factory(ws_auth_timeout_s=0.3)
+    ws = await server.ws()
+    message = await receive(ws)
+    assert message == {"type": "error", "code": "auth_timeout",
+                       "message": "Send an auth message first."}
+    await ws.receive(timeout=5)
+    assert ws.close_code == 4408
+
+
+async def test_a_bad_token_is_closed_with_4401(server: Server) -> None:
+    ws = await server.ws()
+    await ws.send_json({"type": "auth", "token": "forged.token.here", "job": 1})
+    message = await receive(ws)
+    assert (message["type"], message["code"]) == ("error", "unauthorized")
+    await ws.receive(timeout=5)
+    assert ws.close_code == 4401
+
+
+async def test_messages_before_auth_are_refused_but_auth_still_works(server: Server) -> None:
+    token, job_id = await _call(server)
+    ws = await server.ws()
+    await ws.send_str("{not json")
+    assert (await receive(ws))["code"] == "bad_request"
+    await ws.send_json({"type": "chat.message", "text": "hi"})
+    assert (await receive(ws))["code"] == "unauthorized"
+    await ws.send_json({"type": "auth", "token": token, "job": job_id})
+    assert (await receive(ws))["type"] == "joined"
+    await ws.close()
+
+
+@pytest.mark.parametrize("raw, code", [
+    ("{not json", "bad_request"),
+    ("[]", "bad_request"),
+    ('"just a string"', "bad_request"),
+    ('{"no": "type"}', "bad_request"),
+    ('{"type": 5}', "bad_request"),
+    ('{"type": "launch.missiles"}', "bad_request"),
+    ('{"type": "chat.message"}', "bad_request"),
+    ('{"type": "chat.message", "text": ""}', "bad_request"),
+    ('{"type": "chat.message", "text": "' + "x" * 2001 + '"}', "bad_request"),
+    ('{"type": "annotation.add", "target": 1, "shape": {"id": "a", "kind": "arrow",'
+     ' "points": [[0, 0], [1.5, 0]], "color": "#ff0000", "width": 0.01}}', "bad_request"),
+    ('{"type": "annotation.add", "target": 1, "shape": {"id": "a", "kind": "arrow",'
+     ' "points": [[0, 0], [NaN, 0]], "color": "#ff0000", "width": 0.01}}', "bad_request"),
+    ('{"type": "annotation.pointer", "target": -1, "x": 0.5, "y": 0.5}', "bad_request"),
+    ('{"type": "annotation.clear", "target": 999999}', "not_found"),
+    ('{"type": "sdp.offer", "sdp": "hello"}', "bad_request"),
+    ('{"type": "sdp.offer"}', "bad_request"),
+    ('{"type": "auth", "token": "x"}', "bad_request"),
+])
+async def test_malformed_messages_get_an_error_and_the_call_lives_on(
+    server: Server, raw: str, code: str
+) -> None:
+    token, job_id = await _call(server)
+    ws, _ = await server.join_call(token, job_id)
+    await ws.send_str(raw)
+    error = await receive(ws)
+    assert (error["type"], error["code"]) == ("error", code), error
+    assert error["message"]
+    await ws.send_json({"type": "chat.message", "text": "still here"})
+    assert (await receive(ws))["message"]["text"] == "still here"
+    await ws.close()
+
+
+async def test_oversized_message_gets_an_error_and_the_next_one_works(server: Server) -> None:
+    token, job_id = await _call(server)
+    ws, _ = await server.join_call(token, job_id)
+    too_big = json.dumps({"type": "chat.message", "text": "x" * (64 * 1024)})
+    await ws.send_str(too_big)
+    error = await receive(ws)
+    assert (error["type"], error["code"]) == ("error", "too_large")
+    await ws.send_bytes(b"\x00\x01")
+    assert (await receive(ws))["code"] == "bad_request"
+    await ws.send_json({"type": "ping"})
+    assert await receive(ws) == {"type": "pong"}
+    await ws.close()
+
+
+async def test_a_huge_frame_is_cut_off_without_harming_others(server: Server) -> None:
+    token, job_id = await _call(server)
+    other, _ = await server.join_call(token, job_id)
+    attacker, _ = await server.join_call(token, job_id)
+    await receive(other)  # participant.joined for the attacker
+    await attacker.send_str("x" * (2 * 1024 * 1024))
+    await attacker.receive(timeout=5)
+    assert attacker.close_code == 1009
+    left = await receive(other)
+    assert left["type"] == "participant.left"
+    await other.send_json({"type": "ping"})
+    assert await receive(other) == {"type": "pong"}
+    await other.close()
+
+
+async def test_flooding_is_rate_limited_with_one_notice(server_factory: ServerFactory) -> None:
+    server = await server_factory(ws_rate_per_s=5, ws_rate_burst=10)
+    token, job_id = await _call(server)
+    ws, _ = await server.join_call(token, job_id)
+    for _ in range(50):
+        await ws.send_json({"type": "ping"})
+    answers = []
+    while True:
+        try:
+            answers.append(await receive(ws, timeout=0.5))
+        except TimeoutError:
+            break
+    pongs = [a for a in answers if a["type"] == "pong"]
+    limited = [a for a in answers if a.get("code") == "rate_limited"]
+    assert 10 <= len(pongs) <= 13
+    assert len(limited) == 1
+    await asyncio.sleep(0.4)
+    await ws.send_json({"type": "ping"})
+    assert await receive(ws) == {"type": "pong"}
+    await ws.close()
+
+
+async def _assert_closed_within(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> float:
+    start = time.monotonic()
+    error = await receive(ws, timeout=seconds)
+    assert (error["type"], error["code"]) == ("error", "account_disabled")
+    await ws.receive(timeout=seconds)
+    assert ws.close_code == 4401
+    return time.monotonic() - start
+
+
+async def test_a_user_disabled_through_the_api_is_closed_at_once(server: Server) -> None:
+    _, admin_token = await server.staff("admin")
+    user, token = await server.staff("technician")
+    job_id = await server.job(admin_token)
+    ws, _ = await server.join_call(token, job_id)
+    status, body, _ = await server.request("POST", f"/api/users/{user.id}/disable",
+                                           token=admin_token)
+    assert status == 200
+    assert body["connections_closed"] == 1
+    assert await _assert_closed_within(ws, 1.0) < 1.0
+    assert server.app[HUB].members() == []
+
+
+async def test_a_user_disabled_by_another_process_is_closed_within_a_second(
+    server: Server,
+) -> None:
+    """The CLI writes to the database; the server notices by itself."""
+    user, token = await server.staff("technician")
+    job_id = await server.job(token)
+    ws, _ = await server.join_call(token, job_id)
+    # What `videoassist user disable` does, through a second connection to the same file.
+    import sqlite3
+    with sqlite3.connect(server.settings.database_path) as db:
+        db.execute("UPDATE users SET disabled_at = ? WHERE id = ?", (time.time(), user.id))
+    assert await _assert_closed_within(ws, 1.0) < 1.0
+    assert server.app[HUB].members() == []
+
+
+async def test_a_disabled_users_next_message_is_refused(server: Server) -> None:
+    user, token = await server.staff("technician")
+    job_id = await server.job(token)
+    ws, _ = await server.join_call(token, job_id)
+    await server.store.users.set_disabled(user.id, True)
+    await ws.send_json({"type": "chat.message", "text": "am I still here?"})
+    error = await receive(ws)
+    assert error["code"] == "account_disabled"
+    assert await server.store.calls.messages_of_job(job_id) == []
+
+
+async def test_a_client_that_never_reads_is_closed_not_buffered(
+    server_factory: ServerFactory,
+) -> None:
+    """A peer whose TCP window stays shut stalls its own writer, never the others.
+
+    Filling real kernel socket buffers takes megabytes, so the stalled peer is made by
+    replacing its server-side send with one that never completes: the one fake here.
+    """
+    server = await server_factory(ws_rate_per_s=10_000, ws_rate_burst=10_000)
+    token, job_id = await _call(server)
+    stalled_ws, stalled_joined = await server.join_call(token, job_id)
+    reader, _ = await server.join_call(token, job_id)
+    stalled = next(m for m in server.app[HUB].members()
+                   if m.id == stalled_joined["you"]["id"])
+
+    async def never(*args: object, **kwargs: object) -> None:
+        await asyncio.Event().wait()
+
+    stalled.ws.send_json = never  # type: ignore[method-assign]
+    for n in range(stalled.outbox.maxsize + 50):
+        await reader.send_json({"type": "chat.message", "text": f"m{n}"})
+        message = await receive(reader, skip=("participant.left",))
+        assert message["message"]["text"] == f"m{n}"  # the reader is never held up
+        assert stalled.outbox.qsize() <= stalled.outbox.maxsize
+    async with asyncio.timeout(5):
+        while stalled in server.app[HUB].members():
+            await asyncio.sleep(0.05)
+    assert stalled.closing
+    await reader.close()
+    await stalled_ws.close()

@@ -1,0 +1,84 @@
+"""Settings: types converted, bad values refused loudly, secrets never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from videoassist.config import Secret, Settings, documentation, load_settings
+from videoassist.errors import ConfigError
+
+
+def test_defaults_derive_public_url_and_origin() -> None:
+    settings = load_settings({})
+    assert settings.public_url == "http://127.0.0.1:8080"
+    assert settings.allowed_origins == ("http://127.0.0.1:8080",)
+    assert settings.data_dir == Path("data")
+
+
+def test_environment_values_are_converted() -> None:
+    settings = load_settings({
+        "VIDEOASSIST_PORT": "9000",
+        "VIDEOASSIST_PUBLIC_URL": "https://assist.example.com/",
+        "VIDEOASSIST_ALLOWED_ORIGINS": "https://a.example.com, https://b.example.com",
+        "VIDEOASSIST_TRUST_FORWARDED_FOR": "yes",
+        "VIDEOASSIST_WS_AUTH_TIMEOUT_S": "2.5",
+        "VIDEOASSIST_JWT_KEYS": "k1:" + "x" * 40,
+        "PATH": "/usr/bin",
+    })
+    assert settings.port == 9000
+    assert settings.public_url == "https://assist.example.com"
+    assert settings.allowed_origins == ("https://a.example.com", "https://b.example.com")
+    assert settings.trust_forwarded_for is True
+    assert settings.ws_auth_timeout_s == 2.5
+    assert isinstance(settings.jwt_keys, Secret)
+
+
+def test_toml_file_then_environment_then_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "videoassist.toml"
+    config.write_text('port = 9001\ncompany_name = "Acme Heating"\nturn_urls = ["turn:t:3478"]\n')
+    settings = load_settings({"VIDEOASSIST_PORT": "9002"}, config, host="0.0.0.0")
+    assert (settings.port, settings.company_name, settings.host) == (9002, "Acme Heating",
+                                                                     "0.0.0.0")
+    assert settings.turn_urls == ("turn:t:3478",)
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"VIDEOASSIST_PORT": "eighty"}, "VIDEOASSIST_PORT"),
+    ({"VIDEOASSIST_PORT": "70000"}, "VIDEOASSIST_PORT"),
+    ({"VIDEOASSIST_ACCESS_LOG": "maybe"}, "VIDEOASSIST_ACCESS_LOG"),
+    ({"VIDEOASSIST_INVITE_MAX_TTL_S": "90000"}, "VIDEOASSIST_INVITE_MAX_TTL_S"),
+    ({"VIDEOASSIST_TOKEN_LEEWAY_S": "60"}, "VIDEOASSIST_TOKEN_LEEWAY_S"),
+    ({"VIDEOASSIST_TURN_TTL_S": "3600"}, "VIDEOASSIST_TURN_TTL_S"),
+    ({"VIDEOASSIST_PUBLIC_URL": "ftp://x"}, "VIDEOASSIST_PUBLIC_URL"),
+    ({"VIDEOASSIST_ALLOWED_ORIGINS": "https://a.example.com/path"}, "ALLOWED_ORIGINS"),
+    ({"VIDEOASSIST_TURN_URLS": "http://turn"}, "VIDEOASSIST_TURN_URLS"),
+    ({"VIDEOASSIST_NO_SUCH_THING": "1"}, "VIDEOASSIST_NO_SUCH_THING"),
+])
+def test_bad_values_fail_loudly_naming_the_variable(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        load_settings(env)
+
+
+def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("port = = 1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings({}, config)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings({}, tmp_path / "missing.toml")
+
+
+def test_secrets_never_show() -> None:
+    settings = load_settings({"VIDEOASSIST_TURN_SECRET": "hunter2-turn-secret"})
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings.turn_secret)
+    assert settings.turn_secret is not None
+    assert settings.turn_secret.reveal() == "hunter2-turn-secret"
+
+
+def test_every_field_is_documented_in_the_class() -> None:
+    docs = documentation()
+    assert len(docs) == len(Settings.__dataclass_fields__)
+    assert all(text.strip() for text in docs.values())
