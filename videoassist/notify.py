@@ -18,11 +18,11 @@ RETRY_DELAYS_S = (1.0, 4.0, 15.0)
 
 
 class Notifier:
-    def __init__(self, url: str, timeout_s: float, retry_delays_s: tuple[float, ...] =
-                 RETRY_DELAYS_S) -> None:
+    def __init__(self, url: str, timeout_s: float,
+                 retry_delays_s: tuple[float, ...] | None = None) -> None:
         self._url = url
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._delays = retry_delays_s
+        self._delays = RETRY_DELAYS_S if retry_delays_s is None else retry_delays_s
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
