@@ -13,7 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from videoassist import __version__, accounts, invitations, keyfiles
 from videoassist.config import Settings, load_settings
@@ -30,6 +30,13 @@ class UsageError(Exception):
     """Bad input on the command line: one line to stderr, exit 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit 2), like ours."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"videoassist: {message} (see '{self.prog} --help')\n")
+
+
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -44,8 +51,10 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
-    store = await Store.open(settings.database_path)
+async def _with_store(
+    settings: Settings, work: Callable[[Store], Awaitable[int]], migrate: bool = True
+) -> int:
+    store = await Store.open(settings.database_path, migrate=migrate)
     try:
         return await work(store)
     finally:
@@ -90,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   f"password:\n\n  {link}\n", flush=True)
         return 0
 
-    asyncio.run(_with_store(settings, prepare))
+    asyncio.run(_with_store(settings, prepare, migrate=False))
     print(f"videoassist {__version__} serving on http://{settings.host}:{settings.port} "
           f"(public URL {settings.public_url})", flush=True)
     web.run_app(
@@ -108,11 +117,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def work(store: Store) -> int:
+        for name in await store.db.migrate():
+            print(f"applied migration {name}")
         version = await store.db.schema_version()
         print(f"database {settings.database_path} at schema version {version}")
         return 0
 
-    return asyncio.run(_with_store(settings, work))
+    return asyncio.run(_with_store(settings, work, migrate=False))
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
@@ -188,6 +199,8 @@ def cmd_job_create(args: argparse.Namespace) -> int:
 
 def cmd_invite(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if args.ttl is not None and not 60 <= args.ttl <= settings.invite_max_ttl_s:
+        raise UsageError(f"--ttl must be between 60 and {settings.invite_max_ttl_s} seconds")
 
     async def work(store: Store) -> int:
         job = await store.jobs.get(args.job_id)
@@ -218,12 +231,12 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--data-dir", type=Path, default=None,
                         help="data directory (default ./data, or VIDEOASSIST_DATA_DIR)")
     common.add_argument("--config", type=Path, default=None, help="TOML settings file")
 
-    parser = argparse.ArgumentParser(prog="videoassist", description=__doc__)
+    parser = _Parser(prog="videoassist", description=__doc__)
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -1,10 +1,20 @@
 // Set a password through a one-time link: /setup#TOKEN.
-import { api, setStatus, takeFragmentToken } from "./api.js";
+import { api, ApiError, setStatus, takeFragmentToken } from "./api.js";
 
 const token = takeFragmentToken();
 const form = /** @type {HTMLFormElement} */ (document.getElementById("setup-form"));
 
-if (!token) setStatus("This link is incomplete. Open the whole link you were given.");
+/** @param {string} id */
+function show(id) {
+  for (const section of ["setup", "done", "dead"]) {
+    document.getElementById(section).hidden = section !== id;
+  }
+}
+
+if (!token) {
+  show("dead");
+  setStatus("This link is incomplete. Open the whole link you were given.");
+}
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -17,10 +27,13 @@ form.addEventListener("submit", async (event) => {
   try {
     await api("/api/password", { method: "POST", body: { token, password } });
   } catch (error) {
+    if (error instanceof ApiError && error.status === 410) {
+      form.reset();
+      show("dead");
+    }
     return setStatus(error.message);
   }
   form.reset();
-  form.hidden = true;
-  document.getElementById("done").hidden = false;
+  show("done");
   setStatus("Password set.");
 });

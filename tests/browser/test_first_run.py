@@ -1,0 +1,132 @@
+"""First run, end to end: ``videoassist serve`` prints a one-time /setup link, the admin
+sets a password in Chromium, signs in, creates a job and invites a customer."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.async_api import BrowserContext, Page, expect
+
+from tests.browser.conftest import screenshots
+from tests.conftest import PASSWORD
+from tests.test_cli import LINK_TOKEN, ServeProcess
+
+pytestmark = pytest.mark.browser
+
+
+def setup_link(serve: ServeProcess) -> tuple[str, str]:
+    """The link ``serve`` prints on first run, and its token; waits until it answers."""
+    match = serve.wait_for(rf"({re.escape(serve.url)}/setup#({LINK_TOKEN}))(?![A-Za-z0-9_-])")
+    serve.wait_ready()
+    return match[1], match[2]
+
+
+def watch_errors(page: Page, errors: list[str]) -> None:
+    """Append the page's uncaught script errors and console errors to ``errors``.
+
+    The server has no /favicon.ico yet; Chromium's 404 for it is not the page's error.
+    """
+    page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text} {msg.location}")
+            if msg.type == "error" and not msg.location["url"].endswith("/favicon.ico")
+            else None)
+
+
+async def set_password(page: Page, link: str) -> None:
+    await page.goto(link)
+    await page.fill("[name=password]", PASSWORD)
+    await page.fill("[name=password2]", PASSWORD)
+    await page.click('[data-action="set-password"]')
+
+
+def assert_token_only_printed_once(serve: ServeProcess, token: str) -> None:
+    """After the run: the token is on the line printed on purpose, never in a log line."""
+    assert serve.stop() == 0, serve.output
+    assert "Traceback" not in serve.output, serve.output
+    assert re.search(r"GET /setup 200 ", serve.output), serve.output  # the access log ran
+    assert re.search(r"POST /api/password \d{3} ", serve.output), serve.output
+    printed = [line for line in serve.lines if token in line]
+    assert len(printed) == 1, printed
+    assert printed[0].strip().startswith(f"{serve.url}/setup#{token}"), printed
+    assert serve.output.count(token) == 1
+
+
+async def test_first_run_setup_sign_in_job_and_invite(
+    serve: ServeProcess, browser: BrowserContext
+) -> None:
+    link, token = setup_link(serve)
+    page = await browser.new_page()
+    errors: list[str] = []
+    watch_errors(page, errors)
+
+    await page.goto(link)
+    await expect(page).to_have_url(f"{serve.url}/setup")  # the token left the address bar
+    await expect(page.locator("#setup h1")).to_have_text("Set your password")
+    await screenshots(page, "setup")
+    await page.fill("[name=password]", PASSWORD)
+    await page.fill("[name=password2]", PASSWORD)
+    async with page.expect_response(f"{serve.url}/api/password") as answer:
+        await page.click('[data-action="set-password"]')
+    assert (await answer.value).status == 200
+    await expect(page.locator("#done")).to_be_visible()
+    await expect(page.locator("#done")).to_contain_text("password is set")
+    await expect(page.locator("#setup-form")).to_be_hidden()
+    await screenshots(page, "setup-done")
+
+    await page.goto(serve.url + "/")
+    await expect(page.locator('[data-action="sign-in"]')).to_be_visible()
+    await screenshots(page, "sign-in")
+    await page.fill("[name=username]", "admin")
+    await page.fill("[name=password]", PASSWORD)
+    await page.click('[data-action="sign-in"]')
+    await expect(page.locator("#jobs")).to_be_visible()
+    await expect(page.locator("#signin")).to_be_hidden()
+    await expect(page.locator("#who")).to_have_text("admin (admin)")
+
+    await page.fill("[name=title]", "Boiler makes a noise")
+    await page.fill("[name=external_ref]", "WO-1")
+    await page.click('[data-action="job-create"]')
+    await expect(page.locator('[data-region="jobs"] button')).to_have_text(
+        ["Boiler makes a noise · WO-1"])
+    await expect(page.locator("#job-heading")).to_have_text("Boiler makes a noise")
+    await page.click('[data-action="invite-customer"]')
+    invite = page.locator('[data-region="invite-link"]')
+    await expect(invite).to_have_text(re.compile(rf"^{re.escape(serve.url)}/join#{LINK_TOKEN}$"))
+    join_link = await invite.text_content()
+    assert join_link is not None
+    await screenshots(page, "console-job")
+
+    customer = await browser.new_page()
+    watch_errors(customer, errors)
+    await customer.goto(join_link)  # opening it consumes nothing
+    await expect(customer.locator('[data-action="join"]')).to_be_enabled()
+    await expect(customer.locator("#job-title")).to_have_text("videoassist: Boiler makes a noise")
+    await screenshots(customer, "join")
+
+    assert errors == []
+    assert_token_only_printed_once(serve, token)
+
+
+async def test_a_used_setup_link_says_it_is_no_longer_valid(
+    serve: ServeProcess, browser: BrowserContext
+) -> None:
+    link, token = setup_link(serve)
+    first = await browser.new_page()
+    async with first.expect_response(f"{serve.url}/api/password") as answer:
+        await set_password(first, link)
+    assert (await answer.value).status == 200
+    await expect(first.locator("#done")).to_be_visible()
+
+    again = await browser.new_page()
+    async with again.expect_response(f"{serve.url}/api/password") as answer:
+        await set_password(again, link)
+    assert (await answer.value).status == 410
+    status = again.locator('[data-region="status"]')
+    await expect(status).to_contain_text("no longer valid")
+    await expect(again.locator("#done")).to_be_hidden()
+    await expect(again.locator("#setup-form")).to_be_hidden()  # no dead form left to fill
+    await expect(again.locator("#dead h1")).to_have_text("This link is no longer valid")
+    await screenshots(again, "setup-used")
+
+    assert_token_only_printed_once(serve, token)

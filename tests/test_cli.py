@@ -1,0 +1,319 @@
+"""The ``videoassist`` command run as a real process, the way an operator types it.
+
+Every command gets ``--data-dir`` in the test's temporary directory and an
+environment without ``VIDEOASSIST_*`` variables. Bad input must give exit code 2,
+exactly one line on stderr and never a traceback (the contract in ``cli.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD, free_port
+from videoassist.auth.passwords import verify_password
+
+LINK_TOKEN = r"[A-Za-z0-9_-]{43}"
+DEFAULT_URL = "http://127.0.0.1:8080"  # public URL when nothing is configured
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any VIDEOASSIST_* variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOASSIST_")}
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def videoassist(data_dir: Path, *args: str, stdin: str = "",
+                env: dict[str, str] | None = None) -> Result:
+    """Run ``python -m videoassist ARGS --data-dir DATA_DIR`` to completion."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "videoassist", *args, "--data-dir", str(data_dir)],
+        input=stdin, capture_output=True, text=True, timeout=30,
+        env=clean_env() if env is None else env, cwd=data_dir.parent,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def ok(data_dir: Path, *args: str, stdin: str = "") -> str:
+    """Run a command that must succeed; return its stdout."""
+    result = videoassist(data_dir, *args, stdin=stdin)
+    assert result.code == 0, result
+    assert "Traceback" not in result.out + result.err, result
+    return result.out
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def query(data_dir: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Read the server's SQLite file directly (read-only)."""
+    conn = sqlite3.connect(f"file:{data_dir / 'videoassist.sqlite3'}?mode=ro", uri=True)
+    try:
+        return list(conn.execute(sql, params).fetchall())
+    finally:
+        conn.close()
+
+
+class ServeProcess:
+    """``videoassist serve`` as a child process; a thread reads its stdout and stderr.
+
+    The child gets no PYTHONUNBUFFERED: lines an operator must see at once (the
+    set-password link) have to be flushed by the server itself.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "videoassist", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--data-dir", str(data_dir)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env=clean_env(), cwd=data_dir.parent,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    @property
+    def output(self) -> str:
+        """Everything the server wrote so far, stdout and stderr interleaved."""
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        """The first new output line matching ``pattern``; fail with the output if none."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                pytest.fail(f"the server exited ({self.proc.wait()}) before printing "
+                            f"{pattern!r}; its output:\n{self.output}")
+            if match := regex.search(line):
+                return match
+        pytest.fail(f"no line matching {pattern!r} within {timeout} s; output:\n{self.output}")
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Poll /readyz until it answers 200 (the socket is bound after the banner)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"the server exited ({self.proc.returncode}); output:\n{self.output}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"{self.url}/readyz not ready within {timeout} s; output:\n{self.output}")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM (what systemd sends), then SIGKILL after ``timeout``; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self._reader.join(timeout)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def populated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("template") / "data"
+    ok(data_dir, "user", "add", "bob", "--role", "expert", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    assert ok(data_dir, "job", "create", "Boiler makes a noise").strip() == "1"
+    return data_dir
+
+
+@pytest.fixture
+def populated(populated_template: Path, data_dir: Path) -> Path:
+    """A data dir of this test's own with an expert 'bob' (password set) and job 1."""
+    shutil.copytree(populated_template, data_dir)
+    return data_dir
+
+
+def test_migrate_creates_a_private_database(data_dir: Path) -> None:
+    out = ok(data_dir, "migrate")
+    db = data_dir / "videoassist.sqlite3"
+    assert out.splitlines() == ["applied migration 0001_initial.sql",
+                                f"database {db} at schema version 1"]
+    assert mode(db) == 0o600
+    assert mode(data_dir) == 0o700
+    tables = {row[0] for row in query(data_dir, "SELECT name FROM sqlite_master")}
+    assert {"users", "jobs", "invites", "calls", "participants"} <= tables
+    # A second run applies nothing.
+    assert ok(data_dir, "migrate").splitlines() == [f"database {db} at schema version 1"]
+    assert mode(db) == 0o600
+
+
+def test_user_add_with_password_on_stdin(data_dir: Path) -> None:
+    out = ok(data_dir, "user", "add", "bob", "--role", "expert", "--password-stdin",
+             stdin=PASSWORD + "\n")
+    assert "'bob'" in out
+    assert "/setup#" not in out
+    [(role, password_hash, disabled_at)] = query(
+        data_dir, "SELECT role, password_hash, disabled_at FROM users WHERE username = 'bob'")
+    assert role == "expert"
+    assert disabled_at is None
+    assert isinstance(password_hash, str)
+    assert verify_password(PASSWORD, password_hash)  # the newline is not part of it
+    assert not verify_password(PASSWORD + "\n", password_hash)
+
+
+def test_user_add_without_password_prints_a_setup_link(data_dir: Path) -> None:
+    out = ok(data_dir, "user", "add", "carol", "--role", "technician")
+    match = re.search(rf"{re.escape(DEFAULT_URL)}/setup#({LINK_TOKEN})(?![A-Za-z0-9_-])", out)
+    assert match, out
+    [(password_hash,)] = query(data_dir,
+                               "SELECT password_hash FROM users WHERE username = 'carol'")
+    assert password_hash is None
+    # The server keeps a hash of the link's token, never the token itself.
+    assert match[1].encode() not in (data_dir / "videoassist.sqlite3").read_bytes()
+
+
+def test_job_create_prints_the_id(data_dir: Path) -> None:
+    first = ok(data_dir, "job", "create", "Boiler makes a noise", "--external-ref", "WO-1")
+    second = ok(data_dir, "job", "create", "Leaking valve")
+    assert re.fullmatch(r"\d+\n", first), first
+    assert int(second) == int(first) + 1
+    assert query(data_dir, "SELECT title, external_ref, status FROM jobs WHERE id = ?",
+                 (int(first),)) == [("Boiler makes a noise", "WO-1", "open")]
+
+
+def test_invite_prints_only_the_join_link_on_stdout(populated: Path) -> None:
+    result = videoassist(populated, "invite", "1", "--role", "customer")
+    assert result.code == 0, result
+    [line] = result.out.splitlines()  # scripts take stdout as the link
+    assert re.fullmatch(rf"{re.escape(DEFAULT_URL)}/join#{LINK_TOKEN}", line), line
+    assert "valid until" in result.err
+    another = ok(populated, "invite", "1", "--role", "technician", "--ttl", "600").strip()
+    assert another.split("#")[1] != line.split("#")[1]
+    assert query(populated, "SELECT role, purpose FROM invites ORDER BY id") == [
+        ("customer", "join"), ("technician", "join")]
+
+
+def test_user_disable(populated: Path) -> None:
+    ok(populated, "invite", "1", "--role", "customer")
+    out = ok(populated, "user", "disable", "bob")
+    assert "disabled 'bob'" in out
+    [(disabled_at,)] = query(populated, "SELECT disabled_at FROM users WHERE username = 'bob'")
+    assert disabled_at is not None
+
+
+def test_keys_rotate_puts_a_new_key_first_and_keeps_the_old(data_dir: Path) -> None:
+    keys_file = data_dir / "jwt-keys.json"
+    out = ok(data_dir, "keys", "rotate")
+    first = json.loads(keys_file.read_text())["keys"]
+    assert mode(keys_file) == 0o600
+    assert len(first) == 2
+    assert first[0]["kid"] in out
+    ok(data_dir, "keys", "rotate")
+    second = json.loads(keys_file.read_text())["keys"]
+    assert second[1] == first[0]
+    assert second[0]["kid"] not in (first[0]["kid"], first[1]["kid"])
+    assert mode(keys_file) == 0o600
+    assert sorted(p.name for p in data_dir.iterdir()) == ["jwt-keys.json"]  # no temp files
+
+
+BAD_INPUT = {
+    "unknown role": (["user", "add", "dave", "--role", "boss"], "", {}),
+    "invite for a job that does not exist": (["invite", "99", "--role", "customer"], "", {}),
+    "non-numeric job id": (["invite", "abc", "--role", "customer"], "", {}),
+    "job id zero": (["invite", "0", "--role", "customer"], "", {}),
+    "role that cannot be invited": (["invite", "1", "--role", "admin"], "", {}),
+    "ttl too short": (["invite", "1", "--role", "customer", "--ttl", "5"], "", {}),
+    "duplicate username": (
+        ["user", "add", "bob", "--role", "expert", "--password-stdin"], PASSWORD + "\n", {}),
+    "duplicate username, other case": (
+        ["user", "add", "BOB", "--role", "expert", "--password-stdin"], PASSWORD + "\n", {}),
+    "too-short password on stdin": (
+        ["user", "add", "dave", "--role", "expert", "--password-stdin"], "short\n", {}),
+    "empty stdin": (["user", "add", "dave", "--role", "expert", "--password-stdin"], "", {}),
+    "malformed username": (["user", "add", "has space", "--role", "expert"], "", {}),
+    "disable a user that does not exist": (["user", "disable", "nobody"], "", {}),
+    "blank job title": (["job", "create", "   "], "", {}),
+    "malformed VIDEOASSIST_PORT": (["migrate"], "", {"VIDEOASSIST_PORT": "eighty"}),
+    "VIDEOASSIST_PORT out of range": (["migrate"], "", {"VIDEOASSIST_PORT": "70000"}),
+    "unknown VIDEOASSIST_ setting": (["migrate"], "", {"VIDEOASSIST_PROT": "8080"}),
+    "serve with a malformed VIDEOASSIST_PORT": (["serve"], "", {"VIDEOASSIST_PORT": "80x"}),
+}
+
+
+@pytest.mark.parametrize(("args", "stdin", "env"), BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_is_one_line_and_exit_2(
+    populated: Path, args: list[str], stdin: str, env: dict[str, str]
+) -> None:
+    before = query(populated, "SELECT username, role, disabled_at FROM users ORDER BY id")
+    result = videoassist(populated, *args, stdin=stdin, env=clean_env(**env))
+    assert "Traceback" not in result.out + result.err, result
+    assert result.code == 2, result
+    assert len(result.err.splitlines()) == 1, f"stderr is not one line:\n{result.err}"
+    assert result.err.startswith("videoassist"), result.err  # names the program
+    assert result.out == "", result.out
+    assert query(populated, "SELECT username, role, disabled_at FROM users ORDER BY id") == before
+    assert query(populated, "SELECT count(*) FROM invites") == [(0,)]
+
+
+def test_serve_first_run_prints_a_setup_link_and_writes_private_files(data_dir: Path) -> None:
+    server = ServeProcess(data_dir)
+    try:
+        link = server.wait_for(rf"{re.escape(server.url)}/setup#{LINK_TOKEN}")
+        server.wait_for(r"serving on")
+        server.wait_ready()
+        for name in ("videoassist.sqlite3", "jwt-keys.json", "turn-secret"):
+            assert mode(data_dir / name) == 0o600, name
+        for path in data_dir.glob("videoassist.sqlite3-*"):  # WAL and shared memory
+            assert mode(path) == 0o600, path.name
+        assert mode(data_dir) == 0o700
+    finally:
+        code = server.stop()
+    assert code == 0, server.output
+    assert "Traceback" not in server.output
+    assert server.output.count(link[0].split("#")[1]) == 1, server.output
