@@ -21,6 +21,7 @@ from videoassist.appkeys import (
     CLOCK,
     DRAINING,
     HUB,
+    MEDIA,
     NOTIFIER,
     SETTINGS,
     SIGNIN_LIMITS,
@@ -30,6 +31,8 @@ from videoassist.appkeys import (
 from videoassist.auth.ratelimit import FailureLimiter
 from videoassist.auth.tokens import TokenService
 from videoassist.config import Settings
+from videoassist.media import aiortc_hooks
+from videoassist.media.router import MediaRouter
 from videoassist.notify import Notifier
 from videoassist.signalling.connection import websocket
 from videoassist.signalling.hub import Hub
@@ -58,6 +61,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_hub)
     app.cleanup_ctx.append(_notifier)
+    app.cleanup_ctx.append(_media)
     app.on_response_prepare.append(add_security_headers)
     app.on_shutdown.append(_close_calls)
 
@@ -96,6 +100,14 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 async def _close_calls(app: web.Application) -> None:
     """on_shutdown: tell every connected client why, before connections are cut."""
     await app[HUB].close_all()
+
+
+async def _media(app: web.Application) -> AsyncIterator[None]:
+    aiortc_hooks.check_compatible()  # fail at start, not mid-call, after an aiortc upgrade
+    router = MediaRouter(lambda: [])
+    app[MEDIA] = router
+    yield
+    await router.close()
 
 
 async def _notifier(app: web.Application) -> AsyncIterator[None]:

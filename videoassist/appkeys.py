@@ -15,6 +15,7 @@ from videoassist.storage import Store
 if TYPE_CHECKING:
     from videoassist.notify import Notifier
     from videoassist.signalling.hub import Hub
+    from videoassist.signalling.media import MediaPlane
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
@@ -23,4 +24,5 @@ TOKENS = web.AppKey("tokens", TokenService)
 SIGNIN_LIMITS = web.AppKey("signin_limits", SignInLimits)
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
+MEDIA: web.AppKey[MediaPlane] = web.AppKey("media")
 DRAINING = web.AppKey("draining", list[bool])

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from videoassist.api.guard import client_address
-from videoassist.appkeys import CLOCK, DRAINING, HUB, SETTINGS, STORE, TOKENS
+from videoassist.appkeys import CLOCK, DRAINING, HUB, MEDIA, SETTINGS, STORE, TOKENS
 from videoassist.auth.ratelimit import TokenBucket
 from videoassist.auth.tokens import PARTICIPANT_AUDIENCE, STAFF_AUDIENCE
 from videoassist.errors import (
@@ -81,6 +81,7 @@ class Connection:
         self.settings = request.app[SETTINGS]
         self.store = request.app[STORE]
         self.hub = request.app[HUB]
+        self.media = request.app[MEDIA]
         self.clock = request.app[CLOCK]
         self.bucket = TokenBucket(
             self.settings.ws_rate_per_s, self.settings.ws_rate_burst, time.monotonic
@@ -106,6 +107,7 @@ class Connection:
             if self.ws.exception() is not None:
                 logger.info("%s socket error: %s", member.log_prefix, self.ws.exception())
         finally:
+            await self.media.leave(member.id)
             await self.hub.leave(member)
             if not member.closing:
                 member.closing = True
@@ -261,7 +263,12 @@ class Connection:
                 raise NotFound("'target' is not a participant of this call.")
             relayed = {k: v for k, v in message.items() if k != "type"}
             room.broadcast({"type": kind, "from": member.id, **relayed}, exclude=member)
-        elif kind in ("sdp.offer", "sdp.answer", "ice.candidate"):
-            raise Unavailable("Media is not available on this server yet.")
+        elif kind == "sdp.offer":
+            answer = await self.media.offer(room.call_id, member.id, message["sdp"], member.send)
+            member.send({"type": "sdp.answer", "sdp": answer})
+        elif kind == "sdp.answer":
+            await self.media.answer(member.id, message["sdp"])
+        elif kind == "ice.candidate":
+            await self.media.candidate(member.id, message)
         else:  # decode() only lets known types through
             raise BadRequest(f"Unhandled message type {kind!r}.")

@@ -1,0 +1,139 @@
+"""Synthetic media for real aiortc peers: pre-encoded, so the load stays small.
+
+Video frames carry their id as a barcode (``draw_id``/``read_id``) so a viewer can
+tell which frame it got, after the server forwarded it, without trusting
+timestamps. Clips are encoded once per process and sent as ``av.Packet``s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import functools
+import math
+import time
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+
+VIDEO_RATE = 90_000
+FPS = 30
+ID_BITS = 12
+CELL = 32  # pixels per barcode cell, large enough to survive VP8 at any bitrate
+
+
+def draw_id(image: np.ndarray, frame_id: int) -> None:
+    """Write ``frame_id`` as ID_BITS black/white cells along the top-left."""
+    for bit in range(ID_BITS):
+        value = 255 if frame_id >> bit & 1 else 0
+        image[0:CELL, bit * CELL:(bit + 1) * CELL] = value
+
+
+def read_id(image: np.ndarray) -> int:
+    """The id ``draw_id`` wrote (the image in BGR or gray)."""
+    gray = image if image.ndim == 2 else image.mean(axis=2)
+    frame_id = 0
+    for bit in range(ID_BITS):
+        cell = gray[CELL // 4:CELL * 3 // 4, bit * CELL + CELL // 4:(bit + 1) * CELL - CELL // 4]
+        if cell.mean() > 128:
+            frame_id |= 1 << bit
+    return frame_id
+
+
+def pattern(width: int, height: int, frame_id: int) -> np.ndarray:
+    """A moving gradient with the id barcode."""
+    x = np.linspace(0, 255, width, dtype=np.float32)
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    base = (x[None, :] + y + frame_id * 4) % 256
+    image = np.stack([base, np.roll(base, 40, axis=1), 255 - base], axis=2).astype(np.uint8)
+    draw_id(image, frame_id)
+    return image
+
+
+@functools.cache
+def video_clip(width: int = 640, height: int = 360, frames: int = 150,
+               keyframe_every: int = 60) -> tuple[bytes, ...]:
+    """VP8 frames with ids 0..frames-1; a keyframe every ``keyframe_every``."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.time_base = fractions.Fraction(1, VIDEO_RATE)
+    codec.bit_rate = 1_500_000
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+                     "kf-max-dist": str(keyframe_every), "auto-alt-ref": "0"}
+    codec.thread_count = 1
+    out: list[bytes] = []
+    for i in range(frames):
+        frame = av.VideoFrame.from_ndarray(pattern(width, height, i), format="bgr24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts = i * (VIDEO_RATE // FPS)
+        frame.time_base = fractions.Fraction(1, VIDEO_RATE)
+        if i % keyframe_every == 0:
+            frame.pict_type = av.video.frame.PictureType.I
+        packets = codec.encode(frame)
+        assert len(packets) == 1, "the encoder must not delay frames"
+        out.append(bytes(packets[0]))
+    return tuple(out)
+
+
+@functools.cache
+def audio_clip(seconds: float = 1.0) -> tuple[bytes, ...]:
+    """20 ms Opus packets of a 440 Hz tone."""
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate = 48_000
+    codec.layout = "mono"
+    codec.format = "s16"
+    codec.bit_rate = 32_000
+    out: list[bytes] = []
+    samples = 960
+    for n in range(int(seconds * 50)):
+        t = (np.arange(samples) + n * samples) / 48_000
+        pcm = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16)[None, :]
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = 48_000
+        frame.pts = n * samples
+        out += [bytes(p) for p in codec.encode(frame)]
+    return tuple(out)
+
+
+class PacketTrack(MediaStreamTrack):
+    """Sends a pre-encoded clip in real time, looping; ``sent`` counts frames."""
+
+    def __init__(self, kind: str, packets: tuple[bytes, ...], *, rate: int, step: int,
+                 interval: float) -> None:
+        super().__init__()
+        self.kind = kind
+        self._packets = packets
+        self._rate = rate
+        self._step = step
+        self._interval = interval
+        self._start: float | None = None
+        self.sent = 0
+
+    async def recv(self) -> av.Packet[Any]:
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self.sent * self._interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        data = self._packets[self.sent % len(self._packets)]
+        packet = av.Packet(data)
+        packet.pts = self.sent * self._step
+        packet.time_base = fractions.Fraction(1, self._rate)
+        self.sent += 1
+        return packet
+
+    @property
+    def frame_id(self) -> int:
+        """The id in the last frame sent."""
+        return (self.sent - 1) % len(self._packets)
+
+
+def video_track(**clip: Any) -> PacketTrack:
+    return PacketTrack("video", video_clip(**clip), rate=VIDEO_RATE, step=VIDEO_RATE // FPS,
+                       interval=1 / FPS)
+
+
+def audio_track() -> PacketTrack:
+    return PacketTrack("audio", audio_clip(), rate=48_000, step=960, interval=0.02)

@@ -1,0 +1,132 @@
+"""A real aiortc client of the server: signalling over /ws, media over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from tests.conftest import Server
+from tests.media.clips import PacketTrack, audio_track, read_id, video_track
+
+
+@dataclass
+class Received:
+    """What a client got on one remote track."""
+
+    track: MediaStreamTrack
+    ids: list[int] = field(default_factory=list)       # frame ids (video)
+    times: list[float] = field(default_factory=list)   # monotonic arrival of each frame
+    frames: int = 0
+
+
+class MediaClient:
+    def __init__(self, server: Server, token: str, job_id: int | None = None, *,
+                 video: bool = True, audio: bool = True, read: bool = True) -> None:
+        self.server = server
+        self.token = token
+        self.job_id = job_id
+        self.read = read
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.video = video_track() if video else None
+        self.audio = audio_track() if audio else None
+        self.received: dict[str, Received] = {}
+        self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.offers_answered = 0
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.participant_id = -1
+        self._answer: asyncio.Future[str] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.new_track = asyncio.Event()
+
+    async def start(self) -> MediaClient:
+        self.ws, joined = await self.server.join_call(self.token, self.job_id)
+        self.participant_id = joined["you"]["id"]
+        self._tasks.append(asyncio.create_task(self._pump()))
+        for track in (self.video, self.audio):
+            if track is not None:
+                self.pc.addTransceiver(track, direction="sendonly")
+        self.pc.on("track", self._on_track)
+        if self.video is None and self.audio is None:
+            # A viewer only: one recvonly transceiver makes a valid first offer.
+            self.pc.addTransceiver("video", direction="recvonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._answer = asyncio.get_running_loop().create_future()
+        await self.ws.send_json({"type": "sdp.offer", "sdp": self.pc.localDescription.sdp})
+        await asyncio.wait_for(self._answer, 10)
+        return self
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        received = self.received[track.id] = Received(track)
+        self.new_track.set()
+        if self.read:
+            self._tasks.append(asyncio.create_task(self._read(received)))
+
+    async def _read(self, received: Received) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await received.track.recv()
+                received.frames += 1
+                received.times.append(time.monotonic())
+                if received.track.kind == "video":
+                    image = await loop.run_in_executor(None, frame.to_ndarray, "gray")
+                    received.ids.append(read_id(image))
+
+    async def _pump(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            message = msg.json()
+            kind = message["type"]
+            # Messages are handled in order: the server may send its own offer right
+            # after its answer, and the answer must be applied first.
+            if kind == "sdp.answer" and self._answer is not None and not self._answer.done():
+                await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "answer"))
+                self._answer.set_result(message["sdp"])
+            elif kind == "sdp.offer":
+                await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
+                await self.pc.setLocalDescription(await self.pc.createAnswer())
+                await self.ws.send_json({"type": "sdp.answer",
+                                         "sdp": self.pc.localDescription.sdp})
+                self.offers_answered += 1
+            else:
+                await self.messages.put(message)
+
+    def remote(self, participant_id: int, kind: str = "video") -> Received | None:
+        """The track this client receives from that participant."""
+        for track_id, received in self.received.items():
+            if track_id.startswith(f"p{participant_id}-{kind}-"):
+                return received
+        return None
+
+    async def wait_remote(self, participant_id: int, kind: str = "video",
+                          frames: int = 1, timeout: float = 10) -> Received:
+        async with asyncio.timeout(timeout):
+            while True:
+                received = self.remote(participant_id, kind)
+                if received is not None and received.frames >= frames:
+                    return received
+                await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.pc.close()
+        if self.ws is not None:
+            await self.ws.close()
+
+
+def published(client: MediaClient) -> PacketTrack:
+    assert client.video is not None
+    return client.video

@@ -1,0 +1,1 @@
+"""Media plane: the server's aiortc proxy."""

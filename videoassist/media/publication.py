@@ -1,0 +1,156 @@
+"""One participant's incoming track, fanned out to the other participants.
+
+Frames arrive encoded from the receiver's tap and go to each subscriber's bounded
+queue as they are: no decoding, no encoding. For video the frames since the last
+keyframe are kept (bounded), so a viewer who joins late starts at once from that
+keyframe, and so a snapshot can decode the newest picture on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from videoassist.media.frames import EncodedFrame, is_keyframe
+
+if TYPE_CHECKING:
+    from videoassist.media.forward import ForwardTrack
+
+logger = logging.getLogger(__name__)
+
+# Chrome ignores a keyframe request that comes within 300 ms of the previous one.
+KEYFRAME_REQUEST_INTERVAL_S = 0.3
+# Frames since the last keyframe kept for late viewers and capture; past this the
+# cache is dropped and the next viewer or capture asks for a fresh keyframe.
+GOP_MAX_FRAMES = 90
+GOP_MAX_BYTES = 8 * 1024 * 1024
+
+
+class Publication:
+    def __init__(
+        self,
+        publication_id: str,
+        participant_id: int,
+        kind: str,
+        request_keyframe: Callable[[], Awaitable[bool]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.id = publication_id
+        self.participant_id = participant_id
+        self.kind = kind
+        self.codec: str | None = None
+        self._request_keyframe = request_keyframe
+        self._clock = clock
+        self.subscribers: set[ForwardTrack] = set()
+        self.gop: list[EncodedFrame] = []
+        self._gop_bytes = 0
+        self._last_request = -1.0
+        self._request_pending: asyncio.TimerHandle | None = None
+        self._keyframe_waiters: list[asyncio.Future[EncodedFrame]] = []
+        self.frames_in = 0
+        self.bytes_in = 0
+        self.keyframe_requests = 0
+        self.closed = False
+
+    @property
+    def log_prefix(self) -> str:
+        return f"[participant {self.participant_id} {self.id}]"
+
+    # -- frames in -------------------------------------------------------------
+
+    def push(self, codec: str, data: bytes, timestamp: int) -> None:
+        """The receiver's tap: one encoded frame, on the event loop."""
+        if self.closed:
+            return
+        self.codec = codec
+        frame = EncodedFrame(codec, data, timestamp, is_keyframe(codec, data), self._clock(),
+                             self.frames_in)
+        self.frames_in += 1
+        self.bytes_in += len(data)
+        if self.kind == "video":
+            self._keep(frame)
+        for track in list(self.subscribers):
+            track.offer(frame)
+
+    def _keep(self, frame: EncodedFrame) -> None:
+        if frame.keyframe:
+            self.gop = [frame]
+            self._gop_bytes = len(frame.data)
+            for waiter in self._keyframe_waiters:
+                if not waiter.done():
+                    waiter.set_result(frame)
+            self._keyframe_waiters.clear()
+        elif self.gop:
+            self.gop.append(frame)
+            self._gop_bytes += len(frame.data)
+            if len(self.gop) > GOP_MAX_FRAMES or self._gop_bytes > GOP_MAX_BYTES:
+                self.gop = []
+                self._gop_bytes = 0
+
+    # -- subscribers -----------------------------------------------------------
+
+    def subscribe(self, track: ForwardTrack) -> None:
+        self.subscribers.add(track)
+        if self.kind != "video":
+            return
+        if self.gop:
+            for frame in self.gop:  # the late viewer starts from the cached keyframe
+                track.offer(frame)
+        else:
+            self.want_keyframe()
+
+    def unsubscribe(self, track: ForwardTrack) -> None:
+        self.subscribers.discard(track)
+
+    # -- keyframes -------------------------------------------------------------
+
+    def want_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, at most once per interval (coalesced)."""
+        if self.kind != "video" or self.closed:
+            return
+        wait = self._last_request + KEYFRAME_REQUEST_INTERVAL_S - self._clock()
+        if wait <= 0:
+            self._send_request()
+        elif self._request_pending is None:
+            loop = asyncio.get_running_loop()
+            self._request_pending = loop.call_later(wait, self._send_request)
+
+    def _send_request(self) -> None:
+        self._request_pending = None
+        if self.closed:
+            return
+        self._last_request = self._clock()
+        self.keyframe_requests += 1
+        task = asyncio.ensure_future(self._request_keyframe())
+        task.add_done_callback(_log_failure)
+
+    async def next_keyframe(self, timeout_s: float) -> EncodedFrame:
+        """Request a keyframe and wait for it to arrive."""
+        future: asyncio.Future[EncodedFrame] = asyncio.get_running_loop().create_future()
+        self._keyframe_waiters.append(future)
+        self.want_keyframe()
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await future
+        finally:
+            if future in self._keyframe_waiters:
+                self._keyframe_waiters.remove(future)
+
+    def close(self) -> None:
+        self.closed = True
+        if self._request_pending is not None:
+            self._request_pending.cancel()
+        for waiter in self._keyframe_waiters:
+            waiter.cancel()
+        for track in list(self.subscribers):
+            track.end()
+        self.subscribers.clear()
+        self.gop = []
+
+
+def _log_failure(task: asyncio.Future[bool]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("keyframe request failed: %s", task.exception())

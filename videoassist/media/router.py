@@ -1,0 +1,112 @@
+"""The media plane of every call: sessions, publications, who receives what.
+
+Knows nothing of HTTP or SQL: signalling calls ``offer``/``answer``/``candidate``/
+``leave`` with participant ids and a ``send`` callback for server-initiated
+messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer
+
+from videoassist.errors import Conflict, NotFound
+from videoassist.media.publication import Publication
+from videoassist.media.session import MediaSession, Send
+
+logger = logging.getLogger(__name__)
+
+
+class MediaRoom:
+    def __init__(self, router: MediaRouter, call_id: int) -> None:
+        self.router = router
+        self.call_id = call_id
+        self.sessions: dict[int, MediaSession] = {}
+        self.publications: dict[str, Publication] = {}
+
+    def publish(self, publication: Publication) -> None:
+        self.publications[publication.id] = publication
+        for session in self.sessions.values():
+            if session.participant_id != publication.participant_id and session.negotiated:
+                session.subscribe(publication)
+
+    def unpublish(self, publication: Publication) -> None:
+        self.publications.pop(publication.id, None)
+        for session in self.sessions.values():
+            session.unsubscribe(publication)
+        publication.close()
+
+    def subscribe_to_others(self, session: MediaSession) -> None:
+        for publication in list(self.publications.values()):
+            if publication.participant_id != session.participant_id:
+                session.subscribe(publication)
+
+
+class MediaRouter:
+    def __init__(self, ice_servers: Callable[[], list[RTCIceServer]]) -> None:
+        self._ice_servers = ice_servers
+        self._rooms: dict[int, MediaRoom] = {}
+        self._sessions: dict[int, MediaSession] = {}
+
+    @property
+    def sessions(self) -> dict[int, MediaSession]:
+        return self._sessions
+
+    @property
+    def rooms(self) -> dict[int, MediaRoom]:
+        return self._rooms
+
+    def publication(self, participant_id: int, kind: str = "video") -> Publication:
+        """The participant's newest live publication of that kind."""
+        session = self._sessions.get(participant_id)
+        if session is not None:
+            for publication, _ in reversed(list(session.publications.values())):
+                if publication.kind == kind and not publication.closed:
+                    return publication
+        raise NotFound(f"Participant {participant_id} publishes no {kind}.")
+
+    async def offer(self, call_id: int, participant_id: int, sdp: str, send: Send) -> str:
+        session = self._sessions.get(participant_id)
+        if session is None:
+            room = self._rooms.get(call_id)
+            if room is None:
+                room = self._rooms[call_id] = MediaRoom(self, call_id)
+            # aiortc falls back to a public STUN server when given no list: always give one.
+            configuration = RTCConfiguration(iceServers=self._ice_servers())
+            session = MediaSession(room, participant_id, configuration, send)
+            room.sessions[participant_id] = session
+            self._sessions[participant_id] = session
+        elif session.room.call_id != call_id:
+            raise Conflict("This participant's media belongs to another call.")
+        return await session.handle_offer(sdp)
+
+    async def answer(self, participant_id: int, sdp: str) -> None:
+        await self._session(participant_id).handle_answer(sdp)
+
+    async def candidate(self, participant_id: int, fields: dict[str, Any]) -> None:
+        await self._session(participant_id).add_candidate(
+            fields["candidate"], fields.get("sdpMid"), fields.get("sdpMLineIndex"))
+
+    def _session(self, participant_id: int) -> MediaSession:
+        session = self._sessions.get(participant_id)
+        if session is None:
+            raise Conflict("Send an sdp.offer first.")
+        return session
+
+    async def leave(self, participant_id: int) -> None:
+        session = self._sessions.pop(participant_id, None)
+        if session is None:
+            return
+        room = session.room
+        room.sessions.pop(participant_id, None)
+        await session.close()
+        if not room.sessions:
+            self._rooms.pop(room.call_id, None)
+        logger.info("[call %d participant %d] media closed", room.call_id, participant_id)
+
+    async def close(self) -> None:
+        for participant_id in list(self._sessions):
+            await self.leave(participant_id)

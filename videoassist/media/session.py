@@ -1,0 +1,197 @@
+"""One participant's RTCPeerConnection with the server, and its negotiation.
+
+The client offers first, with the tracks it publishes. Afterwards the server adds
+one sendonly transceiver per track of the other participants and sends its own
+offers (``sdp.offer`` from the server; the client answers with ``sdp.answer``).
+One offer is in flight at a time; changes meanwhile are folded into the next.
+The server is the impolite peer: a client offer while the server's is out is
+refused with a conflict, and the client answers the server's offer first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from videoassist.errors import BadRequest, Conflict
+from videoassist.media import aiortc_hooks
+from videoassist.media.forward import ForwardTrack
+from videoassist.media.publication import Publication
+
+if TYPE_CHECKING:
+    from videoassist.media.router import MediaRoom
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], bool]
+
+
+class MediaSession:
+    def __init__(self, room: MediaRoom, participant_id: int,
+                 configuration: RTCConfiguration, send: Send) -> None:
+        self.room = room
+        self.participant_id = participant_id
+        self.pc = RTCPeerConnection(configuration)
+        self._send = send
+        self._lock = asyncio.Lock()
+        self._offer_task: asyncio.Task[None] | None = None
+        self.offer_in_flight = False
+        self.needs_offer = False
+        self.negotiated = False
+        self.closed = False
+        self.publications: dict[str, tuple[Publication, RTCRtpTransceiver]] = {}
+        self.subscriptions: dict[str, tuple[ForwardTrack, RTCRtpTransceiver]] = {}
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    @property
+    def log_prefix(self) -> str:
+        return f"[call {self.room.call_id} participant {self.participant_id}]"
+
+    # -- the client's tracks -----------------------------------------------------
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        """During setRemoteDescription, before the receiver starts: tap it."""
+        transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
+        publication_id = f"p{self.participant_id}-{track.kind}-{len(self.publications)}"
+        receiver = transceiver.receiver
+        publication = Publication(
+            publication_id, self.participant_id, track.kind,
+            lambda: aiortc_hooks.request_keyframe(receiver),
+        )
+        aiortc_hooks.tap_receiver(receiver, publication.push)
+        self.publications[publication_id] = (publication, transceiver)
+        logger.info("%s publishes %s", self.log_prefix, publication_id)
+
+    async def handle_offer(self, sdp: str) -> str:
+        async with self._lock:
+            if self.closed:
+                raise Conflict("The media session has ended.")
+            if self.offer_in_flight:
+                raise Conflict("Answer the server's offer first.")
+            known = set(self.publications)
+            await self._set_remote(sdp, "offer")
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+            self._note_codecs()
+            first = not self.negotiated
+            self.negotiated = True
+            local_sdp = self.pc.localDescription.sdp
+        for publication_id, (publication, _) in self.publications.items():
+            if publication_id not in known:
+                self.room.publish(publication)
+        if first:
+            self.room.subscribe_to_others(self)
+        return str(local_sdp)
+
+    def _note_codecs(self) -> None:
+        """Record the codec each publication was negotiated with (from our answer)."""
+        description = SessionDescription.parse(self.pc.localDescription.sdp)
+        by_mid = {media.rtp.muxId: media for media in description.media}
+        for publication, transceiver in self.publications.values():
+            media = by_mid.get(transceiver.mid or "")
+            if media is not None and media.rtp.codecs:
+                publication.codec = media.rtp.codecs[0].name
+
+    async def _set_remote(self, sdp: str, kind: str) -> None:
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+        except Exception as exc:  # aiortc raises many types on malformed SDP
+            logger.info("%s refused a malformed %s: %s: %s", self.log_prefix, kind,
+                        type(exc).__name__, exc)
+            raise BadRequest(f"The {kind} could not be used ({type(exc).__name__}).") from None
+
+    async def handle_answer(self, sdp: str) -> None:
+        async with self._lock:
+            if not self.offer_in_flight:
+                raise Conflict("There is no offer from the server to answer.")
+            await self._set_remote(sdp, "answer")
+            self.offer_in_flight = False
+        if self.needs_offer:
+            self.schedule_offer()
+
+    async def add_candidate(self, candidate: str, sdp_mid: str | None,
+                            sdp_mline_index: int | None) -> None:
+        if not candidate:  # end of candidates
+            return
+        try:
+            parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
+        except (ValueError, IndexError) as exc:
+            raise BadRequest("The ICE candidate is malformed.") from exc
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        await self.pc.addIceCandidate(parsed)
+
+    # -- the others' tracks --------------------------------------------------------
+
+    def subscribe(self, publication: Publication) -> None:
+        """Send a publication to this client (over a new sendonly transceiver)."""
+        if self.closed or publication.id in self.subscriptions:
+            return
+        track = ForwardTrack(publication, publication.id)
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        if publication.codec is not None:
+            wanted = f"{publication.kind}/{publication.codec}".lower()
+            codecs = [c for c in RTCRtpSender.getCapabilities(publication.kind).codecs
+                      if c.mimeType.lower() in (wanted, f"{publication.kind}/rtx")]
+            transceiver.setCodecPreferences(codecs)
+        aiortc_hooks.on_keyframe_request(transceiver.sender, publication.want_keyframe)
+        publication.subscribe(track)
+        self.subscriptions[publication.id] = (track, transceiver)
+        self.schedule_offer()
+
+    def unsubscribe(self, publication: Publication) -> None:
+        entry = self.subscriptions.pop(publication.id, None)
+        if entry is None or self.closed:
+            return
+        track, transceiver = entry
+        track.stop()
+        transceiver.direction = "inactive"
+        self.schedule_offer()
+
+    def schedule_offer(self) -> None:
+        self.needs_offer = True
+        if self.negotiated and (self._offer_task is None or self._offer_task.done()):
+            self._offer_task = asyncio.create_task(self._offer())
+
+    async def _offer(self) -> None:
+        async with self._lock:
+            if (self.closed or not self.needs_offer or self.offer_in_flight
+                    or self.pc.signalingState != "stable"):
+                return
+            self.needs_offer = False
+            offer = await self.pc.createOffer()
+            await self.pc.setLocalDescription(offer)
+            self.offer_in_flight = True
+            self._send({"type": "sdp.offer", "sdp": self.pc.localDescription.sdp})
+
+    # -- the end -------------------------------------------------------------------
+
+    async def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        logger.info("%s connection %s", self.log_prefix, state)
+        if state in ("failed", "closed"):
+            await self.room.router.leave(self.participant_id)
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._offer_task is not None:
+            self._offer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._offer_task
+        for publication, _ in self.publications.values():
+            self.room.unpublish(publication)
+        for track, _ in self.subscriptions.values():
+            track.stop()
+        self.subscriptions.clear()
+        await self.pc.close()

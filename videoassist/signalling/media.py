@@ -1,0 +1,23 @@
+"""What signalling needs of the media plane: a small interface, so signalling does
+not depend on aiortc (``videoassist.media.router.MediaRouter`` implements it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+Send = Callable[[dict[str, Any]], bool]
+
+
+class MediaPlane(Protocol):
+    async def offer(self, call_id: int, participant_id: int, sdp: str, send: Send) -> str:
+        """Apply a client's offer; return the server's answer."""
+
+    async def answer(self, participant_id: int, sdp: str) -> None:
+        """Apply a client's answer to the server's last offer."""
+
+    async def candidate(self, participant_id: int, fields: dict[str, Any]) -> None:
+        """Add a client's ICE candidate."""
+
+    async def leave(self, participant_id: int) -> None:
+        """Close the participant's media: connection, tracks, subscriptions."""
