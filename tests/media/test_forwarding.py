@@ -7,7 +7,7 @@ import itertools
 import threading
 
 from tests.conftest import Server
-from tests.media.clips import video_clip
+from tests.media.clips import read_id, video_clip
 from tests.media.peers import MediaClient
 from videoassist.appkeys import MEDIA
 
@@ -67,3 +67,83 @@ async def test_a_vanished_client_leaves_nothing_behind(server: Server) -> None:
             await asyncio.sleep(0.05)
     assert not router.rooms  # type: ignore[attr-defined]
     await customer.close()
+
+
+async def test_a_late_viewer_gets_a_picture_within_500_ms(server: Server) -> None:
+    """The publisher's keyframes are 2 s apart; the viewer must not wait for one."""
+    staff_token, customer_token, job_id = await _two_parties(server)
+    customer = await MediaClient(server, customer_token, audio=False).start()
+    try:
+        await asyncio.sleep(1.2)  # well into the publisher's group of pictures
+        expert = await MediaClient(server, staff_token, job_id, video=False,
+                                   audio=False).start()
+        try:
+            async with asyncio.timeout(10):
+                while expert.pc.connectionState != "connected":
+                    await asyncio.sleep(0.01)
+            connected = asyncio.get_running_loop().time()
+            video = await expert.wait_remote(customer.participant_id, "video", frames=1,
+                                             timeout=5)
+            assert video.times[0] - connected < 0.5
+        finally:
+            await expert.close()
+    finally:
+        await customer.close()
+
+
+async def test_a_stalled_viewer_does_not_slow_the_others(server: Server) -> None:
+    """One viewer's sender stops taking frames (a stalled path); the other keeps full rate.
+
+    The stall is made by stopping that viewer's server-side sender from reading its
+    ForwardTrack: the one fake here, since loopback UDP never pushes back.
+    """
+    staff_token, customer_token, job_id = await _two_parties(server)
+    publisher = await MediaClient(server, customer_token, audio=False).start()
+    fast = await MediaClient(server, staff_token, job_id, video=False, audio=False).start()
+    slow = await MediaClient(server, staff_token, job_id, video=False, audio=False).start()
+    try:
+        await slow.wait_remote(publisher.participant_id, frames=3)
+        router = server.app[MEDIA]
+        stalled, _ = router.sessions[slow.participant_id].subscriptions[  # type: ignore[attr-defined]
+            f"p{publisher.participant_id}-video-0"]
+
+        async def never() -> None:
+            await asyncio.Event().wait()
+
+        stalled.recv = never  # the sender's next read never completes
+        before = (await fast.wait_remote(publisher.participant_id)).frames
+        await asyncio.sleep(3)
+        received = fast.remote(publisher.participant_id)
+        assert received is not None
+        assert received.frames - before >= 0.9 * 3 * 30 * 0.9  # ~30 fps kept
+        assert stalled._queue.qsize() <= stalled._queue.maxsize
+        assert stalled.dropped > 0
+    finally:
+        for client in (slow, fast, publisher):
+            await client.close()
+
+
+async def test_capture_returns_the_newest_frame_quickly(server: Server) -> None:
+    _staff_token, customer_token, _job_id = await _two_parties(server)
+    customer = await MediaClient(server, customer_token, audio=False).start()
+    try:
+        router = server.app[MEDIA]
+        publication = router.publication(customer.participant_id)  # type: ignore[attr-defined]
+        async with asyncio.timeout(10):
+            while publication.frames_in < 40:
+                await asyncio.sleep(0.02)
+        durations = []
+        for _ in range(8):
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            shot = await router.capture(customer.participant_id)  # type: ignore[attr-defined]
+            durations.append(loop.time() - start)
+            newest = publication.gop[-1] if publication.gop else None
+            assert shot.image.shape == (360, 640, 3)
+            assert read_id(shot.image) == shot.frame_index % CLIP_FRAMES
+            # The newest frame the server had, or the one that arrived while decoding.
+            assert newest is not None and newest.index - shot.frame_index <= 2
+            await asyncio.sleep(0.15)
+        assert max(durations) < 0.15, durations
+    finally:
+        await customer.close()

@@ -14,6 +14,7 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCIceServer
 
 from videoassist.errors import Conflict, NotFound
+from videoassist.media.capture import Capture, capture
 from videoassist.media.publication import Publication
 from videoassist.media.session import MediaSession, Send
 
@@ -67,6 +68,10 @@ class MediaRouter:
                 if publication.kind == kind and not publication.closed:
                     return publication
         raise NotFound(f"Participant {participant_id} publishes no {kind}.")
+
+    async def capture(self, participant_id: int) -> Capture:
+        """The newest picture of a participant's camera (for snapshots)."""
+        return await capture(self.publication(participant_id, "video"))
 
     async def offer(self, call_id: int, participant_id: int, sdp: str, send: Send) -> str:
         session = self._sessions.get(participant_id)
