@@ -55,6 +55,7 @@ async def capture(publication: Publication) -> Capture:
 
 def _decode_last(decoder_name: str, payloads: list[bytes]) -> np.ndarray:
     decoder = av.CodecContext.create(decoder_name, "r")
+    assert isinstance(decoder, av.VideoCodecContext)
     decoder.thread_count = 1  # PyAV defaults to a thread per core
     last = None
     for payload in payloads:
