@@ -103,7 +103,7 @@ class Settings:
         default=None,
         metadata=_doc(
             "coturn static-auth-secret. Default: generated into DATA_DIR/turn-secret "
-            "when TURN URLs are set."
+            "on first run."
         ),
     )
     turn_ttl_s: int = field(default=600, metadata=_doc("TURN credential lifetime (at most 600)."))
@@ -207,7 +207,9 @@ class Settings:
                 )
         for url in self.turn_urls:
             if not url.startswith(("turn:", "turns:", "stun:")):
-                raise ConfigError(f"{ENV_PREFIX}TURN_URLS: {url!r} is not a turn:/turns: URL")
+                raise ConfigError(
+                    f"{ENV_PREFIX}TURN_URLS: {url!r} is not a turn:, turns: or stun: URL"
+                )
         if self.notify_url and urlsplit(self.notify_url).scheme not in ("http", "https"):
             raise ConfigError(f"{ENV_PREFIX}NOTIFY_URL must be an http(s) URL")
 

@@ -99,6 +99,14 @@ async def inspect_join(store: Store, token: object) -> tuple[Invite, Job]:
     return invite, job
 
 
+async def inspect_password(store: Store, token: object) -> Invite:
+    """What a live set-password link is for, without consuming it."""
+    token_hash = hash_link_token(token) if isinstance(token, str) else None
+    if token_hash is None:
+        raise Gone()
+    return await store.invites.peek(token_hash, "password")
+
+
 async def redeem_password(store: Store, token: object, client: str) -> Invite:
     token_hash = hash_link_token(token) if isinstance(token, str) else None
     if token_hash is None:

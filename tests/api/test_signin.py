@@ -115,3 +115,13 @@ async def test_a_newer_password_link_revokes_the_older(server: Server) -> None:
     status, _, _ = await server.request("POST", "/api/password",
                                         json={"token": second, "password": "a good long password"})
     assert status == 200
+
+
+async def test_a_disabled_users_password_link_is_refused_and_kept(server: Server) -> None:
+    user = await server.add_user("expert", password=None)
+    link = await server.password_link(user)
+    await server.store.users.set_disabled(user.id, True)
+    body = {"token": link, "password": "a good long password"}
+    assert (await server.request("POST", "/api/password", json=body))[0] == 401
+    await server.store.users.set_disabled(user.id, False)
+    assert (await server.request("POST", "/api/password", json=body))[0] == 200

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import threading
 
-from tests.conftest import Server
+from tests.conftest import Server, receive
 from tests.media.clips import read_id, video_clip
 from tests.media.peers import MediaClient
 from videoassist.appkeys import MEDIA
@@ -147,3 +147,34 @@ async def test_capture_returns_the_newest_frame_quickly(server: Server) -> None:
         assert max(durations) < 0.15, durations
     finally:
         await customer.close()
+
+
+async def test_malformed_media_messages_get_clear_errors(server: Server) -> None:
+    staff_token, customer_token, job_id = await _two_parties(server)
+    ws, _ = await server.join_call(staff_token, job_id)
+    plausible = ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+                 "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n")
+    await ws.send_json({"type": "sdp.answer", "sdp": plausible})
+    error = await receive(ws)
+    assert (error["code"], error["ref"]) == ("conflict", "sdp.answer")  # no offer was sent
+    await ws.send_json({"type": "sdp.offer", "sdp": plausible.replace("96", "96 x")})
+    error = await receive(ws)
+    assert (error["code"], error["ref"]) == ("bad_request", "sdp.offer"), error
+    await ws.send_json({"type": "sdp.offer", "sdp": "v=0\r\nthis is not sdp\r\n"})
+    error = await receive(ws)
+    assert (error["code"], error["ref"]) == ("bad_request", "sdp.offer")
+    await ws.close()
+    client = await MediaClient(server, customer_token, audio=False).start()
+    try:
+        assert client.ws is not None
+        candidate = "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host"
+        for fields in ({"sdpMid": None, "sdpMLineIndex": None},
+                       {"sdpMid": "0", "sdpMLineIndex": 0, "candidate": "candidate:garbage"}):
+            await client.ws.send_json({"type": "ice.candidate", "candidate": candidate,
+                                       **fields})
+            error = await asyncio.wait_for(client.messages.get(), 5)
+            assert (error["code"], error["ref"]) == ("bad_request", "ice.candidate"), error
+        await client.ws.send_json({"type": "ping"})
+        assert (await asyncio.wait_for(client.messages.get(), 5))["type"] == "pong"
+    finally:
+        await client.close()

@@ -52,11 +52,13 @@ async def set_password(request: web.Request) -> web.Response:
         raise BadRequest("password is required.")
     check_policy(password)  # before the link is consumed: a weak password costs nothing
     store = request.app[STORE]
+    pending = await invitations.inspect_password(store, body.get("token"))
+    assert pending.user_id is not None
+    if not (await store.users.get(pending.user_id)).active:  # refuse before the link is used
+        raise Unauthorized("This account is disabled.")
     invite = await invitations.redeem_password(store, body.get("token"), client_address(request))
     assert invite.user_id is not None
     await accounts.set_password(store, invite.user_id, password)
     user = await store.users.get(invite.user_id)
     await store.audit.record(f"user:{user.id}", "password.set", f"user:{user.id}")
-    if not user.active:
-        raise Unauthorized("This account is disabled.")
     return _session(request, user)

@@ -124,11 +124,14 @@ class MediaSession:
             return
         try:
             parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
-        except (ValueError, IndexError) as exc:
-            raise BadRequest("The ICE candidate is malformed.") from exc
+        except Exception:  # aiortc's parser raises whatever the bad text leads it to
+            raise BadRequest("The ICE candidate is malformed.") from None
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index
-        await self.pc.addIceCandidate(parsed)
+        try:
+            await self.pc.addIceCandidate(parsed)
+        except ValueError as exc:  # e.g. neither sdpMid nor sdpMLineIndex names a media
+            raise BadRequest(f"The ICE candidate cannot be used: {exc}") from None
 
     # -- the others' tracks --------------------------------------------------------
 

@@ -100,14 +100,17 @@ class Connection:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(member, msg.data)
-                elif msg.type == WSMsgType.BINARY:
+                elif msg.type == WSMsgType.BINARY and self._within_rate(member):
                     member.send(_error(BadRequest("Binary messages are not part of the protocol.")))
                 if member.closing:
                     break
             if self.ws.exception() is not None:
                 logger.info("%s socket error: %s", member.log_prefix, self.ws.exception())
         finally:
-            await self.media.leave(member.id)
+            try:
+                await self.media.leave(member.id)
+            except Exception:
+                logger.exception("%s media clean-up failed", member.log_prefix)
             await self.hub.leave(member)
             if not member.closing:
                 member.closing = True
@@ -205,12 +208,17 @@ class Connection:
 
     # -- messages --------------------------------------------------------------
 
+    def _within_rate(self, member: Member) -> bool:
+        if self.bucket.take():
+            return True
+        now = time.monotonic()
+        if now - self.last_limit_notice >= 1.0:  # one notice a second, not one a message
+            self.last_limit_notice = now
+            member.send(_error(TooManyRequests("Too many messages; slow down.")))
+        return False
+
     async def _on_text(self, member: Member, raw: str) -> None:
-        if not self.bucket.take():
-            now = time.monotonic()
-            if now - self.last_limit_notice >= 1.0:  # one notice a second, not one a message
-                self.last_limit_notice = now
-                member.send(_error(TooManyRequests("Too many messages; slow down.")))
+        if not self._within_rate(member):
             return
         ref: object = None
         try:
@@ -220,7 +228,7 @@ class Connection:
                 return
             await self._dispatch(member, message)
         except VideoassistError as exc:
-            member.send(_error(exc, ref))
+            member.send(_error(exc, ref or getattr(exc, "ref", None)))
         except Exception:
             logger.exception("%s failed to handle a %s message", member.log_prefix, ref)
             member.send(_error(VideoassistError(), ref))

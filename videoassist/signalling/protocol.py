@@ -46,7 +46,11 @@ def decode(raw: str, max_bytes: int) -> dict[str, Any]:
     check = _CHECKS.get(kind)
     if check is None:
         raise BadRequest(f"Unknown message type {kind[:40]!r}.")
-    fields = check(message)
+    try:
+        fields = check(message)
+    except BadRequest as exc:
+        exc.ref = kind  # type: ignore[attr-defined]  # the error names the message it answers
+        raise
     fields["type"] = kind
     return fields
 
@@ -135,6 +139,11 @@ def _sdp(m: dict[str, Any]) -> dict[str, Any]:
     sdp = _string(m, "sdp", MAX_SDP_CHARS)
     if not sdp.startswith("v=0"):
         raise BadRequest("'sdp' is not a session description (it must start with v=0).")
+    lines = sdp.splitlines()
+    if not any(line.startswith("o=") for line in lines) or not any(
+        line.startswith("m=") for line in lines
+    ):
+        raise BadRequest("'sdp' needs an o= line and at least one m= (media) line.")
     return {"sdp": sdp}
 
 

@@ -75,6 +75,7 @@ class Invites:
         row = await self._db.write_returning(
             f"UPDATE invites SET used_at = ? WHERE token_hash = ? AND purpose = ?"
             f" AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?"
+            f" AND (job_id IS NULL OR job_id IN (SELECT id FROM jobs WHERE status = 'open'))"
             f" RETURNING {_COLUMNS}",
             (now, token_hash, purpose, now),
         )

@@ -1,0 +1,499 @@
+"""The docs are a contract: these tests fail when docs/ and the code drift apart.
+
+- configuration.md names every setting the code has, with its type and default;
+- every ``json client`` example of protocol.md is sent by a real client through the
+  real server and gets the documented answer (``sdp`` values are replaced by real ones
+  from an aiortc peer), and every message the server sends during that replay has the
+  shape of its documented ``json server`` example;
+- every ``http`` example of api.md is replayed against the real server and gets the
+  documented status and body keys, and every route the app registers has its section;
+- ui.md lists exactly the testing handles present in the web client.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from tests.conftest import Server, receive
+from videoassist.config import Secret, Settings, documentation
+from videoassist.signalling import hub
+from videoassist.signalling.protocol import CLIENT_TYPES, PROTOCOL_VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+WAIT_S = 2.0
+
+# Placeholders the docs use, mapped to real values by the replays.
+DOC_JOB_ID = 1
+DOC_TARGET_ID = 2  # protocol.md: the customer's participant id
+DOC_USER_IDS = {1: "admin", 2: "staff", 3: "other"}  # api.md: user ids in paths
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    info: str
+    body: str
+    line: int
+
+    def where(self, doc: str) -> str:
+        return f"docs/{doc} line {self.line}"
+
+
+def fenced_blocks(doc: str) -> list[Block]:
+    """Every fenced code block of a doc, with its info string and first line number."""
+    blocks: list[Block] = []
+    lines = (DOCS / doc).read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("```"):
+            info, start, body = lines[i][3:].strip(), i + 1, []
+            i += 1
+            while i < len(lines) and not lines[i].startswith("```"):
+                body.append(lines[i])
+                i += 1
+            assert i < len(lines), f"docs/{doc} line {start}: unclosed code block"
+            blocks.append(Block(info, "\n".join(body), start))
+        i += 1
+    return blocks
+
+
+def json_examples(doc: str, info: str) -> list[tuple[Block, dict[str, Any]]]:
+    found = []
+    for block in fenced_blocks(doc):
+        if block.info == info:
+            try:
+                value = json.loads(block.body)
+            except ValueError as exc:
+                pytest.fail(f"{block.where(doc)}: not valid JSON: {exc}")
+            assert isinstance(value, dict), f"{block.where(doc)}: not a JSON object"
+            found.append((block, value))
+    return found
+
+
+def keys_match(real: Any, documented: Any) -> bool:
+    """Same keys at the top level and in nested objects (lists: their first items)."""
+    if isinstance(real, dict) and isinstance(documented, dict):
+        return set(real) == set(documented) and all(
+            keys_match(real[k], documented[k]) for k in real
+        )
+    if isinstance(real, list) and isinstance(documented, list) and real and documented:
+        return keys_match(real[0], documented[0])
+    return True
+
+
+# -- configuration.md ------------------------------------------------------------------
+
+CONFIG_ROW = re.compile(r"^\| `(VIDEOASSIST_[A-Z0-9_]+)` \|([^|]*)\|([^|]*)\|", re.M)
+TYPE_WORDS = {Path: "path", str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _type_word(hint: Any) -> str:
+    if typing.get_origin(hint) is tuple:
+        return "list"
+    if Secret in typing.get_args(hint):
+        return "secret"
+    return TYPE_WORDS[hint]
+
+
+def test_every_setting_is_documented_and_every_documented_setting_exists() -> None:
+    in_code = set(documentation())
+    text = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    in_doc = set(re.findall(r"VIDEOASSIST_[A-Z0-9_]*[A-Z0-9]", text))
+    assert in_code - in_doc == set(), "settings missing from docs/configuration.md"
+    assert in_doc - in_code == set(), "docs/configuration.md names settings the code lacks"
+
+
+def test_no_doc_names_a_setting_the_code_lacks() -> None:
+    in_code = set(documentation())
+    for path in [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]:
+        names = set(re.findall(r"VIDEOASSIST_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf-8")))
+        assert names - in_code == set(), f"{path.name} names settings the code lacks"
+
+
+def test_the_settings_table_gives_each_type_and_default() -> None:
+    rows = CONFIG_ROW.findall((DOCS / "configuration.md").read_text(encoding="utf-8"))
+    table = {name: (kind.strip(), default.strip()) for name, kind, default in rows}
+    assert len(table) == len(rows), "a setting has two rows in the table"
+    hints = typing.get_type_hints(Settings)
+    for f in dataclasses.fields(Settings):
+        name = "VIDEOASSIST_" + f.name.upper()
+        assert name in table, f"{name} has no row in the settings table"
+        kind, default = table[name]
+        assert kind == _type_word(hints[f.name]), f"{name}: type {kind!r}"
+        literal = re.fullmatch(r"`([^`]*)`", default)
+        if f.default in (None, "", ()):
+            assert literal is None, f"{name}: the code's default is empty, the doc's {default}"
+            continue
+        assert literal is not None, f"{name}: default {default!r} is not a `literal`"
+        value = literal[1]
+        converted: Any
+        if hints[f.name] is bool:
+            converted = {"true": True, "false": False}[value]
+        else:
+            converted = hints[f.name](value)
+        assert converted == f.default, f"{name}: documented default {value}, code {f.default!r}"
+
+
+# -- protocol.md -----------------------------------------------------------------------
+
+
+def test_protocol_examples_cover_every_client_message_type() -> None:
+    client = json_examples("protocol.md", "json client")
+    server = json_examples("protocol.md", "json server")
+    assert client and server
+    for block, example in client + server:
+        assert isinstance(example.get("type"), str), f"{block.where('protocol.md')}: no type"
+    documented = {example["type"] for _, example in client}
+    assert set(CLIENT_TYPES) - documented == set(), "client messages without an example"
+    assert documented - set(CLIENT_TYPES) == set(), "examples of unknown client messages"
+    joined = [e for _, e in server if e["type"] == "joined"]
+    assert joined and all(e["protocol"] == PROTOCOL_VERSION for e in joined)
+
+
+def test_protocol_close_codes_are_those_of_the_code() -> None:
+    text = (DOCS / "protocol.md").read_text(encoding="utf-8")
+    section = text.split("## Close codes", 1)[1]
+    documented = {int(c) for c in re.findall(r"^\| (\d{4}) \|", section, re.M)}
+    in_code = {v for k, v in vars(hub).items() if k.startswith("CLOSE_") and isinstance(v, int)
+               and k != "CLOSE_TIMEOUT_S"}
+    in_code.add(int(aiohttp.WSCloseCode.MESSAGE_TOO_BIG))  # aiohttp's own, above 1 MiB
+    assert documented == in_code
+
+
+class Replay:
+    """Reads a socket's messages, keeping every one for the shape checks."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+
+    async def next(self, ws: aiohttp.ClientWebSocketResponse, kind: str,
+                   where: str) -> dict[str, Any]:
+        """The next message of this type; an error on the way fails, unless awaited."""
+        while True:
+            message = await receive(ws, timeout=WAIT_S)
+            self.seen.append(message)
+            if message["type"] == "error" and kind != "error":
+                pytest.fail(f"{where}: the server answered {message}")
+            if message["type"] == kind:
+                return message
+
+    async def quiet(self, ws: aiohttp.ClientWebSocketResponse, where: str) -> None:
+        """Nothing but a pong answers a ping sent now: no error is pending."""
+        await ws.send_json({"type": "ping"})
+        await self.next(ws, "pong", where)
+
+
+class Media:
+    """Real aiortc peers for the media examples: the customer publishes, the expert views."""
+
+    def __init__(self) -> None:
+        self.customer: RTCPeerConnection | None = None
+        self.expert: RTCPeerConnection | None = None
+        self.server_offer: dict[str, Any] | None = None
+
+    @staticmethod
+    def peer() -> RTCPeerConnection:
+        return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+    async def close(self) -> None:
+        for pc in (self.customer, self.expert):
+            if pc is not None:
+                await pc.close()
+
+
+@dataclasses.dataclass
+class Call:
+    """An expert and a customer in a job's call, and what the replay saw of it."""
+
+    server: Server
+    staff_token: str
+    participant_token: str
+    job_id: int
+    expert: aiohttp.ClientWebSocketResponse
+    customer: aiohttp.ClientWebSocketResponse
+    expert_id: int
+    customer_id: int
+    replay: Replay
+    media: Media
+
+    def substitute(self, example: dict[str, Any], where: str) -> dict[str, Any]:
+        """The example with its placeholders replaced by this call's tokens and ids."""
+        message = copy.deepcopy(example)
+        tokens = {"STAFF_TOKEN": self.staff_token, "PARTICIPANT_TOKEN": self.participant_token}
+        if "token" in message:
+            assert message["token"] in tokens, f"{where}: token {message['token']!r}"
+            message["token"] = tokens[message["token"]]
+        if "job" in message:
+            assert message["job"] == DOC_JOB_ID, f"{where}: examples join job {DOC_JOB_ID}"
+            message["job"] = self.job_id
+        if "target" in message:
+            assert message["target"] == DOC_TARGET_ID, f"{where}: examples target {DOC_TARGET_ID}"
+            message["target"] = self.customer_id
+        return message
+
+    async def publish(self) -> None:
+        """The customer offers a camera (set-up, not an example): a track to view."""
+        pc = self.media.customer = self.media.peer()
+        pc.addTransceiver("video", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        await self.customer.send_json({"type": "sdp.offer", "sdp": pc.localDescription.sdp})
+        answer = await self.replay.next(self.customer, "sdp.answer", "the customer's offer")
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+
+    async def send(self, message: dict[str, Any], where: str) -> None:
+        """Send one client example as its sender would; check the documented answer."""
+        kind, replay, expert, customer = message["type"], self.replay, self.expert, self.customer
+        if kind == "auth":
+            ws = await self.server.ws()
+            await ws.send_json(message)
+            answer = await replay.next(ws, "joined", where)
+            assert answer["job"]["id"] == self.job_id, where
+            assert answer["protocol"] == PROTOCOL_VERSION, where
+            await ws.close()
+        elif kind == "ping":
+            await expert.send_json(message)
+            await replay.next(expert, "pong", where)
+        elif kind == "leave":
+            ws, answer = await self.server.join_call(self.staff_token, self.job_id)
+            replay.seen.append(answer)
+            await ws.send_json(message)
+            closing = await ws.receive(timeout=WAIT_S)
+            assert closing.type == aiohttp.WSMsgType.CLOSE, (where, closing)
+            assert ws.close_code == 1000, where
+            left = await replay.next(customer, "participant.left", where)
+            while left["participant"]["id"] != answer["you"]["id"]:
+                left = await replay.next(customer, "participant.left", where)
+            assert left["participant"]["left_at"] is not None, where
+        elif kind == "chat.message":
+            await expert.send_json(message)
+            for ws in (expert, customer):
+                got = await replay.next(ws, "chat.message", where)
+                assert got["message"]["text"] == message["text"], where
+                assert got["message"]["participant_id"] == self.expert_id, where
+        elif kind.startswith("annotation."):
+            await expert.send_json(message)
+            relayed = await replay.next(customer, kind, where)
+            assert relayed == {**message, "from": self.expert_id}, where
+            await replay.quiet(expert, where)
+        elif kind == "sdp.offer":
+            await self.offer(message, where)
+        elif kind == "sdp.answer":
+            media = self.media
+            assert media.expert is not None and media.server_offer is not None, (
+                f"{where}: replayed only after an sdp.offer example drew the server's offer")
+            await media.expert.setRemoteDescription(
+                RTCSessionDescription(media.server_offer["sdp"], "offer"))
+            await media.expert.setLocalDescription(await media.expert.createAnswer())
+            await expert.send_json({**message, "sdp": media.expert.localDescription.sdp})
+            media.server_offer = None
+            await replay.quiet(expert, where)
+        elif kind == "ice.candidate":
+            assert self.media.expert is not None, f"{where}: replayed after an sdp.offer example"
+            await expert.send_json(message)
+            await replay.quiet(expert, where)
+        else:
+            pytest.fail(f"{where}: no replay rule for {kind!r}; add one to this test")
+
+    async def offer(self, message: dict[str, Any], where: str) -> None:
+        """The expert, a viewer, offers once the customer publishes: the server answers,
+        then offers the customer's track, named after the customer."""
+        media = self.media
+        if media.customer is None:
+            await self.publish()
+        if media.expert is None:
+            media.expert = media.peer()
+            media.expert.addTransceiver("video", direction="recvonly")
+        await media.expert.setLocalDescription(await media.expert.createOffer())
+        await self.expert.send_json({**message, "sdp": media.expert.localDescription.sdp})
+        answer = await self.replay.next(self.expert, "sdp.answer", where)
+        await media.expert.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        media.server_offer = await self.replay.next(self.expert, "sdp.offer", where)
+        track = rf"^a=msid:\S+ p{self.customer_id}-video-\d+\r?$"
+        assert re.search(track, media.server_offer["sdp"], re.M), (
+            f"{where}: the server's offer names no track p{self.customer_id}-video-N")
+
+
+async def test_protocol_examples_replay_through_the_real_server(server: Server) -> None:
+    client = json_examples("protocol.md", "json client")
+    documented = [example for _, example in json_examples("protocol.md", "json server")]
+    _, staff_token = await server.staff("expert")
+    job_id = await server.job(staff_token)
+    participant_token = await server.participant(staff_token, job_id)
+    expert, joined = await server.join_call(staff_token, job_id)
+    customer, customer_joined = await server.join_call(participant_token)
+    call = Call(server, staff_token, participant_token, job_id, expert, customer,
+                joined["you"]["id"], customer_joined["you"]["id"], Replay(), Media())
+    call.replay.seen += [joined, customer_joined]
+    try:
+        for block, example in client:
+            where = block.where("protocol.md")
+            assert all(isinstance(v, str) and v.startswith("v=0")
+                       for k, v in example.items() if k == "sdp"), where
+            await call.send(call.substitute(example, where), where)
+        # protocol.md's errors in a call carry `ref` whenever the message's type is known:
+        # one that passed its checks, and one of a known type that failed them.
+        await expert.send_json({"type": "annotation.clear", "target": 2**40})
+        error = await call.replay.next(expert, "error", "an unknown target")
+        assert (error["code"], error.get("ref")) == ("not_found", "annotation.clear"), error
+        await expert.send_json({"type": "chat.message", "text": " "})
+        error = await call.replay.next(expert, "error", "an empty chat message")
+        assert (error["code"], error.get("ref")) == ("bad_request", "chat.message"), error
+        await expert.send_str("{not json")
+        error = await call.replay.next(expert, "error", "a message that is not JSON")
+        assert error["code"] == "bad_request" and "ref" not in error, error
+        # Every broadcast has been read: participants' comings and goings included.
+        await call.replay.quiet(customer, "the customer's last messages")
+    finally:
+        await call.media.close()
+        await expert.close()
+        await customer.close()
+
+    sent_types = {m["type"] for m in call.replay.seen}
+    documented_types = {d["type"] for d in documented}
+    assert documented_types - sent_types == set(), "documented but never sent by the server"
+    assert sent_types - documented_types == set(), "sent by the server but not documented"
+    for message in call.replay.seen:
+        examples = [d for d in documented if d["type"] == message["type"]]
+        assert any(keys_match(message, d) for d in examples), (
+            f"the server sent {message}, unlike every documented {message['type']!r}"
+        )
+
+
+# -- api.md ----------------------------------------------------------------------------
+
+HEADING = re.compile(r"^### (GET|POST|PUT|PATCH|DELETE) (/\S*)$", re.M)
+RESPONSE = re.compile(r"^(json|html) response (\d{3})$")
+ID_IN_PATH = re.compile(r"^/api/(jobs|users)/(\d+)(?=/|\?|$)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Exchange:
+    request: Block
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: str
+    response: Block
+    kind: str
+    status: int
+
+
+def api_exchanges() -> list[Exchange]:
+    blocks = fenced_blocks("api.md")
+    exchanges = []
+    for i, block in enumerate(blocks):
+        if block.info != "http":
+            continue
+        where = block.where("api.md")
+        assert i + 1 < len(blocks), f"{where}: no response block"
+        response = blocks[i + 1]
+        shape = RESPONSE.match(response.info)
+        assert shape, f"{where}: followed by {response.info!r}, not a response block"
+        head, _, body = block.body.partition("\n\n")
+        first, *header_lines = head.splitlines()
+        method, path = first.split(" ")
+        headers = dict(line.split(": ", 1) for line in header_lines)
+        exchanges.append(Exchange(block, method, path, headers, body.strip(), response,
+                                  shape[1], int(shape[2])))
+    for i, block in enumerate(blocks):
+        if RESPONSE.match(block.info):
+            assert i > 0 and blocks[i - 1].info == "http", (
+                f"{block.where('api.md')}: a response without its request"
+            )
+    return exchanges
+
+
+def test_every_route_has_its_section_in_the_api_doc(server: Server) -> None:
+    routes = {
+        (route.method, route.resource.canonical)
+        for route in server.app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+        and not isinstance(route.resource, web.StaticResource)
+    }
+    sections = set(HEADING.findall((DOCS / "api.md").read_text(encoding="utf-8")))
+    assert routes - sections == set(), "routes missing from docs/api.md"
+    assert sections - routes == set(), "docs/api.md documents routes the server lacks"
+
+
+async def test_api_examples_replay_against_the_real_server(server: Server) -> None:
+    exchanges = api_exchanges()
+    assert exchanges
+    admin = await server.add_user("admin", username="admin")
+    admin_token = await server.sign_in(admin.username)
+    staff, staff_token = await server.staff("expert")
+    other = await server.add_user("technician", password=None)
+    job_id = await server.job(staff_token)
+    users = {"admin": admin.id, "staff": staff.id, "other": other.id}
+    tokens = {"STAFF_TOKEN": staff_token, "ADMIN_TOKEN": admin_token}
+
+    def real_path(path: str) -> str:
+        match = ID_IN_PATH.match(path)
+        if match is None:
+            return path
+        kind, number = match[1], int(match[2])
+        if kind == "jobs" and number == DOC_JOB_ID:
+            real = job_id
+        elif kind == "users" and number in DOC_USER_IDS:
+            real = users[DOC_USER_IDS[number]]
+        else:
+            return path  # an id the examples mean to be unknown
+        return f"/api/{kind}/{real}{path[match.end():]}"
+
+    for ex in exchanges:
+        where = ex.request.where("api.md")
+        headers = dict(ex.headers)
+        if "Authorization" in headers:
+            scheme, _, placeholder = headers["Authorization"].partition(" ")
+            assert scheme == "Bearer" and placeholder in tokens, where
+            headers["Authorization"] = f"Bearer {tokens[placeholder]}"
+        body = ex.body
+        if '"JOIN_LINK_TOKEN"' in body:
+            body = body.replace("JOIN_LINK_TOKEN", await server.invite(staff_token, job_id))
+        if '"PASSWORD_LINK_TOKEN"' in body:
+            body = body.replace("PASSWORD_LINK_TOKEN", await server.password_link(other))
+        status, answer, answer_headers = await server.request(
+            ex.method, real_path(ex.path), headers=headers,
+            data=body.encode() if body else None,
+        )
+        assert status == ex.status, f"{where}: {ex.method} {ex.path} answered {status} {answer}"
+        if ex.kind == "html":
+            assert answer_headers["Content-Type"].startswith("text/html"), where
+            assert answer.lstrip().lower().startswith(ex.response.body.strip().lower()), where
+            continue
+        try:
+            documented = json.loads(ex.response.body)
+        except ValueError as exc:
+            pytest.fail(f"{ex.response.where('api.md')}: not valid JSON: {exc}")
+        assert isinstance(answer, dict), f"{where}: answered {answer!r}"
+        assert set(answer) == set(documented), (
+            f"{where}: keys {sorted(answer)}, documented {sorted(documented)}"
+        )
+        if "error" in documented:
+            assert answer["error"] == documented["error"], where
+
+
+# -- ui.md -----------------------------------------------------------------------------
+
+HANDLE = re.compile(r"""data-(action|region)=["']([a-z][a-z0-9-]*)["']""")
+
+
+def test_ui_doc_lists_exactly_the_handles_in_the_web_client() -> None:
+    in_web: set[tuple[str, str]] = set()
+    for path in [*(ROOT / "web" / "templates").glob("*.html"),
+                 *(ROOT / "web" / "static" / "js").glob("*.js")]:
+        in_web |= set(HANDLE.findall(path.read_text(encoding="utf-8")))
+    assert in_web, "no handles found in web/"
+    in_doc = set(HANDLE.findall((DOCS / "ui.md").read_text(encoding="utf-8")))
+    assert in_web - in_doc == set(), "handles missing from docs/ui.md"
+    assert in_doc - in_web == set(), "docs/ui.md lists handles the web client lacks"
