@@ -21,6 +21,7 @@ from videoassist.appkeys import (
     CLOCK,
     DRAINING,
     HUB,
+    ICE,
     MEDIA,
     NOTIFIER,
     SETTINGS,
@@ -32,6 +33,7 @@ from videoassist.auth.ratelimit import FailureLimiter
 from videoassist.auth.tokens import TokenService
 from videoassist.config import Settings
 from videoassist.media import aiortc_hooks
+from videoassist.media.ice import IcePolicy
 from videoassist.media.router import MediaRouter
 from videoassist.notify import Notifier
 from videoassist.signalling.connection import websocket
@@ -57,7 +59,9 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
     app[TOKENS] = TokenService(
         keyfiles.signing_keys(settings), settings.public_url, settings.token_leeway_s, clock
     )
-    keyfiles.turn_secret(settings)  # generated on first run, for ops to give coturn
+    # The TURN secret is generated on first run, for ops to give coturn too.
+    app[ICE] = IcePolicy(settings.turn_urls, keyfiles.turn_secret(settings), settings.turn_ttl_s,
+                         clock)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_hub)
     app.cleanup_ctx.append(_notifier)
@@ -104,7 +108,7 @@ async def _close_calls(app: web.Application) -> None:
 
 async def _media(app: web.Application) -> AsyncIterator[None]:
     aiortc_hooks.check_compatible()  # fail at start, not mid-call, after an aiortc upgrade
-    router = MediaRouter(lambda: [])
+    router = MediaRouter(app[ICE].for_server)
     app[MEDIA] = router
     yield
     await router.close()

@@ -10,6 +10,7 @@ from aiohttp import web
 from videoassist.accounts import SignInLimits
 from videoassist.auth.tokens import TokenService
 from videoassist.config import Settings
+from videoassist.media.ice import IcePolicy
 from videoassist.storage import Store
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 STORE = web.AppKey("store", Store)
 TOKENS = web.AppKey("tokens", TokenService)
+ICE = web.AppKey("ice", IcePolicy)
 SIGNIN_LIMITS = web.AppKey("signin_limits", SignInLimits)
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from videoassist.api.guard import client_address
-from videoassist.appkeys import CLOCK, DRAINING, HUB, MEDIA, SETTINGS, STORE, TOKENS
+from videoassist.appkeys import CLOCK, DRAINING, HUB, ICE, MEDIA, SETTINGS, STORE, TOKENS
 from videoassist.auth.ratelimit import TokenBucket
 from videoassist.auth.tokens import PARTICIPANT_AUDIENCE, STAFF_AUDIENCE
 from videoassist.errors import (
@@ -194,6 +194,7 @@ class Connection:
             "you": member.participant.public(),
             "participants": [m.participant.public() for m in room.members.values()
                              if m is not member],
+            **self.app[ICE].for_client(member.id, role),
         })
         return member
 
