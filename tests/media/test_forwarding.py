@@ -135,14 +135,15 @@ async def test_capture_returns_the_newest_frame_quickly(server: Server) -> None:
         durations = []
         for _ in range(8):
             loop = asyncio.get_running_loop()
+            newest_when_asked = publication.frames_in - 1
             start = loop.time()
             shot = await router.capture(customer.participant_id)  # type: ignore[attr-defined]
             durations.append(loop.time() - start)
-            newest = publication.gop[-1] if publication.gop else None
             assert shot.image.shape == (360, 640, 3)
+            # The picture is the frame it says it is, and at least as new as the newest
+            # frame the server had when asked.
             assert read_id(shot.image) == shot.frame_index % CLIP_FRAMES
-            # The newest frame the server had, or the one that arrived while decoding.
-            assert newest is not None and newest.index - shot.frame_index <= 2
+            assert shot.frame_index >= newest_when_asked
             await asyncio.sleep(0.15)
         # The median meets the 150 ms target; a capture that lands on a busy shared
         # machine (CI runs here too) still has a bound.
