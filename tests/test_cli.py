@@ -86,7 +86,8 @@ class ServeProcess:
     set-password link) have to be flushed by the server itself.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
@@ -95,7 +96,7 @@ class ServeProcess:
             [sys.executable, "-m", "videoassist", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), "--data-dir", str(data_dir)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, env=clean_env(), cwd=data_dir.parent,
+            text=True, env=clean_env(**(env or {})), cwd=data_dir.parent,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

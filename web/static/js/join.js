@@ -2,11 +2,14 @@
 import { api, ApiError, setStatus, takeFragmentToken } from "./api.js";
 import { Signalling } from "./signalling.js";
 import { attachChat } from "./chat.js";
+import { MediaLink } from "./media.js";
 
 const token = takeFragmentToken();
 const joinButton = /** @type {HTMLButtonElement} */ (document.querySelector('[data-action="join"]'));
 /** @type {Signalling | null} */
 let signalling = null;
+/** @type {MediaLink | null} */
+let media = null;
 
 function gone(message) {
   joinButton.hidden = true;
@@ -57,6 +60,7 @@ joinButton.addEventListener("click", async () => {
     document.getElementById("landing").hidden = true;
     document.getElementById("call").hidden = false;
     setStatus("Connected");
+    startMedia(msg);
   });
   signalling.addEventListener("participant.joined", (event) => {
     const p = /** @type {CustomEvent} */ (event).detail.participant;
@@ -67,19 +71,66 @@ joinButton.addEventListener("click", async () => {
     people.delete(/** @type {CustomEvent} */ (event).detail.participant.id);
     showParticipants([...people.values()]);
   });
-  signalling.addEventListener("closed", () => setStatus("The call has ended."));
+  signalling.addEventListener("closed", () => {
+    stopMedia();
+    setStatus("The call has ended.");
+  });
   attachChat(signalling, document.querySelector('[data-region="chat"]'),
     /** @type {HTMLFormElement} */ (document.getElementById("chat-form")));
   signalling.connect();
 });
 
+/**
+ * Camera (the rear one by default) and microphone, then the connection to the server.
+ * @param {{ice_servers: RTCIceServer[], ice_transport_policy: RTCIceTransportPolicy}} joined
+ */
+async function startMedia(joined) {
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({
+      video: { facingMode: "environment" },
+      audio: true,
+    });
+  } catch (error) {
+    const denied = error && error.name === "NotAllowedError";
+    return setStatus(denied
+      ? "Camera and microphone are blocked. Allow them in the browser to show the problem."
+      : "The camera could not be started. Is another app using it?");
+  }
+  /** @type {HTMLVideoElement} */ (document.querySelector('[data-region="local-video"]'))
+    .srcObject = stream;
+  media = new MediaLink(signalling, joined);
+  const remote = new MediaStream();
+  media.addEventListener("track", (event) => {
+    const { track } = /** @type {CustomEvent} */ (event).detail;
+    remote.addTrack(track);
+    /** @type {HTMLVideoElement} */ (document.querySelector('[data-region="remote-video"]'))
+      .srcObject = remote;
+  });
+  media.addEventListener("state", (event) => {
+    const state = /** @type {CustomEvent} */ (event).detail;
+    if (state === "connected") setStatus("Connected");
+    else if (state === "failed") setStatus("The video connection was lost.");
+  });
+  await media.publish(stream);
+}
+
+function stopMedia() {
+  if (media) media.close();
+  media = null;
+}
+
 document.querySelector('[data-action="leave"]').addEventListener("click", () => {
+  stopMedia();
   if (signalling) signalling.leave();
 });
 
 // Nothing of the call survives the page: close on pagehide, and a page restored from
 // the back-forward cache starts over (the link is used, so it says so).
-addEventListener("pagehide", () => { if (signalling) signalling.leave(); });
+addEventListener("pagehide", () => {
+  stopMedia();
+  if (signalling) signalling.leave();
+});
 addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });
 
 inspect();

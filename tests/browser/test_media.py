@@ -1,0 +1,151 @@
+"""Chromium with a fake camera publishes through the server to a second Chromium page.
+
+Both pages join from one-time links (a technician and a customer) and run the real
+client (web/static/js/media.js). An init script records each page's
+RTCPeerConnections so the test can read ``getStats()``; nothing else is injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import BrowserContext, Page
+
+from tests.conftest import free_port
+from tests.test_cli import ServeProcess, ok
+
+pytestmark = [
+    pytest.mark.browser,
+    # Known interop failures with Chromium 156, found by these tests (issue "Media plane"):
+    # 1. the server's re-offer (aiortc createOffer for the forwarded tracks) assigns RTP
+    #    header extension ids afresh; Chromium refuses it: "RTP extension ID reassignment
+    #    not supported (collision on active MID 0, id=1 ... ssrc-audio-level ... sdes:mid)".
+    # 2. aiortc's RTP parser raised struct.error on an ssrc-audio-level extension from
+    #    Chromium, which closed that participant's DTLS transport.
+    # Strict: the day both are fixed these tests pass and the marker must go.
+    pytest.mark.xfail(strict=True, reason="aiortc re-offer header extension ids vs Chromium"),
+]
+
+RECORD_PEER_CONNECTIONS = """
+window.__pcs = [];
+const Native = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends Native {
+  constructor(...args) { super(...args); window.__pcs.push(this); }
+};
+"""
+
+FRAMES_DECODED = """async () => {
+  let frames = 0;
+  for (const pc of window.__pcs) {
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded || 0;
+    });
+  }
+  return frames;
+}"""
+
+LOCAL_CANDIDATE_TYPE = """async () => {
+  for (const pc of window.__pcs) {
+    const stats = await pc.getStats();
+    let pair = null;
+    stats.forEach((r) => { if (r.type === "transport" && r.selectedCandidatePairId) {
+      pair = stats.get(r.selectedCandidatePairId); } });
+    if (pair) return stats.get(pair.localCandidateId).candidateType;
+  }
+  return null;
+}"""
+
+
+def _link(serve: ServeProcess, data_dir: Path, job_id: str, role: str) -> str:
+    url = ok(data_dir, "invite", job_id, "--role", role).strip()
+    return f"{serve.url}/join#{url.split('#', 1)[1]}"
+
+
+async def _join(browser: BrowserContext, link: str) -> Page:
+    page = await browser.new_page()
+    await page.add_init_script(RECORD_PEER_CONNECTIONS)
+    await page.goto(link)
+    await page.locator('[data-action="join"]').click()
+    await page.locator('[data-region="remote-video"]').wait_for(state="visible")
+    return page
+
+
+async def _frames_grow(page: Page, timeout: float = 10.0) -> tuple[int, int]:
+    """framesDecoded on the page, seen growing; returns (first, later) counts."""
+    async with asyncio.timeout(timeout):
+        while (first := await page.evaluate(FRAMES_DECODED)) == 0:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        later = await page.evaluate(FRAMES_DECODED)
+    return first, later
+
+
+async def _call(browser: BrowserContext, serve: ServeProcess, data_dir: Path
+                ) -> tuple[Page, Page]:
+    serve.wait_ready()
+    job_id = ok(data_dir, "job", "create", "Dishwasher leaks").strip()
+    technician = await _join(browser, _link(serve, data_dir, job_id, "technician"))
+    customer = await _join(browser, _link(serve, data_dir, job_id, "customer"))
+    return technician, customer
+
+
+async def test_chromium_publishes_to_another_page(browser: BrowserContext,
+                                                  tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    serve = ServeProcess(data_dir)
+    try:
+        technician, customer = await _call(browser, serve, data_dir)
+        for page in (technician, customer):
+            first, later = await _frames_grow(page)
+            assert later > first, (first, later)
+    finally:
+        assert serve.stop() == 0
+
+
+@contextlib.contextmanager
+def _coturn(tmp_path: Path, secret: str) -> Iterator[int]:
+    """A loopback coturn for the relay path (the hardening is tests/media/test_turn.py's)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [shutil.which("turnserver") or "/usr/bin/turnserver", "-n",
+         "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
+         "--use-auth-secret", f"--static-auth-secret={secret}", "--realm=test",
+         f"--userdb={tmp_path / 'turndb'}", "--no-cli", "--no-tls", "--no-dtls",
+         "--allow-loopback-peers", f"--pidfile={tmp_path / 'turn.pid'}",
+         "--log-file=stdout", "--simple-log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def test_a_customer_relayed_through_coturn(browser: BrowserContext,
+                                                 tmp_path: Path) -> None:
+    secret = "test-turn-secret-0123456789abcdef"
+    with _coturn(tmp_path, secret) as turn_port:
+        data_dir = tmp_path / "data"
+        serve = ServeProcess(data_dir, env={
+            "VIDEOASSIST_TURN_URLS": f"turn:127.0.0.1:{turn_port}?transport=udp",
+            "VIDEOASSIST_TURN_SECRET": secret,
+        })
+        try:
+            technician, customer = await _call(browser, serve, data_dir)
+            first, later = await _frames_grow(technician)
+            assert later > first, (first, later)
+            assert await customer.evaluate(LOCAL_CANDIDATE_TYPE) == "relay"
+            first, later = await _frames_grow(customer)
+            assert later > first, (first, later)
+        finally:
+            assert serve.stop() == 0
