@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiortc
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
@@ -106,6 +106,51 @@ async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
     newest = max(sources, key=lambda s: s.timestamp)
     await receiver._send_rtcp_pli(newest.source)
     return True
+
+
+async def create_offer_keeping_extensions(
+    pc: RTCPeerConnection, negotiated_ids: dict[str, int]
+) -> RTCSessionDescription:
+    """A re-offer that keeps the RTP header extension ids already in use.
+
+    aiortc's ``createOffer`` resets every transceiver's ``_headerExtensions`` to its own
+    default ids. Chromium refuses an offer that reassigns an id on a live BUNDLE
+    transport, and a receiver that starts after the reset parses the client's packets
+    with the wrong ids (seen as ``struct.error`` on ssrc-audio-level). So: restore each
+    transceiver's negotiated list, and rewrite the offer's ``a=extmap`` lines to the
+    ids the client chose (``negotiated_ids``: URI to id), dropping URIs it never offered.
+    """
+    saved = {t: list(t._headerExtensions) for t in pc.getTransceivers()
+             if t._headerExtensions}
+    offer = await pc.createOffer()
+    for transceiver, extensions in saved.items():
+        transceiver._headerExtensions = extensions
+    return RTCSessionDescription(sdp=rewrite_extmap(offer.sdp, negotiated_ids), type="offer")
+
+
+def negotiated_extension_ids(sdp: str) -> dict[str, int]:
+    """URI to id of every ``a=extmap`` line of a description."""
+    ids: dict[str, int] = {}
+    for line in sdp.splitlines():
+        if line.startswith("a=extmap:"):
+            number, _, uri = line[len("a=extmap:"):].partition(" ")
+            number = number.split("/")[0]
+            if number.isdigit():
+                ids.setdefault(uri.strip().split(" ")[0], int(number))
+    return ids
+
+
+def rewrite_extmap(sdp: str, ids: dict[str, int]) -> str:
+    lines = []
+    for line in sdp.split("\r\n"):
+        if line.startswith("a=extmap:"):
+            _, _, rest = line.partition(" ")
+            uri = rest.strip().split(" ")[0]
+            if uri not in ids:
+                continue
+            line = f"a=extmap:{ids[uri]} {rest}"
+        lines.append(line)
+    return "\r\n".join(lines)
 
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
