@@ -69,11 +69,17 @@ async def create_password_link(
     return Link(f"{settings.public_url}/setup#{token}", invite)
 
 
-async def redeem_join(store: Store, token: object, client: str) -> tuple[Invite, Job]:
-    """Consume a join link; any reason it cannot be used is the same 410."""
+def _stored_form(token: object) -> bytes:
+    """The hash a link is stored under; anything not shaped like a token is just Gone."""
     token_hash = hash_link_token(token) if isinstance(token, str) else None
     if token_hash is None:
         raise Gone()
+    return token_hash
+
+
+async def redeem_join(store: Store, token: object, client: str) -> tuple[Invite, Job]:
+    """Consume a join link; any reason it cannot be used is the same 410."""
+    token_hash = _stored_form(token)
     invite = await store.invites.redeem(token_hash, "join")
     assert invite.job_id is not None
     job = await store.jobs.get(invite.job_id)
@@ -88,9 +94,7 @@ async def redeem_join(store: Store, token: object, client: str) -> tuple[Invite,
 
 async def inspect_join(store: Store, token: object) -> tuple[Invite, Job]:
     """What a live join link is for, without consuming it."""
-    token_hash = hash_link_token(token) if isinstance(token, str) else None
-    if token_hash is None:
-        raise Gone()
+    token_hash = _stored_form(token)
     invite = await store.invites.peek(token_hash, "join")
     assert invite.job_id is not None
     job = await store.jobs.get(invite.job_id)
@@ -101,16 +105,12 @@ async def inspect_join(store: Store, token: object) -> tuple[Invite, Job]:
 
 async def inspect_password(store: Store, token: object) -> Invite:
     """What a live set-password link is for, without consuming it."""
-    token_hash = hash_link_token(token) if isinstance(token, str) else None
-    if token_hash is None:
-        raise Gone()
+    token_hash = _stored_form(token)
     return await store.invites.peek(token_hash, "password")
 
 
 async def redeem_password(store: Store, token: object, client: str) -> Invite:
-    token_hash = hash_link_token(token) if isinstance(token, str) else None
-    if token_hash is None:
-        raise Gone()
+    token_hash = _stored_form(token)
     invite = await store.invites.redeem(token_hash, "password")
     await store.audit.record(f"invite:{invite.id}", "password_link.redeemed",
                              f"user:{invite.user_id}", client=client)

@@ -17,7 +17,9 @@ The hooks below close those two gaps, with the smallest reach we could find:
 - ``on_keyframe_request``: the sender calls ``self._send_keyframe()`` for a PLI or
   FIR; an instance attribute of that name takes the call.
 - ``on_bitrate_estimate``: the sender handles REMB in ``_handle_rtcp_packet``; we
-  wrap it on the instance to read the estimate.
+  wrap it on the instance to read the estimate. Not wired yet: carrying viewers'
+  estimates back to the publisher is still to do (issue "Media plane").
+- ``create_offer_keeping_extensions``: see its docstring (Chromium re-offers).
 
 ``check_compatible()`` runs at start-up and in the tests: an aiortc upgrade that
 moves any of these fails loudly there instead of silently re-encoding or dropping.
@@ -54,7 +56,6 @@ def check_compatible() -> None:
             f"aiortc {version} is not a tested version ({', '.join(SUPPORTED_AIORTC)}x): "
             "review videoassist/media/aiortc_hooks.py before upgrading"
         )
-    probe = RTCRtpReceiver.__new__(RTCRtpReceiver)
     problems = []
     if not callable(getattr(_receiver_module, "decoder_worker", None)):
         problems.append("rtcrtpreceiver.decoder_worker is gone")
@@ -66,7 +67,6 @@ def check_compatible() -> None:
     source = getattr(RTCRtpReceiver.__init__, "__code__", None)
     if source is None or _DECODER_QUEUE not in source.co_names:
         problems.append(f"RTCRtpReceiver.__init__ no longer sets {_DECODER_QUEUE}")
-    del probe
     if problems:
         raise IncompatibleAiortc("aiortc internals changed: " + "; ".join(problems))
 
