@@ -20,17 +20,7 @@ from playwright.async_api import BrowserContext, Page
 from tests.conftest import free_port
 from tests.test_cli import ServeProcess, ok
 
-pytestmark = [
-    pytest.mark.browser,
-    # Known interop failure with Chromium 156, found by these tests (issue "Media plane"):
-    # pictures flow at first, then stop after the server's re-offer. aiortc's createOffer
-    # renumbers the payload types of the client's already negotiated m-sections with its
-    # own (Chromium's VP8 is 96, aiortc's 97), and a started aiortc receiver never learns
-    # the new numbers. (The header extension ids, which failed the same way, are kept by
-    # aiortc_hooks.create_offer_keeping_extensions.)
-    # Strict: the day it is fixed these tests pass and the marker must go.
-    pytest.mark.xfail(strict=True, reason="aiortc re-offer renumbers payload types"),
-]
+pytestmark = pytest.mark.browser
 
 RECORD_PEER_CONNECTIONS = """
 window.__pcs = [];

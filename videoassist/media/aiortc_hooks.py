@@ -19,7 +19,8 @@ The hooks below close those two gaps, with the smallest reach we could find:
 - ``on_bitrate_estimate``: the sender handles REMB in ``_handle_rtcp_packet``; we
   wrap it on the instance to read the estimate. Not wired yet: carrying viewers'
   estimates back to the publisher is still to do (issue "Media plane").
-- ``create_offer_keeping_extensions``: see its docstring (Chromium re-offers).
+- ``create_offer_keeping_negotiation``: re-offers keep the client's payload types
+  and header extension ids (see its docstring; found with Chromium).
 
 ``check_compatible()`` runs at start-up and in the tests: an aiortc upgrade that
 moves any of these fails loudly there instead of silently re-encoding or dropping.
@@ -29,12 +30,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc import rtcrtpreceiver as _receiver_module
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
+from aiortc.codecs import is_rtx
+from aiortc.rtcpeerconnection import is_codec_compatible
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtp import DYNAMIC_PAYLOAD_TYPES, RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
+from aiortc.sdp import SessionDescription
 
 SUPPORTED_AIORTC = ("1.16.",)
 
@@ -108,49 +114,113 @@ async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
     return True
 
 
-async def create_offer_keeping_extensions(
-    pc: RTCPeerConnection, negotiated_ids: dict[str, int]
-) -> RTCSessionDescription:
-    """A re-offer that keeps the RTP header extension ids already in use.
+class ClientNegotiation:
+    """What one client chose in its offers: payload types and header extension ids.
 
-    aiortc's ``createOffer`` resets every transceiver's ``_headerExtensions`` to its own
-    default ids. Chromium refuses an offer that reassigns an id on a live BUNDLE
-    transport, and a receiver that starts after the reset parses the client's packets
-    with the wrong ids (seen as ``struct.error`` on ssrc-audio-level). So: restore each
-    transceiver's negotiated list, and rewrite the offer's ``a=extmap`` lines to the
-    ids the client chose (``negotiated_ids``: URI to id), dropping URIs it never offered.
+    A client (Chromium: VP8 96, Opus 111) numbers its codecs differently from aiortc
+    (Opus 96, VP8 97). The server keeps the client's numbers in its own re-offers, see
+    ``create_offer_keeping_negotiation``.
     """
-    saved = {t: list(t._headerExtensions) for t in pc.getTransceivers()
-             if t._headerExtensions}
-    offer = await pc.createOffer()
-    for transceiver, extensions in saved.items():
-        transceiver._headerExtensions = extensions
-    return RTCSessionDescription(sdp=rewrite_extmap(offer.sdp, negotiated_ids), type="offer")
+
+    def __init__(self) -> None:
+        self.codecs: dict[int, RTCRtpCodecParameters] = {}  # payload type to codec
+        self.extension_ids: dict[str, int] = {}  # URI to id
+
+    def learn(self, sdp: str) -> None:
+        """Remember the numbers of a client offer (the first meaning of each wins)."""
+        for media in SessionDescription.parse(sdp).media:
+            for codec in media.rtp.codecs:
+                self.codecs.setdefault(_payload_type(codec), codec)
+            for extension in media.rtp.headerExtensions:
+                self.extension_ids.setdefault(extension.uri, extension.id)
 
 
-def negotiated_extension_ids(sdp: str) -> dict[str, int]:
-    """URI to id of every ``a=extmap`` line of a description."""
-    ids: dict[str, int] = {}
-    for line in sdp.splitlines():
-        if line.startswith("a=extmap:"):
-            number, _, uri = line[len("a=extmap:"):].partition(" ")
-            number = number.split("/")[0]
-            if number.isdigit():
-                ids.setdefault(uri.strip().split(" ")[0], int(number))
-    return ids
+def _payload_type(codec: RTCRtpCodecParameters) -> int:
+    if codec.payloadType is None:  # aiortc's own codecs and parsed SDP always have one
+        raise ValueError(f"{codec.mimeType} has no payload type")
+    return codec.payloadType
 
 
-def rewrite_extmap(sdp: str, ids: dict[str, int]) -> str:
-    lines = []
-    for line in sdp.split("\r\n"):
-        if line.startswith("a=extmap:"):
-            _, _, rest = line.partition(" ")
-            uri = rest.strip().split(" ")[0]
-            if uri not in ids:
+class _Numbering:
+    """Gives aiortc's codecs the client's payload types, inventing none that collide."""
+
+    def __init__(self, client: ClientNegotiation, taken: set[int]) -> None:
+        self._client = client
+        self._taken = set(client.codecs) | taken
+        self._chosen: dict[int, int] = {}  # aiortc's payload type to the one we use
+
+    def _pick(self, codec: RTCRtpCodecParameters, wanted: int | None) -> int:
+        ours = _payload_type(codec)
+        if ours in self._chosen:
+            return self._chosen[ours]
+        if wanted is None:
+            free = [pt for pt in [ours, *DYNAMIC_PAYLOAD_TYPES] if pt not in self._taken]
+            if not free:
+                raise RuntimeError("no payload type left for " + codec.mimeType)
+            wanted = free[0]
+        self._taken.add(wanted)
+        self._chosen[ours] = wanted
+        return wanted
+
+    def renumber(self, codecs: list[RTCRtpCodecParameters]) -> list[RTCRtpCodecParameters]:
+        out: dict[int, RTCRtpCodecParameters] = {}  # by aiortc's payload type
+        for codec in codecs:
+            if is_rtx(codec):
                 continue
-            line = f"a=extmap:{ids[uri]} {rest}"
-        lines.append(line)
-    return "\r\n".join(lines)
+            wanted = next((pt for pt, theirs in self._client.codecs.items()
+                           if not is_rtx(theirs) and is_codec_compatible(codec, theirs)), None)
+            out[_payload_type(codec)] = replace(codec, payloadType=self._pick(codec, wanted))
+        for codec in codecs:
+            apt = codec.parameters.get("apt")
+            base = out.get(apt) if is_rtx(codec) and isinstance(apt, int) else None
+            if base is None:  # not RTX, or RTX for a codec we dropped
+                continue
+            wanted = next((pt for pt, theirs in self._client.codecs.items()
+                           if is_rtx(theirs) and theirs.parameters.get("apt") == base.payloadType),
+                          None)
+            out[_payload_type(codec)] = replace(
+                codec, payloadType=self._pick(codec, wanted),
+                parameters={**codec.parameters, "apt": base.payloadType})
+        return [out[pt] for pt in map(_payload_type, codecs) if pt in out]
+
+
+async def create_offer_keeping_negotiation(
+    pc: RTCPeerConnection, client: ClientNegotiation
+) -> RTCSessionDescription:
+    """A re-offer that keeps the payload types and header extension ids in use.
+
+    aiortc's ``createOffer`` resets every transceiver's ``_codecs`` and
+    ``_headerExtensions`` to aiortc's own numbering. Offered to Chromium, that renumbers
+    the m-sections already negotiated: Chromium then sends VP8 as 97 to a receiver that
+    started with 96 and drops it (pictures stop after the first re-offer), and refuses
+    an offer that reassigns a header extension id on a live BUNDLE transport. So: give
+    negotiated transceivers back what they had, number new ones the client's way (one
+    meaning per payload type across the BUNDLE), and write the offer from those.
+    """
+    transceivers = [t for t in pc.getTransceivers() if not t.stopped]
+    saved = {t: (list(t._codecs), list(t._headerExtensions))
+             for t in transceivers if t.mid is not None}
+    offer = await pc.createOffer()
+    taken = {_payload_type(c) for codecs, _ in saved.values() for c in codecs}
+    numbering = _Numbering(client, taken)
+    for transceiver in transceivers:
+        if transceiver in saved:
+            transceiver._codecs, transceiver._headerExtensions = saved[transceiver]
+            continue
+        transceiver._codecs = numbering.renumber(transceiver._codecs)
+        transceiver._headerExtensions = [
+            RTCRtpHeaderExtensionParameters(id=client.extension_ids[e.uri], uri=e.uri)
+            for e in transceiver._headerExtensions if e.uri in client.extension_ids]
+    by_index = {t._get_mline_index(): t for t in transceivers}
+    description = SessionDescription.parse(offer.sdp)
+    for index, media in enumerate(description.media):
+        owner = by_index.get(index)
+        if owner is None or media.kind not in ("audio", "video"):
+            continue
+        media.rtp.codecs = owner._codecs
+        media.fmt = [codec.payloadType for codec in owner._codecs]
+        media.rtp.headerExtensions = owner._headerExtensions
+    return RTCSessionDescription(sdp=str(description), type="offer")
 
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:

@@ -48,7 +48,7 @@ class MediaSession:
         self.negotiated = False
         self.closed = False
         self.publications: dict[str, tuple[Publication, RTCRtpTransceiver]] = {}
-        self.extension_ids: dict[str, int] = {}  # RTP header extension ids the client chose
+        self.client_numbering = aiortc_hooks.ClientNegotiation()
         self.subscriptions: dict[str, tuple[ForwardTrack, RTCRtpTransceiver]] = {}
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -80,9 +80,7 @@ class MediaSession:
                 raise Conflict("Answer the server's offer first.")
             known = set(self.publications)
             await self._set_remote(sdp, "offer")
-            self.extension_ids.update(
-                {uri: i for uri, i in aiortc_hooks.negotiated_extension_ids(sdp).items()
-                 if uri not in self.extension_ids})
+            self.client_numbering.learn(sdp)
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
             self._note_codecs()
@@ -175,8 +173,8 @@ class MediaSession:
                     or self.pc.signalingState != "stable"):
                 return
             self.needs_offer = False
-            offer = await aiortc_hooks.create_offer_keeping_extensions(
-                self.pc, self.extension_ids)
+            offer = await aiortc_hooks.create_offer_keeping_negotiation(
+                self.pc, self.client_numbering)
             await self.pc.setLocalDescription(offer)
             self.offer_in_flight = True
             self._send({"type": "sdp.offer", "sdp": self.pc.localDescription.sdp})
