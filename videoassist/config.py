@@ -107,6 +107,13 @@ class Settings:
         ),
     )
     turn_ttl_s: int = field(default=600, metadata=_doc("TURN credential lifetime (at most 600)."))
+    media_transcode: str = field(
+        default="when-needed",
+        metadata=_doc(
+            "when-needed: forward encoded media, re-encode only for a viewer that shares "
+            "no codec with the publisher; always: re-encode for every viewer (comparison)."
+        ),
+    )
     notify_url: str = field(
         default="",
         metadata=_doc(
@@ -210,6 +217,11 @@ class Settings:
                 raise ConfigError(
                     f"{ENV_PREFIX}TURN_URLS: {url!r} is not a turn:, turns: or stun: URL"
                 )
+        if self.media_transcode not in ("when-needed", "always"):
+            raise ConfigError(
+                f"{ENV_PREFIX}MEDIA_TRANSCODE must be when-needed or always, "
+                f"got {self.media_transcode!r}"
+            )
         if self.notify_url and urlsplit(self.notify_url).scheme not in ("http", "https"):
             raise ConfigError(f"{ENV_PREFIX}NOTIFY_URL must be an http(s) URL")
 

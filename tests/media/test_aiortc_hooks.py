@@ -6,6 +6,7 @@ import aiortc
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc import rtcrtpreceiver as receiver_module
+from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from videoassist.media import aiortc_hooks
@@ -161,3 +162,51 @@ async def test_a_server_re_offer_keeps_the_clients_numbers() -> None:
     finally:
         for peer in peers:
             await peer.close()
+
+
+def _packet(sequence_number: int, timestamp: int, data: bytes, *, marker: bool = False
+            ) -> RtpPacket:
+    packet = RtpPacket(payload_type=96, marker=int(marker), sequence_number=sequence_number,
+                       timestamp=timestamp, payload=data)
+    packet._data = data  # type: ignore[attr-defined]  # the depayloaded bytes, as aiortc sets
+    return packet
+
+
+def test_a_video_frame_is_handed_over_at_its_marker_bit_not_a_frame_later() -> None:
+    buffer = aiortc_hooks.PromptJitterBuffer(capacity=128, is_video=True)
+    assert buffer.add(_packet(65534, 3000, b"a")) == (False, None)
+    _, frame = buffer.add(_packet(65535, 3000, b"b", marker=True))
+    assert frame is not None and (frame.data, frame.timestamp) == (b"ab", 3000)
+    # a lost packet holds the frame back until it is retransmitted
+    assert buffer.add(_packet(1, 6000, b"d", marker=True)) == (False, None)
+    _, frame = buffer.add(_packet(0, 6000, b"c"))
+    assert frame is not None and frame.data == b"cd"
+    # a frame whose marker never came completes when the next frame begins
+    assert buffer.add(_packet(2, 9000, b"e")) == (False, None)
+    _, frame = buffer.add(_packet(3, 12000, b"f"))
+    assert frame is not None and (frame.data, frame.timestamp) == (b"e", 9000)
+    # a late duplicate of a frame already handed over is dropped
+    assert buffer.add(_packet(1, 6000, b"d", marker=True)) == (False, None)
+
+
+def test_audio_packets_are_handed_over_at_once_and_a_gap_is_not_waited_for() -> None:
+    buffer = aiortc_hooks.PromptJitterBuffer(capacity=16)
+    seen = []
+    for sequence_number in (10, 11, 13, 12, 14):  # 12 comes late, after 13
+        _, frame = buffer.add(_packet(sequence_number, sequence_number * 960, b"x"))
+        seen.append(None if frame is None else frame.timestamp // 960)
+    assert seen == [10, 11, 13, None, 14]
+
+
+async def test_the_tap_also_swaps_the_jitter_buffer() -> None:
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        video = pc.addTransceiver("video", direction="recvonly").receiver
+        audio = pc.addTransceiver("audio", direction="recvonly").receiver
+        for receiver, capacity in ((video, 512), (audio, 16)):
+            aiortc_hooks.tap_receiver(receiver, lambda *frame: None)
+            buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+            assert isinstance(buffer, aiortc_hooks.PromptJitterBuffer)
+            assert buffer.capacity == capacity and buffer._is_video == (receiver is video)
+    finally:
+        await pc.close()

@@ -13,6 +13,11 @@ The hooks below close those two gaps, with the smallest reach we could find:
   that queue, before ``receive()`` starts the thread, with one whose ``put`` hands
   the frame to us on the event loop and whose ``get`` parks the thread until the
   receiver stops, so nothing is decoded and the track's own queue never grows.
+- ``tap_receiver`` also swaps the receiver's ``__jitter_buffer`` for one that hands
+  over a video frame as soon as its last packet (RTP marker bit) is in, and audio
+  packet by packet. aiortc's own waits for the next frame's first packet (one frame
+  interval, 33 ms at 30 fps) and holds four audio packets (80 ms): right before a
+  decoder, too slow for a relay whose viewers have jitter buffers of their own.
 - ``request_keyframe``: the receiver's private ``_send_rtcp_pli(media_ssrc)``.
 - ``on_keyframe_request``: the sender calls ``self._send_keyframe()`` for a PLI or
   FIR; an instance attribute of that name takes the call.
@@ -37,14 +42,17 @@ import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.codecs import is_rtx
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
 from aiortc.rtp import DYNAMIC_PAYLOAD_TYPES, RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 from aiortc.sdp import SessionDescription
+from aiortc.utils import uint16_add
 
 SUPPORTED_AIORTC = ("1.16.",)
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _STARTED = "_RTCRtpReceiver__started"
 
 FrameSink = Callable[[str, bytes, int], None]
@@ -71,8 +79,12 @@ def check_compatible() -> None:
         if not callable(getattr(owner, name, None)):
             problems.append(f"{owner.__name__}.{name} is gone")
     source = getattr(RTCRtpReceiver.__init__, "__code__", None)
-    if source is None or _DECODER_QUEUE not in source.co_names:
-        problems.append(f"RTCRtpReceiver.__init__ no longer sets {_DECODER_QUEUE}")
+    for attribute in (_DECODER_QUEUE, _JITTER_BUFFER):
+        if source is None or attribute not in source.co_names:
+            problems.append(f"RTCRtpReceiver.__init__ no longer sets {attribute}")
+    for name in ("add", "_remove_frame", "remove"):
+        if not callable(getattr(JitterBuffer, name, None)):
+            problems.append(f"JitterBuffer.{name} is gone")
     if problems:
         raise IncompatibleAiortc("aiortc internals changed: " + "; ".join(problems))
 
@@ -95,12 +107,50 @@ class _TapQueue:
         self._stopped.wait()
 
 
+class PromptJitterBuffer(JitterBuffer):
+    """aiortc's buffer (ordering, loss, capacity, PLI on overflow), with frames handed
+    over as soon as they are complete: a video frame at its marker bit, audio at once.
+
+    ``add`` (inherited) stores the packet and asks ``_remove_frame`` for a frame.
+    """
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        origin = self._origin
+        if origin is None:
+            return None
+        if not self._is_video:  # one Opus packet is one frame; a gap is not waited for
+            packet = self._packets[sequence_number % self._capacity]
+            if packet is None:
+                return None
+            self.remove(uint16_add(sequence_number, -origin) + 1)
+            return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+        packets: list[Any] = []
+        for count in range(self._capacity):
+            packet = self._packets[(origin + count) % self._capacity]
+            if packet is None:  # a gap, or the frame's end is not here yet
+                return None
+            if packets and packet.timestamp != packets[0].timestamp:
+                break  # the next frame began: this one is complete though unmarked
+            packets.append(packet)
+            if packet.marker:
+                break
+        else:
+            return None
+        self.remove(len(packets))
+        return JitterFrame(data=b"".join(p._data for p in packets),
+                           timestamp=packets[0].timestamp)
+
+
 def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
     """Send this receiver's encoded frames to ``sink`` instead of its decoder."""
     if getattr(receiver, _STARTED, False):
         raise RuntimeError("tap_receiver must run before the receiver starts")
-    if not hasattr(receiver, _DECODER_QUEUE):
-        raise IncompatibleAiortc(f"RTCRtpReceiver has no {_DECODER_QUEUE}")
+    for attribute in (_DECODER_QUEUE, _JITTER_BUFFER):
+        if not hasattr(receiver, attribute):
+            raise IncompatibleAiortc(f"RTCRtpReceiver has no {attribute}")
+    old = getattr(receiver, _JITTER_BUFFER)
+    setattr(receiver, _JITTER_BUFFER, PromptJitterBuffer(
+        capacity=old.capacity, is_video=old._is_video))
     setattr(receiver, _DECODER_QUEUE, _TapQueue(sink))
 
 
