@@ -108,7 +108,7 @@ async def _close_calls(app: web.Application) -> None:
 
 async def _media(app: web.Application) -> AsyncIterator[None]:
     aiortc_hooks.check_compatible()  # fail at start, not mid-call, after an aiortc upgrade
-    router = MediaRouter(app[ICE].for_server)
+    router = MediaRouter(app[ICE].for_server, app[SETTINGS].media_transcode)
     app[MEDIA] = router
     yield
     await router.close()

@@ -52,16 +52,27 @@ def pattern(width: int, height: int, frame_id: int) -> np.ndarray:
     return image
 
 
+ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
+    "VP8": ("libvpx", {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+                       "auto-alt-ref": "0"}),
+    # Constrained baseline, as WebRTC's H.264 (profile-level-id 42e01f): no B-frames.
+    "H264": ("libx264", {"profile": "baseline", "preset": "ultrafast", "tune": "zerolatency"}),
+}
+
+
 @functools.cache
 def video_clip(width: int = 640, height: int = 360, frames: int = 150,
-               keyframe_every: int = 60) -> tuple[bytes, ...]:
-    """VP8 frames with ids 0..frames-1; a keyframe every ``keyframe_every``."""
-    codec = av.CodecContext.create("libvpx", "w")
+               keyframe_every: int = 60, codec_name: str = "VP8") -> tuple[bytes, ...]:
+    """Encoded frames (VP8, or H.264 in Annex B form) with ids 0..frames-1; a
+    keyframe every ``keyframe_every``."""
+    encoder, options = ENCODERS[codec_name]
+    codec = av.CodecContext.create(encoder, "w")
     codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.time_base = fractions.Fraction(1, VIDEO_RATE)
+    codec.framerate = fractions.Fraction(FPS)
     codec.bit_rate = 1_500_000
-    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
-                     "kf-max-dist": str(keyframe_every), "auto-alt-ref": "0"}
+    codec.gop_size = keyframe_every
+    codec.options = {**options, "g": str(keyframe_every), "kf-max-dist": str(keyframe_every)}
     codec.thread_count = 1
     out: list[bytes] = []
     for i in range(frames):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from tests.conftest import Server
@@ -28,13 +28,17 @@ class Received:
 
 class MediaClient:
     def __init__(self, server: Server, token: str, job_id: int | None = None, *,
-                 video: bool = True, audio: bool = True, read: bool = True) -> None:
+                 video: bool = True, audio: bool = True, read: bool = True,
+                 video_codec: str = "VP8", offer_codecs: tuple[str, ...] = ()) -> None:
+        """``video_codec``: what the published clip is encoded with (offered first);
+        ``offer_codecs``: the video codecs offered, in order (default: aiortc's)."""
         self.server = server
         self.token = token
         self.job_id = job_id
         self.read = read
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.video = video_track() if video else None
+        self.video = video_track(codec_name=video_codec) if video else None
+        self.offer_codecs = offer_codecs or ((video_codec,) if video_codec != "VP8" else ())
         self.audio = audio_track() if audio else None
         self.received: dict[str, Received] = {}
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -56,7 +60,19 @@ class MediaClient:
         if self.video is None and self.audio is None:
             # A viewer only: one recvonly transceiver makes a valid first offer.
             self.pc.addTransceiver("video", direction="recvonly")
+        if self.offer_codecs:
+            capabilities = RTCRtpSender.getCapabilities("video").codecs
+            preferred = [c for name in self.offer_codecs for c in capabilities
+                         if c.mimeType.lower() == f"video/{name}".lower()]
+            preferred += [c for c in capabilities if c.mimeType.lower() == "video/rtx"][:1]
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind == "video":
+                    transceiver.setCodecPreferences(preferred)
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        for transceiver in self.pc.getTransceivers():
+            # Send what the answer puts first, as browsers do (aiortc would re-sort the
+            # answer by its own preferences).
+            transceiver._preferred_codecs = []
         self._answer = asyncio.get_running_loop().create_future()
         await self.ws.send_json({"type": "sdp.offer", "sdp": self.pc.localDescription.sdp})
         await asyncio.wait_for(self._answer, 10)

@@ -44,7 +44,12 @@ from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcpeerconnection import is_codec_compatible
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+)
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import DYNAMIC_PAYLOAD_TYPES, RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 from aiortc.sdp import SessionDescription
 from aiortc.utils import uint16_add
@@ -183,6 +188,35 @@ class ClientNegotiation:
                 self.codecs.setdefault(_payload_type(codec), codec)
             for extension in media.rtp.headerExtensions:
                 self.extension_ids.setdefault(extension.uri, extension.id)
+
+    def offered(self, kind: str) -> list[RTCRtpCodecParameters]:
+        """The client's codecs of a kind (no RTX), in the order it first offered them."""
+        return [c for c in self.codecs.values()
+                if c.mimeType.lower().startswith(kind + "/") and not is_rtx(c)]
+
+    def supports(self, codec: RTCRtpCodecParameters) -> bool:
+        """Whether the client offered this codec (for H.264: this profile and mode)."""
+        return any(codecs_match(codec, theirs) for theirs in self.codecs.values())
+
+
+def codecs_match(a: RTCRtpCodecParameters | RTCRtpCodecCapability,
+                 b: RTCRtpCodecParameters | RTCRtpCodecCapability) -> bool:
+    """Same codec, clock rate and, for H.264, profile and packetization mode."""
+    return not is_rtx(a) and not is_rtx(b) and is_codec_compatible(a, b)  # type: ignore[arg-type]
+
+
+def put_first(transceiver: RTCRtpTransceiver,
+              wanted: Callable[[RTCRtpCodecParameters], bool]) -> RTCRtpCodecParameters | None:
+    """Put the first codec ``wanted`` accepts at the head of the answer; return it.
+
+    Between ``setRemoteDescription(offer)`` and ``createAnswer`` the transceiver's
+    ``_codecs`` are what the answer will list, in order; the offerer sends the first.
+    ``setCodecPreferences`` cannot do this: it must come before the transceiver exists.
+    """
+    chosen = next((c for c in transceiver._codecs if not is_rtx(c) and wanted(c)), None)
+    if chosen is not None:
+        transceiver._codecs.sort(key=lambda c: not codecs_match(c, chosen))
+    return chosen
 
 
 def _payload_type(codec: RTCRtpCodecParameters) -> int:

@@ -12,12 +12,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from videoassist.media.frames import EncodedFrame, is_keyframe
 
 if TYPE_CHECKING:
-    from videoassist.media.forward import ForwardTrack
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,14 @@ KEYFRAME_REQUEST_INTERVAL_S = 0.3
 # cache is dropped and the next viewer or capture asks for a fresh keyframe.
 GOP_MAX_FRAMES = 90
 GOP_MAX_BYTES = 8 * 1024 * 1024
+
+
+class Subscriber(Protocol):
+    """Takes a publication's encoded frames: a viewer's ForwardTrack, or a DecodedFeed."""
+
+    def offer(self, frame: EncodedFrame) -> None: ...
+
+    def end(self) -> None: ...
 
 
 class Publication:
@@ -42,9 +50,10 @@ class Publication:
         self.participant_id = participant_id
         self.kind = kind
         self.codec: str | None = None
+        self.codec_parameters: RTCRtpCodecParameters | None = None  # as negotiated
         self._request_keyframe = request_keyframe
         self._clock = clock
-        self.subscribers: set[ForwardTrack] = set()
+        self.subscribers: set[Subscriber] = set()
         self.gop: list[EncodedFrame] = []
         self._gop_bytes = 0
         self._last_request = -1.0
@@ -92,7 +101,7 @@ class Publication:
 
     # -- subscribers -----------------------------------------------------------
 
-    def subscribe(self, track: ForwardTrack) -> None:
+    def subscribe(self, track: Subscriber) -> None:
         self.subscribers.add(track)
         if self.kind != "video":
             return
@@ -102,7 +111,7 @@ class Publication:
         else:
             self.want_keyframe()
 
-    def unsubscribe(self, track: ForwardTrack) -> None:
+    def unsubscribe(self, track: Subscriber) -> None:
         self.subscribers.discard(track)
 
     # -- keyframes -------------------------------------------------------------

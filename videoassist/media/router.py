@@ -12,11 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from videoassist.errors import Conflict, NotFound
 from videoassist.media.capture import Capture, capture
 from videoassist.media.publication import Publication
 from videoassist.media.session import MediaSession, Send
+from videoassist.media.transcode import DecodedFeed
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,14 @@ class MediaRoom:
         self.call_id = call_id
         self.sessions: dict[int, MediaSession] = {}
         self.publications: dict[str, Publication] = {}
+        self.feeds: dict[str, DecodedFeed] = {}
+
+    def feed(self, publication: Publication) -> DecodedFeed:
+        """The publication's decoded pictures, shared by the viewers that re-encode."""
+        feed = self.feeds.get(publication.id)
+        if feed is None or feed.closed:
+            feed = self.feeds[publication.id] = DecodedFeed(publication)
+        return feed
 
     def publish(self, publication: Publication) -> None:
         self.publications[publication.id] = publication
@@ -39,6 +49,9 @@ class MediaRoom:
         for session in self.sessions.values():
             session.unsubscribe(publication)
         publication.close()
+        feed = self.feeds.pop(publication.id, None)
+        if feed is not None:
+            feed.close()
 
     def subscribe_to_others(self, session: MediaSession) -> None:
         for publication in list(self.publications.values()):
@@ -47,10 +60,21 @@ class MediaRoom:
 
 
 class MediaRouter:
-    def __init__(self, ice_servers: Callable[[], list[RTCIceServer]]) -> None:
+    def __init__(self, ice_servers: Callable[[], list[RTCIceServer]],
+                 transcode: str = "when-needed") -> None:
         self._ice_servers = ice_servers
+        self.transcode = transcode  # Settings.media_transcode
         self._rooms: dict[int, MediaRoom] = {}
         self._sessions: dict[int, MediaSession] = {}
+        self.transcoded_streams = 0  # viewers ever given re-encoded video
+
+    def count_transcode(self, session: MediaSession, publication: Publication,
+                        target: RTCRtpCodecParameters) -> None:
+        self.transcoded_streams += 1
+        level = logging.INFO if self.transcode == "always" else logging.WARNING
+        logger.log(level, "%s re-encodes %s (%s) to %s for this viewer (%d so far)",
+                   session.log_prefix, publication.id, publication.codec, target.name,
+                   self.transcoded_streams)
 
     @property
     def sessions(self) -> dict[int, MediaSession]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
@@ -25,6 +26,7 @@ from videoassist.errors import BadRequest, Conflict
 from videoassist.media import aiortc_hooks
 from videoassist.media.forward import ForwardTrack
 from videoassist.media.publication import Publication
+from videoassist.media.transcode import DECODERS, TranscodeTrack
 
 if TYPE_CHECKING:
     from videoassist.media.router import MediaRoom
@@ -49,7 +51,8 @@ class MediaSession:
         self.closed = False
         self.publications: dict[str, tuple[Publication, RTCRtpTransceiver]] = {}
         self.client_numbering = aiortc_hooks.ClientNegotiation()
-        self.subscriptions: dict[str, tuple[ForwardTrack, RTCRtpTransceiver]] = {}
+        self.subscriptions: dict[str, tuple[ForwardTrack | TranscodeTrack,
+                                            RTCRtpTransceiver]] = {}
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
 
@@ -81,6 +84,9 @@ class MediaSession:
             known = set(self.publications)
             await self._set_remote(sdp, "offer")
             self.client_numbering.learn(sdp)
+            for publication_id, (publication, transceiver) in self.publications.items():
+                if publication_id not in known and publication.kind == "video":
+                    self._prefer_shared_codec(transceiver)
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
             self._note_codecs()
@@ -94,6 +100,14 @@ class MediaSession:
             self.room.subscribe_to_others(self)
         return str(local_sdp)
 
+    def _prefer_shared_codec(self, transceiver: RTCRtpTransceiver) -> None:
+        """Answer with the client's first video codec every other participant takes,
+        so the call forwards without re-encoding; if none, the client's first."""
+        others = [s.client_numbering for s in self.room.sessions.values()
+                  if s is not self and s.negotiated and s.client_numbering.offered("video")]
+        aiortc_hooks.put_first(
+            transceiver, lambda codec: all(other.supports(codec) for other in others))
+
     def _note_codecs(self) -> None:
         """Record the codec each publication was negotiated with (from our answer)."""
         description = SessionDescription.parse(self.pc.localDescription.sdp)
@@ -102,6 +116,7 @@ class MediaSession:
             media = by_mid.get(transceiver.mid or "")
             if media is not None and media.rtp.codecs:
                 publication.codec = media.rtp.codecs[0].name
+                publication.codec_parameters = media.rtp.codecs[0]
 
     async def _set_remote(self, sdp: str, kind: str) -> None:
         try:
@@ -138,20 +153,45 @@ class MediaSession:
     # -- the others' tracks --------------------------------------------------------
 
     def subscribe(self, publication: Publication) -> None:
-        """Send a publication to this client (over a new sendonly transceiver)."""
+        """Send a publication to this client (over a new sendonly transceiver):
+        forwarded as received, or re-encoded if the client cannot take its codec."""
         if self.closed or publication.id in self.subscriptions:
             return
-        track = ForwardTrack(publication, publication.id)
+        codec = publication.codec_parameters
+        target = self._transcode_target(publication)
+        track: ForwardTrack | TranscodeTrack
+        if target is None:
+            track = ForwardTrack(publication, publication.id)
+        else:
+            track = TranscodeTrack(self.room.feed(publication), publication.id)
+            self.room.router.count_transcode(self, publication, target)
+            codec = target
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
-        if publication.codec is not None:
-            wanted = f"{publication.kind}/{publication.codec}".lower()
-            codecs = [c for c in RTCRtpSender.getCapabilities(publication.kind).codecs
-                      if c.mimeType.lower() in (wanted, f"{publication.kind}/rtx")]
-            transceiver.setCodecPreferences(codecs)
-        aiortc_hooks.on_keyframe_request(transceiver.sender, publication.want_keyframe)
-        publication.subscribe(track)
+        if codec is not None:
+            chosen = [c for c in RTCRtpSender.getCapabilities(publication.kind).codecs
+                      if aiortc_hooks.codecs_match(c, codec)][:1]
+            rtx = [c for c in RTCRtpSender.getCapabilities(publication.kind).codecs
+                   if c.mimeType.lower() == f"{publication.kind}/rtx"][:1]
+            transceiver.setCodecPreferences(chosen + rtx)
+        if isinstance(track, ForwardTrack):
+            # The publisher makes keyframes; a re-encoding sender makes its own.
+            aiortc_hooks.on_keyframe_request(transceiver.sender, publication.want_keyframe)
+            publication.subscribe(track)
         self.subscriptions[publication.id] = (track, transceiver)
         self.schedule_offer()
+
+    def _transcode_target(self, publication: Publication) -> RTCRtpCodecParameters | None:
+        """The codec to re-encode this publication to for this client; None: forward."""
+        codec = publication.codec_parameters
+        offered = self.client_numbering.offered(publication.kind)
+        if publication.kind != "video" or codec is None or not offered:
+            return None  # audio is Opus for everyone; a client that offered nothing: try
+        if self.room.router.transcode == "when-needed" and self.client_numbering.supports(codec):
+            return None
+        encodable = RTCRtpSender.getCapabilities("video").codecs
+        return next((c for c in offered
+                     if c.name in DECODERS and any(aiortc_hooks.codecs_match(c, e)
+                                                   for e in encodable)), None)
 
     def unsubscribe(self, publication: Publication) -> None:
         entry = self.subscriptions.pop(publication.id, None)
