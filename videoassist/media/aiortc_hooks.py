@@ -22,8 +22,10 @@ The hooks below close those two gaps, with the smallest reach we could find:
 - ``on_keyframe_request``: the sender calls ``self._send_keyframe()`` for a PLI or
   FIR; an instance attribute of that name takes the call.
 - ``on_bitrate_estimate``: the sender handles REMB in ``_handle_rtcp_packet``; we
-  wrap it on the instance to read the estimate. Not wired yet: carrying viewers'
-  estimates back to the publisher is still to do (issue "Media plane").
+  wrap it on the instance to read each viewer's estimate.
+- ``EstimateRelay``: wraps the receiver's ``_send_rtcp`` so its own REMB to the
+  publisher never exceeds the viewers' estimate, and sends REMB with the
+  receiver's private ``__rtcp_ssrc`` when the viewers' estimate changes.
 - ``create_offer_keeping_negotiation``: re-offers keep the client's payload types
   and header extension ids (see its docstring; found with Chromium).
 
@@ -50,7 +52,13 @@ from aiortc.rtcrtpparameters import (
     RTCRtpHeaderExtensionParameters,
 )
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from aiortc.rtp import DYNAMIC_PAYLOAD_TYPES, RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
+from aiortc.rtp import (
+    DYNAMIC_PAYLOAD_TYPES,
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 from aiortc.sdp import SessionDescription
 from aiortc.utils import uint16_add
 
@@ -58,6 +66,7 @@ SUPPORTED_AIORTC = ("1.16.",)
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
 _STARTED = "_RTCRtpReceiver__started"
 
 FrameSink = Callable[[str, bytes, int], None]
@@ -79,12 +88,13 @@ def check_compatible() -> None:
     if not callable(getattr(_receiver_module, "decoder_worker", None)):
         problems.append("rtcrtpreceiver.decoder_worker is gone")
     for owner, name in [(RTCRtpReceiver, "_send_rtcp_pli"), (RTCRtpReceiver, "receive"),
+                        (RTCRtpReceiver, "_send_rtcp"),
                         (RTCRtpSender, "_send_keyframe"),
                         (RTCRtpSender, "_handle_rtcp_packet")]:
         if not callable(getattr(owner, name, None)):
             problems.append(f"{owner.__name__}.{name} is gone")
     source = getattr(RTCRtpReceiver.__init__, "__code__", None)
-    for attribute in (_DECODER_QUEUE, _JITTER_BUFFER):
+    for attribute in (_DECODER_QUEUE, _JITTER_BUFFER, _RTCP_SSRC):
         if source is None or attribute not in source.co_names:
             problems.append(f"RTCRtpReceiver.__init__ no longer sets {attribute}")
     for name in ("add", "_remove_frame", "remove"):
@@ -319,11 +329,59 @@ def on_bitrate_estimate(sender: RTCRtpSender, callback: Callable[[int], None]) -
     async def handle(packet: Any) -> None:
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             try:
-                bitrate, _ = unpack_remb_fci(packet.fci)
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
             except ValueError:
                 pass
             else:
-                callback(bitrate)
+                if sender._ssrc in ssrcs:
+                    callback(bitrate)
         await original(packet)
 
     sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+class EstimateRelay:
+    """What the publisher hears as its bandwidth: the lower of the server's own
+    estimate (aiortc's receiver sends REMB) and the viewers' (``set_viewers``).
+
+    Wraps the receiver's ``_send_rtcp`` to lower its own REMB reports, and sends a
+    REMB of its own when the viewers' estimate changes.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self._receiver = receiver
+        self.own: int | None = None
+        self.viewers: int | None = None
+        self.sent: int | None = None
+        original = receiver._send_rtcp
+
+        async def send(packet: Any) -> None:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    pass
+                else:
+                    self.own = bitrate
+                    lowest = min(bitrate, self.viewers or bitrate)
+                    packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=packet.ssrc,
+                                            media_ssrc=0, fci=pack_remb_fci(lowest, ssrcs))
+                    self.sent = lowest
+            await original(packet)
+
+        receiver._send_rtcp = send  # type: ignore[method-assign]
+
+    async def set_viewers(self, bitrate: int | None) -> bool:
+        """Tell the publisher at once; False if there is nobody to tell yet."""
+        self.viewers = bitrate
+        if bitrate is None:
+            return False
+        rtcp_ssrc = getattr(self._receiver, _RTCP_SSRC, None)
+        sources = self._receiver.getSynchronizationSources()
+        if rtcp_ssrc is None or not sources:
+            return False
+        lowest = min(bitrate, self.own or bitrate)
+        await self._receiver._send_rtcp(RtcpPsfbPacket(
+            fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+            fci=pack_remb_fci(lowest, [s.source for s in sources])))
+        return True

@@ -27,6 +27,13 @@ KEYFRAME_REQUEST_INTERVAL_S = 0.3
 # cache is dropped and the next viewer or capture asks for a fresh keyframe.
 GOP_MAX_FRAMES = 90
 GOP_MAX_BYTES = 8 * 1024 * 1024
+# Viewers' bandwidth estimates (REMB) reach the publisher as their lowest, so its
+# encoder fits the slowest line; never below this floor, so one viewer on a bad line
+# cannot starve the rest (that viewer's own queue drops frames instead).
+MIN_VIEWER_ESTIMATE_BPS = 150_000
+ESTIMATE_MAX_AGE_S = 5.0      # a viewer's estimate counts this long (Chrome: ~1/s)
+ESTIMATE_RESEND_S = 1.0       # tell the publisher again at least this often
+ESTIMATE_CHANGE = 0.1         # or at once on a change larger than this
 
 
 class Subscriber(Protocol):
@@ -45,6 +52,7 @@ class Publication:
         kind: str,
         request_keyframe: Callable[[], Awaitable[bool]],
         clock: Callable[[], float] = time.monotonic,
+        send_estimate: Callable[[int], Awaitable[bool]] | None = None,
     ) -> None:
         self.id = publication_id
         self.participant_id = participant_id
@@ -52,6 +60,10 @@ class Publication:
         self.codec: str | None = None
         self.codec_parameters: RTCRtpCodecParameters | None = None  # as negotiated
         self._request_keyframe = request_keyframe
+        self._send_estimate = send_estimate
+        self._estimates: dict[Subscriber, tuple[int, float]] = {}
+        self._estimate_sent_at = -1.0
+        self.viewer_estimate_bps: int | None = None  # last told to the publisher
         self._clock = clock
         self.subscribers: set[Subscriber] = set()
         self.gop: list[EncodedFrame] = []
@@ -113,6 +125,27 @@ class Publication:
 
     def unsubscribe(self, track: Subscriber) -> None:
         self.subscribers.discard(track)
+        self._estimates.pop(track, None)
+
+    # -- bandwidth -------------------------------------------------------------
+
+    def viewer_estimate(self, viewer: Subscriber, bits_per_second: int) -> None:
+        """A viewer's REMB: pass the lowest fresh one on to the publisher."""
+        if self._send_estimate is None or self.closed:
+            return
+        now = self._clock()
+        self._estimates[viewer] = (bits_per_second, now)
+        for stale in [v for v, (_, at) in self._estimates.items()
+                      if now - at > ESTIMATE_MAX_AGE_S]:
+            del self._estimates[stale]
+        lowest = max(MIN_VIEWER_ESTIMATE_BPS, min(b for b, _ in self._estimates.values()))
+        previous = self.viewer_estimate_bps
+        if (previous is None or abs(lowest - previous) > previous * ESTIMATE_CHANGE
+                or now - self._estimate_sent_at >= ESTIMATE_RESEND_S):
+            self.viewer_estimate_bps = lowest
+            self._estimate_sent_at = now
+            task = asyncio.ensure_future(self._send_estimate(lowest))
+            task.add_done_callback(_log_failure)
 
     # -- keyframes -------------------------------------------------------------
 

@@ -67,9 +67,11 @@ class MediaSession:
         transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
         publication_id = f"p{self.participant_id}-{track.kind}-{len(self.publications)}"
         receiver = transceiver.receiver
+        relay = aiortc_hooks.EstimateRelay(receiver) if track.kind == "video" else None
         publication = Publication(
             publication_id, self.participant_id, track.kind,
             lambda: aiortc_hooks.request_keyframe(receiver),
+            send_estimate=None if relay is None else relay.set_viewers,
         )
         aiortc_hooks.tap_receiver(receiver, publication.push)
         self.publications[publication_id] = (publication, transceiver)
@@ -174,8 +176,12 @@ class MediaSession:
                    if c.mimeType.lower() == f"{publication.kind}/rtx"][:1]
             transceiver.setCodecPreferences(chosen + rtx)
         if isinstance(track, ForwardTrack):
-            # The publisher makes keyframes; a re-encoding sender makes its own.
+            # The publisher makes keyframes and sets the bitrate; a re-encoding sender
+            # does both itself.
+            forward = track
             aiortc_hooks.on_keyframe_request(transceiver.sender, publication.want_keyframe)
+            aiortc_hooks.on_bitrate_estimate(
+                transceiver.sender, lambda bps: publication.viewer_estimate(forward, bps))
             publication.subscribe(track)
         self.subscriptions[publication.id] = (track, transceiver)
         self.schedule_offer()
