@@ -302,6 +302,25 @@ class Call:
             assert self.media.expert is not None, f"{where}: replayed after an sdp.offer example"
             await expert.send_json(message)
             await replay.quiet(expert, where)
+        elif kind == "media.mute":  # the customer, who publishes, mutes; the expert hears
+            assert self.media.expert is not None, f"{where}: replayed after an sdp.offer example"
+            await customer.send_json(message)
+            tracks = await replay.next(expert, "media.tracks", where)
+            assert tracks["participant"] == self.customer_id, where
+            assert [t["muted"] for t in tracks["tracks"] if t["kind"] == message["kind"]] == [
+                message["muted"]], (where, tracks)
+            await replay.quiet(customer, where)
+        elif kind == "camera.control":  # the expert steers the customer's camera
+            await expert.send_json(message)
+            relayed = await replay.next(customer, kind, where)
+            expected = {k: v for k, v in message.items() if k != "target"}
+            assert relayed == {**expected, "from": self.expert_id}, (where, relayed)
+            await replay.quiet(expert, where)
+        elif kind == "camera.state":  # the customer reports its camera to the others
+            await customer.send_json(message)
+            relayed = await replay.next(expert, kind, where)
+            assert relayed == {**message, "from": self.customer_id}, where
+            await replay.quiet(customer, where)
         else:
             pytest.fail(f"{where}: no replay rule for {kind!r}; add one to this test")
 

@@ -84,6 +84,20 @@ async def test_messages_before_auth_are_refused_but_auth_still_works(server: Ser
     ('{"type": "sdp.offer", "sdp": "hello"}', "bad_request"),
     ('{"type": "sdp.offer"}', "bad_request"),
     ('{"type": "auth", "token": "x"}', "bad_request"),
+    ('{"type": "media.mute", "kind": "screen", "muted": true}', "bad_request"),
+    ('{"type": "media.mute", "kind": "audio", "muted": "yes"}', "bad_request"),
+    ('{"type": "media.mute", "kind": "audio", "muted": true}', "conflict"),  # no media yet
+    ('{"type": "camera.control", "target": 1, "action": "zoom", "value": 1e309}',
+     "bad_request"),
+    ('{"type": "camera.control", "target": 1, "action": "zoom", "value": 0}', "bad_request"),
+    ('{"type": "camera.control", "target": 1, "action": "torch", "value": 1}', "bad_request"),
+    ('{"type": "camera.control", "target": 1, "action": "switch", "value": "left"}',
+     "bad_request"),
+    ('{"type": "camera.control", "target": 1, "action": "self-destruct"}', "bad_request"),
+    ('{"type": "camera.control", "target": 999999, "action": "torch", "value": true}',
+     "not_found"),
+    ('{"type": "camera.state", "facing": null, "torch": null, "zoom": null, "can": ["fly"]}',
+     "bad_request"),
 ])
 async def test_malformed_messages_get_an_error_and_the_call_lives_on(
     server: Server, raw: str, code: str
@@ -228,3 +242,28 @@ async def test_a_client_that_never_reads_is_closed_not_buffered(
     assert stalled.closing
     await reader.close()
     await stalled_ws.close()
+
+
+async def test_a_customer_cannot_steer_a_camera_and_nobody_steers_their_own(
+        server: Server) -> None:
+    token, job_id = await _call(server)
+    expert, joined = await server.join_call(token, job_id)
+    customer, customer_joined = await server.join_call(await server.participant(token, job_id))
+    expert_id, customer_id = joined["you"]["id"], customer_joined["you"]["id"]
+    assert (await receive(expert))["type"] == "participant.joined"
+    await customer.send_json({"type": "camera.control", "target": expert_id,
+                              "action": "torch", "value": True})
+    error = await receive(customer)
+    assert (error["code"], error["ref"]) == ("forbidden", "camera.control"), error
+    await expert.send_json({"type": "camera.control", "target": expert_id,
+                            "action": "torch", "value": True})
+    assert (await receive(expert))["code"] == "not_found"
+    # Nothing reached the expert's camera; a proper request reaches the customer's.
+    await expert.send_json({"type": "camera.control", "target": customer_id,
+                            "action": "switch", "value": None})
+    assert await receive(customer) == {"type": "camera.control", "from": expert_id,
+                                       "action": "switch", "value": None}
+    await expert.send_json({"type": "ping"})
+    assert (await receive(expert))["type"] == "pong"
+    await expert.close()
+    await customer.close()

@@ -58,6 +58,7 @@ class Publication:
         self.participant_id = participant_id
         self.kind = kind
         self.codec: str | None = None
+        self.muted = False  # as the publisher says (media.mute); frames still flow
         self.codec_parameters: RTCRtpCodecParameters | None = None  # as negotiated
         self._request_keyframe = request_keyframe
         self._send_estimate = send_estimate

@@ -43,12 +43,25 @@ class MediaRoom:
         for session in self.sessions.values():
             if session.participant_id != publication.participant_id and session.negotiated:
                 session.subscribe(publication)
+        publisher = self.sessions.get(publication.participant_id)
+        if publisher is not None:
+            self.announce(publisher)
+
+    def announce(self, publisher: MediaSession) -> None:
+        """Tell everyone else what the publisher's tracks are now (media.tracks)."""
+        message = publisher.tracks_message()
+        for session in self.sessions.values():
+            if session is not publisher and session.negotiated:
+                session.send(message)
 
     def unpublish(self, publication: Publication) -> None:
         self.publications.pop(publication.id, None)
         for session in self.sessions.values():
             session.unsubscribe(publication)
         publication.close()
+        publisher = self.sessions.get(publication.participant_id)
+        if publisher is not None and not publisher.closed:
+            self.announce(publisher)
         feed = self.feeds.pop(publication.id, None)
         if feed is not None:
             feed.close()
@@ -57,6 +70,9 @@ class MediaRoom:
         for publication in list(self.publications.values()):
             if publication.participant_id != session.participant_id:
                 session.subscribe(publication)
+        for other in self.sessions.values():
+            if other is not session and other.publications:
+                session.send(other.tracks_message())
 
 
 class MediaRouter:
@@ -114,6 +130,9 @@ class MediaRouter:
 
     async def answer(self, participant_id: int, sdp: str) -> None:
         await self._session(participant_id).handle_answer(sdp)
+
+    async def mute(self, participant_id: int, kind: str, muted: bool) -> None:
+        self._session(participant_id).set_muted(kind, muted)
 
     async def candidate(self, participant_id: int, fields: dict[str, Any]) -> None:
         await self._session(participant_id).add_candidate(

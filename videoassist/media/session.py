@@ -51,6 +51,7 @@ class MediaSession:
         self.closed = False
         self.publications: dict[str, tuple[Publication, RTCRtpTransceiver]] = {}
         self.client_numbering = aiortc_hooks.ClientNegotiation()
+        self.muted: dict[str, bool] = {"audio": False, "video": False}
         self.subscriptions: dict[str, tuple[ForwardTrack | TranscodeTrack,
                                             RTCRtpTransceiver]] = {}
         self.pc.on("track", self._on_track)
@@ -73,6 +74,7 @@ class MediaSession:
             lambda: aiortc_hooks.request_keyframe(receiver),
             send_estimate=None if relay is None else relay.set_viewers,
         )
+        publication.muted = self.muted.get(track.kind, False)
         aiortc_hooks.tap_receiver(receiver, publication.push)
         self.publications[publication_id] = (publication, transceiver)
         logger.info("%s publishes %s", self.log_prefix, publication_id)
@@ -151,6 +153,23 @@ class MediaSession:
             await self.pc.addIceCandidate(parsed)
         except ValueError as exc:  # e.g. neither sdpMid nor sdpMLineIndex names a media
             raise BadRequest(f"The ICE candidate cannot be used: {exc}") from None
+
+    def set_muted(self, kind: str, muted: bool) -> None:
+        self.muted[kind] = muted
+        for publication, _ in self.publications.values():
+            if publication.kind == kind:
+                publication.muted = muted
+        self.room.announce(self)
+
+    def tracks_message(self) -> dict[str, Any]:
+        """``media.tracks``: what this participant publishes now, and its mute state."""
+        return {"type": "media.tracks", "participant": self.participant_id,
+                "tracks": [{"id": p.id, "kind": p.kind, "muted": p.muted}
+                           for p, _ in self.publications.values() if not p.closed]}
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self.closed:
+            self._send(message)
 
     # -- the others' tracks --------------------------------------------------------
 

@@ -279,5 +279,18 @@ class Connection:
             await self.media.answer(member.id, message["sdp"])
         elif kind == "ice.candidate":
             await self.media.candidate(member.id, message)
+        elif kind == "media.mute":
+            await self.media.mute(member.id, message["kind"], message["muted"])
+        elif kind == "camera.control":
+            if member.participant.role == "customer":
+                raise Forbidden("Customers cannot control another participant's camera.")
+            target = room.members.get(message["target"])
+            if target is None or target is member:
+                raise NotFound("'target' is not another participant of this call.")
+            target.send({"type": kind, "from": member.id, "action": message["action"],
+                         "value": message["value"]})
+        elif kind == "camera.state":
+            relayed = {k: v for k, v in message.items() if k != "type"}
+            room.broadcast({"type": kind, "from": member.id, **relayed}, exclude=member)
         else:  # decode() only lets known types through
             raise BadRequest(f"Unhandled message type {kind!r}.")

@@ -19,5 +19,8 @@ class MediaPlane(Protocol):
     async def candidate(self, participant_id: int, fields: dict[str, Any]) -> None:
         """Add a client's ICE candidate."""
 
+    async def mute(self, participant_id: int, kind: str, muted: bool) -> None:
+        """Record that the participant muted or unmuted its own track of a kind."""
+
     async def leave(self, participant_id: int) -> None:
         """Close the participant's media: connection, tracks, subscriptions."""

@@ -25,6 +25,10 @@ MAX_CANDIDATE_CHARS = 1024
 MAX_SHAPE_POINTS = 1000
 MAX_LABEL_CHARS = 200
 SHAPE_KINDS = ("pen", "arrow", "circle", "text")
+MEDIA_KINDS = ("audio", "video")
+CAMERA_ACTIONS = ("switch", "torch", "zoom")
+FACINGS = ("user", "environment")
+MAX_ZOOM = 100.0
 
 _SHAPE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -181,6 +185,56 @@ def _annotation_pointer(m: dict[str, Any]) -> dict[str, Any]:
             "y": _unit(m.get("y"), "y"), "color": color.lower()}
 
 
+def _bool(message: dict[str, Any], name: str) -> bool:
+    value = message.get(name)
+    if not isinstance(value, bool):
+        raise BadRequest(f"'{name}' must be true or false.")
+    return value
+
+
+def _zoom(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+        math.isfinite(value) and 0 < value <= MAX_ZOOM
+    ):
+        raise BadRequest(f"A zoom is a number above 0 and at most {MAX_ZOOM:g}.")
+    return float(value)
+
+
+def _media_mute(m: dict[str, Any]) -> dict[str, Any]:
+    kind = m.get("kind")
+    if kind not in MEDIA_KINDS:
+        raise BadRequest("'kind' is audio or video.")
+    return {"kind": kind, "muted": _bool(m, "muted")}
+
+
+def _camera_control(m: dict[str, Any]) -> dict[str, Any]:
+    action = m.get("action")
+    if action not in CAMERA_ACTIONS:
+        raise BadRequest(f"'action' is one of {', '.join(CAMERA_ACTIONS)}.")
+    value = m.get("value")
+    if action == "switch" and value is not None and value not in FACINGS:
+        raise BadRequest("To switch, 'value' is user, environment, or null (the other one).")
+    if action == "torch":
+        value = _bool(m, "value")
+    if action == "zoom":
+        value = _zoom(value)
+    return {"target": _int(m, "target"), "action": action, "value": value}
+
+
+def _camera_state(m: dict[str, Any]) -> dict[str, Any]:
+    facing, torch, zoom, can = m.get("facing"), m.get("torch"), m.get("zoom"), m.get("can")
+    if facing is not None and facing not in FACINGS:
+        raise BadRequest("'facing' is user, environment or null.")
+    if torch is not None and not isinstance(torch, bool):
+        raise BadRequest("'torch' is true, false or null.")
+    if not isinstance(can, list) or len(can) > len(CAMERA_ACTIONS) or not all(
+        a in CAMERA_ACTIONS for a in can
+    ):
+        raise BadRequest(f"'can' lists the actions the camera takes: {', '.join(CAMERA_ACTIONS)}.")
+    return {"facing": facing, "torch": torch, "zoom": None if zoom is None else _zoom(zoom),
+            "can": sorted(set(can), key=CAMERA_ACTIONS.index)}
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "auth": _auth,
     "ping": _empty,
@@ -193,6 +247,9 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "annotation.remove": _annotation_remove,
     "annotation.clear": _annotation_clear,
     "annotation.pointer": _annotation_pointer,
+    "media.mute": _media_mute,
+    "camera.control": _camera_control,
+    "camera.state": _camera_state,
 }
 
 CLIENT_TYPES = tuple(_CHECKS)
