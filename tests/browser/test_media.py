@@ -28,7 +28,19 @@ const Native = window.RTCPeerConnection;
 window.RTCPeerConnection = class extends Native {
   constructor(...args) { super(...args); window.__pcs.push(this); }
 };
+window.__sockets = [];
+window.__received = [];
+const NativeSocket = window.WebSocket;
+window.WebSocket = class extends NativeSocket {
+  constructor(...args) {
+    super(...args);
+    window.__sockets.push(this);
+    this.addEventListener("message", (e) => window.__received.push(JSON.parse(e.data)));
+  }
+};
 """
+
+RECEIVED = "(type) => window.__received.filter((m) => m.type === type)"
 
 FRAMES_DECODED = """async () => {
   let frames = 0;
@@ -94,8 +106,28 @@ async def test_chromium_publishes_to_another_page(browser: BrowserContext,
         for page in (technician, customer):
             first, later = await _frames_grow(page)
             assert later > first, (first, later)
+        await _steer_the_customers_camera(technician, customer)
     finally:
         assert serve.stop() == 0
+
+
+async def _steer_the_customers_camera(technician: Page, customer: Page) -> None:
+    """The technician asks for the torch; the customer's page (media.js) tries, and
+    reports its camera: the fake camera has no torch, and says so."""
+    customer_id = (await customer.evaluate(RECEIVED, "joined"))[0]["you"]["id"]
+    reports_before = len(await technician.evaluate(RECEIVED, "camera.state"))
+    await technician.evaluate(
+        """(target) => window.__sockets[0].send(JSON.stringify(
+             {type: "camera.control", target, action: "torch", value: true}))""",
+        customer_id)
+    async with asyncio.timeout(5):
+        while len(reports := await technician.evaluate(RECEIVED, "camera.state")) <= (
+                reports_before):
+            await asyncio.sleep(0.05)
+    report = reports[-1]
+    assert report["from"] == customer_id
+    assert report["torch"] is None and "torch" not in report["can"], report
+    assert (await customer.evaluate(RECEIVED, "camera.control"))[-1]["action"] == "torch"
 
 
 @contextlib.contextmanager

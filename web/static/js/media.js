@@ -24,9 +24,29 @@ function gathered(pc, timeoutMs = 5000) {
   });
 }
 
+/** Zoom, torch and facing of a camera track, as camera.state reports them. */
+function cameraState(track) {
+  const settings = track.getSettings ? track.getSettings() : {};
+  const can = track.getCapabilities ? track.getCapabilities() : {};
+  const actions = [];
+  if (Array.isArray(can.facingMode) && can.facingMode.length) actions.push("switch");
+  if (can.torch) actions.push("torch");
+  if (can.zoom) actions.push("zoom");
+  return {
+    type: "camera.state",
+    facing: settings.facingMode === "user" || settings.facingMode === "environment"
+      ? settings.facingMode : null,
+    torch: can.torch ? Boolean(settings.torch) : null,
+    zoom: can.zoom && typeof settings.zoom === "number" ? settings.zoom : null,
+    can: actions,
+  };
+}
+
 /**
  * Media with the server. Events: "track" (detail: {track, streams, participantId, kind}),
- * "state" (detail: the connection state).
+ * "state" (detail: the connection state), "tracks" (detail: a media.tracks message),
+ * "camera" (detail: a camera.state message, another participant's camera),
+ * "localtrack" (detail: the new local video track after a camera switch).
  */
 export class MediaLink extends EventTarget {
   /**
@@ -56,6 +76,18 @@ export class MediaLink extends EventTarget {
     this.pc.addEventListener("connectionstatechange", () => {
       this.dispatchEvent(new CustomEvent("state", { detail: this.pc.connectionState }));
     });
+    signalling.addEventListener("media.tracks", (event) => {
+      this.dispatchEvent(new CustomEvent("tracks", { detail: /** @type {CustomEvent} */ (event).detail }));
+    });
+    signalling.addEventListener("camera.state", (event) => {
+      this.dispatchEvent(new CustomEvent("camera", { detail: /** @type {CustomEvent} */ (event).detail }));
+    });
+    signalling.addEventListener("camera.control", (event) => {
+      const message = /** @type {CustomEvent} */ (event).detail;
+      this.queue = this.queue.then(() => this.steer(message.action, message.value))
+        .catch((error) => console.warn("camera control failed", error))
+        .then(() => this.reportCamera());
+    });
     for (const type of ["sdp.answer", "sdp.offer"]) {
       signalling.addEventListener(type, (event) => {
         const message = /** @type {CustomEvent} */ (event).detail;
@@ -77,6 +109,66 @@ export class MediaLink extends EventTarget {
     await this.pc.setLocalDescription();
     await gathered(this.pc);
     this.signalling.send({ type: "sdp.offer", sdp: this.pc.localDescription.sdp });
+    this.reportCamera();
+  }
+
+  /** The sender of the local camera, if any. */
+  cameraSender() {
+    return this.pc.getSenders().find((s) => s.track && s.track.kind === "video") || null;
+  }
+
+  /** Tell the others what this camera is and can do (camera.state). */
+  reportCamera() {
+    const sender = this.cameraSender();
+    if (sender && sender.track) this.signalling.send(cameraState(sender.track));
+  }
+
+  /**
+   * Mute or unmute the local microphone or camera: stop sending, and say so.
+   * @param {"audio" | "video"} kind
+   * @param {boolean} muted
+   */
+  mute(kind, muted) {
+    for (const sender of this.pc.getSenders()) {
+      if (sender.track && sender.track.kind === kind) sender.track.enabled = !muted;
+    }
+    this.signalling.send({ type: "media.mute", kind, muted });
+  }
+
+  /**
+   * Apply a camera.control from staff, as far as this camera can.
+   * @param {"switch" | "torch" | "zoom"} action
+   * @param {string | boolean | number | null} value
+   */
+  async steer(action, value) {
+    const sender = this.cameraSender();
+    if (!sender || !sender.track) return;
+    const track = sender.track;
+    const can = track.getCapabilities ? track.getCapabilities() : {};
+    if (action === "torch" && can.torch) {
+      await track.applyConstraints({ advanced: [{ torch: Boolean(value) }] });
+    } else if (action === "zoom" && can.zoom && typeof value === "number") {
+      const zoom = Math.min(can.zoom.max, Math.max(can.zoom.min, value));
+      await track.applyConstraints({ advanced: [{ zoom }] });
+    } else if (action === "switch") {
+      const current = track.getSettings().facingMode;
+      const facing = value || (current === "environment" ? "user" : "environment");
+      const constraints = { video: { facingMode: { exact: facing } } };
+      let stream;
+      try {
+        stream = await navigator.mediaDevices.getUserMedia(constraints);
+      } catch (error) {
+        // Many phones open one camera at a time: let go of this one and try again.
+        if (/** @type {Error} */ (error).name !== "NotReadableError") throw error;
+        track.stop();
+        stream = await navigator.mediaDevices.getUserMedia(constraints);
+      }
+      const replacement = stream.getVideoTracks()[0];
+      replacement.enabled = track.enabled;
+      await sender.replaceTrack(replacement);
+      track.stop();
+      this.dispatchEvent(new CustomEvent("localtrack", { detail: replacement }));
+    }
   }
 
   /** @param {{type: string, sdp: string}} message */
