@@ -322,19 +322,24 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     sender._send_keyframe = callback  # type: ignore[method-assign]
 
 
+def _remb(packet: Any) -> tuple[int, list[int]] | None:
+    """(bits per second, media SSRCs) of a REMB packet; None for any other packet."""
+    if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+        try:
+            return unpack_remb_fci(packet.fci)
+        except ValueError:  # an APP feedback that is not REMB
+            return None
+    return None
+
+
 def on_bitrate_estimate(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
     """Call ``callback(bits_per_second)`` on each REMB the viewer sends this sender."""
     original = sender._handle_rtcp_packet
 
     async def handle(packet: Any) -> None:
-        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            try:
-                bitrate, ssrcs = unpack_remb_fci(packet.fci)
-            except ValueError:
-                pass
-            else:
-                if sender._ssrc in ssrcs:
-                    callback(bitrate)
+        remb = _remb(packet)
+        if remb is not None and sender._ssrc in remb[1]:
+            callback(remb[0])
         await original(packet)
 
     sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
@@ -352,21 +357,15 @@ class EstimateRelay:
         self._receiver = receiver
         self.own: int | None = None
         self.viewers: int | None = None
-        self.sent: int | None = None
         original = receiver._send_rtcp
 
         async def send(packet: Any) -> None:
-            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-                try:
-                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
-                except ValueError:
-                    pass
-                else:
-                    self.own = bitrate
-                    lowest = min(bitrate, self.viewers or bitrate)
-                    packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=packet.ssrc,
-                                            media_ssrc=0, fci=pack_remb_fci(lowest, ssrcs))
-                    self.sent = lowest
+            remb = _remb(packet)
+            if remb is not None:
+                self.own, ssrcs = remb
+                lowest = min(self.own, self.viewers or self.own)
+                packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=packet.ssrc, media_ssrc=0,
+                                        fci=pack_remb_fci(lowest, ssrcs))
             await original(packet)
 
         receiver._send_rtcp = send  # type: ignore[method-assign]
