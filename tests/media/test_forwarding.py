@@ -6,10 +6,14 @@ import asyncio
 import itertools
 import threading
 
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+
 from tests.conftest import Server, receive
 from tests.media.clips import read_id, video_clip
 from tests.media.peers import MediaClient
 from videoassist.appkeys import MEDIA
+from videoassist.media import session as session_module
 
 CLIP_FRAMES = len(video_clip())
 
@@ -182,3 +186,26 @@ async def test_malformed_media_messages_get_clear_errors(server: Server) -> None
         assert (await asyncio.wait_for(client.messages.get(), 5))["type"] == "pong"
     finally:
         await client.close()
+
+
+async def test_a_peer_connection_that_never_connects_is_closed(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(session_module, "CONNECT_TIMEOUT_S", 0.5)
+    staff_token, _, job_id = await _two_parties(server)
+    ws, _ = await server.join_call(staff_token, job_id)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        await ws.send_json({"type": "sdp.offer", "sdp": pc.localDescription.sdp})
+        assert (await receive(ws))["type"] == "sdp.answer"  # and never applied: no ICE
+        router = server.app[MEDIA]
+        assert len(router.sessions) == 1  # type: ignore[attr-defined]
+        async with asyncio.timeout(3):
+            while router.sessions:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.05)
+        await ws.send_json({"type": "ping"})  # the call itself lives on
+        assert (await receive(ws))["type"] == "pong"
+    finally:
+        await pc.close()
+        await ws.close()

@@ -7,6 +7,7 @@ messages.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -83,6 +84,12 @@ class MediaRouter:
         self._rooms: dict[int, MediaRoom] = {}
         self._sessions: dict[int, MediaSession] = {}
         self.transcoded_streams = 0  # viewers ever given re-encoded video
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def keep(self, task: asyncio.Task[None]) -> None:
+        """Hold a background task until it ends (asyncio keeps only weak references)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def count_transcode(self, session: MediaSession, publication: Publication,
                         target: RTCRtpCodecParameters) -> None:

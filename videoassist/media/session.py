@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], bool]
 
+# A peer connection that is not connected this long after the first offer is closed
+# (aiortc only calls ICE failed after its own long checks; a client may just vanish).
+CONNECT_TIMEOUT_S = 20.0
+
 
 class MediaSession:
     def __init__(self, room: MediaRoom, participant_id: int,
@@ -45,6 +49,7 @@ class MediaSession:
         self._send = send
         self._lock = asyncio.Lock()
         self._offer_task: asyncio.Task[None] | None = None
+        self._connect_deadline: asyncio.TimerHandle | None = None
         self.offer_in_flight = False
         self.needs_offer = False
         self.negotiated = False
@@ -102,7 +107,17 @@ class MediaSession:
                 self.room.publish(publication)
         if first:
             self.room.subscribe_to_others(self)
+            self._connect_deadline = asyncio.get_running_loop().call_later(
+                CONNECT_TIMEOUT_S, self._check_connected)
         return str(local_sdp)
+
+    def _check_connected(self) -> None:
+        self._connect_deadline = None
+        if not self.closed and self.pc.connectionState != "connected":
+            logger.info("%s not connected after %.0f s: closing its media", self.log_prefix,
+                        CONNECT_TIMEOUT_S)
+            task = asyncio.ensure_future(self.room.router.leave(self.participant_id))
+            self.room.router.keep(task)
 
     def _prefer_shared_codec(self, transceiver: RTCRtpTransceiver) -> None:
         """Answer with the client's first video codec every other participant takes,
@@ -256,6 +271,8 @@ class MediaSession:
         if self.closed:
             return
         self.closed = True
+        if self._connect_deadline is not None:
+            self._connect_deadline.cancel()
         if self._offer_task is not None:
             self._offer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

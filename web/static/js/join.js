@@ -97,9 +97,15 @@ async function startMedia(joined) {
       ? "Camera and microphone are blocked. Allow them in the browser to show the problem."
       : "The camera could not be started. Is another app using it?");
   }
-  /** @type {HTMLVideoElement} */ (document.querySelector('[data-region="local-video"]'))
-    .srcObject = stream;
+  const preview = /** @type {HTMLVideoElement} */ (
+    document.querySelector('[data-region="local-video"]'));
+  preview.srcObject = stream;
   media = new MediaLink(signalling, joined);
+  media.addEventListener("localtrack", (event) => {
+    // Staff switched this phone's camera (camera.control): preview the new one.
+    const track = /** @type {CustomEvent} */ (event).detail;
+    preview.srcObject = new MediaStream([track, ...stream.getAudioTracks()]);
+  });
   const remote = new MediaStream();
   media.addEventListener("track", (event) => {
     const { track } = /** @type {CustomEvent} */ (event).detail;
