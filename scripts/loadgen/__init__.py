@@ -1,0 +1,13 @@
+"""The load generator behind ``scripts/bench.py``: synthetic aiortc publishers and
+viewers, the server as a child process, and what is measured of both.
+
+- ``media``: the pre-encoded clip, the publishers' tracks and the viewers' frame counts;
+- ``peers``: participants of a call over /ws, and the direct pair of the baseline;
+- ``server``: ``videoassist serve`` as a child process;
+- ``probes``: CPU, memory and UDP counters read from /proc;
+- ``relay``: the relay benchmark itself, and its report.
+"""
+
+
+class BenchError(Exception):
+    """The run could not be made: one line on stderr, exit 1."""

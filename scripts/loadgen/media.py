@@ -1,0 +1,209 @@
+"""Publishers that send a pre-encoded clip, and viewers that count its frames.
+
+Nothing is encoded while the benchmark runs (the clip is encoded once, then cached in
+the temp directory) and nothing is decoded but one keyframe per viewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+from aiortc import RTCPeerConnection
+from aiortc.mediastreams import MediaStreamTrack
+
+from tests.media import clips
+from videoassist.media import aiortc_hooks
+from videoassist.media.frames import is_keyframe
+
+logger = logging.getLogger("bench")
+
+WIDTH, HEIGHT = 1280, 720
+CLIP_FRAMES = 120     # 4 s, then the clip repeats (the pts keep growing)
+KEYFRAME_EVERY = 60   # 2 s: within the server's cache of frames since a keyframe (90)
+FRAME_STEP = clips.VIDEO_RATE // clips.FPS
+DESCRIPTION = (f"{WIDTH}x{HEIGHT} {clips.FPS} fps VP8, 1.5 Mbit/s, "
+               f"keyframe every {KEYFRAME_EVERY / clips.FPS:g} s")
+
+FrameSink = Callable[[str, bytes, int], None]
+
+
+def load_video_clip() -> tuple[bytes, ...]:
+    """The 720p clip, encoded once and kept in the temp directory across runs."""
+    source = Path(clips.__file__).read_bytes()
+    key = hashlib.sha256(source + f"{WIDTH}x{HEIGHT}/{CLIP_FRAMES}/{KEYFRAME_EVERY}".encode())
+    path = Path(tempfile.gettempdir()) / f"videoassist-bench-clip-{key.hexdigest()[:16]}.pickle"
+    with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError):
+        cached = pickle.loads(path.read_bytes())
+        if isinstance(cached, tuple) and len(cached) == CLIP_FRAMES:
+            return cached
+    logger.info("encoding the %dx%d clip once (cached in %s)", WIDTH, HEIGHT, path)
+    clip = clips.video_clip(WIDTH, HEIGHT, CLIP_FRAMES, KEYFRAME_EVERY)
+    partial = path.with_suffix(f".{os.getpid()}")
+    partial.write_bytes(pickle.dumps(clip))
+    partial.replace(path)
+    return clip
+
+
+class TimedTrack(clips.PacketTrack):
+    """A pre-encoded track that notes when each frame went to its sender.
+
+    Frame n has pts n * step and carries the clip's frame n % len(clip), so its index
+    can be told from its timestamp on the far side.
+    """
+
+    def __init__(self, kind: str, packets: tuple[bytes, ...], *, rate: int, step: int,
+                 interval: float) -> None:
+        super().__init__(kind, packets, rate=rate, step=step, interval=interval)
+        self.send_times: list[float] = []  # monotonic, by frame index
+
+    async def recv(self) -> Any:
+        packet = await super().recv()
+        self.send_times.append(time.monotonic())
+        return packet
+
+
+def video_track(clip: tuple[bytes, ...]) -> TimedTrack:
+    return TimedTrack("video", clip, rate=clips.VIDEO_RATE, step=FRAME_STEP,
+                      interval=1 / clips.FPS)
+
+
+def audio_track() -> TimedTrack:
+    return TimedTrack("audio", clips.audio_clip(), rate=48_000, step=960, interval=0.02)
+
+
+def read_frame_id(data: bytes) -> int:
+    """Decode one VP8 keyframe and read its barcode (in an executor)."""
+    codec = av.CodecContext.create("vp8", "r")
+    codec.thread_count = 1
+    for frame in codec.decode(av.Packet(data)):
+        return clips.read_id(frame.to_ndarray(format="gray"))
+    raise ValueError("the keyframe did not decode")
+
+
+@dataclass
+class Viewer:
+    """Which of one publisher's video frames arrived, and when, without decoding them.
+
+    RTP timestamps reach the viewer with an offset of their own (each sender on the way
+    adds a random one), so the first keyframe is decoded once to read its barcode, the
+    frame's index modulo the clip's length; the newest frame sent with that barcode is
+    the one. After that, a frame's index is that one's plus the timestamp difference.
+    """
+
+    publisher: TimedTrack
+    clip: tuple[bytes, ...]
+    arrivals: dict[int, float] = field(default_factory=dict)  # frame index -> monotonic
+    unchanged: set[int] = field(default_factory=set)  # frames byte for byte as sent
+    frames: int = 0
+    audio_frames: int = 0
+    unidentified: int = 0
+    calibrated: asyncio.Event = field(default_factory=asyncio.Event)
+    _origin: tuple[int, int] | None = None  # (RTP timestamp, frame index)
+    _calibrating = False
+    _pending: list[tuple[int, float, bytes]] = field(default_factory=list)
+
+    def on_frame(self, codec: str, data: bytes, timestamp: int) -> None:
+        """The tap's sink, on the event loop."""
+        now = time.monotonic()
+        if codec == "opus":
+            self.audio_frames += 1
+            return
+        self.frames += 1
+        if self._origin is not None:
+            self._record(timestamp, now, data)
+            return
+        self._pending.append((timestamp, now, data))
+        if not self._calibrating and codec == "VP8" and is_keyframe(codec, data):
+            self._calibrating = True
+            sent = len(self.publisher.send_times)
+            task = asyncio.ensure_future(self._calibrate(timestamp, now, data, sent))
+            task.add_done_callback(_log_failure)
+
+    async def _calibrate(self, timestamp: int, arrived: float, data: bytes, sent: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            frame_id = await loop.run_in_executor(None, read_frame_id, data)
+        except (ValueError, av.FFmpegError):
+            frame_id = -1
+        index = sent - 1 - (sent - 1 - frame_id) % CLIP_FRAMES
+        if not 0 <= frame_id < CLIP_FRAMES or not 0 <= index < sent \
+                or self.publisher.send_times[index] > arrived:
+            self._calibrating = False  # a misread barcode: try the next keyframe
+            return
+        self._origin = (timestamp, index)
+        self.calibrated.set()
+        pending, self._pending = self._pending, []
+        for item in pending:
+            self._record(*item)
+
+    def _record(self, timestamp: int, now: float, data: bytes) -> None:
+        assert self._origin is not None
+        # A re-encoding sender may round a timestamp by a tick.
+        steps = round((timestamp - self._origin[0]) / FRAME_STEP)
+        rest = timestamp - self._origin[0] - steps * FRAME_STEP
+        index = self._origin[1] + steps
+        if abs(rest) > FRAME_STEP // 4 or not 0 <= index < len(self.publisher.send_times):
+            self.unidentified += 1
+            return
+        if index not in self.arrivals:
+            self.arrivals[index] = now
+            if data == self.clip[index % CLIP_FRAMES]:
+                self.unchanged.add(index)
+
+    def window(self, t0: float, t1: float) -> tuple[int, int, list[float], int]:
+        """Of the frames sent in [t0, t1): how many, how many arrived, the latency of
+        each (ms), how many arrived unchanged."""
+        sent = delivered = unchanged = 0
+        latencies = []
+        for index, sent_at in enumerate(self.publisher.send_times):
+            if not t0 <= sent_at < t1:
+                continue
+            sent += 1
+            arrived = self.arrivals.get(index)
+            if arrived is not None:
+                delivered += 1
+                latencies.append((arrived - sent_at) * 1000)
+                unchanged += index in self.unchanged
+        return sent, delivered, latencies, unchanged
+
+
+def _log_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("calibration failed: %r", task.exception())
+
+
+@dataclass
+class FirstFrame:
+    """When the first video frame arrived, and whether a decoder could start there."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    at: float = 0.0
+    keyframe: bool = False
+
+    def on_frame(self, codec: str, data: bytes, timestamp: int) -> None:
+        if codec != "opus" and not self.arrived.is_set():
+            self.at = time.monotonic()
+            self.keyframe = is_keyframe(codec, data)
+            self.arrived.set()
+
+
+def tap_tracks(pc: RTCPeerConnection, sink: FrameSink) -> None:
+    """Hand the encoded frames of every track ``pc`` receives to ``sink``, undecoded."""
+
+    def on_track(track: MediaStreamTrack) -> None:
+        receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+        aiortc_hooks.tap_receiver(receiver, sink)
+
+    pc.on("track", on_track)

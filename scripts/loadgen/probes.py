@@ -1,0 +1,66 @@
+"""What is measured of the processes and the machine, read from /proc."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, all its threads (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def process_rss_mb(pid: int) -> float:
+    """Resident memory (/proc/PID/status VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by everything on the machine, all cores (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / CLOCK_TICKS
+
+
+def udp_receive_drops() -> int:
+    """Datagrams the kernel dropped, machine-wide, because a socket's buffer was full:
+    on loopback, the only way a packet is lost."""
+    rows = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
+            if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU time, all its threads."""
+    times = os.times()
+    return times.user + times.system
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    """CPU counters at one moment; two marks give cores used in between."""
+
+    wall: float
+    server: float
+    client: float
+    machine: float
+
+    @classmethod
+    def now(cls, server_pid: int) -> CpuMark:
+        return cls(time.monotonic(), process_cpu_seconds(server_pid), own_cpu_seconds(),
+                   machine_busy_seconds())
+
+    def cores_since(self, earlier: CpuMark) -> tuple[float, float, float]:
+        """Mean cores used by the server, this process and the whole machine."""
+        wall = max(self.wall - earlier.wall, 1e-9)
+        return ((self.server - earlier.server) / wall, (self.client - earlier.client) / wall,
+                (self.machine - earlier.machine) / wall)

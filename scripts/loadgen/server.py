@@ -1,0 +1,103 @@
+"""``python -m videoassist serve`` as a child process, in a temporary data directory,
+with one staff user the generator signs in as."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from loadgen import BenchError
+
+TRANSCODE = {"forward": "when-needed", "transcode": "always"}  # mode -> setting
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    def __init__(self, mode: str, workdir: Path) -> None:
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.username = "bench"
+        self.password = secrets.token_urlsafe(24)
+        self.log_path = workdir / "server.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOASSIST_")}
+        self.env.update(VIDEOASSIST_PUBLIC_URL=self.url, VIDEOASSIST_ACCESS_LOG="false",
+                        VIDEOASSIST_MEDIA_TRANSCODE=TRANSCODE[mode])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "videoassist", *args, "--data-dir", str(self.data_dir)]
+
+    def start(self) -> None:
+        """Add the staff user with the CLI, then start serving (not yet ready)."""
+        result = subprocess.run(
+            self._command("user", "add", self.username, "--role", "admin", "--password-stdin"),
+            input=self.password + "\n", capture_output=True, text=True, env=self.env,
+            cwd=self.workdir, timeout=60, check=False)
+        if result.returncode != 0:
+            raise BenchError(f"'videoassist user add' failed ({result.returncode}): "
+                             f"{(result.stderr or result.stdout).strip()}")
+        with self.log_path.open("wb") as out:
+            self.proc = subprocess.Popen(
+                self._command("serve", "--host", "127.0.0.1", "--port", str(self.port)),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env,
+                cwd=self.workdir)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def output_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def check_alive(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise BenchError(f"the server exited with code {self.proc.returncode}; "
+                             f"its last output:\n{self.output_tail()}")
+
+    async def wait_ready(self, http: aiohttp.ClientSession, within: float = 30.0) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            self.check_alive()
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                async with http.get(self.url + "/readyz",
+                                    timeout=aiohttp.ClientTimeout(total=2)) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+        raise BenchError(f"the server was not ready within {within:.0f} s; "
+                         f"its last output:\n{self.output_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
