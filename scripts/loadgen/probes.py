@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -31,12 +32,31 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / CLOCK_TICKS
 
 
-def udp_receive_drops() -> int:
-    """Datagrams the kernel dropped, machine-wide, because a socket's buffer was full:
-    on loopback, the only way a packet is lost."""
-    rows = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
-            if line.startswith("Udp:")]
-    return int(rows[1][rows[0].index("RcvbufErrors")])
+def udp_drops(pid: int) -> dict[int, int]:
+    """Datagrams dropped because the socket's buffer was full, for each UDP socket the
+    process has open (by inode): on loopback, the only way a packet gets lost, and a
+    sign that the process did not read its sockets in time."""
+    inodes = set()
+    with contextlib.suppress(FileNotFoundError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+    drops = {}
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[9]) in inodes:
+                    drops[int(fields[9])] = int(fields[12])
+    return drops
+
+
+def drops_since(earlier: dict[int, int], now: dict[int, int]) -> int:
+    """Drops on the sockets open now since ``earlier`` (sockets opened meanwhile count
+    from zero; those closed meanwhile are not counted)."""
+    return sum(count - earlier.get(inode, 0) for inode, count in now.items())
 
 
 def own_cpu_seconds() -> float:
