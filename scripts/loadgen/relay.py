@@ -206,7 +206,8 @@ class RelayBench:
         for second in itertools.takewhile(lambda s: s <= options.seconds, itertools.count(1)):
             await asyncio.sleep(start.wall + second - time.monotonic())
             self.server.check_alive()
-            self.rss_trace.append((float(second), process_rss_mb(pid)))
+            if second < options.seconds:  # the window's end is sampled below
+                self.rss_trace.append((float(second), process_rss_mb(pid)))
             if second % progress_every == 0:
                 mark = CpuMark.now(pid)
                 frames = sum(call.viewer.frames for call in self.calls)
