@@ -262,7 +262,7 @@ class _Numbering:
             if is_rtx(codec):
                 continue
             wanted = next((pt for pt, theirs in self._client.codecs.items()
-                           if not is_rtx(theirs) and is_codec_compatible(codec, theirs)), None)
+                           if codecs_match(codec, theirs)), None)
             out[_payload_type(codec)] = replace(codec, payloadType=self._pick(codec, wanted))
         for codec in codecs:
             apt = codec.parameters.get("apt")

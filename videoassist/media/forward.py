@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import av
 from aiortc import MediaStreamTrack
@@ -19,17 +19,50 @@ VIDEO_QUEUE_FRAMES = 60   # two seconds at 30 fps
 AUDIO_QUEUE_FRAMES = 50   # one second of 20 ms Opus packets
 
 
-class ForwardTrack(MediaStreamTrack):
-    def __init__(self, publication: Publication, track_id: str) -> None:
+Item = TypeVar("Item")
+
+
+class QueuedTrack(MediaStreamTrack, Generic[Item]):
+    """A track an aiortc sender reads from a bounded queue the media plane fills;
+    ``end()`` lets the sender finish. Counts what it hands over and what it drops."""
+
+    def __init__(self, kind: str, track_id: str, size: int) -> None:
         super().__init__()
-        self.kind = publication.kind
+        self.kind = kind
         self._id = track_id  # aiortc's own RemoteStreamTrack sets its id this way
-        self.publication = publication
-        size = VIDEO_QUEUE_FRAMES if self.kind == "video" else AUDIO_QUEUE_FRAMES
-        self._queue: asyncio.Queue[EncodedFrame | None] = asyncio.Queue(size)
-        self._waiting_for_keyframe = self.kind == "video"
+        self._queue: asyncio.Queue[Item | None] = asyncio.Queue(size)
         self.forwarded = 0
         self.dropped = 0
+
+    async def _next(self) -> Item:
+        if self.readyState != "live":
+            raise MediaStreamError
+        item = await self._queue.get()
+        if item is None:
+            self.stop()
+            raise MediaStreamError
+        self.forwarded += 1
+        return item
+
+    def _drain(self) -> int:
+        count = 0
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            count += 1
+        return count
+
+    def end(self) -> None:
+        """The source is gone: let the sender finish."""
+        self._drain()
+        self._queue.put_nowait(None)
+
+
+class ForwardTrack(QueuedTrack[EncodedFrame]):
+    def __init__(self, publication: Publication, track_id: str) -> None:
+        size = VIDEO_QUEUE_FRAMES if publication.kind == "video" else AUDIO_QUEUE_FRAMES
+        super().__init__(publication.kind, track_id, size)
+        self.publication = publication
+        self._waiting_for_keyframe = self.kind == "video"
 
     def offer(self, frame: EncodedFrame) -> None:
         """Queue a frame for this viewer (called by the publication, on the loop)."""
@@ -52,30 +85,12 @@ class ForwardTrack(MediaStreamTrack):
             self.dropped += 1
         self._queue.put_nowait(frame)
 
-    def _drain(self) -> int:
-        count = 0
-        while not self._queue.empty():
-            self._queue.get_nowait()
-            count += 1
-        return count
-
     async def recv(self) -> av.Packet[Any]:
-        if self.readyState != "live":
-            raise MediaStreamError
-        frame = await self._queue.get()
-        if frame is None:
-            self.stop()
-            raise MediaStreamError
-        self.forwarded += 1
+        frame = await self._next()
         packet = av.Packet(frame.data)
         packet.pts = frame.timestamp
         packet.time_base = fractions.Fraction(1, frame.clock_rate)
         return packet
-
-    def end(self) -> None:
-        """The publication is gone: let the sender finish."""
-        self._drain()
-        self._queue.put_nowait(None)
 
     def stop(self) -> None:
         self.publication.unsubscribe(self)

@@ -204,11 +204,10 @@ class MediaSession:
             codec = target
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
         if codec is not None:
-            chosen = [c for c in RTCRtpSender.getCapabilities(publication.kind).codecs
-                      if aiortc_hooks.codecs_match(c, codec)][:1]
-            rtx = [c for c in RTCRtpSender.getCapabilities(publication.kind).codecs
-                   if c.mimeType.lower() == f"{publication.kind}/rtx"][:1]
-            transceiver.setCodecPreferences(chosen + rtx)
+            capabilities = RTCRtpSender.getCapabilities(publication.kind).codecs
+            chosen = [c for c in capabilities if aiortc_hooks.codecs_match(c, codec)][:1]
+            rtx = [c for c in capabilities if c.mimeType.lower() == f"{publication.kind}/rtx"]
+            transceiver.setCodecPreferences(chosen + rtx[:1])
         if isinstance(track, ForwardTrack):
             # The publisher makes keyframes and sets the bitrate; a re-encoding sender
             # does both itself.

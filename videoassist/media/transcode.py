@@ -16,15 +16,13 @@ own pictures, a slow decoder skips to the next keyframe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import av
-from aiortc import MediaStreamTrack
-from aiortc.mediastreams import MediaStreamError
 
+from videoassist.media.forward import QueuedTrack
 from videoassist.media.frames import EncodedFrame
 from videoassist.media.publication import Publication
 
@@ -135,18 +133,12 @@ class DecodedFeed:
         self.tracks.clear()
 
 
-class TranscodeTrack(MediaStreamTrack):
+class TranscodeTrack(QueuedTrack[av.VideoFrame]):
     """Decoded pictures of a publication for one viewer's sender, which encodes them."""
 
-    kind = "video"
-
     def __init__(self, feed: DecodedFeed, track_id: str) -> None:
-        super().__init__()
-        self._id = track_id
+        super().__init__("video", track_id, VIEWER_QUEUE_FRAMES)
         self.feed = feed
-        self._queue: asyncio.Queue[av.VideoFrame | None] = asyncio.Queue(VIEWER_QUEUE_FRAMES)
-        self.forwarded = 0
-        self.dropped = 0
         feed.attach(self)
 
     def put(self, picture: av.VideoFrame) -> None:
@@ -158,20 +150,7 @@ class TranscodeTrack(MediaStreamTrack):
         self._queue.put_nowait(picture)
 
     async def recv(self) -> av.VideoFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        picture = await self._queue.get()
-        if picture is None:
-            self.stop()
-            raise MediaStreamError
-        self.forwarded += 1
-        return picture
-
-    def end(self) -> None:
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(None)
+        return await self._next()
 
     def stop(self) -> None:
         self.feed.detach(self)
