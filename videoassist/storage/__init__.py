@@ -12,6 +12,7 @@ from videoassist.storage.calls import Calls
 from videoassist.storage.db import Database
 from videoassist.storage.invites import Invites
 from videoassist.storage.jobs import Jobs
+from videoassist.storage.snapshots import Snapshots
 from videoassist.storage.users import Users
 
 __all__ = ["Store"]
@@ -27,6 +28,7 @@ class Store:
         self.invites = Invites(db, clock)
         self.calls = Calls(db, clock)
         self.audit = Audit(db, clock)
+        self.snapshots = Snapshots(db, clock)
 
     @classmethod
     async def open(

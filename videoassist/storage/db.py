@@ -60,6 +60,8 @@ class Database:
         await conn.execute("PRAGMA foreign_keys = ON")
         await conn.execute("PRAGMA busy_timeout = 5000")
         await conn.execute("PRAGMA synchronous = NORMAL")
+        # Deleted content is overwritten, not left in free pages (erasure, retention).
+        await conn.execute("PRAGMA secure_delete = ON")
         return cls(conn, path)
 
     async def close(self) -> None:
@@ -91,6 +93,12 @@ class Database:
                 logger.info("applied migration %s", name)
                 applied.append(name)
         return applied
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database file and truncate it, so that content just
+        deleted (and overwritten there, by secure_delete) leaves the WAL too."""
+        async with self._write_lock:
+            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def ping(self) -> None:
         await self.fetchone("SELECT 1")

@@ -9,11 +9,14 @@ from typing import Any
 
 import aiosqlite
 
-from videoassist.errors import NotFound
+from videoassist.errors import Conflict, NotFound
 from videoassist.storage.db import Database
-from videoassist.storage.records import Job
+from videoassist.storage.records import Job, Note
 
-_COLUMNS = "id, title, external_ref, status, created_by, created_at, updated_at, closed_at"
+_COLUMNS = (
+    "id, title, external_ref, status, created_by, created_at, updated_at, closed_at,"
+    " retention_days"
+)
 
 
 def _job(row: aiosqlite.Row) -> Job:
@@ -59,6 +62,81 @@ class Jobs:
                 (status, limit, offset),
             )
         return [_job(r) for r in rows]
+
+    async def close(self, job_id: int, by: int | None) -> Job:
+        """Close an open job; its links stop working and no call can start."""
+        now = self._clock()
+        async with self._db.transaction() as tx:
+            count, _ = await tx.execute(
+                "UPDATE jobs SET status = 'closed', closed_at = ?, updated_at = ?"
+                " WHERE id = ? AND status = 'open'",
+                (now, now, job_id),
+            )
+            if count:
+                await tx.execute(
+                    "INSERT INTO events (job_id, type, data, created_at) VALUES (?, ?, ?, ?)",
+                    (job_id, "job.closed", json.dumps({"by": by}), now),
+                )
+        job = await self.get(job_id)
+        if not count:
+            raise Conflict("This job is already closed.")
+        return job
+
+    async def set_retention(self, job_id: int, days: int | None) -> Job:
+        count, _ = await self._db.execute(
+            "UPDATE jobs SET retention_days = ?, updated_at = ? WHERE id = ?",
+            (days, self._clock(), job_id),
+        )
+        if not count:
+            raise NotFound("No such job.")
+        return await self.get(job_id)
+
+    async def delete(self, job_id: int) -> None:
+        """Erase a job and everything of it, its data key included; see Database.erase."""
+        count, _ = await self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        if not count:
+            raise NotFound("No such job.")
+        await self._db.checkpoint()
+
+    async def purge(self, now: float, default_days: int | None) -> dict[str, int]:
+        """Delete snapshots, chat and events older than each job's retention."""
+        cutoff = (
+            "SELECT id, ? - coalesce(retention_days, ?) * 86400.0 AS before FROM jobs"
+            " WHERE coalesce(retention_days, ?) IS NOT NULL"
+        )
+        params = (now, default_days, default_days)
+        counts = {}
+        async with self._db.transaction() as tx:
+            for name, table, column in (("snapshots", "frames", "captured_at"),
+                                        ("messages", "messages", "created_at"),
+                                        ("events", "events", "created_at")):
+                counts[name], _ = await tx.execute(
+                    f"DELETE FROM {table} WHERE rowid IN (SELECT t.rowid FROM {table} t"
+                    f" JOIN ({cutoff}) c ON c.id = t.job_id WHERE t.{column} < c.before)",
+                    params,
+                )
+        if any(counts.values()):
+            await self._db.checkpoint()
+        return counts
+
+    async def add_note(self, job_id: int, user_id: int | None, author_name: str,
+                       text: str) -> Note:
+        now = self._clock()
+        _, note_id = await self._db.execute(
+            "INSERT INTO notes (job_id, user_id, author_name, text, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (job_id, user_id, author_name, text, now),
+        )
+        assert note_id is not None
+        return Note(note_id, job_id, user_id, author_name, text, now)
+
+    async def notes(self, job_id: int) -> builtins.list[Note]:
+        rows = await self._db.fetchall(
+            "SELECT id, job_id, user_id, author_name, text, created_at FROM notes"
+            " WHERE job_id = ? ORDER BY created_at, id",
+            (job_id,),
+        )
+        return [Note(*r) for r in rows]
 
     async def add_event(
         self, job_id: int, type_: str, data: dict[str, Any], call_id: int | None = None

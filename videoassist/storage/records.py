@@ -39,6 +39,7 @@ class Job:
     created_at: float
     updated_at: float
     closed_at: float | None
+    retention_days: int | None = None  # None: the server's default
 
     def public(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class Job:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "closed_at": self.closed_at,
+            "retention_days": self.retention_days,
         }
 
 
@@ -108,3 +110,72 @@ class Message:
             "text": self.text,
             "created_at": self.created_at,
         }
+
+
+@dataclass(frozen=True)
+class Author:
+    """Who took or annotated a snapshot: a participant of a call, a staff user, or both."""
+
+    name: str
+    role: str
+    participant_id: int | None = None
+    user_id: int | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"participant": self.participant_id, "user": self.user_id, "name": self.name,
+                "role": self.role}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One version of an annotated snapshot; the image itself is sealed in the database."""
+
+    id: int
+    job_id: int
+    call_id: int | None
+    frame_id: int
+    original_id: int | None
+    version: int
+    author: Author
+    camera: Author
+    captured_at: float
+    created_at: float
+    width: int
+    height: int
+    shapes: list[dict[str, Any]]
+    caption: str | None
+    sha256: str
+    byte_size: int
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "call_id": self.call_id,
+            "original_id": self.original_id,
+            "version": self.version,
+            "author": self.author.public(),
+            "camera": self.camera.public(),
+            "captured_at": self.captured_at,
+            "created_at": self.created_at,
+            "width": self.width,
+            "height": self.height,
+            "shapes": self.shapes,
+            "caption": self.caption,
+            "sha256": self.sha256,
+            "byte_size": self.byte_size,
+        }
+
+
+@dataclass(frozen=True)
+class Note:
+    id: int
+    job_id: int
+    user_id: int | None
+    author_name: str
+    text: str
+    created_at: float
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "user": self.user_id, "author": self.author_name,
+                "text": self.text, "created_at": self.created_at}
