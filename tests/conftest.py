@@ -70,13 +70,16 @@ class Server:
         headers: dict[str, str] | None = None,
         data: bytes | str | None = None,
     ) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
-        """One HTTP call; returns (status, parsed JSON body or text, headers)."""
+        """One HTTP call; returns (status, parsed JSON body, text, or bytes for binary
+        content such as images and archives, headers)."""
         all_headers = dict(headers or {})
         if token is not None:
             all_headers["Authorization"] = f"Bearer {token}"
         async with self.http.request(
             method, self.url + path, json=json, data=data, headers=all_headers
         ) as response:
+            if response.content_type in ("image/jpeg", "application/zip"):
+                return response.status, await response.read(), response.headers
             text = await response.text()
             try:
                 body: Any = await response.json(content_type=None) if text else None

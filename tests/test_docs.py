@@ -21,14 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from tests.conftest import Server, receive
+from tests.media.clips import video_track
+from videoassist import keyfiles
 from videoassist.config import Secret, Settings, documentation
 from videoassist.signalling import hub
 from videoassist.signalling.protocol import CLIENT_TYPES, PROTOCOL_VERSION
+from videoassist.snapshots.service import SnapshotService
+from videoassist.snapshots.vault import Vault
+from videoassist.storage.records import Author
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -237,15 +243,16 @@ class Call:
         if "job" in message:
             assert message["job"] == DOC_JOB_ID, f"{where}: examples join job {DOC_JOB_ID}"
             message["job"] = self.job_id
-        if "target" in message:
-            assert message["target"] == DOC_TARGET_ID, f"{where}: examples target {DOC_TARGET_ID}"
-            message["target"] = self.customer_id
+        for name in ("target", "camera"):
+            if name in message:
+                assert message[name] == DOC_TARGET_ID, f"{where}: examples {name} {DOC_TARGET_ID}"
+                message[name] = self.customer_id
         return message
 
     async def publish(self) -> None:
         """The customer offers a camera (set-up, not an example): a track to view."""
         pc = self.media.customer = self.media.peer()
-        pc.addTransceiver("video", direction="sendonly")
+        pc.addTransceiver(video_track(), direction="sendonly")  # real frames, for snapshots
         await pc.setLocalDescription(await pc.createOffer())
         await self.customer.send_json({"type": "sdp.offer", "sdp": pc.localDescription.sdp})
         answer = await self.replay.next(self.customer, "sdp.answer", "the customer's offer")
@@ -321,6 +328,17 @@ class Call:
             relayed = await replay.next(expert, kind, where)
             assert relayed == {**message, "from": self.customer_id}, where
             await replay.quiet(customer, where)
+        elif kind == "snapshot.request":  # the expert snapshots the customer's camera
+            assert self.media.customer is not None, f"{where}: replayed after an sdp.offer"
+            await expert.send_json(message)
+            for ws in (expert, customer):
+                saved = await replay.next(ws, "snapshot.saved", where)
+                assert saved.get("request") == message.get("request"), (where, saved)
+            stored = await self.server.store.snapshots.get(saved["snapshot"]["id"])
+            assert (stored.job_id, stored.camera.participant_id, stored.author.participant_id) \
+                == (self.job_id, self.customer_id, self.expert_id), where
+            assert [s["id"] for s in stored.shapes] == [
+                s["id"] for s in message.get("shapes", [])], where
         else:
             pytest.fail(f"{where}: no replay rule for {kind!r}; add one to this test")
 
@@ -392,8 +410,8 @@ async def test_protocol_examples_replay_through_the_real_server(server: Server) 
 # -- api.md ----------------------------------------------------------------------------
 
 HEADING = re.compile(r"^### (GET|POST|PUT|PATCH|DELETE) (/\S*)$", re.M)
-RESPONSE = re.compile(r"^(json|html) response (\d{3})$")
-ID_IN_PATH = re.compile(r"^/api/(jobs|users)/(\d+)(?=/|\?|$)")
+RESPONSE = re.compile(r"^(json|html|binary) response (\d{3})$")
+ID_IN_PATH = re.compile(r"^/api/(jobs|users|snapshots)/(\d+)(?=/|\?|$)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -453,6 +471,8 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
     staff, staff_token = await server.staff("expert")
     other = await server.add_user("technician", password=None)
     job_id = await server.job(staff_token)
+    other_job_id = await server.job(staff_token, "Gas smell in the cellar")
+    snapshot_id = await still_snapshot(server, job_id, staff)
     users = {"admin": admin.id, "staff": staff.id, "other": other.id}
     tokens = {"STAFF_TOKEN": staff_token, "ADMIN_TOKEN": admin_token}
 
@@ -463,6 +483,10 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
         kind, number = match[1], int(match[2])
         if kind == "jobs" and number == DOC_JOB_ID:
             real = job_id
+        elif kind == "jobs" and number == DOC_JOB_ID + 1:
+            real = other_job_id
+        elif kind == "snapshots" and number == 1:
+            real = snapshot_id
         elif kind == "users" and number in DOC_USER_IDS:
             real = users[DOC_USER_IDS[number]]
         else:
@@ -490,6 +514,15 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
             assert answer_headers["Content-Type"].startswith("text/html"), where
             assert answer.lstrip().lower().startswith(ex.response.body.strip().lower()), where
             continue
+        if ex.kind == "binary":  # the documented headers, exactly
+            for line in ex.response.body.strip().splitlines():
+                name, value = line.split(": ", 1)
+                value = value.replace("JOB_ID", str(job_id))
+                assert answer_headers.get(name) == value, (where, name, answer_headers.get(name))
+            continue
+        if ex.status == 204:
+            assert not answer and not ex.response.body.strip(), where
+            continue
         try:
             documented = json.loads(ex.response.body)
         except ValueError as exc:
@@ -500,6 +533,29 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
         )
         if "error" in documented:
             assert answer["error"] == documented["error"], where
+
+
+async def still_snapshot(server: Server, job_id: int, author: Any) -> int:
+    """A stored snapshot for the examples to read. Taken from a still picture, not a
+    live camera: the live path is tested in tests/snapshots; these examples are about
+    the HTTP answers."""
+
+    class StillCamera:
+        async def capture(self, participant_id: int) -> Any:
+            return dataclasses.make_dataclass("Capture", ["image", "captured_at"])(
+                np.full((720, 1280, 3), 90, np.uint8), server.clock())
+
+    vault = Vault(keyfiles.snapshot_key(server.settings), server.store.snapshots)
+    service = SnapshotService(server.store, vault, StillCamera(), 90)
+    store = server.store
+    call_id = await store.calls.start(job_id)
+    expert = await store.calls.join(call_id, author.role, author.username, author.id, None)
+    customer = await store.calls.join(call_id, "customer", "Customer", None, None)
+    snapshot = await service.take(
+        job_id, call_id, Author(author.username, author.role, expert.id, author.id),
+        Author("Customer", "customer", customer.id), [])
+    await store.calls.end(call_id)
+    return snapshot.id
 
 
 # -- ui.md -----------------------------------------------------------------------------

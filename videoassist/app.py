@@ -13,9 +13,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from videoassist import keyfiles, pages
+from videoassist import keyfiles, pages, retention
 from videoassist.accounts import SignInLimits
-from videoassist.api import health, invites, jobs, session, users
+from videoassist.api import health, invites, jobs, session, snapshots, users
 from videoassist.api.middleware import add_security_headers, errors_middleware
 from videoassist.appkeys import (
     CLOCK,
@@ -26,6 +26,7 @@ from videoassist.appkeys import (
     NOTIFIER,
     SETTINGS,
     SIGNIN_LIMITS,
+    SNAPSHOTS,
     STORE,
     TOKENS,
 )
@@ -38,6 +39,8 @@ from videoassist.media.router import MediaRouter
 from videoassist.notify import Notifier
 from videoassist.signalling.connection import websocket
 from videoassist.signalling.hub import Hub
+from videoassist.snapshots.service import SnapshotService
+from videoassist.snapshots.vault import Vault
 from videoassist.storage import Store
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
     app.cleanup_ctx.append(_hub)
     app.cleanup_ctx.append(_notifier)
     app.cleanup_ctx.append(_media)
+    app.cleanup_ctx.append(_snapshots)
+    app.cleanup_ctx.append(_retention)
     app.on_response_prepare.append(add_security_headers)
     app.on_shutdown.append(_close_calls)
 
@@ -74,7 +79,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (health, session, jobs, invites, users, pages):
+    for module in (health, session, jobs, snapshots, invites, users, pages):
         app.router.add_routes(module.routes)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", WEB_DIR / "static", append_version=False)
@@ -112,6 +117,21 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     app[MEDIA] = router
     yield
     await router.close()
+
+
+async def _snapshots(app: web.Application) -> AsyncIterator[None]:
+    settings, store = app[SETTINGS], app[STORE]
+    vault = Vault(keyfiles.snapshot_key(settings), store.snapshots)
+    app[SNAPSHOTS] = SnapshotService(store, vault, app[MEDIA], settings.snapshot_jpeg_quality)
+    yield
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(retention.run(app[STORE], app[SETTINGS], app[CLOCK]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _notifier(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,6 +215,60 @@ def cmd_invite(args: argparse.Namespace) -> int:
     return asyncio.run(_with_store(settings, work))
 
 
+def cmd_job_close(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        job = await store.jobs.close(args.job_id, None)
+        await store.audit.record("cli", "job.closed", f"job:{job.id}")
+        print(f"closed job {job.id}; a call in progress ends within "
+              f"{settings.revocation_poll_s:g} s")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from videoassist import jobrecord
+    from videoassist.snapshots.service import SnapshotService
+    from videoassist.snapshots.vault import Vault
+
+    settings = _settings(args)
+    out: Path = args.out
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; pass --force to replace it")
+
+    async def work(store: Store) -> int:
+        vault = Vault(keyfiles.snapshot_key(settings), store.snapshots)
+        snapshots = SnapshotService(store, vault, None, settings.snapshot_jpeg_quality)
+        data = await jobrecord.export_zip(store, snapshots, args.job_id, time.time)
+        # The archive holds customers' pictures in the clear: readable by its owner only.
+        tmp = out.with_name(f".{out.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, out)
+        await store.audit.record("cli", "job.exported", f"job:{args.job_id}", bytes=len(data))
+        print(f"wrote job {args.job_id} to {out} ({len(data)} bytes)")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from videoassist import retention
+
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        counts = await retention.purge(store, settings, time.time())
+        print(f"purged {counts['snapshots']} snapshots, {counts['messages']} chat messages "
+              f"and {counts['events']} events")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     kid = keyfiles.rotate_signing_keys(settings)
@@ -274,6 +329,21 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("title")
     create.add_argument("--external-ref", default=None)
     create.set_defaults(func=cmd_job_create)
+    close = job.add_parser("close", parents=[common],
+                           help="close a job: its links stop working, its call ends")
+    close.add_argument("job_id", type=_positive_int)
+    close.set_defaults(func=cmd_job_close)
+
+    export = sub.add_parser("export", parents=[common],
+                            help="write a job's record and snapshots to a ZIP file")
+    export.add_argument("job_id", type=_positive_int)
+    export.add_argument("--out", type=Path, required=True, help="the ZIP file to write")
+    export.add_argument("--force", action="store_true", help="replace --out if it exists")
+    export.set_defaults(func=cmd_export)
+
+    sub.add_parser("purge", parents=[common],
+                   help="delete what the retention settings have expired, now").set_defaults(
+        func=cmd_purge)
 
     invite = sub.add_parser("invite", parents=[common], help="print a one-time join link")
     invite.add_argument("job_id", type=_positive_int)

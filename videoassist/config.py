@@ -114,6 +114,27 @@ class Settings:
             "no codec with the publisher; always: re-encode for every viewer (comparison)."
         ),
     )
+    snapshot_key: Secret | None = field(
+        default=None,
+        metadata=_doc(
+            "Key-encryption key for snapshots: 32 bytes, base64. It wraps each job's data "
+            "key and is never stored in the database. Default: generated into "
+            "DATA_DIR/snapshot-key on first run. Back it up apart from the database."
+        ),
+    )
+    snapshot_jpeg_quality: int = field(
+        default=90, metadata=_doc("JPEG quality of stored snapshots (50..100).")
+    )
+    retention_days: int = field(
+        default=0,
+        metadata=_doc(
+            "Days to keep a job's snapshots, chat and events (a job may override it); "
+            "0: keep them until the job is deleted."
+        ),
+    )
+    retention_check_s: float = field(
+        default=3600.0, metadata=_doc("How often the server purges what retention has expired.")
+    )
     notify_url: str = field(
         default="",
         metadata=_doc(
@@ -222,6 +243,15 @@ class Settings:
                 f"{ENV_PREFIX}MEDIA_TRANSCODE must be when-needed or always, "
                 f"got {self.media_transcode!r}"
             )
+        if not 50 <= self.snapshot_jpeg_quality <= 100:
+            raise ConfigError(f"{ENV_PREFIX}SNAPSHOT_JPEG_QUALITY must be 50..100, "
+                              f"got {self.snapshot_jpeg_quality!r}")
+        if not 0 <= self.retention_days <= 100 * 365:
+            raise ConfigError(f"{ENV_PREFIX}RETENTION_DAYS must be 0 (keep) or 1..36500 days, "
+                              f"got {self.retention_days!r}")
+        if self.retention_check_s <= 0:
+            raise ConfigError(f"{ENV_PREFIX}RETENTION_CHECK_S must be positive, "
+                              f"got {self.retention_check_s!r}")
         if self.notify_url and urlsplit(self.notify_url).scheme not in ("http", "https"):
             raise ConfigError(f"{ENV_PREFIX}NOTIFY_URL must be an http(s) URL")
 

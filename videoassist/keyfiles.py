@@ -1,8 +1,11 @@
 """Secrets generated into the data directory on first run (mode 0600), when the
-settings do not give them: the token signing keys and the TURN secret."""
+settings do not give them: the token signing keys, the TURN secret and the
+snapshot key-encryption key."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import secrets
@@ -14,6 +17,8 @@ from videoassist.errors import ConfigError
 
 JWT_KEYS_FILE = "jwt-keys.json"
 TURN_SECRET_FILE = "turn-secret"  # noqa: S105 (a file name)
+SNAPSHOT_KEY_FILE = "snapshot-key"
+SNAPSHOT_KEY_BYTES = 32
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -79,3 +84,24 @@ def turn_secret(settings: Settings) -> str:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_private(path, secrets.token_urlsafe(32))
     return path.read_text(encoding="utf-8").strip()
+
+
+def snapshot_key(settings: Settings) -> bytes:
+    """The 32-byte key-encryption key for snapshots: configured, or in the data dir."""
+    if settings.snapshot_key is not None:
+        text, where = settings.snapshot_key.reveal(), "VIDEOASSIST_SNAPSHOT_KEY"
+    else:
+        path = settings.data_dir / SNAPSHOT_KEY_FILE
+        if not path.exists():
+            settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            key = secrets.token_bytes(SNAPSHOT_KEY_BYTES)
+            _write_private(path, base64.b64encode(key).decode() + "\n")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"the snapshot key in {where} is not base64") from None
+    if len(key) != SNAPSHOT_KEY_BYTES:
+        raise ConfigError(
+            f"the snapshot key in {where} must be {SNAPSHOT_KEY_BYTES} bytes, got {len(key)}")
+    return key

@@ -29,15 +29,19 @@ class Received:
 class MediaClient:
     def __init__(self, server: Server, token: str, job_id: int | None = None, *,
                  video: bool = True, audio: bool = True, read: bool = True,
-                 video_codec: str = "VP8", offer_codecs: tuple[str, ...] = ()) -> None:
+                 video_codec: str = "VP8", offer_codecs: tuple[str, ...] = (),
+                 video_size: tuple[int, int] = (640, 360)) -> None:
         """``video_codec``: what the published clip is encoded with (offered first);
-        ``offer_codecs``: the video codecs offered, in order (default: aiortc's)."""
+        ``offer_codecs``: the video codecs offered, in order (default: aiortc's);
+        ``video_size``: the published clip's width and height."""
         self.server = server
         self.token = token
         self.job_id = job_id
         self.read = read
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.video = video_track(codec_name=video_codec) if video else None
+        width, height = video_size
+        self.video = video_track(codec_name=video_codec, width=width,
+                                 height=height) if video else None
         self.offer_codecs = offer_codecs or ((video_codec,) if video_codec != "VP8" else ())
         self.audio = audio_track() if audio else None
         self.received: dict[str, Received] = {}

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from videoassist import jobrecord
 from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import staff_user
-from videoassist.appkeys import STORE
-from videoassist.errors import BadRequest
+from videoassist.appkeys import CLOCK, HUB, SNAPSHOTS, STORE
+from videoassist.errors import BadRequest, Conflict
 from videoassist.storage.records import JOB_STATUSES
+
+MAX_NOTE_CHARS = 4000
+MAX_RETENTION_DAYS = 100 * 365
 
 routes = web.RouteTableDef()
 
@@ -44,11 +48,76 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def get_job(request: web.Request) -> web.Response:
     await staff_user(request)
     job_id = int_param(request.match_info["id"], "job id")
+    return web.json_response(await jobrecord.record(request.app[STORE], job_id))
+
+
+@routes.patch("/api/jobs/{id}")
+async def update_job(request: web.Request) -> web.Response:
+    """Admins set a job's own retention (``null``: the server's default)."""
+    user = await staff_user(request, "admin")
+    job_id = int_param(request.match_info["id"], "job id")
+    body = await read_json(request)
+    if set(body) != {"retention_days"}:
+        raise BadRequest("Send {\"retention_days\": DAYS or null}.")
+    days = body["retention_days"]
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int)
+                             or not 1 <= days <= MAX_RETENTION_DAYS):
+        raise BadRequest(f"retention_days must be 1 to {MAX_RETENTION_DAYS}, or null.")
     store = request.app[STORE]
-    job = await store.jobs.get(job_id)
-    record = job.public()
-    record["calls"] = await store.calls.calls_of_job(job_id)
-    record["participants"] = [p.public() for p in await store.calls.participants_of_job(job_id)]
-    record["events"] = await store.jobs.events(job_id)
-    record["messages"] = [m.public() for m in await store.calls.messages_of_job(job_id)]
-    return web.json_response(record)
+    job = await store.jobs.set_retention(job_id, days)
+    await store.audit.record(f"user:{user.id}", "job.retention", f"job:{job_id}", days=days)
+    return web.json_response(job.public())
+
+
+@routes.post("/api/jobs/{id}/close")
+async def close_job(request: web.Request) -> web.Response:
+    """Close a job: its links stop working and its live call, if any, ends."""
+    user = await staff_user(request)
+    job_id = int_param(request.match_info["id"], "job id")
+    store = request.app[STORE]
+    job = await store.jobs.close(job_id, user.id)
+    await request.app[HUB].end_call(job_id, "job_closed", "This job has been closed.")
+    await store.audit.record(f"user:{user.id}", "job.closed", f"job:{job_id}")
+    return web.json_response(job.public())
+
+
+@routes.delete("/api/jobs/{id}")
+async def delete_job(request: web.Request) -> web.Response:
+    """Erase a job: every row of its record, and its data key, so that any copy of its
+    snapshots' ciphertext (in a backup, say) can no longer be decrypted. Admins only."""
+    user = await staff_user(request, "admin")
+    job_id = int_param(request.match_info["id"], "job id")
+    store = request.app[STORE]
+    await store.jobs.get(job_id)
+    if job_id in request.app[HUB].rooms:
+        raise Conflict("A call of this job is in progress: close the job first.")
+    await store.jobs.delete(job_id)
+    await store.audit.record(f"user:{user.id}", "job.erased", f"job:{job_id}")
+    return web.Response(status=204)
+
+
+@routes.post("/api/jobs/{id}/notes")
+async def add_note(request: web.Request) -> web.Response:
+    user = await staff_user(request)
+    job_id = int_param(request.match_info["id"], "job id")
+    body = await read_json(request)
+    text = text_field(body, "text", max_len=MAX_NOTE_CHARS)
+    assert text is not None
+    store = request.app[STORE]
+    await store.jobs.get(job_id)
+    note = await store.jobs.add_note(job_id, user.id, user.username, text)
+    return web.json_response(note.public(), status=201)
+
+
+@routes.get("/api/jobs/{id}/export")
+async def export_job(request: web.Request) -> web.Response:
+    """The job's record and snapshot images as a ZIP, for the company's archive."""
+    user = await staff_user(request)
+    job_id = int_param(request.match_info["id"], "job id")
+    store = request.app[STORE]
+    data = await jobrecord.export_zip(store, request.app[SNAPSHOTS], job_id, request.app[CLOCK])
+    await store.audit.record(f"user:{user.id}", "job.exported", f"job:{job_id}", bytes=len(data))
+    return web.Response(body=data, content_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="job-{job_id}.zip"',
+        "Cache-Control": "no-store",
+    })

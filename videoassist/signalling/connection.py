@@ -19,11 +19,22 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from videoassist.api.guard import client_address
-from videoassist.appkeys import CLOCK, DRAINING, HUB, ICE, MEDIA, SETTINGS, STORE, TOKENS
+from videoassist.appkeys import (
+    CLOCK,
+    DRAINING,
+    HUB,
+    ICE,
+    MEDIA,
+    SETTINGS,
+    SNAPSHOTS,
+    STORE,
+    TOKENS,
+)
 from videoassist.auth.ratelimit import TokenBucket
 from videoassist.auth.tokens import PARTICIPANT_AUDIENCE, STAFF_AUDIENCE
 from videoassist.errors import (
     BadRequest,
+    Conflict,
     Forbidden,
     NotFound,
     TooManyRequests,
@@ -87,8 +98,12 @@ class Connection:
             self.settings.ws_rate_per_s, self.settings.ws_rate_burst, time.monotonic
         )
         self.last_limit_notice = 0.0
+        self.snapshots = request.app[SNAPSHOTS]
         self.member: Member | None = None
         self.room: Room | None = None
+        # At most one snapshot in flight per connection; it finishes even if the
+        # requester leaves (the company keeps what was asked for).
+        self.snapshot_task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         member = await self._authenticate()
@@ -112,6 +127,9 @@ class Connection:
             except Exception:
                 logger.exception("%s media clean-up failed", member.log_prefix)
             await self.hub.leave(member)
+            if self.snapshot_task is not None:
+                with contextlib.suppress(Exception):
+                    await self.snapshot_task
             if not member.closing:
                 member.closing = True
                 member.writer.cancel()
@@ -197,6 +215,37 @@ class Connection:
             **self.app[ICE].for_client(member.id, role),
         })
         return member
+
+    def _request_snapshot(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        if member.participant.role == "customer":
+            raise Forbidden("Customers cannot take snapshots.")
+        camera = room.members.get(message["camera"])
+        if camera is None:
+            raise NotFound("'camera' is not a participant of this call.")
+        if self.snapshot_task is not None and not self.snapshot_task.done():
+            raise Conflict("A snapshot is already being taken; wait for it.")
+        self.snapshot_task = asyncio.create_task(
+            self._take_snapshot(member, room, camera, message["shapes"], message["request"]))
+
+    async def _take_snapshot(self, member: Member, room: Room, camera: Member,
+                             shapes: list[dict[str, Any]], request: str | None) -> None:
+        echo = {} if request is None else {"request": request}
+        try:
+            snapshot = await self.snapshots.take(
+                member.job.id, room.call_id, member.author(), camera.author(), shapes)
+        except VideoassistError as exc:
+            member.send(_error(exc, "snapshot.request") | echo)
+            return
+        except Exception:
+            logger.exception("%s snapshot of participant %d failed", member.log_prefix,
+                             camera.id)
+            member.send(_error(VideoassistError(), "snapshot.request") | echo)
+            return
+        room.broadcast({"type": "snapshot.saved", **echo, "snapshot": {
+            "id": snapshot.id, "version": snapshot.version, "camera": camera.id,
+            "author": member.id, "captured_at": snapshot.captured_at,
+            "width": snapshot.width, "height": snapshot.height, "shapes": len(shapes),
+            "sha256": snapshot.sha256}})
 
     def _abort(self) -> None:
         if self.transport is not None:
@@ -292,5 +341,7 @@ class Connection:
         elif kind == "camera.state":
             relayed = {k: v for k, v in message.items() if k != "type"}
             room.broadcast({"type": kind, "from": member.id, **relayed}, exclude=member)
+        elif kind == "snapshot.request":
+            self._request_snapshot(member, room, message)
         else:  # decode() only lets known types through
             raise BadRequest(f"Unhandled message type {kind!r}.")

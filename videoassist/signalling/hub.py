@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from videoassist.storage import Store
-from videoassist.storage.records import Job, Participant
+from videoassist.storage.records import Author, Job, Participant
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,11 @@ class Member:
     @property
     def id(self) -> int:
         return self.participant.id
+
+    def author(self) -> Author:
+        """This participant, as the author (or camera) of a snapshot."""
+        p = self.participant
+        return Author(p.display_name, p.role, p.id, self.user_id)
 
     @property
     def log_prefix(self) -> str:
@@ -177,6 +182,14 @@ class Hub:
                                        call=room.call_id, participant=member.id)
         logger.info("%s left", member.log_prefix)
 
+    async def end_call(self, job_id: int, reason: str, message: str) -> int:
+        """Close every connection in the job's call (the job was closed); return how many."""
+        room = self._rooms.get(job_id)
+        members = [] if room is None else [m for m in room.members.values() if not m.closing]
+        for member in members:
+            member.close(CLOSE_NORMAL, reason, message)
+        return len(members)
+
     async def disconnect_user(self, user_id: int, reason: str) -> int:
         """Close every connection of a user (disabled, signed out); return how many."""
         closing = [m for m in self.members() if m.user_id == user_id and not m.closing]
@@ -185,10 +198,13 @@ class Hub:
         return len(closing)
 
     async def watch_revocations(self) -> None:
-        """Close connections of users disabled anywhere, the CLI included."""
+        """Close connections of users disabled, and calls of jobs closed, anywhere (the
+        CLI included)."""
         while True:
             await asyncio.sleep(self._poll_s)
             try:
+                for job_id in await self._store.jobs.closed_among(set(self._rooms)):
+                    await self.end_call(job_id, "job_closed", "This job has been closed.")
                 connected = {m.user_id for m in self.members() if m.user_id is not None}
                 if not connected:
                     continue

@@ -22,5 +22,8 @@ class MediaPlane(Protocol):
     async def mute(self, participant_id: int, kind: str, muted: bool) -> None:
         """Record that the participant muted or unmuted its own track of a kind."""
 
+    async def capture(self, participant_id: int) -> Any:
+        """The newest picture of the participant's camera (``media.capture.Capture``)."""
+
     async def leave(self, participant_id: int) -> None:
         """Close the participant's media: connection, tracks, subscriptions."""

@@ -11,27 +11,22 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
 from videoassist.errors import BadRequest, PayloadTooLarge
+from videoassist.snapshots.shapes import COLOR, SHAPE_ID, check_shape, check_shapes, unit
 
 PROTOCOL_VERSION = 1
 
 MAX_CHAT_CHARS = 2000
 MAX_SDP_CHARS = 60_000
 MAX_CANDIDATE_CHARS = 1024
-MAX_SHAPE_POINTS = 1000
-MAX_LABEL_CHARS = 200
-SHAPE_KINDS = ("pen", "arrow", "circle", "text")
 MEDIA_KINDS = ("audio", "video")
 CAMERA_ACTIONS = ("switch", "torch", "zoom")
 FACINGS = ("user", "environment")
 MAX_ZOOM = 100.0
 
-_SHAPE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 def decode(raw: str, max_bytes: int) -> dict[str, Any]:
@@ -79,54 +74,6 @@ def _int(message: dict[str, Any], name: str, *, optional: bool = False) -> int |
     return value
 
 
-def _unit(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequest(f"{what} must be a number between 0 and 1.")
-    if not 0.0 <= value <= 1.0:
-        raise BadRequest(f"{what} must be between 0 and 1 (normalized coordinates).")
-    return float(value)
-
-
-def _point(value: object) -> list[float]:
-    if not isinstance(value, list) or len(value) != 2:
-        raise BadRequest("A point is [x, y].")
-    return [_unit(value[0], "x"), _unit(value[1], "y")]
-
-
-def check_shape(shape: object) -> dict[str, Any]:
-    """A drawable shape: {id, kind, points, color, width[, text]}."""
-    if not isinstance(shape, dict):
-        raise BadRequest("'shape' must be an object.")
-    shape_id = shape.get("id")
-    if not isinstance(shape_id, str) or not _SHAPE_ID.match(shape_id):
-        raise BadRequest("A shape 'id' is 1 to 64 letters, digits, '_' or '-'.")
-    kind = shape.get("kind")
-    if kind not in SHAPE_KINDS:
-        raise BadRequest(f"A shape 'kind' is one of {', '.join(SHAPE_KINDS)}.")
-    points = shape.get("points")
-    if not isinstance(points, list) or not 1 <= len(points) <= MAX_SHAPE_POINTS:
-        raise BadRequest(f"'points' must hold 1 to {MAX_SHAPE_POINTS} points.")
-    needed = {"pen": 1, "arrow": 2, "circle": 2, "text": 1}[kind]
-    if len(points) < needed or (kind in ("arrow", "circle") and len(points) != 2):
-        raise BadRequest(f"A {kind} needs {'exactly 2' if needed == 2 else 'at least 1'} points.")
-    color = shape.get("color")
-    if not isinstance(color, str) or not _COLOR.match(color):
-        raise BadRequest("'color' must look like #rrggbb.")
-    width = shape.get("width")
-    if isinstance(width, bool) or not isinstance(width, int | float) or not (
-        0 < width <= 0.1
-    ):
-        raise BadRequest("'width' is the stroke width as a fraction of the picture's width, "
-                         "above 0 and at most 0.1.")
-    checked: dict[str, Any] = {
-        "id": shape_id, "kind": kind, "points": [_point(p) for p in points],
-        "color": color.lower(), "width": float(width),
-    }
-    if kind == "text":
-        checked["text"] = _string(shape, "text", MAX_LABEL_CHARS)
-    return checked
-
-
 def _auth(m: dict[str, Any]) -> dict[str, Any]:
     return {"token": _string(m, "token", 4096), "job": _int(m, "job", optional=True)}
 
@@ -168,7 +115,7 @@ def _annotation_add(m: dict[str, Any]) -> dict[str, Any]:
 
 def _annotation_remove(m: dict[str, Any]) -> dict[str, Any]:
     shape_id = m.get("id")
-    if not isinstance(shape_id, str) or not _SHAPE_ID.match(shape_id):
+    if not isinstance(shape_id, str) or not SHAPE_ID.match(shape_id):
         raise BadRequest("'id' must name a shape.")
     return {"target": _int(m, "target"), "id": shape_id}
 
@@ -179,10 +126,10 @@ def _annotation_clear(m: dict[str, Any]) -> dict[str, Any]:
 
 def _annotation_pointer(m: dict[str, Any]) -> dict[str, Any]:
     color = m.get("color", "#ff3b30")
-    if not isinstance(color, str) or not _COLOR.match(color):
+    if not isinstance(color, str) or not COLOR.match(color):
         raise BadRequest("'color' must look like #rrggbb.")
-    return {"target": _int(m, "target"), "x": _unit(m.get("x"), "x"),
-            "y": _unit(m.get("y"), "y"), "color": color.lower()}
+    return {"target": _int(m, "target"), "x": unit(m.get("x"), "x"),
+            "y": unit(m.get("y"), "y"), "color": color.lower()}
 
 
 def _bool(message: dict[str, Any], name: str) -> bool:
@@ -235,6 +182,14 @@ def _camera_state(m: dict[str, Any]) -> dict[str, Any]:
             "can": sorted(set(can), key=CAMERA_ACTIONS.index)}
 
 
+def _snapshot_request(m: dict[str, Any]) -> dict[str, Any]:
+    request = m.get("request")
+    if request is not None and (not isinstance(request, str) or not SHAPE_ID.match(request)):
+        raise BadRequest("'request' is 1 to 64 letters, digits, '_' or '-', or absent.")
+    return {"camera": _int(m, "camera"), "shapes": check_shapes(m.get("shapes", [])),
+            "request": request}
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "auth": _auth,
     "ping": _empty,
@@ -250,6 +205,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "media.mute": _media_mute,
     "camera.control": _camera_control,
     "camera.state": _camera_state,
+    "snapshot.request": _snapshot_request,
 }
 
 CLIENT_TYPES = tuple(_CHECKS)

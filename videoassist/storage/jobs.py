@@ -82,6 +82,15 @@ class Jobs:
             raise Conflict("This job is already closed.")
         return job
 
+    async def closed_among(self, job_ids: set[int]) -> set[int]:
+        """Which of these jobs are closed or gone."""
+        if not job_ids:
+            return set()
+        marks = ",".join("?" * len(job_ids))
+        rows = await self._db.fetchall(
+            f"SELECT id FROM jobs WHERE status = 'open' AND id IN ({marks})", sorted(job_ids))
+        return job_ids - {r[0] for r in rows}
+
     async def set_retention(self, job_id: int, days: int | None) -> Job:
         count, _ = await self._db.execute(
             "UPDATE jobs SET retention_days = ?, updated_at = ? WHERE id = ?",

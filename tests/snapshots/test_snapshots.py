@@ -1,0 +1,164 @@
+"""Annotated snapshots through the real server: a real aiortc customer publishes a
+synthetic stream with a known pattern, an expert asks over /ws, and the stored JPEG
+is fetched back over HTTP and compared with the pattern and the expected drawing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import Server, receive
+from tests.media.clips import pattern, read_id
+from tests.media.peers import MediaClient
+from videoassist.snapshots import render
+
+ARROW = {"id": "a1", "kind": "arrow", "points": [[0.2, 0.8], [0.55, 0.45]],
+         "color": "#00ff00", "width": 0.01}
+CIRCLE = {"id": "c1", "kind": "circle", "points": [[0.7, 0.3], [0.8, 0.3]],
+          "color": "#ff00ff", "width": 0.006}
+LABEL = {"id": "t1", "kind": "text", "points": [[0.05, 0.2]], "color": "#ffcc00",
+         "width": 0.004, "text": "valve"}
+
+
+@dataclass
+class Call:
+    server: Server
+    staff_token: str
+    job_id: int
+    expert: aiohttp.ClientWebSocketResponse
+    expert_id: int
+    customer: MediaClient
+
+    async def snapshot(self, shapes: list[dict[str, Any]], request: str = "r1",
+                       camera: int | None = None) -> dict[str, Any]:
+        """Ask for a snapshot as the expert; the snapshot.saved message."""
+        await self.expert.send_json({
+            "type": "snapshot.request", "request": request, "shapes": shapes,
+            "camera": self.customer.participant_id if camera is None else camera})
+        saved = await receive(self.expert, skip=("participant.joined", "media.tracks"))
+        assert saved["type"] == "snapshot.saved", saved
+        assert saved["request"] == request
+        return saved
+
+    async def image(self, snapshot_id: int) -> tuple[np.ndarray, bytes, Any]:
+        async with self.server.http.get(
+            f"{self.server.url}/api/snapshots/{snapshot_id}/image",
+            headers={"Authorization": f"Bearer {self.staff_token}"},
+        ) as response:
+            assert response.status == 200, await response.text()
+            jpeg = await response.read()
+            headers = response.headers
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        return image, jpeg, headers
+
+
+@pytest.fixture
+async def call_factory(server: Server) -> AsyncIterator[Any]:
+    clients: list[MediaClient] = []
+    sockets: list[aiohttp.ClientWebSocketResponse] = []
+
+    async def start(size: tuple[int, int] = (640, 360)) -> Call:
+        _, staff_token = await server.staff("expert")
+        job_id = await server.job(staff_token)
+        expert, joined = await server.join_call(staff_token, job_id)
+        sockets.append(expert)
+        customer = MediaClient(server, await server.participant(staff_token, job_id),
+                               audio=False, video_size=size)
+        clients.append(customer)
+        await customer.start()
+        assert customer.video is not None
+        async with asyncio.timeout(10):
+            while customer.video.sent < 10:  # a few frames through, the keyframe first
+                await asyncio.sleep(0.02)
+        return Call(server, staff_token, job_id, expert, joined["you"]["id"], customer)
+
+    yield start
+    for client in clients:
+        await client.close()
+    for ws in sockets:
+        await ws.close()
+
+
+def _annotation_mask(image: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    """Pixels where the image departs clearly from the clean picture."""
+    return (np.abs(image.astype(np.int16) - clean.astype(np.int16)).max(axis=2) > 80)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+# Portrait: 432 wide, as the frame id barcode needs 384 pixels.
+@pytest.mark.parametrize("size", [(640, 360), (1280, 720), (432, 768)],
+                         ids=["360p", "720p", "portrait"])
+async def test_snapshot_holds_the_pattern_and_the_arrow_where_the_coordinates_put_it(
+        call_factory: Any, size: tuple[int, int]) -> None:
+    call = await call_factory(size)
+    sent_before = call.customer.video.sent
+    saved = await call.snapshot([ARROW, CIRCLE, LABEL])
+    sent_after = call.customer.video.sent
+    info = saved["snapshot"]
+    assert (info["width"], info["height"]) == size  # the full received resolution
+    assert info["camera"] == call.customer.participant_id
+    assert info["author"] == call.expert_id and info["shapes"] == 3
+
+    image, jpeg, headers = await call.image(info["id"])
+    assert headers["Content-Type"] == "image/jpeg"
+    assert headers["Cache-Control"] == "no-store"
+    assert headers["Content-Disposition"].startswith("inline")
+    assert image.shape[:2] == (size[1], size[0])
+
+    # The newest frame: its id is one the publisher sent around the request.
+    frame_id = read_id(image)
+    clip_frames = len(call.customer.video._packets)
+    sent_ids = {(n - 1) % clip_frames for n in range(sent_before - 5, sent_after + 1)}
+    assert frame_id in sent_ids, (frame_id, sorted(sent_ids))
+
+    # The picture is that frame's pattern (away from the annotations), within the
+    # losses of VP8 and JPEG...
+    clean = pattern(size[0], size[1], frame_id)
+    expected = render.draw(clean, [ARROW, CIRCLE, LABEL])
+    untouched = ~_annotation_mask(expected, clean)
+    error = np.abs(image.astype(np.int16) - clean.astype(np.int16)).max(axis=2)
+    assert float(np.median(error[untouched])) < 12, float(np.median(error[untouched]))
+
+    # ... and the arrow's pixels are where the normalized coordinates put them.
+    arrow_expected = _annotation_mask(render.draw(clean, [ARROW]), clean)
+    drawn = _annotation_mask(image, clean)
+    arrow_region = cv2.dilate(arrow_expected.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    iou = _iou(drawn & arrow_region, arrow_expected)
+    assert iou > 0.8, iou
+    # Inside the head, one and a half strokes back from the tip, is arrow green.
+    (tx, ty), (hx, hy) = ((x * size[0], y * size[1]) for x, y in ARROW["points"])
+    back = 1.5 * ARROW["width"] * size[0] / float(np.hypot(hx - tx, hy - ty))
+    px, py = round(hx - (hx - tx) * back), round(hy - (hy - ty) * back)
+    green = (image[:, :, 1] > 180) & (image[:, :, 0] < 110) & (image[:, :, 2] < 110)
+    near_tip = green[py - 1:py + 2, px - 1:px + 2]
+    assert near_tip.any(), "no arrow colour at the arrow's head"
+
+    # The stored record says the same, and names who asked and whose camera.
+    stored = await call.server.store.snapshots.get(info["id"])
+    assert stored.shapes == [ARROW, CIRCLE, LABEL]
+    assert stored.author.participant_id == call.expert_id
+    assert stored.camera.participant_id == call.customer.participant_id
+    assert stored.camera.role == "customer" and stored.author.role == "expert"
+    assert stored.sha256 == hashlib.sha256(jpeg).hexdigest() == info["sha256"]
+    assert stored.byte_size == len(jpeg)
+
+
+def test_expected_rendering_of_the_pattern_is_deterministic() -> None:
+    """A control for the comparison above: drawing twice gives the same pixels, and the
+    mask finds the arrow (so the IoU check cannot pass on two empty masks)."""
+    clean = pattern(640, 360, 7)
+    a = render.draw(clean, [ARROW])
+    assert np.array_equal(a, render.draw(clean, [ARROW]))
+    assert _annotation_mask(a, clean).sum() > 500
+    assert read_id(a) == 7

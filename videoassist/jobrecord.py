@@ -1,0 +1,95 @@
+"""The job record: everything a job's calls left behind, as one JSON document, and
+its export as a ZIP for the company's own archive.
+
+The record is what ``GET /api/jobs/{id}`` answers: the job, the timeline of its
+calls (who joined and left when, and for how long), its events, chat, notes and
+snapshots. The export is that record as ``job.json`` plus every snapshot image,
+decrypted, under ``snapshots/``; ``job.json`` names each image's file and SHA-256.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+from videoassist import __version__
+from videoassist.snapshots.service import SnapshotService
+from videoassist.storage import Store
+from videoassist.storage.records import Participant, Snapshot
+
+FORMAT = "videoassist.job-record/1"
+
+
+def _duration(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(end - start, 3)
+
+
+def snapshot_file(snapshot: Snapshot) -> str:
+    root = snapshot.original_id or snapshot.id
+    return f"snapshots/{root:06d}-v{snapshot.version}.jpg"
+
+
+async def record(store: Store, job_id: int) -> dict[str, Any]:
+    """The whole record of one job (NotFound if there is no such job)."""
+    job = await store.jobs.get(job_id)
+    participants = await store.calls.participants_of_job(job_id)
+    by_call: dict[int, list[Participant]] = {}
+    for p in participants:
+        by_call.setdefault(p.call_id, []).append(p)
+    calls = []
+    for call in await store.calls.calls_of_job(job_id):
+        call_id = int(call["id"] or 0)
+        calls.append({
+            **call,
+            "duration_s": _duration(call["started_at"], call["ended_at"]),
+            "participants": [p.public() | {"duration_s": _duration(p.joined_at, p.left_at)}
+                             for p in by_call.get(call_id, [])],
+        })
+    snapshots = await store.snapshots.of_job(job_id)
+    return {
+        **job.public(),
+        "calls": calls,
+        "participants": [p.public() for p in participants],
+        "events": await store.jobs.events(job_id),
+        "messages": [m.public() for m in await store.calls.messages_of_job(job_id)],
+        "notes": [n.public() for n in await store.jobs.notes(job_id)],
+        "snapshots": [_snapshot(s) for s in snapshots],
+    }
+
+
+def _snapshot(snapshot: Snapshot) -> dict[str, Any]:
+    return snapshot.public() | {"image_url": f"/api/snapshots/{snapshot.id}/image"}
+
+
+async def export_zip(store: Store, snapshots: SnapshotService, job_id: int,
+                     clock: Callable[[], float]) -> bytes:
+    """The job's record and images as a ZIP archive, built in memory.
+
+    Images are JPEGs already: they are stored, not deflated again.
+    """
+    data = await record(store, job_id)
+    data["format"] = FORMAT
+    data["exported_at"] = clock()
+    data["exported_by"] = f"videoassist {__version__}"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for item in data["snapshots"]:
+            snapshot, jpeg = await snapshots.image(item["id"])
+            name = snapshot_file(snapshot)
+            item["file"] = name
+            del item["image_url"]
+            archive.writestr(zipfile.ZipInfo(name, _zip_time(snapshot.created_at)), jpeg,
+                             compress_type=zipfile.ZIP_STORED)
+        document = json.dumps(data, indent=2, ensure_ascii=False).encode()
+        archive.writestr(zipfile.ZipInfo("job.json", _zip_time(data["exported_at"])), document,
+                         compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def _zip_time(unix: float) -> tuple[int, int, int, int, int, int]:
+    t = time.gmtime(max(unix, 315532800))  # ZIP dates start in 1980
+    return t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec

@@ -1,0 +1,145 @@
+"""Drawing annotation shapes onto a captured picture, as the client draws them on screen.
+
+The geometry is docs/protocol.md's "Drawing shapes"; the browser's canvas code
+follows the same rules, so a snapshot shows what the expert saw. Everything here
+is CPU work on numpy arrays: callers run it in a worker thread, off the event loop.
+OpenCV releases the GIL while it draws and encodes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+
+from videoassist.errors import Unavailable
+
+ARROW_HEAD_STROKES = 4.0       # head length, in strokes
+ARROW_HEAD_HALF_ANGLE = math.radians(28)
+TEXT_HEIGHT_STROKES = 6.0      # height of a capital letter, in strokes
+MIN_TEXT_HEIGHT_PX = 10
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+_SHIFT = 4                     # OpenCV sub-pixel bits: coordinates are in 1/16 pixel
+_ONE = 1 << _SHIFT
+
+
+def bgr(color: str) -> tuple[int, int, int]:
+    """'#rrggbb' as OpenCV's (b, g, r)."""
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return b, g, r
+
+
+def outline_color(color: str) -> tuple[int, int, int]:
+    """Black around light colours, white around dark ones (Rec. 601 luma)."""
+    b, g, r = bgr(color)
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b >= 128 else (255, 255, 255)
+
+
+def stroke_px(shape: dict[str, Any], width: int) -> float:
+    return max(1.0, float(shape["width"]) * width)
+
+
+def draw(image: np.ndarray, shapes: list[dict[str, Any]]) -> np.ndarray:
+    """A copy of the BGR ``image`` with the checked ``shapes`` drawn in order."""
+    out = np.ascontiguousarray(image).copy()
+    height, width = out.shape[:2]
+    for shape in shapes:
+        _DRAW[shape["kind"]](out, shape, width, height)
+    return out
+
+
+def encode_jpeg(image: np.ndarray, quality: int) -> bytes:
+    ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise Unavailable("The picture could not be encoded.")
+    return buffer.tobytes()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise Unavailable("The stored picture could not be decoded.")
+    return image
+
+
+def _px(point: list[float], width: int, height: int) -> tuple[float, float]:
+    return point[0] * width, point[1] * height
+
+
+def _fixed(x: float, y: float) -> tuple[int, int]:
+    return round(x * _ONE), round(y * _ONE)
+
+
+def _thickness(stroke: float) -> int:
+    return max(1, round(stroke))
+
+
+def _pen(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> None:
+    stroke = stroke_px(shape, width)
+    color = bgr(shape["color"])
+    points = [_fixed(*_px(p, width, height)) for p in shape["points"]]
+    if len(points) == 1:
+        cv2.circle(out, points[0], round(stroke / 2 * _ONE), color, -1, cv2.LINE_AA, _SHIFT)
+        return
+    # OpenCV draws thick lines with round caps: consecutive segments give round joins.
+    for start, end in itertools.pairwise(points):
+        cv2.line(out, start, end, color, _thickness(stroke), cv2.LINE_AA, _SHIFT)
+
+
+def _arrow(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> None:
+    stroke = stroke_px(shape, width)
+    color = bgr(shape["color"])
+    (tx, ty), (hx, hy) = (_px(p, width, height) for p in shape["points"])
+    length = math.hypot(hx - tx, hy - ty)
+    head = min(ARROW_HEAD_STROKES * stroke, length)
+    if length == 0:
+        cv2.circle(out, _fixed(hx, hy), round(stroke / 2 * _ONE), color, -1, cv2.LINE_AA,
+                   _SHIFT)
+        return
+    ux, uy = (hx - tx) / length, (hy - ty) / length
+    # The shaft stops inside the head, so the tip stays sharp under a thick stroke.
+    bx, by = hx - ux * head, hy - uy * head
+    if length > head:
+        cv2.line(out, _fixed(tx, ty), _fixed(bx + ux * head / 2, by + uy * head / 2), color,
+                 _thickness(stroke), cv2.LINE_AA, _SHIFT)
+    half = head * math.tan(ARROW_HEAD_HALF_ANGLE)
+    triangle = np.array([
+        _fixed(hx, hy),
+        _fixed(bx - uy * half, by + ux * half),
+        _fixed(bx + uy * half, by - ux * half),
+    ], dtype=np.int32)
+    cv2.fillConvexPoly(out, triangle, color, cv2.LINE_AA, _SHIFT)
+
+
+def _circle(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> None:
+    stroke = stroke_px(shape, width)
+    (cx, cy), (ex, ey) = (_px(p, width, height) for p in shape["points"])
+    radius = math.hypot(ex - cx, ey - cy)  # in pixels: round on screen, whatever the aspect
+    cv2.circle(out, _fixed(cx, cy), round(radius * _ONE), bgr(shape["color"]),
+               _thickness(stroke), cv2.LINE_AA, _SHIFT)
+
+
+def text_metrics(shape: dict[str, Any], width: int) -> tuple[float, int, int]:
+    """(font scale, fill thickness, outline thickness) for a text shape."""
+    cap_height = max(MIN_TEXT_HEIGHT_PX, round(TEXT_HEIGHT_STROKES * stroke_px(shape, width)))
+    fill = max(1, round(cap_height / 10))
+    scale = cv2.getFontScaleFromHeight(FONT, cap_height, fill)
+    return scale, fill, fill + max(2, round(cap_height / 6))
+
+
+def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> None:
+    scale, fill, outline = text_metrics(shape, width)
+    (size_w, size_h), _ = cv2.getTextSize(shape["text"], FONT, scale, fill)
+    x, y = _px(shape["points"][0], width, height)
+    # points[0] is the top-left corner of the text; OpenCV places the baseline.
+    origin = (round(x), round(y + size_h))
+    del size_w
+    cv2.putText(out, shape["text"], origin, FONT, scale, outline_color(shape["color"]), outline,
+                cv2.LINE_AA)
+    cv2.putText(out, shape["text"], origin, FONT, scale, bgr(shape["color"]), fill, cv2.LINE_AA)
+
+
+_DRAW = {"pen": _pen, "arrow": _arrow, "circle": _circle, "text": _text}

@@ -1,0 +1,148 @@
+"""Taking, annotating again and reading snapshots.
+
+A snapshot is the newest frame of a live camera (the media plane's capture tap),
+with the shapes drawn on it at its full received resolution, encoded as JPEG and
+sealed with the job's data key. The clean frame is sealed and kept too, so the
+snapshot can be annotated again later as a new version. All image work (drawing,
+JPEG, AES-GCM) runs in worker threads; at most ``MAX_CONCURRENT`` at a time, so a
+burst of requests cannot take every core from the media it shares them with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from videoassist.errors import BadRequest, Unavailable
+from videoassist.snapshots import render
+from videoassist.snapshots.vault import Vault
+from videoassist.storage import Store
+from videoassist.storage.records import Author, Snapshot
+from videoassist.storage.snapshots import NewImage
+
+logger = logging.getLogger(__name__)
+
+MAX_CONCURRENT = 2
+MAX_CAPTION_CHARS = 500
+
+
+class Capturer(Protocol):
+    """What the service needs of the media plane (``MediaRouter`` implements it)."""
+
+    async def capture(self, participant_id: int) -> Any:
+        """The newest picture of the participant's camera: ``.image`` (BGR numpy
+        array) and ``.captured_at`` (Unix seconds)."""
+
+
+Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    frame: NewImage
+    image: NewImage
+
+
+class SnapshotService:
+    def __init__(self, store: Store, vault: Vault, capturer: Capturer | None, jpeg_quality: int,
+                 emit: Emit | None = None) -> None:
+        self._store = store
+        self._vault = vault
+        self._capturer = capturer
+        self._quality = jpeg_quality
+        self._emit = emit
+        self._work = asyncio.Semaphore(MAX_CONCURRENT)
+
+    async def take(self, job_id: int, call_id: int | None, author: Author, camera: Author,
+                   shapes: list[dict[str, Any]]) -> Snapshot:
+        """Capture the camera's newest frame, draw ``shapes`` (checked) on it, store it."""
+        if self._capturer is None or camera.participant_id is None:
+            raise Unavailable("Snapshots are taken by the server that carries the call.")
+        captured = await self._capturer.capture(camera.participant_id)
+        key = await self._vault.key_for_new(job_id)
+        async with self._work:
+            rendered = await asyncio.get_running_loop().run_in_executor(
+                None, self._render_new, key, job_id, captured.image, shapes)
+        snapshot = await self._store.snapshots.add(
+            job_id, call_id, rendered.frame, captured.captured_at, rendered.image, author,
+            camera, shapes)
+        logger.info("[job %d] snapshot %d of participant %s's camera, %dx%d, %d bytes",
+                    job_id, snapshot.id, camera.participant_id, snapshot.width, snapshot.height,
+                    snapshot.byte_size)
+        await self._saved(snapshot)
+        return snapshot
+
+    async def annotate(self, snapshot_id: int, author: Author, shapes: list[dict[str, Any]],
+                       caption: str | None) -> Snapshot:
+        """A new version of a snapshot: ``shapes`` drawn on its clean frame."""
+        original = await self._store.snapshots.get(snapshot_id)
+        key = await self._vault.key(original.job_id)
+        sealed = await self._store.snapshots.sealed_frame(original.frame_id)
+        async with self._work:
+            image = await asyncio.get_running_loop().run_in_executor(
+                None, self._render_again, key, original.job_id, sealed, shapes)
+        snapshot = await self._store.snapshots.add_version(
+            original, image, author, shapes, check_caption(caption))
+        await self._saved(snapshot)
+        return snapshot
+
+    async def image(self, snapshot_id: int) -> tuple[Snapshot, bytes]:
+        """A snapshot and its JPEG, decrypted."""
+        snapshot = await self._store.snapshots.get(snapshot_id)
+        key = await self._vault.key(snapshot.job_id)
+        sealed = await self._store.snapshots.sealed_image(snapshot_id)
+        jpeg = await asyncio.get_running_loop().run_in_executor(
+            None, self._vault.open_image, key, snapshot.job_id, sealed)
+        if hashlib.sha256(jpeg).hexdigest() != snapshot.sha256:
+            logger.error("[job %d] snapshot %d does not match its SHA-256", snapshot.job_id,
+                         snapshot.id)
+        return snapshot, jpeg
+
+    async def _saved(self, snapshot: Snapshot) -> None:
+        if self._emit is None:
+            return
+        job = await self._store.jobs.get(snapshot.job_id)
+        await self._emit("snapshot.saved", {
+            "job": {"id": job.id, "external_ref": job.external_ref},
+            "snapshot": {k: snapshot.public()[k] for k in (
+                "id", "version", "original_id", "call_id", "captured_at", "width", "height",
+                "sha256")},
+        })
+
+    # -- worker threads ---------------------------------------------------------
+
+    def _render_new(self, key: bytes, job_id: int, frame: np.ndarray,
+                    shapes: list[dict[str, Any]]) -> _Rendered:
+        clean = render.encode_jpeg(frame, self._quality)
+        annotated = render.encode_jpeg(render.draw(frame, shapes), self._quality) if shapes \
+            else clean
+        return _Rendered(self._seal(key, job_id, clean, frame),
+                         self._seal(key, job_id, annotated, frame))
+
+    def _render_again(self, key: bytes, job_id: int, sealed_frame: bytes,
+                      shapes: list[dict[str, Any]]) -> NewImage:
+        frame = render.decode_jpeg(self._vault.open_image(key, job_id, sealed_frame))
+        annotated = render.encode_jpeg(render.draw(frame, shapes), self._quality)
+        return self._seal(key, job_id, annotated, frame)
+
+    def _seal(self, key: bytes, job_id: int, jpeg: bytes, frame: np.ndarray) -> NewImage:
+        height, width = frame.shape[:2]
+        return NewImage(self._vault.seal_image(key, job_id, jpeg),
+                        hashlib.sha256(jpeg).hexdigest(), len(jpeg), width, height)
+
+
+def check_caption(caption: object) -> str | None:
+    if caption is None:
+        return None
+    if not isinstance(caption, str):
+        raise BadRequest("'caption' must be a string or null.")
+    caption = caption.strip()
+    if len(caption) > MAX_CAPTION_CHARS:
+        raise BadRequest(f"'caption' must be at most {MAX_CAPTION_CHARS} characters.")
+    return caption or None

@@ -1,0 +1,102 @@
+"""Snapshots at rest: AES-256-GCM under a data key per job, itself wrapped by the
+key-encryption key (KEK), which lives outside the database (a 0600 file in the data
+dir or an environment variable; see ``keyfiles.snapshot_key``).
+
+A sealed blob is ``version (1 byte) || nonce (12 bytes) || ciphertext and tag``.
+The associated data names the job, so a blob moved to another job's row does not
+open. Erasing a job deletes its wrapped key: what is left of its ciphertext, in a
+backup or anywhere else, can no longer be decrypted, even with the KEK.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from videoassist.errors import NotFound, Unavailable
+from videoassist.storage.snapshots import Snapshots, WrappedKey
+
+logger = logging.getLogger(__name__)
+
+FORMAT = b"\x01"
+NONCE_BYTES = 12
+
+
+def kek_id(kek: bytes) -> str:
+    """A short public name of a KEK, stored beside what it wrapped."""
+    return hashlib.sha256(b"videoassist kek id\x00" + kek).hexdigest()[:16]
+
+
+def seal(key: bytes, data: bytes, context: bytes) -> bytes:
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return FORMAT + nonce + AESGCM(key).encrypt(nonce, data, context)
+
+
+def unseal(key: bytes, sealed: bytes, context: bytes) -> bytes:
+    if sealed[:1] != FORMAT or len(sealed) < 1 + NONCE_BYTES + 16:
+        raise ValueError("not a sealed blob of a known format")
+    nonce, body = sealed[1:1 + NONCE_BYTES], sealed[1 + NONCE_BYTES:]
+    return AESGCM(key).decrypt(nonce, body, context)
+
+
+def image_context(job_id: int) -> bytes:
+    return f"videoassist image job {job_id}".encode()
+
+
+def _key_context(job_id: int) -> bytes:
+    return f"videoassist data key job {job_id}".encode()
+
+
+class Vault:
+    """Hands out each job's data key: unwrapped from the database, or made on first use."""
+
+    def __init__(self, kek: bytes, snapshots: Snapshots) -> None:
+        if len(kek) != 32:
+            raise ValueError("the key-encryption key must be 32 bytes")
+        self._kek = kek
+        self._kek_id = kek_id(kek)
+        self._snapshots = snapshots
+
+    async def key_for_new(self, job_id: int) -> bytes:
+        """The job's data key, made and stored if the job has none yet."""
+        stored = await self._snapshots.job_key(job_id)
+        if stored is None:
+            key = AESGCM.generate_key(bit_length=256)
+            wrapped = WrappedKey(self._kek_id, seal(self._kek, key, _key_context(job_id)))
+            stored = await self._snapshots.add_job_key(job_id, wrapped)
+        return self._unwrap(job_id, stored)
+
+    async def key(self, job_id: int) -> bytes:
+        """The job's existing data key; NotFound once the job was erased."""
+        stored = await self._snapshots.job_key(job_id)
+        if stored is None:
+            raise NotFound("This job's images were erased.")
+        return self._unwrap(job_id, stored)
+
+    def _unwrap(self, job_id: int, stored: WrappedKey) -> bytes:
+        if stored.kek_id != self._kek_id:
+            logger.error("[job %d] its data key was wrapped by key-encryption key %s, "
+                         "but the server has %s: restore VIDEOASSIST_SNAPSHOT_KEY or "
+                         "DATA_DIR/snapshot-key", job_id, stored.kek_id, self._kek_id)
+            raise Unavailable("The snapshot key of this server does not match; tell an admin.")
+        try:
+            return unseal(self._kek, stored.wrapped, _key_context(job_id))
+        except (InvalidTag, ValueError):
+            logger.error("[job %d] its data key does not unwrap", job_id)
+            raise Unavailable("This job's images cannot be decrypted; tell an admin.") from None
+
+    @staticmethod
+    def open_image(key: bytes, job_id: int, sealed: bytes) -> bytes:
+        try:
+            return unseal(key, sealed, image_context(job_id))
+        except (InvalidTag, ValueError):
+            logger.error("[job %d] a stored image does not decrypt", job_id)
+            raise Unavailable("This image cannot be decrypted; tell an admin.") from None
+
+    @staticmethod
+    def seal_image(key: bytes, job_id: int, data: bytes) -> bytes:
+        return seal(key, data, image_context(job_id))
