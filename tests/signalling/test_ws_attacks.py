@@ -98,6 +98,21 @@ async def test_messages_before_auth_are_refused_but_auth_still_works(server: Ser
      "not_found"),
     ('{"type": "camera.state", "facing": null, "torch": null, "zoom": null, "can": ["fly"]}',
      "bad_request"),
+    ('{"type": "snapshot.request"}', "bad_request"),
+    ('{"type": "snapshot.request", "camera": "me"}', "bad_request"),
+    ('{"type": "snapshot.request", "camera": 1, "shapes": {"id": "a"}}', "bad_request"),
+    ('{"type": "snapshot.request", "camera": 1, "shapes": [' + ",".join(
+        f'{{"id": "p{i}", "kind": "pen", "points": [[0, 0]], "color": "#ffffff", "width": 0.01}}'
+        for i in range(201)) + "]}", "bad_request"),
+    ('{"type": "snapshot.request", "camera": 1, "shapes": [{"id": "a", "kind": "pen",'
+     ' "points": [[0, 0]], "color": "#fff", "width": 0.01}]}', "bad_request"),
+    ('{"type": "snapshot.request", "camera": 1, "shapes": [{"id": "a", "kind": "text",'
+     ' "points": [[0, 0]], "color": "#ffffff", "width": 0.01}]}', "bad_request"),
+    ('{"type": "snapshot.request", "camera": 1, "shapes": [{"id": "a", "kind": "pen",'
+     ' "points": [[0, 0]], "color": "#ffffff", "width": 0.01}, {"id": "a", "kind": "pen",'
+     ' "points": [[1, 1]], "color": "#ffffff", "width": 0.01}]}', "bad_request"),
+    ('{"type": "snapshot.request", "camera": 1, "request": "../../etc"}', "bad_request"),
+    ('{"type": "snapshot.request", "camera": 999999}', "not_found"),
 ])
 async def test_malformed_messages_get_an_error_and_the_call_lives_on(
     server: Server, raw: str, code: str
@@ -263,6 +278,37 @@ async def test_a_customer_cannot_steer_a_camera_and_nobody_steers_their_own(
                             "action": "switch", "value": None})
     assert await receive(customer) == {"type": "camera.control", "from": expert_id,
                                        "action": "switch", "value": None}
+    await expert.send_json({"type": "ping"})
+    assert (await receive(expert))["type"] == "pong"
+    await expert.close()
+    await customer.close()
+
+
+async def test_snapshots_are_refused_to_customers_and_to_cameras_that_send_nothing(
+        server: Server) -> None:
+    token, job_id = await _call(server)
+    expert, joined = await server.join_call(token, job_id)
+    customer, customer_joined = await server.join_call(await server.participant(token, job_id))
+    expert_id, customer_id = joined["you"]["id"], customer_joined["you"]["id"]
+    assert (await receive(expert))["type"] == "participant.joined"
+    # A customer may not take snapshots, not even of its own camera.
+    for camera in (expert_id, customer_id):
+        await customer.send_json({"type": "snapshot.request", "camera": camera,
+                                  "request": "mine"})
+        error = await receive(customer)
+        assert (error["code"], error["ref"]) == ("forbidden", "snapshot.request"), error
+    # A participant without a camera: a clear error, naming the request; nothing stored.
+    await expert.send_json({"type": "snapshot.request", "camera": customer_id, "request": "x1"})
+    error = await receive(expert)
+    assert (error["code"], error["ref"], error["request"]) == (
+        "not_found", "snapshot.request", "x1"), error
+    assert await server.store.snapshots.of_job(job_id) == []
+    # The customer's participant token opens no snapshot route.
+    customer_token = await server.participant(token, job_id)
+    for path in ("/api/snapshots/1", "/api/snapshots/1/image", f"/api/jobs/{job_id}",
+                 f"/api/jobs/{job_id}/export"):
+        status, body, _ = await server.request("GET", path, token=customer_token)
+        assert status == 401, (path, body)
     await expert.send_json({"type": "ping"})
     assert (await receive(expert))["type"] == "pong"
     await expert.close()

@@ -342,6 +342,10 @@ class Connection:
             relayed = {k: v for k, v in message.items() if k != "type"}
             room.broadcast({"type": kind, "from": member.id, **relayed}, exclude=member)
         elif kind == "snapshot.request":
-            self._request_snapshot(member, room, message)
+            try:
+                self._request_snapshot(member, room, message)
+            except VideoassistError as exc:  # answered with the request's id
+                echo = {} if message["request"] is None else {"request": message["request"]}
+                member.send(_error(exc, kind) | echo)
         else:  # decode() only lets known types through
             raise BadRequest(f"Unhandled message type {kind!r}.")

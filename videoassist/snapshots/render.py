@@ -21,7 +21,7 @@ ARROW_HEAD_STROKES = 4.0       # head length, in strokes
 ARROW_HEAD_HALF_ANGLE = math.radians(28)
 TEXT_HEIGHT_STROKES = 6.0      # height of a capital letter, in strokes
 MIN_TEXT_HEIGHT_PX = 10
-FONT = cv2.FONT_HERSHEY_SIMPLEX
+FONT = cv2.FONT_HERSHEY_SIMPLEX  # OpenCV 5: a Unicode sans-serif face, not the old strokes
 _SHIFT = 4                     # OpenCV sub-pixel bits: coordinates are in 1/16 pixel
 _ONE = 1 << _SHIFT
 
@@ -123,23 +123,43 @@ def _circle(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> 
 
 
 def text_metrics(shape: dict[str, Any], width: int) -> tuple[float, int, int]:
-    """(font scale, fill thickness, outline thickness) for a text shape."""
+    """(font scale, letter thickness, outline width beyond the letters) in pixels."""
     cap_height = max(MIN_TEXT_HEIGHT_PX, round(TEXT_HEIGHT_STROKES * stroke_px(shape, width)))
     fill = max(1, round(cap_height / 10))
     scale = cv2.getFontScaleFromHeight(FONT, cap_height, fill)
-    return scale, fill, fill + max(2, round(cap_height / 6))
+    return scale, fill, max(2, round(cap_height / 6))
 
 
 def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> None:
     scale, fill, outline = text_metrics(shape, width)
-    (size_w, size_h), _ = cv2.getTextSize(shape["text"], FONT, scale, fill)
+    (text_w, text_h), baseline = cv2.getTextSize(shape["text"], FONT, scale, fill)
+    # The letters as a coverage mask in a patch around them; the outline is that mask
+    # grown by ``outline`` pixels (OpenCV's putText ignores large thicknesses, so a
+    # thick dark pass under a thin light one would not make an outline).
+    pad = outline + 2
+    mask = np.zeros((text_h + baseline + 2 * pad, text_w + 2 * pad), np.uint8)
+    cv2.putText(mask, shape["text"], (pad, pad + text_h), FONT, scale, 255, fill, cv2.LINE_AA)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * outline + 1, 2 * outline + 1))
+    ring = cv2.dilate(mask, kernel)
+    # points[0] is the top-left corner of the letters.
     x, y = _px(shape["points"][0], width, height)
-    # points[0] is the top-left corner of the text; OpenCV places the baseline.
-    origin = (round(x), round(y + size_h))
-    del size_w
-    cv2.putText(out, shape["text"], origin, FONT, scale, outline_color(shape["color"]), outline,
-                cv2.LINE_AA)
-    cv2.putText(out, shape["text"], origin, FONT, scale, bgr(shape["color"]), fill, cv2.LINE_AA)
+    left, top = round(x) - pad, round(y) - pad
+    _blend(out, ring, left, top, outline_color(shape["color"]))
+    _blend(out, mask, left, top, bgr(shape["color"]))
+
+
+def _blend(out: np.ndarray, coverage: np.ndarray, left: int, top: int,
+           color: tuple[int, int, int]) -> None:
+    """Paint ``color`` over ``out`` through a 0..255 coverage patch placed at (left, top)."""
+    height, width = out.shape[:2]
+    x0, y0 = max(0, left), max(0, top)
+    x1, y1 = min(width, left + coverage.shape[1]), min(height, top + coverage.shape[0])
+    if x0 >= x1 or y0 >= y1:
+        return
+    alpha = coverage[y0 - top:y1 - top, x0 - left:x1 - left, None].astype(np.float32) / 255
+    region = out[y0:y1, x0:x1].astype(np.float32)
+    region += (np.array(color, np.float32) - region) * alpha
+    out[y0:y1, x0:x1] = np.rint(region).astype(np.uint8)
 
 
 _DRAW = {"pen": _pen, "arrow": _arrow, "circle": _circle, "text": _text}
