@@ -1,12 +1,15 @@
-"""What is measured of the processes and the machine, read from /proc."""
+"""What is measured of the processes and the machine: /proc, and this process's loop."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -84,3 +87,30 @@ class CpuMark:
         wall = max(self.wall - earlier.wall, 1e-9)
         return ((self.server - earlier.server) / wall, (self.client - earlier.client) / wall,
                 (self.machine - earlier.machine) / wall)
+
+
+class LoopLag:
+    """How late this process's event loop runs a 10 ms timer: the generator's health."""
+
+    def __init__(self) -> None:
+        self.lags_ms: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            self.lags_ms.append((time.monotonic() - before - 0.01) * 1000)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 2) if values else None

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 
 from loadgen import BenchError
 from loadgen.media import (
@@ -35,7 +34,14 @@ from loadgen.media import (
     video_track,
 )
 from loadgen.peers import DirectPair, Participant
-from loadgen.probes import CpuMark, drops_since, process_rss_mb, udp_drops
+from loadgen.probes import (
+    CpuMark,
+    LoopLag,
+    drops_since,
+    percentile,
+    process_rss_mb,
+    udp_drops,
+)
 from loadgen.server import ServerProcess
 
 logger = logging.getLogger("bench")
@@ -64,29 +70,6 @@ class Call:
     track: TimedTrack   # the publisher's video
     viewer: Viewer
     participants: list[Participant] = field(default_factory=list)
-
-
-class LoopLag:
-    """How late this process's event loop runs a 10 ms timer: the generator's health."""
-
-    def __init__(self) -> None:
-        self.lags_ms: list[float] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            before = time.monotonic()
-            await asyncio.sleep(0.01)
-            self.lags_ms.append((time.monotonic() - before - 0.01) * 1000)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
 
 class RelayBench:
@@ -291,10 +274,6 @@ class RelayBench:
         await asyncio.gather(*(p.leave() for p in participants), return_exceptions=True)
         await self.baseline.close()
         await self.loop_lag.stop()
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 2) if values else None
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
