@@ -46,6 +46,30 @@ export async function api(path, { method = "GET", body, token } = {}) {
 }
 
 /**
+ * Fetch a binary resource (a snapshot image, an export) as a Blob.
+ * @param {string} path
+ * @param {string} token
+ * @returns {Promise<Blob>}
+ */
+export async function apiBlob(path, token) {
+  let response;
+  try {
+    response = await fetch(path, {
+      headers: { Authorization: `Bearer ${token}` }, cache: "no-store", credentials: "omit",
+    });
+  } catch {
+    throw new ApiError(0, "network", "The server cannot be reached. Check the connection.");
+  }
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    const error = data && data.error ? data.error : {};
+    throw new ApiError(response.status, error.code || "http_error",
+      error.message || `The server answered ${response.status}.`);
+  }
+  return response.blob();
+}
+
+/**
  * Take the one-time token from the URL fragment and remove it from the address bar.
  * @returns {string}
  */

@@ -1,11 +1,15 @@
-// The staff console: sign in, jobs, invites. The session token lives in this
-// module's memory only; reloading the page signs out.
-import { api, ApiError, setStatus } from "./api.js";
+// The staff console: sign in, jobs, invites, and a job's record (calls, snapshots,
+// chat, notes, timeline). The session token lives in this module's memory only;
+// reloading the page signs out. Snapshot images are fetched with the token and shown
+// from object URLs that are revoked when the job view changes: nothing is cached.
+import { api, apiBlob, ApiError, setStatus } from "./api.js";
 
 /** @type {{token: string, user: {id: number, username: string, role: string}} | null} */
 let session = null;
 /** @type {number | null} */
 let currentJob = null;
+/** @type {string[]} object URLs of the images shown, revoked on the next render */
+let shownImages = [];
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -65,18 +69,124 @@ async function loadJobs() {
   }));
 }
 
+const when = (t) => new Date(t * 1000).toLocaleString();
+const minutes = (s) => (s === null ? "in progress" : `${Math.max(1, Math.round(s / 60))} min`);
+
+/** @param {string} tag @param {string} text @param {string} [className] */
+function el(tag, text = "", className = "") {
+  const node = document.createElement(tag);
+  node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
 async function openJob(id) {
   const job = await call(`/api/jobs/${id}`);
   currentJob = id;
   $("#job").hidden = false;
-  $("#job-heading").textContent = job.title;
+  $("#job-heading").textContent = job.status === "closed" ? `${job.title} (closed)` : job.title;
+  $('[data-action="job-close"]').disabled = job.status === "closed";
   $('[data-region="invite-link"]').textContent = "";
-  $('[data-region="events"]').replaceChildren(...job.events.map((e) => {
-    const item = document.createElement("li");
-    item.textContent = `${new Date(e.created_at * 1000).toLocaleString()} · ${e.type}`;
+  $('[data-region="calls"]').replaceChildren(...job.calls.map((c) => {
+    const item = el("li", `${when(c.started_at)} · ${minutes(c.duration_s)}`);
+    const people = el("ul", "", "people");
+    people.append(...c.participants.map((p) => el("li",
+      `${p.name} (${p.role}) joined ${new Date(p.joined_at * 1000).toLocaleTimeString()}` +
+      (p.left_at === null ? ", still in" : `, left after ${minutes(p.duration_s)}`))));
+    item.append(people);
     return item;
   }));
+  $('[data-region="messages"]').replaceChildren(...job.messages.map((m) =>
+    el("p", `${new Date(m.created_at * 1000).toLocaleTimeString()} ${m.from.name}: ${m.text}`)));
+  $('[data-region="notes"]').replaceChildren(...job.notes.map((n) =>
+    el("li", `${when(n.created_at)} · ${n.author}: ${n.text}`)));
+  $('[data-region="events"]').replaceChildren(...job.events.map((e) =>
+    el("li", `${when(e.created_at)} · ${e.type}`)));
+  await showSnapshots(job.snapshots);
 }
+
+async function showSnapshots(snapshots) {
+  for (const url of shownImages) URL.revokeObjectURL(url);
+  shownImages = [];
+  const cards = snapshots.map((s) => {
+    const template = /** @type {HTMLTemplateElement} */ ($("#snapshot-template"));
+    const figure = /** @type {HTMLElement} */ (template.content.firstElementChild.cloneNode(true));
+    figure.dataset.snapshot = String(s.id);
+    const image = /** @type {HTMLImageElement} */ (figure.querySelector("img"));
+    image.alt = `Snapshot ${s.original_id ?? s.id}, version ${s.version}, of ${s.camera.name}'s camera`;
+    image.width = s.width;
+    image.height = s.height;
+    figure.querySelector("figcaption").textContent =
+      `v${s.version} · ${s.camera.name}'s camera · by ${s.author.name} · ` +
+      `${when(s.captured_at)} · ${s.width}×${s.height}`;
+    const form = /** @type {HTMLFormElement} */ (figure.querySelector("form"));
+    const input = /** @type {HTMLInputElement} */ (form.elements.namedItem("caption"));
+    input.value = s.caption ?? "";
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        await call(`/api/snapshots/${s.id}`, {
+          method: "PATCH", body: { caption: input.value.trim() || null },
+        });
+        setStatus("Caption saved");
+      } catch (error) {
+        setStatus(error.message);
+      }
+    });
+    apiBlob(s.image_url, session.token).then((blob) => {
+      const url = URL.createObjectURL(blob);
+      shownImages.push(url);
+      image.src = url;
+    }, (error) => setStatus(error.message));
+    return figure;
+  });
+  $('[data-region="snapshots"]').replaceChildren(...cards);
+}
+
+$("#note-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = /** @type {HTMLFormElement} */ (event.target);
+  if (currentJob === null) return;
+  try {
+    await call(`/api/jobs/${currentJob}/notes`, {
+      method: "POST", body: { text: new FormData(form).get("text") },
+    });
+    form.reset();
+    await openJob(currentJob);
+  } catch (error) {
+    setStatus(error.message);
+  }
+});
+
+$('[data-action="job-export"]').addEventListener("click", async () => {
+  if (currentJob === null || !session) return;
+  setStatus("Preparing the export…");
+  try {
+    const blob = await apiBlob(`/api/jobs/${currentJob}/export`, session.token);
+    const url = URL.createObjectURL(blob);
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = `job-${currentJob}.zip`;
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    setStatus(`Exported job ${currentJob} (${Math.round(blob.size / 1024)} KiB)`);
+  } catch (error) {
+    setStatus(error.message);
+  }
+});
+
+$('[data-action="job-close"]').addEventListener("click", async () => {
+  if (currentJob === null) return;
+  if (!confirm("Close this job? Its links stop working and a call in progress ends.")) return;
+  try {
+    await call(`/api/jobs/${currentJob}/close`, { method: "POST" });
+    setStatus("Job closed");
+    await openJob(currentJob);
+    await loadJobs();
+  } catch (error) {
+    setStatus(error.message);
+  }
+});
 
 $("#job-form").addEventListener("submit", async (event) => {
   event.preventDefault();

@@ -1,0 +1,95 @@
+"""The job record in the staff console, from a real call: Chromium's fake camera is
+snapshotted through the server, and an admin's console shows the call, the
+snapshot's image, chat, notes and caption, and downloads the export."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+from playwright.async_api import BrowserContext, expect
+
+from tests.browser.conftest import screenshots
+from tests.browser.test_first_run import watch_errors
+from tests.browser.test_media import RECEIVED, _frames_grow, _join, _link
+from tests.conftest import PASSWORD
+from tests.test_cli import ServeProcess, ok
+
+pytestmark = pytest.mark.browser
+
+SNAPSHOT = """(camera) => window.__sockets[0].send(JSON.stringify({
+  type: "snapshot.request", camera, request: "browser-1",
+  shapes: [{id: "a1", kind: "arrow", points: [[0.2, 0.8], [0.5, 0.5]], color: "#ff3b30",
+            width: 0.01}]}))"""
+
+
+async def test_a_snapshot_of_chromium_shows_in_the_job_record(
+        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    serve.wait_ready()
+    ok(data_dir, "user", "add", "boss", "--role", "admin", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    job_id = ok(data_dir, "job", "create", "Heat pump error E7").strip()
+    technician = await _join(browser, _link(serve, data_dir, job_id, "technician"))
+    customer = await _join(browser, _link(serve, data_dir, job_id, "customer"))
+    await _frames_grow(technician)
+    joined = (await technician.evaluate(RECEIVED, "joined"))[0]
+    arrivals = await technician.evaluate(RECEIVED, "participant.joined")
+    camera = arrivals[0]["participant"]["id"]  # the customer, who joined second
+    assert camera != joined["you"]["id"]
+    await technician.evaluate(SNAPSHOT, camera)
+    async with asyncio.timeout(10):
+        while not (saved := await technician.evaluate(RECEIVED, "snapshot.saved")):
+            errors = await technician.evaluate(RECEIVED, "error")
+            assert not errors, errors
+            await asyncio.sleep(0.1)
+    info = saved[0]["snapshot"]
+    assert saved[0]["request"] == "browser-1" and info["camera"] == camera
+    assert info["width"] >= 320 and info["height"] >= 240  # Chromium's fake camera, in full
+    # The customer is told too, but gets no way to fetch it.
+    async with asyncio.timeout(5):
+        while not await customer.evaluate(RECEIVED, "snapshot.saved"):
+            await asyncio.sleep(0.1)
+    await technician.locator('[data-action="leave"]').click()
+    await customer.locator('[data-action="leave"]').click()
+
+    console = await browser.new_page()
+    errors: list[str] = []
+    watch_errors(console, errors)
+    await console.goto(serve.url + "/")
+    await console.fill("[name=username]", "boss")
+    await console.fill("[name=password]", PASSWORD)
+    await console.click('[data-action="sign-in"]')
+    await console.click(f'[data-job="{job_id}"]')
+    figure = console.locator(f'[data-snapshot="{info["id"]}"]')
+    image = figure.locator("img")
+    await expect(image).to_have_attribute("src", re.compile(r"^blob:"))  # never a plain URL
+    width = await image.evaluate("(img) => img.decode().then(() => img.naturalWidth)")
+    assert width == info["width"]
+    await expect(figure.locator("figcaption")).to_contain_text("Customer's camera")
+    calls = console.locator('[data-region="calls"]')
+    await expect(calls).to_contain_text("Technician (technician)")
+    await expect(calls).to_contain_text("Customer (customer)")
+    await figure.locator("[name=caption]").fill("Error code on the display")
+    await figure.locator('[data-action="snapshot-caption"]').click()
+    await expect(console.locator('[data-region="status"]')).to_have_text("Caption saved")
+    await console.fill("#note-form [name=text]", "Order a new control board.")
+    await console.click('[data-action="note-add"]')
+    await expect(console.locator('[data-region="notes"]')).to_contain_text("boss: Order a new")
+    await screenshots(console, "job-record")
+    async with console.expect_download() as download_info:
+        await console.click('[data-action="job-export"]')
+    download = await download_info.value
+    archive = await download.path()
+    assert download.suggested_filename == f"job-{job_id}.zip"
+    data = await asyncio.to_thread(Path(archive).read_bytes)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        record = json.loads(z.read("job.json"))
+        assert record["snapshots"][0]["caption"] == "Error code on the display"
+        assert z.read(record["snapshots"][0]["file"])[:3] == b"\xff\xd8\xff"
+    assert errors == []
