@@ -1,15 +1,19 @@
 """Publishers that send a pre-encoded clip, and viewers that count its frames.
 
-Nothing is encoded while the benchmark runs (the clip is encoded once, then cached in
-the temp directory) and nothing is decoded but one keyframe per viewer.
+Nothing is encoded while the benchmark runs (each clip is encoded once, then cached in
+the temp directory) and nothing is decoded but one keyframe per viewer. The relay's
+publishers send a ``TimedTrack``; the snapshot benchmark's a ``Camera``, which also
+answers keyframe requests, as a browser does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fractions
 import hashlib
 import logging
+import math
 import os
 import pickle
 import tempfile
@@ -39,17 +43,19 @@ DESCRIPTION = (f"{WIDTH}x{HEIGHT} {clips.FPS} fps VP8, 1.5 Mbit/s, "
 FrameSink = Callable[[str, bytes, int], None]
 
 
-def load_video_clip() -> tuple[bytes, ...]:
-    """The 720p clip, encoded once and kept in the temp directory across runs."""
+def load_video_clip(width: int = WIDTH, height: int = HEIGHT, frames: int = CLIP_FRAMES,
+                    keyframe_every: int = KEYFRAME_EVERY) -> tuple[bytes, ...]:
+    """A clip of ``clips.pattern``, encoded once and kept in the temp directory across
+    runs (by default the relay's 720p clip)."""
     source = Path(clips.__file__).read_bytes()
-    key = hashlib.sha256(source + f"{WIDTH}x{HEIGHT}/{CLIP_FRAMES}/{KEYFRAME_EVERY}".encode())
+    key = hashlib.sha256(source + f"{width}x{height}/{frames}/{keyframe_every}".encode())
     path = Path(tempfile.gettempdir()) / f"videoassist-bench-clip-{key.hexdigest()[:16]}.pickle"
     with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError):
         cached = pickle.loads(path.read_bytes())
-        if isinstance(cached, tuple) and len(cached) == CLIP_FRAMES:
+        if isinstance(cached, tuple) and len(cached) == frames:
             return cached
-    logger.info("encoding the %dx%d clip once (cached in %s)", WIDTH, HEIGHT, path)
-    clip = clips.video_clip(WIDTH, HEIGHT, CLIP_FRAMES, KEYFRAME_EVERY)
+    logger.info("encoding a %dx%d clip once (cached in %s)", width, height, path)
+    clip = clips.video_clip(width, height, frames, keyframe_every)
     partial = path.with_suffix(f".{os.getpid()}")
     partial.write_bytes(pickle.dumps(clip))
     partial.replace(path)
@@ -81,6 +87,85 @@ def video_track(clip: tuple[bytes, ...]) -> TimedTrack:
 
 def audio_track() -> TimedTrack:
     return TimedTrack("audio", clips.audio_clip(), rate=48_000, step=960, interval=0.02)
+
+
+# pattern() moves by 4 levels a frame, modulo 256: frame n + 128 is frame n's picture
+# (but for one cell of the barcode), so a clip's second half can follow its own end.
+SEAMLESS_FRAMES = 128
+# Chrome's encoder ignores a keyframe request within 300 ms of the previous one.
+KEYFRAME_ANSWER_INTERVAL_S = 0.3
+
+
+@dataclass(frozen=True)
+class CameraClip:
+    frames: tuple[bytes, ...]
+    loop_from: int          # after the last frame, play on from this one
+    keyframe_every: int     # frames; 0: only the first frame (and on request)
+
+
+def camera_clip(width: int, height: int, keyframe_every: int) -> CameraClip:
+    """A clip for ``Camera``: with a keyframe every ``keyframe_every`` frames, or with
+    0, one that loops without any keyframe (its first frame is the only one; the
+    loop replays its second half, which shows the first half's pictures again, so
+    every looped frame is predicted from the picture it was encoded against, but for
+    one barcode cell)."""
+    if keyframe_every == 0:
+        frames = load_video_clip(width, height, 2 * SEAMLESS_FRAMES, 2 * SEAMLESS_FRAMES)
+        return CameraClip(frames, SEAMLESS_FRAMES, 0)
+    length = keyframe_every * math.ceil(CLIP_FRAMES / keyframe_every)
+    return CameraClip(load_video_clip(width, height, length, keyframe_every), 0,
+                      keyframe_every)
+
+
+class Camera(clips.PacketTrack):
+    """A browser's camera as the server sees it: a pre-encoded clip in real time, and
+    a keyframe on the next frame when asked (PLI), unless the last answer was less
+    than 300 ms ago. After a keyframe, the clip's own interval starts again, as an
+    encoder's does after a forced keyframe.
+
+    ``since_keyframe`` is how many frames were sent since the last keyframe, that one
+    included: the run the server's capture tap keeps (and decodes) at that moment.
+    """
+
+    def __init__(self, clip: CameraClip) -> None:
+        super().__init__("video", clip.frames, rate=clips.VIDEO_RATE, step=FRAME_STEP,
+                         interval=1 / clips.FPS)
+        self.clip = clip
+        self.since_keyframe = 0
+        self.keyframe_requests = 0    # PLIs received
+        self.keyframes_on_request = 0  # of which answered
+        self._position = 0            # index in the clip of the next frame
+        self._answer_due = False
+        self._answered_at = -math.inf
+
+    def keyframe_requested(self) -> None:
+        """The sender got a PLI or FIR (``aiortc_hooks.on_keyframe_request``)."""
+        self.keyframe_requests += 1
+        now = time.monotonic()
+        if now - self._answered_at >= KEYFRAME_ANSWER_INTERVAL_S:
+            self._answered_at = now
+            self._answer_due = True
+
+    async def recv(self) -> av.Packet[Any]:
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self.sent * self._interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self._answer_due:
+            self._answer_due = False
+            self._position = 0
+            self.keyframes_on_request += 1
+        data = self.clip.frames[self._position]
+        self._position += 1
+        if self._position == len(self.clip.frames):
+            self._position = self.clip.loop_from
+        self.since_keyframe = 1 if is_keyframe("VP8", data) else self.since_keyframe + 1
+        packet = av.Packet(data)
+        packet.pts = self.sent * self._step
+        packet.time_base = fractions.Fraction(1, self._rate)
+        self.sent += 1
+        return packet
 
 
 def read_frame_id(data: bytes) -> int:

@@ -1,7 +1,9 @@
 """Participants of a call as the server sees them, and the baseline's direct pair.
 
 A ``Participant`` does what the web client does: /ws, ``auth``, one RTCPeerConnection
-whose first offer carries what it publishes, answers to the server's offers.
+whose first offer carries what it publishes, answers to the server's offers. A
+``Camera`` it publishes hears the server's keyframe requests; other server messages
+go to ``on_message``.
 """
 
 from __future__ import annotations
@@ -9,24 +11,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 
 from loadgen import BenchError
-from loadgen.media import FrameSink, TimedTrack, Viewer, audio_track, tap_tracks, video_track
+from loadgen.media import (
+    Camera,
+    FrameSink,
+    Viewer,
+    audio_track,
+    tap_tracks,
+    video_track,
+)
+from videoassist.media import aiortc_hooks
 
 logger = logging.getLogger("bench")
 
 
 class Participant:
     def __init__(self, http: aiohttp.ClientSession, server_url: str, token: str,
-                 job_id: int, tracks: list[TimedTrack], sink: FrameSink | None = None) -> None:
+                 job_id: int, tracks: Sequence[MediaStreamTrack],
+                 sink: FrameSink | None = None,
+                 on_message: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.http = http
         self.server_url = server_url
         self.token = token
         self.job_id = job_id
         self.tracks = tracks
+        self.on_message = on_message
+        self.id: int | None = None  # the participant id, once joined
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if sink is not None:
             tap_tracks(self.pc, sink)
@@ -43,9 +64,13 @@ class Participant:
             joined = await self.ws.receive_json()
             if joined.get("type") != "joined":
                 raise BenchError(f"joining job {self.job_id} failed: {joined}")
+            self.id = joined["you"]["id"]
             self._pump_task = asyncio.create_task(self._pump())
             for track in self.tracks:
-                self.pc.addTransceiver(track, direction="sendonly")
+                transceiver = self.pc.addTransceiver(track, direction="sendonly")
+                if isinstance(track, Camera):
+                    aiortc_hooks.on_keyframe_request(transceiver.sender,
+                                                     track.keyframe_requested)
             if not self.tracks:  # a viewer only: one recvonly transceiver makes an offer
                 self.pc.addTransceiver("video", direction="recvonly")
             await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -68,10 +93,13 @@ class Participant:
                 await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
                 await self.ws.send_json({"type": "sdp.answer", "sdp": self.pc.localDescription.sdp})
+            elif kind == "error" and self._answer is not None and not self._answer.done():
+                logger.warning("job %d: the server says %s", self.job_id, message)
+                self._answer.set_exception(BenchError(f"offer refused: {message}"))
+            elif self.on_message is not None:
+                self.on_message(message)
             elif kind == "error":
                 logger.warning("job %d: the server says %s", self.job_id, message)
-                if self._answer is not None and not self._answer.done():
-                    self._answer.set_exception(BenchError(f"offer refused: {message}"))
 
     async def leave(self) -> None:
         with contextlib.suppress(Exception):
