@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Measure the media relay of ``videoassist serve``: CPU, memory, loss, latency.
+"""Measure ``videoassist serve``: its media relay, and its snapshots.
 
     python scripts/bench.py relay --mode forward|transcode --streams N --seconds S --json
+    python scripts/bench.py snapshot --sizes 640x360,1280x720 --keyframe-every K --json
 
-Starts the server as a child process and, in this process, N calls over loopback:
-a publisher sending a pre-encoded 720p30 VP8 clip (and Opus) and a viewer counting the
-frames it gets, undecoded. The method and the measured tables: docs/performance.md.
-Progress goes to stderr; with ``--json``, stdout holds one JSON object, nothing else.
+Starts the server as a child process and, in this process, calls over loopback whose
+publishers send a pre-encoded 30 fps VP8 clip (and Opus). ``relay``: N calls, each
+with a viewer counting the frames it gets, undecoded; CPU, memory, loss, latency.
+``snapshot``: for each size, a staff member in the call asks for snapshots of the
+publisher's camera, one at a time; the time from request to saved, and the CPU. The
+method and the measured tables: docs/performance.md. Progress goes to stderr; with
+``--json``, stdout holds one JSON object, nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +28,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # videoassist, and tests.media.clips for the clip
 
 from loadgen import BenchError  # noqa: E402  (found next to this file)
-from loadgen.relay import Options, run  # noqa: E402
+from loadgen.relay import Options as RelayOptions  # noqa: E402
+from loadgen.relay import run as run_relay  # noqa: E402
 from loadgen.server import TRANSCODE  # noqa: E402
+from loadgen.snapshot import Options as SnapshotOptions  # noqa: E402
+from loadgen.snapshot import run as run_snapshot  # noqa: E402
 
 logger = logging.getLogger("bench")
 
 
-def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
-    """The run's options, and whether to print JSON."""
+Run = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(n) for n in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not WIDTHxHEIGHT: {text!r}") from None
+    if not (16 <= width <= 4096 and 16 <= height <= 4096) or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"{text}: even sides from 16 to 4096 pixels")
+    return width, height
+
+
+def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
+    """The benchmark to run, and whether to print JSON."""
     parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     relay = sub.add_parser("relay", help="publishers and viewers through the server")
@@ -46,19 +67,67 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
                        help="seconds between late viewers timed to their first frame")
     relay.add_argument("--no-audio", action="store_true", help="publish video only")
     relay.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    snap = sub.add_parser("snapshot", help="snapshot requests, from request to saved")
+    snap.add_argument("--sizes", default="640x360,1280x720",
+                      help="camera sizes, WIDTHxHEIGHT, comma-separated, measured in turn "
+                           "(default 640x360,1280x720)")
+    snap.add_argument("--keyframe-every", type=int, default=0, metavar="FRAMES",
+                      help="the camera's own keyframe interval in frames; 0 (default): "
+                           "only when the server asks, as a browser's encoder")
+    snap.add_argument("--snapshots", type=int, default=50,
+                      help="measured snapshots per call and size (default 50)")
+    snap.add_argument("--warmup-snapshots", type=int, default=5,
+                      help="snapshots per call taken first and not counted (default 5)")
+    snap.add_argument("--pause", type=float, default=0.2,
+                      help="seconds from an answer to the next request: a random pause "
+                           "between this and twice this (default 0.2)")
+    snap.add_argument("--calls", type=int, default=1,
+                      help="calls at once, each a camera and a requester (default 1)")
+    snap.add_argument("--no-audio", action="store_true", help="publish video only")
+    snap.add_argument("--breakdown", action="store_true",
+                      help="afterwards, time the server's capture and rendering steps "
+                           "in this process on the same clips")
+    snap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args(argv)
-    if args.streams < 1:
-        parser.error("--streams must be at least 1")
-    if args.seconds <= 0 or args.join_every <= 0 or args.warmup < 0:
-        parser.error("--seconds and --join-every must be above 0, --warmup at least 0")
-    options = Options(args.mode, args.streams, args.seconds, args.warmup, args.join_every,
-                      audio=not args.no_audio)
-    return options, bool(args.json)
+    if args.benchmark == "relay":
+        if args.streams < 1:
+            parser.error("--streams must be at least 1")
+        if args.seconds <= 0 or args.join_every <= 0 or args.warmup < 0:
+            parser.error("--seconds and --join-every must be above 0, --warmup at least 0")
+        options = RelayOptions(args.mode, args.streams, args.seconds, args.warmup,
+                               args.join_every, audio=not args.no_audio)
+        return lambda: run_relay(options), bool(args.json)
+    try:
+        sizes = tuple(parse_size(s) for s in args.sizes.split(",") if s.strip())
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"--sizes: {exc}")
+    if not sizes or len(set(sizes)) != len(sizes):
+        parser.error("--sizes: at least one size, each once")
+    if args.keyframe_every < 0 or args.snapshots < 1 or args.warmup_snapshots < 0 \
+            or args.pause < 0 or args.calls < 1:
+        parser.error("--snapshots and --calls must be at least 1; --keyframe-every, "
+                     "--warmup-snapshots and --pause at least 0")
+    snapshot_options = SnapshotOptions(
+        sizes, args.keyframe_every, args.snapshots, args.warmup_snapshots, args.pause,
+        args.calls, audio=not args.no_audio, breakdown=args.breakdown)
+    return lambda: run_snapshot(snapshot_options), bool(args.json)
+
+
+def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested results as dotted names: ``sizes.1280x720.latency_ms_p95``."""
+    flat: dict[str, Any] = {}
+    for name, value in result.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{name}."))
+        else:
+            flat[prefix + name] = value
+    return flat
 
 
 def print_table(result: dict[str, Any]) -> None:
-    width = max(map(len, result))
-    for name, value in result.items():
+    flat = flatten(result)
+    width = max(map(len, flat))
+    for name, value in flat.items():
         print(f"{name:<{width}}  {value}")
 
 
@@ -66,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     # Our progress at INFO; aiortc's and aioice's chatter only from WARNING up.
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     logger.setLevel(logging.INFO)
-    options, as_json = parse_args(argv)
+    run, as_json = parse_args(argv)
     try:
-        result = asyncio.run(run(options))
+        result = asyncio.run(run())
     except BenchError as exc:
         logger.error("error: %s", exc)
         return 1
