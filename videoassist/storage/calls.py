@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import aiosqlite
 
+from videoassist.errors import NotFound
 from videoassist.storage.db import Database
-from videoassist.storage.records import Message, Participant
+from videoassist.storage.records import Call, Message, Participant
 
 _PARTICIPANT = "id, call_id, role, display_name, user_id, invite_id, joined_at, left_at"
 _MESSAGE = (
@@ -53,6 +54,14 @@ class Calls:
                     " SELECT job_id, id, 'call.ended', ? FROM calls WHERE id = ?",
                     (now, call_id),
                 )
+
+    async def get(self, call_id: int) -> Call:
+        row = await self._db.fetchone(
+            "SELECT id, job_id, started_at, ended_at FROM calls WHERE id = ?", (call_id,)
+        )
+        if row is None:
+            raise NotFound("No such call.")
+        return Call(*row)
 
     async def end_all_open(self) -> int:
         """Close calls left open by a previous process (crash, kill); return how many."""
