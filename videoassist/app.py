@@ -15,7 +15,7 @@ from aiohttp import web
 
 from videoassist import keyfiles, pages
 from videoassist.accounts import SignInLimits
-from videoassist.api import health, invites, jobs, session, users
+from videoassist.api import apikeys, health, invites, jobs, session, users
 from videoassist.api.middleware import add_security_headers, errors_middleware
 from videoassist.appkeys import (
     CLOCK,
@@ -74,7 +74,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (health, session, jobs, invites, users, pages):
+    for module in (health, session, jobs, invites, users, apikeys, pages):
         app.router.add_routes(module.routes)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", WEB_DIR / "static", append_version=False)

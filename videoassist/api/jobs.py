@@ -1,11 +1,12 @@
-"""Jobs and their record."""
+"""Jobs and their record. Open to staff and to integrations' API keys (scopes
+``jobs:create``, ``jobs:read``)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from videoassist.api.body import int_param, read_json, text_field
-from videoassist.api.guard import staff_user
+from videoassist.api.guard import staff_or_api_key
 from videoassist.appkeys import STORE
 from videoassist.errors import BadRequest
 from videoassist.storage.records import JOB_STATUSES
@@ -15,20 +16,20 @@ routes = web.RouteTableDef()
 
 @routes.post("/api/jobs")
 async def create_job(request: web.Request) -> web.Response:
-    user = await staff_user(request)
+    caller = await staff_or_api_key(request, "jobs:create")
     body = await read_json(request)
     title = text_field(body, "title", max_len=200)
     external_ref = text_field(body, "external_ref", max_len=100, required=False)
     assert title is not None
     store = request.app[STORE]
-    job = await store.jobs.create(title, external_ref, user.id)
-    await store.audit.record(f"user:{user.id}", "job.created", f"job:{job.id}")
+    job = await store.jobs.create(title, external_ref, caller.user_id)
+    await store.audit.record(caller.actor, "job.created", f"job:{job.id}")
     return web.json_response(job.public(), status=201)
 
 
 @routes.get("/api/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
-    await staff_user(request)
+    await staff_or_api_key(request, "jobs:read")
     status = request.query.get("status")
     if status is not None and status not in JOB_STATUSES:
         raise BadRequest(f"status must be one of {', '.join(JOB_STATUSES)}.")
@@ -42,7 +43,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 @routes.get("/api/jobs/{id}")
 async def get_job(request: web.Request) -> web.Response:
-    await staff_user(request)
+    await staff_or_api_key(request, "jobs:read")
     job_id = int_param(request.match_info["id"], "job id")
     store = request.app[STORE]
     job = await store.jobs.get(job_id)
