@@ -289,6 +289,14 @@ def test_apikey_add_list_revoke(data_dir: Path) -> None:
         "apikey.created", "apikey.revoked"]
 
 
+def test_webhooks_secret_is_generated_once_and_private(data_dir: Path) -> None:
+    secret = ok(data_dir, "webhooks", "secret").strip()
+    assert re.fullmatch(LINK_TOKEN, secret)
+    assert ok(data_dir, "webhooks", "secret").strip() == secret
+    assert mode(data_dir / "webhook-secret") == 0o600
+    assert (data_dir / "webhook-secret").read_text().strip() == secret
+
+
 BAD_INPUT = {
     "unknown role": (["user", "add", "dave", "--role", "boss"], "", {}),
     "invite for a job that does not exist": (["invite", "99", "--role", "customer"], "", {}),
@@ -314,6 +322,10 @@ BAD_INPUT = {
     "API key without a scope": (["apikey", "add", "crm"], "", {}),
     "API key with a blank name": (["apikey", "add", " ", "--scope", "jobs:read"], "", {}),
     "revoke an API key that does not exist": (["apikey", "revoke", "7"], "", {}),
+    "webhook secret that is configured": (
+        ["webhooks", "secret"], "", {"VIDEOASSIST_WEBHOOK_SECRET": "x" * 32}),
+    "malformed VIDEOASSIST_WEBHOOK_URL": (
+        ["migrate"], "", {"VIDEOASSIST_WEBHOOK_URL": "ftp://hooks.example"}),
 }
 
 

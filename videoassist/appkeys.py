@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from videoassist.notify import Notifier
     from videoassist.signalling.hub import Hub
     from videoassist.signalling.media import MediaPlane
+    from videoassist.webhooks import Webhooks
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
@@ -28,3 +29,4 @@ HUB: web.AppKey[Hub] = web.AppKey("hub")
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 MEDIA: web.AppKey[MediaPlane] = web.AppKey("media")
 DRAINING = web.AppKey("draining", list[bool])
+WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")

@@ -261,6 +261,14 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
     return asyncio.run(_with_store(settings, work))
 
 
+def cmd_webhooks_secret(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings.webhook_secret is not None:
+        raise UsageError("VIDEOASSIST_WEBHOOK_SECRET is set: the secret is that value")
+    print(keyfiles.webhook_secret(settings))
+    return 0
+
+
 # -- parser --------------------------------------------------------------------
 
 
@@ -339,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_key = apikey.add_parser("revoke", parents=[common], help="revoke an API key")
     revoke_key.add_argument("key_id", type=_positive_int)
     revoke_key.set_defaults(func=cmd_apikey_revoke)
+
+    webhooks = sub.add_parser("webhooks", help="outgoing webhooks").add_subparsers(
+        dest="webhooks_command", required=True, metavar="ACTION")
+    webhooks.add_parser("secret", parents=[common],
+                        help="print the webhook signing secret (generated if missing)"
+                        ).set_defaults(func=cmd_webhooks_secret)
     return parser
 
 

@@ -1,5 +1,6 @@
 """Secrets generated into the data directory on first run (mode 0600), when the
-settings do not give them: the token signing keys and the TURN secret."""
+settings do not give them: the token signing keys, the TURN secret and the webhook
+signing secret."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from videoassist.errors import ConfigError
 
 JWT_KEYS_FILE = "jwt-keys.json"
 TURN_SECRET_FILE = "turn-secret"  # noqa: S105 (a file name)
+WEBHOOK_SECRET_FILE = "webhook-secret"  # noqa: S105 (a file name)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -71,11 +73,23 @@ def rotate_signing_keys(settings: Settings) -> str:
     return new["kid"]
 
 
-def turn_secret(settings: Settings) -> str:
-    if settings.turn_secret is not None:
-        return settings.turn_secret.reveal()
-    path = settings.data_dir / TURN_SECRET_FILE
+def _generated_secret(settings: Settings, name: str) -> str:
+    """A random secret read from the data dir, generated there on first use."""
+    path = settings.data_dir / name
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_private(path, secrets.token_urlsafe(32))
     return path.read_text(encoding="utf-8").strip()
+
+
+def turn_secret(settings: Settings) -> str:
+    if settings.turn_secret is not None:
+        return settings.turn_secret.reveal()
+    return _generated_secret(settings, TURN_SECRET_FILE)
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The key webhook deliveries are signed with; receivers need it to verify."""
+    if settings.webhook_secret is not None:
+        return settings.webhook_secret.reveal()
+    return _generated_secret(settings, WEBHOOK_SECRET_FILE)

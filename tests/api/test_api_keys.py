@@ -160,6 +160,7 @@ async def test_a_revoked_key_stops_working_at_once(server: Server) -> None:
     ("GET", "/api/keys", None),
     ("POST", "/api/keys", {"name": "more", "scopes": ["jobs:create"]}),
     ("DELETE", "/api/keys/1", None),
+    ("GET", "/api/webhooks/deliveries", None),
     ("POST", "/api/jobs/JOB/invites", {"role": "customer"}),
 ])
 async def test_staff_routes_refuse_api_keys(server: Server, method: str, path: str,

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import staff_or_api_key
-from videoassist.appkeys import STORE
+from videoassist.appkeys import STORE, WEBHOOKS
 from videoassist.errors import BadRequest
 from videoassist.storage.records import JOB_STATUSES
 
@@ -24,6 +24,7 @@ async def create_job(request: web.Request) -> web.Response:
     store = request.app[STORE]
     job = await store.jobs.create(title, external_ref, caller.user_id)
     await store.audit.record(caller.actor, "job.created", f"job:{job.id}")
+    await request.app[WEBHOOKS].emit("job.created", {"job": job.public()})
     return web.json_response(job.public(), status=201)
 
 

@@ -63,12 +63,12 @@ class Calls:
             raise NotFound("No such call.")
         return Call(*row)
 
-    async def end_all_open(self) -> int:
-        """Close calls left open by a previous process (crash, kill); return how many."""
+    async def end_all_open(self) -> list[int]:
+        """Close calls left open by a previous process (crash, kill); return their ids."""
         rows = await self._db.fetchall("SELECT id FROM calls WHERE ended_at IS NULL")
         for row in rows:
             await self.end(row[0])
-        return len(rows)
+        return [row[0] for row in rows]
 
     async def join(
         self,
