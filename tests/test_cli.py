@@ -7,6 +7,7 @@ exactly one line on stderr and never a traceback (the contract in ``cli.py``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -185,16 +186,16 @@ def test_migrate_creates_a_private_database(data_dir: Path) -> None:
     out = ok(data_dir, "migrate")
     db = data_dir / "videoassist.sqlite3"
     shipped = migrations()
-    latest = len(shipped)
+    version = len(shipped)
     assert out.splitlines() == [*(f"applied migration {name}" for _, name, _ in shipped),
-                                f"database {db} at schema version {latest}"]
+                                f"database {db} at schema version {version}"]
     assert mode(db) == 0o600
     assert mode(data_dir) == 0o700
     tables = {row[0] for row in query(data_dir, "SELECT name FROM sqlite_master")}
     assert {"users", "jobs", "invites", "calls", "participants"} <= tables
     # A second run applies nothing.
     assert ok(data_dir, "migrate").splitlines() == [
-        f"database {db} at schema version {latest}"]
+        f"database {db} at schema version {version}"]
     assert mode(db) == 0o600
 
 
@@ -267,6 +268,35 @@ def test_keys_rotate_puts_a_new_key_first_and_keeps_the_old(data_dir: Path) -> N
     assert sorted(p.name for p in data_dir.iterdir()) == ["jwt-keys.json"]  # no temp files
 
 
+def test_apikey_add_list_revoke(data_dir: Path) -> None:
+    result = videoassist(data_dir, "apikey", "add", "Salesforce", "--scope", "jobs:create",
+                         "--scope", "jobs:read")
+    assert result.code == 0, result
+    key = result.out.strip()
+    assert re.fullmatch(rf"vak_{LINK_TOKEN}", key), result.out
+    assert "shown once" in result.err and key not in result.err
+    [(stored, scopes)] = query(data_dir, "SELECT token_hash, scopes FROM api_keys")
+    assert stored == hashlib.sha256(key.encode()).digest()
+    assert json.loads(str(scopes)) == ["jobs:create", "jobs:read"]
+
+    [line] = ok(data_dir, "apikey", "list").splitlines()
+    assert line.split("\t") == ["1", "Salesforce", f"...{key[-4:]}", "jobs:create jobs:read",
+                                "active", "never used"]
+    assert "revoked" in ok(data_dir, "apikey", "revoke", "1")
+    [line] = ok(data_dir, "apikey", "list").splitlines()
+    assert "\trevoked " in line and key not in line
+    assert [row[0] for row in query(data_dir, "SELECT action FROM audit_log ORDER BY id")] == [
+        "apikey.created", "apikey.revoked"]
+
+
+def test_webhooks_secret_is_generated_once_and_private(data_dir: Path) -> None:
+    secret = ok(data_dir, "webhooks", "secret").strip()
+    assert re.fullmatch(LINK_TOKEN, secret)
+    assert ok(data_dir, "webhooks", "secret").strip() == secret
+    assert mode(data_dir / "webhook-secret") == 0o600
+    assert (data_dir / "webhook-secret").read_text().strip() == secret
+
+
 BAD_INPUT = {
     "unknown role": (["user", "add", "dave", "--role", "boss"], "", {}),
     "invite for a job that does not exist": (["invite", "99", "--role", "customer"], "", {}),
@@ -288,6 +318,14 @@ BAD_INPUT = {
     "VIDEOASSIST_PORT out of range": (["migrate"], "", {"VIDEOASSIST_PORT": "70000"}),
     "unknown VIDEOASSIST_ setting": (["migrate"], "", {"VIDEOASSIST_PROT": "8080"}),
     "serve with a malformed VIDEOASSIST_PORT": (["serve"], "", {"VIDEOASSIST_PORT": "80x"}),
+    "API key with an unknown scope": (["apikey", "add", "crm", "--scope", "admin"], "", {}),
+    "API key without a scope": (["apikey", "add", "crm"], "", {}),
+    "API key with a blank name": (["apikey", "add", " ", "--scope", "jobs:read"], "", {}),
+    "revoke an API key that does not exist": (["apikey", "revoke", "7"], "", {}),
+    "webhook secret that is configured": (
+        ["webhooks", "secret"], "", {"VIDEOASSIST_WEBHOOK_SECRET": "x" * 32}),
+    "malformed VIDEOASSIST_WEBHOOK_URL": (
+        ["migrate"], "", {"VIDEOASSIST_WEBHOOK_URL": "ftp://hooks.example"}),
 }
 
 

@@ -28,7 +28,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from tests.conftest import Server, receive
 from tests.media.clips import video_track
-from videoassist import keyfiles
+from videoassist import apikeys, keyfiles
 from videoassist.config import Secret, Settings, documentation
 from videoassist.signalling import hub
 from videoassist.signalling.protocol import CLIENT_TYPES, PROTOCOL_VERSION
@@ -44,6 +44,7 @@ WAIT_S = 2.0
 DOC_JOB_ID = 1
 DOC_TARGET_ID = 2  # protocol.md: the customer's participant id
 DOC_USER_IDS = {1: "admin", 2: "staff", 3: "other"}  # api.md: user ids in paths
+DOC_KEY_ID = 2  # api.md: a live API key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -411,7 +412,7 @@ async def test_protocol_examples_replay_through_the_real_server(server: Server) 
 
 HEADING = re.compile(r"^### (GET|POST|PUT|PATCH|DELETE) (/\S*)$", re.M)
 RESPONSE = re.compile(r"^(json|html|binary) response (\d{3})$")
-ID_IN_PATH = re.compile(r"^/api/(jobs|users|snapshots)/(\d+)(?=/|\?|$)")
+ID_IN_PATH = re.compile(r"^/api/(jobs|users|snapshots|keys)/(\d+)(?=/|\?|$)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -474,7 +475,13 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
     other_job_id = await server.job(staff_token, "Gas smell in the cellar")
     snapshot_id = await still_snapshot(server, job_id, staff)
     users = {"admin": admin.id, "staff": staff.id, "other": other.id}
-    tokens = {"STAFF_TOKEN": staff_token, "ADMIN_TOKEN": admin_token}
+    _, api_key = await apikeys.create(server.store, "CRM", ["jobs:create", "jobs:read"],
+                                      "test", admin.id)
+    _, read_api_key = await apikeys.create(server.store, "BI", ["jobs:read"], "test", admin.id)
+    live_key, _ = await apikeys.create(server.store, "ServiceNow", ["jobs:read"], "test",
+                                       admin.id)
+    tokens = {"STAFF_TOKEN": staff_token, "ADMIN_TOKEN": admin_token, "API_KEY": api_key,
+              "READ_API_KEY": read_api_key}
 
     def real_path(path: str) -> str:
         match = ID_IN_PATH.match(path)
@@ -489,6 +496,8 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
             real = snapshot_id
         elif kind == "users" and number in DOC_USER_IDS:
             real = users[DOC_USER_IDS[number]]
+        elif kind == "keys" and number == DOC_KEY_ID:
+            real = live_key.id
         else:
             return path  # an id the examples mean to be unknown
         return f"/api/{kind}/{real}{path[match.end():]}"
@@ -498,8 +507,10 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
         headers = dict(ex.headers)
         if "Authorization" in headers:
             scheme, _, placeholder = headers["Authorization"].partition(" ")
-            assert scheme == "Bearer" and placeholder in tokens, where
-            headers["Authorization"] = f"Bearer {tokens[placeholder]}"
+            assert scheme == "Bearer", where
+            if not placeholder.startswith("vak_"):  # an API key the examples mean to be unknown
+                assert placeholder in tokens, where
+                headers["Authorization"] = f"Bearer {tokens[placeholder]}"
         body = ex.body
         if '"JOIN_LINK_TOKEN"' in body:
             body = body.replace("JOIN_LINK_TOKEN", await server.invite(staff_token, job_id))

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from videoassist import keyfiles, pages, retention
 from videoassist.accounts import SignInLimits
-from videoassist.api import health, invites, jobs, session, snapshots, users
+from videoassist.api import apikeys, health, invites, jobs, session, snapshots, users, webhooks
 from videoassist.api.middleware import add_security_headers, errors_middleware
 from videoassist.appkeys import (
     CLOCK,
@@ -29,6 +29,7 @@ from videoassist.appkeys import (
     SNAPSHOTS,
     STORE,
     TOKENS,
+    WEBHOOKS,
 )
 from videoassist.auth.ratelimit import FailureLimiter
 from videoassist.auth.tokens import TokenService
@@ -42,6 +43,7 @@ from videoassist.signalling.hub import Hub
 from videoassist.snapshots.service import SnapshotService
 from videoassist.snapshots.vault import Vault
 from videoassist.storage import Store
+from videoassist.webhooks import CallWebhooks, RetryPolicy, Webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
     app[ICE] = IcePolicy(settings.turn_urls, keyfiles.turn_secret(settings), settings.turn_ttl_s,
                          clock)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_hub)
     app.cleanup_ctx.append(_notifier)
     app.cleanup_ctx.append(_media)
@@ -79,7 +82,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (health, session, jobs, snapshots, invites, users, pages):
+    for module in (health, session, jobs, snapshots, invites, users, apikeys, webhooks, pages):
         app.router.add_routes(module.routes)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", WEB_DIR / "static", append_version=False)
@@ -88,16 +91,31 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     store = await Store.open(app[SETTINGS].database_path, app[CLOCK])
-    ended = await store.calls.end_all_open()
-    if ended:
-        logger.info("closed %d calls left open by a previous run", ended)
     app[STORE] = store
     yield
     await store.close()
 
 
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    # The secret is generated on first run with a URL set, for ops to give the receiver.
+    secret = keyfiles.webhook_secret(settings) if settings.webhook_url else ""
+    retry = RetryPolicy(settings.webhook_max_attempts, settings.webhook_retry_base_s,
+                        settings.webhook_retry_max_s)
+    webhooks = Webhooks(app[STORE], settings.webhook_url, secret.encode(), retry,
+                        settings.webhook_timeout_s, app[CLOCK])
+    app[WEBHOOKS] = webhooks
+    webhooks.start()
+    yield
+    await webhooks.close()
+
+
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    hub = Hub(app[STORE], app[SETTINGS].revocation_poll_s, app[CLOCK])
+    hub = Hub(app[STORE], app[SETTINGS].revocation_poll_s, app[CLOCK],
+              CallWebhooks(app[WEBHOOKS]))
+    ended = await hub.end_calls_left_open()
+    if ended:
+        logger.info("closed %d calls left open by a previous run", ended)
     app[HUB] = hub
     watcher = asyncio.create_task(hub.watch_revocations())
     yield
@@ -122,7 +140,8 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
 async def _snapshots(app: web.Application) -> AsyncIterator[None]:
     settings, store = app[SETTINGS], app[STORE]
     vault = Vault(keyfiles.snapshot_key(settings), store.snapshots)
-    app[SNAPSHOTS] = SnapshotService(store, vault, app[MEDIA], settings.snapshot_jpeg_quality)
+    app[SNAPSHOTS] = SnapshotService(store, vault, app[MEDIA], settings.snapshot_jpeg_quality,
+                                     app[WEBHOOKS].emit)
     yield
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from videoassist.signalling.hub import Hub
     from videoassist.signalling.media import MediaPlane
     from videoassist.snapshots.service import SnapshotService
+    from videoassist.webhooks import Webhooks
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
@@ -30,3 +31,4 @@ NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 MEDIA: web.AppKey[MediaPlane] = web.AppKey("media")
 DRAINING = web.AppKey("draining", list[bool])
 SNAPSHOTS: web.AppKey[SnapshotService] = web.AppKey("snapshots")
+WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")

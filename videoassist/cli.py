@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from videoassist import __version__, accounts, invitations, keyfiles
+from videoassist import __version__, accounts, apikeys, invitations, keyfiles
+from videoassist.auth.apikeys import SCOPES
 from videoassist.config import Settings, load_settings
 from videoassist.errors import ConfigError, VideoassistError
 from videoassist.storage import Store
@@ -276,6 +277,53 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apikey_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        record, key = await apikeys.create(store, args.name, args.scope, "cli", None)
+        print(key)
+        print(f"API key {record.id} ({record.name!r}, scopes {' '.join(record.scopes)}): "
+              "shown once, it cannot be read back", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_apikey_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        for key in await store.api_keys.list():
+            used = _when(key.last_used_at) if key.last_used_at else "never used"
+            state = f"revoked {_when(key.revoked_at)}" if key.revoked_at else "active"
+            print(f"{key.id}\t{key.name}\t...{key.hint}\t{' '.join(key.scopes)}\t{state}\t"
+                  f"{used}")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_apikey_revoke(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        record = await apikeys.revoke(store, args.key_id, "cli")
+        print(f"API key {record.id} ({record.name!r}) is revoked; a running server refuses "
+              "it at once")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_webhooks_secret(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings.webhook_secret is not None:
+        raise UsageError("VIDEOASSIST_WEBHOOK_SECRET is set: the secret is that value")
+    print(keyfiles.webhook_secret(settings))
+    return 0
+
+
 # -- parser --------------------------------------------------------------------
 
 
@@ -355,6 +403,26 @@ def build_parser() -> argparse.ArgumentParser:
         dest="keys_command", required=True, metavar="ACTION")
     keys.add_parser("rotate", parents=[common], help="add a new signing key").set_defaults(
         func=cmd_keys_rotate)
+
+    apikey = sub.add_parser("apikey", help="API keys for integrations").add_subparsers(
+        dest="apikey_command", required=True, metavar="ACTION")
+    add_key = apikey.add_parser("add", parents=[common],
+                                help="create an API key; prints it, once")
+    add_key.add_argument("name")
+    add_key.add_argument("--scope", required=True, action="append", choices=SCOPES,
+                         help="repeat for several scopes")
+    add_key.set_defaults(func=cmd_apikey_add)
+    apikey.add_parser("list", parents=[common], help="list API keys (never the keys)"
+                      ).set_defaults(func=cmd_apikey_list)
+    revoke_key = apikey.add_parser("revoke", parents=[common], help="revoke an API key")
+    revoke_key.add_argument("key_id", type=_positive_int)
+    revoke_key.set_defaults(func=cmd_apikey_revoke)
+
+    webhooks = sub.add_parser("webhooks", help="outgoing webhooks").add_subparsers(
+        dest="webhooks_command", required=True, metavar="ACTION")
+    webhooks.add_parser("secret", parents=[common],
+                        help="print the webhook signing secret (generated if missing)"
+                        ).set_defaults(func=cmd_webhooks_secret)
     return parser
 
 

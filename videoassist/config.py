@@ -145,6 +145,33 @@ class Settings:
     notify_timeout_s: float = field(
         default=10.0, metadata=_doc("Timeout for one notify webhook delivery.")
     )
+    webhook_url: str = field(
+        default="",
+        metadata=_doc(
+            "URL receiving the server's events (job.created, call.started, call.ended, "
+            "snapshot.saved, job.closed) as signed JSON POSTs. Empty: off."
+        ),
+    )
+    webhook_secret: Secret | None = field(
+        default=None,
+        metadata=_doc(
+            "Key of the HMAC-SHA256 signature on webhook deliveries. Default: generated "
+            "into DATA_DIR/webhook-secret."
+        ),
+    )
+    webhook_timeout_s: float = field(
+        default=10.0, metadata=_doc("Timeout for one webhook delivery attempt.")
+    )
+    webhook_max_attempts: int = field(
+        default=10, metadata=_doc("Attempts at a webhook delivery before it is given up.")
+    )
+    webhook_retry_base_s: float = field(
+        default=30.0,
+        metadata=_doc("Wait after a delivery's first failed attempt; doubles after each one."),
+    )
+    webhook_retry_max_s: float = field(
+        default=3600.0, metadata=_doc("Longest wait between two attempts at a delivery.")
+    )
     signin_max_failures: int = field(
         default=5, metadata=_doc("Failed sign-ins per username within the window before 429.")
     )
@@ -216,6 +243,11 @@ class Settings:
             ("token_leeway_s", 0 <= self.token_leeway_s <= 30, "0..30"),
             ("turn_ttl_s", 0 < self.turn_ttl_s <= 600, "1..600"),
             ("notify_timeout_s", self.notify_timeout_s > 0, "positive"),
+            ("webhook_timeout_s", self.webhook_timeout_s > 0, "positive"),
+            ("webhook_max_attempts", 1 <= self.webhook_max_attempts <= 50, "1..50"),
+            ("webhook_retry_base_s", self.webhook_retry_base_s > 0, "positive"),
+            ("webhook_retry_max_s", self.webhook_retry_max_s >= self.webhook_retry_base_s,
+             "at least WEBHOOK_RETRY_BASE_S"),
             ("signin_max_failures", self.signin_max_failures > 0, "positive"),
             ("signin_max_failures_per_client", self.signin_max_failures_per_client > 0,
              "positive"),
@@ -254,6 +286,9 @@ class Settings:
                               f"got {self.retention_check_s!r}")
         if self.notify_url and urlsplit(self.notify_url).scheme not in ("http", "https"):
             raise ConfigError(f"{ENV_PREFIX}NOTIFY_URL must be an http(s) URL")
+        parts = urlsplit(self.webhook_url)
+        if self.webhook_url and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ConfigError(f"{ENV_PREFIX}WEBHOOK_URL must be an http(s) URL")
 
     @property
     def public_origin(self) -> str:

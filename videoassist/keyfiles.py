@@ -1,6 +1,6 @@
 """Secrets generated into the data directory on first run (mode 0600), when the
-settings do not give them: the token signing keys, the TURN secret and the
-snapshot key-encryption key."""
+settings do not give them: the token signing keys, the TURN secret, the webhook
+signing secret and the snapshot key-encryption key."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ JWT_KEYS_FILE = "jwt-keys.json"
 TURN_SECRET_FILE = "turn-secret"  # noqa: S105 (a file name)
 SNAPSHOT_KEY_FILE = "snapshot-key"
 SNAPSHOT_KEY_BYTES = 32
+WEBHOOK_SECRET_FILE = "webhook-secret"  # noqa: S105 (a file name)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -76,10 +77,9 @@ def rotate_signing_keys(settings: Settings) -> str:
     return new["kid"]
 
 
-def turn_secret(settings: Settings) -> str:
-    if settings.turn_secret is not None:
-        return settings.turn_secret.reveal()
-    path = settings.data_dir / TURN_SECRET_FILE
+def _generated_secret(settings: Settings, name: str) -> str:
+    """A random secret read from the data dir, generated there on first use."""
+    path = settings.data_dir / name
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_private(path, secrets.token_urlsafe(32))
@@ -105,3 +105,14 @@ def snapshot_key(settings: Settings) -> bytes:
         raise ConfigError(
             f"the snapshot key in {where} must be {SNAPSHOT_KEY_BYTES} bytes, got {len(key)}")
     return key
+def turn_secret(settings: Settings) -> str:
+    if settings.turn_secret is not None:
+        return settings.turn_secret.reveal()
+    return _generated_secret(settings, TURN_SECRET_FILE)
+
+
+def webhook_secret(settings: Settings) -> str:
+    """The key webhook deliveries are signed with; receivers need it to verify."""
+    if settings.webhook_secret is not None:
+        return settings.webhook_secret.reveal()
+    return _generated_secret(settings, WEBHOOK_SECRET_FILE)

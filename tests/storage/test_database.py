@@ -26,7 +26,7 @@ async def test_migrations_apply_once_and_set_pragmas(tmp_path: Path) -> None:
         tables = {r[0] for r in await store.db.fetchall(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"users", "jobs", "invites", "calls", "participants", "events", "messages",
-                "audit_log"} <= tables
+                "audit_log", "api_keys", "webhook_deliveries", "webhook_attempts"} <= tables
     finally:
         await store.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

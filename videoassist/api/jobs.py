@@ -1,4 +1,5 @@
-"""Jobs and their record."""
+"""Jobs and their record. Open to staff and to integrations' API keys (scopes
+``jobs:create``, ``jobs:read``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from aiohttp import web
 
 from videoassist import jobrecord
 from videoassist.api.body import int_param, read_json, text_field
-from videoassist.api.guard import staff_user
-from videoassist.appkeys import CLOCK, HUB, SNAPSHOTS, STORE
+from videoassist.api.guard import staff_or_api_key, staff_user
+from videoassist.appkeys import CLOCK, HUB, SNAPSHOTS, STORE, WEBHOOKS
 from videoassist.errors import BadRequest, Conflict
 from videoassist.storage.records import JOB_STATUSES
 
@@ -19,20 +20,21 @@ routes = web.RouteTableDef()
 
 @routes.post("/api/jobs")
 async def create_job(request: web.Request) -> web.Response:
-    user = await staff_user(request)
+    caller = await staff_or_api_key(request, "jobs:create")
     body = await read_json(request)
     title = text_field(body, "title", max_len=200)
     external_ref = text_field(body, "external_ref", max_len=100, required=False)
     assert title is not None
     store = request.app[STORE]
-    job = await store.jobs.create(title, external_ref, user.id)
-    await store.audit.record(f"user:{user.id}", "job.created", f"job:{job.id}")
+    job = await store.jobs.create(title, external_ref, caller.user_id)
+    await store.audit.record(caller.actor, "job.created", f"job:{job.id}")
+    await request.app[WEBHOOKS].emit("job.created", {"job": job.public()})
     return web.json_response(job.public(), status=201)
 
 
 @routes.get("/api/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
-    await staff_user(request)
+    await staff_or_api_key(request, "jobs:read")
     status = request.query.get("status")
     if status is not None and status not in JOB_STATUSES:
         raise BadRequest(f"status must be one of {', '.join(JOB_STATUSES)}.")
@@ -46,7 +48,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 @routes.get("/api/jobs/{id}")
 async def get_job(request: web.Request) -> web.Response:
-    await staff_user(request)
+    await staff_or_api_key(request, "jobs:read")
     job_id = int_param(request.match_info["id"], "job id")
     return web.json_response(await jobrecord.record(request.app[STORE], job_id))
 
@@ -78,6 +80,7 @@ async def close_job(request: web.Request) -> web.Response:
     job = await store.jobs.close(job_id, user.id)
     await request.app[HUB].end_call(job_id, "job_closed", "This job has been closed.")
     await store.audit.record(f"user:{user.id}", "job.closed", f"job:{job_id}")
+    await request.app[WEBHOOKS].emit("job.closed", {"job": job.public()})
     return web.json_response(job.public())
 
 

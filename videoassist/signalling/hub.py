@@ -1,8 +1,9 @@
 """Calls in progress: who is connected to which job's call, and fan-out to them.
 
 A job's call starts when its first participant joins and ends when its last one
-leaves. Each member has a bounded outbox drained by its connection's writer, so a
-slow client never holds up a broadcast: when its outbox is full it is closed.
+leaves; both are told to a ``CallEvents`` (the webhooks), in order. Each member has a
+bounded outbox drained by its connection's writer, so a slow client never holds up a
+broadcast: when its outbox is full it is closed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from videoassist.signalling.events import CallEvents
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Job, Participant
 
@@ -121,10 +123,12 @@ class Room:
 
 
 class Hub:
-    def __init__(self, store: Store, poll_s: float, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, poll_s: float, clock: Callable[[], float],
+                 events: CallEvents | None = None) -> None:
         self._store = store
         self._poll_s = poll_s
         self._clock = clock
+        self._events = events
         self._rooms: dict[int, Room] = {}
         self._lock = asyncio.Lock()
 
@@ -151,6 +155,8 @@ class Hub:
                 call_id = await self._store.calls.start(job.id)
                 room = self._rooms[job.id] = Room(job, call_id)
                 logger.info("[job %d] call %d started", job.id, call_id)
+                if self._events is not None:
+                    await self._events.call_started(job, await self._store.calls.get(call_id))
             participant = await self._store.calls.join(
                 room.call_id, role, display_name, user_id, invite_id
             )
@@ -176,6 +182,9 @@ class Hub:
                 await self._store.calls.end(room.call_id)
                 del self._rooms[member.job.id]
                 logger.info("[job %d] call %d ended", member.job.id, room.call_id)
+                if self._events is not None:
+                    await self._events.call_ended(room.job,
+                                                  await self._store.calls.get(room.call_id))
         actor = (f"user:{member.user_id}" if member.user_id is not None
                  else f"invite:{member.invite_id}")
         await self._store.audit.record(actor, "call.left", f"job:{member.job.id}",
@@ -189,6 +198,15 @@ class Hub:
         for member in members:
             member.close(CLOSE_NORMAL, reason, message)
         return len(members)
+    async def end_calls_left_open(self) -> int:
+        """At start: end the calls a previous process left open (crash, kill), and say
+        so; return how many."""
+        ended = await self._store.calls.end_all_open()
+        if self._events is not None:
+            for call_id in ended:
+                call = await self._store.calls.get(call_id)
+                await self._events.call_ended(await self._store.jobs.get(call.job_id), call)
+        return len(ended)
 
     async def disconnect_user(self, user_id: int, reason: str) -> int:
         """Close every connection of a user (disabled, signed out); return how many."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from videoassist.storage.apikeys import ApiKeys
 from videoassist.storage.audit import Audit
 from videoassist.storage.calls import Calls
 from videoassist.storage.db import Database
@@ -14,6 +15,7 @@ from videoassist.storage.invites import Invites
 from videoassist.storage.jobs import Jobs
 from videoassist.storage.snapshots import Snapshots
 from videoassist.storage.users import Users
+from videoassist.storage.webhooks import WebhookDeliveries
 
 __all__ = ["Store"]
 
@@ -29,6 +31,8 @@ class Store:
         self.calls = Calls(db, clock)
         self.audit = Audit(db, clock)
         self.snapshots = Snapshots(db, clock)
+        self.api_keys = ApiKeys(db, clock)
+        self.webhooks = WebhookDeliveries(db, clock)
 
     @classmethod
     async def open(

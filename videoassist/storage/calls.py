@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import aiosqlite
 
+from videoassist.errors import NotFound
 from videoassist.storage.db import Database
-from videoassist.storage.records import Message, Participant
+from videoassist.storage.records import Call, Message, Participant
 
 _PARTICIPANT = "id, call_id, role, display_name, user_id, invite_id, joined_at, left_at"
 _MESSAGE = (
@@ -54,12 +55,20 @@ class Calls:
                     (now, call_id),
                 )
 
-    async def end_all_open(self) -> int:
-        """Close calls left open by a previous process (crash, kill); return how many."""
+    async def get(self, call_id: int) -> Call:
+        row = await self._db.fetchone(
+            "SELECT id, job_id, started_at, ended_at FROM calls WHERE id = ?", (call_id,)
+        )
+        if row is None:
+            raise NotFound("No such call.")
+        return Call(*row)
+
+    async def end_all_open(self) -> list[int]:
+        """Close calls left open by a previous process (crash, kill); return their ids."""
         rows = await self._db.fetchall("SELECT id FROM calls WHERE ended_at IS NULL")
         for row in rows:
             await self.end(row[0])
-        return len(rows)
+        return [row[0] for row in rows]
 
     async def join(
         self,

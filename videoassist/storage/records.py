@@ -179,3 +179,78 @@ class Note:
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "user": self.user_id, "author": self.author_name,
                 "text": self.text, "created_at": self.created_at}
+
+
+@dataclass(frozen=True)
+class Call:
+    id: int
+    job_id: int
+    started_at: float
+    ended_at: float | None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An integration's key; the key itself is never stored, only its hash."""
+
+    id: int
+    name: str
+    hint: str
+    scopes: tuple[str, ...]
+    created_by: int | None
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "hint": self.hint,
+                "scopes": list(self.scopes), "created_by": self.created_by,
+                "created_at": self.created_at, "last_used_at": self.last_used_at,
+                "revoked_at": self.revoked_at}
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    attempt: int
+    started_at: float
+    duration_ms: int
+    status_code: int | None
+    error: str | None
+
+    def public(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "started_at": self.started_at,
+                "duration_ms": self.duration_ms, "status_code": self.status_code,
+                "error": self.error}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outgoing webhook event and where its delivery stands."""
+
+    id: int
+    uuid: str
+    type: str
+    job_id: int | None
+    body: bytes
+    created_at: float
+    attempts: int
+    next_attempt_at: float | None
+    delivered_at: float | None
+    failed_at: float | None
+
+    @property
+    def state(self) -> str:
+        if self.delivered_at is not None:
+            return "delivered"
+        return "failed" if self.failed_at is not None else "pending"
+
+    def public(self) -> dict[str, Any]:
+        """Where the delivery stands; never its body."""
+        return {"id": self.uuid, "type": self.type, "job_id": self.job_id,
+                "created_at": self.created_at, "state": self.state,
+                "attempts": self.attempts, "next_attempt_at": self.next_attempt_at,
+                "delivered_at": self.delivered_at, "failed_at": self.failed_at}

@@ -1,0 +1,11 @@
+"""Outgoing webhooks: the server's events, signed, persisted and retried.
+
+``Webhooks.emit`` queues an event in the database; a background worker POSTs it to
+the configured URL, signed with HMAC-SHA256, and retries with exponential backoff.
+The format is specified in ``docs/api.md`` (Webhooks).
+"""
+
+from videoassist.webhooks.emitter import RetryPolicy, Webhooks
+from videoassist.webhooks.events import EVENT_TYPES, CallWebhooks
+
+__all__ = ["EVENT_TYPES", "CallWebhooks", "RetryPolicy", "Webhooks"]

@@ -1,0 +1,207 @@
+"""``Webhooks``: queue events in the database, deliver them from a background worker.
+
+Every event is one delivery: a JSON body built once and stored byte for byte, so a
+retry sends (and signs) exactly the same bytes under the same delivery id. The
+worker sends due deliveries a few at a time; a non-2xx answer (redirects included), a
+timeout or a connection error schedules the next attempt after an exponential
+backoff, until the last allowed attempt. Every attempt is logged in the database.
+A delivery interrupted by shutdown is still due at the next start. Bodies and the
+URL are never written to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from videoassist import __version__
+from videoassist.storage import Store
+from videoassist.storage.records import Delivery, DeliveryAttempt
+from videoassist.webhooks.events import EVENT_TYPES
+from videoassist.webhooks.signature import (
+    ATTEMPT_HEADER,
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    sign,
+)
+
+logger = logging.getLogger(__name__)
+
+BATCH = 8  # deliveries sent at the same time
+IDLE_CHECK_S = 60.0  # look at the database at least this often (clock changes)
+KEEP_FINISHED_S = 30 * 86400  # delivered and given-up deliveries are kept 30 days
+PRUNE_EVERY_S = 3600.0
+ERROR_PAUSE_S = 5.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_s: float
+    max_s: float
+
+    def delay(self, attempt: int) -> float:
+        """Seconds from failed attempt number ``attempt`` (from 1) to the next one."""
+        return float(min(self.base_s * 2.0 ** (attempt - 1), self.max_s))
+
+
+class Webhooks:
+    def __init__(self, store: Store, url: str, secret: bytes, retry: RetryPolicy,
+                 timeout_s: float, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._url = url
+        self._secret = secret
+        self._retry = retry
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._pruned_at = float("-inf")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._url)
+
+    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        """Queue an event for delivery. With no webhook URL this does nothing at all.
+
+        Storage failures are logged, never raised: an event is not worth failing the
+        action that caused it. An unknown ``event_type`` or ``data`` that is not JSON
+        is a bug and raises (ValueError, TypeError) when webhooks are on.
+        """
+        if not self.enabled:
+            return
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown webhook event type {event_type!r}")
+        delivery_id = str(uuid.uuid4())
+        now = self._clock()
+        body = json.dumps(
+            {"id": delivery_id, "type": event_type, "created_at": now, "data": data},
+            separators=(",", ":"), allow_nan=False,
+        ).encode("ascii")
+        job = data.get("job")
+        job_id = job.get("id") if isinstance(job, dict) else None
+        try:
+            await self._store.webhooks.add(delivery_id, event_type,
+                                           job_id if isinstance(job_id, int) else None,
+                                           body, now)
+        except Exception:
+            logger.exception("[webhook %s %s] could not be queued", delivery_id, event_type)
+            return
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the worker (when a URL is configured)."""
+        if self.enabled and self._worker is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, headers={"User-Agent": f"videoassist/{__version__}"}
+            )
+            self._worker = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        """Stop the worker; an attempt cut short stays due for the next start."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- the worker ------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("webhook worker failed; trying again in %.0f s",
+                                 ERROR_PAUSE_S)
+                await asyncio.sleep(ERROR_PAUSE_S)
+
+    async def _round(self) -> None:
+        """Send what is due, or wait until something is (or is emitted)."""
+        self._wake.clear()
+        deliveries = self._store.webhooks
+        now = self._clock()
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            pruned = await deliveries.prune(now - KEEP_FINISHED_S)
+            if pruned:
+                logger.info("pruned %d finished webhook deliveries", pruned)
+        due = await deliveries.due(now, BATCH)
+        if due:
+            results = await asyncio.gather(*(self._attempt(d) for d in due),
+                                           return_exceptions=True)
+            failures = [r for r in results if isinstance(r, Exception)]
+            for failure in failures:
+                logger.error("webhook attempt not recorded", exc_info=failure)
+            if failures:  # a delivery whose attempt is not recorded is due again at once
+                await asyncio.sleep(ERROR_PAUSE_S)
+            return
+        next_at = await deliveries.next_due_at()
+        wait = IDLE_CHECK_S if next_at is None else min(max(next_at - now, 0.0), IDLE_CHECK_S)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._wake.wait()
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        assert self._session is not None
+        attempt = delivery.attempts + 1
+        prefix = f"[webhook {delivery.uuid} {delivery.type}]"
+        headers = {
+            "Content-Type": "application/json",
+            EVENT_HEADER: delivery.type,
+            DELIVERY_HEADER: delivery.uuid,
+            ATTEMPT_HEADER: str(attempt),
+            SIGNATURE_HEADER: sign(self._secret, delivery.body),
+        }
+        started_at = self._clock()
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        status: int | None = None
+        error: str | None = None
+        try:
+            async with self._session.post(self._url, data=delivery.body, headers=headers,
+                                          allow_redirects=False) as response:
+                status = response.status
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+        except TimeoutError:
+            error = "timeout"
+        except aiohttp.ClientConnectorError as exc:
+            error = f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}"
+        except aiohttp.ClientError as exc:
+            error = type(exc).__name__
+        except Exception as exc:
+            logger.exception("%s attempt %d failed", prefix, attempt)
+            error = type(exc).__name__
+        duration_ms = round((loop.time() - began) * 1000)
+        delivered = error is None
+        next_at = None
+        if not delivered and attempt < self._retry.max_attempts:
+            next_at = self._clock() + self._retry.delay(attempt)
+        await self._store.webhooks.record_attempt(
+            delivery.id, DeliveryAttempt(attempt, started_at, duration_ms, status, error),
+            delivered=delivered, next_attempt_at=next_at,
+        )
+        if delivered:
+            logger.info("%s delivered (attempt %d, HTTP %s)", prefix, attempt, status)
+        elif next_at is not None:
+            logger.warning("%s attempt %d failed (%s); next in %.1f s", prefix, attempt, error,
+                           next_at - self._clock())
+        else:
+            logger.error("%s given up after %d attempts (%s)", prefix, attempt, error)
