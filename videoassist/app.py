@@ -140,6 +140,7 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
 async def _snapshots(app: web.Application) -> AsyncIterator[None]:
     settings, store = app[SETTINGS], app[STORE]
     vault = Vault(keyfiles.snapshot_key(settings), store.snapshots)
+    await vault.check()
     app[SNAPSHOTS] = SnapshotService(store, vault, app[MEDIA], settings.snapshot_jpeg_quality,
                                      app[WEBHOOKS].emit)
     yield

@@ -238,17 +238,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists; pass --force to replace it")
+    if out.resolve().is_relative_to(settings.data_dir.resolve()):
+        raise UsageError("write the export outside the data directory: it holds the "
+                         "pictures decrypted")
 
     async def work(store: Store) -> int:
         vault = Vault(keyfiles.snapshot_key(settings), store.snapshots)
+        await vault.check()
         snapshots = SnapshotService(store, vault, None, settings.snapshot_jpeg_quality)
         data = await jobrecord.export_zip(store, snapshots, args.job_id, time.time)
         # The archive holds customers' pictures in the clear: readable by its owner only.
-        tmp = out.with_name(f".{out.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         await store.audit.record("cli", "job.exported", f"job:{args.job_id}", bytes=len(data))
         print(f"wrote job {args.job_id} to {out} ({len(data)} bytes)")
         return 0

@@ -20,9 +20,9 @@ from cryptography.exceptions import InvalidTag
 from tests.conftest import Server, ServerFactory, receive
 from tests.media.peers import MediaClient
 from videoassist import keyfiles, retention
-from videoassist.appkeys import HUB
+from videoassist.appkeys import HUB, SNAPSHOTS
 from videoassist.cli import main as cli
-from videoassist.errors import NotFound
+from videoassist.errors import ConfigError, NotFound
 from videoassist.snapshots.vault import Vault, unseal
 
 ARROW = {"id": "a1", "kind": "arrow", "points": [[0.1, 0.9], [0.4, 0.6]], "color": "#00ff00",
@@ -352,3 +352,71 @@ async def test_one_snapshot_in_flight_per_requester_and_bad_versions_are_refused
     assert status == 404
     # Nothing of that was stored.
     assert [s.id for s in await server.store.snapshots.of_job(party.job_id)] == [snapshot_id]
+
+
+async def test_an_erased_jobs_id_is_never_given_again_nor_its_links_honoured(
+        server: Server) -> None:
+    _, token = await server.staff("expert")
+    _, admin_token = await server.staff("admin")
+    erased = await server.job(token, "To be erased")
+    stale = await server.participant(token, erased)  # a customer's redeemed link
+    status, _, _ = await server.request("DELETE", f"/api/jobs/{erased}", token=admin_token)
+    assert status == 204
+    fresh = await server.job(token, "The next job")
+    assert fresh > erased
+    # The next invites may take the erased invites' ids: the stale token still fails.
+    await server.participant(token, fresh)
+    for job in (None, fresh, erased):
+        ws = await server.ws()
+        await ws.send_json({"type": "auth", "token": stale, **({} if job is None else
+                                                                {"job": job})})
+        answer = await receive(ws)
+        assert answer["type"] == "error", answer
+        await ws.close()
+
+
+async def test_erasing_waits_for_a_snapshot_being_saved(party: Party) -> None:
+    server = party.server
+    service = server.app[SNAPSHOTS]
+    release = asyncio.Event()
+    capturer = service._capturer  # the real media router, held back for this test
+    assert capturer is not None
+
+    class HeldCamera:
+        async def capture(self, participant_id: int) -> Any:
+            captured = await capturer.capture(participant_id)
+            await release.wait()
+            return captured
+
+    service._capturer = HeldCamera()
+    await party.expert.send_json({"type": "snapshot.request",
+                                  "camera": party.customer.participant_id})
+    async with asyncio.timeout(5):
+        while not service.busy(party.job_id):
+            await asyncio.sleep(0.01)
+    _, admin_token = await server.staff("admin")
+    await server.request("POST", f"/api/jobs/{party.job_id}/close", token=party.token)
+    async with asyncio.timeout(5):
+        while party.job_id in server.app[HUB].rooms:
+            await asyncio.sleep(0.02)
+    status, body, _ = await server.request("DELETE", f"/api/jobs/{party.job_id}",
+                                           token=admin_token)
+    assert (status, body["error"]["code"]) == (409, "conflict"), body
+    release.set()
+    async with asyncio.timeout(5):
+        while service.busy(party.job_id):
+            await asyncio.sleep(0.01)
+    assert len(await server.store.snapshots.of_job(party.job_id)) == 1  # saved, not lost
+    status, _, _ = await server.request("DELETE", f"/api/jobs/{party.job_id}",
+                                        token=admin_token)
+    assert status == 204
+    assert await server.store.snapshots.of_job(party.job_id) == []
+
+
+async def test_a_kek_that_opens_no_stored_key_is_refused(party: Party) -> None:
+    server = party.server
+    await party.snapshot([])
+    wrong = Vault(b"w" * 32, server.store.snapshots)
+    with pytest.raises(ConfigError, match="restore"):
+        await wrong.check()
+    await Vault(keyfiles.snapshot_key(server.settings), server.store.snapshots).check()

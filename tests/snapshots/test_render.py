@@ -134,3 +134,28 @@ def test_labels_beyond_ascii_are_drawn_as_themselves() -> None:
 
     assert not np.array_equal(drawn("Ventil öffnen"), drawn("Ventil ?ffnen"))
     assert not np.array_equal(drawn("阀门"), drawn("??"))
+
+
+def test_drawing_work_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Too much ink is refused before anything is drawn...
+    scribble = {"id": "s", "kind": "pen", "color": "#ffffff", "width": 0.1,
+                "points": [[i % 2, (i // 2) % 2] for i in range(1000)]}
+    with pytest.raises(BadRequest, match="Too much drawing"):
+        check_shapes([scribble])
+    # ... and a label's work is bounded by the picture, however long and large it is:
+    # the outline's distance transform runs on at most the picture plus its reach.
+    sizes: list[tuple[int, int]] = []
+    real = render.cv2.distanceTransform
+
+    def recorded(src: np.ndarray, *args: object) -> np.ndarray:
+        sizes.append(src.shape)
+        return real(src, *args)
+
+    monkeypatch.setattr(render.cv2, "distanceTransform", recorded)
+    label = {"id": "t", "kind": "text", "points": [[0.0, 0.0]], "color": "#ffffff",
+             "width": 0.1, "text": "W" * 200}
+    out = render.draw(_canvas(1280, 720), check_shapes([label]))
+    assert out.any()
+    _, _, outline = render.text_metrics(check_shapes([label])[0], 1280, 720)
+    assert sizes and all(h <= 720 + 2 * (outline + 1) and w <= 1280 + 2 * (outline + 1)
+                         for h, w in sizes), sizes

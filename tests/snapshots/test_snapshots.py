@@ -142,6 +142,11 @@ async def test_snapshot_holds_the_pattern_and_the_arrow_where_the_coordinates_pu
     px, py = round(hx - (hx - tx) * back), round(hy - (hy - ty) * back)
     green = (image[:, :, 1] > 180) & (image[:, :, 0] < 110) & (image[:, :, 2] < 110)
     near_tip = green[py - 1:py + 2, px - 1:px + 2]
+    # The shaft starts at the tail: green there, and not one and a half strokes before it.
+    qx, qy = round(tx + (hx - tx) * back), round(ty + (hy - ty) * back)
+    assert green[qy - 1:qy + 2, qx - 1:qx + 2].any(), "no arrow colour at the arrow's tail"
+    ox, oy = round(tx - (hx - tx) * back), round(ty - (hy - ty) * back)
+    assert not green[oy - 1:oy + 2, ox - 1:ox + 2].any(), "arrow colour before its tail"
     assert near_tip.any(), "no arrow colour at the arrow's head"
 
     # The stored record says the same, and names who asked and whose camera.

@@ -94,6 +94,8 @@ async def delete_job(request: web.Request) -> web.Response:
     await store.jobs.get(job_id)
     if job_id in request.app[HUB].rooms:
         raise Conflict("A call of this job is in progress: close the job first.")
+    if request.app[SNAPSHOTS].busy(job_id):
+        raise Conflict("A snapshot of this job is being saved; try again in a moment.")
     await store.jobs.delete(job_id)
     await store.audit.record(f"user:{user.id}", "job.erased", f"job:{job_id}")
     return web.Response(status=204)

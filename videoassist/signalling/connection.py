@@ -192,7 +192,10 @@ class Connection:
             if job_id is not None and job_id != claims.job_id:
                 raise Forbidden("This link is for another job.")
             invite = await self.store.invites.get(claims.invite_id)
-            if invite is None or invite.revoked_at is not None:
+            # The invite must still be this job's join link: ids of erased rows may be
+            # given again (jobs' never are, see storage/migrations/0004).
+            if (invite is None or invite.revoked_at is not None or invite.purpose != "join"
+                    or invite.job_id != claims.job_id):
                 raise Unauthorized("This link has been withdrawn.")
             job = await self.store.jobs.get(claims.job_id)
             role, name, user_id, invite_id = claims.role, ROLE_NAMES[claims.role], None, invite.id

@@ -21,6 +21,7 @@ ARROW_HEAD_STROKES = 4.0       # head length, in strokes
 ARROW_HEAD_HALF_ANGLE = math.radians(28)
 TEXT_HEIGHT_STROKES = 6.0      # height of a capital letter, in strokes
 MIN_TEXT_HEIGHT_PX = 10
+MAX_TEXT_HEIGHT = 0.25         # of the picture's height
 FONT = cv2.FONT_HERSHEY_SIMPLEX  # OpenCV 5: a Unicode sans-serif face, not the old strokes
 _SHIFT = 4                     # OpenCV sub-pixel bits: coordinates are in 1/16 pixel
 _ONE = 1 << _SHIFT
@@ -122,30 +123,45 @@ def _circle(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> 
                _thickness(stroke), cv2.LINE_AA, _SHIFT)
 
 
-def text_metrics(shape: dict[str, Any], width: int) -> tuple[float, int, int]:
-    """(font scale, letter thickness, outline width beyond the letters) in pixels."""
-    cap_height = max(MIN_TEXT_HEIGHT_PX, round(TEXT_HEIGHT_STROKES * stroke_px(shape, width)))
-    fill = max(1, round(cap_height / 10))
-    scale = cv2.getFontScaleFromHeight(FONT, cap_height, fill)
-    return scale, fill, max(2, round(cap_height / 6))
+def text_metrics(shape: dict[str, Any], width: int, height: int) -> tuple[float, int, int]:
+    """(font scale, letter thickness, outline width beyond the letters) in pixels.
+
+    Letters are 6 strokes high, at least 10 pixels and at most a quarter of the
+    picture's height; the outline is a sixth of that, at least 2 pixels.
+    """
+    letters = round(min(max(MIN_TEXT_HEIGHT_PX, TEXT_HEIGHT_STROKES * stroke_px(shape, width)),
+                        max(MIN_TEXT_HEIGHT_PX, height * MAX_TEXT_HEIGHT)))
+    fill = max(1, round(letters / 10))
+    scale = cv2.getFontScaleFromHeight(FONT, letters, fill)
+    return scale, fill, max(2, round(letters / 6))
 
 
 def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> None:
-    scale, fill, outline = text_metrics(shape, width)
+    scale, fill, outline = text_metrics(shape, width, height)
     (text_w, text_h), baseline = cv2.getTextSize(shape["text"], FONT, scale, fill)
-    # The letters as a coverage mask in a patch around them; the outline is that mask
-    # grown by ``outline`` pixels (OpenCV's putText ignores large thicknesses, so a
-    # thick dark pass under a thin light one would not make an outline).
-    pad = outline + 2
-    mask = np.zeros((text_h + baseline + 2 * pad, text_w + 2 * pad), np.uint8)
-    cv2.putText(mask, shape["text"], (pad, pad + text_h), FONT, scale, 255, fill, cv2.LINE_AA)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * outline + 1, 2 * outline + 1))
-    ring = cv2.dilate(mask, kernel)
-    # points[0] is the top-left corner of the letters.
-    x, y = _px(shape["points"][0], width, height)
-    left, top = round(x) - pad, round(y) - pad
-    _blend(out, ring, left, top, outline_color(shape["color"]))
-    _blend(out, mask, left, top, bgr(shape["color"]))
+    # points[0] is the top-left corner of the letters. The box they and their outline
+    # take, in picture pixels:
+    x, y = (round(v) for v in _px(shape["points"][0], width, height))
+    reach = outline + 1
+    box = (x - reach, y - reach, x + text_w + reach, y + text_h + baseline + reach)
+    # Only the visible part is drawn: a patch of it, plus the outline's reach around it,
+    # so a long label costs at most about the picture's size.
+    x0, y0 = max(0, box[0]), max(0, box[1])
+    x1, y1 = min(width, box[2]), min(height, box[3])
+    if x0 >= x1 or y0 >= y1:
+        return
+    left, top = max(box[0], x0 - reach), max(box[1], y0 - reach)
+    right, bottom = min(box[2], x1 + reach), min(box[3], y1 + reach)
+    mask = np.zeros((bottom - top, right - left), np.uint8)
+    cv2.putText(mask, shape["text"], (x - left, y + text_h - top), FONT, scale, 255, fill,
+                cv2.LINE_AA)
+    # The outline: every pixel within ``outline`` of the letters (OpenCV's putText
+    # ignores large thicknesses, so a thick dark pass would not make one).
+    distance = cv2.distanceTransform((mask < 128).astype(np.uint8), cv2.DIST_L2, 5)
+    ring = np.clip((outline + 0.5 - distance) * 255, 0, 255).astype(np.uint8)
+    visible = (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left))
+    _blend(out, ring[visible], x0, y0, outline_color(shape["color"]))
+    _blend(out, mask[visible], x0, y0, bgr(shape["color"]))
 
 
 def _blend(out: np.ndarray, coverage: np.ndarray, left: int, top: int,

@@ -58,20 +58,31 @@ class SnapshotService:
         self._quality = jpeg_quality
         self._emit = emit
         self._work = asyncio.Semaphore(MAX_CONCURRENT)
+        self._in_flight: dict[int, int] = {}  # job id -> snapshots being made
+
+    def busy(self, job_id: int) -> bool:
+        """Whether a snapshot of the job is being made (erasing must wait for it)."""
+        return self._in_flight.get(job_id, 0) > 0
 
     async def take(self, job_id: int, call_id: int | None, author: Author, camera: Author,
                    shapes: list[dict[str, Any]]) -> Snapshot:
         """Capture the camera's newest frame, draw ``shapes`` (checked) on it, store it."""
         if self._capturer is None or camera.participant_id is None:
             raise Unavailable("Snapshots are taken by the server that carries the call.")
-        captured = await self._capturer.capture(camera.participant_id)
-        key = await self._vault.key_for_new(job_id)
-        async with self._work:
-            rendered = await asyncio.get_running_loop().run_in_executor(
-                None, self._render_new, key, job_id, captured.image, shapes)
-        snapshot = await self._store.snapshots.add(
-            job_id, call_id, rendered.frame, captured.captured_at, rendered.image, author,
-            camera, shapes)
+        self._in_flight[job_id] = self._in_flight.get(job_id, 0) + 1
+        try:
+            captured = await self._capturer.capture(camera.participant_id)
+            key = await self._vault.key_for_new(job_id)
+            async with self._work:
+                rendered = await asyncio.get_running_loop().run_in_executor(
+                    None, self._render_new, key, job_id, captured.image, shapes)
+            snapshot = await self._store.snapshots.add(
+                job_id, call_id, rendered.frame, captured.captured_at, rendered.image, author,
+                camera, shapes)
+        finally:
+            self._in_flight[job_id] -= 1
+            if not self._in_flight[job_id]:
+                del self._in_flight[job_id]
         logger.info("[job %d] snapshot %d of participant %s's camera, %dx%d, %d bytes",
                     job_id, snapshot.id, camera.participant_id, snapshot.width, snapshot.height,
                     snapshot.byte_size)
@@ -102,13 +113,21 @@ class SnapshotService:
         if hashlib.sha256(jpeg).hexdigest() != snapshot.sha256:
             logger.error("[job %d] snapshot %d does not match its SHA-256", snapshot.job_id,
                          snapshot.id)
+            raise Unavailable("This image does not match its record; tell an admin.")
         return snapshot, jpeg
 
     async def _saved(self, snapshot: Snapshot) -> None:
         if self._emit is None:
             return
+        try:
+            await self._emit_saved(snapshot, self._emit)
+        except Exception:  # the snapshot is stored; its webhook must not undo that
+            logger.exception("[job %d] snapshot %d: queueing the webhook failed",
+                             snapshot.job_id, snapshot.id)
+
+    async def _emit_saved(self, snapshot: Snapshot, emit: Emit) -> None:
         job = await self._store.jobs.get(snapshot.job_id)
-        await self._emit("snapshot.saved", {
+        await emit("snapshot.saved", {
             "job": {"id": job.id, "external_ref": job.external_ref},
             "snapshot": {k: snapshot.public()[k] for k in (
                 "id", "version", "original_id", "call_id", "captured_at", "width", "height",

@@ -9,6 +9,7 @@ in docs/protocol.md ("Drawing shapes") and implemented by ``render``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from typing import Any
@@ -18,6 +19,10 @@ from videoassist.errors import BadRequest
 MAX_SHAPE_POINTS = 1000
 MAX_LABEL_CHARS = 200
 MAX_SHAPES = 200  # on one snapshot
+# A bound on drawing work: the strokes' length times their width, summed over the
+# shapes, in picture widths squared (a stroke across the picture 0.01 wide is 0.01).
+# Real annotations use well under 1; a label counts as MAX_INK / MAX_SHAPES at most.
+MAX_INK = 20.0
 SHAPE_KINDS = ("pen", "arrow", "circle", "text")
 SHAPE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -88,4 +93,18 @@ def check_shapes(shapes: object) -> list[dict[str, Any]]:
     ids = [s["id"] for s in checked]
     if len(set(ids)) != len(ids):
         raise BadRequest("Shape ids must be unique.")
+    if sum(ink(s) for s in checked) > MAX_INK:
+        raise BadRequest("Too much drawing for one snapshot: draw fewer or thinner strokes.")
     return checked
+
+
+def ink(shape: dict[str, Any]) -> float:
+    """About how much of the picture a checked shape paints (see MAX_INK)."""
+    points, width = shape["points"], float(shape["width"])
+    if shape["kind"] == "text":
+        return MAX_INK / MAX_SHAPES
+    if shape["kind"] == "circle":
+        (cx, cy), (ex, ey) = points
+        return 2 * math.pi * math.hypot(ex - cx, ey - cy) * width
+    length = sum(math.hypot(b[0] - a[0], b[1] - a[1]) for a, b in itertools.pairwise(points))
+    return (length + 4 * width) * width

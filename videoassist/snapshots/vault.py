@@ -17,7 +17,7 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from videoassist.errors import NotFound, Unavailable
+from videoassist.errors import ConfigError, NotFound, Unavailable
 from videoassist.storage.snapshots import Snapshots, WrappedKey
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,17 @@ class Vault:
         self._kek = kek
         self._kek_id = kek_id(kek)
         self._snapshots = snapshots
+
+    async def check(self) -> None:
+        """At start: refuse a KEK that wrapped none of the stored job keys (a database
+        restored without its key, a key file lost and generated afresh)."""
+        stored = await self._snapshots.kek_ids()
+        if stored and self._kek_id not in stored:
+            raise ConfigError(
+                f"the snapshot key-encryption key (id {self._kek_id}) wrapped none of the "
+                f"stored job keys (wrapped by {', '.join(sorted(stored))}): restore the "
+                "DATA_DIR/snapshot-key or VIDEOASSIST_SNAPSHOT_KEY that goes with this "
+                "database")
 
     async def key_for_new(self, job_id: int) -> bytes:
         """The job's data key, made and stored if the job has none yet."""

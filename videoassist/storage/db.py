@@ -22,6 +22,8 @@ import aiosqlite
 
 logger = logging.getLogger(__name__)
 
+CHECKPOINT_TRIES = 5
+
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -97,8 +99,16 @@ class Database:
     async def checkpoint(self) -> None:
         """Copy the WAL into the database file and truncate it, so that content just
         deleted (and overwritten there, by secure_delete) leaves the WAL too."""
-        async with self._write_lock:
-            await self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for attempt in range(CHECKPOINT_TRIES):
+            async with self._write_lock:
+                row = await self.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
+            if row is not None and row[0] == 0:  # (busy, log frames, checkpointed)
+                return
+            # A reader (the CLI, a backup) holds the WAL: the erased pages stay there
+            # until a later checkpoint, so try again shortly.
+            await asyncio.sleep(0.1 * (attempt + 1))
+        logger.warning("the WAL could not be truncated (a reader holds it); deleted content "
+                       "leaves it at the next checkpoint")
 
     async def ping(self) -> None:
         await self.fetchone("SELECT 1")
@@ -137,11 +147,34 @@ class Database:
             await self._conn.execute("COMMIT")
 
 
+# Tables whose ids are never reused after their rows are deleted (migration 0004).
+NEVER_REUSED = ("jobs", "snapshots")
+
+
 class Transaction:
     """Statements inside ``Database.transaction()``."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+
+    async def next_id(self, table: str) -> int:
+        """An id above any the table has had, deleted rows included."""
+        assert table in NEVER_REUSED
+        row = await self.fetchone(
+            f"SELECT max(coalesce((SELECT max(id) FROM {table}), 0),"
+            " coalesce((SELECT max_id FROM retired_ids WHERE name = ?), 0)) + 1",
+            (table,))
+        assert row is not None
+        return int(row[0])
+
+    async def retire_ids(self) -> None:
+        """Remember each table's highest id, before rows are deleted."""
+        for table in NEVER_REUSED:
+            await self.execute(
+                f"INSERT INTO retired_ids (name, max_id) SELECT ?, max(id) FROM {table}"
+                " HAVING max(id) IS NOT NULL"
+                " ON CONFLICT (name) DO UPDATE SET max_id = max(max_id, excluded.max_id)",
+                (table,))
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> tuple[int, int | None]:
         async with self._conn.execute(sql, tuple(params)) as cur:

@@ -32,9 +32,9 @@ class Jobs:
         now = self._clock()
         async with self._db.transaction() as tx:
             _, job_id = await tx.execute(
-                "INSERT INTO jobs (title, external_ref, created_by, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (title, external_ref, created_by, now, now),
+                "INSERT INTO jobs (id, title, external_ref, created_by, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (await tx.next_id("jobs"), title, external_ref, created_by, now, now),
             )
             await tx.execute(
                 "INSERT INTO events (job_id, type, data, created_at) VALUES (?, ?, ?, ?)",
@@ -101,8 +101,11 @@ class Jobs:
         return await self.get(job_id)
 
     async def delete(self, job_id: int) -> None:
-        """Erase a job and everything of it, its data key included; see Database.erase."""
-        count, _ = await self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        """Erase a job and every row of it (cascading), its data key included. Its id is
+        never given to another job."""
+        async with self._db.transaction() as tx:
+            await tx.retire_ids()
+            count, _ = await tx.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         if not count:
             raise NotFound("No such job.")
         await self._db.checkpoint()
@@ -116,6 +119,7 @@ class Jobs:
         params = (now, default_days, default_days)
         counts = {}
         async with self._db.transaction() as tx:
+            await tx.retire_ids()
             for name, table, column in (("snapshots", "frames", "captured_at"),
                                         ("messages", "messages", "created_at"),
                                         ("events", "events", "created_at")):

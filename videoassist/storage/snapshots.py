@@ -7,6 +7,7 @@ and unsealing are the vault's (``videoassist.snapshots.vault``).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,15 +67,22 @@ class Snapshots:
 
     async def add_job_key(self, job_id: int, key: WrappedKey) -> WrappedKey:
         """Store a job's wrapped key unless it has one; return the one that is stored."""
-        await self._db.execute(
-            "INSERT INTO job_keys (job_id, kek_id, wrapped_key, created_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (job_id) DO NOTHING",
-            (job_id, key.kek_id, key.wrapped, self._clock()),
-        )
+        try:
+            await self._db.execute(
+                "INSERT INTO job_keys (job_id, kek_id, wrapped_key, created_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+                (job_id, key.kek_id, key.wrapped, self._clock()),
+            )
+        except sqlite3.IntegrityError:  # the job is gone (foreign key)
+            raise NotFound("No such job.") from None
         stored = await self.job_key(job_id)
-        if stored is None:  # the job was deleted meanwhile
-            raise NotFound("No such job.")
+        assert stored is not None
         return stored
+
+    async def kek_ids(self) -> set[str]:
+        """The key-encryption keys that wrapped the stored job keys."""
+        rows = await self._db.fetchall("SELECT DISTINCT kek_id FROM job_keys")
+        return {r[0] for r in rows}
 
     # -- snapshots -------------------------------------------------------------
 
@@ -91,6 +99,17 @@ class Snapshots:
     ) -> Snapshot:
         """Store a new capture: its clean frame and the first annotated version."""
         now = self._clock()
+        try:
+            return await self._add(job_id, call_id, frame, captured_at, image, author, camera,
+                                   shapes, now)
+        except sqlite3.IntegrityError:  # the job was erased meanwhile (foreign key)
+            raise NotFound("No such job.") from None
+
+    async def _add(
+        self, job_id: int, call_id: int | None, frame: NewImage, captured_at: float,
+        image: NewImage, author: Author, camera: Author, shapes: list[dict[str, object]],
+        now: float,
+    ) -> Snapshot:
         async with self._db.transaction() as tx:
             _, frame_id = await tx.execute(
                 "INSERT INTO frames (job_id, width, height, captured_at, sealed)"
@@ -98,14 +117,15 @@ class Snapshots:
                 (job_id, frame.width, frame.height, captured_at, frame.sealed),
             )
             _, snapshot_id = await tx.execute(
-                "INSERT INTO snapshots (job_id, call_id, frame_id, original_id, version,"
+                "INSERT INTO snapshots (id, job_id, call_id, frame_id, original_id, version,"
                 " author_participant, author_user, author_name, author_role,"
                 " camera_participant, camera_name, camera_role, created_at, width, height,"
                 " shapes, sha256, byte_size, sealed)"
-                " VALUES (?, ?, ?, NULL, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, call_id, frame_id, author.participant_id, author.user_id, author.name,
-                 author.role, camera.participant_id, camera.name, camera.role, now, image.width,
-                 image.height, _json(shapes), image.sha256, image.byte_size, image.sealed),
+                " VALUES (?, ?, ?, ?, NULL, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (await tx.next_id("snapshots"), job_id, call_id, frame_id,
+                 author.participant_id, author.user_id, author.name, author.role,
+                 camera.participant_id, camera.name, camera.role, now, image.width, image.height,
+                 _json(shapes), image.sha256, image.byte_size, image.sealed),
             )
             await tx.execute(
                 "INSERT INTO events (job_id, call_id, type, data, created_at) VALUES"
@@ -130,12 +150,13 @@ class Snapshots:
                 raise NotFound("No such snapshot.")
             version = int(row[0]) + 1
             _, snapshot_id = await tx.execute(
-                "INSERT INTO snapshots (job_id, call_id, frame_id, original_id, version,"
+                "INSERT INTO snapshots (id, job_id, call_id, frame_id, original_id, version,"
                 " author_participant, author_user, author_name, author_role,"
                 " camera_participant, camera_name, camera_role, created_at, width, height,"
                 " shapes, caption, sha256, byte_size, sealed)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (original.job_id, original.call_id, original.frame_id, root, version,
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (await tx.next_id("snapshots"), original.job_id, original.call_id,
+                 original.frame_id, root, version,
                  author.participant_id, author.user_id, author.name, author.role,
                  original.camera.participant_id, original.camera.name, original.camera.role,
                  now, image.width, image.height, _json(shapes), caption, image.sha256,

@@ -10,6 +10,8 @@ let session = null;
 let currentJob = null;
 /** @type {string[]} object URLs of the images shown, revoked on the next render */
 let shownImages = [];
+/** Counts job views: an answer for an older view is dropped, not shown. */
+let view = 0;
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -81,7 +83,9 @@ function el(tag, text = "", className = "") {
 }
 
 async function openJob(id) {
+  const mine = ++view;
   const job = await call(`/api/jobs/${id}`);
+  if (mine !== view) return;  // another job was opened meanwhile
   currentJob = id;
   $("#job").hidden = false;
   $("#job-heading").textContent = job.status === "closed" ? `${job.title} (closed)` : job.title;
@@ -102,10 +106,14 @@ async function openJob(id) {
     el("li", `${when(n.created_at)} · ${n.author}: ${n.text}`)));
   $('[data-region="events"]').replaceChildren(...job.events.map((e) =>
     el("li", `${when(e.created_at)} · ${e.type}`)));
-  await showSnapshots(job.snapshots);
+  showSnapshots(job.snapshots, mine);
 }
 
-async function showSnapshots(snapshots) {
+/**
+ * @param {any[]} snapshots
+ * @param {number} mine the view these belong to
+ */
+function showSnapshots(snapshots, mine) {
   for (const url of shownImages) URL.revokeObjectURL(url);
   shownImages = [];
   const cards = snapshots.map((s) => {
@@ -134,6 +142,7 @@ async function showSnapshots(snapshots) {
       }
     });
     apiBlob(s.image_url, session.token).then((blob) => {
+      if (mine !== view) return;  // the view changed while it loaded
       const url = URL.createObjectURL(blob);
       shownImages.push(url);
       image.src = url;
