@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
@@ -22,6 +23,9 @@ DECODERS = {"VP8": "vp8", "H264": "h264"}
 # Decoding costs ~1 ms a 360p frame here: a whole cached run (publication.GOP_MAX_FRAMES)
 # stays within the 150 ms a snapshot may take; past it, ask for a fresh keyframe.
 MAX_DECODE_FRAMES = 90
+# Past this many frames since the keyframe, a capture also asks for a fresh keyframe
+# and uses whichever picture is ready first (docs/performance.md, "Snapshots").
+RACE_AFTER_FRAMES = 15
 KEYFRAME_WAIT_S = 1.0
 
 
@@ -46,8 +50,26 @@ async def capture(publication: Publication) -> Capture:
     decoder_name = DECODERS.get(codec)
     if decoder_name is None:
         raise Unavailable(f"Capturing {codec} video is not supported.")
-    image = await asyncio.get_running_loop().run_in_executor(
-        None, _decode_last, decoder_name, [f.data for f in frames])
+    loop = asyncio.get_running_loop()
+    decode = loop.run_in_executor(None, _decode_last, decoder_name, [f.data for f in frames])
+    if len(frames) > RACE_AFTER_FRAMES:
+        # A long run takes ~2 ms a frame at 720p to decode: race it against a fresh
+        # keyframe, which a browser sends within a round trip, and take what is first.
+        # (A decode that loses still finishes in its thread; it cannot be interrupted.)
+        keyframe = asyncio.ensure_future(publication.next_keyframe(KEYFRAME_WAIT_S))
+        racers: set[asyncio.Future[Any]] = {decode, keyframe}
+        await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        if not decode.done() and not keyframe.cancelled() and keyframe.exception() is None:
+            fresh = list(publication.gop)
+            if fresh and fresh[0].codec == codec:
+                frames = fresh
+                decode = loop.run_in_executor(
+                    None, _decode_last, decoder_name, [f.data for f in frames])
+        if not keyframe.done():
+            keyframe.cancel()
+        elif not keyframe.cancelled():
+            keyframe.exception()  # retrieved: a timeout here is not an error
+    image = await decode
     newest = frames[-1]
     captured_at = time.time() - (time.monotonic() - newest.received)
     return Capture(image, captured_at, newest.index)
