@@ -57,11 +57,12 @@ async def record(store: Store, job_id: int) -> dict[str, Any]:
         "events": await store.jobs.events(job_id),
         "messages": [m.public() for m in await store.calls.messages_of_job(job_id)],
         "notes": [n.public() for n in await store.jobs.notes(job_id)],
-        "snapshots": [_snapshot(s) for s in snapshots],
+        "snapshots": [snapshot_json(s) for s in snapshots],
     }
 
 
-def _snapshot(snapshot: Snapshot) -> dict[str, Any]:
+def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
+    """A snapshot as the API shows it: its record and where its image is."""
     return snapshot.public() | {"image_url": f"/api/snapshots/{snapshot.id}/image"}
 
 

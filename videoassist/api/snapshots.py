@@ -12,7 +12,7 @@ from videoassist.api.body import int_param, read_json
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import SNAPSHOTS, STORE
 from videoassist.errors import BadRequest
-from videoassist.jobrecord import snapshot_file
+from videoassist.jobrecord import snapshot_file, snapshot_json
 from videoassist.snapshots.service import check_caption
 from videoassist.snapshots.shapes import check_shapes
 from videoassist.storage.records import Author
@@ -28,8 +28,7 @@ def _id(request: web.Request) -> int:
 async def get_snapshot(request: web.Request) -> web.Response:
     await staff_user(request)
     snapshot = await request.app[STORE].snapshots.get(_id(request))
-    return web.json_response(snapshot.public()
-                             | {"image_url": f"/api/snapshots/{snapshot.id}/image"})
+    return web.json_response(snapshot_json(snapshot))
 
 
 @routes.get("/api/snapshots/{id}/image")
@@ -56,8 +55,7 @@ async def caption_snapshot(request: web.Request) -> web.Response:
     snapshot = await store.snapshots.set_caption(_id(request), check_caption(body["caption"]))
     await store.audit.record(f"user:{user.id}", "snapshot.captioned", f"snapshot:{snapshot.id}",
                              job=snapshot.job_id)
-    return web.json_response(snapshot.public()
-                             | {"image_url": f"/api/snapshots/{snapshot.id}/image"})
+    return web.json_response(snapshot_json(snapshot))
 
 
 @routes.post("/api/snapshots/{id}/versions")
@@ -71,10 +69,9 @@ async def annotate_again(request: web.Request) -> web.Response:
     if "shapes" not in body:
         raise BadRequest("shapes is required.")
     shapes = check_shapes(body["shapes"])
-    caption = check_caption(body.get("caption"))
     author = Author(user.username, user.role, None, user.id)
-    snapshot = await request.app[SNAPSHOTS].annotate(_id(request), author, shapes, caption)
+    snapshot = await request.app[SNAPSHOTS].annotate(_id(request), author, shapes,
+                                                     body.get("caption"))
     await request.app[STORE].audit.record(f"user:{user.id}", "snapshot.annotated",
                                           f"snapshot:{snapshot.id}", job=snapshot.job_id)
-    return web.json_response(snapshot.public()
-                             | {"image_url": f"/api/snapshots/{snapshot.id}/image"}, status=201)
+    return web.json_response(snapshot_json(snapshot), status=201)

@@ -83,6 +83,14 @@ def _error(exc: VideoassistError, ref: object = None) -> dict[str, Any]:
     return message
 
 
+def _snapshot_error(exc: VideoassistError, request: str | None) -> dict[str, Any]:
+    """An error about a snapshot, naming the client's request id when it gave one."""
+    message = _error(exc, "snapshot.request")
+    if request is not None:
+        message["request"] = request
+    return message
+
+
 class Connection:
     def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
         self.app = request.app
@@ -232,18 +240,18 @@ class Connection:
 
     async def _take_snapshot(self, member: Member, room: Room, camera: Member,
                              shapes: list[dict[str, Any]], request: str | None) -> None:
-        echo = {} if request is None else {"request": request}
         try:
             snapshot = await self.snapshots.take(
                 member.job.id, room.call_id, member.author(), camera.author(), shapes)
         except VideoassistError as exc:
-            member.send(_error(exc, "snapshot.request") | echo)
+            member.send(_snapshot_error(exc, request))
             return
         except Exception:
             logger.exception("%s snapshot of participant %d failed", member.log_prefix,
                              camera.id)
-            member.send(_error(VideoassistError(), "snapshot.request") | echo)
+            member.send(_snapshot_error(VideoassistError(), request))
             return
+        echo = {} if request is None else {"request": request}
         room.broadcast({"type": "snapshot.saved", **echo, "snapshot": {
             "id": snapshot.id, "version": snapshot.version, "camera": camera.id,
             "author": member.id, "captured_at": snapshot.captured_at,
@@ -347,8 +355,7 @@ class Connection:
         elif kind == "snapshot.request":
             try:
                 self._request_snapshot(member, room, message)
-            except VideoassistError as exc:  # answered with the request's id
-                echo = {} if message["request"] is None else {"request": message["request"]}
-                member.send(_error(exc, kind) | echo)
+            except VideoassistError as exc:
+                member.send(_snapshot_error(exc, message["request"]))
         else:  # decode() only lets known types through
             raise BadRequest(f"Unhandled message type {kind!r}.")

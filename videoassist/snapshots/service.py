@@ -92,14 +92,15 @@ class SnapshotService:
     async def annotate(self, snapshot_id: int, author: Author, shapes: list[dict[str, Any]],
                        caption: str | None) -> Snapshot:
         """A new version of a snapshot: ``shapes`` drawn on its clean frame."""
+        caption = check_caption(caption)
         original = await self._store.snapshots.get(snapshot_id)
         key = await self._vault.key(original.job_id)
         sealed = await self._store.snapshots.sealed_frame(original.frame_id)
         async with self._work:
             image = await asyncio.get_running_loop().run_in_executor(
                 None, self._render_again, key, original.job_id, sealed, shapes)
-        snapshot = await self._store.snapshots.add_version(
-            original, image, author, shapes, check_caption(caption))
+        snapshot = await self._store.snapshots.add_version(original, image, author, shapes,
+                                                           caption)
         await self._saved(snapshot)
         return snapshot
 
@@ -108,9 +109,9 @@ class SnapshotService:
         snapshot = await self._store.snapshots.get(snapshot_id)
         key = await self._vault.key(snapshot.job_id)
         sealed = await self._store.snapshots.sealed_image(snapshot_id)
-        jpeg = await asyncio.get_running_loop().run_in_executor(
-            None, self._vault.open_image, key, snapshot.job_id, sealed)
-        if hashlib.sha256(jpeg).hexdigest() != snapshot.sha256:
+        jpeg, digest = await asyncio.get_running_loop().run_in_executor(
+            None, self._open, key, snapshot.job_id, sealed)
+        if digest != snapshot.sha256:
             logger.error("[job %d] snapshot %d does not match its SHA-256", snapshot.job_id,
                          snapshot.id)
             raise Unavailable("This image does not match its record; tell an admin.")
@@ -127,9 +128,10 @@ class SnapshotService:
 
     async def _emit_saved(self, snapshot: Snapshot, emit: Emit) -> None:
         job = await self._store.jobs.get(snapshot.job_id)
+        public = snapshot.public()
         await emit("snapshot.saved", {
             "job": {"id": job.id, "external_ref": job.external_ref},
-            "snapshot": {k: snapshot.public()[k] for k in (
+            "snapshot": {k: public[k] for k in (
                 "id", "version", "original_id", "call_id", "captured_at", "width", "height",
                 "sha256")},
         })
@@ -149,6 +151,10 @@ class SnapshotService:
         frame = render.decode_jpeg(self._vault.open_image(key, job_id, sealed_frame))
         annotated = render.encode_jpeg(render.draw(frame, shapes), self._quality)
         return self._seal(key, job_id, annotated, frame)
+
+    def _open(self, key: bytes, job_id: int, sealed: bytes) -> tuple[bytes, str]:
+        jpeg = self._vault.open_image(key, job_id, sealed)
+        return jpeg, hashlib.sha256(jpeg).hexdigest()
 
     def _seal(self, key: bytes, job_id: int, jpeg: bytes, frame: np.ndarray) -> NewImage:
         height, width = frame.shape[:2]
