@@ -101,7 +101,7 @@ async def test_first_run_setup_sign_in_job_and_invite(
     watch_errors(customer, errors)
     await customer.goto(join_link)  # opening it consumes nothing
     await expect(customer.locator('[data-action="join"]')).to_be_enabled()
-    await expect(customer.locator("#job-title")).to_have_text("videoassist: Boiler makes a noise")
+    await expect(customer.locator("#job-title")).to_have_text("Boiler makes a noise")
     await screenshots(customer, "join")
 
     assert errors == []

@@ -74,7 +74,7 @@ async def _join(browser: BrowserContext, link: str) -> Page:
     await page.add_init_script(RECORD_PEER_CONNECTIONS)
     await page.goto(link)
     await page.locator('[data-action="join"]').click()
-    await page.locator('[data-region="remote-video"]').wait_for(state="visible")
+    await page.locator('[data-region="local-video"]').wait_for(state="visible")
     return page
 
 

@@ -3,6 +3,8 @@
 // reloading the page signs out. Snapshot images are fetched with the token and shown
 // from object URLs that are revoked when the job view changes: nothing is cached.
 import { api, apiBlob, ApiError, setStatus } from "./api.js";
+import { Call, openCamera } from "./call.js";
+import { CallView } from "./callview.js";
 
 /** @type {{token: string, user: {id: number, username: string, role: string}} | null} */
 let session = null;
@@ -12,10 +14,15 @@ let currentJob = null;
 let shownImages = [];
 /** Counts job views: an answer for an older view is dropped, not shown. */
 let view = 0;
+/** @type {Call | null} the live call this console is in */
+let call = null;
 
 const $ = (selector) => document.querySelector(selector);
+/** The call section as the page came, copied afresh for each call (no old listeners). */
+const pristineCall = /** @type {HTMLElement} */ ($("#call").cloneNode(true));
 
 function signedOut(message) {
+  if (call) call.leave();
   session = null;
   $("#jobs").hidden = true;
   $("#job").hidden = true;
@@ -24,7 +31,7 @@ function signedOut(message) {
   setStatus(message);
 }
 
-async function call(path, options = {}) {
+async function request(path, options = {}) {
   try {
     return await api(path, { ...options, token: session ? session.token : undefined });
   } catch (error) {
@@ -56,8 +63,14 @@ $("#signin-form").addEventListener("submit", async (event) => {
   await loadJobs();
 });
 
-async function loadJobs() {
-  const { jobs } = await call("/api/jobs?status=open");
+async function loadJobs(query = "") {
+  const search = query ? `&q=${encodeURIComponent(query)}` : "";
+  const { jobs } = await request(`/api/jobs?status=open${search}`);
+  if (!jobs.length) {
+    $('[data-region="jobs"]').replaceChildren(
+      el("li", query ? `No open job matches "${query}".` : "No open jobs yet.", "empty"));
+    return;
+  }
   $('[data-region="jobs"]').replaceChildren(...jobs.map((job) => {
     const item = document.createElement("li");
     const button = document.createElement("button");
@@ -65,7 +78,13 @@ async function loadJobs() {
     button.className = "job";
     button.dataset.job = String(job.id);
     button.textContent = job.external_ref ? `${job.title} · ${job.external_ref}` : job.title;
-    button.addEventListener("click", () => openJob(job.id));
+    button.addEventListener("click", () => {
+      if (call && call.job !== job.id) {
+        if (!confirm("Leave the call to open another job?")) return;
+        call.leave();
+      }
+      openJob(job.id);
+    });
     item.append(button);
     return item;
   }));
@@ -84,12 +103,13 @@ function el(tag, text = "", className = "") {
 
 async function openJob(id) {
   const mine = ++view;
-  const job = await call(`/api/jobs/${id}`);
+  const job = await request(`/api/jobs/${id}`);
   if (mine !== view) return;  // another job was opened meanwhile
   currentJob = id;
   $("#job").hidden = false;
   $("#job-heading").textContent = job.status === "closed" ? `${job.title} (closed)` : job.title;
   $('[data-action="job-close"]').disabled = job.status === "closed";
+  $('[data-action="join"]').hidden = job.status === "closed" || call !== null;
   $('[data-region="invite-link"]').textContent = "";
   $('[data-region="calls"]').replaceChildren(...job.calls.map((c) => {
     const item = el("li", `${when(c.started_at)} · ${minutes(c.duration_s)}`);
@@ -133,7 +153,7 @@ function showSnapshots(snapshots, mine) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       try {
-        await call(`/api/snapshots/${s.id}`, {
+        await request(`/api/snapshots/${s.id}`, {
           method: "PATCH", body: { caption: input.value.trim() || null },
         });
         setStatus("Caption saved");
@@ -157,7 +177,7 @@ $("#note-form").addEventListener("submit", async (event) => {
   const form = /** @type {HTMLFormElement} */ (event.target);
   if (currentJob === null) return;
   try {
-    await call(`/api/jobs/${currentJob}/notes`, {
+    await request(`/api/jobs/${currentJob}/notes`, {
       method: "POST", body: { text: new FormData(form).get("text") },
     });
     form.reset();
@@ -167,28 +187,11 @@ $("#note-form").addEventListener("submit", async (event) => {
   }
 });
 
-$('[data-action="job-export"]').addEventListener("click", async () => {
-  if (currentJob === null || !session) return;
-  setStatus("Preparing the export…");
-  try {
-    const blob = await apiBlob(`/api/jobs/${currentJob}/export`, session.token);
-    const url = URL.createObjectURL(blob);
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = `job-${currentJob}.zip`;
-    link.click();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    setStatus(`Exported job ${currentJob} (${Math.round(blob.size / 1024)} KiB)`);
-  } catch (error) {
-    setStatus(error.message);
-  }
-});
-
 $('[data-action="job-close"]').addEventListener("click", async () => {
   if (currentJob === null) return;
   if (!confirm("Close this job? Its links stop working and a call in progress ends.")) return;
   try {
-    await call(`/api/jobs/${currentJob}/close`, { method: "POST" });
+    await request(`/api/jobs/${currentJob}/close`, { method: "POST" });
     setStatus("Job closed");
     await openJob(currentJob);
     await loadJobs();
@@ -202,7 +205,7 @@ $("#job-form").addEventListener("submit", async (event) => {
   const form = /** @type {HTMLFormElement} */ (event.target);
   const data = new FormData(form);
   try {
-    const job = await call("/api/jobs", {
+    const job = await request("/api/jobs", {
       method: "POST",
       body: { title: data.get("title"), external_ref: data.get("external_ref") || undefined },
     });
@@ -219,15 +222,71 @@ for (const role of ["customer", "technician"]) {
   $(`[data-action="invite-${role}"]`).addEventListener("click", async () => {
     if (currentJob === null) return;
     try {
-      const invite = await call(`/api/jobs/${currentJob}/invites`, {
-        method: "POST", body: { role },
+      const to = String(new FormData($("#invite-form")).get("to") || "").trim();
+      const invite = await request(`/api/jobs/${currentJob}/invites`, {
+        method: "POST", body: to ? { role, to } : { role },
       });
       $('[data-region="invite-link"]').textContent = invite.url;
-      setStatus(`Link for a ${role}, valid until ${new Date(invite.expires_at * 1000).toLocaleTimeString()}`);
+      const until = new Date(invite.expires_at * 1000).toLocaleTimeString();
+      setStatus(invite.notified ? `Link for a ${role} sent to ${to}; valid until ${until}`
+        : `Link for a ${role}, valid until ${until}. Copy it and send it.`);
     } catch (error) {
       setStatus(error.message);
     }
   });
 }
+
+$("#search-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const query = String(new FormData(/** @type {HTMLFormElement} */ (event.target)).get("q") || "");
+  try {
+    await loadJobs(query.trim());
+  } catch (error) {
+    setStatus(error.message);
+  }
+});
+
+$('[data-action="join"]').addEventListener("click", async () => {
+  if (currentJob === null || !session || call) return;
+  const job = currentJob;
+  const button = $('[data-action="join"]');
+  button.hidden = true;
+  setStatus("Starting the camera…");
+  const { stream, problem } = await openCamera();
+  const section = /** @type {HTMLElement} */ (pristineCall.cloneNode(true));
+  $("#call").replaceWith(section);
+  call = new Call({ token: session.token, job, stream });
+  const live = new CallView(section, call, {
+    // A technician on site shows their own camera; an expert looks at the others'.
+    layout: session.user.role === "technician" ? "field" : "expert", staff: true,
+  });
+  call.addEventListener("joined", () => {
+    section.hidden = false;
+    if (problem) setStatus(problem);
+  });
+  live.addEventListener("snapshot", () => {
+    if (currentJob === job) openJob(job);
+  });
+  call.addEventListener("note.added", () => {
+    if (currentJob === job) openJob(job);
+  });
+  call.addEventListener("state", (event) => {
+    const { state } = /** @type {CustomEvent} */ (event).detail;
+    if (state !== "ended") return;
+    call = null;
+    section.hidden = true;
+    if (currentJob === job && session) openJob(job);
+  });
+  call.start();
+});
+
+// Nothing stays behind: leave the call and let go of the images when the page goes;
+// a page restored from the back-forward cache starts over, signed out.
+addEventListener("pagehide", () => {
+  if (call) call.leave();
+  for (const url of shownImages) URL.revokeObjectURL(url);
+  shownImages = [];
+});
+addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });
 
 signedOut("Sign in to continue.");

@@ -1,18 +1,22 @@
 // The customer's (and invited technician's) page: /join#TOKEN.
+//
+// The landing page says who is calling and what is kept; Join redeems the one-time
+// link, opens the camera (the rear one) and microphone, and joins the call in the
+// "field" layout: this phone's camera big, with the expert's drawings over it. The
+// tokens live in this module's memory only, and nothing is written to the device.
 import { api, ApiError, setStatus, takeFragmentToken } from "./api.js";
-import { Signalling } from "./signalling.js";
-import { attachChat } from "./chat.js";
-import { MediaLink } from "./media.js";
+import { Call, openCamera } from "./call.js";
+import { CallView } from "./callview.js";
 
 const token = takeFragmentToken();
-const joinButton = /** @type {HTMLButtonElement} */ (document.querySelector('[data-action="join"]'));
-/** @type {Signalling | null} */
-let signalling = null;
-/** @type {MediaLink | null} */
-let media = null;
+const $ = (selector) => document.querySelector(selector);
+const joinButton = /** @type {HTMLButtonElement} */ ($('[data-action="join"]'));
+/** @type {Call | null} */
+let call = null;
 
 function gone(message) {
   joinButton.hidden = true;
+  $(".hint").hidden = true;
   setStatus(message || "This link is no longer valid. Ask for a new one.");
 }
 
@@ -20,7 +24,7 @@ async function inspect() {
   if (!token) return gone("This link is incomplete. Open the whole link from your message.");
   try {
     const info = await api("/api/invites/inspect", { method: "POST", body: { token } });
-    document.getElementById("job-title").textContent = `${info.company}: ${info.job.title}`;
+    $("#job-title").textContent = info.job.title;
     joinButton.disabled = false;
     setStatus("Ready when you are.");
   } catch (error) {
@@ -28,16 +32,6 @@ async function inspect() {
     setStatus(error.message);
     joinButton.disabled = false;
   }
-}
-
-function showParticipants(list) {
-  const region = document.querySelector('[data-region="participants"]');
-  region.replaceChildren(...list.map((p) => {
-    const item = document.createElement("li");
-    item.dataset.participant = String(p.id);
-    item.textContent = p.name;
-    return item;
-  }));
 }
 
 joinButton.addEventListener("click", async () => {
@@ -51,92 +45,56 @@ joinButton.addEventListener("click", async () => {
     joinButton.disabled = false;
     return setStatus(error.message);
   }
-  const people = new Map();
-  signalling = new Signalling(session.token);
-  signalling.addEventListener("joined", (event) => {
-    const msg = /** @type {CustomEvent} */ (event).detail;
-    for (const p of msg.participants) people.set(p.id, p);
-    showParticipants([...people.values()]);
-    document.getElementById("landing").hidden = true;
-    document.getElementById("call").hidden = false;
-    setStatus("Connected");
-    startMedia(msg);
+  setStatus("Starting the camera…");
+  const { stream, problem } = await openCamera();
+  call = new Call({ token: session.token, stream });
+  const view = new CallView(/** @type {HTMLElement} */ ($("#call")), call, { layout: "field" });
+  const technician = session.role === "technician";
+  call.addEventListener("joined", () => {
+    $("#landing").hidden = true;
+    $("#call").hidden = false;
+    $("#field-extra").hidden = false;
+    $("#notes-box").hidden = !technician;
+    if (problem) setStatus(problem);
   });
-  signalling.addEventListener("participant.joined", (event) => {
-    const p = /** @type {CustomEvent} */ (event).detail.participant;
-    people.set(p.id, p);
-    showParticipants([...people.values()]);
+  call.addEventListener("state", (event) => {
+    const { state, text } = /** @type {CustomEvent} */ (event).detail;
+    if (state !== "ended") return;
+    $("#landing").hidden = true;
+    $("#call").hidden = true;
+    $("#field-extra").hidden = true;
+    $("#ended").hidden = false;
+    $("#ended-title").textContent = text;
+    call = null;
   });
-  signalling.addEventListener("participant.left", (event) => {
-    people.delete(/** @type {CustomEvent} */ (event).detail.participant.id);
-    showParticipants([...people.values()]);
+  view.addEventListener("snapshot", (event) => {
+    const { snapshot } = /** @type {CustomEvent} */ (event).detail;
+    const item = document.createElement("li");
+    item.dataset.snapshot = String(snapshot.id);
+    item.textContent = `Picture taken at ${new Date(snapshot.captured_at * 1000)
+      .toLocaleTimeString()}, kept in the job record`;
+    $('[data-region="snapshots"]').append(item);
   });
-  signalling.addEventListener("closed", () => {
-    stopMedia();
-    setStatus("The call has ended.");
+  call.addEventListener("note.added", (event) => {
+    const { note } = /** @type {CustomEvent} */ (event).detail;
+    const item = document.createElement("li");
+    item.textContent = `${note.author}: ${note.text}`;
+    $('[data-region="notes"]').append(item);
   });
-  attachChat(signalling, document.querySelector('[data-region="chat"]'),
-    /** @type {HTMLFormElement} */ (document.getElementById("chat-form")));
-  signalling.connect();
+  $("#note-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = /** @type {HTMLInputElement} */ ($("#note-form").elements.namedItem("text"));
+    const text = input.value.trim();
+    if (!text || !call) return;
+    call.send({ type: "note.add", text });
+    input.value = "";
+  });
+  call.start();
 });
 
-/**
- * Camera (the rear one by default) and microphone, then the connection to the server.
- * @param {{ice_servers: RTCIceServer[], ice_transport_policy: RTCIceTransportPolicy}} joined
- */
-async function startMedia(joined) {
-  let stream;
-  try {
-    stream = await navigator.mediaDevices.getUserMedia({
-      video: { facingMode: "environment" },
-      audio: true,
-    });
-  } catch (error) {
-    const denied = error && error.name === "NotAllowedError";
-    return setStatus(denied
-      ? "Camera and microphone are blocked. Allow them in the browser to show the problem."
-      : "The camera could not be started. Is another app using it?");
-  }
-  const preview = /** @type {HTMLVideoElement} */ (
-    document.querySelector('[data-region="local-video"]'));
-  preview.srcObject = stream;
-  media = new MediaLink(signalling, joined);
-  media.addEventListener("localtrack", (event) => {
-    // Staff switched this phone's camera (camera.control): preview the new one.
-    const track = /** @type {CustomEvent} */ (event).detail;
-    preview.srcObject = new MediaStream([track, ...stream.getAudioTracks()]);
-  });
-  const remote = new MediaStream();
-  media.addEventListener("track", (event) => {
-    const { track } = /** @type {CustomEvent} */ (event).detail;
-    remote.addTrack(track);
-    /** @type {HTMLVideoElement} */ (document.querySelector('[data-region="remote-video"]'))
-      .srcObject = remote;
-  });
-  media.addEventListener("state", (event) => {
-    const state = /** @type {CustomEvent} */ (event).detail;
-    if (state === "connected") setStatus("Connected");
-    else if (state === "failed") setStatus("The video connection was lost.");
-  });
-  await media.publish(stream);
-}
-
-function stopMedia() {
-  if (media) media.close();
-  media = null;
-}
-
-document.querySelector('[data-action="leave"]').addEventListener("click", () => {
-  stopMedia();
-  if (signalling) signalling.leave();
-});
-
-// Nothing of the call survives the page: close on pagehide, and a page restored from
-// the back-forward cache starts over (the link is used, so it says so).
-addEventListener("pagehide", () => {
-  stopMedia();
-  if (signalling) signalling.leave();
-});
+// Nothing of the call survives the page: leave on pagehide, and a page restored from
+// the back-forward cache starts over (its link is used, so it says so).
+addEventListener("pagehide", () => { if (call) call.leave(); });
 addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });
 
 inspect();

@@ -24,12 +24,56 @@ function gathered(pc, timeoutMs = 5000) {
   });
 }
 
+/** How many cameras this device has (counted when joining, after permission). */
+let cameraCount = 1;
+
+/** Count the cameras, so that "switch" is offered only where there is another one. */
+export async function countCameras() {
+  try {
+    const devices = await navigator.mediaDevices.enumerateDevices();
+    cameraCount = devices.filter((d) => d.kind === "videoinput").length;
+  } catch {
+    cameraCount = 1;
+  }
+  return cameraCount;
+}
+
+/**
+ * Open another camera: the one facing `facing` ("user", "environment"), or with
+ * `null` the other side, or on a device whose cameras say no side, the next one.
+ * @param {MediaStreamTrack} track the camera in use
+ * @param {string | boolean | number | null} facing
+ * @returns {Promise<MediaStreamTrack | null>}
+ */
+async function otherCamera(track, facing) {
+  const settings = track.getSettings();
+  let video;
+  if (settings.facingMode || facing) {
+    const side = facing || (settings.facingMode === "environment" ? "user" : "environment");
+    video = { facingMode: { exact: side } };
+  } else {
+    const cameras = (await navigator.mediaDevices.enumerateDevices())
+      .filter((d) => d.kind === "videoinput");
+    if (cameras.length < 2) return null;
+    const index = cameras.findIndex((d) => d.deviceId === settings.deviceId);
+    video = { deviceId: { exact: cameras[(index + 1) % cameras.length].deviceId } };
+  }
+  try {
+    return (await navigator.mediaDevices.getUserMedia({ video })).getVideoTracks()[0];
+  } catch (error) {
+    // Many phones open one camera at a time: let go of this one and try again.
+    if (/** @type {Error} */ (error).name !== "NotReadableError") throw error;
+    track.stop();
+    return (await navigator.mediaDevices.getUserMedia({ video })).getVideoTracks()[0];
+  }
+}
+
 /** Zoom, torch and facing of a camera track, as camera.state reports them. */
-function cameraState(track) {
+export function cameraState(track) {
   const settings = track.getSettings ? track.getSettings() : {};
   const can = track.getCapabilities ? track.getCapabilities() : {};
   const actions = [];
-  if (Array.isArray(can.facingMode) && can.facingMode.length) actions.push("switch");
+  if (cameraCount > 1) actions.push("switch");
   if (can.torch) actions.push("torch");
   if (can.zoom) actions.push("zoom");
   return {
@@ -61,6 +105,9 @@ export class MediaLink extends EventTarget {
       iceTransportPolicy: ice.ice_transport_policy,
     });
     this.queue = Promise.resolve();
+    /** Removes this link's listeners from the signalling when the link closes. */
+    this.listening = new AbortController();
+    const { signal } = this.listening;
     this.pc.addEventListener("track", (event) => {
       // Forwarded tracks are named p<participant>-<kind>-<n> (docs/protocol.md).
       const match = /^p(\d+)-(audio|video)-/.exec(event.track.id);
@@ -78,23 +125,23 @@ export class MediaLink extends EventTarget {
     });
     signalling.addEventListener("media.tracks", (event) => {
       this.dispatchEvent(new CustomEvent("tracks", { detail: /** @type {CustomEvent} */ (event).detail }));
-    });
+    }, { signal });
     signalling.addEventListener("camera.state", (event) => {
       this.dispatchEvent(new CustomEvent("camera", { detail: /** @type {CustomEvent} */ (event).detail }));
-    });
+    }, { signal });
     signalling.addEventListener("camera.control", (event) => {
       const message = /** @type {CustomEvent} */ (event).detail;
       this.queue = this.queue.then(() => this.steer(message.action, message.value))
         .catch((error) => console.warn("camera control failed", error))
         .then(() => this.reportCamera());
-    });
+    }, { signal });
     for (const type of ["sdp.answer", "sdp.offer"]) {
       signalling.addEventListener(type, (event) => {
         const message = /** @type {CustomEvent} */ (event).detail;
         this.queue = this.queue.then(() => this.handle(message)).catch((error) => {
           console.error("media negotiation failed", error);
         });
-      });
+      }, { signal });
     }
   }
 
@@ -106,6 +153,8 @@ export class MediaLink extends EventTarget {
     for (const track of stream.getTracks()) {
       this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
+    // Publishing nothing (no camera, or it was refused): still receive the others.
+    if (!stream.getTracks().length) this.pc.addTransceiver("video", { direction: "recvonly" });
     await this.pc.setLocalDescription();
     await gathered(this.pc);
     this.signalling.send({ type: "sdp.offer", sdp: this.pc.localDescription.sdp });
@@ -151,19 +200,8 @@ export class MediaLink extends EventTarget {
       const zoom = Math.min(can.zoom.max, Math.max(can.zoom.min, value));
       await track.applyConstraints({ advanced: [{ zoom }] });
     } else if (action === "switch") {
-      const current = track.getSettings().facingMode;
-      const facing = value || (current === "environment" ? "user" : "environment");
-      const constraints = { video: { facingMode: { exact: facing } } };
-      let stream;
-      try {
-        stream = await navigator.mediaDevices.getUserMedia(constraints);
-      } catch (error) {
-        // Many phones open one camera at a time: let go of this one and try again.
-        if (/** @type {Error} */ (error).name !== "NotReadableError") throw error;
-        track.stop();
-        stream = await navigator.mediaDevices.getUserMedia(constraints);
-      }
-      const replacement = stream.getVideoTracks()[0];
+      const replacement = await otherCamera(track, value);
+      if (!replacement) return;
       replacement.enabled = track.enabled;
       await sender.replaceTrack(replacement);
       track.stop();
@@ -183,9 +221,14 @@ export class MediaLink extends EventTarget {
     }
   }
 
-  /** Stop every track and close the connection. */
-  close() {
-    for (const sender of this.pc.getSenders()) if (sender.track) sender.track.stop();
+  /**
+   * Close the connection; stop the local tracks too unless they are to be published
+   * again on a new connection.
+   * @param {{keepTracks?: boolean}} [options]
+   */
+  close({ keepTracks = false } = {}) {
+    this.listening.abort();
+    if (!keepTracks) for (const sender of this.pc.getSenders()) if (sender.track) sender.track.stop();
     this.pc.close();
   }
 }

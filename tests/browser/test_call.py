@@ -1,0 +1,279 @@
+"""A whole call in the real client: an expert in the console (desktop) and a customer
+on a phone-sized, touch page, each in a Chromium of its own with a fake camera.
+
+The expert signs in, creates a job and invites the customer; the customer opens the
+link and joins; the expert sees live frames, draws an arrow that shows on the
+customer's own camera view, chats both ways and takes a snapshot that appears in the
+job panel; everyone leaves. Then the customer's browser profile is scanned: nothing of
+the call (canaries in the job title, the chat and the snapshot caption) is on disk, and
+no site storage exists for the server's origin.
+
+Everything is found through the ``data-action`` and ``data-region`` handles of
+docs/ui.md. The expert's page gets an init script that records its peer connections,
+to read ``framesDecoded`` from getStats(); the customer's page gets nothing injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import BrowserContext, Page, expect
+
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, DESKTOP, FLAGS, PHONE, screenshots
+from tests.browser.test_first_run import watch_errors
+from tests.browser.test_media import FRAMES_DECODED
+from tests.conftest import PASSWORD
+from tests.test_cli import ServeProcess, ok
+
+pytestmark = pytest.mark.browser
+
+RECORD_PEER_CONNECTIONS = """
+window.__pcs = [];
+const Native = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends Native {
+  constructor(...args) { super(...args); window.__pcs.push(this); }
+};
+"""
+
+PHONES = {
+    "iphone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
+               "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) "
+                             "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 "
+                             "Mobile/15E148 Safari/604.1"},
+    "pixel": {"viewport": {"width": 412, "height": 915}, "device_scale_factor": 2.625,
+              "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
+                            "(KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36"},
+}
+
+TITLE_CANARY = "Boiler CANARY7f3a title"
+CHAT_CANARY = "CANARY91be chat from the expert"
+REPLY_CANARY = "CANARYc044 reply from the phone"
+CAPTION_CANARY = "CANARY5d21 caption"
+
+# The colour of the pixel at a normalized point of the overlay's picture, on the page.
+OVERLAY_PIXEL = """([x, y]) => {
+  const canvas = document.querySelector('[data-region="annotations"]');
+  const video = canvas.parentElement.querySelector("video");
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  const s = Math.min(w / video.videoWidth, h / video.videoHeight);
+  const bx = (w - video.videoWidth * s) / 2, by = (h - video.videoHeight * s) / 2;
+  const r = canvas.width / w;
+  const px = Math.round((bx + x * video.videoWidth * s) * r);
+  const py = Math.round((by + y * video.videoHeight * s) * r);
+  return Array.from(canvas.getContext("2d").getImageData(px, py, 1, 1).data);
+}"""
+
+# Where a normalized point of the big picture is on the screen, in CSS pixels.
+SCREEN_POINT = """([x, y]) => {
+  const canvas = document.querySelector('[data-region="annotations"]');
+  const video = canvas.parentElement.querySelector("video");
+  const rect = canvas.getBoundingClientRect();
+  const s = Math.min(rect.width / video.videoWidth, rect.height / video.videoHeight);
+  const bx = (rect.width - video.videoWidth * s) / 2;
+  const by = (rect.height - video.videoHeight * s) / 2;
+  return [rect.left + bx + x * video.videoWidth * s, rect.top + by + y * video.videoHeight * s];
+}"""
+
+# Every visible control: its size, its name for a screen reader, its tabindex.
+CONTROLS = """() => [...document.querySelectorAll("button, input, a[href], select, textarea")]
+  .filter((e) => e.offsetParent !== null && getComputedStyle(e).visibility !== "hidden")
+  .map((e) => {
+    const r = e.getBoundingClientRect();
+    const label = e.labels && e.labels.length ? e.labels[0].textContent : "";
+    return {
+      what: e.dataset.action || e.name || e.outerHTML.slice(0, 60),
+      width: r.width, height: r.height, tabindex: e.tabIndex,
+      name: (e.getAttribute("aria-label") || label || e.textContent || "").trim(),
+    };
+  })"""
+
+
+@pytest.fixture
+async def phone(request: pytest.FixtureRequest, tmp_path: Path
+                ) -> AsyncIterator[tuple[BrowserContext, Path, str]]:
+    """The customer's Chromium: a phone with touch, and a profile the test scans."""
+    from playwright.async_api import async_playwright
+
+    profile = tmp_path / "phone-profile"
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
+            is_mobile=True, has_touch=True, **PHONES[request.param])
+        context.set_default_timeout(15_000)
+        try:
+            yield context, profile, request.param
+        finally:
+            await context.close()
+
+
+async def assert_usable(page: Page, face: str) -> None:
+    """Targets at least 44 px, every control named, focus in document order."""
+    controls: list[dict[str, Any]] = await page.evaluate(CONTROLS)
+    assert controls, face
+    small = [c for c in controls if c["width"] < 44 or c["height"] < 44]
+    assert not small, (face, small)
+    unnamed = [c for c in controls if not c["name"] and c["what"] != "message"]
+    assert not unnamed, (face, unnamed)
+    assert all(c["tabindex"] <= 0 for c in controls), (face, controls)
+
+
+async def sign_in_expert(page: Page, serve: ServeProcess) -> None:
+    await page.goto(serve.url + "/")
+    await page.fill("[name=username]", "dana")
+    await page.fill("[name=password]", PASSWORD)
+    await page.click('[data-action="sign-in"]')
+    await expect(page.locator('[data-region="status"]')).to_have_text("Signed in as dana")
+
+
+async def frames_grow(page: Page) -> None:
+    async with asyncio.timeout(15):
+        while (first := await page.evaluate(FRAMES_DECODED)) == 0:
+            await asyncio.sleep(0.2)
+        while await page.evaluate(FRAMES_DECODED) <= first:
+            await asyncio.sleep(0.2)
+
+
+def scan_profile(profile: Path, origin: str) -> None:
+    """Nothing of the call in the profile: no canary in any file, no storage for the
+    origin. Chromium's own records of the visit (History, the session, preferences,
+    the favicon) may name the origin; they are listed and checked to hold no canary."""
+    canaries = [c.encode() for c in (TITLE_CANARY, CHAT_CANARY, REPLY_CANARY,
+                                     CAPTION_CANARY)]
+    canaries += [c.decode().encode("utf-16-le") for c in canaries]
+    host = origin.split("//", 1)[1].encode()
+    naming = []
+    for path in profile.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        found = [c for c in canaries if c in data]
+        assert not found, (path, found)
+        if host in data:
+            naming.append(path.relative_to(profile).as_posix())
+    default = profile / "Default"
+    for store in ("IndexedDB", "Service Worker", "Local Storage", "Session Storage",
+                  "File System", "shared_proto_db", "blob_storage"):
+        for path in (default / store).rglob("*") if (default / store).exists() else []:
+            if path.is_file():
+                assert host not in path.read_bytes(), path
+    cookies = default / "Cookies"
+    if cookies.exists():
+        with sqlite3.connect(f"file:{cookies}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT host_key FROM cookies").fetchall()
+        assert not [r for r in rows if "127.0.0.1" in r[0]], rows
+    cache = [p for p in naming if "Cache" in p or "Code Cache" in p]
+    assert not cache, cache  # no response of the server was kept
+    expected = ("History", "Sessions/", "Preferences", "Favicons", "Visited Links",
+                "Network Action Predictor", "Top Sites", "Current Session",
+                "TransportSecurity", "Network Persistent State", "Reporting and NEL",
+                "Shortcuts", "DIPS", "trusted_vault", "Login Data", "Web Data",
+                "Site Characteristics Database", "Trust Tokens",
+                "Local State", "Platform Notifications", "heavy_ad_intervention_opt_out")
+    unexpected = [p for p in naming if not any(e in p for e in expected)]
+    assert not unexpected, (unexpected, naming)
+
+
+@pytest.mark.parametrize("phone", list(PHONES), indirect=True)
+async def test_a_whole_call_leaves_nothing_on_the_phone(
+        browser: BrowserContext, phone: tuple[BrowserContext, Path, str], serve: ServeProcess,
+        tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    phone_context, profile, model = phone
+    serve.wait_ready()
+    ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    errors: list[str] = []
+
+    # The expert, at a desk: sign in, create the job, invite the customer.
+    expert = await browser.new_page()
+    await expert.set_viewport_size(DESKTOP)
+    await expert.add_init_script(RECORD_PEER_CONNECTIONS)
+    watch_errors(expert, errors)
+    await sign_in_expert(expert, serve)
+    await expert.fill("#job-form [name=title]", TITLE_CANARY)
+    await expert.click('[data-action="job-create"]')
+    await expect(expert.locator("#job-heading")).to_have_text(TITLE_CANARY)
+    await expert.click('[data-action="invite-customer"]')
+    invite = expert.locator('[data-region="invite-link"]')
+    await expect(invite).to_have_text(re.compile("^" + re.escape(f"{serve.url}/join#")))
+    link = (await invite.text_content()) or ""
+    await expert.click('[data-action="join"]')
+    await expect(expert.locator('[data-region="remote-video"]')).to_be_visible()
+
+    # The customer, on a phone: the landing page, then one tap.
+    customer = (phone_context.pages or [await phone_context.new_page()])[0]
+    watch_errors(customer, errors)
+    await customer.goto(link)
+    await expect(customer.locator("#job-title")).to_have_text(TITLE_CANARY)
+    await expect(customer.locator('[data-action="join"]')).to_be_enabled()
+    await assert_usable(customer, "landing")
+    await screenshots(customer, f"customer-landing-{model}")
+    await customer.set_viewport_size(PHONES[model]["viewport"])
+    await customer.locator('[data-action="join"]').tap()
+    await expect(customer.locator('[data-region="status"]')).to_have_text("Connected")
+    await expect(customer.locator('[data-action="snapshot"]')).to_be_hidden()
+
+    # The expert sees the customer's camera, live.
+    await frames_grow(expert)
+    await expect(expert.locator('[data-region="participants"]')).to_contain_text("Customer")
+
+    # The expert draws an arrow; the customer's own camera view shows it.
+    await expert.click('[data-action="tool-arrow"]')
+    tail = await expert.evaluate(SCREEN_POINT, [0.3, 0.3])
+    head = await expert.evaluate(SCREEN_POINT, [0.6, 0.6])
+    await expert.mouse.move(*tail)
+    await expert.mouse.down()
+    await expert.mouse.move(*head, steps=8)
+    await expert.mouse.up()
+    overlay = customer.locator('[data-region="annotations"]')
+    await expect(overlay).to_have_attribute("data-shapes", "1")
+    red = await customer.evaluate(OVERLAY_PIXEL, [0.45, 0.45])  # on the shaft
+    assert red[0] > 200 and red[1] < 90 and red[2] < 90 and red[3] > 200, red
+    clear = await customer.evaluate(OVERLAY_PIXEL, [0.45, 0.2])
+    assert clear[3] == 0, clear
+
+    # Chat both ways.
+    await expert.fill("#call [name=message]", CHAT_CANARY)
+    await expert.click('[data-action="chat-send"]')
+    await expect(customer.locator('[data-region="chat"]')).to_contain_text(CHAT_CANARY)
+    await customer.locator("[name=message]").fill(REPLY_CANARY)
+    await customer.locator('[data-action="chat-send"]').tap()
+    await expect(expert.locator('#call [data-region="chat"]')).to_contain_text(REPLY_CANARY)
+
+    # A snapshot of the customer's camera, arrow burned in, in the expert's job panel.
+    await expert.click('[data-action="snapshot"]')
+    figure = expert.locator('[data-region="snapshots"] [data-snapshot]')
+    await expect(figure).to_have_count(1)
+    await expect(figure.locator("img")).to_have_attribute("src", re.compile(r"^blob:"))
+    await figure.locator("[name=caption]").fill(CAPTION_CANARY)
+    await figure.locator('[data-action="snapshot-caption"]').click()
+    await expect(expert.locator('[data-region="status"]')).to_have_text("Caption saved")
+    await expect(customer.locator('[data-region="snapshots"] li')).to_have_count(1)
+
+    await assert_usable(customer, "customer call")
+    await assert_usable(expert, "expert console")
+    await screenshots(customer, f"customer-call-{model}")
+    await expert.screenshot(path=ARTIFACTS / "expert-call-desktop.png", full_page=True)
+    await expert.set_viewport_size(PHONE)
+    await expert.screenshot(path=ARTIFACTS / "expert-call-phone.png", full_page=True)
+    await expert.set_viewport_size(DESKTOP)
+
+    # Everyone leaves: the customer first, then the expert ends the call.
+    await customer.locator('[data-action="leave"]').tap()
+    await expect(customer.locator("#ended")).to_be_visible()
+    await expect(customer.locator('[data-region="status"]')).to_have_text("You left the call.")
+    await screenshots(customer, f"customer-ended-{model}")
+    await expect(expert.locator('[data-region="participants"]')).not_to_contain_text("Customer")
+    await expert.click('[data-action="end-call"]')
+    await expect(expert.locator('[data-action="join"]')).to_be_visible()
+    assert errors == []
+
+    origin = serve.url
+    await phone_context.close()
+    await asyncio.to_thread(scan_profile, profile, origin)

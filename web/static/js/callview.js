@@ -1,0 +1,438 @@
+// The live call on screen (web/templates/_call.html), for both faces:
+//
+// - "field" (a customer or technician on a phone): the phone's own camera is the big
+//   picture, with the drawings aimed at it; the expert's camera is the small one.
+// - "expert" (the console): the camera of the participant being helped is the big
+//   picture, with the drawing tools, freeze-frame, snapshots and the remote camera
+//   controls; one's own camera is the small one.
+//
+// Everything shown comes from the Call (call.js); nothing is stored on the device.
+import { setStatus } from "./api.js";
+import { attachChat } from "./chat.js";
+import { cameraState } from "./media.js";
+import { Overlay } from "./overlay.js";
+import { watchQuality } from "./quality.js";
+import { AnnotationTools } from "./tools.js";
+
+const ZOOM_STEP = 1.5;
+/** Who the expert looks at first: the customer, then a technician, then anyone. */
+const VIEW_ORDER = { customer: 0, technician: 1 };
+
+/** @typedef {import("./shapes.js").Shape} Shape */
+
+export class CallView extends EventTarget {
+  /**
+   * @param {HTMLElement} root the call section
+   * @param {import("./call.js").Call} call
+   * @param {{layout: "field" | "expert", staff?: boolean}} options
+   */
+  constructor(root, call, { layout, staff = false }) {
+    super();
+    this.root = root;
+    this.call = call;
+    this.layout = layout;
+    this.staff = staff;
+    /** @type {(selector: string) => any} */
+    this.$ = (selector) => root.querySelector(selector);
+    this.remote = /** @type {HTMLVideoElement} */ (this.$('[data-region="remote-video"]'));
+    this.local = /** @type {HTMLVideoElement} */ (this.$('[data-region="local-video"]'));
+    this.canvas = /** @type {HTMLCanvasElement} */ (this.$('[data-region="annotations"]'));
+    this.note = /** @type {HTMLElement} */ (this.$("#screen-note"));
+    /** @type {number | null} whose picture is big (expert) */
+    this.viewing = null;
+    /** @type {Map<number, Map<string, Shape>>} shapes by the participant they are drawn on */
+    this.drawings = new Map();
+    /** @type {Map<number, any>} the last camera.state of each participant */
+    this.cameras = new Map();
+    /** @type {Map<number, {audio: boolean, video: boolean}>} what each one muted */
+    this.muted = new Map();
+    /** @type {Map<number, HTMLAudioElement>} */
+    this.sounds = new Map();
+    this.snapshotSerial = 0;
+    /** @type {string | null} the snapshot request awaiting its answer */
+    this.pendingSnapshot = null;
+    this.frozen = false;
+
+    root.classList.add(`layout-${layout}`);
+    const screen = /** @type {HTMLElement} */ (this.canvas.parentElement);
+    const big = layout === "field" ? this.local : this.remote;
+    const small = layout === "field" ? this.remote : this.local;
+    screen.prepend(big);
+    big.classList.remove("pip");
+    small.classList.add("pip");
+    screen.after(small);
+    this.big = big;
+    this.small = small;
+    this.overlay = new Overlay(this.canvas, big);
+    this.tools = layout === "expert"
+      ? new AnnotationTools(this.overlay, (m) => call.send(m), () => this.viewing)
+      : null;
+    this.showLocal();
+    this.wire();
+    this.stopQuality = watchQuality(this.$('[data-region="quality"]'),
+      () => (call.media ? call.media.pc : null));
+  }
+
+  /** The participant whose picture carries the drawings shown. */
+  target() {
+    return this.layout === "field" ? this.call.me : this.viewing;
+  }
+
+  /** @param {number | null} id */
+  drawingsOf(id) {
+    if (id === null) return new Map();
+    let shapes = this.drawings.get(id);
+    if (!shapes) {
+      shapes = new Map();
+      this.drawings.set(id, shapes);
+    }
+    return shapes;
+  }
+
+  wire() {
+    const { call } = this;
+    call.addEventListener("state", (event) => {
+      const { state, text } = /** @type {CustomEvent} */ (event).detail;
+      this.root.dataset.state = state;
+      setStatus(text);
+      if (state === "ended") this.ended();
+    });
+    call.addEventListener("joined", () => {
+      this.drawings.clear();
+      this.cameras.clear();
+      this.muted.clear();
+      this.overlay.shapes = this.drawingsOf(this.target());
+      this.overlay.redraw();
+      this.controls();
+    });
+    call.addEventListener("participants", () => {
+      this.pickView();
+      this.people();
+    });
+    call.addEventListener("stream", (event) => {
+      const { participantId, stream } = /** @type {CustomEvent} */ (event).detail;
+      this.sound(participantId, stream);
+      this.pickView();
+      this.showRemote();
+      this.people();
+    });
+    call.addEventListener("localtrack", () => this.showLocal());
+    call.addEventListener("media.tracks", (event) => {
+      const message = /** @type {CustomEvent} */ (event).detail;
+      const state = { audio: false, video: false };
+      for (const t of message.tracks) if (t.muted) state[t.kind] = true;
+      this.muted.set(message.participant, state);
+      this.people();
+      this.showRemote();
+    });
+    call.addEventListener("camera.state", (event) => {
+      const message = /** @type {CustomEvent} */ (event).detail;
+      this.cameras.set(message.from, message);
+      this.controls();
+    });
+    for (const type of ["annotation.add", "annotation.remove", "annotation.clear",
+      "annotation.pointer"]) {
+      call.addEventListener(type, (event) => this.annotate(/** @type {CustomEvent} */ (event).detail));
+    }
+    call.addEventListener("snapshot.saved", (event) => {
+      const message = /** @type {CustomEvent} */ (event).detail;
+      if (message.request && message.request === this.pendingSnapshot) {
+        this.pendingSnapshot = null;
+        setStatus("Snapshot saved to the job record.");
+        this.controls();
+      } else {
+        setStatus("A snapshot was saved to the job record.");
+      }
+      this.dispatchEvent(new CustomEvent("snapshot", { detail: message }));
+    });
+    call.addEventListener("error", (event) => {
+      const message = /** @type {CustomEvent} */ (event).detail;
+      if (message.ref === "snapshot.request") {
+        this.pendingSnapshot = null;
+        this.controls();
+      }
+      if (message.code !== "rate_limited") setStatus(message.message);
+    });
+    attachChat(/** @type {any} */ (call), this.$('[data-region="chat"]'), this.$("#chat-form"));
+
+    const on = (action, handler) => this.$(`[data-action="${action}"]`)
+      .addEventListener("click", handler);
+    on("leave", () => call.leave());
+    on("end-call", () => call.endForAll());
+    on("mute", () => this.toggleMute());
+    on("snapshot", () => this.snapshot());
+    on("camera-switch", () => this.steer("switch", null));
+    on("torch", () => {
+      const state = this.cameraOf(this.cameraTarget());
+      this.steer("torch", !(state && state.torch));
+    });
+    on("zoom-in", () => this.zoom(ZOOM_STEP));
+    on("zoom-out", () => this.zoom(1 / ZOOM_STEP));
+    if (this.tools) this.wireTools(on);
+  }
+
+  /** @param {(action: string, handler: () => void) => void} on */
+  wireTools(on) {
+    const tools = /** @type {AnnotationTools} */ (this.tools);
+    this.$("#draw-tools").hidden = false;
+    this.canvas.classList.add("drawing");
+    for (const tool of ["pointer", "pen", "arrow", "circle", "text"]) {
+      on(`tool-${tool}`, () => {
+        tools.tool = /** @type {any} */ (tool);
+        for (const b of this.root.querySelectorAll('[data-action^="tool-"]')) {
+          b.setAttribute("aria-pressed", String(b.dataset.action === `tool-${tool}`));
+        }
+        this.canvas.dataset.tool = tool;
+      });
+    }
+    this.canvas.dataset.tool = tools.tool;
+    const swatches = [...this.root.querySelectorAll('[data-action="color"]')];
+    for (const swatch of swatches) {
+      swatch.addEventListener("click", () => {
+        tools.color = swatch.dataset.color;
+        for (const b of swatches) b.setAttribute("aria-pressed", String(b === swatch));
+      });
+    }
+    on("undo", () => tools.undo());
+    on("clear", () => tools.clear());
+    on("freeze", () => this.freeze(!this.frozen));
+  }
+
+  /** @param {any} message an annotation.* message from someone else */
+  annotate(message) {
+    const shapes = this.drawingsOf(message.target);
+    if (message.type === "annotation.add") {
+      shapes.delete(message.shape.id);
+      shapes.set(message.shape.id, message.shape);
+    } else if (message.type === "annotation.remove") {
+      shapes.delete(message.id);
+    } else if (message.type === "annotation.clear") {
+      shapes.clear();
+    }
+    if (message.target !== this.target()) return;
+    if (message.type === "annotation.pointer") {
+      this.overlay.point(String(message.from), message.x, message.y, message.color);
+    } else {
+      this.overlay.redraw();
+    }
+  }
+
+  /** The expert looks at the participant they chose, else the likeliest one. */
+  pickView() {
+    if (this.layout !== "expert") return;
+    const { participants, streams } = this.call;
+    if (this.viewing !== null && participants.has(this.viewing)
+        && streams.get(this.viewing)?.getVideoTracks().length) return;
+    const senders = [...participants.values()]
+      .filter((p) => streams.get(p.id)?.getVideoTracks().length)
+      .sort((a, b) => (VIEW_ORDER[a.role] ?? 2) - (VIEW_ORDER[b.role] ?? 2) || a.id - b.id);
+    const next = senders.length ? senders[0].id
+      : participants.has(/** @type {number} */ (this.viewing)) ? this.viewing : null;
+    this.view(next);
+  }
+
+  /** @param {number | null} id */
+  view(id) {
+    if (id === this.viewing) return;
+    this.viewing = id;
+    this.freeze(false);
+    this.overlay.shapes = this.drawingsOf(id);
+    this.overlay.pointers.clear();
+    this.overlay.redraw();
+    this.showRemote();
+    this.people();
+    this.controls();
+  }
+
+  showLocal() {
+    const video = this.call.stream.getVideoTracks();
+    this.local.srcObject = video.length ? new MediaStream(video) : null;
+    this.local.hidden = this.layout === "expert" && !video.length;
+    if (this.layout === "field") this.screenNote(video.length ? "" : "Your camera is off.");
+    this.controls();
+  }
+
+  showRemote() {
+    const { streams } = this.call;
+    let id = this.viewing;
+    if (this.layout === "field") {
+      // The small picture: whoever else sends video (the expert's face, usually).
+      id = [...streams.keys()].find((k) => streams.get(k)?.getVideoTracks().length) ?? null;
+    }
+    const stream = id === null ? null : streams.get(id);
+    const video = stream ? stream.getVideoTracks() : [];
+    const wanted = video.length ? video[0] : null;
+    const current = this.remote.srcObject
+      ? /** @type {MediaStream} */ (this.remote.srcObject).getVideoTracks()[0] : null;
+    if (wanted !== current) this.remote.srcObject = wanted ? new MediaStream([wanted]) : null;
+    if (this.layout === "field") {
+      this.remote.hidden = !wanted;
+      return;
+    }
+    const who = id === null ? null : this.call.participants.get(id);
+    const paused = id !== null && this.muted.get(id)?.video;
+    this.screenNote(!who ? "Waiting for someone to join…"
+      : paused ? `${who.name} paused their camera.`
+        : !wanted ? `Waiting for ${who.name}'s camera…` : "");
+  }
+
+  /** @param {string} text */
+  screenNote(text) {
+    this.note.textContent = text;
+    this.note.hidden = !text;
+  }
+
+  /** Play each other participant's sound. @param {number} id @param {MediaStream | null} stream */
+  sound(id, stream) {
+    const audio = stream ? stream.getAudioTracks() : [];
+    let element = this.sounds.get(id);
+    if (!audio.length) {
+      if (element) element.remove();
+      this.sounds.delete(id);
+      return;
+    }
+    if (!element) {
+      element = document.createElement("audio");
+      element.autoplay = true;
+      this.sounds.set(id, element);
+      this.$("#sounds").append(element);
+    }
+    element.srcObject = new MediaStream(audio);
+  }
+
+  people() {
+    const region = this.$('[data-region="participants"]');
+    const items = [...this.call.participants.values()].map((p) => {
+      const item = document.createElement("li");
+      item.dataset.participant = String(p.id);
+      const muted = this.muted.get(p.id);
+      const label = `${p.name} (${p.role})${muted && muted.audio ? " · muted" : ""}`;
+      const sends = this.call.streams.get(p.id)?.getVideoTracks().length;
+      if (this.layout === "expert" && sends) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = label;
+        button.setAttribute("aria-pressed", String(p.id === this.viewing));
+        button.setAttribute("aria-label", `Show ${p.name}'s camera`);
+        button.addEventListener("click", () => this.view(p.id));
+        item.append(button);
+      } else {
+        item.textContent = label;
+      }
+      return item;
+    });
+    region.replaceChildren(...items);
+  }
+
+  /** Whose camera the camera buttons steer: one's own (field) or the viewed one's. */
+  cameraTarget() {
+    return this.layout === "field" ? this.call.me : this.viewing;
+  }
+
+  /** @param {number | null} id */
+  cameraOf(id) {
+    if (id === null) return null;
+    if (id === this.call.me) {
+      const track = this.call.stream.getVideoTracks()[0];
+      return track ? cameraState(track) : null;
+    }
+    return this.cameras.get(id) || null;
+  }
+
+  /** Show the buttons this person may use, on the camera they act on. */
+  controls() {
+    const me = this.call.joined ? this.call.joined.you : null;
+    const state = this.cameraOf(this.cameraTarget());
+    const can = new Set(state ? state.can : []);
+    const show = (action, visible) => { this.$(`[data-action="${action}"]`).hidden = !visible; };
+    show("camera-switch", can.has("switch"));
+    show("torch", can.has("torch"));
+    show("zoom-in", this.layout === "expert" && can.has("zoom"));
+    show("zoom-out", this.layout === "expert" && can.has("zoom"));
+    this.$('[data-action="torch"]').setAttribute("aria-pressed", String(Boolean(state && state.torch)));
+    const snapshots = Boolean(me && me.role !== "customer");
+    show("snapshot", snapshots);
+    const snapshot = this.$('[data-action="snapshot"]');
+    snapshot.disabled = this.pendingSnapshot !== null
+      || (this.layout === "expert" ? this.viewing === null : !this.call.stream.getVideoTracks().length);
+    snapshot.textContent = this.pendingSnapshot ? "Saving…" : "Snapshot";
+    show("end-call", this.staff);
+    this.$('[data-action="mute"]').disabled = !this.call.stream.getAudioTracks().length;
+  }
+
+  toggleMute() {
+    const tracks = this.call.stream.getAudioTracks();
+    if (!tracks.length) return;
+    const muted = tracks[0].enabled;  // enabled now: this press mutes
+    for (const track of tracks) track.enabled = !muted;
+    if (this.call.media) this.call.media.mute("audio", muted);
+    const button = this.$('[data-action="mute"]');
+    button.setAttribute("aria-pressed", String(muted));
+    button.textContent = muted ? "Unmute" : "Mute";
+    setStatus(muted ? "Your microphone is off." : "Your microphone is on.");
+  }
+
+  /**
+   * Steer a camera: one's own (field), or the viewed participant's (expert).
+   * @param {"switch" | "torch" | "zoom"} action @param {any} value
+   */
+  async steer(action, value) {
+    if (this.layout === "expert") {
+      if (this.viewing !== null) {
+        this.call.send({ type: "camera.control", target: this.viewing, action, value });
+      }
+      return;
+    }
+    const media = this.call.media;
+    if (!media) return;
+    try {
+      await media.steer(action, value);
+      media.reportCamera();
+    } catch (error) {
+      setStatus(`The camera could not do that: ${/** @type {Error} */ (error).message}`);
+    }
+    this.controls();
+  }
+
+  /** @param {number} factor */
+  zoom(factor) {
+    const state = this.cameraOf(this.viewing);
+    const zoom = Math.min(100, Math.max(0.01, ((state && state.zoom) || 1) * factor));
+    this.steer("zoom", Math.round(zoom * 100) / 100);
+  }
+
+  /** Ask the server for a snapshot of the big picture, with its drawings. */
+  snapshot() {
+    const camera = this.layout === "field" ? this.call.me : this.viewing;
+    if (camera === null || this.pendingSnapshot) return;
+    this.snapshotSerial += 1;
+    this.pendingSnapshot = `snap-${this.snapshotSerial}`;
+    const shapes = [...this.drawingsOf(camera).values()];
+    this.call.send({ type: "snapshot.request", camera, request: this.pendingSnapshot, shapes });
+    setStatus("Taking a snapshot…");
+    this.controls();
+  }
+
+  /** Pause the big picture to draw on a still frame; the call goes on. @param {boolean} on */
+  freeze(on) {
+    if (this.layout !== "expert" || on === this.frozen) return;
+    this.frozen = on;
+    if (on) this.remote.pause(); else this.remote.play().catch(() => {});
+    const button = this.$('[data-action="freeze"]');
+    button.setAttribute("aria-pressed", String(on));
+    button.textContent = on ? "Resume" : "Freeze";
+    this.root.classList.toggle("frozen", on);
+  }
+
+  ended() {
+    this.stopQuality();
+    for (const element of this.sounds.values()) element.remove();
+    this.sounds.clear();
+    this.remote.srcObject = null;
+    this.local.srcObject = null;
+    this.drawings.clear();
+    this.overlay.shapes = new Map();
+    this.overlay.redraw();
+    for (const button of this.root.querySelectorAll("button")) button.disabled = true;
+  }
+}

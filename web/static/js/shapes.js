@@ -1,0 +1,154 @@
+// Drawing annotation shapes on a canvas, by docs/protocol.md's "Drawing shapes" rules.
+//
+// The server draws a snapshot's shapes by the same rules (videoassist/snapshots/
+// render.py), so the stored picture shows what the expert saw. Sizes are worked out
+// in the picture's own pixels (the video's intrinsic size), then scaled to the box the
+// picture fills on screen: a shape covers the same part of the picture on a phone, on
+// a desktop and in the snapshot.
+
+const ARROW_HEAD_STROKES = 4;
+const ARROW_HEAD_HALF_ANGLE = (28 * Math.PI) / 180;
+const TEXT_HEIGHT_STROKES = 6;
+const MIN_TEXT_HEIGHT_PX = 10;
+const MAX_TEXT_HEIGHT = 0.25;
+
+/**
+ * @typedef {{id: string, kind: "pen" | "arrow" | "circle" | "text",
+ *   points: number[][], color: string, width: number, text?: string}} Shape
+ * @typedef {{x: number, y: number, width: number, height: number}} Box
+ */
+
+/**
+ * Where a picture of `picture` size shows inside an element of `element` size with
+ * `object-fit: contain`: centred, scaled to fit, letterboxed.
+ * @param {{width: number, height: number}} element
+ * @param {{width: number, height: number}} picture
+ * @returns {Box | null} null while the picture's size is unknown
+ */
+export function contentBox(element, picture) {
+  if (!picture.width || !picture.height || !element.width || !element.height) return null;
+  const scale = Math.min(element.width / picture.width, element.height / picture.height);
+  const width = picture.width * scale;
+  const height = picture.height * scale;
+  return {
+    x: (element.width - width) / 2, y: (element.height - height) / 2, width, height,
+  };
+}
+
+/**
+ * Black around light colours, white around dark ones (Rec. 601 luma).
+ * @param {string} color "#rrggbb"
+ */
+export function outlineColor(color) {
+  const [r, g, b] = [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16));
+  return 0.299 * r + 0.587 * g + 0.114 * b >= 128 ? "#000000" : "#ffffff";
+}
+
+/**
+ * Capital-letter height of a label in picture pixels.
+ * @param {number} stroke the stroke in picture pixels
+ * @param {number} pictureHeight
+ */
+export function textHeight(stroke, pictureHeight) {
+  return Math.round(Math.min(Math.max(MIN_TEXT_HEIGHT_PX, TEXT_HEIGHT_STROKES * stroke),
+    Math.max(MIN_TEXT_HEIGHT_PX, pictureHeight * MAX_TEXT_HEIGHT)));
+}
+
+/**
+ * Draw `shapes` in order onto `ctx`, for a picture of `picture` size shown in `box`
+ * (both in the context's current units, CSS pixels for an overlay).
+ * @param {CanvasRenderingContext2D} ctx
+ * @param {Shape[]} shapes
+ * @param {Box} box
+ * @param {{width: number, height: number}} picture the picture's own size in pixels
+ */
+export function drawShapes(ctx, shapes, box, picture) {
+  const scale = box.width / picture.width;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(box.x, box.y, box.width, box.height);
+  ctx.clip();
+  ctx.translate(box.x, box.y);
+  ctx.scale(scale, scale);
+  for (const shape of shapes) {
+    const stroke = Math.max(1, shape.width * picture.width);
+    const points = shape.points.map(([x, y]) => [x * picture.width, y * picture.height]);
+    ctx.strokeStyle = shape.color;
+    ctx.fillStyle = shape.color;
+    ctx.lineWidth = stroke;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    DRAW[shape.kind](ctx, shape, points, stroke, picture);
+  }
+  ctx.restore();
+}
+
+/** @param {CanvasRenderingContext2D} ctx @param {number[]} at @param {number} stroke */
+function dot(ctx, at, stroke) {
+  ctx.beginPath();
+  ctx.arc(at[0], at[1], stroke / 2, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+const DRAW = {
+  /** @param {CanvasRenderingContext2D} ctx @param {Shape} _shape @param {number[][]} points @param {number} stroke */
+  pen(ctx, _shape, points, stroke) {
+    if (points.length === 1) return dot(ctx, points[0], stroke);
+    ctx.beginPath();
+    ctx.moveTo(points[0][0], points[0][1]);
+    for (const [x, y] of points.slice(1)) ctx.lineTo(x, y);
+    ctx.stroke();
+  },
+
+  /** @param {CanvasRenderingContext2D} ctx @param {Shape} _shape @param {number[][]} points @param {number} stroke */
+  arrow(ctx, _shape, points, stroke) {
+    const [[tx, ty], [hx, hy]] = points;
+    const length = Math.hypot(hx - tx, hy - ty);
+    if (length === 0) return dot(ctx, [hx, hy], stroke);
+    const head = Math.min(ARROW_HEAD_STROKES * stroke, length);
+    const ux = (hx - tx) / length;
+    const uy = (hy - ty) / length;
+    // The shaft stops inside the head, so the tip stays sharp under a thick stroke.
+    const bx = hx - ux * head;
+    const by = hy - uy * head;
+    if (length > head) {
+      ctx.beginPath();
+      ctx.moveTo(tx, ty);
+      ctx.lineTo(bx + (ux * head) / 2, by + (uy * head) / 2);
+      ctx.stroke();
+    }
+    const half = head * Math.tan(ARROW_HEAD_HALF_ANGLE);
+    ctx.beginPath();
+    ctx.moveTo(hx, hy);
+    ctx.lineTo(bx - uy * half, by + ux * half);
+    ctx.lineTo(bx + uy * half, by - ux * half);
+    ctx.closePath();
+    ctx.fill();
+  },
+
+  /** @param {CanvasRenderingContext2D} ctx @param {Shape} _shape @param {number[][]} points */
+  circle(ctx, _shape, points) {
+    const [[cx, cy], [ex, ey]] = points;
+    ctx.beginPath();
+    ctx.arc(cx, cy, Math.hypot(ex - cx, ey - cy), 0, 2 * Math.PI);
+    ctx.stroke();
+  },
+
+  /**
+   * @param {CanvasRenderingContext2D} ctx @param {Shape} shape @param {number[][]} points
+   * @param {number} stroke @param {{width: number, height: number}} picture
+   */
+  text(ctx, shape, points, stroke, picture) {
+    const letters = textHeight(stroke, picture.height);
+    // Size the font so that a capital letter is `letters` high, whatever the face.
+    ctx.font = `600 100px system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif`;
+    const capital = ctx.measureText("H").actualBoundingBoxAscent || 72;
+    ctx.font = `600 ${(100 * letters) / capital}px system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif`;
+    ctx.textBaseline = "alphabetic";
+    const [x, y] = [points[0][0], points[0][1] + letters];
+    ctx.lineWidth = 2 * Math.max(2, letters / 6);
+    ctx.strokeStyle = outlineColor(shape.color);
+    ctx.strokeText(shape.text || "", x, y);
+    ctx.fillText(shape.text || "", x, y);
+  },
+};
