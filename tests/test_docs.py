@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import json
@@ -29,6 +30,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from tests.conftest import Server, receive
 from tests.media.clips import video_track
 from videoassist import apikeys, keyfiles
+from videoassist.appkeys import HUB
 from videoassist.config import Secret, Settings, documentation
 from videoassist.signalling import hub
 from videoassist.signalling.protocol import CLIENT_TYPES, PROTOCOL_VERSION
@@ -283,6 +285,8 @@ class Call:
             while left["participant"]["id"] != answer["you"]["id"]:
                 left = await replay.next(customer, "participant.left", where)
             assert left["participant"]["left_at"] is not None, where
+        elif kind == "call.end":
+            await self.end_call(message, where)
         elif kind == "chat.message":
             await expert.send_json(message)
             for ws in (expert, customer):
@@ -342,6 +346,28 @@ class Call:
                 s["id"] for s in message.get("shapes", [])], where
         else:
             pytest.fail(f"{where}: no replay rule for {kind!r}; add one to this test")
+
+    async def end_call(self, message: dict[str, Any], where: str) -> None:
+        """Staff end another job's call (this one goes on for the next examples): both
+        of its participants get the `call_ended` notice and a close."""
+        server, replay = self.server, self.replay
+        job_id = await server.job(self.staff_token, "Gas smell in the cellar")
+        staff, joined = await server.join_call(self.staff_token, job_id)
+        customer, customer_joined = await server.join_call(
+            await server.participant(self.staff_token, job_id))
+        replay.seen += [joined, customer_joined]
+        await replay.next(staff, "participant.joined", where)
+        await staff.send_json(message)
+        for ws in (staff, customer):
+            notice = await replay.next(ws, "error", where)
+            assert notice["code"] == "call_ended", (where, notice)
+            closing = await ws.receive(timeout=WAIT_S)
+            assert closing.type == aiohttp.WSMsgType.CLOSE, (where, closing)
+            assert (ws.close_code, closing.extra) == (1000, "call_ended"), where
+        async with asyncio.timeout(WAIT_S):
+            while job_id in server.app[HUB].rooms:
+                await asyncio.sleep(0.02)
+        assert (await server.store.calls.get(joined["call"]["id"])).ended_at is not None, where
 
     async def offer(self, message: dict[str, Any], where: str) -> None:
         """The expert, a viewer, offers once the customer publishes: the server answers,

@@ -313,3 +313,23 @@ async def test_snapshots_are_refused_to_customers_and_to_cameras_that_send_nothi
     assert (await receive(expert))["type"] == "pong"
     await expert.close()
     await customer.close()
+
+
+@pytest.mark.parametrize("role", ["customer", "technician"])
+async def test_a_participant_from_a_join_link_cannot_end_the_call(
+        server: Server, role: str) -> None:
+    token, job_id = await _call(server)
+    expert, joined = await server.join_call(token, job_id)
+    sender, _ = await server.join_call(await server.participant(token, job_id, role))
+    assert (await receive(expert))["type"] == "participant.joined"
+    await sender.send_json({"type": "call.end"})
+    error = await receive(sender)
+    assert (error["type"], error["code"], error["ref"]) == ("error", "forbidden", "call.end")
+    # The call goes on for both.
+    for ws in (sender, expert):
+        await ws.send_json({"type": "ping"})
+        assert await receive(ws) == {"type": "pong"}
+    assert len(server.app[HUB].rooms[job_id].members) == 2
+    assert (await server.store.calls.get(joined["call"]["id"])).ended_at is None
+    await sender.close()
+    await expert.close()

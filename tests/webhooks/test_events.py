@@ -129,6 +129,28 @@ async def test_snapshots_and_closing_reach_the_receiver_as_documented(
             f"{event['type']} arrived as {event}, unlike docs/api.md")
 
 
+async def test_a_call_ended_by_staff_reaches_the_receiver_once(
+        server_factory: ServerFactory, receiver: Receiver) -> None:
+    server = await server_factory(webhook_url=receiver.url, webhook_secret=Secret(SECRET))
+    receiver.secret = SECRET.encode()
+    _, token = await server.staff("expert")
+    job_id = await server.job(token)
+    expert, joined = await server.join_call(token, job_id)
+    customer, _ = await server.join_call(await server.participant(token, job_id))
+    await expert.send_json({"type": "call.end"})
+    for ws in (expert, customer):
+        assert (await receive(ws, skip=("participant.joined",)))["code"] == "call_ended"
+    async with asyncio.timeout(5):
+        while not receiver.events("call.ended"):
+            await receiver.wait_for(len(receiver.received) + 1)
+    [ended] = receiver.events("call.ended")
+    assert ended["data"]["job"] == {"id": job_id, "external_ref": None}
+    assert ended["data"]["call"]["id"] == joined["call"]["id"]
+    assert ended["data"]["call"]["ended_at"] is not None
+    await expert.close()
+    await customer.close()
+
+
 async def test_a_call_left_open_by_a_crash_ends_at_the_next_start(
         servers: Servers, receiver: Receiver, tmp_path: Any) -> None:
     store = await Store.open(tmp_path / "data" / "videoassist.sqlite3")

@@ -13,6 +13,7 @@ from videoassist.errors import BadRequest, Conflict
 from videoassist.storage.records import JOB_STATUSES
 
 MAX_NOTE_CHARS = 4000
+MAX_QUERY_CHARS = 100
 MAX_RETENTION_DAYS = 100 * 365
 
 routes = web.RouteTableDef()
@@ -42,7 +43,10 @@ async def list_jobs(request: web.Request) -> web.Response:
     offset = int_param(request.query.get("offset", "0"), "offset")
     if not 1 <= limit <= 500:
         raise BadRequest("limit must be between 1 and 500.")
-    jobs = await request.app[STORE].jobs.list(status, limit, offset)
+    q = request.query.get("q", "")
+    if len(q) > MAX_QUERY_CHARS:
+        raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters.")
+    jobs = await request.app[STORE].jobs.list(status, limit, offset, q or None)
     return web.json_response({"jobs": [j.public() for j in jobs]})
 
 

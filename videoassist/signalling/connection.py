@@ -258,6 +258,18 @@ class Connection:
             "width": snapshot.width, "height": snapshot.height, "shapes": len(shapes),
             "sha256": snapshot.sha256}})
 
+    async def _end_call(self, member: Member, room: Room) -> None:
+        """Staff end the call for everyone in it, themselves included."""
+        if member.user_id is None:
+            raise Forbidden("Only staff can end the call for everyone.")
+        closed = await self.hub.end_call(member.job.id, "call_ended",
+                                         "The call has been ended.")
+        await self.store.audit.record(f"user:{member.user_id}", "call.ended",
+                                      f"job:{member.job.id}", call=room.call_id,
+                                      participant=member.id, connections=closed)
+        logger.info("%s ended call %d for %d connections", member.log_prefix, room.call_id,
+                    closed)
+
     def _abort(self) -> None:
         if self.transport is not None:
             self.transport.close()
@@ -319,6 +331,8 @@ class Connection:
             member.send({"type": "pong"})
         elif kind == "leave":
             member.close(CLOSE_NORMAL, "left")
+        elif kind == "call.end":
+            await self._end_call(member, room)
         elif kind == "auth":
             raise BadRequest("Already authenticated.")
         elif kind == "chat.message":

@@ -192,12 +192,15 @@ class Hub:
         logger.info("%s left", member.log_prefix)
 
     async def end_call(self, job_id: int, reason: str, message: str) -> int:
-        """Close every connection in the job's call (the job was closed); return how many."""
+        """Close every connection in the job's call (the job was closed, or staff ended
+        the call) with 1000 and ``reason``, after an ``error`` saying so; return how many.
+        Each leaves as usual, and the call ends when the last one has."""
         room = self._rooms.get(job_id)
         members = [] if room is None else [m for m in room.members.values() if not m.closing]
         for member in members:
             member.close(CLOSE_NORMAL, reason, message)
         return len(members)
+
     async def end_calls_left_open(self) -> int:
         """At start: end the calls a previous process left open (crash, kill), and say
         so; return how many."""

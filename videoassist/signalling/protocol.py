@@ -194,6 +194,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "auth": _auth,
     "ping": _empty,
     "leave": _empty,
+    "call.end": _empty,
     "chat.message": _chat,
     "sdp.offer": _sdp,
     "sdp.answer": _sdp,

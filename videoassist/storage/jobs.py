@@ -23,6 +23,12 @@ def _job(row: aiosqlite.Row) -> Job:
     return Job(*row)
 
 
+def _escape_like(text: str) -> str:
+    """The text as a LIKE pattern matching itself: the escape character ``\\``, ``%``
+    and ``_`` are escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 class Jobs:
     def __init__(self, db: Database, clock: Callable[[], float]) -> None:
         self._db = db
@@ -49,18 +55,24 @@ class Jobs:
             raise NotFound("No such job.")
         return _job(row)
 
-    async def list(self, status: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
-        if status is None:
-            rows = await self._db.fetchall(
-                f"SELECT {_COLUMNS} FROM jobs ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-                (limit, offset),
-            )
-        else:
-            rows = await self._db.fetchall(
-                f"SELECT {_COLUMNS} FROM jobs WHERE status = ?"
-                " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
-                (status, limit, offset),
-            )
+    async def list(self, status: str | None = None, limit: int = 100, offset: int = 0,
+                   q: str | None = None) -> builtins.list[Job]:
+        """Jobs newest first; ``q`` keeps those whose title or external_ref contains it,
+        literally (``%`` and ``_`` are not wildcards), ignoring case."""
+        where: builtins.list[str] = []
+        params: builtins.list[object] = []
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        if q:
+            where.append("(title LIKE ? ESCAPE '\\' OR external_ref LIKE ? ESCAPE '\\')")
+            params += [f"%{_escape_like(q)}%"] * 2
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM jobs{clause}"
+            " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
         return [_job(r) for r in rows]
 
     async def close(self, job_id: int, by: int | None) -> Job:
