@@ -293,6 +293,15 @@ class Call:
                 got = await replay.next(ws, "chat.message", where)
                 assert got["message"]["text"] == message["text"], where
                 assert got["message"]["participant_id"] == self.expert_id, where
+        elif kind == "note.add":  # the expert writes a note; the customer is not told
+            await expert.send_json(message)
+            added = await replay.next(expert, "note.added", where)
+            notes = await self.server.store.jobs.notes(self.job_id)
+            assert added["note"] == notes[-1].public(), where
+            assert added["note"]["text"] == message["text"].strip(), where
+            before = len(replay.seen)
+            await replay.quiet(customer, where)
+            assert "note.added" not in {m["type"] for m in replay.seen[before:]}, where
         elif kind.startswith("annotation."):
             await expert.send_json(message)
             relayed = await replay.next(customer, kind, where)

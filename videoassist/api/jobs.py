@@ -10,9 +10,8 @@ from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import staff_or_api_key, staff_user
 from videoassist.appkeys import CLOCK, HUB, SNAPSHOTS, STORE, WEBHOOKS
 from videoassist.errors import BadRequest, Conflict
-from videoassist.storage.records import JOB_STATUSES
+from videoassist.storage.records import JOB_STATUSES, MAX_NOTE_CHARS
 
-MAX_NOTE_CHARS = 4000
 MAX_QUERY_CHARS = 100
 MAX_RETENTION_DAYS = 100 * 365
 

@@ -270,6 +270,15 @@ class Connection:
         logger.info("%s ended call %d for %d connections", member.log_prefix, room.call_id,
                     closed)
 
+    async def _add_note(self, member: Member, room: Room, text: str) -> None:
+        """Anyone but a customer adds a note to the job's record; notes are staff-side,
+        so customers are not told."""
+        if member.participant.role == "customer":
+            raise Forbidden("Customers cannot add notes to the job.")
+        note = await self.store.jobs.add_note(member.job.id, member.user_id,
+                                              member.participant.display_name, text)
+        room.broadcast({"type": "note.added", "note": note.public()}, customers=False)
+
     def _abort(self) -> None:
         if self.transport is not None:
             self.transport.close()
@@ -341,6 +350,8 @@ class Connection:
                 member.participant.role, message["text"],
             )
             room.broadcast({"type": "chat.message", "message": stored.public()})
+        elif kind == "note.add":
+            await self._add_note(member, room, message["text"])
         elif kind.startswith("annotation."):
             if message["target"] not in room.members:
                 raise NotFound("'target' is not a participant of this call.")

@@ -116,9 +116,11 @@ class Room:
     call_id: int
     members: dict[int, Member] = field(default_factory=dict)
 
-    def broadcast(self, message: dict[str, Any], exclude: Member | None = None) -> None:
+    def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
+                  customers: bool = True) -> None:
+        """Send to every member but ``exclude``; to customers only if ``customers``."""
         for member in list(self.members.values()):
-            if member is not exclude:
+            if member is not exclude and (customers or member.participant.role != "customer"):
                 member.send(message)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from videoassist.errors import BadRequest, PayloadTooLarge
 from videoassist.snapshots.shapes import COLOR, SHAPE_ID, check_shape, check_shapes, unit
+from videoassist.storage.records import MAX_NOTE_CHARS
 
 PROTOCOL_VERSION = 1
 
@@ -54,10 +55,13 @@ def decode(raw: str, max_bytes: int) -> dict[str, Any]:
     return fields
 
 
-def _string(message: dict[str, Any], name: str, max_chars: int, *, empty: bool = False) -> str:
+def _string(message: dict[str, Any], name: str, max_chars: int, *, empty: bool = False,
+            strip: bool = False) -> str:
     value = message.get(name)
     if not isinstance(value, str):
         raise BadRequest(f"'{name}' must be a string.")
+    if strip:
+        value = value.strip()
     if not empty and not value.strip():
         raise BadRequest(f"'{name}' must not be empty.")
     if len(value) > max_chars:
@@ -84,6 +88,11 @@ def _empty(m: dict[str, Any]) -> dict[str, Any]:
 
 def _chat(m: dict[str, Any]) -> dict[str, Any]:
     return {"text": _string(m, "text", MAX_CHAT_CHARS)}
+
+
+def _note(m: dict[str, Any]) -> dict[str, Any]:
+    # As POST /api/jobs/{id}/notes: stored without the blanks around it.
+    return {"text": _string(m, "text", MAX_NOTE_CHARS, strip=True)}
 
 
 def _sdp(m: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +205,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "leave": _empty,
     "call.end": _empty,
     "chat.message": _chat,
+    "note.add": _note,
     "sdp.offer": _sdp,
     "sdp.answer": _sdp,
     "ice.candidate": _candidate,

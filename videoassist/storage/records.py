@@ -10,6 +10,7 @@ InviteRole = Literal["customer", "technician"]
 STAFF_ROLES: tuple[str, ...] = ("admin", "expert", "technician")
 INVITE_ROLES: tuple[str, ...] = ("customer", "technician")
 JOB_STATUSES: tuple[str, ...] = ("open", "closed")
+MAX_NOTE_CHARS = 4000  # a note's text, blanks around it left out
 
 
 @dataclass(frozen=True)
