@@ -264,6 +264,9 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
     await expect(expert.locator('[data-region="status"]')).to_have_text("Caption saved")
     await expect(customer.locator('[data-region="snapshots"] li')).to_have_count(1)
 
+    for page in (customer, expert):  # the indicator measures the media connection
+        await expect(page.locator('[data-region="quality"]')).to_have_attribute(
+            "data-level", re.compile("^(good|fair|poor)$"))
     await assert_usable(customer, "customer call")
     await assert_usable(expert, "expert console")
     await screenshots(customer, f"customer-call-{model}")

@@ -262,7 +262,6 @@ $('[data-action="join"]').addEventListener("click", async () => {
   });
   call.addEventListener("joined", () => {
     section.hidden = false;
-    if (problem) setStatus(problem);
   });
   live.addEventListener("snapshot", () => {
     if (currentJob === job) openJob(job);
@@ -272,6 +271,7 @@ $('[data-action="join"]').addEventListener("click", async () => {
   });
   call.addEventListener("state", (event) => {
     const { state } = /** @type {CustomEvent} */ (event).detail;
+    if (state === "connected" && problem) setStatus(problem);
     if (state !== "ended") return;
     call = null;
     section.hidden = true;

@@ -55,10 +55,11 @@ joinButton.addEventListener("click", async () => {
     $("#call").hidden = false;
     $("#field-extra").hidden = false;
     $("#notes-box").hidden = !technician;
-    if (problem) setStatus(problem);
   });
   call.addEventListener("state", (event) => {
     const { state, text } = /** @type {CustomEvent} */ (event).detail;
+    // In the call without a camera: say why, over "Connected" (the call goes on).
+    if (state === "connected" && problem) setStatus(problem);
     if (state !== "ended") return;
     $("#landing").hidden = true;
     $("#call").hidden = true;

@@ -28,6 +28,13 @@ export function judge(report, last) {
   });
   const pair = selected ? report.get(selected) : null;
   if (pair && typeof pair.currentRoundTripTime === "number") rtt = pair.currentRoundTripTime;
+  // Without a measured pair (not every browser fills it in), what the server reports
+  // back about the media this client sends (RTCP receiver reports) carries one too.
+  report.forEach((r) => {
+    if (rtt === null && r.type === "remote-inbound-rtp" && typeof r.roundTripTime === "number") {
+      rtt = r.roundTripTime;
+    }
+  });
   const newLost = lost - last.lost;
   const newReceived = received - last.received;
   last.lost = lost;

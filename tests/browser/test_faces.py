@@ -1,0 +1,182 @@
+"""The technician's face, and the customer's failure states, in the real client.
+
+- An outside technician invited by link shows their own camera; their Snapshot button
+  stores a picture of it (taken by the server) and their notes reach the job record,
+  both seen in the expert's console. A technician signed in to the console gets the
+  same phone layout: their own camera big.
+- A customer whose server restarts mid-call sees "reconnecting", then is back in the
+  call with the same link's token; the used link, opened again, says it is no longer
+  valid; a phone that refuses the camera still joins, can chat, and is told why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
+
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, DESKTOP, FLAGS, PHONE, screenshots
+from tests.browser.test_call import assert_usable, frames_grow, sign_in_expert
+from tests.browser.test_call import RECORD_PEER_CONNECTIONS
+from tests.browser.test_first_run import watch_errors
+from tests.conftest import PASSWORD
+from tests.test_cli import ServeProcess, ok
+
+pytestmark = pytest.mark.browser
+
+BIG_VIDEO = """() => document.querySelector('[data-region="annotations"]')
+  .parentElement.querySelector("video").dataset.region"""
+
+
+def invite(serve: ServeProcess, data_dir: Path, job_id: str, role: str) -> str:
+    url = ok(data_dir, "invite", job_id, "--role", role).strip()
+    return f"{serve.url}/join#{url.split('#', 1)[1]}"
+
+
+async def join(page: Page, link: str) -> None:
+    await page.goto(link)
+    await page.locator('[data-action="join"]').click()
+    await expect(page.locator('[data-region="status"]')).to_have_text("Connected")
+
+
+async def expert_in_call(browser: BrowserContext, serve: ServeProcess, job_id: str,
+                         errors: list[str]) -> Page:
+    expert = await browser.new_page()
+    await expert.set_viewport_size(DESKTOP)
+    await expert.add_init_script(RECORD_PEER_CONNECTIONS)
+    watch_errors(expert, errors)
+    await sign_in_expert(expert, serve)
+    await expert.click(f'[data-job="{job_id}"]')
+    await expert.click('[data-action="join"]')
+    await expect(expert.locator('[data-region="status"]')).to_have_text("Connected")
+    return expert
+
+
+async def test_a_technician_snapshots_their_camera_and_writes_notes(
+        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    serve.wait_ready()
+    ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    job_id = ok(data_dir, "job", "create", "Heat pump E7").strip()
+    errors: list[str] = []
+    expert = await expert_in_call(browser, serve, job_id, errors)
+
+    technician = await browser.new_page()
+    watch_errors(technician, errors)
+    await join(technician, invite(serve, data_dir, job_id, "technician"))
+    assert await technician.evaluate(BIG_VIDEO) == "local-video"  # their own camera
+    await frames_grow(expert)
+    await expect(technician.locator('[data-region="local-video"]')).to_have_js_property(
+        "readyState", 4)
+    await technician.click('[data-action="snapshot"]')
+    await expect(technician.locator('[data-region="status"]')).to_have_text(
+        "Snapshot saved to the job record.")
+    await expect(technician.locator('[data-region="snapshots"] li')).to_have_count(1)
+    figure = expert.locator('[data-region="snapshots"] [data-snapshot]')
+    await expect(figure).to_have_count(1)
+    await expect(figure.locator("figcaption")).to_contain_text("Technician's camera")
+
+    await technician.fill("#note-form [name=text]", "Fan blade cracked, bring a new one.")
+    await technician.click('[data-action="note-add"]')
+    await expect(technician.locator('[data-region="notes"]')).to_contain_text(
+        "Technician: Fan blade cracked")
+    await expect(expert.locator('[data-region="notes"]')).to_contain_text(
+        "Technician: Fan blade cracked")
+    await assert_usable(technician, "technician call")
+    await screenshots(technician, "technician-call")
+
+    # The expert ends the call: the technician's page says so.
+    await expert.click('[data-action="end-call"]')
+    await expect(technician.locator('[data-region="status"]')).to_have_text(
+        "The call has ended.")
+    await expect(technician.locator("#ended")).to_be_visible()
+    assert errors == []
+
+
+async def test_a_signed_in_technician_gets_the_phone_layout(
+        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    serve.wait_ready()
+    ok(data_dir, "user", "add", "sam", "--role", "technician", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    job_id = ok(data_dir, "job", "create", "Leaking valve").strip()
+    page = await browser.new_page()
+    await page.goto(serve.url + "/")
+    await page.fill("[name=username]", "sam")
+    await page.fill("[name=password]", PASSWORD)
+    await page.click('[data-action="sign-in"]')
+    await page.click(f'[data-job="{job_id}"]')
+    await page.click('[data-action="join"]')
+    await expect(page.locator('[data-region="status"]')).to_have_text("Connected")
+    assert await page.evaluate(BIG_VIDEO) == "local-video"
+    await expect(page.locator('[data-action="snapshot"]')).to_be_visible()
+    await expect(page.locator('[data-action="tool-arrow"]')).to_be_hidden()
+    await assert_usable(page, "technician console")
+    await screenshots(page, "technician-console")
+    await page.click('[data-action="leave"]')
+    await expect(page.locator('[data-action="join"]')).to_be_visible()
+
+
+async def test_a_customer_rides_out_a_server_restart(
+        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    serve.wait_ready()
+    job_id = ok(data_dir, "job", "create", "Boiler pressure").strip()
+    link = invite(serve, data_dir, job_id, "customer")
+    customer = await browser.new_page()
+    await join(customer, link)
+    status = customer.locator('[data-region="status"]')
+
+    assert serve.stop() == 0
+    await expect(status).to_have_text(re.compile(r"^Connection lost\. Reconnecting"))
+    await screenshots(customer, "customer-reconnecting")
+    again = ServeProcess(data_dir, port=serve.port)
+    try:
+        again.wait_ready()
+        await expect(status).to_have_text("Connected", timeout=20_000)
+        # Back in a call of the same job, the camera still going.
+        await expect(customer.locator('[data-region="local-video"]')).to_be_visible()
+        used = await browser.new_page()
+        await used.goto(link)
+        await expect(used.locator('[data-action="join"]')).to_be_hidden()
+        await expect(used.locator('[data-region="status"]')).to_contain_text("no longer valid")
+        await screenshots(used, "customer-link-used")
+        await customer.click('[data-action="leave"]')
+    finally:
+        assert again.stop() == 0
+
+
+@pytest.fixture
+async def camera_refused(tmp_path: Path) -> AsyncIterator[BrowserContext]:
+    """A Chromium that says no when a page asks for the camera and microphone."""
+    flags = [f for f in FLAGS if f != "--use-fake-ui-for-media-stream"]
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            tmp_path / "refusing-profile", executable_path=CHROMIUM, headless=True,
+            args=[*flags, "--deny-permission-prompts"], viewport=PHONE)
+        context.set_default_timeout(10_000)
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+async def test_a_customer_who_refuses_the_camera_can_still_talk_in_chat(
+        camera_refused: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    serve.wait_ready()
+    job_id = ok(data_dir, "job", "create", "Noisy fan").strip()
+    page = await camera_refused.new_page()
+    await page.goto(invite(serve, data_dir, job_id, "customer"))
+    await page.locator('[data-action="join"]').click()
+    await expect(page.locator('[data-region="status"]')).to_contain_text(
+        "Camera and microphone are blocked")
+    await expect(page.locator('[data-action="chat-send"]')).to_be_visible()
+    await page.fill("[name=message]", "I can't get the camera to work")
+    await page.click('[data-action="chat-send"]')
+    await expect(page.locator('[data-region="chat"]')).to_contain_text("camera to work")
+    await page.screenshot(path=ARTIFACTS / "customer-camera-refused-phone.png", full_page=True)
