@@ -19,8 +19,12 @@ import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, DESKTOP, FLAGS, PHONE, screenshots
-from tests.browser.test_call import assert_usable, frames_grow, sign_in_expert
-from tests.browser.test_call import RECORD_PEER_CONNECTIONS
+from tests.browser.test_call import (
+    RECORD_PEER_CONNECTIONS,
+    assert_usable,
+    frames_grow,
+    sign_in_expert,
+)
 from tests.browser.test_first_run import watch_errors
 from tests.conftest import PASSWORD
 from tests.test_cli import ServeProcess, ok
