@@ -68,6 +68,7 @@ export class CallView extends EventTarget {
       ? new AnnotationTools(this.overlay, (m) => call.send(m), () => this.viewing)
       : null;
     this.showLocal();
+    this.showRemote();
     this.wire();
     this.stopQuality = watchQuality(this.$('[data-region="quality"]'),
       () => (call.media ? call.media.pc : null));
@@ -321,6 +322,8 @@ export class CallView extends EventTarget {
       }
       return item;
     });
+    if (!items.length) items.push(Object.assign(document.createElement("li"),
+      { className: "empty", textContent: "Nobody else yet." }));
     region.replaceChildren(...items);
   }
 

@@ -11,9 +11,10 @@ const EVERY_MS = 2000;
  * Judge one getStats() report against the previous totals.
  * @param {RTCStatsReport} report
  * @param {{lost: number, received: number}} last totals seen before, updated here
+ * @param {boolean} connected whether the connection is up (before any measurement)
  * @returns {Quality}
  */
-export function judge(report, last) {
+export function judge(report, last, connected) {
   let rtt = null;
   let lost = 0;
   let received = 0;
@@ -40,7 +41,7 @@ export function judge(report, last) {
   last.lost = lost;
   last.received = received;
   const loss = newLost + newReceived > 0 ? newLost / (newLost + newReceived) : 0;
-  if (rtt === null) return { level: "none", text: "Connecting" };
+  if (rtt === null) return { level: "none", text: connected ? "Connected" : "Connecting" };
   const ms = Math.round(rtt * 1000);
   const percent = Math.round(loss * 100);
   if (rtt < 0.3 && loss < 0.02) return { level: "good", text: `Good connection (${ms} ms)` };
@@ -73,7 +74,7 @@ export function watchQuality(element, pc) {
       last.received = 0;
     }
     try {
-      show(judge(await current.getStats(), last));
+      show(judge(await current.getStats(), last, current.connectionState === "connected"));
     } catch {
       show({ level: "none", text: "No video connection" });
     }
