@@ -8,6 +8,7 @@ OpenCV releases the GIL while it draws and encodes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import Any
@@ -132,18 +133,32 @@ def text_metrics(shape: dict[str, Any], width: int, height: int) -> tuple[float,
     letters = round(min(max(MIN_TEXT_HEIGHT_PX, TEXT_HEIGHT_STROKES * stroke_px(shape, width)),
                         max(MIN_TEXT_HEIGHT_PX, height * MAX_TEXT_HEIGHT)))
     fill = max(1, round(letters / 10))
-    scale = cv2.getFontScaleFromHeight(FONT, letters, fill)
+    # OpenCV sizes a face by its full ascent; capitals are a fixed share of it.
+    scale = cv2.getFontScaleFromHeight(FONT, letters, fill) / _capital_share()
     return scale, fill, max(2, round(letters / 6))
+
+
+@functools.cache
+def _capital_share() -> float:
+    """How much of the height OpenCV reports for the face a capital letter takes."""
+    scale = 4.0
+    (_, reported), _ = cv2.getTextSize("H", FONT, scale, 1)
+    mask = np.zeros((reported * 3, reported * 3), np.uint8)
+    cv2.putText(mask, "H", (reported, reported * 2), FONT, scale, 255, 1, cv2.LINE_AA)
+    rows = np.nonzero(mask.max(axis=1) >= 128)[0]
+    return float(rows.max() - rows.min() + 1) / reported
 
 
 def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> None:
     scale, fill, outline = text_metrics(shape, width, height)
     (text_w, text_h), baseline = cv2.getTextSize(shape["text"], FONT, scale, fill)
-    # points[0] is the top-left corner of the letters. The box they and their outline
-    # take, in picture pixels:
+    # points[0] is the top-left corner of the capital letters: the baseline lies a
+    # capital's height below it (accents and tall glyphs may rise above the point).
     x, y = (round(v) for v in _px(shape["points"][0], width, height))
+    line = y + round(text_h * _capital_share())
     reach = outline + 1
-    box = (x - reach, y - reach, x + text_w + reach, y + text_h + baseline + reach)
+    # The box the letters and their outline take, in picture pixels:
+    box = (x - reach, line - text_h - reach, x + text_w + reach, line + baseline + reach)
     # Only the visible part is drawn: a patch of it, plus the outline's reach around it,
     # so a long label costs at most about the picture's size.
     x0, y0 = max(0, box[0]), max(0, box[1])
@@ -153,7 +168,7 @@ def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> No
     left, top = max(box[0], x0 - reach), max(box[1], y0 - reach)
     right, bottom = min(box[2], x1 + reach), min(box[3], y1 + reach)
     mask = np.zeros((bottom - top, right - left), np.uint8)
-    cv2.putText(mask, shape["text"], (x - left, y + text_h - top), FONT, scale, 255, fill,
+    cv2.putText(mask, shape["text"], (x - left, line - top), FONT, scale, 255, fill,
                 cv2.LINE_AA)
     # The outline: every pixel within ``outline`` of the letters (OpenCV's putText
     # ignores large thicknesses, so a thick dark pass would not make one).
