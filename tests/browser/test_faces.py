@@ -20,7 +20,9 @@ from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, DESKTOP, FLAGS, PHONE, screenshots
 from tests.browser.test_call import (
+    OVERLAY_PIXEL,
     RECORD_PEER_CONNECTIONS,
+    SCREEN_POINT,
     assert_usable,
     frames_grow,
     sign_in_expert,
@@ -184,3 +186,77 @@ async def test_a_customer_who_refuses_the_camera_can_still_talk_in_chat(
     await page.click('[data-action="chat-send"]')
     await expect(page.locator('[data-region="chat"]')).to_contain_text("camera to work")
     await page.screenshot(path=ARTIFACTS / "customer-camera-refused-phone.png", full_page=True)
+
+
+SHAPE_COUNT = """() => document.querySelector('[data-region="annotations"]').dataset.shapes"""
+
+
+async def drag(page: Page, start: list[float], end: list[float]) -> None:
+    """Press at one point of the big picture, move, release at another."""
+    a = await page.evaluate(SCREEN_POINT, start)
+    b = await page.evaluate(SCREEN_POINT, end)
+    await page.mouse.move(*a)
+    await page.mouse.down()
+    await page.mouse.move(*b, steps=6)
+    await page.mouse.up()
+
+
+async def test_every_drawing_tool_reaches_the_customer(
+        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    serve.wait_ready()
+    ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    job_id = ok(data_dir, "job", "create", "Drawing lesson").strip()
+    errors: list[str] = []
+    expert = await expert_in_call(browser, serve, job_id, errors)
+    customer = await browser.new_page()
+    watch_errors(customer, errors)
+    await join(customer, invite(serve, data_dir, job_id, "customer"))
+    await frames_grow(expert)
+    shapes = customer.locator('[data-region="annotations"]')
+
+    await expert.click('[data-action="color"][data-color="#0a84ff"]')
+    await expert.click('[data-action="tool-pen"]')
+    await expect(expert.locator('[data-action="tool-pen"]')).to_have_attribute(
+        "aria-pressed", "true")
+    await drag(expert, [0.2, 0.2], [0.4, 0.3])
+    await expect(shapes).to_have_attribute("data-shapes", "1")
+    blue = await customer.evaluate(OVERLAY_PIXEL, [0.2, 0.2])
+    assert blue[2] > 200 and blue[0] < 60 and blue[3] > 200, blue
+
+    await expert.click('[data-action="tool-circle"]')
+    await drag(expert, [0.6, 0.6], [0.7, 0.6])
+    await expect(shapes).to_have_attribute("data-shapes", "2")
+
+    await expert.click('[data-action="tool-text"]')
+    point = await expert.evaluate(SCREEN_POINT, [0.1, 0.8])
+    await expert.mouse.click(*point)
+    await expert.keyboard.type("Open this valve")
+    await expert.keyboard.press("Enter")
+    await expect(shapes).to_have_attribute("data-shapes", "3")
+
+    await expert.click('[data-action="undo"]')
+    await expect(shapes).to_have_attribute("data-shapes", "2")
+    await expert.click('[data-action="clear"]')
+    await expect(shapes).to_have_attribute("data-shapes", "0")
+    assert (await customer.evaluate(OVERLAY_PIXEL, [0.2, 0.2]))[3] == 0
+
+    # The laser pointer draws nothing that stays, but shows a dot where it points.
+    await expert.click('[data-action="tool-pointer"]')
+    target = await expert.evaluate(SCREEN_POINT, [0.5, 0.5])
+    await expert.mouse.move(target[0] - 20, target[1])
+    await expert.mouse.move(*target, steps=4)
+    await customer.wait_for_function(
+        f"() => ({OVERLAY_PIXEL})([0.5, 0.5])[3] > 0", polling="raf", timeout=5000)
+    assert await customer.evaluate(SHAPE_COUNT) == "0"
+
+    # Freeze holds the expert's picture still; Resume lets it run again.
+    remote = expert.locator('[data-region="remote-video"]')
+    await expert.click('[data-action="freeze"]')
+    await expect(remote).to_have_js_property("paused", True)
+    await expect(expert.locator('[data-action="freeze"]')).to_have_attribute(
+        "aria-pressed", "true")
+    await expert.click('[data-action="freeze"]')
+    await expect(remote).to_have_js_property("paused", False)
+    assert errors == []

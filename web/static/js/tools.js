@@ -141,7 +141,7 @@ export class AnnotationTools {
     input.style.left = `${Math.min(event.clientX - rect.left, rect.width - 200)}px`;
     input.style.top = `${Math.min(event.clientY - rect.top, rect.height - 48)}px`;
     screen.append(input);
-    setTimeout(() => input.focus(), 0);
+    input.focus();
     input.addEventListener("keydown", (e) => {
       if (e.key === "Escape") input.remove();
       if (e.key !== "Enter") return;
