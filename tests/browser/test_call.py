@@ -221,6 +221,9 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
     await expect(customer.locator("#job-title")).to_have_text(TITLE_CANARY)
     await expect(customer.locator('[data-action="join"]')).to_be_enabled()
     await assert_usable(customer, "landing")
+    # Keyboard users reach the one thing to do first.
+    await customer.keyboard.press("Tab")
+    await expect(customer.locator('[data-action="join"]')).to_be_focused()
     await screenshots(customer, f"customer-landing-{model}")
     await customer.set_viewport_size(PHONES[model]["viewport"])
     await customer.locator('[data-action="join"]').tap()
