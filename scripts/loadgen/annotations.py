@@ -117,8 +117,11 @@ CUSTOMER_PROBES = """(() => {
   });
 })();"""
 
-# Where a normalized point of the big picture is on the screen, in CSS pixels: the
-# annotations canvas, and the content box of the remote video's picture in it.
+# Where a normalized point of the big picture is on the screen, in CSS pixels (the
+# annotations canvas, and the content box of the remote video's picture in it), and
+# what is on top there: null where the canvas takes the pointer, else the covering
+# element's data-region or tag (the expert's own preview and the quality indicator
+# lie over the picture's corners).
 SCREEN_POINT = """([x, y]) => {
   const canvas = document.querySelector('[data-region="annotations"]');
   const video = document.querySelector('[data-region="remote-video"]');
@@ -126,7 +129,13 @@ SCREEN_POINT = """([x, y]) => {
   const s = Math.min(rect.width / video.videoWidth, rect.height / video.videoHeight);
   const bx = (rect.width - video.videoWidth * s) / 2;
   const by = (rect.height - video.videoHeight * s) / 2;
-  return [rect.left + bx + x * video.videoWidth * s, rect.top + by + y * video.videoHeight * s];
+  const at = [rect.left + bx + x * video.videoWidth * s,
+              rect.top + by + y * video.videoHeight * s];
+  const top = document.elementFromPoint(at[0], at[1]);
+  const cover = top === canvas ? null
+    : top ? (top.closest("[data-region]")?.dataset.region || top.tagName.toLowerCase())
+    : "outside";
+  return [at, cover];
 }"""
 
 # Resolves once the video has a picture (not wait_for_function: the pages' CSP
@@ -181,6 +190,7 @@ class AnnotationBench:
         self.on_picture: int | None = 0   # shapes on the customer's picture; None:
                                           # not known after an error
         self.rng = random.Random("annotations")
+        self.covered: collections.Counter[str] = collections.Counter()
 
     async def _api(self, path: str, body: dict[str, Any]) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -265,17 +275,33 @@ class AnnotationBench:
                              f"{SHAPE_TIMEOUT_S:g} s") from None
         self.on_picture = 0
 
+    async def place(self, expert: Page) -> tuple[list[float], list[float]]:
+        """Screen points of a random arrow on the picture, both where the canvas takes
+        the pointer; places under another element are counted in ``covered``."""
+        # At 1280x800 the picture and its tool bar do not fit on the screen together:
+        # pressing a tool or Clear scrolls the picture's top out. Show it whole first.
+        await expert.evaluate(
+            """document.querySelector('[data-region="annotations"]')
+                 .scrollIntoView({block: "nearest"})""")
+        rng = self.rng
+        for _ in range(100):
+            tail = [rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9)]
+            head = [min(0.95, max(0.05, t + rng.choice((-1, 1)) * rng.uniform(0.08, 0.3)))
+                    for t in tail]
+            (start, start_cover), (end, end_cover) = (
+                await expert.evaluate(SCREEN_POINT, tail),
+                await expert.evaluate(SCREEN_POINT, head))
+            if start_cover is None and end_cover is None:
+                return start, end
+            self.covered[start_cover or end_cover] += 1
+        raise BenchError(f"no place on the expert's picture takes the pointer: {self.covered}")
+
     async def arrow(self, expert: Page, customer: Page) -> Sample | str:
         """Draw one arrow at a random place of the picture; its times, or an error."""
         if self.on_picture is None or self.on_picture >= self.options.clear_every:
             await self.clear(expert, customer)
         assert self.on_picture is not None
-        rng = self.rng
-        tail = [rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9)]
-        head = [min(0.95, max(0.05, t + rng.choice((-1, 1)) * rng.uniform(0.08, 0.3)))
-                for t in tail]
-        start = await expert.evaluate(SCREEN_POINT, tail)
-        end = await expert.evaluate(SCREEN_POINT, head)
+        start, end = await self.place(expert)
         await expert.evaluate("window.__bench.ups.length = 0; window.__bench.sent.length = 0")
         since = await customer.evaluate(  # on the customer's clock, as the paints are
             "window.__bench.received.length = 0; performance.timeOrigin + performance.now()")
@@ -434,6 +460,8 @@ async def run(options: Options) -> dict[str, Any]:
         "customer_viewport": f"{PHONE['width']}x{PHONE['height']}@{options.phone_scale:g}",
         "expert_viewport": f"{DESKTOP['width']}x{DESKTOP['height']}",
         "page_errors": bench.errors,
+        # Random places of the picture, drawn again because the canvas was covered there.
+        "covered_places": dict(bench.covered),
     }
     if result["errors"]:
         logger.warning("%d arrows failed: see error_codes", result["errors"])
