@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Measure ``videoassist serve``: its media relay, and its snapshots.
+"""Measure ``videoassist serve``: its media relay, its snapshots, and annotations.
 
     python scripts/bench.py relay --mode forward|transcode --streams N --seconds S --json
     python scripts/bench.py snapshot --sizes 640x360,1280x720 --keyframe-every K --json
+    python scripts/bench.py annotations --shapes N --json
 
 Starts the server as a child process and, in this process, calls over loopback whose
 publishers send a pre-encoded 30 fps VP8 clip (and Opus). ``relay``: N calls, each
 with a viewer counting the frames it gets, undecoded; CPU, memory, loss, latency.
 ``snapshot``: for each size, a staff member in the call asks for snapshots of the
-publisher's camera, one at a time; the time from request to saved, and the CPU. The
+publisher's camera, one at a time; the time from request to saved, and the CPU.
+``annotations``: the browser client itself, an expert and a customer in two headless
+Chromiums (Debian's, through Playwright); the expert draws arrows, one at a time, and
+each is timed from the expert's pointerup to the customer's overlay painting it. The
 method and the measured tables: docs/performance.md. Progress goes to stderr; with
 ``--json``, stdout holds one JSON object, nothing else.
 """
@@ -28,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # videoassist, and tests.media.clips for the clip
 
 from loadgen import BenchError  # noqa: E402  (found next to this file)
+from loadgen.annotations import Options as AnnotationOptions  # noqa: E402
+from loadgen.annotations import run as run_annotations  # noqa: E402
 from loadgen.relay import Options as RelayOptions  # noqa: E402
 from loadgen.relay import run as run_relay  # noqa: E402
 from loadgen.server import TRANSCODE  # noqa: E402
@@ -88,7 +94,30 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                       help="afterwards, time the server's capture and rendering steps "
                            "in this process on the same clips")
     snap.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    notes = sub.add_parser("annotations",
+                           help="arrows in the browser client, from pointerup to painted")
+    notes.add_argument("--shapes", type=int, default=50,
+                       help="measured arrows (default 50)")
+    notes.add_argument("--warmup-shapes", type=int, default=5,
+                       help="arrows drawn first and not counted (default 5)")
+    notes.add_argument("--clear-every", type=int, default=10, metavar="SHAPES",
+                       help="press Clear when the picture has this many arrows (default 10)")
+    notes.add_argument("--pause", type=float, default=0.2,
+                       help="seconds from a paint to the next arrow: a random pause "
+                            "between this and twice this (default 0.2)")
+    notes.add_argument("--phone-scale", type=float, default=3.0,
+                       help="the customer page's devicePixelRatio (default 3)")
+    notes.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args(argv)
+    if args.benchmark == "annotations":
+        if args.shapes < 1 or args.warmup_shapes < 0 or args.clear_every < 1 \
+                or args.pause < 0 or not 0.5 <= args.phone_scale <= 4:
+            parser.error("--shapes and --clear-every must be at least 1, --warmup-shapes "
+                         "and --pause at least 0, --phone-scale from 0.5 to 4")
+        annotation_options = AnnotationOptions(args.shapes, args.warmup_shapes,
+                                               args.clear_every, args.pause,
+                                               args.phone_scale)
+        return lambda: run_annotations(annotation_options), bool(args.json)
     if args.benchmark == "relay":
         if args.streams < 1:
             parser.error("--streams must be at least 1")

@@ -1,8 +1,9 @@
 """``scripts/bench.py`` runs end to end and reports every field, with sane values.
 
 Smoke tests: one short forward run (a real server process, one call, a late viewer
-a second) and three snapshots at 640x360. Performance is measured by the bench and
-written in docs/performance.md, never asserted here.
+a second), three snapshots at 640x360, and three arrows drawn in the browser client (two
+Chromiums). Performance is measured by the bench and written in docs/performance.md,
+never asserted here.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,3 +88,33 @@ def test_three_snapshots_at_360p_report_their_latency_and_no_error() -> None:
     # The camera's own counts: frames since its keyframe, keyframes it was asked for.
     assert size["frames_since_keyframe_max"] >= 1
     assert 0 <= size["keyframes_on_request"] <= size["keyframe_requests"]
+
+
+@pytest.mark.browser
+def test_three_arrows_are_timed_from_pointerup_to_painted_on_the_phone() -> None:
+    result, stderr = run_bench("annotations", "--shapes", "3", "--warmup-shapes", "1",
+                               "--clear-every", "2", "--pause", "0.05")
+    assert "measuring 3 arrows" in stderr
+    assert result["benchmark"] == "annotations"
+    assert result["samples"] == 3 and result["errors"] == 0 and result["error_codes"] == {}
+    assert result["page_errors"] == []
+    # Clear was pressed after two arrows: the third was the only one on the picture.
+    assert result["shapes_on_picture_max"] == 2
+    latency = result["latency_ms"]
+    for stage in ("sent", "received", "painted"):
+        values = [latency[stage][n] for n in ("min", "p50", "p95", "max")]
+        assert all(isinstance(v, int | float) and math.isfinite(v) for v in values), values
+        assert values == sorted(values), (stage, values)
+    # Each arrow in order: sent, then received, then painted; all within a minute.
+    stages = result["stage_ms"]
+    assert latency["sent"]["min"] >= 0
+    assert stages["sent_to_received"]["min"] > 0
+    assert stages["received_to_painted"]["min"] >= 0
+    assert latency["painted"]["max"] < 60_000
+    # The pages' clocks agree with each other (the method depends on it).
+    skew = result["clock_skew_ms"]
+    assert abs(skew["before"]) < 50 and abs(skew["after"]) < 50, skew
+    cpu_count = os.cpu_count() or 1
+    assert 0 < result["server_cpu_cores"] <= cpu_count
+    assert 0 < result["browsers_cpu_cores"] <= cpu_count
+    assert result["picture"] != "0x0" and result["camera"] != "0x0"

@@ -5,7 +5,9 @@ viewers, the server as a child process, and what is measured of both.
 - ``peers``: participants of a call over /ws, and the direct pair of the baseline;
 - ``server``: ``videoassist serve`` as a child process;
 - ``probes``: CPU, memory and UDP counters read from /proc;
-- ``relay``: the relay benchmark itself, and its report.
+- ``relay``: the relay benchmark itself, and its report;
+- ``snapshot``: the snapshot benchmark;
+- ``annotations``: the browser client's annotations, in two Chromiums.
 """
 
 

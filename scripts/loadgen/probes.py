@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,3 +116,22 @@ class LoopLag:
 
 def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 2) if values else None
+
+
+def tree_cpu_seconds(root: int, exclude: Collection[int] = ()) -> float:
+    """utime + stime of ``root``'s descendants (not ``root`` itself), except the
+    processes in ``exclude`` and their own descendants: the browsers Playwright started."""
+    parents: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(stat[1])].append(int(entry.name))
+    total = 0.0
+    todo = [pid for pid in parents[root] if pid not in exclude]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += process_cpu_seconds(pid)
+        todo += [child for child in parents[pid] if child not in exclude]
+    return total
