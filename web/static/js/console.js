@@ -262,6 +262,8 @@ $('[data-action="join"]').addEventListener("click", async () => {
   });
   call.addEventListener("joined", () => {
     section.hidden = false;
+    // The picture and its tools in view at once, whatever the jobs list above.
+    section.scrollIntoView({ block: "start" });
   });
   live.addEventListener("snapshot", () => {
     if (currentJob === job) openJob(job);

@@ -109,7 +109,8 @@ export class Overlay {
     const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, canvas.clientWidth, canvas.clientHeight);
-    canvas.dataset.shapes = String(this.shapes.size);
+    const count = String(this.shapes.size);
+    if (canvas.dataset.shapes !== count) canvas.dataset.shapes = count;
     const box = this.box();
     const picture = this.picture();
     if (!box || !picture) return;
