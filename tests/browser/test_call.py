@@ -27,19 +27,11 @@ from playwright.async_api import BrowserContext, Page, expect
 
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, DESKTOP, FLAGS, PHONE, screenshots
 from tests.browser.test_first_run import watch_errors
-from tests.browser.test_media import FRAMES_DECODED
+from tests.browser.test_media import FRAMES_DECODED, RECORD_PEER_CONNECTIONS
 from tests.conftest import PASSWORD
 from tests.test_cli import ServeProcess, ok
 
 pytestmark = pytest.mark.browser
-
-RECORD_PEER_CONNECTIONS = """
-window.__pcs = [];
-const Native = window.RTCPeerConnection;
-window.RTCPeerConnection = class extends Native {
-  constructor(...args) { super(...args); window.__pcs.push(this); }
-};
-"""
 
 PHONES = {
     "iphone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
