@@ -38,7 +38,7 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright, ex
 
 from loadgen import BenchError
 from loadgen.probes import CpuMark, percentile, tree_cpu_seconds
-from loadgen.server import ServerProcess
+from loadgen.server import ServerProcess, post_json
 from tests.browser.conftest import CHROMIUM, DESKTOP, FLAGS, PHONE
 
 logger = logging.getLogger("bench")
@@ -193,13 +193,7 @@ class AnnotationBench:
         self.covered: collections.Counter[str] = collections.Counter()
 
     async def _api(self, path: str, body: dict[str, Any]) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with self.http.post(self.server.url + path, json=body,
-                                  headers=headers) as response:
-            answer = await response.json(content_type=None)
-            if response.status >= 300:
-                raise BenchError(f"POST {path}: {response.status} {answer}")
-            return answer
+        return await post_json(self.http, self.server.url, path, body, self.token)
 
     async def job_and_invite(self) -> tuple[int, str]:
         """A job (before the expert signs in, so that the console lists it) and a

@@ -42,7 +42,7 @@ from loadgen.probes import (
     process_rss_mb,
     udp_drops,
 )
-from loadgen.server import ServerProcess
+from loadgen.server import ServerProcess, post_json
 
 logger = logging.getLogger("bench")
 
@@ -88,13 +88,7 @@ class RelayBench:
         self.rss_trace: list[tuple[float, float]] = []  # (second of the window, MiB)
 
     async def _api(self, path: str, body: dict[str, Any]) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with self.http.post(self.server.url + path, json=body,
-                                  headers=headers) as response:
-            answer = await response.json(content_type=None)
-            if response.status >= 300:
-                raise BenchError(f"POST {path}: {response.status} {answer}")
-            return answer
+        return await post_json(self.http, self.server.url, path, body, self.token)
 
     def _participant(self, job_id: int, tracks: list[TimedTrack],
                      sink: FrameSink | None = None) -> Participant:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -26,6 +27,17 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def post_json(http: aiohttp.ClientSession, url: str, path: str, body: dict[str, Any],
+                    token: str = "") -> Any:
+    """POST ``body`` to the server's API; its JSON answer, or BenchError naming the call."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.post(url + path, json=body, headers=headers) as response:
+        answer = await response.json(content_type=None)
+        if response.status >= 300:
+            raise BenchError(f"POST {path}: {response.status} {answer}")
+        return answer
 
 
 class ServerProcess:

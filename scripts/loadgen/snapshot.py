@@ -31,7 +31,7 @@ from loadgen import BenchError
 from loadgen.media import Camera, CameraClip, audio_track, camera_clip
 from loadgen.peers import Participant
 from loadgen.probes import CpuMark, LoopLag, percentile
-from loadgen.server import ServerProcess
+from loadgen.server import ServerProcess, post_json
 from tests.media import clips
 from videoassist.media.capture import MAX_DECODE_FRAMES
 
@@ -180,13 +180,7 @@ class SnapshotBench:
         self.lags_ms: list[float] = []  # over the measured windows only
 
     async def _api(self, path: str, body: dict[str, Any]) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with self.http.post(self.server.url + path, json=body,
-                                  headers=headers) as response:
-            answer = await response.json(content_type=None)
-            if response.status >= 300:
-                raise BenchError(f"POST {path}: {response.status} {answer}")
-            return answer
+        return await post_json(self.http, self.server.url, path, body, self.token)
 
     async def sign_in(self) -> None:
         session = await self._api("/api/session", {"username": self.server.username,

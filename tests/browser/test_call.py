@@ -123,6 +123,16 @@ async def sign_in_expert(page: Page, serve: ServeProcess) -> None:
     await expect(page.locator('[data-region="status"]')).to_have_text("Signed in as dana")
 
 
+async def drag(page: Page, start: list[float], end: list[float]) -> None:
+    """Press at one point of the big picture, move, release at another."""
+    a = await page.evaluate(SCREEN_POINT, start)
+    b = await page.evaluate(SCREEN_POINT, end)
+    await page.mouse.move(*a)
+    await page.mouse.down()
+    await page.mouse.move(*b, steps=6)
+    await page.mouse.up()
+
+
 async def frames_grow(page: Page) -> None:
     async with asyncio.timeout(15):
         while (first := await page.evaluate(FRAMES_DECODED)) == 0:
@@ -228,12 +238,7 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
 
     # The expert draws an arrow; the customer's own camera view shows it.
     await expert.click('[data-action="tool-arrow"]')
-    tail = await expert.evaluate(SCREEN_POINT, [0.3, 0.3])
-    head = await expert.evaluate(SCREEN_POINT, [0.6, 0.6])
-    await expert.mouse.move(*tail)
-    await expert.mouse.down()
-    await expert.mouse.move(*head, steps=8)
-    await expert.mouse.up()
+    await drag(expert, [0.3, 0.3], [0.6, 0.6])
     overlay = customer.locator('[data-region="annotations"]')
     await expect(overlay).to_have_attribute("data-shapes", "1")
     red = await customer.evaluate(OVERLAY_PIXEL, [0.45, 0.45])  # on the shaft

@@ -24,6 +24,7 @@ from tests.browser.test_call import (
     RECORD_PEER_CONNECTIONS,
     SCREEN_POINT,
     assert_usable,
+    drag,
     frames_grow,
     sign_in_expert,
 )
@@ -48,8 +49,13 @@ async def join(page: Page, link: str) -> None:
     await expect(page.locator('[data-region="status"]')).to_have_text("Connected")
 
 
-async def expert_in_call(browser: BrowserContext, serve: ServeProcess, job_id: str,
-                         errors: list[str]) -> Page:
+async def expert_in_a_new_call(browser: BrowserContext, serve: ServeProcess, data_dir: Path,
+                               title: str, errors: list[str]) -> tuple[Page, str]:
+    """An expert (dana) signed in at a desk, in the call of a new job; its id."""
+    serve.wait_ready()
+    ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    job_id = ok(data_dir, "job", "create", title).strip()
     expert = await browser.new_page()
     await expert.set_viewport_size(DESKTOP)
     await expert.add_init_script(RECORD_PEER_CONNECTIONS)
@@ -58,18 +64,14 @@ async def expert_in_call(browser: BrowserContext, serve: ServeProcess, job_id: s
     await expert.click(f'[data-job="{job_id}"]')
     await expert.click('[data-action="join"]')
     await expect(expert.locator('[data-region="status"]')).to_have_text("Connected")
-    return expert
+    return expert, job_id
 
 
 async def test_a_technician_snapshots_their_camera_and_writes_notes(
         browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    serve.wait_ready()
-    ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
-       stdin=PASSWORD + "\n")
-    job_id = ok(data_dir, "job", "create", "Heat pump E7").strip()
     errors: list[str] = []
-    expert = await expert_in_call(browser, serve, job_id, errors)
+    expert, job_id = await expert_in_a_new_call(browser, serve, data_dir, "Heat pump E7", errors)
 
     technician = await browser.new_page()
     watch_errors(technician, errors)
@@ -191,25 +193,11 @@ async def test_a_customer_who_refuses_the_camera_can_still_talk_in_chat(
 SHAPE_COUNT = """() => document.querySelector('[data-region="annotations"]').dataset.shapes"""
 
 
-async def drag(page: Page, start: list[float], end: list[float]) -> None:
-    """Press at one point of the big picture, move, release at another."""
-    a = await page.evaluate(SCREEN_POINT, start)
-    b = await page.evaluate(SCREEN_POINT, end)
-    await page.mouse.move(*a)
-    await page.mouse.down()
-    await page.mouse.move(*b, steps=6)
-    await page.mouse.up()
-
-
 async def test_every_drawing_tool_reaches_the_customer(
         browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    serve.wait_ready()
-    ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
-       stdin=PASSWORD + "\n")
-    job_id = ok(data_dir, "job", "create", "Drawing lesson").strip()
     errors: list[str] = []
-    expert = await expert_in_call(browser, serve, job_id, errors)
+    expert, job_id = await expert_in_a_new_call(browser, serve, data_dir, "Drawing lesson", errors)
     customer = await browser.new_page()
     watch_errors(customer, errors)
     await join(customer, invite(serve, data_dir, job_id, "customer"))

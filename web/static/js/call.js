@@ -69,13 +69,16 @@ export async function openCamera() {
  */
 export class Call extends EventTarget {
   /**
-   * @param {{token: string, job?: number, stream: MediaStream}} options
+   * @param {{token: string, job?: number, stream: MediaStream, notice?: string | null}} options
+   *   `notice`: what is wrong with the camera (openCamera's problem), said in place of
+   *   "Connected" whenever the call is up
    */
-  constructor({ token, job, stream }) {
+  constructor({ token, job, stream, notice = null }) {
     super();
     this.token = token;
     this.job = job;
     this.stream = stream;
+    this.connectedText = notice || "Connected";
     /** @type {Signalling | null} */
     this.signalling = null;
     /** @type {MediaLink | null} */
@@ -132,7 +135,7 @@ export class Call extends EventTarget {
       this.streams.clear();
       this.dispatchEvent(new CustomEvent("joined", { detail: message }));
       this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
-      this.setState("connected", "Connected");
+      this.setState("connected", this.connectedText);
       this.startMedia();
     });
     signalling.addEventListener("participant.joined", (event) => {
@@ -220,7 +223,7 @@ export class Call extends EventTarget {
           if (!this.media && this.state !== "ended") this.startMedia();
         }, MEDIA_RESTART_MS);
       } else if (state === "connected" && this.state === "reconnecting") {
-        this.setState("connected", "Connected");
+        this.setState("connected", this.connectedText);
       }
     });
     media.publish(this.stream).then(() => {

@@ -255,7 +255,7 @@ $('[data-action="join"]').addEventListener("click", async () => {
   const { stream, problem } = await openCamera();
   const section = /** @type {HTMLElement} */ (pristineCall.cloneNode(true));
   $("#call").replaceWith(section);
-  call = new Call({ token: session.token, job, stream });
+  call = new Call({ token: session.token, job, stream, notice: problem });
   const live = new CallView(section, call, {
     // A technician on site shows their own camera; an expert looks at the others'.
     layout: session.user.role === "technician" ? "field" : "expert", staff: true,
@@ -273,7 +273,6 @@ $('[data-action="join"]').addEventListener("click", async () => {
   });
   call.addEventListener("state", (event) => {
     const { state } = /** @type {CustomEvent} */ (event).detail;
-    if (state === "connected" && problem) setStatus(problem);
     if (state !== "ended") return;
     call = null;
     section.hidden = true;

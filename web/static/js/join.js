@@ -47,7 +47,7 @@ joinButton.addEventListener("click", async () => {
   }
   setStatus("Starting the camera…");
   const { stream, problem } = await openCamera();
-  call = new Call({ token: session.token, stream });
+  call = new Call({ token: session.token, stream, notice: problem });
   const view = new CallView(/** @type {HTMLElement} */ ($("#call")), call, { layout: "field" });
   const technician = session.role === "technician";
   call.addEventListener("joined", () => {
@@ -58,8 +58,6 @@ joinButton.addEventListener("click", async () => {
   });
   call.addEventListener("state", (event) => {
     const { state, text } = /** @type {CustomEvent} */ (event).detail;
-    // In the call without a camera: say why, over "Connected" (the call goes on).
-    if (state === "connected" && problem) setStatus(problem);
     if (state !== "ended") return;
     $("#landing").hidden = true;
     $("#call").hidden = true;

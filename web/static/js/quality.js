@@ -16,6 +16,7 @@ const EVERY_MS = 2000;
  */
 export function judge(report, last, connected) {
   let rtt = null;
+  let reported = null;
   let lost = 0;
   let received = 0;
   /** @type {string | null} */
@@ -26,16 +27,15 @@ export function judge(report, last, connected) {
       lost += Math.max(0, r.packetsLost || 0);
       received += r.packetsReceived || 0;
     }
+    if (r.type === "remote-inbound-rtp" && typeof r.roundTripTime === "number") {
+      reported = r.roundTripTime;
+    }
   });
   const pair = selected ? report.get(selected) : null;
   if (pair && typeof pair.currentRoundTripTime === "number") rtt = pair.currentRoundTripTime;
   // Without a measured pair (not every browser fills it in), what the server reports
   // back about the media this client sends (RTCP receiver reports) carries one too.
-  report.forEach((r) => {
-    if (rtt === null && r.type === "remote-inbound-rtp" && typeof r.roundTripTime === "number") {
-      rtt = r.roundTripTime;
-    }
-  });
+  if (rtt === null) rtt = reported;
   const newLost = lost - last.lost;
   const newReceived = received - last.received;
   last.lost = lost;
