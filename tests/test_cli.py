@@ -360,3 +360,30 @@ def test_serve_first_run_prints_a_setup_link_and_writes_private_files(data_dir: 
     assert code == 0, server.output
     assert "Traceback" not in server.output
     assert server.output.count(link[0].split("#")[1]) == 1, server.output
+
+
+def test_user_role_changes_the_role_and_keeps_an_admin(data_dir: Path) -> None:
+    ok(data_dir, "user", "add", "boss", "--role", "admin", "--password-stdin",
+       stdin="correct horse battery\n")
+    ok(data_dir, "user", "add", "sam", "--role", "technician")
+    assert "now expert" in ok(data_dir, "user", "role", "sam", "expert")
+    assert "already expert" in ok(data_dir, "user", "role", "sam", "expert")
+    assert query(data_dir, "SELECT role, session_version FROM users WHERE username = 'sam'") == [
+        ("expert", 1)]
+    result = videoassist(data_dir, "user", "role", "boss", "expert")
+    assert result.code == 2 and "last admin" in result.err, result
+    result = videoassist(data_dir, "user", "role", "sam", "customer")
+    assert result.code == 2 and "invalid choice" in result.err, result
+
+
+def test_analytics_prints_the_figures(data_dir: Path) -> None:
+    ok(data_dir, "migrate")
+    figures = json.loads(ok(data_dir, "analytics", "--from", "2026-11-01", "--to", "2026-11-02"))
+    assert [d["day"] for d in figures["calls_per_day"]] == ["2026-11-01", "2026-11-02"]
+    assert figures["calls"] == {"total": 0, "ended": 0}
+    lines = ok(data_dir, "analytics", "--from", "2026-11-01", "--to", "2026-11-01",
+               "--csv").splitlines()
+    assert lines[:3] == ["metric,dimension,value", "period_from,,2026-11-01",
+                         "period_to,,2026-11-01"]
+    result = videoassist(data_dir, "analytics", "--from", "2026-11-02", "--to", "2026-11-01")
+    assert result.code == 2 and "from must not be after to" in result.err, result

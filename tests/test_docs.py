@@ -47,6 +47,7 @@ DOC_JOB_ID = 1
 DOC_TARGET_ID = 2  # protocol.md: the customer's participant id
 DOC_USER_IDS = {1: "admin", 2: "staff", 3: "other"}  # api.md: user ids in paths
 DOC_KEY_ID = 2  # api.md: a live API key
+DOC_CALL_ID = 1  # api.md: an ended call the expert (STAFF_TOKEN) was in
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,7 +448,7 @@ async def test_protocol_examples_replay_through_the_real_server(server: Server) 
 
 HEADING = re.compile(r"^### (GET|POST|PUT|PATCH|DELETE) (/\S*)$", re.M)
 RESPONSE = re.compile(r"^(json|html|binary) response (\d{3})$")
-ID_IN_PATH = re.compile(r"^/api/(jobs|users|snapshots|keys)/(\d+)(?=/|\?|$)")
+ID_IN_PATH = re.compile(r"^/api/(jobs|users|snapshots|keys|calls)/(\d+)(?=/|\?|$)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -508,7 +509,7 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
     other = await server.add_user("technician", password=None)
     job_id = await server.job(staff_token)
     other_job_id = await server.job(staff_token, "Gas smell in the cellar")
-    snapshot_id = await still_snapshot(server, job_id, staff)
+    snapshot_id, call_id = await still_snapshot(server, job_id, staff)
     users = {"admin": admin.id, "staff": staff.id, "other": other.id}
     _, api_key = await apikeys.create(server.store, "CRM", ["jobs:create", "jobs:read"],
                                       "test", admin.id)
@@ -533,6 +534,8 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
             real = users[DOC_USER_IDS[number]]
         elif kind == "keys" and number == DOC_KEY_ID:
             real = live_key.id
+        elif kind == "calls" and number == DOC_CALL_ID:
+            real = call_id
         else:
             return path  # an id the examples mean to be unknown
         return f"/api/{kind}/{real}{path[match.end():]}"
@@ -581,7 +584,7 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
             assert answer["error"] == documented["error"], where
 
 
-async def still_snapshot(server: Server, job_id: int, author: Any) -> int:
+async def still_snapshot(server: Server, job_id: int, author: Any) -> tuple[int, int]:
     """A stored snapshot for the examples to read. Taken from a still picture, not a
     live camera: the live path is tested in tests/snapshots; these examples are about
     the HTTP answers."""
@@ -601,7 +604,7 @@ async def still_snapshot(server: Server, job_id: int, author: Any) -> int:
         job_id, call_id, Author(author.username, author.role, expert.id, author.id),
         Author("Customer", "customer", customer.id), [])
     await store.calls.end(call_id)
-    return snapshot.id
+    return snapshot.id, call_id
 
 
 # -- ui.md -----------------------------------------------------------------------------

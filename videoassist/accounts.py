@@ -8,7 +8,8 @@ import re
 
 from videoassist.auth.passwords import check_policy, hash_password, verify_password
 from videoassist.auth.ratelimit import FailureLimiter
-from videoassist.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
+from videoassist.auth.tokens import StaffClaims
+from videoassist.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
 from videoassist.storage import Store
 from videoassist.storage.records import STAFF_ROLES, User
 
@@ -104,3 +105,41 @@ async def disable_user(store: Store, user: User, actor: str) -> int:
 async def enable_user(store: Store, user: User, actor: str) -> None:
     await store.users.set_disabled(user.id, False)
     await store.audit.record(actor, "user.enabled", f"user:{user.id}")
+
+
+async def change_role(store: Store, user: User, role: object, actor: str) -> User:
+    """Give a user another role; they are signed out everywhere (their pages, tokens and
+    calls were made for the old one). The last admin who can sign in stays an admin."""
+    role = check_staff_role(role)
+    if role == user.role:
+        return user
+    if user.role == "admin" and await store.users.count_usable_admins(excluding=user.id) == 0:
+        raise Conflict("This is the last admin who can sign in: make another admin first.")
+    changed = await store.users.set_role(user.id, role)
+    await store.audit.record(actor, "user.role_changed", f"user:{user.id}",
+                             before=user.role, after=role)
+    logger.info("user %d role %s -> %s by %s", user.id, user.role, role, actor)
+    return changed
+
+
+async def reset_password(store: Store, user: User, actor: str) -> User:
+    """Forget a user's password and sign them out everywhere; the caller then makes a
+    set-password link."""
+    changed = await store.users.clear_password(user.id)
+    await store.audit.record(actor, "user.password_reset", f"user:{user.id}")
+    logger.info("user %d password reset by %s", user.id, actor)
+    return changed
+
+
+async def staff_user_for(store: Store, claims: StaffClaims) -> User:
+    """The user a verified staff token names, if it may still act: the account exists,
+    is enabled, and has not been signed out since the token was issued."""
+    try:
+        user = await store.users.get(claims.user_id)
+    except NotFound:
+        raise Unauthorized() from None
+    if not user.active:
+        raise Unauthorized("This account is disabled.")
+    if claims.session_version != user.session_version:
+        raise Unauthorized("You have been signed out; sign in again.")
+    return user

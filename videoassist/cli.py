@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from videoassist import __version__, accounts, apikeys, invitations, keyfiles
+from videoassist import __version__, accounts, analytics, apikeys, invitations, keyfiles
 from videoassist.auth.apikeys import SCOPES
 from videoassist.config import Settings, load_settings
 from videoassist.errors import ConfigError, VideoassistError
@@ -179,6 +180,37 @@ def cmd_user_password_link(args: argparse.Namespace) -> int:
         user = await accounts.find_user(store, args.name)
         link = await invitations.create_password_link(store, settings, user, "cli", None)
         print(f"{link.url}  (valid until {_when(link.invite.expires_at)})")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_user_role(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        user = await accounts.find_user(store, args.name)
+        changed = await accounts.change_role(store, user, args.role, "cli")
+        if changed.role == user.role:
+            print(f"{user.username!r} is already {user.role}")
+        else:
+            print(f"{user.username!r} is now {changed.role}; signed out everywhere "
+                  "(a running server closes their connections within a second)")
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_analytics(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def work(store: Store) -> int:
+        since, until = analytics.period(args.first, args.last, time.time())
+        figures = await store.analytics.summary(since, until)
+        if args.csv:
+            sys.stdout.write(analytics.to_csv(figures).replace("\r\n", "\n"))
+        else:
+            print(json.dumps(figures, indent=2))
         return 0
 
     return asyncio.run(_with_store(settings, work))
@@ -378,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
                             help="print a one-time set-password link")
     reset.add_argument("name")
     reset.set_defaults(func=cmd_user_password_link)
+    role = user.add_parser("role", parents=[common],
+                           help="change an account's role (signs it out everywhere)")
+    role.add_argument("name")
+    role.add_argument("role", choices=STAFF_ROLES)
+    role.set_defaults(func=cmd_user_role)
 
     job = sub.add_parser("job", help="jobs").add_subparsers(
         dest="job_command", required=True, metavar="ACTION")
@@ -425,6 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_key = apikey.add_parser("revoke", parents=[common], help="revoke an API key")
     revoke_key.add_argument("key_id", type=_positive_int)
     revoke_key.set_defaults(func=cmd_apikey_revoke)
+
+    figures = sub.add_parser("analytics", parents=[common],
+                             help="print the dashboard's figures (JSON, or CSV with --csv)")
+    figures.add_argument("--from", dest="first", metavar="YYYY-MM-DD", default=None,
+                         help="first UTC day (default: 30 days before --to)")
+    figures.add_argument("--to", dest="last", metavar="YYYY-MM-DD", default=None,
+                         help="last UTC day, included (default: today)")
+    figures.add_argument("--csv", action="store_true", help="metric,dimension,value rows")
+    figures.set_defaults(func=cmd_analytics)
 
     webhooks = sub.add_parser("webhooks", help="outgoing webhooks").add_subparsers(
         dest="webhooks_command", required=True, metavar="ACTION")

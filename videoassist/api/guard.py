@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from videoassist import accounts
 from videoassist.appkeys import SETTINGS, STORE, TOKENS
 from videoassist.auth.apikeys import PREFIX, hash_api_key, looks_like_api_key
-from videoassist.errors import Forbidden, NotFound, Unauthorized
+from videoassist.errors import Forbidden, Unauthorized
 from videoassist.storage.records import ApiKey, User
 
 
@@ -82,12 +83,7 @@ async def staff_or_api_key(request: web.Request, scope: str) -> Caller:
 
 async def _staff(request: web.Request, token: str, roles: tuple[str, ...]) -> User:
     claims = request.app[TOKENS].verify_staff(token)
-    try:
-        user = await request.app[STORE].users.get(claims.user_id)
-    except NotFound:
-        raise Unauthorized() from None
-    if not user.active:
-        raise Unauthorized("This account is disabled.")
+    user = await accounts.staff_user_for(request.app[STORE], claims)
     if roles and user.role not in roles:
         raise Forbidden()
     return user

@@ -17,7 +17,7 @@ routes = web.RouteTableDef()
 
 def _session(request: web.Request, user: User) -> web.Response:
     token, expires_at = request.app[TOKENS].issue_staff(
-        user.id, user.role, request.app[SETTINGS].session_ttl_s
+        user.id, user.role, request.app[SETTINGS].session_ttl_s, user.session_version
     )
     return web.json_response({"token": token, "expires_at": expires_at, "user": user.public()})
 

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from videoassist import accounts, invitations
 from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import HUB, SETTINGS, STORE
-from videoassist.errors import BadRequest
+from videoassist.errors import BadRequest, Conflict
+from videoassist.storage.records import User
 
 routes = web.RouteTableDef()
+
+
+def _admin_view(user: User, in_call: set[int]) -> dict[str, Any]:
+    """A user as the admin console lists them."""
+    return {**user.public(), "active": user.active, "has_password": user.has_password,
+            "created_at": user.created_at, "disabled_at": user.disabled_at,
+            "in_call": user.id in in_call}
+
+
+def _in_call(request: web.Request) -> set[int]:
+    return {m.user_id for m in request.app[HUB].members()
+            if m.user_id is not None and not m.closing}
 
 
 @routes.get("/api/users")
 async def list_users(request: web.Request) -> web.Response:
     await staff_user(request, "admin")
     users = await request.app[STORE].users.list()
-    return web.json_response({
-        "users": [{**u.public(), "active": u.active, "has_password": u.has_password}
-                  for u in users]
-    })
+    in_call = _in_call(request)
+    return web.json_response({"users": [_admin_view(u, in_call) for u in users]})
 
 
 @routes.post("/api/users")
@@ -56,6 +69,50 @@ async def disable_user(request: web.Request) -> web.Response:
     closed = await request.app[HUB].disconnect_user(user.id, "account_disabled")
     return web.json_response({"user": user.public(), "active": False,
                               "invites_revoked": revoked, "connections_closed": closed})
+
+
+@routes.patch("/api/users/{id}")
+async def change_role(request: web.Request) -> web.Response:
+    """{"role": ...}: the user is signed out everywhere and signs in again as that."""
+    admin = await staff_user(request, "admin")
+    user_id = int_param(request.match_info["id"], "user id")
+    body = await read_json(request)
+    if set(body) != {"role"}:
+        raise BadRequest("Send {\"role\": ...}: the role is the only thing to change.")
+    store = request.app[STORE]
+    user = await store.users.get(user_id)
+    if user.id == admin.id:
+        raise BadRequest("You cannot change your own role.")
+    changed = await accounts.change_role(store, user, body["role"], f"user:{admin.id}")
+    closed = 0
+    if changed.role != user.role:
+        closed = await request.app[HUB].disconnect_user(user.id, "signed_out")
+    return web.json_response({"user": _admin_view(changed, _in_call(request)),
+                              "connections_closed": closed})
+
+
+@routes.post("/api/users/{id}/password-reset")
+async def reset_password(request: web.Request) -> web.Response:
+    """Forget the password, sign the user out everywhere, and answer a one-time link
+    for them to set a new one."""
+    admin = await staff_user(request, "admin")
+    user_id = int_param(request.match_info["id"], "user id")
+    store, settings = request.app[STORE], request.app[SETTINGS]
+    user = await store.users.get(user_id)
+    if user.id == admin.id:
+        raise BadRequest("Change your own password by signing out and using a link from "
+                         "another admin or the CLI.")
+    if not user.active:
+        raise Conflict("This account is disabled: enable it first.")
+    await accounts.reset_password(store, user, f"user:{admin.id}")
+    closed = await request.app[HUB].disconnect_user(user.id, "signed_out")
+    link = await invitations.create_password_link(
+        store, settings, user, f"user:{admin.id}", admin.id
+    )
+    return web.json_response({
+        "user": user.public(), "connections_closed": closed,
+        "password_link": {"url": link.url, "expires_at": link.invite.expires_at},
+    })
 
 
 @routes.post("/api/users/{id}/enable")

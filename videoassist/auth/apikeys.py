@@ -12,7 +12,7 @@ import re
 import secrets
 
 PREFIX = "vak_"
-SCOPES: tuple[str, ...] = ("jobs:create", "jobs:read")
+SCOPES: tuple[str, ...] = ("jobs:create", "jobs:read", "analytics:read")
 
 # secrets.token_urlsafe(32) gives 43 characters of the URL-safe base64 alphabet.
 _KEY = re.compile(r"^vak_[A-Za-z0-9_-]{43}$")

@@ -46,6 +46,7 @@ class StaffClaims:
     role: str
     jti: str
     expires_at: float
+    session_version: int = 0  # the user's session version when the token was issued
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,11 @@ class TokenService:
 
     # -- issuing ---------------------------------------------------------------
 
-    def issue_staff(self, user_id: int, role: str, ttl_s: float) -> tuple[str, float]:
-        return self._issue(STAFF_AUDIENCE, f"user:{user_id}", {"role": role}, ttl_s)
+    def issue_staff(
+        self, user_id: int, role: str, ttl_s: float, session_version: int = 0
+    ) -> tuple[str, float]:
+        return self._issue(STAFF_AUDIENCE, f"user:{user_id}",
+                           {"role": role, "sv": session_version}, ttl_s)
 
     def issue_participant(
         self, invite_id: int, job_id: int, role: str, ttl_s: float
@@ -115,9 +119,10 @@ class TokenService:
         claims = self._decode(token, STAFF_AUDIENCE)
         user_id = _subject_id(claims, "user")
         role = claims.get("role")
-        if not isinstance(role, str):
+        version = claims.get("sv", 0)
+        if not isinstance(role, str) or not isinstance(version, int) or isinstance(version, bool):
             raise Unauthorized()
-        return StaffClaims(user_id, role, str(claims["jti"]), float(claims["exp"]))
+        return StaffClaims(user_id, role, str(claims["jti"]), float(claims["exp"]), version)
 
     def verify_participant(self, token: str) -> ParticipantClaims:
         claims = self._decode(token, PARTICIPANT_AUDIENCE)

@@ -103,6 +103,9 @@ class MediaRouter:
     def sessions(self) -> dict[int, MediaSession]:
         return self._sessions
 
+    def connected(self, participant_id: int) -> bool:
+        return participant_id in self._sessions
+
     @property
     def rooms(self) -> dict[int, MediaRoom]:
         return self._rooms

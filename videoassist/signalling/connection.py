@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from videoassist import accounts
 from videoassist.api.guard import client_address
 from videoassist.appkeys import (
     CLOCK,
@@ -187,14 +188,12 @@ class Connection:
         audience = tokens.audience_of(token)
         if audience == STAFF_AUDIENCE:
             staff = tokens.verify_staff(token)
-            user = await self.store.users.get(staff.user_id)
-            if not user.active:
-                raise Unauthorized("This account is disabled.")
+            user = await accounts.staff_user_for(self.store, staff)
             if job_id is None:
                 raise Unauthorized("Staff name the job to join: {\"job\": ID}.")
             job = await self.store.jobs.get(job_id)
             role, name, user_id, invite_id = user.role, user.username, user.id, None
-            expires_at = staff.expires_at
+            expires_at, session_version = staff.expires_at, staff.session_version
         elif audience == PARTICIPANT_AUDIENCE:
             claims = tokens.verify_participant(token)
             if job_id is not None and job_id != claims.job_id:
@@ -207,13 +206,13 @@ class Connection:
                 raise Unauthorized("This link has been withdrawn.")
             job = await self.store.jobs.get(claims.job_id)
             role, name, user_id, invite_id = claims.role, ROLE_NAMES[claims.role], None, invite.id
-            expires_at = claims.expires_at
+            expires_at, session_version = claims.expires_at, 0
         else:
             raise Unauthorized()
         if job.status != "open":
             raise Forbidden("This job is closed.")
         member, room = await self.hub.join(job, role, name, user_id, invite_id, expires_at,
-                                           self.ws)
+                                           self.ws, session_version)
         self.room = room
         await self.ws.send_json({
             "type": "joined",
@@ -321,9 +320,12 @@ class Connection:
             member.close(CLOSE_UNAUTHORIZED, "session_expired", "Your session has expired.")
             return False
         if member.user_id is not None:
-            active = await self.store.users.active_among({member.user_id})
-            if not active:
-                member.close(CLOSE_UNAUTHORIZED, "account_disabled", "You have been signed out.")
+            versions = await self.store.users.session_versions({member.user_id})
+            current = versions.get(member.user_id)
+            if current != member.session_version:
+                member.close(CLOSE_UNAUTHORIZED,
+                             "account_disabled" if current is None else "signed_out",
+                             "You have been signed out.")
                 return False
         elif member.invite_id is not None:
             invite = await self.store.invites.get(member.invite_id)

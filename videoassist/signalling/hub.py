@@ -45,6 +45,7 @@ class Member:
     invite_id: int | None
     expires_at: float
     ws: web.WebSocketResponse
+    session_version: int = 0  # a staff member's, when they joined
     outbox: asyncio.Queue[dict[str, Any]] = field(
         default_factory=lambda: asyncio.Queue(OUTBOX_MAX)
     )
@@ -150,6 +151,7 @@ class Hub:
         invite_id: int | None,
         expires_at: float,
         ws: web.WebSocketResponse,
+        session_version: int = 0,
     ) -> tuple[Member, Room]:
         async with self._lock:
             room = self._rooms.get(job.id)
@@ -162,7 +164,8 @@ class Hub:
             participant = await self._store.calls.join(
                 room.call_id, role, display_name, user_id, invite_id
             )
-            member = Member(participant, job, user_id, invite_id, expires_at, ws)
+            member = Member(participant, job, user_id, invite_id, expires_at, ws,
+                            session_version)
             room.broadcast({"type": "participant.joined", "participant": participant.public()})
             room.members[member.id] = member
         actor = f"user:{user_id}" if user_id is not None else f"invite:{invite_id}"
@@ -214,7 +217,8 @@ class Hub:
         return len(ended)
 
     async def disconnect_user(self, user_id: int, reason: str) -> int:
-        """Close every connection of a user (disabled, signed out); return how many."""
+        """Close every connection of a user (disabled: ``account_disabled``; role changed
+        or password reset: ``signed_out``); return how many."""
         closing = [m for m in self.members() if m.user_id == user_id and not m.closing]
         for member in closing:
             member.close(CLOSE_UNAUTHORIZED, reason, "You have been signed out.")
@@ -228,16 +232,26 @@ class Hub:
             try:
                 for job_id in await self._store.jobs.closed_among(set(self._rooms)):
                     await self.end_call(job_id, "job_closed", "This job has been closed.")
-                connected = {m.user_id for m in self.members() if m.user_id is not None}
-                if not connected:
-                    continue
-                active = await self._store.users.active_among(connected)
-                for user_id in connected - active:
-                    await self.disconnect_user(user_id, "account_disabled")
+                await self._disconnect_signed_out()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("revocation check failed; retrying")
+
+    async def _disconnect_signed_out(self) -> None:
+        """Close the connections of users disabled, or signed out by a role change or a
+        password reset, since they joined."""
+        staff = [m for m in self.members() if m.user_id is not None and not m.closing]
+        if not staff:
+            return
+        versions = await self._store.users.session_versions({m.user_id for m in staff
+                                                            if m.user_id is not None})
+        for member in staff:
+            current = versions.get(member.user_id or 0)
+            if current != member.session_version:
+                member.close(CLOSE_UNAUTHORIZED,
+                             "account_disabled" if current is None else "signed_out",
+                             "You have been signed out.")
 
     async def close_all(
         self, code: int = CLOSE_GOING_AWAY, reason: str = "server_shutdown"

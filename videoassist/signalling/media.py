@@ -27,3 +27,6 @@ class MediaPlane(Protocol):
 
     async def leave(self, participant_id: int) -> None:
         """Close the participant's media: connection, tracks, subscriptions."""
+
+    def connected(self, participant_id: int) -> bool:
+        """Whether the participant has a media connection (a PeerConnection) here."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from videoassist.storage.analytics import Analytics
 from videoassist.storage.apikeys import ApiKeys
 from videoassist.storage.audit import Audit
 from videoassist.storage.calls import Calls
@@ -33,6 +34,7 @@ class Store:
         self.snapshots = Snapshots(db, clock)
         self.api_keys = ApiKeys(db, clock)
         self.webhooks = WebhookDeliveries(db, clock)
+        self.analytics = Analytics(db, clock)
 
     @classmethod
     async def open(

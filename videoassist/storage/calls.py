@@ -120,12 +120,31 @@ class Calls:
         )
         return [_participant(r) for r in rows]
 
-    async def calls_of_job(self, job_id: int) -> list[dict[str, float | int | None]]:
+    async def calls_of_job(self, job_id: int) -> list[dict[str, float | int | bool | None]]:
         rows = await self._db.fetchall(
-            "SELECT id, started_at, ended_at FROM calls WHERE job_id = ? ORDER BY started_at, id",
+            "SELECT id, started_at, ended_at, first_time_fix FROM calls WHERE job_id = ?"
+            " ORDER BY started_at, id",
             (job_id,),
         )
-        return [{"id": r[0], "started_at": r[1], "ended_at": r[2]} for r in rows]
+        return [{"id": r[0], "started_at": r[1], "ended_at": r[2],
+                 "first_time_fix": None if r[3] is None else bool(r[3])} for r in rows]
+
+    async def set_outcome(self, call_id: int, first_time_fix: bool, user_id: int) -> None:
+        """Record whether the call's problem was fixed on this visit (the last answer
+        counts)."""
+        count, _ = await self._db.execute(
+            "UPDATE calls SET first_time_fix = ?, outcome_by = ?, outcome_at = ? WHERE id = ?",
+            (int(first_time_fix), user_id, self._clock(), call_id),
+        )
+        if count != 1:
+            raise NotFound("No such call.")
+
+    async def was_in(self, call_id: int, user_id: int) -> bool:
+        row = await self._db.fetchone(
+            "SELECT 1 FROM participants WHERE call_id = ? AND user_id = ? LIMIT 1",
+            (call_id, user_id),
+        )
+        return row is not None
 
     async def add_message(
         self,

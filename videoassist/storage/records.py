@@ -21,6 +21,7 @@ class User:
     has_password: bool
     created_at: float
     disabled_at: float | None
+    session_version: int = 0  # staff tokens of an older version are refused
 
     @property
     def active(self) -> bool:

@@ -11,11 +11,13 @@ from videoassist.errors import Conflict, NotFound
 from videoassist.storage.db import Database
 from videoassist.storage.records import User
 
-_COLUMNS = "id, username, role, password_hash IS NOT NULL, created_at, disabled_at"
+_COLUMNS = (
+    "id, username, role, password_hash IS NOT NULL, created_at, disabled_at, session_version"
+)
 
 
 def _user(row: aiosqlite.Row) -> User:
-    return User(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+    return User(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
 
 class Users:
@@ -66,20 +68,55 @@ class Users:
             raise NotFound("No such user.")
         return await self.get(user_id)
 
+    async def set_role(self, user_id: int, role: str) -> User:
+        """Change the role and sign the user out everywhere (their pages and tokens were
+        made for the old one)."""
+        count, _ = await self._db.execute(
+            "UPDATE users SET role = ?, session_version = session_version + 1 WHERE id = ?",
+            (role, user_id),
+        )
+        if count != 1:
+            raise NotFound("No such user.")
+        return await self.get(user_id)
+
+    async def clear_password(self, user_id: int) -> User:
+        """Forget the password and sign the user out everywhere: until they set a new
+        one through a link, nobody can sign in as them."""
+        count, _ = await self._db.execute(
+            "UPDATE users SET password_hash = NULL, session_version = session_version + 1"
+            " WHERE id = ?",
+            (user_id,),
+        )
+        if count != 1:
+            raise NotFound("No such user.")
+        return await self.get(user_id)
+
+    async def count_usable_admins(self, excluding: int | None = None) -> int:
+        """Active admins with a password, other than ``excluding``."""
+        row = await self._db.fetchone(
+            "SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL"
+            " AND password_hash IS NOT NULL AND id IS NOT ?",
+            (excluding,),
+        )
+        assert row is not None
+        return int(row[0])
+
     async def list(self) -> list[User]:
         rows = await self._db.fetchall(f"SELECT {_COLUMNS} FROM users ORDER BY username")
         return [_user(r) for r in rows]
 
-    async def active_among(self, user_ids: set[int]) -> set[int]:
-        """Which of these users still exist and are not disabled."""
+    async def session_versions(self, user_ids: set[int]) -> dict[int, int]:
+        """The current session version of each of these users that still exists and is
+        enabled; a staff connection made under another version is signed out."""
         if not user_ids:
-            return set()
+            return {}
         marks = ",".join("?" * len(user_ids))
         rows = await self._db.fetchall(
-            f"SELECT id FROM users WHERE disabled_at IS NULL AND id IN ({marks})",
+            f"SELECT id, session_version FROM users WHERE disabled_at IS NULL"
+            f" AND id IN ({marks})",
             sorted(user_ids),
         )
-        return {r[0] for r in rows}
+        return {r[0]: r[1] for r in rows}
 
     async def has_usable_admin(self) -> bool:
         row = await self._db.fetchone(

@@ -21,6 +21,7 @@ const ENDINGS = {
   unauthorized: "This link is no longer valid. Ask for a new one.",
   session_expired: "Your session has expired. Sign in again.",
   account_disabled: "You have been signed out.",
+  signed_out: "You have been signed out. Sign in again.",
   link_revoked: "This link was withdrawn. Ask for a new one.",
   forbidden: "This call is not open to you.",
   not_found: "This job no longer exists.",

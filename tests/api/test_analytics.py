@@ -1,0 +1,105 @@
+"""The analytics figures on a seeded database match the seed, through the real server,
+as JSON and as CSV, and the period's edges hold."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from tests import seed
+from tests.conftest import Server
+from videoassist import apikeys
+
+
+@pytest.fixture
+async def seeded(server: Server) -> tuple[Server, str]:
+    await seed.seed(server.store)
+    _, token = await server.staff("admin")
+    return server, token
+
+
+async def _figures(server: Server, token: str, **query: str) -> dict:
+    params = "&".join(f"{k}={v}" for k, v in {"from": seed.FIRST_DAY, "to": seed.LAST_DAY,
+                                                 **query}.items())
+    status, body, _ = await server.request("GET", f"/api/analytics?{params}", token=token)
+    assert status == 200, body
+    return body
+
+
+async def test_the_figures_match_the_seeded_history(seeded: tuple[Server, str]) -> None:
+    server, token = seeded
+    got = await _figures(server, token)
+    want = seed.expected()
+    assert got["period"] == {"since": seed.PERIOD[0], "until": seed.PERIOD[1]}
+    for name in ("calls_per_day", "calls", "invites", "first_time_fix"):
+        assert got[name] == want[name], name
+    for name in ("duration_s", "invite_to_join_s", "snapshots"):
+        assert got[name] == pytest.approx(want[name]), name
+    people = {(p["username"], p["role"]): p["calls"] for p in got["people"]}
+    assert people == want["people"]
+    assert [p["calls"] for p in got["people"]][:-1] == sorted(
+        [p["calls"] for p in got["people"]][:-1], reverse=True)
+    assert got["people"][-1]["user_id"] is None  # technicians by link come last
+    # The seed's own numbers, to catch a seed that no longer says what it meant to.
+    assert got["duration_s"] == {"count": 4, "median": 450.0, "p95": 1200.0}
+    assert got["invites"]["customer"]["redeemed_share"] == 0.75
+    assert got["first_time_fix"]["rate"] == pytest.approx(2 / 3)
+
+
+async def test_the_csv_holds_the_same_figures(seeded: tuple[Server, str]) -> None:
+    server, token = seeded
+    figures = await _figures(server, token)
+    status, text, headers = await server.request(
+        "GET", f"/api/analytics?from={seed.FIRST_DAY}&to={seed.LAST_DAY}&format=csv",
+        token=token)
+    assert status == 200
+    assert headers["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["metric", "dimension", "value"]
+    cells = {(m, d): v for m, d, v in rows[1:]}
+    assert cells[("period_from", "")] == seed.FIRST_DAY
+    assert cells[("period_to", "")] == seed.LAST_DAY
+    for day in figures["calls_per_day"]:
+        assert int(cells[("calls_per_day", day["day"])]) == day["calls"]
+    assert float(cells[("duration_s_median", "")]) == figures["duration_s"]["median"]
+    assert float(cells[("duration_s_p95", "")]) == figures["duration_s"]["p95"]
+    assert float(cells[("invites_redeemed_share", "customer")]) == 0.75
+    assert cells[("invites_redeemed_share", "technician")] == "1"
+    assert int(cells[("calls_per_person", "expert:ann")]) == 4
+    assert int(cells[("calls_per_person", "technician:(by link)")]) == 1
+    assert float(cells[("first_time_fix_rate", "")]) == pytest.approx(2 / 3, abs=1e-5)
+
+
+async def test_an_empty_period_has_nothing_to_divide_by(seeded: tuple[Server, str]) -> None:
+    server, token = seeded
+    got = await _figures(server, token, **{"from": "2026-12-01", "to": "2026-12-02"})
+    assert got["calls"] == {"total": 0, "ended": 0}
+    assert got["duration_s"] == {"count": 0, "median": None, "p95": None}
+    assert got["snapshots"] == {"total": 0, "per_call": None}
+    assert got["first_time_fix"]["rate"] is None
+    assert [d["calls"] for d in got["calls_per_day"]] == [0, 0]
+
+
+async def test_bad_periods_and_callers_are_refused(seeded: tuple[Server, str]) -> None:
+    server, token = seeded
+    for query, message in [("from=2026-11-30&to=2026-11-01", "from must not be after to."),
+                           ("from=yesterday", "from must be a date, YYYY-MM-DD."),
+                           ("from=2025-01-01&to=2026-11-01", "The period is at most 366 days."),
+                           ("format=xml", "format must be json or csv.")]:
+        status, body, _ = await server.request("GET", f"/api/analytics?{query}", token=token)
+        assert (status, body["error"]["message"]) == (400, message), query
+    _, expert_token = await server.staff("expert")
+    status, _, _ = await server.request("GET", "/api/analytics", token=expert_token)
+    assert status == 403
+    status, _, _ = await server.request("GET", "/api/analytics")
+    assert status == 401
+    # An integration reads it with the analytics:read scope, and only with it.
+    _, bi_key = await apikeys.create(server.store, "BI", ["analytics:read"], "test", None)
+    _, jobs_key = await apikeys.create(server.store, "CRM", ["jobs:read"], "test", None)
+    status, body, _ = await server.request(
+        "GET", f"/api/analytics?from={seed.FIRST_DAY}&to={seed.LAST_DAY}", token=bi_key)
+    assert status == 200 and body["calls"]["total"] == 5
+    status, _, _ = await server.request("GET", "/api/analytics", token=jobs_key)
+    assert status == 403

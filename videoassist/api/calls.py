@@ -1,0 +1,52 @@
+"""Calls: who is in one now (for admins), and what the expert recorded at its end."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from videoassist.api.body import int_param, read_json
+from videoassist.api.guard import staff_user
+from videoassist.appkeys import HUB, MEDIA, STORE
+from videoassist.errors import BadRequest, Forbidden
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/calls/live")
+async def live_calls(request: web.Request) -> web.Response:
+    """The calls in progress on this server and everyone connected to them, with
+    whether their media connection is up."""
+    await staff_user(request, "admin")
+    media = request.app[MEDIA]
+    calls = []
+    for room in sorted(request.app[HUB].rooms.values(), key=lambda r: r.call_id):
+        members = sorted(room.members.values(), key=lambda m: m.participant.joined_at)
+        calls.append({
+            "call_id": room.call_id,
+            "job": {"id": room.job.id, "title": room.job.title},
+            "participants": [m.participant.public() | {"user_id": m.user_id,
+                                                       "media": media.connected(m.id)}
+                             for m in members if not m.closing],
+        })
+    return web.json_response({"calls": calls})
+
+
+@routes.post("/api/calls/{id}/outcome")
+async def record_outcome(request: web.Request) -> web.Response:
+    """{"first_time_fix": true|false}: was the problem fixed on this visit? Recorded by
+    an expert or admin who was in the call; a later answer replaces an earlier one."""
+    user = await staff_user(request, "expert", "admin")
+    call_id = int_param(request.match_info["id"], "call id")
+    body = await read_json(request)
+    fixed = body.get("first_time_fix")
+    if not isinstance(fixed, bool):
+        raise BadRequest("first_time_fix must be true or false.")
+    store = request.app[STORE]
+    call = await store.calls.get(call_id)
+    if user.role != "admin" and not await store.calls.was_in(call_id, user.id):
+        raise Forbidden("Only someone who was in the call records its outcome.")
+    await store.calls.set_outcome(call_id, fixed, user.id)
+    await store.audit.record(f"user:{user.id}", "call.outcome", f"job:{call.job_id}",
+                             call=call_id, first_time_fix=fixed)
+    return web.json_response({"call_id": call_id, "job_id": call.job_id,
+                              "first_time_fix": fixed})

@@ -1,0 +1,2 @@
+-- placeholder until the audit branch is merged (not committed)
+SELECT 1;
