@@ -47,7 +47,7 @@ class SeedCall:
     first_time_fix: bool | None = None
 
 
-USERS = {"ann": "expert", "bob": "expert", "tom": "technician", "boss": "admin"}
+USERS = {"ann": "expert", "bob": "expert", "tom": "technician", "chief": "admin"}
 
 INVITES = [
     Invite("c1", "customer", at(1, 8, 58), [at(1, 9, 0, 30), at(1, 9, 3)]),  # rejoined

@@ -90,6 +90,7 @@ class ServeProcess:
 
     def __init__(self, data_dir: Path, port: int | None = None,
                  env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []

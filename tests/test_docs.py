@@ -610,13 +610,16 @@ async def still_snapshot(server: Server, job_id: int, author: Any) -> tuple[int,
 # -- ui.md -----------------------------------------------------------------------------
 
 HANDLE = re.compile(r"""data-(action|region)=["']([a-z][a-z0-9-]*)["']""")
+# Elements made in JS: ``node.dataset.action = "user-disable"``.
+DATASET_HANDLE = re.compile(r"""\.dataset\.(action|region) = ["']([a-z][a-z0-9-]*)["']""")
 
 
 def test_ui_doc_lists_exactly_the_handles_in_the_web_client() -> None:
     in_web: set[tuple[str, str]] = set()
     for path in [*(ROOT / "web" / "templates").glob("*.html"),
                  *(ROOT / "web" / "static" / "js").glob("*.js")]:
-        in_web |= set(HANDLE.findall(path.read_text(encoding="utf-8")))
+        text = path.read_text(encoding="utf-8")
+        in_web |= set(HANDLE.findall(text)) | set(DATASET_HANDLE.findall(text))
     assert in_web, "no handles found in web/"
     in_doc = set(HANDLE.findall((DOCS / "ui.md").read_text(encoding="utf-8")))
     assert in_web - in_doc == set(), "handles missing from docs/ui.md"

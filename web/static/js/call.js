@@ -63,7 +63,7 @@ export async function openCamera() {
 
 /**
  * Events: "state" (detail: {state: "connecting" | "connected" | "reconnecting" |
- * "ended", text}), "joined" (detail: the joined message), "participants" (detail: Map
+ * "ended", text, reason}: when ended, the server's close reason, "left" or "lost"), "joined" (detail: the joined message), "participants" (detail: Map
  * of id to participant), "stream" (detail: {participantId, stream}), "media" (detail:
  * the peer connection state), plus every server message by its type (detail: the
  * message).
@@ -103,10 +103,14 @@ export class Call extends EventTarget {
     return this.joined ? this.joined.you.id : null;
   }
 
-  /** @param {string} state @param {string} text */
-  setState(state, text) {
+  /**
+   * @param {string} state
+   * @param {string} text
+   * @param {string} [reason] why it ended: the server's close reason, or "left"
+   */
+  setState(state, text, reason) {
     this.state = state;
-    this.dispatchEvent(new CustomEvent("state", { detail: { state, text } }));
+    this.dispatchEvent(new CustomEvent("state", { detail: { state, text, reason } }));
   }
 
   start() {
@@ -163,12 +167,12 @@ export class Call extends EventTarget {
     this.stopMedia(true);
     if (this.over) return;
     if (code === 1000 || code === 4401 || code === 4403) {
-      return this.end(ENDINGS[reason] || "The call has ended.");
+      return this.end(ENDINGS[reason] || "The call has ended.", reason);
     }
     if (!this.lostAt) this.lostAt = Date.now();
     if (Date.now() - this.lostAt > GIVE_UP_AFTER_MS) {
       return this.end("The connection could not be restored. Check the network; the " +
-        "person who invited you can send a new link.");
+        "person who invited you can send a new link.", "lost");
     }
     const delay = RETRY_DELAYS_S[Math.min(this.tries, RETRY_DELAYS_S.length - 1)];
     this.tries += 1;
@@ -262,7 +266,7 @@ export class Call extends EventTarget {
   /** Leave on purpose: camera and microphone off, connection closed. */
   leave() {
     if (this.signalling) this.signalling.leave();
-    this.end(ENDINGS.left);
+    this.end(ENDINGS.left, "left");
   }
 
   /** Ask the server to end the call for everyone (staff). */
@@ -270,8 +274,8 @@ export class Call extends EventTarget {
     this.send({ type: "call.end" });
   }
 
-  /** @param {string} text */
-  end(text) {
+  /** @param {string} text @param {string} reason */
+  end(text, reason) {
     if (this.over) return;
     this.over = true;
     clearTimeout(this.retryTimer);
@@ -279,6 +283,6 @@ export class Call extends EventTarget {
     this.stopMedia(false);
     for (const track of this.stream.getTracks()) track.stop();
     if (this.signalling && this.signalling.ws) this.signalling.ws.close(1000);
-    this.setState("ended", text);
+    this.setState("ended", text, reason);
   }
 }

@@ -1,7 +1,8 @@
 // The staff console: sign in, jobs, invites, and a job's record (calls, snapshots,
-// chat, notes, timeline). The session token lives in this module's memory only;
-// reloading the page signs out. Snapshot images are fetched with the token and shown
+// chat, notes, timeline); for admins, the views of admin.js. The session token lives
+// in this module's memory only; reloading the page signs out. Snapshot images are fetched with the token and shown
 // from object URLs that are revoked when the job view changes: nothing is cached.
+import { AdminConsole } from "./admin.js";
 import { api, apiBlob, ApiError, setStatus } from "./api.js";
 import { Call, openCamera } from "./call.js";
 import { CallView } from "./callview.js";
@@ -16,19 +17,39 @@ let shownImages = [];
 let view = 0;
 /** @type {Call | null} the live call this console is in */
 let call = null;
+/** @type {number | null} the call whose outcome the expert is asked for */
+let outcomeCall = null;
 
 const $ = (selector) => document.querySelector(selector);
 /** The call section as the page came, copied afresh for each call (no old listeners). */
 const pristineCall = /** @type {HTMLElement} */ ($("#call").cloneNode(true));
 
+/** Sections of the console, one shown at a time (the job's record goes with "jobs"). */
+const VIEWS = ["jobs", "people", "keys", "audit", "dashboard"];
+
 function signedOut(message) {
+  session = null;  // first: the call's "ended" handler then asks nothing more
   if (call) call.leave();
-  session = null;
-  $("#jobs").hidden = true;
+  currentJob = null;
+  admin.stop();
+  for (const view of VIEWS) $(`#${view}`).hidden = true;
   $("#job").hidden = true;
+  $("#outcome").hidden = true;
+  $("#tabs").hidden = true;
+  $('[data-action="sign-out"]').hidden = true;
   $("#signin").hidden = false;
   $("#who").textContent = "";
   setStatus(message);
+}
+
+/** Show one view of the console. @param {string} view */
+function showView(view) {
+  for (const name of VIEWS) $(`#${name}`).hidden = name !== view;
+  $("#job").hidden = view !== "jobs" || currentJob === null;
+  for (const tab of document.querySelectorAll("#tabs [data-view]")) {
+    tab.setAttribute("aria-pressed", String(/** @type {HTMLElement} */ (tab).dataset.view === view));
+  }
+  admin.show(view === "jobs" ? null : view);
 }
 
 async function request(path, options = {}) {
@@ -57,11 +78,21 @@ $("#signin-form").addEventListener("submit", async (event) => {
   }
   form.reset();
   $("#signin").hidden = true;
-  $("#jobs").hidden = false;
   $("#who").textContent = `${session.user.username} (${session.user.role})`;
+  $('[data-action="sign-out"]').hidden = false;
+  // Admins get the admin views; the server refuses their routes to anyone else anyway.
+  $("#tabs").hidden = session.user.role !== "admin";
+  if (session.user.role === "admin") admin.start(session.user);
+  showView("jobs");
   setStatus(`Signed in as ${session.user.username}`);
   await loadJobs();
 });
+
+for (const tab of document.querySelectorAll("#tabs [data-view]")) {
+  tab.addEventListener("click", () => showView(/** @type {HTMLElement} */ (tab).dataset.view));
+}
+
+$('[data-action="sign-out"]').addEventListener("click", () => signedOut("Signed out."));
 
 async function loadJobs(query = "") {
   const search = query ? `&q=${encodeURIComponent(query)}` : "";
@@ -106,7 +137,7 @@ async function openJob(id) {
   const job = await request(`/api/jobs/${id}`);
   if (mine !== view) return;  // another job was opened meanwhile
   currentJob = id;
-  $("#job").hidden = false;
+  $("#job").hidden = $("#jobs").hidden;  // shown with the jobs view only
   $("#job-heading").textContent = job.status === "closed" ? `${job.title} (closed)` : job.title;
   $('[data-action="job-close"]').disabled = job.status === "closed";
   $('[data-action="join"]').hidden = job.status === "closed" || call !== null;
@@ -272,13 +303,53 @@ $('[data-action="join"]').addEventListener("click", async () => {
     if (currentJob === job) openJob(job);
   });
   call.addEventListener("state", (event) => {
-    const { state } = /** @type {CustomEvent} */ (event).detail;
+    const { state, text, reason } = /** @type {CustomEvent} */ (event).detail;
     if (state !== "ended") return;
+    const ended = /** @type {Call} */ (call);
     call = null;
     section.hidden = true;
+    if (SIGNED_OUT.has(reason)) {
+      signedOut(text);
+      return;
+    }
+    // The expert says whether the problem was fixed, for the first-time-fix rate.
+    if (ended.joined && session && session.user.role !== "technician") {
+      askOutcome(ended.joined.call.id);
+    }
     if (currentJob === job && session) openJob(job);
   });
   call.start();
+});
+
+/** Close reasons after which this session is no good: sign out (docs/protocol.md). */
+const SIGNED_OUT = new Set(["account_disabled", "signed_out", "session_expired", "unauthorized"]);
+
+/** @param {number} callId */
+function askOutcome(callId) {
+  outcomeCall = callId;
+  $("#outcome").hidden = false;
+  $("#outcome").scrollIntoView({ block: "start" });
+}
+
+for (const [action, answer] of [["outcome-yes", true], ["outcome-no", false]]) {
+  $(`[data-action="${action}"]`).addEventListener("click", async () => {
+    if (outcomeCall === null) return;
+    try {
+      await request(`/api/calls/${outcomeCall}/outcome`, {
+        method: "POST", body: { first_time_fix: answer },
+      });
+      setStatus(answer ? "Recorded: fixed on this visit." : "Recorded: not fixed yet.");
+      outcomeCall = null;
+      $("#outcome").hidden = true;
+      if (currentJob !== null) openJob(currentJob);
+    } catch (error) {
+      setStatus(error.message);
+    }
+  });
+}
+$('[data-action="outcome-skip"]').addEventListener("click", () => {
+  outcomeCall = null;
+  $("#outcome").hidden = true;
 });
 
 // Nothing stays behind: leave the call and let go of the images when the page goes;
@@ -290,4 +361,5 @@ addEventListener("pagehide", () => {
 });
 addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });
 
+const admin = new AdminConsole({ request, setStatus });
 signedOut("Sign in to continue.");

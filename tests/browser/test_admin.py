@@ -1,0 +1,259 @@
+"""The admin console in Chromium against ``videoassist serve`` as a real process.
+
+An admin adds a technician, who sets a password through the link, signs in and joins a
+call; the admin disables them, and within a second the technician's page is signed
+out and the server holds no connection of theirs. The dashboard shows the figures of
+a seeded database. The other admin views (API keys, audit log, role change, password
+reset) are driven the same way, through the handles of docs/ui.md.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import BrowserContext, Dialog, Page, expect
+
+from tests import seed
+from tests.browser.conftest import DESKTOP, screenshots
+from tests.browser.test_call import assert_usable
+from tests.browser.test_first_run import watch_errors
+from tests.conftest import PASSWORD
+from tests.test_cli import ServeProcess, ok
+from videoassist.storage import Store
+
+pytestmark = pytest.mark.browser
+
+ADMIN = "boss"
+NEW_PASSWORD = "a long new password"
+
+
+async def accept(dialog: Dialog) -> None:
+    await dialog.accept()
+
+
+def add_admin(serve: ServeProcess) -> None:
+    serve.wait_ready()
+    ok(serve.data_dir, "user", "add", ADMIN, "--role", "admin", "--password-stdin",
+       stdin=PASSWORD + "\n")
+
+
+async def sign_in(page: Page, serve: ServeProcess, username: str, password: str) -> None:
+    await page.goto(serve.url + "/")
+    await page.fill("[name=username]", username)
+    await page.fill("[name=password]", password)
+    await page.click('[data-action="sign-in"]')
+    await expect(page.locator('[data-region="status"]')).to_have_text(f"Signed in as {username}")
+
+
+async def admin_page(browser: BrowserContext, serve: ServeProcess, errors: list[str]) -> Page:
+    page = await browser.new_page()
+    watch_errors(page, errors)
+    await page.set_viewport_size(DESKTOP)
+    page.on("dialog", accept)
+    await sign_in(page, serve, ADMIN, PASSWORD)
+    return page
+
+
+async def api(serve: ServeProcess, method: str, path: str, token: str | None = None,
+              body: Any = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as http, http.request(
+            method, serve.url + path, json=body, headers=headers) as response:
+        assert response.status < 300, (path, response.status, await response.text())
+        return await response.json()
+
+
+async def admin_token(serve: ServeProcess) -> str:
+    answer = await api(serve, "POST", "/api/session",
+                       body={"username": ADMIN, "password": PASSWORD})
+    return str(answer["token"])
+
+
+async def test_a_disabled_technician_is_signed_out_within_a_second(
+        browser: BrowserContext, serve: ServeProcess) -> None:
+    add_admin(serve)
+    errors: list[str] = []
+    admin = await admin_page(browser, serve, errors)
+    await admin.fill("#job-form [name=title]", "Leaking valve")
+    await admin.click('[data-action="job-create"]')
+    await expect(admin.locator("#job-heading")).to_have_text("Leaking valve")
+
+    # The admin adds a technician; the page shows their one-time link.
+    await admin.click('[data-action="view-people"]')
+    await admin.fill("#user-form [name=username]", "sam")
+    await admin.select_option("#user-form [name=role]", "technician")
+    await admin.click('[data-action="user-add"]')
+    link_text = admin.locator('[data-region="user-link"]')
+    await expect(link_text).to_contain_text("/setup#")
+    link = re.search(r"http\S+/setup#\S+", await link_text.inner_text())
+    assert link, await link_text.inner_text()
+    row = admin.locator('[data-region="users"] tr[data-username="sam"]')
+    await expect(row.locator("[data-state]")).to_contain_text("no password yet")
+    await assert_usable(admin, "admin people")
+
+    # The technician sets a password, signs in and joins the job's call.
+    tech = await browser.new_page()
+    watch_errors(tech, errors)
+    await tech.goto(link[0])
+    await tech.fill("[name=password]", NEW_PASSWORD)
+    await tech.fill("[name=password2]", NEW_PASSWORD)
+    await tech.click('[data-action="set-password"]')
+    await expect(tech.locator('[data-action="go-sign-in"]')).to_be_visible()
+    await sign_in(tech, serve, "sam", NEW_PASSWORD)
+    await tech.click('[data-region="jobs"] button:has-text("Leaking valve")')
+    await tech.click('[data-action="join"]')
+    await expect(tech.locator('[data-region="status"]')).to_have_text("Connected")
+
+    # The admin sees them in the call, media up.
+    sam_id = await row.get_attribute("data-user")
+    person = admin.locator(f'[data-region="live-calls"] li[data-user="{sam_id}"]')
+    await expect(person).to_contain_text("sam (technician)")
+    await expect(person).not_to_contain_text("no media yet", timeout=15_000)
+    await expect(row.locator("[data-state]")).to_contain_text("in a call")
+    await screenshots(admin, "admin-people")
+
+    # Disabled: within a second the technician's page is signed out.
+    started = time.monotonic()
+    await row.locator('[data-action="user-disable"]').click()
+    await expect(tech.locator('[data-region="status"]')).to_have_text(
+        "You have been signed out.", timeout=1000)
+    await expect(tech.locator("#signin")).to_be_visible(timeout=1000)
+    assert time.monotonic() - started < 1.0
+    await expect(tech.locator("#call")).to_be_hidden()
+
+    # ...and the server holds no connection of theirs: not in the call, no media.
+    token = await admin_token(serve)
+    live = await api(serve, "GET", "/api/calls/live", token)
+    assert not [p for c in live["calls"] for p in c["participants"]
+                if p["user_id"] == int(sam_id or 0)], live
+    await expect(row.locator("[data-state]")).to_have_attribute("data-state", "disabled")
+    await expect(person).to_have_count(0)
+    # Their set password no longer signs in, and re-enabling brings them back.
+    async with aiohttp.ClientSession() as http, http.post(
+            serve.url + "/api/session", json={"username": "sam", "password": NEW_PASSWORD}
+    ) as response:
+        assert response.status == 401
+    await row.locator('[data-action="user-enable"]').click()
+    await expect(row.locator("[data-state]")).to_have_attribute("data-state", "active")
+    assert errors == []
+
+
+async def test_the_dashboard_shows_the_seeded_figures(
+        browser: BrowserContext, serve: ServeProcess) -> None:
+    add_admin(serve)
+    store = await Store.open(serve.data_dir / "videoassist.sqlite3")
+    try:
+        await seed.seed(store)
+    finally:
+        await store.close()
+    want = seed.expected()
+    errors: list[str] = []
+    page = await admin_page(browser, serve, errors)
+    await page.click('[data-action="view-dashboard"]')
+    await page.fill("#dashboard-form [name=from]", seed.FIRST_DAY)
+    await page.fill("#dashboard-form [name=to]", seed.LAST_DAY)
+    await page.click('[data-action="dashboard-load"]')
+    await expect(page.locator('[data-region="status"]')).to_have_text(
+        f"Dashboard for {seed.FIRST_DAY} to {seed.LAST_DAY} (UTC)")
+
+    figures = {f["name"]: f for f in await page.eval_on_selector_all(
+        '[data-region="figures"] [data-figure]',
+        "(nodes) => nodes.map((n) => ({name: n.dataset.figure, value: n.dataset.value,"
+        " text: n.querySelector('dd').textContent}))")}
+    numbers = {name: float(f["value"]) for name, f in figures.items()}
+    assert numbers == pytest.approx({
+        "calls": want["calls"]["total"],
+        "duration-median": want["duration_s"]["median"],
+        "duration-p95": want["duration_s"]["p95"],
+        "invite-to-join-median": want["invite_to_join_s"]["median"],
+        "invite-to-join-p95": want["invite_to_join_s"]["p95"],
+        "invites-redeemed": want["invites"]["customer"]["redeemed_share"],
+        "snapshots-per-call": want["snapshots"]["per_call"],
+        "first-time-fix": want["first_time_fix"]["rate"],
+    })
+    # What people read says the same: 7 min 30 s median, 75 % of links, 67 % fixed.
+    assert figures["duration-median"]["text"] == "7 min 30 s"
+    assert figures["invites-redeemed"]["text"].startswith("75 % (3 of 4, 1 still open)")
+    assert figures["first-time-fix"]["text"].startswith("67 % (2 of 3 answered")
+
+    columns = await page.eval_on_selector_all('[data-region="chart-calls"] rect.bar title',
+                                              "(nodes) => nodes.map((n) => n.textContent)")
+    assert columns == [f"{d['day'][5:]}: {d['calls']}" for d in want["calls_per_day"]]
+    bars = await page.eval_on_selector_all('[data-region="chart-people"] rect.bar title',
+                                           "(nodes) => nodes.map((n) => n.textContent)")
+    drawn = {}
+    for title in bars:
+        label, _, calls = title.rpartition(": ")
+        drawn[label] = int(calls)
+    assert drawn == {("Technicians by link" if name is None else f"{name} ({role})"): calls
+                     for (name, role), calls in want["people"].items()}
+    await screenshots(page, "admin-dashboard")
+    assert errors == []
+
+
+async def test_keys_audit_roles_and_resets_in_the_console(
+        browser: BrowserContext, serve: ServeProcess) -> None:
+    add_admin(serve)
+    ok(serve.data_dir, "user", "add", "lee", "--role", "technician", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    errors: list[str] = []
+    page = await admin_page(browser, serve, errors)
+
+    # An API key: shown once, then only its hint; revoked at once.
+    await page.click('[data-action="view-keys"]')
+    await page.fill("#key-form [name=name]", "Salesforce")
+    await page.check('#key-form [value="jobs:read"]')
+    await page.check('#key-form [value="analytics:read"]')
+    await page.click('[data-action="key-create"]')
+    value = page.locator('[data-region="key-value"]')
+    await expect(value).to_have_text(re.compile(r"^vak_[A-Za-z0-9_-]{43}$"))
+    key = await value.inner_text()
+    row = page.locator('[data-region="keys"] tr[data-key]')
+    await expect(row).to_contain_text(f"Salesforce (…{key[-4:]})")
+    await expect(row).to_contain_text("jobs:read, analytics:read")
+    await expect(row).to_contain_text("never")
+    await page.click('[data-action="key-hide"]')
+    await expect(page.locator('[data-region="key-secret"]')).to_be_hidden()
+    assert key not in await page.content()
+    await api(serve, "GET", "/api/analytics", key)  # used once: the list shows when
+    await page.click('[data-action="view-people"]')
+    await page.click('[data-action="view-keys"]')
+    await expect(row).not_to_contain_text("never")
+    await row.locator('[data-action="key-revoke"]').click()
+    await expect(row).to_contain_text("Revoked")
+
+    # A role change and a password reset.
+    await page.click('[data-action="view-people"]')
+    lee = page.locator('[data-region="users"] tr[data-username="lee"]')
+    await lee.locator('[data-action="user-role"]').select_option("expert")
+    await expect(page.locator('[data-region="status"]')).to_have_text(
+        "lee is now expert; they sign in again.")
+    await expect(lee.locator('[data-action="user-role"]')).to_have_value("expert")
+    await lee.locator('[data-action="user-reset"]').click()
+    await expect(page.locator('[data-region="user-link"]')).to_contain_text(
+        "One-time link for lee")
+    await expect(lee.locator("[data-state]")).to_contain_text("no password yet")
+
+    # All of it is in the audit log, newest first, and the filter narrows it.
+    await page.click('[data-action="view-audit"]')
+    actions = page.locator('[data-region="audit"] tr[data-audit] td:nth-child(4)')
+    await expect(actions.first).to_have_text("password_link.created")
+    shown = await actions.all_inner_texts()
+    for action in ("user.password_reset", "user.role_changed", "apikey.revoked",
+                   "apikey.used", "apikey.created", "signin.ok"):
+        assert action in shown, (action, shown)
+    await page.fill("#audit-form [name=action]", "apikey.")
+    await page.click('[data-action="audit-filter"]')
+    await expect(actions.first).to_have_text("apikey.revoked")
+    assert set(await actions.all_inner_texts()) == {"apikey.created", "apikey.used",
+                                                    "apikey.revoked"}
+    assert key not in await page.content()
+    await screenshots(page, "admin-audit")
+    for view in ("keys", "audit", "dashboard"):
+        await page.click(f'[data-action="view-{view}"]')
+        await assert_usable(page, f"admin {view}")
+    assert errors == []
