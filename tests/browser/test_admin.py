@@ -257,3 +257,33 @@ async def test_keys_audit_roles_and_resets_in_the_console(
         await page.click(f'[data-action="view-{view}"]')
         await assert_usable(page, f"admin {view}")
     assert errors == []
+
+
+async def test_the_expert_records_whether_the_visit_fixed_it(
+        browser: BrowserContext, serve: ServeProcess) -> None:
+    add_admin(serve)
+    ok(serve.data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    errors: list[str] = []
+    page = await browser.new_page()
+    watch_errors(page, errors)
+    await page.set_viewport_size(DESKTOP)
+    await sign_in(page, serve, "dana", PASSWORD)
+    await expect(page.locator("#tabs")).to_be_hidden()  # not an admin: no admin views
+    await page.fill("#job-form [name=title]", "Dripping tap")
+    await page.click('[data-action="job-create"]')
+    await page.click('[data-action="join"]')
+    await expect(page.locator('[data-region="status"]')).to_have_text("Connected")
+    await page.click('[data-action="leave"]')
+
+    await expect(page.locator("#outcome")).to_be_visible()
+    await assert_usable(page, "outcome question")
+    await page.click('[data-action="outcome-yes"]')
+    await expect(page.locator('[data-region="status"]')).to_have_text(
+        "Recorded: fixed on this visit.")
+    await expect(page.locator("#outcome")).to_be_hidden()
+    await expect(page.locator('[data-region="calls"]')).to_contain_text("fixed on this visit")
+    token = await admin_token(serve)
+    figures = await api(serve, "GET", "/api/analytics", token)
+    assert figures["first_time_fix"] == {"yes": 1, "no": 0, "unanswered": 0, "rate": 1.0}
+    assert errors == []

@@ -143,7 +143,9 @@ async function openJob(id) {
   $('[data-action="join"]').hidden = job.status === "closed" || call !== null;
   $('[data-region="invite-link"]').textContent = "";
   $('[data-region="calls"]').replaceChildren(...job.calls.map((c) => {
-    const item = el("li", `${when(c.started_at)} · ${minutes(c.duration_s)}`);
+    const outcome = c.first_time_fix === null ? ""
+      : c.first_time_fix ? " · fixed on this visit" : " · not fixed on this visit";
+    const item = el("li", `${when(c.started_at)} · ${minutes(c.duration_s)}${outcome}`);
     const people = el("ul", "", "people");
     people.append(...c.participants.map((p) => el("li",
       `${p.name} (${p.role}) joined ${new Date(p.joined_at * 1000).toLocaleTimeString()}` +
