@@ -15,7 +15,17 @@ from aiohttp import web
 
 from videoassist import keyfiles, pages, retention
 from videoassist.accounts import SignInLimits
-from videoassist.api import apikeys, health, invites, jobs, session, snapshots, users, webhooks
+from videoassist.api import (
+    apikeys,
+    health,
+    invites,
+    jobs,
+    metrics,
+    session,
+    snapshots,
+    users,
+    webhooks,
+)
 from videoassist.api.middleware import add_security_headers, errors_middleware
 from videoassist.appkeys import (
     CLOCK,
@@ -23,6 +33,7 @@ from videoassist.appkeys import (
     HUB,
     ICE,
     MEDIA,
+    METRICS,
     NOTIFIER,
     SETTINGS,
     SIGNIN_LIMITS,
@@ -37,6 +48,7 @@ from videoassist.config import Settings
 from videoassist.media import aiortc_hooks
 from videoassist.media.ice import IcePolicy
 from videoassist.media.router import MediaRouter
+from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
 from videoassist.signalling.connection import websocket
 from videoassist.signalling.hub import Hub
@@ -57,6 +69,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[DRAINING] = [False]
+    app[METRICS] = Metrics()
     app[SIGNIN_LIMITS] = SignInLimits(
         FailureLimiter(settings.signin_max_failures, settings.signin_window_s, clock),
         FailureLimiter(settings.signin_max_failures_per_client, settings.signin_window_s, clock),
@@ -82,7 +95,8 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (health, session, jobs, snapshots, invites, users, apikeys, webhooks, pages):
+    for module in (health, metrics, session, jobs, snapshots, invites, users, apikeys, webhooks,
+                   pages):
         app.router.add_routes(module.routes)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", WEB_DIR / "static", append_version=False)
@@ -133,6 +147,7 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     aiortc_hooks.check_compatible()  # fail at start, not mid-call, after an aiortc upgrade
     router = MediaRouter(app[ICE].for_server, app[SETTINGS].media_transcode)
     app[MEDIA] = router
+    app[METRICS].watch(app[HUB], router, app[DRAINING])
     yield
     await router.close()
 
