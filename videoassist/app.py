@@ -59,7 +59,8 @@ from videoassist.webhooks import CallWebhooks, RetryPolicy, Webhooks
 
 logger = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# A link to the repository's web/ in a checkout, the files themselves once installed.
+WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
 def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> web.Application:
