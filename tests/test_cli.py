@@ -89,20 +89,31 @@ class ServeProcess:
     """
 
     def __init__(self, data_dir: Path, port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, stderr_apart: bool = False) -> None:
+        """``stderr_apart``: stderr (the log) goes to ``err_lines``, not the output."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
+        self.err_lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "videoassist", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), "--data-dir", str(data_dir)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT,
             text=True, env=clean_env(**(env or {})), cwd=data_dir.parent,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
+        if stderr_apart:
+            self._err_reader.start()
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.err_lines.append(line)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -159,6 +170,9 @@ class ServeProcess:
         self._reader.join(timeout)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
+        if self.proc.stderr is not None:
+            self._err_reader.join(timeout)
+            self.proc.stderr.close()
         return self.proc.returncode
 
 

@@ -55,6 +55,11 @@ def test_toml_file_then_environment_then_overrides(tmp_path: Path) -> None:
     ({"VIDEOASSIST_ALLOWED_ORIGINS": "https://a.example.com/path"}, "ALLOWED_ORIGINS"),
     ({"VIDEOASSIST_TURN_URLS": "http://turn"}, "VIDEOASSIST_TURN_URLS"),
     ({"VIDEOASSIST_NO_SUCH_THING": "1"}, "VIDEOASSIST_NO_SUCH_THING"),
+    ({"VIDEOASSIST_LOG_FORMAT": "xml"}, "VIDEOASSIST_LOG_FORMAT"),
+    ({"VIDEOASSIST_DRAIN_TIMEOUT_S": "-1"}, "VIDEOASSIST_DRAIN_TIMEOUT_S"),
+    ({"VIDEOASSIST_DRAIN_TIMEOUT_S": "nan"}, "VIDEOASSIST_DRAIN_TIMEOUT_S"),
+    ({"VIDEOASSIST_DRAIN_TIMEOUT_S": "1e9"}, "VIDEOASSIST_DRAIN_TIMEOUT_S"),
+    ({"VIDEOASSIST_METRICS_TOKEN": "short"}, "VIDEOASSIST_METRICS_TOKEN"),
 ])
 def test_bad_values_fail_loudly_naming_the_variable(env: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigError, match=name):

@@ -27,7 +27,7 @@ import pytest
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from tests.conftest import Server, receive
+from tests.conftest import Server, ServerFactory, receive
 from tests.media.clips import video_track
 from videoassist import apikeys, keyfiles
 from videoassist.appkeys import HUB
@@ -447,7 +447,7 @@ async def test_protocol_examples_replay_through_the_real_server(server: Server) 
 # -- api.md ----------------------------------------------------------------------------
 
 HEADING = re.compile(r"^### (GET|POST|PUT|PATCH|DELETE) (/\S*)$", re.M)
-RESPONSE = re.compile(r"^(json|html|binary) response (\d{3})$")
+RESPONSE = re.compile(r"^(json|html|binary|text) response (\d{3})$")
 ID_IN_PATH = re.compile(r"^/api/(jobs|users|snapshots|keys|calls)/(\d+)(?=/|\?|$)")
 
 
@@ -500,9 +500,15 @@ def test_every_route_has_its_section_in_the_api_doc(server: Server) -> None:
     assert sections - routes == set(), "docs/api.md documents routes the server lacks"
 
 
-async def test_api_examples_replay_against_the_real_server(server: Server) -> None:
+METRICS_TOKEN = "metrics-token-for-the-examples"
+SAMPLE = re.compile(r"^([a-z_]+(?:\{[^}]*\})?) \S+$")
+
+
+async def test_api_examples_replay_against_the_real_server(
+        server_factory: ServerFactory) -> None:
     exchanges = api_exchanges()
     assert exchanges
+    server = await server_factory(metrics_token=Secret(METRICS_TOKEN))
     admin = await server.add_user("admin", username="admin")
     admin_token = await server.sign_in(admin.username)
     staff, staff_token = await server.staff("expert")
@@ -517,7 +523,7 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
     live_key, _ = await apikeys.create(server.store, "ServiceNow", ["jobs:read"], "test",
                                        admin.id)
     tokens = {"STAFF_TOKEN": staff_token, "ADMIN_TOKEN": admin_token, "API_KEY": api_key,
-              "READ_API_KEY": read_api_key}
+              "READ_API_KEY": read_api_key, "METRICS_TOKEN": METRICS_TOKEN}
 
     def real_path(path: str) -> str:
         match = ID_IN_PATH.match(path)
@@ -554,14 +560,34 @@ async def test_api_examples_replay_against_the_real_server(server: Server) -> No
             body = body.replace("JOIN_LINK_TOKEN", await server.invite(staff_token, job_id))
         if '"PASSWORD_LINK_TOKEN"' in body:
             body = body.replace("PASSWORD_LINK_TOKEN", await server.password_link(other))
+        in_call: list[aiohttp.ClientWebSocketResponse] = []
+        if ex.kind == "text":  # the metrics example shows an expert and a customer in a call
+            in_call = [(await server.join_call(staff_token, job_id))[0],
+                       (await server.join_call(await server.participant(staff_token, job_id)))[0]]
         status, answer, answer_headers = await server.request(
             ex.method, real_path(ex.path), headers=headers,
             data=body.encode() if body else None,
         )
+        for ws in in_call:
+            await ws.close()
+        async with asyncio.timeout(WAIT_S):
+            while job_id in server.app[HUB].rooms and in_call:
+                await asyncio.sleep(0.02)
         assert status == ex.status, f"{where}: {ex.method} {ex.path} answered {status} {answer}"
         if ex.kind == "html":
             assert answer_headers["Content-Type"].startswith("text/html"), where
             assert answer.lstrip().lower().startswith(ex.response.body.strip().lower()), where
+            continue
+        if ex.kind == "text":  # metrics: every documented family, with its help and type
+            assert answer_headers["Content-Type"].startswith("text/plain"), where
+            lines = answer.splitlines()
+            for line in ex.response.body.strip().splitlines():
+                if line.startswith("#"):
+                    assert line in lines, (where, line)
+                    continue
+                sample = SAMPLE.match(line)
+                assert sample, (where, line)
+                assert any(real.startswith(f"{sample[1]} ") for real in lines), (where, line)
             continue
         if ex.kind == "binary":  # the documented headers, exactly
             for line in ex.response.body.strip().splitlines():

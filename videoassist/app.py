@@ -22,6 +22,7 @@ from videoassist.api import (
     health,
     invites,
     jobs,
+    metrics,
     session,
     snapshots,
     users,
@@ -34,6 +35,7 @@ from videoassist.appkeys import (
     HUB,
     ICE,
     MEDIA,
+    METRICS,
     NOTIFIER,
     SETTINGS,
     SIGNIN_LIMITS,
@@ -48,6 +50,7 @@ from videoassist.config import Settings
 from videoassist.media import aiortc_hooks
 from videoassist.media.ice import IcePolicy
 from videoassist.media.router import MediaRouter
+from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
 from videoassist.signalling.connection import websocket
 from videoassist.signalling.hub import Hub
@@ -58,7 +61,8 @@ from videoassist.webhooks import CallWebhooks, RetryPolicy, Webhooks
 
 logger = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+# A link to the repository's web/ in a checkout, the files themselves once installed.
+WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
 def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> web.Application:
@@ -68,6 +72,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[DRAINING] = [False]
+    app[METRICS] = Metrics()
     app[SIGNIN_LIMITS] = SignInLimits(
         FailureLimiter(settings.signin_max_failures, settings.signin_window_s, clock),
         FailureLimiter(settings.signin_max_failures_per_client, settings.signin_window_s, clock),
@@ -93,8 +98,8 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (health, session, jobs, snapshots, invites, users, calls, apikeys, webhooks,
-                   analytics, pages):
+    for module in (health, metrics, session, jobs, snapshots, invites, users, calls, apikeys,
+                   webhooks, analytics, pages):
         app.router.add_routes(module.routes)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", WEB_DIR / "static", append_version=False)
@@ -145,6 +150,7 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     aiortc_hooks.check_compatible()  # fail at start, not mid-call, after an aiortc upgrade
     router = MediaRouter(app[ICE].for_server, app[SETTINGS].media_transcode)
     app[MEDIA] = router
+    app[METRICS].watch(app[HUB], router, app[DRAINING])
     yield
     await router.close()
 

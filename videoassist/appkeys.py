@@ -11,6 +11,7 @@ from videoassist.accounts import SignInLimits
 from videoassist.auth.tokens import TokenService
 from videoassist.config import Settings
 from videoassist.media.ice import IcePolicy
+from videoassist.metrics import Metrics
 from videoassist.storage import Store
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ SIGNIN_LIMITS = web.AppKey("signin_limits", SignInLimits)
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 MEDIA: web.AppKey[MediaPlane] = web.AppKey("media")
+# [True] from the first SIGTERM on (videoassist.serving): /readyz 503, no new joins.
 DRAINING = web.AppKey("draining", list[bool])
+METRICS = web.AppKey("metrics", Metrics)
 SNAPSHOTS: web.AppKey[SnapshotService] = web.AppKey("snapshots")
 WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")

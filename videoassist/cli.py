@@ -85,12 +85,11 @@ async def ensure_first_admin(store: Store, settings: Settings) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from videoassist.app import create_app
-    from videoassist.logs import ACCESS_LOGGER, AccessLogger
+    from videoassist.logs import configure
+    from videoassist.serving import serve
 
     settings = _settings(args)
+    configure(settings.log_format)
 
     async def prepare(store: Store) -> int:
         applied = await store.db.migrate()
@@ -103,17 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
 
     asyncio.run(_with_store(settings, prepare, migrate=False))
-    print(f"videoassist {__version__} serving on http://{settings.host}:{settings.port} "
-          f"(public URL {settings.public_url})", flush=True)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=logging.getLogger(ACCESS_LOGGER) if settings.access_log else None,
-        access_log_class=AccessLogger,
-        print=None,
-    )
-    return 0
+    return asyncio.run(serve(settings))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -483,11 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        from videoassist.logs import configure
-
-        configure()
-    else:
+    if args.command != "serve":  # serve configures logging from its settings
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     func: Callable[[argparse.Namespace], Any] = args.func
     try:

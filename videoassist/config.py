@@ -213,6 +213,30 @@ class Settings:
     access_log: bool = field(
         default=True, metadata=_doc("Write an access log line per request (path, no query).")
     )
+    log_format: str = field(
+        default="text",
+        metadata=_doc(
+            "text: one line per event, as TIME LEVEL LOGGER: MESSAGE; json: one JSON object "
+            "per line (time, level, logger, message, extra fields, exception). Either way "
+            "a traceback stays on its event's line."
+        ),
+    )
+    drain_timeout_s: float = field(
+        default=3600.0,
+        metadata=_doc(
+            "On SIGTERM or SIGINT the server drains: /readyz answers 503, new joins are "
+            "refused, calls in progress go on. It exits when the last one ends, or after "
+            "this many seconds, closing those left (0: at once). Give the service manager "
+            "a longer stop timeout."
+        ),
+    )
+    metrics_token: Secret | None = field(
+        default=None,
+        metadata=_doc(
+            "Bearer token GET /metrics requires. Empty: /metrics answers anyone who reaches "
+            "the port (keep it off the public proxy)."
+        ),
+    )
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -259,6 +283,8 @@ class Settings:
             ("ws_rate_per_s", self.ws_rate_per_s > 0, "positive"),
             ("ws_rate_burst", self.ws_rate_burst > 0, "positive"),
             ("revocation_poll_s", 0 < self.revocation_poll_s <= 1, "0..1 (disable within 1 s)"),
+            ("drain_timeout_s", 0 <= self.drain_timeout_s <= 7 * 24 * 3600,
+             "0..604800 seconds"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -284,6 +310,11 @@ class Settings:
         if self.retention_check_s <= 0:
             raise ConfigError(f"{ENV_PREFIX}RETENTION_CHECK_S must be positive, "
                               f"got {self.retention_check_s!r}")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"{ENV_PREFIX}LOG_FORMAT must be text or json, "
+                              f"got {self.log_format!r}")
+        if self.metrics_token is not None and len(self.metrics_token.reveal()) < 16:
+            raise ConfigError(f"{ENV_PREFIX}METRICS_TOKEN must be at least 16 characters")
         if self.notify_url and urlsplit(self.notify_url).scheme not in ("http", "https"):
             raise ConfigError(f"{ENV_PREFIX}NOTIFY_URL must be an http(s) URL")
         parts = urlsplit(self.webhook_url)

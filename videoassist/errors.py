@@ -79,5 +79,13 @@ class Unavailable(VideoassistError):
     default_message = "The service is not available right now."
 
 
+class Draining(Unavailable):
+    """The server is stopping: it lets calls in progress end and takes no new ones."""
+
+    code = "draining"
+    default_message = ("This server is restarting and takes no new calls. "
+                       "Try again in a minute.")
+
+
 class ConfigError(Exception):
     """A setting is missing or malformed; raised at start-up, never to a client."""

@@ -9,7 +9,8 @@ from aiohttp import web
 from videoassist import invitations
 from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import client_address, staff_user
-from videoassist.appkeys import NOTIFIER, SETTINGS, STORE, TOKENS
+from videoassist.appkeys import DRAINING, NOTIFIER, SETTINGS, STORE, TOKENS
+from videoassist.errors import Draining
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ async def inspect_invite(request: web.Request) -> web.Response:
 
 @routes.post("/api/invites/redeem")
 async def redeem_invite(request: web.Request) -> web.Response:
+    if request.app[DRAINING][0]:  # before the link is used up: it works on the next server
+        raise Draining()
     body = await read_json(request)
     invite, job = await invitations.redeem_join(
         request.app[STORE], body.get("token"), client_address(request)

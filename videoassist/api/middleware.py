@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from videoassist.appkeys import METRICS
 from videoassist.errors import VideoassistError
 
 logger = logging.getLogger(__name__)
@@ -48,12 +49,14 @@ def error_response(status: int, code: str, message: str) -> web.Response:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
     try:
         return await handler(request)
     except VideoassistError as exc:
         response = error_response(exc.status, exc.code, exc.message)
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        metrics.http_errors.labels(str(exc.status), exc.code).inc()
         return response
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -65,9 +68,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         for name in ("Allow", "Retry-After"):
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
+        metrics.http_errors.labels(str(exc.status), code).inc()
         return response
     except Exception:
         logger.exception("unhandled error in %s %s", request.method, request.path)
+        metrics.unhandled_errors.labels("http").inc()
+        metrics.http_errors.labels("500", "internal").inc()
         return error_response(500, "internal", "Internal error.")
 
 

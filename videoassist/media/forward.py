@@ -62,6 +62,7 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
         size = VIDEO_QUEUE_FRAMES if publication.kind == "video" else AUDIO_QUEUE_FRAMES
         super().__init__(publication.kind, track_id, size)
         self.publication = publication
+        self._flow = publication.counters.forwarded[publication.kind]
         self._waiting_for_keyframe = self.kind == "video"
 
     def offer(self, frame: EncodedFrame) -> None:
@@ -70,23 +71,29 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
             return
         if self._waiting_for_keyframe:
             if not frame.keyframe:
-                self.dropped += 1
+                self._drop(1)
                 return
             self._waiting_for_keyframe = False
         if self._queue.full():
             if self.kind == "video":
                 # Behind by a whole queue: skip to the next keyframe rather than
                 # show seconds-old video or break the decoder with a gap.
-                self.dropped += self._drain() + 1
+                self._drop(self._drain() + 1)
                 self._waiting_for_keyframe = True
                 self.publication.want_keyframe()
                 return
             self._queue.get_nowait()  # audio: drop the oldest packet
-            self.dropped += 1
+            self._drop(1)
         self._queue.put_nowait(frame)
+
+    def _drop(self, frames: int) -> None:
+        self.dropped += frames
+        self._flow.dropped += frames
 
     async def recv(self) -> av.Packet[Any]:
         frame = await self._next()
+        self._flow.frames += 1
+        self._flow.bytes += len(frame.data)
         packet = av.Packet(frame.data)
         packet.pts = frame.timestamp
         packet.time_base = fractions.Fraction(1, frame.clock_rate)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
+from videoassist.media.counters import MediaCounters
 from videoassist.media.frames import EncodedFrame, is_keyframe
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Publication:
         request_keyframe: Callable[[], Awaitable[bool]],
         clock: Callable[[], float] = time.monotonic,
         send_estimate: Callable[[int], Awaitable[bool]] | None = None,
+        counters: MediaCounters | None = None,
     ) -> None:
         self.id = publication_id
         self.participant_id = participant_id
@@ -75,6 +77,9 @@ class Publication:
         self.frames_in = 0
         self.bytes_in = 0
         self.keyframe_requests = 0
+        # The router's totals (a publication of its own when it stands alone).
+        self.counters = counters if counters is not None else MediaCounters()
+        self._received = self.counters.received[kind]
         self.closed = False
 
     @property
@@ -92,6 +97,8 @@ class Publication:
                              self.frames_in)
         self.frames_in += 1
         self.bytes_in += len(data)
+        self._received.frames += 1
+        self._received.bytes += len(data)
         if self.kind == "video":
             self._keep(frame)
         for track in list(self.subscribers):
@@ -167,6 +174,7 @@ class Publication:
             return
         self._last_request = self._clock()
         self.keyframe_requests += 1
+        self.counters.keyframe_requests += 1
         task = asyncio.ensure_future(self._request_keyframe())
         task.add_done_callback(_log_failure)
 

@@ -17,6 +17,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from videoassist.errors import Conflict, NotFound
 from videoassist.media.capture import Capture, capture
+from videoassist.media.counters import MediaCounters
 from videoassist.media.publication import Publication
 from videoassist.media.session import MediaSession, Send
 from videoassist.media.transcode import DecodedFeed
@@ -83,7 +84,7 @@ class MediaRouter:
         self.transcode = transcode  # Settings.media_transcode
         self._rooms: dict[int, MediaRoom] = {}
         self._sessions: dict[int, MediaSession] = {}
-        self.transcoded_streams = 0  # viewers ever given re-encoded video
+        self.counters = MediaCounters()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def keep(self, task: asyncio.Task[None]) -> None:
@@ -93,11 +94,24 @@ class MediaRouter:
 
     def count_transcode(self, session: MediaSession, publication: Publication,
                         target: RTCRtpCodecParameters) -> None:
-        self.transcoded_streams += 1
+        self.counters.transcoded_streams += 1
         level = logging.INFO if self.transcode == "always" else logging.WARNING
         logger.log(level, "%s re-encodes %s (%s) to %s for this viewer (%d so far)",
                    session.log_prefix, publication.id, publication.codec, target.name,
                    self.transcoded_streams)
+
+    @property
+    def transcoded_streams(self) -> int:
+        """Viewers ever given re-encoded video."""
+        return self.counters.transcoded_streams
+
+    def connection_states(self) -> dict[str, int]:
+        """How many peer connections are in each state (new, connecting, connected...)."""
+        states: dict[str, int] = {}
+        for session in self._sessions.values():
+            state = session.pc.connectionState
+            states[state] = states.get(state, 0) + 1
+        return states
 
     @property
     def sessions(self) -> dict[int, MediaSession]:
@@ -132,6 +146,7 @@ class MediaRouter:
             # aiortc falls back to a public STUN server when given no list: always give one.
             configuration = RTCConfiguration(iceServers=self._ice_servers())
             session = MediaSession(room, participant_id, configuration, send)
+            self.counters.peer_connections += 1
             room.sessions[participant_id] = session
             self._sessions[participant_id] = session
         elif session.room.call_id != call_id:

@@ -78,6 +78,7 @@ class MediaSession:
             publication_id, self.participant_id, track.kind,
             lambda: aiortc_hooks.request_keyframe(receiver),
             send_estimate=None if relay is None else relay.set_viewers,
+            counters=self.room.router.counters,
         )
         publication.muted = self.muted.get(track.kind, False)
         aiortc_hooks.tap_receiver(receiver, publication.push)

@@ -26,6 +26,7 @@ from videoassist.appkeys import (
     HUB,
     ICE,
     MEDIA,
+    METRICS,
     SETTINGS,
     SNAPSHOTS,
     STORE,
@@ -36,11 +37,11 @@ from videoassist.auth.tokens import PARTICIPANT_AUDIENCE, STAFF_AUDIENCE
 from videoassist.errors import (
     BadRequest,
     Conflict,
+    Draining,
     Forbidden,
     NotFound,
     TooManyRequests,
     Unauthorized,
-    Unavailable,
     VideoassistError,
 )
 from videoassist.signalling import protocol
@@ -48,6 +49,7 @@ from videoassist.signalling.hub import (
     CLOSE_AUTH_TIMEOUT,
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
+    CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
     Member,
     Room,
@@ -67,26 +69,32 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     if origin not in settings.allowed_origins:
         logger.warning("refused a WebSocket from origin %r", origin[:100])
         raise Forbidden("This origin may not open the signalling socket.")
-    if request.app[DRAINING][0]:
-        raise Unavailable("The server is restarting; try again in a moment.")
     ws = web.WebSocketResponse(
         heartbeat=settings.ws_heartbeat_s, max_msg_size=HARD_FRAME_LIMIT
     )
     await ws.prepare(request)
-    await Connection(request, ws).run()
+    metrics = request.app[METRICS]
+    metrics.websocket_opened.inc()
+    metrics.websocket_connections.inc()
+    connection = Connection(request, ws)
+    try:
+        await connection.run()
+    finally:
+        metrics.websocket_connections.dec()
+        metrics.websocket_closes.labels(connection.close_reason).inc()
     return ws
 
 
-def _error(exc: VideoassistError, ref: object = None) -> dict[str, Any]:
+def _error_message(exc: VideoassistError, ref: object = None) -> dict[str, Any]:
     message: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
     if isinstance(ref, str):
         message["ref"] = ref[:40]
     return message
 
 
-def _snapshot_error(exc: VideoassistError, request: str | None) -> dict[str, Any]:
+def _snapshot_error_message(exc: VideoassistError, request: str | None) -> dict[str, Any]:
     """An error about a snapshot, naming the client's request id when it gave one."""
-    message = _error(exc, "snapshot.request")
+    message = _error_message(exc, "snapshot.request")
     if request is not None:
         message["request"] = request
     return message
@@ -108,16 +116,37 @@ class Connection:
         )
         self.last_limit_notice = 0.0
         self.snapshots = request.app[SNAPSHOTS]
+        self.metrics = request.app[METRICS]
         self.member: Member | None = None
+        self.refused: str | None = None  # the reason the server refused the auth
         self.room: Room | None = None
         # At most one snapshot in flight per connection; it finishes even if the
         # requester leaves (the company keeps what was asked for).
         self.snapshot_task: asyncio.Task[None] | None = None
 
+    @property
+    def close_reason(self) -> str:
+        """Why the connection ended: the reason the server gave, or "client"."""
+        if self.refused is not None:
+            return self.refused
+        if self.member is not None and self.member.close_reason is not None:
+            return self.member.close_reason
+        return "client"
+
+    def _error(self, exc: VideoassistError, ref: object = None) -> dict[str, Any]:
+        """An ``error`` message for the client, counted."""
+        self.metrics.websocket_errors.labels(exc.code).inc()
+        return _error_message(exc, ref)
+
+    def _snapshot_error(self, exc: VideoassistError, request: str | None) -> dict[str, Any]:
+        self.metrics.websocket_errors.labels(exc.code).inc()
+        return _snapshot_error_message(exc, request)
+
     async def run(self) -> None:
         member = await self._authenticate()
         if member is None:
             return
+        self.member = member
         member.writer = asyncio.create_task(member.write_loop())
         member.abort = self._abort
         try:
@@ -125,7 +154,8 @@ class Connection:
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(member, msg.data)
                 elif msg.type == WSMsgType.BINARY and self._within_rate(member):
-                    member.send(_error(BadRequest("Binary messages are not part of the protocol.")))
+                    member.send(self._error(
+                        BadRequest("Binary messages are not part of the protocol.")))
                 if member.closing:
                     break
             if self.ws.exception() is not None:
@@ -164,20 +194,24 @@ class Connection:
                             WSMsgType.ERROR):
                 return None
             if msg.type != WSMsgType.TEXT:
-                await self.ws.send_json(_error(BadRequest("Send an auth message first.")))
+                await self.ws.send_json(self._error(BadRequest("Send an auth message first.")))
                 continue
             try:
                 message = protocol.decode(msg.data, self.settings.ws_max_message_bytes)
             except VideoassistError as exc:
-                await self.ws.send_json(_error(exc))
+                await self.ws.send_json(self._error(exc))
                 continue
             if message["type"] != "auth":
                 await self.ws.send_json(
-                    _error(Unauthorized("Send an auth message first."), message["type"])
+                    self._error(Unauthorized("Send an auth message first."), message["type"])
                 )
                 continue
             try:
                 return await self._join(message["token"], message["job"])
+            except Draining as exc:
+                logger.info("refused a join: the server is draining")
+                await self._refuse(CLOSE_TRY_AGAIN_LATER, exc.code, exc.message)
+                return None
             except (Unauthorized, Forbidden, NotFound) as exc:
                 code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else CLOSE_UNAUTHORIZED
                 await self._refuse(code, exc.code, exc.message)
@@ -212,7 +246,8 @@ class Connection:
         if job.status != "open":
             raise Forbidden("This job is closed.")
         member, room = await self.hub.join(job, role, name, user_id, invite_id, expires_at,
-                                           self.ws, session_version)
+                                           self.ws, session_version,
+                                           draining=self.app[DRAINING][0])
         self.room = room
         await self.ws.send_json({
             "type": "joined",
@@ -239,17 +274,20 @@ class Connection:
 
     async def _take_snapshot(self, member: Member, room: Room, camera: Member,
                              shapes: list[dict[str, Any]], request: str | None) -> None:
+        started = time.monotonic()
         try:
             snapshot = await self.snapshots.take(
                 member.job.id, room.call_id, member.author(), camera.author(), shapes)
         except VideoassistError as exc:
-            member.send(_snapshot_error(exc, request))
+            member.send(self._snapshot_error(exc, request))
             return
         except Exception:
             logger.exception("%s snapshot of participant %d failed", member.log_prefix,
                              camera.id)
-            member.send(_snapshot_error(VideoassistError(), request))
+            self.metrics.unhandled_errors.labels("snapshot").inc()
+            member.send(self._snapshot_error(VideoassistError(), request))
             return
+        self.metrics.snapshot_seconds.observe(time.monotonic() - started)
         echo = {} if request is None else {"request": request}
         room.broadcast({"type": "snapshot.saved", **echo, "snapshot": {
             "id": snapshot.id, "version": snapshot.version, "camera": camera.id,
@@ -283,6 +321,8 @@ class Connection:
             self.transport.close()
 
     async def _refuse(self, code: int, reason: str, message: str) -> None:
+        self.refused = reason
+        self.metrics.websocket_errors.labels(reason).inc()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self.ws.send_json({"type": "error", "code": reason, "message": message})
             await self.ws.close(code=code, message=reason.encode())
@@ -295,7 +335,7 @@ class Connection:
         now = time.monotonic()
         if now - self.last_limit_notice >= 1.0:  # one notice a second, not one a message
             self.last_limit_notice = now
-            member.send(_error(TooManyRequests("Too many messages; slow down.")))
+            member.send(self._error(TooManyRequests("Too many messages; slow down.")))
         return False
 
     async def _on_text(self, member: Member, raw: str) -> None:
@@ -309,10 +349,11 @@ class Connection:
                 return
             await self._dispatch(member, message)
         except VideoassistError as exc:
-            member.send(_error(exc, ref or getattr(exc, "ref", None)))
+            member.send(self._error(exc, ref or getattr(exc, "ref", None)))
         except Exception:
             logger.exception("%s failed to handle a %s message", member.log_prefix, ref)
-            member.send(_error(VideoassistError(), ref))
+            self.metrics.unhandled_errors.labels("websocket").inc()
+            member.send(self._error(VideoassistError(), ref))
 
     async def _still_allowed(self, member: Member) -> bool:
         """Re-check, on every message, that the sender may still be here."""
@@ -383,6 +424,6 @@ class Connection:
             try:
                 self._request_snapshot(member, room, message)
             except VideoassistError as exc:
-                member.send(_snapshot_error(exc, message["request"]))
+                member.send(self._snapshot_error(exc, message["request"]))
         else:  # decode() only lets known types through
             raise BadRequest(f"Unhandled message type {kind!r}.")

@@ -4,6 +4,9 @@ A job's call starts when its first participant joins and ends when its last one
 leaves; both are told to a ``CallEvents`` (the webhooks), in order. Each member has a
 bounded outbox drained by its connection's writer, so a slow client never holds up a
 broadcast: when its outbox is full it is closed.
+
+While the server drains (see ``videoassist.serving``) a join is refused unless it is
+someone coming back to a call in progress that they were already in.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from videoassist.errors import Draining
 from videoassist.signalling.events import CallEvents
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Job, Participant
@@ -29,6 +33,7 @@ CLOSE_TIMEOUT_S = 2.0
 # WebSocket close codes the server uses (docs/protocol.md).
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
+CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_AUTH_TIMEOUT = 4408
@@ -50,6 +55,7 @@ class Member:
         default_factory=lambda: asyncio.Queue(OUTBOX_MAX)
     )
     closing: bool = False
+    close_reason: str | None = None  # the reason the server gave when it closed this
     writer: asyncio.Task[None] | None = None
     closer: asyncio.Task[None] | None = None
     abort: Callable[[], None] | None = None
@@ -57,6 +63,11 @@ class Member:
     @property
     def id(self) -> int:
         return self.participant.id
+
+    @property
+    def who(self) -> str:
+        """The person behind the connection: a staff user, or a join link's holder."""
+        return who(self.user_id, self.invite_id)
 
     def author(self) -> Author:
         """This participant, as the author (or camera) of a snapshot."""
@@ -90,6 +101,7 @@ class Member:
         if self.closing:
             return
         self.closing = True
+        self.close_reason = reason
         self.closer = asyncio.create_task(self._close(code, reason, message))
 
     async def _close(self, code: int, reason: str, message: str | None) -> None:
@@ -111,11 +123,16 @@ class Member:
                 self.abort()
 
 
+def who(user_id: int | None, invite_id: int | None) -> str:
+    return f"user:{user_id}" if user_id is not None else f"invite:{invite_id}"
+
+
 @dataclass(eq=False)
 class Room:
     job: Job
     call_id: int
     members: dict[int, Member] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)  # everyone who has joined, by ``who``
 
     def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
                   customers: bool = True) -> None:
@@ -134,6 +151,10 @@ class Hub:
         self._events = events
         self._rooms: dict[int, Room] = {}
         self._lock = asyncio.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.calls_started = 0              # since the server started
+        self.joined: dict[str, int] = {}    # joins since the server started, by role
 
     @property
     def rooms(self) -> dict[int, Room]:
@@ -141,6 +162,17 @@ class Hub:
 
     def members(self) -> list[Member]:
         return [m for room in self._rooms.values() for m in room.members.values()]
+
+    def participants_by_role(self) -> dict[str, int]:
+        """Connections in calls now, by role."""
+        roles: dict[str, int] = {}
+        for member in self.members():
+            roles[member.participant.role] = roles.get(member.participant.role, 0) + 1
+        return roles
+
+    async def wait_idle(self) -> None:
+        """Return when no call is in progress."""
+        await self._idle.wait()
 
     async def join(
         self,
@@ -152,12 +184,21 @@ class Hub:
         expires_at: float,
         ws: web.WebSocketResponse,
         session_version: int = 0,
+        *,
+        draining: bool = False,
     ) -> tuple[Member, Room]:
+        """Add a connection to the job's call, starting the call if it is the first.
+        ``draining``: only someone who was already in the call in progress may join
+        (a reconnection); anyone else gets ``Draining``."""
         async with self._lock:
             room = self._rooms.get(job.id)
+            if draining and (room is None or who(user_id, invite_id) not in room.seen):
+                raise Draining()
             if room is None:
                 call_id = await self._store.calls.start(job.id)
                 room = self._rooms[job.id] = Room(job, call_id)
+                self._idle.clear()
+                self.calls_started += 1
                 logger.info("[job %d] call %d started", job.id, call_id)
                 if self._events is not None:
                     await self._events.call_started(job, await self._store.calls.get(call_id))
@@ -168,6 +209,8 @@ class Hub:
                             session_version)
             room.broadcast({"type": "participant.joined", "participant": participant.public()})
             room.members[member.id] = member
+            room.seen.add(member.who)
+            self.joined[role] = self.joined.get(role, 0) + 1
         actor = f"user:{user_id}" if user_id is not None else f"invite:{invite_id}"
         await self._store.audit.record(actor, "call.joined", f"job:{job.id}",
                                        call=room.call_id, participant=participant.id)
@@ -190,6 +233,8 @@ class Hub:
                 if self._events is not None:
                     await self._events.call_ended(room.job,
                                                   await self._store.calls.get(room.call_id))
+                if not self._rooms:
+                    self._idle.set()
         actor = (f"user:{member.user_id}" if member.user_id is not None
                  else f"invite:{member.invite_id}")
         await self._store.audit.record(actor, "call.left", f"job:{member.job.id}",

@@ -1,0 +1,188 @@
+"""GET /metrics through a real call: real aiortc peers through the real server, the
+answer parsed with prometheus_client's own parser."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Server, ServerFactory
+from tests.media.peers import MediaClient
+from tests.media.test_forwarding import _two_parties
+from videoassist.appkeys import HUB, MEDIA
+from videoassist.config import Secret
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+async def scrape(server: Server, token: str | None = None) -> Samples:
+    status, text, headers = await server.request("GET", "/metrics", token=token)
+    assert status == 200, text
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4"), headers
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            assert key not in samples, f"{key} twice"
+            samples[key] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """A sample's value; a labelled gauge that has no sample for these labels is 0."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def wait_until_empty(server: Server) -> None:
+    router = server.app[MEDIA]
+    async with asyncio.timeout(10):
+        while server.app[HUB].rooms or router.sessions:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.02)
+
+
+async def snapshot(client: MediaClient, camera: int) -> dict[str, Any]:
+    assert client.ws is not None
+    await client.ws.send_json({"type": "snapshot.request", "camera": camera, "shapes": [],
+                               "request": "m1"})
+    async with asyncio.timeout(10):
+        while True:
+            message = await client.messages.get()
+            assert message["type"] != "error", message
+            if message["type"] == "snapshot.saved":
+                return message
+
+
+async def test_a_call_is_counted_and_the_gauges_fall_back_to_zero(server: Server) -> None:
+    staff_token, customer_token, job_id = await _two_parties(server)
+    before = await scrape(server)
+    assert value(before, "videoassist_calls") == 0
+    assert value(before, "videoassist_calls_started_total") == 0
+    assert value(before, "videoassist_draining") == 0
+
+    expert = await MediaClient(server, staff_token, job_id).start()
+    customer = await MediaClient(server, customer_token).start()
+    try:
+        await expert.wait_remote(customer.participant_id, "video", frames=30)
+        await expert.wait_remote(customer.participant_id, "audio", frames=25)
+        await customer.wait_remote(expert.participant_id, "video", frames=30)
+        saved = await snapshot(expert, customer.participant_id)
+        assert saved["snapshot"]["camera"] == customer.participant_id
+        during = await scrape(server)
+    finally:
+        await customer.close()
+        await expert.close()
+
+    assert value(during, "videoassist_calls") == 1
+    assert value(during, "videoassist_calls_started_total") == 1
+    assert value(during, "videoassist_participants", role="customer") == 1
+    assert value(during, "videoassist_participants", role="expert") == 1
+    assert value(during, "videoassist_participants_joined_total", role="customer") == 1
+    assert value(during, "videoassist_websocket_connections") == 2
+    assert value(during, "videoassist_websocket_connections_opened_total") == 2
+    assert value(during, "videoassist_peer_connections", state="connected") == 2
+    assert value(during, "videoassist_peer_connections_opened_total") == 2
+    for kind in ("audio", "video"):
+        assert value(during, "videoassist_received_frames_total", kind=kind) > 0, kind
+        assert value(during, "videoassist_forwarded_frames_total", kind=kind) > 0, kind
+        # Each frame forwarded is at least a byte, and was received first.
+        assert (value(during, "videoassist_forwarded_bytes_total", kind=kind)
+                >= value(during, "videoassist_forwarded_frames_total", kind=kind)), kind
+    # ~30 fps both ways for the seconds the call lasted: frames, not a handful.
+    assert value(during, "videoassist_forwarded_frames_total", kind="video") >= 60
+    assert value(during, "videoassist_transcoded_streams_total") == 0
+    assert value(during, "videoassist_snapshot_seconds_count") == 1
+    assert 0 < value(during, "videoassist_snapshot_seconds_sum") < 5
+
+    await wait_until_empty(server)
+    after = await scrape(server)
+    assert value(after, "videoassist_calls") == 0
+    for role in ("customer", "expert"):
+        assert value(after, "videoassist_participants", role=role) == 0, role
+    assert value(after, "videoassist_websocket_connections") == 0
+    assert not [key for key, v in after.items()
+                if key[0] == "videoassist_peer_connections" and v != 0]
+    # The totals outlive the call, its sessions and its tracks.
+    assert value(after, "videoassist_calls_started_total") == 1
+    assert value(after, "videoassist_websocket_closes_total", reason="client") == 2
+    for kind in ("audio", "video"):
+        for name in ("videoassist_forwarded_frames_total", "videoassist_forwarded_bytes_total",
+                     "videoassist_received_frames_total"):
+            assert value(after, name, kind=kind) >= value(during, name, kind=kind) > 0
+    assert value(after, "videoassist_snapshot_seconds_count") == 1
+
+
+async def test_a_viewer_without_the_codec_is_counted_as_a_transcoding_fallback(
+        server: Server) -> None:
+    staff_token, customer_token, job_id = await _two_parties(server)
+    customer = await MediaClient(server, customer_token, video_codec="H264", audio=False).start()
+    expert = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               offer_codecs=("VP8",)).start()
+    try:
+        await expert.wait_remote(customer.participant_id, "video", frames=10)
+        samples = await scrape(server)
+    finally:
+        await expert.close()
+        await customer.close()
+    assert value(samples, "videoassist_transcoded_streams_total") == 1
+    # Re-encoded video is not forwarded video.
+    assert value(samples, "videoassist_forwarded_frames_total", kind="video") == 0
+    assert value(samples, "videoassist_received_frames_total", kind="video") > 0
+
+
+async def test_errors_are_counted_by_code(server: Server) -> None:
+    _, staff_token = await server.staff("expert")
+    job_id = await server.job(staff_token)
+    status, _, _ = await server.request("GET", "/api/nothing-here")
+    assert status == 404
+    ws, _ = await server.join_call(staff_token, job_id)
+    await ws.send_str("{not json")
+    assert (await ws.receive_json(timeout=5))["code"] == "bad_request"
+    await ws.send_json({"type": "leave"})
+    await ws.receive(timeout=5)
+    refused = await server.ws()
+    await refused.send_json({"type": "auth", "token": staff_token + "x", "job": job_id})
+    assert (await refused.receive_json(timeout=5))["code"] == "unauthorized"
+    await refused.receive(timeout=5)
+    await wait_until_empty(server)
+    samples = await scrape(server)
+    assert value(samples, "videoassist_http_errors_total", status="404", code="not_found") == 1
+    assert value(samples, "videoassist_websocket_errors_total", code="bad_request") == 1
+    assert value(samples, "videoassist_websocket_errors_total", code="unauthorized") == 1
+    assert value(samples, "videoassist_websocket_closes_total", reason="left") == 1
+    assert value(samples, "videoassist_websocket_closes_total", reason="unauthorized") == 1
+    assert value(samples, "videoassist_unhandled_errors_total", where="http") == 0
+
+
+async def test_the_metrics_token_is_required_when_set(server_factory: ServerFactory) -> None:
+    token = "a metrics token of some length"
+    server = await server_factory(metrics_token=Secret(token))
+    for given in (None, "wrong", token + "x", token[:-1]):
+        status, body, _ = await server.request("GET", "/metrics", token=given)
+        assert status == 401, given
+        assert body["error"]["code"] == "unauthorized"
+    status, _, _ = await server.request("GET", "/metrics",
+                                        headers={"Authorization": f"Basic {token}"})
+    assert status == 401
+    samples = await scrape(server, token)
+    assert value(samples, "videoassist_http_errors_total", status="401", code="unauthorized") == 5
+
+
+async def test_no_customer_data_in_the_metrics(server: Server) -> None:
+    """Labels come from fixed sets: no username, job title, address or id."""
+    staff, staff_token = await server.staff("expert")
+    job_id = await server.job(staff_token, "Leaking valve at 12 Acacia Avenue")
+    ws, _ = await server.join_call(staff_token, job_id)
+    try:
+        status, text, _ = await server.request("GET", "/metrics")
+    finally:
+        await ws.close()
+    assert status == 200
+    assert value(await scrape(server), "videoassist_calls_started_total") == 1
+    for secret in (staff.username, "Acacia", "127.0.0.1", staff_token):
+        assert secret not in text, secret
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            assert set(sample.labels) <= {"role", "state", "kind", "reason", "code", "status",
+                                          "where", "le"}, sample

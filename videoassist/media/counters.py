@@ -1,0 +1,31 @@
+"""Running totals of the media plane since the server started, for metrics.
+
+Plain integers: the hot path adds to them once per frame (never per RTP packet, and
+never through a metrics library), and a scrape reads them. They live on the router,
+so they outlive the sessions, publications and tracks that feed them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+KINDS = ("audio", "video")
+
+
+@dataclass
+class Flow:
+    """Encoded frames of one kind: one audio frame is one Opus packet, one video frame
+    the one or more RTP packets aiortc cuts it into."""
+
+    frames: int = 0
+    bytes: int = 0
+    dropped: int = 0  # frames a viewer's queue dropped (slow viewer, waiting for a keyframe)
+
+
+@dataclass
+class MediaCounters:
+    received: dict[str, Flow] = field(default_factory=lambda: {k: Flow() for k in KINDS})
+    forwarded: dict[str, Flow] = field(default_factory=lambda: {k: Flow() for k in KINDS})
+    keyframe_requests: int = 0   # sent to publishers (PLI), after coalescing
+    transcoded_streams: int = 0  # viewers given re-encoded video (no shared codec)
+    peer_connections: int = 0    # RTCPeerConnections opened with clients

@@ -1,0 +1,157 @@
+"""Prometheus metrics of one server (``GET /metrics``), all named ``videoassist_*``.
+
+One registry per application, never the library's global one. Two kinds of source:
+
+- events counted as they happen, through the library (WebSocket connections opened,
+  errors, snapshot latency): rare enough per second for that;
+- live state and the media plane's running totals, read when Prometheus scrapes
+  (calls and participants now, peer connections, forwarded frames and bytes, keyframe
+  requests, re-encoded streams): the media path adds plain integers per frame
+  (``videoassist.media.counters``) and this module never touches it.
+
+Labels are from small fixed sets (roles, media kinds, error codes, connection states,
+HTTP statuses): never a name, a job title, an address or an id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.process_collector import ProcessCollector
+
+from videoassist.media.counters import KINDS, MediaCounters
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+# Seconds from a snapshot.request to the snapshot stored: 150 ms is the target.
+SNAPSHOT_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+
+
+class Calls(Protocol):
+    """What the metrics read of calls in progress (``signalling.hub.Hub``)."""
+
+    calls_started: int
+    joined: dict[str, int]
+
+    @property
+    def rooms(self) -> Mapping[int, object]: ...
+
+    def participants_by_role(self) -> dict[str, int]: ...
+
+
+class Media(Protocol):
+    """What the metrics read of the media plane (``media.router.MediaRouter``)."""
+
+    counters: MediaCounters
+
+    def connection_states(self) -> dict[str, int]: ...
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.websocket_connections = Gauge(
+            "videoassist_websocket_connections", "Signalling WebSockets open now.", registry=r)
+        self.websocket_opened = Counter(
+            "videoassist_websocket_connections_opened",
+            "Signalling WebSockets opened (handshake accepted).", registry=r)
+        self.websocket_closes = Counter(
+            "videoassist_websocket_closes",
+            "Signalling WebSockets closed, by the reason the server gave (client: the "
+            "client closed or vanished).", ["reason"], registry=r)
+        self.websocket_errors = Counter(
+            "videoassist_websocket_errors",
+            "Signalling error messages answering a client's message or refusing its "
+            "auth, by code (docs/protocol.md).",
+            ["code"], registry=r)
+        self.http_errors = Counter(
+            "videoassist_http_errors",
+            "HTTP error responses, by status and error code.", ["status", "code"], registry=r)
+        self.unhandled_errors = Counter(
+            "videoassist_unhandled_errors",
+            "Exceptions no handler expected (bugs; each one is logged), by where they "
+            "happened.", ["where"], registry=r)
+        self.snapshot_seconds = Histogram(
+            "videoassist_snapshot_seconds",
+            "Seconds from a snapshot.request to the snapshot stored.",
+            buckets=SNAPSHOT_BUCKETS, registry=r)
+        ProcessCollector(namespace="videoassist", registry=r)
+        for where in ("http", "websocket", "snapshot"):
+            self.unhandled_errors.labels(where)  # present at 0 from the start
+
+    def watch(self, calls: Calls, media: Media, draining: list[bool]) -> None:
+        """Read the live state from now on (once the hub and the media plane exist)."""
+        self.registry.register(_Live(calls, media, draining))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _Live:
+    """Reads calls and the media plane at scrape time."""
+
+    def __init__(self, calls: Calls, media: Media, draining: list[bool]) -> None:
+        self._calls = calls
+        self._media = media
+        self._draining = draining
+
+    def collect(self) -> Iterator[Metric]:
+        calls, counters = self._calls, self._media.counters
+        yield GaugeMetricFamily("videoassist_draining",
+                                "1 while the server drains before stopping, else 0.",
+                                value=int(self._draining[0]))
+        yield GaugeMetricFamily("videoassist_calls", "Calls in progress.",
+                                value=len(calls.rooms))
+        yield CounterMetricFamily("videoassist_calls_started",
+                                  "Calls started (a job's first participant joined).",
+                                  value=calls.calls_started)
+        participants = GaugeMetricFamily("videoassist_participants",
+                                         "Connections in calls now, by role.",
+                                         labels=["role"])
+        now = calls.participants_by_role()
+        joined = CounterMetricFamily("videoassist_participants_joined",
+                                     "Joins to calls, by role.", labels=["role"])
+        for role in sorted(set(now) | set(calls.joined)):
+            participants.add_metric([role], now.get(role, 0))
+            joined.add_metric([role], calls.joined.get(role, 0))
+        yield participants
+        yield joined
+
+        states = GaugeMetricFamily("videoassist_peer_connections",
+                                   "Media peer connections with clients now, by state.",
+                                   labels=["state"])
+        for state, count in sorted(self._media.connection_states().items()):
+            states.add_metric([state], count)
+        yield states
+        yield CounterMetricFamily("videoassist_peer_connections_opened",
+                                  "Media peer connections opened with clients.",
+                                  value=counters.peer_connections)
+        flows = {
+            "received_frames": ("Encoded frames received from publishers.",
+                                counters.received, "frames"),
+            "received_bytes": ("Bytes of encoded frames received from publishers.",
+                               counters.received, "bytes"),
+            "forwarded_frames": ("Encoded frames forwarded to viewers without re-encoding "
+                                 "(an audio frame is one RTP packet, a video frame one or "
+                                 "more).", counters.forwarded, "frames"),
+            "forwarded_bytes": ("Bytes of encoded frames forwarded to viewers.",
+                                counters.forwarded, "bytes"),
+            "forwarded_dropped_frames": ("Frames a slow viewer's queue dropped.",
+                                         counters.forwarded, "dropped"),
+        }
+        for name, (text, by_kind, attribute) in flows.items():
+            family = CounterMetricFamily(f"videoassist_{name}", text, labels=["kind"])
+            for kind in KINDS:
+                family.add_metric([kind], getattr(by_kind[kind], attribute))
+            yield family
+        yield CounterMetricFamily("videoassist_keyframe_requests",
+                                  "Keyframe requests (PLI) sent to publishers.",
+                                  value=counters.keyframe_requests)
+        yield CounterMetricFamily("videoassist_transcoded_streams",
+                                  "Viewers given re-encoded video because they share no "
+                                  "codec with the publisher (the fallback).",
+                                  value=counters.transcoded_streams)

@@ -1,0 +1,102 @@
+"""Running the server until it is told to stop, and stopping without cutting calls.
+
+The first SIGTERM (or SIGINT: Ctrl-C does the same) starts the drain: ``/readyz``
+answers 503 so that a load balancer sends nobody new, and new joins are refused
+(``/api/invites/redeem`` answers 503, a WebSocket ``auth`` that is not someone coming
+back to a call in progress is refused with 1013 ``draining``). Calls in progress go on.
+When the last one ends, or ``drain_timeout_s`` after the signal, the server stops: the
+calls left get the usual shutdown notice (1001 ``server_shutdown``), the database is
+closed, and the process exits 0. A second signal exits at once, with 128 + the signal's
+number (143 for SIGTERM, 130 for SIGINT), closing nothing: the calls it cut are marked
+ended at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from aiohttp import web
+
+from videoassist import __version__
+from videoassist.app import create_app
+from videoassist.appkeys import DRAINING, HUB
+from videoassist.config import Settings
+from videoassist.logs import ACCESS_LOGGER, AccessLogger
+
+logger = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# Once the calls are closed, how long requests still in flight get to finish.
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+class Drain:
+    """The stop signals: the first starts the drain, the second ends the process."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.signal_name = ""
+
+    def on_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.started.is_set():
+            code = 128 + signum
+            logger.warning("%s again: exiting at once with status %d, without closing "
+                           "calls", name, code)
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            os._exit(code)
+        self.signal_name = name
+        self.started.set()
+
+
+async def serve(settings: Settings) -> int:
+    """Serve until a stop signal and the drain that follows; the exit status."""
+    drain = Drain()
+    loop = asyncio.get_running_loop()
+    for signum in SIGNALS:
+        loop.add_signal_handler(signum, drain.on_signal, signum)
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app,
+        access_log=logging.getLogger(ACCESS_LOGGER) if settings.access_log else None,
+        access_log_class=AccessLogger,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        host, port = runner.addresses[0][:2]
+        print(f"videoassist {__version__} serving on http://{host}:{port} "
+              f"(public URL {settings.public_url})", flush=True)
+        await drain.started.wait()
+        await _drain(app, drain.signal_name, settings.drain_timeout_s)
+    finally:
+        await runner.cleanup()
+        for signum in SIGNALS:
+            loop.remove_signal_handler(signum)
+    logger.info("stopped")
+    return 0
+
+
+async def _drain(app: web.Application, signal_name: str, timeout_s: float) -> None:
+    """Refuse new joins and wait for the calls in progress to end, at most ``timeout_s``."""
+    app[DRAINING][0] = True
+    hub = app[HUB]
+    calls, people = len(hub.rooms), len(hub.members())
+    logger.info("%s: draining: /readyz answers 503 and new joins are refused; "
+                "%d calls in progress (%d connections); stopping when they end, at the "
+                "latest in %g s; a second signal exits at once", signal_name, calls, people,
+                timeout_s)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await hub.wait_idle()
+    except TimeoutError:
+        logger.warning("drain: %d calls still in progress after %g s: closing them "
+                       "(server_shutdown)", len(hub.rooms), timeout_s)
+    else:
+        logger.info("drain: no call in progress: stopping")
