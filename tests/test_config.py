@@ -87,3 +87,11 @@ def test_every_field_is_documented_in_the_class() -> None:
     docs = documentation()
     assert len(docs) == len(Settings.__dataclass_fields__)
     assert all(text.strip() for text in docs.values())
+
+
+def test_an_unknown_variable_is_refused_with_the_nearest_name() -> None:
+    with pytest.raises(ConfigError, match=r"unknown setting VIDEOASSIST_DRAIN_TIMEOUT "
+                                          r"\(did you mean VIDEOASSIST_DRAIN_TIMEOUT_S\?\)"):
+        load_settings({"VIDEOASSIST_DRAIN_TIMEOUT": "60"})
+    with pytest.raises(ConfigError, match=r"^unknown setting VIDEOASSIST_ZZZZZZ$"):
+        load_settings({"VIDEOASSIST_ZZZZZZ": "1"})

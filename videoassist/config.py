@@ -10,6 +10,7 @@ documented in ``docs/configuration.md``; a test keeps the two in step.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 import types
 import typing
@@ -408,7 +409,9 @@ def load_settings(
             continue
         name = key[len(ENV_PREFIX):].lower()
         if name not in names:
-            raise ConfigError(f"unknown setting {key}")
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean {ENV_PREFIX}{close[0].upper()}?)" if close else ""
+            raise ConfigError(f"unknown setting {key}{hint}")
         values[name] = _convert(name, hints[name], raw)
     for name, value in overrides.items():
         if value is not None:
