@@ -1,2 +1,0 @@
--- placeholder until the audit branch is merged (not committed)
-SELECT 1;
