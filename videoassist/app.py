@@ -15,7 +15,17 @@ from aiohttp import web
 
 from videoassist import keyfiles, pages, retention
 from videoassist.accounts import SignInLimits
-from videoassist.api import apikeys, health, invites, jobs, session, snapshots, users, webhooks
+from videoassist.api import (
+    apikeys,
+    audit,
+    health,
+    invites,
+    jobs,
+    session,
+    snapshots,
+    users,
+    webhooks,
+)
 from videoassist.api.middleware import add_security_headers, errors_middleware
 from videoassist.appkeys import (
     CLOCK,
@@ -82,7 +92,8 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (health, session, jobs, snapshots, invites, users, apikeys, webhooks, pages):
+    for module in (health, session, jobs, snapshots, invites, users, apikeys, webhooks, audit,
+                   pages):
         app.router.add_routes(module.routes)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", WEB_DIR / "static", append_version=False)

@@ -63,6 +63,11 @@ class Member:
         return Author(p.display_name, p.role, p.id, self.user_id)
 
     @property
+    def actor(self) -> str:
+        """How the audit log names this participant: its staff user, or its invite."""
+        return f"user:{self.user_id}" if self.user_id is not None else f"invite:{self.invite_id}"
+
+    @property
     def log_prefix(self) -> str:
         return f"[job {self.job.id} participant {self.participant.id}]"
 
@@ -165,8 +170,7 @@ class Hub:
             member = Member(participant, job, user_id, invite_id, expires_at, ws)
             room.broadcast({"type": "participant.joined", "participant": participant.public()})
             room.members[member.id] = member
-        actor = f"user:{user_id}" if user_id is not None else f"invite:{invite_id}"
-        await self._store.audit.record(actor, "call.joined", f"job:{job.id}",
+        await self._store.audit.record(member.actor, "call.joined", f"job:{job.id}",
                                        call=room.call_id, participant=participant.id)
         logger.info("%s joined as %s", member.log_prefix, role)
         return member, room
@@ -187,9 +191,7 @@ class Hub:
                 if self._events is not None:
                     await self._events.call_ended(room.job,
                                                   await self._store.calls.get(room.call_id))
-        actor = (f"user:{member.user_id}" if member.user_id is not None
-                 else f"invite:{member.invite_id}")
-        await self._store.audit.record(actor, "call.left", f"job:{member.job.id}",
+        await self._store.audit.record(member.actor, "call.left", f"job:{member.job.id}",
                                        call=room.call_id, participant=member.id)
         logger.info("%s left", member.log_prefix)
 
