@@ -329,6 +329,9 @@ BAD_INPUT = {
     "audit export since a time that is none": (["audit", "export", "--since", "soon"], "", {}),
     "audit export until before since": (
         ["audit", "export", "--since", "2026-02-01", "--until", "2026-01-01"], "", {}),
+    "backup into a directory that exists": (["backup", "."], "", {}),
+    "restore from a directory that is not a backup": (["restore", "."], "", {}),
+    "restore from nowhere": (["restore", "no-such-backup"], "", {}),
 }
 
 

@@ -386,6 +386,39 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return asyncio.run(_with_store(settings, work))
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from videoassist import backup
+
+    settings = _settings(args)
+    report = backup.backup(settings, args.out)
+    print(f"backed up {', '.join(report.files)} to {report.out} "
+          f"(schema version {report.schema_version})")
+    print(report.audit.summary() if report.audit is not None
+          else "audit log: no hash chain at this schema version")
+    configured = [f"VIDEOASSIST_{name.upper()}" for name in
+                  ("jwt_keys", "turn_secret", "webhook_secret", "snapshot_key")
+                  if getattr(settings, name) is not None]
+    if configured:
+        print(f"videoassist: {', '.join(configured)} set: not in the backup, keep "
+              f"{'it' if len(configured) == 1 else 'them'} too", file=sys.stderr)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from videoassist import backup
+
+    settings = _settings(args)
+    report = backup.restore(settings, args.source, args.force)
+    made = report.manifest
+    print(f"restored {', '.join(report.files)} into {settings.data_dir} from {args.source} "
+          f"(made {_when(made['created_at'])} by videoassist {made['videoassist']}, schema "
+          f"version {made['schema_version']})")
+    for name in report.migrations:
+        print(f"applied migration {name}")
+    print(report.audit.summary())
+    return 0 if report.audit.intact else 1
+
+
 # -- parser --------------------------------------------------------------------
 
 
@@ -512,6 +545,18 @@ def build_parser() -> argparse.ArgumentParser:
                               help="exact, or a prefix ending in '.': signin.")
     export_audit.add_argument("--target", default=None, help="e.g. job:12")
     export_audit.set_defaults(func=cmd_audit_export)
+
+    backup = sub.add_parser("backup", parents=[common],
+                            help="copy the database and key files to a new directory, "
+                                 "while the server runs")
+    backup.add_argument("out", type=Path, metavar="OUT", help="the directory to create")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser("restore", parents=[common],
+                             help="restore a backup into the data directory (server stopped)")
+    restore.add_argument("source", type=Path, metavar="IN", help="a directory 'backup' made")
+    restore.add_argument("--force", action="store_true",
+                         help="replace the data directory's database and key files")
+    restore.set_defaults(func=cmd_restore)
 
     webhooks = sub.add_parser("webhooks", help="outgoing webhooks").add_subparsers(
         dest="webhooks_command", required=True, metavar="ACTION")
