@@ -341,6 +341,12 @@ BAD_INPUT = {
         ["webhooks", "secret"], "", {"VIDEOASSIST_WEBHOOK_SECRET": "x" * 32}),
     "malformed VIDEOASSIST_WEBHOOK_URL": (
         ["migrate"], "", {"VIDEOASSIST_WEBHOOK_URL": "ftp://hooks.example"}),
+    "audit export since a time that is none": (["audit", "export", "--since", "soon"], "", {}),
+    "audit export until before since": (
+        ["audit", "export", "--since", "2026-02-01", "--until", "2026-01-01"], "", {}),
+    "backup into a directory that exists": (["backup", "."], "", {}),
+    "restore from a directory that is not a backup": (["restore", "."], "", {}),
+    "restore from nowhere": (["restore", "no-such-backup"], "", {}),
 }
 
 
@@ -402,3 +408,120 @@ def test_analytics_prints_the_figures(data_dir: Path) -> None:
                          "period_to,,2026-11-01"]
     result = videoassist(data_dir, "analytics", "--from", "2026-11-02", "--to", "2026-11-01")
     assert result.code == 2 and "from must not be after to" in result.err, result
+
+
+# -- audit -----------------------------------------------------------------------------
+
+
+def _post_json(url: str, body: dict[str, object]) -> int:
+    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_audit_chain_holds_while_the_server_and_the_cli_append(populated: Path) -> None:
+    """Sign-ins through a running server and CLI commands, at the same time, append to
+    one chain; then verify and export see every row."""
+    server = ServeProcess(populated)
+    try:
+        server.wait_ready()
+        results: list[int] = []
+
+        def sign_ins() -> None:
+            for n in range(20):
+                password = PASSWORD if n % 2 else "not the password"
+                results.append(_post_json(f"{server.url}/api/session",
+                                          {"username": "bob", "password": password}))
+
+        thread = threading.Thread(target=sign_ins)
+        thread.start()
+        for _ in range(3):
+            ok(populated, "job", "create", "Leaking valve")
+            ok(populated, "invite", "1", "--role", "customer")
+        thread.join(60)
+        assert sorted(set(results)) == [200, 401], results
+    finally:
+        assert server.stop() == 0, server.output
+    [(rows,)] = query(populated, "SELECT count(*) FROM audit_log")
+    out = ok(populated, "audit", "verify")
+    assert re.fullmatch(rf"audit log intact: {rows} rows checked, head row {rows} hash "
+                        r"[0-9a-f]{64}\n", out), out
+    lines = [json.loads(line) for line in ok(populated, "audit", "export").splitlines()]
+    assert [line["id"] for line in lines] == list(range(1, rows + 2))  # + the export's own
+    actions = [line["action"] for line in lines]
+    assert actions.count("signin.ok") == 10 and actions.count("signin.failed") == 10
+    assert actions.count("job.created") == 4 and actions.count("invite.created") == 3
+    signins = ok(populated, "audit", "export", "--action", "signin.", "--since", "2000-01-01")
+    assert len(signins.splitlines()) == 20
+
+
+def test_audit_verify_names_a_row_changed_or_deleted_by_hand(populated: Path) -> None:
+    ok(populated, "invite", "1", "--role", "customer")
+    ok(populated, "user", "disable", "bob")
+    assert ok(populated, "audit", "verify").startswith("audit log intact: 4 rows checked")
+    db = populated / "videoassist.sqlite3"
+    conn = sqlite3.connect(db)  # as anyone with the file can: drop the trigger, edit
+    try:
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute("UPDATE audit_log SET detail = '{}' WHERE id = 4")
+        conn.execute("DROP TRIGGER audit_log_no_update")
+        conn.execute("UPDATE audit_log SET target = 'job:2' WHERE id = 4")
+        conn.commit()
+    finally:
+        conn.close()
+    result = videoassist(populated, "audit", "verify")
+    assert result.code == 1, result
+    assert result.out == ("audit log broken: first broken row 4: hash mismatch: its content "
+                          "is not what was chained (4 rows checked)\n")
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("DROP TRIGGER audit_log_no_delete")
+        conn.execute("DELETE FROM audit_log WHERE id = 2")
+        conn.commit()
+    finally:
+        conn.close()
+    result = videoassist(populated, "audit", "verify")
+    assert result.code == 1, result
+    assert result.out == ("audit log broken: first broken row 2: missing (row 1 is followed "
+                          "by row 3) (2 rows checked)\n")
+
+
+def test_audit_verify_changes_nothing_and_needs_a_chained_database(tmp_path: Path) -> None:
+    from tests.storage.test_audit import old_database
+
+    missing = videoassist(tmp_path / "none", "audit", "verify")
+    assert (missing.code, missing.out) == (2, "")
+    assert missing.err == f"videoassist: there is no database at {tmp_path}/none/videoassist" \
+                          ".sqlite3\n"
+    assert not (tmp_path / "none").exists()
+    old = tmp_path / "old"
+    old.mkdir(mode=0o700)
+    old_database(old / "videoassist.sqlite3", [(1767250000.5, "cli", "user.created", None, {})])
+    result = videoassist(old, "audit", "verify")
+    assert (result.code, result.out) == (2, ""), result
+    assert result.err == ("videoassist: the database is at schema version 4, before the audit "
+                          "chain: run 'videoassist migrate' first\n")
+    ok(old, "migrate")
+    assert ok(old, "audit", "verify").startswith("audit log intact: 2 rows checked")
+    garbage = tmp_path / "garbage"
+    garbage.mkdir(mode=0o700)
+    (garbage / "videoassist.sqlite3").write_bytes(b"SQLite format 3\x00" + bytes(100))
+    result = videoassist(garbage, "audit", "verify")  # once hung: the worker thread lived on
+    assert (result.code, result.out) == (1, ""), result
+    assert result.err == "videoassist: the database cannot be read: file is not a database\n"
+
+
+def test_key_changes_are_audited_without_the_keys(populated: Path) -> None:
+    kid = re.search(r"new signing key (\w+)", ok(populated, "keys", "rotate"))
+    assert kid, "no kid printed"
+    secret = ok(populated, "webhooks", "secret").strip()
+    rows = query(populated, "SELECT actor, action, detail FROM audit_log ORDER BY id")
+    assert rows[-2:] == [("cli", "keys.rotated", f'{{"kid":"{kid[1]}"}}'),
+                         ("cli", "webhook_secret.shown", "{}")]
+    dump = repr(query(populated, "SELECT * FROM audit_log"))
+    keys = json.loads((populated / "jwt-keys.json").read_text())["keys"]
+    assert all(k["key"] not in dump for k in keys) and secret not in dump

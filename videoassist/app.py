@@ -18,6 +18,7 @@ from videoassist.accounts import SignInLimits
 from videoassist.api import (
     analytics,
     apikeys,
+    audit,
     calls,
     health,
     invites,
@@ -99,7 +100,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
         autoescape=jinja2.select_autoescape(default=True),
     )
     for module in (health, metrics, session, jobs, snapshots, invites, users, calls, apikeys,
-                   webhooks, analytics, pages):
+                   webhooks, audit, analytics, pages):
         app.router.add_routes(module.routes)
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", WEB_DIR / "static", append_version=False)

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +23,8 @@ from videoassist.auth.apikeys import SCOPES
 from videoassist.config import Settings, load_settings
 from videoassist.errors import ConfigError, VideoassistError
 from videoassist.storage import Store
+from videoassist.storage.audit import AuditFilter
+from videoassist.storage.chain import CHAIN_SCHEMA_VERSION, canonical
 from videoassist.storage.records import INVITE_ROLES, STAFF_ROLES
 
 logger = logging.getLogger(__name__)
@@ -278,7 +281,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        await store.audit.record("cli", "job.exported", f"job:{args.job_id}", bytes=len(data))
+        await store.audit.record("cli", "job.exported", f"job:{args.job_id}", bytes=len(data),
+                                 snapshot_ids=await jobrecord.snapshot_ids(store, args.job_id))
         print(f"wrote job {args.job_id} to {out} ({len(data)} bytes)")
         return 0
 
@@ -299,9 +303,21 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return asyncio.run(_with_store(settings, work))
 
 
+def _audit_if_database(settings: Settings, action: str, **detail: Any) -> None:
+    """Record what a command did to the data dir's key files, in its database if it has
+    one (a command on a data dir without one does not make one for this)."""
+    if settings.database_path.exists():
+        async def work(store: Store) -> int:
+            await store.audit.record("cli", action, None, **detail)
+            return 0
+
+        asyncio.run(_with_store(settings, work))
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     kid = keyfiles.rotate_signing_keys(settings)
+    _audit_if_database(settings, "keys.rotated", kid=kid)
     print(f"new signing key {kid}; the previous key still verifies. Restart the server.")
     return 0
 
@@ -349,8 +365,79 @@ def cmd_webhooks_secret(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.webhook_secret is not None:
         raise UsageError("VIDEOASSIST_WEBHOOK_SECRET is set: the secret is that value")
-    print(keyfiles.webhook_secret(settings))
+    secret = keyfiles.webhook_secret(settings)
+    _audit_if_database(settings, "webhook_secret.shown")
+    print(secret)
     return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.database_path.exists():
+        raise UsageError(f"there is no database at {settings.database_path}")
+
+    async def work(store: Store) -> int:
+        version = await store.db.schema_version()
+        if version < CHAIN_SCHEMA_VERSION:
+            raise UsageError(f"the database is at schema version {version}, before the audit "
+                             "chain: run 'videoassist migrate' first")
+        verdict = await store.audit.verify()
+        print(verdict.summary())
+        return 0 if verdict.intact else 1
+
+    # A check does not change what it checks: no migration.
+    return asyncio.run(_with_store(settings, work, migrate=False))
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        raise UsageError("--until must be later than --since")
+    given = {k: getattr(args, k) for k in ("actor", "action", "target", "since", "until")
+             if getattr(args, k) is not None}
+
+    async def work(store: Store) -> int:
+        await store.audit.record("cli", "audit.exported", None, filters=given)
+        out = sys.stdout.buffer
+        async for entry in store.audit.stream(AuditFilter(**given)):
+            out.write(canonical(entry.public()) + b"\n")
+        out.flush()
+        return 0
+
+    return asyncio.run(_with_store(settings, work))
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from videoassist import backup
+
+    settings = _settings(args)
+    report = backup.backup(settings, args.out)
+    print(f"backed up {', '.join(report.files)} to {report.out} "
+          f"(schema version {report.schema_version})")
+    print(report.audit.summary() if report.audit is not None
+          else "audit log: no hash chain at this schema version")
+    configured = [f"VIDEOASSIST_{name.upper()}" for name in
+                  ("jwt_keys", "turn_secret", "webhook_secret", "snapshot_key")
+                  if getattr(settings, name) is not None]
+    if configured:
+        print(f"videoassist: {', '.join(configured)} set: not in the backup, keep "
+              f"{'it' if len(configured) == 1 else 'them'} too", file=sys.stderr)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from videoassist import backup
+
+    settings = _settings(args)
+    report = backup.restore(settings, args.source, args.force)
+    made = report.manifest
+    print(f"restored {', '.join(report.files)} into {settings.data_dir} from {args.source} "
+          f"(made {_when(made['created_at'])} by videoassist {made['videoassist']}, schema "
+          f"version {made['schema_version']})")
+    for name in report.migrations:
+        print(f"applied migration {name}")
+    print(report.audit.summary())
+    return 0 if report.audit.intact else 1
 
 
 # -- parser --------------------------------------------------------------------
@@ -360,6 +447,22 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) == 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
+
+
+def _time(text: str) -> float:
+    """Unix seconds, or an ISO 8601 date or date and time (UTC unless it says)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is neither Unix seconds nor an ISO 8601 date/time") from None
+        seconds = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    if not 0 <= seconds < 1e11:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time")
+    return seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -461,6 +564,35 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--csv", action="store_true", help="metric,dimension,value rows")
     figures.set_defaults(func=cmd_analytics)
 
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION")
+    audit.add_parser("verify", parents=[common],
+                     help="check the hash chain: exit 0 if intact, 1 naming the first "
+                          "broken row").set_defaults(func=cmd_audit_verify)
+    export_audit = audit.add_parser("export", parents=[common],
+                                    help="write the audit log as JSON lines to stdout, "
+                                         "oldest first")
+    export_audit.add_argument("--since", type=_time, default=None,
+                              help="Unix seconds or ISO 8601 (UTC unless it says)")
+    export_audit.add_argument("--until", type=_time, default=None, help="likewise; exclusive")
+    export_audit.add_argument("--actor", default=None, help="e.g. user:3, cli")
+    export_audit.add_argument("--action", default=None,
+                              help="exact, or a prefix ending in '.': signin.")
+    export_audit.add_argument("--target", default=None, help="e.g. job:12")
+    export_audit.set_defaults(func=cmd_audit_export)
+
+    backup = sub.add_parser("backup", parents=[common],
+                            help="copy the database and key files to a new directory, "
+                                 "while the server runs")
+    backup.add_argument("out", type=Path, metavar="OUT", help="the directory to create")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser("restore", parents=[common],
+                             help="restore a backup into the data directory (server stopped)")
+    restore.add_argument("source", type=Path, metavar="IN", help="a directory 'backup' made")
+    restore.add_argument("--force", action="store_true",
+                         help="replace the data directory's database and key files")
+    restore.set_defaults(func=cmd_restore)
+
     webhooks = sub.add_parser("webhooks", help="outgoing webhooks").add_subparsers(
         dest="webhooks_command", required=True, metavar="ACTION")
     webhooks.add_parser("secret", parents=[common],
@@ -486,6 +618,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"videoassist: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
               file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:  # a damaged database file, or not one at all
+        print(f"videoassist: the database cannot be read: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

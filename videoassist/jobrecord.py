@@ -61,6 +61,12 @@ async def record(store: Store, job_id: int) -> dict[str, Any]:
     }
 
 
+async def snapshot_ids(store: Store, job_id: int) -> list[int]:
+    """The ids of a job's snapshots, every version: what an export holds, for the
+    audit log."""
+    return [s.id for s in await store.snapshots.of_job(job_id)]
+
+
 def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
     """A snapshot as the API shows it: its record and where its image is."""
     return snapshot.public() | {"image_url": f"/api/snapshots/{snapshot.id}/image"}

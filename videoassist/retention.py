@@ -21,11 +21,12 @@ logger = logging.getLogger(__name__)
 
 async def purge(store: Store, settings: Settings, now: float) -> dict[str, int]:
     """Purge what has expired at ``now``; return how many of each were deleted."""
-    counts = await store.jobs.purge(now, settings.retention_days or None)
+    counts, snapshot_ids = await store.jobs.purge(now, settings.retention_days or None)
     if any(counts.values()):
         logger.info("retention purged %(snapshots)d snapshots, %(messages)d messages and "
                     "%(events)d events", counts)
-        await store.audit.record("system", "retention.purged", None, **counts)
+        await store.audit.record("system", "retention.purged", None, **counts,
+                                 snapshot_ids=snapshot_ids)
     return counts
 
 

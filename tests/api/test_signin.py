@@ -72,6 +72,9 @@ async def test_malformed_sign_in_bodies_get_400(server: Server) -> None:
         ({"Content-Type": "application/json"}, '{"username": 5, "password": "b"}'),
         ({"Content-Type": "application/json"}, '{"username": "a"}'),
         ({"Content-Type": "application/json"}, '{"username": "a", "password": ""}'),
+        # Lone surrogates: valid JSON, no valid text (this was a 500 from SQLite).
+        ({"Content-Type": "application/json"}, '{"username": "a\\ud800", "password": "b"}'),
+        ({"Content-Type": "application/json"}, '{"username": "a", "password": "\\udc80"}'),
     ]
     for headers, data in cases:
         status, body, _ = await server.request("POST", "/api/session", headers=headers,

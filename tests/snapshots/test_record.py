@@ -198,8 +198,15 @@ async def test_erasing_a_job_destroys_its_key_so_its_ciphertext_never_decrypts(
     other_key = await vault.key_for_new(other_job)
     with pytest.raises(InvalidTag):
         unseal(other_key, sealed, f"videoassist image job {party.job_id}".encode())
-    audit = [e["action"] for e in await store.audit.recent(20)]
-    assert "job.erased" in audit and "job.closed" in audit
+    audit = {e["action"]: e for e in reversed(await store.audit.recent(50))}
+    assert "job.closed" in audit
+    # Made, then deleted with its job: both in the audit log, naming the snapshot.
+    created = audit["snapshot.created"]
+    assert (created["target"], created["detail"]["job"]) == (f"snapshot:{snapshot_id}",
+                                                            party.job_id)
+    _, me = await party.get("/api/session")
+    assert created["actor"] == f"user:{me['user']['id']}"  # the expert who asked for it
+    assert audit["job.erased"]["detail"] == {"snapshot_ids": [snapshot_id]}
 
 
 async def test_retention_purges_by_the_injected_clock(server_factory: ServerFactory) -> None:
@@ -239,7 +246,9 @@ async def test_retention_purges_by_the_injected_clock(server_factory: ServerFact
         async with asyncio.timeout(5):
             while await server.store.jobs.events(kept_job):
                 await asyncio.sleep(0.05)
-        assert any(e["action"] == "retention.purged" for e in await server.store.audit.recent())
+        purged = [e for e in await server.store.audit.recent() if e["action"] ==
+                  "retention.purged"]
+        assert purged[-1]["detail"]["snapshot_ids"] == [old]  # the first purge took it
     finally:
         await party.customer.close()
         await party.expert.close()
@@ -283,6 +292,11 @@ async def test_export_round_trips_the_record_and_the_images(party: Party, tmp_pa
             k: v for k, v in live.items() if k != "image_url"}
     same_keys = set(record) - {"snapshots"}
     assert {k: exported[k] for k in same_keys} == {k: record[k] for k in same_keys}
+    audit = await server.store.audit.recent(50)
+    exported_audit = next(e for e in audit if e["action"] == "job.exported")
+    assert exported_audit["detail"]["snapshot_ids"] == [s["id"] for s in record["snapshots"]]
+    assert {e["target"] for e in audit if e["action"] == "snapshot.viewed"} == {
+        f"snapshot:{s['id']}" for s in record["snapshots"]}
 
     # The CLI writes the same archive to a 0600 file, and refuses to overwrite it.
     await party.hang_up()

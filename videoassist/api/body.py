@@ -27,6 +27,10 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.")
+    try:  # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 text can hold
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("The body holds text that is not valid Unicode.") from None
     return body
 
 

@@ -99,8 +99,10 @@ async def delete_job(request: web.Request) -> web.Response:
         raise Conflict("A call of this job is in progress: close the job first.")
     if request.app[SNAPSHOTS].busy(job_id):
         raise Conflict("A snapshot of this job is being saved; try again in a moment.")
+    snapshot_ids = await jobrecord.snapshot_ids(store, job_id)
     await store.jobs.delete(job_id)
-    await store.audit.record(f"user:{user.id}", "job.erased", f"job:{job_id}")
+    await store.audit.record(f"user:{user.id}", "job.erased", f"job:{job_id}",
+                             snapshot_ids=snapshot_ids)
     return web.Response(status=204)
 
 
@@ -124,7 +126,8 @@ async def export_job(request: web.Request) -> web.Response:
     job_id = int_param(request.match_info["id"], "job id")
     store = request.app[STORE]
     data = await jobrecord.export_zip(store, request.app[SNAPSHOTS], job_id, request.app[CLOCK])
-    await store.audit.record(f"user:{user.id}", "job.exported", f"job:{job_id}", bytes=len(data))
+    await store.audit.record(f"user:{user.id}", "job.exported", f"job:{job_id}", bytes=len(data),
+                             snapshot_ids=await jobrecord.snapshot_ids(store, job_id))
     return web.Response(body=data, content_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="job-{job_id}.zip"',
         "Cache-Control": "no-store",

@@ -278,6 +278,9 @@ class Connection:
         try:
             snapshot = await self.snapshots.take(
                 member.job.id, room.call_id, member.author(), camera.author(), shapes)
+            await self.store.audit.record(member.actor, "snapshot.created",
+                                          f"snapshot:{snapshot.id}", job=member.job.id,
+                                          call=room.call_id, camera=camera.id)
         except VideoassistError as exc:
             member.send(self._snapshot_error(exc, request))
             return

@@ -75,6 +75,11 @@ class Member:
         return Author(p.display_name, p.role, p.id, self.user_id)
 
     @property
+    def actor(self) -> str:
+        """How the audit log names this participant: its staff user, or its invite."""
+        return f"user:{self.user_id}" if self.user_id is not None else f"invite:{self.invite_id}"
+
+    @property
     def log_prefix(self) -> str:
         return f"[job {self.job.id} participant {self.participant.id}]"
 
@@ -211,8 +216,7 @@ class Hub:
             room.members[member.id] = member
             room.seen.add(member.who)
             self.joined[role] = self.joined.get(role, 0) + 1
-        actor = f"user:{user_id}" if user_id is not None else f"invite:{invite_id}"
-        await self._store.audit.record(actor, "call.joined", f"job:{job.id}",
+        await self._store.audit.record(member.actor, "call.joined", f"job:{job.id}",
                                        call=room.call_id, participant=participant.id)
         logger.info("%s joined as %s", member.log_prefix, role)
         return member, room
@@ -235,9 +239,7 @@ class Hub:
                                                   await self._store.calls.get(room.call_id))
                 if not self._rooms:
                     self._idle.set()
-        actor = (f"user:{member.user_id}" if member.user_id is not None
-                 else f"invite:{member.invite_id}")
-        await self._store.audit.record(actor, "call.left", f"job:{member.job.id}",
+        await self._store.audit.record(member.actor, "call.left", f"job:{member.job.id}",
                                        call=room.call_id, participant=member.id)
         logger.info("%s left", member.log_prefix)
 

@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -20,11 +20,18 @@ from typing import Any
 
 import aiosqlite
 
+from videoassist.storage import chain
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_TRIES = 5
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+# What SQL cannot do (SHA-256), run in a migration's transaction after its statements.
+_PYTHON_STEPS: dict[int, Callable[[aiosqlite.Connection], Awaitable[None]]] = {
+    chain.CHAIN_SCHEMA_VERSION: chain.seal_existing,
+}
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -55,15 +62,20 @@ class Database:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         new = not path.exists()  # noqa: ASYNC240
         conn = await aiosqlite.connect(path, isolation_level=None)
-        if new:
-            os.chmod(path, 0o600)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        await conn.execute("PRAGMA busy_timeout = 5000")
-        await conn.execute("PRAGMA synchronous = NORMAL")
-        # Deleted content is overwritten, not left in free pages (erasure, retention).
-        await conn.execute("PRAGMA secure_delete = ON")
+        try:
+            if new:
+                os.chmod(path, 0o600)
+            conn.row_factory = aiosqlite.Row
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA busy_timeout = 5000")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            # Deleted content is overwritten, not left in free pages (erasure, retention).
+            await conn.execute("PRAGMA secure_delete = ON")
+        except BaseException:
+            # Not a database, say: close it, or its worker thread keeps the process alive.
+            await conn.close()
+            raise
         return cls(conn, path)
 
     async def close(self) -> None:
@@ -87,6 +99,8 @@ class Database:
                     # executescript would COMMIT first; run statement by statement instead.
                     for statement in _split_statements(sql):
                         await self._conn.execute(statement)
+                    if number in _PYTHON_STEPS:
+                        await _PYTHON_STEPS[number](self._conn)
                     await self._conn.execute(f"PRAGMA user_version = {number:d}")
                 except BaseException:
                     await self._conn.execute("ROLLBACK")
@@ -183,6 +197,10 @@ class Transaction:
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         async with self._conn.execute(sql, tuple(params)) as cur:
             return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
 
 
 def _split_statements(sql: str) -> list[str]:

@@ -122,8 +122,10 @@ class Jobs:
             raise NotFound("No such job.")
         await self._db.checkpoint()
 
-    async def purge(self, now: float, default_days: int | None) -> dict[str, int]:
-        """Delete snapshots, chat and events older than each job's retention."""
+    async def purge(self, now: float, default_days: int | None
+                    ) -> tuple[dict[str, int], builtins.list[int]]:
+        """Delete snapshots, chat and events older than each job's retention; return how
+        many of each, and the ids of the snapshots (every version) deleted."""
         cutoff = (
             "SELECT id, ? - coalesce(retention_days, ?) * 86400.0 AS before FROM jobs"
             " WHERE coalesce(retention_days, ?) IS NOT NULL"
@@ -132,6 +134,10 @@ class Jobs:
         counts = {}
         async with self._db.transaction() as tx:
             await tx.retire_ids()
+            snapshot_ids = [r[0] for r in await tx.fetchall(
+                f"SELECT s.id FROM snapshots s JOIN frames t ON t.id = s.frame_id"
+                f" JOIN ({cutoff}) c ON c.id = t.job_id WHERE t.captured_at < c.before"
+                " ORDER BY s.id", params)]
             for name, table, column in (("snapshots", "frames", "captured_at"),
                                         ("messages", "messages", "created_at"),
                                         ("events", "events", "created_at")):
@@ -142,7 +148,7 @@ class Jobs:
                 )
         if any(counts.values()):
             await self._db.checkpoint()
-        return counts
+        return counts, snapshot_ids
 
     async def add_note(self, job_id: int, user_id: int | None, author_name: str,
                        text: str) -> Note:

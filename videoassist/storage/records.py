@@ -256,3 +256,22 @@ class Delivery:
                 "created_at": self.created_at, "state": self.state,
                 "attempts": self.attempts, "next_attempt_at": self.next_attempt_at,
                 "delivered_at": self.delivered_at, "failed_at": self.failed_at}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of the audit log, with its place in the hash chain."""
+
+    id: int
+    created_at: float
+    actor: str
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+    prev_hash: str | None
+    hash: str | None
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "created_at": self.created_at, "actor": self.actor,
+                "action": self.action, "target": self.target, "detail": self.detail,
+                "prev_hash": self.prev_hash, "hash": self.hash}

@@ -354,7 +354,7 @@ export class AdminConsole {
     if (from) query.set("since", String(Date.parse(`${from}T00:00:00Z`) / 1000));
     if (to) query.set("until", String(Date.parse(`${to}T00:00:00Z`) / 1000 + 86400));
     if (more && this.auditBefore !== null) query.set("before", String(this.auditBefore));
-    const { entries } = await this.request(`/api/audit?${query}`);
+    const { entries, next_before: next } = await this.request(`/api/audit?${query}`);
     const rows = entries.map((entry) => {
       const row = document.createElement("tr");
       row.dataset.audit = String(entry.id);
@@ -372,8 +372,8 @@ export class AdminConsole {
       row.append(cell);
       this.region("audit").append(row);
     }
-    if (entries.length) this.auditBefore = entries[entries.length - 1].id;
-    this.$('[data-action="audit-more"]').hidden = entries.length < AUDIT_PAGE;
+    this.auditBefore = next;
+    this.$('[data-action="audit-more"]').hidden = next === null;
   }
 
   // -- dashboard ---------------------------------------------------------------

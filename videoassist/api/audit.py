@@ -1,0 +1,103 @@
+"""The audit log, for admins: a page at a time newest first, or every matching row as
+JSON lines, oldest first, for export."""
+
+from __future__ import annotations
+
+import math
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from videoassist.api.body import int_param
+from videoassist.api.guard import staff_user
+from videoassist.appkeys import STORE
+from videoassist.errors import BadRequest
+from videoassist.storage.audit import AuditFilter
+from videoassist.storage.chain import canonical
+
+MAX_LIMIT = 1000
+MAX_TEXT_CHARS = 200
+CHUNK_BYTES = 64 * 1024
+FILTERS = ("actor", "action", "target", "since", "until")
+PAGING = ("before", "limit")
+
+routes = web.RouteTableDef()
+
+
+def _seconds(query: MultiMapping[str], name: str) -> float | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or len(raw) > 30:
+        raise BadRequest(f"{name} must be a time in Unix seconds, like 1767258000.")
+    return value
+
+
+def _text(query: MultiMapping[str], name: str) -> str | None:
+    value = query.get(name)
+    if value is not None and not 1 <= len(value) <= MAX_TEXT_CHARS:
+        raise BadRequest(f"{name} must be 1 to {MAX_TEXT_CHARS} characters.")
+    return value
+
+
+def audit_filter(query: MultiMapping[str]) -> AuditFilter:
+    """The filters of a query string, checked."""
+    since, until = _seconds(query, "since"), _seconds(query, "until")
+    if since is not None and until is not None and until <= since:
+        raise BadRequest("until must be later than since.")
+    return AuditFilter(_text(query, "actor"), _text(query, "action"), _text(query, "target"),
+                       since, until)
+
+
+@routes.get("/api/audit")
+async def list_audit(request: web.Request) -> web.StreamResponse:
+    """Newest first, ``limit`` at a time, ``before`` an id to page back; or, with
+    ``format=jsonl``, every matching row oldest first as JSON lines (audited)."""
+    admin = await staff_user(request, "admin")
+    query = request.query
+    fmt = query.get("format", "json")
+    if fmt not in ("json", "jsonl"):
+        raise BadRequest("format must be json or jsonl.")
+    known = {*FILTERS, *PAGING, "format"} if fmt == "json" else {*FILTERS, "format"}
+    for name in query:
+        if name not in known:
+            if fmt == "jsonl" and name in PAGING:
+                raise BadRequest(f"{name} does not apply to format=jsonl, which returns "
+                                 "every matching row.")
+            raise BadRequest(f"Unknown parameter {name!r}; use {', '.join(sorted(known))}.")
+        if len(query.getall(name)) > 1:
+            raise BadRequest(f"Give {name} once.")
+    where = audit_filter(query)
+    store = request.app[STORE]
+    if fmt == "jsonl":
+        await store.audit.record(f"user:{admin.id}", "audit.exported", None,
+                                 filters={k: query[k] for k in FILTERS if k in query})
+        response = web.StreamResponse(headers={
+            "Content-Type": "application/x-ndjson",
+            "Content-Disposition": 'attachment; filename="audit.jsonl"',
+        })
+        await response.prepare(request)
+        chunk = bytearray()
+        async for entry in store.audit.stream(where):
+            chunk += canonical(entry.public()) + b"\n"
+            if len(chunk) >= CHUNK_BYTES:
+                await response.write(bytes(chunk))
+                chunk.clear()
+        await response.write(bytes(chunk))
+        await response.write_eof()
+        return response
+    before = int_param(query["before"], "before") if "before" in query else None
+    limit = int_param(query.get("limit", "100"), "limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
+    entries = await store.audit.page(where, before, limit + 1)
+    more = len(entries) > limit
+    entries = entries[:limit]
+    return web.json_response({
+        "entries": [e.public() for e in entries],
+        "next_before": entries[-1].id if more else None,
+    })

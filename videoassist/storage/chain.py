@@ -1,0 +1,165 @@
+"""The audit log's hash chain: canonical JSON, each row's hash, and checking a chain.
+
+Each row of ``audit_log`` carries ``prev_hash`` (the hash of the row before it, 64
+zeros for row 1) and ``hash``::
+
+    hash = hex(SHA-256(ascii(prev_hash) || canonical(row)))
+
+where ``row`` is ``{"id", "created_at", "actor", "action", "target", "detail"}``, with
+``detail`` parsed from the stored JSON text. ``canonical`` is JSON with keys sorted,
+no whitespace, every character outside printable ASCII escaped as ``\\uXXXX`` (so the
+bytes are ASCII), and numbers as Python writes them: integers in decimal, floats as
+the shortest decimal that reads back as the same double (``repr``). docs/security.md
+says the same for auditors who check a log with their own code.
+
+Nothing here imports the rest of the project; ``db`` runs ``seal_existing`` as the
+Python step of migration 0005.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+GENESIS = "0" * 64
+# The migration that added the chain: databases before it have no hash columns.
+CHAIN_SCHEMA_VERSION = 5
+# Columns in the order ``Verifier.feed`` takes them.
+COLUMNS = "id, created_at, actor, action, target, detail, prev_hash, hash"
+_SEAL_BATCH = 500
+
+
+def canonical(value: Any) -> bytes:
+    """The canonical JSON bytes of a value (ASCII)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def row_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
+    """The hash of a row (its six fields) chained to the hash before it."""
+    fields = {k: row[k] for k in ("id", "created_at", "actor", "action", "target", "detail")}
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical(fields)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Break:
+    """The first row where the chain does not hold, and why."""
+
+    row_id: int
+    reason: str  # 'missing', 'unchained', 'prev_hash', 'hash'
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rows: int  # rows checked, up to and including the break
+    head_id: int | None  # the last row that checked out
+    head_hash: str | None
+    broken: Break | None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken is None
+
+    def summary(self) -> str:
+        """One line for an operator."""
+        if self.broken is not None:
+            return (f"audit log broken: first broken row {self.broken.row_id}: "
+                    f"{self.broken.message} ({self.rows} rows checked)")
+        if self.head_id is None:
+            return "audit log intact: 0 rows"
+        return (f"audit log intact: {self.rows} rows checked, head row {self.head_id} "
+                f"hash {self.head_hash}")
+
+
+class Verifier:
+    """Checks rows fed in id order; stops at the first break."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._last_id = 0
+        self._last_hash = GENESIS
+        self.broken: Break | None = None
+
+    def feed(self, row: Sequence[Any]) -> Break | None:
+        """One row, as the columns of ``COLUMNS``; the break, if this row is one."""
+        if self.broken is not None:
+            return self.broken
+        row_id, created_at, actor, action, target, detail, prev_hash, stored = row
+        self.rows += 1
+        expected = self._last_id + 1
+        if row_id != expected:
+            after = (f"row {self._last_id} is followed by row {row_id}" if self._last_id
+                     else f"the log starts at row {row_id}")
+            return self._break(expected, "missing", f"missing ({after})")
+        if stored is None or prev_hash is None:
+            return self._break(row_id, "unchained", "it has no hash: written around the chain")
+        if prev_hash != self._last_hash:
+            before = f"row {self._last_id}'s hash" if self._last_id else "the chain's start"
+            return self._break(row_id, "prev_hash", f"its prev_hash does not match {before}")
+        try:
+            parsed = json.loads(detail)
+            computed = row_hash(prev_hash, {
+                "id": row_id, "created_at": created_at, "actor": actor, "action": action,
+                "target": target, "detail": parsed})
+        except (TypeError, ValueError):
+            computed = None
+        if computed != stored:
+            return self._break(row_id, "hash", "hash mismatch: its content is not what was "
+                                               "chained")
+        self._last_id, self._last_hash = row_id, stored
+        return None
+
+    def _break(self, row_id: int, reason: str, message: str) -> Break:
+        self.broken = Break(row_id, reason, message)
+        return self.broken
+
+    def verdict(self) -> Verdict:
+        head = (self._last_id, self._last_hash) if self._last_id else (None, None)
+        return Verdict(self.rows, head[0], head[1], self.broken)
+
+
+def verify_rows(rows: Iterable[Sequence[Any]]) -> Verdict:
+    """Check a whole chain given as rows of ``COLUMNS`` in id order."""
+    verifier = Verifier()
+    for row in rows:
+        if verifier.feed(row) is not None:
+            break
+    return verifier.verdict()
+
+
+async def seal_existing(conn: aiosqlite.Connection) -> None:
+    """Migration 0005's Python step, inside its transaction: chain the rows written
+    before the chain existed, as they are, then append an ``audit.chained`` row that
+    says how many there were. From then on the chain vouches for them; it cannot say
+    what happened to them before."""
+    last_id, last_hash, count = 0, GENESIS, 0
+    while True:
+        async with conn.execute(
+            "SELECT id, created_at, actor, action, target, detail FROM audit_log"
+            " WHERE id > ? ORDER BY id LIMIT ?", (last_id, _SEAL_BATCH)) as cur:
+            batch = list(await cur.fetchall())
+        if not batch:
+            break
+        for row_id, created_at, actor, action, target, detail in batch:
+            row = {"id": row_id, "created_at": created_at, "actor": actor, "action": action,
+                   "target": target, "detail": json.loads(detail)}
+            digest = row_hash(last_hash, row)
+            await conn.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?",
+                               (last_hash, digest, row_id))
+            last_id, last_hash, count = row_id, digest, count + 1
+    if count:
+        detail = {"rows": count}
+        row = {"id": last_id + 1, "created_at": time.time(), "actor": "system",
+               "action": "audit.chained", "target": None, "detail": detail}
+        await conn.execute(
+            "INSERT INTO audit_log (id, created_at, actor, action, target, detail, prev_hash,"
+            " hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (row["id"], row["created_at"], "system", "audit.chained", None,
+             canonical(detail).decode("ascii"), last_hash, row_hash(last_hash, row)))
