@@ -72,11 +72,15 @@ SCREEN_POINT = """([x, y]) => {
   return [rect.left + bx + x * video.videoWidth * s, rect.top + by + y * video.videoHeight * s];
 }"""
 
-# Every visible control: its size, its name for a screen reader, its tabindex.
+# Every visible control: its size (a checkbox's with its label), its name for a screen
+# reader, its tabindex.
 CONTROLS = """() => [...document.querySelectorAll("button, input, a[href], select, textarea")]
   .filter((e) => e.offsetParent !== null && getComputedStyle(e).visibility !== "hidden")
   .map((e) => {
-    const r = e.getBoundingClientRect();
+    // A checkbox's target is its label too (WCAG 2.5.8): measure the label.
+    const box = (e.type === "checkbox" || e.type === "radio") && e.labels && e.labels.length
+      ? e.labels[0] : e;
+    const r = box.getBoundingClientRect();
     const label = e.labels && e.labels.length ? e.labels[0].textContent : "";
     return {
       what: e.dataset.action || e.name || e.outerHTML.slice(0, 60),

@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, DESKTOP, FLAGS, PHONE, screenshots
+from tests.browser.conftest import (
+    ARTIFACTS,
+    CHROMIUM,
+    DESKTOP,
+    FLAGS,
+    PHONE,
+    STOP_AT_ONCE,
+    screenshots,
+)
 from tests.browser.test_call import (
     OVERLAY_PIXEL,
     RECORD_PEER_CONNECTIONS,
@@ -142,7 +150,7 @@ async def test_a_customer_rides_out_a_server_restart(
     assert serve.stop() == 0
     await expect(status).to_have_text(re.compile(r"^Connection lost\. Reconnecting"))
     await screenshots(customer, "customer-reconnecting")
-    again = ServeProcess(data_dir, port=serve.port)
+    again = ServeProcess(data_dir, port=serve.port, env=STOP_AT_ONCE)
     try:
         again.wait_ready()
         await expect(status).to_have_text("Connected", timeout=20_000)

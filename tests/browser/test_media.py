@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, Page
 
+from tests.browser.conftest import STOP_AT_ONCE
 from tests.conftest import free_port
 from tests.test_cli import ServeProcess, ok
 
@@ -100,7 +101,7 @@ async def _call(browser: BrowserContext, serve: ServeProcess, data_dir: Path
 async def test_chromium_publishes_to_another_page(browser: BrowserContext,
                                                   tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    serve = ServeProcess(data_dir)
+    serve = ServeProcess(data_dir, env=STOP_AT_ONCE)
     try:
         technician, customer = await _call(browser, serve, data_dir)
         for page in (technician, customer):
@@ -160,7 +161,7 @@ async def test_a_customer_relayed_through_coturn(browser: BrowserContext,
         data_dir = tmp_path / "data"
         serve = ServeProcess(data_dir, env={
             "VIDEOASSIST_TURN_URLS": f"turn:127.0.0.1:{turn_port}?transport=udp",
-            "VIDEOASSIST_TURN_SECRET": secret,
+            "VIDEOASSIST_TURN_SECRET": secret, **STOP_AT_ONCE,
         })
         try:
             technician, customer = await _call(browser, serve, data_dir)
