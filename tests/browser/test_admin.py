@@ -46,10 +46,15 @@ async def accept(dialog: Dialog) -> None:
     await dialog.accept()
 
 
-def add_admin(serve: ServeProcess) -> None:
+def add_user(serve: ServeProcess, name: str, role: str) -> None:
+    """A staff account with PASSWORD, made by the CLI while the server runs."""
     serve.wait_ready()
-    ok(serve.data_dir, "user", "add", ADMIN, "--role", "admin", "--password-stdin",
+    ok(serve.data_dir, "user", "add", name, "--role", role, "--password-stdin",
        stdin=PASSWORD + "\n")
+
+
+def add_admin(serve: ServeProcess) -> None:
+    add_user(serve, ADMIN, "admin")
 
 
 async def sign_in(page: Page, serve: ServeProcess, username: str, password: str) -> None:
@@ -235,8 +240,7 @@ async def test_the_dashboard_shows_the_seeded_figures(
 async def test_keys_audit_roles_and_resets_in_the_console(
         browser: BrowserContext, serve: ServeProcess) -> None:
     add_admin(serve)
-    ok(serve.data_dir, "user", "add", "lee", "--role", "technician", "--password-stdin",
-       stdin=PASSWORD + "\n")
+    add_user(serve, "lee", "technician")
     errors: list[str] = []
     page = await admin_page(browser, serve, errors)
 
@@ -299,8 +303,7 @@ async def test_keys_audit_roles_and_resets_in_the_console(
 async def test_the_expert_records_whether_the_visit_fixed_it(
         browser: BrowserContext, serve: ServeProcess) -> None:
     add_admin(serve)
-    ok(serve.data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
-       stdin=PASSWORD + "\n")
+    add_user(serve, "dana", "expert")
     errors: list[str] = []
     page = await browser.new_page()
     watch_errors(page, errors)
