@@ -9,7 +9,7 @@ import re
 from videoassist.auth.passwords import check_policy, hash_password, verify_password
 from videoassist.auth.ratelimit import FailureLimiter
 from videoassist.auth.tokens import StaffClaims
-from videoassist.errors import BadRequest, Conflict, NotFound, TooManyRequests, Unauthorized
+from videoassist.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
 from videoassist.storage import Store
 from videoassist.storage.records import STAFF_ROLES, User
 
@@ -113,8 +113,6 @@ async def change_role(store: Store, user: User, role: object, actor: str) -> Use
     role = check_staff_role(role)
     if role == user.role:
         return user
-    if user.role == "admin" and await store.users.count_usable_admins(excluding=user.id) == 0:
-        raise Conflict("This is the last admin who can sign in: make another admin first.")
     changed = await store.users.set_role(user.id, role)
     await store.audit.record(actor, "user.role_changed", f"user:{user.id}",
                              before=user.role, after=role)

@@ -29,10 +29,15 @@ def period(first: str | None, last: str | None, now: float) -> tuple[float, floa
 
 
 def _day(text: str, name: str) -> date:
+    """A date written YYYY-MM-DD, years 2000 to 9998 (a day after the last one must
+    still be a date)."""
     try:
-        return date.fromisoformat(text)
+        day = datetime.strptime(text, "%Y-%m-%d").date()
     except ValueError:
-        raise BadRequest(f"{name} must be a date, YYYY-MM-DD.") from None
+        day = None
+    if day is None or len(text) != 10 or not 2000 <= day.year <= 9998:
+        raise BadRequest(f"{name} must be a date, YYYY-MM-DD.")
+    return day
 
 
 def _midnight(day: date) -> float:

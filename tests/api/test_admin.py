@@ -170,7 +170,11 @@ async def test_the_outcome_is_recorded_by_someone_who_was_in_the_call(server: Se
     for bad in ({}, {"first_time_fix": 1}, {"first_time_fix": "yes"}):
         status, body, _ = await server.request("POST", path, token=expert_token, json=bad)
         assert status == 400, (bad, body)
+    # An expert cannot tell a call they were not in from one that does not exist.
     status, body, _ = await server.request("POST", "/api/calls/999/outcome", token=expert_token,
+                                           json={"first_time_fix": True})
+    assert status == 403, body
+    status, body, _ = await server.request("POST", "/api/calls/999/outcome", token=admin_token,
                                            json={"first_time_fix": True})
     assert status == 404, body
 
@@ -185,3 +189,58 @@ async def test_the_outcome_is_recorded_by_someone_who_was_in_the_call(server: Se
     _, record, _ = await server.request("GET", f"/api/jobs/{job_id}", token=expert_token)
     assert [c["first_time_fix"] for c in record["calls"]] == [True]
     assert (await _audit_actions(server, f"job:{job_id}")).count("call.outcome") == 2
+
+
+async def test_re_enabling_an_account_does_not_revive_its_old_sessions(server: Server) -> None:
+    _, admin_token = await server.staff("admin")
+    user, token = await server.staff("expert")
+    for action in ("disable", "enable"):
+        status, body, _ = await server.request("POST", f"/api/users/{user.id}/{action}",
+                                               token=admin_token)
+        assert status == 200, body
+    status, _, _ = await server.request("GET", "/api/session", token=token)
+    assert status == 401
+    assert await server.sign_in(user.username)  # a new sign-in works
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one(server: Server) -> None:
+    first, first_token = await server.staff("admin")
+    second, second_token = await server.staff("admin")
+    for action in ("role", "disable", "reset"):
+        answers = await asyncio.gather(*[
+            server.request(method, path, token=token, json=body)
+            for (method, path, body), token in [
+                (_demotion(action, second.id), first_token),
+                (_demotion(action, first.id), second_token)]])
+        statuses = sorted(status for status, _, _ in answers)
+        assert statuses in ([200, 401], [200, 409]), (action, answers)
+        usable = [u for u in await server.store.users.list()
+                  if u.role == "admin" and u.active and u.has_password]
+        assert len(usable) == 1, (action, usable)
+        # Put things back for the next round: both admins again, fresh sessions.
+        for user in (first, second):
+            await server.store.users.set_disabled(user.id, False)
+            await server.store.users.set_role(user.id, "admin")
+            await accounts.set_password(server.store, user.id, PASSWORD)
+        first_token = await server.sign_in(first.username)
+        second_token = await server.sign_in(second.username)
+
+
+def _demotion(action: str, user_id: int) -> tuple[str, str, dict[str, object] | None]:
+    if action == "role":
+        return "PATCH", f"/api/users/{user_id}", {"role": "expert"}
+    if action == "disable":
+        return "POST", f"/api/users/{user_id}/disable", None
+    return "POST", f"/api/users/{user_id}/password-reset", None
+
+
+async def test_a_new_password_ends_the_sessions_made_with_the_old(server: Server) -> None:
+    user, token = await server.staff("expert")
+    link = await server.password_link(user)  # as `videoassist user password-link` makes
+    status, body, _ = await server.request("POST", "/api/password",
+                                           json={"token": link, "password": "a new long secret"})
+    assert status == 200, body
+    status, _, _ = await server.request("GET", "/api/session", token=token)
+    assert status == 401
+    status, _, _ = await server.request("GET", "/api/session", token=body["token"])
+    assert status == 200

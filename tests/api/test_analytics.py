@@ -86,6 +86,8 @@ async def test_bad_periods_and_callers_are_refused(seeded: tuple[Server, str]) -
     server, token = seeded
     for query, message in [("from=2026-11-30&to=2026-11-01", "from must not be after to."),
                            ("from=yesterday", "from must be a date, YYYY-MM-DD."),
+                           ("from=20260101", "from must be a date, YYYY-MM-DD."),
+                           ("to=9999-12-31", "to must be a date, YYYY-MM-DD."),
                            ("from=2025-01-01&to=2026-11-01", "The period is at most 366 days."),
                            ("format=xml", "format must be json or csv.")]:
         status, body, _ = await server.request("GET", f"/api/analytics?{query}", token=token)

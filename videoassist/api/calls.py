@@ -34,7 +34,8 @@ async def live_calls(request: web.Request) -> web.Response:
 @routes.post("/api/calls/{id}/outcome")
 async def record_outcome(request: web.Request) -> web.Response:
     """{"first_time_fix": true|false}: was the problem fixed on this visit? Recorded by
-    an expert or admin who was in the call; a later answer replaces an earlier one."""
+    an expert who was in the call, or any admin; a later answer replaces an earlier
+    one."""
     user = await staff_user(request, "expert", "admin")
     call_id = int_param(request.match_info["id"], "call id")
     body = await read_json(request)
@@ -42,9 +43,10 @@ async def record_outcome(request: web.Request) -> web.Response:
     if not isinstance(fixed, bool):
         raise BadRequest("first_time_fix must be true or false.")
     store = request.app[STORE]
-    call = await store.calls.get(call_id)
+    # Membership first: an expert learns nothing of calls they were not in.
     if user.role != "admin" and not await store.calls.was_in(call_id, user.id):
         raise Forbidden("Only someone who was in the call records its outcome.")
+    call = await store.calls.get(call_id)
     await store.calls.set_outcome(call_id, fixed, user.id)
     await store.audit.record(f"user:{user.id}", "call.outcome", f"job:{call.job_id}",
                              call=call_id, first_time_fix=fixed)

@@ -118,7 +118,8 @@ class MediaRouter:
         return self._sessions
 
     def connected(self, participant_id: int) -> bool:
-        return participant_id in self._sessions
+        session = self._sessions.get(participant_id)
+        return session is not None and session.pc.connectionState == "connected"
 
     @property
     def rooms(self) -> dict[int, MediaRoom]:

@@ -199,17 +199,24 @@ class Hub:
             room = self._rooms.get(job.id)
             if draining and (room is None or who(user_id, invite_id) not in room.seen):
                 raise Draining()
+            new = room is None
             if room is None:
                 call_id = await self._store.calls.start(job.id)
                 room = self._rooms[job.id] = Room(job, call_id)
                 self._idle.clear()
                 self.calls_started += 1
                 logger.info("[job %d] call %d started", job.id, call_id)
-                if self._events is not None:
-                    await self._events.call_started(job, await self._store.calls.get(call_id))
-            participant = await self._store.calls.join(
-                room.call_id, role, display_name, user_id, invite_id
-            )
+            try:
+                if new and self._events is not None:
+                    await self._events.call_started(job, await self._store.calls.get(
+                        room.call_id))
+                participant = await self._store.calls.join(
+                    room.call_id, role, display_name, user_id, invite_id
+                )
+            except BaseException:
+                if not room.members:  # a call nobody got into: end it, or a drain waits
+                    await self._forget_empty(room)
+                raise
             member = Member(participant, job, user_id, invite_id, expires_at, ws,
                             session_version)
             room.broadcast({"type": "participant.joined", "participant": participant.public()})
@@ -220,6 +227,13 @@ class Hub:
                                        call=room.call_id, participant=participant.id)
         logger.info("%s joined as %s", member.log_prefix, role)
         return member, room
+
+    async def _forget_empty(self, room: Room) -> None:
+        """A call that started but that nobody joined (the join failed): end it."""
+        del self._rooms[room.job.id]
+        if not self._rooms:
+            self._idle.set()
+        await self._store.calls.end(room.call_id)
 
     async def leave(self, member: Member) -> None:
         async with self._lock:

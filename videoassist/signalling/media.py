@@ -29,4 +29,5 @@ class MediaPlane(Protocol):
         """Close the participant's media: connection, tracks, subscriptions."""
 
     def connected(self, participant_id: int) -> bool:
-        """Whether the participant has a media connection (a PeerConnection) here."""
+        """Whether the participant's media connection (its PeerConnection with the
+        server) is up: ICE and DTLS connected."""

@@ -16,6 +16,17 @@ _COLUMNS = (
 )
 
 
+# A change that would leave no admin able to sign in is refused in the same statement
+# that makes it, so two admins demoting (disabling, resetting) each other at once cannot
+# both pass: the row may change unless it is a usable admin and no other usable one is left.
+_KEEPS_AN_ADMIN = (
+    "(role != 'admin' OR disabled_at IS NOT NULL OR password_hash IS NULL"
+    " OR EXISTS (SELECT 1 FROM users o WHERE o.role = 'admin' AND o.disabled_at IS NULL"
+    " AND o.password_hash IS NOT NULL AND o.id != users.id))"
+)
+LAST_ADMIN = "This is the last admin who can sign in: make another admin first."
+
+
 def _user(row: aiosqlite.Row) -> User:
     return User(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
@@ -53,53 +64,57 @@ class Users:
         return row[0] if row else None
 
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        """A new password signs the user out everywhere else: a session stolen before
+        it is changed ends with it."""
         count, _ = await self._db.execute(
-            "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+            "UPDATE users SET password_hash = ?, session_version = session_version + 1"
+            " WHERE id = ?",
+            (password_hash, user_id),
         )
         if count != 1:
             raise NotFound("No such user.")
 
     async def set_disabled(self, user_id: int, disabled: bool) -> User:
-        count, _ = await self._db.execute(
-            "UPDATE users SET disabled_at = ? WHERE id = ?",
-            (self._clock() if disabled else None, user_id),
-        )
-        if count != 1:
-            raise NotFound("No such user.")
+        """Disabling also signs the user out for good: re-enabling the account does not
+        bring its old sessions back."""
+        if disabled:
+            await self._guarded(
+                "UPDATE users SET disabled_at = ?, session_version = session_version + 1"
+                f" WHERE id = ? AND {_KEEPS_AN_ADMIN}",
+                (self._clock(), user_id), user_id)
+        else:
+            count, _ = await self._db.execute(
+                "UPDATE users SET disabled_at = NULL WHERE id = ?", (user_id,))
+            if count != 1:
+                raise NotFound("No such user.")
         return await self.get(user_id)
 
     async def set_role(self, user_id: int, role: str) -> User:
         """Change the role and sign the user out everywhere (their pages and tokens were
         made for the old one)."""
-        count, _ = await self._db.execute(
-            "UPDATE users SET role = ?, session_version = session_version + 1 WHERE id = ?",
-            (role, user_id),
-        )
-        if count != 1:
-            raise NotFound("No such user.")
+        guard = "" if role == "admin" else f" AND {_KEEPS_AN_ADMIN}"
+        await self._guarded(
+            f"UPDATE users SET role = ?, session_version = session_version + 1"
+            f" WHERE id = ?{guard}",
+            (role, user_id), user_id)
         return await self.get(user_id)
 
     async def clear_password(self, user_id: int) -> User:
         """Forget the password and sign the user out everywhere: until they set a new
         one through a link, nobody can sign in as them."""
-        count, _ = await self._db.execute(
+        await self._guarded(
             "UPDATE users SET password_hash = NULL, session_version = session_version + 1"
-            " WHERE id = ?",
-            (user_id,),
-        )
-        if count != 1:
-            raise NotFound("No such user.")
+            f" WHERE id = ? AND {_KEEPS_AN_ADMIN}",
+            (user_id,), user_id)
         return await self.get(user_id)
 
-    async def count_usable_admins(self, excluding: int | None = None) -> int:
-        """Active admins with a password, other than ``excluding``."""
-        row = await self._db.fetchone(
-            "SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL"
-            " AND password_hash IS NOT NULL AND id IS NOT ?",
-            (excluding,),
-        )
-        assert row is not None
-        return int(row[0])
+    async def _guarded(self, sql: str, params: tuple[object, ...], user_id: int) -> None:
+        """Run an UPDATE guarded by ``_KEEPS_AN_ADMIN``: NotFound or Conflict if no row
+        changed."""
+        count, _ = await self._db.execute(sql, params)
+        if count != 1:
+            await self.get(user_id)  # NotFound if there is no such user
+            raise Conflict(LAST_ADMIN)
 
     async def list(self) -> list[User]:
         rows = await self._db.fetchall(f"SELECT {_COLUMNS} FROM users ORDER BY username")

@@ -56,6 +56,11 @@ export class AdminConsole {
     /** @type {{id: number, username: string, role: string} | null} */
     this.me = null;
     this.liveTimer = 0;
+    /** Bumped whenever the view changes or the admin signs out: a late answer for an
+     * older view is dropped, never shown, and starts no timer. */
+    this.generation = 0;
+    /** @type {string} the audit filters of the page shown, for "older entries" */
+    this.auditQuery = "";
     /** @type {Map<number, any>} the users listed, by id */
     this.users = new Map();
     /** @type {number | null} the oldest audit entry shown, for "older entries" */
@@ -72,6 +77,7 @@ export class AdminConsole {
   /** Signed out: forget everything shown. */
   stop() {
     this.me = null;
+    this.generation += 1;
     clearInterval(this.liveTimer);
     this.liveTimer = 0;
     for (const region of ["users", "live-calls", "keys", "audit", "figures", "chart-calls",
@@ -91,11 +97,13 @@ export class AdminConsole {
 
   /** A view was opened (or left, with null): load what it shows. @param {string | null} view */
   async show(view) {
+    const mine = ++this.generation;
     clearInterval(this.liveTimer);
     this.liveTimer = 0;
     try {
       if (view === "people") {
         await Promise.all([this.loadUsers(), this.loadLive()]);
+        if (mine !== this.generation) return;
         this.liveTimer = setInterval(() => this.loadLive().catch(() => {}), LIVE_REFRESH_MS);
       } else if (view === "keys") {
         await this.loadKeys();
@@ -177,8 +185,17 @@ export class AdminConsole {
 
   // -- people ------------------------------------------------------------------
 
+  /** Fetch for the current view; null if the view changed meanwhile. @param {string} path */
+  async fetch(path) {
+    const mine = this.generation;
+    const answer = await this.request(path);
+    return mine === this.generation ? answer : null;
+  }
+
   async loadUsers() {
-    const { users } = await this.request("/api/users");
+    const answer = await this.fetch("/api/users");
+    if (!answer) return;
+    const { users } = answer;
     this.users = new Map(users.map((user) => [user.id, user]));
     this.region("users").replaceChildren(...users.map((user) => this.userRow(user)));
   }
@@ -266,8 +283,10 @@ export class AdminConsole {
   }
 
   async loadLive() {
-    const [{ calls }, { users }] = await Promise.all([
-      this.request("/api/calls/live"), this.request("/api/users")]);
+    const [live, listed] = await Promise.all([
+      this.fetch("/api/calls/live"), this.fetch("/api/users")]);
+    if (!live || !listed) return;
+    const { calls } = live, { users } = listed;
     // The users' states follow too (a password set, a call joined), without redrawing
     // the rows: a role being chosen stays open.
     const fresh = new Map(users.map((user) => [user.id, user]));
@@ -304,7 +323,9 @@ export class AdminConsole {
   // -- API keys ----------------------------------------------------------------
 
   async loadKeys() {
-    const { keys } = await this.request("/api/keys");
+    const answer = await this.fetch("/api/keys");
+    if (!answer) return;
+    const { keys } = answer;
     if (!keys.length) {
       const row = document.createElement("tr");
       const cell = el("td", "No API keys yet.", "empty");
@@ -344,17 +365,25 @@ export class AdminConsole {
 
   /** @param {boolean} more the next page of older entries, rather than the newest */
   async loadAudit(more) {
-    const data = new FormData(/** @type {HTMLFormElement} */ (this.$("#audit-form")));
-    const query = new URLSearchParams({ limit: String(AUDIT_PAGE) });
-    for (const name of ["action", "actor", "target"]) {
-      const value = String(data.get(name) || "").trim();
-      if (value) query.set(name, value);
+    if (!more) {
+      // A new first page: the filters as typed now, kept for its older pages.
+      const data = new FormData(/** @type {HTMLFormElement} */ (this.$("#audit-form")));
+      const filters = new URLSearchParams({ limit: String(AUDIT_PAGE) });
+      for (const name of ["action", "actor", "target"]) {
+        const value = String(data.get(name) || "").trim();
+        if (value) filters.set(name, value);
+      }
+      const from = String(data.get("from") || ""), to = String(data.get("to") || "");
+      if (from) filters.set("since", String(Date.parse(`${from}T00:00:00Z`) / 1000));
+      if (to) filters.set("until", String(Date.parse(`${to}T00:00:00Z`) / 1000 + 86400));
+      this.auditQuery = filters.toString();
+      this.generation += 1;  // an older page still loading is dropped
     }
-    const from = String(data.get("from") || ""), to = String(data.get("to") || "");
-    if (from) query.set("since", String(Date.parse(`${from}T00:00:00Z`) / 1000));
-    if (to) query.set("until", String(Date.parse(`${to}T00:00:00Z`) / 1000 + 86400));
+    const query = new URLSearchParams(this.auditQuery);
     if (more && this.auditBefore !== null) query.set("before", String(this.auditBefore));
-    const { entries, next_before: next } = await this.request(`/api/audit?${query}`);
+    const answer = await this.fetch(`/api/audit?${query}`);
+    if (!answer) return;
+    const { entries, next_before: next } = answer;
     const rows = entries.map((entry) => {
       const row = document.createElement("tr");
       row.dataset.audit = String(entry.id);
@@ -385,7 +414,9 @@ export class AdminConsole {
       const value = String(data.get(name) || "");
       if (value) query.set(name, value);
     }
-    const figures = await this.request(`/api/analytics?${query}`);
+    this.generation += 1;  // an earlier period still loading is dropped
+    const figures = await this.fetch(`/api/analytics?${query}`);
+    if (!figures) return;
     const days = figures.calls_per_day;
     this.setStatus(`Dashboard for ${days[0].day} to ${days[days.length - 1].day} (UTC)`);
     const customer = figures.invites.customer;

@@ -31,6 +31,12 @@ function signedOut(message) {
   session = null;  // first: the call's "ended" handler then asks nothing more
   if (call) call.leave();
   currentJob = null;
+  view += 1;  // a job record still loading is dropped, not shown to the next user
+  for (const url of shownImages) URL.revokeObjectURL(url);
+  shownImages = [];
+  for (const region of ["calls", "messages", "notes", "events", "snapshots", "invite-link"]) {
+    $(`[data-region="${region}"]`).replaceChildren();
+  }
   admin.stop();
   for (const view of VIEWS) $(`#${view}`).hidden = true;
   $("#job").hidden = true;
