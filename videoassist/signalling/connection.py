@@ -365,11 +365,7 @@ class Connection:
             return False
         if member.user_id is not None:
             versions = await self.store.users.session_versions({member.user_id})
-            current = versions.get(member.user_id)
-            if current != member.session_version:
-                member.close(CLOSE_UNAUTHORIZED,
-                             "account_disabled" if current is None else "signed_out",
-                             "You have been signed out.")
+            if member.sign_out_if_stale(versions.get(member.user_id)):
                 return False
         elif member.invite_id is not None:
             invite = await self.store.invites.get(member.invite_id)

@@ -38,6 +38,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_TOO_SLOW = 4409
+SIGNED_OUT = "You have been signed out."
 
 
 @dataclass(eq=False)
@@ -64,11 +65,6 @@ class Member:
     def id(self) -> int:
         return self.participant.id
 
-    @property
-    def who(self) -> str:
-        """The person behind the connection: a staff user, or a join link's holder."""
-        return who(self.user_id, self.invite_id)
-
     def author(self) -> Author:
         """This participant, as the author (or camera) of a snapshot."""
         p = self.participant
@@ -76,8 +72,20 @@ class Member:
 
     @property
     def actor(self) -> str:
-        """How the audit log names this participant: its staff user, or its invite."""
-        return f"user:{self.user_id}" if self.user_id is not None else f"invite:{self.invite_id}"
+        """The person behind the connection, as the audit log names them: the staff
+        user, or the join link's holder."""
+        return actor(self.user_id, self.invite_id)
+
+    def sign_out_if_stale(self, current_version: int | None) -> bool:
+        """Close a staff member whose account is now disabled (``current_version`` None)
+        or who was signed out since joining (a role change, a password reset); whether
+        it was closed."""
+        if current_version == self.session_version:
+            return False
+        self.close(CLOSE_UNAUTHORIZED,
+                   "account_disabled" if current_version is None else "signed_out",
+                   SIGNED_OUT)
+        return True
 
     @property
     def log_prefix(self) -> str:
@@ -128,7 +136,7 @@ class Member:
                 self.abort()
 
 
-def who(user_id: int | None, invite_id: int | None) -> str:
+def actor(user_id: int | None, invite_id: int | None) -> str:
     return f"user:{user_id}" if user_id is not None else f"invite:{invite_id}"
 
 
@@ -137,7 +145,7 @@ class Room:
     job: Job
     call_id: int
     members: dict[int, Member] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)  # everyone who has joined, by ``who``
+    seen: set[str] = field(default_factory=set)  # everyone who has joined, by ``actor``
 
     def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
                   customers: bool = True) -> None:
@@ -197,7 +205,7 @@ class Hub:
         (a reconnection); anyone else gets ``Draining``."""
         async with self._lock:
             room = self._rooms.get(job.id)
-            if draining and (room is None or who(user_id, invite_id) not in room.seen):
+            if draining and (room is None or actor(user_id, invite_id) not in room.seen):
                 raise Draining()
             new = room is None
             if room is None:
@@ -221,7 +229,7 @@ class Hub:
                             session_version)
             room.broadcast({"type": "participant.joined", "participant": participant.public()})
             room.members[member.id] = member
-            room.seen.add(member.who)
+            room.seen.add(member.actor)
             self.joined[role] = self.joined.get(role, 0) + 1
         await self._store.audit.record(member.actor, "call.joined", f"job:{job.id}",
                                        call=room.call_id, participant=participant.id)
@@ -282,7 +290,7 @@ class Hub:
         or password reset: ``signed_out``); return how many."""
         closing = [m for m in self.members() if m.user_id == user_id and not m.closing]
         for member in closing:
-            member.close(CLOSE_UNAUTHORIZED, reason, "You have been signed out.")
+            member.close(CLOSE_UNAUTHORIZED, reason, SIGNED_OUT)
         return len(closing)
 
     async def watch_revocations(self) -> None:
@@ -308,11 +316,7 @@ class Hub:
         versions = await self._store.users.session_versions({m.user_id for m in staff
                                                             if m.user_id is not None})
         for member in staff:
-            current = versions.get(member.user_id or 0)
-            if current != member.session_version:
-                member.close(CLOSE_UNAUTHORIZED,
-                             "account_disabled" if current is None else "signed_out",
-                             "You have been signed out.")
+            member.sign_out_if_stale(versions.get(member.user_id or 0))
 
     async def close_all(
         self, code: int = CLOSE_GOING_AWAY, reason: str = "server_shutdown"
