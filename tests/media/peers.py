@@ -30,10 +30,12 @@ class MediaClient:
     def __init__(self, server: Server, token: str, job_id: int | None = None, *,
                  video: bool = True, audio: bool = True, read: bool = True,
                  video_codec: str = "VP8", offer_codecs: tuple[str, ...] = (),
-                 video_size: tuple[int, int] = (640, 360)) -> None:
+                 video_size: tuple[int, int] = (640, 360), answer_delay: float = 0) -> None:
         """``video_codec``: what the published clip is encoded with (offered first);
         ``offer_codecs``: the video codecs offered, in order (default: aiortc's);
-        ``video_size``: the published clip's width and height."""
+        ``video_size``: the published clip's width and height;
+        ``answer_delay``: seconds to wait before answering each of the server's offers
+        (a slow phone); ``answered_at`` holds when each answer went out."""
         self.server = server
         self.token = token
         self.job_id = job_id
@@ -47,6 +49,8 @@ class MediaClient:
         self.received: dict[str, Received] = {}
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.offers_answered = 0
+        self.answer_delay = answer_delay
+        self.answered_at: list[float] = []
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.participant_id = -1
         self._answer: asyncio.Future[str] | None = None
@@ -112,10 +116,12 @@ class MediaClient:
                 await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "answer"))
                 self._answer.set_result(message["sdp"])
             elif kind == "sdp.offer":
+                await asyncio.sleep(self.answer_delay)
                 await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
                 await self.ws.send_json({"type": "sdp.answer",
                                          "sdp": self.pc.localDescription.sdp})
+                self.answered_at.append(time.monotonic())
                 self.offers_answered += 1
             else:
                 await self.messages.put(message)

@@ -1,6 +1,13 @@
 """A track that hands encoded frames to an aiortc sender, which packetizes them
 without encoding. One per (publication, viewer), with its own bounded queue, so a
-slow viewer drops its own frames and never holds up the publisher or the others."""
+slow viewer drops its own frames and never holds up the publisher or the others.
+
+A viewer's track takes frames only from its sender's first ``recv()``: aiortc starts
+a sender once the viewer's connection is up (ICE and DTLS), often hundreds of
+milliseconds after the subscription. Frames queued before then would be stale
+when sent, and could fill the queue, so that the viewer then waited for the
+publisher's next keyframe (seconds, for a camera that ignores keyframe requests).
+At the first ``recv()`` the track starts from the publication's cached keyframe."""
 
 from __future__ import annotations
 
@@ -13,9 +20,12 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from videoassist.media.frames import EncodedFrame
-from videoassist.media.publication import Publication
+from videoassist.media.publication import GOP_MAX_FRAMES, Publication
 
-VIDEO_QUEUE_FRAMES = 60   # two seconds at 30 fps
+# Three seconds at 30 fps: the whole cached run since a keyframe fits, and a sender
+# flushes that run in one go (packetizing never waits), so a starting viewer never
+# overflows its own queue.
+VIDEO_QUEUE_FRAMES = GOP_MAX_FRAMES
 AUDIO_QUEUE_FRAMES = 50   # one second of 20 ms Opus packets
 
 
@@ -64,10 +74,11 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
         self.publication = publication
         self._flow = publication.counters.forwarded[publication.kind]
         self._waiting_for_keyframe = self.kind == "video"
+        self.started = False  # the sender has asked for a frame
 
     def offer(self, frame: EncodedFrame) -> None:
         """Queue a frame for this viewer (called by the publication, on the loop)."""
-        if self.readyState != "live":
+        if self.readyState != "live" or not self.started:
             return
         if self._waiting_for_keyframe:
             if not frame.keyframe:
@@ -91,6 +102,9 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
         self._flow.dropped += frames
 
     async def recv(self) -> av.Packet[Any]:
+        if not self.started:  # the viewer's connection is up: start from a keyframe
+            self.started = True
+            self.publication.catch_up(self)
         frame = await self._next()
         self._flow.frames += 1
         self._flow.bytes += len(frame.data)

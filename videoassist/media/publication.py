@@ -121,12 +121,21 @@ class Publication:
 
     # -- subscribers -----------------------------------------------------------
 
-    def subscribe(self, track: Subscriber) -> None:
+    def subscribe(self, track: Subscriber, *, catch_up: bool = True) -> None:
+        """Add a subscriber; with ``catch_up`` it is ready and gets the cached frames
+        at once, else it calls ``catch_up`` itself when it is (a viewer's sender
+        starts only once its connection is up)."""
         self.subscribers.add(track)
-        if self.kind != "video":
+        if catch_up:
+            self.catch_up(track)
+
+    def catch_up(self, track: Subscriber) -> None:
+        """Start a ready subscriber: video from the cached keyframe and the frames
+        since, or from the next keyframe, which is asked for."""
+        if self.kind != "video" or self.closed:
             return
         if self.gop:
-            for frame in self.gop:  # the late viewer starts from the cached keyframe
+            for frame in self.gop:
                 track.offer(frame)
         else:
             self.want_keyframe()

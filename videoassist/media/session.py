@@ -216,7 +216,7 @@ class MediaSession:
             aiortc_hooks.on_keyframe_request(transceiver.sender, publication.want_keyframe)
             aiortc_hooks.on_bitrate_estimate(
                 transceiver.sender, lambda bps: publication.viewer_estimate(forward, bps))
-            publication.subscribe(track)
+            publication.subscribe(track, catch_up=False)  # it catches up once sending
         self.subscriptions[publication.id] = (track, transceiver)
         self.schedule_offer()
 
