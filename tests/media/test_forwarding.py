@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import threading
+import weakref
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
@@ -51,11 +53,19 @@ async def test_video_and_audio_both_ways_with_frame_ids_in_order(server: Server)
 async def test_a_vanished_client_leaves_nothing_behind(server: Server) -> None:
     staff_token, customer_token, job_id = await _two_parties(server)
     threads_before = {t.name for t in threading.enumerate()}
+    tasks_before = asyncio.all_tasks()
     expert = await MediaClient(server, staff_token, job_id).start()
     customer = await MediaClient(server, customer_token).start()
     await expert.wait_remote(customer.participant_id, "video", frames=5)
     router = server.app[MEDIA]
     assert len(router.sessions) == 2  # type: ignore[attr-defined]
+    # The server's side of it all: peer connections, sessions, publications, tracks.
+    server_side = []
+    for session in router.sessions.values():  # type: ignore[attr-defined]
+        server_side += [weakref.ref(session), weakref.ref(session.pc)]
+        server_side += [weakref.ref(p) for p, _ in session.publications.values()]
+        server_side += [weakref.ref(t) for t, _ in session.subscriptions.values()]
+    del session
     # The customer vanishes: its socket drops without a leave, its media stops.
     assert customer.ws is not None
     customer.ws._response.connection.transport.close()  # type: ignore[union-attr]
@@ -64,14 +74,20 @@ async def test_a_vanished_client_leaves_nothing_behind(server: Server) -> None:
         while len(router.sessions) != 1:  # type: ignore[attr-defined]
             await asyncio.sleep(0.05)
     await expert.close()
+    await customer.close()
     async with asyncio.timeout(5):
         while router.sessions:  # type: ignore[attr-defined]
             await asyncio.sleep(0.05)
         while [t for t in threading.enumerate()
                if t.name.endswith("-decoder") and t.name not in threads_before]:
             await asyncio.sleep(0.05)
+        # No task of either client's media or of its socket lives on.
+        while asyncio.all_tasks() - tasks_before - {asyncio.current_task()}:
+            await asyncio.sleep(0.05)
     assert not router.rooms  # type: ignore[attr-defined]
-    await customer.close()
+    gc.collect()
+    alive = [ref() for ref in server_side if ref() is not None]
+    assert not alive, alive
 
 
 async def test_a_late_viewer_gets_a_picture_within_500_ms(server: Server) -> None:
