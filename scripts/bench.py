@@ -68,7 +68,8 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
     relay.add_argument("--seconds", type=float, default=30.0,
                        help="length of the measured window (default 30)")
     relay.add_argument("--warmup", type=float, default=2.0,
-                       help="seconds between the last call's set-up and the window")
+                       help="seconds between the last call's set-up and the window; late "
+                            "viewers already join, uncounted (default 2)")
     relay.add_argument("--join-every", type=float, default=1.0,
                        help="seconds between late viewers timed to their first frame")
     relay.add_argument("--no-audio", action="store_true", help="publish video only")

@@ -88,9 +88,11 @@ async def ensure_first_admin(store: Store, settings: Settings) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from videoassist.allocator import limit_arenas
     from videoassist.logs import configure
     from videoassist.serving import serve
 
+    limit_arenas()  # before any thread of ours allocates
     settings = _settings(args)
     configure(settings.log_format)
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -83,8 +84,10 @@ class RelayBench:
         self.calls: list[Call] = []
         self.baseline = DirectPair(clip, options.audio)
         self.loop_lag = LoopLag()
-        self.first_frames_ms: list[float] = []
-        self.first_frame_failures = 0
+        # Late joins, from the warm-up on: (when it began, ms to its first frame or
+        # None if it got none). Those begun in the window are reported.
+        self.joins: list[tuple[float, float | None]] = []
+        self.window_start = math.inf
         self.rss_trace: list[tuple[float, float]] = []  # (second of the window, MiB)
 
     async def _api(self, path: str, body: dict[str, Any]) -> Any:
@@ -154,9 +157,9 @@ class RelayBench:
                     await first.arrived.wait()
                 if not first.keyframe:
                     raise BenchError("the first frame is not a keyframe")
-                self.first_frames_ms.append((first.at - started) * 1000)
+                self.joins.append((started, (first.at - started) * 1000))
             except (TimeoutError, BenchError, aiohttp.ClientError) as exc:
-                self.first_frame_failures += 1
+                self.joins.append((started, None))
                 logger.warning("late viewer %d: no first frame (%r)", number + 1, exc)
             finally:
                 await joiner.leave()
@@ -168,15 +171,16 @@ class RelayBench:
     async def measure(self) -> dict[str, Any]:
         options = self.options
         logger.info("warming up %g s", options.warmup)
+        stop = asyncio.Event()
+        joiners = asyncio.create_task(self.join_late(stop))  # from the warm-up on
         await asyncio.sleep(options.warmup)
         pid = self.server.pid
         self.loop_lag.lags_ms.clear()
         start = CpuMark.now(pid)
         self.rss_trace.append((0.0, process_rss_mb(pid)))
         drops = udp_drops(pid), udp_drops(os.getpid())
+        self.window_start = start.wall
         logger.info("measuring %g s", options.seconds)
-        stop = asyncio.Event()
-        joiners = asyncio.create_task(self.join_late(stop))
         previous = start
         frames_before = sum(call.viewer.frames for call in self.calls)
         progress_every = 1 if sys.stderr.isatty() else 5
@@ -202,13 +206,18 @@ class RelayBench:
         await asyncio.sleep(ARRIVAL_GRACE_S)
         return self.report(start, end, (server_drops, client_drops), lags)
 
+    def first_frames_ms(self) -> list[float]:
+        """The late joins begun in the window that got a first frame: how long it took."""
+        return [ms for started, ms in self.joins
+                if started >= self.window_start and ms is not None]
+
     def _progress(self, second: int, cores: tuple[float, float, float], fps: float) -> None:
         options = self.options
         logger.info(
             "%s %d streams: %d/%g s, server %.2f cores %.0f MB, client %.2f cores, "
             "%.1f fps a viewer, %d late joins, client loop late by %.0f ms at most",
             options.mode, options.streams, second, options.seconds, cores[0],
-            self.rss_trace[-1][1], cores[1], fps / options.streams, len(self.first_frames_ms),
+            self.rss_trace[-1][1], cores[1], fps / options.streams, len(self.first_frames_ms()),
             max(self.loop_lag.lags_ms[-500:], default=0.0))
 
     def report(self, start: CpuMark, end: CpuMark, drops: tuple[int, int],
@@ -244,10 +253,11 @@ class RelayBench:
             "latency_ms_p95": relay_p95,
             "baseline_latency_ms_p50": base_p50,
             "baseline_latency_ms_p95": base_p95,
-            "first_frame_ms_p50": percentile(self.first_frames_ms, 50),
-            "first_frame_ms_p95": percentile(self.first_frames_ms, 95),
-            "first_frame_samples": len(self.first_frames_ms),
-            "first_frame_failures": self.first_frame_failures,
+            "first_frame_ms_p50": percentile(self.first_frames_ms(), 50),
+            "first_frame_ms_p95": percentile(self.first_frames_ms(), 95),
+            "first_frame_samples": len(self.first_frames_ms()),
+            "first_frame_failures": sum(1 for started, ms in self.joins
+                                        if started >= self.window_start and ms is None),
             "server_rss_mb_start": round(rss[0], 1),
             "server_rss_mb": round(rss[-1], 1),
             "server_rss_mb_peak": round(max(rss), 1),
