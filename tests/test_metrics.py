@@ -92,6 +92,7 @@ async def test_a_call_is_counted_and_the_gauges_fall_back_to_zero(server: Server
     # ~30 fps both ways for the seconds the call lasted: frames, not a handful.
     assert value(during, "videoassist_forwarded_frames_total", kind="video") >= 60
     assert value(during, "videoassist_transcoded_streams_total") == 0
+    assert value(during, "videoassist_skipped_frames_total") == 0  # no loss on loopback
     assert value(during, "videoassist_snapshot_seconds_count") == 1
     assert 0 < value(during, "videoassist_snapshot_seconds_sum") < 5
 

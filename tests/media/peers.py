@@ -14,6 +14,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from tests.conftest import Server
 from tests.media.clips import PacketTrack, audio_track, read_id, video_track
+from videoassist.media import aiortc_hooks
 
 
 @dataclass
@@ -24,20 +25,29 @@ class Received:
     ids: list[int] = field(default_factory=list)       # frame ids (video)
     times: list[float] = field(default_factory=list)   # monotonic arrival of each frame
     frames: int = 0
+    encoded: list[bytes] = field(default_factory=list)  # video frames as they came (tap)
+    skipped: int = 0  # video frames this client's receiver gave up on (tap)
 
 
 class MediaClient:
     def __init__(self, server: Server, token: str, job_id: int | None = None, *,
                  video: bool = True, audio: bool = True, read: bool = True,
                  video_codec: str = "VP8", offer_codecs: tuple[str, ...] = (),
-                 video_size: tuple[int, int] = (640, 360)) -> None:
+                 video_size: tuple[int, int] = (640, 360), keyframes_on_request: bool = False,
+                 encoded: bool = False) -> None:
         """``video_codec``: what the published clip is encoded with (offered first);
         ``offer_codecs``: the video codecs offered, in order (default: aiortc's);
-        ``video_size``: the published clip's width and height."""
+        ``video_size``: the published clip's width and height;
+        ``keyframes_on_request``: a keyframe request restarts the clip at its keyframe,
+        as an encoder would make one (else keyframes come every 2 s, as encoded);
+        ``encoded``: received video is kept encoded, as it came (``Received.encoded``),
+        not decoded."""
         self.server = server
         self.token = token
         self.job_id = job_id
         self.read = read
+        self.keyframes_on_request = keyframes_on_request
+        self.encoded = encoded
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         width, height = video_size
         self.video = video_track(codec_name=video_codec, width=width,
@@ -59,7 +69,9 @@ class MediaClient:
         self._tasks.append(asyncio.create_task(self._pump()))
         for track in (self.video, self.audio):
             if track is not None:
-                self.pc.addTransceiver(track, direction="sendonly")
+                transceiver = self.pc.addTransceiver(track, direction="sendonly")
+                if track is self.video and self.keyframes_on_request:
+                    aiortc_hooks.on_keyframe_request(transceiver.sender, self.video.restart)
         self.pc.on("track", self._on_track)
         if self.video is None and self.audio is None:
             # A viewer only: one recvonly transceiver makes a valid first offer.
@@ -85,7 +97,20 @@ class MediaClient:
     def _on_track(self, track: MediaStreamTrack) -> None:
         received = self.received[track.id] = Received(track)
         self.new_track.set()
-        if self.read:
+        if self.encoded and track.kind == "video":
+            receiver = next(t.receiver for t in self.pc.getTransceivers()
+                            if t.receiver.track is track)
+
+            def take(codec: str, data: bytes, timestamp: int) -> None:
+                received.encoded.append(data)
+                received.times.append(time.monotonic())
+                received.frames += 1
+
+            def skipped(count: int) -> None:
+                received.skipped += count
+
+            aiortc_hooks.tap_receiver(receiver, take, skipped)
+        elif self.read:
             self._tasks.append(asyncio.create_task(self._read(received)))
 
     async def _read(self, received: Received) -> None:

@@ -4,6 +4,10 @@ Frames arrive encoded from the receiver's tap and go to each subscriber's bounde
 queue as they are: no decoding, no encoding. For video the frames since the last
 keyframe are kept (bounded), so a viewer who joins late starts at once from that
 keyframe, and so a snapshot can decode the newest picture on demand.
+
+Video that cannot decode is never passed on: after frames the receiver gave up on
+(a lost packet, ``frames_skipped``), nobody gets a frame until the next keyframe,
+which is asked for at once.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Publication:
         self.kind = kind
         self.codec: str | None = None
         self.muted = False  # as the publisher says (media.mute); frames still flow
+        self._keyframe_needed = False  # video: what came before is missing
         self.codec_parameters: RTCRtpCodecParameters | None = None  # as negotiated
         self._request_keyframe = request_keyframe
         self._send_estimate = send_estimate
@@ -100,9 +105,30 @@ class Publication:
         self._received.frames += 1
         self._received.bytes += len(data)
         if self.kind == "video":
+            if self._keyframe_needed:
+                if not frame.keyframe:
+                    return  # it refers to frames that are missing: it cannot decode
+                self._keyframe_needed = False
             self._keep(frame)
         for track in list(self.subscribers):
             track.offer(frame)
+
+    def frames_skipped(self, count: int) -> None:
+        """The receiver's tap: ``count`` frames were given up on (a lost packet that was
+        not retransmitted in time), so the next frames may not decode."""
+        self.counters.skipped_frames += count
+        logger.debug("%s gave up on %d frames after a lost packet", self.log_prefix, count)
+        if self.kind == "video":
+            self._restart_at_keyframe()
+
+    def _restart_at_keyframe(self) -> None:
+        self._forget_gop()
+        self._keyframe_needed = True
+        self.want_keyframe()
+
+    def _forget_gop(self) -> None:
+        self.gop = []
+        self._gop_bytes = 0
 
     def _keep(self, frame: EncodedFrame) -> None:
         if frame.keyframe:
@@ -116,8 +142,7 @@ class Publication:
             self.gop.append(frame)
             self._gop_bytes += len(frame.data)
             if len(self.gop) > GOP_MAX_FRAMES or self._gop_bytes > GOP_MAX_BYTES:
-                self.gop = []
-                self._gop_bytes = 0
+                self._forget_gop()
 
     # -- subscribers -----------------------------------------------------------
 

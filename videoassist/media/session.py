@@ -81,7 +81,7 @@ class MediaSession:
             counters=self.room.router.counters,
         )
         publication.muted = self.muted.get(track.kind, False)
-        aiortc_hooks.tap_receiver(receiver, publication.push)
+        aiortc_hooks.tap_receiver(receiver, publication.push, publication.frames_skipped)
         self.publications[publication_id] = (publication, transceiver)
         logger.info("%s publishes %s", self.log_prefix, publication_id)
 
