@@ -13,8 +13,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from tests.conftest import Server
-from tests.media.clips import PacketTrack, audio_track, read_id, video_track
+from tests.media.clips import PacketTrack, audio_track, read_id, video_clip, video_track
 from videoassist.media import aiortc_hooks
+from videoassist.media.frames import is_keyframe
 
 
 @dataclass
@@ -175,3 +176,19 @@ class MediaClient:
 def published(client: MediaClient) -> PacketTrack:
     assert client.video is not None
     return client.video
+
+
+def check_decodable(received: Received) -> list[int]:
+    """Every frame the viewer got is a whole frame of the clip, and each is a keyframe
+    or the frame right after the one before it: nothing it could not decode. Returns
+    the clip index of each."""
+    clip = video_clip()
+    where = {data: index for index, data in enumerate(clip)}
+    assert len(where) == len(clip), "every frame of the clip must differ"
+    indexes = [where.get(data, -1) for data in received.encoded]
+    assert -1 not in indexes, f"a frame that is not one of the clip's: {indexes}"
+    for number, (before, index) in enumerate(zip([-1, *indexes], indexes, strict=False)):
+        keyframe = is_keyframe("VP8", clip[index])
+        assert keyframe or index == (before + 1) % len(clip), (
+            f"frame {number} (clip frame {index}) follows clip frame {before}: {indexes}")
+    return indexes

@@ -11,7 +11,7 @@ from aiortc.rtp import RtpPacket, is_rtcp
 
 from tests.conftest import Server
 from tests.media.clips import video_clip
-from tests.media.peers import MediaClient, Received
+from tests.media.peers import MediaClient, check_decodable
 from tests.media.test_forwarding import _two_parties
 from tests.test_metrics import scrape, value
 from videoassist.appkeys import MEDIA
@@ -20,8 +20,6 @@ from videoassist.media.frames import is_keyframe
 from videoassist.media.router import MediaRouter
 
 CLIP = video_clip()
-CLIP_INDEX = {data: index for index, data in enumerate(CLIP)}
-assert len(CLIP_INDEX) == len(CLIP), "every frame of the clip must differ"
 
 
 class PacketLoss:
@@ -65,19 +63,6 @@ class PacketLoss:
         return False
 
 
-def _check_decodable(received: Received) -> list[int]:
-    """Every frame the viewer got is a whole frame of the clip, and each is a keyframe
-    or the frame right after the one before it: nothing it could not decode. Returns
-    the clip index of each."""
-    indexes = [CLIP_INDEX.get(data, -1) for data in received.encoded]
-    assert -1 not in indexes, f"a frame that is not one of the clip's: {indexes}"
-    for number, (before, index) in enumerate(zip([-1, *indexes], indexes, strict=False)):
-        keyframe = is_keyframe("VP8", CLIP[index])
-        assert keyframe or index == (before + 1) % len(CLIP), (
-            f"frame {number} (clip frame {index}) follows clip frame {before}: {indexes}")
-    return indexes
-
-
 async def _call(server: Server) -> tuple[MediaClient, MediaClient, MediaRouter]:
     staff_token, customer_token, job_id = await _two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False,
@@ -98,7 +83,7 @@ async def test_a_packet_retransmitted_in_time_costs_no_frame(server: Server) -> 
         loss.armed = True
         await viewer.wait_remote(publisher.participant_id, frames=video.frames + 30)
         assert loss.lost is not None
-        _check_decodable(video)
+        check_decodable(video)
         assert router.counters.skipped_frames == 0
         assert router.counters.keyframe_requests == requests
         assert video.skipped == 0
@@ -126,7 +111,7 @@ async def test_a_packet_lost_for_good_costs_a_keyframe_not_a_broken_picture(
         async with asyncio.timeout(5):
             while len(video.encoded) < before + 10:
                 await asyncio.sleep(0.02)
-        indexes = _check_decodable(video)
+        indexes = check_decodable(video)
         assert loss.dropped_retransmissions >= 1  # the server did ask for it (NACK)
         assert router.counters.skipped_frames >= 1
         assert value(await scrape(server), "videoassist_skipped_frames_total") >= 1

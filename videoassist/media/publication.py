@@ -5,9 +5,10 @@ queue as they are: no decoding, no encoding. For video the frames since the last
 keyframe are kept (bounded), so a viewer who joins late starts at once from that
 keyframe, and so a snapshot can decode the newest picture on demand.
 
-Video that cannot decode is never passed on: after frames the receiver gave up on
-(a lost packet, ``frames_skipped``), nobody gets a frame until the next keyframe,
-which is asked for at once.
+Nothing of a muted publication is passed on (``set_muted``), whatever the publisher
+still sends. Video that cannot decode is never passed on: after frames the receiver
+gave up on (a lost packet, ``frames_skipped``) or a mute, nobody gets a frame until
+the next keyframe, which is asked for at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
+from videoassist.errors import Muted
 from videoassist.media.counters import MediaCounters
 from videoassist.media.frames import EncodedFrame, is_keyframe
 
@@ -64,7 +66,7 @@ class Publication:
         self.participant_id = participant_id
         self.kind = kind
         self.codec: str | None = None
-        self.muted = False  # as the publisher says (media.mute); frames still flow
+        self.muted = False  # as the publisher says (media.mute): nothing is passed on
         self._keyframe_needed = False  # video: what came before is missing
         self.codec_parameters: RTCRtpCodecParameters | None = None  # as negotiated
         self._request_keyframe = request_keyframe
@@ -104,6 +106,8 @@ class Publication:
         self.bytes_in += len(data)
         self._received.frames += 1
         self._received.bytes += len(data)
+        if self.muted:
+            return
         if self.kind == "video":
             if self._keyframe_needed:
                 if not frame.keyframe:
@@ -119,6 +123,23 @@ class Publication:
         self.counters.skipped_frames += count
         logger.debug("%s gave up on %d frames after a lost packet", self.log_prefix, count)
         if self.kind == "video":
+            self._restart_at_keyframe()
+
+    def set_muted(self, muted: bool) -> None:
+        """media.mute: pass nothing on while muted; unmuted video starts at a keyframe
+        (what came before the mute may not have been passed on)."""
+        if muted == self.muted:
+            return
+        self.muted = muted
+        if self.kind != "video":
+            return
+        if muted:
+            self._forget_gop()
+            for waiter in self._keyframe_waiters:  # a capture in progress
+                if not waiter.done():
+                    waiter.set_exception(Muted())
+            self._keyframe_waiters.clear()
+        else:
             self._restart_at_keyframe()
 
     def _restart_at_keyframe(self) -> None:
@@ -183,8 +204,9 @@ class Publication:
     # -- keyframes -------------------------------------------------------------
 
     def want_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per interval (coalesced)."""
-        if self.kind != "video" or self.closed:
+        """Ask the publisher for a keyframe, at most once per interval (coalesced);
+        never while muted (unmuting asks)."""
+        if self.kind != "video" or self.closed or self.muted:
             return
         wait = self._last_request + KEYFRAME_REQUEST_INTERVAL_S - self._clock()
         if wait <= 0:
@@ -204,7 +226,9 @@ class Publication:
         task.add_done_callback(_log_failure)
 
     async def next_keyframe(self, timeout_s: float) -> EncodedFrame:
-        """Request a keyframe and wait for it to arrive."""
+        """Request a keyframe and wait for it to arrive (``Muted`` if muted)."""
+        if self.muted:
+            raise Muted()
         future: asyncio.Future[EncodedFrame] = asyncio.get_running_loop().create_future()
         self._keyframe_waiters.append(future)
         self.want_keyframe()

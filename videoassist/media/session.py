@@ -80,7 +80,7 @@ class MediaSession:
             send_estimate=None if relay is None else relay.set_viewers,
             counters=self.room.router.counters,
         )
-        publication.muted = self.muted.get(track.kind, False)
+        publication.set_muted(self.muted.get(track.kind, False))
         aiortc_hooks.tap_receiver(receiver, publication.push, publication.frames_skipped)
         self.publications[publication_id] = (publication, transceiver)
         logger.info("%s publishes %s", self.log_prefix, publication_id)
@@ -174,7 +174,7 @@ class MediaSession:
         self.muted[kind] = muted
         for publication, _ in self.publications.values():
             if publication.kind == kind:
-                publication.muted = muted
+                publication.set_muted(muted)
         self.room.announce(self)
 
     def tracks_message(self) -> dict[str, Any]:
