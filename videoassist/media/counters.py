@@ -30,3 +30,4 @@ class MediaCounters:
     skipped_frames: int = 0      # video frames given up on: a packet lost, not resent in time
     transcoded_streams: int = 0  # viewers given re-encoded video (no shared codec)
     peer_connections: int = 0    # RTCPeerConnections opened with clients
+    connect_timeouts: int = 0    # of those, closed unconnected CONNECT_TIMEOUT_S after the offer

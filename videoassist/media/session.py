@@ -115,6 +115,7 @@ class MediaSession:
     def _check_connected(self) -> None:
         self._connect_deadline = None
         if not self.closed and self.pc.connectionState != "connected":
+            self.room.router.counters.connect_timeouts += 1
             logger.info("%s not connected after %.0f s: closing its media", self.log_prefix,
                         CONNECT_TIMEOUT_S)
             task = asyncio.ensure_future(self.room.router.leave(self.participant_id))
