@@ -32,6 +32,7 @@ from tests.media.clips import video_track
 from videoassist import apikeys, keyfiles
 from videoassist.appkeys import HUB
 from videoassist.config import Secret, Settings, documentation
+from videoassist.media import aiortc_hooks
 from videoassist.signalling import hub
 from videoassist.signalling.protocol import CLIENT_TYPES, PROTOCOL_VERSION
 from videoassist.snapshots.service import SnapshotService
@@ -256,7 +257,9 @@ class Call:
     async def publish(self) -> None:
         """The customer offers a camera (set-up, not an example): a track to view."""
         pc = self.media.customer = self.media.peer()
-        pc.addTransceiver(video_track(), direction="sendonly")  # real frames, for snapshots
+        track = video_track()  # real frames, for snapshots
+        sender = pc.addTransceiver(track, direction="sendonly").sender
+        aiortc_hooks.on_keyframe_request(sender, track.restart)  # as an encoder would
         await pc.setLocalDescription(await pc.createOffer())
         await self.customer.send_json({"type": "sdp.offer", "sdp": pc.localDescription.sdp})
         answer = await self.replay.next(self.customer, "sdp.answer", "the customer's offer")
@@ -326,11 +329,13 @@ class Call:
             await replay.quiet(expert, where)
         elif kind == "media.mute":  # the customer, who publishes, mutes; the expert hears
             assert self.media.expert is not None, f"{where}: replayed after an sdp.offer example"
-            await customer.send_json(message)
-            tracks = await replay.next(expert, "media.tracks", where)
-            assert tracks["participant"] == self.customer_id, where
-            assert [t["muted"] for t in tracks["tracks"] if t["kind"] == message["kind"]] == [
-                message["muted"]], (where, tracks)
+            for state in (message, {**message, "muted": not message["muted"]}):
+                # then back as it was (set-up): later examples snapshot the camera
+                await customer.send_json(state)
+                tracks = await replay.next(expert, "media.tracks", where)
+                assert tracks["participant"] == self.customer_id, where
+                assert [t["muted"] for t in tracks["tracks"]
+                        if t["kind"] == message["kind"]] == [state["muted"]], (where, tracks)
             await replay.quiet(customer, where)
         elif kind == "camera.control":  # the expert steers the customer's camera
             await expert.send_json(message)

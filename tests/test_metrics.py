@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Server, ServerFactory
+from tests.conftest import Server, ServerFactory, receive
 from tests.media.peers import MediaClient
 from tests.media.test_forwarding import _two_parties
 from videoassist.appkeys import HUB, MEDIA
 from videoassist.config import Secret
+from videoassist.media import session as session_module
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -83,6 +86,7 @@ async def test_a_call_is_counted_and_the_gauges_fall_back_to_zero(server: Server
     assert value(during, "videoassist_websocket_connections_opened_total") == 2
     assert value(during, "videoassist_peer_connections", state="connected") == 2
     assert value(during, "videoassist_peer_connections_opened_total") == 2
+    assert value(during, "videoassist_peer_connections_timed_out_total") == 0
     for kind in ("audio", "video"):
         assert value(during, "videoassist_received_frames_total", kind=kind) > 0, kind
         assert value(during, "videoassist_forwarded_frames_total", kind=kind) > 0, kind
@@ -92,6 +96,7 @@ async def test_a_call_is_counted_and_the_gauges_fall_back_to_zero(server: Server
     # ~30 fps both ways for the seconds the call lasted: frames, not a handful.
     assert value(during, "videoassist_forwarded_frames_total", kind="video") >= 60
     assert value(during, "videoassist_transcoded_streams_total") == 0
+    assert value(during, "videoassist_skipped_frames_total") == 0  # no loss on loopback
     assert value(during, "videoassist_snapshot_seconds_count") == 1
     assert 0 < value(during, "videoassist_snapshot_seconds_sum") < 5
 
@@ -129,6 +134,35 @@ async def test_a_viewer_without_the_codec_is_counted_as_a_transcoding_fallback(
     # Re-encoded video is not forwarded video.
     assert value(samples, "videoassist_forwarded_frames_total", kind="video") == 0
     assert value(samples, "videoassist_received_frames_total", kind="video") > 0
+
+
+async def test_a_peer_connection_that_never_connects_is_counted(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One client offers and never starts ICE; another connects. Only the first is
+    closed and counted when the (shortened) connect timeout passes."""
+    monkeypatch.setattr(session_module, "CONNECT_TIMEOUT_S", 1.0)
+    staff_token, customer_token, job_id = await _two_parties(server)
+    customer = await MediaClient(server, customer_token, audio=False).start()
+    ws, _ = await server.join_call(staff_token, job_id)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    router = server.app[MEDIA]
+    try:
+        pc.addTransceiver("video", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        await ws.send_json({"type": "sdp.offer", "sdp": pc.localDescription.sdp})
+        assert (await receive(ws, skip=("media.tracks",)))["type"] == "sdp.answer"
+        assert value(await scrape(server), "videoassist_peer_connections_opened_total") == 2
+        async with asyncio.timeout(5):  # the customer offered first: its deadline is past
+            while len(router.sessions) != 1:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.05)
+        samples = await scrape(server)
+        assert list(router.sessions) == [customer.participant_id]  # type: ignore[attr-defined]
+        assert value(samples, "videoassist_peer_connections_timed_out_total") == 1
+        assert value(samples, "videoassist_peer_connections", state="connected") == 1
+    finally:
+        await pc.close()
+        await ws.close()
+        await customer.close()
 
 
 async def test_errors_are_counted_by_code(server: Server) -> None:

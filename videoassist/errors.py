@@ -55,6 +55,13 @@ class Conflict(VideoassistError):
     default_message = "That conflicts with the current state."
 
 
+class Muted(Conflict):
+    """A camera its owner muted (``media.mute``): the server neither forwards nor
+    captures it until it is unmuted."""
+
+    default_message = "That camera is muted by its owner; ask them to turn it back on."
+
+
 class Gone(VideoassistError):
     status = 410
     code = "gone"

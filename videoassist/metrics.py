@@ -5,9 +5,10 @@ One registry per application, never the library's global one. Two kinds of sourc
 - events counted as they happen, through the library (WebSocket connections opened,
   errors, snapshot latency): rare enough per second for that;
 - live state and the media plane's running totals, read when Prometheus scrapes
-  (calls and participants now, peer connections, forwarded frames and bytes, keyframe
-  requests, re-encoded streams): the media path adds plain integers per frame
-  (``videoassist.media.counters``) and this module never touches it.
+  (calls and participants now, peer connections and their connect timeouts, forwarded
+  frames and bytes, keyframe requests, skipped frames, re-encoded streams): the media
+  path adds plain integers per frame (``videoassist.media.counters``) and this module
+  never touches it.
 
 Labels are from small fixed sets (roles, media kinds, error codes, connection states,
 HTTP statuses): never a name, a job title, an address or an id.
@@ -130,6 +131,10 @@ class _Live:
         yield CounterMetricFamily("videoassist_peer_connections_opened",
                                   "Media peer connections opened with clients.",
                                   value=counters.peer_connections)
+        yield CounterMetricFamily("videoassist_peer_connections_timed_out",
+                                  "Media peer connections closed because they were not "
+                                  "connected in time after the client's first offer.",
+                                  value=counters.connect_timeouts)
         flows = {
             "received_frames": ("Encoded frames received from publishers.",
                                 counters.received, "frames"),
@@ -151,6 +156,11 @@ class _Live:
         yield CounterMetricFamily("videoassist_keyframe_requests",
                                   "Keyframe requests (PLI) sent to publishers.",
                                   value=counters.keyframe_requests)
+        yield CounterMetricFamily("videoassist_skipped_frames",
+                                  "Video frames the server gave up on: a lost packet was "
+                                  "not retransmitted in time. Their viewers wait for the "
+                                  "next keyframe, which is requested.",
+                                  value=counters.skipped_frames)
         yield CounterMetricFamily("videoassist_transcoded_streams",
                                   "Viewers given re-encoded video because they share no "
                                   "codec with the publisher (the fallback).",

@@ -109,7 +109,10 @@ def audio_clip(seconds: float = 1.0) -> tuple[bytes, ...]:
 
 
 class PacketTrack(MediaStreamTrack):
-    """Sends a pre-encoded clip in real time, looping; ``sent`` counts frames."""
+    """Sends a pre-encoded clip in real time, looping; ``sent`` counts frames.
+
+    ``restart()`` makes the next frame the clip's first, a keyframe: what an encoder
+    does for a keyframe request (a sender of packets cannot encode one)."""
 
     def __init__(self, kind: str, packets: tuple[bytes, ...], *, rate: int, step: int,
                  interval: float) -> None:
@@ -120,7 +123,14 @@ class PacketTrack(MediaStreamTrack):
         self._step = step
         self._interval = interval
         self._start: float | None = None
+        self._first = 0  # the frame number the clip (re)started at
+        self._restart = False
         self.sent = 0
+        self.restarts = 0
+
+    def restart(self) -> None:
+        self._restart = True
+        self.restarts += 1
 
     async def recv(self) -> av.Packet[Any]:
         if self._start is None:
@@ -128,7 +138,10 @@ class PacketTrack(MediaStreamTrack):
         delay = self._start + self.sent * self._interval - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        data = self._packets[self.sent % len(self._packets)]
+        if self._restart:
+            self._restart = False
+            self._first = self.sent
+        data = self._packets[(self.sent - self._first) % len(self._packets)]
         packet = av.Packet(data)
         packet.pts = self.sent * self._step
         packet.time_base = fractions.Fraction(1, self._rate)
@@ -138,7 +151,7 @@ class PacketTrack(MediaStreamTrack):
     @property
     def frame_id(self) -> int:
         """The id in the last frame sent."""
-        return (self.sent - 1) % len(self._packets)
+        return (self.sent - 1 - self._first) % len(self._packets)
 
 
 def video_track(**clip: Any) -> PacketTrack:

@@ -13,7 +13,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from tests.conftest import Server
-from tests.media.clips import PacketTrack, audio_track, read_id, video_track
+from tests.media.clips import PacketTrack, audio_track, read_id, video_clip, video_track
+from videoassist.media import aiortc_hooks
+from videoassist.media.frames import is_keyframe
 
 
 @dataclass
@@ -24,22 +26,31 @@ class Received:
     ids: list[int] = field(default_factory=list)       # frame ids (video)
     times: list[float] = field(default_factory=list)   # monotonic arrival of each frame
     frames: int = 0
+    encoded: list[bytes] = field(default_factory=list)  # video frames as they came (tap)
+    skipped: int = 0  # video frames this client's receiver gave up on (tap)
 
 
 class MediaClient:
     def __init__(self, server: Server, token: str, job_id: int | None = None, *,
                  video: bool = True, audio: bool = True, read: bool = True,
                  video_codec: str = "VP8", offer_codecs: tuple[str, ...] = (),
-                 video_size: tuple[int, int] = (640, 360), answer_delay: float = 0) -> None:
+                 video_size: tuple[int, int] = (640, 360), keyframes_on_request: bool = False,
+                 encoded: bool = False, answer_delay: float = 0) -> None:
         """``video_codec``: what the published clip is encoded with (offered first);
         ``offer_codecs``: the video codecs offered, in order (default: aiortc's);
         ``video_size``: the published clip's width and height;
+        ``keyframes_on_request``: a keyframe request restarts the clip at its keyframe,
+        as an encoder would make one (else keyframes come every 2 s, as encoded);
+        ``encoded``: received video is kept encoded, as it came (``Received.encoded``),
+        not decoded;
         ``answer_delay``: seconds to wait before answering each of the server's offers
         (a slow phone); ``answered_at`` holds when each answer went out."""
         self.server = server
         self.token = token
         self.job_id = job_id
         self.read = read
+        self.keyframes_on_request = keyframes_on_request
+        self.encoded = encoded
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         width, height = video_size
         self.video = video_track(codec_name=video_codec, width=width,
@@ -63,7 +74,9 @@ class MediaClient:
         self._tasks.append(asyncio.create_task(self._pump()))
         for track in (self.video, self.audio):
             if track is not None:
-                self.pc.addTransceiver(track, direction="sendonly")
+                transceiver = self.pc.addTransceiver(track, direction="sendonly")
+                if track is self.video and self.keyframes_on_request:
+                    aiortc_hooks.on_keyframe_request(transceiver.sender, self.video.restart)
         self.pc.on("track", self._on_track)
         if self.video is None and self.audio is None:
             # A viewer only: one recvonly transceiver makes a valid first offer.
@@ -89,7 +102,20 @@ class MediaClient:
     def _on_track(self, track: MediaStreamTrack) -> None:
         received = self.received[track.id] = Received(track)
         self.new_track.set()
-        if self.read:
+        if self.encoded and track.kind == "video":
+            receiver = next(t.receiver for t in self.pc.getTransceivers()
+                            if t.receiver.track is track)
+
+            def take(codec: str, data: bytes, timestamp: int) -> None:
+                received.encoded.append(data)
+                received.times.append(time.monotonic())
+                received.frames += 1
+
+            def skipped(count: int) -> None:
+                received.skipped += count
+
+            aiortc_hooks.tap_receiver(receiver, take, skipped)
+        elif self.read:
             self._tasks.append(asyncio.create_task(self._read(received)))
 
     async def _read(self, received: Received) -> None:
@@ -156,3 +182,19 @@ class MediaClient:
 def published(client: MediaClient) -> PacketTrack:
     assert client.video is not None
     return client.video
+
+
+def check_decodable(received: Received) -> list[int]:
+    """Every frame the viewer got is a whole frame of the clip, and each is a keyframe
+    or the frame right after the one before it: nothing it could not decode. Returns
+    the clip index of each."""
+    clip = video_clip()
+    where = {data: index for index, data in enumerate(clip)}
+    assert len(where) == len(clip), "every frame of the clip must differ"
+    indexes = [where.get(data, -1) for data in received.encoded]
+    assert -1 not in indexes, f"a frame that is not one of the clip's: {indexes}"
+    for number, (before, index) in enumerate(zip([-1, *indexes], indexes, strict=False)):
+        keyframe = is_keyframe("VP8", clip[index])
+        assert keyframe or index == (before + 1) % len(clip), (
+            f"frame {number} (clip frame {index}) follows clip frame {before}: {indexes}")
+    return indexes

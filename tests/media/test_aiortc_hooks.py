@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiortc
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
@@ -172,8 +174,29 @@ def _packet(sequence_number: int, timestamp: int, data: bytes, *, marker: bool =
     return packet
 
 
+class Clock:
+    """Monotonic seconds the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _video_buffer(clock: Clock) -> aiortc_hooks.PromptJitterBuffer:
+    return aiortc_hooks.PromptJitterBuffer(capacity=128, is_video=True, clock=clock)
+
+
+def _out(frame: Any) -> list[tuple[bytes, int, int]]:
+    """(data, RTP timestamp, frames skipped before it) of each frame handed over."""
+    if frame is None:
+        return []
+    return [(f.data, f.rtp_timestamp, f.skipped) for f in [frame, *frame.following]]
+
+
 def test_a_video_frame_is_handed_over_at_its_marker_bit_not_a_frame_later() -> None:
-    buffer = aiortc_hooks.PromptJitterBuffer(capacity=128, is_video=True)
+    buffer = _video_buffer(Clock())
     assert buffer.add(_packet(65534, 3000, b"a")) == (False, None)
     _, frame = buffer.add(_packet(65535, 3000, b"b", marker=True))
     assert frame is not None and (frame.data, frame.timestamp) == (b"ab", 3000)
@@ -187,6 +210,73 @@ def test_a_video_frame_is_handed_over_at_its_marker_bit_not_a_frame_later() -> N
     assert frame is not None and (frame.data, frame.timestamp) == (b"e", 9000)
     # a late duplicate of a frame already handed over is dropped
     assert buffer.add(_packet(1, 6000, b"d", marker=True)) == (False, None)
+
+
+def test_a_frame_held_by_a_lost_packet_is_given_up_after_the_wait() -> None:
+    clock = Clock()
+    buffer = _video_buffer(clock)
+    assert _out(buffer.add(_packet(10, 3000, b"a"))[1]) == []
+    assert _out(buffer.add(_packet(11, 3000, b"b", marker=True))[1]) == [(b"ab", 3000, 0)]
+    # Frame 6000 loses packet 12; packet 13 shows the gap. Frames 9000 and 12000 are
+    # complete behind it, and held back: they follow a frame that may still come.
+    assert _out(buffer.add(_packet(13, 6000, b"d", marker=True))[1]) == []
+    clock.now += 0.033
+    assert _out(buffer.add(_packet(14, 9000, b"e", marker=True))[1]) == []
+    clock.now += 0.033
+    assert _out(buffer.add(_packet(15, 12000, b"f"))[1]) == []
+    clock.now += 0.083  # 149 ms since the gap showed
+    assert _out(buffer.add(_packet(16, 12000, b"g", marker=True))[1]) == []
+    clock.now += 0.001  # 150 ms: give up on frame 6000; all that is complete comes out
+    assert _out(buffer.add(_packet(17, 15000, b"h", marker=True))[1]) == [
+        (b"e", 9000, 1), (b"fg", 12000, 0), (b"h", 15000, 0)]
+    # The retransmission comes too late and is dropped; the stream goes on.
+    assert buffer.add(_packet(12, 6000, b"c")) == (False, None)
+    assert _out(buffer.add(_packet(18, 18000, b"i", marker=True))[1]) == [(b"i", 18000, 0)]
+
+
+def test_a_retransmission_in_time_releases_every_frame_held_behind_it() -> None:
+    clock = Clock()
+    buffer = _video_buffer(clock)
+    buffer.add(_packet(1, 3000, b"a", marker=True))
+    for sequence_number, timestamp, data in ((3, 6000, b"c"), (4, 9000, b"d"),
+                                             (5, 12000, b"e")):
+        assert buffer.add(_packet(sequence_number, timestamp, data, marker=True)) == (
+            False, None)
+        clock.now += 0.033
+    _, frame = buffer.add(_packet(2, 3001, b"b", marker=True))  # 99 ms late: in time
+    assert _out(frame) == [(b"b", 3001, 0), (b"c", 6000, 0), (b"d", 9000, 0),
+                           (b"e", 12000, 0)]
+
+
+def test_a_loss_across_a_frame_boundary_skips_to_a_frame_known_to_start() -> None:
+    """Packets 13 and 14 are lost: the end of frame 6000 and the start of frame 9000.
+    Packet 15 cannot be shown to start a frame; 16 follows a marker and does."""
+    clock = Clock()
+    buffer = _video_buffer(clock)
+    buffer.add(_packet(11, 3000, b"a", marker=True))
+    assert buffer.add(_packet(12, 6000, b"b")) == (False, None)
+    assert buffer.add(_packet(15, 9000, b"e", marker=True)) == (False, None)
+    clock.now += 0.2
+    assert buffer.add(_packet(16, 12000, b"f")) == (False, None)  # not complete yet
+    _, frame = buffer.add(_packet(17, 12000, b"g", marker=True))
+    assert _out(frame) == [(b"fg", 12000, 2)]
+
+
+def test_the_tap_reports_skipped_frames_before_the_next_and_maps_timestamps() -> None:
+    calls: list[Any] = []
+    queue = aiortc_hooks._TapQueue(lambda *frame: calls.append(frame),
+                                   lambda count: calls.append(count))
+
+    class Codec:
+        name = "VP8"
+
+    first = aiortc_hooks.PromptFrame(b"e", 4294967000, skipped=1)
+    first.following = [aiortc_hooks.PromptFrame(b"f", 2704),  # the RTP clock wrapped
+                       aiortc_hooks.PromptFrame(b"g", 5704, skipped=2)]
+    first.timestamp = 90_000  # as the receiver maps the frame it is handed
+    queue.put((Codec(), first))
+    assert calls == [1, ("VP8", b"e", 90_000), ("VP8", b"f", 93_000), 2,
+                     ("VP8", b"g", 96_000)]
 
 
 def test_audio_packets_are_handed_over_at_once_and_a_gap_is_not_waited_for() -> None:

@@ -18,6 +18,10 @@ The hooks below close those two gaps, with the smallest reach we could find:
   packet by packet. aiortc's own waits for the next frame's first packet (one frame
   interval, 33 ms at 30 fps) and holds four audio packets (80 ms): right before a
   decoder, too slow for a relay whose viewers have jitter buffers of their own.
+  Ours also gives up on a video frame that a lost packet has held back for
+  ``RETRANSMISSION_WAIT_S`` (aiortc's waits until its 512 packets overflow, seconds
+  at a phone's bitrate), and hands over at once every frame that is complete, not
+  one per packet received; the tap reports frames given up on (``on_skip``).
 - ``request_keyframe``: the receiver's private ``_send_rtcp_pli(media_ssrc)``.
 - ``on_keyframe_request``: the sender calls ``self._send_keyframe()`` for a PLI or
   FIR; an instance attribute of that name takes the call.
@@ -36,6 +40,7 @@ moves any of these fails loudly there instead of silently re-encoding or droppin
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -60,7 +65,7 @@ from aiortc.rtp import (
     unpack_remb_fci,
 )
 from aiortc.sdp import SessionDescription
-from aiortc.utils import uint16_add
+from aiortc.utils import uint16_add, uint16_gt
 
 SUPPORTED_AIORTC = ("1.16.",)
 
@@ -71,6 +76,17 @@ _STARTED = "_RTCRtpReceiver__started"
 
 FrameSink = Callable[[str, bytes, int], None]
 """Called on the event loop with (codec name, encoded frame data, RTP timestamp)."""
+SkipSink = Callable[[int], None]
+"""Called on the event loop with how many frames were given up on, before the next
+frame goes to the ``FrameSink``."""
+
+# How long a video frame may wait for a lost packet's retransmission. aiortc asks for
+# one (NACK) as soon as a later packet shows the gap, once, and a publisher resends it
+# from its history: it is here one round trip later, well within this on a fixed or
+# 4G line (RTT 20-100 ms) with room for the publisher's pacer. A viewer cannot ask the
+# server for what the server never got, so this is the only chance of a retransmission;
+# past it, waiting costs more than the keyframe that replaces the frames.
+RETRANSMISSION_WAIT_S = 0.15
 
 
 class IncompatibleAiortc(RuntimeError):
@@ -107,8 +123,9 @@ def check_compatible() -> None:
 class _TapQueue:
     """Stands in for the receiver's decoder queue (see the module docstring)."""
 
-    def __init__(self, sink: FrameSink) -> None:
+    def __init__(self, sink: FrameSink, on_skip: SkipSink | None = None) -> None:
         self._sink = sink
+        self._on_skip = on_skip
         self._stopped = threading.Event()
 
     def put(self, item: Any) -> None:
@@ -116,18 +133,59 @@ class _TapQueue:
             self._stopped.set()
             return
         codec, frame = item
-        self._sink(codec.name, frame.data, frame.timestamp)
+        self._hand_over(codec.name, frame, frame.timestamp)
+        for later in getattr(frame, "following", ()):
+            # The receiver mapped the first frame's timestamp only: map the rest alike.
+            self._hand_over(codec.name, later, frame.timestamp + (
+                (later.rtp_timestamp - frame.rtp_timestamp) & 0xFFFFFFFF))
+
+    def _hand_over(self, codec_name: str, frame: Any, timestamp: int) -> None:
+        skipped = getattr(frame, "skipped", 0)
+        if skipped and self._on_skip is not None:
+            self._on_skip(skipped)
+        self._sink(codec_name, frame.data, timestamp)
 
     def get(self) -> None:
         self._stopped.wait()
 
 
-class PromptJitterBuffer(JitterBuffer):
-    """aiortc's buffer (ordering, loss, capacity, PLI on overflow), with frames handed
-    over as soon as they are complete: a video frame at its marker bit, audio at once.
+class PromptFrame(JitterFrame):
+    """A frame as ``PromptJitterBuffer`` hands it over. The receiver maps only the
+    returned frame's timestamp (to start at 0, unwrapped): the tap maps the others the
+    same way, from ``rtp_timestamp``."""
 
-    ``add`` (inherited) stores the packet and asks ``_remove_frame`` for a frame.
+    def __init__(self, data: bytes, timestamp: int, skipped: int = 0) -> None:
+        super().__init__(data=data, timestamp=timestamp)
+        self.rtp_timestamp = timestamp
+        self.skipped = skipped  # frames given up on just before this one
+        self.following: list[PromptFrame] = []  # complete too, handed over after it
+
+
+class PromptJitterBuffer(JitterBuffer):
+    """aiortc's buffer (ordering, capacity, PLI on overflow), with frames handed over
+    as soon as they are complete: a video frame at its marker bit, audio at once.
+
+    A video frame that a gap (a lost packet) holds back for ``wait_s``, measured from
+    the first packet after the gap, is given up on, with anything else incomplete up to
+    the next frame start: a packet whose predecessor is here and ends a frame. The next
+    frame handed over counts them in ``skipped``; it may not decode without them.
+
+    ``add`` (inherited) stores the packet and asks ``_remove_frame`` for a frame; it
+    drops packets itself when it overflows or meets a packet far out of order, which
+    shows as the oldest packet moving without us (counted as one frame given up).
     """
+
+    def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False,
+                 wait_s: float = RETRANSMISSION_WAIT_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(capacity, prefetch, is_video)
+        self._wait_s = wait_s
+        self._clock = clock
+        self._arrived = [0.0] * capacity  # when each stored packet came
+        self._newest: int | None = None   # the highest sequence number stored
+        self._expected_origin: int | None = None  # where our last call left _origin
+        self._origin_is_start = True      # _origin is known to begin a frame
+        self._skipped = 0                 # given up on, not yet told with a frame
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         origin = self._origin
@@ -139,9 +197,48 @@ class PromptJitterBuffer(JitterBuffer):
                 return None
             self.remove(uint16_add(sequence_number, -origin) + 1)
             return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+        self._arrived[sequence_number % self._capacity] = self._clock()
+        moved = self._expected_origin is not None and origin != self._expected_origin
+        if moved:  # aiortc's add dropped packets: we cannot tell where a frame starts
+            self._skipped += 1
+            self._origin_is_start = False
+        if moved or self._newest is None or uint16_gt(sequence_number, self._newest):
+            self._newest = sequence_number
+        frames: list[PromptFrame] = []
+        while True:
+            frame = self._complete_frame()
+            if frame is None and not self._give_up():
+                break
+            if frame is not None:
+                frames.append(frame)
+        self._expected_origin = self._origin
+        if not frames:
+            return None
+        frames[0].following = frames[1:]
+        return frames[0]
+
+    def _slot(self, offset: int) -> Any:
+        """The packet ``offset`` places after the oldest, or None."""
+        assert self._origin is not None
+        return self._packets[(self._origin + offset) % self._capacity]
+
+    def _arrival(self, offset: int) -> float:
+        assert self._origin is not None
+        return self._arrived[(self._origin + offset) % self._capacity]
+
+    def _ahead(self) -> int:
+        """How many places from the oldest packet to the newest; -1 when empty."""
+        assert self._origin is not None and self._newest is not None
+        ahead = uint16_add(self._newest, -self._origin)
+        return ahead if ahead < self._capacity else -1
+
+    def _complete_frame(self) -> PromptFrame | None:
+        """Take the oldest frame if it is all here (and known to start where it does)."""
+        if not self._origin_is_start:
+            return None
         packets: list[Any] = []
-        for count in range(self._capacity):
-            packet = self._packets[(origin + count) % self._capacity]
+        for offset in range(self._capacity):
+            packet = self._slot(offset)
             if packet is None:  # a gap, or the frame's end is not here yet
                 return None
             if packets and packet.timestamp != packets[0].timestamp:
@@ -152,12 +249,49 @@ class PromptJitterBuffer(JitterBuffer):
         else:
             return None
         self.remove(len(packets))
-        return JitterFrame(data=b"".join(p._data for p in packets),
-                           timestamp=packets[0].timestamp)
+        frame = PromptFrame(b"".join(p._data for p in packets), packets[0].timestamp,
+                            self._skipped)
+        self._skipped = 0
+        return frame
+
+    def _give_up(self) -> bool:
+        """Drop the oldest frame if a gap has held it back too long; True if dropped."""
+        ahead = self._ahead()
+        if ahead < 0:
+            return False
+        first = 1  # where a frame start may be, as an offset from the oldest packet
+        if self._origin_is_start:
+            gap = next((offset for offset in range(ahead) if self._slot(offset) is None),
+                       None)
+            if gap is None:  # no gap: the frame's end is still on its way
+                return False
+            revealed = next((offset for offset in range(gap + 1, ahead + 1)
+                             if self._slot(offset) is not None), None)
+            if revealed is None or self._clock() - self._arrival(revealed) < self._wait_s:
+                return False
+            first = gap + 1
+        start = next((offset for offset in range(first, ahead + 1)
+                      if self._starts_frame(offset)), None)
+        if start is None:  # wait for a frame start to come
+            return False
+        timestamps = {packet.timestamp for packet in map(self._slot, range(start))
+                      if packet is not None}
+        self._skipped += max(1, len(timestamps))
+        self.remove(start)
+        self._origin_is_start = True
+        return True
+
+    def _starts_frame(self, offset: int) -> bool:
+        packet, before = self._slot(offset), self._slot(offset - 1)
+        return (packet is not None and before is not None
+                and (bool(before.marker) or before.timestamp != packet.timestamp))
 
 
-def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
-    """Send this receiver's encoded frames to ``sink`` instead of its decoder."""
+def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink,
+                 on_skip: SkipSink | None = None) -> None:
+    """Send this receiver's encoded frames to ``sink`` instead of its decoder, and the
+    number of video frames given up on (a lost packet, see ``PromptJitterBuffer``) to
+    ``on_skip`` before the frame that follows them."""
     if getattr(receiver, _STARTED, False):
         raise RuntimeError("tap_receiver must run before the receiver starts")
     for attribute in (_DECODER_QUEUE, _JITTER_BUFFER):
@@ -166,7 +300,7 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink) -> None:
     old = getattr(receiver, _JITTER_BUFFER)
     setattr(receiver, _JITTER_BUFFER, PromptJitterBuffer(
         capacity=old.capacity, is_video=old._is_video))
-    setattr(receiver, _DECODER_QUEUE, _TapQueue(sink))
+    setattr(receiver, _DECODER_QUEUE, _TapQueue(sink, on_skip))
 
 
 async def request_keyframe(receiver: RTCRtpReceiver) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import av
 import numpy as np
 
-from videoassist.errors import Unavailable
+from videoassist.errors import Muted, Unavailable
 from videoassist.media.publication import Publication
 
 DECODERS = {"VP8": "vp8", "H264": "h264"}
@@ -37,8 +37,11 @@ class Capture:
 
 
 async def capture(publication: Publication) -> Capture:
+    """The newest picture; ``Muted`` for a muted camera, even one muted meanwhile."""
     if publication.kind != "video" or publication.closed:
         raise Unavailable("That camera is not live.")
+    if publication.muted:
+        raise Muted()
     frames = list(publication.gop)
     if not frames or len(frames) > MAX_DECODE_FRAMES:
         try:
@@ -70,6 +73,8 @@ async def capture(publication: Publication) -> Capture:
         elif not keyframe.cancelled():
             keyframe.exception()  # retrieved: a timeout here is not an error
     image = await decode
+    if publication.muted:  # muted while the picture was decoded
+        raise Muted()
     newest = frames[-1]
     captured_at = time.time() - (time.monotonic() - newest.received)
     return Capture(image, captured_at, newest.index)

@@ -27,5 +27,7 @@ class MediaCounters:
     received: dict[str, Flow] = field(default_factory=lambda: {k: Flow() for k in KINDS})
     forwarded: dict[str, Flow] = field(default_factory=lambda: {k: Flow() for k in KINDS})
     keyframe_requests: int = 0   # sent to publishers (PLI), after coalescing
+    skipped_frames: int = 0      # video frames given up on: a packet lost, not resent in time
     transcoded_streams: int = 0  # viewers given re-encoded video (no shared codec)
     peer_connections: int = 0    # RTCPeerConnections opened with clients
+    connect_timeouts: int = 0    # of those, closed unconnected CONNECT_TIMEOUT_S after the offer

@@ -4,6 +4,11 @@ Frames arrive encoded from the receiver's tap and go to each subscriber's bounde
 queue as they are: no decoding, no encoding. For video the frames since the last
 keyframe are kept (bounded), so a viewer who joins late starts at once from that
 keyframe, and so a snapshot can decode the newest picture on demand.
+
+Nothing of a muted publication is passed on (``set_muted``), whatever the publisher
+still sends. Video that cannot decode is never passed on: after frames the receiver
+gave up on (a lost packet, ``frames_skipped``) or a mute, nobody gets a frame until
+the next keyframe, which is asked for at once.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
+from videoassist.errors import Muted
 from videoassist.media.counters import MediaCounters
 from videoassist.media.frames import EncodedFrame, is_keyframe
 
@@ -60,7 +66,8 @@ class Publication:
         self.participant_id = participant_id
         self.kind = kind
         self.codec: str | None = None
-        self.muted = False  # as the publisher says (media.mute); frames still flow
+        self.muted = False  # as the publisher says (media.mute): nothing is passed on
+        self._keyframe_needed = False  # video: what came before is missing
         self.codec_parameters: RTCRtpCodecParameters | None = None  # as negotiated
         self._request_keyframe = request_keyframe
         self._send_estimate = send_estimate
@@ -99,10 +106,50 @@ class Publication:
         self.bytes_in += len(data)
         self._received.frames += 1
         self._received.bytes += len(data)
+        if self.muted:
+            return
         if self.kind == "video":
+            if self._keyframe_needed:
+                if not frame.keyframe:
+                    return  # it refers to frames that are missing: it cannot decode
+                self._keyframe_needed = False
             self._keep(frame)
         for track in list(self.subscribers):
             track.offer(frame)
+
+    def frames_skipped(self, count: int) -> None:
+        """The receiver's tap: ``count`` frames were given up on (a lost packet that was
+        not retransmitted in time), so the next frames may not decode."""
+        self.counters.skipped_frames += count
+        logger.debug("%s gave up on %d frames after a lost packet", self.log_prefix, count)
+        if self.kind == "video":
+            self._restart_at_keyframe()
+
+    def set_muted(self, muted: bool) -> None:
+        """media.mute: pass nothing on while muted; unmuted video starts at a keyframe
+        (what came before the mute may not have been passed on)."""
+        if muted == self.muted:
+            return
+        self.muted = muted
+        if self.kind != "video":
+            return
+        if muted:
+            self._forget_gop()
+            for waiter in self._keyframe_waiters:  # a capture in progress
+                if not waiter.done():
+                    waiter.set_exception(Muted())
+            self._keyframe_waiters.clear()
+        else:
+            self._restart_at_keyframe()
+
+    def _restart_at_keyframe(self) -> None:
+        self._forget_gop()
+        self._keyframe_needed = True
+        self.want_keyframe()
+
+    def _forget_gop(self) -> None:
+        self.gop = []
+        self._gop_bytes = 0
 
     def _keep(self, frame: EncodedFrame) -> None:
         if frame.keyframe:
@@ -116,8 +163,7 @@ class Publication:
             self.gop.append(frame)
             self._gop_bytes += len(frame.data)
             if len(self.gop) > GOP_MAX_FRAMES or self._gop_bytes > GOP_MAX_BYTES:
-                self.gop = []
-                self._gop_bytes = 0
+                self._forget_gop()
 
     # -- subscribers -----------------------------------------------------------
 
@@ -167,8 +213,9 @@ class Publication:
     # -- keyframes -------------------------------------------------------------
 
     def want_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most once per interval (coalesced)."""
-        if self.kind != "video" or self.closed:
+        """Ask the publisher for a keyframe, at most once per interval (coalesced);
+        never while muted (unmuting asks)."""
+        if self.kind != "video" or self.closed or self.muted:
             return
         wait = self._last_request + KEYFRAME_REQUEST_INTERVAL_S - self._clock()
         if wait <= 0:
@@ -188,7 +235,9 @@ class Publication:
         task.add_done_callback(_log_failure)
 
     async def next_keyframe(self, timeout_s: float) -> EncodedFrame:
-        """Request a keyframe and wait for it to arrive."""
+        """Request a keyframe and wait for it to arrive (``Muted`` if muted)."""
+        if self.muted:
+            raise Muted()
         future: asyncio.Future[EncodedFrame] = asyncio.get_running_loop().create_future()
         self._keyframe_waiters.append(future)
         self.want_keyframe()

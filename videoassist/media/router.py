@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,9 @@ class MediaRoom:
         self.call_id = call_id
         self.sessions: dict[int, MediaSession] = {}
         self.publications: dict[str, Publication] = {}
-        self.feeds: dict[str, DecodedFeed] = {}
+        # Held by their viewers' tracks and the publication: gone with the last viewer.
+        self.feeds: weakref.WeakValueDictionary[str, DecodedFeed] = (
+            weakref.WeakValueDictionary())
 
     def feed(self, publication: Publication) -> DecodedFeed:
         """The publication's decoded pictures, shared by the viewers that re-encode."""

@@ -80,8 +80,8 @@ class MediaSession:
             send_estimate=None if relay is None else relay.set_viewers,
             counters=self.room.router.counters,
         )
-        publication.muted = self.muted.get(track.kind, False)
-        aiortc_hooks.tap_receiver(receiver, publication.push)
+        publication.set_muted(self.muted.get(track.kind, False))
+        aiortc_hooks.tap_receiver(receiver, publication.push, publication.frames_skipped)
         self.publications[publication_id] = (publication, transceiver)
         logger.info("%s publishes %s", self.log_prefix, publication_id)
 
@@ -115,6 +115,7 @@ class MediaSession:
     def _check_connected(self) -> None:
         self._connect_deadline = None
         if not self.closed and self.pc.connectionState != "connected":
+            self.room.router.counters.connect_timeouts += 1
             logger.info("%s not connected after %.0f s: closing its media", self.log_prefix,
                         CONNECT_TIMEOUT_S)
             task = asyncio.ensure_future(self.room.router.leave(self.participant_id))
@@ -174,7 +175,7 @@ class MediaSession:
         self.muted[kind] = muted
         for publication, _ in self.publications.values():
             if publication.kind == kind:
-                publication.muted = muted
+                publication.set_muted(muted)
         self.room.announce(self)
 
     def tracks_message(self) -> dict[str, Any]:

@@ -9,8 +9,10 @@ camera), which the router counts and logs, or for every viewer when
 One ``DecodedFeed`` per publication decodes each frame once, in one worker thread of
 its own (a single-threaded decoder), for all its transcoding viewers; each viewer's
 aiortc sender encodes the pictures for itself, in aiortc's executor. Nothing is
-decoded while no viewer transcodes. Every queue is bounded: a slow viewer loses its
-own pictures, a slow decoder skips to the next keyframe.
+decoded while no viewer transcodes: a feed, its thread and its decoder go with its
+last viewer (the room holds feeds weakly), a viewer's encoder with that viewer. Every
+queue is bounded: a slow viewer loses its own pictures, a slow decoder skips to the
+next keyframe.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class DecodedFeed:
 
     def attach(self, track: TranscodeTrack) -> None:
         self.tracks.add(track)
-        if self._task is None:
+        if self._task is None and not self.closed:
             self._task = asyncio.create_task(self._run())
             self.publication.subscribe(self)  # replays the cached keyframe run to us
 
@@ -103,9 +105,13 @@ class DecodedFeed:
                 self._restart()
                 continue
             for picture in pictures:
-                self.decoded += 1
-                for track in list(self.tracks):
-                    track.put(picture)
+                self._deliver(picture)
+
+    def _deliver(self, picture: av.VideoFrame) -> None:
+        # Not inline in _run: its suspended frame would hold the last track it served.
+        self.decoded += 1
+        for track in list(self.tracks):
+            track.put(picture)
 
     def _decode(self, frame: EncodedFrame) -> list[av.VideoFrame]:
         """In the feed's worker thread."""
@@ -126,7 +132,10 @@ class DecodedFeed:
         self.closed = True
         self.publication.unsubscribe(self)
         if self._task is not None:
+            # Let go of it: once cancelled it keeps its traceback, whose frame holds
+            # this feed and the last picture (a cycle the collector would have to find).
             self._task.cancel()
+            self._task = None
         self._executor.shutdown(wait=False, cancel_futures=True)
         for track in list(self.tracks):
             track.end()

@@ -20,10 +20,12 @@ class MediaPlane(Protocol):
         """Add a client's ICE candidate."""
 
     async def mute(self, participant_id: int, kind: str, muted: bool) -> None:
-        """Record that the participant muted or unmuted its own track of a kind."""
+        """The participant muted or unmuted its own tracks of a kind: stop or resume
+        forwarding them, and tell the others."""
 
     async def capture(self, participant_id: int) -> Any:
-        """The newest picture of the participant's camera (``media.capture.Capture``)."""
+        """The newest picture of the participant's camera (``media.capture.Capture``);
+        ``errors.Muted`` if it is muted."""
 
     async def leave(self, participant_id: int) -> None:
         """Close the participant's media: connection, tracks, subscriptions."""

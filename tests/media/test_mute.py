@@ -1,0 +1,168 @@
+"""media.mute is enforced by the server: real aiortc peers through the real server. The
+publisher goes on sending while muted, as a browser's disabled track sends black
+frames and silence; the server must pass nothing on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import Server
+from tests.media.peers import MediaClient, Received, check_decodable
+from tests.media.test_forwarding import _two_parties
+from videoassist.appkeys import MEDIA
+from videoassist.errors import Muted
+from videoassist.media.capture import capture
+from videoassist.media.frames import is_keyframe
+from videoassist.media.publication import Publication
+from videoassist.media.router import MediaRouter
+
+QUIET_S = 0.6  # how long a muted track is watched for frames
+
+
+async def _message(client: MediaClient, kind: str, timeout: float = 5) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await client.messages.get()
+            if message["type"] == kind:
+                return message
+
+
+async def _mute(publisher: MediaClient, viewer: MediaClient, kind: str, muted: bool) -> float:
+    """Send media.mute; return when it was sent, once the viewer heard of it."""
+    assert publisher.ws is not None
+    sent = time.monotonic()
+    await publisher.ws.send_json({"type": "media.mute", "kind": kind, "muted": muted})
+    async with asyncio.timeout(5):
+        while True:  # the one from joining may come first
+            tracks = await _message(viewer, "media.tracks")
+            if [t["muted"] for t in tracks["tracks"] if t["kind"] == kind] == [muted]:
+                return sent
+
+
+async def _quiet(received: Received) -> None:
+    """Nothing more comes on this track for QUIET_S (after frames already on their way)."""
+    await asyncio.sleep(0.1)
+    frames = received.frames
+    await asyncio.sleep(QUIET_S)
+    assert received.frames == frames
+
+
+async def test_a_muted_camera_is_neither_forwarded_nor_captured(server: Server) -> None:
+    staff_token, customer_token, job_id = await _two_parties(server)
+    publisher = await MediaClient(server, customer_token, keyframes_on_request=True).start()
+    viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               encoded=True).start()
+    router = server.app[MEDIA]
+    assert isinstance(router, MediaRouter)
+    try:
+        video = await viewer.wait_remote(publisher.participant_id, "video", frames=10)
+        audio = await viewer.wait_remote(publisher.participant_id, "audio", frames=10)
+        publication = router.publication(publisher.participant_id)
+
+        await _mute(publisher, viewer, "video", True)
+        received = publication.frames_in
+        await _quiet(video)
+        assert publication.frames_in > received + 10  # the publisher did go on sending
+        assert audio.frames > 10 and not publication.gop
+
+        assert viewer.ws is not None
+        await viewer.ws.send_json({"type": "snapshot.request",
+                                   "camera": publisher.participant_id, "request": "s1"})
+        error = await _message(viewer, "error")
+        assert (error["code"], error["ref"], error["request"]) == (
+            "conflict", "snapshot.request", "s1"), error
+        assert "muted" in error["message"], error
+
+        before = len(video.encoded)
+        unmuted = await _mute(publisher, viewer, "video", False)
+        async with asyncio.timeout(5):
+            while len(video.encoded) < before + 5:
+                await asyncio.sleep(0.01)
+        # Back within 500 ms, starting at a keyframe (the one the server asked for).
+        assert video.times[before] - unmuted < 0.5, video.times[before] - unmuted
+        assert is_keyframe("VP8", video.encoded[before])
+        check_decodable(video)
+        assert video.skipped == 0
+
+        await viewer.ws.send_json({"type": "snapshot.request",
+                                   "camera": publisher.participant_id, "request": "s2"})
+        saved = await _message(viewer, "snapshot.saved")
+        assert saved["request"] == "s2"
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def test_a_muted_microphone_is_not_forwarded(server: Server) -> None:
+    staff_token, customer_token, job_id = await _two_parties(server)
+    publisher = await MediaClient(server, customer_token).start()
+    viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False).start()
+    try:
+        audio = await viewer.wait_remote(publisher.participant_id, "audio", frames=10)
+        video = await viewer.wait_remote(publisher.participant_id, "video", frames=10)
+        await _mute(publisher, viewer, "audio", True)
+        frames = video.frames
+        await _quiet(audio)
+        assert video.frames > frames + 10  # the camera goes on
+        before = audio.frames
+        unmuted = await _mute(publisher, viewer, "audio", False)
+        await viewer.wait_remote(publisher.participant_id, "audio", frames=before + 1,
+                                 timeout=2)
+        assert audio.times[before] - unmuted < 0.5
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def test_a_muted_camera_is_not_re_encoded_for_a_viewer_either(server: Server) -> None:
+    """A viewer without the publisher's codec gets pictures through the decoding feed:
+    that stops too, and starts again on unmuting."""
+    staff_token, customer_token, job_id = await _two_parties(server)
+    publisher = await MediaClient(server, customer_token, audio=False, video_codec="H264",
+                                  keyframes_on_request=True).start()
+    viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               offer_codecs=("VP8",)).start()
+    router = server.app[MEDIA]
+    assert isinstance(router, MediaRouter)
+    try:
+        video = await viewer.wait_remote(publisher.participant_id, "video", frames=10)
+        assert router.transcoded_streams == 1
+        await _mute(publisher, viewer, "video", True)
+        await _quiet(video)
+        before = video.frames
+        unmuted = await _mute(publisher, viewer, "video", False)
+        await viewer.wait_remote(publisher.participant_id, "video", frames=before + 5,
+                                 timeout=5)
+        # The pictures are the clip's again, from its start (the requested keyframe);
+        # the viewer's own (aiortc's) jitter buffer may first let go of the frame it
+        # held from before the mute.
+        first = next(n for n in range(before, len(video.ids)) if video.ids[n] < 5)
+        assert first <= before + 1, video.ids[before:]
+        assert video.times[first] - unmuted < 0.5, video.times[first] - unmuted
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def test_a_capture_waiting_for_a_keyframe_ends_when_the_camera_is_muted() -> None:
+    requests: list[float] = []
+
+    async def request_keyframe() -> bool:
+        requests.append(time.monotonic())
+        return True
+
+    publication = Publication("p1-video-0", 1, "video", request_keyframe)
+    waiting = asyncio.create_task(capture(publication))
+    async with asyncio.timeout(1):
+        while not requests:  # it asked for a keyframe and waits for it
+            await asyncio.sleep(0)
+    publication.set_muted(True)
+    with pytest.raises(Muted):
+        await asyncio.wait_for(waiting, 1)
+    with pytest.raises(Muted):  # and a new one is refused at once
+        await capture(publication)
+    assert len(requests) == 1
