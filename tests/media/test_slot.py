@@ -44,6 +44,7 @@ async def test_a_publisher_rejoining_five_times_reuses_the_viewers_transceivers(
     router = server.app[MEDIA]
     participants: list[int] = []
     previous: Any = None
+    first_lines: list[tuple[str, list[str]]] = []
     baseline: tuple[int, list[str]] | None = None
     try:
         for _ in range(REJOINS + 1):
@@ -60,7 +61,12 @@ async def test_a_publisher_rejoining_five_times_reuses_the_viewers_transceivers(
                 # Bounded on both ends: the viewer's transceivers and m-sections, and
                 # the server's side of the same connection.
                 assert len(viewer.pc.getTransceivers()) <= BOUND
-                assert viewer.pc.remoteDescription.sdp.count("\r\nm=") <= BOUND
+                sdp = viewer.pc.remoteDescription.sdp
+                assert sdp.count("\r\nm=") <= BOUND
+                # A reused m-section keeps its payload types.
+                lines = [(line.split()[0], line.split()[3:]) for line in sdp.split("\r\n")
+                         if line.startswith("m=")]
+                assert lines == (first_lines := first_lines or lines), lines
                 session = router.sessions[viewer.participant_id]  # type: ignore[attr-defined]
                 assert len(session.pc.getTransceivers()) <= BOUND
                 assert sorted(slot.kind for slot in session.slots) == ["audio", "video"]
