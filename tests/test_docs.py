@@ -398,9 +398,10 @@ class Call:
         answer = await self.replay.next(self.expert, "sdp.answer", where)
         await media.expert.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         media.server_offer = await self.replay.next(self.expert, "sdp.offer", where)
-        track = rf"^a=msid:\S+ p{self.customer_id}-video-\d+\r?$"
+        customer = self.customer_id
+        track = rf"^a=msid:p{customer} p{customer}-video-\d+\r?$"
         assert re.search(track, media.server_offer["sdp"], re.M), (
-            f"{where}: the server's offer names no track p{self.customer_id}-video-N")
+            f"{where}: the server's offer names no stream p{customer}, track p{customer}-video-N")
 
 
 async def test_protocol_examples_replay_through_the_real_server(server: Server) -> None:

@@ -20,6 +20,7 @@ from aiortc import MediaStreamTrack
 
 VIDEO_RATE = 90_000
 FPS = 30
+AUDIO_STEP = 960  # 20 ms of Opus at 48 kHz
 ID_BITS = 12
 CELL = 32  # pixels per barcode cell, large enough to survive VP8 at any bitrate
 
@@ -160,4 +161,4 @@ def video_track(**clip: Any) -> PacketTrack:
 
 
 def audio_track() -> PacketTrack:
-    return PacketTrack("audio", audio_clip(), rate=48_000, step=960, interval=0.02)
+    return PacketTrack("audio", audio_clip(), rate=48_000, step=AUDIO_STEP, interval=0.02)

@@ -11,20 +11,31 @@ from typing import Any
 import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription
 
 from tests.conftest import Server
-from tests.media.clips import PacketTrack, audio_track, read_id, video_clip, video_track
+from tests.media.clips import (
+    AUDIO_STEP,
+    FPS,
+    VIDEO_RATE,
+    PacketTrack,
+    audio_track,
+    read_id,
+    video_clip,
+    video_track,
+)
 from videoassist.media import aiortc_hooks
 from videoassist.media.frames import is_keyframe
 
 
 @dataclass
 class Received:
-    """What a client got on one remote track."""
+    """What a client got of one publication (a remote track while it carried it)."""
 
     track: MediaStreamTrack
     ids: list[int] = field(default_factory=list)       # frame ids (video)
     times: list[float] = field(default_factory=list)   # monotonic arrival of each frame
+    pts: list[int] = field(default_factory=list)       # each frame's RTP timestamp
     frames: int = 0
     encoded: list[bytes] = field(default_factory=list)  # video frames as they came (tap)
     skipped: int = 0  # video frames this client's receiver gave up on (tap)
@@ -57,7 +68,8 @@ class MediaClient:
                                  height=height) if video else None
         self.offer_codecs = offer_codecs or ((video_codec,) if video_codec != "VP8" else ())
         self.audio = audio_track() if audio else None
-        self.received: dict[str, Received] = {}
+        self.received: dict[str, Received] = {}  # by publication (msid track id)
+        self.labels: dict[str, str] = {}  # mid to the publication it carries now
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.offers_answered = 0
         self.answer_delay = answer_delay
@@ -100,32 +112,68 @@ class MediaClient:
         return self
 
     def _on_track(self, track: MediaStreamTrack) -> None:
-        received = self.received[track.id] = Received(track)
+        """A new m-section (aiortc fires no event when the server reuses one)."""
+        mid = next(t.mid for t in self.pc.getTransceivers() if t.receiver.track is track)
+        assert mid is not None
         self.new_track.set()
         if self.encoded and track.kind == "video":
             receiver = next(t.receiver for t in self.pc.getTransceivers()
                             if t.receiver.track is track)
 
+            def publication() -> Received:  # the tap hands frames over as they complete
+                label = self.labels[mid]
+                if label not in self.received:
+                    self.received[label] = Received(track)
+                return self.received[label]
+
             def take(codec: str, data: bytes, timestamp: int) -> None:
+                received = publication()
                 received.encoded.append(data)
                 received.times.append(time.monotonic())
+                received.pts.append(timestamp)
                 received.frames += 1
 
             def skipped(count: int) -> None:
-                received.skipped += count
+                publication().skipped += count
 
             aiortc_hooks.tap_receiver(receiver, take, skipped)
         elif self.read:
-            self._tasks.append(asyncio.create_task(self._read(received)))
+            self._tasks.append(asyncio.create_task(self._read(track, mid)))
 
-    async def _read(self, received: Received) -> None:
+    def _learn_labels(self, sdp: str) -> None:
+        """Which publication each m-section carries now: its a=msid track id."""
+        for media in SessionDescription.parse(sdp).media:
+            if media.rtp.muxId and media.msid and " " in media.msid:
+                self.labels[media.rtp.muxId] = media.msid.split()[1]
+
+    async def _read(self, track: MediaStreamTrack, mid: str) -> None:
+        """Frames of one m-section, filed under the publication it carries.
+
+        aiortc's receiver holds a video frame until the next frame's first packet (and
+        audio a few packets), so the last frames of a publication come out after the
+        next one on the same m-section began. A frame exactly one frame after the one
+        before it on the RTP clock (the clips' step: 3000 ticks of video at 30 fps,
+        960 of audio) still belongs to that one's publication; the next publication
+        starts after the time between, as the server's clock for the m-section goes on.
+        """
         loop = asyncio.get_running_loop()
+        step = VIDEO_RATE // FPS if track.kind == "video" else AUDIO_STEP
+        last: tuple[str, int] | None = None
         with contextlib.suppress(MediaStreamError):
             while True:
-                frame = await received.track.recv()
+                frame = await track.recv()
+                label = self.labels[mid]
+                if last is not None and label != last[0] and (
+                        (frame.pts - last[1]) % 2**32 == step):
+                    label = last[0]
+                last = (label, frame.pts)
+                received = self.received.get(label)
+                if received is None:
+                    received = self.received[label] = Received(track)
                 received.frames += 1
                 received.times.append(time.monotonic())
-                if received.track.kind == "video":
+                received.pts.append(frame.pts)
+                if track.kind == "video":
                     image = await loop.run_in_executor(None, frame.to_ndarray, "gray")
                     received.ids.append(read_id(image))
 
@@ -144,6 +192,7 @@ class MediaClient:
             elif kind == "sdp.offer":
                 await asyncio.sleep(self.answer_delay)
                 await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
+                self._learn_labels(message["sdp"])
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
                 await self.ws.send_json({"type": "sdp.answer",
                                          "sdp": self.pc.localDescription.sdp})
@@ -153,11 +202,12 @@ class MediaClient:
                 await self.messages.put(message)
 
     def remote(self, participant_id: int, kind: str = "video") -> Received | None:
-        """The track this client receives from that participant."""
-        for track_id, received in self.received.items():
-            if track_id.startswith(f"p{participant_id}-{kind}-"):
-                return received
-        return None
+        """What this client received from that participant's newest track of a kind."""
+        found = None
+        for label, received in self.received.items():
+            if label.startswith(f"p{participant_id}-{kind}-"):
+                found = received
+        return found
 
     async def wait_remote(self, participant_id: int, kind: str = "video",
                           frames: int = 1, timeout: float = 10) -> Received:

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiortc
 import pytest
-from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription, rtcpeerconnection
 from aiortc import rtcrtpreceiver as receiver_module
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
@@ -35,6 +35,14 @@ def test_a_missing_internal_is_named(monkeypatch: pytest.MonkeyPatch, owner: obj
                                      name: str) -> None:
     monkeypatch.delattr(owner, name)
     with pytest.raises(IncompatibleAiortc, match=name):
+        check_compatible()
+
+
+def test_a_moved_msid_writer_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reused senders are renamed through the attributes aiortc writes a=msid from."""
+    monkeypatch.setattr(rtcpeerconnection, "create_media_description_for_transceiver",
+                        lambda *args: None)
+    with pytest.raises(IncompatibleAiortc, match="a=msid"):
         check_compatible()
 
 

@@ -139,8 +139,8 @@ async def test_a_viewer_slow_to_connect_starts_from_a_fresh_keyframe(server: Ser
             assert (sent_then - video.ids[0]) % CLIP_FRAMES <= 60, (video.ids[0], sent_then)
             # Nothing was queued for it before its sender started, so nothing was
             # dropped or waited for.
-            track, _ = server.app[MEDIA].sessions[expert.participant_id].subscriptions[  # type: ignore[attr-defined]
-                f"p{customer.participant_id}-video-0"]
+            track = server.app[MEDIA].sessions[expert.participant_id].subscriptions[  # type: ignore[attr-defined]
+                f"p{customer.participant_id}-video-0"].source
             assert track.dropped == 0
         finally:
             await expert.close()
@@ -161,8 +161,8 @@ async def test_a_stalled_viewer_does_not_slow_the_others(server: Server) -> None
     try:
         await slow.wait_remote(publisher.participant_id, frames=3)
         router = server.app[MEDIA]
-        stalled, _ = router.sessions[slow.participant_id].subscriptions[  # type: ignore[attr-defined]
-            f"p{publisher.participant_id}-video-0"]
+        stalled = router.sessions[slow.participant_id].subscriptions[  # type: ignore[attr-defined]
+            f"p{publisher.participant_id}-video-0"].source
 
         async def never() -> None:
             await asyncio.Event().wait()

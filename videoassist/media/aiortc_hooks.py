@@ -25,6 +25,11 @@ The hooks below close those two gaps, with the smallest reach we could find:
 - ``request_keyframe``: the receiver's private ``_send_rtcp_pli(media_ssrc)``.
 - ``on_keyframe_request``: the sender calls ``self._send_keyframe()`` for a PLI or
   FIR; an instance attribute of that name takes the call.
+- ``label_sender``: aiortc writes each m-section's ``a=msid`` from the sender's
+  ``_stream_id`` (the same for every sender of a peer connection) and ``_track_id``
+  (the id of the track it was made with). A sender that carries one publication after
+  another (``media.slot``) is renamed for each, and each publisher gets a stream id of
+  its own, which is what a browser reports as ``event.streams``.
 - ``on_bitrate_estimate``: the sender handles REMB in ``_handle_rtcp_packet``; we
   wrap it on the instance to read each viewer's estimate.
 - ``EstimateRelay``: wraps the receiver's ``_send_rtcp`` so its own REMB to the
@@ -32,6 +37,11 @@ The hooks below close those two gaps, with the smallest reach we could find:
   receiver's private ``__rtcp_ssrc`` when the viewers' estimate changes.
 - ``create_offer_keeping_negotiation``: re-offers keep the client's payload types
   and header extension ids (see its docstring; found with Chromium).
+
+``media.slot`` reuses a viewer's transceivers without touching aiortc: it relies on a
+sender, once started, reading its track until the track ends (``_run_rtp``) whatever
+the transceiver's direction, and on nothing stopping a sender short of ``close()``.
+tests/media/test_slot.py checks that through the real server.
 
 ``check_compatible()`` runs at start-up and in the tests: an aiortc upgrade that
 moves any of these fails loudly there instead of silently re-encoding or dropping.
@@ -47,6 +57,7 @@ from typing import Any
 
 import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc import rtcpeerconnection as _pc_module
 from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
@@ -113,6 +124,11 @@ def check_compatible() -> None:
     for attribute in (_DECODER_QUEUE, _JITTER_BUFFER, _RTCP_SSRC):
         if source is None or attribute not in source.co_names:
             problems.append(f"RTCRtpReceiver.__init__ no longer sets {attribute}")
+    writer = getattr(_pc_module, "create_media_description_for_transceiver", None)
+    names = getattr(getattr(writer, "__code__", None), "co_names", ())
+    for attribute in ("_stream_id", "_track_id"):
+        if attribute not in names:
+            problems.append(f"the a=msid line no longer comes from RTCRtpSender.{attribute}")
     for name in ("add", "_remove_frame", "remove"):
         if not callable(getattr(JitterBuffer, name, None)):
             problems.append(f"JitterBuffer.{name} is gone")
@@ -451,9 +467,22 @@ async def create_offer_keeping_negotiation(
     return RTCSessionDescription(sdp=str(description), type="offer")
 
 
-def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
-    """Call ``callback`` when the remote viewer asks this sender for a keyframe."""
+def on_keyframe_request(sender: RTCRtpSender,
+                        callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` when the remote viewer asks this sender for a keyframe.
+
+    Returns the sender's own handling (its encoder's next frame is a keyframe), for a
+    callback that passes the request on when the sender encodes for itself.
+    """
+    own: Callable[[], None] = sender._send_keyframe
     sender._send_keyframe = callback  # type: ignore[method-assign]
+    return own
+
+
+def label_sender(sender: RTCRtpSender, stream_id: str, track_id: str) -> None:
+    """Name the sender's media in the ``a=msid`` line of the next descriptions."""
+    sender._stream_id = stream_id
+    sender._track_id = track_id
 
 
 def _remb(packet: Any) -> tuple[int, list[int]] | None:

@@ -62,9 +62,14 @@ class QueuedTrack(MediaStreamTrack, Generic[Item]):
         return count
 
     def end(self) -> None:
-        """The source is gone: let the sender finish."""
+        """The source is gone: let the reader finish."""
         self._drain()
         self._queue.put_nowait(None)
+
+    def stop(self) -> None:
+        """Unsubscribed: a reader waiting for the next item gets MediaStreamError."""
+        super().stop()
+        self.end()
 
 
 class ForwardTrack(QueuedTrack[EncodedFrame]):

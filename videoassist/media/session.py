@@ -1,8 +1,9 @@
 """One participant's RTCPeerConnection with the server, and its negotiation.
 
-The client offers first, with the tracks it publishes. Afterwards the server adds
-one sendonly transceiver per track of the other participants and sends its own
-offers (``sdp.offer`` from the server; the client answers with ``sdp.answer``).
+The client offers first, with the tracks it publishes. Afterwards the server sends
+it the other participants' tracks over sendonly transceivers, reused from one
+publication to the next (``media.slot``), and sends its own offers (``sdp.offer``
+from the server; the client answers with ``sdp.answer``).
 One offer is in flight at a time; changes meanwhile are folded into the next.
 The server is the impolite peer: a client offer while the server's is out is
 refused with a conflict, and the client answers the server's offer first.
@@ -26,6 +27,7 @@ from videoassist.errors import BadRequest, Conflict
 from videoassist.media import aiortc_hooks
 from videoassist.media.forward import ForwardTrack
 from videoassist.media.publication import Publication
+from videoassist.media.slot import SenderSlot
 from videoassist.media.transcode import DECODERS, TranscodeTrack
 
 if TYPE_CHECKING:
@@ -57,8 +59,8 @@ class MediaSession:
         self.publications: dict[str, tuple[Publication, RTCRtpTransceiver]] = {}
         self.client_numbering = aiortc_hooks.ClientNegotiation()
         self.muted: dict[str, bool] = {"audio": False, "video": False}
-        self.subscriptions: dict[str, tuple[ForwardTrack | TranscodeTrack,
-                                            RTCRtpTransceiver]] = {}
+        self.slots: list[SenderSlot] = []  # never shrinks: transceivers stay
+        self.subscriptions: dict[str, SenderSlot] = {}  # by publication id
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
 
@@ -100,6 +102,7 @@ class MediaSession:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
             self._note_codecs()
+            self._negotiated()
             first = not self.negotiated
             self.negotiated = True
             local_sdp = self.pc.localDescription.sdp
@@ -153,6 +156,7 @@ class MediaSession:
                 raise Conflict("There is no offer from the server to answer.")
             await self._set_remote(sdp, "answer")
             self.offer_in_flight = False
+            self._negotiated()
         if self.needs_offer:
             self.schedule_offer()
 
@@ -191,35 +195,38 @@ class MediaSession:
     # -- the others' tracks --------------------------------------------------------
 
     def subscribe(self, publication: Publication) -> None:
-        """Send a publication to this client (over a new sendonly transceiver):
-        forwarded as received, or re-encoded if the client cannot take its codec."""
+        """Send a publication to this client, over a sendonly transceiver (a slot) that
+        no longer carries another, or a new one: forwarded as received, or
+        re-encoded if the client cannot take its codec."""
         if self.closed or publication.id in self.subscriptions:
             return
         codec = publication.codec_parameters
         target = self._transcode_target(publication)
-        track: ForwardTrack | TranscodeTrack
+        source: ForwardTrack | TranscodeTrack
         if target is None:
-            track = ForwardTrack(publication, publication.id)
+            source = ForwardTrack(publication, publication.id)
         else:
-            track = TranscodeTrack(self.room.feed(publication), publication.id)
+            source = TranscodeTrack(self.room.feed(publication), publication.id)
             self.room.router.count_transcode(self, publication, target)
             codec = target
-        transceiver = self.pc.addTransceiver(track, direction="sendonly")
-        if codec is not None:
-            capabilities = RTCRtpSender.getCapabilities(publication.kind).codecs
-            chosen = [c for c in capabilities if aiortc_hooks.codecs_match(c, codec)][:1]
-            rtx = [c for c in capabilities if c.mimeType.lower() == f"{publication.kind}/rtx"]
-            transceiver.setCodecPreferences(chosen + rtx[:1])
-        if isinstance(track, ForwardTrack):
-            # The publisher makes keyframes and sets the bitrate; a re-encoding sender
-            # does both itself.
-            forward = track
-            aiortc_hooks.on_keyframe_request(transceiver.sender, publication.want_keyframe)
-            aiortc_hooks.on_bitrate_estimate(
-                transceiver.sender, lambda bps: publication.viewer_estimate(forward, bps))
-            publication.subscribe(track, catch_up=False)  # it catches up once sending
-        self.subscriptions[publication.id] = (track, transceiver)
+        slot = self._slot_for(publication.kind, codec)
+        slot.carry(publication, source)
+        if isinstance(source, ForwardTrack):
+            publication.subscribe(source, catch_up=False)  # it catches up once sending
+        self.subscriptions[publication.id] = slot
         self.schedule_offer()
+
+    def _slot_for(self, kind: str, codec: RTCRtpCodecParameters | None) -> SenderSlot:
+        """A slot free for this kind and codec (one the client already knows to be
+        inactive first), else a new one."""
+        fitting = [slot for slot in self.slots if slot.fits(kind, codec)]
+        fitting.sort(key=lambda slot: slot.releasing)
+        if fitting:
+            return fitting[0]
+        slot = SenderSlot(self.pc, kind, codec, self.log_prefix)
+        self.slots.append(slot)
+        logger.info("%s has %d sending transceivers", self.log_prefix, len(self.slots))
+        return slot
 
     def _transcode_target(self, publication: Publication) -> RTCRtpCodecParameters | None:
         """The codec to re-encode this publication to for this client; None: forward."""
@@ -235,13 +242,16 @@ class MediaSession:
                                                    for e in encodable)), None)
 
     def unsubscribe(self, publication: Publication) -> None:
-        entry = self.subscriptions.pop(publication.id, None)
-        if entry is None or self.closed:
+        slot = self.subscriptions.pop(publication.id, None)
+        if slot is None or self.closed:
             return
-        track, transceiver = entry
-        track.stop()
-        transceiver.direction = "inactive"
+        slot.release()
         self.schedule_offer()
+
+    def _negotiated(self) -> None:
+        """A negotiation completed: slots start sending, or take their next publication."""
+        if any([slot.negotiated() for slot in self.slots]):  # a list: every slot hears
+            self.schedule_offer()  # runs once the lock held now is released
 
     def schedule_offer(self) -> None:
         self.needs_offer = True
@@ -280,7 +290,7 @@ class MediaSession:
                 await self._offer_task
         for publication, _ in self.publications.values():
             self.room.unpublish(publication)
-        for track, _ in self.subscriptions.values():
-            track.stop()
+        for slot in self.slots:
+            slot.close()
         self.subscriptions.clear()
         await self.pc.close()

@@ -197,6 +197,12 @@ export class Call extends EventTarget {
     media.addEventListener("track", (event) => {
       const { track, participantId } = /** @type {CustomEvent} */ (event).detail;
       if (participantId === null) return;
+      // A reused m-section: its track now carries this participant, nobody else.
+      for (const [id, other] of this.streams) {
+        if (id === participantId || !other.getTracks().includes(track)) continue;
+        other.removeTrack(track);
+        this.dispatchEvent(new CustomEvent("stream", { detail: { participantId: id, stream: other } }));
+      }
       let stream = this.streams.get(participantId);
       if (!stream) {
         stream = new MediaStream();

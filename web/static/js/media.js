@@ -109,8 +109,12 @@ export class MediaLink extends EventTarget {
     this.listening = new AbortController();
     const { signal } = this.listening;
     this.pc.addEventListener("track", (event) => {
-      // Forwarded tracks are named p<participant>-<kind>-<n> (docs/protocol.md).
-      const match = /^p(\d+)-(audio|video)-/.exec(event.track.id);
+      // The stream id of a forwarded track names its participant: p<participant>
+      // (docs/protocol.md, Media). The server reuses m-sections, so the same track
+      // comes again for another participant, with another stream; its own id stays
+      // the first one's.
+      const stream = event.streams[0];
+      const match = stream ? /^p(\d+)$/.exec(stream.id) : null;
       this.dispatchEvent(new CustomEvent("track", {
         detail: {
           track: event.track,
