@@ -64,7 +64,8 @@ async def test_a_vanished_client_leaves_nothing_behind(server: Server) -> None:
     for session in router.sessions.values():  # type: ignore[attr-defined]
         server_side += [weakref.ref(session), weakref.ref(session.pc)]
         server_side += [weakref.ref(p) for p, _ in session.publications.values()]
-        server_side += [weakref.ref(t) for t, _ in session.subscriptions.values()]
+        server_side += [weakref.ref(slot.track) for slot in session.slots]
+        server_side += [weakref.ref(slot.source) for slot in session.slots if slot.source]
     del session
     # The customer vanishes: its socket drops without a leave, its media stops.
     assert customer.ws is not None
@@ -135,8 +136,10 @@ async def test_a_viewer_slow_to_connect_starts_from_a_fresh_keyframe(server: Ser
             assert video.times[0] - answered < 0.5
             await expert.wait_remote(customer.participant_id, "video", frames=2)
             # The first picture is the cached keyframe: at most one group of pictures
-            # (60 frames) older than what the publisher was sending when it arrived.
-            assert (sent_then - video.ids[0]) % CLIP_FRAMES <= 60, (video.ids[0], sent_then)
+            # (60 frames) older than what the publisher was sending when it arrived,
+            # give or take the half second this test may take to look (15 frames).
+            assert (sent_then - video.ids[0]) % CLIP_FRAMES <= 60 + 15, (video.ids[0],
+                                                                        sent_then)
             # Nothing was queued for it before its sender started, so nothing was
             # dropped or waited for.
             track = server.app[MEDIA].sessions[expert.participant_id].subscriptions[  # type: ignore[attr-defined]

@@ -60,8 +60,8 @@ async def test_a_leaving_viewer_frees_its_encoder_and_the_last_one_the_decoder(
         assert len(threads) == 1  # one decoder for both viewers
         refs: dict[str, weakref.ref[Any]] = {}
         for number, viewer in enumerate(viewers):
-            track, transceiver = router.sessions[viewer.participant_id].subscriptions[
-                publication.id]
+            slot = router.sessions[viewer.participant_id].subscriptions[publication.id]
+            track, transceiver = slot.source, slot.transceiver
             assert isinstance(track, TranscodeTrack)
             encoder = transceiver.sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
             assert encoder is not None  # it did encode
@@ -70,7 +70,7 @@ async def test_a_leaving_viewer_frees_its_encoder_and_the_last_one_the_decoder(
             refs[f"sender {number}"] = weakref.ref(transceiver.sender)
         feed = track.feed
         assert isinstance(feed, DecodedFeed)
-        del track, transceiver, encoder
+        del slot, track, transceiver, encoder
 
         await _gone(router, viewers[0])
         assert _alive({k: v for k, v in refs.items() if k.endswith("0")}) == []
