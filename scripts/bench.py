@@ -24,7 +24,7 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from loadgen.snapshot import run as run_snapshot  # noqa: E402
 logger = logging.getLogger("bench")
 
 
-Run = Callable[[], Awaitable[dict[str, Any]]]
+Run = Callable[[], Coroutine[Any, Any, dict[str, Any]]]
 
 
 def parse_size(text: str) -> tuple[int, int]:

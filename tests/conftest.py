@@ -146,7 +146,9 @@ class Server:
             headers["Origin"] = self.origin
         elif origin is not None:
             headers["Origin"] = origin
-        return await self.http.ws_connect(self.url + "/ws", headers=headers, **kwargs)
+        ws: aiohttp.ClientWebSocketResponse = await self.http.ws_connect(
+            self.url + "/ws", headers=headers, **kwargs)
+        return ws
 
     async def join_call(self, token: str, job_id: int | None = None
                         ) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:

@@ -446,7 +446,8 @@ def test_the_audit_chain_holds_while_the_server_and_the_cli_append(populated: Pa
         assert sorted(set(results)) == [200, 401], results
     finally:
         assert server.stop() == 0, server.output
-    [(rows,)] = query(populated, "SELECT count(*) FROM audit_log")
+    [(count,)] = query(populated, "SELECT count(*) FROM audit_log")
+    rows = int(str(count))
     out = ok(populated, "audit", "verify")
     assert re.fullmatch(rf"audit log intact: {rows} rows checked, head row {rows} hash "
                         r"[0-9a-f]{64}\n", out), out

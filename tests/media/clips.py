@@ -12,7 +12,7 @@ import fractions
 import functools
 import math
 import time
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -67,7 +67,7 @@ def video_clip(width: int = 640, height: int = 360, frames: int = 150,
     """Encoded frames (VP8, or H.264 in Annex B form) with ids 0..frames-1; a
     keyframe every ``keyframe_every``."""
     encoder, options = ENCODERS[codec_name]
-    codec = av.CodecContext.create(encoder, "w")
+    codec = cast(av.VideoCodecContext, av.CodecContext.create(encoder, "w"))
     codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.time_base = fractions.Fraction(1, VIDEO_RATE)
     codec.framerate = fractions.Fraction(FPS)

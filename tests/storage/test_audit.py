@@ -9,6 +9,7 @@ import hashlib
 import json
 import sqlite3
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ EXAMPLE_CANONICAL = ('{"action":"signin.failed","actor":"client:203.0.113.7",'
 EXAMPLE_HASH = hashlib.sha256((GENESIS + EXAMPLE_CANONICAL).encode("ascii")).hexdigest()
 
 
-def old_database(path: Path, rows: list[tuple[float, str, str, str | None, dict[str, Any]]]
+def old_database(path: Path, rows: Sequence[tuple[float, str, str, str | None, dict[str, Any]]]
                  ) -> None:
     """A database as videoassist left it before the chain: schema 4, and audit rows
     inserted the way that code inserted them."""
