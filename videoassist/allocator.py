@@ -4,8 +4,9 @@ glibc gives each thread that allocates its own malloc arena, up to eight per cor
 and an arena keeps the pages it grew to. The server's threads (database, snapshot
 workers, decoders on demand) each hold on to their high-water mark, so with the
 default the process's memory climbed in steps for minutes of calls coming and going
-(docs/performance.md, "Memory over time"); with two arenas it stops within two
-minutes and stays flat. The event loop thread does nearly all the allocating, so
+(docs/performance.md, "Memory over time"); with two it levelled off within two
+minutes and stayed flat in the runs measured there (single five-minute runs, not
+hours). The event loop thread does nearly all the allocating, so
 fewer arenas cost no contention worth measuring.
 
 ``MALLOC_ARENA_MAX`` in the environment, read by glibc itself, wins: this does
