@@ -202,6 +202,7 @@ class PromptJitterBuffer(JitterBuffer):
         self._expected_origin: int | None = None  # where our last call left _origin
         self._origin_is_start = True      # _origin is known to begin a frame
         self._skipped = 0                 # given up on, not yet told with a frame
+        self._held_by_gap = False         # see _complete_frame
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         origin = self._origin
@@ -223,7 +224,7 @@ class PromptJitterBuffer(JitterBuffer):
         frames: list[PromptFrame] = []
         while True:
             frame = self._complete_frame()
-            if frame is None and not self._give_up():
+            if frame is None and not (self._held_by_gap and self._give_up()):
                 break
             if frame is not None:
                 frames.append(frame)
@@ -249,13 +250,21 @@ class PromptJitterBuffer(JitterBuffer):
         return ahead if ahead < self._capacity else -1
 
     def _complete_frame(self) -> PromptFrame | None:
-        """Take the oldest frame if it is all here (and known to start where it does)."""
+        """Take the oldest frame if it is all here (and known to start where it does).
+
+        When not, ``_held_by_gap`` says whether ``_give_up`` has anything to look at:
+        a missing packet with others after it, or no known frame start. Packets in
+        order, the common case, never need it, and this runs for every packet."""
+        self._held_by_gap = True
         if not self._origin_is_start:
             return None
         packets: list[Any] = []
-        for offset in range(self._capacity):
-            packet = self._slot(offset)
+        stored, capacity, origin = self._packets, self._capacity, self._origin
+        assert origin is not None
+        for offset in range(capacity):
+            packet = stored[(origin + offset) % capacity]
             if packet is None:  # a gap, or the frame's end is not here yet
+                self._held_by_gap = offset < self._ahead()
                 return None
             if packets and packet.timestamp != packets[0].timestamp:
                 break  # the next frame began: this one is complete though unmarked
