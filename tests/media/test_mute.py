@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import Server
+from tests.media.clips import video_clip
 from tests.media.peers import MediaClient, Received, check_decodable
 from tests.media.test_forwarding import _two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.errors import Muted
 from videoassist.media.capture import capture
+from videoassist.media.forward import ForwardTrack
 from videoassist.media.frames import is_keyframe
 from videoassist.media.publication import Publication
 from videoassist.media.router import MediaRouter
@@ -166,3 +168,54 @@ async def test_a_capture_waiting_for_a_keyframe_ends_when_the_camera_is_muted() 
     with pytest.raises(Muted):  # and a new one is refused at once
         await capture(publication)
     assert len(requests) == 1
+
+
+async def test_muting_drops_what_a_viewer_has_queued_and_restarts_it_at_a_keyframe() -> None:
+    async def request_keyframe() -> bool:
+        return True
+
+    clip = video_clip(frames=3, keyframe_every=2)  # a keyframe, a delta, a keyframe
+    publication = Publication("p1-video-0", 1, "video", request_keyframe)
+    viewer = ForwardTrack(publication, "p1-video-0")
+    publication.subscribe(viewer, catch_up=False)
+    viewer.started = True  # its sender runs, but is behind: two frames wait for it
+    publication.push("VP8", clip[0], 0)
+    publication.push("VP8", clip[1], 3_000)
+    assert viewer._queue.qsize() == 2
+    publication.set_muted(True)  # what was in view must not go out after the mute
+    assert viewer._queue.empty() and viewer.dropped == 2
+    publication.set_muted(False)
+    publication.push("VP8", clip[1], 6_000)  # refers to frames the viewer never got
+    assert viewer._queue.empty()
+    publication.push("VP8", clip[2], 9_000)
+    assert viewer._queue.qsize() == 1
+    viewer.stop()
+
+
+async def test_a_capture_whose_keyframe_is_followed_by_a_mute_is_refused() -> None:
+    async def request_keyframe() -> bool:
+        return True
+
+    clip = video_clip(frames=1)
+    publication = Publication("p1-video-0", 1, "video", request_keyframe)
+    waiting = asyncio.create_task(capture(publication))
+    await asyncio.sleep(0)  # it waits for a keyframe
+    publication.push("VP8", clip[0], 0)  # which comes, and in the same turn a mute
+    publication.set_muted(True)
+    with pytest.raises(Muted):
+        await asyncio.wait_for(waiting, 1)
+
+
+async def test_a_capture_decodes_its_keyframe_when_a_loss_emptied_the_cache() -> None:
+    async def request_keyframe() -> bool:
+        return True
+
+    clip = video_clip(frames=1)
+    publication = Publication("p1-video-0", 1, "video", request_keyframe)
+    waiting = asyncio.create_task(capture(publication))
+    await asyncio.sleep(0)
+    publication.push("VP8", clip[0], 0)
+    publication.frames_skipped(1)  # the frame after it was lost: the cache is let go
+    assert publication.gop == []
+    picture = await asyncio.wait_for(waiting, 5)
+    assert picture.image.shape == (360, 640, 3)

@@ -236,40 +236,13 @@ async def test_a_slot_track_carries_timestamps_on_with_the_time_between_sources(
         raise AssertionError("a stopped slot track must end its sender's loop")
 
 
-class Pictures:
-    """Stands in for a TranscodeTrack: hands out decoded pictures, which a feed shares
-    between its viewers (the same objects for each), then ends."""
 
-    def __init__(self, pictures: list[av.VideoFrame]) -> None:
-        self.items = list(pictures)
-
-    async def recv(self) -> av.VideoFrame:
-        if not self.items:
-            raise MediaStreamError
-        return self.items.pop(0)
-
-
-def _picture(pts: int, luma: int) -> av.VideoFrame:
-    picture = av.VideoFrame(64, 48, "yuv420p")
-    picture.planes[0].update(bytes([luma]) * picture.planes[0].buffer_size)
-    picture.pts = pts
-    picture.time_base = fractions.Fraction(1, 90_000)
-    return picture
-
-
-async def test_a_shifting_slot_leaves_a_picture_shared_with_other_viewers_alone() -> None:
-    shared = [_picture(4_000_000_000 + 3_000 * n, luma=40 + n) for n in range(3)]
-    rejoined = SlotTrack("video", clock=lambda: 100.0)  # had a source before: shifts
-    rejoined.feed(Source(5_000))  # type: ignore[arg-type]
-    assert (await rejoined.recv()).pts == 5_000
-    rejoined.feed(Pictures(shared))  # type: ignore[arg-type]
-    other = SlotTrack("video")  # the feed's other viewer, on its first source
-    other.feed(Pictures(shared))  # type: ignore[arg-type]
-
-    for n, picture in enumerate(shared):
-        mine = await rejoined.recv()  # first, so that an in-place shift would show
-        theirs = await other.recv()
-        assert mine.pts == 5_001 + 3_000 * n  # no time passed: a tick after the last
-        assert mine is not picture and mine.time_base == picture.time_base
-        assert bytes(mine.planes[0])[:64] == bytes([40 + n]) * 64  # the same pixels
-        assert theirs is picture and theirs.pts == 4_000_000_000 + 3_000 * n
+async def test_a_slot_whose_sender_died_takes_no_new_publication() -> None:
+    server = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        slot = SenderSlot(server, "video", None, "[test]")
+        assert slot.fits("video", None)
+        slot.track.stop()  # as aiortc's sender loop does when recv() raises
+        assert not slot.fits("video", None)  # else what it is given never arrives
+    finally:
+        await server.close()

@@ -4,17 +4,23 @@ an H.264 publisher and viewers that take VP8 only."""
 from __future__ import annotations
 
 import asyncio
+import fractions
 import gc
 import threading
 import weakref
 from typing import Any
 
+import av
+import numpy as np
+
 from tests.conftest import Server
+from tests.media.clips import video_clip
 from tests.media.peers import MediaClient
 from tests.media.test_forwarding import _two_parties
 from videoassist.appkeys import MEDIA
+from videoassist.media.publication import Publication
 from videoassist.media.router import MediaRouter
-from videoassist.media.transcode import DecodedFeed, TranscodeTrack
+from videoassist.media.transcode import DecodedFeed, TranscodeTrack, copy_picture
 
 
 def _decoding_threads(publication_id: str) -> list[threading.Thread]:
@@ -99,3 +105,58 @@ async def test_a_leaving_viewer_frees_its_encoder_and_the_last_one_the_decoder(
         for viewer in viewers:
             await viewer.close()
         await publisher.close()
+
+
+def _visible(plane: Any) -> np.ndarray:
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    return rows[:plane.height, :plane.width]
+
+
+def test_a_copied_picture_has_its_originals_pixels_and_timing_at_any_size() -> None:
+    for width, height in ((241, 135), (240, 136), (1280, 720)):
+        picture = av.VideoFrame(width, height, "yuv420p")
+        noise = np.random.default_rng(width)
+        for plane in picture.planes:
+            plane.update(noise.integers(0, 256, plane.buffer_size, dtype=np.uint8).tobytes())
+        picture.pts, picture.time_base = 123_456, fractions.Fraction(1, 90_000)
+        copy = copy_picture(picture)
+        assert copy is not picture and (copy.width, copy.height) == (width, height)
+        for original, copied in zip(picture.planes, copy.planes, strict=True):
+            assert np.array_equal(_visible(original), _visible(copied))
+        assert (copy.pts, copy.time_base) == (123_456, fractions.Fraction(1, 90_000))
+        copy.pts = 7
+        assert picture.pts == 123_456  # its own
+    rgb = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 200, np.uint8), format="rgb24")
+    assert copy_picture(rgb).format.name == "yuv420p"  # what the encoder takes
+
+
+async def _no_keyframe() -> bool:
+    return True
+
+
+async def test_each_transcoding_viewer_gets_a_picture_of_its_own_until_a_mute() -> None:
+    # An odd size, as a browser's encoder makes when it scales down on a bad line.
+    clip = video_clip(241, 135, frames=4)
+    publication = Publication("p1-video-0", 1, "video", _no_keyframe)
+    feed = DecodedFeed(publication)
+    viewers = [TranscodeTrack(feed, f"p1-video-0-{n}") for n in range(3)]
+    for index in range(3):
+        publication.push("VP8", clip[index], 3_000 * index)
+        pictures = [await asyncio.wait_for(viewer.recv(), 5) for viewer in viewers]
+        assert len({id(picture) for picture in pictures}) == 3
+        assert {picture.pts for picture in pictures} == {3_000 * index}
+        first = _visible(pictures[0].planes[0])
+        assert all(np.array_equal(first, _visible(p.planes[0])) for p in pictures[1:])
+        # An encoder re-times its own picture in place; the others' stay as they were.
+        pictures[0].pts, pictures[0].time_base = index, fractions.Fraction(1, 30)
+        assert pictures[1].pts == pictures[2].pts == 3_000 * index
+
+    publication.push("VP8", clip[3], 9_000)  # decoded, waiting for the encoders
+    async with asyncio.timeout(5):
+        while not all(viewer._queue.qsize() == 1 for viewer in viewers):
+            await asyncio.sleep(0.01)
+    publication.set_muted(True)  # then the camera is muted: none of it is sent
+    assert all(viewer._queue.empty() and viewer.dropped == 1 for viewer in viewers)
+    for viewer in viewers:
+        viewer.stop()
+    assert feed.closed

@@ -45,10 +45,13 @@ async def capture(publication: Publication) -> Capture:
     frames = list(publication.gop)
     if not frames or len(frames) > MAX_DECODE_FRAMES:
         try:
-            await publication.next_keyframe(KEYFRAME_WAIT_S)
+            arrived = await publication.next_keyframe(KEYFRAME_WAIT_S)
         except TimeoutError:
             raise Unavailable("The camera sent no picture in time; try again.") from None
-        frames = list(publication.gop)
+        if publication.muted:  # muted as the keyframe came
+            raise Muted()
+        # The cache may have been emptied since the keyframe came (a loss after it).
+        frames = list(publication.gop) or [arrived]
     codec = frames[0].codec
     decoder_name = DECODERS.get(codec)
     if decoder_name is None:

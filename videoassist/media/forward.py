@@ -102,6 +102,11 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
             self._drop(1)
         self._queue.put_nowait(frame)
 
+    def discard(self) -> None:
+        """The publisher muted: what is queued is not sent; video restarts at a keyframe."""
+        self._drop(self._drain())
+        self._waiting_for_keyframe = self.kind == "video"
+
     def _drop(self, frames: int) -> None:
         self.dropped += frames
         self._flow.dropped += frames

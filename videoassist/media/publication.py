@@ -48,6 +48,9 @@ class Subscriber(Protocol):
 
     def offer(self, frame: EncodedFrame) -> None: ...
 
+    def discard(self) -> None:
+        """Drop what is queued and not yet sent; video then starts at a keyframe."""
+
     def end(self) -> None: ...
 
 
@@ -131,6 +134,9 @@ class Publication:
         if muted == self.muted:
             return
         self.muted = muted
+        if muted:  # and what viewers have queued, up to seconds of it, is not sent
+            for track in list(self.subscribers):
+                track.discard()
         if self.kind != "video":
             return
         if muted:

@@ -50,7 +50,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import av
 from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -127,34 +126,14 @@ class SlotTrack(MediaStreamTrack):
                 gap = min(max(now - at, 0.0), MAX_GAP_S)
                 follows = pts * last_base / base + max(1, round(gap / base))
                 self._shift = round(follows) - item.pts
-        if self._shift:
-            item = _own(item)
-        item.pts += self._shift
+        if self._shift:  # the item is this viewer's own (see transcode.DecodedFeed)
+            item.pts += self._shift
         self._last = (item.pts, base, now)
         return item
 
     def stop(self) -> None:
         super().stop()
         self._poke()
-
-
-def _own(item: Any) -> Any:
-    """An item this slot may re-time. A forwarded packet is made for one viewer
-    (ForwardTrack.recv), but a decoded picture is one object that a feed hands to
-    each of its transcoding viewers (transcode.DecodedFeed), whose encoders read
-    its pts in their own threads: shifting it in place would move the others'
-    timestamps too. So a picture is copied (about a millisecond at 720p, beside an
-    encode of ~13 ms), and only on a slot that shifts at all."""
-    if not isinstance(item, av.VideoFrame):
-        return item
-    try:
-        copy = av.VideoFrame.from_ndarray(item.to_ndarray(), format=item.format.name)
-    except ValueError:  # a format from_ndarray does not take: the encoder's own
-        copy = item.reformat(format="yuv420p")
-        if copy is item:
-            raise
-    copy.pts, copy.time_base = item.pts, item.time_base
-    return copy
 
 
 class SenderSlot:
@@ -185,6 +164,8 @@ class SenderSlot:
     def fits(self, kind: str, codec: RTCRtpCodecParameters | None) -> bool:
         """Whether a publication of this kind and codec can take this slot now."""
         if self.source is not None or kind != self.kind:
+            return False
+        if self.track.readyState != "live":  # its sender's loop ended on an error
             return False
         if codec is None or self.codec is None:
             return codec is None and self.codec is None

@@ -8,7 +8,11 @@ camera), which the router counts and logs, or for every viewer when
 
 One ``DecodedFeed`` per publication decodes each frame once, in one worker thread of
 its own (a single-threaded decoder), for all its transcoding viewers; each viewer's
-aiortc sender encodes the pictures for itself, in aiortc's executor. Nothing is
+aiortc sender encodes the pictures for itself, in aiortc's executor. Each viewer gets
+a picture of its own, copied in the feed's thread: an encoder re-times the picture it
+is given in place (PyAV rebases its pts to the encoder's time base) and sets its
+picture type, and a viewer's slot shifts its pts (``slot.SlotTrack``), so one object
+shared between viewers would carry one viewer's timing into another's. Nothing is
 decoded while no viewer transcodes: a feed, its thread and its decoder go with its
 last viewer (the room holds feeds weakly), a viewer's encoder with that viewer. Every
 queue is bounded: a slow viewer loses its own pictures, a slow decoder skips to the
@@ -23,6 +27,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import av
+import numpy as np
 
 from videoassist.media.forward import QueuedTrack
 from videoassist.media.frames import EncodedFrame
@@ -77,6 +82,15 @@ class DecodedFeed:
             return
         self._queue.put_nowait(frame)
 
+    def discard(self) -> None:
+        """The publisher muted: nothing decoded or queued before is encoded after."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._waiting_for_keyframe = True
+        for track in list(self.tracks):
+            track.discard()
+
     def end(self) -> None:
         """The publication is gone."""
         for track in list(self.tracks):
@@ -95,8 +109,10 @@ class DecodedFeed:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while (frame := await self._queue.get()) is not None:
+            viewers = len(self.tracks)
             try:
-                pictures = await loop.run_in_executor(self._executor, self._decode, frame)
+                pictures = await loop.run_in_executor(
+                    self._executor, self._decode, frame, viewers)
             except (av.error.FFmpegError, ValueError) as exc:
                 self.errors += 1
                 logger.info("%s decoding failed, waiting for a keyframe: %s",
@@ -104,17 +120,22 @@ class DecodedFeed:
                 self._decoder = None
                 self._restart()
                 continue
-            for picture in pictures:
-                self._deliver(picture)
+            for copies in pictures:
+                self._deliver(copies)
 
-    def _deliver(self, picture: av.VideoFrame) -> None:
+    def _deliver(self, copies: list[av.VideoFrame]) -> None:
+        """One picture, a copy for each viewer; a viewer that came during the decode
+        starts with the next one, and a mute during it sends nothing."""
         # Not inline in _run: its suspended frame would hold the last track it served.
         self.decoded += 1
-        for track in list(self.tracks):
+        if self.publication.muted:
+            return
+        for track, picture in zip(list(self.tracks), copies, strict=False):  # see above
             track.put(picture)
 
-    def _decode(self, frame: EncodedFrame) -> list[av.VideoFrame]:
-        """In the feed's worker thread."""
+    def _decode(self, frame: EncodedFrame, viewers: int) -> list[list[av.VideoFrame]]:
+        """In the feed's worker thread: each picture, and a copy of it for each viewer
+        after the first."""
         if self._decoder is None or self._decoder.name != DECODERS[frame.codec]:
             decoder = av.CodecContext.create(DECODERS[frame.codec], "r")
             assert isinstance(decoder, av.VideoCodecContext)
@@ -124,7 +145,8 @@ class DecodedFeed:
         for picture in pictures:
             picture.pts = frame.timestamp
             picture.time_base = fractions.Fraction(1, frame.clock_rate)
-        return pictures
+        return [[picture] + [copy_picture(picture) for _ in range(viewers - 1)]
+                for picture in pictures]
 
     def close(self) -> None:
         if self.closed:
@@ -142,6 +164,24 @@ class DecodedFeed:
         self.tracks.clear()
 
 
+def copy_picture(picture: av.VideoFrame) -> av.VideoFrame:
+    """A picture of its own with the same pixels and timing, any size (odd ones too:
+    ``to_ndarray`` refuses those for 4:2:0). Decoders give 8-bit planar 4:2:0, copied
+    plane by plane; anything else is converted to it, which the encoder does anyway."""
+    if picture.format.name not in ("yuv420p", "yuvj420p"):
+        copy = picture.reformat(format="yuv420p")  # a new picture: the format differs
+    else:
+        copy = av.VideoFrame(picture.width, picture.height, picture.format.name)
+        for source, target in zip(picture.planes, copy.planes, strict=True):
+            rows = np.frombuffer(memoryview(source), np.uint8).reshape(-1, source.line_size)
+            into = np.frombuffer(memoryview(target), np.uint8).reshape(-1, target.line_size)
+            into[:target.height, :target.width] = rows[:source.height, :source.width]
+    copy.pts = picture.pts
+    if picture.time_base is not None:
+        copy.time_base = picture.time_base
+    return copy
+
+
 class TranscodeTrack(QueuedTrack[av.VideoFrame]):
     """Decoded pictures of a publication for one viewer's sender, which encodes them."""
 
@@ -157,6 +197,10 @@ class TranscodeTrack(QueuedTrack[av.VideoFrame]):
             self._queue.get_nowait()
             self.dropped += 1
         self._queue.put_nowait(picture)
+
+    def discard(self) -> None:
+        """The publisher muted: the pictures waiting for the encoder are not sent."""
+        self.dropped += self._drain()
 
     async def recv(self) -> av.VideoFrame:
         return await self._next()
