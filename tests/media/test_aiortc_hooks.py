@@ -242,6 +242,26 @@ def test_a_frame_held_by_a_lost_packet_is_given_up_after_the_wait() -> None:
     assert _out(buffer.add(_packet(18, 18000, b"i", marker=True))[1]) == [(b"i", 18000, 0)]
 
 
+def test_a_retransmission_later_than_a_hundred_packets_does_not_empty_the_buffer() -> None:
+    """aiortc's buffer takes a packet over 100 behind its oldest as a new stream and
+    empties itself, keyframe request and all; one given up on is merely late."""
+    clock = Clock()
+    buffer = _video_buffer(clock)
+    buffer.add(_packet(1, 3000, b"a", marker=True))
+    buffer.add(_packet(3, 6000, b"c", marker=True))  # 2 is lost
+    clock.now += 0.2
+    # given up on 2's frame, and on 3's, which cannot be known to start a frame
+    assert _out(buffer.add(_packet(4, 9000, b"d", marker=True))[1]) == [(b"d", 9000, 1)]
+    for n in range(5, 105):  # a hundred more frames
+        assert _out(buffer.add(_packet(n, 3000 * n, b"x", marker=True))[1]) == [
+            (b"x", 3000 * n, 0)]
+    for n in range(105, 115):  # a keyframe, its last packet not yet here
+        assert buffer.add(_packet(n, 315_000, b"k")) == (False, None)
+    assert buffer.add(_packet(2, 3001, b"b", marker=True)) == (False, None)  # too late
+    _, frame = buffer.add(_packet(115, 315_000, b"K", marker=True))
+    assert _out(frame) == [(b"k" * 10 + b"K", 315_000, 0)]  # the keyframe is whole
+
+
 def test_a_retransmission_in_time_releases_every_frame_held_behind_it() -> None:
     clock = Clock()
     buffer = _video_buffer(clock)

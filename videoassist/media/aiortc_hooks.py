@@ -21,7 +21,9 @@ The hooks below close those two gaps, with the smallest reach we could find:
   Ours also gives up on a video frame that a lost packet has held back for
   ``RETRANSMISSION_WAIT_S`` (aiortc's waits until its 512 packets overflow, seconds
   at a phone's bitrate), and hands over at once every frame that is complete, not
-  one per packet received; the tap reports frames given up on (``on_skip``).
+  one per packet received; the tap reports frames given up on (``on_skip``). A
+  retransmission that comes after its frame was given up on is dropped
+  (``LATE_PACKETS``), where aiortc's buffer would empty itself.
 - ``request_keyframe``: the receiver's private ``_send_rtcp_pli(media_ssrc)``.
 - ``on_keyframe_request``: the sender calls ``self._send_keyframe()`` for a PLI or
   FIR; an instance attribute of that name takes the call.
@@ -72,6 +74,7 @@ from aiortc.rtp import (
     DYNAMIC_PAYLOAD_TYPES,
     RTCP_PSFB_APP,
     RtcpPsfbPacket,
+    RtpPacket,
     pack_remb_fci,
     unpack_remb_fci,
 )
@@ -98,6 +101,12 @@ frame goes to the ``FrameSink``."""
 # server for what the server never got, so this is the only chance of a retransmission;
 # past it, waiting costs more than the keyframe that replaces the frames.
 RETRANSMISSION_WAIT_S = 0.15
+# A packet this far behind the oldest one kept is a retransmission that came after
+# its frame was given up on: dropped. aiortc's own buffer takes a packet over 100
+# behind as the stream starting again and empties itself (losing the keyframe that
+# was on its way); at 250 packets a second a retransmission on a 400 ms round trip is
+# that late. Further back than this is still treated as a restart.
+LATE_PACKETS = 500
 
 
 class IncompatibleAiortc(RuntimeError):
@@ -203,6 +212,12 @@ class PromptJitterBuffer(JitterBuffer):
         self._origin_is_start = True      # _origin is known to begin a frame
         self._skipped = 0                 # given up on, not yet told with a frame
         self._held_by_gap = False         # see _complete_frame
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        origin = self._origin
+        if origin is not None and 0 < uint16_add(origin, -packet.sequence_number) <= LATE_PACKETS:
+            return False, None  # too late (see LATE_PACKETS)
+        return super().add(packet)
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         origin = self._origin
