@@ -170,12 +170,14 @@ async def test_a_capture_waiting_for_a_keyframe_ends_when_the_camera_is_muted() 
     assert len(requests) == 1
 
 
-async def test_muting_drops_what_a_viewer_has_queued_and_restarts_it_at_a_keyframe() -> None:
-    async def request_keyframe() -> bool:
-        return True
+async def _keyframe_asked() -> bool:
+    """A publisher's keyframe request that goes nowhere: the test pushes the frames."""
+    return True
 
+
+async def test_muting_drops_what_a_viewer_has_queued_and_restarts_it_at_a_keyframe() -> None:
     clip = video_clip(frames=3, keyframe_every=2)  # a keyframe, a delta, a keyframe
-    publication = Publication("p1-video-0", 1, "video", request_keyframe)
+    publication = Publication("p1-video-0", 1, "video", _keyframe_asked)
     viewer = ForwardTrack(publication, "p1-video-0")
     publication.subscribe(viewer, catch_up=False)
     viewer.started = True  # its sender runs, but is behind: two frames wait for it
@@ -193,11 +195,8 @@ async def test_muting_drops_what_a_viewer_has_queued_and_restarts_it_at_a_keyfra
 
 
 async def test_a_capture_whose_keyframe_is_followed_by_a_mute_is_refused() -> None:
-    async def request_keyframe() -> bool:
-        return True
-
     clip = video_clip(frames=1)
-    publication = Publication("p1-video-0", 1, "video", request_keyframe)
+    publication = Publication("p1-video-0", 1, "video", _keyframe_asked)
     waiting = asyncio.create_task(capture(publication))
     await asyncio.sleep(0)  # it waits for a keyframe
     publication.push("VP8", clip[0], 0)  # which comes, and in the same turn a mute
@@ -207,11 +206,8 @@ async def test_a_capture_whose_keyframe_is_followed_by_a_mute_is_refused() -> No
 
 
 async def test_a_capture_decodes_its_keyframe_when_a_loss_emptied_the_cache() -> None:
-    async def request_keyframe() -> bool:
-        return True
-
     clip = video_clip(frames=1)
-    publication = Publication("p1-video-0", 1, "video", request_keyframe)
+    publication = Publication("p1-video-0", 1, "video", _keyframe_asked)
     waiting = asyncio.create_task(capture(publication))
     await asyncio.sleep(0)
     publication.push("VP8", clip[0], 0)

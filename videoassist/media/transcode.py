@@ -84,10 +84,7 @@ class DecodedFeed:
 
     def discard(self) -> None:
         """The publisher muted: nothing decoded or queued before is encoded after."""
-        while not self._queue.empty():
-            self._queue.get_nowait()
-            self.dropped += 1
-        self._waiting_for_keyframe = True
+        self._drop_queued()
         for track in list(self.tracks):
             track.discard()
 
@@ -98,11 +95,15 @@ class DecodedFeed:
         self.close()
 
     def _restart(self) -> None:
+        self._drop_queued()
+        self.publication.want_keyframe()
+
+    def _drop_queued(self) -> None:
+        """Drop the frames waiting for the decoder; start again at a keyframe."""
         while not self._queue.empty():
             self._queue.get_nowait()
             self.dropped += 1
         self._waiting_for_keyframe = True
-        self.publication.want_keyframe()
 
     # -- decoding --------------------------------------------------------------
 
