@@ -19,11 +19,15 @@
 # Docker kills it after 10 s and cuts the calls. Compose: stop_grace_period: 3630s.
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
+# The build backend from the lock, checked by hash; then the project, with no dependencies
+# and no isolated build environment, so that nothing is fetched outside the lock.
+COPY requirements ./requirements
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/serve.txt
 COPY pyproject.toml README.md ./
 COPY videoassist ./videoassist
 COPY web ./web
 # videoassist/web is a link to ../web: the wheel carries the files it points at.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm
 
@@ -37,8 +41,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent videoassist \
     && mkdir -p /data && chown videoassist /data && chmod 0700 /data
 
+# Exactly the versions requirements/serve.txt pins, each file checked against its hash.
+COPY requirements/serve.txt /tmp/serve.txt
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/serve.txt && rm /tmp/serve.txt
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels
 
 USER videoassist
 WORKDIR /data

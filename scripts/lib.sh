@@ -20,10 +20,12 @@ ensure_debian_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Create .venv if missing and install the project (with EXTRAS, e.g. "[test]") when
-# pyproject.toml changed since the last install.
+# Create .venv if missing and install into it exactly what a lock file pins, checking every
+# file's hash, then the project itself (editable, no dependencies, built with the locked
+# setuptools). LOCK is "serve" or "test": requirements/LOCK.txt. Reinstalls when the lock
+# changed since the last install. The lock is made from pyproject.toml by ./scripts/lock.
 ensure_venv() {
-    local extras="$1"
+    local lock="requirements/$1.txt"
     if [ ! -x "$VENV/bin/python" ]; then
         if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
             ensure_debian_packages python3-venv
@@ -33,10 +35,14 @@ ensure_venv() {
     fi
     local stamp="$VENV/.videoassist-installed"
     local want
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)$extras"
+    want="$(sha256sum "$lock" pyproject.toml | sha256sum | cut -d' ' -f1) $lock"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        echo "installing videoassist$extras into $VENV" >&2
-        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".$extras" \
+        echo "installing $lock into $VENV" >&2
+        local pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+        # --no-deps: the lock is complete (tests/test_lock.py); nothing else may come in.
+        "${pip[@]}" install --quiet --require-hashes --no-deps -r "$lock" \
+            2> >(grep -v "^WARNING: Location" >&2)
+        "${pip[@]}" install --quiet --no-deps --no-build-isolation -e . \
             2> >(grep -v "^WARNING: Location" >&2)
         echo "$want" > "$stamp"
     fi
