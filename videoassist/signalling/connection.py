@@ -65,7 +65,8 @@ ROLE_NAMES = {"customer": "Customer", "technician": "Technician"}
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    origin = request.headers.get("Origin", "").rstrip("/")
+    # Whole and exact: a browser sends the origin serialized (RFC 6454), as configured.
+    origin = request.headers.get("Origin", "")
     if origin not in settings.allowed_origins:
         logger.warning("refused a WebSocket from origin %r", origin[:100])
         raise Forbidden("This origin may not open the signalling socket.")
