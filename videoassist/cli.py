@@ -147,9 +147,11 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         user = await accounts.find_user(store, args.name)
-        revoked = await accounts.disable_user(store, user, "cli")
-        print(f"disabled {user.username!r}; {revoked} open links revoked; "
-              "a running server closes their connections within a second")
+        done = await accounts.disable_user(store, user, "cli", None)
+        print(f"disabled {user.username!r}; {done.invites_revoked} open and "
+              f"{done.used_invites_revoked} used links revoked; a running server closes "
+              f"their connections, and those of people who came by their links, within "
+              f"{settings.revocation_poll_s:g} s")
         return 0
 
     return asyncio.run(_with_store(settings, work))

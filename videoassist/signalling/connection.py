@@ -51,6 +51,7 @@ from videoassist.signalling.hub import (
     CLOSE_NORMAL,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
+    LINK_REVOKED,
     Member,
     Room,
 )
@@ -238,7 +239,7 @@ class Connection:
             # given again (jobs' never are, see storage/migrations/0004).
             if (invite is None or invite.revoked_at is not None or invite.purpose != "join"
                     or invite.job_id != claims.job_id):
-                raise Unauthorized("This link has been withdrawn.")
+                raise Unauthorized(LINK_REVOKED)
             job = await self.store.jobs.get(claims.job_id)
             role, name, user_id, invite_id = claims.role, ROLE_NAMES[claims.role], None, invite.id
             expires_at, session_version = claims.expires_at, 0
@@ -371,7 +372,7 @@ class Connection:
         elif member.invite_id is not None:
             invite = await self.store.invites.get(member.invite_id)
             if invite is None or invite.revoked_at is not None:
-                member.close(CLOSE_UNAUTHORIZED, "link_revoked", "This link has been withdrawn.")
+                member.link_withdrawn()
                 return False
         return True
 

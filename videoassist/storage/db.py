@@ -144,9 +144,15 @@ class Database:
         self, sql: str, params: Iterable[Any] = ()
     ) -> aiosqlite.Row | None:
         """Run one ``... RETURNING`` writing statement; return its first row."""
-        async with self._write_lock, self._conn.execute(sql, tuple(params)) as cur:
-            rows = list(await cur.fetchall())
+        rows = await self.write_returning_all(sql, params)
         return rows[0] if rows else None
+
+    async def write_returning_all(
+        self, sql: str, params: Iterable[Any] = ()
+    ) -> list[aiosqlite.Row]:
+        """Run one ``... RETURNING`` writing statement; return all its rows."""
+        async with self._write_lock, self._conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
