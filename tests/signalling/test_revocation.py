@@ -5,6 +5,7 @@ on the same data directory, as an operator runs it beside the server."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from tests.conftest import Server, receive
 from videoassist.appkeys import HUB
 
 WITHDRAWN = {"type": "error", "code": "link_revoked", "message": "This link has been withdrawn."}
+JOB_CLOSED = {"type": "error", "code": "job_closed", "message": "This job has been closed."}
 
 # The server's watcher looks at the database every revocation_poll_s (0.25 s by
 # default); this is the rest of the documented second, for its one check and the close
@@ -110,3 +112,27 @@ async def test_a_user_disabled_with_the_cli_loses_who_came_by_their_links_within
     assert (await server.redeem(unused))[0] == 410
     await _still_in(staff_ws)
     await staff_ws.close()
+
+
+async def test_a_job_closed_with_the_cli_ends_its_call_within_a_second(server: Server) -> None:
+    _, token = await server.staff("expert")
+    job_id = await server.job(token)
+    staff_ws, joined = await server.join_call(token, job_id)
+    customer_ws, _ = await server.join_call(await server.participant(token, job_id))
+
+    code, out, err = await server.cli("job", "close", str(job_id))
+    assert code == 0, err
+    assert out.startswith(f"closed job {job_id}")
+    closed_at = (await server.store.jobs.get(job_id)).closed_at
+    assert closed_at is not None
+    for ws in (staff_ws, customer_ws):
+        error, close, arrived = await _removed(ws)
+        assert (error, close) == (JOB_CLOSED, (1000, "job_closed"))
+        assert arrived - closed_at < server.settings.revocation_poll_s + CHECK_AND_CLOSE_S
+    async with asyncio.timeout(5):  # the call ends when the last one has left
+        while job_id in server.app[HUB].rooms:
+            await asyncio.sleep(0.02)
+    call = await server.store.calls.get(joined["call"]["id"])
+    assert call.ended_at is not None
+    [audited] = [a for a in await server.store.audit.recent() if a["action"] == "job.closed"]
+    assert (audited["actor"], audited["target"]) == ("cli", f"job:{job_id}")

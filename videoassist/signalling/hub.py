@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from videoassist import jobs
 from videoassist.errors import Draining
 from videoassist.signalling.events import CallEvents
 from videoassist.storage import Store
@@ -315,7 +316,7 @@ class Hub:
             await asyncio.sleep(self._poll_s)
             try:
                 for job_id in await self._store.jobs.closed_among(set(self._rooms)):
-                    await self.end_call(job_id, "job_closed", "This job has been closed.")
+                    await jobs.end_call(self, job_id)
                 await self._disconnect_signed_out()
                 await self._remove_withdrawn_links()
             except asyncio.CancelledError:

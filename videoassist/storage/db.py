@@ -127,6 +127,13 @@ class Database:
     async def ping(self) -> None:
         await self.fetchone("SELECT 1")
 
+    async def data_version(self) -> int:
+        """A number that changes when another connection (another process: the CLI)
+        commits to the database; this connection's own writes leave it as it is."""
+        row = await self.fetchone("PRAGMA data_version")
+        assert row is not None
+        return int(row[0])
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         async with self._conn.execute(sql, tuple(params)) as cur:
             return await cur.fetchone()
