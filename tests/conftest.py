@@ -7,9 +7,12 @@ loopback. ``clock`` is injected into the app: tests move time with ``advance``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
+import os
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -138,6 +141,27 @@ class Server:
         link = await invitations.create_password_link(self.store, self.settings, user, "test",
                                                       None)
         return link.url.split("#", 1)[1]
+
+    async def cli(self, *args: str, **env: str) -> tuple[int, str, str]:
+        """Run the ``videoassist`` command, a process of its own, on this server's data
+        directory, as an operator would beside the running server; ``env``: extra
+        ``VIDEOASSIST_*`` variables (none other is passed on). The event loop, and the
+        server with it, runs meanwhile. Returns (exit code, stdout, stderr)."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOASSIST_")}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "videoassist", *args,
+            "--data-dir", str(self.settings.data_dir),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**environ, **env}, cwd=self.settings.data_dir.parent)
+        try:
+            async with asyncio.timeout(30):
+                out, err = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
 
     async def ws(self, origin: str | None = "default",
                  **kwargs: Any) -> aiohttp.ClientWebSocketResponse:

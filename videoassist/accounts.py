@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass
+from typing import Protocol
 
 from videoassist.auth.passwords import check_policy, hash_password, verify_password
 from videoassist.auth.ratelimit import FailureLimiter
@@ -93,13 +95,47 @@ async def find_user(store: Store, username: str) -> User:
     return user
 
 
-async def disable_user(store: Store, user: User, actor: str) -> int:
-    """Disable an account and revoke the unused links it made; return how many."""
+class Connections(Protocol):
+    """What disabling an account needs of the calls in progress (``Hub`` implements
+    it)."""
+
+    async def disconnect_user(self, user_id: int, reason: str) -> int:
+        """Close every connection of a staff user, saying why; return how many."""
+
+    async def remove_link_participants(self, invite_ids: set[int]) -> int:
+        """Close the participants who came by these join links; return how many."""
+
+
+@dataclass(frozen=True)
+class Disabled:
+    """What disabling an account withdrew and closed."""
+
+    invites_revoked: int  # links it made that nobody had used: they answer 410
+    used_invites_revoked: int  # join links it made that were used: their tokens end
+    connections_closed: int = 0  # its own connections (``account_disabled``)
+    participants_removed: int = 0  # people in a call by one of its links (``link_revoked``)
+
+
+async def disable_user(store: Store, user: User, actor: str,
+                       connections: Connections | None) -> Disabled:
+    """Disable an account and withdraw every link it made, used or not: nobody can
+    come in by one any more, and whoever came by one is removed from their call. With
+    ``connections`` (the server's calls) their connections close now; without (the
+    CLI), the server's watcher closes them within ``VIDEOASSIST_REVOCATION_POLL_S``."""
     await store.users.set_disabled(user.id, True)
     revoked = await store.invites.revoke_created_by(user.id)
-    await store.audit.record(actor, "user.disabled", f"user:{user.id}", invites_revoked=revoked)
-    logger.info("user %d disabled by %s; %d open invites revoked", user.id, actor, revoked)
-    return revoked
+    used = {i.id for i in revoked if i.used_at is not None}
+    await store.audit.record(actor, "user.disabled", f"user:{user.id}",
+                             invites_revoked=len(revoked) - len(used),
+                             used_invites_revoked=len(used))
+    closed = removed = 0
+    if connections is not None:
+        closed = await connections.disconnect_user(user.id, "account_disabled")
+        removed = await connections.remove_link_participants(used)
+    done = Disabled(len(revoked) - len(used), len(used), closed, removed)
+    logger.info("user %d disabled by %s; %d open and %d used links revoked", user.id, actor,
+                done.invites_revoked, done.used_invites_revoked)
+    return done
 
 
 async def enable_user(store: Store, user: User, actor: str) -> None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from videoassist import __version__, accounts, analytics, apikeys, invitations, keyfiles
+from videoassist import __version__, accounts, analytics, apikeys, invitations, jobs, keyfiles
 from videoassist.auth.apikeys import SCOPES
 from videoassist.config import Settings, load_settings
 from videoassist.errors import ConfigError, VideoassistError
@@ -26,6 +26,7 @@ from videoassist.storage import Store
 from videoassist.storage.audit import AuditFilter
 from videoassist.storage.chain import CHAIN_SCHEMA_VERSION, canonical
 from videoassist.storage.records import INVITE_ROLES, STAFF_ROLES
+from videoassist.webhooks import Outbox
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +148,11 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         user = await accounts.find_user(store, args.name)
-        revoked = await accounts.disable_user(store, user, "cli")
-        print(f"disabled {user.username!r}; {revoked} open links revoked; "
-              "a running server closes their connections within a second")
+        done = await accounts.disable_user(store, user, "cli", None)
+        print(f"disabled {user.username!r}; {done.invites_revoked} open and "
+              f"{done.used_invites_revoked} used links revoked; a running server closes "
+              f"their connections, and those of people who came by their links, within "
+              f"{settings.revocation_poll_s:g} s")
         return 0
 
     return asyncio.run(_with_store(settings, work))
@@ -210,15 +213,17 @@ def cmd_analytics(args: argparse.Namespace) -> int:
     return asyncio.run(_with_store(settings, work))
 
 
+def _outbox(store: Store, settings: Settings) -> Outbox:
+    """Webhooks queued for the server's worker to send (this process sends nothing)."""
+    return Outbox(store, bool(settings.webhook_url), time.time)
+
+
 def cmd_job_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    title = args.title.strip()
-    if not title or len(title) > 200:
-        raise UsageError("the title must be 1 to 200 characters")
 
     async def work(store: Store) -> int:
-        job = await store.jobs.create(title, args.external_ref, None)
-        await store.audit.record("cli", "job.created", f"job:{job.id}")
+        job = await jobs.create(store, _outbox(store, settings).emit, args.title,
+                                args.external_ref, "cli", None)
         print(job.id)
         return 0
 
@@ -246,8 +251,8 @@ def cmd_job_close(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def work(store: Store) -> int:
-        job = await store.jobs.close(args.job_id, None)
-        await store.audit.record("cli", "job.closed", f"job:{job.id}")
+        job = await jobs.close(store, _outbox(store, settings).emit, None, args.job_id, "cli",
+                               None)
         print(f"closed job {job.id}; a call in progress ends within "
               f"{settings.revocation_poll_s:g} s")
         return 0

@@ -207,8 +207,9 @@ class Settings:
     revocation_poll_s: float = field(
         default=0.25,
         metadata=_doc(
-            "How often the server re-checks that connected users are still active "
-            "(catches changes made by the CLI or another process)."
+            "How often the server looks at the database for changes made by the CLI or "
+            "another process to who may stay in a call (users disabled or signed out, "
+            "links withdrawn, jobs closed)."
         ),
     )
     access_log: bool = field(

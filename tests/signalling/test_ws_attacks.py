@@ -26,6 +26,53 @@ async def test_cross_origin_handshake_is_refused(server: Server, origin: str | N
     assert refused.value.status == 403
 
 
+# Origins that a comparison by prefix, suffix or substring would let through: each made
+# from an allowed origin (``{o}``) or a part of it (``{host}``: host and port).
+NEAR_ORIGINS = {
+    "suffix": "{o}.evil.example",
+    "suffix without a dot": "{o}evil.example",
+    "another port beginning the same": "{o}0",
+    "a path": "{o}/evil",
+    "an empty path": "{o}/",
+    "userinfo": "{o}@evil.example",
+    "the origin as userinfo of another host": "http://{host}@evil.example",
+    "a prefix of it": "{o_minus_one}",
+    "no port": "{scheme}://{hostname}",
+    "other scheme": "{other_scheme}://{host}",
+    "inside another": "https://evil.example/{o}",
+    "two origins": "{o} https://evil.example",
+    "trailing dot": "{scheme}://{hostname}.:{port}",
+}
+
+
+def _near(allowed: str, template: str) -> str:
+    scheme, host = allowed.split("://", 1)
+    hostname, port = host.rsplit(":", 1)
+    return template.format(o=allowed, o_minus_one=allowed[:-1], scheme=scheme, host=host,
+                           hostname=hostname, port=port,
+                           other_scheme="https" if scheme == "http" else "http")
+
+
+@pytest.mark.parametrize("allowed", [None, "https://app.example.com:8443"],
+                         ids=["public URL's origin", "configured origin"])
+@pytest.mark.parametrize("template", NEAR_ORIGINS.values(), ids=NEAR_ORIGINS.keys())
+async def test_an_origin_that_only_resembles_an_allowed_one_is_refused(
+    server_factory: ServerFactory, allowed: str | None, template: str
+) -> None:
+    """Origins are compared whole: starting with, ending with or containing an allowed
+    one is not being it."""
+    server = await server_factory(**({} if allowed is None else
+                                     {"allowed_origins": (allowed,)}))
+    [origin] = server.settings.allowed_origins
+    near = _near(origin, template)
+    assert near != origin
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await server.ws(origin=near)
+    assert refused.value.status == 403, near
+    ws = await server.ws(origin=origin)  # a control: the allowed origin itself opens
+    await ws.close()
+
+
 async def test_allowed_origins_are_configurable(server_factory: ServerFactory) -> None:
     server = await server_factory(allowed_origins=("https://app.example.com",))
     ws = await server.ws(origin="https://app.example.com")

@@ -15,15 +15,14 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from cryptography.exceptions import InvalidTag
 
 from tests.conftest import Server, ServerFactory, receive
 from tests.media.peers import MediaClient
 from videoassist import keyfiles, retention
 from videoassist.appkeys import HUB, SNAPSHOTS
 from videoassist.cli import main as cli
-from videoassist.errors import ConfigError, NotFound
-from videoassist.snapshots.vault import Vault, unseal
+from videoassist.errors import ConfigError, NotFound, Unavailable
+from videoassist.snapshots.vault import Vault
 
 ARROW = {"id": "a1", "kind": "arrow", "points": [[0.1, 0.9], [0.4, 0.6]], "color": "#00ff00",
          "width": 0.01}
@@ -120,10 +119,42 @@ async def test_the_data_dir_never_holds_a_picture_in_the_clear(party: Party) -> 
     # A control: the same scan finds the picture when it is there in the clear.
     with pytest.raises(AssertionError):
         assert_no_clear_jpeg({"control": b"xx" + jpeg[100:] + b"yy"}, [jpeg])
-    # The sealed blob is bound to its job: under another job's context it does not open.
-    sealed = await server.store.snapshots.sealed_image(snapshot_id)
-    with pytest.raises(InvalidTag):
-        unseal(key, sealed, f"videoassist image job {party.job_id + 1}".encode())
+
+
+async def test_what_is_sealed_for_a_job_does_not_open_as_another_jobs(party: Party) -> None:
+    """Each sealed image, and each job's wrapped data key, is bound to its job: taken
+    as another job's, even with the right key, it does not open. Checked on what the
+    real server stored, through the vault and through the API."""
+    server, store = party.server, party.server.store
+    snapshot_id = await party.snapshot([ARROW])
+    status, jpeg = await party.get(f"/api/snapshots/{snapshot_id}/image")
+    assert status == 200
+    other = await server.job(party.token, "Another job")
+    stored = await store.snapshots.get(snapshot_id)
+    sealed_image = await store.snapshots.sealed_image(snapshot_id)
+    sealed_frame = await store.snapshots.sealed_frame(stored.frame_id)
+    vault = Vault(keyfiles.snapshot_key(server.settings), store.snapshots)
+    key = await vault.key(party.job_id)
+    # Controls: as its own job's, each opens (the image is what the API served).
+    assert vault.open_image(key, party.job_id, sealed_image) == jpeg
+    assert vault.open_image(key, party.job_id, sealed_frame)[:3] == b"\xff\xd8\xff"
+    for sealed in (sealed_image, sealed_frame):
+        with pytest.raises(Unavailable):
+            vault.open_image(key, other, sealed)
+    # The job's wrapped data key, stored as the other job's, does not unwrap.
+    wrapped = await store.snapshots.job_key(party.job_id)
+    assert wrapped is not None and await store.snapshots.job_key(other) is None
+    await store.snapshots.add_job_key(other, wrapped)
+    with pytest.raises(Unavailable):
+        await vault.key(other)
+    # Someone with the database alone moves the snapshot, its frame and its key to the
+    # other job's record: the server refuses to show it there.
+    await store.db.execute("UPDATE frames SET job_id = ? WHERE id = ?", (other, stored.frame_id))
+    await store.db.execute("UPDATE snapshots SET job_id = ? WHERE id = ?", (other, snapshot_id))
+    status, body = await party.get(f"/api/snapshots/{snapshot_id}/image")
+    assert status == 503 and body["error"]["code"] == "unavailable", body
+    status, body = await party.get(f"/api/jobs/{other}/export")
+    assert status == 503, body
 
 
 async def test_annotating_again_makes_a_version_and_keeps_the_original(party: Party) -> None:
@@ -196,8 +227,9 @@ async def test_erasing_a_job_destroys_its_key_so_its_ciphertext_never_decrypts(
     # The ciphertext a backup would keep does not open under any key left.
     other_job = await server.job(party.token)
     other_key = await vault.key_for_new(other_job)
-    with pytest.raises(InvalidTag):
-        unseal(other_key, sealed, f"videoassist image job {party.job_id}".encode())
+    for job_id in (party.job_id, other_job):
+        with pytest.raises(Unavailable):
+            vault.open_image(other_key, job_id, sealed)
     audit = {e["action"]: e for e in reversed(await store.audit.recent(50))}
     assert "job.closed" in audit
     # Made, then deleted with its job: both in the audit log, naming the snapshot.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from videoassist import jobrecord
+from videoassist import jobrecord, jobs
 from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import staff_or_api_key, staff_user
 from videoassist.appkeys import CLOCK, HUB, SNAPSHOTS, STORE, WEBHOOKS
@@ -22,13 +22,12 @@ routes = web.RouteTableDef()
 async def create_job(request: web.Request) -> web.Response:
     caller = await staff_or_api_key(request, "jobs:create")
     body = await read_json(request)
-    title = text_field(body, "title", max_len=200)
-    external_ref = text_field(body, "external_ref", max_len=100, required=False)
+    title = text_field(body, "title", max_len=jobs.MAX_TITLE_CHARS)
+    external_ref = text_field(body, "external_ref", max_len=jobs.MAX_EXTERNAL_REF_CHARS,
+                              required=False)
     assert title is not None
-    store = request.app[STORE]
-    job = await store.jobs.create(title, external_ref, caller.user_id)
-    await store.audit.record(caller.actor, "job.created", f"job:{job.id}")
-    await request.app[WEBHOOKS].emit("job.created", {"job": job.public()})
+    job = await jobs.create(request.app[STORE], request.app[WEBHOOKS].emit, title,
+                            external_ref, caller.actor, caller.user_id)
     return web.json_response(job.public(), status=201)
 
 
@@ -45,8 +44,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     q = request.query.get("q", "")
     if len(q) > MAX_QUERY_CHARS:
         raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters.")
-    jobs = await request.app[STORE].jobs.list(status, limit, offset, q or None)
-    return web.json_response({"jobs": [j.public() for j in jobs]})
+    found = await request.app[STORE].jobs.list(status, limit, offset, q or None)
+    return web.json_response({"jobs": [j.public() for j in found]})
 
 
 @routes.get("/api/jobs/{id}")
@@ -79,11 +78,8 @@ async def close_job(request: web.Request) -> web.Response:
     """Close a job: its links stop working and its live call, if any, ends."""
     user = await staff_user(request)
     job_id = int_param(request.match_info["id"], "job id")
-    store = request.app[STORE]
-    job = await store.jobs.close(job_id, user.id)
-    await request.app[HUB].end_call(job_id, "job_closed", "This job has been closed.")
-    await store.audit.record(f"user:{user.id}", "job.closed", f"job:{job_id}")
-    await request.app[WEBHOOKS].emit("job.closed", {"job": job.public()})
+    job = await jobs.close(request.app[STORE], request.app[WEBHOOKS].emit, request.app[HUB],
+                           job_id, f"user:{user.id}", user.id)
     return web.json_response(job.public())
 
 

@@ -65,10 +65,11 @@ async def disable_user(request: web.Request) -> web.Response:
     user = await store.users.get(user_id)
     if user.id == admin.id:
         raise BadRequest("You cannot disable your own account.")
-    revoked = await accounts.disable_user(store, user, f"user:{admin.id}")
-    closed = await request.app[HUB].disconnect_user(user.id, "account_disabled")
+    done = await accounts.disable_user(store, user, f"user:{admin.id}", request.app[HUB])
     return web.json_response({"user": user.public(), "active": False,
-                              "invites_revoked": revoked, "connections_closed": closed})
+                              "invites_revoked": done.invites_revoked,
+                              "connections_closed": done.connections_closed,
+                              "participants_removed": done.participants_removed})
 
 
 @routes.patch("/api/users/{id}")

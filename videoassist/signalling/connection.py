@@ -51,6 +51,7 @@ from videoassist.signalling.hub import (
     CLOSE_NORMAL,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
+    LINK_REVOKED,
     Member,
     Room,
 )
@@ -65,7 +66,8 @@ ROLE_NAMES = {"customer": "Customer", "technician": "Technician"}
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    origin = request.headers.get("Origin", "").rstrip("/")
+    # Whole and exact: a browser sends the origin serialized (RFC 6454), as configured.
+    origin = request.headers.get("Origin", "")
     if origin not in settings.allowed_origins:
         logger.warning("refused a WebSocket from origin %r", origin[:100])
         raise Forbidden("This origin may not open the signalling socket.")
@@ -237,7 +239,7 @@ class Connection:
             # given again (jobs' never are, see storage/migrations/0004).
             if (invite is None or invite.revoked_at is not None or invite.purpose != "join"
                     or invite.job_id != claims.job_id):
-                raise Unauthorized("This link has been withdrawn.")
+                raise Unauthorized(LINK_REVOKED)
             job = await self.store.jobs.get(claims.job_id)
             role, name, user_id, invite_id = claims.role, ROLE_NAMES[claims.role], None, invite.id
             expires_at, session_version = claims.expires_at, 0
@@ -370,7 +372,7 @@ class Connection:
         elif member.invite_id is not None:
             invite = await self.store.invites.get(member.invite_id)
             if invite is None or invite.revoked_at is not None:
-                member.close(CLOSE_UNAUTHORIZED, "link_revoked", "This link has been withdrawn.")
+                member.link_withdrawn()
                 return False
         return True
 

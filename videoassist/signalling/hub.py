@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from videoassist import jobs
 from videoassist.errors import Draining
 from videoassist.signalling.events import CallEvents
 from videoassist.storage import Store
@@ -39,6 +40,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_TOO_SLOW = 4409
 SIGNED_OUT = "You have been signed out."
+LINK_REVOKED = "This link has been withdrawn."
 
 
 @dataclass(eq=False)
@@ -86,6 +88,10 @@ class Member:
                    "account_disabled" if current_version is None else "signed_out",
                    SIGNED_OUT)
         return True
+
+    def link_withdrawn(self) -> None:
+        """Close a participant whose join link was withdrawn (its creator disabled)."""
+        self.close(CLOSE_UNAUTHORIZED, "link_revoked", LINK_REVOKED)
 
     @property
     def log_prefix(self) -> str:
@@ -293,15 +299,26 @@ class Hub:
             member.close(CLOSE_UNAUTHORIZED, reason, SIGNED_OUT)
         return len(closing)
 
+    async def remove_link_participants(self, invite_ids: set[int]) -> int:
+        """Close the participants who came by these join links (withdrawn:
+        ``link_revoked``); return how many."""
+        closing = [m for m in self.members() if m.invite_id in invite_ids and not m.closing]
+        for member in closing:
+            member.link_withdrawn()
+        return len(closing)
+
     async def watch_revocations(self) -> None:
-        """Close connections of users disabled, and calls of jobs closed, anywhere (the
-        CLI included)."""
+        """Every ``poll_s``: close the calls of jobs closed, the connections of users
+        disabled or signed out, and the participants of links withdrawn, anywhere (the
+        CLI, another process, included): the bound on how late such a change made
+        elsewhere takes effect here."""
         while True:
             await asyncio.sleep(self._poll_s)
             try:
                 for job_id in await self._store.jobs.closed_among(set(self._rooms)):
-                    await self.end_call(job_id, "job_closed", "This job has been closed.")
+                    await jobs.end_call(self, job_id)
                 await self._disconnect_signed_out()
+                await self._remove_withdrawn_links()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -317,6 +334,14 @@ class Hub:
                                                             if m.user_id is not None})
         for member in staff:
             member.sign_out_if_stale(versions.get(member.user_id or 0))
+
+    async def _remove_withdrawn_links(self) -> None:
+        """Close the participants whose join link was withdrawn since they joined."""
+        invite_ids = {m.invite_id for m in self.members()
+                      if m.invite_id is not None and not m.closing}
+        if invite_ids:
+            await self.remove_link_participants(
+                await self._store.invites.withdrawn_among(invite_ids))
 
     async def close_all(
         self, code: int = CLOSE_GOING_AWAY, reason: str = "server_shutdown"

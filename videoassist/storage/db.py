@@ -127,6 +127,13 @@ class Database:
     async def ping(self) -> None:
         await self.fetchone("SELECT 1")
 
+    async def data_version(self) -> int:
+        """A number that changes when another connection (another process: the CLI)
+        commits to the database; this connection's own writes leave it as it is."""
+        row = await self.fetchone("PRAGMA data_version")
+        assert row is not None
+        return int(row[0])
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         async with self._conn.execute(sql, tuple(params)) as cur:
             return await cur.fetchone()
@@ -144,9 +151,15 @@ class Database:
         self, sql: str, params: Iterable[Any] = ()
     ) -> aiosqlite.Row | None:
         """Run one ``... RETURNING`` writing statement; return its first row."""
-        async with self._write_lock, self._conn.execute(sql, tuple(params)) as cur:
-            rows = list(await cur.fetchall())
+        rows = await self.write_returning_all(sql, params)
         return rows[0] if rows else None
+
+    async def write_returning_all(
+        self, sql: str, params: Iterable[Any] = ()
+    ) -> list[aiosqlite.Row]:
+        """Run one ``... RETURNING`` writing statement; return all its rows."""
+        async with self._write_lock, self._conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

@@ -98,11 +98,23 @@ class Invites:
         row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM invites WHERE id = ?", (invite_id,))
         return _invite(row) if row else None
 
-    async def revoke_created_by(self, user_id: int) -> int:
-        """Revoke every unused link a user made (when the user is disabled)."""
-        count, _ = await self._db.execute(
-            "UPDATE invites SET revoked_at = ? WHERE created_by = ? AND used_at IS NULL"
-            " AND revoked_at IS NULL",
+    async def revoke_created_by(self, user_id: int) -> list[Invite]:
+        """Revoke the links a user made (when the user is disabled): the unused ones,
+        and the used join links, whose participant tokens then stop working. Return
+        them, revoked (``used_at`` tells the used ones)."""
+        rows = await self._db.write_returning_all(
+            f"UPDATE invites SET revoked_at = ? WHERE created_by = ? AND revoked_at IS NULL"
+            f" AND (used_at IS NULL OR purpose = 'join') RETURNING {_COLUMNS}",
             (self._clock(), user_id),
         )
-        return count
+        return [_invite(r) for r in rows]
+
+    async def withdrawn_among(self, invite_ids: set[int]) -> set[int]:
+        """Which of these links are revoked, or gone."""
+        if not invite_ids:
+            return set()
+        marks = ",".join("?" * len(invite_ids))
+        rows = await self._db.fetchall(
+            f"SELECT id FROM invites WHERE revoked_at IS NULL AND id IN ({marks})",
+            sorted(invite_ids))
+        return invite_ids - {r[0] for r in rows}

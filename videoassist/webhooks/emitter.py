@@ -7,6 +7,10 @@ timeout or a connection error schedules the next attempt after an exponential
 backoff, until the last allowed attempt. Every attempt is logged in the database.
 A delivery interrupted by shutdown is still due at the next start. Bodies and the
 URL are never written to the log.
+
+Only the server runs the worker. Another process (the CLI) queues with an ``Outbox``
+alone; the worker notices its commit by SQLite's ``PRAGMA data_version``, read every
+``ELSEWHERE_CHECK_S`` while it waits, and sends what was queued.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 BATCH = 8  # deliveries sent at the same time
 IDLE_CHECK_S = 60.0  # look at the database at least this often (clock changes)
+# How often a waiting worker looks whether another process (the CLI) committed to the
+# database, which may have queued a delivery: the bound on how late it goes out.
+ELSEWHERE_CHECK_S = 0.5
 KEEP_FINISHED_S = 30 * 86400  # delivered and given-up deliveries are kept 30 days
 PRUNE_EVERY_S = 3600.0
 ERROR_PAUSE_S = 5.0
@@ -54,23 +61,16 @@ class RetryPolicy:
         return float(min(self.base_s * 2.0 ** (attempt - 1), self.max_s))
 
 
-class Webhooks:
-    def __init__(self, store: Store, url: str, secret: bytes, retry: RetryPolicy,
-                 timeout_s: float, clock: Callable[[], float]) -> None:
-        self._store = store
-        self._url = url
-        self._secret = secret
-        self._retry = retry
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._clock = clock
-        self._wake = asyncio.Event()
-        self._session: aiohttp.ClientSession | None = None
-        self._worker: asyncio.Task[None] | None = None
-        self._pruned_at = float("-inf")
+class Outbox:
+    """The queueing half: ``emit`` stores an event for the server's worker to deliver.
+    The CLI uses it on its own; ``Webhooks`` uses one and wakes its worker."""
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._url)
+    def __init__(self, store: Store, enabled: bool, clock: Callable[[], float],
+                 queued: Callable[[], None] = lambda: None) -> None:
+        self._store = store
+        self.enabled = enabled  # a webhook URL is set
+        self._clock = clock
+        self._queued = queued
 
     async def emit(self, event_type: str, data: dict[str, Any]) -> None:
         """Queue an event for delivery. With no webhook URL this does nothing at all.
@@ -98,7 +98,34 @@ class Webhooks:
         except Exception:
             logger.exception("[webhook %s %s] could not be queued", delivery_id, event_type)
             return
-        self._wake.set()
+        self._queued()
+
+
+class Webhooks:
+    """An ``Outbox`` and the worker that delivers what it, or another process, queued."""
+
+    def __init__(self, store: Store, url: str, secret: bytes, retry: RetryPolicy,
+                 timeout_s: float, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._url = url
+        self._secret = secret
+        self._retry = retry
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._outbox = Outbox(store, bool(url), clock, self._wake.set)
+        self._session: aiohttp.ClientSession | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._pruned_at = float("-inf")
+        self._data_version: int | None = None  # the database's, when a round began
+
+    @property
+    def enabled(self) -> bool:
+        return self._outbox.enabled
+
+    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        """``Outbox.emit``; the worker wakes at once."""
+        await self._outbox.emit(event_type, data)
 
     def start(self) -> None:
         """Start the worker (when a URL is configured)."""
@@ -135,6 +162,9 @@ class Webhooks:
     async def _round(self) -> None:
         """Send what is due, or wait until something is (or is emitted)."""
         self._wake.clear()
+        # Read before looking for due deliveries: a commit from elsewhere after this
+        # changes it, so the wait below cannot miss a delivery queued meanwhile.
+        self._data_version = await self._store.db.data_version()
         deliveries = self._store.webhooks
         now = self._clock()
         if now - self._pruned_at >= PRUNE_EVERY_S:
@@ -154,9 +184,20 @@ class Webhooks:
             return
         next_at = await deliveries.next_due_at()
         wait = IDLE_CHECK_S if next_at is None else min(max(next_at - now, 0.0), IDLE_CHECK_S)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(wait):
-                await self._wake.wait()
+        await self._idle(wait)
+
+    async def _idle(self, seconds: float) -> None:
+        """Wait ``seconds``, or until an event is emitted here or another process
+        commits to the database (checked every ``ELSEWHERE_CHECK_S``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, ELSEWHERE_CHECK_S)):
+                    await self._wake.wait()
+                    return
+            if await self._store.db.data_version() != self._data_version:
+                return
 
     async def _attempt(self, delivery: Delivery) -> None:
         assert self._session is not None
