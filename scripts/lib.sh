@@ -1,5 +1,5 @@
-# Shared by scripts/run and scripts/test: set up the Python environment.
-# Source it from the repository root.
+# Shared by scripts/run and scripts/test: set up the Python environment (and, for the
+# tests, the browser client's checkers). Source it from the repository root.
 
 VENV=.venv
 
@@ -44,6 +44,31 @@ ensure_venv() {
             2> >(grep -v "^WARNING: Location" >&2)
         "${pip[@]}" install --quiet --no-deps --no-build-isolation -e . \
             2> >(grep -v "^WARNING: Location" >&2)
+        echo "$want" > "$stamp"
+    fi
+}
+
+# Install the browser client's checkers (TypeScript, ESLint) into node_modules from
+# package-lock.json when it changed since the last install: `npm ci` takes exactly the
+# versions it pins, checks each tarball against its integrity hash, runs no package's
+# install scripts, and fails if package.json and the lock disagree. Node.js and npm
+# come from Debian when the machine has none.
+ensure_node_modules() {
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        ensure_debian_packages nodejs npm
+    fi
+    # ESLint 9 needs 18.18 (Debian 12's nodejs is 18.20).
+    if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+                  process.exit(a > 18 || (a === 18 && b >= 18) ? 0 : 1)'; then
+        echo "Node.js $(node --version) is too old for the client's checkers: 18.18 or later" >&2
+        exit 1
+    fi
+    local stamp=node_modules/.videoassist-installed
+    local want
+    want="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        echo "installing the client's checkers into node_modules (npm ci)" >&2
+        npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2
         echo "$want" > "$stamp"
     fi
 }

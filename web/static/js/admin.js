@@ -2,6 +2,32 @@
 // log and the dashboard. Like the rest of the console, it keeps everything in page
 // memory and downloads nothing: exports are the API's and the CLI's (docs/ui.md).
 import { barChart, columnChart } from "./charts.js";
+import { $ } from "./dom.js";
+
+// The answers of docs/api.md these views read.
+/**
+ * @typedef {{id: number, username: string, role: string, has_password: boolean,
+ *   in_call: boolean} & ({active: true, disabled_at: null}
+ *   | {active: false, disabled_at: number})} User
+ * @typedef {{id: number, name: string, role: string, joined_at: number,
+ *   user_id: number | null, media: boolean}} LiveParticipant
+ * @typedef {{call_id: number, job: {id: number, title: string},
+ *   participants: LiveParticipant[]}} LiveCall
+ * @typedef {{id: number, name: string, hint: string, scopes: string[],
+ *   last_used_at: number | null, revoked_at: number | null}} ApiKey
+ * @typedef {{id: number, created_at: number, actor: string, action: string,
+ *   target: string | null, detail: object}} AuditEntry
+ * @typedef {{count: number, median: number | null, p95: number | null}} Spread
+ * @typedef {{calls_per_day: {day: string, calls: number}[],
+ *   calls: {total: number, ended: number}, duration_s: Spread, invite_to_join_s: Spread,
+ *   invites: Record<string, {created: number, redeemed: number, open: number,
+ *     redeemed_share: number | null}>,
+ *   snapshots: {total: number, per_call: number | null},
+ *   people: {user_id: number | null, username: string | null, role: string,
+ *     calls: number}[],
+ *   first_time_fix: {yes: number, no: number, unanswered: number,
+ *     rate: number | null}}} Analytics
+ */
 
 const LIVE_REFRESH_MS = 2000;
 const AUDIT_PAGE = 100;
@@ -21,7 +47,7 @@ function button(label, className = "") {
   return node;
 }
 
-/** A user's state in words. @param {any} user @param {boolean} inCall */
+/** A user's state in words. @param {User} user @param {boolean} inCall */
 function stateText(user, inCall) {
   const state = [user.active ? "Active" : `Disabled ${local(user.disabled_at)}`];
   if (!user.has_password) state.push("no password yet");
@@ -29,7 +55,9 @@ function stateText(user, inCall) {
   return state.join(" · ");
 }
 
+/** @param {number} t Unix seconds */
 const utc = (t) => new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19);
+/** @param {number} t Unix seconds */
 const local = (t) => new Date(t * 1000).toLocaleString();
 
 /** @param {number | null} seconds */
@@ -47,7 +75,8 @@ const percent = (share) => (share === null ? "–" : `${Math.round(share * 100)}
 
 export class AdminConsole {
   /**
-   * @param {{request: (path: string, options?: object) => Promise<any>,
+   * @param {{request: (path: string, options?: {method?: string, body?: object}) =>
+   *   Promise<any>,
    *   setStatus: (text: string) => void}} options
    */
   constructor({ request, setStatus }) {
@@ -61,11 +90,10 @@ export class AdminConsole {
     this.generation = 0;
     /** @type {string} the audit filters of the page shown, for "older entries" */
     this.auditQuery = "";
-    /** @type {Map<number, any>} the users listed, by id */
+    /** @type {Map<number, User>} the users listed, by id */
     this.users = new Map();
     /** @type {number | null} the oldest audit entry shown, for "older entries" */
     this.auditBefore = null;
-    this.$ = (selector) => /** @type {HTMLElement} */ (document.querySelector(selector));
     this.wire();
   }
 
@@ -92,7 +120,7 @@ export class AdminConsole {
 
   /** @param {string} name */
   region(name) {
-    return this.$(`[data-region="${name}"]`);
+    return $(`[data-region="${name}"]`);
   }
 
   /** A view was opened (or left, with null): load what it shows. @param {string | null} view */
@@ -113,7 +141,7 @@ export class AdminConsole {
         await this.loadDashboard();
       }
     } catch (error) {
-      this.setStatus(error.message);
+      this.setStatus(/** @type {Error} */ (error).message);
     }
   }
 
@@ -122,12 +150,12 @@ export class AdminConsole {
     try {
       await work();
     } catch (error) {
-      this.setStatus(error.message);
+      this.setStatus(/** @type {Error} */ (error).message);
     }
   }
 
   wire() {
-    this.$("#user-form").addEventListener("submit", (event) => {
+    $("#user-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const form = /** @type {HTMLFormElement} */ (event.target);
       const data = new FormData(form);
@@ -142,9 +170,9 @@ export class AdminConsole {
         await this.loadUsers();
       });
     });
-    this.$('[data-action="live-refresh"]').addEventListener("click",
+    $('[data-action="live-refresh"]').addEventListener("click",
       () => this.attempt(() => this.loadLive()));
-    this.$("#key-form").addEventListener("submit", (event) => {
+    $("#key-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const form = /** @type {HTMLFormElement} */ (event.target);
       const data = new FormData(form);
@@ -160,17 +188,17 @@ export class AdminConsole {
         await this.loadKeys();
       });
     });
-    this.$('[data-action="key-hide"]').addEventListener("click", () => {
+    $('[data-action="key-hide"]').addEventListener("click", () => {
       this.region("key-value").textContent = "";
       this.region("key-secret").hidden = true;
     });
-    this.$("#audit-form").addEventListener("submit", (event) => {
+    $("#audit-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.attempt(() => this.loadAudit(false));
     });
-    this.$('[data-action="audit-more"]').addEventListener("click",
+    $('[data-action="audit-more"]').addEventListener("click",
       () => this.attempt(() => this.loadAudit(true)));
-    this.$("#dashboard-form").addEventListener("submit", (event) => {
+    $("#dashboard-form").addEventListener("submit", (event) => {
       event.preventDefault();
       this.attempt(() => this.loadDashboard());
     });
@@ -195,12 +223,13 @@ export class AdminConsole {
   async loadUsers() {
     const answer = await this.fetch("/api/users");
     if (!answer) return;
+    /** @type {{users: User[]}} */
     const { users } = answer;
     this.users = new Map(users.map((user) => [user.id, user]));
     this.region("users").replaceChildren(...users.map((user) => this.userRow(user)));
   }
 
-  /** @param {any} user */
+  /** @param {User} user */
   userRow(user) {
     const row = document.createElement("tr");
     row.dataset.user = String(user.id);
@@ -286,7 +315,10 @@ export class AdminConsole {
     const [live, listed] = await Promise.all([
       this.fetch("/api/calls/live"), this.fetch("/api/users")]);
     if (!live || !listed) return;
-    const { calls } = live, { users } = listed;
+    /** @type {{calls: LiveCall[]}} */
+    const { calls } = live;
+    /** @type {{users: User[]}} */
+    const { users } = listed;
     // The users' states follow too (a password set, a call joined), without redrawing
     // the rows: a role being chosen stays open.
     const fresh = new Map(users.map((user) => [user.id, user]));
@@ -325,10 +357,11 @@ export class AdminConsole {
   async loadKeys() {
     const answer = await this.fetch("/api/keys");
     if (!answer) return;
+    /** @type {{keys: ApiKey[]}} */
     const { keys } = answer;
     if (!keys.length) {
       const row = document.createElement("tr");
-      const cell = el("td", "No API keys yet.", "empty");
+      const cell = /** @type {HTMLTableCellElement} */ (el("td", "No API keys yet.", "empty"));
       cell.colSpan = 4;
       row.append(cell);
       this.region("keys").replaceChildren(row);
@@ -367,7 +400,7 @@ export class AdminConsole {
   async loadAudit(more) {
     if (!more) {
       // A new first page: the filters as typed now, kept for its older pages.
-      const data = new FormData(/** @type {HTMLFormElement} */ (this.$("#audit-form")));
+      const data = new FormData($("#audit-form", HTMLFormElement));
       const filters = new URLSearchParams({ limit: String(AUDIT_PAGE) });
       for (const name of ["action", "actor", "target"]) {
         const value = String(data.get(name) || "").trim();
@@ -383,6 +416,7 @@ export class AdminConsole {
     if (more && this.auditBefore !== null) query.set("before", String(this.auditBefore));
     const answer = await this.fetch(`/api/audit?${query}`);
     if (!answer) return;
+    /** @type {{entries: AuditEntry[], next_before: number | null}} */
     const { entries, next_before: next } = answer;
     const rows = entries.map((entry) => {
       const row = document.createElement("tr");
@@ -396,25 +430,26 @@ export class AdminConsole {
     else this.region("audit").replaceChildren(...rows);
     if (!more && !rows.length) {
       const row = document.createElement("tr");
-      const cell = el("td", "Nothing matches.", "empty");
+      const cell = /** @type {HTMLTableCellElement} */ (el("td", "Nothing matches.", "empty"));
       cell.colSpan = 6;
       row.append(cell);
       this.region("audit").append(row);
     }
     this.auditBefore = next;
-    this.$('[data-action="audit-more"]').hidden = next === null;
+    $('[data-action="audit-more"]').hidden = next === null;
   }
 
   // -- dashboard ---------------------------------------------------------------
 
   async loadDashboard() {
-    const data = new FormData(/** @type {HTMLFormElement} */ (this.$("#dashboard-form")));
+    const data = new FormData($("#dashboard-form", HTMLFormElement));
     const query = new URLSearchParams();
     for (const name of ["from", "to"]) {
       const value = String(data.get(name) || "");
       if (value) query.set(name, value);
     }
     this.generation += 1;  // an earlier period still loading is dropped
+    /** @type {Analytics | null} */
     const figures = await this.fetch(`/api/analytics?${query}`);
     if (!figures) return;
     const days = figures.calls_per_day;

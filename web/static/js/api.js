@@ -21,6 +21,7 @@ export class ApiError extends Error {
  * @returns {Promise<any>}
  */
 export async function api(path, { method = "GET", body, token } = {}) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;

@@ -13,7 +13,13 @@ const RETRY_DELAYS_S = [1, 2, 4, 8, 10];
 const GIVE_UP_AFTER_MS = 5 * 60 * 1000;
 const MEDIA_RESTART_MS = 1000;
 
-/** Close reasons that end the call for good, in words. */
+/** @typedef {import("./signalling.js").Joined} Joined */
+/** @typedef {import("./signalling.js").Participant} Participant */
+
+/**
+ * Close reasons that end the call for good, in words.
+ * @type {Record<string, string>}
+ */
 const ENDINGS = {
   left: "You left the call.",
   call_ended: "The call has ended.",
@@ -84,9 +90,9 @@ export class Call extends EventTarget {
     this.signalling = null;
     /** @type {MediaLink | null} */
     this.media = null;
-    /** @type {any} the last joined message */
+    /** @type {Joined | null} the last joined message */
     this.joined = null;
-    /** @type {Map<number, any>} everyone in the call but this client */
+    /** @type {Map<number, Participant>} everyone in the call but this client */
     this.participants = new Map();
     /** @type {Map<number, MediaStream>} what each other participant sends */
     this.streams = new Map();
@@ -121,6 +127,7 @@ export class Call extends EventTarget {
   open() {
     const signalling = new Signalling(this.token, this.job);
     this.signalling = signalling;
+    /** @param {Event} event */
     const forward = (event) => {
       if (signalling !== this.signalling) return;
       const detail = /** @type {CustomEvent} */ (event).detail;
@@ -132,6 +139,7 @@ export class Call extends EventTarget {
       signalling.addEventListener(type, forward);
     }
     signalling.addEventListener("joined", (event) => {
+      /** @type {Joined} */
       const message = /** @type {CustomEvent} */ (event).detail;
       this.joined = message;
       this.tries = 0;
@@ -144,11 +152,13 @@ export class Call extends EventTarget {
       this.startMedia();
     });
     signalling.addEventListener("participant.joined", (event) => {
+      /** @type {Participant} */
       const p = /** @type {CustomEvent} */ (event).detail.participant;
       this.participants.set(p.id, p);
       this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
     });
     signalling.addEventListener("participant.left", (event) => {
+      /** @type {Participant} */
       const p = /** @type {CustomEvent} */ (event).detail.participant;
       this.participants.delete(p.id);
       this.dropStream(p.id);
@@ -195,6 +205,7 @@ export class Call extends EventTarget {
     const media = new MediaLink(this.signalling, this.joined);
     this.media = media;
     media.addEventListener("track", (event) => {
+      /** @type {{track: MediaStreamTrack, participantId: number | null}} */
       const { track, participantId } = /** @type {CustomEvent} */ (event).detail;
       if (participantId === null) return;
       // A reused m-section: its track now carries this participant, nobody else.
@@ -213,6 +224,7 @@ export class Call extends EventTarget {
       this.dispatchEvent(new CustomEvent("stream", { detail: { participantId, stream } }));
     });
     media.addEventListener("localtrack", (event) => {
+      /** @type {MediaStreamTrack} */
       const track = /** @type {CustomEvent} */ (event).detail;
       for (const old of this.stream.getVideoTracks()) this.stream.removeTrack(old);
       this.stream.addTrack(track);
@@ -223,6 +235,7 @@ export class Call extends EventTarget {
         { detail: /** @type {CustomEvent} */ (event).detail }));
     });
     media.addEventListener("state", (event) => {
+      /** @type {RTCPeerConnectionState} */
       const state = /** @type {CustomEvent} */ (event).detail;
       if (media !== this.media) return;
       this.dispatchEvent(new CustomEvent("media", { detail: state }));

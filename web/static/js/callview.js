@@ -9,16 +9,22 @@
 // Everything shown comes from the Call (call.js); nothing is stored on the device.
 import { setStatus } from "./api.js";
 import { attachChat } from "./chat.js";
+import { $ } from "./dom.js";
 import { cameraState } from "./media.js";
 import { Overlay } from "./overlay.js";
 import { watchQuality } from "./quality.js";
 import { AnnotationTools } from "./tools.js";
 
 const ZOOM_STEP = 1.5;
-/** Who the expert looks at first: the customer, then a technician, then anyone. */
+/**
+ * Who the expert looks at first: the customer, then a technician, then anyone.
+ * @type {Record<string, number>}
+ */
 const VIEW_ORDER = { customer: 0, technician: 1 };
 
 /** @typedef {import("./shapes.js").Shape} Shape */
+/** @typedef {import("./signalling.js").CameraState} CameraState */
+/** @typedef {import("./tools.js").Tool} Tool */
 
 export class CallView extends EventTarget {
   /**
@@ -32,17 +38,15 @@ export class CallView extends EventTarget {
     this.call = call;
     this.layout = layout;
     this.staff = staff;
-    /** @type {(selector: string) => any} */
-    this.$ = (selector) => root.querySelector(selector);
-    this.remote = /** @type {HTMLVideoElement} */ (this.$('[data-region="remote-video"]'));
-    this.local = /** @type {HTMLVideoElement} */ (this.$('[data-region="local-video"]'));
-    this.canvas = /** @type {HTMLCanvasElement} */ (this.$('[data-region="annotations"]'));
-    this.note = /** @type {HTMLElement} */ (this.$("#screen-note"));
+    this.remote = this.$('[data-region="remote-video"]', HTMLVideoElement);
+    this.local = this.$('[data-region="local-video"]', HTMLVideoElement);
+    this.canvas = this.$('[data-region="annotations"]', HTMLCanvasElement);
+    this.note = this.$("#screen-note");
     /** @type {number | null} whose picture is big (expert) */
     this.viewing = null;
     /** @type {Map<number, Map<string, Shape>>} shapes by the participant they are drawn on */
     this.drawings = new Map();
-    /** @type {Map<number, any>} the last camera.state of each participant */
+    /** @type {Map<number, CameraState>} the last camera.state of each participant */
     this.cameras = new Map();
     /** @type {Map<number, {audio: boolean, video: boolean}>} what each one muted */
     this.muted = new Map();
@@ -72,6 +76,16 @@ export class CallView extends EventTarget {
     this.wire();
     this.stopQuality = watchQuality(this.$('[data-region="quality"]'),
       () => (call.media ? call.media.pc : null));
+  }
+
+  /**
+   * An element of this call section (see dom.js).
+   * @template {Element} [T=HTMLElement]
+   * @param {string} selector @param {new () => T} [kind]
+   * @returns {T}
+   */
+  $(selector, kind) {
+    return $(selector, kind, this.root);
   }
 
   /** The participant whose picture carries the drawings shown. */
@@ -111,6 +125,7 @@ export class CallView extends EventTarget {
       this.people();
     });
     call.addEventListener("stream", (event) => {
+      /** @type {{participantId: number, stream: MediaStream | null}} */
       const { participantId, stream } = /** @type {CustomEvent} */ (event).detail;
       this.sound(participantId, stream);
       this.pickView();
@@ -119,6 +134,7 @@ export class CallView extends EventTarget {
     });
     call.addEventListener("localtrack", () => this.showLocal());
     call.addEventListener("media.tracks", (event) => {
+      /** @type {import("./signalling.js").MediaTracks} */
       const message = /** @type {CustomEvent} */ (event).detail;
       const state = { audio: false, video: false };
       for (const t of message.tracks) if (t.muted) state[t.kind] = true;
@@ -127,6 +143,7 @@ export class CallView extends EventTarget {
       this.showRemote();
     });
     call.addEventListener("camera.state", (event) => {
+      /** @type {CameraState & {from: number}} */
       const message = /** @type {CustomEvent} */ (event).detail;
       this.cameras.set(message.from, message);
       this.controls();
@@ -136,6 +153,7 @@ export class CallView extends EventTarget {
       call.addEventListener(type, (event) => this.annotate(/** @type {CustomEvent} */ (event).detail));
     }
     call.addEventListener("snapshot.saved", (event) => {
+      /** @type {import("./signalling.js").SnapshotSaved} */
       const message = /** @type {CustomEvent} */ (event).detail;
       if (message.request && message.request === this.pendingSnapshot) {
         this.pendingSnapshot = null;
@@ -147,6 +165,7 @@ export class CallView extends EventTarget {
       this.dispatchEvent(new CustomEvent("snapshot", { detail: message }));
     });
     call.addEventListener("error", (event) => {
+      /** @type {import("./signalling.js").ErrorMessage} */
       const message = /** @type {CustomEvent} */ (event).detail;
       if (message.ref === "snapshot.request") {
         this.pendingSnapshot = null;
@@ -154,8 +173,9 @@ export class CallView extends EventTarget {
       }
       if (message.code !== "rate_limited") setStatus(message.message);
     });
-    attachChat(/** @type {any} */ (call), this.$('[data-region="chat"]'), this.$("#chat-form"));
+    attachChat(call, this.$('[data-region="chat"]'), this.$("#chat-form", HTMLFormElement));
 
+    /** @param {string} action @param {() => void} handler */
     const on = (action, handler) => this.$(`[data-action="${action}"]`)
       .addEventListener("click", handler);
     on("leave", () => call.leave());
@@ -177,20 +197,23 @@ export class CallView extends EventTarget {
     const tools = /** @type {AnnotationTools} */ (this.tools);
     this.$("#draw-tools").hidden = false;
     this.canvas.classList.add("drawing");
-    for (const tool of ["pointer", "pen", "arrow", "circle", "text"]) {
+    for (const tool of /** @type {Tool[]} */ (["pointer", "pen", "arrow", "circle", "text"])) {
       on(`tool-${tool}`, () => {
-        tools.tool = /** @type {any} */ (tool);
-        for (const b of this.root.querySelectorAll('[data-action^="tool-"]')) {
+        tools.tool = tool;
+        const buttons = /** @type {NodeListOf<HTMLElement>} */ (
+          this.root.querySelectorAll('[data-action^="tool-"]'));
+        for (const b of buttons) {
           b.setAttribute("aria-pressed", String(b.dataset.action === `tool-${tool}`));
         }
         this.canvas.dataset.tool = tool;
       });
     }
     this.canvas.dataset.tool = tools.tool;
-    const swatches = [...this.root.querySelectorAll('[data-action="color"]')];
+    const swatches = [.../** @type {NodeListOf<HTMLElement>} */ (
+      this.root.querySelectorAll('[data-action="color"]'))];
     for (const swatch of swatches) {
       swatch.addEventListener("click", () => {
-        tools.color = swatch.dataset.color;
+        tools.color = String(swatch.dataset.color);  // _call.html gives each swatch one
         for (const b of swatches) b.setAttribute("aria-pressed", String(b === swatch));
       });
     }
@@ -199,7 +222,7 @@ export class CallView extends EventTarget {
     on("freeze", () => this.freeze(!this.frozen));
   }
 
-  /** @param {any} message an annotation.* message from someone else */
+  /** @param {import("./signalling.js").Annotation} message from someone else */
   annotate(message) {
     const shapes = this.drawingsOf(message.target);
     if (message.type === "annotation.add") {
@@ -347,6 +370,7 @@ export class CallView extends EventTarget {
     const me = this.call.joined ? this.call.joined.you : null;
     const state = this.cameraOf(this.cameraTarget());
     const can = new Set(state ? state.can : []);
+    /** @param {string} action @param {boolean} visible */
     const show = (action, visible) => { this.$(`[data-action="${action}"]`).hidden = !visible; };
     show("camera-switch", can.has("switch"));
     show("torch", can.has("torch"));
@@ -355,12 +379,13 @@ export class CallView extends EventTarget {
     this.$('[data-action="torch"]').setAttribute("aria-pressed", String(Boolean(state && state.torch)));
     const snapshots = Boolean(me && me.role !== "customer");
     show("snapshot", snapshots);
-    const snapshot = this.$('[data-action="snapshot"]');
+    const snapshot = this.$('[data-action="snapshot"]', HTMLButtonElement);
     snapshot.disabled = this.pendingSnapshot !== null
       || (this.layout === "expert" ? this.viewing === null : !this.call.stream.getVideoTracks().length);
     snapshot.textContent = this.pendingSnapshot ? "Saving…" : "Snapshot";
     show("end-call", this.staff);
-    this.$('[data-action="mute"]').disabled = !this.call.stream.getAudioTracks().length;
+    this.$('[data-action="mute"]', HTMLButtonElement).disabled =
+      !this.call.stream.getAudioTracks().length;
   }
 
   toggleMute() {
@@ -377,7 +402,8 @@ export class CallView extends EventTarget {
 
   /**
    * Steer a camera: one's own (field), or the viewed participant's (expert).
-   * @param {"switch" | "torch" | "zoom"} action @param {any} value
+   * @param {"switch" | "torch" | "zoom"} action
+   * @param {string | boolean | number | null} value as in camera.control
    */
   async steer(action, value) {
     if (this.layout === "expert") {

@@ -1,7 +1,8 @@
 // Chat panel: shows chat.message events, sends from a form.
 
 /**
- * @param {import("./signalling.js").Signalling} signalling
+ * @param {EventTarget & {send: (message: object) => void}} signalling what carries the
+ *   chat: a Signalling, or a Call (which forwards chat.message across reconnections)
  * @param {HTMLElement} log
  * @param {HTMLFormElement} form
  */

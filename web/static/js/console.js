@@ -6,39 +6,58 @@ import { AdminConsole } from "./admin.js";
 import { api, apiBlob, ApiError, setStatus } from "./api.js";
 import { Call, openCamera } from "./call.js";
 import { CallView } from "./callview.js";
+import { $ } from "./dom.js";
 
-/** @type {{token: string, user: {id: number, username: string, role: string}} | null} */
+// The answers of docs/api.md this page reads.
+/**
+ * @typedef {{id: number, username: string, role: string}} User
+ * @typedef {{token: string, expires_at: number, user: User}} Session
+ * @typedef {{id: number, title: string, external_ref: string | null, status: string}} Job
+ * @typedef {{name: string, role: string, joined_at: number, left_at: number | null,
+ *   duration_s: number | null}} CallParticipant
+ * @typedef {{started_at: number, duration_s: number | null, first_time_fix: boolean | null,
+ *   participants: CallParticipant[]}} JobCall
+ * @typedef {{name: string, role: string}} Person
+ * @typedef {{id: number, original_id: number | null, version: number, author: Person,
+ *   camera: Person, captured_at: number, width: number, height: number,
+ *   caption: string | null, image_url: string}} Snapshot
+ * @typedef {Job & {calls: JobCall[], events: {type: string, created_at: number}[],
+ *   messages: {from: Person, text: string, created_at: number}[],
+ *   notes: import("./signalling.js").Note[], snapshots: Snapshot[]}} JobRecord
+ */
+
+/** @type {Session | null} */
 let session = null;
 /** @type {number | null} */
 let currentJob = null;
 /** @type {string[]} object URLs of the images shown, revoked on the next render */
 let shownImages = [];
 /** Counts job views: an answer for an older view is dropped, not shown. */
-let view = 0;
+let jobViews = 0;
 /** @type {Call | null} the live call this console is in */
 let call = null;
 /** @type {number | null} the call whose outcome the expert is asked for */
 let outcomeCall = null;
 
-const $ = (selector) => document.querySelector(selector);
 /** The call section as the page came, copied afresh for each call (no old listeners). */
 const pristineCall = /** @type {HTMLElement} */ ($("#call").cloneNode(true));
 
 /** Sections of the console, one shown at a time (the job's record goes with "jobs"). */
 const VIEWS = ["jobs", "people", "keys", "audit", "dashboard"];
 
+/** @param {string} message */
 function signedOut(message) {
   session = null;  // first: the call's "ended" handler then asks nothing more
   if (call) call.leave();
   currentJob = null;
-  view += 1;  // a job record still loading is dropped, not shown to the next user
+  jobViews += 1;  // a job record still loading is dropped, not shown to the next user
   for (const url of shownImages) URL.revokeObjectURL(url);
   shownImages = [];
   for (const region of ["calls", "messages", "notes", "events", "snapshots", "invite-link"]) {
     $(`[data-region="${region}"]`).replaceChildren();
   }
   admin.stop();
-  for (const view of VIEWS) $(`#${view}`).hidden = true;
+  for (const name of VIEWS) $(`#${name}`).hidden = true;
   $("#job").hidden = true;
   $("#outcome").hidden = true;
   $("#tabs").hidden = true;
@@ -58,6 +77,12 @@ function showView(view) {
   admin.show(view === "jobs" ? null : view);
 }
 
+/**
+ * Call the API as the user signed in; signs out when the server says the session is over.
+ * @param {string} path
+ * @param {{method?: string, body?: object}} [options]
+ * @returns {Promise<any>}
+ */
 async function request(path, options = {}) {
   try {
     return await api(path, { ...options, token: session ? session.token : undefined });
@@ -74,34 +99,41 @@ $("#signin-form").addEventListener("submit", async (event) => {
   const form = /** @type {HTMLFormElement} */ (event.target);
   const data = new FormData(form);
   setStatus("Signing in…");
+  /** @type {Session} */
+  let signedIn;
   try {
-    session = await api("/api/session", {
+    signedIn = await api("/api/session", {
       method: "POST",
       body: { username: data.get("username"), password: data.get("password") },
     });
   } catch (error) {
-    return setStatus(error.message);
+    return setStatus(/** @type {Error} */ (error).message);
   }
+  session = signedIn;
+  const { user } = signedIn;
   form.reset();
   $("#signin").hidden = true;
-  $("#who").textContent = `${session.user.username} (${session.user.role})`;
+  $("#who").textContent = `${user.username} (${user.role})`;
   $('[data-action="sign-out"]').hidden = false;
   // Admins get the admin views; the server refuses their routes to anyone else anyway.
-  $("#tabs").hidden = session.user.role !== "admin";
-  if (session.user.role === "admin") admin.start(session.user);
+  $("#tabs").hidden = user.role !== "admin";
+  if (user.role === "admin") admin.start(user);
   showView("jobs");
-  setStatus(`Signed in as ${session.user.username}`);
+  setStatus(`Signed in as ${user.username}`);
   await loadJobs();
 });
 
-for (const tab of document.querySelectorAll("#tabs [data-view]")) {
-  tab.addEventListener("click", () => showView(/** @type {HTMLElement} */ (tab).dataset.view));
+for (const tab of /** @type {NodeListOf<HTMLElement>} */ (
+  document.querySelectorAll("#tabs [data-view]"))) {
+  // The selector asks for a data-view: String() only tells the type checker so.
+  tab.addEventListener("click", () => showView(String(tab.dataset.view)));
 }
 
 $('[data-action="sign-out"]').addEventListener("click", () => signedOut("Signed out."));
 
 async function loadJobs(query = "") {
   const search = query ? `&q=${encodeURIComponent(query)}` : "";
+  /** @type {{jobs: Job[]}} */
   const { jobs } = await request(`/api/jobs?status=open${search}`);
   if (!jobs.length) {
     $('[data-region="jobs"]').replaceChildren(
@@ -127,7 +159,9 @@ async function loadJobs(query = "") {
   }));
 }
 
+/** @param {number} t Unix seconds */
 const when = (t) => new Date(t * 1000).toLocaleString();
+/** @param {number | null} s */
 const minutes = (s) => (s === null ? "in progress" : `${Math.max(1, Math.round(s / 60))} min`);
 
 /** @param {string} tag @param {string} text @param {string} [className] */
@@ -138,14 +172,17 @@ function el(tag, text = "", className = "") {
   return node;
 }
 
+/** @param {number} id */
 async function openJob(id) {
-  const mine = ++view;
+  const mine = ++jobViews;
+  /** @type {JobRecord} */
   const job = await request(`/api/jobs/${id}`);
-  if (mine !== view) return;  // another job was opened meanwhile
+  // Another job was opened meanwhile, or the user signed out (that counts a view too).
+  if (mine !== jobViews || !session) return;
   currentJob = id;
   $("#job").hidden = $("#jobs").hidden;  // shown with the jobs view only
   $("#job-heading").textContent = job.status === "closed" ? `${job.title} (closed)` : job.title;
-  $('[data-action="job-close"]').disabled = job.status === "closed";
+  $('[data-action="job-close"]', HTMLButtonElement).disabled = job.status === "closed";
   $('[data-action="join"]').hidden = job.status === "closed" || call !== null;
   $('[data-region="invite-link"]').textContent = "";
   $('[data-region="calls"]').replaceChildren(...job.calls.map((c) => {
@@ -165,28 +202,30 @@ async function openJob(id) {
     el("li", `${when(n.created_at)} · ${n.author}: ${n.text}`)));
   $('[data-region="events"]').replaceChildren(...job.events.map((e) =>
     el("li", `${when(e.created_at)} · ${e.type}`)));
-  showSnapshots(job.snapshots, mine);
+  showSnapshots(job.snapshots, mine, session.token);
 }
 
 /**
- * @param {any[]} snapshots
+ * @param {Snapshot[]} snapshots
  * @param {number} mine the view these belong to
+ * @param {string} token to fetch the images with
  */
-function showSnapshots(snapshots, mine) {
+function showSnapshots(snapshots, mine, token) {
   for (const url of shownImages) URL.revokeObjectURL(url);
   shownImages = [];
   const cards = snapshots.map((s) => {
-    const template = /** @type {HTMLTemplateElement} */ ($("#snapshot-template"));
-    const figure = /** @type {HTMLElement} */ (template.content.firstElementChild.cloneNode(true));
+    const template = $("#snapshot-template", HTMLTemplateElement);
+    const figure = /** @type {HTMLElement} */ ($("figure", HTMLElement, template.content)
+      .cloneNode(true));
     figure.dataset.snapshot = String(s.id);
-    const image = /** @type {HTMLImageElement} */ (figure.querySelector("img"));
+    const image = $("img", HTMLImageElement, figure);
     image.alt = `Snapshot ${s.original_id ?? s.id}, version ${s.version}, of ${s.camera.name}'s camera`;
     image.width = s.width;
     image.height = s.height;
-    figure.querySelector("figcaption").textContent =
+    $("figcaption", HTMLElement, figure).textContent =
       `v${s.version} · ${s.camera.name}'s camera · by ${s.author.name} · ` +
       `${when(s.captured_at)} · ${s.width}×${s.height}`;
-    const form = /** @type {HTMLFormElement} */ (figure.querySelector("form"));
+    const form = $("form", HTMLFormElement, figure);
     const input = /** @type {HTMLInputElement} */ (form.elements.namedItem("caption"));
     input.value = s.caption ?? "";
     form.addEventListener("submit", async (event) => {
@@ -197,15 +236,15 @@ function showSnapshots(snapshots, mine) {
         });
         setStatus("Caption saved");
       } catch (error) {
-        setStatus(error.message);
+        setStatus(/** @type {Error} */ (error).message);
       }
     });
-    apiBlob(s.image_url, session.token).then((blob) => {
-      if (mine !== view) return;  // the view changed while it loaded
+    apiBlob(s.image_url, token).then((blob) => {
+      if (mine !== jobViews) return;  // the view changed while it loaded
       const url = URL.createObjectURL(blob);
       shownImages.push(url);
       image.src = url;
-    }, (error) => setStatus(error.message));
+    }, (error) => setStatus(/** @type {Error} */ (error).message));
     return figure;
   });
   $('[data-region="snapshots"]').replaceChildren(...cards);
@@ -222,7 +261,7 @@ $("#note-form").addEventListener("submit", async (event) => {
     form.reset();
     await openJob(currentJob);
   } catch (error) {
-    setStatus(error.message);
+    setStatus(/** @type {Error} */ (error).message);
   }
 });
 
@@ -235,7 +274,7 @@ $('[data-action="job-close"]').addEventListener("click", async () => {
     await openJob(currentJob);
     await loadJobs();
   } catch (error) {
-    setStatus(error.message);
+    setStatus(/** @type {Error} */ (error).message);
   }
 });
 
@@ -253,7 +292,7 @@ $("#job-form").addEventListener("submit", async (event) => {
     await openJob(job.id);
     setStatus(`Created job ${job.title}`);
   } catch (error) {
-    setStatus(error.message);
+    setStatus(/** @type {Error} */ (error).message);
   }
 });
 
@@ -261,7 +300,7 @@ for (const role of ["customer", "technician"]) {
   $(`[data-action="invite-${role}"]`).addEventListener("click", async () => {
     if (currentJob === null) return;
     try {
-      const to = String(new FormData($("#invite-form")).get("to") || "").trim();
+      const to = String(new FormData($("#invite-form", HTMLFormElement)).get("to") || "").trim();
       const invite = await request(`/api/jobs/${currentJob}/invites`, {
         method: "POST", body: to ? { role, to } : { role },
       });
@@ -270,7 +309,7 @@ for (const role of ["customer", "technician"]) {
       setStatus(invite.notified ? `Link for a ${role} sent to ${to}; valid until ${until}`
         : `Link for a ${role}, valid until ${until}. Copy it and send it.`);
     } catch (error) {
-      setStatus(error.message);
+      setStatus(/** @type {Error} */ (error).message);
     }
   });
 }
@@ -281,7 +320,7 @@ $("#search-form").addEventListener("submit", async (event) => {
   try {
     await loadJobs(query.trim());
   } catch (error) {
-    setStatus(error.message);
+    setStatus(/** @type {Error} */ (error).message);
   }
 });
 
@@ -351,7 +390,7 @@ for (const [action, answer] of [["outcome-yes", true], ["outcome-no", false]]) {
       $("#outcome").hidden = true;
       if (currentJob !== null) openJob(currentJob);
     } catch (error) {
-      setStatus(error.message);
+      setStatus(/** @type {Error} */ (error).message);
     }
   });
 }

@@ -7,13 +7,14 @@
 import { api, ApiError, setStatus, takeFragmentToken } from "./api.js";
 import { Call, openCamera } from "./call.js";
 import { CallView } from "./callview.js";
+import { $ } from "./dom.js";
 
 const token = takeFragmentToken();
-const $ = (selector) => document.querySelector(selector);
-const joinButton = /** @type {HTMLButtonElement} */ ($('[data-action="join"]'));
+const joinButton = $('[data-action="join"]', HTMLButtonElement);
 /** @type {Call | null} */
 let call = null;
 
+/** @param {string} [message] */
 function gone(message) {
   joinButton.hidden = true;
   $(".hint").hidden = true;
@@ -29,7 +30,7 @@ async function inspect() {
     setStatus("Ready when you are.");
   } catch (error) {
     if (error instanceof ApiError && error.status === 410) return gone(error.message);
-    setStatus(error.message);
+    setStatus(/** @type {Error} */ (error).message);
     joinButton.disabled = false;
   }
 }
@@ -37,18 +38,19 @@ async function inspect() {
 joinButton.addEventListener("click", async () => {
   joinButton.disabled = true;
   setStatus("Joining…");
+  /** @type {{token: string, role: string}} the participant's session (docs/api.md) */
   let session;
   try {
     session = await api("/api/invites/redeem", { method: "POST", body: { token } });
   } catch (error) {
     if (error instanceof ApiError && error.status === 410) return gone(error.message);
     joinButton.disabled = false;
-    return setStatus(error.message);
+    return setStatus(/** @type {Error} */ (error).message);
   }
   setStatus("Starting the camera…");
   const { stream, problem } = await openCamera();
   call = new Call({ token: session.token, stream, notice: problem });
-  const view = new CallView(/** @type {HTMLElement} */ ($("#call")), call, { layout: "field" });
+  const view = new CallView($("#call"), call, { layout: "field" });
   const technician = session.role === "technician";
   call.addEventListener("joined", () => {
     $("#landing").hidden = true;
@@ -82,7 +84,8 @@ joinButton.addEventListener("click", async () => {
   });
   $("#note-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    const input = /** @type {HTMLInputElement} */ ($("#note-form").elements.namedItem("text"));
+    const input = /** @type {HTMLInputElement} */ (
+      $("#note-form", HTMLFormElement).elements.namedItem("text"));
     const text = input.value.trim();
     if (!text || !call) return;
     call.send({ type: "note.add", text });

@@ -5,10 +5,20 @@
 // at a time, in order. Candidates are gathered before a description is sent (the
 // server's aiortc does not trickle either), so no ice.candidate messages are needed.
 
+// TypeScript's DOM types lack the camera controls of Media Capture Image
+// (https://w3c.github.io/mediacapture-image/), which phones' browsers implement.
+/**
+ * @typedef {MediaTrackCapabilities & {torch?: boolean, zoom?: {min: number, max: number}}}
+ *   CameraCapabilities
+ * @typedef {MediaTrackSettings & {torch?: boolean, zoom?: number}} CameraSettings
+ * @typedef {MediaTrackConstraintSet & {torch?: boolean, zoom?: number}} CameraConstraints
+ */
+
 /**
  * Wait until the connection has gathered its candidates (bounded).
  * @param {RTCPeerConnection} pc
  * @param {number} timeoutMs
+ * @returns {Promise<void>}
  */
 function gathered(pc, timeoutMs = 5000) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -39,10 +49,19 @@ export async function countCameras() {
 }
 
 /**
- * Open another camera: the one facing `facing` ("user", "environment"), or with
- * `null` the other side, or on a device whose cameras say no side, the next one.
+ * The local description just set, with the candidates gathered since.
+ * @param {RTCPeerConnection} pc
+ */
+function localSdp(pc) {
+  if (!pc.localDescription) throw new Error("no local description to send");
+  return pc.localDescription.sdp;
+}
+
+/**
+ * Open another camera: the one facing `facing`, or with `null` the other side, or on
+ * a device whose cameras say no side, the next one.
  * @param {MediaStreamTrack} track the camera in use
- * @param {string | boolean | number | null} facing
+ * @param {"user" | "environment" | null} facing
  * @returns {Promise<MediaStreamTrack | null>}
  */
 async function otherCamera(track, facing) {
@@ -68,9 +87,15 @@ async function otherCamera(track, facing) {
   }
 }
 
-/** Zoom, torch and facing of a camera track, as camera.state reports them. */
+/**
+ * Zoom, torch and facing of a camera track, as camera.state reports them.
+ * @param {MediaStreamTrack} track
+ * @returns {import("./signalling.js").CameraState}
+ */
 export function cameraState(track) {
+  /** @type {CameraSettings} */
   const settings = track.getSettings ? track.getSettings() : {};
+  /** @type {CameraCapabilities} */
   const can = track.getCapabilities ? track.getCapabilities() : {};
   const actions = [];
   if (cameraCount > 1) actions.push("switch");
@@ -134,6 +159,7 @@ export class MediaLink extends EventTarget {
       this.dispatchEvent(new CustomEvent("camera", { detail: /** @type {CustomEvent} */ (event).detail }));
     }, { signal });
     signalling.addEventListener("camera.control", (event) => {
+      /** @type {import("./signalling.js").CameraControl} */
       const message = /** @type {CustomEvent} */ (event).detail;
       this.queue = this.queue.then(() => this.steer(message.action, message.value))
         .catch((error) => console.warn("camera control failed", error))
@@ -161,7 +187,7 @@ export class MediaLink extends EventTarget {
     if (!stream.getTracks().length) this.pc.addTransceiver("video", { direction: "recvonly" });
     await this.pc.setLocalDescription();
     await gathered(this.pc);
-    this.signalling.send({ type: "sdp.offer", sdp: this.pc.localDescription.sdp });
+    this.signalling.send({ type: "sdp.offer", sdp: localSdp(this.pc) });
     this.reportCamera();
   }
 
@@ -197,14 +223,20 @@ export class MediaLink extends EventTarget {
     const sender = this.cameraSender();
     if (!sender || !sender.track) return;
     const track = sender.track;
+    /** @type {CameraCapabilities} */
     const can = track.getCapabilities ? track.getCapabilities() : {};
     if (action === "torch" && can.torch) {
-      await track.applyConstraints({ advanced: [{ torch: Boolean(value) }] });
+      /** @type {CameraConstraints} */
+      const torch = { torch: Boolean(value) };
+      await track.applyConstraints({ advanced: [torch] });
     } else if (action === "zoom" && can.zoom && typeof value === "number") {
-      const zoom = Math.min(can.zoom.max, Math.max(can.zoom.min, value));
-      await track.applyConstraints({ advanced: [{ zoom }] });
+      /** @type {CameraConstraints} */
+      const zoom = { zoom: Math.min(can.zoom.max, Math.max(can.zoom.min, value)) };
+      await track.applyConstraints({ advanced: [zoom] });
     } else if (action === "switch") {
-      const replacement = await otherCamera(track, value);
+      // The server lets only these through (docs/protocol.md, camera.control).
+      const facing = value === "user" || value === "environment" ? value : null;
+      const replacement = await otherCamera(track, facing);
       if (!replacement) return;
       replacement.enabled = track.enabled;
       await sender.replaceTrack(replacement);
@@ -221,7 +253,7 @@ export class MediaLink extends EventTarget {
       await this.pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
       await this.pc.setLocalDescription();
       await gathered(this.pc);
-      this.signalling.send({ type: "sdp.answer", sdp: this.pc.localDescription.sdp });
+      this.signalling.send({ type: "sdp.answer", sdp: localSdp(this.pc) });
     }
   }
 

@@ -1,13 +1,14 @@
 // Set a password through a one-time link: /setup#TOKEN.
 import { api, ApiError, setStatus, takeFragmentToken } from "./api.js";
+import { $ } from "./dom.js";
 
 const token = takeFragmentToken();
-const form = /** @type {HTMLFormElement} */ (document.getElementById("setup-form"));
+const form = $("#setup-form", HTMLFormElement);
 
 /** @param {string} id */
 function show(id) {
   for (const section of ["setup", "done", "dead"]) {
-    document.getElementById(section).hidden = section !== id;
+    $(`#${section}`).hidden = section !== id;
   }
 }
 
@@ -31,7 +32,7 @@ form.addEventListener("submit", async (event) => {
       form.reset();
       show("dead");
     }
-    return setStatus(error.message);
+    return setStatus(/** @type {Error} */ (error).message);
   }
   form.reset();
   show("done");

@@ -1,5 +1,33 @@
 // Signalling protocol v1 over /ws (docs/protocol.md).
 
+// The server's messages this client reads, as docs/protocol.md shows them.
+/**
+ * @typedef {{id: number, call_id: number, role: string, name: string, joined_at: number,
+ *   left_at: number | null}} Participant
+ * @typedef {{type: "joined", protocol: number, job: {id: number, title: string},
+ *   call: {id: number}, you: Participant, participants: Participant[],
+ *   ice_servers: RTCIceServer[], ice_transport_policy: RTCIceTransportPolicy}} Joined
+ * @typedef {{type: "media.tracks", participant: number,
+ *   tracks: {id: string, kind: "audio" | "video", muted: boolean}[]}} MediaTracks
+ * @typedef {{type: "camera.state", facing: string | null, torch: boolean | null,
+ *   zoom: number | null, can: string[]}} CameraState
+ *   as a client sends it; the server adds `from` when it relays one
+ * @typedef {{type: "camera.control", from: number, action: "switch" | "torch" | "zoom",
+ *   value: string | boolean | number | null}} CameraControl
+ * @typedef {{type: "annotation.add", from: number, target: number,
+ *   shape: import("./shapes.js").Shape}
+ *   | {type: "annotation.remove", from: number, target: number, id: string}
+ *   | {type: "annotation.clear", from: number, target: number}
+ *   | {type: "annotation.pointer", from: number, target: number, x: number, y: number,
+ *     color: string}} Annotation
+ * @typedef {{type: "snapshot.saved", request?: string, snapshot: {id: number,
+ *   version: number, camera: number, author: number, captured_at: number,
+ *   width: number, height: number, shapes: number, sha256: string}}} SnapshotSaved
+ * @typedef {{id: number, user: number | null, author: string, text: string,
+ *   created_at: number}} Note
+ * @typedef {{type: "error", code: string, message: string, ref?: string}} ErrorMessage
+ */
+
 /**
  * A signalling connection to one job's call.
  * Events: "joined", "participant.joined", "participant.left", "chat.message",
@@ -24,6 +52,7 @@ export class Signalling extends EventTarget {
     const ws = new WebSocket(`${scheme}//${location.host}/ws`);
     this.ws = ws;
     ws.addEventListener("open", () => {
+      /** @type {{type: "auth", token: string, job?: number}} */
       const auth = { type: "auth", token: this.token };
       if (this.job !== undefined) auth.job = this.job;
       ws.send(JSON.stringify(auth));

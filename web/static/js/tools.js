@@ -29,7 +29,7 @@ export class AnnotationTools {
     this.mine = [];
     this.serial = 0;
     this.lastPointer = 0;
-    /** @type {{kind: string, points: number[][], pointerId: number} | null} */
+    /** @type {{kind: "pen" | "arrow" | "circle", points: number[][], pointerId: number} | null} */
     this.stroke = null;
     this.prefix = Math.random().toString(36).slice(2, 8);
     const canvas = overlay.canvas;
@@ -97,7 +97,7 @@ export class AnnotationTools {
   preview() {
     if (!this.stroke) return;
     this.overlay.setDraft({
-      id: "draft", kind: /** @type {any} */ (this.stroke.kind), points: this.stroke.points,
+      id: "draft", kind: this.stroke.kind, points: this.stroke.points,
       color: this.color, width: STROKE,
     });
   }

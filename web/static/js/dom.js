@@ -1,0 +1,22 @@
+// Finding the page's elements. A script looks up only elements its template has: one
+// that is missing, or of another kind, is a bug in the template or the script, so the
+// lookup throws and names the selector rather than handing back null.
+
+/**
+ * The first element under `root` (the document by default) that `selector` matches,
+ * checked to be a `kind` (an HTMLElement by default).
+ * @template {Element} [T=HTMLElement]
+ * @param {string} selector
+ * @param {new () => T} [kind] e.g. HTMLInputElement
+ * @param {ParentNode} [root]
+ * @returns {T}
+ */
+export function $(selector, kind, root = document) {
+  const node = root.querySelector(selector);
+  const expected = kind ?? HTMLElement;
+  if (!(node instanceof expected)) {
+    throw new Error(node ? `${selector} is not a ${expected.name}` : `No ${selector} on this page`);
+  }
+  // Checked just above: without `kind`, T is HTMLElement.
+  return /** @type {T} */ (node);
+}
