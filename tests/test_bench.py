@@ -1,9 +1,9 @@
 """``scripts/bench.py`` runs end to end and reports every field, with sane values.
 
 Smoke tests: one short forward run (a real server process, one call, a late viewer
-a second), three snapshots at 640x360, and three arrows drawn in the browser client (two
-Chromiums). Performance is measured by the bench and written in docs/performance.md,
-never asserted here.
+a second), the same under cProfile, three snapshots at 640x360, and three arrows drawn
+in the browser client (two Chromiums). Performance is measured by the bench and written
+in docs/performance.md, never asserted here.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pstats
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,31 @@ def test_a_short_forward_run_prints_one_json_object_with_every_field() -> None:
         assert 10 < result[name] < 64 * 1024, (name, result[name])
     # Forwarding means the viewer gets the publisher's own bytes.
     assert result["unchanged_frames_ratio"] > 0.9
+    # Which code ran: this tree's commit.
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert result["code"]["commit"] == head
+    assert isinstance(result["code"]["changed"], bool)
+
+
+def test_a_profiled_run_names_the_functions_where_the_servers_time_went(
+        tmp_path: Path) -> None:
+    profile = tmp_path / "server.prof"
+    result, stderr = run_bench("relay", "--streams", "1", "--seconds", "2",
+                               "--profile", str(profile))
+    assert "under cProfile" in stderr
+    assert profile.is_file()  # for python -m pstats
+    assert result["server_profile"]["path"] == str(profile)
+    top = result["server_profile"]["top_own_time"]
+    assert len(top) == 25
+    assert set(top[0]) == {"function", "calls", "own_s", "cumulative_s"}
+    own = [row["own_s"] for row in top]
+    assert own == sorted(own, reverse=True) and own[0] > 0
+    # It profiled the server receiving media, not only starting: the RTP path is in it.
+    stats = pstats.Stats(str(profile)).stats  # (file, line, name) -> (_, calls, ...)
+    received = [calls for (file, _, name), (_, calls, *_) in stats.items()
+                if file.endswith("aiortc/rtcrtpreceiver.py") and name == "_handle_rtp_packet"]
+    assert received and received[0] > 0, "no RTP packet handled under the profiler"
 
 
 def test_three_snapshots_at_360p_report_their_latency_and_no_error() -> None:
@@ -118,3 +144,4 @@ def test_three_arrows_are_timed_from_pointerup_to_painted_on_the_phone() -> None
     assert 0 < result["server_cpu_cores"] <= cpu_count
     assert 0 < result["browsers_cpu_cores"] <= cpu_count
     assert result["picture"] != "0x0" and result["camera"] != "0x0"
+
