@@ -33,7 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # videoassist, and tests.media.clips for the clip
 
-from loadgen import BenchError  # noqa: E402  (found next to this file)
+from bench_table import flatten  # noqa: E402  (found next to this file, as loadgen)
+from loadgen import BenchError  # noqa: E402
 from loadgen.annotations import Options as AnnotationOptions  # noqa: E402
 from loadgen.annotations import run as run_annotations  # noqa: E402
 from loadgen.relay import Options as RelayOptions  # noqa: E402
@@ -149,17 +150,6 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
         sizes, args.keyframe_every, args.snapshots, args.warmup_snapshots, args.pause,
         args.calls, audio=not args.no_audio, breakdown=args.breakdown)
     return lambda: run_snapshot(snapshot_options), bool(args.json)
-
-
-def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested results as dotted names: ``sizes.1280x720.latency_ms_p95``."""
-    flat: dict[str, Any] = {}
-    for name, value in result.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{name}."))
-        else:
-            flat[prefix + name] = value
-    return flat
 
 
 def print_table(result: dict[str, Any]) -> None:
