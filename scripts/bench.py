@@ -2,6 +2,7 @@
 """Measure ``videoassist serve``: its media relay, its snapshots, and annotations.
 
     python scripts/bench.py relay --mode forward|transcode --streams N --seconds S --json
+    python scripts/bench.py relay --streams 16 --profile server.prof   # where its CPU goes
     python scripts/bench.py snapshot --sizes 640x360,1280x720 --keyframe-every K --json
     python scripts/bench.py annotations --shapes N --json
 
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import json
 import logging
+import subprocess
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -31,7 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # videoassist, and tests.media.clips for the clip
 
-from loadgen import BenchError  # noqa: E402  (found next to this file)
+from bench_table import flatten  # noqa: E402  (found next to this file, as loadgen)
+from loadgen import BenchError  # noqa: E402
 from loadgen.annotations import Options as AnnotationOptions  # noqa: E402
 from loadgen.annotations import run as run_annotations  # noqa: E402
 from loadgen.relay import Options as RelayOptions  # noqa: E402
@@ -73,6 +76,11 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
     relay.add_argument("--join-every", type=float, default=1.0,
                        help="seconds between late viewers timed to their first frame")
     relay.add_argument("--no-audio", action="store_true", help="publish video only")
+    relay.add_argument("--profile", type=Path, metavar="FILE",
+                       help="run the server under cProfile (its event loop's thread, its "
+                            "whole life), write the statistics to FILE and report the "
+                            "functions with the most own time; the server's CPU figures "
+                            "then include the profiler's own cost")
     relay.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     snap = sub.add_parser("snapshot", help="snapshot requests, from request to saved")
     snap.add_argument("--sizes", default="640x360,1280x720",
@@ -125,7 +133,8 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
         if args.seconds <= 0 or args.join_every <= 0 or args.warmup < 0:
             parser.error("--seconds and --join-every must be above 0, --warmup at least 0")
         options = RelayOptions(args.mode, args.streams, args.seconds, args.warmup,
-                               args.join_every, audio=not args.no_audio)
+                               args.join_every, audio=not args.no_audio,
+                               profile=args.profile.resolve() if args.profile else None)
         return lambda: run_relay(options), bool(args.json)
     try:
         sizes = tuple(parse_size(s) for s in args.sizes.split(",") if s.strip())
@@ -143,22 +152,32 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
     return lambda: run_snapshot(snapshot_options), bool(args.json)
 
 
-def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested results as dotted names: ``sizes.1280x720.latency_ms_p95``."""
-    flat: dict[str, Any] = {}
-    for name, value in result.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{name}."))
-        else:
-            flat[prefix + name] = value
-    return flat
-
-
 def print_table(result: dict[str, Any]) -> None:
     flat = flatten(result)
     width = max(map(len, flat))
     for name, value in flat.items():
-        print(f"{name:<{width}}  {value}")
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            print(name)  # a table, such as the profile's functions: a row a line
+            for row in value:
+                print("   ", "  ".join(str(cell) for cell in row.values()))
+        else:
+            print(f"{name:<{width}}  {value}")
+
+
+def tree_commit() -> dict[str, Any]:
+    """The commit of this tree, whose server and client the run measured, and whether
+    videoassist/ or web/ differed from it; None where git cannot tell."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
+                                  text=True, timeout=30, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--", "videoassist", "web")
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "changed": None if changed is None else bool(changed)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     logger.setLevel(logging.INFO)
     run, as_json = parse_args(argv)
+    code = tree_commit()  # before the run, which may take minutes
     try:
         result = asyncio.run(run())
     except BenchError as exc:
@@ -173,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    result["code"] = code
     if as_json:
         print(json.dumps(result))
     else:

@@ -41,6 +41,7 @@ from loadgen.probes import (
     drops_since,
     percentile,
     process_rss_mb,
+    profile_top,
     udp_drops,
 )
 from loadgen.server import ServerProcess, post_json
@@ -63,6 +64,7 @@ class Options:
     warmup: float
     join_every: float
     audio: bool
+    profile: Path | None = None  # run the server under cProfile, its statistics there
 
 
 @dataclass
@@ -240,6 +242,8 @@ class RelayBench:
             "mode": self.options.mode,
             "streams": self.options.streams,
             "seconds": round(wall, 1),
+            "warmup_s": self.options.warmup,
+            "join_every_s": self.options.join_every,
             "server_cpu_cores": round(server_cores, 3),
             "client_cpu_cores": round(client_cores, 3),
             "machine_cpu_cores": round(machine_cores, 3),
@@ -287,9 +291,12 @@ def _minus(a: float | None, b: float | None) -> float | None:
 async def run(options: Options) -> dict[str, Any]:
     """Start the server, run the calls, measure, stop everything; the report."""
     clip = load_video_clip()
+    if options.profile:
+        options.profile.unlink(missing_ok=True)  # none of an earlier run's
     with tempfile.TemporaryDirectory(prefix="videoassist-bench-") as workdir:
-        server = ServerProcess(options.mode, Path(workdir))
-        logger.info("starting the server (%s mode) on %s", options.mode, server.url)
+        server = ServerProcess(options.mode, Path(workdir), options.profile)
+        logger.info("starting the server (%s mode) on %s%s", options.mode, server.url,
+                    " under cProfile" if options.profile else "")
         server.start()
         try:
             async with aiohttp.ClientSession() as http:
@@ -304,6 +311,13 @@ async def run(options: Options) -> dict[str, Any]:
                     await bench.close()
         finally:
             server.stop()
+        if options.profile:
+            if not options.profile.is_file():
+                raise BenchError(f"the server wrote no profile to {options.profile}; "
+                                 f"its last output:\n{server.output_tail()}")
+            # The server's whole life, its event loop's thread (not the worker threads).
+            result["server_profile"] = {"path": str(options.profile),
+                                        "top_own_time": profile_top(options.profile)}
     if result["generator_overloaded"]:
         logger.warning("the generator was short of CPU (its direct pair's frames were "
                        "%s ms late at p95): take this run's latencies with care",

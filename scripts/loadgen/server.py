@@ -1,5 +1,5 @@
 """``python -m videoassist serve`` as a child process, in a temporary data directory,
-with one staff user the generator signs in as."""
+with one staff user the generator signs in as; optionally under cProfile."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import aiohttp
 from loadgen import BenchError
 
 TRANSCODE = {"forward": "when-needed", "transcode": "always"}  # mode -> setting
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -41,8 +42,10 @@ async def post_json(http: aiohttp.ClientSession, url: str, path: str, body: dict
 
 
 class ServerProcess:
-    def __init__(self, mode: str, workdir: Path) -> None:
+    def __init__(self, mode: str, workdir: Path, profile: Path | None = None) -> None:
         self.workdir = workdir
+        # cProfile's statistics of the serving process, written there when it exits.
+        self.profile = profile
         self.data_dir = workdir / "data"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -50,12 +53,17 @@ class ServerProcess:
         self.password = secrets.token_urlsafe(24)
         self.log_path = workdir / "server.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOASSIST_")}
+        # The server of this tree, whatever checkout the environment has installed.
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         self.env.update(VIDEOASSIST_PUBLIC_URL=self.url, VIDEOASSIST_ACCESS_LOG="false",
                         VIDEOASSIST_MEDIA_TRANSCODE=TRANSCODE[mode])
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def _command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "videoassist", *args, "--data-dir", str(self.data_dir)]
+    def _command(self, *args: str, profile: Path | None = None) -> list[str]:
+        profiler = ["-m", "cProfile", "-o", str(profile.resolve())] if profile else []
+        return [sys.executable, *profiler, "-m", "videoassist", *args,
+                "--data-dir", str(self.data_dir)]
 
     def start(self) -> None:
         """Add the staff user with the CLI, then start serving (not yet ready)."""
@@ -68,7 +76,8 @@ class ServerProcess:
                              f"{(result.stderr or result.stdout).strip()}")
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
-                self._command("serve", "--host", "127.0.0.1", "--port", str(self.port)),
+                self._command("serve", "--host", "127.0.0.1", "--port", str(self.port),
+                              profile=self.profile),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env,
                 cwd=self.workdir)
 
@@ -104,12 +113,13 @@ class ServerProcess:
                          f"its last output:\n{self.output_tail()}")
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 10 s."""
+        """SIGTERM (the server drains, and stops at once when no call is left), then
+        SIGKILL after 10 s, or 30 s under the profiler, which writes its file on exit."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(10)
+            self.proc.wait(30 if self.profile else 10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
