@@ -25,6 +25,7 @@ from videoassist.app import create_app
 from videoassist.appkeys import STORE
 from videoassist.config import Settings
 from videoassist.logs import ACCESS_LOGGER, AccessLogger
+from videoassist.snapshots.fonts import LabelFonts
 from videoassist.storage import Store
 
 PASSWORD = "correct horse battery"
@@ -227,3 +228,9 @@ async def server_factory(tmp_path: Path, clock: Clock) -> AsyncIterator[ServerFa
 @pytest.fixture
 async def server(server_factory: ServerFactory) -> Server:
     return await server_factory()
+
+
+@pytest.fixture(scope="session")
+def label_fonts() -> LabelFonts:
+    """The label fonts a server with default settings draws in (Debian's Noto fonts)."""
+    return LabelFonts.open(())
