@@ -182,25 +182,43 @@ def test_a_label_is_drawn_as_itself(label_fonts: LabelFonts, script: str) -> Non
             assert not np.array_equal(_drawn(label_fonts, cluster), tofu), (script, cluster)
 
 
-@pytest.mark.parametrize("script", ["arabic", "hebrew"])
-def test_right_to_left_words_read_from_the_right(label_fonts: LabelFonts, script: str) -> None:
-    # The label still starts at its point, but its first letter is its rightmost: change
-    # that letter and only the right end of the label changes.
-    text = SCRIPTS[script]
-    other = {"arabic": "ب", "hebrew": "ת"}[script]
+def _ink_columns(image: np.ndarray) -> np.ndarray:
+    return np.nonzero(_painted(image).any(axis=0))[0]
+
+
+@pytest.mark.parametrize(("text", "first"), [
+    (SCRIPTS["arabic"], "ب"), ("الصمام", "ب"), (SCRIPTS["hebrew"], "ת"), ("השסתום", "ת")])
+def test_right_to_left_words_read_from_the_right(label_fonts: LabelFonts, text: str,
+                                                 first: str) -> None:
+    # The label still starts at its point, but its first letter is its rightmost, in a
+    # word (shaping) and across words (reordering of runs): change that letter and only
+    # the right end of the label changes.
     drawn = _drawn(label_fonts, text)
-    changed = _columns(drawn, _drawn(label_fonts, other + text[1:]))
-    xs = np.nonzero(_painted(drawn).any(axis=0))[0]
+    changed = _columns(drawn, _drawn(label_fonts, first + text[1:]))
+    xs = _ink_columns(drawn)
     assert changed.size and changed.min() > (xs.min() + xs.max()) / 2, (changed, xs)
 
 
-@pytest.mark.parametrize(("script", "word"), [("arabic", "الصمام"), ("devanagari", "क्षत्रिय")])
-def test_letters_are_shaped_together(label_fonts: LabelFonts, script: str, word: str) -> None:
-    # Arabic letters join, Devanagari consonants form conjuncts and its vowel sign i
-    # goes before its consonant: a zero-width non-joiner between the characters stops
-    # all that, and so must change what is drawn. (Unshaped, the two look the same.)
-    apart = "\u200c".join(word)
-    assert _columns(_drawn(label_fonts, word), _drawn(label_fonts, apart)).size, script
+@pytest.mark.parametrize("word", ["بيت", "تبني", "سبب"])
+def test_arabic_letters_join(label_fonts: LabelFonts, word: str) -> None:
+    # Every letter of these words joins the next: shaped, the word is one stroke with
+    # no gap between its letters; unshaped, each letter stands apart in its own form.
+    xs = _ink_columns(_drawn(label_fonts, word))
+    assert xs.size and (np.diff(xs) == 1).all(), xs
+
+
+def test_devanagari_forms_conjuncts_and_puts_the_vowel_sign_i_first(
+        label_fonts: LabelFonts) -> None:
+    def width(text: str) -> int:
+        xs = _ink_columns(_drawn(label_fonts, text))
+        return int(xs.max() - xs.min() + 1)
+
+    # क + virama + ष is the conjunct क्ष, about one letter wide, not क, a virama and ष.
+    assert width("क्ष") < 0.75 * (width("क") + width("ष"))
+    # The vowel sign i is written after its consonant but drawn before (left of) it:
+    # adding it changes the label from its very start.
+    alone, with_i = _drawn(label_fonts, "क"), _drawn(label_fonts, "कि")
+    assert _columns(alone, with_i).min() <= _ink_columns(alone).min() + 1
 
 
 def test_a_label_mixing_scripts_takes_each_from_its_face(label_fonts: LabelFonts) -> None:
@@ -284,7 +302,10 @@ def test_drawing_work_is_bounded(monkeypatch: pytest.MonkeyPatch,
         assert glyphs and sum(w * h for w, h in glyphs) <= width * height, (text[:5], glyphs)
 
 
-@pytest.mark.parametrize("text", ["W" * 60, ("الصمام " * 12).strip(), "वाल्व खोलें " * 8])
+# Latin (kerning), Arabic words and one long joined word (a cut changes the form of the
+# letter cut), Devanagari conjuncts, CJK.
+@pytest.mark.parametrize("text", ["W" * 60, "AVAVAV " * 10, ("الصمام " * 12).strip(), "ب" * 90,
+                                  "वाल्व खोलें " * 8, "打开阀门" * 16])
 def test_a_long_label_is_cut_only_where_it_does_not_show(label_fonts: LabelFonts,
                                                          text: str) -> None:
     # The same label at the same size on a picture ten times as wide, where it fits
