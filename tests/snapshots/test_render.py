@@ -302,10 +302,11 @@ def test_drawing_work_is_bounded(monkeypatch: pytest.MonkeyPatch,
         assert glyphs and sum(w * h for w, h in glyphs) <= width * height, (text[:5], glyphs)
 
 
-# Latin (kerning), Arabic words and one long joined word (a cut changes the form of the
-# letter cut), Devanagari conjuncts, CJK.
-@pytest.mark.parametrize("text", ["W" * 60, "AVAVAV " * 10, ("الصمام " * 12).strip(), "ب" * 90,
-                                  "वाल्व खोलें " * 8, "打开阀门" * 16])
+# Latin (kerning), Arabic words and one long joined word (the letter at a cut takes
+# another form, and the seen's is wide), Devanagari conjuncts, a vowel sign i drawn left
+# of the conjunct before it ("क्षि": the cut must leave room for it), CJK.
+@pytest.mark.parametrize("text", ["W" * 60, "AVAVAV " * 10, ("الصمام " * 12).strip(), "س" * 90,
+                                  "वाल्व खोलें " * 8, "क्षि" * 40, "打开阀门" * 16])
 def test_a_long_label_is_cut_only_where_it_does_not_show(label_fonts: LabelFonts,
                                                          text: str) -> None:
     # The same label at the same size on a picture ten times as wide, where it fits
