@@ -29,6 +29,17 @@ from videoassist.snapshots.fonts import LabelFonts
 from videoassist.storage import Store
 
 PASSWORD = "correct horse battery"
+# A snapshot label per script, as a customer or a technician would type it ("open the
+# valve"): tests/snapshots/test_render.py and tests/browser/test_shapes.py draw them.
+SCRIPTS = {
+    "latin": "Ventil öffnen, Düse prüfen, façade",
+    "greek": "Άνοιξε τη βαλβίδα",
+    "cyrillic": "Откройте клапан",
+    "arabic": "افتح الصمام",
+    "hebrew": "פתח את השסתום",
+    "cjk": "打开阀门 バルブ 밸브",
+    "devanagari": "वाल्व खोलें",
+}
 
 
 class Clock:

@@ -333,6 +333,9 @@ BAD_INPUT = {
     "VIDEOASSIST_PORT out of range": (["migrate"], "", {"VIDEOASSIST_PORT": "70000"}),
     "unknown VIDEOASSIST_ setting": (["migrate"], "", {"VIDEOASSIST_PROT": "8080"}),
     "serve with a malformed VIDEOASSIST_PORT": (["serve"], "", {"VIDEOASSIST_PORT": "80x"}),
+    # A start-up check that fails after the database opened: the process must still end.
+    "serve without its label fonts": (
+        ["serve"], "", {"VIDEOASSIST_LABEL_FONTS": "/nonexistent/NotoSans-Bold.ttf"}),
     "API key with an unknown scope": (["apikey", "add", "crm", "--scope", "admin"], "", {}),
     "API key without a scope": (["apikey", "add", "crm"], "", {}),
     "API key with a blank name": (["apikey", "add", " ", "--scope", "jobs:read"], "", {}),

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from playwright.async_api import BrowserContext
 
-from tests.snapshots.test_render import SCRIPTS
+from tests.conftest import SCRIPTS
 from tests.test_cli import ServeProcess
 from videoassist.snapshots import render
 from videoassist.snapshots.fonts import LabelFonts

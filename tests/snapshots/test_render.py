@@ -12,6 +12,7 @@ from aiohttp import web
 from cryptography.exceptions import InvalidTag
 from PIL import ImageFont
 
+from tests.conftest import SCRIPTS
 from videoassist import keyfiles
 from videoassist.app import create_app
 from videoassist.config import Secret, Settings
@@ -137,16 +138,6 @@ def test_the_kek_comes_from_the_environment_or_a_private_file(tmp_path: Path) ->
 
 # -- labels in every script ---------------------------------------------------------
 
-# A label per script, as a customer or a technician would type it ("open the valve").
-SCRIPTS = {
-    "latin": "Ventil öffnen, Düse prüfen, façade",
-    "greek": "Άνοιξε τη βαλβίδα",
-    "cyrillic": "Откройте клапан",
-    "arabic": "افتح الصمام",
-    "hebrew": "פתח את השסתום",
-    "cjk": "打开阀门 バルブ 밸브",
-    "devanagari": "वाल्व खोलें",
-}
 # A character no face has: drawn as the main face's missing-glyph box (tofu).
 MISSING = "\U0010fffd"
 
