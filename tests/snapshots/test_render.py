@@ -230,6 +230,12 @@ def test_a_label_mixing_scripts_takes_each_from_its_face(label_fonts: LabelFonts
         "باب", " ", "3", " ", "صمام"]
 
 
+def test_a_label_is_one_line(label_fonts: LabelFonts) -> None:
+    # As the browser's canvas draws it: a line break or a tab is a space.
+    assert np.array_equal(_drawn(label_fonts, "Valve\nleft\tside"),
+                          _drawn(label_fonts, "Valve left side"))
+
+
 def test_label_fonts_are_checked_at_start(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"nowhere\.ttf"):
         LabelFonts.open([str(tmp_path / "nowhere.ttf")])

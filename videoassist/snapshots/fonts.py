@@ -87,7 +87,8 @@ class LabelFonts:
         if not features.check("raqm"):
             raise ConfigError(
                 "Pillow cannot shape text (its Raqm layout needs FriBiDi): labels in "
-                f"Arabic, Hebrew or Devanagari would be drawn wrong. Install {DEBIAN_PACKAGES}")
+                "Arabic, Hebrew or Devanagari would be drawn wrong (Debian: apt-get install "
+                "libfribidi0)")
         for face in faces:
             try:
                 ImageFont.truetype(str(face.path), 10, index=face.index)

@@ -21,6 +21,7 @@ from videoassist.snapshots.fonts import LabelFonts
 # Characters that belong to the cluster before them: combining marks, joiners and
 # variation selectors (one face must draw them with their base).
 _JOINERS = {"\u200c", "\u200d", "\u034f"}
+_ONE_LINE = str.maketrans("\t\n\f\r", "    ")
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ class Layout:
 
 
 def lay_out(fonts: LabelFonts, text: str, size: float) -> Layout:
-    """``text`` at ``size`` pixels to the em, in visual order."""
+    """``text`` at ``size`` pixels to the em, in visual order, on one line."""
+    # As a canvas does (HTML's text preparation): tabs and line breaks are spaces.
+    text = text.translate(_ONE_LINE)
     levels = fonts.bidi.levels(text)
     pieces: list[tuple[int, int, list[int]]] = []  # (face, level, cluster starts)
     for start, end in clusters(text):
