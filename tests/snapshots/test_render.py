@@ -231,9 +231,13 @@ def test_a_label_mixing_scripts_takes_each_from_its_face(label_fonts: LabelFonts
 
 
 def test_a_label_is_one_line(label_fonts: LabelFonts) -> None:
-    # As the browser's canvas draws it: a line break or a tab is a space.
-    assert np.array_equal(_drawn(label_fonts, "Valve\nleft\tside"),
-                          _drawn(label_fonts, "Valve left side"))
+    # As the browser's canvas draws it: a line break or a tab is a space, and so is any
+    # other paragraph separator (on which Pillow's layout fails).
+    one_line = _drawn(label_fonts, "Valve left side")
+    for text in ("Valve\nleft\tside", "Valve\rleft\fside", "Valve\u2029left\x85side"):
+        assert np.array_equal(_drawn(label_fonts, text), one_line), text
+    # A label of characters that draw nothing draws nothing (no outline of nothing).
+    assert not _drawn(label_fonts, "\u200d\u200d\ufeff").any()
 
 
 def test_label_fonts_are_checked_at_start(tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ from videoassist.snapshots.fonts import LabelFonts
 # Characters that belong to the cluster before them: combining marks, joiners and
 # variation selectors (one face must draw them with their base).
 _JOINERS = {"\u200c", "\u200d", "\u034f"}
-_ONE_LINE = str.maketrans("\t\n\f\r", "    ")
 
 
 @dataclass(frozen=True)
@@ -82,8 +81,10 @@ class Layout:
 
 def lay_out(fonts: LabelFonts, text: str, size: float) -> Layout:
     """``text`` at ``size`` pixels to the em, in visual order, on one line."""
-    # As a canvas does (HTML's text preparation): tabs and line breaks are spaces.
-    text = text.translate(_ONE_LINE)
+    # As a canvas does (HTML's text preparation), tabs and line breaks are spaces; so is
+    # any other paragraph or segment separator (Raqm's layout fails on one).
+    text = "".join(" " if c == "\f" or unicodedata.bidirectional(c) in ("B", "S") else c
+                   for c in text)
     levels = fonts.bidi.levels(text)
     pieces: list[tuple[int, int, list[int]]] = []  # (face, level, cluster starts)
     for start, end in clusters(text):

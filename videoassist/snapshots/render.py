@@ -178,6 +178,8 @@ def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int,
         pen.text((x - left + run.x, line - top), run.left_of(limit - run.x), fill=255,
                  font=run.font, anchor="ls", direction=run.direction)
     mask = np.asarray(patch)
+    if not mask.any():  # only characters that draw nothing (joiners, format controls)
+        return
     # The outline: every pixel within ``outline`` of the letters.
     distance = cv2.distanceTransform((mask < 128).astype(np.uint8), cv2.DIST_L2, 5)
     ring = np.clip((outline + 0.5 - distance) * 255, 0, 255).astype(np.uint8)
