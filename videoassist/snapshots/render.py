@@ -181,7 +181,9 @@ def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int,
     if not mask.any():  # only characters that draw nothing (joiners, format controls)
         return
     # The outline: every pixel within ``outline`` of the letters.
-    distance = cv2.distanceTransform((mask < 128).astype(np.uint8), cv2.DIST_L2, 5)
+    # (Capped: with no pixel half covered it would be the float maximum everywhere.)
+    distance = np.minimum(
+        cv2.distanceTransform((mask < 128).astype(np.uint8), cv2.DIST_L2, 5), outline + 1)
     ring = np.clip((outline + 0.5 - distance) * 255, 0, 255).astype(np.uint8)
     visible = (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left))
     _blend(out, ring[visible], x0, y0, outline_color(shape["color"]))
