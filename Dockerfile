@@ -38,6 +38,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIDEOASSIST_PORT=8080 \
     VIDEOASSIST_LOG_FORMAT=json
 
+# The fonts snapshot labels are drawn in (Latin, Greek, Cyrillic, Arabic, Hebrew,
+# Devanagari; CJK is the bulk of it, about 90 MB) and FriBiDi, which Pillow's text
+# shaping loads at run time. The server refuses to start without them.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-noto-core fonts-noto-cjk libfribidi0 \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent videoassist \
     && mkdir -p /data && chown videoassist /data && chmod 0700 /data
 

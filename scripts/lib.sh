@@ -2,6 +2,9 @@
 # tests, the browser client's checkers). Source it from the repository root.
 
 VENV=.venv
+# What the server needs from Debian besides Python: the fonts snapshot labels are drawn
+# in, and FriBiDi, which Pillow needs to shape them (videoassist/snapshots/fonts.py).
+SERVER_DEBIAN_PACKAGES=(fonts-noto-core fonts-noto-cjk libfribidi0)
 
 # Install Debian packages that are missing; needs root (CI and the dev machines are).
 ensure_debian_packages() {

@@ -28,9 +28,21 @@ from videoassist.app import create_app
 from videoassist.appkeys import STORE
 from videoassist.config import Settings
 from videoassist.logs import ACCESS_LOGGER, AccessLogger
+from videoassist.snapshots.fonts import LabelFonts
 from videoassist.storage import Store
 
 PASSWORD = "correct horse battery"
+# A snapshot label per script, as a customer or a technician would type it ("open the
+# valve"): tests/snapshots/test_render.py and tests/browser/test_shapes.py draw them.
+SCRIPTS = {
+    "latin": "Ventil öffnen, Düse prüfen, façade",
+    "greek": "Άνοιξε τη βαλβίδα",
+    "cyrillic": "Откройте клапан",
+    "arabic": "افتح الصمام",
+    "hebrew": "פתח את השסתום",
+    "cjk": "打开阀门 バルブ 밸브",
+    "devanagari": "वाल्व खोलें",
+}
 
 
 class Clock:
@@ -251,3 +263,9 @@ async def server_factory(tmp_path: Path, clock: Clock) -> AsyncIterator[ServerFa
 @pytest.fixture
 async def server(server_factory: ServerFactory) -> Server:
     return await server_factory()
+
+
+@pytest.fixture(scope="session")
+def label_fonts() -> LabelFonts:
+    """The label fonts a server with default settings draws in (Debian's Noto fonts)."""
+    return LabelFonts.open(())

@@ -365,6 +365,17 @@ def test_bad_input_is_one_line_and_exit_2(
     assert query(populated, "SELECT count(*) FROM invites") == [(0,)]
 
 
+def test_serve_without_its_label_fonts_stops_saying_so(populated: Path) -> None:
+    # A start-up check that fails once the database is open: the process still ends
+    # (videoassist() waits 30 s at most), with the reason as its last word.
+    result = videoassist(populated, "serve", "--port", "0", env=clean_env(
+        VIDEOASSIST_LABEL_FONTS="/nonexistent/NotoSans-Bold.ttf"))
+    assert result.code == 2, result
+    assert "Traceback" not in result.out + result.err, result
+    assert result.err.splitlines()[-1].startswith(
+        "videoassist: label font /nonexistent/NotoSans-Bold.ttf cannot be used"), result.err
+
+
 def test_serve_first_run_prints_a_setup_link_and_writes_private_files(data_dir: Path) -> None:
     server = ServeProcess(data_dir)
     try:

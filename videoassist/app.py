@@ -55,6 +55,7 @@ from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
 from videoassist.signalling.connection import websocket
 from videoassist.signalling.hub import Hub
+from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.service import SnapshotService
 from videoassist.snapshots.vault import Vault
 from videoassist.storage import Store
@@ -160,8 +161,11 @@ async def _snapshots(app: web.Application) -> AsyncIterator[None]:
     settings, store = app[SETTINGS], app[STORE]
     vault = Vault(keyfiles.snapshot_key(settings), store.snapshots)
     await vault.check()
+    # Fail at start, not at the first label, when a font or the text shaping is missing.
+    fonts = await asyncio.get_running_loop().run_in_executor(
+        None, LabelFonts.open, settings.label_fonts)
     app[SNAPSHOTS] = SnapshotService(store, vault, app[MEDIA], settings.snapshot_jpeg_quality,
-                                     app[WEBHOOKS].emit)
+                                     app[WEBHOOKS].emit, fonts=fonts)
     yield
 
 

@@ -126,6 +126,13 @@ class Settings:
     snapshot_jpeg_quality: int = field(
         default=90, metadata=_doc("JPEG quality of stored snapshots (50..100).")
     )
+    label_fonts: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Font files snapshot labels are drawn in, PATH or PATH#FACE, comma-separated; "
+            "each character in the first that has it. Default: Debian's Noto fonts."
+        ),
+    )
     retention_days: int = field(
         default=0,
         metadata=_doc(

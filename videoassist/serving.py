@@ -67,8 +67,10 @@ async def serve(settings: Settings) -> int:
         access_log_class=AccessLogger,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
     )
-    await runner.setup()
     try:
+        # A start-up that fails (a missing label font, a wrong snapshot key) still closes
+        # what had opened, the database's thread included, so the process exits.
+        await runner.setup()
         await web.TCPSite(runner, settings.host, settings.port).start()
         host, port = runner.addresses[0][:2]
         print(f"videoassist {__version__} serving on http://{host}:{port} "

@@ -308,6 +308,7 @@ def breakdown(size: tuple[int, int], clip: CameraClip) -> dict[str, float]:
     decoding a run of 1, 30 and 90 frames as the capture tap does, and drawing the
     shapes, encoding both JPEGs and sealing them as the snapshot service does."""
     from videoassist.media.capture import _decode_last
+    from videoassist.snapshots.fonts import LabelFonts
     from videoassist.snapshots.service import SnapshotService
     from videoassist.snapshots.vault import Vault
 
@@ -324,7 +325,8 @@ def breakdown(size: tuple[int, int], clip: CameraClip) -> dict[str, float]:
               for n in (1, 30, 90) if n <= len(frames)}
     picture = _decode_last("vp8", list(frames[:1]))
     # Only the worker-thread half of SnapshotService.take: no store is needed for it.
-    service = SnapshotService(None, Vault(os.urandom(32), None), None, 90)  # type: ignore[arg-type]
+    service = SnapshotService(None, Vault(os.urandom(32), None), None, 90,  # type: ignore[arg-type]
+                              fonts=LabelFonts.open(()))
     key = os.urandom(32)
     result["draw_jpeg_seal"] = timed(service._render_new, key, 1, picture, SHAPES)
     assert picture.shape[:2] == (size[1], size[0])

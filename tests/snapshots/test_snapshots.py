@@ -19,6 +19,7 @@ from tests.conftest import Server, receive
 from tests.media.clips import pattern, read_id
 from tests.media.peers import MediaClient
 from videoassist.snapshots import render
+from videoassist.snapshots.fonts import LabelFonts
 
 ARROW = {"id": "a1", "kind": "arrow", "points": [[0.2, 0.8], [0.55, 0.45]],
          "color": "#00ff00", "width": 0.01}
@@ -100,7 +101,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("size", [(640, 360), (1280, 720), (432, 768)],
                          ids=["360p", "720p", "portrait"])
 async def test_snapshot_holds_the_pattern_and_the_arrow_where_the_coordinates_put_it(
-        call_factory: Any, size: tuple[int, int]) -> None:
+        call_factory: Any, size: tuple[int, int], label_fonts: LabelFonts) -> None:
     call = await call_factory(size)
     sent_before = call.customer.video.sent
     saved = await call.snapshot([ARROW, CIRCLE, LABEL])
@@ -125,13 +126,13 @@ async def test_snapshot_holds_the_pattern_and_the_arrow_where_the_coordinates_pu
     # The picture is that frame's pattern (away from the annotations), within the
     # losses of VP8 and JPEG...
     clean = pattern(size[0], size[1], frame_id)
-    expected = render.draw(clean, [ARROW, CIRCLE, LABEL])
+    expected = render.draw(clean, [ARROW, CIRCLE, LABEL], label_fonts)
     untouched = ~_annotation_mask(expected, clean)
     error = np.abs(image.astype(np.int16) - clean.astype(np.int16)).max(axis=2)
     assert float(np.median(error[untouched])) < 12, float(np.median(error[untouched]))
 
     # ... and the arrow's pixels are where the normalized coordinates put them.
-    arrow_expected = _annotation_mask(render.draw(clean, [ARROW]), clean)
+    arrow_expected = _annotation_mask(render.draw(clean, [ARROW], None), clean)
     drawn = _annotation_mask(image, clean)
     arrow_region = cv2.dilate(arrow_expected.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     iou = _iou(drawn & arrow_region, arrow_expected)
@@ -163,7 +164,7 @@ def test_expected_rendering_of_the_pattern_is_deterministic() -> None:
     """A control for the comparison above: drawing twice gives the same pixels, and the
     mask finds the arrow (so the IoU check cannot pass on two empty masks)."""
     clean = pattern(640, 360, 7)
-    a = render.draw(clean, [ARROW])
-    assert np.array_equal(a, render.draw(clean, [ARROW]))
+    a = render.draw(clean, [ARROW], None)
+    assert np.array_equal(a, render.draw(clean, [ARROW], None))
     assert _annotation_mask(a, clean).sum() > 500
     assert read_id(a) == 7

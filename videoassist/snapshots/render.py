@@ -3,27 +3,29 @@
 The geometry is docs/protocol.md's "Drawing shapes"; the browser's canvas code
 follows the same rules, so a snapshot shows what the expert saw. Everything here
 is CPU work on numpy arrays: callers run it in a worker thread, off the event loop.
-OpenCV releases the GIL while it draws and encodes.
+OpenCV releases the GIL while it draws and encodes. Labels are drawn in real fonts
+(``fonts``, ``labels``: FreeType and HarfBuzz through Pillow), not OpenCV's own face.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw
 
 from videoassist.errors import Unavailable
+from videoassist.snapshots import labels
+from videoassist.snapshots.fonts import LabelFonts
 
 ARROW_HEAD_STROKES = 4.0       # head length, in strokes
 ARROW_HEAD_HALF_ANGLE = math.radians(28)
 TEXT_HEIGHT_STROKES = 6.0      # height of a capital letter, in strokes
 MIN_TEXT_HEIGHT_PX = 10
 MAX_TEXT_HEIGHT = 0.25         # of the picture's height
-FONT = cv2.FONT_HERSHEY_SIMPLEX  # OpenCV 5: a Unicode sans-serif face, not the old strokes
 _SHIFT = 4                     # OpenCV sub-pixel bits: coordinates are in 1/16 pixel
 _ONE = 1 << _SHIFT
 
@@ -44,12 +46,19 @@ def stroke_px(shape: dict[str, Any], width: int) -> float:
     return max(1.0, float(shape["width"]) * width)
 
 
-def draw(image: np.ndarray, shapes: list[dict[str, Any]]) -> np.ndarray:
-    """A copy of the BGR ``image`` with the checked ``shapes`` drawn in order."""
+def draw(image: np.ndarray, shapes: list[dict[str, Any]], fonts: LabelFonts | None
+         ) -> np.ndarray:
+    """A copy of the BGR ``image`` with the checked ``shapes`` drawn in order, labels in
+    ``fonts`` (None: a picture with a label cannot be drawn)."""
     out = np.ascontiguousarray(image).copy()
     height, width = out.shape[:2]
     for shape in shapes:
-        _DRAW[shape["kind"]](out, shape, width, height)
+        if shape["kind"] == "text":
+            if fonts is None:
+                raise Unavailable("This server cannot draw labels.")
+            _text(out, shape, width, height, fonts)
+        else:
+            _DRAW[shape["kind"]](out, shape, width, height)
     return out
 
 
@@ -124,41 +133,32 @@ def _circle(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> 
                _thickness(stroke), cv2.LINE_AA, _SHIFT)
 
 
-def text_metrics(shape: dict[str, Any], width: int, height: int) -> tuple[float, int, int]:
-    """(font scale, letter thickness, outline width beyond the letters) in pixels.
+def text_metrics(shape: dict[str, Any], width: int, height: int) -> tuple[int, int]:
+    """(capital letters' height, outline width beyond the letters) in pixels.
 
     Letters are 6 strokes high, at least 10 pixels and at most a quarter of the
     picture's height; the outline is a sixth of that, at least 2 pixels.
     """
     letters = round(min(max(MIN_TEXT_HEIGHT_PX, TEXT_HEIGHT_STROKES * stroke_px(shape, width)),
                         max(MIN_TEXT_HEIGHT_PX, height * MAX_TEXT_HEIGHT)))
-    fill = max(1, round(letters / 10))
-    # OpenCV sizes a face by its full ascent; capitals are a fixed share of it.
-    scale = cv2.getFontScaleFromHeight(FONT, letters, fill) / _capital_share()
-    return scale, fill, max(2, round(letters / 6))
+    return letters, max(2, round(letters / 6))
 
 
-@functools.cache
-def _capital_share() -> float:
-    """How much of the height OpenCV reports for the face a capital letter takes."""
-    scale = 4.0
-    (_, reported), _ = cv2.getTextSize("H", FONT, scale, 1)
-    mask = np.zeros((reported * 3, reported * 3), np.uint8)
-    cv2.putText(mask, "H", (reported, reported * 2), FONT, scale, 255, 1, cv2.LINE_AA)
-    rows = np.nonzero(mask.max(axis=1) >= 128)[0]
-    return float(rows.max() - rows.min() + 1) / reported
-
-
-def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> None:
-    scale, fill, outline = text_metrics(shape, width, height)
-    (text_w, text_h), baseline = cv2.getTextSize(shape["text"], FONT, scale, fill)
+def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int,
+          fonts: LabelFonts) -> None:
+    letters, outline = text_metrics(shape, width, height)
+    size = fonts.em(letters)
+    layout = labels.lay_out(fonts, shape["text"], size)
     # points[0] is the top-left corner of the capital letters: the baseline lies a
     # capital's height below it (accents and tall glyphs may rise above the point).
-    x, y = (round(v) for v in _px(shape["points"][0], width, height))
-    line = y + round(text_h * _capital_share())
+    x, y = _px(shape["points"][0], width, height)
+    line = y + letters
     reach = outline + 1
+    slack = math.ceil(size / 4)  # ink past the ends of the advance: overhangs, swashes
     # The box the letters and their outline take, in picture pixels:
-    box = (x - reach, line - text_h - reach, x + text_w + reach, line + baseline + reach)
+    box = (math.floor(x) - slack - reach, math.floor(line) - layout.ascent - reach,
+           math.ceil(x + layout.advance) + slack + reach,
+           math.ceil(line) + layout.descent + reach)
     # Only the visible part is drawn: a patch of it, plus the outline's reach around it,
     # so a long label costs at most about the picture's size.
     x0, y0 = max(0, box[0]), max(0, box[1])
@@ -167,12 +167,23 @@ def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int) -> No
         return
     left, top = max(box[0], x0 - reach), max(box[1], y0 - reach)
     right, bottom = min(box[2], x1 + reach), min(box[3], y1 + reach)
-    mask = np.zeros((bottom - top, right - left), np.uint8)
-    cv2.putText(mask, shape["text"], (x - left, line - top), FONT, scale, 255, fill,
-                cv2.LINE_AA)
-    # The outline: every pixel within ``outline`` of the letters (OpenCV's putText
-    # ignores large thicknesses, so a thick dark pass would not make one).
-    distance = cv2.distanceTransform((mask < 128).astype(np.uint8), cv2.DIST_L2, 5)
+    patch = Image.new("L", (right - left, bottom - top), 0)
+    pen = ImageDraw.Draw(patch)
+    # Runs, and clusters of a run, that start this far right of the label's start are
+    # past the patch: two ems leave room for a cluster's overhang and changed form.
+    limit = right - x + 2 * size
+    for run in layout.runs:
+        if run.x >= limit:
+            break
+        pen.text((x - left + run.x, line - top), run.left_of(limit - run.x), fill=255,
+                 font=run.font, anchor="ls", direction=run.direction)
+    mask = np.asarray(patch)
+    if not mask.any():  # only characters that draw nothing (joiners, format controls)
+        return
+    # The outline: every pixel within ``outline`` of the letters.
+    # (Capped: with no pixel half covered it would be the float maximum everywhere.)
+    distance = np.minimum(
+        cv2.distanceTransform((mask < 128).astype(np.uint8), cv2.DIST_L2, 5), outline + 1)
     ring = np.clip((outline + 0.5 - distance) * 255, 0, 255).astype(np.uint8)
     visible = (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left))
     _blend(out, ring[visible], x0, y0, outline_color(shape["color"]))
@@ -193,4 +204,4 @@ def _blend(out: np.ndarray, coverage: np.ndarray, left: int, top: int,
     out[y0:y1, x0:x1] = np.rint(region).astype(np.uint8)
 
 
-_DRAW = {"pen": _pen, "arrow": _arrow, "circle": _circle, "text": _text}
+_DRAW = {"pen": _pen, "arrow": _arrow, "circle": _circle}

@@ -21,6 +21,7 @@ import numpy as np
 
 from videoassist.errors import BadRequest, Unavailable
 from videoassist.snapshots import render
+from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.vault import Vault
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Snapshot
@@ -51,12 +52,15 @@ class _Rendered:
 
 class SnapshotService:
     def __init__(self, store: Store, vault: Vault, capturer: Capturer | None, jpeg_quality: int,
-                 emit: Emit | None = None) -> None:
+                 emit: Emit | None = None, *, fonts: LabelFonts | None = None) -> None:
+        """``fonts`` draw labels; without them a snapshot with a label is refused
+        (the CLI's export reads snapshots, and draws none)."""
         self._store = store
         self._vault = vault
         self._capturer = capturer
         self._quality = jpeg_quality
         self._emit = emit
+        self._fonts = fonts
         self._work = asyncio.Semaphore(MAX_CONCURRENT)
         self._in_flight: dict[int, int] = {}  # job id -> snapshots being made
 
@@ -141,15 +145,15 @@ class SnapshotService:
     def _render_new(self, key: bytes, job_id: int, frame: np.ndarray,
                     shapes: list[dict[str, Any]]) -> _Rendered:
         clean = render.encode_jpeg(frame, self._quality)
-        annotated = render.encode_jpeg(render.draw(frame, shapes), self._quality) if shapes \
-            else clean
+        annotated = (render.encode_jpeg(render.draw(frame, shapes, self._fonts), self._quality)
+                     if shapes else clean)
         return _Rendered(self._seal(key, job_id, clean, frame),
                          self._seal(key, job_id, annotated, frame))
 
     def _render_again(self, key: bytes, job_id: int, sealed_frame: bytes,
                       shapes: list[dict[str, Any]]) -> NewImage:
         frame = render.decode_jpeg(self._vault.open_image(key, job_id, sealed_frame))
-        annotated = render.encode_jpeg(render.draw(frame, shapes), self._quality)
+        annotated = render.encode_jpeg(render.draw(frame, shapes, self._fonts), self._quality)
         return self._seal(key, job_id, annotated, frame)
 
     def _open(self, key: bytes, job_id: int, sealed: bytes) -> tuple[bytes, str]:

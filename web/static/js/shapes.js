@@ -11,6 +11,11 @@ const ARROW_HEAD_HALF_ANGLE = (28 * Math.PI) / 180;
 const TEXT_HEIGHT_STROKES = 6;
 const MIN_TEXT_HEIGHT_PX = 10;
 const MAX_TEXT_HEIGHT = 0.25;
+// The faces the server draws snapshot labels in (videoassist/snapshots/fonts.py, Bold
+// in every script), in its order, so that each character falls back as it does there;
+// where they are not installed (phones, most desktops), the system's own sans-serif.
+const LABEL_FONTS = '"Noto Sans", "Noto Sans Arabic", "Noto Sans Hebrew", '
+  + '"Noto Sans Devanagari", "Noto Sans CJK SC", system-ui, "Segoe UI", Roboto, sans-serif';
 
 /**
  * @typedef {{id: string, kind: "pen" | "arrow" | "circle" | "text",
@@ -141,10 +146,13 @@ const DRAW = {
   text(ctx, shape, points, stroke, picture) {
     const letters = textHeight(stroke, picture.height);
     // Size the font so that a capital letter is `letters` high, whatever the face.
-    ctx.font = `600 100px system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif`;
+    ctx.font = `700 100px ${LABEL_FONTS}`;
     const capital = ctx.measureText("H").actualBoundingBoxAscent || 72;
-    ctx.font = `600 ${(100 * letters) / capital}px system-ui, "Segoe UI", Roboto, "Noto Sans", sans-serif`;
+    ctx.font = `700 ${(100 * letters) / capital}px ${LABEL_FONTS}`;
     ctx.textBaseline = "alphabetic";
+    // One left-to-right line from the point, right-to-left words reversed within it.
+    ctx.direction = "ltr";
+    ctx.textAlign = "left";
     const [x, y] = [points[0][0], points[0][1] + letters];
     ctx.lineWidth = 2 * Math.max(2, letters / 6);
     ctx.strokeStyle = outlineColor(shape.color);
