@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from playwright.async_api import BrowserContext
 
-from tests.test_cli import ServeProcess
+from tests.support.process import ServeProcess
 from videoassist.snapshots import render
 
 pytestmark = pytest.mark.browser

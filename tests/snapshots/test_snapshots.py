@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import Server, receive
-from tests.media.clips import pattern, read_id
-from tests.media.peers import MediaClient
+from tests.support.clips import pattern, read_id
+from tests.support.peers import MediaClient
+from tests.support.server import Server, receive
 from videoassist.snapshots import render
 
 ARROW = {"id": "a1", "kind": "arrow", "points": [[0.2, 0.8], [0.55, 0.45]],
