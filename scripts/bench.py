@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # videoassist, and tests.media.clips for the clip
+sys.path.insert(0, str(ROOT))  # videoassist, and tests.support.clips for the clip
 
 from bench_table import flatten  # noqa: E402  (found next to this file, as loadgen)
 from loadgen import BenchError  # noqa: E402

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, ServerFactory
-from tests.storage.test_audit import old_database
-from tests.test_cli import ServeProcess, _post_json, ok, videoassist
-from tests.test_docs import still_snapshot
+from tests.support.audit import old_database
+from tests.support.process import ServeProcess, ok, post_json, videoassist
+from tests.support.server import PASSWORD, ServerFactory
+from tests.support.snapshots import still_snapshot
 from videoassist import keyfiles
 from videoassist.config import Settings
 from videoassist.snapshots.vault import Vault
@@ -225,7 +225,7 @@ def test_restore_refuses_a_running_server_and_an_existing_database(
     server = ServeProcess(target)
     try:
         server.wait_ready()
-        assert _post_json(f"{server.url}/api/session",
+        assert post_json(f"{server.url}/api/session",
                           {"username": "bob", "password": PASSWORD}) == 200
     finally:
         assert server.stop() == 0, server.output

@@ -27,9 +27,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import PASSWORD, Clock, Server, free_port, receive
-from tests.test_cli import ServeProcess, ok
-from tests.test_docs import fenced_blocks
+from tests.support.docs import fenced_blocks
+from tests.support.process import ServeProcess, ok
+from tests.support.server import PASSWORD, Clock, Server, free_port, receive
 from videoassist.config import Settings
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -22,25 +22,22 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 import pytest
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from tests.conftest import Server, ServerFactory, receive
-from tests.media.clips import video_track
-from videoassist import apikeys, keyfiles
+from tests.support.clips import video_track
+from tests.support.docs import DOCS, Block, fenced_blocks, json_examples, keys_match
+from tests.support.server import Server, ServerFactory, receive
+from tests.support.snapshots import still_snapshot
+from videoassist import apikeys
 from videoassist.appkeys import HUB
 from videoassist.config import Secret, Settings, documentation
 from videoassist.media import aiortc_hooks
 from videoassist.signalling import hub
 from videoassist.signalling.protocol import CLIENT_TYPES, PROTOCOL_VERSION
-from videoassist.snapshots.service import SnapshotService
-from videoassist.snapshots.vault import Vault
-from videoassist.storage.records import Author
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
 WAIT_S = 2.0
 
 # Placeholders the docs use, mapped to real values by the replays.
@@ -49,58 +46,6 @@ DOC_TARGET_ID = 2  # protocol.md: the customer's participant id
 DOC_USER_IDS = {1: "admin", 2: "staff", 3: "other"}  # api.md: user ids in paths
 DOC_KEY_ID = 2  # api.md: a live API key
 DOC_CALL_ID = 1  # api.md: an ended call the expert (STAFF_TOKEN) was in
-
-
-@dataclasses.dataclass(frozen=True)
-class Block:
-    info: str
-    body: str
-    line: int
-
-    def where(self, doc: str) -> str:
-        return f"docs/{doc} line {self.line}"
-
-
-def fenced_blocks(doc: str) -> list[Block]:
-    """Every fenced code block of a doc, with its info string and first line number."""
-    blocks: list[Block] = []
-    lines = (DOCS / doc).read_text(encoding="utf-8").splitlines()
-    i = 0
-    while i < len(lines):
-        if lines[i].startswith("```"):
-            info, start, body = lines[i][3:].strip(), i + 1, []
-            i += 1
-            while i < len(lines) and not lines[i].startswith("```"):
-                body.append(lines[i])
-                i += 1
-            assert i < len(lines), f"docs/{doc} line {start}: unclosed code block"
-            blocks.append(Block(info, "\n".join(body), start))
-        i += 1
-    return blocks
-
-
-def json_examples(doc: str, info: str) -> list[tuple[Block, dict[str, Any]]]:
-    found = []
-    for block in fenced_blocks(doc):
-        if block.info == info:
-            try:
-                value = json.loads(block.body)
-            except ValueError as exc:
-                pytest.fail(f"{block.where(doc)}: not valid JSON: {exc}")
-            assert isinstance(value, dict), f"{block.where(doc)}: not a JSON object"
-            found.append((block, value))
-    return found
-
-
-def keys_match(real: Any, documented: Any) -> bool:
-    """Same keys at the top level and in nested objects (lists: their first items)."""
-    if isinstance(real, dict) and isinstance(documented, dict):
-        return set(real) == set(documented) and all(
-            keys_match(real[k], documented[k]) for k in real
-        )
-    if isinstance(real, list) and isinstance(documented, list) and real and documented:
-        return keys_match(real[0], documented[0])
-    return True
 
 
 # -- configuration.md ------------------------------------------------------------------
@@ -614,29 +559,6 @@ async def test_api_examples_replay_against_the_real_server(
         )
         if "error" in documented:
             assert answer["error"] == documented["error"], where
-
-
-async def still_snapshot(server: Server, job_id: int, author: Any) -> tuple[int, int]:
-    """A stored snapshot for the examples to read. Taken from a still picture, not a
-    live camera: the live path is tested in tests/snapshots; these examples are about
-    the HTTP answers."""
-
-    class StillCamera:
-        async def capture(self, participant_id: int) -> Any:
-            return dataclasses.make_dataclass("Capture", ["image", "captured_at"])(
-                np.full((720, 1280, 3), 90, np.uint8), server.clock())
-
-    vault = Vault(keyfiles.snapshot_key(server.settings), server.store.snapshots)
-    service = SnapshotService(server.store, vault, StillCamera(), 90)
-    store = server.store
-    call_id = await store.calls.start(job_id)
-    expert = await store.calls.join(call_id, author.role, author.username, author.id, None)
-    customer = await store.calls.join(call_id, "customer", "Customer", None, None)
-    snapshot = await service.take(
-        job_id, call_id, Author(author.username, author.role, expert.id, author.id),
-        Author("Customer", "customer", customer.id), [])
-    await store.calls.end(call_id)
-    return snapshot.id, call_id
 
 
 # -- ui.md -----------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import PASSWORD, Clock, Server, receive
-from tests.test_cli import ServeProcess, clean_env, ok
+from tests.support.process import ServeProcess, clean_env, ok
+from tests.support.server import PASSWORD, Clock, Server, receive
 from videoassist import keyfiles
 from videoassist.config import Settings
 from videoassist.logs import ACCESS_LOGGER, JsonFormatter, TextFormatter

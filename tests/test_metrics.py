@@ -10,32 +10,12 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Server, ServerFactory, receive
-from tests.media.peers import MediaClient
-from tests.media.test_forwarding import _two_parties
+from tests.support.metrics import scrape, value
+from tests.support.peers import MediaClient
+from tests.support.server import Server, ServerFactory, receive, two_parties
 from videoassist.appkeys import HUB, MEDIA
 from videoassist.config import Secret
 from videoassist.media import session as session_module
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def scrape(server: Server, token: str | None = None) -> Samples:
-    status, text, headers = await server.request("GET", "/metrics", token=token)
-    assert status == 200, text
-    assert headers["Content-Type"].startswith("text/plain; version=0.0.4"), headers
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            key = (sample.name, frozenset(sample.labels.items()))
-            assert key not in samples, f"{key} twice"
-            samples[key] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """A sample's value; a labelled gauge that has no sample for these labels is 0."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 async def wait_until_empty(server: Server) -> None:
@@ -58,7 +38,7 @@ async def snapshot(client: MediaClient, camera: int) -> dict[str, Any]:
 
 
 async def test_a_call_is_counted_and_the_gauges_fall_back_to_zero(server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     before = await scrape(server)
     assert value(before, "videoassist_calls") == 0
     assert value(before, "videoassist_calls_started_total") == 0
@@ -120,7 +100,7 @@ async def test_a_call_is_counted_and_the_gauges_fall_back_to_zero(server: Server
 
 async def test_a_viewer_without_the_codec_is_counted_as_a_transcoding_fallback(
         server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     customer = await MediaClient(server, customer_token, video_codec="H264", audio=False).start()
     expert = await MediaClient(server, staff_token, job_id, video=False, audio=False,
                                offer_codecs=("VP8",)).start()
@@ -141,7 +121,7 @@ async def test_a_peer_connection_that_never_connects_is_counted(
     """One client offers and never starts ICE; another connects. Only the first is
     closed and counted when the (shortened) connect timeout passes."""
     monkeypatch.setattr(session_module, "CONNECT_TIMEOUT_S", 1.0)
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     customer = await MediaClient(server, customer_token, audio=False).start()
     ws, _ = await server.join_call(staff_token, job_id)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

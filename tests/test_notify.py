@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import ServerFactory
+from tests.support.server import ServerFactory
 from videoassist import notify
 
 

@@ -13,7 +13,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.test_cli import ServeProcess, clean_env
+from tests.support.process import ServeProcess, clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import PASSWORD, Clock, Server, receive
-from tests.media.peers import MediaClient
-from tests.test_cli import ServeProcess, ok
+from tests.support.peers import MediaClient
+from tests.support.process import ServeProcess, ok
+from tests.support.server import PASSWORD, Clock, Server, receive
 from videoassist.config import Settings
 
 JOB = 1  # the job the template creates

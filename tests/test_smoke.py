@@ -1,4 +1,4 @@
-from tests.conftest import Server, receive
+from tests.support.server import Server, receive
 
 
 async def test_staff_and_customer_meet_in_a_call(server: Server) -> None:

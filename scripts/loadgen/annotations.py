@@ -1,7 +1,7 @@
 """The annotation benchmark: from the expert's pointerup to the customer's paint.
 
 The real browser client, end to end: two headless Chromiums with fake cameras (the
-flags of tests/browser/conftest.py), an expert in the console at desktop size and a
+flags of tests/support/browser.py), an expert in the console at desktop size and a
 customer on the join page at phone size, in one call through ``videoassist serve``.
 The expert draws arrows on the customer's picture with the mouse, one at a time; each
 is timed at four points, all read as ``performance.timeOrigin + performance.now()``
@@ -39,7 +39,7 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright, ex
 from loadgen import BenchError
 from loadgen.probes import CpuMark, percentile, tree_cpu_seconds
 from loadgen.server import ServerProcess, post_json
-from tests.browser.conftest import CHROMIUM, DESKTOP, FLAGS, PHONE
+from tests.support.browser import CHROMIUM, DESKTOP, FLAGS, PHONE
 
 logger = logging.getLogger("bench")
 

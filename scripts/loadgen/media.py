@@ -27,7 +27,7 @@ import av
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
-from tests.media import clips
+from tests.support import clips
 from videoassist.media import aiortc_hooks
 from videoassist.media.frames import is_keyframe
 

@@ -8,7 +8,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,10 @@ from typing import Any
 import aiohttp
 
 from loadgen import BenchError
+from tests.support.server import free_port
 
 TRANSCODE = {"forward": "when-needed", "transcode": "always"}  # mode -> setting
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def post_json(http: aiohttp.ClientSession, url: str, path: str, body: dict[str, Any],

@@ -32,7 +32,7 @@ from loadgen.media import Camera, CameraClip, audio_track, camera_clip
 from loadgen.peers import Participant
 from loadgen.probes import CpuMark, LoopLag, percentile
 from loadgen.server import ServerProcess, post_json
-from tests.media import clips
+from tests.support import clips
 from videoassist.media.capture import MAX_DECODE_FRAMES
 
 logger = logging.getLogger("bench")

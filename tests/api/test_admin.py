@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.conftest import PASSWORD, Server, receive
+from tests.support.server import PASSWORD, Server, receive
 from videoassist import accounts
 from videoassist.errors import Conflict
 

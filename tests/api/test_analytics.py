@@ -8,8 +8,8 @@ import io
 
 import pytest
 
-from tests import seed
-from tests.conftest import Server
+from tests.support import seed
+from tests.support.server import Server
 from videoassist import apikeys
 
 

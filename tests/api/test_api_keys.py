@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import Server
+from tests.support.server import Server
 from videoassist.auth.apikeys import new_api_key
 
 SEND_AS_BEARER = "Send the API key as Authorization: Bearer KEY."

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, Server
+from tests.support.server import PASSWORD, Server
 from videoassist.auth.apikeys import new_api_key
 
 GENESIS = "0" * 64

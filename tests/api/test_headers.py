@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import Server
+from tests.support.server import Server
 from videoassist.api.middleware import SECURITY_HEADERS
 
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.conftest import Server
+from tests.support.server import Server
 
 BOTS = [
     "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",

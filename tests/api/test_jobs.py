@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Server
+from tests.support.server import Server
 from videoassist import apikeys
 
 JOBS = [  # (title, external_ref), created in this order: listed newest first

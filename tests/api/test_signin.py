@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import PASSWORD, Server, ServerFactory
+from tests.support.server import PASSWORD, Server, ServerFactory
 
 
 async def test_sign_in_returns_a_session_that_works(server: Server) -> None:

@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.conftest import Server
+from tests.support.server import Server
 from videoassist import keyfiles
 from videoassist.auth.tokens import PARTICIPANT_AUDIENCE, STAFF_AUDIENCE
 

@@ -19,12 +19,10 @@ import pytest
 from playwright.async_api import BrowserContext, Dialog, Page, expect
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests import seed
-from tests.browser.conftest import DESKTOP, screenshots
-from tests.browser.test_call import assert_usable
-from tests.browser.test_first_run import watch_errors
-from tests.conftest import PASSWORD
-from tests.test_cli import ServeProcess, ok
+from tests.support import seed
+from tests.support.browser import DESKTOP, assert_usable, screenshots, watch_errors
+from tests.support.process import ServeProcess, ok
+from tests.support.server import PASSWORD
 from videoassist.storage import Store
 
 pytestmark = pytest.mark.browser

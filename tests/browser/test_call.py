@@ -20,16 +20,27 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, expect
 
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, DESKTOP, FLAGS, PHONE, screenshots
-from tests.browser.test_first_run import watch_errors
-from tests.browser.test_media import FRAMES_DECODED, RECORD_PEER_CONNECTIONS
-from tests.conftest import PASSWORD
-from tests.test_cli import ServeProcess, ok
+from tests.support.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    DESKTOP,
+    FLAGS,
+    OVERLAY_PIXEL,
+    PHONE,
+    RECORD_PEER_CONNECTIONS,
+    assert_usable,
+    drag,
+    frames_grow,
+    screenshots,
+    sign_in_expert,
+    watch_errors,
+)
+from tests.support.process import ServeProcess, ok
+from tests.support.server import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -48,48 +59,6 @@ CHAT_CANARY = "CANARY91be chat from the expert"
 REPLY_CANARY = "CANARYc044 reply from the phone"
 CAPTION_CANARY = "CANARY5d21 caption"
 
-# The colour of the pixel at a normalized point of the overlay's picture, on the page.
-OVERLAY_PIXEL = """([x, y]) => {
-  const canvas = document.querySelector('[data-region="annotations"]');
-  const video = canvas.parentElement.querySelector("video");
-  const w = canvas.clientWidth, h = canvas.clientHeight;
-  const s = Math.min(w / video.videoWidth, h / video.videoHeight);
-  const bx = (w - video.videoWidth * s) / 2, by = (h - video.videoHeight * s) / 2;
-  const r = canvas.width / w;
-  const px = Math.round((bx + x * video.videoWidth * s) * r);
-  const py = Math.round((by + y * video.videoHeight * s) * r);
-  return Array.from(canvas.getContext("2d").getImageData(px, py, 1, 1).data);
-}"""
-
-# Where a normalized point of the big picture is on the screen, in CSS pixels.
-SCREEN_POINT = """([x, y]) => {
-  const canvas = document.querySelector('[data-region="annotations"]');
-  const video = canvas.parentElement.querySelector("video");
-  const rect = canvas.getBoundingClientRect();
-  const s = Math.min(rect.width / video.videoWidth, rect.height / video.videoHeight);
-  const bx = (rect.width - video.videoWidth * s) / 2;
-  const by = (rect.height - video.videoHeight * s) / 2;
-  return [rect.left + bx + x * video.videoWidth * s, rect.top + by + y * video.videoHeight * s];
-}"""
-
-# Every visible control: its size (a checkbox's with its label), its name for a screen
-# reader, its tabindex.
-CONTROLS = """() => [...document.querySelectorAll("button, input, a[href], select, textarea")]
-  .filter((e) => e.offsetParent !== null && getComputedStyle(e).visibility !== "hidden")
-  .map((e) => {
-    // A checkbox's target is its label too (WCAG 2.5.8): measure the label.
-    const box = (e.type === "checkbox" || e.type === "radio") && e.labels && e.labels.length
-      ? e.labels[0] : e;
-    const r = box.getBoundingClientRect();
-    const label = e.labels && e.labels.length ? e.labels[0].textContent : "";
-    return {
-      what: e.dataset.action || e.name || e.outerHTML.slice(0, 60),
-      width: r.width, height: r.height, tabindex: e.tabIndex,
-      name: (e.getAttribute("aria-label") || label || e.textContent || "").trim(),
-    };
-  })"""
-
-
 @pytest.fixture
 async def phone(request: pytest.FixtureRequest, tmp_path: Path
                 ) -> AsyncIterator[tuple[BrowserContext, Path, str]]:
@@ -106,43 +75,6 @@ async def phone(request: pytest.FixtureRequest, tmp_path: Path
             yield context, profile, request.param
         finally:
             await context.close()
-
-
-async def assert_usable(page: Page, face: str) -> None:
-    """Targets at least 44 px, every control named, focus in document order."""
-    controls: list[dict[str, Any]] = await page.evaluate(CONTROLS)
-    assert controls, face
-    small = [c for c in controls if c["width"] < 44 or c["height"] < 44]
-    assert not small, (face, small)
-    unnamed = [c for c in controls if not c["name"] and c["what"] != "message"]
-    assert not unnamed, (face, unnamed)
-    assert all(c["tabindex"] <= 0 for c in controls), (face, controls)
-
-
-async def sign_in_expert(page: Page, serve: ServeProcess) -> None:
-    await page.goto(serve.url + "/")
-    await page.fill("[name=username]", "dana")
-    await page.fill("[name=password]", PASSWORD)
-    await page.click('[data-action="sign-in"]')
-    await expect(page.locator('[data-region="status"]')).to_have_text("Signed in as dana")
-
-
-async def drag(page: Page, start: list[float], end: list[float]) -> None:
-    """Press at one point of the big picture, move, release at another."""
-    a = await page.evaluate(SCREEN_POINT, start)
-    b = await page.evaluate(SCREEN_POINT, end)
-    await page.mouse.move(*a)
-    await page.mouse.down()
-    await page.mouse.move(*b, steps=6)
-    await page.mouse.up()
-
-
-async def frames_grow(page: Page) -> None:
-    async with asyncio.timeout(15):
-        while (first := await page.evaluate(FRAMES_DECODED)) == 0:
-            await asyncio.sleep(0.2)
-        while await page.evaluate(FRAMES_DECODED) <= first:
-            await asyncio.sleep(0.2)
 
 
 def scan_profile(profile: Path, origin: str) -> None:

@@ -18,27 +18,25 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
-from tests.browser.conftest import (
+from tests.support.browser import (
     ARTIFACTS,
     CHROMIUM,
     DESKTOP,
     FLAGS,
-    PHONE,
-    STOP_AT_ONCE,
-    screenshots,
-)
-from tests.browser.test_call import (
     OVERLAY_PIXEL,
+    PHONE,
     RECORD_PEER_CONNECTIONS,
     SCREEN_POINT,
+    STOP_AT_ONCE,
     assert_usable,
     drag,
     frames_grow,
+    screenshots,
     sign_in_expert,
+    watch_errors,
 )
-from tests.browser.test_first_run import watch_errors
-from tests.conftest import PASSWORD
-from tests.test_cli import ServeProcess, ok
+from tests.support.process import ServeProcess, ok
+from tests.support.server import PASSWORD
 
 pytestmark = pytest.mark.browser
 

@@ -8,9 +8,9 @@ import re
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
-from tests.browser.conftest import screenshots
-from tests.conftest import PASSWORD
-from tests.test_cli import LINK_TOKEN, ServeProcess
+from tests.support.browser import screenshots, watch_errors
+from tests.support.process import LINK_TOKEN, ServeProcess
+from tests.support.server import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -20,17 +20,6 @@ def setup_link(serve: ServeProcess) -> tuple[str, str]:
     match = serve.wait_for(rf"({re.escape(serve.url)}/setup#({LINK_TOKEN}))(?![A-Za-z0-9_-])")
     serve.wait_ready()
     return match[1], match[2]
-
-
-def watch_errors(page: Page, errors: list[str]) -> None:
-    """Append the page's uncaught script errors and console errors to ``errors``.
-
-    The server has no /favicon.ico yet; Chromium's 404 for it is not the page's error.
-    """
-    page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
-    page.on("console", lambda msg: errors.append(f"console: {msg.text} {msg.location}")
-            if msg.type == "error" and not msg.location["url"].endswith("/favicon.ico")
-            else None)
 
 
 async def set_password(page: Page, link: str) -> None:

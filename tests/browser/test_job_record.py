@@ -12,11 +12,16 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, expect
 
-from tests.browser.conftest import screenshots
-from tests.browser.test_first_run import watch_errors
-from tests.browser.test_media import RECEIVED, _frames_grow, _join, _link
-from tests.conftest import PASSWORD
-from tests.test_cli import ServeProcess, ok
+from tests.support.browser import (
+    RECEIVED,
+    frame_counts,
+    join_link,
+    join_page,
+    screenshots,
+    watch_errors,
+)
+from tests.support.process import ServeProcess, ok
+from tests.support.server import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -33,9 +38,9 @@ async def test_a_snapshot_of_chromium_shows_in_the_job_record(
     ok(data_dir, "user", "add", "boss", "--role", "admin", "--password-stdin",
        stdin=PASSWORD + "\n")
     job_id = ok(data_dir, "job", "create", "Heat pump error E7").strip()
-    technician = await _join(browser, _link(serve, data_dir, job_id, "technician"))
-    customer = await _join(browser, _link(serve, data_dir, job_id, "customer"))
-    await _frames_grow(technician)
+    technician = await join_page(browser, join_link(serve, data_dir, job_id, "technician"))
+    customer = await join_page(browser, join_link(serve, data_dir, job_id, "customer"))
+    await frame_counts(technician)
     joined = (await technician.evaluate(RECEIVED, "joined"))[0]
     arrivals = await technician.evaluate(RECEIVED, "participant.joined")
     camera = arrivals[0]["participant"]["id"]  # the customer, who joined second

@@ -17,41 +17,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, Page
 
-from tests.browser.conftest import STOP_AT_ONCE
-from tests.conftest import free_port
-from tests.test_cli import ServeProcess, ok
+from tests.support.browser import RECEIVED, STOP_AT_ONCE, frame_counts, join_link, join_page
+from tests.support.process import ServeProcess, ok
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.browser
-
-RECORD_PEER_CONNECTIONS = """
-window.__pcs = [];
-const Native = window.RTCPeerConnection;
-window.RTCPeerConnection = class extends Native {
-  constructor(...args) { super(...args); window.__pcs.push(this); }
-};
-window.__sockets = [];
-window.__received = [];
-const NativeSocket = window.WebSocket;
-window.WebSocket = class extends NativeSocket {
-  constructor(...args) {
-    super(...args);
-    window.__sockets.push(this);
-    this.addEventListener("message", (e) => window.__received.push(JSON.parse(e.data)));
-  }
-};
-"""
-
-RECEIVED = "(type) => window.__received.filter((m) => m.type === type)"
-
-FRAMES_DECODED = """async () => {
-  let frames = 0;
-  for (const pc of window.__pcs) {
-    (await pc.getStats()).forEach((r) => {
-      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded || 0;
-    });
-  }
-  return frames;
-}"""
 
 LOCAL_CANDIDATE_TYPE = """async () => {
   for (const pc of window.__pcs) {
@@ -65,36 +35,12 @@ LOCAL_CANDIDATE_TYPE = """async () => {
 }"""
 
 
-def _link(serve: ServeProcess, data_dir: Path, job_id: str, role: str) -> str:
-    url = ok(data_dir, "invite", job_id, "--role", role).strip()
-    return f"{serve.url}/join#{url.split('#', 1)[1]}"
-
-
-async def _join(browser: BrowserContext, link: str) -> Page:
-    page = await browser.new_page()
-    await page.add_init_script(RECORD_PEER_CONNECTIONS)
-    await page.goto(link)
-    await page.locator('[data-action="join"]').click()
-    await page.locator('[data-region="local-video"]').wait_for(state="visible")
-    return page
-
-
-async def _frames_grow(page: Page, timeout: float = 10.0) -> tuple[int, int]:
-    """framesDecoded on the page, seen growing; returns (first, later) counts."""
-    async with asyncio.timeout(timeout):
-        while (first := await page.evaluate(FRAMES_DECODED)) == 0:
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(1.0)
-        later = await page.evaluate(FRAMES_DECODED)
-    return first, later
-
-
 async def _call(browser: BrowserContext, serve: ServeProcess, data_dir: Path
                 ) -> tuple[Page, Page]:
     serve.wait_ready()
     job_id = ok(data_dir, "job", "create", "Dishwasher leaks").strip()
-    technician = await _join(browser, _link(serve, data_dir, job_id, "technician"))
-    customer = await _join(browser, _link(serve, data_dir, job_id, "customer"))
+    technician = await join_page(browser, join_link(serve, data_dir, job_id, "technician"))
+    customer = await join_page(browser, join_link(serve, data_dir, job_id, "customer"))
     return technician, customer
 
 
@@ -105,7 +51,7 @@ async def test_chromium_publishes_to_another_page(browser: BrowserContext,
     try:
         technician, customer = await _call(browser, serve, data_dir)
         for page in (technician, customer):
-            first, later = await _frames_grow(page)
+            first, later = await frame_counts(page)
             assert later > first, (first, later)
         await _steer_the_customers_camera(technician, customer)
     finally:
@@ -165,10 +111,10 @@ async def test_a_customer_relayed_through_coturn(browser: BrowserContext,
         })
         try:
             technician, customer = await _call(browser, serve, data_dir)
-            first, later = await _frames_grow(technician)
+            first, later = await frame_counts(technician)
             assert later > first, (first, later)
             assert await customer.evaluate(LOCAL_CANDIDATE_TYPE) == "relay"
-            first, later = await _frames_grow(customer)
+            first, later = await frame_counts(customer)
             assert later > first, (first, later)
         finally:
             assert serve.stop() == 0

@@ -8,8 +8,8 @@ participant, with a new peer connection. Chromium cannot cut one page's open soc
 (offline emulation leaves WebSockets open), so the customer's page gets a socket that
 ``drop()`` closes while its page sees what a dead connection gives, code 1006: the
 server sees the socket close, the client takes the path of a lost connection. Both
-pages get the init script of test_media.py, which records their peer connections,
-sockets and messages.
+pages get the init script ``RECORD_PEER_CONNECTIONS`` (tests/support/browser.py), which
+records their peer connections, sockets and messages.
 """
 
 from __future__ import annotations
@@ -22,12 +22,15 @@ from typing import Any
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
-from tests.browser.conftest import DESKTOP
-from tests.browser.test_call import sign_in_expert
-from tests.browser.test_first_run import watch_errors
-from tests.browser.test_media import RECEIVED, RECORD_PEER_CONNECTIONS
-from tests.conftest import PASSWORD
-from tests.test_cli import ServeProcess, ok
+from tests.support.browser import (
+    DESKTOP,
+    RECEIVED,
+    RECORD_PEER_CONNECTIONS,
+    sign_in_expert,
+    watch_errors,
+)
+from tests.support.process import ServeProcess, ok
+from tests.support.server import PASSWORD
 
 pytestmark = pytest.mark.browser
 

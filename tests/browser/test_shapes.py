@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from playwright.async_api import BrowserContext
 
-from tests.conftest import SCRIPTS
-from tests.test_cli import ServeProcess
+from tests.support.labels import SCRIPTS
+from tests.support.process import ServeProcess
 from videoassist.snapshots import render
 from videoassist.snapshots.fonts import LabelFonts
 

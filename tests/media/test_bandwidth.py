@@ -7,9 +7,9 @@ import asyncio
 
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
-from tests.conftest import Server
-from tests.media.peers import MediaClient, Received
-from tests.media.test_forwarding import _two_parties
+from tests.support.peers import MediaClient, Received
+from tests.support.server import Server
+from tests.support.server import two_parties as _two_parties
 from videoassist.media import aiortc_hooks
 from videoassist.media.publication import MIN_VIEWER_ESTIMATE_BPS
 

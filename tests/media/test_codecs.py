@@ -7,10 +7,10 @@ import asyncio
 import itertools
 import threading
 
-from tests.conftest import Server, ServerFactory
-from tests.media.clips import video_clip
-from tests.media.peers import MediaClient, Received
-from tests.media.test_forwarding import _two_parties
+from tests.support.clips import video_clip
+from tests.support.peers import MediaClient, Received
+from tests.support.server import Server, ServerFactory
+from tests.support.server import two_parties as _two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media.router import MediaRouter
 

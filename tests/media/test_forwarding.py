@@ -11,20 +11,15 @@ import weakref
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from tests.conftest import Server, receive
-from tests.media.clips import read_id, video_clip
-from tests.media.peers import MediaClient, published
+from tests.support.clips import read_id, video_clip
+from tests.support.peers import MediaClient, published
+from tests.support.server import Server, receive
+from tests.support.server import two_parties as _two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media import session as session_module
 from videoassist.media.forward import VIDEO_QUEUE_FRAMES
 
 CLIP_FRAMES = len(video_clip())
-
-
-async def _two_parties(server: Server) -> tuple[str, str, int]:
-    _, staff_token = await server.staff("expert")
-    job_id = await server.job(staff_token)
-    return staff_token, await server.participant(staff_token, job_id), job_id
 
 
 async def test_video_and_audio_both_ways_with_frame_ids_in_order(server: Server) -> None:

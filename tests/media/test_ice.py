@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 
-from tests.conftest import ServerFactory
+from tests.support.server import ServerFactory
 from videoassist import keyfiles
 
 

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 
 from aiortc.rtp import RtpPacket, is_rtcp
 
-from tests.conftest import Server
-from tests.media.clips import video_clip
-from tests.media.peers import MediaClient, check_decodable
-from tests.media.test_forwarding import _two_parties
-from tests.test_metrics import scrape, value
+from tests.support.clips import video_clip
+from tests.support.metrics import scrape, value
+from tests.support.peers import MediaClient, check_decodable
+from tests.support.server import Server
+from tests.support.server import two_parties as _two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media.aiortc_hooks import RETRANSMISSION_WAIT_S
 from videoassist.media.frames import is_keyframe

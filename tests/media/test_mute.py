@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Server
-from tests.media.clips import video_clip
-from tests.media.peers import MediaClient, Received, check_decodable
-from tests.media.test_forwarding import _two_parties
+from tests.support.clips import video_clip
+from tests.support.peers import MediaClient, Received, check_decodable
+from tests.support.server import Server
+from tests.support.server import two_parties as _two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.errors import Muted
 from videoassist.media.capture import capture

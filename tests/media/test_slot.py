@@ -15,9 +15,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription
 
-from tests.conftest import Server
-from tests.media.clips import video_clip
-from tests.media.peers import MediaClient
+from tests.support.clips import video_clip
+from tests.support.peers import MediaClient
+from tests.support.server import Server
 from videoassist.appkeys import MEDIA
 from videoassist.media.forward import ForwardTrack
 from videoassist.media.publication import Publication

@@ -13,10 +13,10 @@ from typing import Any
 import av
 import numpy as np
 
-from tests.conftest import Server
-from tests.media.clips import video_clip
-from tests.media.peers import MediaClient
-from tests.media.test_forwarding import _two_parties
+from tests.support.clips import video_clip
+from tests.support.peers import MediaClient
+from tests.support.server import Server
+from tests.support.server import two_parties as _two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media.publication import Publication
 from videoassist.media.router import MediaRouter

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.conftest import Server, receive
+from tests.support.server import Server, receive
 from videoassist.appkeys import HUB
 
 CALL_ENDED = {"type": "error", "code": "call_ended", "message": "The call has been ended."}

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import Server, receive
+from tests.support.server import Server, receive
 
 
 async def _nothing_but_pong(ws: aiohttp.ClientWebSocketResponse) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import Server, receive
+from tests.support.server import Server, receive
 from videoassist.appkeys import HUB
 
 WITHDRAWN = {"type": "error", "code": "link_revoked", "message": "This link has been withdrawn."}

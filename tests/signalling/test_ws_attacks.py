@@ -9,7 +9,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.conftest import Server, ServerFactory, receive
+from tests.support.server import Server, ServerFactory, receive
 from videoassist.appkeys import HUB
 
 

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import Server, ServerFactory, receive
-from tests.media.peers import MediaClient
+from tests.support.peers import MediaClient
+from tests.support.server import Server, ServerFactory, receive
 from videoassist import keyfiles, retention
 from videoassist.appkeys import HUB, SNAPSHOTS
 from videoassist.cli import main as cli

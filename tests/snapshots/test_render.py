@@ -12,7 +12,7 @@ from aiohttp import web
 from cryptography.exceptions import InvalidTag
 from PIL import ImageFont
 
-from tests.conftest import SCRIPTS
+from tests.support.labels import SCRIPTS
 from videoassist import keyfiles
 from videoassist.app import create_app
 from videoassist.config import Secret, Settings

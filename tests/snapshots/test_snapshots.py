@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import Server, receive
-from tests.media.clips import pattern, read_id
-from tests.media.peers import MediaClient
+from tests.support.clips import pattern, read_id
+from tests.support.peers import MediaClient
+from tests.support.server import Server, receive
 from videoassist.snapshots import render
 from videoassist.snapshots.fonts import LabelFonts
 

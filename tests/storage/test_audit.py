@@ -9,12 +9,11 @@ import hashlib
 import json
 import sqlite3
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.audit import old_database
 from videoassist.storage import Store
 from videoassist.storage.audit import AuditFilter
 from videoassist.storage.chain import GENESIS, Verdict, canonical, row_hash
@@ -30,27 +29,6 @@ EXAMPLE_CANONICAL = ('{"action":"signin.failed","actor":"client:203.0.113.7",'
                      '"created_at":1767258000.0,"detail":{"reason":"credentials"},"id":1,'
                      '"target":"username:Zo\\u00eb"}')
 EXAMPLE_HASH = hashlib.sha256((GENESIS + EXAMPLE_CANONICAL).encode("ascii")).hexdigest()
-
-
-def old_database(path: Path, rows: Sequence[tuple[float, str, str, str | None, dict[str, Any]]]
-                 ) -> None:
-    """A database as videoassist left it before the chain: schema 4, and audit rows
-    inserted the way that code inserted them."""
-    conn = sqlite3.connect(path)
-    try:
-        for number, _, sql in migrations():
-            if number <= 4:
-                conn.executescript(sql)
-        conn.execute("PRAGMA user_version = 4")
-        for created_at, actor, action, target, detail in rows:
-            conn.execute(
-                "INSERT INTO audit_log (created_at, actor, action, target, detail)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (created_at, actor, action, target,
-                 json.dumps(detail, separators=(",", ":"), sort_keys=True)))
-        conn.commit()
-    finally:
-        conn.close()
 
 
 def tamper(path: Path, *statements: str) -> None:

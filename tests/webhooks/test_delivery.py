@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ServerFactory, free_port
-from tests.webhooks.conftest import HANG, Receiver, Servers
+from tests.support.server import ServerFactory, Servers, free_port
+from tests.support.webhooks import HANG, Receiver
 from videoassist import keyfiles
 from videoassist.config import Secret
 from videoassist.storage import Store

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ServerFactory, receive
-from tests.media.peers import MediaClient
-from tests.test_docs import fenced_blocks, json_examples, keys_match
-from tests.webhooks.conftest import Receiver, Servers
+from tests.support.docs import fenced_blocks, json_examples, keys_match
+from tests.support.peers import MediaClient
+from tests.support.server import ServerFactory, Servers, receive
+from tests.support.webhooks import Receiver
 from videoassist import apikeys, keyfiles
 from videoassist.config import Secret
 from videoassist.storage import Store

@@ -13,8 +13,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from tests.conftest import Server
-from tests.media.clips import (
+from tests.support.clips import (
     AUDIO_STEP,
     FPS,
     VIDEO_RATE,
@@ -24,6 +23,7 @@ from tests.media.clips import (
     video_clip,
     video_track,
 )
+from tests.support.server import Server
 from videoassist.media import aiortc_hooks
 from videoassist.media.frames import is_keyframe
 

@@ -1,0 +1,198 @@
+"""Debian's Chromium driven by Playwright, and what the browser tests do in its pages.
+
+Chromium is ``/usr/bin/chromium`` (``scripts/test`` installs it); never run
+``playwright install``. ``FLAGS`` give it a fake camera and microphone, and the load
+generator (``scripts/loadgen/annotations.py``) starts it the same way. The scripts in
+capitals are evaluated in pages (``page.evaluate``) or added to them
+(``add_init_script``); the functions act in a page as a user would. The fixtures
+(``browser``, ``serve``) are in tests/browser/conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import BrowserContext, Page, ViewportSize, expect
+
+from tests.support.process import ServeProcess, ok
+from tests.support.server import PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# The browser tests stop servers with calls still up: no drain, the calls are closed at
+# once (1001 server_shutdown) and the process exits 0. Draining is tests/test_serving.py's.
+STOP_AT_ONCE = {"VIDEOASSIST_DRAIN_TIMEOUT_S": "0"}
+
+
+async def screenshots(page: Page, name: str) -> None:
+    """Save ``test-artifacts/NAME-phone.png`` and ``NAME-desktop.png``; end at phone size."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        await page.set_viewport_size(size)
+        await page.screenshot(path=ARTIFACTS / f"{name}-{label}.png", full_page=True)
+    await page.set_viewport_size(PHONE)
+
+
+def watch_errors(page: Page, errors: list[str]) -> None:
+    """Append the page's uncaught script errors and console errors to ``errors``.
+
+    The server has no /favicon.ico yet; Chromium's 404 for it is not the page's error.
+    """
+    page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
+    page.on("console", lambda msg: errors.append(f"console: {msg.text} {msg.location}")
+            if msg.type == "error" and not msg.location["url"].endswith("/favicon.ico")
+            else None)
+
+
+# -- in a call ----------------------------------------------------------------------
+
+RECORD_PEER_CONNECTIONS = """
+window.__pcs = [];
+const Native = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends Native {
+  constructor(...args) { super(...args); window.__pcs.push(this); }
+};
+window.__sockets = [];
+window.__received = [];
+const NativeSocket = window.WebSocket;
+window.WebSocket = class extends NativeSocket {
+  constructor(...args) {
+    super(...args);
+    window.__sockets.push(this);
+    this.addEventListener("message", (e) => window.__received.push(JSON.parse(e.data)));
+  }
+};
+"""
+
+RECEIVED = "(type) => window.__received.filter((m) => m.type === type)"
+
+FRAMES_DECODED = """async () => {
+  let frames = 0;
+  for (const pc of window.__pcs) {
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded || 0;
+    });
+  }
+  return frames;
+}"""
+
+# The colour of the pixel at a normalized point of the overlay's picture, on the page.
+OVERLAY_PIXEL = """([x, y]) => {
+  const canvas = document.querySelector('[data-region="annotations"]');
+  const video = canvas.parentElement.querySelector("video");
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  const s = Math.min(w / video.videoWidth, h / video.videoHeight);
+  const bx = (w - video.videoWidth * s) / 2, by = (h - video.videoHeight * s) / 2;
+  const r = canvas.width / w;
+  const px = Math.round((bx + x * video.videoWidth * s) * r);
+  const py = Math.round((by + y * video.videoHeight * s) * r);
+  return Array.from(canvas.getContext("2d").getImageData(px, py, 1, 1).data);
+}"""
+
+# Where a normalized point of the big picture is on the screen, in CSS pixels.
+SCREEN_POINT = """([x, y]) => {
+  const canvas = document.querySelector('[data-region="annotations"]');
+  const video = canvas.parentElement.querySelector("video");
+  const rect = canvas.getBoundingClientRect();
+  const s = Math.min(rect.width / video.videoWidth, rect.height / video.videoHeight);
+  const bx = (rect.width - video.videoWidth * s) / 2;
+  const by = (rect.height - video.videoHeight * s) / 2;
+  return [rect.left + bx + x * video.videoWidth * s, rect.top + by + y * video.videoHeight * s];
+}"""
+
+# Every visible control: its size (a checkbox's with its label), its name for a screen
+# reader, its tabindex.
+CONTROLS = """() => [...document.querySelectorAll("button, input, a[href], select, textarea")]
+  .filter((e) => e.offsetParent !== null && getComputedStyle(e).visibility !== "hidden")
+  .map((e) => {
+    // A checkbox's target is its label too (WCAG 2.5.8): measure the label.
+    const box = (e.type === "checkbox" || e.type === "radio") && e.labels && e.labels.length
+      ? e.labels[0] : e;
+    const r = box.getBoundingClientRect();
+    const label = e.labels && e.labels.length ? e.labels[0].textContent : "";
+    return {
+      what: e.dataset.action || e.name || e.outerHTML.slice(0, 60),
+      width: r.width, height: r.height, tabindex: e.tabIndex,
+      name: (e.getAttribute("aria-label") || label || e.textContent || "").trim(),
+    };
+  })"""
+
+
+def join_link(serve: ServeProcess, data_dir: Path, job_id: str, role: str) -> str:
+    """A one-time link to the job for ``role``, made with ``videoassist invite``."""
+    url = ok(data_dir, "invite", job_id, "--role", role).strip()
+    return f"{serve.url}/join#{url.split('#', 1)[1]}"
+
+
+async def join_page(browser: BrowserContext, link: str) -> Page:
+    """A new page that records its peer connections and joins by ``link``."""
+    page = await browser.new_page()
+    await page.add_init_script(RECORD_PEER_CONNECTIONS)
+    await page.goto(link)
+    await page.locator('[data-action="join"]').click()
+    await page.locator('[data-region="local-video"]').wait_for(state="visible")
+    return page
+
+
+async def frame_counts(page: Page, timeout: float = 10.0) -> tuple[int, int]:
+    """framesDecoded on the page, seen growing; returns (first, later) counts."""
+    async with asyncio.timeout(timeout):
+        while (first := await page.evaluate(FRAMES_DECODED)) == 0:
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        later = await page.evaluate(FRAMES_DECODED)
+    return first, later
+
+
+async def frames_grow(page: Page) -> None:
+    """Until framesDecoded on the page is above 0, then until it grows (15 s at most)."""
+    async with asyncio.timeout(15):
+        while (first := await page.evaluate(FRAMES_DECODED)) == 0:
+            await asyncio.sleep(0.2)
+        while await page.evaluate(FRAMES_DECODED) <= first:
+            await asyncio.sleep(0.2)
+
+
+async def assert_usable(page: Page, face: str) -> None:
+    """Targets at least 44 px, every control named, focus in document order."""
+    controls: list[dict[str, Any]] = await page.evaluate(CONTROLS)
+    assert controls, face
+    small = [c for c in controls if c["width"] < 44 or c["height"] < 44]
+    assert not small, (face, small)
+    unnamed = [c for c in controls if not c["name"] and c["what"] != "message"]
+    assert not unnamed, (face, unnamed)
+    assert all(c["tabindex"] <= 0 for c in controls), (face, controls)
+
+
+async def sign_in_expert(page: Page, serve: ServeProcess) -> None:
+    """Sign in to the console as dana, an expert the test added with ``PASSWORD``."""
+    await page.goto(serve.url + "/")
+    await page.fill("[name=username]", "dana")
+    await page.fill("[name=password]", PASSWORD)
+    await page.click('[data-action="sign-in"]')
+    await expect(page.locator('[data-region="status"]')).to_have_text("Signed in as dana")
+
+
+async def drag(page: Page, start: list[float], end: list[float]) -> None:
+    """Press at one point of the big picture, move, release at another."""
+    a = await page.evaluate(SCREEN_POINT, start)
+    b = await page.evaluate(SCREEN_POINT, end)
+    await page.mouse.move(*a)
+    await page.mouse.down()
+    await page.mouse.move(*b, steps=6)
+    await page.mouse.up()
