@@ -235,8 +235,9 @@ async def test_a_call_left_open_by_a_crash_ends_at_the_next_start(
         call_id = await store.calls.start(job.id)  # and then the process was killed
     finally:
         await store.close()
-    await servers.start(webhook_url=receiver.url, webhook_secret=Secret(SECRET))
+    # The secret first: the server delivers the event as soon as it has started.
     receiver.secret = SECRET.encode()
+    await servers.start(webhook_url=receiver.url, webhook_secret=Secret(SECRET))
     [received] = await receiver.wait_for(1)
     event = received.json
     assert received.verified and event["type"] == "call.ended"
