@@ -16,12 +16,12 @@ from aiortc.sdp import SessionDescription
 from tests.conftest import Server
 from tests.media.clips import (
     AUDIO_STEP,
+    CLIP_FRAMES,
     FPS,
     VIDEO_RATE,
     PacketTrack,
     audio_track,
     read_id,
-    video_clip,
     video_track,
 )
 from videoassist.media import aiortc_hooks
@@ -46,12 +46,16 @@ class MediaClient:
                  video: bool = True, audio: bool = True, read: bool = True,
                  video_codec: str = "VP8", offer_codecs: tuple[str, ...] = (),
                  video_size: tuple[int, int] = (640, 360), keyframes_on_request: bool = False,
+                 keyframe_delay: int = 0, keyframe_every: int = 60,
+                 clip_frames: int = CLIP_FRAMES,
                  encoded: bool = False, answer_delay: float = 0) -> None:
         """``video_codec``: what the published clip is encoded with (offered first);
         ``offer_codecs``: the video codecs offered, in order (default: aiortc's);
         ``video_size``: the published clip's width and height;
         ``keyframes_on_request``: a keyframe request restarts the clip at its keyframe,
-        as an encoder would make one (else keyframes come every 2 s, as encoded);
+        as an encoder would make one, ``keyframe_delay`` frames later (see PacketTrack);
+        ``keyframe_every``, ``clip_frames``: the clip's own keyframes (every 2 s by
+        default) and its length (5 s);
         ``encoded``: received video is kept encoded, as it came (``Received.encoded``),
         not decoded;
         ``answer_delay``: seconds to wait before answering each of the server's offers
@@ -64,8 +68,11 @@ class MediaClient:
         self.encoded = encoded
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         width, height = video_size
-        self.video = video_track(codec_name=video_codec, width=width,
-                                 height=height) if video else None
+        self.video = video_track(codec_name=video_codec, width=width, height=height,
+                                 frames=clip_frames,
+                                 keyframe_every=keyframe_every) if video else None
+        if self.video is not None:
+            self.video.keyframe_delay = keyframe_delay
         self.offer_codecs = offer_codecs or ((video_codec,) if video_codec != "VP8" else ())
         self.audio = audio_track() if audio else None
         self.received: dict[str, Received] = {}  # by publication (msid track id)
@@ -234,17 +241,38 @@ def published(client: MediaClient) -> PacketTrack:
     return client.video
 
 
-def check_decodable(received: Received) -> list[int]:
-    """Every frame the viewer got is a whole frame of the clip, and each is a keyframe
-    or the frame right after the one before it: nothing it could not decode. Returns
-    the clip index of each."""
-    clip = video_clip()
-    where = {data: index for index, data in enumerate(clip)}
-    assert len(where) == len(clip), "every frame of the clip must differ"
+def sent_numbers(received: Received, sent: PacketTrack) -> list[int]:
+    """Which frame the publisher's track sent each encoded frame the viewer got was:
+    its number in send order (an index of ``sent.log``).
+
+    The RTP timestamps give the frames' distances in send order (the track sends frame
+    n with pts n * step, and the server keeps the publisher's timestamps but for a
+    constant shift); the bytes must then be, at one offset, those sent there."""
+    where = {data: index for index, data in enumerate(sent.packets)}
+    assert len(where) == len(sent.packets), "every frame of the clip must differ"
     indexes = [where.get(data, -1) for data in received.encoded]
-    assert -1 not in indexes, f"a frame that is not one of the clip's: {indexes}"
-    for number, (before, index) in enumerate(zip([-1, *indexes], indexes, strict=False)):
-        keyframe = is_keyframe("VP8", clip[index])
-        assert keyframe or index == (before + 1) % len(clip), (
-            f"frame {number} (clip frame {index}) follows clip frame {before}: {indexes}")
-    return indexes
+    assert -1 not in indexes, f"a frame the publisher never sent: {indexes}"
+    assert len(received.pts) == len(indexes)
+    distances = []
+    for pts in received.pts:
+        ticks = (pts - received.pts[0]) % 2**32
+        assert ticks % sent.step == 0, f"RTP timestamps off the publisher's clock: {ticks}"
+        distances.append(ticks // sent.step)
+    log = sent.log
+    for first in (n for n, index in enumerate(log) if index == indexes[0]):
+        if all(first + d < len(log) and log[first + d] == index
+               for d, index in zip(distances, indexes, strict=True)):
+            return [first + d for d in distances]
+    raise AssertionError(f"frames the publisher did not send at those times: {indexes}")
+
+
+def check_decodable(received: Received, sent: PacketTrack) -> list[int]:
+    """Every frame the viewer got is a whole frame the publisher sent, and each is a
+    keyframe or the frame sent right after the one before it: nothing the viewer could
+    not decode. Returns each frame's number in send order (``sent_numbers``)."""
+    numbers = sent_numbers(received, sent)
+    for at, (before, number) in enumerate(zip([-2, *numbers], numbers, strict=False)):
+        keyframe = is_keyframe("VP8", sent.packets[sent.log[number]])
+        assert keyframe or number == before + 1, (
+            f"frame {at} (sent {number}) follows the frame sent {before}: {numbers}")
+    return numbers
