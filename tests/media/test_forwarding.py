@@ -243,6 +243,54 @@ async def test_a_stalled_viewer_does_not_slow_the_others(server: Server) -> None
             await client.close()
 
 
+async def test_a_viewer_whose_queue_overflowed_waits_for_a_keyframe_it_asked_for(
+        server: Server) -> None:
+    """A viewer's path stalls until its queue overflows. It then gets nothing until the
+    next keyframe, so never a picture it cannot decode, and the publisher is asked for
+    that keyframe at once. Here the publisher's own keyframes are 10 s apart (a
+    browser's encoder sends them when asked): without the request the viewer would
+    wait that long. It answers the request 3 frames later, as over a 100 ms round
+    trip: frames that must not reach the viewer."""
+    staff_token, customer_token, job_id = await _two_parties(server)
+    publisher = await MediaClient(server, customer_token, audio=False,
+                                  keyframes_on_request=True, keyframe_delay=3,
+                                  video_size=(384, 216), clip_frames=300,
+                                  keyframe_every=300).start()
+    viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               encoded=True).start()
+    sent = published(publisher)
+    try:
+        video = await viewer.wait_remote(publisher.participant_id, frames=10)
+        queue, gate = _stall(server, viewer, publisher)
+        restarts = len(sent.restarted_at)
+        gate.close()
+        try:
+            await _overflow(queue)
+        finally:
+            gate.open()
+        got = len(video.encoded)
+        try:
+            async with asyncio.timeout(5):  # a keyframe asked for comes in milliseconds
+                while len(video.encoded) < got + 10:
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            pytest.fail(f"nothing after the overflow ({len(video.encoded) - got} frames); "
+                        f"keyframes made on request at {sent.restarted_at}")
+        numbers = check_decodable(video, sent)  # each frame it got decodes
+        gaps = [n for n in range(1, len(numbers)) if numbers[n] != numbers[n - 1] + 1]
+        assert len(gaps) == 1, numbers
+        resumed = gaps[0]
+        # Nothing of what its queue held when it overflowed, nor after, until...
+        assert numbers[resumed] - numbers[resumed - 1] > VIDEO_QUEUE_FRAMES + 3, numbers
+        # ... the keyframe the publisher made because it was asked, after the overflow.
+        assert numbers[resumed] in sent.restarted_at[restarts:], (numbers[resumed],
+                                                                 sent.restarted_at)
+        assert video.skipped == 0
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
 async def test_capture_returns_the_newest_frame(server: Server) -> None:
     """How long a capture takes is for the benchmark (``scripts/bench.py snapshot``,
     docs/performance.md, target p95 <= 150 ms): on a shared machine running two CPU
