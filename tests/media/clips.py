@@ -5,9 +5,10 @@ tell which frame it got, after the server forwarded it, without trusting
 timestamps. Clips are encoded once per process and sent as ``av.Packet``s.
 
 Encoded frames a viewer receives are compared with the very frames its publisher's
-``PacketTrack`` sent (``PacketTrack.log``), never with the clip encoded again: libvpx in
-realtime mode does not give the same bytes twice for the same pictures when the machine
-is busy (85, 99 and 0 frames of 150 differed in three runs at load 4).
+``PacketTrack`` sent (``PacketTrack.log``), never with the clip encoded again: the
+encoder's output is not something to rely on (libvpx in realtime mode with a positive
+cpu-used gave different bytes on a busy machine: 85, 99 and 0 frames of 150 differed in
+three runs at load 4).
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ def pattern(width: int, height: int, frame_id: int) -> np.ndarray:
 
 
 ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
-    "VP8": ("libvpx", {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+    # A fixed speed, as aiortc's own VP8 encoder: with a positive cpu-used libvpx's
+    # realtime mode picks its speed from how long frames take to encode, so a busy
+    # machine got a faster, lossier clip (snapshots 13 levels off the pattern where a
+    # quiet one was within 12) and different bytes on every encode.
+    "VP8": ("libvpx", {"deadline": "realtime", "cpu-used": "-6", "lag-in-frames": "0",
                        "auto-alt-ref": "0"}),
     # Constrained baseline, as WebRTC's H.264 (profile-level-id 42e01f): no B-frames.
     "H264": ("libx264", {"profile": "baseline", "preset": "ultrafast", "tune": "zerolatency"}),
