@@ -247,7 +247,9 @@ def sent_numbers(received: Received, sent: PacketTrack) -> list[int]:
 
     The RTP timestamps give the frames' distances in send order (the track sends frame
     n with pts n * step, and the server keeps the publisher's timestamps but for a
-    constant shift); the bytes must then be, at one offset, those sent there."""
+    constant shift); the bytes must then be, at one offset, those sent there, each
+    sent before it arrived. Of such offsets (the clip loops) the latest is the one:
+    the same frames a loop earlier would have arrived seconds late."""
     where = {data: index for index, data in enumerate(sent.packets)}
     assert len(where) == len(sent.packets), "every frame of the clip must differ"
     indexes = [where.get(data, -1) for data in received.encoded]
@@ -258,10 +260,10 @@ def sent_numbers(received: Received, sent: PacketTrack) -> list[int]:
         ticks = (pts - received.pts[0]) % 2**32
         assert ticks % sent.step == 0, f"RTP timestamps off the publisher's clock: {ticks}"
         distances.append(ticks // sent.step)
-    log = sent.log
-    for first in (n for n, index in enumerate(log) if index == indexes[0]):
-        if all(first + d < len(log) and log[first + d] == index
-               for d, index in zip(distances, indexes, strict=True)):
+    log, sent_at = sent.log, sent.sent_at
+    for first in reversed([n for n, index in enumerate(log) if index == indexes[0]]):
+        if all(first + d < len(log) and log[first + d] == index and sent_at[first + d] <= at
+               for d, index, at in zip(distances, indexes, received.times, strict=True)):
             return [first + d for d in distances]
     raise AssertionError(f"frames the publisher did not send at those times: {indexes}")
 
