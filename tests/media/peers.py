@@ -127,21 +127,31 @@ class MediaClient:
             receiver = next(t.receiver for t in self.pc.getTransceivers()
                             if t.receiver.track is track)
 
-            def publication() -> Received:  # the tap hands frames over as they complete
-                label = self.labels[mid]
+            last: list[tuple[str, int]] = []  # the label and RTP time of the frame before
+
+            def publication(label: str) -> Received:
                 if label not in self.received:
                     self.received[label] = Received(track)
                 return self.received[label]
 
             def take(codec: str, data: bytes, timestamp: int) -> None:
-                received = publication()
+                # The tap hands frames over as they complete. A frame a lost packet held
+                # back (its gap shows only with the next packet, which may be the next
+                # publication's first) still belongs to the publication before if it is
+                # one frame after that one's last, as in ``_read``.
+                label = self.labels[mid]
+                if last and label != last[0][0] and (
+                        (timestamp - last[0][1]) % 2**32 == VIDEO_RATE // FPS):
+                    label = last[0][0]
+                last[:] = [(label, timestamp)]
+                received = publication(label)
                 received.encoded.append(data)
                 received.times.append(time.monotonic())
                 received.pts.append(timestamp)
                 received.frames += 1
 
             def skipped(count: int) -> None:
-                publication().skipped += count
+                publication(self.labels[mid]).skipped += count
 
             aiortc_hooks.tap_receiver(receiver, take, skipped)
         elif self.read:
@@ -256,9 +266,11 @@ def sent_numbers(received: Received, sent: PacketTrack) -> list[int]:
     assert -1 not in indexes, f"a frame the publisher never sent: {indexes}"
     assert len(received.pts) == len(indexes)
     distances = []
-    for pts in received.pts:
+    for at, pts in enumerate(received.pts):
         ticks = (pts - received.pts[0]) % 2**32
-        assert ticks % sent.step == 0, f"RTP timestamps off the publisher's clock: {ticks}"
+        assert ticks % sent.step == 0, (
+            f"frame {at} is {ticks} RTP ticks after frame 0, not whole frames of the "
+            f"publisher's: {received.pts[:at + 1]} at {received.times[:at + 1]}")
         distances.append(ticks // sent.step)
     log, sent_at = sent.log, sent.sent_at
     for first in reversed([n for n, index in enumerate(log) if index == indexes[0]]):
