@@ -7,14 +7,13 @@ import asyncio
 import itertools
 import threading
 
-from tests.support.clips import video_clip
+from tests.support.clips import CLIP_FRAMES
 from tests.support.peers import MediaClient, Received
 from tests.support.server import Server, ServerFactory
 from tests.support.server import two_parties as _two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media.router import MediaRouter
-
-CLIP_FRAMES = len(video_clip())
+from videoassist.media.transcode import TranscodeTrack
 
 
 def _router(server: Server) -> MediaRouter:
@@ -30,10 +29,23 @@ def _received_codec(client: MediaClient, received: Received) -> str:
     return str(transceiver._codecs[0].mimeType)
 
 
-def _in_order(received: Received) -> None:
-    """Ids go up by one a frame (a few may be lost), wrapping at the clip's end."""
+def _in_order(received: Received, dropped: int = 0) -> None:
+    """Ids go up by one a frame (a few may be lost), wrapping at the clip's end; more
+    may be missing, ``dropped`` in all, where the server says it dropped them."""
     steps = [(b - a) % CLIP_FRAMES for a, b in itertools.pairwise(received.ids)]
-    assert all(1 <= step <= 3 for step in steps), received.ids
+    assert all(1 <= step < CLIP_FRAMES // 2 for step in steps), received.ids  # forwards
+    assert sum(max(0, step - 3) for step in steps) <= dropped, (received.ids, dropped)
+
+
+def _dropped_for(server: Server, viewer: MediaClient, publisher: MediaClient) -> int:
+    """Pictures the server dropped on their way to a re-encoding viewer: its decoder
+    or that viewer's encoder behind (on a busy machine), as designed: each skips
+    rather than falls behind."""
+    publication = _router(server).publication(publisher.participant_id)
+    track = _router(server).sessions[viewer.participant_id].subscriptions[
+        publication.id].source
+    assert isinstance(track, TranscodeTrack)
+    return track.dropped + track.feed.dropped
 
 
 async def test_h264_is_forwarded_as_received(server: Server) -> None:
@@ -76,7 +88,8 @@ async def test_a_viewer_without_the_publishers_codec_gets_it_re_encoded(server: 
                                offer_codecs=("VP8",)).start()
     try:
         video = await expert.wait_remote(customer.participant_id, "video", frames=30)
-        _in_order(video)  # the barcodes survived decoding and re-encoding
+        # The barcodes survived decoding and re-encoding.
+        _in_order(video, _dropped_for(server, expert, customer))
         assert _received_codec(expert, video) == "video/VP8"
         assert _router(server).transcoded_streams == 1
         audio = await expert.wait_remote(customer.participant_id, "audio", frames=10)
@@ -94,7 +107,7 @@ async def test_always_mode_re_encodes_and_leaves_no_decoder_behind(
     expert = await MediaClient(server, staff_token, job_id, video=False, audio=False).start()
     try:
         video = await expert.wait_remote(customer.participant_id, "video", frames=30)
-        _in_order(video)
+        _in_order(video, _dropped_for(server, expert, customer))
         assert _router(server).transcoded_streams == 1
         decoders = [t for t in threading.enumerate() if t.name.startswith("decode-")]
         assert len(decoders) == 1  # one decoding thread for the publication

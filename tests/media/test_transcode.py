@@ -34,6 +34,18 @@ async def _gone(router: MediaRouter, client: MediaClient) -> None:
             await asyncio.sleep(0.02)
 
 
+async def _freed(refs: dict[str, weakref.ref[Any]]) -> None:
+    """Until nothing of these is left. A closed connection's sender task ends a few
+    turns of the loop after the session is gone (later on a busy machine), and holds
+    its track, encoder and sender till then."""
+    try:
+        async with asyncio.timeout(5):
+            while _alive(refs):
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        assert _alive(refs) == []
+
+
 def _alive(refs: dict[str, weakref.ref[Any]]) -> list[str]:
     """What is still alive after a full collection, with what holds each."""
     gc.collect()
@@ -79,7 +91,7 @@ async def test_a_leaving_viewer_frees_its_encoder_and_the_last_one_the_decoder(
         del slot, track, transceiver, encoder
 
         await _gone(router, viewers[0])
-        assert _alive({k: v for k, v in refs.items() if k.endswith("0")}) == []
+        await _freed({k: v for k, v in refs.items() if k.endswith("0")})
         assert not feed.closed and len(feed.tracks) == 1 and threads[0].is_alive()
         still = viewers[1].remote(publisher.participant_id)
         assert still is not None
@@ -93,7 +105,7 @@ async def test_a_leaving_viewer_frees_its_encoder_and_the_last_one_the_decoder(
         assert feed.closed
         refs["feed"] = weakref.ref(feed)
         del feed
-        assert _alive(refs) == []
+        await _freed(refs)
         room = router.rooms[next(iter(router.rooms))]
         assert publication.id not in room.feeds
         assert router.rooms  # the publisher is still in its call

@@ -3,6 +3,12 @@
 Video frames carry their id as a barcode (``draw_id``/``read_id``) so a viewer can
 tell which frame it got, after the server forwarded it, without trusting
 timestamps. Clips are encoded once per process and sent as ``av.Packet``s.
+
+Encoded frames a viewer receives are compared with the very frames its publisher's
+``PacketTrack`` sent (``PacketTrack.log``), never with the clip encoded again: the
+encoder's output is not something to rely on (libvpx in realtime mode with a positive
+cpu-used gave different bytes on a busy machine: 85, 99 and 0 frames of 150 differed in
+three runs at load 4).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ VIDEO_RATE = 90_000
 FPS = 30
 AUDIO_STEP = 960  # 20 ms of Opus at 48 kHz
 ID_BITS = 12
+CLIP_FRAMES = 150  # a clip's length unless asked otherwise: 5 s, ids 0..149
 CELL = 32  # pixels per barcode cell, large enough to survive VP8 at any bitrate
 
 
@@ -54,7 +61,11 @@ def pattern(width: int, height: int, frame_id: int) -> np.ndarray:
 
 
 ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
-    "VP8": ("libvpx", {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+    # A fixed speed, as aiortc's own VP8 encoder: with a positive cpu-used libvpx's
+    # realtime mode picks its speed from how long frames take to encode, so a busy
+    # machine got a faster, lossier clip (snapshots 13 levels off the pattern where a
+    # quiet one was within 12) and different bytes on every encode.
+    "VP8": ("libvpx", {"deadline": "realtime", "cpu-used": "-6", "lag-in-frames": "0",
                        "auto-alt-ref": "0"}),
     # Constrained baseline, as WebRTC's H.264 (profile-level-id 42e01f): no B-frames.
     "H264": ("libx264", {"profile": "baseline", "preset": "ultrafast", "tune": "zerolatency"}),
@@ -62,7 +73,7 @@ ENCODERS: dict[str, tuple[str, dict[str, str]]] = {
 
 
 @functools.cache
-def video_clip(width: int = 640, height: int = 360, frames: int = 150,
+def video_clip(width: int = 640, height: int = 360, frames: int = CLIP_FRAMES,
                keyframe_every: int = 60, codec_name: str = "VP8") -> tuple[bytes, ...]:
     """Encoded frames (VP8, or H.264 in Annex B form) with ids 0..frames-1; a
     keyframe every ``keyframe_every``."""
@@ -110,27 +121,39 @@ def audio_clip(seconds: float = 1.0) -> tuple[bytes, ...]:
 
 
 class PacketTrack(MediaStreamTrack):
-    """Sends a pre-encoded clip in real time, looping; ``sent`` counts frames.
+    """Sends a pre-encoded clip in real time, looping, and records what it sent.
 
+    ``sent`` counts frames; ``log[n]`` is the clip index of the frame sent ``n``-th
+    (its pts is ``n * step``), so a test can tell which sent frame a viewer got, and
+    ``sent_at[n]`` when it went to the sender (monotonic).
     ``restart()`` makes the next frame the clip's first, a keyframe: what an encoder
-    does for a keyframe request (a sender of packets cannot encode one)."""
+    does for a keyframe request (a sender of packets cannot encode one), or the
+    ``keyframe_delay``-th frame after it, as the keyframe of a publisher on a real line
+    comes after the frames sent while the request was on its way (a 100 ms round trip
+    is 3 frames at 30 fps; loopback has none). ``restarted_at`` holds the numbers of
+    the frames sent so."""
 
     def __init__(self, kind: str, packets: tuple[bytes, ...], *, rate: int, step: int,
                  interval: float) -> None:
         super().__init__()
         self.kind = kind
-        self._packets = packets
+        self.packets = packets
         self._rate = rate
         self._step = step
         self._interval = interval
         self._start: float | None = None
         self._first = 0  # the frame number the clip (re)started at
-        self._restart = False
+        self._restart_at: int | None = None  # the frame number it restarts at next
+        self.keyframe_delay = 0
         self.sent = 0
         self.restarts = 0
+        self.log: list[int] = []
+        self.sent_at: list[float] = []
+        self.restarted_at: list[int] = []
 
     def restart(self) -> None:
-        self._restart = True
+        if self._restart_at is None:
+            self._restart_at = self.sent + self.keyframe_delay
         self.restarts += 1
 
     async def recv(self) -> av.Packet[Any]:
@@ -139,20 +162,28 @@ class PacketTrack(MediaStreamTrack):
         delay = self._start + self.sent * self._interval - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        if self._restart:
-            self._restart = False
+        if self._restart_at is not None and self.sent >= self._restart_at:
+            self._restart_at = None
             self._first = self.sent
-        data = self._packets[(self.sent - self._first) % len(self._packets)]
-        packet = av.Packet(data)
+            self.restarted_at.append(self.sent)
+        index = (self.sent - self._first) % len(self.packets)
+        packet = av.Packet(self.packets[index])
         packet.pts = self.sent * self._step
         packet.time_base = fractions.Fraction(1, self._rate)
+        self.log.append(index)
+        self.sent_at.append(time.monotonic())
         self.sent += 1
         return packet
 
     @property
+    def step(self) -> int:
+        """The pts (RTP ticks) from one frame to the next."""
+        return self._step
+
+    @property
     def frame_id(self) -> int:
         """The id in the last frame sent."""
-        return (self.sent - 1 - self._first) % len(self._packets)
+        return self.log[-1]
 
 
 def video_track(**clip: Any) -> PacketTrack:

@@ -15,12 +15,12 @@ from aiortc.sdp import SessionDescription
 
 from tests.support.clips import (
     AUDIO_STEP,
+    CLIP_FRAMES,
     FPS,
     VIDEO_RATE,
     PacketTrack,
     audio_track,
     read_id,
-    video_clip,
     video_track,
 )
 from tests.support.server import Server
@@ -46,12 +46,16 @@ class MediaClient:
                  video: bool = True, audio: bool = True, read: bool = True,
                  video_codec: str = "VP8", offer_codecs: tuple[str, ...] = (),
                  video_size: tuple[int, int] = (640, 360), keyframes_on_request: bool = False,
+                 keyframe_delay: int = 0, keyframe_every: int = 60,
+                 clip_frames: int = CLIP_FRAMES,
                  encoded: bool = False, answer_delay: float = 0) -> None:
         """``video_codec``: what the published clip is encoded with (offered first);
         ``offer_codecs``: the video codecs offered, in order (default: aiortc's);
         ``video_size``: the published clip's width and height;
         ``keyframes_on_request``: a keyframe request restarts the clip at its keyframe,
-        as an encoder would make one (else keyframes come every 2 s, as encoded);
+        as an encoder would make one, ``keyframe_delay`` frames later (see PacketTrack);
+        ``keyframe_every``, ``clip_frames``: the clip's own keyframes (every 2 s by
+        default) and its length (5 s);
         ``encoded``: received video is kept encoded, as it came (``Received.encoded``),
         not decoded;
         ``answer_delay``: seconds to wait before answering each of the server's offers
@@ -64,8 +68,11 @@ class MediaClient:
         self.encoded = encoded
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         width, height = video_size
-        self.video = video_track(codec_name=video_codec, width=width,
-                                 height=height) if video else None
+        self.video = video_track(codec_name=video_codec, width=width, height=height,
+                                 frames=clip_frames,
+                                 keyframe_every=keyframe_every) if video else None
+        if self.video is not None:
+            self.video.keyframe_delay = keyframe_delay
         self.offer_codecs = offer_codecs or ((video_codec,) if video_codec != "VP8" else ())
         self.audio = audio_track() if audio else None
         self.received: dict[str, Received] = {}  # by publication (msid track id)
@@ -120,21 +127,31 @@ class MediaClient:
             receiver = next(t.receiver for t in self.pc.getTransceivers()
                             if t.receiver.track is track)
 
-            def publication() -> Received:  # the tap hands frames over as they complete
-                label = self.labels[mid]
+            last: list[tuple[str, int]] = []  # the label and RTP time of the frame before
+
+            def publication(label: str) -> Received:
                 if label not in self.received:
                     self.received[label] = Received(track)
                 return self.received[label]
 
             def take(codec: str, data: bytes, timestamp: int) -> None:
-                received = publication()
+                # The tap hands frames over as they complete. A frame a lost packet held
+                # back (its gap shows only with the next packet, which may be the next
+                # publication's first) still belongs to the publication before if it is
+                # one frame after that one's last, as in ``_read``.
+                label = self.labels[mid]
+                if last and label != last[0][0] and (
+                        (timestamp - last[0][1]) % 2**32 == VIDEO_RATE // FPS):
+                    label = last[0][0]
+                last[:] = [(label, timestamp)]
+                received = publication(label)
                 received.encoded.append(data)
                 received.times.append(time.monotonic())
                 received.pts.append(timestamp)
                 received.frames += 1
 
             def skipped(count: int) -> None:
-                publication().skipped += count
+                publication(self.labels[mid]).skipped += count
 
             aiortc_hooks.tap_receiver(receiver, take, skipped)
         elif self.read:
@@ -234,17 +251,42 @@ def published(client: MediaClient) -> PacketTrack:
     return client.video
 
 
-def check_decodable(received: Received) -> list[int]:
-    """Every frame the viewer got is a whole frame of the clip, and each is a keyframe
-    or the frame right after the one before it: nothing it could not decode. Returns
-    the clip index of each."""
-    clip = video_clip()
-    where = {data: index for index, data in enumerate(clip)}
-    assert len(where) == len(clip), "every frame of the clip must differ"
+def sent_numbers(received: Received, sent: PacketTrack) -> list[int]:
+    """Which frame the publisher's track sent each encoded frame the viewer got was:
+    its number in send order (an index of ``sent.log``).
+
+    The RTP timestamps give the frames' distances in send order (the track sends frame
+    n with pts n * step, and the server keeps the publisher's timestamps but for a
+    constant shift); the bytes must then be, at one offset, those sent there, each
+    sent before it arrived. Of such offsets (the clip loops) the latest is the one:
+    the same frames a loop earlier would have arrived seconds late."""
+    where = {data: index for index, data in enumerate(sent.packets)}
+    assert len(where) == len(sent.packets), "every frame of the clip must differ"
     indexes = [where.get(data, -1) for data in received.encoded]
-    assert -1 not in indexes, f"a frame that is not one of the clip's: {indexes}"
-    for number, (before, index) in enumerate(zip([-1, *indexes], indexes, strict=False)):
-        keyframe = is_keyframe("VP8", clip[index])
-        assert keyframe or index == (before + 1) % len(clip), (
-            f"frame {number} (clip frame {index}) follows clip frame {before}: {indexes}")
-    return indexes
+    assert -1 not in indexes, f"a frame the publisher never sent: {indexes}"
+    assert len(received.pts) == len(indexes)
+    distances = []
+    for at, pts in enumerate(received.pts):
+        ticks = (pts - received.pts[0]) % 2**32
+        assert ticks % sent.step == 0, (
+            f"frame {at} is {ticks} RTP ticks after frame 0, not whole frames of the "
+            f"publisher's: {received.pts[:at + 1]} at {received.times[:at + 1]}")
+        distances.append(ticks // sent.step)
+    log, sent_at = sent.log, sent.sent_at
+    for first in reversed([n for n, index in enumerate(log) if index == indexes[0]]):
+        if all(first + d < len(log) and log[first + d] == index and sent_at[first + d] <= at
+               for d, index, at in zip(distances, indexes, received.times, strict=True)):
+            return [first + d for d in distances]
+    raise AssertionError(f"frames the publisher did not send at those times: {indexes}")
+
+
+def check_decodable(received: Received, sent: PacketTrack) -> list[int]:
+    """Every frame the viewer got is a whole frame the publisher sent, and each is a
+    keyframe or the frame sent right after the one before it: nothing the viewer could
+    not decode. Returns each frame's number in send order (``sent_numbers``)."""
+    numbers = sent_numbers(received, sent)
+    for at, (before, number) in enumerate(zip([-2, *numbers], numbers, strict=False)):
+        keyframe = is_keyframe("VP8", sent.packets[sent.log[number]])
+        assert keyframe or number == before + 1, (
+            f"frame {at} (sent {number}) follows the frame sent {before}: {numbers}")
+    return numbers
