@@ -30,6 +30,18 @@ async def wait_until_empty(server: Server) -> None:
             await asyncio.sleep(0.02)
 
 
+def packets_lost(server: Server) -> int:
+    """Packets the server's receivers found missing from what the publishers sent
+    (gaps in RTP sequence numbers, retransmitted later or not). aiortc's getStats gives
+    a receiver's streams one id, so its RTX stream's figures can hide the media one's."""
+    lost = 0
+    for session in server.app[MEDIA].sessions.values():  # type: ignore[attr-defined]
+        for _, transceiver in session.publications.values():
+            streams = transceiver.receiver._RTCRtpReceiver__remote_streams
+            lost += sum(stream.packets_lost for stream in streams.values())
+    return lost
+
+
 async def snapshot(client: MediaClient, camera: int) -> dict[str, Any]:
     assert client.ws is not None
     await client.ws.send_json({"type": "snapshot.request", "camera": camera, "shapes": [],
@@ -60,6 +72,7 @@ async def test_a_call_is_counted_and_the_gauges_fall_back_to_zero(server: Server
         answered = time.monotonic()
         assert saved["snapshot"]["camera"] == customer.participant_id
         during = await scrape(server)
+        lost = packets_lost(server)
     finally:
         await customer.close()
         await expert.close()
@@ -83,7 +96,10 @@ async def test_a_call_is_counted_and_the_gauges_fall_back_to_zero(server: Server
     # ~30 fps both ways for the seconds the call lasted: frames, not a handful.
     assert value(during, "videoassist_forwarded_frames_total", kind="video") >= 60
     assert value(during, "videoassist_transcoded_streams_total") == 0
-    assert value(during, "videoassist_skipped_frames_total") == 0  # no loss on loopback
+    # Frames are given up on only after packets lost on their way to the server: none
+    # on a quiet machine's loopback; beside CPU hogs that keep the event loop from
+    # reading its sockets for a while, some.
+    assert value(during, "videoassist_skipped_frames_total") == 0 or lost > 0
     assert value(during, "videoassist_snapshot_seconds_count") == 1
     # The server's time for it lies within the time the expert waited for it.
     assert 0 < value(during, "videoassist_snapshot_seconds_sum") <= answered - asked
