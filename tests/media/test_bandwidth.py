@@ -8,8 +8,7 @@ import asyncio
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, pack_remb_fci
 
 from tests.support.peers import MediaClient, Received
-from tests.support.server import Server
-from tests.support.server import two_parties as _two_parties
+from tests.support.server import Server, two_parties
 from videoassist.media import aiortc_hooks
 from videoassist.media.publication import MIN_VIEWER_ESTIMATE_BPS
 
@@ -32,7 +31,7 @@ async def _heard(heard: list[int], wanted: int, timeout: float = 3.0) -> None:
 
 
 async def test_the_publisher_hears_the_slowest_viewer_down_to_a_floor(server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     technician_token = await server.participant(staff_token, job_id, role="technician")
     customer = await MediaClient(server, customer_token).start()
     heard: list[int] = []  # every REMB the customer's camera sender gets

@@ -9,8 +9,7 @@ import threading
 
 from tests.support.clips import CLIP_FRAMES
 from tests.support.peers import MediaClient, Received
-from tests.support.server import Server, ServerFactory
-from tests.support.server import two_parties as _two_parties
+from tests.support.server import Server, ServerFactory, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media.router import MediaRouter
 from videoassist.media.transcode import TranscodeTrack
@@ -49,7 +48,7 @@ def _dropped_for(server: Server, viewer: MediaClient, publisher: MediaClient) ->
 
 
 async def test_h264_is_forwarded_as_received(server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     customer = await MediaClient(server, customer_token, video_codec="H264").start()
     expert = await MediaClient(server, staff_token, job_id, video=False, audio=False).start()
     try:
@@ -65,7 +64,7 @@ async def test_h264_is_forwarded_as_received(server: Server) -> None:
 
 
 async def test_the_publisher_is_asked_for_a_codec_everyone_takes(server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     # The expert's browser takes VP8 only; the customer's phone prefers H.264 but has VP8.
     expert = await MediaClient(server, staff_token, job_id, video=False, audio=False,
                                offer_codecs=("VP8",)).start()
@@ -82,7 +81,7 @@ async def test_the_publisher_is_asked_for_a_codec_everyone_takes(server: Server)
 
 
 async def test_a_viewer_without_the_publishers_codec_gets_it_re_encoded(server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     customer = await MediaClient(server, customer_token, video_codec="H264").start()
     expert = await MediaClient(server, staff_token, job_id, video=False, audio=False,
                                offer_codecs=("VP8",)).start()
@@ -102,7 +101,7 @@ async def test_a_viewer_without_the_publishers_codec_gets_it_re_encoded(server: 
 async def test_always_mode_re_encodes_and_leaves_no_decoder_behind(
         server_factory: ServerFactory) -> None:
     server = await server_factory(media_transcode="always")
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     customer = await MediaClient(server, customer_token).start()
     expert = await MediaClient(server, staff_token, job_id, video=False, audio=False).start()
     try:

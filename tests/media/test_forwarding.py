@@ -17,8 +17,7 @@ from aiortc.rtp import is_rtcp
 
 from tests.support.clips import CLIP_FRAMES, FPS, PacketTrack, read_id
 from tests.support.peers import MediaClient, check_decodable, published, sent_numbers
-from tests.support.server import Server, receive
-from tests.support.server import two_parties as _two_parties
+from tests.support.server import Server, receive, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media import session as session_module
 from videoassist.media.forward import VIDEO_QUEUE_FRAMES, ForwardTrack
@@ -33,7 +32,7 @@ async def _sent(track: PacketTrack, frames: int) -> None:
 
 
 async def test_video_and_audio_both_ways_with_frame_ids_in_order(server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     expert = await MediaClient(server, staff_token, job_id).start()
     customer = await MediaClient(server, customer_token).start()
     try:
@@ -56,7 +55,7 @@ async def test_video_and_audio_both_ways_with_frame_ids_in_order(server: Server)
 
 
 async def test_a_vanished_client_leaves_nothing_behind(server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     threads_before = {t.name for t in threading.enumerate()}
     tasks_before = asyncio.all_tasks()
     expert = await MediaClient(server, staff_token, job_id).start()
@@ -100,7 +99,7 @@ async def test_a_late_viewer_gets_a_picture_within_500_ms(server: Server) -> Non
     """The publisher's keyframes are 2 s apart; the viewer must not wait for one: it
     starts from the keyframe the server keeps, which the publisher sent before the
     viewer's connection was up."""
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     customer = await MediaClient(server, customer_token, audio=False).start()
     sent = published(customer)
     try:
@@ -131,7 +130,7 @@ async def test_a_viewer_slow_to_connect_starts_from_a_fresh_keyframe(server: Ser
     overflowed the queue) a wait for the publisher's next keyframe, which this
     publisher, like the benchmark's, only sends every 2 s whatever it is asked.
     """
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     customer = await MediaClient(server, customer_token, audio=False).start()
     sent = published(customer)
     try:
@@ -210,7 +209,7 @@ async def _overflow(queue: ForwardTrack) -> None:
 async def test_a_stalled_viewer_does_not_slow_the_others(server: Server) -> None:
     """One viewer's path stalls until its queue overflows; the other gets every frame
     the publisher sent meanwhile."""
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False).start()
     fast = await MediaClient(server, staff_token, job_id, video=False, audio=False,
                              encoded=True).start()
@@ -246,7 +245,7 @@ async def test_a_viewer_whose_queue_overflowed_waits_for_a_keyframe_it_asked_for
     browser's encoder sends them when asked): without the request the viewer would
     wait that long. It answers the request 3 frames later, as over a 100 ms round
     trip: frames that must not reach the viewer."""
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False,
                                   keyframes_on_request=True, keyframe_delay=3,
                                   video_size=(384, 216), clip_frames=300,
@@ -290,7 +289,7 @@ async def test_capture_returns_the_newest_frame(server: Server) -> None:
     """How long a capture takes is for the benchmark (``scripts/bench.py snapshot``,
     docs/performance.md, target p95 <= 150 ms): on a shared machine running two CPU
     hogs the median of eight here went over 150 ms."""
-    _staff_token, customer_token, _job_id = await _two_parties(server)
+    _staff_token, customer_token, _job_id = await two_parties(server)
     customer = await MediaClient(server, customer_token, audio=False).start()
     try:
         router = server.app[MEDIA]
@@ -314,7 +313,7 @@ async def test_capture_returns_the_newest_frame(server: Server) -> None:
 
 
 async def test_malformed_media_messages_get_clear_errors(server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     ws, _ = await server.join_call(staff_token, job_id)
     plausible = ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
                  "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n")
@@ -347,7 +346,7 @@ async def test_malformed_media_messages_get_clear_errors(server: Server) -> None
 async def test_a_peer_connection_that_never_connects_is_closed(
         server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(session_module, "CONNECT_TIMEOUT_S", 0.5)
-    staff_token, _, job_id = await _two_parties(server)
+    staff_token, _, job_id = await two_parties(server)
     ws, _ = await server.join_call(staff_token, job_id)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:

@@ -12,8 +12,7 @@ from aiortc.rtp import RtpPacket, is_rtcp
 from tests.support.clips import PacketTrack
 from tests.support.metrics import scrape, value
 from tests.support.peers import MediaClient, Received, check_decodable, published, sent_numbers
-from tests.support.server import Server
-from tests.support.server import two_parties as _two_parties
+from tests.support.server import Server, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media.aiortc_hooks import RETRANSMISSION_WAIT_S
 from videoassist.media.frames import is_keyframe
@@ -62,7 +61,7 @@ class PacketLoss:
 
 
 async def _call(server: Server) -> tuple[MediaClient, MediaClient, MediaRouter]:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False,
                                   keyframes_on_request=True).start()
     viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,

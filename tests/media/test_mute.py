@@ -13,8 +13,7 @@ import pytest
 
 from tests.support.clips import video_clip
 from tests.support.peers import MediaClient, Received, check_decodable, published
-from tests.support.server import Server
-from tests.support.server import two_parties as _two_parties
+from tests.support.server import Server, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.errors import Muted
 from videoassist.media.capture import capture
@@ -79,7 +78,7 @@ async def _nothing_passed_on(publication: Publication, sending: ForwardTrack | T
 
 
 async def test_a_muted_camera_is_neither_forwarded_nor_captured(server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token, keyframes_on_request=True).start()
     viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
                                encoded=True).start()
@@ -131,7 +130,7 @@ async def test_a_muted_camera_is_neither_forwarded_nor_captured(server: Server) 
 
 
 async def test_a_muted_microphone_is_not_forwarded(server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token).start()
     viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False).start()
     router = server.app[MEDIA]
@@ -158,7 +157,7 @@ async def test_a_muted_microphone_is_not_forwarded(server: Server) -> None:
 async def test_a_muted_camera_is_not_re_encoded_for_a_viewer_either(server: Server) -> None:
     """A viewer without the publisher's codec gets pictures through the decoding feed:
     that stops too, and starts again on unmuting."""
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False, video_codec="H264",
                                   keyframes_on_request=True).start()
     viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,

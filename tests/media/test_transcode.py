@@ -15,8 +15,7 @@ import numpy as np
 
 from tests.support.clips import video_clip
 from tests.support.peers import MediaClient
-from tests.support.server import Server
-from tests.support.server import two_parties as _two_parties
+from tests.support.server import Server, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media.publication import Publication
 from videoassist.media.router import MediaRouter
@@ -62,7 +61,7 @@ def _alive(refs: dict[str, weakref.ref[Any]]) -> list[str]:
 
 async def test_a_leaving_viewer_frees_its_encoder_and_the_last_one_the_decoder(
         server: Server) -> None:
-    staff_token, customer_token, job_id = await _two_parties(server)
+    staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False,
                                   video_codec="H264").start()
     viewers = [await MediaClient(server, staff_token, job_id, video=False, audio=False,
