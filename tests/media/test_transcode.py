@@ -27,16 +27,19 @@ def _decoding_threads(publication_id: str) -> list[threading.Thread]:
 
 
 async def _gone(router: MediaRouter, client: MediaClient) -> None:
+    """The client leaves; until the server has closed its side of the connection (the
+    session leaves the router first, then closes: its senders stop, their tasks end
+    and let go of their tracks)."""
+    pc = router.sessions[client.participant_id].pc
     await client.close()
-    async with asyncio.timeout(5):
-        while client.participant_id in router.sessions:
+    async with asyncio.timeout(10):
+        while client.participant_id in router.sessions or pc.connectionState != "closed":
             await asyncio.sleep(0.02)
 
 
 async def _freed(refs: dict[str, weakref.ref[Any]]) -> None:
-    """Until nothing of these is left. A closed connection's sender task ends a few
-    turns of the loop after the session is gone (later on a busy machine), and holds
-    its track, encoder and sender till then."""
+    """Until nothing of these is left (a thread or task of theirs may take a few more
+    turns of the loop to end once the connection is closed)."""
     try:
         async with asyncio.timeout(5):
             while _alive(refs):
