@@ -2,13 +2,19 @@
 """Measure ``videoassist serve``: its media relay, its snapshots, and annotations.
 
     python scripts/bench.py relay --mode forward|transcode --streams N --seconds S --json
+    python scripts/bench.py relay --streams 8 --viewers 2 --workers 2   # per worker
+    python scripts/bench.py relay --streams 8 --viewers 2 --server janus  # the same on Janus
+    python scripts/bench.py compare --calls 8 --viewers 2 --rounds 3   # both, interleaved
     python scripts/bench.py relay --streams 16 --profile server.prof   # where its CPU goes
     python scripts/bench.py snapshot --sizes 640x360,1280x720 --keyframe-every K --json
     python scripts/bench.py annotations --shapes N --json
 
 Starts the server as a child process and, in this process, calls over loopback whose
 publishers send a pre-encoded 30 fps VP8 clip (and Opus). ``relay``: N calls, each
-with a viewer counting the frames it gets, undecoded; CPU, memory, loss, latency.
+with V viewers counting the frames and RTP packets they get, undecoded; CPU (the
+server's per packet delivered, each worker's, each event loop's busy share), memory,
+loss, latency; against videoassist or Debian's Janus. ``compare``: relay runs against
+both servers, interleaved, and the ratio of their medians.
 ``snapshot``: for each size, a staff member in the call asks for snapshots of the
 publisher's camera, one at a time; the time from request to saved, and the CPU.
 ``annotations``: the browser client itself, an expert and a customer in two headless
@@ -37,6 +43,9 @@ from bench_table import flatten  # noqa: E402  (found next to this file, as load
 from loadgen import BenchError  # noqa: E402
 from loadgen.annotations import Options as AnnotationOptions  # noqa: E402
 from loadgen.annotations import run as run_annotations  # noqa: E402
+from loadgen.backends import SERVERS  # noqa: E402
+from loadgen.compare import Options as CompareOptions  # noqa: E402
+from loadgen.compare import run as run_compare  # noqa: E402
 from loadgen.relay import Options as RelayOptions  # noqa: E402
 from loadgen.relay import run as run_relay  # noqa: E402
 from loadgen.server import TRANSCODE  # noqa: E402
@@ -66,8 +75,17 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
     relay = sub.add_parser("relay", help="publishers and viewers through the server")
     relay.add_argument("--mode", choices=sorted(TRANSCODE), default="forward",
                        help="forward encoded frames, or re-encode for every viewer")
-    relay.add_argument("--streams", type=int, default=1,
-                       help="calls, each one publisher and one viewer (default 1)")
+    relay.add_argument("--streams", "--calls", type=int, default=1,
+                       help="calls, each one publisher and --viewers viewers (default 1)")
+    relay.add_argument("--viewers", type=int, default=1,
+                       help="viewers in each call, each receiving the publisher's video "
+                            "and audio (default 1)")
+    relay.add_argument("--workers", type=int, metavar="N",
+                       help="pass --workers N to videoassist serve (default: not passed, "
+                            "the server's own default)")
+    relay.add_argument("--server", choices=SERVERS, default="videoassist",
+                       help="the server to measure: videoassist, or Debian's janus "
+                            "(its videoroom plugin) under the same load")
     relay.add_argument("--seconds", type=float, default=30.0,
                        help="length of the measured window (default 30)")
     relay.add_argument("--warmup", type=float, default=2.0,
@@ -82,6 +100,27 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                             "functions with the most own time; the server's CPU figures "
                             "then include the profiler's own cost")
     relay.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    compare = sub.add_parser("compare", help="relay runs on videoassist and on janus, "
+                                             "interleaved: the medians and their ratio")
+    compare.add_argument("--calls", type=int, default=8, help="calls (default 8)")
+    compare.add_argument("--viewers", type=int, default=2,
+                         help="viewers in each call (default 2)")
+    compare.add_argument("--rounds", type=int, default=3,
+                         help="runs of each server, one of each a round (default 3)")
+    compare.add_argument("--seconds", type=float, default=30.0,
+                         help="each run's measured window (default 30)")
+    compare.add_argument("--warmup", type=float, default=2.0,
+                         help="each run's warm-up (default 2)")
+    compare.add_argument("--join-every", type=float, default=1.0,
+                         help="seconds between late viewers (default 1)")
+    compare.add_argument("--no-audio", action="store_true", help="publish video only")
+    compare.add_argument("--workers", type=int, metavar="N",
+                         help="videoassist serve --workers N (Janus has no such option)")
+    compare.add_argument("--out", type=Path, metavar="FILE.jsonl",
+                         help="append each run's JSON there (default: a new file in the "
+                              "temp directory, named in the report)")
+    compare.add_argument("--json", action="store_true",
+                         help="print one JSON object on stdout")
     snap = sub.add_parser("snapshot", help="snapshot requests, from request to saved")
     snap.add_argument("--sizes", default="640x360,1280x720",
                       help="camera sizes, WIDTHxHEIGHT, comma-separated, measured in turn "
@@ -127,14 +166,29 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                                                args.clear_every, args.pause,
                                                args.phone_scale)
         return lambda: run_annotations(annotation_options), bool(args.json)
-    if args.benchmark == "relay":
-        if args.streams < 1:
-            parser.error("--streams must be at least 1")
+    if args.benchmark in ("relay", "compare"):
+        calls = args.streams if args.benchmark == "relay" else args.calls
+        if calls < 1 or args.viewers < 1 or (args.workers is not None and args.workers < 1):
+            parser.error("--streams (--calls), --viewers and --workers must be at least 1")
         if args.seconds <= 0 or args.join_every <= 0 or args.warmup < 0:
             parser.error("--seconds and --join-every must be above 0, --warmup at least 0")
+    if args.benchmark == "compare":
+        if args.rounds < 1:
+            parser.error("--rounds must be at least 1")
+        compare_options = CompareOptions(
+            args.calls, args.viewers, args.rounds, args.seconds, args.warmup,
+            args.join_every, audio=not args.no_audio, workers=args.workers,
+            out=args.out.resolve() if args.out else None)
+        return lambda: run_compare(compare_options), bool(args.json)
+    if args.benchmark == "relay":
+        if args.server == "janus" and (args.mode != "forward" or args.profile
+                                       or args.workers is not None):
+            parser.error("--server janus: forward mode only, without --profile or --workers")
         options = RelayOptions(args.mode, args.streams, args.seconds, args.warmup,
                                args.join_every, audio=not args.no_audio,
-                               profile=args.profile.resolve() if args.profile else None)
+                               profile=args.profile.resolve() if args.profile else None,
+                               viewers=args.viewers, workers=args.workers,
+                               server=args.server)
         return lambda: run_relay(options), bool(args.json)
     try:
         sizes = tuple(parse_size(s) for s in args.sizes.split(",") if s.strip())

@@ -228,3 +228,25 @@ async def test_no_customer_data_in_the_metrics(server: Server) -> None:
         for sample in family.samples:
             assert set(sample.labels) <= {"role", "state", "kind", "reason", "code", "status",
                                           "where", "le"}, sample
+
+
+def burn_cpu(seconds: float) -> None:
+    """Keep the calling thread busy for ``seconds`` of its own CPU time."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        pass
+
+
+async def test_the_event_loops_cpu_is_its_own_threads_not_the_processes(
+        server: Server) -> None:
+    """The test runs on the server's event loop: its work there counts, the same work
+    in another thread of the process does not."""
+    name = "videoassist_event_loop_cpu_seconds_total"
+    at_start = value(await scrape(server), name)
+    burn_cpu(0.3)
+    after_loop_work = value(await scrape(server), name)
+    await asyncio.to_thread(burn_cpu, 0.3)
+    after_thread_work = value(await scrape(server), name)
+    assert at_start > 0  # the loop ran the server's start-up
+    assert after_loop_work - at_start >= 0.3
+    assert after_thread_work - after_loop_work < 0.15  # two scrapes, and waiting

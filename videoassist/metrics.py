@@ -8,7 +8,9 @@ One registry per application, never the library's global one. Two kinds of sourc
   (calls and participants now, peer connections and their connect timeouts, forwarded
   frames and bytes, keyframe requests, skipped frames, re-encoded streams): the media
   path adds plain integers per frame (``videoassist.media.counters``) and this module
-  never touches it.
+  never touches it. So is the CPU time of the event loop's thread, from the kernel's
+  clock for that thread: its rate is how busy the loop is, where all signalling and
+  forwarding run (the process's CPU also counts decoder and executor threads).
 
 Labels are from small fixed sets (roles, media kinds, error codes, connection states,
 HTTP statuses): never a name, a job title, an address or an id.
@@ -16,6 +18,8 @@ HTTP statuses): never a name, a job title, an address or an id.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
@@ -85,8 +89,9 @@ class Metrics:
             self.unhandled_errors.labels(where)  # present at 0 from the start
 
     def watch(self, calls: Calls, media: Media, draining: list[bool]) -> None:
-        """Read the live state from now on (once the hub and the media plane exist)."""
-        self.registry.register(_Live(calls, media, draining))
+        """Read the live state from now on (once the hub and the media plane exist).
+        Called on the event loop's thread, whose CPU time it reports from then on."""
+        self.registry.register(_Live(calls, media, draining, threading.get_ident()))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -95,13 +100,21 @@ class Metrics:
 class _Live:
     """Reads calls and the media plane at scrape time."""
 
-    def __init__(self, calls: Calls, media: Media, draining: list[bool]) -> None:
+    def __init__(self, calls: Calls, media: Media, draining: list[bool],
+                 loop_thread: int) -> None:
         self._calls = calls
         self._media = media
         self._draining = draining
+        # The CPU-time clock of the loop's thread, readable from any thread (Linux).
+        self._loop_clock = time.pthread_getcpuclockid(loop_thread)
 
     def collect(self) -> Iterator[Metric]:
         calls, counters = self._calls, self._media.counters
+        yield CounterMetricFamily("videoassist_event_loop_cpu_seconds",
+                                  "CPU seconds of the thread that runs the event loop, "
+                                  "user and system: its rate is the share of the time the "
+                                  "loop was busy.",
+                                  value=time.clock_gettime(self._loop_clock))
         yield GaugeMetricFamily("videoassist_draining",
                                 "1 while the server drains before stopping, else 0.",
                                 value=int(self._draining[0]))

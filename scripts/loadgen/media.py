@@ -271,17 +271,61 @@ def _log_failure(task: asyncio.Future[None]) -> None:
 
 @dataclass
 class FirstFrame:
-    """When the first video frame arrived, and whether a decoder could start there."""
+    """When the first video frame arrived, and whether a decoder could start there.
 
+    With ``until_keyframe``, the first keyframe instead (the first frame a decoder can
+    start from), and ``skipped`` counts the frames before it: for a server that
+    forwards whatever comes next to a new viewer, as Janus does."""
+
+    until_keyframe: bool = False
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     at: float = 0.0
     keyframe: bool = False
+    skipped: int = 0
 
     def on_frame(self, codec: str, data: bytes, timestamp: int) -> None:
-        if codec != "opus" and not self.arrived.is_set():
-            self.at = time.monotonic()
-            self.keyframe = is_keyframe(codec, data)
-            self.arrived.set()
+        if codec == "opus" or self.arrived.is_set():
+            return
+        self.keyframe = is_keyframe(codec, data)
+        if self.until_keyframe and not self.keyframe:
+            self.skipped += 1
+            return
+        self.at = time.monotonic()
+        self.arrived.set()
+
+
+@dataclass
+class PacketCount:
+    """RTP packets that reached the viewers' receivers: media and retransmissions
+    (RTX), audio and video, each as it came off the wire."""
+
+    packets: int = 0
+
+
+def count_packets(pc: RTCPeerConnection, count: PacketCount) -> None:
+    """Count every RTP packet routed to a receiver of ``pc`` into ``count``.
+
+    aiortc's DTLS transport hands each decrypted RTP packet to
+    ``receiver._handle_rtp_packet``, looked up on the receiver for every packet, so
+    an attribute of that name on the instance sees each one first. It is set when
+    the remote description brings the track, before the transport routes a packet to
+    it. (The public ``getStats()`` gives a receiver's media and RTX streams one id,
+    so one's count hides the other's.) tests/test_bench.py checks that packets are
+    counted, so an aiortc upgrade that moves this shows there."""
+
+    def on_track(track: MediaStreamTrack) -> None:
+        receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+        if "_handle_rtp_packet" in vars(receiver):
+            return  # counted already (a reused transceiver)
+        handle = receiver._handle_rtp_packet
+
+        async def counted(packet: Any, arrival_time_ms: int) -> None:
+            count.packets += 1
+            await handle(packet, arrival_time_ms=arrival_time_ms)
+
+        receiver._handle_rtp_packet = counted  # type: ignore[method-assign]
+
+    pc.on("track", on_track)
 
 
 def tap_tracks(pc: RTCPeerConnection, sink: FrameSink) -> None:

@@ -26,8 +26,10 @@ from loadgen import BenchError
 from loadgen.media import (
     Camera,
     FrameSink,
+    PacketCount,
     Viewer,
     audio_track,
+    count_packets,
     tap_tracks,
     video_track,
 )
@@ -40,7 +42,8 @@ class Participant:
     def __init__(self, http: aiohttp.ClientSession, server_url: str, token: str,
                  job_id: int, tracks: Sequence[MediaStreamTrack],
                  sink: FrameSink | None = None,
-                 on_message: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_message: Callable[[dict[str, Any]], None] | None = None,
+                 packets: PacketCount | None = None) -> None:
         self.http = http
         self.server_url = server_url
         self.token = token
@@ -51,6 +54,8 @@ class Participant:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if sink is not None:
             tap_tracks(self.pc, sink)
+        if packets is not None:
+            count_packets(self.pc, packets)
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._answer: asyncio.Future[None] | None = None
         self._pump_task: asyncio.Task[None] | None = None

@@ -21,10 +21,58 @@ ROOT = Path(__file__).resolve().parents[2]
 _LIBRARY = re.compile(r"^.*/(site-packages|lib/python3\.\d+)/")  # up to aiortc/..., asyncio/...
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, all its threads (/proc/PID/stat)."""
+def process_cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """utime + stime of a process, all its threads (/proc/PID/stat); with ``reaped``,
+    plus cutime + cstime: its children that ended and that it waited for."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    own = int(fields[11]) + int(fields[12])
+    return (own + (int(fields[13]) + int(fields[14]) if reaped else 0)) / CLOCK_TICKS
+
+
+def children_by_parent() -> dict[int, list[int]]:
+    """Every process's children, from one pass over /proc."""
+    parents: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(stat[1])].append(int(entry.name))
+    return parents
+
+
+def descendants(root: int, parents: dict[int, list[int]] | None = None) -> list[int]:
+    """``root``'s children, their children, and so on (not ``root``)."""
+    parents = children_by_parent() if parents is None else parents
+    found: list[int] = []
+    todo = list(parents.get(root, ()))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += parents.get(pid, ())
+    return found
+
+
+def server_cpu_seconds(root: int, parents: dict[int, list[int]] | None = None) -> float:
+    """The CPU of a server and every process under it (worker processes): utime +
+    stime of each, all threads, plus the CPU of those that ended meanwhile (cutime +
+    cstime, once their parent waited for them)."""
+    total = 0.0
+    for pid in [root, *descendants(root, parents)]:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += process_cpu_seconds(pid, reaped=True)
+    return total
+
+
+def worker_cpu_seconds(root: int) -> dict[int, float]:
+    """The CPU of each worker process of a server, by pid: each child of ``root`` with
+    everything under it; a server without children is its own one worker."""
+    parents = children_by_parent()
+    children = parents.get(root, [])
+    if not children:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            return {root: process_cpu_seconds(root, reaped=True)}
+        return {}
+    return {pid: server_cpu_seconds(pid, parents) for pid in children}
 
 
 def process_rss_mb(pid: int) -> float:
@@ -35,6 +83,16 @@ def process_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def server_rss_mb(root: int) -> float:
+    """The VmRSS of a server and every process under it, added up (pages they share,
+    such as those a forked worker has not written to, count once for each)."""
+    total = 0.0
+    for pid in [root, *descendants(root)]:
+        with contextlib.suppress(OSError, ValueError):
+            total += process_rss_mb(pid)
+    return total
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds spent by everything on the machine, all cores (/proc/stat)."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -42,17 +100,18 @@ def machine_busy_seconds() -> float:
     return (sum(values[:8]) - idle) / CLOCK_TICKS
 
 
-def udp_drops(pid: int) -> dict[int, int]:
+def udp_drops(*pids: int) -> dict[int, int]:
     """Datagrams dropped because the socket's buffer was full, for each UDP socket the
-    process has open (by inode): on loopback, the only way a packet gets lost, and a
-    sign that the process did not read its sockets in time."""
+    processes have open (by inode): on loopback, the only way a packet gets lost, and a
+    sign that a process did not read its sockets in time."""
     inodes = set()
-    with contextlib.suppress(FileNotFoundError):
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                if target.startswith("socket:["):
-                    inodes.add(int(target[8:-1]))
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        inodes.add(int(target[8:-1]))
     drops = {}
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         with contextlib.suppress(FileNotFoundError):
@@ -86,7 +145,8 @@ class CpuMark:
 
     @classmethod
     def now(cls, server_pid: int) -> CpuMark:
-        return cls(time.monotonic(), process_cpu_seconds(server_pid), own_cpu_seconds(),
+        """``server``: the server process and every process under it (its workers)."""
+        return cls(time.monotonic(), server_cpu_seconds(server_pid), own_cpu_seconds(),
                    machine_busy_seconds())
 
     def cores_since(self, earlier: CpuMark) -> tuple[float, float, float]:
@@ -126,19 +186,14 @@ def percentile(values: list[float], q: float) -> float | None:
 def tree_cpu_seconds(root: int, exclude: Collection[int] = ()) -> float:
     """utime + stime of ``root``'s descendants (not ``root`` itself), except the
     processes in ``exclude`` and their own descendants: the browsers Playwright started."""
-    parents: dict[int, list[int]] = collections.defaultdict(list)
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-                parents[int(stat[1])].append(int(entry.name))
+    parents = children_by_parent()
     total = 0.0
-    todo = [pid for pid in parents[root] if pid not in exclude]
+    todo = [pid for pid in parents.get(root, ()) if pid not in exclude]
     while todo:
         pid = todo.pop()
         with contextlib.suppress(OSError, IndexError, ValueError):
             total += process_cpu_seconds(pid)
-        todo += [child for child in parents[pid] if child not in exclude]
+        todo += [child for child in parents.get(pid, ()) if child not in exclude]
     return total
 
 

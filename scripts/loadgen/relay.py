@@ -1,9 +1,10 @@
 """The relay benchmark: N calls through the server, measured over a window.
 
-Each call is one publisher (720p30 VP8 and, unless disabled, Opus) and one viewer, so
-the server forwards N outgoing video streams. Beside them: the direct pair (the latency
-baseline) and, every ``join_every`` seconds, a viewer joining a running call to time
-its first frame, then leaving. docs/performance.md explains each reported field.
+Each call is one publisher (720p30 VP8 and, unless disabled, Opus) and V viewers, so
+the server forwards N x V outgoing video streams. Beside them: the direct pair (the
+latency baseline) and, every ``join_every`` seconds, a viewer joining a running call to
+time its first frame, then leaving. The server is videoassist or, for comparison,
+Janus (``backends``). docs/performance.md explains each reported field.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,27 +24,29 @@ from typing import Any
 import aiohttp
 
 from loadgen import BenchError
+from loadgen.backends import Backend, Peer, backend
 from loadgen.media import (
     DESCRIPTION,
     FirstFrame,
-    FrameSink,
+    PacketCount,
     TimedTrack,
     Viewer,
     audio_track,
     load_video_clip,
     video_track,
 )
-from loadgen.peers import DirectPair, Participant
+from loadgen.peers import DirectPair
 from loadgen.probes import (
     CpuMark,
     LoopLag,
+    descendants,
     drops_since,
     percentile,
-    process_rss_mb,
     profile_top,
+    server_rss_mb,
     udp_drops,
+    worker_cpu_seconds,
 )
-from loadgen.server import ServerProcess, post_json
 
 logger = logging.getLogger("bench")
 
@@ -59,52 +61,59 @@ GENERATOR_OVERLOADED_MS = 1000 / 30
 @dataclass(frozen=True)
 class Options:
     mode: str           # "forward" or "transcode"
-    streams: int
+    streams: int        # calls
     seconds: float
     warmup: float
     join_every: float
     audio: bool
     profile: Path | None = None  # run the server under cProfile, its statistics there
+    viewers: int = 1    # viewers per call
+    workers: int | None = None   # videoassist serve --workers N; None: its default
+    server: str = "videoassist"  # or "janus"
 
 
 @dataclass
 class Call:
-    job_id: int
+    room: int           # the videoassist job, or the Janus room
     track: TimedTrack   # the publisher's video
-    viewer: Viewer
-    participants: list[Participant] = field(default_factory=list)
+    viewers: list[Viewer]
+    feed: int | None = None  # the publisher's id once joined (Janus: its feed)
+    participants: list[Peer] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Window:
+    """What is read at each end of the measured window."""
+
+    cpu: CpuMark
+    packets: int                  # RTP packets that had reached the viewers
+    workers: dict[int, float]     # CPU seconds of each worker process, by pid
+    loops: dict[str, float] | None  # CPU seconds of each worker's event loop
+    loops_wall: float             # when the loops were read
 
 
 class RelayBench:
-    def __init__(self, options: Options, server: ServerProcess, http: aiohttp.ClientSession,
+    def __init__(self, options: Options, server: Backend, http: aiohttp.ClientSession,
                  clip: tuple[bytes, ...]) -> None:
         self.options = options
         self.server = server
         self.http = http
         self.clip = clip
-        self.token = ""
         self.calls: list[Call] = []
         self.baseline = DirectPair(clip, options.audio)
         self.loop_lag = LoopLag()
+        # RTP packets the server delivered: at every viewer, late ones included.
+        self.packets = PacketCount()
         # Late joins, from the warm-up on: (when it began, ms to its first frame or
         # None if it got none). Those begun in the window are reported.
         self.joins: list[tuple[float, float | None]] = []
         self.window_start = math.inf
         self.rss_trace: list[tuple[float, float]] = []  # (second of the window, MiB)
 
-    async def _api(self, path: str, body: dict[str, Any]) -> Any:
-        return await post_json(self.http, self.server.url, path, body, self.token)
-
-    def _participant(self, job_id: int, tracks: list[TimedTrack],
-                     sink: FrameSink | None = None) -> Participant:
-        return Participant(self.http, self.server.url, self.token, job_id, tracks, sink)
-
     # -- setting up ----------------------------------------------------------------
 
     async def setup(self) -> None:
-        session = await self._api("/api/session", {"username": self.server.username,
-                                                   "password": self.server.password})
-        self.token = session["token"]
+        await self.server.sign_in(self.http)
         self.loop_lag.start()
         await self.baseline.start()
         limit = asyncio.Semaphore(SETUP_CONCURRENCY)
@@ -112,17 +121,21 @@ class RelayBench:
 
         async def open_call(number: int) -> None:
             async with limit:
-                job = await self._api("/api/jobs", {"title": f"bench call {number}"})
+                room = await self.server.open_call(number)
                 track = video_track(self.clip)
-                call = Call(job["id"], track, Viewer(track, self.clip))
+                call = Call(room, track, [Viewer(track, self.clip)
+                                          for _ in range(self.options.viewers)])
                 self.calls.append(call)  # before joining, so that close() finds it
-                publisher = self._participant(
-                    call.job_id, [track, *([audio_track()] if self.options.audio else [])])
+                publisher = self.server.participant(
+                    room, None, [track, *([audio_track()] if self.options.audio else [])])
                 call.participants.append(publisher)
                 await publisher.join()
-                viewer = self._participant(call.job_id, [], call.viewer.on_frame)
-                call.participants.append(viewer)
-                await viewer.join()
+                call.feed = publisher.id
+                for viewer in call.viewers:
+                    peer = self.server.participant(room, call.feed, [], viewer.on_frame,
+                                                   self.packets)
+                    call.participants.append(peer)
+                    await peer.join()
                 logger.info("call %d/%d negotiated", next(done), self.options.streams)
 
         tasks = [asyncio.create_task(open_call(n)) for n in range(1, self.options.streams + 1)]
@@ -132,7 +145,7 @@ class RelayBench:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        viewers = [call.viewer for call in self.calls] + [self.baseline.viewer]
+        viewers = [v for call in self.calls for v in call.viewers] + [self.baseline.viewer]
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(20.0, self.options.streams * 1.0)):
                 for viewer in viewers:
@@ -150,9 +163,10 @@ class RelayBench:
             if stop.is_set():
                 return
             started = time.monotonic()
-            first = FirstFrame()
-            joiner = self._participant(self.calls[number % len(self.calls)].job_id, [],
-                                       first.on_frame)
+            first = FirstFrame(until_keyframe=not self.server.starts_at_keyframe)
+            call = self.calls[number % len(self.calls)]
+            joiner = self.server.participant(call.room, call.feed, [], first.on_frame,
+                                             self.packets)
             try:
                 async with asyncio.timeout(FIRST_FRAME_TIMEOUT_S):
                     await joiner.join()
@@ -170,37 +184,58 @@ class RelayBench:
                         max(0.0, started + self.options.join_every - time.monotonic())):
                     await stop.wait()
 
+    async def _window_end(self, loops_first: bool) -> Window:
+        """Read the counters; the event loops' CPU (a scrape, of videoassist only)
+        before the rest at the window's start and after it at its end, so that the
+        scrapes fall outside the window."""
+        pid = self.server.process.pid
+        loops: dict[str, float] | None = None
+        loops_wall = 0.0
+        if loops_first:
+            loops, loops_wall = await self.server.event_loop_cpu(), time.monotonic()
+        mark = Window(CpuMark.now(pid), self.packets.packets, worker_cpu_seconds(pid),
+                      loops, loops_wall)
+        if not loops_first:
+            loops, loops_wall = await self.server.event_loop_cpu(), time.monotonic()
+            mark = Window(mark.cpu, mark.packets, mark.workers, loops, loops_wall)
+        return mark
+
+    def _viewer_frames(self) -> int:
+        return sum(viewer.frames for call in self.calls for viewer in call.viewers)
+
     async def measure(self) -> dict[str, Any]:
         options = self.options
         logger.info("warming up %g s", options.warmup)
         stop = asyncio.Event()
         joiners = asyncio.create_task(self.join_late(stop))  # from the warm-up on
         await asyncio.sleep(options.warmup)
-        pid = self.server.pid
+        pid = self.server.process.pid
         self.loop_lag.lags_ms.clear()
-        start = CpuMark.now(pid)
-        self.rss_trace.append((0.0, process_rss_mb(pid)))
-        drops = udp_drops(pid), udp_drops(os.getpid())
-        self.window_start = start.wall
+        start = await self._window_end(loops_first=True)
+        self.rss_trace.append((0.0, server_rss_mb(pid)))
+        drops = udp_drops(pid, *descendants(pid)), udp_drops(os.getpid())
+        self.window_start = start.cpu.wall
         logger.info("measuring %g s", options.seconds)
-        previous = start
-        frames_before = sum(call.viewer.frames for call in self.calls)
+        previous, packets_before = start.cpu, start.packets
+        frames_before = self._viewer_frames()
         progress_every = 1 if sys.stderr.isatty() else 5
         for second in itertools.takewhile(lambda s: s <= options.seconds, itertools.count(1)):
-            await asyncio.sleep(start.wall + second - time.monotonic())
-            self.server.check_alive()
+            await asyncio.sleep(start.cpu.wall + second - time.monotonic())
+            self.server.process.check_alive()
             if second < options.seconds:  # the window's end is sampled below
-                self.rss_trace.append((float(second), process_rss_mb(pid)))
+                self.rss_trace.append((float(second), server_rss_mb(pid)))
             if second % progress_every == 0:
                 mark = CpuMark.now(pid)
-                frames = sum(call.viewer.frames for call in self.calls)
+                frames, packets = self._viewer_frames(), self.packets.packets
+                wall = mark.wall - previous.wall
                 self._progress(second, mark.cores_since(previous),
-                               (frames - frames_before) / (mark.wall - previous.wall))
-                previous, frames_before = mark, frames
-        await asyncio.sleep(start.wall + options.seconds - time.monotonic())
-        end = CpuMark.now(pid)
-        self.rss_trace.append((options.seconds, process_rss_mb(pid)))
-        server_drops = drops_since(drops[0], udp_drops(pid))
+                               (frames - frames_before) / wall,
+                               (packets - packets_before) / wall)
+                previous, frames_before, packets_before = mark, frames, packets
+        await asyncio.sleep(start.cpu.wall + options.seconds - time.monotonic())
+        end = await self._window_end(loops_first=False)
+        self.rss_trace.append((options.seconds, server_rss_mb(pid)))
+        server_drops = drops_since(drops[0], udp_drops(pid, *descendants(pid)))
         client_drops = drops_since(drops[1], udp_drops(os.getpid()))
         lags = list(self.loop_lag.lags_ms)
         stop.set()
@@ -213,44 +248,60 @@ class RelayBench:
         return [ms for started, ms in self.joins
                 if started >= self.window_start and ms is not None]
 
-    def _progress(self, second: int, cores: tuple[float, float, float], fps: float) -> None:
+    def _progress(self, second: int, cores: tuple[float, float, float], fps: float,
+                  packets_per_s: float) -> None:
         options = self.options
         logger.info(
-            "%s %d streams: %d/%g s, server %.2f cores %.0f MB, client %.2f cores, "
-            "%.1f fps a viewer, %d late joins, client loop late by %.0f ms at most",
-            options.mode, options.streams, second, options.seconds, cores[0],
-            self.rss_trace[-1][1], cores[1], fps / options.streams, len(self.first_frames_ms()),
-            max(self.loop_lag.lags_ms[-500:], default=0.0))
+            "%s %s %d calls x %d viewers: %d/%g s, server %.2f cores %.0f MB, client %.2f "
+            "cores, %.1f fps a viewer, %.0f packets/s, %d late joins, client loop late by "
+            "%.0f ms at most",
+            options.server, options.mode, options.streams, options.viewers, second,
+            options.seconds, cores[0], self.rss_trace[-1][1], cores[1],
+            fps / (options.streams * options.viewers), packets_per_s,
+            len(self.first_frames_ms()), max(self.loop_lag.lags_ms[-500:], default=0.0))
 
-    def report(self, start: CpuMark, end: CpuMark, drops: tuple[int, int],
+    def report(self, start_window: Window, end_window: Window, drops: tuple[int, int],
                lags: list[float]) -> dict[str, Any]:
+        start, end = start_window.cpu, end_window.cpu
         server_cores, client_cores, machine_cores = end.cores_since(start)
-        sent = delivered = unchanged = 0
+        sent = delivered = unchanged = published = 0
         latencies: list[float] = []
         worst = 1.0
         for call in self.calls:
-            s, d, lat, same = call.viewer.window(start.wall, end.wall)
-            sent, delivered, unchanged = sent + s, delivered + d, unchanged + same
-            latencies += lat
-            worst = min(worst, d / s if s else 0.0)
+            published += sum(1 for t in call.track.send_times if start.wall <= t < end.wall)
+            for viewer in call.viewers:
+                s, d, lat, same = viewer.window(start.wall, end.wall)
+                sent, delivered, unchanged = sent + s, delivered + d, unchanged + same
+                latencies += lat
+                worst = min(worst, d / s if s else 0.0)
         _, _, baseline, _ = self.baseline.viewer.window(start.wall, end.wall)
         relay_p50, relay_p95 = percentile(latencies, 50), percentile(latencies, 95)
         base_p50, base_p95 = percentile(baseline, 50), percentile(baseline, 95)
         rss = [mb for _, mb in self.rss_trace]
         wall = end.wall - start.wall
+        packets = end_window.packets - start_window.packets
+        server_cpu_s = end.server - start.server
         return {
+            "server": self.server.name,
             "mode": self.options.mode,
             "streams": self.options.streams,
+            "viewers": self.options.viewers,
+            "workers_requested": self.options.workers,
             "seconds": round(wall, 1),
             "warmup_s": self.options.warmup,
             "join_every_s": self.options.join_every,
             "server_cpu_cores": round(server_cores, 3),
+            "server_cpu_ms_per_packet": round(server_cpu_s * 1000 / packets, 4)
+            if packets else None,
+            "packets_delivered": packets,
+            "packets_per_s": round(packets / wall, 1),
+            **workers_report(start_window, end_window),
             "client_cpu_cores": round(client_cores, 3),
             "machine_cpu_cores": round(machine_cores, 3),
             "cpu_count": os.cpu_count(),
             "delivered_fps_ratio": round(delivered / sent, 4) if sent else 0.0,
             "delivered_ratio_worst_stream": round(worst, 4),
-            "publisher_fps": round(sent / wall / len(self.calls), 2),
+            "publisher_fps": round(published / wall / len(self.calls), 2),
             "added_latency_ms_p50": _minus(relay_p50, base_p50),
             "added_latency_ms_p95": _minus(relay_p95, base_p95),
             "latency_ms_p50": relay_p50,
@@ -272,7 +323,8 @@ class RelayBench:
             "server_udp_drops": drops[0],
             "client_udp_drops": drops[1],
             "unchanged_frames_ratio": round(unchanged / delivered, 4) if delivered else 0.0,
-            "unidentified_frames": sum(call.viewer.unidentified for call in self.calls),
+            "unidentified_frames": sum(viewer.unidentified for call in self.calls
+                                       for viewer in call.viewers),
             "audio": self.options.audio,
             "video": DESCRIPTION,
         }
@@ -288,33 +340,56 @@ def _minus(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a - b, 2)
 
 
+def workers_report(start: Window, end: Window) -> dict[str, Any]:
+    """Each worker process's cores (the server's children, or the server itself when
+    it has none), busiest first, and each worker's event loop busy fraction."""
+    wall = max(end.cpu.wall - start.cpu.wall, 1e-9)
+    cores = sorted(((end.workers[pid] - start.workers[pid]) / wall
+                    for pid in end.workers.keys() & start.workers.keys()), reverse=True)
+    report: dict[str, Any] = {
+        "workers": len(end.workers),
+        "worker_cpu_cores": [round(c, 3) for c in cores],
+        "event_loop_busy": None,
+        "event_loop_busy_max": None,
+    }
+    if start.loops is not None and end.loops is not None:
+        loops_wall = max(end.loops_wall - start.loops_wall, 1e-9)
+        busy = {worker: round((end.loops[worker] - start.loops[worker]) / loops_wall, 3)
+                for worker in sorted(end.loops.keys() & start.loops.keys())}
+        report["event_loop_busy"] = busy
+        report["event_loop_busy_max"] = max(busy.values(), default=None)
+    return report
+
+
 async def run(options: Options) -> dict[str, Any]:
     """Start the server, run the calls, measure, stop everything; the report."""
     clip = load_video_clip()
     if options.profile:
         options.profile.unlink(missing_ok=True)  # none of an earlier run's
-    with tempfile.TemporaryDirectory(prefix="videoassist-bench-") as workdir:
-        server = ServerProcess(options.mode, Path(workdir), options.profile)
-        logger.info("starting the server (%s mode) on %s%s", options.mode, server.url,
-                    " under cProfile" if options.profile else "")
-        server.start()
+    with backend(options.server, options.mode, options.profile, options.workers) as server:
+        process = server.process
+        logger.info("starting %s (%s mode) on %s%s%s", server.name, options.mode, process.url,
+                    " under cProfile" if options.profile else "",
+                    f" with {options.workers} workers" if options.workers else "")
+        process.start()
         try:
-            async with aiohttp.ClientSession() as http:
-                await server.wait_ready(http)
+            async with aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0)) as http:
+                await process.wait_ready(http)
                 bench = RelayBench(options, server, http, clip)
                 try:
-                    logger.info("opening %d calls (a publisher and a viewer each)",
-                                options.streams)
+                    logger.info("opening %d calls (a publisher and %d viewers each)",
+                                options.streams, options.viewers)
                     await bench.setup()
                     result = await bench.measure()
                 finally:
                     await bench.close()
         finally:
-            server.stop()
+            process.stop()
         if options.profile:
             if not options.profile.is_file():
                 raise BenchError(f"the server wrote no profile to {options.profile}; "
-                                 f"its last output:\n{server.output_tail()}")
+                                 f"its last output:\n{process.output_tail()}")
             # The server's whole life, its event loop's thread (not the worker threads).
             result["server_profile"] = {"path": str(options.profile),
                                         "top_own_time": profile_top(options.profile)}

@@ -1,5 +1,6 @@
 """``python -m videoassist serve`` as a child process, in a temporary data directory,
-with one staff user the generator signs in as; optionally under cProfile."""
+with one staff user the generator signs in as; optionally under cProfile, or with a
+given number of worker processes."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen import BenchError
 from tests.support.server import free_port
@@ -34,9 +36,39 @@ async def post_json(http: aiohttp.ClientSession, url: str, path: str, body: dict
         return answer
 
 
+LOOP_CPU = "videoassist_event_loop_cpu_seconds_total"
+
+
+def event_loop_cpu(exposition: str) -> dict[str, float]:
+    """``videoassist_event_loop_cpu_seconds_total`` of a /metrics answer, by worker:
+    the ``worker`` label's value, or "server" for the one loop of a server whose
+    samples carry no such label."""
+    seconds: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == LOOP_CPU:
+                seconds[sample.labels.get("worker", "server")] = sample.value
+    return seconds
+
+
+async def scrape_event_loop_cpu(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """GET /metrics (the bench's server sets no metrics token): each loop's CPU."""
+    async with http.get(url + "/metrics", timeout=aiohttp.ClientTimeout(total=10)) as response:
+        text = await response.text()
+        if response.status != 200:
+            raise BenchError(f"GET /metrics: {response.status} {text[:200]}")
+    seconds = event_loop_cpu(text)
+    if not seconds:
+        raise BenchError(f"GET /metrics has no {LOOP_CPU}")
+    return seconds
+
+
 class ServerProcess:
-    def __init__(self, mode: str, workdir: Path, profile: Path | None = None) -> None:
+    def __init__(self, mode: str, workdir: Path, profile: Path | None = None,
+                 workers: int | None = None) -> None:
         self.workdir = workdir
+        # ``serve --workers N``; None: the server's own default.
+        self.workers = workers
         # cProfile's statistics of the serving process, written there when it exits.
         self.profile = profile
         self.data_dir = workdir / "data"
@@ -58,6 +90,11 @@ class ServerProcess:
         return [sys.executable, *profiler, "-m", "videoassist", *args,
                 "--data-dir", str(self.data_dir)]
 
+    def serve_command(self) -> list[str]:
+        workers = [] if self.workers is None else ["--workers", str(self.workers)]
+        return self._command("serve", "--host", "127.0.0.1", "--port", str(self.port),
+                             *workers, profile=self.profile)
+
     def start(self) -> None:
         """Add the staff user with the CLI, then start serving (not yet ready)."""
         result = subprocess.run(
@@ -69,8 +106,7 @@ class ServerProcess:
                              f"{(result.stderr or result.stdout).strip()}")
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
-                self._command("serve", "--host", "127.0.0.1", "--port", str(self.port),
-                              profile=self.profile),
+                self.serve_command(),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env,
                 cwd=self.workdir)
 
