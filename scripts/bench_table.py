@@ -6,12 +6,15 @@
 Reads what ``scripts/bench.py ... --json`` printed, one JSON object a line, and groups
 the runs by configuration: a relay run by its mode and streams ("forward 16", with its
 window and warm-up when not the defaults), a snapshot or annotations run by its
-options. One table per benchmark: a row per field (nested ones by dotted name), a
-column per configuration in the order first met, each cell the median of its runs. A
+options (a relay run against Janus, with several viewers a call or a number of
+workers says so). One table per benchmark: a row per field (nested ones by dotted
+name), a column per configuration in the order first met, each cell the median of its
+runs. A
 yes/no field says in how many runs it was true ("1 of 3"); a field without a value in
 any run, "none"; a value every run shares goes under the table. ``--per-run`` adds each
 run's value in brackets: "118 (95.2, 118, 140)". Under a relay table: the server's
-cores a stream, and how many forwarded streams one re-encoded stream's cores carry.
+cores a stream, how many forwarded streams one re-encoded stream's cores carry, and
+videoassist's CPU per delivered packet against Janus's under the same load.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from typing import Any
 
 # What names a configuration rather than measuring it: not a row of the tables.
 IDENTITY = {"benchmark", "mode", "streams", "seconds", "warmup_s", "join_every_s", "audio",
-            "keyframe_every", "calls", "snapshots", "warmup_snapshots", "pause_s",
-            "shapes", "warmup_shapes", "clear_every"}
+            "server", "viewers", "workers_requested", "keyframe_every", "calls",
+            "snapshots", "warmup_snapshots", "pause_s", "shapes", "warmup_shapes",
+            "clear_every"}
 # The same in every run of a machine: under the table when it is.
 MACHINE = {"cpu_count"}
 PER_STREAM = "server_cpu_cores_per_stream"  # derived for relay runs, after server_cpu_cores
+PER_PACKET = "server_cpu_ms_per_packet"
 
 
 class TableError(Exception):
@@ -84,7 +89,12 @@ def label(run: dict[str, Any]) -> str:
     """A configuration's column heading."""
     kind = benchmark(run)
     if kind == "relay":
-        parts = [f"{run['mode']} {run['streams']}"]
+        server = "" if run.get("server", "videoassist") == "videoassist" else f"{run['server']} "
+        parts = [f"{server}{run['mode']} {run['streams']}"]
+        if run.get("viewers", 1) != 1:
+            parts[0] += f" x {run['viewers']} viewers"
+        if run.get("workers_requested") is not None:
+            parts.append(f"{run['workers_requested']} workers")
         if abs(float(run.get("seconds", 30)) - 30) > 1:
             parts.append(f"{float(run['seconds']):.0f} s")
         if run.get("warmup_s", 2) != 2:
@@ -149,9 +159,10 @@ def derived(kind: str, run: dict[str, Any]) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for name, value in flatten(run).items():
         flat[name] = value
+        streams = run.get("streams", 0) * run.get("viewers", 1)  # outgoing video streams
         if kind == "relay" and name == "server_cpu_cores" and number(value) \
-                and number(run.get("streams")) and run["streams"] > 0:
-            flat[PER_STREAM] = value / run["streams"]
+                and number(streams) and streams > 0:
+            flat[PER_STREAM] = value / streams
     return flat
 
 
@@ -184,7 +195,35 @@ def table(kind: str, columns: list[Column], per_run: frozenset[str] = frozenset(
         lines += ["Every run: " + "; ".join(shared) + ".", ""]
     if kind == "relay":
         lines += equal_cpu(columns, flats)
+        lines += against_janus(columns, flats)
     return "\n".join(lines)
+
+
+def against_janus(columns: list[Column], flats: list[list[dict[str, Any]]]) -> list[str]:
+    """videoassist's median CPU per delivered packet over Janus's, for each videoassist
+    configuration that has a Janus one with the same load."""
+    def load(column: Column) -> tuple[Any, ...]:
+        run = column.runs[0]
+        return (run.get("streams"), run.get("viewers", 1), run.get("seconds"),
+                run.get("warmup_s"), run.get("join_every_s"), run.get("audio"))
+
+    medians: dict[str, float] = {}
+    for column, runs in zip(columns, flats, strict=True):
+        values = [f[PER_PACKET] for f in runs if number(f.get(PER_PACKET))]
+        if values:
+            medians[column.label] = statistics.median(values)
+    janus = {load(c): c.label for c in columns
+             if c.runs[0].get("server") == "janus" and c.label in medians}
+    lines = []
+    for column in columns:
+        theirs = janus.get(load(column))
+        if column.runs[0].get("server", "videoassist") != "videoassist" \
+                or column.label not in medians or theirs is None or not medians[theirs]:
+            continue
+        lines.append(f"Server CPU a delivered packet, {column.label} against {theirs}: "
+                     f"{medians[column.label]:.3g} ms against {medians[theirs]:.3g} ms, "
+                     f"{medians[column.label] / medians[theirs]:.1f} times.")
+    return [*lines, ""] if lines else []
 
 
 def equal_cpu(columns: list[Column], flats: list[list[dict[str, Any]]]) -> list[str]:
@@ -194,12 +233,13 @@ def equal_cpu(columns: list[Column], flats: list[list[dict[str, Any]]]) -> list[
         values = [f[PER_STREAM] for f in runs if number(f.get(PER_STREAM))]
         if values:
             per_stream[column.label] = statistics.median(values)
-    modes = {column.label: column.runs[0].get("mode") for column in columns}
-    forward = [c for c in per_stream if modes[c] == "forward" and per_stream[c] > 0]
+    modes = {column.label: column.runs[0].get("mode") for column in columns
+             if column.runs[0].get("server", "videoassist") == "videoassist"}
+    forward = [c for c in per_stream if modes.get(c) == "forward" and per_stream[c] > 0]
     lines = [f"Server cores a stream, {t} against forward: "
              + ", ".join(f"{per_stream[t] / per_stream[f]:.1f} times at {f}" for f in forward)
              + "."
-             for t in per_stream if modes[t] == "transcode" and forward]
+             for t in per_stream if modes.get(t) == "transcode" and forward]
     return [*lines, ""] if lines else []
 
 

@@ -5,6 +5,11 @@ VENV=.venv
 # What the server needs from Debian besides Python: the fonts snapshot labels are drawn
 # in, and FriBiDi, which Pillow needs to shape them (videoassist/snapshots/fonts.py).
 SERVER_DEBIAN_PACKAGES=(fonts-noto-core fonts-noto-cjk libfribidi0)
+# What the benchmark needs besides the tests' own: Debian's Janus, whose videoroom
+# plugin `scripts/bench.py relay --server janus` measures under the same load as the
+# server (docs/performance.md). Only installed: the benchmark starts its own janus
+# with a configuration of its own, on 127.0.0.1.
+BENCH_DEBIAN_PACKAGES=(janus)
 
 # Install Debian packages that are missing; needs root (CI and the dev machines are).
 ensure_debian_packages() {
