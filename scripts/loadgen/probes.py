@@ -63,11 +63,20 @@ def server_cpu_seconds(root: int, parents: dict[int, list[int]] | None = None) -
     return total
 
 
+def is_helper(pid: int) -> bool:
+    """A process Python's multiprocessing starts beside its workers (its resource
+    tracker), which serves nobody."""
+    with contextlib.suppress(OSError):
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return False
+
+
 def worker_cpu_seconds(root: int) -> dict[int, float]:
     """The CPU of each worker process of a server, by pid: each child of ``root`` with
-    everything under it; a server without children is its own one worker."""
+    everything under it (not multiprocessing's resource tracker); a server without
+    children is its own one worker."""
     parents = children_by_parent()
-    children = parents.get(root, [])
+    children = [pid for pid in parents.get(root, []) if not is_helper(pid)]
     if not children:
         with contextlib.suppress(OSError, IndexError, ValueError):
             return {root: process_cpu_seconds(root, reaped=True)}
