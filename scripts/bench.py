@@ -92,7 +92,8 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                        help="seconds between the last call's set-up and the window; late "
                             "viewers already join, uncounted (default 2)")
     relay.add_argument("--join-every", type=float, default=1.0,
-                       help="seconds between late viewers timed to their first frame")
+                       help="seconds between late viewers timed to their first frame "
+                            "(default 1; 0: none)")
     relay.add_argument("--no-audio", action="store_true", help="publish video only")
     relay.add_argument("--profile", type=Path, metavar="FILE",
                        help="run the server under cProfile (its event loop's thread, its "
@@ -111,8 +112,9 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                          help="each run's measured window (default 30)")
     compare.add_argument("--warmup", type=float, default=2.0,
                          help="each run's warm-up (default 2)")
-    compare.add_argument("--join-every", type=float, default=1.0,
-                         help="seconds between late viewers (default 1)")
+    compare.add_argument("--join-every", type=float, default=0.0,
+                         help="seconds between late viewers (default 0: none, the "
+                              "forwarding alone)")
     compare.add_argument("--no-audio", action="store_true", help="publish video only")
     compare.add_argument("--workers", type=int, metavar="N",
                          help="videoassist serve --workers N (Janus has no such option)")
@@ -170,8 +172,8 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
         calls = args.streams if args.benchmark == "relay" else args.calls
         if calls < 1 or args.viewers < 1 or (args.workers is not None and args.workers < 1):
             parser.error("--streams (--calls), --viewers and --workers must be at least 1")
-        if args.seconds <= 0 or args.join_every <= 0 or args.warmup < 0:
-            parser.error("--seconds and --join-every must be above 0, --warmup at least 0")
+        if args.seconds <= 0 or args.join_every < 0 or args.warmup < 0:
+            parser.error("--seconds must be above 0, --join-every and --warmup at least 0")
     if args.benchmark == "compare":
         if args.rounds < 1:
             parser.error("--rounds must be at least 1")

@@ -99,7 +99,9 @@ def label(run: dict[str, Any]) -> str:
             parts.append(f"{float(run['seconds']):.0f} s")
         if run.get("warmup_s", 2) != 2:
             parts.append(f"warm-up {run['warmup_s']:g} s")
-        if run.get("join_every_s", 1) != 1:
+        if run.get("join_every_s", 1) == 0:
+            parts.append("no late viewers")
+        elif run.get("join_every_s", 1) != 1:
             parts.append(f"a join every {run['join_every_s']:g} s")
         if run.get("audio") is False:
             parts.append("no audio")

@@ -158,7 +158,9 @@ class RelayBench:
 
     async def join_late(self, stop: asyncio.Event) -> None:
         """Every ``join_every`` seconds a new viewer joins a running call, round robin,
-        and leaves once its first frame is in."""
+        and leaves once its first frame is in; none with ``join_every`` 0."""
+        if not self.options.join_every:
+            return
         for number in itertools.count():
             if stop.is_set():
                 return
