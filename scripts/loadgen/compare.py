@@ -4,6 +4,7 @@ Each round runs ``bench.py relay`` once against each server, as a child process 
 own (a fresh generator each time), alternating which goes first; every run's JSON is
 appended to a file as it ends. The report holds each server's medians and their ratio
 (videoassist over Janus). A run that fails is counted, logged, and the series goes on.
+Each run's JSON also says the machine's load average (1 minute) before it began.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -79,6 +81,7 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
         summary[name] = round(statistics.median(values), 4) if values else None
         summary[f"{name}_each_run"] = [run.get(name) for run in runs]
     summary["generator_overloaded"] = sum(bool(run.get("generator_overloaded")) for run in runs)
+    summary["load_average_before"] = [run.get("load_average_before") for run in runs]
     return summary
 
 
@@ -92,11 +95,12 @@ async def run(options: Options) -> dict[str, Any]:
         order = SERVERS if round_number % 2 else tuple(reversed(SERVERS))
         for server in order:
             logger.info("round %d of %d: %s", round_number, options.rounds, server)
-            begun = time.monotonic()
+            begun, load = time.monotonic(), os.getloadavg()[0]
             result = await one_run(relay_args(options, server))
             if result is None:
                 failed[server] += 1
                 continue
+            result["load_average_before"] = round(load, 2)  # the machine's, 1 minute
             runs[server].append(result)
             with out.open("a", encoding="utf-8") as file:
                 file.write(json.dumps(result) + "\n")
