@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Coroutine
@@ -242,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     logger.setLevel(logging.INFO)
     run, as_json = parse_args(argv)
     code = tree_commit()  # before the run, which may take minutes
+    # SIGTERM as Ctrl-C: the run stops its server (and compare its runs) on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         result = asyncio.run(run())
     except BenchError as exc:

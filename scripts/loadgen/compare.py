@@ -32,6 +32,7 @@ FIELDS = ("server_cpu_ms_per_packet", "server_cpu_cores", "packets_per_s",
           "delivered_fps_ratio", "added_latency_ms_p95", "first_frame_ms_p95",
           "client_cpu_cores", "machine_cpu_cores", "event_loop_busy_max")
 RATIOS = ("server_cpu_ms_per_packet", "server_cpu_cores")
+STOP_WITHIN_S = 30.0  # for an interrupted run to close its calls and stop its server
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,16 @@ async def one_run(args: list[str]) -> dict[str, Any] | None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(BENCH), *args, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
-    stdout, stderr = await proc.communicate()
+    try:
+        stdout, stderr = await proc.communicate()
+    except asyncio.CancelledError:  # interrupted: the run stops its server, then ends
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), STOP_WITHIN_S)
+        except TimeoutError:
+            proc.kill()  # its server goes with it (server.die_with_parent)
+            await proc.wait()
+        raise
     if proc.returncode != 0:
         tail = "\n".join(stderr.decode(errors="replace").splitlines()[-8:])
         logger.warning("bench.py %s failed (%s):\n%s", " ".join(args), proc.returncode, tail)

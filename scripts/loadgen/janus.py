@@ -45,6 +45,7 @@ from aiortc import (
 
 from loadgen import BenchError
 from loadgen.media import FrameSink, PacketCount, count_packets, tap_tracks
+from loadgen.server import die_with_parent
 from tests.support.server import free_port
 
 logger = logging.getLogger("bench")
@@ -163,7 +164,7 @@ class JanusProcess:
             self.proc = subprocess.Popen(
                 [binary, "--configs-folder", str(conf), "--config", str(conf / "janus.jcfg")],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=self.workdir)
+                cwd=self.workdir, preexec_fn=die_with_parent)
 
     @property
     def pid(self) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -37,6 +38,13 @@ async def post_json(http: aiohttp.ClientSession, url: str, path: str, body: dict
 
 
 LOOP_CPU = "videoassist_event_loop_cpu_seconds_total"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent() -> None:
+    """In a child process before it runs the server: SIGTERM when the benchmark that
+    started it ends, whichever way, so that no server outlives an interrupted run."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def event_loop_cpu(exposition: str) -> dict[str, float]:
@@ -108,7 +116,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 self.serve_command(),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                cwd=self.workdir)
+                cwd=self.workdir, preexec_fn=die_with_parent)
 
     @property
     def pid(self) -> int:
