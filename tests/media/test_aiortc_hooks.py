@@ -30,12 +30,44 @@ def test_an_untested_aiortc_version_is_refused(monkeypatch: pytest.MonkeyPatch) 
     (RTCRtpReceiver, "_send_rtcp_pli"),
     (RTCRtpSender, "_send_keyframe"),
     (RTCRtpSender, "_handle_rtcp_packet"),
+    (RTCRtpSender, "_run_rtp"),
+    (RTCRtpSender, "_retransmit"),
 ])
 def test_a_missing_internal_is_named(monkeypatch: pytest.MonkeyPatch, owner: object,
                                      name: str) -> None:
     monkeypatch.delattr(owner, name)
     with pytest.raises(IncompatibleAiortc, match=name):
         check_compatible()
+
+
+def test_a_sender_internal_the_packet_sender_keeps_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """PacketSender writes the counts aiortc's RTCP sender reports read: a sender
+    that stops reading them (or renames them) must fail the check."""
+    def run_rtcp(self: RTCRtpSender) -> None:
+        return None
+
+    monkeypatch.setattr(RTCRtpSender, "_run_rtcp", run_rtcp)
+    with pytest.raises(IncompatibleAiortc, match="_run_rtcp no longer uses "
+                                                 "_RTCRtpSender__packet_count"):
+        check_compatible()
+
+
+async def test_send_packets_takes_the_senders_loop_before_it_starts() -> None:
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        packets = aiortc_hooks.send_packets(sender)
+        assert sender._run_rtp == packets._run_rtp
+        assert sender._retransmit == packets._retransmit
+        sender._RTCRtpSender__started = True  # type: ignore[attr-defined]
+        try:
+            with pytest.raises(RuntimeError, match="before the sender starts"):
+                aiortc_hooks.send_packets(sender)
+        finally:
+            sender._RTCRtpSender__started = False  # type: ignore[attr-defined]
+    finally:
+        await pc.close()
 
 
 def test_a_moved_msid_writer_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

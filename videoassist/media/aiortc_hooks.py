@@ -39,6 +39,15 @@ The hooks below close those two gaps, with the smallest reach we could find:
   receiver's private ``__rtcp_ssrc`` when the viewers' estimate changes.
 - ``create_offer_keeping_negotiation``: re-offers keep the client's payload types
   and header extension ids (see its docstring; found with Chromium).
+- ``send_packets``: the sender's RTP loop (``_run_rtp``, which ``send()`` starts) and
+  its answer to a NACK (``_retransmit``) are replaced on the instance by
+  ``PacketSender``'s, which send a forwarded frame in the RTP payloads it came in
+  (the tap hands them over with the frame) instead of packetizing it anew, with
+  cheaper headers. It keeps what the sender's other parts read and write: the
+  ``__rtp_started``/``__rtp_exited`` events ``stop()`` waits for, the counts its RTCP
+  sender reports read (``__ntp_timestamp``, ``__rtp_timestamp``, ``__packet_count``,
+  ``__octet_count``), ``__force_keyframe`` and ``__encoder`` for a sender that
+  encodes, ``__mid`` and ``__rtp_header_extensions_map`` for the header extensions.
 
 ``media.slot`` reuses a viewer's transceivers without touching aiortc: it relies on a
 sender, once started, reading its track until the track ends (``_run_rtp``) whatever
@@ -51,6 +60,10 @@ moves any of these fails loudly there instead of silently re-encoding or droppin
 
 from __future__ import annotations
 
+import asyncio
+import fractions
+import logging
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -58,11 +71,19 @@ from dataclasses import replace
 from typing import Any
 
 import aiortc
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+    clock,
+    rtp,
+)
 from aiortc import rtcpeerconnection as _pc_module
 from aiortc import rtcrtpreceiver as _receiver_module
-from aiortc.codecs import is_rtx
+from aiortc.codecs import get_encoder, is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecCapability,
@@ -73,13 +94,21 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import (
     DYNAMIC_PAYLOAD_TYPES,
     RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    HeaderExtensions,
     RtcpPsfbPacket,
     RtpPacket,
     pack_remb_fci,
     unpack_remb_fci,
 )
 from aiortc.sdp import SessionDescription
-from aiortc.utils import uint16_add, uint16_gt
+from aiortc.utils import random16, random32, uint16_add, uint16_gt
+from av import AudioFrame
+from av.frame import Frame
+
+from videoassist.media.frames import renumber_vp8
+
+logger = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC = ("1.16.",)
 
@@ -90,6 +119,8 @@ _STARTED = "_RTCRtpReceiver__started"
 
 FrameSink = Callable[[str, bytes, int], None]
 """Called on the event loop with (codec name, encoded frame data, RTP timestamp)."""
+PayloadSink = Callable[[str, bytes, int, tuple[bytes, ...]], None]
+"""As ``FrameSink``, and the RTP payloads the frame came in, as received."""
 SkipSink = Callable[[int], None]
 """Called on the event loop with how many frames were given up on, before the next
 frame goes to the ``FrameSink``."""
@@ -141,15 +172,48 @@ def check_compatible() -> None:
     for name in ("add", "_remove_frame", "remove"):
         if not callable(getattr(JitterBuffer, name, None)):
             problems.append(f"JitterBuffer.{name} is gone")
+    problems += _sender_problems()
     if problems:
         raise IncompatibleAiortc("aiortc internals changed: " + "; ".join(problems))
+
+
+def _names(function: Any) -> tuple[str, ...]:
+    """The names a function's code uses (attributes, globals)."""
+    names: tuple[str, ...] = getattr(getattr(function, "__code__", None), "co_names", ())
+    return names
+
+
+def _sender_problems() -> list[str]:
+    """What ``PacketSender`` relies on in RTCRtpSender (see its docstring)."""
+    problems = []
+    for name in ("_run_rtp", "_retransmit", "_run_rtcp", "send", "stop"):
+        if not callable(getattr(RTCRtpSender, name, None)):
+            problems.append(f"RTCRtpSender.{name} is gone")
+    for attribute in _SENDER_ATTRIBUTES:
+        if _SENDER + attribute not in _names(RTCRtpSender.__init__):
+            problems.append(f"RTCRtpSender.__init__ no longer sets {_SENDER}{attribute}")
+    uses = [("send", "_run_rtp"), ("_handle_rtcp_packet", "_retransmit"),
+            ("_send_keyframe", _SENDER + "force_keyframe"),
+            ("stop", _SENDER + "rtp_started"), ("stop", _SENDER + "rtp_exited")]
+    uses += [("_run_rtcp", _SENDER + name)
+             for name in ("ntp_timestamp", "rtp_timestamp", "octet_count", "packet_count")]
+    for method, name in uses:
+        if name not in _names(getattr(RTCRtpSender, method, None)):
+            problems.append(f"RTCRtpSender.{method} no longer uses {name}")
+    fields = getattr(HeaderExtensions, "__dataclass_fields__", {})
+    for field in ("mid", "abs_send_time", "audio_level"):
+        if field not in fields:
+            problems.append(f"rtp.HeaderExtensions has no {field}")
+    return problems
 
 
 class _TapQueue:
     """Stands in for the receiver's decoder queue (see the module docstring)."""
 
-    def __init__(self, sink: FrameSink, on_skip: SkipSink | None = None) -> None:
+    def __init__(self, sink: FrameSink | None, on_skip: SkipSink | None = None,
+                 payload_sink: PayloadSink | None = None) -> None:
         self._sink = sink
+        self._payload_sink = payload_sink
         self._on_skip = on_skip
         self._stopped = threading.Event()
 
@@ -168,7 +232,10 @@ class _TapQueue:
         skipped = getattr(frame, "skipped", 0)
         if skipped and self._on_skip is not None:
             self._on_skip(skipped)
-        self._sink(codec_name, frame.data, timestamp)
+        if self._payload_sink is not None:
+            self._payload_sink(codec_name, frame.data, timestamp, frame.payloads)
+        elif self._sink is not None:
+            self._sink(codec_name, frame.data, timestamp)
 
     def get(self) -> None:
         self._stopped.wait()
@@ -179,11 +246,13 @@ class PromptFrame(JitterFrame):
     returned frame's timestamp (to start at 0, unwrapped): the tap maps the others the
     same way, from ``rtp_timestamp``."""
 
-    def __init__(self, data: bytes, timestamp: int, skipped: int = 0) -> None:
+    def __init__(self, data: bytes, timestamp: int, skipped: int = 0,
+                 payloads: tuple[bytes, ...] = ()) -> None:
         super().__init__(data=data, timestamp=timestamp)
         self.rtp_timestamp = timestamp
         self.skipped = skipped  # frames given up on just before this one
         self.following: list[PromptFrame] = []  # complete too, handed over after it
+        self.payloads = payloads  # the RTP payloads it came in, in order
 
 
 class PromptJitterBuffer(JitterBuffer):
@@ -228,7 +297,8 @@ class PromptJitterBuffer(JitterBuffer):
             if packet is None:
                 return None
             self.remove(uint16_add(sequence_number, -origin) + 1)
-            return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+            return PromptFrame(packet._data, packet.timestamp,  # type: ignore[attr-defined]
+                               payloads=(packet.payload,))
         self._arrived[sequence_number % self._capacity] = self._clock()
         moved = self._expected_origin is not None and origin != self._expected_origin
         if moved:  # aiortc's add dropped packets: we cannot tell where a frame starts
@@ -289,8 +359,8 @@ class PromptJitterBuffer(JitterBuffer):
         else:
             return None
         self.remove(len(packets))
-        frame = PromptFrame(b"".join(p._data for p in packets), packets[0].timestamp,
-                            self._skipped)
+        frame = PromptFrame(b"".join([p._data for p in packets]), packets[0].timestamp,
+                            self._skipped, tuple([p.payload for p in packets]))
         self._skipped = 0
         return frame
 
@@ -327,11 +397,13 @@ class PromptJitterBuffer(JitterBuffer):
                 and (bool(before.marker) or before.timestamp != packet.timestamp))
 
 
-def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink,
-                 on_skip: SkipSink | None = None) -> None:
-    """Send this receiver's encoded frames to ``sink`` instead of its decoder, and the
-    number of video frames given up on (a lost packet, see ``PromptJitterBuffer``) to
-    ``on_skip`` before the frame that follows them."""
+def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink | None,
+                 on_skip: SkipSink | None = None, *,
+                 payload_sink: PayloadSink | None = None) -> None:
+    """Send this receiver's encoded frames to ``sink`` (or, with their RTP payloads, to
+    ``payload_sink``) instead of its decoder, and the number of video frames given up
+    on (a lost packet, see ``PromptJitterBuffer``) to ``on_skip`` before the frame that
+    follows them."""
     if getattr(receiver, _STARTED, False):
         raise RuntimeError("tap_receiver must run before the receiver starts")
     for attribute in (_DECODER_QUEUE, _JITTER_BUFFER):
@@ -340,7 +412,7 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink,
     old = getattr(receiver, _JITTER_BUFFER)
     setattr(receiver, _JITTER_BUFFER, PromptJitterBuffer(
         capacity=old.capacity, is_video=old._is_video))
-    setattr(receiver, _DECODER_QUEUE, _TapQueue(sink, on_skip))
+    setattr(receiver, _DECODER_QUEUE, _TapQueue(sink, on_skip, payload_sink))
 
 
 async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
@@ -571,3 +643,186 @@ class EstimateRelay:
             fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
             fci=pack_remb_fci(lowest, [s.source for s in sources])))
         return True
+
+
+# -- sending forwarded payloads ---------------------------------------------------------
+
+_SENDER = "_RTCRtpSender__"
+# What PacketSender reads and writes of an RTCRtpSender: set by its __init__.
+_SENDER_ATTRIBUTES = ("rtp_started", "rtp_exited", "mid", "rtp_header_extensions_map",
+                      "rtx_payload_type", "force_keyframe", "encoder", "ntp_timestamp",
+                      "rtp_timestamp", "octet_count", "packet_count")
+_RTP_HEADER = struct.Struct("!BBHLL")
+_EXTENSION_HEADER = struct.Struct("!HH")
+
+
+class ForwardedFrame:
+    """An encoded frame as a track hands it to a sender that ``PacketSender`` runs: the
+    RTP payloads it came in, sent again as they are. ``pts`` in ``time_base`` units
+    (a track may move it). To aiortc's own sender loop it is a packet like
+    ``av.Packet``: ``bytes()`` gives the frame, which its encoder packetizes."""
+
+    __slots__ = ("codec", "data", "payloads", "pts", "time_base")
+
+    def __init__(self, codec: str, data: bytes, payloads: tuple[bytes, ...], pts: int,
+                 time_base: fractions.Fraction) -> None:
+        self.codec = codec
+        self.data = data
+        self.payloads = payloads
+        self.pts = pts
+        self.time_base = time_base
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+
+class PacketSender:
+    """Runs an RTCRtpSender's RTP loop in its place (``_run_rtp``) and answers its
+    viewer's NACKs (``_retransmit``).
+
+    aiortc's loop makes, for every packet, an ``RtpPacket`` whose header extensions it
+    serializes (about 15 µs here), and packetizes every frame anew. Ours sends a
+    ``ForwardedFrame``'s payloads as they came in (VP8's picture id renumbered so that
+    it counts this sender's frames, as aiortc's packetizer's does), each behind a
+    header packed in one go, with the header extensions (mid, abs-send-time) serialized
+    once a frame. Anything else the track gives (a picture to encode, an ``av.Packet``)
+    goes through aiortc's encoder as in its loop. The rest is aiortc's loop: sequence
+    numbers and timestamps from a random origin, the sender's counts for its RTCP
+    sender reports (``_run_rtcp``) after each frame, each packet through the DTLS
+    transport's ``_send_rtp``, the track stopped when the loop ends. The last
+    ``RTP_HISTORY_SIZE`` packets are kept for retransmission, over RTX when negotiated.
+    """
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self._sender = sender
+        self._history: list[tuple[int, int, bool, bytes, bytes] | None] = (
+            [None] * RTP_HISTORY_SIZE)  # sequence number, timestamp, marker, extensions, payload
+        self._picture_id = random16() & 0x7FFF
+        self._rtx_sequence_number = random16() % 32768
+        self._payload_type = 0  # the codec's, once the loop runs
+        self.frames = 0
+        self.packets = 0
+        self.retransmitted = 0
+        sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
+        sender._retransmit = self._retransmit  # type: ignore[method-assign]
+
+    def _get(self, name: str) -> Any:
+        return getattr(self._sender, _SENDER + name)
+
+    def _set(self, name: str, value: Any) -> None:
+        setattr(self._sender, _SENDER + name, value)
+
+    async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
+        sender = self._sender
+        self._get("rtp_started").set()
+        loop = asyncio.get_running_loop()
+        extensions_map = self._get("rtp_header_extensions_map")
+        mid = self._get("mid")
+        payload_type = self._payload_type = codec.payloadType or 0
+        clock_rate = fractions.Fraction(1, codec.clockRate)
+        vp8 = codec.name.lower() == "vp8"
+        ssrc = sender._ssrc
+        history = self._history
+        pack_header = _RTP_HEADER.pack
+        sequence_number = random16() % 32768
+        origin = random32()
+        encoder: Any = None
+        try:
+            while True:
+                track = sender.track
+                if track is None:
+                    await asyncio.sleep(0.02)
+                    continue
+                item = await track.recv()
+                if not sender._enabled:
+                    continue
+                audio_level = None
+                payloads: tuple[bytes, ...] | list[bytes]
+                if isinstance(item, ForwardedFrame):
+                    payloads = item.payloads
+                    if vp8:
+                        payloads = renumber_vp8(payloads, self._picture_id)
+                        self._picture_id = (self._picture_id + 1) & 0x7FFF
+                    pts = item.pts
+                    timestamp = (pts if item.time_base == clock_rate
+                                 else round(pts * item.time_base / clock_rate))
+                else:  # as aiortc's loop (_next_encoded_frame)
+                    if encoder is None:
+                        encoder = get_encoder(codec)
+                        self._set("encoder", encoder)  # where a REMB sets its bitrate
+                    if isinstance(item, Frame):
+                        if isinstance(item, AudioFrame):
+                            audio_level = rtp.compute_audio_level_dbov(item)
+                        force_keyframe = self._get("force_keyframe")
+                        self._set("force_keyframe", False)
+                        payloads, timestamp = await loop.run_in_executor(
+                            None, encoder.encode, item, force_keyframe)
+                    else:
+                        payloads, timestamp = encoder.pack(item)
+                    if not payloads:
+                        continue
+                timestamp = (origin + timestamp) & 0xFFFFFFFF
+                ntp = clock.current_ntp_time()
+                extensions = HeaderExtensions(mid=mid, abs_send_time=(ntp >> 14) & 0xFFFFFF)
+                if audio_level is not None:
+                    extensions.audio_level = (False, -audio_level)
+                profile, value = extensions_map.set(extensions)
+                first = 0x80
+                if value:
+                    first |= 0x10
+                    value = _EXTENSION_HEADER.pack(profile, len(value) >> 2) + value
+                last = len(payloads) - 1
+                octets = 0
+                for index, payload in enumerate(payloads):
+                    marker = index == last
+                    history[sequence_number % RTP_HISTORY_SIZE] = (
+                        sequence_number, timestamp, marker, value, payload)
+                    await sender.transport._send_rtp(
+                        pack_header(first, (marker << 7) | payload_type, sequence_number,
+                                    timestamp, ssrc) + value + payload)
+                    sequence_number = (sequence_number + 1) & 0xFFFF
+                    octets += len(payload)
+                # What the next RTCP sender report says (aiortc's _run_rtcp).
+                self._set("ntp_timestamp", ntp)
+                self._set("rtp_timestamp", timestamp)
+                self._set("octet_count", self._get("octet_count") + octets)
+                self._set("packet_count", self._get("packet_count") + len(payloads))
+                self.frames += 1
+                self.packets += len(payloads)
+        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            pass
+        except Exception:  # as aiortc's: the loop must end with rtp_exited set
+            logger.exception("RTCRtpSender(%s) RTP loop failed", sender.kind)
+        track = sender.track
+        if track is not None:
+            track.stop()
+        self._set("encoder", None)
+        self._get("rtp_exited").set()
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        """A viewer's NACK: the packet again, over RTX if negotiated."""
+        kept = self._history[sequence_number % RTP_HISTORY_SIZE]
+        if kept is None or kept[0] != sequence_number:
+            return
+        _, timestamp, marker, extensions, payload = kept
+        rtx_payload_type = self._get("rtx_payload_type")
+        first = 0x90 if extensions else 0x80
+        if rtx_payload_type is None:
+            header = _RTP_HEADER.pack(first, (marker << 7) | self._payload_type,
+                                      sequence_number, timestamp, self._sender._ssrc)
+        else:
+            header = _RTP_HEADER.pack(first, (marker << 7) | rtx_payload_type,
+                                      self._rtx_sequence_number, timestamp,
+                                      self._sender._rtx_ssrc)
+            self._rtx_sequence_number = (self._rtx_sequence_number + 1) & 0xFFFF
+            payload = struct.pack("!H", sequence_number) + payload
+        self.retransmitted += 1
+        await self._sender.transport._send_rtp(header + extensions + payload)
+
+
+
+def send_packets(sender: RTCRtpSender) -> PacketSender:
+    """Run this sender's RTP loop with ``PacketSender``; call before it starts."""
+    if getattr(sender, _SENDER + "started", False):
+        raise RuntimeError("send_packets must run before the sender starts")
+    return PacketSender(sender)
