@@ -17,6 +17,7 @@ from tests.media.test_loss import PacketLoss
 from tests.support.peers import MediaClient, check_decodable, published
 from tests.support.server import Server, two_parties
 from videoassist.appkeys import MEDIA
+from videoassist.media.aiortc_hooks import _udp_path
 from videoassist.media.frames import is_keyframe, renumber_vp8
 from videoassist.media.slot import SenderSlot
 
@@ -34,12 +35,47 @@ class Wire:
     reports: list[tuple[RtcpSrPacket, int, int | None]] = field(default_factory=list)
 
 
-def _tap_wire(sender: RTCRtpSender) -> Wire:
+def _tap_client(sender: RTCRtpSender) -> Wire:
+    """What a client's (aiortc's own) sender sends: all through ``_send_rtp``."""
     wire = Wire(sender._ssrc, sender._rtx_ssrc)
+    note = _noter(wire)
     transport = sender.transport
-    send: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+    send_rtp: Callable[[bytes], Awaitable[None]] = transport._send_rtp
 
-    async def send_and_note(data: bytes) -> None:
+    async def send_rtp_and_note(data: bytes) -> None:
+        note(data)
+        await send_rtp(data)
+
+    transport._send_rtp = send_rtp_and_note  # type: ignore[method-assign]
+    return wire
+
+
+def _tap_wire(slot: SenderSlot) -> Wire:
+    """What the slot's sender sends: its frames' packets (``PacketSender.send``), and
+    RTCP and retransmissions (through the DTLS transport's ``_send_rtp``)."""
+    sender = slot.transceiver.sender
+    wire = Wire(sender._ssrc, sender._rtx_ssrc)
+    note = _noter(wire)
+    transport = sender.transport
+    send_rtp: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+    send_frame: Callable[[list[bytes]], Awaitable[None]] = slot.packets.send
+
+    async def send_rtp_and_note(data: bytes) -> None:
+        note(data)
+        await send_rtp(data)
+
+    async def send_frame_and_note(packets: list[bytes]) -> None:
+        for data in packets:
+            note(data)
+        await send_frame(packets)
+
+    transport._send_rtp = send_rtp_and_note  # type: ignore[method-assign]
+    slot.packets.send = send_frame_and_note  # type: ignore[method-assign]
+    return wire
+
+
+def _noter(wire: Wire) -> Callable[[bytes], None]:
+    def note(data: bytes) -> None:
         if is_rtcp(data):
             for report in RtcpPacket.parse(data):
                 if isinstance(report, RtcpSrPacket) and report.ssrc == wire.ssrc:
@@ -51,10 +87,8 @@ def _tap_wire(sender: RTCRtpSender) -> Wire:
                 wire.packets.append(packet)
             elif packet.ssrc == wire.rtx_ssrc:
                 wire.rtx.append(packet)
-        await send(data)
 
-    transport._send_rtp = send_and_note  # type: ignore[method-assign]
-    return wire
+    return note
 
 
 def _video_slot(server: Server, viewer: MediaClient) -> SenderSlot:
@@ -89,7 +123,7 @@ async def test_a_viewer_gets_the_payloads_as_sent_numbered_by_its_own_sender(
     staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False).start()
     sent = published(publisher)
-    own = _tap_wire(next(t.sender for t in publisher.pc.getTransceivers()
+    own = _tap_client(next(t.sender for t in publisher.pc.getTransceivers()
                          if t.sender.track is sent))
     try:
         await _until(lambda: sent.sent >= 20)  # well into the first group of pictures
@@ -97,7 +131,12 @@ async def test_a_viewer_gets_the_payloads_as_sent_numbered_by_its_own_sender(
                                    encoded=True).start()
         try:
             video = await viewer.wait_remote(publisher.participant_id, frames=1)
-            wire = _tap_wire(_video_slot(server, viewer).transceiver.sender)
+            slot = _video_slot(server, viewer)
+            # Straight to the UDP socket (loopback, no TURN), counted by the transport.
+            dtls = slot.transceiver.sender.transport
+            assert _udp_path(dtls) is not None
+            tx_before = dtls._get_stats().popitem()[1].packetsSent  # type: ignore[attr-defined]
+            wire = _tap_wire(slot)
             await _until(lambda: len(wire.reports) >= 2 and len(_frames(wire.packets)) > 30)
             numbers = check_decodable(video, sent)
             assert numbers[0] < 20  # the keyframe sent before the viewer came
@@ -122,6 +161,8 @@ async def test_a_viewer_gets_the_payloads_as_sent_numbered_by_its_own_sender(
             last_report, last_count, _ = wire.reports[-1]
             assert (last_report.sender_info.packet_count
                     - first_report.sender_info.packet_count) == last_count - first_count
+            stats = dtls._get_stats().popitem()[1]  # type: ignore[attr-defined]
+            assert stats.packetsSent - tx_before >= len(wire.packets) + len(wire.reports)
             octets = sum(len(p.payload) for p in wire.packets[first_count:last_count])
             assert (last_report.sender_info.octet_count
                     - first_report.sender_info.octet_count) == octets
@@ -139,7 +180,7 @@ async def test_a_viewers_nack_is_answered_from_its_senders_history(server: Serve
     try:
         await viewer.wait_remote(publisher.participant_id, frames=1)
         slot = _video_slot(server, viewer)
-        wire = _tap_wire(slot.transceiver.sender)
+        wire = _tap_wire(slot)
         await _until(lambda: len(wire.packets) >= 20)
         lost = wire.packets[-10]
         receiver = next(t.receiver for t in viewer.pc.getTransceivers()
@@ -173,7 +214,7 @@ async def test_a_slot_numbers_its_packets_on_across_publishers(server: Server) -
     try:
         await viewer.wait_remote(first.participant_id, frames=1)
         slot = _video_slot(server, viewer)
-        wire = _tap_wire(slot.transceiver.sender)
+        wire = _tap_wire(slot)
         await _until(lambda: len(_frames(wire.packets)) >= 10)
     finally:
         await first.close()
@@ -206,7 +247,7 @@ async def test_a_packet_lost_before_the_server_leaves_no_hole_for_the_viewer(
                                encoded=True).start()
     try:
         video = await viewer.wait_remote(publisher.participant_id, frames=20)
-        wire = _tap_wire(_video_slot(server, viewer).transceiver.sender)
+        wire = _tap_wire(_video_slot(server, viewer))
         loss = PacketLoss(publisher, retransmissions=True)
         await _until(lambda: len(wire.packets) >= 10)
         loss.armed = True

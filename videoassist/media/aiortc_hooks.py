@@ -48,6 +48,11 @@ The hooks below close those two gaps, with the smallest reach we could find:
   sender reports read (``__ntp_timestamp``, ``__rtp_timestamp``, ``__packet_count``,
   ``__octet_count``), ``__force_keyframe`` and ``__encoder`` for a sender that
   encodes, ``__mid`` and ``__rtp_header_extensions_map`` for the header extensions.
+  Over a plain UDP ICE pair it protects and sends a frame's packets itself, as
+  ``RTCDtlsTransport._send_rtp`` and aioice's ``Connection.sendto`` would (the
+  transport's ``_tx_srtp``, ``_state`` and counts, aioice's ``_nominated`` pair and
+  its protocol's datagram transport); through TURN, through ``_send_rtp``.
+- ``EstimateRelay`` also throttles the receiver's own REMBs (``REMB_INTERVAL_S``).
 
 ``media.slot`` reuses a viewer's transceivers without touching aiortc: it relies on a
 sender, once started, reading its track until the track ends (``_run_rtp``) whatever
@@ -66,11 +71,13 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import aiortc
+from aioice import Connection as IceConnection
+from aioice.ice import CandidatePair, StunProtocol
 from aiortc import (
     RTCPeerConnection,
     RTCRtpReceiver,
@@ -84,6 +91,9 @@ from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.codecs import get_encoder, is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecCapability,
@@ -138,6 +148,9 @@ RETRANSMISSION_WAIT_S = 0.15
 # was on its way); at 250 packets a second a retransmission on a 400 ms round trip is
 # that late. Further back than this is still treated as a restart.
 LATE_PACKETS = 500
+# The shortest time between two REMBs to a publisher that do not lower its estimate
+# (EstimateRelay), as libwebrtc's RembThrottler.
+REMB_INTERVAL_S = 0.2
 
 
 class IncompatibleAiortc(RuntimeError):
@@ -200,6 +213,22 @@ def _sender_problems() -> list[str]:
     for method, name in uses:
         if name not in _names(getattr(RTCRtpSender, method, None)):
             problems.append(f"RTCRtpSender.{method} no longer uses {name}")
+    # PacketSender.send's UDP path (_udp_path).
+    for owner, method, name in [
+            (RTCDtlsTransport, "__init__", _DTLS_TX_BYTES),
+            (RTCDtlsTransport, "__init__", _DTLS_TX_PACKETS),
+            (RTCDtlsTransport, "_send_rtp", "_tx_srtp"),
+            (RTCDtlsTransport, "_send_rtp", "_state"),
+            (RTCIceTransport, "__init__", "_connection"),
+            (IceConnection, "sendto", "_nominated"),
+            (IceConnection, "sendto", "send_data"),
+            (StunProtocol, "send_data", "sendto")]:
+        if name not in _names(getattr(owner, method, None)):
+            problems.append(f"{owner.__name__}.{method} no longer uses {name}")
+    if not hasattr(DtlsState, "CONNECTED"):
+        problems.append("RTCDtlsTransport's State has no CONNECTED")
+    if not isinstance(getattr(CandidatePair, "remote_addr", None), property):
+        problems.append("aioice's CandidatePair has no remote_addr")
     fields = getattr(HeaderExtensions, "__dataclass_fields__", {})
     for field in ("mid", "abs_send_time", "audio_level"):
         if field not in fields:
@@ -610,24 +639,43 @@ class EstimateRelay:
 
     Wraps the receiver's ``_send_rtcp`` to lower its own REMB reports, and sends a
     REMB of its own when the viewers' estimate changes.
+
+    aiortc's receiver sends a REMB on every packet while its estimator sees the
+    link overused (delays growing), as on a server short of CPU: hundreds a second.
+    As libwebrtc's ``RembThrottler``, one goes out at most every
+    ``REMB_INTERVAL_S`` unless it lowers the last one sent by more than 3%.
     """
 
-    def __init__(self, receiver: RTCRtpReceiver) -> None:
+    def __init__(self, receiver: RTCRtpReceiver,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._receiver = receiver
+        self._clock = clock
         self.own: int | None = None
         self.viewers: int | None = None
-        original = receiver._send_rtcp
+        self.sent: int | None = None  # the last REMB sent
+        self._sent_at = -REMB_INTERVAL_S
+        self.held = 0  # own REMBs not sent (throttled)
+        self._send: Callable[[Any], Awaitable[None]] = receiver._send_rtcp
 
         async def send(packet: Any) -> None:
             remb = _remb(packet)
             if remb is not None:
                 self.own, ssrcs = remb
                 lowest = min(self.own, self.viewers or self.own)
+                if (self._clock() - self._sent_at < REMB_INTERVAL_S and self.sent is not None
+                        and lowest >= self.sent * 0.97):
+                    self.held += 1
+                    return
                 packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=packet.ssrc, media_ssrc=0,
                                         fci=pack_remb_fci(lowest, ssrcs))
-            await original(packet)
+                self._note_sent(lowest)
+            await self._send(packet)
 
         receiver._send_rtcp = send  # type: ignore[method-assign]
+
+    def _note_sent(self, bitrate: int) -> None:
+        self.sent = bitrate
+        self._sent_at = self._clock()
 
     async def set_viewers(self, bitrate: int | None) -> bool:
         """Tell the publisher at once; False if there is nobody to tell yet."""
@@ -639,7 +687,8 @@ class EstimateRelay:
         if rtcp_ssrc is None or not sources:
             return False
         lowest = min(bitrate, self.own or bitrate)
-        await self._receiver._send_rtcp(RtcpPsfbPacket(
+        self._note_sent(lowest)
+        await self._send(RtcpPsfbPacket(
             fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
             fci=pack_remb_fci(lowest, [s.source for s in sources])))
         return True
@@ -727,6 +776,10 @@ class PacketSender:
         sequence_number = random16() % 32768
         origin = random32()
         encoder: Any = None
+        ntp_name, timestamp_name = _SENDER + "ntp_timestamp", _SENDER + "rtp_timestamp"
+        octets_name, packets_name = _SENDER + "octet_count", _SENDER + "packet_count"
+        time_base: fractions.Fraction | None = None  # the last one seen: in clock units?
+        same_clock = True
         try:
             while True:
                 track = sender.track
@@ -743,9 +796,11 @@ class PacketSender:
                     if vp8:
                         payloads = renumber_vp8(payloads, self._picture_id)
                         self._picture_id = (self._picture_id + 1) & 0x7FFF
-                    pts = item.pts
-                    timestamp = (pts if item.time_base == clock_rate
-                                 else round(pts * item.time_base / clock_rate))
+                    if item.time_base is not time_base:  # a track keeps one
+                        time_base = item.time_base
+                        same_clock = time_base == clock_rate
+                    timestamp = (item.pts if same_clock
+                                 else round(item.pts * item.time_base / clock_rate))
                 else:  # as aiortc's loop (_next_encoded_frame)
                     if encoder is None:
                         encoder = get_encoder(codec)
@@ -773,22 +828,24 @@ class PacketSender:
                     value = _EXTENSION_HEADER.pack(profile, len(value) >> 2) + value
                 last = len(payloads) - 1
                 octets = 0
+                packets = []
                 for index, payload in enumerate(payloads):
                     marker = index == last
                     history[sequence_number % RTP_HISTORY_SIZE] = (
                         sequence_number, timestamp, marker, value, payload)
-                    await sender.transport._send_rtp(
-                        pack_header(first, (marker << 7) | payload_type, sequence_number,
-                                    timestamp, ssrc) + value + payload)
+                    packets.append(pack_header(first, (marker << 7) | payload_type,
+                                               sequence_number, timestamp, ssrc)
+                                   + value + payload)
                     sequence_number = (sequence_number + 1) & 0xFFFF
                     octets += len(payload)
+                await self.send(packets)
                 # What the next RTCP sender report says (aiortc's _run_rtcp).
-                self._set("ntp_timestamp", ntp)
-                self._set("rtp_timestamp", timestamp)
-                self._set("octet_count", self._get("octet_count") + octets)
-                self._set("packet_count", self._get("packet_count") + len(payloads))
+                setattr(sender, ntp_name, ntp)
+                setattr(sender, timestamp_name, timestamp)
+                setattr(sender, octets_name, getattr(sender, octets_name) + octets)
+                setattr(sender, packets_name, getattr(sender, packets_name) + len(packets))
                 self.frames += 1
-                self.packets += len(payloads)
+                self.packets += len(packets)
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:  # as aiortc's: the loop must end with rtp_exited set
@@ -798,6 +855,28 @@ class PacketSender:
             track.stop()
         self._set("encoder", None)
         self._get("rtp_exited").set()
+
+    async def send(self, packets: list[bytes]) -> None:
+        """One frame's RTP packets, protected and sent in a row.
+
+        Over a plain UDP path (no TURN), straight to the datagram transport of the
+        ICE pair in use, as ``RTCDtlsTransport._send_rtp`` and aioice's
+        ``Connection.send`` would, without their three awaits a packet; else, and
+        for RTCP, through ``_send_rtp``."""
+        dtls = self._sender.transport
+        udp = _udp_path(dtls)
+        if udp is None:
+            for data in packets:
+                await dtls._send_rtp(data)
+            return
+        protect, sendto, address = udp
+        octets = 0
+        for data in packets:
+            data = protect(data)
+            sendto(data, address)
+            octets += len(data)
+        setattr(dtls, _DTLS_TX_BYTES, getattr(dtls, _DTLS_TX_BYTES) + octets)
+        setattr(dtls, _DTLS_TX_PACKETS, getattr(dtls, _DTLS_TX_PACKETS) + len(packets))
 
     async def _retransmit(self, sequence_number: int) -> None:
         """A viewer's NACK: the packet again, over RTX if negotiated."""
@@ -819,6 +898,26 @@ class PacketSender:
         self.retransmitted += 1
         await self._sender.transport._send_rtp(header + extensions + payload)
 
+
+
+_DTLS_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
+_DTLS_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
+
+
+def _udp_path(dtls: RTCDtlsTransport) -> tuple[Callable[[bytes], bytes],
+                                               Callable[[bytes, Any], None], Any] | None:
+    """(SRTP protect, datagram sendto, remote address) of a connected DTLS transport
+    whose ICE pair in use is plain UDP; None otherwise (not connected: ``_send_rtp``
+    raises ConnectionError as it should; a TURN relay: its own send)."""
+    if dtls._state != DtlsState.CONNECTED or dtls._tx_srtp is None:
+        return None
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
+        return None
+    transport = pair.protocol.transport
+    if transport is None or transport.is_closing():
+        return None
+    return dtls._tx_srtp.protect, transport.sendto, pair.remote_addr
 
 
 def send_packets(sender: RTCRtpSender) -> PacketSender:
