@@ -89,6 +89,7 @@ async def ensure_first_admin(store: Store, settings: Settings) -> str | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from videoassist import loop
     from videoassist.allocator import limit_arenas
     from videoassist.logs import configure
     from videoassist.serving import serve
@@ -108,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
 
     asyncio.run(_with_store(settings, prepare, migrate=False))
-    return asyncio.run(serve(settings))
+    return loop.run(serve(settings))  # uvloop's loop: the media plane's packets
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ import sys
 from aiohttp import web
 
 from videoassist import __version__
+from videoassist import loop as event_loop
 from videoassist.app import create_app
 from videoassist.appkeys import DRAINING, HUB
 from videoassist.config import Settings
@@ -74,7 +75,8 @@ async def serve(settings: Settings) -> int:
         await web.TCPSite(runner, settings.host, settings.port).start()
         host, port = runner.addresses[0][:2]
         print(f"videoassist {__version__} serving on http://{host}:{port} "
-              f"(public URL {settings.public_url})", flush=True)
+              f"(public URL {settings.public_url}, {event_loop.name(loop)} event loop)",
+              flush=True)
         await drain.started.wait()
         await _drain(app, drain.signal_name, settings.drain_timeout_s)
     finally:

@@ -8,7 +8,7 @@ import aiortc
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription, rtcpeerconnection
 from aiortc import rtcrtpreceiver as receiver_module
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 from aiortc.sdp import SessionDescription
 
 from videoassist.media import aiortc_hooks
@@ -30,12 +30,44 @@ def test_an_untested_aiortc_version_is_refused(monkeypatch: pytest.MonkeyPatch) 
     (RTCRtpReceiver, "_send_rtcp_pli"),
     (RTCRtpSender, "_send_keyframe"),
     (RTCRtpSender, "_handle_rtcp_packet"),
+    (RTCRtpSender, "_run_rtp"),
+    (RTCRtpSender, "_retransmit"),
 ])
 def test_a_missing_internal_is_named(monkeypatch: pytest.MonkeyPatch, owner: object,
                                      name: str) -> None:
     monkeypatch.delattr(owner, name)
     with pytest.raises(IncompatibleAiortc, match=name):
         check_compatible()
+
+
+def test_a_sender_internal_the_packet_sender_keeps_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """PacketSender writes the counts aiortc's RTCP sender reports read: a sender
+    that stops reading them (or renames them) must fail the check."""
+    def run_rtcp(self: RTCRtpSender) -> None:
+        return None
+
+    monkeypatch.setattr(RTCRtpSender, "_run_rtcp", run_rtcp)
+    with pytest.raises(IncompatibleAiortc, match="_run_rtcp no longer uses "
+                                                 "_RTCRtpSender__packet_count"):
+        check_compatible()
+
+
+async def test_send_packets_takes_the_senders_loop_before_it_starts() -> None:
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        sender = pc.addTransceiver("video", direction="sendonly").sender
+        packets = aiortc_hooks.send_packets(sender)
+        assert sender._run_rtp == packets._run_rtp
+        assert sender._retransmit == packets._retransmit
+        sender._RTCRtpSender__started = True  # type: ignore[attr-defined]
+        try:
+            with pytest.raises(RuntimeError, match="before the sender starts"):
+                aiortc_hooks.send_packets(sender)
+        finally:
+            sender._RTCRtpSender__started = False  # type: ignore[attr-defined]
+    finally:
+        await pc.close()
 
 
 def test_a_moved_msid_writer_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -326,5 +358,33 @@ async def test_the_tap_also_swaps_the_jitter_buffer() -> None:
             buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
             assert isinstance(buffer, aiortc_hooks.PromptJitterBuffer)
             assert buffer.capacity == capacity and buffer._is_video == (receiver is video)
+    finally:
+        await pc.close()
+
+
+async def test_own_rembs_go_out_every_200_ms_unless_they_lower_the_estimate() -> None:
+    """aiortc's receiver sends a REMB a packet while it sees the link overused."""
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        sent: list[int] = []
+
+        async def record(packet: Any) -> None:
+            sent.append(unpack_remb_fci(packet.fci)[0])
+
+        receiver._send_rtcp = record  # type: ignore[method-assign]
+        now = [100.0]
+        relay = aiortc_hooks.EstimateRelay(receiver, clock=lambda: now[0])
+
+        def remb(bits_per_second: int) -> RtcpPsfbPacket:
+            return RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=1, media_ssrc=0,
+                                  fci=pack_remb_fci(bits_per_second, [5]))
+
+        for bits_per_second in (1_000_000, 1_000_000, 990_000, 900_000):
+            await receiver._send_rtcp(remb(bits_per_second))
+        now[0] += aiortc_hooks.REMB_INTERVAL_S
+        await receiver._send_rtcp(remb(950_000))
+        assert sent == [1_000_000, 900_000, 950_000]  # 1% lower waits, 10% does not
+        assert relay.held == 2
     finally:
         await pc.close()

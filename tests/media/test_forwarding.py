@@ -12,14 +12,14 @@ import weakref
 from collections.abc import Awaitable, Callable
 
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
-from aiortc.rtp import is_rtcp
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from tests.support.clips import CLIP_FRAMES, FPS, PacketTrack, read_id
 from tests.support.peers import MediaClient, check_decodable, published, sent_numbers
 from tests.support.server import Server, receive, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media import session as session_module
+from videoassist.media.aiortc_hooks import PacketSender
 from videoassist.media.forward import VIDEO_QUEUE_FRAMES, ForwardTrack
 
 
@@ -167,18 +167,16 @@ class SendGate:
     would: the one fake here, since loopback UDP never pushes back. The viewer's
     sender, waiting to send, takes no frame from its queue meanwhile."""
 
-    def __init__(self, sender: RTCRtpSender) -> None:
+    def __init__(self, packets: PacketSender) -> None:
         self._open = asyncio.Event()
         self._open.set()
-        transport = sender.transport
-        send: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+        send: Callable[[list[bytes]], Awaitable[None]] = packets.send
 
-        async def send_when_open(data: bytes) -> None:
-            if not is_rtcp(data):
-                await self._open.wait()
-            await send(data)
+        async def send_when_open(frame: list[bytes]) -> None:
+            await self._open.wait()
+            await send(frame)
 
-        transport._send_rtp = send_when_open  # type: ignore[method-assign]
+        packets.send = send_when_open  # type: ignore[method-assign]
 
     def close(self) -> None:
         self._open.clear()
@@ -194,7 +192,7 @@ def _stall(server: Server, viewer: MediaClient,
     slot = server.app[MEDIA].sessions[viewer.participant_id].subscriptions[  # type: ignore[attr-defined]
         f"p{publisher.participant_id}-video-0"]
     assert isinstance(slot.source, ForwardTrack)
-    return slot.source, SendGate(slot.transceiver.sender)
+    return slot.source, SendGate(slot.packets)
 
 
 async def _overflow(queue: ForwardTrack) -> None:

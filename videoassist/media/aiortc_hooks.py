@@ -39,6 +39,20 @@ The hooks below close those two gaps, with the smallest reach we could find:
   receiver's private ``__rtcp_ssrc`` when the viewers' estimate changes.
 - ``create_offer_keeping_negotiation``: re-offers keep the client's payload types
   and header extension ids (see its docstring; found with Chromium).
+- ``send_packets``: the sender's RTP loop (``_run_rtp``, which ``send()`` starts) and
+  its answer to a NACK (``_retransmit``) are replaced on the instance by
+  ``PacketSender``'s, which send a forwarded frame in the RTP payloads it came in
+  (the tap hands them over with the frame) instead of packetizing it anew, with
+  cheaper headers. It keeps what the sender's other parts read and write: the
+  ``__rtp_started``/``__rtp_exited`` events ``stop()`` waits for, the counts its RTCP
+  sender reports read (``__ntp_timestamp``, ``__rtp_timestamp``, ``__packet_count``,
+  ``__octet_count``), ``__force_keyframe`` and ``__encoder`` for a sender that
+  encodes, ``__mid`` and ``__rtp_header_extensions_map`` for the header extensions.
+  Over a plain UDP ICE pair it protects and sends a frame's packets itself, as
+  ``RTCDtlsTransport._send_rtp`` and aioice's ``Connection.sendto`` would (the
+  transport's ``_tx_srtp``, ``_state`` and counts, aioice's ``_nominated`` pair and
+  its protocol's datagram transport); through TURN, through ``_send_rtp``.
+- ``EstimateRelay`` also throttles the receiver's own REMBs (``REMB_INTERVAL_S``).
 
 ``media.slot`` reuses a viewer's transceivers without touching aiortc: it relies on a
 sender, once started, reading its track until the track ends (``_run_rtp``) whatever
@@ -51,18 +65,35 @@ moves any of these fails loudly there instead of silently re-encoding or droppin
 
 from __future__ import annotations
 
+import asyncio
+import fractions
+import logging
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 import aiortc
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
+from aioice import Connection as IceConnection
+from aioice.ice import CandidatePair, StunProtocol
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+    clock,
+    rtp,
+)
 from aiortc import rtcpeerconnection as _pc_module
 from aiortc import rtcrtpreceiver as _receiver_module
-from aiortc.codecs import is_rtx
+from aiortc.codecs import get_encoder, is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecCapability,
@@ -73,13 +104,21 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import (
     DYNAMIC_PAYLOAD_TYPES,
     RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    HeaderExtensions,
     RtcpPsfbPacket,
     RtpPacket,
     pack_remb_fci,
     unpack_remb_fci,
 )
 from aiortc.sdp import SessionDescription
-from aiortc.utils import uint16_add, uint16_gt
+from aiortc.utils import random16, random32, uint16_add, uint16_gt
+from av import AudioFrame
+from av.frame import Frame
+
+from videoassist.media.frames import renumber_vp8
+
+logger = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC = ("1.16.",)
 
@@ -90,6 +129,8 @@ _STARTED = "_RTCRtpReceiver__started"
 
 FrameSink = Callable[[str, bytes, int], None]
 """Called on the event loop with (codec name, encoded frame data, RTP timestamp)."""
+PayloadSink = Callable[[str, bytes, int, tuple[bytes, ...]], None]
+"""As ``FrameSink``, and the RTP payloads the frame came in, as received."""
 SkipSink = Callable[[int], None]
 """Called on the event loop with how many frames were given up on, before the next
 frame goes to the ``FrameSink``."""
@@ -107,6 +148,9 @@ RETRANSMISSION_WAIT_S = 0.15
 # was on its way); at 250 packets a second a retransmission on a 400 ms round trip is
 # that late. Further back than this is still treated as a restart.
 LATE_PACKETS = 500
+# The shortest time between two REMBs to a publisher that do not lower its estimate
+# (EstimateRelay), as libwebrtc's RembThrottler.
+REMB_INTERVAL_S = 0.2
 
 
 class IncompatibleAiortc(RuntimeError):
@@ -141,15 +185,64 @@ def check_compatible() -> None:
     for name in ("add", "_remove_frame", "remove"):
         if not callable(getattr(JitterBuffer, name, None)):
             problems.append(f"JitterBuffer.{name} is gone")
+    problems += _sender_problems()
     if problems:
         raise IncompatibleAiortc("aiortc internals changed: " + "; ".join(problems))
+
+
+def _names(function: Any) -> tuple[str, ...]:
+    """The names a function's code uses (attributes, globals)."""
+    names: tuple[str, ...] = getattr(getattr(function, "__code__", None), "co_names", ())
+    return names
+
+
+def _sender_problems() -> list[str]:
+    """What ``PacketSender`` relies on in RTCRtpSender (see its docstring)."""
+    problems = []
+    for name in ("_run_rtp", "_retransmit", "_run_rtcp", "send", "stop"):
+        if not callable(getattr(RTCRtpSender, name, None)):
+            problems.append(f"RTCRtpSender.{name} is gone")
+    for attribute in _SENDER_ATTRIBUTES:
+        if _SENDER + attribute not in _names(RTCRtpSender.__init__):
+            problems.append(f"RTCRtpSender.__init__ no longer sets {_SENDER}{attribute}")
+    uses = [("send", "_run_rtp"), ("_handle_rtcp_packet", "_retransmit"),
+            ("_send_keyframe", _SENDER + "force_keyframe"),
+            ("stop", _SENDER + "rtp_started"), ("stop", _SENDER + "rtp_exited")]
+    uses += [("_run_rtcp", _SENDER + name)
+             for name in ("ntp_timestamp", "rtp_timestamp", "octet_count", "packet_count")]
+    for method, name in uses:
+        if name not in _names(getattr(RTCRtpSender, method, None)):
+            problems.append(f"RTCRtpSender.{method} no longer uses {name}")
+    # PacketSender.send's UDP path (_udp_path).
+    for owner, method, name in [
+            (RTCDtlsTransport, "__init__", _DTLS_TX_BYTES),
+            (RTCDtlsTransport, "__init__", _DTLS_TX_PACKETS),
+            (RTCDtlsTransport, "_send_rtp", "_tx_srtp"),
+            (RTCDtlsTransport, "_send_rtp", "_state"),
+            (RTCIceTransport, "__init__", "_connection"),
+            (IceConnection, "sendto", "_nominated"),
+            (IceConnection, "sendto", "send_data"),
+            (StunProtocol, "send_data", "sendto")]:
+        if name not in _names(getattr(owner, method, None)):
+            problems.append(f"{owner.__name__}.{method} no longer uses {name}")
+    if not hasattr(DtlsState, "CONNECTED"):
+        problems.append("RTCDtlsTransport's State has no CONNECTED")
+    if not isinstance(getattr(CandidatePair, "remote_addr", None), property):
+        problems.append("aioice's CandidatePair has no remote_addr")
+    fields = getattr(HeaderExtensions, "__dataclass_fields__", {})
+    for field in ("mid", "abs_send_time", "audio_level"):
+        if field not in fields:
+            problems.append(f"rtp.HeaderExtensions has no {field}")
+    return problems
 
 
 class _TapQueue:
     """Stands in for the receiver's decoder queue (see the module docstring)."""
 
-    def __init__(self, sink: FrameSink, on_skip: SkipSink | None = None) -> None:
+    def __init__(self, sink: FrameSink | None, on_skip: SkipSink | None = None,
+                 payload_sink: PayloadSink | None = None) -> None:
         self._sink = sink
+        self._payload_sink = payload_sink
         self._on_skip = on_skip
         self._stopped = threading.Event()
 
@@ -168,7 +261,10 @@ class _TapQueue:
         skipped = getattr(frame, "skipped", 0)
         if skipped and self._on_skip is not None:
             self._on_skip(skipped)
-        self._sink(codec_name, frame.data, timestamp)
+        if self._payload_sink is not None:
+            self._payload_sink(codec_name, frame.data, timestamp, frame.payloads)
+        elif self._sink is not None:
+            self._sink(codec_name, frame.data, timestamp)
 
     def get(self) -> None:
         self._stopped.wait()
@@ -179,11 +275,13 @@ class PromptFrame(JitterFrame):
     returned frame's timestamp (to start at 0, unwrapped): the tap maps the others the
     same way, from ``rtp_timestamp``."""
 
-    def __init__(self, data: bytes, timestamp: int, skipped: int = 0) -> None:
+    def __init__(self, data: bytes, timestamp: int, skipped: int = 0,
+                 payloads: tuple[bytes, ...] = ()) -> None:
         super().__init__(data=data, timestamp=timestamp)
         self.rtp_timestamp = timestamp
         self.skipped = skipped  # frames given up on just before this one
         self.following: list[PromptFrame] = []  # complete too, handed over after it
+        self.payloads = payloads  # the RTP payloads it came in, in order
 
 
 class PromptJitterBuffer(JitterBuffer):
@@ -228,7 +326,8 @@ class PromptJitterBuffer(JitterBuffer):
             if packet is None:
                 return None
             self.remove(uint16_add(sequence_number, -origin) + 1)
-            return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+            return PromptFrame(packet._data, packet.timestamp,  # type: ignore[attr-defined]
+                               payloads=(packet.payload,))
         self._arrived[sequence_number % self._capacity] = self._clock()
         moved = self._expected_origin is not None and origin != self._expected_origin
         if moved:  # aiortc's add dropped packets: we cannot tell where a frame starts
@@ -289,8 +388,8 @@ class PromptJitterBuffer(JitterBuffer):
         else:
             return None
         self.remove(len(packets))
-        frame = PromptFrame(b"".join(p._data for p in packets), packets[0].timestamp,
-                            self._skipped)
+        frame = PromptFrame(b"".join([p._data for p in packets]), packets[0].timestamp,
+                            self._skipped, tuple([p.payload for p in packets]))
         self._skipped = 0
         return frame
 
@@ -327,11 +426,13 @@ class PromptJitterBuffer(JitterBuffer):
                 and (bool(before.marker) or before.timestamp != packet.timestamp))
 
 
-def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink,
-                 on_skip: SkipSink | None = None) -> None:
-    """Send this receiver's encoded frames to ``sink`` instead of its decoder, and the
-    number of video frames given up on (a lost packet, see ``PromptJitterBuffer``) to
-    ``on_skip`` before the frame that follows them."""
+def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink | None,
+                 on_skip: SkipSink | None = None, *,
+                 payload_sink: PayloadSink | None = None) -> None:
+    """Send this receiver's encoded frames to ``sink`` (or, with their RTP payloads, to
+    ``payload_sink``) instead of its decoder, and the number of video frames given up
+    on (a lost packet, see ``PromptJitterBuffer``) to ``on_skip`` before the frame that
+    follows them."""
     if getattr(receiver, _STARTED, False):
         raise RuntimeError("tap_receiver must run before the receiver starts")
     for attribute in (_DECODER_QUEUE, _JITTER_BUFFER):
@@ -340,7 +441,7 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink,
     old = getattr(receiver, _JITTER_BUFFER)
     setattr(receiver, _JITTER_BUFFER, PromptJitterBuffer(
         capacity=old.capacity, is_video=old._is_video))
-    setattr(receiver, _DECODER_QUEUE, _TapQueue(sink, on_skip))
+    setattr(receiver, _DECODER_QUEUE, _TapQueue(sink, on_skip, payload_sink))
 
 
 async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
@@ -538,24 +639,43 @@ class EstimateRelay:
 
     Wraps the receiver's ``_send_rtcp`` to lower its own REMB reports, and sends a
     REMB of its own when the viewers' estimate changes.
+
+    aiortc's receiver sends a REMB on every packet while its estimator sees the
+    link overused (delays growing), as on a server short of CPU: hundreds a second.
+    As libwebrtc's ``RembThrottler``, one goes out at most every
+    ``REMB_INTERVAL_S`` unless it lowers the last one sent by more than 3%.
     """
 
-    def __init__(self, receiver: RTCRtpReceiver) -> None:
+    def __init__(self, receiver: RTCRtpReceiver,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._receiver = receiver
+        self._clock = clock
         self.own: int | None = None
         self.viewers: int | None = None
-        original = receiver._send_rtcp
+        self.sent: int | None = None  # the last REMB sent
+        self._sent_at = -REMB_INTERVAL_S
+        self.held = 0  # own REMBs not sent (throttled)
+        self._send: Callable[[Any], Awaitable[None]] = receiver._send_rtcp
 
         async def send(packet: Any) -> None:
             remb = _remb(packet)
             if remb is not None:
                 self.own, ssrcs = remb
                 lowest = min(self.own, self.viewers or self.own)
+                if (self._clock() - self._sent_at < REMB_INTERVAL_S and self.sent is not None
+                        and lowest >= self.sent * 0.97):
+                    self.held += 1
+                    return
                 packet = RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=packet.ssrc, media_ssrc=0,
                                         fci=pack_remb_fci(lowest, ssrcs))
-            await original(packet)
+                self._note_sent(lowest)
+            await self._send(packet)
 
         receiver._send_rtcp = send  # type: ignore[method-assign]
+
+    def _note_sent(self, bitrate: int) -> None:
+        self.sent = bitrate
+        self._sent_at = self._clock()
 
     async def set_viewers(self, bitrate: int | None) -> bool:
         """Tell the publisher at once; False if there is nobody to tell yet."""
@@ -567,7 +687,241 @@ class EstimateRelay:
         if rtcp_ssrc is None or not sources:
             return False
         lowest = min(bitrate, self.own or bitrate)
-        await self._receiver._send_rtcp(RtcpPsfbPacket(
+        self._note_sent(lowest)
+        await self._send(RtcpPsfbPacket(
             fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
             fci=pack_remb_fci(lowest, [s.source for s in sources])))
         return True
+
+
+# -- sending forwarded payloads ---------------------------------------------------------
+
+_SENDER = "_RTCRtpSender__"
+# What PacketSender reads and writes of an RTCRtpSender: set by its __init__.
+_SENDER_ATTRIBUTES = ("rtp_started", "rtp_exited", "mid", "rtp_header_extensions_map",
+                      "rtx_payload_type", "force_keyframe", "encoder", "ntp_timestamp",
+                      "rtp_timestamp", "octet_count", "packet_count")
+_RTP_HEADER = struct.Struct("!BBHLL")
+_EXTENSION_HEADER = struct.Struct("!HH")
+
+
+class ForwardedFrame:
+    """An encoded frame as a track hands it to a sender that ``PacketSender`` runs: the
+    RTP payloads it came in, sent again as they are. ``pts`` in ``time_base`` units
+    (a track may move it). To aiortc's own sender loop it is a packet like
+    ``av.Packet``: ``bytes()`` gives the frame, which its encoder packetizes."""
+
+    __slots__ = ("codec", "data", "payloads", "pts", "time_base")
+
+    def __init__(self, codec: str, data: bytes, payloads: tuple[bytes, ...], pts: int,
+                 time_base: fractions.Fraction) -> None:
+        self.codec = codec
+        self.data = data
+        self.payloads = payloads
+        self.pts = pts
+        self.time_base = time_base
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+
+class PacketSender:
+    """Runs an RTCRtpSender's RTP loop in its place (``_run_rtp``) and answers its
+    viewer's NACKs (``_retransmit``).
+
+    aiortc's loop makes, for every packet, an ``RtpPacket`` whose header extensions it
+    serializes (about 15 µs here), and packetizes every frame anew. Ours sends a
+    ``ForwardedFrame``'s payloads as they came in (VP8's picture id renumbered so that
+    it counts this sender's frames, as aiortc's packetizer's does), each behind a
+    header packed in one go, with the header extensions (mid, abs-send-time) serialized
+    once a frame. Anything else the track gives (a picture to encode, an ``av.Packet``)
+    goes through aiortc's encoder as in its loop. The rest is aiortc's loop: sequence
+    numbers and timestamps from a random origin, the sender's counts for its RTCP
+    sender reports (``_run_rtcp``) after each frame, each packet through the DTLS
+    transport's ``_send_rtp``, the track stopped when the loop ends. The last
+    ``RTP_HISTORY_SIZE`` packets are kept for retransmission, over RTX when negotiated.
+    """
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self._sender = sender
+        self._history: list[tuple[int, int, bool, bytes, bytes] | None] = (
+            [None] * RTP_HISTORY_SIZE)  # sequence number, timestamp, marker, extensions, payload
+        self._picture_id = random16() & 0x7FFF
+        self._rtx_sequence_number = random16() % 32768
+        self._payload_type = 0  # the codec's, once the loop runs
+        self.frames = 0
+        self.packets = 0
+        self.retransmitted = 0
+        sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
+        sender._retransmit = self._retransmit  # type: ignore[method-assign]
+
+    def _get(self, name: str) -> Any:
+        return getattr(self._sender, _SENDER + name)
+
+    def _set(self, name: str, value: Any) -> None:
+        setattr(self._sender, _SENDER + name, value)
+
+    async def _run_rtp(self, codec: RTCRtpCodecParameters) -> None:
+        sender = self._sender
+        self._get("rtp_started").set()
+        loop = asyncio.get_running_loop()
+        extensions_map = self._get("rtp_header_extensions_map")
+        mid = self._get("mid")
+        payload_type = self._payload_type = codec.payloadType or 0
+        clock_rate = fractions.Fraction(1, codec.clockRate)
+        vp8 = codec.name.lower() == "vp8"
+        ssrc = sender._ssrc
+        history = self._history
+        pack_header = _RTP_HEADER.pack
+        sequence_number = random16() % 32768
+        origin = random32()
+        encoder: Any = None
+        ntp_name, timestamp_name = _SENDER + "ntp_timestamp", _SENDER + "rtp_timestamp"
+        octets_name, packets_name = _SENDER + "octet_count", _SENDER + "packet_count"
+        time_base: fractions.Fraction | None = None  # the last one seen: in clock units?
+        same_clock = True
+        try:
+            while True:
+                track = sender.track
+                if track is None:
+                    await asyncio.sleep(0.02)
+                    continue
+                item = await track.recv()
+                if not sender._enabled:
+                    continue
+                audio_level = None
+                payloads: tuple[bytes, ...] | list[bytes]
+                if isinstance(item, ForwardedFrame):
+                    payloads = item.payloads
+                    if vp8:
+                        payloads = renumber_vp8(payloads, self._picture_id)
+                        self._picture_id = (self._picture_id + 1) & 0x7FFF
+                    if item.time_base is not time_base:  # a track keeps one
+                        time_base = item.time_base
+                        same_clock = time_base == clock_rate
+                    timestamp = (item.pts if same_clock
+                                 else round(item.pts * item.time_base / clock_rate))
+                else:  # as aiortc's loop (_next_encoded_frame)
+                    if encoder is None:
+                        encoder = get_encoder(codec)
+                        self._set("encoder", encoder)  # where a REMB sets its bitrate
+                    if isinstance(item, Frame):
+                        if isinstance(item, AudioFrame):
+                            audio_level = rtp.compute_audio_level_dbov(item)
+                        force_keyframe = self._get("force_keyframe")
+                        self._set("force_keyframe", False)
+                        payloads, timestamp = await loop.run_in_executor(
+                            None, encoder.encode, item, force_keyframe)
+                    else:
+                        payloads, timestamp = encoder.pack(item)
+                    if not payloads:
+                        continue
+                timestamp = (origin + timestamp) & 0xFFFFFFFF
+                ntp = clock.current_ntp_time()
+                extensions = HeaderExtensions(mid=mid, abs_send_time=(ntp >> 14) & 0xFFFFFF)
+                if audio_level is not None:
+                    extensions.audio_level = (False, -audio_level)
+                profile, value = extensions_map.set(extensions)
+                first = 0x80
+                if value:
+                    first |= 0x10
+                    value = _EXTENSION_HEADER.pack(profile, len(value) >> 2) + value
+                last = len(payloads) - 1
+                octets = 0
+                packets = []
+                for index, payload in enumerate(payloads):
+                    marker = index == last
+                    history[sequence_number % RTP_HISTORY_SIZE] = (
+                        sequence_number, timestamp, marker, value, payload)
+                    packets.append(pack_header(first, (marker << 7) | payload_type,
+                                               sequence_number, timestamp, ssrc)
+                                   + value + payload)
+                    sequence_number = (sequence_number + 1) & 0xFFFF
+                    octets += len(payload)
+                await self.send(packets)
+                # What the next RTCP sender report says (aiortc's _run_rtcp).
+                setattr(sender, ntp_name, ntp)
+                setattr(sender, timestamp_name, timestamp)
+                setattr(sender, octets_name, getattr(sender, octets_name) + octets)
+                setattr(sender, packets_name, getattr(sender, packets_name) + len(packets))
+                self.frames += 1
+                self.packets += len(packets)
+        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            pass
+        except Exception:  # as aiortc's: the loop must end with rtp_exited set
+            logger.exception("RTCRtpSender(%s) RTP loop failed", sender.kind)
+        track = sender.track
+        if track is not None:
+            track.stop()
+        self._set("encoder", None)
+        self._get("rtp_exited").set()
+
+    async def send(self, packets: list[bytes]) -> None:
+        """One frame's RTP packets, protected and sent in a row.
+
+        Over a plain UDP path (no TURN), straight to the datagram transport of the
+        ICE pair in use, as ``RTCDtlsTransport._send_rtp`` and aioice's
+        ``Connection.send`` would, without their three awaits a packet; else, and
+        for RTCP, through ``_send_rtp``."""
+        dtls = self._sender.transport
+        udp = _udp_path(dtls)
+        if udp is None:
+            for data in packets:
+                await dtls._send_rtp(data)
+            return
+        protect, sendto, address = udp
+        octets = 0
+        for data in packets:
+            data = protect(data)
+            sendto(data, address)
+            octets += len(data)
+        setattr(dtls, _DTLS_TX_BYTES, getattr(dtls, _DTLS_TX_BYTES) + octets)
+        setattr(dtls, _DTLS_TX_PACKETS, getattr(dtls, _DTLS_TX_PACKETS) + len(packets))
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        """A viewer's NACK: the packet again, over RTX if negotiated."""
+        kept = self._history[sequence_number % RTP_HISTORY_SIZE]
+        if kept is None or kept[0] != sequence_number:
+            return
+        _, timestamp, marker, extensions, payload = kept
+        rtx_payload_type = self._get("rtx_payload_type")
+        first = 0x90 if extensions else 0x80
+        if rtx_payload_type is None:
+            header = _RTP_HEADER.pack(first, (marker << 7) | self._payload_type,
+                                      sequence_number, timestamp, self._sender._ssrc)
+        else:
+            header = _RTP_HEADER.pack(first, (marker << 7) | rtx_payload_type,
+                                      self._rtx_sequence_number, timestamp,
+                                      self._sender._rtx_ssrc)
+            self._rtx_sequence_number = (self._rtx_sequence_number + 1) & 0xFFFF
+            payload = struct.pack("!H", sequence_number) + payload
+        self.retransmitted += 1
+        await self._sender.transport._send_rtp(header + extensions + payload)
+
+
+
+_DTLS_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
+_DTLS_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
+
+
+def _udp_path(dtls: RTCDtlsTransport) -> tuple[Callable[[bytes], bytes],
+                                               Callable[[bytes, Any], None], Any] | None:
+    """(SRTP protect, datagram sendto, remote address) of a connected DTLS transport
+    whose ICE pair in use is plain UDP; None otherwise (not connected: ``_send_rtp``
+    raises ConnectionError as it should; a TURN relay: its own send)."""
+    if dtls._state != DtlsState.CONNECTED or dtls._tx_srtp is None:
+        return None
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
+        return None
+    transport = pair.protocol.transport
+    if transport is None or transport.is_closing():
+        return None
+    return dtls._tx_srtp.protect, transport.sendto, pair.remote_addr
+
+
+def send_packets(sender: RTCRtpSender) -> PacketSender:
+    """Run this sender's RTP loop with ``PacketSender``; call before it starts."""
+    if getattr(sender, _SENDER + "started", False):
+        raise RuntimeError("send_packets must run before the sender starts")
+    return PacketSender(sender)

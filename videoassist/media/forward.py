@@ -1,5 +1,6 @@
-"""A track that hands encoded frames to an aiortc sender, which packetizes them
-without encoding. One per (publication, viewer), with its own bounded queue, so a
+"""A track that hands encoded frames to a viewer's sender, which sends them in the RTP
+payloads they came in (``aiortc_hooks.PacketSender``): no encoding, and no
+packetizing anew. One per (publication, viewer), with its own bounded queue, so a
 slow viewer drops its own frames and never holds up the publisher or the others.
 
 A viewer's track takes frames only from its sender's first ``recv()``: aiortc starts
@@ -19,6 +20,7 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from videoassist.media.aiortc_hooks import ForwardedFrame
 from videoassist.media.frames import EncodedFrame
 from videoassist.media.publication import GOP_MAX_FRAMES, Publication
 
@@ -80,6 +82,7 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
         self._flow = publication.counters.forwarded[publication.kind]
         self._waiting_for_keyframe = self.kind == "video"
         self.started = False  # the sender has asked for a frame
+        self._time_base: fractions.Fraction | None = None  # 1 / the codec's clock rate
 
     def offer(self, frame: EncodedFrame) -> None:
         """Queue a frame for this viewer (called by the publication, on the loop)."""
@@ -111,16 +114,25 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
         self.dropped += frames
         self._flow.dropped += frames
 
-    async def recv(self) -> av.Packet[Any]:
+    async def recv(self) -> ForwardedFrame | av.Packet[Any]:  # type: ignore[override]
+        """The next frame: its RTP payloads as they came in, which the slot's sender
+        sends on as they are (``aiortc_hooks.PacketSender``); a frame that came
+        otherwise (none does but in tests) as an ``av.Packet`` to packetize."""
         if not self.started:  # the viewer's connection is up: start from a keyframe
             self.started = True
             self.publication.catch_up(self)
         frame = await self._next()
         self._flow.frames += 1
         self._flow.bytes += len(frame.data)
+        time_base = self._time_base
+        if time_base is None:
+            time_base = self._time_base = fractions.Fraction(1, frame.clock_rate)
+        if frame.payloads:
+            return ForwardedFrame(frame.codec, frame.data, frame.payloads, frame.timestamp,
+                                  time_base)
         packet = av.Packet(frame.data)
         packet.pts = frame.timestamp
-        packet.time_base = fractions.Fraction(1, frame.clock_rate)
+        packet.time_base = time_base
         return packet
 
     def stop(self) -> None:

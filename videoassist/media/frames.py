@@ -15,6 +15,10 @@ class EncodedFrame:
     keyframe: bool    # decodable on its own
     received: float   # monotonic time the server finished receiving it
     index: int        # position in its publication, from 0
+    # The RTP payloads it came in, as received (for VP8 with their payload descriptors),
+    # which a viewer's sender sends again as they are (aiortc_hooks.PacketSender); empty
+    # for a frame that did not come from a receiver: the sender packetizes ``data``.
+    payloads: tuple[bytes, ...] = ()
 
     @property
     def clock_rate(self) -> int:
@@ -38,3 +42,22 @@ def _h264_nal_types(data: bytes) -> list[int]:
         types.append(data[start + 3] & 0x1F)
         start = data.find(b"\x00\x00\x01", start + 3)
     return types
+
+
+def renumber_vp8(payloads: tuple[bytes, ...] | list[bytes], picture_id: int) -> list[bytes]:
+    """A VP8 frame's RTP payloads with ``picture_id`` in their payload descriptors
+    (RFC 7741 4.2), in the width each already has (7 or 15 bits); a payload without a
+    picture id, or too short to hold the one it announces, is left as it is."""
+    out = []
+    for payload in payloads:
+        if len(payload) < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:  # X, I
+            out.append(payload)
+        elif payload[2] & 0x80:  # M: 15 bits
+            if len(payload) < 4:
+                out.append(payload)
+                continue
+            out.append(payload[:2] + bytes((0x80 | (picture_id >> 8) & 0x7F,
+                                            picture_id & 0xFF)) + payload[4:])
+        else:
+            out.append(payload[:2] + bytes((picture_id & 0x7F,)) + payload[3:])
+    return out

@@ -98,13 +98,15 @@ class Publication:
 
     # -- frames in -------------------------------------------------------------
 
-    def push(self, codec: str, data: bytes, timestamp: int) -> None:
-        """The receiver's tap: one encoded frame, on the event loop."""
+    def push(self, codec: str, data: bytes, timestamp: int,
+             payloads: tuple[bytes, ...] = ()) -> None:
+        """The receiver's tap: one encoded frame, on the event loop, and the RTP
+        payloads it came in (which forwarding sends on as they are)."""
         if self.closed:
             return
         self.codec = codec
         frame = EncodedFrame(codec, data, timestamp, is_keyframe(codec, data), self._clock(),
-                             self.frames_in)
+                             self.frames_in, payloads)
         self.frames_in += 1
         self.bytes_in += len(data)
         self._received.frames += 1

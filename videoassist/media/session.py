@@ -83,7 +83,8 @@ class MediaSession:
             counters=self.room.router.counters,
         )
         publication.set_muted(self.muted.get(track.kind, False))
-        aiortc_hooks.tap_receiver(receiver, publication.push, publication.frames_skipped)
+        aiortc_hooks.tap_receiver(receiver, None, publication.frames_skipped,
+                                  payload_sink=publication.push)
         self.publications[publication_id] = (publication, transceiver)
         logger.info("%s publishes %s", self.log_prefix, publication_id)
 

@@ -17,8 +17,10 @@ starts once, when the connection is up, and ends for good when the track's ``rec
 raises ``MediaStreamError``. So the sender of a slot reads one ``SlotTrack`` for the
 slot's whole life, and that track passes on the frames of the current publication's
 track (a ``ForwardTrack`` or ``TranscodeTrack``, the source), waiting between
-publications. No restart and no ``replaceTrack`` are needed, aiortc's sender is not
-touched, and its SSRC, sequence numbers and VP8 picture ids simply go on.
+publications. No restart and no ``replaceTrack`` are needed, and the sender's SSRC,
+sequence numbers and VP8 picture ids simply go on (its RTP loop is
+``aiortc_hooks.PacketSender``'s, which numbers a forwarded frame's packets and picture
+id as its own).
 
 Timestamps: aiortc sends a frame with the RTP timestamp ``origin + pts`` (``origin``
 random per sender), and a forwarded frame's pts is the publisher's own RTP
@@ -154,6 +156,8 @@ class SenderSlot:
             rtx = [c for c in capabilities if c.mimeType.lower() == f"{kind}/rtx"]
             self.transceiver.setCodecPreferences(chosen + rtx[:1])
         sender = self.transceiver.sender
+        # Forwarded frames go out in the RTP payloads they came in, not packetized anew.
+        self.packets = aiortc_hooks.send_packets(sender)
         self._own_keyframe = aiortc_hooks.on_keyframe_request(sender, self._keyframe_request)
         aiortc_hooks.on_bitrate_estimate(sender, self._bitrate_estimate)
         self.publication: Publication | None = None

@@ -1,0 +1,276 @@
+"""Forwarded frames go out in the RTP payloads they came in (aiortc_hooks.PacketSender),
+each viewer's packets numbered on by its own sender: real aiortc clients through the
+real server, the server's packets to a viewer read on their way to its DTLS transport
+(the one observer here; nothing is changed)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiortc import RTCRtpSender
+from aiortc.rtp import RTP_HISTORY_SIZE, RtcpPacket, RtcpSrPacket, RtpPacket, is_rtcp
+
+from tests.media.test_loss import PacketLoss
+from tests.support.peers import MediaClient, check_decodable, published
+from tests.support.server import Server, two_parties
+from videoassist.appkeys import MEDIA
+from videoassist.media.aiortc_hooks import _udp_path
+from videoassist.media.frames import is_keyframe, renumber_vp8
+from videoassist.media.slot import SenderSlot
+
+
+@dataclass
+class Wire:
+    """The packets one sender sent: its own (``ssrc``) and its retransmissions on RTX
+    (``rtx_ssrc``), and its RTCP sender reports with how many packets and which RTP
+    timestamp had gone before each."""
+
+    ssrc: int
+    rtx_ssrc: int
+    packets: list[RtpPacket] = field(default_factory=list)
+    rtx: list[RtpPacket] = field(default_factory=list)
+    reports: list[tuple[RtcpSrPacket, int, int | None]] = field(default_factory=list)
+
+
+def _tap_client(sender: RTCRtpSender) -> Wire:
+    """What a client's (aiortc's own) sender sends: all through ``_send_rtp``."""
+    wire = Wire(sender._ssrc, sender._rtx_ssrc)
+    note = _noter(wire)
+    transport = sender.transport
+    send_rtp: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+
+    async def send_rtp_and_note(data: bytes) -> None:
+        note(data)
+        await send_rtp(data)
+
+    transport._send_rtp = send_rtp_and_note  # type: ignore[method-assign]
+    return wire
+
+
+def _tap_wire(slot: SenderSlot) -> Wire:
+    """What the slot's sender sends: its frames' packets (``PacketSender.send``), and
+    RTCP and retransmissions (through the DTLS transport's ``_send_rtp``)."""
+    sender = slot.transceiver.sender
+    wire = Wire(sender._ssrc, sender._rtx_ssrc)
+    note = _noter(wire)
+    transport = sender.transport
+    send_rtp: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+    send_frame: Callable[[list[bytes]], Awaitable[None]] = slot.packets.send
+
+    async def send_rtp_and_note(data: bytes) -> None:
+        note(data)
+        await send_rtp(data)
+
+    async def send_frame_and_note(packets: list[bytes]) -> None:
+        for data in packets:
+            note(data)
+        await send_frame(packets)
+
+    transport._send_rtp = send_rtp_and_note  # type: ignore[method-assign]
+    slot.packets.send = send_frame_and_note  # type: ignore[method-assign]
+    return wire
+
+
+def _noter(wire: Wire) -> Callable[[bytes], None]:
+    def note(data: bytes) -> None:
+        if is_rtcp(data):
+            for report in RtcpPacket.parse(data):
+                if isinstance(report, RtcpSrPacket) and report.ssrc == wire.ssrc:
+                    last = wire.packets[-1].timestamp if wire.packets else None
+                    wire.reports.append((report, len(wire.packets), last))
+        else:
+            packet = RtpPacket.parse(data)
+            if packet.ssrc == wire.ssrc:
+                wire.packets.append(packet)
+            elif packet.ssrc == wire.rtx_ssrc:
+                wire.rtx.append(packet)
+
+    return note
+
+
+def _video_slot(server: Server, viewer: MediaClient) -> SenderSlot:
+    session = server.app[MEDIA].sessions[viewer.participant_id]  # type: ignore[attr-defined]
+    (slot,) = [slot for slot in session.slots if slot.kind == "video"]
+    assert isinstance(slot, SenderSlot)
+    return slot
+
+
+def _picture_id(payload: bytes) -> int:
+    assert payload[0] & 0x80 and payload[1] & 0x80 and payload[2] & 0x80  # 15-bit id
+    return (payload[2] & 0x7F) << 8 | payload[3]
+
+
+def _frames(packets: list[RtpPacket]) -> list[list[RtpPacket]]:
+    """Packets grouped by frame (their RTP timestamp), in sending order."""
+    return [list(group) for _, group in itertools.groupby(packets, lambda p: p.timestamp)]
+
+
+async def _until(check: Callable[[], bool], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def test_a_viewer_gets_the_payloads_as_sent_numbered_by_its_own_sender(
+        server: Server) -> None:
+    """The publisher's RTP payloads reach a late viewer unchanged but for the VP8
+    picture id, which counts the viewer's own frames; its first frame is the cached
+    keyframe, sequence numbers go up by one packet by packet, and its RTCP sender
+    reports count the packets sent and name the last timestamp sent."""
+    staff_token, customer_token, job_id = await two_parties(server)
+    publisher = await MediaClient(server, customer_token, audio=False).start()
+    sent = published(publisher)
+    own = _tap_client(next(t.sender for t in publisher.pc.getTransceivers()
+                         if t.sender.track is sent))
+    try:
+        await _until(lambda: sent.sent >= 20)  # well into the first group of pictures
+        viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                                   encoded=True).start()
+        try:
+            video = await viewer.wait_remote(publisher.participant_id, frames=1)
+            slot = _video_slot(server, viewer)
+            # Straight to the UDP socket (loopback, no TURN), counted by the transport.
+            dtls = slot.transceiver.sender.transport
+            assert _udp_path(dtls) is not None
+            tx_before = dtls._get_stats().popitem()[1].packetsSent  # type: ignore[attr-defined]
+            wire = _tap_wire(slot)
+            await _until(lambda: len(wire.reports) >= 2 and len(_frames(wire.packets)) > 30)
+            numbers = check_decodable(video, sent)
+            assert numbers[0] < 20  # the keyframe sent before the viewer came
+            payloads = {packet.payload[4:]: packet.payload for packet in own.packets}
+            frames = _frames(wire.packets)
+            for frame in frames:
+                # Each payload is one the publisher sent, picture id aside.
+                originals = [payloads[packet.payload[4:]] for packet in frame]
+                assert [p.payload for p in frame] == renumber_vp8(
+                    originals, _picture_id(frame[0].payload))
+                assert [p.marker for p in frame] == [0] * (len(frame) - 1) + [1]
+            ids = [_picture_id(frame[0].payload) for frame in frames]
+            assert all((b - a) % 2**15 == 1 for a, b in itertools.pairwise(ids)), ids
+            sequence = [p.sequence_number for p in wire.packets]
+            assert all((b - a) % 2**16 == 1 for a, b in itertools.pairwise(sequence))
+            for report, count, timestamp in wire.reports:
+                # The wire was tapped once the viewer had its first frame: the report
+                # counts those packets too.
+                assert report.sender_info.packet_count >= count > 0
+                assert report.sender_info.rtp_timestamp == timestamp
+            first_report, first_count, _ = wire.reports[0]
+            last_report, last_count, _ = wire.reports[-1]
+            assert (last_report.sender_info.packet_count
+                    - first_report.sender_info.packet_count) == last_count - first_count
+            stats = dtls._get_stats().popitem()[1]  # type: ignore[attr-defined]
+            assert stats.packetsSent - tx_before >= len(wire.packets) + len(wire.reports)
+            octets = sum(len(p.payload) for p in wire.packets[first_count:last_count])
+            assert (last_report.sender_info.octet_count
+                    - first_report.sender_info.octet_count) == octets
+        finally:
+            await viewer.close()
+    finally:
+        await publisher.close()
+
+
+async def test_a_viewers_nack_is_answered_from_its_senders_history(server: Server) -> None:
+    staff_token, customer_token, job_id = await two_parties(server)
+    publisher = await MediaClient(server, customer_token, audio=False).start()
+    viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               encoded=True).start()
+    try:
+        await viewer.wait_remote(publisher.participant_id, frames=1)
+        slot = _video_slot(server, viewer)
+        wire = _tap_wire(slot)
+        await _until(lambda: len(wire.packets) >= 20)
+        lost = wire.packets[-10]
+        receiver = next(t.receiver for t in viewer.pc.getTransceivers()
+                        if t.mid == slot.transceiver.mid)
+        await receiver._send_rtcp_nack(wire.ssrc, [lost.sequence_number])
+        await _until(lambda: bool(wire.rtx))
+        (again,) = wire.rtx
+        # RTX (RFC 4588): the original sequence number, then the payload as sent.
+        assert again.payload == lost.sequence_number.to_bytes(2, "big") + lost.payload
+        assert (again.timestamp, again.marker) == (lost.timestamp, lost.marker)
+        assert slot.packets.retransmitted == 1
+        # Once RTP_HISTORY_SIZE packets later, it is no longer held: not answered.
+        await _until(lambda: len(wire.packets) >= 20 + RTP_HISTORY_SIZE)
+        await receiver._send_rtcp_nack(wire.ssrc, [lost.sequence_number])
+        sent = len(wire.packets)
+        await _until(lambda: len(wire.packets) >= sent + 30)  # a round trip and more
+        assert len(wire.rtx) == 1
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def test_a_slot_numbers_its_packets_on_across_publishers(server: Server) -> None:
+    """A publisher leaves and another takes its place on the viewer's video slot: the
+    viewer's packets carry on in sequence, their timestamps move on, and the new
+    publisher's video starts at a keyframe that decodes."""
+    staff_token, customer_token, job_id = await two_parties(server)
+    viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               encoded=True).start()
+    first = await MediaClient(server, customer_token, audio=False).start()
+    try:
+        await viewer.wait_remote(first.participant_id, frames=1)
+        slot = _video_slot(server, viewer)
+        wire = _tap_wire(slot)
+        await _until(lambda: len(_frames(wire.packets)) >= 10)
+    finally:
+        await first.close()
+    changed_at = len(wire.packets)
+    second = await MediaClient(server, customer_token, audio=False).start()
+    try:
+        video = await viewer.wait_remote(second.participant_id, frames=10)
+        assert _video_slot(server, viewer) is slot  # the same m-section
+        numbers = check_decodable(video, published(second))
+        assert is_keyframe("VP8", video.encoded[0]) and numbers[0] == 0
+        sequence = [p.sequence_number for p in wire.packets]
+        assert len(sequence) > changed_at
+        assert all((b - a) % 2**16 == 1 for a, b in itertools.pairwise(sequence)), sequence
+        timestamps = [frame[0].timestamp for frame in _frames(wire.packets)]
+        assert all(0 < (b - a) % 2**32 < 2**31 for a, b in itertools.pairwise(timestamps))
+    finally:
+        await second.close()
+        await viewer.close()
+
+
+async def test_a_packet_lost_before_the_server_leaves_no_hole_for_the_viewer(
+        server: Server) -> None:
+    """The publisher's packet and its retransmissions never reach the server: the
+    viewer gets no part of the frames given up on, its sequence numbers have no hole
+    (its receiver would ask for packets nobody has), and it goes on at a keyframe."""
+    staff_token, customer_token, job_id = await two_parties(server)
+    publisher = await MediaClient(server, customer_token, audio=False,
+                                  keyframes_on_request=True).start()
+    viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               encoded=True).start()
+    try:
+        video = await viewer.wait_remote(publisher.participant_id, frames=20)
+        wire = _tap_wire(_video_slot(server, viewer))
+        loss = PacketLoss(publisher, retransmissions=True)
+        await _until(lambda: len(wire.packets) >= 10)
+        loss.armed = True
+        await _until(lambda: loss.lost is not None)
+        sent = published(publisher)
+        await _until(lambda: bool(sent.restarted_at) and len(video.encoded) > 40)
+        numbers = check_decodable(video, sent)
+        assert loss.lost_frame not in numbers
+        sequence = [p.sequence_number for p in wire.packets]
+        assert all((b - a) % 2**16 == 1 for a, b in itertools.pairwise(sequence))
+        frames = _frames(wire.packets)
+        assert all(frame[-1].marker for frame in frames[:-1])  # whole frames only
+        assert video.skipped == 0
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+def test_a_vp8_picture_id_is_written_in_the_width_it_had() -> None:
+    seven = bytes([0x90, 0x80, 0x05]) + b"data"        # X, S; I; 7-bit id
+    fifteen = bytes([0x90, 0xE0, 0x81, 0x02, 0x11, 0x22]) + b"data"  # I, L, T; 15 bits
+    plain = bytes([0x10]) + b"data"                     # no extension: no id
+    assert renumber_vp8([seven, fifteen, plain], 0x1234) == [
+        bytes([0x90, 0x80, 0x34]) + b"data",
+        bytes([0x90, 0xE0, 0x92, 0x34, 0x11, 0x22]) + b"data",
+        plain]
