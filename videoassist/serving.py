@@ -12,9 +12,12 @@ ended at the next start.
 
 ``serve`` is a server of one process (``--workers 1``). ``serve_worker`` is one worker
 under the supervisor (``videoassist.cluster.supervisor``): the same server, bound with
-SO_REUSEPORT beside the other workers, which takes its orders (drain) from the
-supervisor's control line instead of signals. A worker's drain also waits for the
-connections it carries to calls on other workers.
+SO_REUSEPORT beside the other workers, which takes its orders from the supervisor's
+control line instead of signals. A worker's drain also waits for the connections it
+carries to calls on other workers; a worker drained says so and keeps listening
+(answering 503 and refusing joins) until the supervisor says every worker has
+drained: workers stop listening together, so that no connection meets a closed port
+while others still drain.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ logger = logging.getLogger(__name__)
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 # Once the calls are closed, how long requests still in flight get to finish.
 SHUTDOWN_TIMEOUT_S = 10.0
+# How long after the drain timeout a worker waits for the workers holding the calls it
+# carries connections to to close them, before it cuts them itself.
+CARRIED_GRACE_S = 5.0
 
 
 class Drain:
@@ -96,21 +102,28 @@ async def serve_worker(settings: Settings, index: int, control_fd: int) -> int:
         signal.signal(signum, signal.SIG_IGN)
     control = await Control.open(socket.socket(fileno=control_fd))
     drain = Drain()
+    stop = asyncio.Event()
     app = create_app(settings, worker=index)
 
     async def listen() -> None:
         while (message := await control.receive()) is not None:
             if "drain" in message and not drain.started.is_set():
                 drain.start(str(message["drain"]))
+            if "stop" in message:
+                stop.set()
         logger.warning("the supervisor is gone: exiting at once, without closing calls")
         exit_now(1)
 
     async def announce(host: str, port: int) -> None:
         await control.send(ready=app[NODE].id, address=app[NODE].address)
 
+    async def drained() -> None:
+        await control.send(drained=True)
+        await stop.wait()
+
     listener = asyncio.create_task(listen())
     try:
-        await _run(app, settings, drain, announce, reuse_port=True)
+        await _run(app, settings, drain, announce, reuse_port=True, drained=drained)
     finally:
         listener.cancel()
         control.close()
@@ -118,8 +131,13 @@ async def serve_worker(settings: Settings, index: int, control_fd: int) -> int:
     return 0
 
 
+async def _nothing() -> None:
+    pass
+
+
 async def _run(app: web.Application, settings: Settings, drain: Drain,
-               announce: Callable[[str, int], Awaitable[None]], *, reuse_port: bool) -> None:
+               announce: Callable[[str, int], Awaitable[None]], *, reuse_port: bool,
+               drained: Callable[[], Awaitable[None]] = _nothing) -> None:
     runner = web.AppRunner(
         app,
         access_log=logging.getLogger(ACCESS_LOGGER) if settings.access_log else None,
@@ -136,6 +154,7 @@ async def _run(app: web.Application, settings: Settings, drain: Drain,
         await announce(host, port)
         await drain.started.wait()
         await _drain(app, drain.signal_name, settings.drain_timeout_s)
+        await drained()
     finally:
         await runner.cleanup()
 
@@ -152,17 +171,25 @@ async def _drain(app: web.Application, signal_name: str, timeout_s: float) -> No
                 "%d calls in progress (%d connections%s); stopping when they end, at the "
                 "latest in %g s; a second signal exits at once", signal_name, calls, people,
                 carried, timeout_s)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    timed_out = False
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout_at(deadline):
             await hub.wait_idle()
+    except TimeoutError:
+        timed_out = True
+        logger.warning("drain: %d calls still in progress after %g s: closing them "
+                       "(server_shutdown)", len(hub.rooms), timeout_s)
+        await hub.close_all()
+    try:
+        # The calls these connections are in drain on their own workers, which close
+        # them at the same timeout: cut them here only if a worker failed to.
+        async with asyncio.timeout_at(deadline + CARRIED_GRACE_S):
             await proxies.wait_idle()
     except TimeoutError:
-        if hub.rooms:
-            logger.warning("drain: %d calls still in progress after %g s: closing them "
-                           "(server_shutdown)", len(hub.rooms), timeout_s)
-        if len(proxies):
-            logger.warning("drain: %d connections carried to other workers still open "
-                           "after %g s: closing them (server_shutdown)", len(proxies),
-                           timeout_s)
+        logger.warning("drain: %d connections carried to other workers still open "
+                       "%g s after the drain timeout: closing them (server_shutdown)",
+                       len(proxies), CARRIED_GRACE_S)
     else:
-        logger.info("drain: no call in progress: stopping")
+        if not timed_out:
+            logger.info("drain: no call in progress: stopping")

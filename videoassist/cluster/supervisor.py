@@ -10,9 +10,10 @@ prints the address served once every worker serves. Then it watches them:
   new worker starts in its slot (after a pause growing up to 30 s for a slot whose
   workers die within 10 s of starting). The other workers carry on; the connections
   they carried to its calls are closed with 1011 ``call_lost`` and reconnect.
-- SIGTERM or SIGINT: every worker is told to drain (``videoassist.serving``); the
-  supervisor exits when all have, 0 if all exited 0. A second signal kills the workers
-  (SIGKILL) and exits at once with 128 + the signal's number.
+- SIGTERM or SIGINT: every worker is told to drain (``videoassist.serving``). A worker
+  drained says so and keeps listening; when all have, they are told to stop, together,
+  and the supervisor exits when all have exited, 0 if all exited 0. A second signal
+  kills the workers (SIGKILL) and exits at once with 128 + the signal's number.
 - If the supervisor itself is killed, each worker sees its control line close and
   exits at once.
 """
@@ -58,6 +59,7 @@ class Slot:
     node_id: int = 0
     started_at: float = 0.0
     quick_deaths: int = 0
+    drained: bool = False
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     listener: asyncio.Task[None] | None = None
 
@@ -125,8 +127,9 @@ class Supervisor:
         for slot in self.slots:
             await self._start(slot)
         exits = {asyncio.create_task(self._exit_of(slot)): slot for slot in self.slots}
-        ready = asyncio.gather(*(slot.ready.wait() for slot in self.slots))
-        waits: list[asyncio.Future[Any]] = [ready, *exits, self._drained_task()]
+        # A stop signal meanwhile is for _watch: a worker not ready yet is told when it is.
+        ready = asyncio.ensure_future(asyncio.gather(*(s.ready.wait() for s in self.slots)))
+        waits: list[asyncio.Future[Any]] = [ready, *exits]
         try:
             async with asyncio.timeout(READY_TIMEOUT_S):
                 done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -134,16 +137,17 @@ class Supervisor:
             done = set()
         if ready not in done:
             ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
             failed = [exits[t] for t in done if t in exits]
             if failed and failed[0].process is not None:
                 code = failed[0].process.returncode or 1
                 logger.error("worker %d exited with status %d before serving: stopping",
                              failed[0].index, code)
             else:
-                code = 1 if not self.draining.is_set() else 0
-                if code:
-                    logger.error("the workers did not all start within %g s: stopping",
-                                 READY_TIMEOUT_S)
+                code = 1
+                logger.error("the workers did not all start within %g s: stopping",
+                             READY_TIMEOUT_S)
             await self._kill_all()
             return code
         print(f"videoassist {__version__} serving on http://{self.settings.host}:{self.port} "
@@ -169,6 +173,7 @@ class Supervisor:
             theirs.close()
         slot.control = await Control.open(ours)
         slot.ready = asyncio.Event()
+        slot.drained = False
         slot.started_at = time.monotonic()
         slot.listener = asyncio.create_task(self._listen(slot, slot.control))
         logger.info("worker %d started (pid %d)", slot.index, slot.process.pid)
@@ -182,6 +187,20 @@ class Supervisor:
                 slot.ready.set()
                 if self.draining.is_set():  # started just before the signal
                     await control.send(drain=self.signal_name)
+            if message.get("drained"):
+                slot.drained = True
+                await self._stop_if_all_drained()
+
+    async def _stop_if_all_drained(self) -> None:
+        """Once every running worker has drained, tell them all to stop."""
+        running = [s for s in self.slots
+                   if s.process is not None and s.process.returncode is None]
+        if all(s.drained for s in running):
+            logger.info("every worker has drained: stopping them")
+            for s in running:
+                if s.control is not None:
+                    with contextlib.suppress(ConnectionError):
+                        await s.control.send(stop=True)
 
     async def _exit_of(self, slot: Slot) -> Slot:
         assert slot.process is not None
@@ -210,6 +229,7 @@ class Supervisor:
                 await self._worker_gone(slot, code)
                 if self.draining.is_set():
                     statuses.append(code)
+                    await self._stop_if_all_drained()  # it may have been the last one
                     continue
                 await self._restart(slot)
                 exits[asyncio.create_task(self._exit_of(slot))] = slot
