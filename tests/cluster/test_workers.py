@@ -6,7 +6,8 @@ Calls are placed on workers and never split; a participant whose connection land
 the other worker is carried to the one holding the call, and media goes straight to
 that one. Revocation and job closing made through one worker reach a call on another;
 a killed worker's calls end, a new worker takes its slot and the server goes on;
-SIGTERM drains every worker.
+SIGTERM drains every worker; workers whose supervisor was killed exit, and the next
+start ends the calls they left.
 """
 
 from __future__ import annotations
@@ -300,3 +301,32 @@ async def test_sigterm_drains_every_worker(cluster: Cluster) -> None:
     assert out.count("drain: no call in progress: stopping") == WORKERS, out
     assert "Traceback" not in out
 
+
+
+async def test_workers_exit_with_their_supervisor_and_the_next_start_ends_their_calls(
+        cluster: Cluster) -> None:
+    expert, customer, _ = await in_call(cluster, 2)
+    [(call_id, _)] = live_calls(cluster.data_dir, 2)
+    pids = [node.pid for node in cluster.nodes().values()]
+    cluster.process.proc.kill()  # the supervisor, at once: no drain, nothing closed
+    for ws in (expert, customer):  # its workers see their control line close, and exit
+        cut = await ws.receive(timeout=10)
+        assert cut.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE,
+                            aiohttp.WSMsgType.ERROR), cut
+    async with asyncio.timeout(10):
+        while any(Path(f"/proc/{pid}").exists() for pid in pids):
+            await asyncio.sleep(0.05)
+    [(still_open, _)] = live_calls(cluster.data_dir, 2)  # nobody left to end it
+    assert still_open == call_id
+
+    again = ServeProcess(cluster.data_dir, env={"VIDEOASSIST_WORKERS": str(WORKERS)})
+    try:
+        await asyncio.to_thread(again.wait_for, r"closed 1 calls left open by a previous run",
+                                60)
+        await asyncio.to_thread(again.wait_for, r"serving on", 60)
+        assert live_calls(cluster.data_dir, 2) == []
+        nodes_now = nodes(cluster.data_dir)
+        assert sorted(nodes_now) == list(range(WORKERS))
+        assert not {node.pid for node in nodes_now.values()} & set(pids)
+    finally:
+        assert await asyncio.to_thread(again.stop, 10) == 0, again.output
