@@ -314,7 +314,7 @@ async def test_workers_exit_with_their_supervisor_and_the_next_start_ends_their_
         assert cut.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSE,
                             aiohttp.WSMsgType.ERROR), cut
     async with asyncio.timeout(10):
-        while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        while any(os.path.exists(f"/proc/{pid}") for pid in pids):  # noqa: ASYNC240
             await asyncio.sleep(0.05)
     [(still_open, _)] = live_calls(cluster.data_dir, 2)  # nobody left to end it
     assert still_open == call_id
