@@ -13,9 +13,11 @@ start ends the calls they left.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -23,11 +25,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.support.metrics import scrape, value
 from tests.support.peers import MediaClient
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD, Server, receive
+from tests.support.webhooks import Receiver
 from tests.support.workers import NodeRow, live_calls, nodes, on_worker, query, served_by
 from videoassist.config import Settings
 
@@ -71,12 +75,12 @@ class Cluster:
         return worker
 
 
-@pytest.fixture
-async def cluster(template: Path, tmp_path: Path) -> AsyncIterator[Cluster]:
-    data_dir = tmp_path / "data"
+@contextlib.asynccontextmanager
+async def started(template: Path, data_dir: Path, **env: str) -> AsyncIterator[Cluster]:
+    """``videoassist serve`` with ``WORKERS`` workers on a copy of the template."""
     shutil.copytree(template, data_dir)
     process = ServeProcess(data_dir, env={"VIDEOASSIST_WORKERS": str(WORKERS),
-                                          "VIDEOASSIST_DRAIN_TIMEOUT_S": "60"})
+                                          "VIDEOASSIST_DRAIN_TIMEOUT_S": "60", **env})
     running = Cluster(process, data_dir, Settings(port=process.port))
     try:
         await asyncio.to_thread(process.wait_for, rf"serving on \S+ .*with {WORKERS} workers",
@@ -88,6 +92,12 @@ async def cluster(template: Path, tmp_path: Path) -> AsyncIterator[Cluster]:
             await client.http.close()
         await asyncio.to_thread(process.stop, 5)
         print(process.output)  # shown when the test failed
+
+
+@pytest.fixture
+async def cluster(template: Path, tmp_path: Path) -> AsyncIterator[Cluster]:
+    async with started(template, tmp_path / "data") as running:
+        yield running
 
 
 async def join(remote: Server, token: str, job: int | None) -> aiohttp.ClientWebSocketResponse:
@@ -330,3 +340,48 @@ async def test_workers_exit_with_their_supervisor_and_the_next_start_ends_their_
         assert not {node.pid for node in nodes_now.values()} & set(pids)
     finally:
         assert await asyncio.to_thread(again.stop, 10) == 0, again.output
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real webhook receiver on loopback."""
+    target = Receiver()
+    app = web.Application()
+    app.router.add_post("/hooks", target.handle)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    target.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hooks"
+    yield target
+    await runner.cleanup()
+
+
+async def test_one_worker_delivers_the_webhooks_every_worker_queues(
+        template: Path, tmp_path: Path, receiver: Receiver) -> None:
+    secret = "a webhook secret of some length"
+    receiver.secret = secret.encode()
+    async with started(template, tmp_path / "data", VIDEOASSIST_WEBHOOK_URL=receiver.url,
+                       VIDEOASSIST_WEBHOOK_SECRET=secret) as cluster:
+        sockets = []
+        holders = set()
+        for job in JOBS[:2]:  # the second call goes on the other worker
+            expert, customer, holder = await in_call(cluster, job)
+            sockets += [expert, customer]
+            holders.add(holder)
+        assert holders == {0, 1}
+        for ws in sockets:
+            await ws.close()
+        async with asyncio.timeout(10):
+            while len(receiver.events("call.ended")) < 2:
+                await receiver.wait_for(len(receiver.received) + 1)
+        assert len(receiver.events("call.started")) == 2
+        ids = [r.json["id"] for r in receiver.received]
+        assert len(ids) == len(set(ids)) == 4, ids  # each delivery sent once
+        async with asyncio.timeout(5):  # each logged once its answer is recorded
+            while len(delivered := [line for line in cluster.process.lines
+                                    if " delivered (attempt" in line]) < 4:
+                await asyncio.sleep(0.05)
+        assert len(delivered) == 4 and all("[worker 0]" in line for line in delivered), \
+            delivered

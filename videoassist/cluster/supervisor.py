@@ -74,6 +74,7 @@ class Supervisor:
         self.port = settings.port
         self._store: Store | None = None
         self._reserved: socket.socket | None = None
+        self._stopping = False  # every worker was told to stop
 
     # -- start-up ------------------------------------------------------------
 
@@ -195,7 +196,8 @@ class Supervisor:
         """Once every running worker has drained, tell them all to stop."""
         running = [s for s in self.slots
                    if s.process is not None and s.process.returncode is None]
-        if all(s.drained for s in running):
+        if not self._stopping and all(s.drained for s in running):
+            self._stopping = True
             logger.info("every worker has drained: stopping them")
             for s in running:
                 if s.control is not None:

@@ -247,6 +247,13 @@ class Connection:
                 code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else CLOSE_UNAUTHORIZED
                 await self._refuse(code, exc.code, exc.message)
                 return None
+            except Exception:
+                # The socket is upgraded: no HTTP error may be written on it any more.
+                logger.exception("[job %s] failed to let a connection in", message["job"])
+                self.metrics.unhandled_errors.labels("websocket").inc()
+                await self._refuse(CLOSE_CALL_LOST, "internal",
+                                   "The server failed to let you in. Try again.")
+                return None
 
     async def _join_or_carry(self, token: str, job_id: int | None, auth: str
                              ) -> Member | None:

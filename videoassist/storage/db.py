@@ -135,12 +135,17 @@ class Database:
         return int(row[0])
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        """The first row of a query that has at most a few (all are read)."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        # One call on the connection's thread, the statement run to its end there: a
+        # query left open between two calls keeps a read transaction, and a write
+        # transaction another task begins meanwhile on this connection would start from
+        # that snapshot; once another process (a worker, the CLI) has written, SQLite
+        # refuses it at once ("database is locked", no busy wait).
+        return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> tuple[int, int | None]:
         """Run one writing statement on its own; return (rowcount, lastrowid)."""
@@ -208,12 +213,17 @@ class Transaction:
             return cur.rowcount, cur.lastrowid
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        """The first row of a query that has at most a few (all are read)."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        # One call on the connection's thread, the statement run to its end there: a
+        # query left open between two calls keeps a read transaction, and a write
+        # transaction another task begins meanwhile on this connection would start from
+        # that snapshot; once another process (a worker, the CLI) has written, SQLite
+        # refuses it at once ("database is locked", no busy wait).
+        return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
 
 def _split_statements(sql: str) -> list[str]:
