@@ -213,8 +213,9 @@ def test_restore_refuses_a_running_server_and_an_existing_database(
     for name in ("jwt-keys.json", "turn-secret", "snapshot-key"):
         assert sha256(target / name) == sha256(backup / name)
     assert all(mode(p) == 0o600 for p in target.iterdir())
+    # node-secret: the server made it, for its workers; not the backup's to replace.
     assert sorted(p.name for p in target.iterdir()) == sorted(
-        [DB, "jwt-keys.json", "turn-secret", "snapshot-key"])
+        [DB, "jwt-keys.json", "turn-secret", "snapshot-key", "node-secret"])
     conn = sqlite3.connect(target / DB)
     try:
         assert conn.execute("SELECT username FROM users").fetchall() == [("bob",)]

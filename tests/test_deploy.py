@@ -109,6 +109,7 @@ def proxy(tmp_path: Path) -> Iterator[tuple[ServeProcess, int, int, Path]]:
     directory.mkdir()
     conf = nginx_conf(directory, tls_port, http_port, upstream_port := free_port())
     server = ServeProcess(data_dir, port=upstream_port, env={
+        "VIDEOASSIST_WORKERS": "2",  # as on a machine of two cores, whatever this one has
         "VIDEOASSIST_PUBLIC_URL": f"https://127.0.0.1:{tls_port}",
         "VIDEOASSIST_TRUST_FORWARDED_FOR": "true",
         "VIDEOASSIST_SIGNIN_MAX_FAILURES_PER_CLIENT": "2",
@@ -117,6 +118,7 @@ def proxy(tmp_path: Path) -> Iterator[tuple[ServeProcess, int, int, Path]]:
     with output.open("wb") as sink:
         proc = subprocess.Popen(nginx(conf), stdout=sink, stderr=subprocess.STDOUT)
     try:
+        server.wait_for(r"serving on .* with 2 workers")
         server.wait_ready()
         deadline = time.monotonic() + 10
         while True:
@@ -162,7 +164,10 @@ async def test_a_call_through_nginx_and_the_client_address_it_passes(
         assert (await remote.request("GET", "/healthz"))[0] == 200
         assert (await remote.request("GET", "/metrics"))[0] == 404  # kept off the proxy
         async with http.get(f"{server.url}/metrics") as direct:
-            assert direct.status == 200  # on the server's own port
+            assert direct.status == 200  # on the server's own port: every worker's
+            scraped = await direct.text()
+            for worker in ("0", "1"):
+                assert f'videoassist_worker_up{{worker="{worker}"}} 1' in scraped
         async with http.get(f"http://127.0.0.1:{http_port}/join",
                             allow_redirects=False) as plain:
             assert plain.status == 301

@@ -1,4 +1,10 @@
-"""Wiring: builds the aiohttp application from settings. No logic lives here."""
+"""Wiring: builds the aiohttp application from settings. No logic lives here.
+
+``worker``: this app is worker number ``worker`` under a supervisor
+(``videoassist.cluster``), which did the one-time start-up; the duties that must not
+run twice on one database (webhook delivery, retention) run in worker 0 only. None: a
+server of one process, which does it all itself.
+"""
 
 from __future__ import annotations
 
@@ -37,23 +43,29 @@ from videoassist.appkeys import (
     ICE,
     MEDIA,
     METRICS,
+    NODE,
     NOTIFIER,
+    PROXIES,
     SETTINGS,
     SIGNIN_LIMITS,
     SNAPSHOTS,
     STORE,
     TOKENS,
     WEBHOOKS,
+    WORKER,
 )
 from videoassist.auth.ratelimit import FailureLimiter
 from videoassist.auth.tokens import TokenService
+from videoassist.cluster.node import ThisNode
+from videoassist.cluster.proxy import WS_PATH, Proxies
+from videoassist.cluster.sweep import end_calls_of_gone_nodes
 from videoassist.config import Settings
 from videoassist.media import aiortc_hooks
 from videoassist.media.ice import IcePolicy
 from videoassist.media.router import MediaRouter
 from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
-from videoassist.signalling.connection import websocket
+from videoassist.signalling.connection import internal_websocket, websocket
 from videoassist.signalling.hub import Hub
 from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.service import SnapshotService
@@ -67,11 +79,13 @@ logger = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
-def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> web.Application:
+def create_app(settings: Settings, clock: Callable[[], float] = time.time,
+               worker: int | None = None) -> web.Application:
     app = web.Application(
         middlewares=[errors_middleware], client_max_size=256 * 1024
     )
     app[SETTINGS] = settings
+    app[WORKER] = worker
     app[CLOCK] = clock
     app[DRAINING] = [False]
     app[METRICS] = Metrics()
@@ -86,12 +100,14 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
     app[ICE] = IcePolicy(settings.turn_urls, keyfiles.turn_secret(settings), settings.turn_ttl_s,
                          clock)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_this_node)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_hub)
     app.cleanup_ctx.append(_notifier)
     app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_snapshots)
     app.cleanup_ctx.append(_retention)
+    app.cleanup_ctx.append(_node_serving)  # last: nodes send calls here once all is up
     app.on_response_prepare.append(add_security_headers)
     app.on_shutdown.append(_close_calls)
 
@@ -124,17 +140,19 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     webhooks = Webhooks(app[STORE], settings.webhook_url, secret.encode(), retry,
                         settings.webhook_timeout_s, app[CLOCK])
     app[WEBHOOKS] = webhooks
-    webhooks.start()
+    if _runs_singletons(app):  # every worker queues; one delivers
+        webhooks.start()
     yield
     await webhooks.close()
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    hub = Hub(app[STORE], app[SETTINGS].revocation_poll_s, app[CLOCK],
+    hub = Hub(app[STORE], app[SETTINGS].revocation_poll_s, app[CLOCK], app[NODE],
               CallWebhooks(app[WEBHOOKS]))
-    ended = await hub.end_calls_left_open()
-    if ended:
-        logger.info("closed %d calls left open by a previous run", ended)
+    if app[WORKER] is None:  # a supervisor does this before starting its workers
+        ended = await end_calls_of_gone_nodes(app[STORE], app[WEBHOOKS], app[CLOCK]())
+        if ended:
+            logger.info("closed %d calls left open by a previous run", len(ended))
     app[HUB] = hub
     watcher = asyncio.create_task(hub.watch_revocations())
     yield
@@ -145,6 +163,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_calls(app: web.Application) -> None:
     """on_shutdown: tell every connected client why, before connections are cut."""
+    app[PROXIES].close_all(1001, "server_shutdown", "The server is shutting down.")
     await app[HUB].close_all()
 
 
@@ -170,6 +189,9 @@ async def _snapshots(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:
+    if not _runs_singletons(app):
+        yield
+        return
     task = asyncio.create_task(retention.run(app[STORE], app[SETTINGS], app[CLOCK]))
     yield
     task.cancel()
@@ -183,3 +205,36 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
     app[NOTIFIER] = notifier
     yield
     await notifier.close()
+
+
+def _runs_singletons(app: web.Application) -> bool:
+    """Whether this process runs the duties that must run once per database: a server
+    of one process, or worker 0 (the supervisor starts a new worker 0 if it dies)."""
+    return app[WORKER] in (None, 0)
+
+
+async def _this_node(app: web.Application) -> AsyncIterator[None]:
+    """This process as a node: known from here on, registered (and so given calls) only
+    once everything is up, by ``_node_serving``."""
+    def load() -> int:
+        return len(app[HUB].members()) if HUB in app else 0
+
+    secret = await asyncio.get_running_loop().run_in_executor(
+        None, keyfiles.node_secret, app[SETTINGS])
+    app[NODE] = ThisNode(app[STORE], secret, app[WORKER], app[CLOCK], load)
+    app[PROXIES] = Proxies(secret)
+    yield
+    await app[PROXIES].close()
+
+
+async def _node_serving(app: web.Application) -> AsyncIterator[None]:
+    async def carried(request: web.Request) -> web.StreamResponse:
+        return await internal_websocket(app, request)
+
+    async def own_metrics(request: web.Request) -> web.Response:
+        return web.Response(body=app[METRICS].exposition(), content_type="text/plain")
+
+    node = app[NODE]
+    await node.start({WS_PATH: carried, metrics.INTERNAL_METRICS: own_metrics})
+    yield
+    await node.stop()

@@ -15,6 +15,8 @@ from videoassist.metrics import Metrics
 from videoassist.storage import Store
 
 if TYPE_CHECKING:
+    from videoassist.cluster.node import ThisNode
+    from videoassist.cluster.proxy import Proxies
     from videoassist.notify import Notifier
     from videoassist.signalling.hub import Hub
     from videoassist.signalling.media import MediaPlane
@@ -35,3 +37,9 @@ DRAINING = web.AppKey("draining", list[bool])
 METRICS = web.AppKey("metrics", Metrics)
 SNAPSHOTS: web.AppKey[SnapshotService] = web.AppKey("snapshots")
 WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")
+# This process as a node of the installation (videoassist.cluster).
+NODE: web.AppKey[ThisNode] = web.AppKey("node")
+# Client connections carried to the nodes holding their calls.
+PROXIES: web.AppKey[Proxies] = web.AppKey("proxies")
+# This process's slot under the supervisor; None: a server of one process.
+WORKER: web.AppKey[int | None] = web.AppKey("worker")

@@ -55,6 +55,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         data_dir=args.data_dir,
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
+        workers=getattr(args, "workers", None),
     )
 
 
@@ -91,6 +92,7 @@ async def ensure_first_admin(store: Store, settings: Settings) -> str | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from videoassist import loop
     from videoassist.allocator import limit_arenas
+    from videoassist.cluster.supervisor import supervise
     from videoassist.logs import configure
     from videoassist.serving import serve
 
@@ -109,7 +111,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
 
     asyncio.run(_with_store(settings, prepare, migrate=False))
-    return loop.run(serve(settings))  # uvloop's loop: the media plane's packets
+    if settings.worker_count == 1:
+        return loop.run(serve(settings))  # uvloop's loop: the media plane's packets
+    return asyncio.run(supervise(settings, args.config))
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """One worker under ``serve``'s supervisor (not for people: see cluster/)."""
+    from videoassist import loop
+    from videoassist.allocator import limit_arenas
+    from videoassist.logs import configure
+    from videoassist.serving import serve_worker
+
+    limit_arenas()
+    settings = _settings(args)
+    configure(settings.log_format, worker=args.index)
+    return loop.run(serve_worker(settings, args.index, args.control_fd))
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -486,7 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="run the server")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--workers", type=_positive_int, default=None,
+                       help="worker processes (default: one per core)")
     serve.set_defaults(func=cmd_serve)
+    worker = sub.add_parser("worker", parents=[common])  # started by serve; not listed
+    worker.add_argument("--host", default=None)
+    worker.add_argument("--port", type=int, default=None)
+    worker.add_argument("--index", type=int, required=True)
+    worker.add_argument("--control-fd", type=int, required=True)
+    worker.set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", parents=[common], help="apply database migrations").set_defaults(
         func=cmd_migrate)
@@ -612,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "serve":  # serve configures logging from its settings
+    if args.command not in ("serve", "worker"):  # these configure logging from settings
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     func: Callable[[argparse.Namespace], Any] = args.func
     try:

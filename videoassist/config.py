@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import tomllib
 import types
 import typing
@@ -62,6 +63,14 @@ class Settings:
     )
     host: str = field(default="127.0.0.1", metadata=_doc("Address the HTTP server binds."))
     port: int = field(default=8080, metadata=_doc("TCP port the HTTP server binds (0: any free)."))
+    workers: int = field(
+        default=0,
+        metadata=_doc(
+            "Worker processes serving: each a whole server holding its own calls, all on "
+            "HOST:PORT. 0: one per core this process may run on; 1: one process, no "
+            "supervisor."
+        ),
+    )
     public_url: str = field(
         default="",
         metadata=_doc(
@@ -267,6 +276,7 @@ class Settings:
         )
         checks: list[tuple[str, bool, str]] = [
             ("port", 0 <= self.port <= 65535, "0..65535"),
+            ("workers", 0 <= self.workers <= 1024, "0 (one per core) or 1..1024"),
             ("session_ttl_s", self.session_ttl_s > 0, "positive"),
             ("invite_ttl_s", 0 < self.invite_ttl_s <= self.invite_max_ttl_s,
              "positive and at most INVITE_MAX_TTL_S"),
@@ -334,6 +344,11 @@ class Settings:
     def public_origin(self) -> str:
         parts = urlsplit(self.public_url)
         return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def worker_count(self) -> int:
+        """How many workers serve: ``workers``, or one per core this process may use."""
+        return self.workers or len(os.sched_getaffinity(0))
 
     @property
     def database_path(self) -> Path:

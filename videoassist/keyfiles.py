@@ -1,6 +1,8 @@
 """Secrets generated into the data directory on first run (mode 0600), when the
 settings do not give them: the token signing keys, the TURN secret, the webhook
-signing secret and the snapshot key-encryption key."""
+signing secret, the snapshot key-encryption key and the secret between the server's
+own nodes. With several workers the supervisor makes them all before it starts any
+worker, so that every worker reads the same ones."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ TURN_SECRET_FILE = "turn-secret"  # noqa: S105 (a file name)
 SNAPSHOT_KEY_FILE = "snapshot-key"
 SNAPSHOT_KEY_BYTES = 32
 WEBHOOK_SECRET_FILE = "webhook-secret"  # noqa: S105 (a file name)
+# What a node shows another to be let in on its internal address (videoassist.cluster).
+NODE_SECRET_FILE = "node-secret"  # noqa: S105 (a file name)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -116,3 +120,20 @@ def webhook_secret(settings: Settings) -> str:
     if settings.webhook_secret is not None:
         return settings.webhook_secret.reveal()
     return _generated_secret(settings, WEBHOOK_SECRET_FILE)
+
+
+def node_secret(settings: Settings) -> str:
+    """The secret nodes of one installation show each other on their internal
+    addresses; generated on first run, never configured (regenerated if deleted)."""
+    return _generated_secret(settings, NODE_SECRET_FILE)
+
+
+def prepare(settings: Settings) -> None:
+    """Make every key file the server would generate, now (the supervisor does, before
+    starting workers that would otherwise each make their own at once)."""
+    signing_keys(settings)
+    turn_secret(settings)
+    snapshot_key(settings)
+    node_secret(settings)
+    if settings.webhook_url:
+        webhook_secret(settings)

@@ -33,17 +33,23 @@ def _fold(text: str) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """``TIME LEVEL LOGGER: MESSAGE``, the traceback on the same line."""
+    """``TIME LEVEL LOGGER: MESSAGE``, the traceback on the same line; a worker's lines
+    say which: ``TIME LEVEL [worker N] LOGGER: MESSAGE``."""
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    def __init__(self, worker: int | None = None) -> None:
+        tag = "" if worker is None else f"[worker {worker}] "
+        super().__init__(f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         return _fold(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line."""
+    """One JSON object per line; a worker's have ``worker``: N."""
+
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self._worker = worker
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -53,6 +59,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self._worker is not None:
+            entry["worker"] = self._worker
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry:
                 entry[key] = value
@@ -65,14 +73,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-FORMATTERS: dict[str, type[logging.Formatter]] = {"text": TextFormatter, "json": JsonFormatter}
+FORMATTERS: dict[str, type[TextFormatter] | type[JsonFormatter]] = {
+    "text": TextFormatter, "json": JsonFormatter}
 
 
-def configure(log_format: str = "text", level: int = logging.INFO) -> None:
+def configure(log_format: str = "text", level: int = logging.INFO,
+              worker: int | None = None) -> None:
     """One handler on stderr for the whole process; uncaught exceptions and warnings
-    go through it too, so that they are one line each as well."""
+    go through it too, so that they are one line each as well. ``worker``: this
+    process is that worker under the supervisor, and each line says so."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(FORMATTERS[log_format]())
+    handler.setFormatter(FORMATTERS[log_format](worker))
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

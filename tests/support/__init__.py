@@ -3,6 +3,7 @@ module per noun; the pytest fixtures built on them are in the conftest files.
 
 - ``server``: the in-process server (the whole app on 127.0.0.1 port 0) and its client;
 - ``process``: the ``videoassist`` command and ``videoassist serve`` as child processes;
+- ``workers``: ``serve`` with several workers, and clients that reach a chosen one;
 - ``clips``: synthetic media, pre-encoded, with each frame's id as a barcode;
 - ``peers``: a real aiortc client of the server, and what it received;
 - ``browser``: Debian's Chromium (flags, sizes, screenshots) and the page helpers;

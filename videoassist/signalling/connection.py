@@ -6,6 +6,11 @@ limited, size checked, parsed, and checked against the sender's right to be in t
 call (account still active, link not revoked, token not expired) before it acts.
 Errors in a message are answered with an ``error`` message; the connection lives on.
 This module is the one place signalling errors become ``error`` messages.
+
+A connection whose call another node holds is carried there
+(``videoassist.cluster.proxy``) once its ``auth`` has been read: that node, reached on
+its internal address, runs the same ``Connection`` for it (``internal_websocket``),
+with the client's address passed along and the Origin already checked here.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from videoassist.appkeys import (
     ICE,
     MEDIA,
     METRICS,
+    PROXIES,
     SETTINGS,
     SNAPSHOTS,
     STORE,
@@ -34,6 +40,8 @@ from videoassist.appkeys import (
 )
 from videoassist.auth.ratelimit import TokenBucket
 from videoassist.auth.tokens import PARTICIPANT_AUDIENCE, STAFF_AUDIENCE
+from videoassist.cluster.node import CLIENT_HEADER
+from videoassist.cluster.proxy import CALL_LOST, CALL_LOST_MESSAGE, CLOSE_MOVED, Closed
 from videoassist.errors import (
     BadRequest,
     Conflict,
@@ -47,11 +55,13 @@ from videoassist.errors import (
 from videoassist.signalling import protocol
 from videoassist.signalling.hub import (
     CLOSE_AUTH_TIMEOUT,
+    CLOSE_CALL_LOST,
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
     LINK_REVOKED,
+    Elsewhere,
     Member,
     Room,
 )
@@ -62,6 +72,9 @@ logger = logging.getLogger(__name__)
 # configured message limit and this get an error message and the connection lives.
 HARD_FRAME_LIMIT = 1024 * 1024
 ROLE_NAMES = {"customer": "Customer", "technician": "Technician"}
+# Placements tried for one auth: a call can end and be placed again on another node
+# while the connection is on its way to it; more than this is a node gone astray.
+MAX_PLACEMENTS = 3
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -78,12 +91,25 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     metrics = request.app[METRICS]
     metrics.websocket_opened.inc()
     metrics.websocket_connections.inc()
-    connection = Connection(request, ws)
+    connection = Connection(request.app, request, ws, client_address(request))
     try:
         await connection.run()
     finally:
         metrics.websocket_connections.dec()
         metrics.websocket_closes.labels(connection.close_reason).inc()
+    return ws
+
+
+async def internal_websocket(app: web.Application, request: web.Request) -> web.StreamResponse:
+    """A client's connection that another node carries here, on this node's internal
+    address (behind the node secret). The client is counted in the metrics of the node
+    it connected to, not here."""
+    ws = web.WebSocketResponse(
+        heartbeat=app[SETTINGS].ws_heartbeat_s, max_msg_size=HARD_FRAME_LIMIT
+    )
+    await ws.prepare(request)
+    client = request.headers.get(CLIENT_HEADER, "")[:64] or "unknown"
+    await Connection(app, request, ws, client, carried=True).run()
     return ws
 
 
@@ -103,22 +129,25 @@ def _snapshot_error_message(exc: VideoassistError, request: str | None) -> dict[
 
 
 class Connection:
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
-        self.app = request.app
+    def __init__(self, app: web.Application, request: web.Request, ws: web.WebSocketResponse,
+                 client: str, *, carried: bool = False) -> None:
+        """``carried``: another node carries this client's connection here."""
+        self.app = app
         self.transport = request.transport
         self.ws = ws
-        self.client = client_address(request)
-        self.settings = request.app[SETTINGS]
-        self.store = request.app[STORE]
-        self.hub = request.app[HUB]
-        self.media = request.app[MEDIA]
-        self.clock = request.app[CLOCK]
+        self.client = client
+        self.carried = carried
+        self.settings = app[SETTINGS]
+        self.store = app[STORE]
+        self.hub = app[HUB]
+        self.media = app[MEDIA]
+        self.clock = app[CLOCK]
         self.bucket = TokenBucket(
             self.settings.ws_rate_per_s, self.settings.ws_rate_burst, time.monotonic
         )
         self.last_limit_notice = 0.0
-        self.snapshots = request.app[SNAPSHOTS]
-        self.metrics = request.app[METRICS]
+        self.snapshots = app[SNAPSHOTS]
+        self.metrics = app[METRICS]
         self.member: Member | None = None
         self.refused: str | None = None  # the reason the server refused the auth
         self.room: Room | None = None
@@ -209,7 +238,7 @@ class Connection:
                 )
                 continue
             try:
-                return await self._join(message["token"], message["job"])
+                return await self._join_or_carry(message["token"], message["job"], msg.data)
             except Draining as exc:
                 logger.info("refused a join: the server is draining")
                 await self._refuse(CLOSE_TRY_AGAIN_LATER, exc.code, exc.message)
@@ -218,6 +247,38 @@ class Connection:
                 code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else CLOSE_UNAUTHORIZED
                 await self._refuse(code, exc.code, exc.message)
                 return None
+            except Exception:
+                # The socket is upgraded: no HTTP error may be written on it any more.
+                logger.exception("[job %s] failed to let a connection in", message["job"])
+                self.metrics.unhandled_errors.labels("websocket").inc()
+                await self._refuse(CLOSE_CALL_LOST, "internal",
+                                   "The server failed to let you in. Try again.")
+                return None
+
+    async def _join_or_carry(self, token: str, job_id: int | None, auth: str
+                             ) -> Member | None:
+        """Join the call here, or carry the connection to the node that holds it (then
+        None, once the carrying is over)."""
+        for _ in range(MAX_PLACEMENTS):
+            try:
+                return await self._join(token, job_id)
+            except Elsewhere as elsewhere:
+                placement = elsewhere.placement
+            if self.carried:  # never carried twice: the carrier places again
+                await self._refuse(CLOSE_MOVED, "moved", None)
+                return None
+            logger.info("[job %s] carried to node %d, which holds call %d", job_id,
+                        placement.node_id, placement.call_id)
+            result = await self.app[PROXIES].pipe(
+                self.ws, placement.address, auth, self.client,
+                f"[job {job_id} call {placement.call_id}]")
+            if isinstance(result, Closed):
+                self.refused = result.reason
+                return None
+        logger.warning("[job %s] placed %d times without reaching the call", job_id,
+                       MAX_PLACEMENTS)
+        await self._refuse(CLOSE_CALL_LOST, CALL_LOST, CALL_LOST_MESSAGE)
+        return None
 
     async def _join(self, token: str, job_id: int | None) -> Member:
         tokens = self.app[TOKENS]
@@ -249,7 +310,8 @@ class Connection:
             raise Forbidden("This job is closed.")
         member, room = await self.hub.join(job, role, name, user_id, invite_id, expires_at,
                                            self.ws, session_version,
-                                           draining=self.app[DRAINING][0])
+                                           draining=self.app[DRAINING][0],
+                                           spread=not self.carried)
         self.room = room
         await self.ws.send_json({
             "type": "joined",
@@ -325,11 +387,15 @@ class Connection:
         if self.transport is not None:
             self.transport.close()
 
-    async def _refuse(self, code: int, reason: str, message: str) -> None:
+    async def _refuse(self, code: int, reason: str, message: str | None) -> None:
+        """Close the connection before it joined, saying why (``message`` None: to the
+        node that carried it here, which needs no words)."""
         self.refused = reason
-        self.metrics.websocket_errors.labels(reason).inc()
+        if message is not None:
+            self.metrics.websocket_errors.labels(reason).inc()
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await self.ws.send_json({"type": "error", "code": reason, "message": message})
+            if message is not None:
+                await self.ws.send_json({"type": "error", "code": reason, "message": message})
             await self.ws.close(code=code, message=reason.encode())
 
     # -- messages --------------------------------------------------------------

@@ -7,6 +7,11 @@ broadcast: when its outbox is full it is closed.
 
 While the server drains (see ``videoassist.serving``) a join is refused unless it is
 someone coming back to a call in progress that they were already in.
+
+Each hub is one node's (``videoassist.cluster``): it holds the calls the database
+places on its node, and only those. A join whose call is held by another node raises
+``Elsewhere``, and the connection is carried there. The watcher acts on this node's
+calls only: every other node watches its own.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -24,7 +29,7 @@ from videoassist import jobs
 from videoassist.errors import Draining
 from videoassist.signalling.events import CallEvents
 from videoassist.storage import Store
-from videoassist.storage.records import Author, Job, Participant
+from videoassist.storage.records import Author, Job, Participant, Placement
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +44,30 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_TOO_SLOW = 4409
+CLOSE_CALL_LOST = 1011
 SIGNED_OUT = "You have been signed out."
+CALL_LOST = "The call was interrupted on the server. Reconnecting starts it again."
+# A call placed on this node that nobody has joined after this long is ended (the
+# participant it was placed for never arrived).
+UNCLAIMED_S = 30.0
+UNCLAIMED_CHECK_S = 5.0
+
+
+class ThisNode(Protocol):
+    """What the hub needs of its node (``videoassist.cluster.node.ThisNode``)."""
+
+    @property
+    def id(self) -> int: ...
+
+    def heard_after(self) -> float: ...
+
+
+class Elsewhere(Exception):
+    """The job's call is held by another node: carry the connection there."""
+
+    def __init__(self, placement: Placement) -> None:
+        super().__init__(f"call {placement.call_id} is held by node {placement.node_id}")
+        self.placement = placement
 LINK_REVOKED = "This link has been withdrawn."
 
 
@@ -163,8 +191,9 @@ class Room:
 
 class Hub:
     def __init__(self, store: Store, poll_s: float, clock: Callable[[], float],
-                 events: CallEvents | None = None) -> None:
+                 node: ThisNode, events: CallEvents | None = None) -> None:
         self._store = store
+        self._node = node
         self._poll_s = poll_s
         self._clock = clock
         self._events = events
@@ -205,21 +234,21 @@ class Hub:
         session_version: int = 0,
         *,
         draining: bool = False,
+        spread: bool = False,
     ) -> tuple[Member, Room]:
         """Add a connection to the job's call, starting the call if it is the first.
         ``draining``: only someone who was already in the call in progress may join
-        (a reconnection); anyone else gets ``Draining``."""
+        (a reconnection); anyone else gets ``Draining``. A call held by another node
+        raises ``Elsewhere``; a new call goes on the least loaded node (``spread``: a
+        client's own connection) or on this one (a connection another node carried
+        here, so that it is never carried twice)."""
         async with self._lock:
             room = self._rooms.get(job.id)
-            if draining and (room is None or actor(user_id, invite_id) not in room.seen):
-                raise Draining()
             new = room is None
             if room is None:
-                call_id = await self._store.calls.start(job.id)
-                room = self._rooms[job.id] = Room(job, call_id)
-                self._idle.clear()
-                self.calls_started += 1
-                logger.info("[job %d] call %d started", job.id, call_id)
+                room = await self._place(job, draining, spread)
+            elif draining and actor(user_id, invite_id) not in room.seen:
+                raise Draining()
             try:
                 if new and self._events is not None:
                     await self._events.call_started(job, await self._store.calls.get(
@@ -241,6 +270,32 @@ class Hub:
                                        call=room.call_id, participant=participant.id)
         logger.info("%s joined as %s", member.log_prefix, role)
         return member, room
+
+    async def _place(self, job: Job, draining: bool, spread: bool) -> Room:
+        """The room of the job's call, placed on this node; ``Elsewhere`` if another
+        node holds it. Called under the lock, with no room for the job here."""
+        if draining:
+            # No new call while draining; a call held elsewhere is that node's to judge.
+            held = await self._store.calls.in_progress(job.id)
+            if held is None or held[1] == self._node.id:
+                raise Draining()
+        placement = await self._store.calls.place(job.id, self._node.id,
+                                                  self._node.heard_after(), spread=spread)
+        if placement.ended is not None:
+            logger.warning("[job %d] call %d was held by a node not heard from: ended",
+                           job.id, placement.ended)
+            await self._call_ended(job, placement.ended)
+        if placement.node_id != self._node.id:
+            raise Elsewhere(placement)
+        room = self._rooms[job.id] = Room(job, placement.call_id)
+        self._idle.clear()
+        self.calls_started += 1
+        logger.info("[job %d] call %d started", job.id, placement.call_id)
+        return room
+
+    async def _call_ended(self, job: Job, call_id: int) -> None:
+        if self._events is not None:
+            await self._events.call_ended(job, await self._store.calls.get(call_id))
 
     async def _forget_empty(self, room: Room) -> None:
         """A call that started but that nobody joined (the join failed): end it."""
@@ -281,16 +336,6 @@ class Hub:
             member.close(CLOSE_NORMAL, reason, message)
         return len(members)
 
-    async def end_calls_left_open(self) -> int:
-        """At start: end the calls a previous process left open (crash, kill), and say
-        so; return how many."""
-        ended = await self._store.calls.end_all_open()
-        if self._events is not None:
-            for call_id in ended:
-                call = await self._store.calls.get(call_id)
-                await self._events.call_ended(await self._store.jobs.get(call.job_id), call)
-        return len(ended)
-
     async def disconnect_user(self, user_id: int, reason: str) -> int:
         """Close every connection of a user (disabled: ``account_disabled``; role changed
         or password reset: ``signed_out``); return how many."""
@@ -311,7 +356,12 @@ class Hub:
         """Every ``poll_s``: close the calls of jobs closed, the connections of users
         disabled or signed out, and the participants of links withdrawn, anywhere (the
         CLI, another process, included): the bound on how late such a change made
-        elsewhere takes effect here."""
+        elsewhere takes effect here. Only this node's calls: each node watches its own.
+        Also: the calls of this node that the database says have ended (a node that
+        took this one for dead ended them) are closed (1011 ``call_lost``), and calls
+        placed here that nobody joined are ended."""
+        loop = asyncio.get_running_loop()
+        unclaimed_at = loop.time()
         while True:
             await asyncio.sleep(self._poll_s)
             try:
@@ -319,10 +369,34 @@ class Hub:
                     await jobs.end_call(self, job_id)
                 await self._disconnect_signed_out()
                 await self._remove_withdrawn_links()
+                await self._close_ended_elsewhere()
+                if loop.time() - unclaimed_at >= UNCLAIMED_CHECK_S:
+                    unclaimed_at = loop.time()
+                    await self._end_unclaimed()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("revocation check failed; retrying")
+
+    async def _close_ended_elsewhere(self) -> None:
+        rooms = {room.call_id: room for room in self._rooms.values()}
+        for call_id in await self._store.calls.ended_among(set(rooms)):
+            room = rooms[call_id]
+            logger.warning("[job %d] call %d was ended by another node: closing it here",
+                           room.job.id, call_id)
+            for member in list(room.members.values()):
+                member.close(CLOSE_CALL_LOST, "call_lost", CALL_LOST)
+
+    async def _end_unclaimed(self) -> None:
+        """End the calls placed on this node that nobody joined in ``UNCLAIMED_S``."""
+        async with self._lock:
+            held = await self._store.calls.held_by(self._node.id, self._clock() - UNCLAIMED_S)
+            ours = {room.call_id for room in self._rooms.values()}
+            for call_id in held:
+                if call_id not in ours:
+                    logger.info("call %d was placed here but nobody joined it: ended",
+                                call_id)
+                    await self._store.calls.end(call_id)
 
     async def _disconnect_signed_out(self) -> None:
         """Close the connections of users disabled, or signed out by a role change or a

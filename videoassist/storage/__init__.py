@@ -14,6 +14,7 @@ from videoassist.storage.calls import Calls
 from videoassist.storage.db import Database
 from videoassist.storage.invites import Invites
 from videoassist.storage.jobs import Jobs
+from videoassist.storage.nodes import Nodes
 from videoassist.storage.snapshots import Snapshots
 from videoassist.storage.users import Users
 from videoassist.storage.webhooks import WebhookDeliveries
@@ -30,6 +31,7 @@ class Store:
         self.jobs = Jobs(db, clock)
         self.invites = Invites(db, clock)
         self.calls = Calls(db, clock)
+        self.nodes = Nodes(db, clock)
         self.audit = Audit(db, clock)
         self.snapshots = Snapshots(db, clock)
         self.api_keys = ApiKeys(db, clock)

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import aiosqlite
 
 from videoassist.errors import NotFound
-from videoassist.storage.db import Database
-from videoassist.storage.records import Call, Message, Participant
+from videoassist.storage.db import Database, Transaction
+from videoassist.storage.records import Call, Message, Participant, Placement
 
 _PARTICIPANT = "id, call_id, role, display_name, user_id, invite_id, joined_at, left_at"
 _MESSAGE = (
@@ -25,35 +25,120 @@ class Calls:
         self._db = db
         self._clock = clock
 
-    async def start(self, job_id: int) -> int:
-        now = self._clock()
+    async def start(self, job_id: int, node_id: int | None = None) -> int:
+        """A new call of the job, held by ``node_id``; the job must have none in
+        progress (a unique index says so)."""
         async with self._db.transaction() as tx:
-            _, call_id = await tx.execute(
-                "INSERT INTO calls (job_id, started_at) VALUES (?, ?)", (job_id, now)
-            )
-            await tx.execute(
-                "INSERT INTO events (job_id, call_id, type, created_at) VALUES (?, ?, ?, ?)",
-                (job_id, call_id, "call.started", now),
-            )
+            return await self._start(tx, job_id, node_id, self._clock())
+
+    async def _start(self, tx: Transaction, job_id: int, node_id: int | None,
+                     now: float) -> int:
+        _, call_id = await tx.execute(
+            "INSERT INTO calls (job_id, started_at, node_id) VALUES (?, ?, ?)",
+            (job_id, now, node_id))
+        await tx.execute(
+            "INSERT INTO events (job_id, call_id, type, created_at) VALUES (?, ?, ?, ?)",
+            (job_id, call_id, "call.started", now),
+        )
         assert call_id is not None
         return call_id
 
     async def end(self, call_id: int) -> None:
-        now = self._clock()
         async with self._db.transaction() as tx:
+            await self._end(tx, call_id, self._clock())
+
+    async def _end(self, tx: Transaction, call_id: int, now: float) -> bool:
+        """End a call and its participants' presence; whether it was in progress."""
+        await tx.execute(
+            "UPDATE participants SET left_at = ? WHERE call_id = ? AND left_at IS NULL",
+            (now, call_id),
+        )
+        count, _ = await tx.execute(
+            "UPDATE calls SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (now, call_id)
+        )
+        if count:
             await tx.execute(
-                "UPDATE participants SET left_at = ? WHERE call_id = ? AND left_at IS NULL",
+                "INSERT INTO events (job_id, call_id, type, created_at)"
+                " SELECT job_id, id, 'call.ended', ? FROM calls WHERE id = ?",
                 (now, call_id),
             )
-            count, _ = await tx.execute(
-                "UPDATE calls SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (now, call_id)
-            )
-            if count:
-                await tx.execute(
-                    "INSERT INTO events (job_id, call_id, type, created_at)"
-                    " SELECT job_id, id, 'call.ended', ? FROM calls WHERE id = ?",
-                    (now, call_id),
-                )
+        return bool(count)
+
+    async def place(self, job_id: int, node_id: int, heard_after: float, *,
+                    spread: bool) -> Placement:
+        """The job's call in progress and the node that holds it; with none, a new call
+        placed on the least loaded live node (``spread``) or on ``node_id``.
+
+        One transaction (BEGIN IMMEDIATE: one writer at a time across every process on
+        the database), so two nodes placing the same job at once agree. A live node
+        heartbeated after ``heard_after``, is not stopped and, to get a new call, is not
+        draining; load is its calls in progress, then its connections. A call held by a
+        node that is not live is ended here and a new one placed (``Placement.ended``).
+        """
+        now = self._clock()
+        async with self._db.transaction() as tx:
+            held = await tx.fetchone(
+                "SELECT c.id, n.id, n.address, n.heartbeat_at >= ? AND n.stopped_at IS NULL"
+                " FROM calls c LEFT JOIN nodes n ON n.id = c.node_id"
+                " WHERE c.job_id = ? AND c.ended_at IS NULL", (heard_after, job_id))
+            ended = None
+            if held is not None:
+                if held[1] is not None and held[3]:
+                    return Placement(held[0], held[1], held[2], started=False)
+                ended = held[0]
+                await self._end(tx, ended, now)
+            target = None
+            if spread:
+                target = await tx.fetchone(
+                    "SELECT n.id, n.address FROM nodes n WHERE n.stopped_at IS NULL"
+                    " AND n.draining = 0 AND (n.heartbeat_at >= ? OR n.id = ?) ORDER BY"
+                    " (SELECT count(*) FROM calls c WHERE c.node_id = n.id"
+                    " AND c.ended_at IS NULL), n.load, n.id = ? DESC, n.id LIMIT 1",
+                    (heard_after, node_id, node_id))
+            if target is None:
+                target = await tx.fetchone("SELECT id, address FROM nodes WHERE id = ?",
+                                           (node_id,))
+                if target is None:
+                    raise NotFound("No such node.")
+            call_id = await self._start(tx, job_id, target[0], now)
+        return Placement(call_id, target[0], target[1], started=True, ended=ended)
+
+    async def in_progress(self, job_id: int) -> tuple[int, int | None] | None:
+        """The job's call in progress and its node, if it has one."""
+        row = await self._db.fetchone(
+            "SELECT id, node_id FROM calls WHERE job_id = ? AND ended_at IS NULL", (job_id,))
+        return None if row is None else (row[0], row[1])
+
+    async def end_held_by(self, node_ids: list[int], unplaced: bool = False) -> list[int]:
+        """End the calls in progress held by these nodes (gone), and with ``unplaced``
+        those held by no node (left by a server from before nodes); their ids."""
+        marks = ", ".join("?" * len(node_ids)) or "NULL"
+        where = f"node_id IN ({marks})" + (" OR node_id IS NULL" if unplaced else "")
+        now = self._clock()
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(
+                f"SELECT id FROM calls WHERE ended_at IS NULL AND ({where}) ORDER BY id",
+                node_ids)
+            for row in rows:
+                await self._end(tx, row[0], now)
+        return [row[0] for row in rows]
+
+    async def held_by(self, node_id: int, started_before: float) -> list[int]:
+        """Calls in progress placed on ``node_id`` that started before then."""
+        rows = await self._db.fetchall(
+            "SELECT id FROM calls WHERE node_id = ? AND ended_at IS NULL AND started_at < ?"
+            " ORDER BY id", (node_id, started_before))
+        return [r[0] for r in rows]
+
+    async def ended_among(self, call_ids: set[int]) -> set[int]:
+        """Those of these calls that have ended (in the database)."""
+        if not call_ids:
+            return set()
+        marks = ", ".join("?" * len(call_ids))
+        rows = await self._db.fetchall(
+            f"SELECT id FROM calls WHERE id IN ({marks}) AND ended_at IS NOT NULL",
+            sorted(call_ids))
+        return {r[0] for r in rows}
 
     async def get(self, call_id: int) -> Call:
         row = await self._db.fetchone(
@@ -62,13 +147,6 @@ class Calls:
         if row is None:
             raise NotFound("No such call.")
         return Call(*row)
-
-    async def end_all_open(self) -> list[int]:
-        """Close calls left open by a previous process (crash, kill); return their ids."""
-        rows = await self._db.fetchall("SELECT id FROM calls WHERE ended_at IS NULL")
-        for row in rows:
-            await self.end(row[0])
-        return [row[0] for row in rows]
 
     async def join(
         self,

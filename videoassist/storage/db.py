@@ -2,7 +2,10 @@
 
 All SQL of the project lives in this package. One aiosqlite connection serves
 the whole process; multi-statement changes take ``Database.transaction()``,
-which serializes writers so a transaction never interleaves with another.
+which serializes writers so a transaction never interleaves with another, and a read
+waits for a transaction in progress to end (on one connection it would see it half
+done). Several processes (the workers, the CLI) share the file: SQLite's own locks,
+with a busy timeout, order their writes.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        # One statement or transaction at a time: reads wait for a transaction of
+        # another task to end, and see it whole.
         self._write_lock = asyncio.Lock()
 
     @classmethod
@@ -82,8 +87,7 @@ class Database:
         await self._conn.close()
 
     async def schema_version(self) -> int:
-        row = await self.fetchone("PRAGMA user_version")
-        assert row is not None
+        [row] = await self._read("PRAGMA user_version")  # also under the lock, in migrate
         return int(row[0])
 
     async def migrate(self) -> list[str]:
@@ -115,8 +119,8 @@ class Database:
         deleted (and overwritten there, by secure_delete) leaves the WAL too."""
         for attempt in range(CHECKPOINT_TRIES):
             async with self._write_lock:
-                row = await self.fetchone("PRAGMA wal_checkpoint(TRUNCATE)")
-            if row is not None and row[0] == 0:  # (busy, log frames, checkpointed)
+                [row] = await self._read("PRAGMA wal_checkpoint(TRUNCATE)")
+            if row[0] == 0:  # (busy, log frames, checkpointed)
                 return
             # A reader (the CLI, a backup) holds the WAL: the erased pages stay there
             # until a later checkpoint, so try again shortly.
@@ -135,12 +139,24 @@ class Database:
         return int(row[0])
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        """The first row of a query that has at most a few (all are read)."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        """A read, never in the middle of another task's transaction: on this shared
+        connection it would see that transaction's writes before they are committed,
+        or whole."""
+        async with self._write_lock:
+            return await self._read(sql, params)
+
+    async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        # One call on the connection's thread, the statement run to its end there: a
+        # query left open between two calls keeps a read transaction, and a write
+        # transaction begun meanwhile on this connection would start from that
+        # snapshot; once another process (a worker, the CLI) has written, SQLite
+        # refuses it at once ("database is locked", no busy wait).
+        return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> tuple[int, int | None]:
         """Run one writing statement on its own; return (rowcount, lastrowid)."""
@@ -208,12 +224,12 @@ class Transaction:
             return cur.rowcount, cur.lastrowid
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        """The first row of a query that has at most a few (all are read)."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
 
 def _split_statements(sql: str) -> list[str]:

@@ -192,6 +192,35 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Node:
+    """A server process that holds calls (``videoassist.cluster``)."""
+
+    id: int
+    host: str
+    pid: int
+    worker: int | None
+    address: str
+    started_at: float
+    heartbeat_at: float
+    load: int
+    draining: bool
+    stopped_at: float | None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a job's call in progress lives: the call and the node holding it.
+    ``started``: placed just now; ``ended``: a call held by a node found dead, ended
+    to make way for this one."""
+
+    call_id: int
+    node_id: int
+    address: str
+    started: bool
+    ended: int | None = None
+
+
+@dataclass(frozen=True)
 class ApiKey:
     """An integration's key; the key itself is never stored, only its hash."""
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from videoassist.storage.records import Call, Job
 
 if TYPE_CHECKING:
-    from videoassist.webhooks.emitter import Webhooks
+    from videoassist.webhooks.emitter import Outbox, Webhooks
 
 EVENT_TYPES: tuple[str, ...] = (
     "job.created", "call.started", "call.ended", "snapshot.saved", "job.closed",
@@ -32,7 +32,7 @@ def call_data(call: Call) -> dict[str, Any]:
 class CallWebhooks:
     """The hub's ``CallEvents`` (``videoassist.signalling.events``) sent as webhooks."""
 
-    def __init__(self, webhooks: Webhooks) -> None:
+    def __init__(self, webhooks: Webhooks | Outbox) -> None:
         self._webhooks = webhooks
 
     async def call_started(self, job: Job, call: Call) -> None:

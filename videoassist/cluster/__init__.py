@@ -1,0 +1,54 @@
+"""Workers, nodes and placement: one server process per core, calls placed through the
+database.
+
+``videoassist serve`` with more than one worker (``VIDEOASSIST_WORKERS``, default one
+per core) is a supervisor (``supervisor``): it does the one-time start-up (migrations,
+key files, ending the calls a previous run left open), then starts N workers, each a
+whole server with its own event loop, aiohttp app, aiortc peer connections and media
+ports. Every worker listens on the same public HOST:PORT with SO_REUSEPORT: the kernel
+spreads new connections over them, and clients keep one address.
+
+Each worker is a **node** (``node``): a row in ``nodes`` (host, pid, worker slot,
+internal address, heartbeat every second, load, draining), and an internal listener
+on 127.0.0.1 that only the installation's nodes use, behind a secret generated into
+the data directory (``node-secret``). A node on another machine would be the same
+thing with a routable internal address: nothing here assumes the nodes share a
+machine, only the database.
+
+**Placement.** A call lives whole on one node: its WebSockets, its peer connections,
+its media. The ``calls`` row records the node that holds it, and a unique index
+allows one call in progress per job. When a participant's ``auth`` arrives at a node
+(``signalling.connection``), the hub looks the job's call up (``Calls.place``, one
+``BEGIN IMMEDIATE`` transaction, so two nodes placing the same job at once agree):
+
+- held by this node: join here, as a server of one process does;
+- held by another live node: carry the WebSocket there (``proxy``): replay the
+  ``auth`` to that node's internal address with the client's address, then pipe the
+  messages both ways until either side closes. Signalling is light; media (UDP) goes
+  straight to the holder, whose ICE candidates are its own ports;
+- none: place a new call on the least loaded live node (calls in progress, then
+  connections; this one on a tie) and join there, directly or carried.
+
+A node a connection was carried to never carries it further: if the call moved in
+between (it ended and was placed again elsewhere), it answers with an internal close
+code and the first node places again, at most three times.
+
+**Singleton duties.** Webhook delivery and the retention purge must not run twice on
+one database (two deliverers would send a delivery twice): worker 0 runs them, and a
+new worker 0 when it dies. Every worker queues webhooks in the database; worker 0's
+deliverer sees other processes' commits (``PRAGMA data_version``).
+
+**Revocation and job closing** work per node: each hub's watcher polls the database
+(every ``VIDEOASSIST_REVOCATION_POLL_S``) for closed jobs, disabled or signed-out
+users and withdrawn links, and acts on its own calls. An action taken through another
+worker (or the CLI) reaches a call within that poll.
+
+**Death.** A worker that dies is seen by the supervisor at once (``sweep``): its
+node's calls are ended in the database (``call.ended`` webhooks), the connections
+other workers carried to it are closed with 1011 ``call_lost`` (clients reconnect,
+and get a new call), and a new worker starts in its slot. A node not heard from for
+``node.SILENT_S`` (30 s) is taken for dead by placement too, wherever it runs.
+
+**Metrics.** ``GET /metrics`` on any worker gathers the others' over their internal
+addresses (``gather``) and labels every sample ``worker="N"``.
+"""
