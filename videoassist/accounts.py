@@ -108,7 +108,8 @@ class Connections(Protocol):
 
 @dataclass(frozen=True)
 class Disabled:
-    """What disabling an account withdrew and closed."""
+    """What disabling an account withdrew and closed. The connections are counted in
+    the database, whichever server process holds them."""
 
     invites_revoked: int  # links it made that nobody had used: they answer 410
     used_invites_revoked: int  # join links it made that were used: their tokens end
@@ -120,22 +121,39 @@ async def disable_user(store: Store, user: User, actor: str,
                        connections: Connections | None) -> Disabled:
     """Disable an account and withdraw every link it made, used or not: nobody can
     come in by one any more, and whoever came by one is removed from their call. With
-    ``connections`` (the server's calls) their connections close now; without (the
-    CLI), the server's watcher closes them within ``VIDEOASSIST_REVOCATION_POLL_S``."""
+    ``connections`` (this process's calls) those this process holds close now; the
+    others, and all of them when the CLI disables (None), are closed by each server
+    process's watcher within ``VIDEOASSIST_REVOCATION_POLL_S``. The counts are of every
+    connection closed, in whichever process."""
     await store.users.set_disabled(user.id, True)
     revoked = await store.invites.revoke_created_by(user.id)
     used = {i.id for i in revoked if i.used_at is not None}
     await store.audit.record(actor, "user.disabled", f"user:{user.id}",
                              invites_revoked=len(revoked) - len(used),
                              used_invites_revoked=len(used))
-    closed = removed = 0
+    # Counted after the change (nobody can join as them, or by their links, any more)
+    # and before closing (a closed connection leaves the database as it goes).
+    closed = await store.calls.connections_of(user_id=user.id)
+    removed = await store.calls.connections_of(invite_ids=used)
     if connections is not None:
-        closed = await connections.disconnect_user(user.id, "account_disabled")
-        removed = await connections.remove_link_participants(used)
+        await connections.disconnect_user(user.id, "account_disabled")
+        await connections.remove_link_participants(used)
     done = Disabled(len(revoked) - len(used), len(used), closed, removed)
     logger.info("user %d disabled by %s; %d open and %d used links revoked", user.id, actor,
                 done.invites_revoked, done.used_invites_revoked)
     return done
+
+
+async def sign_out_connections(store: Store, user: User,
+                               connections: Connections | None) -> int:
+    """Close the connections to calls of a user just signed out (a role change, a
+    password reset): this process's now (``connections``), other processes' within
+    ``VIDEOASSIST_REVOCATION_POLL_S`` (their watchers see the session version change).
+    Return how many they are, in whichever process."""
+    count = await store.calls.connections_of(user_id=user.id)
+    if connections is not None:
+        await connections.disconnect_user(user.id, "signed_out")
+    return count
 
 
 async def enable_user(store: Store, user: User, actor: str) -> None:

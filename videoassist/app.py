@@ -55,6 +55,7 @@ from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
 from videoassist.signalling.connection import websocket
 from videoassist.signalling.hub import Hub
+from videoassist.signalling.mediastate import MediaStateWriter
 from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.service import SnapshotService
 from videoassist.snapshots.vault import Vault
@@ -153,7 +154,12 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     router = MediaRouter(app[ICE].for_server, app[SETTINGS].media_transcode)
     app[MEDIA] = router
     app[METRICS].watch(app[HUB], router, app[DRAINING])
+    # The admin views read the media states from the database, in any process.
+    writer = asyncio.create_task(MediaStateWriter(app[HUB], router, app[STORE]).run())
     yield
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writer
     await router.close()
 
 

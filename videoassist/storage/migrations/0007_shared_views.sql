@@ -1,0 +1,22 @@
+-- videoassist schema, version 7: what every server process can read of the calls
+-- another process carries (several workers share one database).
+
+-- Whether the participant's media connection (their PeerConnection with the process
+-- that holds the call) is up, as that process last wrote it. Written when it changes,
+-- not per packet.
+ALTER TABLE participants ADD COLUMN media_connected INTEGER NOT NULL DEFAULT 0
+    CHECK (media_connected IN (0, 1));
+
+-- Snapshots being made: a row from the capture until the snapshot is stored. Erasing
+-- the job waits for them; a row older than a minute is a process that died meanwhile,
+-- and no longer counts.
+CREATE TABLE snapshots_in_progress (
+    id         INTEGER PRIMARY KEY,
+    job_id     INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    started_at REAL NOT NULL
+);
+CREATE INDEX snapshots_in_progress_job ON snapshots_in_progress(job_id);
+
+-- The calls in progress and who is in them, read on every admin view and erase.
+CREATE INDEX calls_open ON calls(job_id) WHERE ended_at IS NULL;
+CREATE INDEX participants_open ON participants(call_id) WHERE left_at IS NULL;
