@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from videoassist.auth.passwords import check_policy, hash_password, verify_password
-from videoassist.auth.ratelimit import FailureLimiter
 from videoassist.auth.tokens import StaffClaims
 from videoassist.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
 from videoassist.storage import Store
@@ -36,12 +35,15 @@ def check_staff_role(role: object) -> str:
     return role
 
 
+@dataclass(frozen=True)
 class SignInLimits:
-    """Failed sign-ins counted per username and per client address."""
+    """At most ``per_user`` failed sign-ins per username and ``per_client`` per client
+    address within ``window_s``; then 429 until the oldest leaves the window. Counted
+    in the database: by every server process together, and across restarts."""
 
-    def __init__(self, per_user: FailureLimiter, per_client: FailureLimiter) -> None:
-        self.per_user = per_user
-        self.per_client = per_client
+    per_user: int
+    per_client: int
+    window_s: float
 
 
 async def add_user(store: Store, username: str, role: object, password: str | None) -> User:
@@ -66,8 +68,10 @@ async def sign_in(
     """Check a username and password, counting failures; raise 401 or 429."""
     user_key = username.casefold()
     wait = max(
-        limits.per_user.retry_after(user_key) or 0.0,
-        limits.per_client.retry_after(client) or 0.0,
+        await store.signins.retry_after("user", user_key, limits.per_user,
+                                        limits.window_s) or 0.0,
+        await store.signins.retry_after("client", client, limits.per_client,
+                                        limits.window_s) or 0.0,
     )
     if wait > 0:
         await store.audit.record(f"client:{client}", "signin.limited", f"username:{username}")
@@ -76,14 +80,13 @@ async def sign_in(
     encoded = await store.users.password_hash(user.id) if user else None
     ok = await asyncio.to_thread(verify_password, password, encoded)
     if not ok or user is None or not user.active:
-        limits.per_user.fail(user_key)
-        limits.per_client.fail(client)
+        await store.signins.fail({"user": user_key, "client": client}, limits.window_s)
         await store.audit.record(
             f"client:{client}", "signin.failed", f"username:{username}",
             reason="disabled" if ok and user is not None else "credentials",
         )
         raise Unauthorized("The username or password is not right.")
-    limits.per_user.succeed(user_key)
+    await store.signins.succeed("user", user_key)
     await store.audit.record(f"user:{user.id}", "signin.ok", f"user:{user.id}", client=client)
     return user
 

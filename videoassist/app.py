@@ -45,7 +45,6 @@ from videoassist.appkeys import (
     TOKENS,
     WEBHOOKS,
 )
-from videoassist.auth.ratelimit import FailureLimiter
 from videoassist.auth.tokens import TokenService
 from videoassist.config import Settings
 from videoassist.media import aiortc_hooks
@@ -76,10 +75,9 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> we
     app[CLOCK] = clock
     app[DRAINING] = [False]
     app[METRICS] = Metrics()
-    app[SIGNIN_LIMITS] = SignInLimits(
-        FailureLimiter(settings.signin_max_failures, settings.signin_window_s, clock),
-        FailureLimiter(settings.signin_max_failures_per_client, settings.signin_window_s, clock),
-    )
+    app[SIGNIN_LIMITS] = SignInLimits(settings.signin_max_failures,
+                                      settings.signin_max_failures_per_client,
+                                      settings.signin_window_s)
     app[TOKENS] = TokenService(
         keyfiles.signing_keys(settings), settings.public_url, settings.token_leeway_s, clock
     )

@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.peers import MediaClient
 from tests.support.process import ServeProcess
-from tests.support.server import Clock, Server, Servers, receive
+from tests.support.server import PASSWORD, Clock, Server, Servers, receive
 from videoassist.appkeys import HUB, SNAPSHOTS
 from videoassist.config import Settings
 
@@ -188,6 +188,26 @@ async def test_a_role_change_on_one_worker_signs_the_user_out_of_another(
     code, close, arrived = await _removed(ws)
     assert (code, close) == ("signed_out", 4401)
     assert arrived - changed < first.settings.revocation_poll_s + CHECK_AND_CLOSE_S
+
+
+async def test_failed_sign_ins_count_on_every_worker_together(
+        workers: tuple[Server, Server]) -> None:
+    first, second = workers
+    user = await first.add_user("expert")
+    limit = first.settings.signin_max_failures
+    for n in range(limit):  # spread over both, as a guesser would
+        status, _, _ = await workers[n % 2].request(
+            "POST", "/api/session", json={"username": user.username, "password": "x" * 12})
+        assert status == 401
+    for server in (first, second):
+        status, body, headers = await server.request(
+            "POST", "/api/session", json={"username": user.username, "password": PASSWORD})
+        assert status == 429, (server.url, body)
+        assert 1 <= int(headers["Retry-After"]) <= first.settings.signin_window_s
+    first.clock.advance(first.settings.signin_window_s + 1)  # one clock for both
+    await second.sign_in(user.username)
+    assert await first.store.db.fetchall(
+        "SELECT * FROM signin_failures WHERE scope = 'user'") == []  # forgotten on success
 
 
 async def test_media_states_and_snapshots_in_progress_are_seen_by_every_worker(

@@ -14,6 +14,7 @@ from videoassist.storage.calls import Calls
 from videoassist.storage.db import Database
 from videoassist.storage.invites import Invites
 from videoassist.storage.jobs import Jobs
+from videoassist.storage.signins import SignInFailures
 from videoassist.storage.snapshots import Snapshots
 from videoassist.storage.users import Users
 from videoassist.storage.webhooks import WebhookDeliveries
@@ -32,6 +33,7 @@ class Store:
         self.calls = Calls(db, clock)
         self.audit = Audit(db, clock)
         self.snapshots = Snapshots(db, clock)
+        self.signins = SignInFailures(db, clock)
         self.api_keys = ApiKeys(db, clock)
         self.webhooks = WebhookDeliveries(db, clock)
         self.analytics = Analytics(db, clock)

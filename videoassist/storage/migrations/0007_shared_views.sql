@@ -1,5 +1,6 @@
--- videoassist schema, version 7: what every server process can read of the calls
--- another process carries (several workers share one database).
+-- videoassist schema, version 7: state every server process shares (several workers
+-- on one database), where each had its own in memory: what it can read of the calls
+-- another process carries, and the failed sign-ins they all count.
 
 -- Whether the participant's media connection (their PeerConnection with the process
 -- that holds the call) is up, as that process last wrote it. Written when it changes,
@@ -20,3 +21,15 @@ CREATE INDEX snapshots_in_progress_job ON snapshots_in_progress(job_id);
 -- The calls in progress and who is in them, read on every admin view and erase.
 CREATE INDEX calls_open ON calls(job_id) WHERE ended_at IS NULL;
 CREATE INDEX participants_open ON participants(call_id) WHERE left_at IS NULL;
+
+-- Failed sign-ins, counted by every process together (they were in each process's
+-- memory): per username as typed, case-folded ('user'), and per client address
+-- ('client'). Rows past the sign-in window are deleted at the next failure.
+CREATE TABLE signin_failures (
+    id        INTEGER PRIMARY KEY,
+    scope     TEXT NOT NULL CHECK (scope IN ('user', 'client')),
+    key       TEXT NOT NULL,
+    failed_at REAL NOT NULL
+);
+CREATE INDEX signin_failures_key ON signin_failures(scope, key, failed_at);
+CREATE INDEX signin_failures_at ON signin_failures(failed_at);
