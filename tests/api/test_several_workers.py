@@ -22,8 +22,9 @@ import pytest
 from tests.support.peers import MediaClient
 from tests.support.process import ServeProcess
 from tests.support.server import PASSWORD, Clock, Server, Servers, receive
-from videoassist.appkeys import HUB, SNAPSHOTS
+from videoassist.appkeys import HUB, MEDIA, SNAPSHOTS
 from videoassist.config import Settings
+from videoassist.signalling.mediastate import MediaStateWriter
 
 # The holding process's watcher looks at the database every revocation_poll_s (0.25 s
 # by default); this is the rest of the documented second, for its one check and the
@@ -229,6 +230,10 @@ async def test_media_states_and_snapshots_in_progress_are_seen_by_every_worker(
                     break
                 await asyncio.sleep(0.05)
         assert media == {"admin": False, "customer": True}  # the admin sent no offer
+        # Written when a state changes, not each time it is looked at: a writer that
+        # knows nothing yet writes the one connection up; then, nothing changing, none.
+        writer = MediaStateWriter(first.app[HUB], first.app[MEDIA], first.store)
+        assert [await writer.write_changes() for _ in range(2)] == [1, 0]
 
         # A snapshot held between its capture and its storing, on the first.
         service = first.app[SNAPSHOTS]
