@@ -61,6 +61,20 @@ async def _in_call(server: Server, token: str) -> dict[str, bool]:
     return {u["username"]: u["in_call"] for u in body["users"]}
 
 
+def _holder(servers: tuple[Server, ...], job_id: int) -> Server:
+    """The app that holds the job's call (its Hub has it)."""
+    [holder] = [s for s in servers if job_id in s.app[HUB].rooms]
+    return holder
+
+
+async def _ended(server: Server, *call_ids: int) -> None:
+    """Wait until the database says these calls have ended."""
+    async with asyncio.timeout(5):
+        for call_id in call_ids:
+            while (await server.store.calls.get(call_id)).ended_at is None:
+                await asyncio.sleep(0.02)
+
+
 async def _removed(ws: aiohttp.ClientWebSocketResponse) -> tuple[str, int, float]:
     """The error code that removes a participant, the close code after it, and when
     the error arrived (Unix seconds)."""
@@ -83,8 +97,8 @@ async def test_each_worker_lists_every_workers_calls_and_who_is_in_them(
     customer_ws, customer = await first.join_call(await first.participant(admin_token,
                                                                           job_here))
     admin_ws, admin_joined = await second.join_call(admin_token, job_there)
-    assert list(first.app[HUB].rooms) == [job_here]  # each holds its own call only
-    assert list(second.app[HUB].rooms) == [job_there]
+    # Each holds one of the calls, and nothing of the other.
+    assert (_holder(workers, job_here), _holder(workers, job_there)) == (first, second)
 
     expected = [
         (tech_joined["call"]["id"], job_here, [
@@ -109,9 +123,7 @@ async def test_each_worker_lists_every_workers_calls_and_who_is_in_them(
         (customer["you"]["id"], "customer", None, False)]
     for ws in (customer_ws, admin_ws):
         await ws.close()
-    async with asyncio.timeout(5):
-        while first.app[HUB].rooms or second.app[HUB].rooms:
-            await asyncio.sleep(0.02)
+    await _ended(second, tech_joined["call"]["id"], admin_joined["call"]["id"])
     assert await _get(second, "/api/calls/live", admin_token) == {"calls": []}
     assert not any((await _in_call(first, admin_token)).values())
 
@@ -123,6 +135,7 @@ async def test_a_job_whose_call_another_worker_holds_is_erased_only_once_it_ende
     job_id = await first.job(admin_token)
     expert_ws, joined = await first.join_call(admin_token, job_id)
     customer_ws, _ = await first.join_call(await first.participant(admin_token, job_id))
+    assert _holder(workers, job_id) is first
 
     status, body, _ = await second.request("DELETE", f"/api/jobs/{job_id}", token=admin_token)
     assert status == 409, body
@@ -138,10 +151,7 @@ async def test_a_job_whose_call_another_worker_holds_is_erased_only_once_it_ende
         code, close, arrived = await _removed(ws)
         assert (code, close) == ("job_closed", 1000)
         assert arrived - closed_at < first.settings.revocation_poll_s + CHECK_AND_CLOSE_S
-    async with asyncio.timeout(5):
-        while job_id in first.app[HUB].rooms:
-            await asyncio.sleep(0.02)
-    assert (await second.store.calls.get(joined["call"]["id"])).ended_at is not None
+    await _ended(second, joined["call"]["id"])
     status, body, _ = await second.request("DELETE", f"/api/jobs/{job_id}", token=admin_token)
     assert status == 204, body
     status, _, _ = await first.request("GET", f"/api/jobs/{job_id}", token=admin_token)
@@ -213,18 +223,20 @@ async def test_failed_sign_ins_count_on_every_worker_together(
 
 async def test_media_states_and_snapshots_in_progress_are_seen_by_every_worker(
         workers: tuple[Server, Server]) -> None:
-    """The first holds a call with a real aiortc customer: the second shows their media
-    connection up, and refuses to erase the job while the first saves a snapshot."""
+    """One holds a call with a real aiortc customer: the other shows their media
+    connection up, and refuses to erase the job while the holder saves a snapshot."""
     first, second = workers
     _, admin_token = await first.staff("admin")
     job_id = await first.job(admin_token)
-    expert_ws, _ = await first.join_call(admin_token, job_id)
+    expert_ws, joined = await first.join_call(admin_token, job_id)
     customer = MediaClient(first, await first.participant(admin_token, job_id), audio=False)
     await customer.start()
+    holder = _holder(workers, job_id)
+    asker = second if holder is first else first
     try:
         async with asyncio.timeout(10):
             while True:
-                [call] = (await _get(second, "/api/calls/live", admin_token))["calls"]
+                [call] = (await _get(asker, "/api/calls/live", admin_token))["calls"]
                 media = {p["role"]: p["media"] for p in call["participants"]}
                 if media["customer"]:
                     break
@@ -232,11 +244,11 @@ async def test_media_states_and_snapshots_in_progress_are_seen_by_every_worker(
         assert media == {"admin": False, "customer": True}  # the admin sent no offer
         # Written when a state changes, not each time it is looked at: a writer that
         # knows nothing yet writes the one connection up; then, nothing changing, none.
-        writer = MediaStateWriter(first.app[HUB], first.app[MEDIA], first.store)
+        writer = MediaStateWriter(holder.app[HUB], holder.app[MEDIA], holder.store)
         assert [await writer.write_changes() for _ in range(2)] == [1, 0]
 
-        # A snapshot held between its capture and its storing, on the first.
-        service = first.app[SNAPSHOTS]
+        # A snapshot held between its capture and its storing, by the holder.
+        service = holder.app[SNAPSHOTS]
         release = asyncio.Event()
         capturer = service._capturer  # the real media router, held back for this test
         assert capturer is not None
@@ -251,25 +263,23 @@ async def test_media_states_and_snapshots_in_progress_are_seen_by_every_worker(
         await expert_ws.send_json({"type": "snapshot.request",
                                    "camera": customer.participant_id})
         async with asyncio.timeout(5):
-            while not await second.store.snapshots.in_progress(job_id):
+            while not await asker.store.snapshots.in_progress(job_id):
                 await asyncio.sleep(0.01)
-        status, body, _ = await second.request("POST", f"/api/jobs/{job_id}/close",
-                                               token=admin_token)
+        status, body, _ = await asker.request("POST", f"/api/jobs/{job_id}/close",
+                                              token=admin_token)
         assert status == 200, body
-        async with asyncio.timeout(5):  # the call ended; the snapshot is still being saved
-            while job_id in first.app[HUB].rooms:
-                await asyncio.sleep(0.02)
-        status, body, _ = await second.request("DELETE", f"/api/jobs/{job_id}",
-                                               token=admin_token)
+        await _ended(asker, joined["call"]["id"])  # the snapshot is still being saved
+        status, body, _ = await asker.request("DELETE", f"/api/jobs/{job_id}",
+                                              token=admin_token)
         assert status == 409, body
         assert "snapshot" in body["error"]["message"]
         release.set()
         async with asyncio.timeout(5):
-            while await second.store.snapshots.in_progress(job_id):
+            while await asker.store.snapshots.in_progress(job_id):
                 await asyncio.sleep(0.01)
-        assert len(await second.store.snapshots.of_job(job_id)) == 1  # saved, not lost
-        status, body, _ = await second.request("DELETE", f"/api/jobs/{job_id}",
-                                               token=admin_token)
+        assert len(await asker.store.snapshots.of_job(job_id)) == 1  # saved, not lost
+        status, body, _ = await asker.request("DELETE", f"/api/jobs/{job_id}",
+                                              token=admin_token)
         assert status == 204, body
     finally:
         await customer.close()
@@ -291,8 +301,8 @@ async def test_a_second_server_process_shows_and_revokes_the_calls_of_the_first(
         job_id = await server.job(maker_token)
         closed_job = await server.job(maker_token)
         maker_ws, joined = await server.join_call(maker_token, job_id)
-        customer_ws, _ = await server.join_call(await server.participant(maker_token,
-                                                                         closed_job))
+        customer_ws, customer_joined = await server.join_call(
+            await server.participant(maker_token, closed_job))
 
         live = await _get(other, "/api/calls/live", admin_token)
         assert [(c["job"]["id"], len(c["participants"])) for c in live["calls"]] == [
@@ -319,10 +329,7 @@ async def test_a_second_server_process_shows_and_revokes_the_calls_of_the_first(
         code, close, arrived = await _removed(maker_ws)
         assert (code, close) == ("account_disabled", 4401)
         assert arrived - disabled_at < server.settings.revocation_poll_s + CHECK_AND_CLOSE_S
-        async with asyncio.timeout(5):
-            while server.app[HUB].rooms:
-                await asyncio.sleep(0.02)
+        await _ended(server, joined["call"]["id"], customer_joined["call"]["id"])
         assert await _get(other, "/api/calls/live", admin_token) == {"calls": []}
-        assert (await server.store.calls.get(joined["call"]["id"])).ended_at is not None
     finally:
         await asyncio.to_thread(process.stop)
