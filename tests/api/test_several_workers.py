@@ -1,11 +1,11 @@
 """Several server processes on one database, as workers are: the admin views, the erase
-guard and revocation hold for the whole server, whichever process is asked.
+guard, revocation and the sign-in limits hold for the whole server, whichever process
+is asked.
 
 Two whole apps run on the same data directory in this process, each with its own
 calls in memory (its Hub) and media plane, one origin for both (``public_url``), as
-workers behind one address; a call is joined on the first, the admin asks the
-second. The last test puts ``videoassist serve``, a real process of its own, beside an
-app.
+workers behind one address; the admin asks the app that does not hold the call. The
+last test puts ``videoassist serve``, a real process of its own, beside an app.
 """
 
 from __future__ import annotations
@@ -61,10 +61,10 @@ async def _in_call(server: Server, token: str) -> dict[str, bool]:
     return {u["username"]: u["in_call"] for u in body["users"]}
 
 
-def _holder(servers: tuple[Server, ...], job_id: int) -> Server:
-    """The app that holds the job's call (its Hub has it)."""
+def _holder(servers: tuple[Server, Server], job_id: int) -> tuple[Server, Server]:
+    """The app that holds the job's call (its Hub has it), and the other one."""
     [holder] = [s for s in servers if job_id in s.app[HUB].rooms]
-    return holder
+    return holder, servers[servers.index(holder) - 1]
 
 
 async def _ended(server: Server, *call_ids: int) -> None:
@@ -91,14 +91,15 @@ async def test_each_worker_lists_every_workers_calls_and_who_is_in_them(
     first, second = workers
     admin, admin_token = await first.staff("admin")
     tech, tech_token = await first.staff("technician")
-    job_here = await first.job(admin_token, "Held by the first")
-    job_there = await first.job(admin_token, "Held by the second")
+    job_here = await first.job(admin_token, "Joined through the first")
+    job_there = await first.job(admin_token, "Joined through the second")
     tech_ws, tech_joined = await first.join_call(tech_token, job_here)
     customer_ws, customer = await first.join_call(await first.participant(admin_token,
                                                                           job_here))
     admin_ws, admin_joined = await second.join_call(admin_token, job_there)
     # Each holds one of the calls, and nothing of the other.
-    assert (_holder(workers, job_here), _holder(workers, job_there)) == (first, second)
+    holder, other = _holder(workers, job_here)
+    assert _holder(workers, job_there) == (other, holder)
 
     expected = [
         (tech_joined["call"]["id"], job_here, [
@@ -109,67 +110,69 @@ async def test_each_worker_lists_every_workers_calls_and_who_is_in_them(
     for server in (first, second):
         live = await _get(server, "/api/calls/live", admin_token)
         assert _people(live) == expected, server.url
-        assert [c["job"]["title"] for c in live["calls"]] == ["Held by the first",
-                                                             "Held by the second"]
+        assert [c["job"]["title"] for c in live["calls"]] == [
+            "Joined through the first", "Joined through the second"]
         assert await _in_call(server, admin_token) == {admin.username: True,
                                                        tech.username: True}
 
-    # Who leaves the first's call leaves the second's views.
+    # Who leaves a call leaves the other process's views.
     await tech_ws.close()
     async with asyncio.timeout(5):
-        while (await _in_call(second, admin_token))[tech.username]:
+        while (await _in_call(other, admin_token))[tech.username]:
             await asyncio.sleep(0.02)
-    assert _people(await _get(second, "/api/calls/live", admin_token))[0][2] == [
+    assert _people(await _get(other, "/api/calls/live", admin_token))[0][2] == [
         (customer["you"]["id"], "customer", None, False)]
     for ws in (customer_ws, admin_ws):
         await ws.close()
-    await _ended(second, tech_joined["call"]["id"], admin_joined["call"]["id"])
-    assert await _get(second, "/api/calls/live", admin_token) == {"calls": []}
-    assert not any((await _in_call(first, admin_token)).values())
+    await _ended(first, tech_joined["call"]["id"], admin_joined["call"]["id"])
+    for server in (first, second):
+        assert await _get(server, "/api/calls/live", admin_token) == {"calls": []}
+        assert not any((await _in_call(server, admin_token)).values())
 
 
 async def test_a_job_whose_call_another_worker_holds_is_erased_only_once_it_ended(
         workers: tuple[Server, Server]) -> None:
-    first, second = workers
+    first = workers[0]
     _, admin_token = await first.staff("admin")
     job_id = await first.job(admin_token)
     expert_ws, joined = await first.join_call(admin_token, job_id)
     customer_ws, _ = await first.join_call(await first.participant(admin_token, job_id))
-    assert _holder(workers, job_id) is first
+    holder, other = _holder(workers, job_id)
 
-    status, body, _ = await second.request("DELETE", f"/api/jobs/{job_id}", token=admin_token)
+    status, body, _ = await other.request("DELETE", f"/api/jobs/{job_id}", token=admin_token)
     assert status == 409, body
     assert "in progress" in body["error"]["message"]
-    assert (await second.store.jobs.get(job_id)).status == "open"
+    assert (await other.store.jobs.get(job_id)).status == "open"
 
-    # Closed through the second, the call on the first ends within the second.
-    status, body, _ = await second.request("POST", f"/api/jobs/{job_id}/close",
-                                           token=admin_token)
+    # Closed through the other process, the call ends within a second.
+    status, body, _ = await other.request("POST", f"/api/jobs/{job_id}/close",
+                                          token=admin_token)
     assert status == 200, body
     closed_at = body["closed_at"]
     for ws in (expert_ws, customer_ws):
         code, close, arrived = await _removed(ws)
         assert (code, close) == ("job_closed", 1000)
-        assert arrived - closed_at < first.settings.revocation_poll_s + CHECK_AND_CLOSE_S
-    await _ended(second, joined["call"]["id"])
-    status, body, _ = await second.request("DELETE", f"/api/jobs/{job_id}", token=admin_token)
+        assert arrived - closed_at < holder.settings.revocation_poll_s + CHECK_AND_CLOSE_S
+    await _ended(other, joined["call"]["id"])
+    status, body, _ = await other.request("DELETE", f"/api/jobs/{job_id}", token=admin_token)
     assert status == 204, body
-    status, _, _ = await first.request("GET", f"/api/jobs/{job_id}", token=admin_token)
+    status, _, _ = await holder.request("GET", f"/api/jobs/{job_id}", token=admin_token)
     assert status == 404
 
 
 async def test_disabling_a_user_on_one_worker_closes_their_calls_on_another(
         workers: tuple[Server, Server]) -> None:
-    first, second = workers
+    first = workers[0]
     _, admin_token = await first.staff("admin")
     maker, maker_token = await first.staff("expert")
     job_id = await first.job(admin_token)
     maker_ws, _ = await first.join_call(maker_token, job_id)
     customer_ws, _ = await first.join_call(await first.participant(maker_token, job_id))
     admin_ws, _ = await first.join_call(admin_token, job_id)
+    holder, other = _holder(workers, job_id)
 
-    status, body, _ = await second.request("POST", f"/api/users/{maker.id}/disable",
-                                           token=admin_token)
+    status, body, _ = await other.request("POST", f"/api/users/{maker.id}/disable",
+                                          token=admin_token)
     assert status == 200, body
     # The answer counts what is closed in every process, not only in the one asked.
     assert (body["connections_closed"], body["participants_removed"]) == (1, 1)
@@ -178,7 +181,7 @@ async def test_disabling_a_user_on_one_worker_closes_their_calls_on_another(
     for ws, reason in ((maker_ws, "account_disabled"), (customer_ws, "link_revoked")):
         code, close, arrived = await _removed(ws)
         assert (code, close) == (reason, 4401)
-        assert arrived - disabled_at < first.settings.revocation_poll_s + CHECK_AND_CLOSE_S
+        assert arrived - disabled_at < holder.settings.revocation_poll_s + CHECK_AND_CLOSE_S
     await admin_ws.send_json({"type": "ping"})  # the admin stays
     assert await receive(admin_ws, skip=SKIP) == {"type": "pong"}
     await admin_ws.close()
@@ -186,19 +189,20 @@ async def test_disabling_a_user_on_one_worker_closes_their_calls_on_another(
 
 async def test_a_role_change_on_one_worker_signs_the_user_out_of_another(
         workers: tuple[Server, Server]) -> None:
-    first, second = workers
+    first = workers[0]
     _, admin_token = await first.staff("admin")
     user, token = await first.staff("technician")
     job_id = await first.job(admin_token)
     ws, _ = await first.join_call(token, job_id)
+    holder, other = _holder(workers, job_id)
     changed = time.time()
-    status, body, _ = await second.request("PATCH", f"/api/users/{user.id}", token=admin_token,
-                                           json={"role": "expert"})
+    status, body, _ = await other.request("PATCH", f"/api/users/{user.id}", token=admin_token,
+                                          json={"role": "expert"})
     assert status == 200, body
     assert body["connections_closed"] == 1
     code, close, arrived = await _removed(ws)
     assert (code, close) == ("signed_out", 4401)
-    assert arrived - changed < first.settings.revocation_poll_s + CHECK_AND_CLOSE_S
+    assert arrived - changed < holder.settings.revocation_poll_s + CHECK_AND_CLOSE_S
 
 
 async def test_failed_sign_ins_count_on_every_worker_together(
@@ -225,14 +229,13 @@ async def test_media_states_and_snapshots_in_progress_are_seen_by_every_worker(
         workers: tuple[Server, Server]) -> None:
     """One holds a call with a real aiortc customer: the other shows their media
     connection up, and refuses to erase the job while the holder saves a snapshot."""
-    first, second = workers
+    first = workers[0]
     _, admin_token = await first.staff("admin")
     job_id = await first.job(admin_token)
     expert_ws, joined = await first.join_call(admin_token, job_id)
     customer = MediaClient(first, await first.participant(admin_token, job_id), audio=False)
     await customer.start()
-    holder = _holder(workers, job_id)
-    asker = second if holder is first else first
+    holder, asker = _holder(workers, job_id)
     try:
         async with asyncio.timeout(10):
             while True:
@@ -290,7 +293,9 @@ async def test_a_second_server_process_shows_and_revokes_the_calls_of_the_first(
         server: Server) -> None:
     """``videoassist serve`` on the same data directory as a running app: its admin
     views show the app's calls, and what its API closes or disables ends them."""
-    process = ServeProcess(server.settings.data_dir)  # started before any call is open
+    # Started before any call is open; one origin for both, as behind one address.
+    process = ServeProcess(server.settings.data_dir,
+                           env={"VIDEOASSIST_PUBLIC_URL": server.settings.public_url})
     try:
         await asyncio.to_thread(process.wait_ready)
         other = Server(process.url, Settings(port=process.port), None,  # type: ignore[arg-type]
