@@ -97,9 +97,10 @@ async def test_each_worker_lists_every_workers_calls_and_who_is_in_them(
     customer_ws, customer = await first.join_call(await first.participant(admin_token,
                                                                           job_here))
     admin_ws, admin_joined = await second.join_call(admin_token, job_there)
-    # Each holds one of the calls, and nothing of the other.
-    holder, other = _holder(workers, job_here)
-    assert _holder(workers, job_there) == (other, holder)
+    # Each call is held by one process (which one is the placement's business), and
+    # both are asked: at least one of them does not hold a call it lists.
+    _, other = _holder(workers, job_here)
+    _holder(workers, job_there)
 
     expected = [
         (tech_joined["call"]["id"], job_here, [
