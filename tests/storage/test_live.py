@@ -126,3 +126,24 @@ async def test_erasing_and_starting_a_call_at_once_never_leave_a_call_without_it
             assert erased == [], erased
             assert isinstance(started, sqlite3.IntegrityError), started
         assert await other.calls.live() == []
+
+
+async def test_erasing_and_beginning_a_snapshot_at_once_never_lose_it_silently(
+        stores: tuple[Store, Store, list[float]]) -> None:
+    """Each round, one process begins a snapshot of a job while the other erases it:
+    either the erase is refused until the snapshot is done, or the snapshot is refused
+    (NotFound) because the job is gone."""
+    holder, other, _ = stores
+    for _ in range(20):
+        job = await holder.jobs.create("Boiler", None, None)
+        begun, erased = await asyncio.gather(holder.snapshots.begin(job.id),
+                                             other.jobs.delete(job.id),
+                                             return_exceptions=True)
+        if isinstance(erased, Conflict):
+            assert isinstance(begun, int), begun
+            await holder.snapshots.done(begun)
+            assert await other.jobs.delete(job.id) == []
+        else:
+            assert erased == [], erased
+            assert isinstance(begun, NotFound), begun
+        assert await other.db.fetchall("SELECT * FROM snapshots_in_progress") == []
