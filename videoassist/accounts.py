@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from videoassist.auth.passwords import check_policy, hash_password, verify_password
-from videoassist.auth.ratelimit import FailureLimiter
 from videoassist.auth.tokens import StaffClaims
 from videoassist.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
 from videoassist.storage import Store
@@ -36,12 +35,15 @@ def check_staff_role(role: object) -> str:
     return role
 
 
+@dataclass(frozen=True)
 class SignInLimits:
-    """Failed sign-ins counted per username and per client address."""
+    """At most ``per_user`` failed sign-ins per username and ``per_client`` per client
+    address within ``window_s``; then 429 until the oldest leaves the window. Counted
+    in the database: by every server process together, and across restarts."""
 
-    def __init__(self, per_user: FailureLimiter, per_client: FailureLimiter) -> None:
-        self.per_user = per_user
-        self.per_client = per_client
+    per_user: int
+    per_client: int
+    window_s: float
 
 
 async def add_user(store: Store, username: str, role: object, password: str | None) -> User:
@@ -66,8 +68,10 @@ async def sign_in(
     """Check a username and password, counting failures; raise 401 or 429."""
     user_key = username.casefold()
     wait = max(
-        limits.per_user.retry_after(user_key) or 0.0,
-        limits.per_client.retry_after(client) or 0.0,
+        await store.signins.retry_after("user", user_key, limits.per_user,
+                                        limits.window_s) or 0.0,
+        await store.signins.retry_after("client", client, limits.per_client,
+                                        limits.window_s) or 0.0,
     )
     if wait > 0:
         await store.audit.record(f"client:{client}", "signin.limited", f"username:{username}")
@@ -76,14 +80,13 @@ async def sign_in(
     encoded = await store.users.password_hash(user.id) if user else None
     ok = await asyncio.to_thread(verify_password, password, encoded)
     if not ok or user is None or not user.active:
-        limits.per_user.fail(user_key)
-        limits.per_client.fail(client)
+        await store.signins.fail({"user": user_key, "client": client}, limits.window_s)
         await store.audit.record(
             f"client:{client}", "signin.failed", f"username:{username}",
             reason="disabled" if ok and user is not None else "credentials",
         )
         raise Unauthorized("The username or password is not right.")
-    limits.per_user.succeed(user_key)
+    await store.signins.succeed("user", user_key)
     await store.audit.record(f"user:{user.id}", "signin.ok", f"user:{user.id}", client=client)
     return user
 
@@ -108,7 +111,8 @@ class Connections(Protocol):
 
 @dataclass(frozen=True)
 class Disabled:
-    """What disabling an account withdrew and closed."""
+    """What disabling an account withdrew and closed. The connections are counted in
+    the database, whichever server process holds them."""
 
     invites_revoked: int  # links it made that nobody had used: they answer 410
     used_invites_revoked: int  # join links it made that were used: their tokens end
@@ -120,22 +124,39 @@ async def disable_user(store: Store, user: User, actor: str,
                        connections: Connections | None) -> Disabled:
     """Disable an account and withdraw every link it made, used or not: nobody can
     come in by one any more, and whoever came by one is removed from their call. With
-    ``connections`` (the server's calls) their connections close now; without (the
-    CLI), the server's watcher closes them within ``VIDEOASSIST_REVOCATION_POLL_S``."""
+    ``connections`` (this process's calls) those this process holds close now; the
+    others, and all of them when the CLI disables (None), are closed by each server
+    process's watcher within ``VIDEOASSIST_REVOCATION_POLL_S``. The counts are of every
+    connection closed, in whichever process."""
     await store.users.set_disabled(user.id, True)
     revoked = await store.invites.revoke_created_by(user.id)
     used = {i.id for i in revoked if i.used_at is not None}
     await store.audit.record(actor, "user.disabled", f"user:{user.id}",
                              invites_revoked=len(revoked) - len(used),
                              used_invites_revoked=len(used))
-    closed = removed = 0
+    # Counted after the change (nobody can join as them, or by their links, any more)
+    # and before closing (a closed connection leaves the database as it goes).
+    closed = await store.calls.connections_of(user_id=user.id)
+    removed = await store.calls.connections_of(invite_ids=used)
     if connections is not None:
-        closed = await connections.disconnect_user(user.id, "account_disabled")
-        removed = await connections.remove_link_participants(used)
+        await connections.disconnect_user(user.id, "account_disabled")
+        await connections.remove_link_participants(used)
     done = Disabled(len(revoked) - len(used), len(used), closed, removed)
     logger.info("user %d disabled by %s; %d open and %d used links revoked", user.id, actor,
                 done.invites_revoked, done.used_invites_revoked)
     return done
+
+
+async def sign_out_connections(store: Store, user: User,
+                               connections: Connections | None) -> int:
+    """Close the connections to calls of a user just signed out (a role change, a
+    password reset): this process's now (``connections``), other processes' within
+    ``VIDEOASSIST_REVOCATION_POLL_S`` (their watchers see the session version change).
+    Return how many they are, in whichever process."""
+    count = await store.calls.connections_of(user_id=user.id)
+    if connections is not None:
+        await connections.disconnect_user(user.id, "signed_out")
+    return count
 
 
 async def enable_user(store: Store, user: User, actor: str) -> None:

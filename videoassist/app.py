@@ -54,7 +54,6 @@ from videoassist.appkeys import (
     WEBHOOKS,
     WORKER,
 )
-from videoassist.auth.ratelimit import FailureLimiter
 from videoassist.auth.tokens import TokenService
 from videoassist.cluster.node import ThisNode
 from videoassist.cluster.proxy import WS_PATH, Proxies
@@ -67,6 +66,7 @@ from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
 from videoassist.signalling.connection import internal_websocket, websocket
 from videoassist.signalling.hub import Hub
+from videoassist.signalling.mediastate import MediaStateWriter
 from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.service import SnapshotService
 from videoassist.snapshots.vault import Vault
@@ -89,10 +89,9 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time,
     app[CLOCK] = clock
     app[DRAINING] = [False]
     app[METRICS] = Metrics()
-    app[SIGNIN_LIMITS] = SignInLimits(
-        FailureLimiter(settings.signin_max_failures, settings.signin_window_s, clock),
-        FailureLimiter(settings.signin_max_failures_per_client, settings.signin_window_s, clock),
-    )
+    app[SIGNIN_LIMITS] = SignInLimits(settings.signin_max_failures,
+                                      settings.signin_max_failures_per_client,
+                                      settings.signin_window_s)
     app[TOKENS] = TokenService(
         keyfiles.signing_keys(settings), settings.public_url, settings.token_leeway_s, clock
     )
@@ -172,7 +171,12 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     router = MediaRouter(app[ICE].for_server, app[SETTINGS].media_transcode)
     app[MEDIA] = router
     app[METRICS].watch(app[HUB], router, app[DRAINING])
+    # The admin views read the media states from the database, in any process.
+    writer = asyncio.create_task(MediaStateWriter(app[HUB], router, app[STORE]).run())
     yield
+    writer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await writer
     await router.close()
 
 

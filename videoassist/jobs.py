@@ -76,6 +76,17 @@ async def close(store: Store, emit: Emit, calls: Calls | None, job_id: int, acto
     return job
 
 
+async def erase(store: Store, job_id: int, actor: str) -> list[int]:
+    """Erase a job and its whole record, its data key included; audited as ``actor``
+    with the ids of the snapshots erased, which are returned. Refused (Conflict) while
+    a call of the job is in progress or a snapshot of it is being made, whichever
+    server process holds them: the database says, not this process's calls."""
+    snapshot_ids = await store.jobs.delete(job_id)
+    await store.audit.record(actor, "job.erased", f"job:{job_id}", snapshot_ids=snapshot_ids)
+    logger.info("[job %d] erased by %s", job_id, actor)
+    return snapshot_ids
+
+
 async def end_call(calls: Calls, job_id: int) -> int:
     """End the call of a job that has been closed: everyone in it gets ``job_closed``."""
     return await calls.end_call(job_id, CLOSED_REASON, CLOSED_MESSAGE)

@@ -440,7 +440,7 @@ async def test_erasing_waits_for_a_snapshot_being_saved(party: Party) -> None:
     await party.expert.send_json({"type": "snapshot.request",
                                   "camera": party.customer.participant_id})
     async with asyncio.timeout(5):
-        while not service.busy(party.job_id):
+        while not await service.busy(party.job_id):
             await asyncio.sleep(0.01)
     _, admin_token = await server.staff("admin")
     await server.request("POST", f"/api/jobs/{party.job_id}/close", token=party.token)
@@ -452,7 +452,7 @@ async def test_erasing_waits_for_a_snapshot_being_saved(party: Party) -> None:
     assert (status, body["error"]["code"]) == (409, "conflict"), body
     release.set()
     async with asyncio.timeout(5):
-        while service.busy(party.job_id):
+        while await service.busy(party.job_id):
             await asyncio.sleep(0.01)
     assert len(await server.store.snapshots.of_job(party.job_id)) == 1  # saved, not lost
     status, _, _ = await server.request("DELETE", f"/api/jobs/{party.job_id}",

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from videoassist.api.body import int_param, read_json
 from videoassist.api.guard import staff_user
-from videoassist.appkeys import HUB, MEDIA, STORE
+from videoassist.appkeys import STORE
 from videoassist.errors import BadRequest, Forbidden
 
 routes = web.RouteTableDef()
@@ -14,21 +14,17 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/calls/live")
 async def live_calls(request: web.Request) -> web.Response:
-    """The calls in progress on this server and everyone connected to them, with
-    whether their media connection is up."""
+    """The calls in progress on the server, whichever of its processes holds each, and
+    everyone connected to them, with whether their media connection is up: read from
+    the database, which every process writes."""
     await staff_user(request, "admin")
-    media = request.app[MEDIA]
-    calls = []
-    for room in sorted(request.app[HUB].rooms.values(), key=lambda r: r.call_id):
-        members = sorted(room.members.values(), key=lambda m: m.participant.joined_at)
-        calls.append({
-            "call_id": room.call_id,
-            "job": {"id": room.job.id, "title": room.job.title},
-            "participants": [m.participant.public() | {"user_id": m.user_id,
-                                                       "media": media.connected(m.id)}
-                             for m in members if not m.closing],
-        })
-    return web.json_response({"calls": calls})
+    return web.json_response({"calls": [
+        {"call_id": call.id,
+         "job": {"id": call.job_id, "title": call.job_title},
+         "participants": [p.participant.public() | {"user_id": p.participant.user_id,
+                                                    "media": p.media_connected}
+                          for p in call.participants]}
+        for call in await request.app[STORE].calls.live()]})
 
 
 @routes.post("/api/calls/{id}/outcome")

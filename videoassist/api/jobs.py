@@ -9,7 +9,7 @@ from videoassist import jobrecord, jobs
 from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import staff_or_api_key, staff_user
 from videoassist.appkeys import CLOCK, HUB, SNAPSHOTS, STORE, WEBHOOKS
-from videoassist.errors import BadRequest, Conflict
+from videoassist.errors import BadRequest
 from videoassist.storage.records import JOB_STATUSES, MAX_NOTE_CHARS
 
 MAX_QUERY_CHARS = 100
@@ -89,16 +89,7 @@ async def delete_job(request: web.Request) -> web.Response:
     snapshots' ciphertext (in a backup, say) can no longer be decrypted. Admins only."""
     user = await staff_user(request, "admin")
     job_id = int_param(request.match_info["id"], "job id")
-    store = request.app[STORE]
-    await store.jobs.get(job_id)
-    if job_id in request.app[HUB].rooms:
-        raise Conflict("A call of this job is in progress: close the job first.")
-    if request.app[SNAPSHOTS].busy(job_id):
-        raise Conflict("A snapshot of this job is being saved; try again in a moment.")
-    snapshot_ids = await jobrecord.snapshot_ids(store, job_id)
-    await store.jobs.delete(job_id)
-    await store.audit.record(f"user:{user.id}", "job.erased", f"job:{job_id}",
-                             snapshot_ids=snapshot_ids)
+    await jobs.erase(request.app[STORE], job_id, f"user:{user.id}")
     return web.Response(status=204)
 
 

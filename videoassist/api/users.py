@@ -23,16 +23,16 @@ def _admin_view(user: User, in_call: set[int]) -> dict[str, Any]:
             "in_call": user.id in in_call}
 
 
-def _in_call(request: web.Request) -> set[int]:
-    return {m.user_id for m in request.app[HUB].members()
-            if m.user_id is not None and not m.closing}
+async def _in_call(request: web.Request) -> set[int]:
+    """The users connected to a call now, in whichever server process holds it."""
+    return await request.app[STORE].calls.users_in_calls()
 
 
 @routes.get("/api/users")
 async def list_users(request: web.Request) -> web.Response:
     await staff_user(request, "admin")
     users = await request.app[STORE].users.list()
-    in_call = _in_call(request)
+    in_call = await _in_call(request)
     return web.json_response({"users": [_admin_view(u, in_call) for u in users]})
 
 
@@ -87,8 +87,8 @@ async def change_role(request: web.Request) -> web.Response:
     changed = await accounts.change_role(store, user, body["role"], f"user:{admin.id}")
     closed = 0
     if changed.role != user.role:
-        closed = await request.app[HUB].disconnect_user(user.id, "signed_out")
-    return web.json_response({"user": _admin_view(changed, _in_call(request)),
+        closed = await accounts.sign_out_connections(store, user, request.app[HUB])
+    return web.json_response({"user": _admin_view(changed, await _in_call(request)),
                               "connections_closed": closed})
 
 
@@ -106,7 +106,7 @@ async def reset_password(request: web.Request) -> web.Response:
     if not user.active:
         raise Conflict("This account is disabled: enable it first.")
     await accounts.reset_password(store, user, f"user:{admin.id}")
-    closed = await request.app[HUB].disconnect_user(user.id, "signed_out")
+    closed = await accounts.sign_out_connections(store, user, request.app[HUB])
     link = await invitations.create_password_link(
         store, settings, user, f"user:{admin.id}", admin.id
     )

@@ -62,18 +62,20 @@ class SnapshotService:
         self._emit = emit
         self._fonts = fonts
         self._work = asyncio.Semaphore(MAX_CONCURRENT)
-        self._in_flight: dict[int, int] = {}  # job id -> snapshots being made
 
-    def busy(self, job_id: int) -> bool:
-        """Whether a snapshot of the job is being made (erasing must wait for it)."""
-        return self._in_flight.get(job_id, 0) > 0
+    async def busy(self, job_id: int) -> bool:
+        """Whether a snapshot of the job is being made, by this process or another
+        (erasing waits for it)."""
+        return await self._store.snapshots.in_progress(job_id)
 
     async def take(self, job_id: int, call_id: int | None, author: Author, camera: Author,
                    shapes: list[dict[str, Any]]) -> Snapshot:
         """Capture the camera's newest frame, draw ``shapes`` (checked) on it, store it."""
         if self._capturer is None or camera.participant_id is None:
             raise Unavailable("Snapshots are taken by the server that carries the call.")
-        self._in_flight[job_id] = self._in_flight.get(job_id, 0) + 1
+        # In the database, not this process's memory: an erase asked of another
+        # process must wait for it too.
+        mark = await self._store.snapshots.begin(job_id)
         try:
             captured = await self._capturer.capture(camera.participant_id)
             key = await self._vault.key_for_new(job_id)
@@ -84,9 +86,7 @@ class SnapshotService:
                 job_id, call_id, rendered.frame, captured.captured_at, rendered.image, author,
                 camera, shapes)
         finally:
-            self._in_flight[job_id] -= 1
-            if not self._in_flight[job_id]:
-                del self._in_flight[job_id]
+            await self._store.snapshots.done(mark)
         logger.info("[job %d] snapshot %d of participant %s's camera, %dx%d, %d bytes",
                     job_id, snapshot.id, camera.participant_id, snapshot.width, snapshot.height,
                     snapshot.byte_size)

@@ -15,6 +15,7 @@ from videoassist.storage.db import Database
 from videoassist.storage.invites import Invites
 from videoassist.storage.jobs import Jobs
 from videoassist.storage.nodes import Nodes
+from videoassist.storage.signins import SignInFailures
 from videoassist.storage.snapshots import Snapshots
 from videoassist.storage.users import Users
 from videoassist.storage.webhooks import WebhookDeliveries
@@ -34,6 +35,7 @@ class Store:
         self.nodes = Nodes(db, clock)
         self.audit = Audit(db, clock)
         self.snapshots = Snapshots(db, clock)
+        self.signins = SignInFailures(db, clock)
         self.api_keys = ApiKeys(db, clock)
         self.webhooks = WebhookDeliveries(db, clock)
         self.analytics = Analytics(db, clock)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import aiosqlite
 
 from videoassist.errors import NotFound
 from videoassist.storage.db import Database, Transaction
-from videoassist.storage.records import Call, Message, Participant, Placement
+from videoassist.storage.records import (
+    Call,
+    LiveCall,
+    LiveParticipant,
+    Message,
+    Participant,
+    Placement,
+)
 
 _PARTICIPANT = "id, call_id, role, display_name, user_id, invite_id, joined_at, left_at"
 _MESSAGE = (
@@ -248,3 +255,60 @@ class Calls:
             f"SELECT {_MESSAGE} FROM messages WHERE job_id = ? ORDER BY created_at, id", (job_id,)
         )
         return [Message(*r) for r in rows]
+
+    # -- calls in progress, whichever process holds them ------------------------
+    #
+    # Each process holds its own calls in memory (``signalling.hub``); these read the
+    # rows every process writes, so that any process answers for all of them.
+
+    async def live(self) -> list[LiveCall]:
+        """The calls in progress, oldest first, each with who is connected to it (who
+        joined and has not left), in the order they joined."""
+        columns = ", ".join("p." + c.strip() for c in _PARTICIPANT.split(","))
+        # One statement, so one consistent read: no participant of a call just ended.
+        rows = await self._db.fetchall(
+            f"SELECT c.id, c.job_id, j.title, c.started_at, {columns}, p.media_connected"
+            " FROM calls c JOIN jobs j ON j.id = c.job_id"
+            " LEFT JOIN participants p ON p.call_id = c.id AND p.left_at IS NULL"
+            " WHERE c.ended_at IS NULL ORDER BY c.id, p.joined_at, p.id")
+        calls: dict[int, tuple[tuple[int, int, str, float], list[LiveParticipant]]] = {}
+        for row in rows:
+            call_id, job_id, title, started_at = row[0], row[1], row[2], row[3]
+            _, people = calls.setdefault(call_id, ((call_id, job_id, title, started_at), []))
+            if row[4] is not None:
+                people.append(LiveParticipant(Participant(*row[4:12]), bool(row[12])))
+        return [LiveCall(*head, tuple(people)) for head, people in calls.values()]
+
+    async def users_in_calls(self) -> set[int]:
+        """The staff users connected to a call in progress now."""
+        rows = await self._db.fetchall(
+            "SELECT DISTINCT p.user_id FROM calls c JOIN participants p ON p.call_id = c.id"
+            " WHERE c.ended_at IS NULL AND p.left_at IS NULL AND p.user_id IS NOT NULL")
+        return {r[0] for r in rows}
+
+    async def connections_of(self, user_id: int | None = None,
+                             invite_ids: Iterable[int] = ()) -> int:
+        """How many connections to calls in progress are a staff user's (``user_id``),
+        or came by one of these join links (``invite_ids``)."""
+        invites = sorted(set(invite_ids))
+        whose = ["p.user_id = ?"] if user_id is not None else []
+        if invites:
+            whose.append(f"p.invite_id IN ({','.join('?' * len(invites))})")
+        if not whose:
+            return 0
+        row = await self._db.fetchone(
+            "SELECT count(*) FROM calls c JOIN participants p ON p.call_id = c.id"
+            f" WHERE c.ended_at IS NULL AND p.left_at IS NULL AND ({' OR '.join(whose)})",
+            ([] if user_id is None else [user_id]) + invites)
+        assert row is not None
+        return int(row[0])
+
+    async def set_media_connected(self, changed: dict[int, bool]) -> None:
+        """Record whose media connection went up or down (participant id: up)."""
+        if not changed:
+            return
+        async with self._db.transaction() as tx:
+            for participant_id, up in sorted(changed.items()):
+                await tx.execute(
+                    "UPDATE participants SET media_connected = ? WHERE id = ?",
+                    (int(up), participant_id))

@@ -10,8 +10,9 @@ from typing import Any
 import aiosqlite
 
 from videoassist.errors import Conflict, NotFound
-from videoassist.storage.db import Database
+from videoassist.storage.db import Database, Transaction
 from videoassist.storage.records import Job, Note
+from videoassist.storage.snapshots import IN_PROGRESS_MAX_S
 
 _COLUMNS = (
     "id, title, external_ref, status, created_by, created_at, updated_at, closed_at,"
@@ -112,15 +113,40 @@ class Jobs:
             raise NotFound("No such job.")
         return await self.get(job_id)
 
-    async def delete(self, job_id: int) -> None:
-        """Erase a job and every row of it (cascading), its data key included. Its id is
-        never given to another job."""
+    async def delete(self, job_id: int) -> builtins.list[int]:
+        """Erase a job and every row of it (cascading), its data key included, unless a
+        call of it is in progress or a snapshot of it is being made, in any process
+        (Conflict); return the ids of the snapshots erased. Its id is never given to
+        another job.
+
+        The check is part of the DELETE, so no call can start nor snapshot begin
+        between the two: either comes first and the erase is refused, or the erase does
+        and they find no job (their rows refer to it)."""
         async with self._db.transaction() as tx:
             await tx.retire_ids()
-            count, _ = await tx.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-        if not count:
-            raise NotFound("No such job.")
+            snapshot_ids = [r[0] for r in await tx.fetchall(
+                "SELECT id FROM snapshots WHERE job_id = ? ORDER BY id", (job_id,))]
+            count, _ = await tx.execute(
+                "DELETE FROM jobs WHERE id = ?"
+                " AND NOT EXISTS (SELECT 1 FROM calls WHERE job_id = jobs.id"
+                "                 AND ended_at IS NULL)"
+                " AND NOT EXISTS (SELECT 1 FROM snapshots_in_progress WHERE job_id = jobs.id"
+                "                 AND started_at > ?)",
+                (job_id, self._clock() - IN_PROGRESS_MAX_S))
+            if not count:
+                await self._why_not_deleted(tx, job_id)
         await self._db.checkpoint()
+        return snapshot_ids
+
+    @staticmethod
+    async def _why_not_deleted(tx: Transaction, job_id: int) -> None:
+        """Raise what stopped the job's erasure (the same transaction: the same rows)."""
+        if await tx.fetchone("SELECT 1 FROM jobs WHERE id = ?", (job_id,)) is None:
+            raise NotFound("No such job.")
+        if await tx.fetchone("SELECT 1 FROM calls WHERE job_id = ? AND ended_at IS NULL",
+                             (job_id,)) is not None:
+            raise Conflict("A call of this job is in progress: close the job first.")
+        raise Conflict("A snapshot of this job is being saved; try again in a moment.")
 
     async def purge(self, now: float, default_days: int | None
                     ) -> tuple[dict[str, int], builtins.list[int]]:

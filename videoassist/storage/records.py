@@ -93,6 +93,26 @@ class Participant:
 
 
 @dataclass(frozen=True)
+class LiveParticipant:
+    """Someone connected to a call in progress, and whether their media connection is
+    up (as the process holding the call last wrote it)."""
+
+    participant: Participant
+    media_connected: bool
+
+
+@dataclass(frozen=True)
+class LiveCall:
+    """A call in progress, whichever process holds it, with who is connected to it."""
+
+    id: int
+    job_id: int
+    job_title: str
+    started_at: float
+    participants: tuple[LiveParticipant, ...]
+
+
+@dataclass(frozen=True)
 class Message:
     id: int
     job_id: int

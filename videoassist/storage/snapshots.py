@@ -17,6 +17,10 @@ from videoassist.errors import NotFound
 from videoassist.storage.db import Database
 from videoassist.storage.records import Author, Snapshot
 
+# A snapshot in progress longer than this is one whose process died meanwhile: it no
+# longer holds up erasing its job (a capture and its rendering take well under a second).
+IN_PROGRESS_MAX_S = 60.0
+
 _COLUMNS = (
     "id, job_id, call_id, frame_id, original_id, version, author_participant, author_user,"
     " author_name, author_role, camera_participant, camera_name, camera_role,"
@@ -83,6 +87,30 @@ class Snapshots:
         """The key-encryption keys that wrapped the stored job keys."""
         rows = await self._db.fetchall("SELECT DISTINCT kek_id FROM job_keys")
         return {r[0] for r in rows}
+
+    # -- snapshots in progress, in any process ----------------------------------
+
+    async def begin(self, job_id: int) -> int:
+        """Mark a snapshot of the job as being made, until ``done``; NotFound if the job
+        is gone (erased). Erasing the job waits for it (``Jobs.erase``)."""
+        try:
+            _, mark = await self._db.execute(
+                "INSERT INTO snapshots_in_progress (job_id, started_at) VALUES (?, ?)",
+                (job_id, self._clock()))
+        except sqlite3.IntegrityError:  # the job is gone (foreign key)
+            raise NotFound("No such job.") from None
+        assert mark is not None
+        return mark
+
+    async def done(self, mark: int) -> None:
+        await self._db.execute("DELETE FROM snapshots_in_progress WHERE id = ?", (mark,))
+
+    async def in_progress(self, job_id: int) -> bool:
+        """Whether a snapshot of the job is being made, by any process."""
+        row = await self._db.fetchone(
+            "SELECT 1 FROM snapshots_in_progress WHERE job_id = ? AND started_at > ? LIMIT 1",
+            (job_id, self._clock() - IN_PROGRESS_MAX_S))
+        return row is not None
 
     # -- snapshots -------------------------------------------------------------
 
