@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from aiortc import RTCRtpSender
 from aiortc.rtp import RTP_HISTORY_SIZE, RtcpPacket, RtcpSrPacket, RtpPacket, is_rtcp
 
-from tests.media.test_loss import PacketLoss
+from tests.support.loss import PacketLoss
 from tests.support.peers import MediaClient, check_decodable, published
 from tests.support.server import Server, two_parties
 from videoassist.appkeys import MEDIA
