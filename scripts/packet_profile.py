@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,17 +77,42 @@ def classify(stack: str) -> str:
     return "other: signalling, HTTP, database, timers"
 
 
-def table(spy: Path) -> str:
+def packets_per_frame() -> float:
+    """RTP packets a publisher sends per video frame: the benchmark's clip as aiortc's
+    VP8 packetizer cuts it (the server forwards those payloads, or cut them the same
+    way before), and 50 Opus packets a second at 30 frames a second."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT))
+    from aiortc.codecs.vpx import Vp8Encoder
+    from loadgen.media import load_video_clip
+
+    clip = load_video_clip()
+    video = sum(len(Vp8Encoder._packetize(frame, 0)) for frame in clip) / len(clip)
+    return video + 50 / 30
+
+
+def us_per_packet(result: dict[str, Any]) -> float:
+    """Server CPU per packet received and forwarded (one viewer a call): its CPU over
+    the window, over what the publishers sent less what the server's sockets dropped."""
+    sent = (result["streams"] * result["publisher_fps"] * result["seconds"]
+            * packets_per_frame())
+    return float(result["server_cpu_cores"] * result["seconds"] * 1e6
+                 / (sent - result["server_udp_drops"]))
+
+
+def table(spy: Path, us: float | None = None) -> str:
+    """Each step's share of the samples, and with ``us`` (µs a packet) its µs."""
     counts: collections.Counter[str] = collections.Counter()
     for line in spy.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if stack:
             counts[classify(stack)] += int(count)
     total = sum(counts.values())
-    lines = ["| step | share of samples |", "|---|---:|"]
-    lines += [f"| {name} | {count / total:.1%} |"
+    lines = ["| step | share of samples | µs a packet |", "|---|---:|---:|"]
+    lines += [f"| {name} | {count / total:.1%} | "
+              f"{'' if us is None else f'{us * count / total:.0f}'} |"
               for name, count in sorted(counts.items(), key=lambda item: -item[1])]
-    lines.append(f"| (samples) | {total} |")
+    lines.append(f"| all ({total} samples) | 100% | {'' if us is None else f'{us:.0f}'} |")
     return "\n".join(lines)
 
 
@@ -96,13 +122,18 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--rate", type=int, default=100, help="samples a second")
+    parser.add_argument("--join-every", type=float, default=1000.0,
+                        help="the benchmark's late viewers (default 1000 s: one, in the "
+                             "warm-up; set-up is not forwarding)")
     parser.add_argument("--out", type=Path, default=Path("packet-profile"),
                         help="writes OUT.json and OUT.spy")
     parser.add_argument("--classify", type=Path, metavar="SPY",
                         help="only print the table of an earlier run's OUT.spy")
     args = parser.parse_args()
     if args.classify:
-        print(table(args.classify))
+        report = args.classify.with_suffix(".json")
+        us = us_per_packet(json.loads(report.read_text())) if report.is_file() else None
+        print(table(args.classify, us))
         return 0
     if args.py_spy is None:
         parser.error("--py-spy is needed to run")
@@ -111,7 +142,8 @@ def main() -> int:
     with report.open("w") as out, err.open("w") as progress:
         bench = subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "bench.py"), "relay", "--mode", "forward",
-             "--streams", str(args.streams), "--seconds", str(args.seconds), "--json"],
+             "--streams", str(args.streams), "--seconds", str(args.seconds),
+             "--join-every", str(args.join_every), "--json"],
             stdout=out, stderr=progress)
         deadline = time.monotonic() + 300
         while "measuring" not in err.read_text() and time.monotonic() < deadline:
@@ -126,9 +158,11 @@ def main() -> int:
         if bench.wait() != 0:
             sys.exit(f"the benchmark failed: {err.read_text()[-2000:]}")
     result = json.loads(report.read_text())
+    us = us_per_packet(result)
     print(f"server {result['server_cpu_cores']} cores, {result['streams']} streams, "
-          f"{result['server_udp_drops']} datagrams dropped by the server")
-    print(table(spy))
+          f"{result['server_udp_drops']} datagrams dropped by the server, "
+          f"{us:.0f} µs a packet received and forwarded")
+    print(table(spy, us))
     return 0
 
 
