@@ -252,6 +252,20 @@ def test_a_video_frame_is_handed_over_at_its_marker_bit_not_a_frame_later() -> N
     assert buffer.add(_packet(1, 6000, b"d", marker=True)) == (False, None)
 
 
+def test_a_frame_comes_with_the_payloads_it_came_in_less_padding() -> None:
+    """The payloads go on to viewers as they are (PacketSender); a padding packet
+    (no payload) is not media."""
+    buffer = _video_buffer(Clock())
+    buffer.add(_packet(1, 3000, b"a"))
+    buffer.add(_packet(2, 3000, b""))
+    _, frame = buffer.add(_packet(3, 3000, b"c", marker=True))
+    assert isinstance(frame, aiortc_hooks.PromptFrame)
+    assert (frame.data, frame.payloads) == (b"ac", (b"a", b"c"))
+    audio = aiortc_hooks.PromptJitterBuffer(capacity=16)
+    _, frame = audio.add(_packet(7, 960, b"opus"))
+    assert isinstance(frame, aiortc_hooks.PromptFrame) and frame.payloads == (b"opus",)
+
+
 def test_a_frame_held_by_a_lost_packet_is_given_up_after_the_wait() -> None:
     clock = Clock()
     buffer = _video_buffer(clock)

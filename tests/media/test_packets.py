@@ -10,13 +10,15 @@ import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import pytest
 from aiortc import RTCRtpSender
 from aiortc.rtp import RTP_HISTORY_SIZE, RtcpPacket, RtcpSrPacket, RtpPacket, is_rtcp
 
-from tests.media.test_loss import PacketLoss
+from tests.support.loss import PacketLoss
 from tests.support.peers import MediaClient, check_decodable, published
 from tests.support.server import Server, two_parties
 from videoassist.appkeys import MEDIA
+from videoassist.media import aiortc_hooks
 from videoassist.media.aiortc_hooks import _udp_path
 from videoassist.media.frames import is_keyframe, renumber_vp8
 from videoassist.media.slot import SenderSlot
@@ -274,3 +276,37 @@ def test_a_vp8_picture_id_is_written_in_the_width_it_had() -> None:
         bytes([0x90, 0x80, 0x34]) + b"data",
         bytes([0x90, 0xE0, 0x92, 0x34, 0x11, 0x22]) + b"data",
         plain]
+
+
+async def test_a_path_that_is_not_plain_udp_sends_through_the_dtls_transport(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through a TURN relay (aioice's own protocol), or whenever the direct way is not
+    known to fit, a frame's packets go through ``RTCDtlsTransport._send_rtp``, one by
+    one, as aiortc's own loop sends them."""
+    monkeypatch.setattr(aiortc_hooks, "_udp_path", lambda dtls: None)
+    staff_token, customer_token, job_id = await two_parties(server)
+    publisher = await MediaClient(server, customer_token, audio=False).start()
+    viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               encoded=True).start()
+    try:
+        video = await viewer.wait_remote(publisher.participant_id, frames=1)
+        slot = _video_slot(server, viewer)
+        through: list[bytes] = []
+        transport = slot.transceiver.sender.transport
+        send_rtp: Callable[[bytes], Awaitable[None]] = transport._send_rtp
+
+        async def send_and_keep(data: bytes) -> None:
+            if not is_rtcp(data):
+                through.append(data)
+            await send_rtp(data)
+
+        transport._send_rtp = send_and_keep  # type: ignore[method-assign]
+        frames = len(video.encoded)
+        await _until(lambda: len(video.encoded) >= frames + 20)
+        check_decodable(video, published(publisher))
+        ssrcs = {RtpPacket.parse(data).ssrc for data in through}
+        assert slot.transceiver.sender._ssrc in ssrcs
+        assert len(through) >= 20
+    finally:
+        await viewer.close()
+        await publisher.close()

@@ -6,6 +6,7 @@ module per noun; the pytest fixtures built on them are in the conftest files.
 - ``workers``: ``serve`` with several workers, and clients that reach a chosen one;
 - ``clips``: synthetic media, pre-encoded, with each frame's id as a barcode;
 - ``peers``: a real aiortc client of the server, and what it received;
+- ``loss``: a client's video packets dropped on their way out;
 - ``browser``: Debian's Chromium (flags, sizes, screenshots) and the page helpers;
 - ``webhooks``: a real webhook receiver that checks signatures;
 - ``metrics``: GET /metrics, parsed;

@@ -281,7 +281,7 @@ class PromptFrame(JitterFrame):
         self.rtp_timestamp = timestamp
         self.skipped = skipped  # frames given up on just before this one
         self.following: list[PromptFrame] = []  # complete too, handed over after it
-        self.payloads = payloads  # the RTP payloads it came in, in order
+        self.payloads = payloads  # the RTP payloads it came in, in order (no padding)
 
 
 class PromptJitterBuffer(JitterBuffer):
@@ -389,7 +389,7 @@ class PromptJitterBuffer(JitterBuffer):
             return None
         self.remove(len(packets))
         frame = PromptFrame(b"".join([p._data for p in packets]), packets[0].timestamp,
-                            self._skipped, tuple([p.payload for p in packets]))
+                            self._skipped, tuple([p.payload for p in packets if p.payload]))
         self._skipped = 0
         return frame
 
