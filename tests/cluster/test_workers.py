@@ -169,6 +169,11 @@ async def test_calls_are_placed_on_workers_and_never_split(cluster: Cluster) -> 
         assert value(samples, "videoassist_participants", worker=str(worker),
                      role="expert") == 2
 
+    # The internal addresses answer the installation's nodes only.
+    secret = (cluster.data_dir / "node-secret").read_text().strip()
+    async with aiohttp.ClientSession() as http:
+        await internal_addresses_need_the_secret(http, cluster, secret)
+
     # Messages cross the carried connections both ways.
     for i in range(len(JOBS)):
         expert, customer = sockets[2 * i], sockets[2 * i + 1]
@@ -180,6 +185,21 @@ async def test_calls_are_placed_on_workers_and_never_split(cluster: Cluster) -> 
         assert await closed_normally(customer) == (1000, "left")
         left = await receive(expert, skip=("participant.joined",))
         assert left["type"] == "participant.left", left
+
+
+async def internal_addresses_need_the_secret(http: aiohttp.ClientSession, cluster: Cluster,
+                                             secret: str) -> None:
+    """Each worker's internal address: 404 for anything without the node secret; with
+    it, the internal routes only (/internal/ws wants an upgrade: 400 to a plain GET)."""
+    wanted = {"/internal/metrics": 200, "/internal/ws": 400, "/healthz": 404}
+    for node in cluster.nodes().values():
+        for given in ("", secret[:-1], secret):
+            headers = {"X-Videoassist-Node-Secret": given} if given else {}
+            for path, status in wanted.items():
+                async with http.get(f"http://{node.address}{path}",
+                                    headers=headers) as response:
+                    assert response.status == (status if given == secret else 404), \
+                        (node, path, given == secret)
 
 
 async def closed_normally(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, str]:
