@@ -29,7 +29,7 @@ from aiohttp import web
 
 from tests.support.metrics import scrape, value
 from tests.support.peers import MediaClient
-from tests.support.process import ServeProcess, ok
+from tests.support.process import ServeProcess, clean_env, ok, videoassist
 from tests.support.server import PASSWORD, Server, receive
 from tests.support.webhooks import Receiver
 from tests.support.workers import NodeRow, live_calls, nodes, on_worker, query, served_by
@@ -405,3 +405,17 @@ async def test_one_worker_delivers_the_webhooks_every_worker_queues(
                 await asyncio.sleep(0.05)
         assert len(delivered) == 4 and all("[worker 0]" in line for line in delivered), \
             delivered
+
+
+async def test_a_second_server_on_the_same_port_is_refused_not_joined(
+        cluster: Cluster, template: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(template, other)
+    for workers in ("2", "1"):
+        result = await asyncio.to_thread(
+            videoassist, other, "serve", "--port", str(cluster.process.port),
+            env=clean_env(VIDEOASSIST_WORKERS=workers))
+        assert result.code in (1, 2), result
+        assert "address already in use" in result.err.lower(), result.err
+    assert sorted(cluster.nodes()) == list(range(WORKERS))
+    assert (await (await cluster.on(0)).request("GET", "/readyz"))[0] == 200
