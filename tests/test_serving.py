@@ -36,18 +36,21 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
-@pytest.fixture
-async def serve(template: Path, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """Start ``videoassist serve`` on a copy of the template; yields a starter that
-    takes ``VIDEOASSIST_*`` settings and returns (process, remote helpers)."""
+@pytest.fixture(params=["1", "2"], ids=["one-process", "two-workers"])
+async def serve(template: Path, tmp_path: Path, request: pytest.FixtureRequest
+                ) -> AsyncIterator[Callable[..., Any]]:
+    """Start ``videoassist serve`` on a copy of the template, as one process and with
+    two workers under the supervisor; yields a starter that takes ``VIDEOASSIST_*``
+    settings and returns (process, remote helpers)."""
     started: list[ServeProcess] = []
     http = aiohttp.ClientSession()
 
     async def start(**env: str) -> tuple[ServeProcess, Server]:
         data_dir = tmp_path / f"data{len(started)}"
         shutil.copytree(template, data_dir)
-        process = ServeProcess(data_dir, env=env)
+        process = ServeProcess(data_dir, env={"VIDEOASSIST_WORKERS": request.param, **env})
         started.append(process)
+        await asyncio.to_thread(process.wait_for, r"serving on", 60)
         await asyncio.to_thread(process.wait_ready)
         remote = Server(process.url, Settings(port=process.port), None,  # type: ignore[arg-type]
                         Clock(), http)

@@ -89,8 +89,9 @@ class ServerProcess:
         # The server of this tree, whatever checkout the environment has installed.
         self.env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        # One process, as the CPU figures (read from this process) and the profile assume.
         self.env.update(VIDEOASSIST_PUBLIC_URL=self.url, VIDEOASSIST_ACCESS_LOG="false",
-                        VIDEOASSIST_MEDIA_TRANSCODE=TRANSCODE[mode])
+                        VIDEOASSIST_MEDIA_TRANSCODE=TRANSCODE[mode], VIDEOASSIST_WORKERS="1")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _command(self, *args: str, profile: Path | None = None) -> list[str]:

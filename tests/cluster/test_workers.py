@@ -29,7 +29,7 @@ from aiohttp import web
 
 from tests.support.metrics import scrape, value
 from tests.support.peers import MediaClient
-from tests.support.process import ServeProcess, ok
+from tests.support.process import ServeProcess, clean_env, ok, videoassist
 from tests.support.server import PASSWORD, Server, receive
 from tests.support.webhooks import Receiver
 from tests.support.workers import NodeRow, live_calls, nodes, on_worker, query, served_by
@@ -169,6 +169,11 @@ async def test_calls_are_placed_on_workers_and_never_split(cluster: Cluster) -> 
         assert value(samples, "videoassist_participants", worker=str(worker),
                      role="expert") == 2
 
+    # The internal addresses answer the installation's nodes only.
+    secret = (cluster.data_dir / "node-secret").read_text().strip()
+    async with aiohttp.ClientSession() as http:
+        await internal_addresses_need_the_secret(http, cluster, secret)
+
     # Messages cross the carried connections both ways.
     for i in range(len(JOBS)):
         expert, customer = sockets[2 * i], sockets[2 * i + 1]
@@ -180,6 +185,21 @@ async def test_calls_are_placed_on_workers_and_never_split(cluster: Cluster) -> 
         assert await closed_normally(customer) == (1000, "left")
         left = await receive(expert, skip=("participant.joined",))
         assert left["type"] == "participant.left", left
+
+
+async def internal_addresses_need_the_secret(http: aiohttp.ClientSession, cluster: Cluster,
+                                             secret: str) -> None:
+    """Each worker's internal address: 404 for anything without the node secret; with
+    it, the internal routes only (/internal/ws wants an upgrade: 400 to a plain GET)."""
+    wanted = {"/internal/metrics": 200, "/internal/ws": 400, "/healthz": 404}
+    for node in cluster.nodes().values():
+        for given in ("", secret[:-1], secret):
+            headers = {"X-Videoassist-Node-Secret": given} if given else {}
+            for path, status in wanted.items():
+                async with http.get(f"http://{node.address}{path}",
+                                    headers=headers) as response:
+                    assert response.status == (status if given == secret else 404), \
+                        (node, path, given == secret)
 
 
 async def closed_normally(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, str]:
@@ -385,3 +405,17 @@ async def test_one_worker_delivers_the_webhooks_every_worker_queues(
                 await asyncio.sleep(0.05)
         assert len(delivered) == 4 and all("[worker 0]" in line for line in delivered), \
             delivered
+
+
+async def test_a_second_server_on_the_same_port_is_refused_not_joined(
+        cluster: Cluster, template: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(template, other)
+    for workers in ("2", "1"):
+        result = await asyncio.to_thread(
+            videoassist, other, "serve", "--port", str(cluster.process.port),
+            env=clean_env(VIDEOASSIST_WORKERS=workers))
+        assert result.code in (1, 2), result
+        assert "address already in use" in result.err.lower(), result.err
+    assert sorted(cluster.nodes()) == list(range(WORKERS))
+    assert (await (await cluster.on(0)).request("GET", "/readyz"))[0] == 200

@@ -116,16 +116,19 @@ class Proxies:
     async def _run(self, pipe: _Pipe, upstream: aiohttp.ClientWebSocketResponse, auth: str,
                    prefix: str) -> Moved | Closed:
         client = pipe.client
-        await upstream.send_str(auth)
         try:
+            await upstream.send_str(auth)
             first = await upstream.receive(timeout=CONNECT_TIMEOUT_S)
-        except TimeoutError:
+        except (ConnectionError, RuntimeError, TimeoutError):
             logger.warning("%s the node holding the call did not answer the auth", prefix)
             return await _lost(client)
         if first.type == WSMsgType.CLOSE and upstream.close_code == CLOSE_MOVED:
             return Moved()
-        if not await _forward(first, client):
-            return await _closed_by_holder(client, upstream, first, prefix)
+        try:
+            if not await _forward(first, client):
+                return await _closed_by_holder(client, upstream, first, prefix)
+        except (ConnectionError, RuntimeError):
+            return Closed(1006, "client")
         up = asyncio.create_task(_carry(upstream, client))
         down = asyncio.create_task(_carry(client, upstream))
         waits: list[asyncio.Future[Any]] = [up, down, pipe.stop]
@@ -133,15 +136,21 @@ class Proxies:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in (up, down):
-                task.cancel()
+                if not task.done():
+                    task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         if pipe.stop in done:
             code, reason, message = pipe.stop.result()
             await _close(client, code, reason, message)
             return Closed(code, reason)
-        if up in done and not up.cancelled() and up.exception() is None:
-            return await _closed_by_holder(client, upstream, up.result(), prefix)
+        if up in done:
+            if up.exception() is None:
+                return await _closed_by_holder(client, upstream, up.result(), prefix)
+            return Closed(1006, "client")  # writing to the client failed: it is gone
+        if down.exception() is not None:  # writing to the holder failed: it is gone
+            logger.warning("%s the node holding the call went away", prefix)
+            return await _lost(client)
         # The client closed, or vanished: the holder sees it leave when we close.
         return Closed(client.close_code or 1006, "client")
 

@@ -109,19 +109,27 @@ class Supervisor:
     def _reserve_port(self) -> socket.socket:
         """Bind the public address with SO_REUSEPORT, without listening: the port is
         known (``--port 0``) and stays this server's while workers come and go. The
-        kernel gives connections only to listening sockets: the workers'."""
+        kernel gives connections only to listening sockets: the workers'. First, a bind
+        without SO_REUSEPORT: a port some other server (another videoassist too)
+        listens on is refused, not shared."""
         host = self.settings.host
         family, kind, proto, _, address = socket.getaddrinfo(
             host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        probe = socket.socket(family, kind, proto)
         sock = socket.socket(family, kind, proto)
         try:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+            self.port = probe.getsockname()[1]
+            probe.close()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(address)
+            sock.bind((address[0], self.port, *address[2:]))
         except OSError as exc:
             sock.close()
             raise ConfigError(f"cannot bind {host}:{self.port}: {exc.strerror}") from None
-        self.port = sock.getsockname()[1]
+        finally:
+            probe.close()
         return sock
 
     async def _serve(self) -> int:
