@@ -177,6 +177,8 @@ def test_a_comparison_runs_both_servers_and_reports_the_ratio_of_their_medians(
     runs = [json.loads(line) for line in runs_file.read_text().splitlines()]
     assert [run["server"] for run in runs] == ["videoassist", "janus"]
     assert result["runs_file"] == str(runs_file)
+    progress = (tmp_path / "runs.log").read_text()
+    assert progress.count("== bench.py relay --server") == 2 and "bench: measuring" in progress
     assert result["failed_runs"] == {"videoassist": 0, "janus": 0}
     ours, theirs = (run["server_cpu_ms_per_packet"] for run in runs)
     assert result["videoassist"]["server_cpu_ms_per_packet"] == ours
