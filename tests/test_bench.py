@@ -17,9 +17,11 @@ import math
 import os
 import pstats
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +189,30 @@ def test_a_comparison_runs_both_servers_and_reports_the_ratio_of_their_medians(
     for run in runs:  # no late viewers unless asked: the forwarding alone
         assert run["streams"] == 1 and run["viewers"] == 1 and run["seconds"] == 2.0
         assert run["join_every_s"] == 0 and run["first_frame_samples"] == 0
+
+
+def test_an_interrupted_run_stops_its_server_and_exits_130(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOASSIST_")}
+    progress = tmp_path / "stderr"
+    with progress.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "scripts/bench.py", "relay", "--seconds", "60"],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 60
+        while "bench: measuring" not in progress.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, progress.read_text()
+            time.sleep(0.1)
+        servers = [int(pid) for pid in
+                   Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                   if b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(servers) == 1, servers
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "bench: interrupted" in progress.read_text()
+    assert not Path(f"/proc/{servers[0]}").exists()  # stopped, and waited for
 
 
 def test_a_profiled_run_names_the_functions_where_the_servers_time_went(
