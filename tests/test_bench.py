@@ -146,6 +146,22 @@ def test_workers_are_asked_of_the_server() -> None:
     check_event_loops(result)
 
 
+def test_each_workers_loop_is_read_from_labelled_or_unlabelled_samples(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One server's sample carries no label; a supervisor's scrape, one per worker."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from loadgen.server import event_loop_cpu
+
+    family = "# TYPE videoassist_event_loop_cpu_seconds counter\n"
+    name = "videoassist_event_loop_cpu_seconds_total"
+    assert event_loop_cpu(family + f"{name} 1.5\n") == {"server": 1.5}
+    assert event_loop_cpu(family + f'{name}{{worker="0"}} 1.5\n{name}{{worker="1"}} 2.5\n'
+                          ) == {"0": 1.5, "1": 2.5}
+    assert event_loop_cpu(family + f'{name}{{index="0"}} 1.5\n{name}{{index="1"}} 2.5\n'
+                          ) == {"index=0": 1.5, "index=1": 2.5}
+    assert event_loop_cpu("# TYPE other counter\nother_total 1\n") == {}
+
+
 needs_janus = pytest.mark.skipif(shutil.which("janus") is None,
                                  reason="no janus (Debian's package; scripts/test installs it)")
 
