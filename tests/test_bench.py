@@ -103,7 +103,8 @@ def check_packets_and_workers(result: dict[str, Any], calls: int, viewers: int) 
     # The workers are the server's processes: together no more than the server.
     workers = result["worker_cpu_cores"]
     assert len(workers) == result["workers"] >= 1
-    assert workers == sorted(workers, reverse=True) and workers[-1] > 0
+    # (A worker with no call may show 0: /proc counts in 10 ms ticks.)
+    assert workers == sorted(workers, reverse=True) and workers[0] > 0 <= workers[-1]
     assert sum(workers) <= result["server_cpu_cores"] + 0.05
 
 
