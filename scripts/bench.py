@@ -237,20 +237,32 @@ def tree_commit() -> dict[str, Any]:
             "changed": None if changed is None else bool(changed)}
 
 
+async def interruptible(run: Run) -> dict[str, Any]:
+    """``run()``, cancelled by SIGINT or SIGTERM: it then closes its calls and stops its
+    server (and compare its run) on the way out, while the rest of the loop still runs
+    (asyncio's own Ctrl-C cancels every task at once, aiortc's too, and the way out
+    then waits forever)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    return await run()
+
+
 def main(argv: list[str] | None = None) -> int:
     # Our progress at INFO; aiortc's and aioice's chatter only from WARNING up.
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     logger.setLevel(logging.INFO)
     run, as_json = parse_args(argv)
     code = tree_commit()  # before the run, which may take minutes
-    # SIGTERM as Ctrl-C: the run stops its server (and compare its runs) on the way out.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        result = asyncio.run(run())
+        result = asyncio.run(interruptible(run))
     except BenchError as exc:
         logger.error("error: %s", exc)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        logger.error("interrupted")
         return 130
     result["code"] = code
     if as_json:

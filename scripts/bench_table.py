@@ -94,7 +94,8 @@ def label(run: dict[str, Any]) -> str:
         if run.get("viewers", 1) != 1:
             parts[0] += f" x {run['viewers']} viewers"
         if run.get("workers_requested") is not None:
-            parts.append(f"{run['workers_requested']} workers")
+            workers = run["workers_requested"]
+            parts.append(f"{workers} worker{'' if workers == 1 else 's'}")
         if abs(float(run.get("seconds", 30)) - 30) > 1:
             parts.append(f"{float(run['seconds']):.0f} s")
         if run.get("warmup_s", 2) != 2:

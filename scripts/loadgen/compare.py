@@ -4,7 +4,8 @@ Each round runs ``bench.py relay`` once against each server, as a child process 
 own (a fresh generator each time), alternating which goes first; every run's JSON is
 appended to a file as it ends. The report holds each server's medians and their ratio
 (videoassist over Janus). A run that fails is counted, logged, and the series goes on.
-Each run's JSON also says the machine's load average (1 minute) before it began.
+Each run's JSON also says the machine's load average (1 minute) before it began;
+each run's progress (its stderr) goes to a file beside the JSON's, ending in ``.log``.
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ def relay_args(options: Options, server: str) -> list[str]:
     return args
 
 
-async def one_run(args: list[str]) -> dict[str, Any] | None:
+async def one_run(args: list[str], log: Path) -> dict[str, Any] | None:
     """``bench.py ARGS`` in a child process: its JSON, or None when it failed (its
-    stderr's last lines logged)."""
+    stderr's last lines logged). Its stderr is appended to ``log``."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(BENCH), *args, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
@@ -76,6 +77,8 @@ async def one_run(args: list[str]) -> dict[str, Any] | None:
             proc.kill()  # its server goes with it (server.die_with_parent)
             await proc.wait()
         raise
+    with log.open("ab") as file:
+        file.write(f"== bench.py {' '.join(args)}\n".encode() + stderr)
     if proc.returncode != 0:
         tail = "\n".join(stderr.decode(errors="replace").splitlines()[-8:])
         logger.warning("bench.py %s failed (%s):\n%s", " ".join(args), proc.returncode, tail)
@@ -106,7 +109,7 @@ async def run(options: Options) -> dict[str, Any]:
         for server in order:
             logger.info("round %d of %d: %s", round_number, options.rounds, server)
             begun, load = time.monotonic(), os.getloadavg()[0]
-            result = await one_run(relay_args(options, server))
+            result = await one_run(relay_args(options, server), out.with_suffix(".log"))
             if result is None:
                 failed[server] += 1
                 continue
@@ -126,6 +129,7 @@ async def run(options: Options) -> dict[str, Any]:
         "benchmark": "compare", "calls": options.calls, "viewers": options.viewers,
         "rounds": options.rounds, "seconds": options.seconds,
         "workers_requested": options.workers, "runs_file": str(out),
+        "progress_file": str(out.with_suffix(".log")),
         "failed_runs": failed,
     }
     for server in SERVERS:

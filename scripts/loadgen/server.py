@@ -49,13 +49,16 @@ def die_with_parent() -> None:
 
 def event_loop_cpu(exposition: str) -> dict[str, float]:
     """``videoassist_event_loop_cpu_seconds_total`` of a /metrics answer, by worker:
-    the ``worker`` label's value, or "server" for the one loop of a server whose
-    samples carry no such label."""
+    the ``worker`` label's value (any other labels as ``name=value,...``), or "server"
+    for the one loop of a server whose sample carries no label."""
     seconds: dict[str, float] = {}
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             if sample.name == LOOP_CPU:
-                seconds[sample.labels.get("worker", "server")] = sample.value
+                labels = sample.labels
+                key = labels.get("worker") or ",".join(
+                    f"{name}={value}" for name, value in sorted(labels.items())) or "server"
+                seconds[key] = sample.value
     return seconds
 
 
