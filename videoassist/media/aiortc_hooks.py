@@ -53,6 +53,16 @@ The hooks below close those two gaps, with the smallest reach we could find:
   transport's ``_tx_srtp``, ``_state`` and counts, aioice's ``_nominated`` pair and
   its protocol's datagram transport); through TURN, through ``_send_rtp``.
 - ``EstimateRelay`` also throttles the receiver's own REMBs (``REMB_INTERVAL_S``).
+- ``receive_directly``: aioice's ``Connection.data_received`` puts every datagram in
+  an ``asyncio.Queue`` (``_queue``) that the DTLS transport's task reads one at a
+  time (``_recv_next`` awaiting ``ice.recv()``): a task wake-up per packet. An
+  instance attribute of that name takes SRTP/SRTCP datagrams once the transport has
+  its ``_rx_srtp`` and handles them at once, as ``_recv_next`` would (its counts
+  ``__rx_bytes``/``__rx_packets``, ``_handle_rtp_data``/``_handle_rtcp_data``),
+  stepping the handler's coroutine by hand: it finishes without suspending unless
+  it sends through TURN, and then it goes on as a task, the datagrams behind it
+  waiting their turn. DTLS records (and anything while the queue is not empty) go
+  through the queue and the transport's task as before.
 
 ``media.slot`` reuses a viewer's transceivers without touching aiortc: it relies on a
 sender, once started, reading its track until the track ends (``_run_rtp``) whatever
@@ -75,7 +85,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import aioice
 import aiortc
+import pylibsrtp
 from aioice import Connection as IceConnection
 from aioice.ice import CandidatePair, StunProtocol
 from aiortc import (
@@ -121,6 +133,9 @@ from videoassist.media.frames import renumber_vp8
 logger = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC = ("1.16.",)
+# aioice: Connection.data_received, _queue (receive_directly), _nominated and
+# StunProtocol.send_data (PacketSender's UDP path); checked by check_compatible().
+SUPPORTED_AIOICE = ("0.13.",)
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
@@ -185,7 +200,12 @@ def check_compatible() -> None:
     for name in ("add", "_remove_frame", "remove"):
         if not callable(getattr(JitterBuffer, name, None)):
             problems.append(f"JitterBuffer.{name} is gone")
+    version = getattr(aioice, "__version__", "unknown")
+    if not version.startswith(SUPPORTED_AIOICE):
+        problems.append(f"aioice {version} is not a tested version "
+                        f"({', '.join(SUPPORTED_AIOICE)}x)")
     problems += _sender_problems()
+    problems += _receive_problems()
     if problems:
         raise IncompatibleAiortc("aiortc internals changed: " + "; ".join(problems))
 
@@ -925,3 +945,139 @@ def send_packets(sender: RTCRtpSender) -> PacketSender:
     if getattr(sender, _SENDER + "started", False):
         raise RuntimeError("send_packets must run before the sender starts")
     return PacketSender(sender)
+
+
+# -- receiving datagrams without the queue hop -------------------------------------------
+
+_DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
+_DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+
+
+def _receive_problems() -> list[str]:
+    """What ``receive_directly`` relies on in aiortc and aioice."""
+    problems = []
+    for owner, method, name in [
+            (RTCDtlsTransport, "__init__", _DTLS_RX_BYTES),
+            (RTCDtlsTransport, "__init__", _DTLS_RX_PACKETS),
+            (RTCDtlsTransport, "_recv_next", "_recv"),
+            (RTCDtlsTransport, "_recv_next", "_rx_srtp"),
+            (RTCDtlsTransport, "_recv_next", "unprotect"),
+            (RTCDtlsTransport, "_recv_next", "unprotect_rtcp"),
+            (RTCDtlsTransport, "_recv_next", "_handle_rtp_data"),
+            (RTCDtlsTransport, "_recv_next", "_handle_rtcp_data"),
+            (RTCIceTransport, "__init__", "_connection"),
+            (IceConnection, "data_received", "_queue"),
+            (IceConnection, "recvfrom", "_queue"),
+            (StunProtocol, "datagram_received", "data_received")]:
+        if name not in _names(getattr(owner, method, None)):
+            problems.append(f"{owner.__name__}.{method} no longer uses {name}")
+    return problems
+
+
+class _Resumed:
+    """The rest of a coroutine stepped by hand that suspended on ``yielded``, to await
+    in a task (which then waits for what the coroutine waits for, as ``await`` would)."""
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self._coro = coro
+        self._yielded = yielded
+
+    def __await__(self) -> Any:
+        coro, value = self._coro, self._yielded
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:  # passed on to the coroutine
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+class _DirectReceiver:
+    """Takes the place of aioice's ``Connection.data_received`` (see the module
+    docstring, ``receive_directly``)."""
+
+    def __init__(self, dtls: Any, connection: Any) -> None:
+        self._dtls = dtls
+        self._queue: asyncio.Queue[Any] = connection._queue
+        self._queued: Callable[[bytes, int], None] = connection.data_received
+        # While a handler is suspended (it went on as a task), the datagrams behind it.
+        self._pending: list[bytes] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.direct = 0  # datagrams handled here (tests)
+
+    def __call__(self, data: bytes, component: int) -> None:
+        dtls = self._dtls
+        if (not data or not 127 < data[0] < 192 or dtls._rx_srtp is None
+                or dtls._state != DtlsState.CONNECTED):
+            self._queued(data, component)
+        elif self._pending is not None:
+            self._pending.append(data)
+        elif not self._queue.empty():  # what came earlier goes first
+            self._queued(data, component)
+        else:
+            self.direct += 1
+            coro = self._handle(data)
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                return
+            except Exception:
+                logger.exception("handling a datagram failed")
+                return
+            self._pending = []
+            self._task = asyncio.get_running_loop().create_task(self._finish(coro, yielded))
+
+    async def _handle(self, data: bytes) -> None:
+        """``RTCDtlsTransport._recv_next`` for one SRTP or SRTCP datagram."""
+        dtls = self._dtls
+        setattr(dtls, _DTLS_RX_BYTES, getattr(dtls, _DTLS_RX_BYTES) + len(data))
+        setattr(dtls, _DTLS_RX_PACKETS, getattr(dtls, _DTLS_RX_PACKETS) + 1)
+        arrival_time_ms = clock.current_ms()
+        try:
+            if rtp.is_rtcp(data):
+                await dtls._handle_rtcp_data(dtls._rx_srtp.unprotect_rtcp(data))
+            else:
+                await dtls._handle_rtp_data(dtls._rx_srtp.unprotect(data),
+                                            arrival_time_ms=arrival_time_ms)
+        except pylibsrtp.Error as exc:
+            logger.debug("SRTP unprotect failed: %s", exc)
+
+    async def _finish(self, coro: Any, yielded: Any) -> None:
+        try:
+            try:
+                await _Resumed(coro, yielded)
+            except Exception:
+                logger.exception("handling a datagram failed")
+            while self._pending:
+                data = self._pending.pop(0)
+                self.direct += 1
+                try:
+                    await self._handle(data)
+                except Exception:
+                    logger.exception("handling a datagram failed")
+        finally:
+            self._pending = None
+            self._task = None
+
+
+def receive_directly(dtls: RTCDtlsTransport) -> _DirectReceiver | None:
+    """Hand this connected DTLS transport its SRTP and SRTCP datagrams straight from
+    aioice's protocol, without the queue and its task (see the module docstring).
+    Only over a plain UDP ICE pair (through TURN, handling a packet may wait on the
+    relay: the queue as before); None then. Call again: the same receiver."""
+    connection: Any = dtls.transport._connection
+    installed = connection.__dict__.get("data_received")
+    if isinstance(installed, _DirectReceiver):
+        return installed
+    if _udp_path(dtls) is None:
+        return None
+    receiver = _DirectReceiver(dtls, connection)
+    connection.data_received = receiver
+    return receiver
