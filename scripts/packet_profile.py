@@ -47,7 +47,8 @@ RECEIVING = [
     ("RTCP receiver statistics", ["StreamStatistics"]),
     ("VP8 depayload", ["depayload", "vpx.py"]),
     ("jitter buffer, frame reassembly, fan-out to viewers' queues",
-     ["aiortc_hooks.py", "jitterbuffer.py", "publication.py", "forward.py", "frames.py"]),
+     ["PromptJitterBuffer", "PromptFrame", "_TapQueue", "jitterbuffer.py", "publication.py",
+      "forward.py", "frames.py"]),
     ("datagram queue to the DTLS task", ["_recv (", "recvfrom", "queues.py", "Connection.recv"]),
 ]
 
@@ -60,7 +61,10 @@ def classify(stack: str) -> str:
     if "._run_rtp (" in stack:
         return "send: " + next((name for name, keys in SENDING
                                 if any(k in stack for k in keys)), "sender loop")
-    if "_recv_next" in stack or "RTCDtlsTransport.__run" in stack:
+    # _DirectReceiver: aiortc_hooks.receive_directly's datagrams, handled in aioice's
+    # datagram_received without the queue.
+    if ("_recv_next" in stack or "RTCDtlsTransport.__run" in stack
+            or "_DirectReceiver" in stack):
         if ("_handle_rtp_packet" not in stack and "_handle_rtp_data" not in stack
                 and any(k in stack for k in ("_recv (", "recvfrom", "queues.py"))):
             return "event loop: datagram queue to the DTLS task"
