@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import aioice
@@ -10,6 +11,7 @@ import aiortc
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription, rtcpeerconnection
 from aiortc import rtcrtpreceiver as receiver_module
+from aiortc.rate import RateCounter, RemoteBitrateEstimator
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 from aiortc.sdp import SessionDescription
 
@@ -468,6 +470,59 @@ async def test_the_tap_also_swaps_the_jitter_buffer() -> None:
             assert buffer.capacity == capacity and buffer._is_video == (receiver is video)
     finally:
         await pc.close()
+
+
+async def test_the_tap_gives_a_video_receivers_estimator_the_cheaper_counter() -> None:
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        aiortc_hooks.tap_receiver(receiver, lambda *frame: None)
+        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+        assert isinstance(estimator.incoming_bitrate, aiortc_hooks._RateCounter)
+        assert estimator.incoming_bitrate._window_size == 1000
+    finally:
+        await pc.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_estimator_sends_the_same_rembs_with_the_cheaper_counter(seed: int) -> None:
+    """A video stream as these publishers send it (30 frames a second, 6 packets a
+    frame), arrival times jittered by a few ms either way (some before the window's
+    first) and a pause longer than the window now and then: aiortc's estimator gives
+    the same estimates, at the same packets, with either counter."""
+    def estimates(counter: bool) -> list[tuple[int, list[int]] | None]:
+        rnd = random.Random(seed)
+        estimator = RemoteBitrateEstimator()
+        if counter:
+            estimator.incoming_bitrate = aiortc_hooks._RateCounter(1000, 8000)  # type: ignore[assignment]
+        out, now = [], 1000
+        for i in range(6000):
+            if i % 6 == 0:
+                now += rnd.choice([0, 1, 4, 4, 9, 33])
+            if rnd.random() < 0.002:
+                now += 1500
+            abs_send_time = ((i // 6 * 33) << 18) // 1000 & 0xFFFFFF
+            out.append(estimator.add(arrival_time_ms=now + rnd.randint(-3, 3),
+                                     abs_send_time=abs_send_time,
+                                     payload_size=rnd.randint(100, 1200), ssrc=1234))
+        return out
+
+    theirs = estimates(False)
+    assert sum(e is not None for e in theirs) > 5
+    assert estimates(True) == theirs
+
+
+def test_the_cheaper_counter_forgets_what_left_the_window() -> None:
+    for counter in (aiortc_hooks._RateCounter(1000, 8000), RateCounter(1000, 8000)):
+        assert counter.rate(5) is None
+        counter.add(1000, 0)
+        counter.add(1000, 500)
+        assert counter.rate(999) == 16_000  # bits a second: 2000 bytes in 1000 ms
+        assert counter.rate(1000) == 8_000  # the first left the window
+        assert counter.rate(1600) is None
+        counter.add(500, 1700)
+        counter.reset()
+        assert counter.rate(1701) is None
 
 
 async def test_own_rembs_go_out_every_200_ms_unless_they_lower_the_estimate() -> None:
