@@ -286,7 +286,8 @@ async def test_a_publishers_datagrams_skip_aioices_queue(server: Server) -> None
     """Once connected over plain UDP, the server's DTLS transport handles each SRTP
     datagram as aioice's protocol gets it (aiortc_hooks.receive_directly), not through
     aioice's queue and its own task: counted by the transport, in the receiver's
-    statistics, and forwarded to a viewer that decodes them."""
+    statistics, and forwarded to a viewer that decodes them; the ICE pair's protocol
+    hands them over without trying to parse them as STUN first."""
     staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False).start()
     viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
@@ -300,11 +301,15 @@ async def test_a_publishers_datagrams_skip_aioices_queue(server: Server) -> None
         direct = connection.data_received
         assert isinstance(direct, aiortc_hooks._DirectReceiver)
         assert aiortc_hooks.receive_directly(dtls) is direct
-        before = direct.direct
+        protocol = connection._nominated[1].protocol
+        assert protocol.datagram_received is direct.demux is not None
+        before, media_before = direct.direct, direct.demux.media
         received = dtls._get_stats().popitem()[1].packetsReceived
         frames = len(video.encoded)
         await _until(lambda: len(video.encoded) >= frames + 30)
         assert direct.direct - before >= 30
+        # Without aioice's STUN parse first (RTP and RTCP by their first byte).
+        assert direct.demux.media - media_before >= direct.direct - before
         assert connection._queue.empty()
         stats = dtls._get_stats().popitem()[1]
         assert stats.packetsReceived - received >= direct.direct - before

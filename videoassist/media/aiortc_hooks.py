@@ -67,7 +67,11 @@ The hooks below close those two gaps, with the smallest reach we could find:
   stepping the handler's coroutine by hand: it finishes without suspending unless
   it sends through TURN, and then it goes on as a task, the datagrams behind it
   waiting their turn. DTLS records (and anything while the queue is not empty) go
-  through the queue and the transport's task as before.
+  through the queue and the transport's task as before. It also takes the pair's
+  ``StunProtocol.datagram_received`` (an instance attribute too), which tries to
+  parse every datagram as STUN and hands it on when that fails (a raised
+  ValueError, 5 µs): a datagram whose first byte says RTP or RTCP (128 to 191, RFC
+  7983; STUN's is 0 to 3) goes to ``data_received`` without the try.
 
 ``media.slot`` reuses a viewer's transceivers without touching aiortc: it relies on a
 sender, once started, reading its track until the track ends (``_run_rtp``) whatever
@@ -1057,7 +1061,9 @@ def _receive_problems() -> list[str]:
             (RTCIceTransport, "__init__", "_connection"),
             (IceConnection, "data_received", "_queue"),
             (IceConnection, "recvfrom", "_queue"),
-            (StunProtocol, "datagram_received", "data_received")]:
+            (StunProtocol, "datagram_received", "data_received"),
+            (StunProtocol, "datagram_received", "parse_message"),
+            (StunProtocol, "datagram_received", "local_candidate")]:
         if name not in _names(getattr(owner, method, None)):
             problems.append(f"{owner.__name__}.{method} no longer uses {name}")
     return problems
@@ -1100,6 +1106,7 @@ class _DirectReceiver:
         self._pending: list[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
         self.direct = 0  # datagrams handled here (tests)
+        self.demux: _Demux | None = None
 
     def __call__(self, data: bytes, component: int) -> None:
         dtls = self._dtls
@@ -1157,6 +1164,24 @@ class _DirectReceiver:
             self._task = None
 
 
+class _Demux:
+    """Takes the place of the ICE pair's ``StunProtocol.datagram_received`` (see the
+    module docstring, ``receive_directly``)."""
+
+    def __init__(self, protocol: Any, connection: Any) -> None:
+        self._stun: Callable[[bytes, Any], None] = protocol.datagram_received
+        self._connection = connection
+        self._component: int = protocol.local_candidate.component
+        self.media = 0  # datagrams handed on without the STUN parse (tests)
+
+    def __call__(self, data: bytes, addr: Any) -> None:
+        if data and 127 < data[0] < 192:
+            self.media += 1
+            self._connection.data_received(data, self._component)
+        else:
+            self._stun(data, addr)
+
+
 def receive_directly(dtls: RTCDtlsTransport) -> _DirectReceiver | None:
     """Hand this connected DTLS transport its SRTP and SRTCP datagrams straight from
     aioice's protocol, without the queue and its task (see the module docstring).
@@ -1170,4 +1195,6 @@ def receive_directly(dtls: RTCDtlsTransport) -> _DirectReceiver | None:
         return None
     receiver = _DirectReceiver(dtls, connection)
     connection.data_received = receiver
+    protocol = connection._nominated[1].protocol
+    receiver.demux = protocol.datagram_received = _Demux(protocol, connection)
     return receiver
