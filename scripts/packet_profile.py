@@ -71,7 +71,8 @@ def classify(stack: str) -> str:
         return "receive: " + next((name for name, keys in RECEIVING
                                    if any(k in stack for k in keys)),
                                   "receiver and DTLS transport, the rest")
-    if "datagram_received" in stack or "_read_ready" in stack:
+    # _Demux: receive_directly's stand-in for aioice's datagram_received.
+    if "datagram_received" in stack or "_read_ready" in stack or "_Demux" in stack:
         return "event loop: datagram in (aioice)"
     leaf = frames[-1]
     # uvloop's loop is C: its samples show the frame that started it (Runner.run).
