@@ -47,7 +47,8 @@ RECEIVING = [
     ("RTCP receiver statistics", ["StreamStatistics"]),
     ("VP8 depayload", ["depayload", "vpx.py"]),
     ("jitter buffer, frame reassembly, fan-out to viewers' queues",
-     ["aiortc_hooks.py", "jitterbuffer.py", "publication.py", "forward.py", "frames.py"]),
+     ["PromptJitterBuffer", "PromptFrame", "_TapQueue", "jitterbuffer.py", "publication.py",
+      "forward.py", "frames.py"]),
     ("datagram queue to the DTLS task", ["_recv (", "recvfrom", "queues.py", "Connection.recv"]),
 ]
 
@@ -60,14 +61,18 @@ def classify(stack: str) -> str:
     if "._run_rtp (" in stack:
         return "send: " + next((name for name, keys in SENDING
                                 if any(k in stack for k in keys)), "sender loop")
-    if "_recv_next" in stack or "RTCDtlsTransport.__run" in stack:
+    # _DirectReceiver: aiortc_hooks.receive_directly's datagrams, handled in aioice's
+    # datagram_received without the queue.
+    if ("_recv_next" in stack or "RTCDtlsTransport.__run" in stack
+            or "_DirectReceiver" in stack):
         if ("_handle_rtp_packet" not in stack and "_handle_rtp_data" not in stack
                 and any(k in stack for k in ("_recv (", "recvfrom", "queues.py"))):
             return "event loop: datagram queue to the DTLS task"
         return "receive: " + next((name for name, keys in RECEIVING
                                    if any(k in stack for k in keys)),
                                   "receiver and DTLS transport, the rest")
-    if "datagram_received" in stack or "_read_ready" in stack:
+    # _Demux: receive_directly's stand-in for aioice's datagram_received.
+    if "datagram_received" in stack or "_read_ready" in stack or "_Demux" in stack:
         return "event loop: datagram in (aioice)"
     leaf = frames[-1]
     # uvloop's loop is C: its samples show the frame that started it (Runner.run).

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import Any
 
+import aioice
 import aiortc
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription, rtcpeerconnection
 from aiortc import rtcrtpreceiver as receiver_module
+from aiortc.rate import RateCounter, RemoteBitrateEstimator
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 from aiortc.sdp import SessionDescription
 
@@ -23,6 +27,98 @@ def test_an_untested_aiortc_version_is_refused(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(aiortc, "__version__", "1.17.0")
     with pytest.raises(IncompatibleAiortc, match=r"1\.17\.0"):
         check_compatible()
+
+
+def test_an_untested_aioice_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aioice, "__version__", "0.14.0")
+    with pytest.raises(IncompatibleAiortc, match=r"aioice 0\.14\.0"):
+        check_compatible()
+
+
+def test_an_aioice_that_no_longer_queues_datagrams_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """receive_directly takes the place of Connection.data_received, which puts each
+    datagram in ``_queue``: if it stops doing that, the check says so."""
+    def data_received(self: aioice.Connection, data: bytes, component: int) -> None:
+        return None
+
+    monkeypatch.setattr(aioice.Connection, "data_received", data_received)
+    with pytest.raises(IncompatibleAiortc,
+                       match=r"Connection\.data_received no longer uses _queue"):
+        check_compatible()
+
+
+class _Srtp:
+    def unprotect(self, data: bytes) -> bytes:
+        return data
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        return data
+
+
+class _Dtls:
+    """What receive_directly's receiver reads of a DTLS transport; its RTP handler
+    waits (as one sending through a TURN relay would) for packets in ``hold``."""
+
+    _RTCDtlsTransport__rx_bytes = 0
+    _RTCDtlsTransport__rx_packets = 0
+
+    def __init__(self) -> None:
+        self._rx_srtp = _Srtp()
+        self._state = aiortc_hooks.DtlsState.CONNECTED
+        self.handled: list[bytes] = []
+        self.hold: dict[bytes, asyncio.Future[None]] = {}
+
+    async def _handle_rtp_data(self, data: bytes, arrival_time_ms: int) -> None:
+        if data in self.hold:
+            await self.hold[data]
+        self.handled.append(data)
+
+    async def _handle_rtcp_data(self, data: bytes) -> None:
+        self.handled.append(data)
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[bytes, int] | None] = asyncio.Queue()
+
+    def data_received(self, data: bytes, component: int) -> None:
+        self._queue.put_nowait((data, component))
+
+
+async def test_a_datagram_whose_handling_waits_holds_back_the_ones_behind_it() -> None:
+    """SRTP datagrams are handled as they come, in order: one whose handler suspends
+    goes on as a task and the next ones wait for it; DTLS records, and anything while
+    aioice's queue holds datagrams, go through the queue."""
+    dtls, connection = _Dtls(), _Connection()
+    receive = aiortc_hooks._DirectReceiver(dtls, connection)
+    one, two, three = (bytes([0x80, 96, 0, n]) for n in (1, 2, 3))
+    receive(one, 1)
+    assert dtls.handled == [one] and receive.direct == 1
+    dtls.hold[two] = asyncio.get_running_loop().create_future()
+    receive(two, 1)
+    receive(three, 1)
+    rtcp = bytes([0x80, 200, 0, 1])
+    receive(rtcp, 1)
+    record = bytes([22, 254, 253])  # a DTLS handshake record
+    receive(record, 1)
+    assert dtls.handled == [one]
+    assert connection._queue.get_nowait() == (record, 1)
+    dtls.hold[two].set_result(None)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert dtls.handled == [one, two, three, rtcp]
+    assert receive.direct == 4
+    assert dtls._RTCDtlsTransport__rx_packets == 4
+    assert dtls._RTCDtlsTransport__rx_bytes == 16
+    connection._queue.put_nowait((record, 1))
+    receive(one, 1)  # behind a queued datagram: queued too
+    assert connection._queue.qsize() == 2 and receive.direct == 4
+    connection._queue = asyncio.Queue()
+    receive = aiortc_hooks._DirectReceiver(dtls, connection)
+    dtls._rx_srtp = None  # before DTLS is done: the queue
+    receive(one, 1)
+    assert connection._queue.qsize() == 1 and receive.direct == 0
 
 
 @pytest.mark.parametrize("owner, name", [
@@ -374,6 +470,59 @@ async def test_the_tap_also_swaps_the_jitter_buffer() -> None:
             assert buffer.capacity == capacity and buffer._is_video == (receiver is video)
     finally:
         await pc.close()
+
+
+async def test_the_tap_gives_a_video_receivers_estimator_the_cheaper_counter() -> None:
+    pc = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=[]))
+    try:
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        aiortc_hooks.tap_receiver(receiver, lambda *frame: None)
+        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+        assert isinstance(estimator.incoming_bitrate, aiortc_hooks._RateCounter)
+        assert estimator.incoming_bitrate._window_size == 1000
+    finally:
+        await pc.close()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_estimator_sends_the_same_rembs_with_the_cheaper_counter(seed: int) -> None:
+    """A video stream as these publishers send it (30 frames a second, 6 packets a
+    frame), arrival times jittered by a few ms either way (some before the window's
+    first) and a pause longer than the window now and then: aiortc's estimator gives
+    the same estimates, at the same packets, with either counter."""
+    def estimates(counter: bool) -> list[tuple[int, list[int]] | None]:
+        rnd = random.Random(seed)
+        estimator = RemoteBitrateEstimator()
+        if counter:
+            estimator.incoming_bitrate = aiortc_hooks._RateCounter(1000, 8000)  # type: ignore[assignment]
+        out, now = [], 1000
+        for i in range(6000):
+            if i % 6 == 0:
+                now += rnd.choice([0, 1, 4, 4, 9, 33])
+            if rnd.random() < 0.002:
+                now += 1500
+            abs_send_time = ((i // 6 * 33) << 18) // 1000 & 0xFFFFFF
+            out.append(estimator.add(arrival_time_ms=now + rnd.randint(-3, 3),
+                                     abs_send_time=abs_send_time,
+                                     payload_size=rnd.randint(100, 1200), ssrc=1234))
+        return out
+
+    theirs = estimates(False)
+    assert sum(e is not None for e in theirs) > 5
+    assert estimates(True) == theirs
+
+
+def test_the_cheaper_counter_forgets_what_left_the_window() -> None:
+    for counter in (aiortc_hooks._RateCounter(1000, 8000), RateCounter(1000, 8000)):
+        assert counter.rate(5) is None
+        counter.add(1000, 0)
+        counter.add(1000, 500)
+        assert counter.rate(999) == 16_000  # bits a second: 2000 bytes in 1000 ms
+        assert counter.rate(1000) == 8_000  # the first left the window
+        assert counter.rate(1600) is None
+        counter.add(500, 1700)
+        counter.reset()
+        assert counter.rate(1701) is None
 
 
 async def test_own_rembs_go_out_every_200_ms_unless_they_lower_the_estimate() -> None:

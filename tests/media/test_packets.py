@@ -278,12 +278,57 @@ def test_a_vp8_picture_id_is_written_in_the_width_it_had() -> None:
         plain]
 
 
+def _refuse(*args: object) -> None:
+    raise AssertionError("over TURN, received datagrams go through aioice's queue")
+
+
+async def test_a_publishers_datagrams_skip_aioices_queue(server: Server) -> None:
+    """Once connected over plain UDP, the server's DTLS transport handles each SRTP
+    datagram as aioice's protocol gets it (aiortc_hooks.receive_directly), not through
+    aioice's queue and its own task: counted by the transport, in the receiver's
+    statistics, and forwarded to a viewer that decodes them; the ICE pair's protocol
+    hands them over without trying to parse them as STUN first."""
+    staff_token, customer_token, job_id = await two_parties(server)
+    publisher = await MediaClient(server, customer_token, audio=False).start()
+    viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               encoded=True).start()
+    try:
+        video = await viewer.wait_remote(publisher.participant_id, frames=1)
+        session = server.app[MEDIA].sessions[publisher.participant_id]  # type: ignore[attr-defined]
+        ((_, transceiver),) = session.publications.values()
+        dtls = transceiver.receiver.transport
+        connection = dtls.transport._connection
+        direct = connection.data_received
+        assert isinstance(direct, aiortc_hooks._DirectReceiver)
+        assert aiortc_hooks.receive_directly(dtls) is direct
+        protocol = connection._nominated[1].protocol
+        assert protocol.datagram_received is direct.demux is not None
+        before, media_before = direct.direct, direct.demux.media
+        received = dtls._get_stats().popitem()[1].packetsReceived
+        frames = len(video.encoded)
+        await _until(lambda: len(video.encoded) >= frames + 30)
+        assert direct.direct - before >= 30
+        # Without aioice's STUN parse first (RTP and RTCP by their first byte).
+        assert direct.demux.media - media_before >= direct.direct - before
+        assert connection._queue.empty()
+        stats = dtls._get_stats().popitem()[1]
+        assert stats.packetsReceived - received >= direct.direct - before
+        inbound = [s for s in (await transceiver.receiver.getStats()).values()
+                   if s.type == "inbound-rtp"]
+        assert inbound and inbound[0].packetsReceived >= direct.direct - before
+        check_decodable(video, published(publisher))
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
 async def test_a_path_that_is_not_plain_udp_sends_through_the_dtls_transport(
         server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     """Through a TURN relay (aioice's own protocol), or whenever the direct way is not
     known to fit, a frame's packets go through ``RTCDtlsTransport._send_rtp``, one by
     one, as aiortc's own loop sends them."""
     monkeypatch.setattr(aiortc_hooks, "_udp_path", lambda dtls: None)
+    monkeypatch.setattr(aiortc_hooks, "_DirectReceiver", _refuse)
     staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False).start()
     viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,

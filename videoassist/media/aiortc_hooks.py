@@ -24,6 +24,11 @@ The hooks below close those two gaps, with the smallest reach we could find:
   one per packet received; the tap reports frames given up on (``on_skip``). A
   retransmission that comes after its frame was given up on is dropped
   (``LATE_PACKETS``), where aiortc's buffer would empty itself.
+- ``tap_receiver`` also gives a video receiver's bandwidth estimator
+  (``__remote_bitrate_estimator``, a ``RemoteBitrateEstimator``) an incoming
+  bitrate counter (``incoming_bitrate``) that counts as aiortc's ``RateCounter``
+  does, to the same figures and so the same REMBs, without a Python step for every
+  millisecond between two packets (``_RateCounter``).
 - ``request_keyframe``: the receiver's private ``_send_rtcp_pli(media_ssrc)``.
 - ``on_keyframe_request``: the sender calls ``self._send_keyframe()`` for a PLI or
   FIR; an instance attribute of that name takes the call.
@@ -53,6 +58,20 @@ The hooks below close those two gaps, with the smallest reach we could find:
   transport's ``_tx_srtp``, ``_state`` and counts, aioice's ``_nominated`` pair and
   its protocol's datagram transport); through TURN, through ``_send_rtp``.
 - ``EstimateRelay`` also throttles the receiver's own REMBs (``REMB_INTERVAL_S``).
+- ``receive_directly``: aioice's ``Connection.data_received`` puts every datagram in
+  an ``asyncio.Queue`` (``_queue``) that the DTLS transport's task reads one at a
+  time (``_recv_next`` awaiting ``ice.recv()``): a task wake-up per packet. An
+  instance attribute of that name takes SRTP/SRTCP datagrams once the transport has
+  its ``_rx_srtp`` and handles them at once, as ``_recv_next`` would (its counts
+  ``__rx_bytes``/``__rx_packets``, ``_handle_rtp_data``/``_handle_rtcp_data``),
+  stepping the handler's coroutine by hand: it finishes without suspending unless
+  it sends through TURN, and then it goes on as a task, the datagrams behind it
+  waiting their turn. DTLS records (and anything while the queue is not empty) go
+  through the queue and the transport's task as before. It also takes the pair's
+  ``StunProtocol.datagram_received`` (an instance attribute too), which tries to
+  parse every datagram as STUN and hands it on when that fails (a raised
+  ValueError, 5 µs): a datagram whose first byte says RTP or RTCP (128 to 191, RFC
+  7983; STUN's is 0 to 3) goes to ``data_received`` without the try.
 
 ``media.slot`` reuses a viewer's transceivers without touching aiortc: it relies on a
 sender, once started, reading its track until the track ends (``_run_rtp``) whatever
@@ -66,6 +85,7 @@ moves any of these fails loudly there instead of silently re-encoding or droppin
 from __future__ import annotations
 
 import asyncio
+import bisect
 import fractions
 import logging
 import struct
@@ -75,7 +95,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import aioice
 import aiortc
+import pylibsrtp
 from aioice import Connection as IceConnection
 from aioice.ice import CandidatePair, StunProtocol
 from aiortc import (
@@ -91,6 +113,7 @@ from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.codecs import get_encoder, is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rate import RateCounter, RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcicetransport import RTCIceTransport
@@ -121,11 +144,15 @@ from videoassist.media.frames import renumber_vp8
 logger = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC = ("1.16.",)
+# aioice: Connection.data_received, _queue (receive_directly), _nominated and
+# StunProtocol.send_data (PacketSender's UDP path); checked by check_compatible().
+SUPPORTED_AIOICE = ("0.13.",)
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
 _STARTED = "_RTCRtpReceiver__started"
+_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 
 FrameSink = Callable[[str, bytes, int], None]
 """Called on the event loop with (codec name, encoded frame data, RTP timestamp)."""
@@ -174,7 +201,7 @@ def check_compatible() -> None:
         if not callable(getattr(owner, name, None)):
             problems.append(f"{owner.__name__}.{name} is gone")
     source = getattr(RTCRtpReceiver.__init__, "__code__", None)
-    for attribute in (_DECODER_QUEUE, _JITTER_BUFFER, _RTCP_SSRC):
+    for attribute in (_DECODER_QUEUE, _JITTER_BUFFER, _RTCP_SSRC, _ESTIMATOR):
         if source is None or attribute not in source.co_names:
             problems.append(f"RTCRtpReceiver.__init__ no longer sets {attribute}")
     writer = getattr(_pc_module, "create_media_description_for_transceiver", None)
@@ -185,7 +212,13 @@ def check_compatible() -> None:
     for name in ("add", "_remove_frame", "remove"):
         if not callable(getattr(JitterBuffer, name, None)):
             problems.append(f"JitterBuffer.{name} is gone")
+    version = getattr(aioice, "__version__", "unknown")
+    if not version.startswith(SUPPORTED_AIOICE):
+        problems.append(f"aioice {version} is not a tested version "
+                        f"({', '.join(SUPPORTED_AIOICE)}x)")
     problems += _sender_problems()
+    problems += _receive_problems()
+    problems += _rate_problems()
     if problems:
         raise IncompatibleAiortc("aiortc internals changed: " + "; ".join(problems))
 
@@ -442,6 +475,85 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink | None,
     setattr(receiver, _JITTER_BUFFER, PromptJitterBuffer(
         capacity=old.capacity, is_video=old._is_video))
     setattr(receiver, _DECODER_QUEUE, _TapQueue(sink, on_skip, payload_sink))
+    estimator = getattr(receiver, _ESTIMATOR, None)
+    if estimator is not None:
+        counter = estimator.incoming_bitrate
+        estimator.incoming_bitrate = _RateCounter(counter._window_size, counter._scale)
+
+
+def _rate_problems() -> list[str]:
+    """What ``_RateCounter`` stands in for."""
+    problems = []
+    if "incoming_bitrate" not in _names(RemoteBitrateEstimator.__init__):
+        problems.append("RemoteBitrateEstimator.__init__ no longer sets incoming_bitrate")
+    counter = RateCounter(1000, 8000)
+    for name in ("_window_size", "_scale", "add", "rate", "reset"):
+        if not hasattr(counter, name):
+            problems.append(f"rate.RateCounter has no {name}")
+    uses = set(_names(RemoteBitrateEstimator.add))
+    if not {"incoming_bitrate", "rate", "add", "reset"} <= uses:
+        problems.append("RemoteBitrateEstimator.add no longer counts with incoming_bitrate")
+    return problems
+
+
+class _RateCounter:
+    """aiortc's ``rate.RateCounter`` (what came in, over a window of 1 ms buckets), to
+    the same figures: the window's start (``_origin_ms``) moves on as aiortc's does,
+    and what came before it is forgotten, but by the packets kept in arrival-time
+    order rather than a step per millisecond (aiortc's ``_erase_old``: 4 to 30 a
+    packet at these rates). A time before the window's start (arrival times are the
+    wall clock's, and a packet can come in a few ms before the one that started the
+    window) counts where aiortc's ring of buckets puts it: that far from the end of
+    the window."""
+
+    def __init__(self, window_size: int, scale: int = 8000) -> None:
+        self._window_size = window_size
+        self._scale = scale
+        self.reset()
+
+    def reset(self) -> None:
+        self._times: list[int] = []  # arrival times, in order
+        self._values: list[int] = []
+        self._origin_ms: int | None = None
+        self._count = 0
+        self._value = 0
+
+    def _erase_old(self, now_ms: int, origin_ms: int) -> None:
+        new_origin_ms = now_ms - self._window_size + 1
+        if origin_ms < new_origin_ms:
+            self._origin_ms = new_origin_ms
+            times = self._times
+            if times and times[0] < new_origin_ms:
+                old = bisect.bisect_left(times, new_origin_ms)
+                self._count -= old
+                self._value -= sum(self._values[:old])
+                del times[:old], self._values[:old]
+
+    def add(self, value: int, now_ms: int) -> None:
+        if self._origin_ms is None:
+            self._origin_ms = now_ms
+        else:
+            self._erase_old(now_ms, self._origin_ms)
+            if now_ms < self._origin_ms:
+                now_ms = self._origin_ms + (now_ms - self._origin_ms) % self._window_size
+        times = self._times
+        if not times or times[-1] <= now_ms:
+            times.append(now_ms)
+            self._values.append(value)
+        else:
+            at = bisect.bisect_right(times, now_ms)
+            times.insert(at, now_ms)
+            self._values.insert(at, value)
+        self._count += 1
+        self._value += value
+
+    def rate(self, now_ms: int) -> int | None:
+        if self._origin_ms is not None:
+            self._erase_old(now_ms, self._origin_ms)
+            active_window_size = now_ms - self._origin_ms + 1
+            if self._count > 0 and active_window_size > 1:
+                return round(self._scale * self._value / active_window_size)
+        return None
 
 
 async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
@@ -925,3 +1037,164 @@ def send_packets(sender: RTCRtpSender) -> PacketSender:
     if getattr(sender, _SENDER + "started", False):
         raise RuntimeError("send_packets must run before the sender starts")
     return PacketSender(sender)
+
+
+# -- receiving datagrams without the queue hop -------------------------------------------
+
+_DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
+_DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+_NTP_EPOCH_MS = 2_208_988_800_000  # 1900-01-01 to 1970-01-01
+
+
+def _receive_problems() -> list[str]:
+    """What ``receive_directly`` relies on in aiortc and aioice."""
+    problems = []
+    for owner, method, name in [
+            (RTCDtlsTransport, "__init__", _DTLS_RX_BYTES),
+            (RTCDtlsTransport, "__init__", _DTLS_RX_PACKETS),
+            (RTCDtlsTransport, "_recv_next", "_recv"),
+            (RTCDtlsTransport, "_recv_next", "_rx_srtp"),
+            (RTCDtlsTransport, "_recv_next", "unprotect"),
+            (RTCDtlsTransport, "_recv_next", "unprotect_rtcp"),
+            (RTCDtlsTransport, "_recv_next", "_handle_rtp_data"),
+            (RTCDtlsTransport, "_recv_next", "_handle_rtcp_data"),
+            (RTCIceTransport, "__init__", "_connection"),
+            (IceConnection, "data_received", "_queue"),
+            (IceConnection, "recvfrom", "_queue"),
+            (StunProtocol, "datagram_received", "data_received"),
+            (StunProtocol, "datagram_received", "parse_message"),
+            (StunProtocol, "datagram_received", "local_candidate")]:
+        if name not in _names(getattr(owner, method, None)):
+            problems.append(f"{owner.__name__}.{method} no longer uses {name}")
+    return problems
+
+
+class _Resumed:
+    """The rest of a coroutine stepped by hand that suspended on ``yielded``, to await
+    in a task (which then waits for what the coroutine waits for, as ``await`` would)."""
+
+    def __init__(self, coro: Any, yielded: Any) -> None:
+        self._coro = coro
+        self._yielded = yielded
+
+    def __await__(self) -> Any:
+        coro, value = self._coro, self._yielded
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:  # passed on to the coroutine
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+class _DirectReceiver:
+    """Takes the place of aioice's ``Connection.data_received`` (see the module
+    docstring, ``receive_directly``)."""
+
+    def __init__(self, dtls: Any, connection: Any) -> None:
+        self._dtls = dtls
+        self._queue: asyncio.Queue[Any] = connection._queue
+        self._queued: Callable[[bytes, int], None] = connection.data_received
+        # While a handler is suspended (it went on as a task), the datagrams behind it.
+        self._pending: list[bytes] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.direct = 0  # datagrams handled here (tests)
+        self.demux: _Demux | None = None
+
+    def __call__(self, data: bytes, component: int) -> None:
+        dtls = self._dtls
+        if (not data or not 127 < data[0] < 192 or dtls._rx_srtp is None
+                or dtls._state != DtlsState.CONNECTED):
+            self._queued(data, component)
+        elif self._pending is not None:
+            self._pending.append(data)
+        elif not self._queue.empty():  # what came earlier goes first
+            self._queued(data, component)
+        else:
+            self.direct += 1
+            coro = self._handle(data)
+            try:
+                yielded = coro.send(None)
+            except StopIteration:
+                return
+            except Exception:
+                logger.exception("handling a datagram failed")
+                return
+            self._pending = []
+            self._task = asyncio.get_running_loop().create_task(self._finish(coro, yielded))
+
+    async def _handle(self, data: bytes) -> None:
+        """``RTCDtlsTransport._recv_next`` for one SRTP or SRTCP datagram."""
+        dtls = self._dtls
+        setattr(dtls, _DTLS_RX_BYTES, getattr(dtls, _DTLS_RX_BYTES) + len(data))
+        setattr(dtls, _DTLS_RX_PACKETS, getattr(dtls, _DTLS_RX_PACKETS) + 1)
+        # clock.current_ms() (the wall clock's ms since 1900), without its datetimes.
+        arrival_time_ms = int(time.time() * 1000) + _NTP_EPOCH_MS
+        try:
+            if rtp.is_rtcp(data):
+                await dtls._handle_rtcp_data(dtls._rx_srtp.unprotect_rtcp(data))
+            else:
+                await dtls._handle_rtp_data(dtls._rx_srtp.unprotect(data),
+                                            arrival_time_ms=arrival_time_ms)
+        except pylibsrtp.Error as exc:
+            logger.debug("SRTP unprotect failed: %s", exc)
+
+    async def _finish(self, coro: Any, yielded: Any) -> None:
+        try:
+            try:
+                await _Resumed(coro, yielded)
+            except Exception:
+                logger.exception("handling a datagram failed")
+            while self._pending:
+                data = self._pending.pop(0)
+                self.direct += 1
+                try:
+                    await self._handle(data)
+                except Exception:
+                    logger.exception("handling a datagram failed")
+        finally:
+            self._pending = None
+            self._task = None
+
+
+class _Demux:
+    """Takes the place of the ICE pair's ``StunProtocol.datagram_received`` (see the
+    module docstring, ``receive_directly``)."""
+
+    def __init__(self, protocol: Any, connection: Any) -> None:
+        self._stun: Callable[[bytes, Any], None] = protocol.datagram_received
+        self._connection = connection
+        self._component: int = protocol.local_candidate.component
+        self.media = 0  # datagrams handed on without the STUN parse (tests)
+
+    def __call__(self, data: bytes, addr: Any) -> None:
+        if data and 127 < data[0] < 192:
+            self.media += 1
+            self._connection.data_received(data, self._component)
+        else:
+            self._stun(data, addr)
+
+
+def receive_directly(dtls: RTCDtlsTransport) -> _DirectReceiver | None:
+    """Hand this connected DTLS transport its SRTP and SRTCP datagrams straight from
+    aioice's protocol, without the queue and its task (see the module docstring).
+    Only over a plain UDP ICE pair (through TURN, handling a packet may wait on the
+    relay: the queue as before); None then. Call again: the same receiver."""
+    connection: Any = dtls.transport._connection
+    installed = connection.__dict__.get("data_received")
+    if isinstance(installed, _DirectReceiver):
+        return installed
+    if _udp_path(dtls) is None:
+        return None
+    receiver = _DirectReceiver(dtls, connection)
+    connection.data_received = receiver
+    protocol = connection._nominated[1].protocol
+    receiver.demux = protocol.datagram_received = _Demux(protocol, connection)
+    return receiver

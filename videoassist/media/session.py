@@ -276,6 +276,12 @@ class MediaSession:
     async def _on_connection_state(self) -> None:
         state = self.pc.connectionState
         logger.info("%s connection %s", self.log_prefix, state)
+        if state == "connected":
+            # Each SRTP datagram handled as it comes, without aioice's queue and the
+            # DTLS transport's task (over TURN, through them as before).
+            for transport in {t.receiver.transport for t in self.pc.getTransceivers()
+                              if t.receiver.transport is not None}:
+                aiortc_hooks.receive_directly(transport)
         if state in ("failed", "closed"):
             await self.room.router.leave(self.participant_id)
 
