@@ -45,7 +45,7 @@ from aiortc import (
 
 from loadgen import BenchError
 from loadgen.media import FrameSink, PacketCount, count_packets, tap_tracks
-from loadgen.server import die_with_parent
+from loadgen.server import ChildProcess, die_with_parent
 from tests.support.server import free_port
 
 logger = logging.getLogger("bench")
@@ -142,8 +142,10 @@ general: {
     return conf
 
 
-class JanusProcess:
+class JanusProcess(ChildProcess):
     """``janus`` as a child process; the same face as ``server.ServerProcess``."""
+
+    name = "janus"
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -166,23 +168,6 @@ class JanusProcess:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.workdir, preexec_fn=die_with_parent)
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def output_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text("utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def check_alive(self) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise BenchError(f"janus exited with code {self.proc.returncode}; "
-                             f"its last output:\n{self.output_tail()}")
 
     async def wait_ready(self, http: aiohttp.ClientSession, within: float = 30.0) -> None:
         deadline = time.monotonic() + within

@@ -74,7 +74,34 @@ async def scrape_event_loop_cpu(http: aiohttp.ClientSession, url: str) -> dict[s
     return seconds
 
 
-class ServerProcess:
+class ChildProcess:
+    """A server the benchmark runs as a child, its output in ``log_path``: its pid,
+    the end of its output, and a check that it still runs."""
+
+    name = "the server"
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def output_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text("utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def check_alive(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise BenchError(f"{self.name} exited with code {self.proc.returncode}; "
+                             f"its last output:\n{self.output_tail()}")
+
+
+class ServerProcess(ChildProcess):
     def __init__(self, mode: str, workdir: Path, profile: Path | None = None,
                  workers: int | None = None) -> None:
         self.workdir = workdir
@@ -122,23 +149,6 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env,
                 cwd=self.workdir, preexec_fn=die_with_parent)
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def output_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text("utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def check_alive(self) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise BenchError(f"the server exited with code {self.proc.returncode}; "
-                             f"its last output:\n{self.output_tail()}")
 
     async def wait_ready(self, http: aiohttp.ClientSession, within: float = 30.0) -> None:
         deadline = time.monotonic() + within
