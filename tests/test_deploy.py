@@ -8,7 +8,8 @@ root, and the client and server timeouts, shortened so that a silent WebSocket o
 them within the test), each replacement checked to apply. The real programs (Debian's
 packages, which scripts/test installs) run them in the foreground; clients connect
 from other loopback addresses (127.0.0.2, ...) so that the address the proxy sees
-differs from its own.
+differs from its own. Debian's Chromium, driven by Playwright, checks the one thing
+aiohttp's client cannot: a WebSocket over HTTP/2, which HAProxy offers.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from playwright.async_api import async_playwright
 
+from tests.support.browser import CHROMIUM, FLAGS
 from tests.support.docs import fenced_blocks
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD, Clock, Server, free_port, receive
@@ -357,3 +360,41 @@ async def test_a_call_through_haproxy_outlives_its_timeouts_and_the_client_addre
         await asyncio.sleep(0.05)
     assert re.search(r'^127\.0\.0\.2 \[.*\] "GET /join HTTP/1\.1" 200 ', log, re.M), log
     assert "not-in-the-log" not in log
+
+
+# A WebSocket opened in the page: the type of the first message it gets after ``auth``,
+# or how it closed.
+FIRST_MESSAGE = """async ([url, token]) => new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    ws.onopen = () => ws.send(JSON.stringify({type: "auth", token}));
+    ws.onmessage = (event) => { resolve(JSON.parse(event.data).type); ws.close(); };
+    ws.onclose = (event) => resolve(`closed ${event.code}`);
+})"""
+
+
+async def test_a_browser_opens_the_websocket_over_http2_through_haproxy(
+        haproxy: tuple[ServeProcess, int, int, Path], tmp_path: Path) -> None:
+    """The configuration offers HTTP/2: Chromium then opens /ws as an HTTP/2 stream
+    (RFC 8441), which HAProxy hands to the server as an HTTP/1.1 upgrade."""
+    _, tls_port, _, output = haproxy
+    public = f"https://127.0.0.1:{tls_port}"
+    async with client("127.0.0.2") as http:
+        remote = remote_server(public, http)
+        token = await remote.participant(await remote.sign_in("bob"), 1)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch_persistent_context(
+            tmp_path / "chromium-profile", executable_path=CHROMIUM, headless=True,
+            args=FLAGS, ignore_https_errors=True)  # the test's self-signed certificate
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{public}/join")
+            first = await asyncio.wait_for(
+                page.evaluate(FIRST_MESSAGE, [f"wss://127.0.0.1:{tls_port}/ws", token]), 10)
+        finally:
+            await browser.close()
+    assert first == "joined"
+    deadline = time.monotonic() + 5
+    while not re.search(r'"GET /ws HTTP/2\.0" 101 ', log := output.read_text()):
+        assert time.monotonic() < deadline, log
+        await asyncio.sleep(0.05)
+    assert re.search(r'"GET /join HTTP/2\.0" 200 ', log), log
