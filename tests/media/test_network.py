@@ -1,0 +1,215 @@
+"""Where the server's media sockets are (``VIDEOASSIST_MEDIA_PORTS``, ``_ADDRESSES``,
+``_ANNOUNCED_ADDRESS``): the real server on 127.0.0.1 and real aiortc clients.
+
+Every candidate the server sends (its answers and its own offers) is checked against
+the settings, and so is every socket its side of each peer connection really has.
+The announced address is checked in the SDP (and against the real sockets) only, with
+no media through it: an announced address that maps back to the server's socket needs
+a 1:1 NAT, a DNAT rule, and this machine has neither nftables nor iptables (nor should
+a test change the firewall of a machine it shares); a packet to another address never
+reaches a socket bound to 127.0.0.1. 203.0.113.7 (TEST-NET-3) is routed nowhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+import aiohttp
+import pytest
+from aioice.ice import get_host_addresses
+from aiortc import RTCConfiguration, RTCPeerConnection
+
+from tests.support.metrics import scrape, value
+from tests.support.peers import MediaClient, sdp_candidates
+from tests.support.server import Server, ServerFactory, free_udp_ports, receive, two_parties
+from videoassist.appkeys import MEDIA
+from videoassist.errors import ConfigError
+from videoassist.media.network import MediaNetwork, MediaPortsExhausted, resolve, split
+
+LOOPBACK = "127.0.0.1"
+ANNOUNCED = "203.0.113.7"  # TEST-NET-3: documentation only, routed nowhere
+
+
+def server_sockets(server: Server, participant_id: int) -> set[tuple[str, int]]:
+    """The (address, port) of every socket the server's side of a participant's peer
+    connection has (aioice's, read through its internals: a test may)."""
+    pc = server.app[MEDIA].sessions[participant_id].pc
+    found = set()
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        for protocol in connection._protocols:
+            found.add(protocol.transport.get_extra_info("sockname")[:2])
+    return found
+
+
+async def offer(ws: aiohttp.ClientWebSocketResponse) -> tuple[RTCPeerConnection, dict[str, Any]]:
+    """A fresh peer connection's offer (recvonly video and audio, so that the server's
+    offers after it need no transport of a new kind) sent on ``ws``; the server's reply
+    to it (``sdp.answer`` or ``error``)."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    await ws.send_json({"type": "sdp.offer", "sdp": pc.localDescription.sdp})
+    while (reply := await receive(ws, timeout=10))["type"] not in ("sdp.answer", "error"):
+        pass
+    return pc, reply
+
+
+async def test_every_candidate_and_socket_is_in_the_range_on_the_addresses_and_media_flows(
+        server_factory: ServerFactory) -> None:
+    first, last = free_udp_ports(3)
+    # Another program holds the range's first port: the server takes the next ones.
+    held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    held.bind((LOOPBACK, first))
+    server = await server_factory(media_ports=f"{first}-{last}", media_addresses=(LOOPBACK,))
+    expert_token, customer_token, job_id = await two_parties(server)
+    expert = await MediaClient(server, expert_token, job_id).start()
+    customer = await MediaClient(server, customer_token).start()
+    try:
+        await expert.wait_remote(customer.participant_id, "video", frames=10)
+        await customer.wait_remote(expert.participant_id, "video", frames=10)
+        await customer.wait_remote(expert.participant_id, "audio", frames=10)
+        used = set()
+        for client in (expert, customer):
+            assert client.server_sdps, "the server's answer was not seen"
+            sent = {c for sdp in client.server_sdps for c in sdp_candidates(sdp)}
+            assert {(ip, kind) for ip, _, kind in sent} == {(LOOPBACK, "host"),
+                                                             (LOOPBACK, "c=")}, sent
+            ports = {port for _, port, _ in sent}
+            assert len(ports) == 1, sent  # audio and video bundled on one socket
+            assert server_sockets(server, client.participant_id) == {(LOOPBACK, *ports)}
+            used |= ports
+        assert used == {first + 1, first + 2}
+    finally:
+        await customer.close()
+        await expert.close()
+        held.close()
+
+
+async def test_a_full_range_refuses_the_offer_clearly_and_a_freed_port_serves_again(
+        server_factory: ServerFactory, caplog: pytest.LogCaptureFixture) -> None:
+    first, last = free_udp_ports(2)
+    server = await server_factory(media_ports=f"{first}-{last}", media_addresses=(LOOPBACK,))
+    expert_token, customer_token, job_id = await two_parties(server)
+    expert = await MediaClient(server, expert_token, job_id).start()
+    customer = await MediaClient(server, customer_token).start()
+    third_ws, joined = await server.join_call(await server.participant(expert_token, job_id))
+    pcs = []
+    try:
+        with caplog.at_level(logging.WARNING, logger="videoassist.media.router"):
+            pc, reply = await offer(third_ws)
+        pcs.append(pc)
+        assert reply == {"type": "error", "code": "unavailable",
+                         "message": MediaPortsExhausted.default_message, "ref": "sdp.offer"}
+        assert (f"[call {server.app[MEDIA].sessions[expert.participant_id].room.call_id} "
+                f"participant {joined['you']['id']}] media refused: every UDP port of "
+                f"{first}-{last} is in use on {LOOPBACK}") in caplog.text
+        assert joined["you"]["id"] not in server.app[MEDIA].sessions  # nothing half-made
+        assert value(await scrape(server), "videoassist_peer_connections_refused_total") == 1
+        # The call goes on; once the customer leaves, its port serves the next offer.
+        await expert.wait_remote(customer.participant_id, "video", frames=5)
+        customer_port = {p for _, p, _ in sdp_candidates(customer.server_sdps[0])}
+        await customer.close()
+        async with asyncio.timeout(10):
+            while customer.participant_id in server.app[MEDIA].sessions:
+                await asyncio.sleep(0.05)
+        pc, reply = await offer(third_ws)
+        pcs.append(pc)
+        assert reply["type"] == "sdp.answer", reply
+        assert {p for _, p, _ in sdp_candidates(reply["sdp"])} == customer_port
+    finally:
+        for pc in pcs:
+            await pc.close()
+        await third_ws.close()
+        await expert.close()
+
+
+async def test_the_announced_address_replaces_the_host_candidates_address_in_the_sdp(
+        server_factory: ServerFactory) -> None:
+    first, last = free_udp_ports(2)
+    server = await server_factory(media_ports=f"{first}-{last}", media_addresses=(LOOPBACK,),
+                                  media_announced_address=ANNOUNCED)
+    expert_token, _, job_id = await two_parties(server)
+    ws, joined = await server.join_call(expert_token, job_id)
+    pc, reply = await offer(ws)
+    try:
+        assert reply["type"] == "sdp.answer", reply
+        sent = sdp_candidates(reply["sdp"])
+        assert {(ip, kind) for ip, _, kind in sent} == {(ANNOUNCED, "host"), (ANNOUNCED, "c=")}
+        [port] = {port for _, port, _ in sent}
+        assert first <= port <= last
+        # The socket itself is where it was: the NAT maps the public address to it.
+        assert server_sockets(server, joined["you"]["id"]) == {(LOOPBACK, port)}
+    finally:
+        await pc.close()
+        await ws.close()
+
+
+async def test_without_addresses_the_range_applies_to_every_address_aioice_finds(
+        server_factory: ServerFactory) -> None:
+    """An IPv4 announced address replaces the IPv4 candidates' only; IPv6 ones (this
+    machine has a global one when aioice lists one) are left as they are."""
+    found = get_host_addresses(use_ipv4=True, use_ipv6=True)
+    first, last = free_udp_ports(4)
+    server = await server_factory(media_ports=f"{first}-{last}",
+                                  media_announced_address=ANNOUNCED)
+    expert_token, _, job_id = await two_parties(server)
+    ws, joined = await server.join_call(expert_token, job_id)
+    pc, reply = await offer(ws)
+    try:
+        assert reply["type"] == "sdp.answer", reply
+        sent = [c for c in sdp_candidates(reply["sdp"]) if c[2] == "host"]
+        expected = {ANNOUNCED if "." in address else address for address in found}
+        assert {ip for ip, _, _ in sent} == expected
+        assert all(first <= port <= last for _, port, _ in sent), sent
+        sockets = server_sockets(server, joined["you"]["id"])
+        assert {address for address, _ in sockets} == set(found)
+        assert {port for _, port in sockets} == {port for _, port, _ in sent}
+    finally:
+        await pc.close()
+        await ws.close()
+
+
+def test_the_range_skips_ports_in_use_and_says_when_none_is_left() -> None:
+    first, last = free_udp_ports(3)
+    network = MediaNetwork((first, last), (LOOPBACK,), None)
+    held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    held.bind((LOOPBACK, first + 1))
+    socks = [held]
+    try:
+        for expected in (first, first + 2):
+            sock = network.bind(LOOPBACK)
+            assert sock is not None
+            socks.append(sock)
+            assert sock.getsockname() == (LOOPBACK, expected)
+        with pytest.raises(MediaPortsExhausted) as refused:
+            network.bind(LOOPBACK)
+        assert refused.value.detail == f"every UDP port of {first}-{last} is in use on {LOOPBACK}"
+        socks.pop().close()  # first + 2 freed: the next is tried first, round the range
+        sock = network.bind(LOOPBACK)
+        assert sock is not None
+        socks.append(sock)
+        assert sock.getsockname() == (LOOPBACK, first + 2)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_workers_get_equal_disjoint_slices_and_too_few_ports_are_refused() -> None:
+    assert split((40000, 40999), 2, 2) == [(40000, 40499), (40500, 40999)]
+    assert split((40000, 40010), 3, 2) == [(40000, 40002), (40003, 40005), (40006, 40008)]
+    with pytest.raises(ConfigError, match="3 ports cannot give each of the 2 workers the 2"):
+        split((40000, 40002), 2, 2)
+
+
+def test_addresses_and_interfaces_are_resolved_or_refused_by_name() -> None:
+    assert resolve(["lo", LOOPBACK]) == resolve(["lo"])
+    assert LOOPBACK in resolve(["lo"])
+    with pytest.raises(ConfigError, match="VIDEOASSIST_MEDIA_ADDRESSES: 'nosuch0' is neither"):
+        resolve(["nosuch0"])
+    with pytest.raises(ConfigError, match=r"198\.51\.100\.9 is not an address of this machine"):
+        resolve(["198.51.100.9"])
