@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,10 +23,12 @@ import pytest
 from aioice.ice import get_host_addresses
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from tests.support.coturn import coturn
 from tests.support.metrics import scrape, value
 from tests.support.peers import MediaClient, sdp_candidates
 from tests.support.server import Server, ServerFactory, free_udp_ports, receive, two_parties
 from videoassist.appkeys import MEDIA
+from videoassist.config import Secret
 from videoassist.errors import ConfigError
 from videoassist.media.network import MediaNetwork, MediaPortsExhausted, resolve, split
 
@@ -213,3 +216,33 @@ def test_addresses_and_interfaces_are_resolved_or_refused_by_name() -> None:
         resolve(["nosuch0"])
     with pytest.raises(ConfigError, match=r"198\.51\.100\.9 is not an address of this machine"):
         resolve(["198.51.100.9"])
+
+
+async def test_with_stun_and_turn_the_range_sockets_also_give_reflexive_and_relay_candidates(
+        server_factory: ServerFactory, tmp_path: Path) -> None:
+    """The hook binds the host sockets only: aioice still asks the STUN server about them
+    (server-reflexive candidates, here the same address and port seen from loopback)
+    and the TURN server for a relay, and a relay-only customer gets through."""
+    secret = "test-turn-secret-0123456789abcdef"
+    first, last = free_udp_ports(3)
+    with coturn(tmp_path, secret) as port:
+        server = await server_factory(
+            turn_urls=(f"stun:127.0.0.1:{port}", f"turn:127.0.0.1:{port}?transport=udp"),
+            turn_secret=Secret(secret), media_ports=f"{first}-{last}",
+            media_addresses=(LOOPBACK,))
+        expert_token, customer_token, job_id = await two_parties(server)
+        expert = await MediaClient(server, expert_token, job_id, joined_ice=True).start()
+        customer = await MediaClient(server, customer_token, joined_ice=True).start()
+        try:
+            await expert.wait_remote(customer.participant_id, "video", frames=10)
+            await customer.wait_remote(expert.participant_id, "video", frames=10)
+            assert customer.local_candidate_type() == "relay"
+            for client in (expert, customer):
+                sent = set(sdp_candidates(client.server_sdps[0]))
+                [host] = [(ip, p) for ip, p, kind in sent if kind == "host"]
+                assert host[0] == LOOPBACK and first <= host[1] <= last, sent
+                assert (*host, "srflx") in sent, sent
+                assert [kind for _, _, kind in sent].count("relay") == 1, sent
+        finally:
+            await customer.close()
+            await expert.close()

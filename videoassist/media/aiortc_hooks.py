@@ -276,6 +276,8 @@ def _sender_problems() -> list[str]:
             (StunProtocol, "send_data", "sendto")]:
         if name not in _names(getattr(owner, method, None)):
             problems.append(f"{owner.__name__}.{method} no longer uses {name}")
+    if not isinstance(getattr(aioice_turn, "TurnTransport", None), type):
+        problems.append("aioice.turn.TurnTransport (a relay pair's transport) is gone")
     if not hasattr(DtlsState, "CONNECTED"):
         problems.append("RTCDtlsTransport's State has no CONNECTED")
     if not isinstance(getattr(CandidatePair, "remote_addr", None), property):
@@ -1045,7 +1047,9 @@ def _udp_path(dtls: RTCDtlsTransport) -> tuple[Callable[[bytes], bytes],
     if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
         return None
     transport = pair.protocol.transport
-    if transport is None or transport.is_closing():
+    # A relay pair's protocol is a StunProtocol too, on aioice's TurnTransport.
+    if (transport is None or isinstance(transport, aioice_turn.TurnTransport)
+            or transport.is_closing()):
         return None
     return dtls._tx_srtp.protect, transport.sendto, pair.remote_addr
 
