@@ -3,11 +3,11 @@
 
 Every candidate the server sends (its answers and its own offers) is checked against
 the settings, and so is every socket its side of each peer connection really has.
-The announced address is checked in the SDP (and against the real sockets) only, with
-no media through it: an announced address that maps back to the server's socket needs
-a 1:1 NAT, a DNAT rule, and this machine has neither nftables nor iptables (nor should
-a test change the firewall of a machine it shares); a packet to another address never
-reaches a socket bound to 127.0.0.1. 203.0.113.7 (TEST-NET-3) is routed nowhere.
+The announced address is checked in the SDP against the real sockets with 203.0.113.7
+(TEST-NET-3, routed nowhere: no media expected), and with media through a 1:1 NAT from
+127.0.0.2 to 127.0.0.1: a forwarder in user space (``tests.support.nat``), since this
+machine has neither nftables nor iptables for a kernel DNAT, and a test must not
+change the firewall of a machine it shares.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from tests.support.coturn import coturn
 from tests.support.metrics import scrape, value
+from tests.support.nat import OneToOneNat
 from tests.support.peers import MediaClient, sdp_candidates
 from tests.support.server import Server, ServerFactory, free_udp_ports, receive, two_parties
 from videoassist.appkeys import MEDIA
@@ -34,6 +35,7 @@ from videoassist.media.network import MediaNetwork, MediaPortsExhausted, resolve
 
 LOOPBACK = "127.0.0.1"
 ANNOUNCED = "203.0.113.7"  # TEST-NET-3: documentation only, routed nowhere
+NAT_PUBLIC = "127.0.0.2"  # loopback too: the "public" side of OneToOneNat
 
 
 def server_sockets(server: Server, participant_id: int) -> set[tuple[str, int]]:
@@ -150,6 +152,39 @@ async def test_the_announced_address_replaces_the_host_candidates_address_in_the
     finally:
         await pc.close()
         await ws.close()
+
+
+async def test_the_announced_address_carries_the_media_through_a_one_to_one_nat(
+        server_factory: ServerFactory) -> None:
+    """The forwarder does not stand between the server's own checks and the clients
+    (a kernel NAT would), so ICE may settle on the direct path it also finds: what is
+    checked is that the announced address reaches the server's socket (its checks are
+    answered through it, signed with the server's ICE password) and that media flows."""
+    first, last = free_udp_ports(3)
+    async with OneToOneNat(NAT_PUBLIC, LOOPBACK, range(first, last + 1)) as nat:
+        server = await server_factory(media_ports=f"{first}-{last}",
+                                      media_addresses=(LOOPBACK,),
+                                      media_announced_address=NAT_PUBLIC)
+        expert_token, customer_token, job_id = await two_parties(server)
+        expert = await MediaClient(server, expert_token, job_id).start()
+        customer = await MediaClient(server, customer_token).start()
+        try:
+            await expert.wait_remote(customer.participant_id, "video", frames=10)
+            await customer.wait_remote(expert.participant_id, "video", frames=10)
+            for client in (expert, customer):
+                sent = {(ip, kind) for sdp in client.server_sdps
+                        for ip, _, kind in sdp_candidates(sdp)}
+                assert sent == {(NAT_PUBLIC, "host"), (NAT_PUBLIC, "c=")}, sent
+                # The server answered the client's checks sent to the public address:
+                # they reached its private socket through the NAT, and came back.
+                [port] = {port for sdp in client.server_sdps
+                          for _, port, kind in sdp_candidates(sdp) if kind == "host"}
+                assert (NAT_PUBLIC, port) in client.answered_checks()
+                assert server_sockets(server, client.participant_id) == {(LOOPBACK, port)}
+            assert nat.forwarded and nat.returned, (nat.forwarded, nat.returned)
+        finally:
+            await customer.close()
+            await expert.close()
 
 
 async def test_without_addresses_the_range_applies_to_every_address_aioice_finds(
