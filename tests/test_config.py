@@ -73,7 +73,7 @@ def test_bad_values_fail_loudly_naming_the_variable(env: dict[str, str], name: s
     ({"VIDEOASSIST_MEDIA_PORTS": "80-90"}, "MEDIA_PORTS must lie within 1024..65535"),
     ({"VIDEOASSIST_MEDIA_PORTS": "65535-65536"}, "MEDIA_PORTS must lie within 1024..65535"),
     ({"VIDEOASSIST_MEDIA_PORTS": "40000-40000"}, "MEDIA_PORTS must hold at least 2 ports"),
-    ({"VIDEOASSIST_MEDIA_ADDRESSES": "0.0.0.0"}, "MEDIA_ADDRESSES: '0.0.0.0' is neither"),
+    ({"VIDEOASSIST_MEDIA_ADDRESSES": "0.0.0.0"}, "MEDIA_ADDRESSES: '0.0.0.0' is every address"),
     ({"VIDEOASSIST_MEDIA_ADDRESSES": "eth0,a b"}, "MEDIA_ADDRESSES: 'a b' is neither"),
     ({"VIDEOASSIST_MEDIA_ANNOUNCED_ADDRESS": "cloud.example.com"},
      "MEDIA_ANNOUNCED_ADDRESS must be an IP address"),

@@ -381,7 +381,10 @@ class Settings:
     def _check_media(self) -> None:
         _ = self.media_port_range  # raises on a bad range
         for item in self.media_addresses:
-            if not MEDIA_ADDRESS.fullmatch(item) or _is_unspecified(item):
+            if _is_unspecified(item):
+                raise ConfigError(f"{ENV_PREFIX}MEDIA_ADDRESSES: {item!r} is every address, "
+                                  "which no client can be given: name the addresses")
+            if not MEDIA_ADDRESS.fullmatch(item):
                 raise ConfigError(f"{ENV_PREFIX}MEDIA_ADDRESSES: {item!r} is neither an address "
                                   "of this machine nor an interface name")
         if self.media_announced_address:
