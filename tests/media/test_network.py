@@ -59,8 +59,9 @@ async def offer(ws: aiohttp.ClientWebSocketResponse) -> tuple[RTCPeerConnection,
     pc.addTransceiver("audio", direction="recvonly")
     await pc.setLocalDescription(await pc.createOffer())
     await ws.send_json({"type": "sdp.offer", "sdp": pc.localDescription.sdp})
-    while (reply := await receive(ws, timeout=10))["type"] not in ("sdp.answer", "error"):
-        pass
+    async with asyncio.timeout(10):
+        while (reply := await receive(ws))["type"] not in ("sdp.answer", "error"):
+            pass
     return pc, reply
 
 
