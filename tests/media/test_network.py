@@ -282,3 +282,30 @@ async def test_with_stun_and_turn_the_range_sockets_also_give_reflexive_and_rela
         finally:
             await customer.close()
             await expert.close()
+
+
+async def test_a_server_offer_that_needs_a_port_of_a_full_range_closes_that_media_only(
+        server_factory: ServerFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """A viewer that offered video only gets the others' audio on a transport of a new
+    kind, which gathers (a second port, until the viewer's answer bundles it): with the
+    range full, the server's offer cannot be made, and that viewer's media is closed,
+    logged and counted; the call goes on for the others."""
+    first, last = free_udp_ports(2)
+    server = await server_factory(media_ports=f"{first}-{last}", media_addresses=(LOOPBACK,))
+    expert_token, customer_token, job_id = await two_parties(server)
+    expert = await MediaClient(server, expert_token, job_id).start()
+    viewer = None
+    try:
+        with caplog.at_level(logging.WARNING, logger="videoassist.media.router"):
+            viewer = await MediaClient(server, customer_token, video=False, audio=False).start()
+            async with asyncio.timeout(10):
+                while viewer.participant_id in server.app[MEDIA].sessions:
+                    await asyncio.sleep(0.05)
+        assert (f"participant {viewer.participant_id}] media refused: every UDP port of "
+                f"{first}-{last} is in use on {LOOPBACK}") in caplog.text
+        assert value(await scrape(server), "videoassist_peer_connections_refused_total") == 1
+        assert expert.participant_id in server.app[MEDIA].sessions
+    finally:
+        if viewer is not None:
+            await viewer.close()
+        await expert.close()
