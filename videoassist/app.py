@@ -61,7 +61,7 @@ from videoassist.cluster.sweep import end_calls_of_gone_nodes
 from videoassist.config import Settings
 from videoassist.media import aiortc_hooks
 from videoassist.media.ice import IcePolicy
-from videoassist.media.network import MediaNetwork, describe, resolve
+from videoassist.media.network import MediaNetwork, describe, ephemeral_overlap, resolve
 from videoassist.media.router import MediaRouter
 from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
@@ -177,6 +177,8 @@ def media_network(settings: Settings) -> MediaNetwork:
         logger.info("media on UDP ports %s of %s%s", describe(network.ports),
                     ", ".join(addresses) if addresses else "every address",
                     f", announced as {network.announced}" if network.announced else "")
+    if network.ports is not None and (overlap := ephemeral_overlap(network.ports)):
+        logger.warning("%s", overlap)
     return network
 
 

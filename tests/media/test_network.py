@@ -31,7 +31,13 @@ from tests.support.server import Server, ServerFactory, free_udp_ports, receive,
 from videoassist.appkeys import MEDIA
 from videoassist.config import Secret
 from videoassist.errors import ConfigError
-from videoassist.media.network import MediaNetwork, MediaPortsExhausted, resolve, split
+from videoassist.media.network import (
+    MediaNetwork,
+    MediaPortsExhausted,
+    ephemeral_overlap,
+    resolve,
+    split,
+)
 
 LOOPBACK = "127.0.0.1"
 ANNOUNCED = "203.0.113.7"  # TEST-NET-3: documentation only, routed nowhere
@@ -309,3 +315,20 @@ async def test_a_server_offer_that_needs_a_port_of_a_full_range_closes_that_medi
         if viewer is not None:
             await viewer.close()
         await expert.close()
+
+
+def test_ports_in_the_kernels_ephemeral_range_not_reserved_are_warned_about(
+        tmp_path: Path) -> None:
+    """Read from files as Linux's /proc/sys/net/ipv4 has them."""
+    (tmp_path / "ip_local_port_range").write_text("32768\t60999\n")
+    (tmp_path / "ip_local_reserved_ports").write_text("\n")
+    assert ephemeral_overlap((20000, 20999), tmp_path) is None
+    assert ephemeral_overlap((40000, 40999), tmp_path) == (
+        "1000 media ports of 40000-40999 lie in the kernel's ephemeral range 32768-60999, "
+        "where other connections may take them: reserve them (sysctl "
+        "net.ipv4.ip_local_reserved_ports=40000-40999) or choose ports outside it")
+    assert ephemeral_overlap((32000, 32777), tmp_path) is not None
+    assert "10 media ports" in (ephemeral_overlap((32000, 32777), tmp_path) or "")
+    (tmp_path / "ip_local_reserved_ports").write_text("40000-40998,40999\n")
+    assert ephemeral_overlap((40000, 40999), tmp_path) is None
+    assert ephemeral_overlap((40000, 40999), tmp_path / "elsewhere") is None  # not Linux

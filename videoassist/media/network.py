@@ -25,6 +25,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 
 import ifaddr
 
@@ -94,6 +95,38 @@ def split(ports: tuple[int, int], workers: int, minimum: int) -> list[tuple[int,
             f"{workers} workers the {minimum} it needs at least: widen the range or run "
             "fewer workers")
     return [(first + i * size, first + (i + 1) * size - 1) for i in range(workers)]
+
+
+SYSCTL = Path("/proc/sys/net/ipv4")
+
+
+def _port_set(text: str) -> set[int]:
+    """The ports of a sysctl port list (``40000-40999,50000``)."""
+    found: set[int] = set()
+    for item in text.replace(" ", "").split(","):
+        if item:
+            low, _, high = item.partition("-")
+            found.update(range(int(low), int(high or low) + 1))
+    return found
+
+
+def ephemeral_overlap(ports: tuple[int, int], sysctl: Path = SYSCTL) -> str | None:
+    """A warning when ports of the range lie in the kernel's ephemeral range without
+    being reserved from it (Linux): other programs' connections, and this server's own
+    to TURN, may then take them, leaving fewer for media. None otherwise."""
+    try:
+        low, high = (int(n) for n in (sysctl / "ip_local_port_range").read_text().split())
+        reserved = _port_set((sysctl / "ip_local_reserved_ports").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    first, last = ports
+    exposed = [p for p in range(max(first, low), min(last, high) + 1) if p not in reserved]
+    if not exposed:
+        return None
+    return (f"{len(exposed)} media ports of {first}-{last} lie in the kernel's ephemeral "
+            f"range {low}-{high}, where other connections may take them: reserve them "
+            f"(sysctl net.ipv4.ip_local_reserved_ports={first}-{last}) or choose ports "
+            "outside it")
 
 
 def describe(ports: tuple[int, int] | None) -> str:
