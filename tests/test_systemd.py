@@ -187,7 +187,7 @@ def test_the_unit_s_command_serves_and_drains_on_its_stop_signal(tmp_path: Path)
         assert all(p.stat().st_mode & 0o077 == 0 for p in data_dir.iterdir()), \
             sorted(oct(p.stat().st_mode) for p in data_dir.iterdir())
         workers = [int(pid) for pid in
-                   re.findall(r"worker \d+ started \(pid (\d+)\)", journal_text)]
+                   re.findall(r"worker \d+ started \(pid (\d+)[,)]", journal_text)]
         assert len(workers) == 2, journal_text
 
         proc.send_signal(signal.Signals[only("KillSignal")])  # KillMode=mixed: to it only

@@ -9,6 +9,10 @@ ports), ``cert`` and ``pkey`` (a certificate made for the test, ``certificate``)
 or written), and what the test passes as ``extra``. ``start`` runs coturn on a
 configuration until a STUN binding request answers; ``echo_peer`` runs
 turnutils_peer, a UDP echo server, as a relay's peer.
+
+``coturn`` is a plain loopback coturn for tests of the relay path: the test flags of
+docs, no configuration file, loopback peers allowed (the shipped file's hardening is
+tests/media/test_turn.py's).
 """
 
 from __future__ import annotations
@@ -204,6 +208,27 @@ def echo_peer(directory: Path) -> Iterator[int]:
         )
     try:
         wait_udp_echo(port, b"ping", lambda data: data == b"ping", proc, log_path)
+        yield port
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def coturn(directory: Path, secret: str) -> Iterator[int]:
+    """A coturn on 127.0.0.1 sharing ``secret`` (TURN REST credentials); its port."""
+    port = free_port()
+    log_path = directory / "coturn-loopback.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            ["turnserver", "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+             f"--listening-port={port}", "--use-auth-secret",
+             f"--static-auth-secret={secret}", "--realm=test",
+             f"--userdb={directory / 'turndb'}", "--no-cli", "--no-tls", "--no-dtls",
+             "--allow-loopback-peers", f"--pidfile={directory / 'turn.pid'}",
+             "--log-file=stdout", "--simple-log"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_stun(port, proc, log_path)
         yield port
     finally:
         stop(proc)
