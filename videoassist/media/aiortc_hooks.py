@@ -105,7 +105,6 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
     RTCSessionDescription,
-    clock,
     rtp,
 )
 from aiortc import rtcpeerconnection as _pc_module
@@ -129,6 +128,7 @@ from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTP_HISTORY_SIZE,
     HeaderExtensions,
+    HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtpPacket,
     pack_remb_fci,
@@ -246,6 +246,8 @@ def _sender_problems() -> list[str]:
     for method, name in uses:
         if name not in _names(getattr(RTCRtpSender, method, None)):
             problems.append(f"RTCRtpSender.{method} no longer uses {name}")
+    if not isinstance(getattr(HeaderExtensionsMap(), _MAP_IDS, None), HeaderExtensions):
+        problems.append(f"HeaderExtensionsMap has no {_MAP_IDS}")
     # PacketSender.send's UDP path (_udp_path).
     for owner, method, name in [
             (RTCDtlsTransport, "__init__", _DTLS_TX_BYTES),
@@ -814,6 +816,8 @@ _SENDER_ATTRIBUTES = ("rtp_started", "rtp_exited", "mid", "rtp_header_extensions
                       "rtx_payload_type", "force_keyframe", "encoder", "ntp_timestamp",
                       "rtp_timestamp", "octet_count", "packet_count")
 _RTP_HEADER = struct.Struct("!BBHLL")
+UdpPath = tuple[Callable[[bytes], bytes], Callable[[bytes, Any], None], Any]
+"""SRTP protect, the datagram transport's ``sendto`` and the remote address."""
 _EXTENSION_HEADER = struct.Struct("!HH")
 
 
@@ -845,13 +849,19 @@ class PacketSender:
     serializes (about 15 µs here), and packetizes every frame anew. Ours sends a
     ``ForwardedFrame``'s payloads as they came in (VP8's picture id renumbered so that
     it counts this sender's frames, as aiortc's packetizer's does), each behind a
-    header packed in one go, with the header extensions (mid, abs-send-time) serialized
-    once a frame. Anything else the track gives (a picture to encode, an ``av.Packet``)
-    goes through aiortc's encoder as in its loop. The rest is aiortc's loop: sequence
+    header packed in one go, with the header extensions (mid, abs-send-time) from a
+    template serialized by aiortc once and patched with each frame's send time.
+    Anything else the track gives (a picture to encode, an ``av.Packet``) goes
+    through aiortc's encoder as in its loop. The rest is aiortc's loop: sequence
     numbers and timestamps from a random origin, the sender's counts for its RTCP
     sender reports (``_run_rtcp``) after each frame, each packet through the DTLS
     transport's ``_send_rtp``, the track stopped when the loop ends. The last
     ``RTP_HISTORY_SIZE`` packets are kept for retransmission, over RTX when negotiated.
+
+    ``send_now``: while the loop waits for its track's next frame, a forwarded frame
+    may also be handed over directly by whoever has it (the publication's fan-out,
+    through ``media.forward`` and ``media.slot``) and go out at once, numbered in the
+    same sequence, without a queue and a task wake-up per frame and viewer.
     """
 
     def __init__(self, sender: RTCRtpSender) -> None:
@@ -861,9 +871,19 @@ class PacketSender:
         self._picture_id = random16() & 0x7FFF
         self._rtx_sequence_number = random16() % 32768
         self._payload_type = 0  # the codec's, once the loop runs
+        self._sequence_number = random16() % 32768
+        self._origin = random32()
+        self._clock_rate = fractions.Fraction(1, 90000)
+        self._vp8 = False
+        self._time_base: fractions.Fraction | None = None  # the last one seen
+        self._same_clock = True  # ... and whether it is the codec's clock
+        self._extensions_key: tuple[Any, ...] | None = None
+        self._extensions: tuple[bytes, int | None] = (b"", None)
+        self._waiting = False  # the loop waits for the track's next item
         self.frames = 0
         self.packets = 0
         self.retransmitted = 0
+        self.sent_now = 0  # frames handed over by send_now (tests)
         sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
         sender._retransmit = self._retransmit  # type: ignore[method-assign]
 
@@ -877,87 +897,42 @@ class PacketSender:
         sender = self._sender
         self._get("rtp_started").set()
         loop = asyncio.get_running_loop()
-        extensions_map = self._get("rtp_header_extensions_map")
-        mid = self._get("mid")
-        payload_type = self._payload_type = codec.payloadType or 0
-        clock_rate = fractions.Fraction(1, codec.clockRate)
-        vp8 = codec.name.lower() == "vp8"
-        ssrc = sender._ssrc
-        history = self._history
-        pack_header = _RTP_HEADER.pack
-        sequence_number = random16() % 32768
-        origin = random32()
+        self._payload_type = codec.payloadType or 0
+        self._clock_rate = fractions.Fraction(1, codec.clockRate)
+        self._vp8 = codec.name.lower() == "vp8"
         encoder: Any = None
-        ntp_name, timestamp_name = _SENDER + "ntp_timestamp", _SENDER + "rtp_timestamp"
-        octets_name, packets_name = _SENDER + "octet_count", _SENDER + "packet_count"
-        time_base: fractions.Fraction | None = None  # the last one seen: in clock units?
-        same_clock = True
         try:
             while True:
                 track = sender.track
                 if track is None:
                     await asyncio.sleep(0.02)
                     continue
-                item = await track.recv()
+                self._waiting = True
+                try:
+                    item = await track.recv()
+                finally:
+                    self._waiting = False
                 if not sender._enabled:
                     continue
-                audio_level = None
-                payloads: tuple[bytes, ...] | list[bytes]
                 if isinstance(item, ForwardedFrame):
-                    payloads = item.payloads
-                    if vp8:
-                        payloads = renumber_vp8(payloads, self._picture_id)
-                        self._picture_id = (self._picture_id + 1) & 0x7FFF
-                    if item.time_base is not time_base:  # a track keeps one
-                        time_base = item.time_base
-                        same_clock = time_base == clock_rate
-                    timestamp = (item.pts if same_clock
-                                 else round(item.pts * item.time_base / clock_rate))
-                else:  # as aiortc's loop (_next_encoded_frame)
-                    if encoder is None:
-                        encoder = get_encoder(codec)
-                        self._set("encoder", encoder)  # where a REMB sets its bitrate
-                    if isinstance(item, Frame):
-                        if isinstance(item, AudioFrame):
-                            audio_level = rtp.compute_audio_level_dbov(item)
-                        force_keyframe = self._get("force_keyframe")
-                        self._set("force_keyframe", False)
-                        payloads, timestamp = await loop.run_in_executor(
-                            None, encoder.encode, item, force_keyframe)
-                    else:
-                        payloads, timestamp = encoder.pack(item)
-                    if not payloads:
-                        continue
-                timestamp = (origin + timestamp) & 0xFFFFFFFF
-                ntp = clock.current_ntp_time()
-                extensions = HeaderExtensions(mid=mid, abs_send_time=(ntp >> 14) & 0xFFFFFF)
-                if audio_level is not None:
-                    extensions.audio_level = (False, -audio_level)
-                profile, value = extensions_map.set(extensions)
-                first = 0x80
-                if value:
-                    first |= 0x10
-                    value = _EXTENSION_HEADER.pack(profile, len(value) >> 2) + value
-                last = len(payloads) - 1
-                octets = 0
-                packets = []
-                for index, payload in enumerate(payloads):
-                    marker = index == last
-                    history[sequence_number % RTP_HISTORY_SIZE] = (
-                        sequence_number, timestamp, marker, value, payload)
-                    packets.append(pack_header(first, (marker << 7) | payload_type,
-                                               sequence_number, timestamp, ssrc)
-                                   + value + payload)
-                    sequence_number = (sequence_number + 1) & 0xFFFF
-                    octets += len(payload)
-                await self.send(packets)
-                # What the next RTCP sender report says (aiortc's _run_rtcp).
-                setattr(sender, ntp_name, ntp)
-                setattr(sender, timestamp_name, timestamp)
-                setattr(sender, octets_name, getattr(sender, octets_name) + octets)
-                setattr(sender, packets_name, getattr(sender, packets_name) + len(packets))
-                self.frames += 1
-                self.packets += len(packets)
+                    await self.send(self._forwarded(item))
+                    continue
+                # As aiortc's loop (_next_encoded_frame).
+                if encoder is None:
+                    encoder = get_encoder(codec)
+                    self._set("encoder", encoder)  # where a REMB sets its bitrate
+                audio_level = None
+                if isinstance(item, Frame):
+                    if isinstance(item, AudioFrame):
+                        audio_level = rtp.compute_audio_level_dbov(item)
+                    force_keyframe = self._get("force_keyframe")
+                    self._set("force_keyframe", False)
+                    payloads, timestamp = await loop.run_in_executor(
+                        None, encoder.encode, item, force_keyframe)
+                else:
+                    payloads, timestamp = encoder.pack(item)
+                if payloads:
+                    await self.send(self._packets(payloads, timestamp, audio_level))
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:  # as aiortc's: the loop must end with rtp_exited set
@@ -967,6 +942,83 @@ class PacketSender:
             track.stop()
         self._set("encoder", None)
         self._get("rtp_exited").set()
+
+    def _forwarded(self, item: ForwardedFrame) -> list[bytes]:
+        """A forwarded frame's packets, numbered as this sender's."""
+        payloads: tuple[bytes, ...] | list[bytes] = item.payloads
+        if self._vp8:
+            payloads = renumber_vp8(payloads, self._picture_id)
+            self._picture_id = (self._picture_id + 1) & 0x7FFF
+        if item.time_base is not self._time_base:  # a track keeps one
+            self._time_base = item.time_base
+            self._same_clock = item.time_base == self._clock_rate
+        timestamp = (item.pts if self._same_clock
+                     else round(item.pts * item.time_base / self._clock_rate))
+        return self._packets(payloads, timestamp, None)
+
+    def _packets(self, payloads: tuple[bytes, ...] | list[bytes], timestamp: int,
+                 audio_level: int | None) -> list[bytes]:
+        """One frame's RTP packets, kept for retransmission, and the counts the next
+        RTCP sender report reads (aiortc's ``_run_rtcp``)."""
+        sender = self._sender
+        timestamp = (self._origin + timestamp) & 0xFFFFFFFF
+        ntp = ntp_now()
+        value = self._header_extensions((ntp >> 14) & 0xFFFFFF, audio_level)
+        first = 0x90 if value else 0x80
+        payload_type, ssrc = self._payload_type, sender._ssrc
+        pack_header, history = _RTP_HEADER.pack, self._history
+        sequence_number = self._sequence_number
+        last = len(payloads) - 1
+        octets = 0
+        packets = []
+        for index, payload in enumerate(payloads):
+            marker = index == last
+            history[sequence_number % RTP_HISTORY_SIZE] = (
+                sequence_number, timestamp, marker, value, payload)
+            packets.append(pack_header(first, (marker << 7) | payload_type,
+                                       sequence_number, timestamp, ssrc) + value + payload)
+            sequence_number = (sequence_number + 1) & 0xFFFF
+            octets += len(payload)
+        self._sequence_number = sequence_number
+        setattr(sender, _SENDER_NTP, ntp)
+        setattr(sender, _SENDER_RTP_TIMESTAMP, timestamp)
+        setattr(sender, _SENDER_OCTETS, getattr(sender, _SENDER_OCTETS) + octets)
+        setattr(sender, _SENDER_PACKETS, getattr(sender, _SENDER_PACKETS) + len(packets))
+        self.frames += 1
+        self.packets += len(packets)
+        return packets
+
+    def _header_extensions(self, abs_send_time: int, audio_level: int | None) -> bytes:
+        """The header extension block (with its profile and length) for this frame: mid
+        and abs-send-time as the sender's map serializes them, from a template made
+        once per map and mid and patched with the send time's three bytes. A frame
+        with an audio level (encoded here) is serialized whole."""
+        extensions_map = self._get("rtp_header_extensions_map")
+        mid = self._get("mid")
+        if audio_level is not None:
+            extensions = HeaderExtensions(mid=mid, abs_send_time=abs_send_time,
+                                          audio_level=(False, -audio_level))
+            return _serialize_extensions(extensions_map, extensions)
+        ids = getattr(extensions_map, _MAP_IDS)
+        key = (mid, ids.mid, ids.abs_send_time, ids.audio_level)
+        if key != self._extensions_key:
+            self._extensions_key = key
+            self._extensions = _extensions_template(extensions_map, mid)
+        return _with_send_time(self._extensions, abs_send_time)
+
+    def ready_now(self) -> UdpPath | None:
+        """Whether a forwarded frame may go out at once (``send_now``): the loop waits
+        for its track's next item, with nothing of its own under way, and the path is
+        plain UDP; that path, or None, and the frame should go through the track."""
+        sender = self._sender
+        if not self._waiting or not sender._enabled:
+            return None
+        return _udp_path(sender.transport)
+
+    def send_now(self, item: ForwardedFrame, udp: UdpPath) -> None:
+        """Send a forwarded frame at once, on the path ``ready_now`` gave."""
+        self.send_udp(self._forwarded(item), udp)
+        self.sent_now += 1
 
     async def send(self, packets: list[bytes]) -> None:
         """One frame's RTP packets, protected and sent in a row.
@@ -981,12 +1033,18 @@ class PacketSender:
             for data in packets:
                 await dtls._send_rtp(data)
             return
+        self.send_udp(packets, udp)
+
+    def send_udp(self, packets: list[bytes], udp: UdpPath) -> None:
+        """One frame's packets, protected and handed to the socket: every frame over a
+        plain UDP path goes out here, from the loop (``send``) or from ``send_now``."""
         protect, sendto, address = udp
         octets = 0
         for data in packets:
             data = protect(data)
             sendto(data, address)
             octets += len(data)
+        dtls = self._sender.transport
         setattr(dtls, _DTLS_TX_BYTES, getattr(dtls, _DTLS_TX_BYTES) + octets)
         setattr(dtls, _DTLS_TX_PACKETS, getattr(dtls, _DTLS_TX_PACKETS) + len(packets))
 
@@ -1011,13 +1069,60 @@ class PacketSender:
         await self._sender.transport._send_rtp(header + extensions + payload)
 
 
+_SENDER_NTP = _SENDER + "ntp_timestamp"
+_SENDER_RTP_TIMESTAMP = _SENDER + "rtp_timestamp"
+_SENDER_OCTETS = _SENDER + "octet_count"
+_SENDER_PACKETS = _SENDER + "packet_count"
+_MAP_IDS = "_HeaderExtensionsMap__ids"  # the negotiated ids, a HeaderExtensions
+_NTP_EPOCH_S = 2_208_988_800  # 1900-01-01 to 1970-01-01
+
+
+def ntp_now() -> int:
+    """The wall clock as a 64-bit NTP timestamp, as aiortc's ``clock.current_ntp_time()``
+    gives it, without its two ``datetime`` objects."""
+    now = time.time()
+    seconds = int(now)
+    return ((seconds + _NTP_EPOCH_S) << 32) | int((now - seconds) * (1 << 32))
+
+
+def _serialize_extensions(extensions_map: Any, extensions: HeaderExtensions) -> bytes:
+    """aiortc's serialization of header extensions, with the profile and length that
+    precede them in a packet; empty when none is negotiated."""
+    profile, value = extensions_map.set(extensions)
+    if not value:
+        return b""
+    return bytes(_EXTENSION_HEADER.pack(profile, len(value) >> 2) + value)
+
+
+def _with_send_time(template: tuple[bytes, int | None], abs_send_time: int) -> bytes:
+    """A template of ``_extensions_template`` with this abs-send-time in it."""
+    block, offset = template
+    if offset is None:
+        return block
+    return block[:offset] + abs_send_time.to_bytes(3, "big") + block[offset + 3:]
+
+
+def _extensions_template(extensions_map: Any, mid: str | None) -> tuple[bytes, int | None]:
+    """The serialized mid and abs-send-time extensions and where the three bytes of
+    the send time are in them (None: not negotiated; the block is then the same for
+    every frame)."""
+    low = _serialize_extensions(extensions_map, HeaderExtensions(mid=mid, abs_send_time=0))
+    high = _serialize_extensions(extensions_map,
+                                 HeaderExtensions(mid=mid, abs_send_time=0xFFFFFF))
+    differ = [i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b]
+    if not differ and low == high:
+        return low, None
+    if len(low) != len(high) or differ != [differ[0], differ[0] + 1, differ[0] + 2]:
+        raise IncompatibleAiortc("abs-send-time is not three bytes of its own in the "
+                                 "serialized header extensions")
+    return low, differ[0]
+
 
 _DTLS_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
 _DTLS_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
 
 
-def _udp_path(dtls: RTCDtlsTransport) -> tuple[Callable[[bytes], bytes],
-                                               Callable[[bytes, Any], None], Any] | None:
+def _udp_path(dtls: RTCDtlsTransport) -> UdpPath | None:
     """(SRTP protect, datagram sendto, remote address) of a connected DTLS transport
     whose ICE pair in use is plain UDP; None otherwise (not connected: ``_send_rtp``
     raises ConnectionError as it should; a TURN relay: its own send)."""
