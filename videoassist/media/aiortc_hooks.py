@@ -72,6 +72,16 @@ The hooks below close those two gaps, with the smallest reach we could find:
   parse every datagram as STUN and hands it on when that fails (a raised
   ValueError, 5 µs): a datagram whose first byte says RTP or RTCP (128 to 191, RFC
   7983; STUN's is 0 to 3) goes to ``data_received`` without the try.
+- ``tap_receiver`` also gives the receiver a ``_FastReceive``, which
+  ``receive_directly``'s datagrams reach for a known SSRC: the receiver's
+  ``_handle_rtp_packet`` for the common packet, from the datagram, without
+  ``RtpPacket.parse`` and two coroutines a packet. It reads the receiver's private
+  state that handler uses (codecs, statistics, NACK generator, estimator, jitter
+  buffer, timestamp mapper, decoder queue) and the router's tables; anything
+  uncommon (RTX, CSRCs, two-byte header extensions) goes through aiortc's handler.
+- ``PacketSender.send_now``: a forwarded frame may go out from the publication's
+  fan-out while the sender's loop waits for its track, in the loop's own sequence
+  (``media.forward``, ``media.slot``).
 
 ``media.slot`` reuses a viewer's transceivers without touching aiortc: it relies on a
 sender, once started, reading its track until the track ends (``_run_rtp``) whatever
