@@ -32,9 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # within the part of the way that the sample's stack shows (sending, receiving).
 SENDING = [
     ("SRTP protect", ["protect ("]),
-    ("UDP send (DTLS, ICE, socket)", ["_send_rtp", "send_data", "sendto", "PacketSender.send"]),
+    ("UDP send (DTLS, ICE, socket)", ["_send_rtp", "send_data", "sendto", "PacketSender.send (",
+                                      "send_udp ("]),
     ("RTP packets: objects, headers", ["serialize", "RtpPacket.__init__", "HeaderExtensions",
-                                       "current_ntp_time", "rtp.py"]),
+                                       "current_ntp_time", "rtp.py", "_forwarded (",
+                                       "_extensions", "_with_send_time", "ntp_now"]),
     ("VP8: packetize (aiortc) or renumber (ours)", ["pack (", "_packetize", "renumber_vp8",
                                                     "vpx.py"]),
     ("our tracks and queues, frame out", [".recv (", "forward.py", "slot.py", "queues.py"]),
@@ -58,7 +60,9 @@ def classify(stack: str) -> str:
     if any(k in stack for k in ("_run_rtcp", "_handle_rtcp_data", "_handle_rtcp_packet",
                                 "_retransmit")):
         return "RTCP: reports, feedback, retransmissions"
-    if "._run_rtp (" in stack:
+    # PacketSender.send_now: a frame sent from the publication's fan-out, inside the
+    # receive path's stack, is sending all the same.
+    if "._run_rtp (" in stack or "send_now (" in stack:
         return "send: " + next((name for name, keys in SENDING
                                 if any(k in stack for k in keys)), "sender loop")
     # _DirectReceiver: aiortc_hooks.receive_directly's datagrams, handled in aioice's
