@@ -1,5 +1,7 @@
 """Shared fixtures: the real server on 127.0.0.1 port 0 with real SQLite files.
 
+``database`` runs a test on each database the store supports: a SQLite file, and a
+fresh database of the session's PostgreSQL cluster (``postgresql_cluster``).
 ``server`` starts the whole aiohttp app (middlewares, cleanup contexts, access log)
 on a socket bound to port 0, and talks to it with a real aiohttp client over
 loopback. ``clock`` is injected into the app: tests move time with ``advance``.
@@ -8,7 +10,8 @@ The helpers themselves are in ``tests/support/``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from aiohttp import web
 # before the first import of tests.support.
 pytest.register_assert_rewrite("tests.support")
 
+from tests.support.databases import Cluster, Target, postgresql_bin  # noqa: E402
 from tests.support.server import Clock, Server, ServerFactory, start_app  # noqa: E402
 from videoassist.snapshots.fonts import LabelFonts  # noqa: E402
 
@@ -58,3 +62,34 @@ async def server(server_factory: ServerFactory) -> Server:
 def label_fonts() -> LabelFonts:
     """The label fonts a server with default settings draws in (Debian's Noto fonts)."""
     return LabelFonts.open(())
+
+
+@pytest.fixture(scope="session")
+def postgresql_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the session, started when a test first asks."""
+    if postgresql_bin() is None or os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL tests need Debian's postgresql package and root "
+                        "(scripts/test installs it)")
+        pytest.skip("PostgreSQL is not installed, or this is not root (runuser)")
+    cluster = Cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """Where a test's store is: a new SQLite file's path, or a new PostgreSQL
+    database's URL (what ``Store.open`` takes)."""
+    if request.param == "sqlite":
+        yield tmp_path / "db.sqlite3"
+        return
+    yield request.getfixturevalue("postgresql_database")
+
+
+@pytest.fixture
+def postgresql_database(postgresql_cluster: Cluster) -> Iterator[str]:
+    """A new, empty database of the session's PostgreSQL cluster: its URL."""
+    url = postgresql_cluster.create_database()
+    yield url
+    postgresql_cluster.drop_database(url)

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.audit import old_database
+from tests.support.databases import Target, drop_trigger, raw_execute
 from tests.support.process import LINK_TOKEN, ServeProcess, clean_env, ok, post_json, videoassist
 from tests.support.server import PASSWORD
 from videoassist.auth.passwords import verify_password
-from videoassist.storage.db import migrations
+from videoassist.storage.db import POSTGRESQL, SQLITE, is_postgresql_url, migrations
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # public URL when nothing is configured
 
@@ -389,3 +390,62 @@ def test_key_changes_are_audited_without_the_keys(populated: Path) -> None:
     dump = repr(query(populated, "SELECT * FROM audit_log"))
     keys = json.loads((populated / "jwt-keys.json").read_text())["keys"]
     assert all(k["key"] not in dump for k in keys) and secret not in dump
+
+
+# -- either database ---------------------------------------------------------------------
+
+
+def _on(database: Target, tmp_path: Path) -> tuple[Path, Target, dict[str, str]]:
+    """The data dir, the database and the environment of commands on ``database``."""
+    data_dir = tmp_path / "data"
+    if is_postgresql_url(database):
+        return data_dir, database, clean_env(VIDEOASSIST_DATABASE_URL=str(database))
+    return data_dir, data_dir / "videoassist.sqlite3", clean_env()
+
+
+def _run(data_dir: Path, env: dict[str, str], *args: str, stdin: str = "") -> str:
+    result = videoassist(data_dir, *args, env=env, stdin=stdin)
+    assert result.code == 0 and "Traceback" not in result.err, result
+    return result.out
+
+
+async def test_migrate_and_audit_verify_on_either_database(database: Target,
+                                                           tmp_path: Path) -> None:
+    data_dir, target, env = _on(database, tmp_path)
+    shown = str(target)  # the tests' URL has no password to leave out
+    shipped = migrations(POSTGRESQL if is_postgresql_url(target) else SQLITE)
+    assert _run(data_dir, env, "migrate").splitlines() == [
+        *(f"applied migration {name}" for _, name, _ in shipped),
+        f"database {shown} at schema version {len(shipped)}"]
+    assert _run(data_dir, env, "migrate").splitlines() == [
+        f"database {shown} at schema version {len(shipped)}"]
+    _run(data_dir, env, "user", "add", "bob", "--role", "expert", "--password-stdin",
+         stdin=PASSWORD + "\n")
+    _run(data_dir, env, "job", "create", "Boiler")
+    _run(data_dir, env, "invite", "1", "--role", "customer")
+    assert _run(data_dir, env, "audit", "verify").startswith("audit log intact: 3 rows checked")
+    await raw_execute(target, drop_trigger(target, "audit_log_no_update"),
+                      "UPDATE audit_log SET target = 'job:2' WHERE id = 3")
+    result = videoassist(data_dir, "audit", "verify", env=env)
+    assert (result.code, result.out) == (1, "audit log broken: first broken row 3: hash "
+                                            "mismatch: its content is not what was chained "
+                                            "(3 rows checked)\n"), result
+
+
+def test_backup_and_restore_refuse_a_postgresql_database(postgresql_database: str,
+                                                         tmp_path: Path) -> None:
+    env = clean_env(VIDEOASSIST_DATABASE_URL=postgresql_database)
+    for args in (["backup", str(tmp_path / "out")], ["restore", str(tmp_path)]):
+        result = videoassist(tmp_path / "data", *args, env=env)
+        assert (result.code, result.out) == (2, ""), result
+        assert "VIDEOASSIST_DATABASE_URL is set" in result.err and "pg_dump" in result.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_postgresql_is_one_line_without_its_password(tmp_path: Path) -> None:
+    env = clean_env(VIDEOASSIST_DATABASE_URL="postgresql://va:hunter2@127.0.0.1:1/videoassist")
+    result = videoassist(tmp_path / "data", "migrate", env=env)
+    assert (result.code, result.out) == (1, ""), result
+    assert result.err.startswith("videoassist: the database cannot be read: cannot connect to "
+                                 "postgresql://va@127.0.0.1:1/videoassist"), result
+    assert len(result.err.splitlines()) == 1 and "hunter2" not in result.err

@@ -98,8 +98,16 @@ def _fsync_dir(path: Path) -> None:
 # -- backup ----------------------------------------------------------------------
 
 
+def _refuse_postgresql(settings: Settings, what: str) -> None:
+    if settings.database_url is not None:
+        raise BackupError(f"VIDEOASSIST_DATABASE_URL is set: {what} handles a SQLite database "
+                          "only. Back up PostgreSQL with its own tools (pg_dump), and the "
+                          "data directory's key files with them")
+
+
 def backup(settings: Settings, out: Path) -> BackupReport:
     """Write a backup of the data directory to the new directory ``out``."""
+    _refuse_postgresql(settings, "backup")
     database = settings.database_path
     if not database.exists():
         raise BackupError(f"there is no database at {database}")
@@ -197,6 +205,7 @@ def read_manifest(source: Path) -> dict[str, Any]:
 
 def restore(settings: Settings, source: Path, force: bool) -> RestoreReport:
     """Restore the backup in ``source`` into the data directory."""
+    _refuse_postgresql(settings, "restore")
     manifest = read_manifest(source)
     data_dir, database = settings.data_dir, settings.database_path
     _refuse_if_in_use(database)
