@@ -183,9 +183,11 @@ async def test_200_appends_at_once_from_several_connections_make_one_chain(
     connections each) all at once: each one lands, in one chain that verifies."""
     stores = [await Store.open(database) for _ in range(4)]
     try:
-        await asyncio.wait_for(asyncio.gather(*(
+        results = await asyncio.wait_for(asyncio.gather(*(
             stores[n % 4].audit.record(f"store:{n % 4}", "test.append", None, n=n)
-            for n in range(200))), 60)
+            for n in range(200)), return_exceptions=True), 60)
+        failed = [repr(r) for r in results if r is not None]
+        assert failed == [], f"{len(failed)} appends failed, the first: {failed[0]}"
         verdict = await stores[0].audit.verify()
         entries = await stores[1].audit.page(AuditFilter(), None, 1000)
     finally:
