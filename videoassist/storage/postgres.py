@@ -225,8 +225,10 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            yield PostgresTransaction(conn)
+        async with self._pool.acquire() as conn:
+            with _translated():  # a deferred constraint refuses at COMMIT
+                async with conn.transaction():
+                    yield PostgresTransaction(conn)
 
 
 class PostgresTransaction(Transaction):

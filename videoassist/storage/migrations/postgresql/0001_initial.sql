@@ -62,7 +62,10 @@ CREATE TABLE participants (
     role         text NOT NULL CHECK (role IN ('customer', 'technician', 'admin', 'expert')),
     display_name text NOT NULL,
     user_id      bigint REFERENCES users(id),
-    invite_id    bigint REFERENCES invites(id),
+    -- Checked at commit: erasing a job deletes its invites and, through its calls, their
+    -- participants in one statement; SQLite checks once the whole of it is done, and
+    -- PostgreSQL's cascades would otherwise look before the participants are gone.
+    invite_id    bigint REFERENCES invites(id) DEFERRABLE INITIALLY DEFERRED,
     joined_at    double precision NOT NULL,
     left_at      double precision
 );
