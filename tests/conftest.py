@@ -79,8 +79,21 @@ def postgresql_cluster() -> Iterator[Cluster]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
-    """Where a test's store is: a new SQLite file's path, or a new PostgreSQL
-    database's URL (what ``Store.open`` takes)."""
+    """Where a test's store is (what ``Store.open`` takes): a new SQLite file's path, or
+    a new PostgreSQL database's URL, already migrated (a copy of a database migrated once
+    for the session: migrating takes longer there than most tests)."""
+    if request.param == "sqlite":
+        yield tmp_path / "db.sqlite3"
+        return
+    cluster: Cluster = request.getfixturevalue("postgresql_cluster")
+    url = cluster.create_database(migrated=True)
+    yield url
+    cluster.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """The same, never migrated: for the tests of migrations."""
     if request.param == "sqlite":
         yield tmp_path / "db.sqlite3"
         return

@@ -409,9 +409,9 @@ def _run(data_dir: Path, env: dict[str, str], *args: str, stdin: str = "") -> st
     return result.out
 
 
-async def test_migrate_and_audit_verify_on_either_database(database: Target,
+async def test_migrate_and_audit_verify_on_either_database(empty_database: Target,
                                                            tmp_path: Path) -> None:
-    data_dir, target, env = _on(database, tmp_path)
+    data_dir, target, env = _on(empty_database, tmp_path)
     shown = str(target)  # the tests' URL has no password to leave out
     shipped = migrations(POSTGRESQL if is_postgresql_url(target) else SQLITE)
     assert _run(data_dir, env, "migrate").splitlines() == [

@@ -198,7 +198,8 @@ async def test_200_appends_at_once_from_several_connections_make_one_chain(
 
 
 async def test_rows_from_before_the_chain_are_chained_by_the_migration(
-        database: Target) -> None:
+        empty_database: Target) -> None:
+    database = empty_database
     old = [(1767250000.5, "cli", "user.created", "user:1", {"role": "admin"}),
            (1767250001.25, "client:10.0.0.1", "signin.failed", "username:admin",
             {"reason": "credentials"}),

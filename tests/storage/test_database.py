@@ -32,7 +32,8 @@ def tables_query(target: Target) -> str:
             if is_postgresql_url(target) else "SELECT name FROM sqlite_master WHERE type = 'table'")
 
 
-async def test_migrations_apply_once(database: Target) -> None:
+async def test_migrations_apply_once(empty_database: Target) -> None:
+    database = empty_database
     store = await Store.open(database)
     try:
         assert await store.db.schema_version() == len(migrations(store.db.dialect))

@@ -5,7 +5,8 @@ database of a throwaway PostgreSQL cluster.
 temporary directory as the ``postgres`` user (PostgreSQL refuses to run as root),
 listening on 127.0.0.1 and a free port, its socket in that directory, without fsync
 (nothing here needs to survive a crash); stopped and removed at the end. Each test gets
-a fresh database of its own (``create_database``). The raw helpers read and write a
+a fresh database of its own (``create_database``), a file copy of an empty one or of
+one ``videoassist migrate`` migrated once for the session. The raw helpers read and write a
 database as someone holding it would, around the store: plain ``sqlite3``, or asyncpg.
 """
 
@@ -17,12 +18,14 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from tests.support.process import clean_env
 from tests.support.server import free_port
 from videoassist.storage.db import is_postgresql_url
 from videoassist.storage.postgres import numbered
@@ -45,6 +48,7 @@ class Cluster:
         self.port = port
         self._bin = bin_dir
         self._names = itertools.count(1)
+        self._templates: set[str] = set()
 
     @classmethod
     def start(cls) -> Cluster:
@@ -89,12 +93,25 @@ class Cluster:
                                  "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
                                  "-Atqc", statement)
 
-    def create_database(self) -> str:
-        """A new, empty database; its URL."""
+    def create_database(self, migrated: bool = False) -> str:
+        """A new database, empty or with every migration applied; its URL."""
+        template = self._template("migrated" if migrated else "empty")
         name = f"test_{os.getpid()}_{next(self._names)}"
         # FILE_COPY: a copy of the files, fast without fsync (WAL_LOG logs every page).
-        self.sql(f"CREATE DATABASE {name} TEMPLATE template0 STRATEGY FILE_COPY")
+        self.sql(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
         return self.url(name)
+
+    def _template(self, kind: str) -> str:
+        name = f"videoassist_{kind}"
+        if name not in self._templates:
+            self.sql(f"CREATE DATABASE {name} TEMPLATE template0 STRATEGY FILE_COPY")
+            if kind == "migrated":
+                subprocess.run(
+                    [sys.executable, "-m", "videoassist", "migrate", "--data-dir",
+                     str(self.root / "data-dir")], check=True, capture_output=True,
+                    timeout=60, env=clean_env(VIDEOASSIST_DATABASE_URL=self.url(name)))
+            self._templates.add(name)
+        return name
 
     def drop_database(self, url: str) -> None:
         name = url.rsplit("/", 1)[1]
