@@ -23,7 +23,12 @@ from aiohttp import web
 # before the first import of tests.support.
 pytest.register_assert_rewrite("tests.support")
 
-from tests.support.databases import Cluster, Target, postgresql_bin  # noqa: E402
+from tests.support.databases import (  # noqa: E402
+    Cluster,
+    ServerDatabases,
+    Target,
+    postgresql_bin,
+)
 from tests.support.server import Clock, Server, ServerFactory, start_app  # noqa: E402
 from videoassist.snapshots.fonts import LabelFonts  # noqa: E402
 
@@ -34,14 +39,37 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def server_factory(tmp_path: Path, clock: Clock) -> AsyncIterator[ServerFactory]:
+def server_backend() -> str:
+    """The database the tests' servers keep their data in: ``sqlite`` (in their data
+    directory), or ``postgresql`` (a throwaway database of the session's cluster per data
+    directory). ``VIDEOASSIST_TEST_BACKEND=postgresql`` runs the suite's servers on
+    PostgreSQL; a test parametrizes ``server_backend`` to run on both."""
+    backend = os.environ.get("VIDEOASSIST_TEST_BACKEND", "sqlite")
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"VIDEOASSIST_TEST_BACKEND={backend!r}: sqlite or postgresql")
+    return backend
+
+
+@pytest.fixture
+def server_databases(request: pytest.FixtureRequest,
+                     server_backend: str) -> Iterator[ServerDatabases]:
+    """The database of each data directory the test's servers are started on."""
+    databases = ServerDatabases(request.getfixturevalue("postgresql_cluster")
+                                if server_backend == "postgresql" else None)
+    yield databases
+    databases.drop()
+
+
+@pytest.fixture
+async def server_factory(tmp_path: Path, clock: Clock,
+                         server_databases: ServerDatabases) -> AsyncIterator[ServerFactory]:
     """Start real servers with settings overrides: ``await server_factory(port=...)``."""
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
     async def start(**overrides: Any) -> Server:
-        server, runner = await start_app(clock, **{"data_dir": tmp_path / f"data{len(runners)}",
-                                                   **overrides})
+        server, runner = await start_app(clock, **server_databases.settings(
+            {"data_dir": tmp_path / f"data{len(runners)}", **overrides}))
         runners.append(runner)
         sessions.append(server.http)
         return server

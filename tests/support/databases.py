@@ -27,6 +27,7 @@ import asyncpg
 
 from tests.support.process import clean_env
 from tests.support.server import free_port
+from videoassist.config import Secret
 from videoassist.storage.db import is_postgresql_url
 from videoassist.storage.postgres import numbered
 
@@ -122,6 +123,31 @@ class Cluster:
             self._as_postgres("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate",
                               "-w", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class ServerDatabases:
+    """Where the tests' servers keep their data: SQLite in each data directory (no
+    cluster), or a throwaway database of the cluster per data directory, migrated, the
+    same for every server started on that directory (a restart, several workers)."""
+
+    def __init__(self, cluster: Cluster | None) -> None:
+        self._cluster = cluster
+        self._urls: dict[Path, str] = {}
+
+    def settings(self, values: dict[str, Any]) -> dict[str, Any]:
+        """A server's settings with ``database_url`` added on PostgreSQL (unless given)."""
+        if self._cluster is None or "database_url" in values:
+            return values
+        data_dir = Path(values["data_dir"]).resolve()
+        if data_dir not in self._urls:
+            self._urls[data_dir] = self._cluster.create_database(migrated=True)
+        return {**values, "database_url": Secret(self._urls[data_dir])}
+
+    def drop(self) -> None:
+        if self._cluster is not None:
+            for url in self._urls.values():
+                self._cluster.drop_database(url)
+        self._urls.clear()
 
 
 # -- around the store ---------------------------------------------------------------
