@@ -7,23 +7,32 @@ exactly one line on stderr and never a traceback (the contract in ``cli.py``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import shutil
 import sqlite3
 import stat
+import sys
 import threading
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.support.audit import old_database
-from tests.support.databases import Target, drop_trigger, raw_execute
+from tests.support.databases import Target, drop_trigger, raw_execute, raw_fetchall
 from tests.support.process import LINK_TOKEN, ServeProcess, clean_env, ok, post_json, videoassist
 from tests.support.server import PASSWORD
 from videoassist.auth.passwords import verify_password
-from videoassist.storage.db import POSTGRESQL, SQLITE, is_postgresql_url, migrations
+from videoassist.storage.db import (
+    POSTGRESQL,
+    SQLITE,
+    advisory_key,
+    is_postgresql_url,
+    migrations,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # public URL when nothing is configured
 
@@ -430,6 +439,38 @@ async def test_migrate_and_audit_verify_on_either_database(empty_database: Targe
     assert (result.code, result.out) == (1, "audit log broken: first broken row 3: hash "
                                             "mismatch: its content is not what was chained "
                                             "(3 rows checked)\n"), result
+
+
+async def test_migrate_commands_started_at_once_apply_each_migration_once(
+        postgresql_database: str, tmp_path: Path) -> None:
+    """Four ``videoassist migrate`` (four nodes starting) on one empty PostgreSQL
+    database, held at the migration lock until all four wait for it, then let go."""
+    env = clean_env(VIDEOASSIST_DATABASE_URL=postgresql_database)
+    holder = await asyncpg.connect(postgresql_database)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", advisory_key("migrate"))
+        processes = [await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "videoassist", "migrate", "--data-dir",
+            str(tmp_path / f"data{n}"), env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE) for n in range(4)]
+        async with asyncio.timeout(30):
+            while await holder.fetchval("SELECT count(*) FROM pg_locks WHERE locktype ="
+                                        " 'advisory' AND NOT granted") < 4:
+                await asyncio.sleep(0.05)
+        await holder.execute("SELECT pg_advisory_unlock($1)", advisory_key("migrate"))
+        outputs = [await asyncio.wait_for(p.communicate(), 60) for p in processes]
+    finally:
+        await holder.close()
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], outputs
+    shipped = migrations(POSTGRESQL)
+    applied = [line for out, _ in outputs for line in out.decode().splitlines()
+               if line.startswith("applied migration ")]
+    assert sorted(applied) == [f"applied migration {name}" for _, name, _ in shipped]
+    for out, _ in outputs:
+        assert out.decode().endswith(f"at schema version {len(shipped)}\n")
+    rows = await raw_fetchall(postgresql_database,
+                              "SELECT version FROM schema_migrations ORDER BY version")
+    assert rows == [(n,) for n, _, _ in shipped]
 
 
 def test_backup_and_restore_refuse_a_postgresql_database(postgresql_database: str,
