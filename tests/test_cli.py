@@ -473,14 +473,49 @@ async def test_migrate_commands_started_at_once_apply_each_migration_once(
     assert rows == [(n,) for n, _, _ in shipped]
 
 
-def test_backup_and_restore_refuse_a_postgresql_database(postgresql_database: str,
-                                                         tmp_path: Path) -> None:
-    env = clean_env(VIDEOASSIST_DATABASE_URL=postgresql_database)
-    for args in (["backup", str(tmp_path / "out")], ["restore", str(tmp_path)]):
-        result = videoassist(tmp_path / "data", *args, env=env)
+async def test_backup_on_postgresql_holds_the_key_files_and_says_the_database_is_not_in_it(
+        postgresql_database: str, tmp_path: Path) -> None:
+    data_dir, env = tmp_path / "data", clean_env(VIDEOASSIST_DATABASE_URL=postgresql_database)
+    _run(data_dir, env, "user", "add", "bob", "--role", "expert", "--password-stdin",
+         stdin=PASSWORD + "\n")
+    _run(data_dir, env, "keys", "rotate")
+    _run(data_dir, env, "webhooks", "secret")
+    out = tmp_path / "out"
+    result = videoassist(data_dir, "backup", str(out), env=env)
+    version = len(migrations(POSTGRESQL))
+    assert (result.code, result.err) == (0, ""), result
+    (head,) = await raw_fetchall(postgresql_database, "SELECT hash FROM audit_log WHERE id = 3")
+    assert result.out.splitlines() == [
+        f"backed up the key files jwt-keys.json, webhook-secret to {out}; not the PostgreSQL "
+        f"database {postgresql_database} (schema version {version}): dump it with pg_dump "
+        "(docs/deploy.md#backups)",
+        f"audit log intact: 3 rows checked, head row 3 hash {head[0]}"]
+    assert sorted(p.name for p in out.iterdir()) == ["jwt-keys.json", "manifest.json",
+                                                     "webhook-secret"]
+    for name in ("jwt-keys.json", "webhook-secret"):
+        assert (out / name).read_bytes() == (data_dir / name).read_bytes()
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["database"] == {"backend": "postgresql", "url": postgresql_database,
+                                    "included": False}
+    assert manifest["schema_version"] == version and set(manifest["files"]) == {
+        "jwt-keys.json", "webhook-secret"}
+    assert manifest["audit"] == {"intact": True, "rows": 3, "head_id": 3,
+                                 "head_hash": head[0]}
+    # The backup is in the audit log, saying the database is not in it.
+    ((action, detail),) = await raw_fetchall(
+        postgresql_database, "SELECT action, detail FROM audit_log WHERE id = 4")
+    assert action == "backup.created" and json.loads(detail) == {
+        "out": str(out.resolve()), "head_id": 3, "database_included": False}
+    # Restore is SQLite's: it says what to do instead, and changes nothing.
+    for args in (["restore", str(out)], ["restore", str(out), "--force"]):
+        result = videoassist(tmp_path / "elsewhere", *args, env=env)
         assert (result.code, result.out) == (2, ""), result
-        assert "VIDEOASSIST_DATABASE_URL is set" in result.err and "pg_dump" in result.err
-    assert not (tmp_path / "out").exists()
+        assert "VIDEOASSIST_DATABASE_URL is set" in result.err and "pg_restore" in result.err
+    result = videoassist(tmp_path / "elsewhere", "restore", str(out))  # on SQLite
+    assert (result.code, result.out) == (2, ""), result
+    assert "only the key files of a server on PostgreSQL" in result.err, result
+    assert not (tmp_path / "elsewhere" / "videoassist.sqlite3").exists()
 
 
 def test_an_unreachable_postgresql_is_one_line_without_its_password(tmp_path: Path) -> None:

@@ -438,8 +438,13 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     report = backup.backup(settings, args.out)
-    print(f"backed up {', '.join(report.files)} to {report.out} "
-          f"(schema version {report.schema_version})")
+    if report.database is None:
+        print(f"backed up {', '.join(report.files)} to {report.out} "
+              f"(schema version {report.schema_version})")
+    else:
+        print(f"backed up the key files {', '.join(report.files) or '(none yet)'} to "
+              f"{report.out}; not the PostgreSQL database {report.database} (schema version "
+              f"{report.schema_version}): dump it with pg_dump (docs/deploy.md#backups)")
     print(report.audit.summary() if report.audit is not None
           else "audit log: no hash chain at this schema version")
     configured = [f"VIDEOASSIST_{name.upper()}" for name in
@@ -616,12 +621,13 @@ def build_parser() -> argparse.ArgumentParser:
     export_audit.set_defaults(func=cmd_audit_export)
 
     backup = sub.add_parser("backup", parents=[common],
-                            help="copy the database and key files to a new directory, "
-                                 "while the server runs")
+                            help="copy the database (SQLite; PostgreSQL: pg_dump) and key "
+                                 "files to a new directory, while the server runs")
     backup.add_argument("out", type=Path, metavar="OUT", help="the directory to create")
     backup.set_defaults(func=cmd_backup)
     restore = sub.add_parser("restore", parents=[common],
-                             help="restore a backup into the data directory (server stopped)")
+                             help="restore a backup into the data directory (server "
+                                  "stopped; SQLite only)")
     restore.add_argument("source", type=Path, metavar="IN", help="a directory 'backup' made")
     restore.add_argument("--force", action="store_true",
                          help="replace the data directory's database and key files")

@@ -94,13 +94,26 @@ class Cluster:
                                  "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
                                  "-Atqc", statement)
 
-    def create_database(self, migrated: bool = False) -> str:
-        """A new database, empty or with every migration applied; its URL."""
+    def create_database(self, migrated: bool = False, owner: str | None = None) -> str:
+        """A new database, empty or with every migration applied; its URL (that of
+        ``owner``, a role made by ``create_role``, when given: the database is its)."""
         template = self._template("migrated" if migrated else "empty")
         name = f"test_{os.getpid()}_{next(self._names)}"
         # FILE_COPY: a copy of the files, fast without fsync (WAL_LOG logs every page).
-        self.sql(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
-        return self.url(name)
+        self.sql(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"
+                 + (f" OWNER {owner}" if owner else ""))
+        url = self.url(name)
+        return url if owner is None else url.replace("//postgres@", f"//{owner}@", 1)
+
+    def create_role(self, name: str) -> None:
+        """A login role that is no superuser (what a deployment's owner of its database
+        is), made once per session."""
+        if not self.sql(f"SELECT 1 FROM pg_roles WHERE rolname = '{name}'").strip():
+            self.sql(f"CREATE ROLE {name} LOGIN")
+
+    def program(self, name: str) -> Path:
+        """One of the cluster's programs (``pg_dump``, ``pg_restore``, ``psql``)."""
+        return self._bin / name
 
     def _template(self, kind: str) -> str:
         name = f"videoassist_{kind}"
