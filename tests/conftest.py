@@ -1,11 +1,15 @@
-"""Shared fixtures: the real server on 127.0.0.1 port 0 with real SQLite files.
+"""Shared fixtures: the real server on 127.0.0.1 port 0 with real databases.
 
 ``database`` runs a test on each database the store supports: a SQLite file, and a
 fresh database of the session's PostgreSQL cluster (``postgresql_cluster``).
 ``server`` starts the whole aiohttp app (middlewares, cleanup contexts, access log)
 on a socket bound to port 0, and talks to it with a real aiohttp client over
-loopback. ``clock`` is injected into the app: tests move time with ``advance``.
-The helpers themselves are in ``tests/support/``.
+loopback; its data is in SQLite in its data directory, or, with
+``VIDEOASSIST_TEST_BACKEND=postgresql`` (or a test parametrizing ``server_backend``),
+in a database of the cluster per data directory, which the ``videoassist`` commands and
+``serve`` processes the test runs on that directory are given too. ``clock`` is
+injected into the app: tests move time with ``advance``. The helpers themselves are in
+``tests/support/``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from aiohttp import web
 # before the first import of tests.support.
 pytest.register_assert_rewrite("tests.support")
 
+from tests.support import process  # noqa: E402
 from tests.support.databases import (  # noqa: E402
     Cluster,
     ServerDatabases,
@@ -56,8 +61,13 @@ def server_databases(request: pytest.FixtureRequest,
     """The database of each data directory the test's servers are started on."""
     databases = ServerDatabases(request.getfixturevalue("postgresql_cluster")
                                 if server_backend == "postgresql" else None)
-    yield databases
-    databases.drop()
+    if databases.postgresql:  # commands and `serve` on a data dir: the same database
+        process.database_of = databases.url
+    try:
+        yield databases
+    finally:
+        process.database_of = None
+        databases.drop()
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ async def test_the_node_is_registered_heartbeats_and_is_stopped(
             await asyncio.sleep(0.1)
     assert again is not None and again.heartbeat_at >= first + 5
     assert [n.id for n in await server.store.nodes.live(node.heard_after())] == [node.id]
-    store = await Store.open(server.settings.database_path)
+    store = await Store.open(server.settings.database)
     try:
         await servers.stop(server)
         row = await store.nodes.get(node.id)

@@ -116,30 +116,37 @@ async def seed(store: Store) -> None:
         if call.snapshots:
             frame_id = await db.insert(
                 "INSERT INTO frames (job_id, width, height, captured_at, sealed)"
-                " VALUES (?, 640, 480, ?, x'00') RETURNING id", (job_id, call.started_at))
+                " VALUES (?, 640, 480, ?, ?) RETURNING id", (job_id, call.started_at, b"\0"))
         first = None
         for k in range(call.snapshots):
-            snapshot_id = await db.insert(
-                "INSERT INTO snapshots (job_id, call_id, frame_id, version, author_name,"
-                " author_role, camera_name, camera_role, created_at, width, height, shapes,"
-                " sha256, byte_size, sealed) VALUES (?, ?, ?, 1, 'ann', 'expert', 'Customer',"
-                " 'customer', ?, 640, 480, '[]', '', 1, x'00') RETURNING id",
-                (job_id, call_id, frame_id, call.started_at + k))
+            snapshot_id = await _snapshot(store, (
+                job_id, call_id, frame_id, None, 1, call.started_at + k))
             first = first or snapshot_id
         for k in range(call.versions):
-            await db.execute(
-                "INSERT INTO snapshots (job_id, call_id, frame_id, original_id, version,"
-                " author_name, author_role, camera_name, camera_role, created_at, width,"
-                " height, shapes, sha256, byte_size, sealed) VALUES (?, ?, ?, ?, ?, 'ann',"
-                " 'expert', 'Customer', 'customer', ?, 640, 480, '[]', '', 1, x'00')",
-                (job_id, call_id, frame_id, first, k + 2, call.started_at + 100 + k))
+            await _snapshot(store, (job_id, call_id, frame_id, first, k + 2,
+                                    call.started_at + 100 + k))
 
 
 async def _job(store: Store, title: str, when: float) -> int:
-    job_id = await store.db.insert(
-        "INSERT INTO jobs (title, created_at, updated_at) VALUES (?, ?, ?) RETURNING id",
-        (title, when, when))
+    # Ids of jobs and snapshots are the store's to give (never reused: next_id).
+    async with store.db.transaction() as tx:
+        job_id = await tx.next_id("jobs")
+        await tx.execute("INSERT INTO jobs (id, title, created_at, updated_at)"
+                         " VALUES (?, ?, ?, ?)", (job_id, title, when, when))
     return job_id
+
+
+async def _snapshot(store: Store, values: tuple[Any, ...]) -> int:
+    """A snapshot of (job, call, frame, original, version, created_at)."""
+    async with store.db.transaction() as tx:
+        snapshot_id = await tx.next_id("snapshots")
+        await tx.execute(
+            "INSERT INTO snapshots (id, job_id, call_id, frame_id, original_id, version,"
+            " author_name, author_role, camera_name, camera_role, created_at, width, height,"
+            " shapes, sha256, byte_size, sealed) VALUES (?, ?, ?, ?, ?, ?, 'ann', 'expert',"
+            " 'Customer', 'customer', ?, 640, 480, '[]', '', 1, ?)",
+            (snapshot_id, *values, b"\0"))
+    return snapshot_id
 
 
 def _spread(values: list[float]) -> dict[str, Any]:

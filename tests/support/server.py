@@ -153,6 +153,8 @@ class Server:
         ``VIDEOASSIST_*`` variables (none other is passed on). The event loop, and the
         server with it, runs meanwhile. Returns (exit code, stdout, stderr)."""
         environ = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOASSIST_")}
+        if self.settings.database_url is not None:  # the server's database, on PostgreSQL
+            environ["VIDEOASSIST_DATABASE_URL"] = self.settings.database_url.reveal()
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "videoassist", *args,
             "--data-dir", str(self.settings.data_dir),
