@@ -1,14 +1,21 @@
-"""Shared fixtures: the real server on 127.0.0.1 port 0 with real SQLite files.
+"""Shared fixtures: the real server on 127.0.0.1 port 0 with real databases.
 
+``database`` runs a test on each database the store supports: a SQLite file, and a
+fresh database of the session's PostgreSQL cluster (``postgresql_cluster``).
 ``server`` starts the whole aiohttp app (middlewares, cleanup contexts, access log)
 on a socket bound to port 0, and talks to it with a real aiohttp client over
-loopback. ``clock`` is injected into the app: tests move time with ``advance``.
-The helpers themselves are in ``tests/support/``.
+loopback; its data is in SQLite in its data directory, or, with
+``VIDEOASSIST_TEST_BACKEND=postgresql`` (or a test parametrizing ``server_backend``),
+in a database of the cluster per data directory, which the ``videoassist`` commands and
+``serve`` processes the test runs on that directory are given too. ``clock`` is
+injected into the app: tests move time with ``advance``. The helpers themselves are in
+``tests/support/``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,13 @@ from aiohttp import web
 # before the first import of tests.support.
 pytest.register_assert_rewrite("tests.support")
 
+from tests.support import process  # noqa: E402
+from tests.support.databases import (  # noqa: E402
+    Cluster,
+    ServerDatabases,
+    Target,
+    postgresql_bin,
+)
 from tests.support.server import Clock, Server, ServerFactory, start_app  # noqa: E402
 from videoassist.snapshots.fonts import LabelFonts  # noqa: E402
 
@@ -30,14 +44,42 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def server_factory(tmp_path: Path, clock: Clock) -> AsyncIterator[ServerFactory]:
+def server_backend() -> str:
+    """The database the tests' servers keep their data in: ``sqlite`` (in their data
+    directory), or ``postgresql`` (a throwaway database of the session's cluster per data
+    directory). ``VIDEOASSIST_TEST_BACKEND=postgresql`` runs the suite's servers on
+    PostgreSQL; a test parametrizes ``server_backend`` to run on both."""
+    backend = os.environ.get("VIDEOASSIST_TEST_BACKEND", "sqlite")
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(f"VIDEOASSIST_TEST_BACKEND={backend!r}: sqlite or postgresql")
+    return backend
+
+
+@pytest.fixture
+def server_databases(request: pytest.FixtureRequest,
+                     server_backend: str) -> Iterator[ServerDatabases]:
+    """The database of each data directory the test's servers are started on."""
+    databases = ServerDatabases(request.getfixturevalue("postgresql_cluster")
+                                if server_backend == "postgresql" else None)
+    if databases.postgresql:  # commands and `serve` on a data dir: the same database
+        process.database_of = databases.url
+    try:
+        yield databases
+    finally:
+        process.database_of = None
+        databases.drop()
+
+
+@pytest.fixture
+async def server_factory(tmp_path: Path, clock: Clock,
+                         server_databases: ServerDatabases) -> AsyncIterator[ServerFactory]:
     """Start real servers with settings overrides: ``await server_factory(port=...)``."""
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
     async def start(**overrides: Any) -> Server:
-        server, runner = await start_app(clock, **{"data_dir": tmp_path / f"data{len(runners)}",
-                                                   **overrides})
+        server, runner = await start_app(clock, **server_databases.settings(
+            {"data_dir": tmp_path / f"data{len(runners)}", **overrides}))
         runners.append(runner)
         sessions.append(server.http)
         return server
@@ -58,3 +100,47 @@ async def server(server_factory: ServerFactory) -> Server:
 def label_fonts() -> LabelFonts:
     """The label fonts a server with default settings draws in (Debian's Noto fonts)."""
     return LabelFonts.open(())
+
+
+@pytest.fixture(scope="session")
+def postgresql_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the session, started when a test first asks."""
+    if postgresql_bin() is None or os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL tests need Debian's postgresql package and root "
+                        "(scripts/test installs it)")
+        pytest.skip("PostgreSQL is not installed, or this is not root (runuser)")
+    cluster = Cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """Where a test's store is (what ``Store.open`` takes): a new SQLite file's path, or
+    a new PostgreSQL database's URL, already migrated (a copy of a database migrated once
+    for the session: migrating takes longer there than most tests)."""
+    if request.param == "sqlite":
+        yield tmp_path / "db.sqlite3"
+        return
+    cluster: Cluster = request.getfixturevalue("postgresql_cluster")
+    url = cluster.create_database(migrated=True)
+    yield url
+    cluster.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    """The same, never migrated: for the tests of migrations."""
+    if request.param == "sqlite":
+        yield tmp_path / "db.sqlite3"
+        return
+    yield request.getfixturevalue("postgresql_database")
+
+
+@pytest.fixture
+def postgresql_database(postgresql_cluster: Cluster) -> Iterator[str]:
+    """A new, empty database of the session's PostgreSQL cluster: its URL."""
+    url = postgresql_cluster.create_database()
+    yield url
+    postgresql_cluster.drop_database(url)

@@ -14,6 +14,7 @@ import re
 import secrets
 import sqlite3
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,15 @@ from typing import Any
 import pytest
 
 from tests.support.audit import old_database
-from tests.support.process import ServeProcess, ok, post_json, videoassist
+from tests.support.databases import Cluster
+from tests.support.process import ServeProcess, clean_env, ok, post_json, videoassist
 from tests.support.server import PASSWORD, ServerFactory
 from tests.support.snapshots import still_snapshot
 from videoassist import keyfiles
-from videoassist.config import Settings
+from videoassist.config import Secret, Settings
 from videoassist.snapshots.vault import Vault
 from videoassist.storage import Store
-from videoassist.storage.db import migrations
+from videoassist.storage.db import POSTGRESQL, migrations
 
 DB = "videoassist.sqlite3"
 
@@ -400,3 +402,110 @@ def test_a_restore_that_fails_while_moving_files_in_is_undone(
         backups.restore(_settings(target), backup, force=True)
     assert placed == [DB, "jwt-keys.json", "turn-secret"]  # in place when it failed
     assert contents(target) == before  # and are out again; the replaced files came back
+
+
+# -- on PostgreSQL: pg_dump and pg_restore, as docs/deploy.md#on-postgresql says ---------
+
+
+def _run(*command: str | Path, cwd: Path | None = None) -> str:
+    result = subprocess.run([str(c) for c in command], capture_output=True, text=True,
+                            timeout=120, cwd=cwd, check=False)
+    assert (result.returncode, result.stderr) == (0, ""), (command, result)
+    return result.stdout
+
+
+async def test_a_postgresql_deployment_dumped_while_it_writes_restores_and_serves_elsewhere(
+        server_factory: ServerFactory, postgresql_cluster: Cluster, tmp_path: Path) -> None:
+    """The documented commands, run by a role that owns its databases and is no
+    superuser: videoassist backup (the key files) and pg_dump while the server writes;
+    createdb, pg_restore, the key files put back, migrate, audit verify and the head
+    compared; then a server on the restored copy serves the same record and image."""
+    cluster = postgresql_cluster
+    cluster.create_role("videoassist")
+    source = cluster.create_database(owner="videoassist")  # empty: the server migrates it
+    restored_name = f"restored_{secrets.token_hex(4)}"
+    restored = source.rsplit("/", 1)[0] + "/" + restored_name
+    try:
+        public_url = "https://assist.example.com"
+        server = await server_factory(public_url=public_url, database_url=Secret(source))
+        expert, token = await server.staff("expert")
+        job_id = await server.job(token)
+        status, _, _ = await server.request("POST", f"/api/jobs/{job_id}/notes", token=token,
+                                            json={"text": "Order a pump."})
+        assert status == 201
+        snapshot_id, _ = await still_snapshot(server, job_id, expert)
+        _, record, _ = await server.request("GET", f"/api/jobs/{job_id}", token=token)
+        _, jpeg, _ = await server.request("GET", f"/api/snapshots/{snapshot_id}/image",
+                                          token=token)
+        assert jpeg[:3] == b"\xff\xd8\xff" and record["snapshots"]
+        busy = await server.job(token, "Busy job")
+
+        written: list[str] = []
+        done = asyncio.Event()
+
+        async def write() -> None:
+            while not done.is_set():
+                text = f"note {len(written)}"
+                status, _, _ = await server.request("POST", f"/api/jobs/{busy}/notes",
+                                                    token=token, json={"text": text})
+                assert status == 201
+                written.append(text)
+
+        env = clean_env(VIDEOASSIST_DATABASE_URL=source)
+        data_dir, out = server.settings.data_dir, tmp_path / "backup"
+        writer = asyncio.create_task(write())
+        try:
+            result = await asyncio.to_thread(videoassist, data_dir, "backup", str(out),
+                                             env=env)
+            assert result.code == 0, result
+            await asyncio.to_thread(
+                _run, cluster.program("pg_dump"), "--format=custom",
+                f"--file={out / 'videoassist.pgdump'}", f"--dbname={source}")
+        finally:
+            done.set()
+            await writer
+        assert len(written) > 5, "the server was not writing meanwhile"
+        assert result.out.startswith(
+            "backed up the key files jwt-keys.json, turn-secret, snapshot-key to "
+            f"{out}; not the PostgreSQL database {source} (schema version "
+            f"{len(migrations(POSTGRESQL))}): dump it with pg_dump"), result.out
+        manifest = json.loads((out / "manifest.json").read_text())
+        head_id, head_hash = manifest["audit"]["head_id"], manifest["audit"]["head_hash"]
+
+        # Restoring, elsewhere: a new database of the same owner, a new data directory.
+        _run(cluster.program("createdb"), "-h", "127.0.0.1", "-p", str(cluster.port),
+             "-U", "postgres", "-O", "videoassist", restored_name)
+        _run(cluster.program("pg_restore"), "--exit-on-error", "--no-owner",
+             f"--dbname={restored}", out / "videoassist.pgdump")
+        restored_dir = tmp_path / "restored"
+        restored_dir.mkdir(mode=0o700)
+        _run("sh", "-c", 'for f in jwt-keys.json turn-secret webhook-secret snapshot-key; do'
+             f' [ ! -e "$f" ] || install -m 0600 "$f" {restored_dir}/; done', cwd=out)
+        assert sorted(p.name for p in restored_dir.iterdir()) == [
+            "jwt-keys.json", "snapshot-key", "turn-secret"]
+        env = clean_env(VIDEOASSIST_DATABASE_URL=restored)
+        result = videoassist(restored_dir, "migrate", env=env)
+        assert (result.code, result.out) == (0, f"database {restored} at schema version "
+                                                f"{len(migrations(POSTGRESQL))}\n"), result
+        result = videoassist(restored_dir, "audit", "verify", env=env)
+        assert result.code == 0 and result.out.startswith("audit log intact: "), result
+        assert _run(cluster.program("psql"), restored, "-Atc",
+                    f"SELECT hash FROM audit_log WHERE id = {head_id}") == f"{head_hash}\n"
+
+        again = await server_factory(data_dir=restored_dir, public_url=public_url,
+                                     database_url=Secret(restored))
+        status, restored_record, _ = await again.request("GET", f"/api/jobs/{job_id}",
+                                                         token=token)
+        assert (status, restored_record) == (200, record)
+        status, restored_jpeg, _ = await again.request(
+            "GET", f"/api/snapshots/{snapshot_id}/image", token=token)
+        assert (status, restored_jpeg) == (200, jpeg)
+        # One moment's copy: the busy job's notes are those written before some point.
+        _, busy_record, _ = await again.request("GET", f"/api/jobs/{busy}", token=token)
+        notes = [n["text"] for n in busy_record["notes"]]
+        assert notes == written[:len(notes)]
+        assert (await again.store.audit.verify()).intact
+        await again.sign_in(expert.username)
+    finally:
+        cluster.drop_database(source)
+        cluster.drop_database(restored)

@@ -7,22 +7,32 @@ exactly one line on stderr and never a traceback (the contract in ``cli.py``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import shutil
 import sqlite3
 import stat
+import sys
 import threading
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.support.audit import old_database
+from tests.support.databases import Target, drop_trigger, raw_execute, raw_fetchall
 from tests.support.process import LINK_TOKEN, ServeProcess, clean_env, ok, post_json, videoassist
 from tests.support.server import PASSWORD
 from videoassist.auth.passwords import verify_password
-from videoassist.storage.db import migrations
+from videoassist.storage.db import (
+    POSTGRESQL,
+    SQLITE,
+    advisory_key,
+    is_postgresql_url,
+    migrations,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"  # public URL when nothing is configured
 
@@ -389,3 +399,129 @@ def test_key_changes_are_audited_without_the_keys(populated: Path) -> None:
     dump = repr(query(populated, "SELECT * FROM audit_log"))
     keys = json.loads((populated / "jwt-keys.json").read_text())["keys"]
     assert all(k["key"] not in dump for k in keys) and secret not in dump
+
+
+# -- either database ---------------------------------------------------------------------
+
+
+def _on(database: Target, tmp_path: Path) -> tuple[Path, Target, dict[str, str]]:
+    """The data dir, the database and the environment of commands on ``database``."""
+    data_dir = tmp_path / "data"
+    if is_postgresql_url(database):
+        return data_dir, database, clean_env(VIDEOASSIST_DATABASE_URL=str(database))
+    return data_dir, data_dir / "videoassist.sqlite3", clean_env()
+
+
+def _run(data_dir: Path, env: dict[str, str], *args: str, stdin: str = "") -> str:
+    result = videoassist(data_dir, *args, env=env, stdin=stdin)
+    assert result.code == 0 and "Traceback" not in result.err, result
+    return result.out
+
+
+async def test_migrate_and_audit_verify_on_either_database(empty_database: Target,
+                                                           tmp_path: Path) -> None:
+    data_dir, target, env = _on(empty_database, tmp_path)
+    shown = str(target)  # the tests' URL has no password to leave out
+    shipped = migrations(POSTGRESQL if is_postgresql_url(target) else SQLITE)
+    assert _run(data_dir, env, "migrate").splitlines() == [
+        *(f"applied migration {name}" for _, name, _ in shipped),
+        f"database {shown} at schema version {len(shipped)}"]
+    assert _run(data_dir, env, "migrate").splitlines() == [
+        f"database {shown} at schema version {len(shipped)}"]
+    _run(data_dir, env, "user", "add", "bob", "--role", "expert", "--password-stdin",
+         stdin=PASSWORD + "\n")
+    _run(data_dir, env, "job", "create", "Boiler")
+    _run(data_dir, env, "invite", "1", "--role", "customer")
+    assert _run(data_dir, env, "audit", "verify").startswith("audit log intact: 3 rows checked")
+    await raw_execute(target, drop_trigger(target, "audit_log_no_update"),
+                      "UPDATE audit_log SET target = 'job:2' WHERE id = 3")
+    result = videoassist(data_dir, "audit", "verify", env=env)
+    assert (result.code, result.out) == (1, "audit log broken: first broken row 3: hash "
+                                            "mismatch: its content is not what was chained "
+                                            "(3 rows checked)\n"), result
+
+
+async def test_migrate_commands_started_at_once_apply_each_migration_once(
+        postgresql_database: str, tmp_path: Path) -> None:
+    """Four ``videoassist migrate`` (four nodes starting) on one empty PostgreSQL
+    database, held at the migration lock until all four wait for it, then let go."""
+    env = clean_env(VIDEOASSIST_DATABASE_URL=postgresql_database)
+    holder = await asyncpg.connect(postgresql_database)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", advisory_key("migrate"))
+        processes = [await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "videoassist", "migrate", "--data-dir",
+            str(tmp_path / f"data{n}"), env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE) for n in range(4)]
+        async with asyncio.timeout(30):
+            while await holder.fetchval("SELECT count(*) FROM pg_locks WHERE locktype ="
+                                        " 'advisory' AND NOT granted") < 4:
+                await asyncio.sleep(0.05)
+        await holder.execute("SELECT pg_advisory_unlock($1)", advisory_key("migrate"))
+        outputs = [await asyncio.wait_for(p.communicate(), 60) for p in processes]
+    finally:
+        await holder.close()
+    assert [p.returncode for p in processes] == [0, 0, 0, 0], outputs
+    shipped = migrations(POSTGRESQL)
+    applied = [line for out, _ in outputs for line in out.decode().splitlines()
+               if line.startswith("applied migration ")]
+    assert sorted(applied) == [f"applied migration {name}" for _, name, _ in shipped]
+    for out, _ in outputs:
+        assert out.decode().endswith(f"at schema version {len(shipped)}\n")
+    rows = await raw_fetchall(postgresql_database,
+                              "SELECT version FROM schema_migrations ORDER BY version")
+    assert rows == [(n,) for n, _, _ in shipped]
+
+
+async def test_backup_on_postgresql_holds_the_key_files_and_says_the_database_is_not_in_it(
+        postgresql_database: str, tmp_path: Path) -> None:
+    data_dir, env = tmp_path / "data", clean_env(VIDEOASSIST_DATABASE_URL=postgresql_database)
+    _run(data_dir, env, "user", "add", "bob", "--role", "expert", "--password-stdin",
+         stdin=PASSWORD + "\n")
+    _run(data_dir, env, "keys", "rotate")
+    _run(data_dir, env, "webhooks", "secret")
+    out = tmp_path / "out"
+    result = videoassist(data_dir, "backup", str(out), env=env)
+    version = len(migrations(POSTGRESQL))
+    assert (result.code, result.err) == (0, ""), result
+    (head,) = await raw_fetchall(postgresql_database, "SELECT hash FROM audit_log WHERE id = 3")
+    assert result.out.splitlines() == [
+        f"backed up the key files jwt-keys.json, webhook-secret to {out}; not the PostgreSQL "
+        f"database {postgresql_database} (schema version {version}): dump it with pg_dump "
+        "(docs/deploy.md#backups)",
+        f"audit log intact: 3 rows checked, head row 3 hash {head[0]}"]
+    assert sorted(p.name for p in out.iterdir()) == ["jwt-keys.json", "manifest.json",
+                                                     "webhook-secret"]
+    for name in ("jwt-keys.json", "webhook-secret"):
+        assert (out / name).read_bytes() == (data_dir / name).read_bytes()
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["database"] == {"backend": "postgresql", "url": postgresql_database,
+                                    "included": False}
+    assert manifest["schema_version"] == version and set(manifest["files"]) == {
+        "jwt-keys.json", "webhook-secret"}
+    assert manifest["audit"] == {"intact": True, "rows": 3, "head_id": 3,
+                                 "head_hash": head[0]}
+    # The backup is in the audit log, saying the database is not in it.
+    ((action, detail),) = await raw_fetchall(
+        postgresql_database, "SELECT action, detail FROM audit_log WHERE id = 4")
+    assert action == "backup.created" and json.loads(detail) == {
+        "out": str(out.resolve()), "head_id": 3, "database_included": False}
+    # Restore is SQLite's: it says what to do instead, and changes nothing.
+    for args in (["restore", str(out)], ["restore", str(out), "--force"]):
+        result = videoassist(tmp_path / "elsewhere", *args, env=env)
+        assert (result.code, result.out) == (2, ""), result
+        assert "VIDEOASSIST_DATABASE_URL is set" in result.err and "pg_restore" in result.err
+    result = videoassist(tmp_path / "elsewhere", "restore", str(out))  # on SQLite
+    assert (result.code, result.out) == (2, ""), result
+    assert "only the key files of a server on PostgreSQL" in result.err, result
+    assert not (tmp_path / "elsewhere" / "videoassist.sqlite3").exists()
+
+
+def test_an_unreachable_postgresql_is_one_line_without_its_password(tmp_path: Path) -> None:
+    env = clean_env(VIDEOASSIST_DATABASE_URL="postgresql://va:hunter2@127.0.0.1:1/videoassist")
+    result = videoassist(tmp_path / "data", "migrate", env=env)
+    assert (result.code, result.out) == (1, ""), result
+    assert result.err.startswith("videoassist: the database cannot be read: cannot connect to "
+                                 "postgresql://va@127.0.0.1:1/videoassist"), result
+    assert len(result.err.splitlines()) == 1 and "hunter2" not in result.err

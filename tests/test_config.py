@@ -114,6 +114,20 @@ def test_secrets_never_show() -> None:
     assert settings.turn_secret.reveal() == "hunter2-turn-secret"
 
 
+def test_the_database_is_sqlite_in_the_data_dir_unless_a_postgresql_url_is_set() -> None:
+    settings = load_settings({"VIDEOASSIST_DATA_DIR": "/srv/va"})
+    assert settings.database == Path("/srv/va/videoassist.sqlite3") == settings.database_path
+    url = "postgresql://va:hunter2@db.example:5432/videoassist"
+    settings = load_settings({"VIDEOASSIST_DATABASE_URL": url})
+    assert settings.database == url and "hunter2" not in repr(settings)
+    assert load_settings({"VIDEOASSIST_DATABASE_URL": ""}).database_url is None
+    for bad in ("mysql://va:hunter2@db/videoassist", "postgresql://va:hunter2@db",
+                "/var/lib/hunter2.sqlite3"):
+        with pytest.raises(ConfigError, match="VIDEOASSIST_DATABASE_URL") as caught:
+            load_settings({"VIDEOASSIST_DATABASE_URL": bad})
+        assert "hunter2" not in str(caught.value)
+
+
 def test_every_field_is_documented_in_the_class() -> None:
     docs = documentation()
     assert len(docs) == len(Settings.__dataclass_fields__)

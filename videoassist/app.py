@@ -125,7 +125,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time,
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
-    store = await Store.open(app[SETTINGS].database_path, app[CLOCK])
+    store = await Store.open(app[SETTINGS].database, app[CLOCK])
     app[STORE] = store
     yield
     await store.close()

@@ -5,6 +5,12 @@ online backup API), the key files the data directory has (signing keys, TURN sec
 webhook secret, snapshot key-encryption key), each 0600, and ``manifest.json``: the
 format, versions, time, the audit chain's head and the SHA-256 of every file.
 
+With ``VIDEOASSIST_DATABASE_URL`` set, the database is PostgreSQL's to back up
+(``pg_dump``, base backups): a backup holds the key files, and its manifest the
+database it does not hold (``database``, its URL without the password), its schema
+version and its audit chain's head, against which a restored dump can be checked.
+Restore handles SQLite only.
+
 A restore checks the backup against its manifest, refuses to replace a database
 unless forced and refuses while any process has the target database open; it stages
 everything in a temporary directory inside the data directory, migrates and checks it
@@ -23,6 +29,7 @@ import secrets
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +40,7 @@ from videoassist.errors import ConfigError, VideoassistError
 from videoassist.snapshots.vault import Vault
 from videoassist.storage import Store
 from videoassist.storage import backup as files
-from videoassist.storage.chain import Verdict
+from videoassist.storage.chain import CHAIN_SCHEMA_VERSION, Verdict
 from videoassist.storage.db import migrations
 
 FORMAT = "videoassist.backup/1"
@@ -56,6 +63,7 @@ class BackupReport:
     files: list[str]
     schema_version: int
     audit: Verdict | None  # None: the schema predates the audit chain
+    database: str | None = None  # a PostgreSQL database the backup does not hold
 
 
 @dataclass(frozen=True)
@@ -98,38 +106,39 @@ def _fsync_dir(path: Path) -> None:
 # -- backup ----------------------------------------------------------------------
 
 
-def backup(settings: Settings, out: Path) -> BackupReport:
-    """Write a backup of the data directory to the new directory ``out``."""
-    database = settings.database_path
-    if not database.exists():
-        raise BackupError(f"there is no database at {database}")
+def _refuse_postgresql(settings: Settings, what: str) -> None:
+    if settings.database_url is not None:
+        raise BackupError(f"VIDEOASSIST_DATABASE_URL is set: {what} handles a SQLite database "
+                          "only. Restore a PostgreSQL database with its own tools (pg_restore "
+                          "or psql), and the key files by copying them from the backup")
+
+
+def _check_out(settings: Settings, out: Path) -> None:
     if out.exists() or out.is_symlink():
         raise BackupError(f"{out} exists; give a new directory")
     if not out.parent.is_dir():
         raise BackupError(f"{out.parent} is not a directory")
     if out.resolve().is_relative_to(settings.data_dir.resolve()):
         raise BackupError("write the backup outside the data directory")
+
+
+def _write(settings: Settings, out: Path,
+           fill: Callable[[Path], tuple[list[str], dict[str, Any]]]) -> list[str]:
+    """Make ``out`` from a staging directory that ``fill`` fills (its files, then what
+    the manifest says besides them), with the manifest; all or nothing."""
     staging = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
     staging.mkdir(mode=0o700)
     try:
-        try:
-            version = files.copy_database(database, staging / DATABASE)
-        except sqlite3.Error as exc:
-            raise BackupError(f"copying {database} failed: {exc}") from None
-        names = [DATABASE]
+        names, about = fill(staging)
         for name in KEY_FILES:
             if (settings.data_dir / name).is_file():
                 _copy_private(settings.data_dir / name, staging / name)
                 names.append(name)
-        audit = files.verify_audit(staging / DATABASE)
         manifest = {
             "format": FORMAT,
             "videoassist": __version__,
             "created_at": time.time(),
-            "schema_version": version,
-            "audit": None if audit is None else {
-                "intact": audit.intact, "rows": audit.rows, "head_id": audit.head_id,
-                "head_hash": audit.head_hash},
+            **about,
             "files": {name: {"sha256": _sha256(staging / name),
                              "bytes": (staging / name).stat().st_size} for name in names},
         }
@@ -145,14 +154,69 @@ def backup(settings: Settings, out: Path) -> BackupReport:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return names
+
+
+def _audit_about(audit: Verdict | None) -> dict[str, Any] | None:
+    return None if audit is None else {
+        "intact": audit.intact, "rows": audit.rows, "head_id": audit.head_id,
+        "head_hash": audit.head_hash}
+
+
+def backup(settings: Settings, out: Path) -> BackupReport:
+    """Write a backup of the data directory to the new directory ``out``: on SQLite,
+    the database and the key files; on PostgreSQL, the key files only (the database is
+    dumped with PostgreSQL's tools), with the schema version and the audit chain's head
+    the database had, to check a restored dump against."""
+    if settings.database_url is not None:
+        return _backup_beside_postgresql(settings, out)
+    database = settings.database_path
+    if not database.exists():
+        raise BackupError(f"there is no database at {database}")
+    _check_out(settings, out)
+    version = 0
+    audit: Verdict | None = None
+
+    def fill(staging: Path) -> tuple[list[str], dict[str, Any]]:
+        nonlocal version, audit
+        try:
+            version = files.copy_database(database, staging / DATABASE)
+        except sqlite3.Error as exc:
+            raise BackupError(f"copying {database} failed: {exc}") from None
+        audit = files.verify_audit(staging / DATABASE)
+        return [DATABASE], {"schema_version": version, "audit": _audit_about(audit)}
+
+    names = _write(settings, out, fill)
     if audit is not None:  # a database from before the chain is left as it is
         asyncio.run(_record(settings, "backup.created", None, out=str(out.resolve()),
                             head_id=audit.head_id))
     return BackupReport(out, names, version, audit)
 
 
+def _backup_beside_postgresql(settings: Settings, out: Path) -> BackupReport:
+    _check_out(settings, out)
+
+    async def state() -> tuple[str, int, Verdict | None]:
+        store = await Store.open(settings.database, migrate=False)
+        try:
+            version = await store.db.schema_version()
+            audit = await store.audit.verify() if version >= CHAIN_SCHEMA_VERSION else None
+            return store.db.describe(), version, audit
+        finally:
+            await store.close()
+
+    where, version, audit = asyncio.run(state())
+    names = _write(settings, out, lambda staging: ([], {
+        "schema_version": version, "audit": _audit_about(audit),
+        "database": {"backend": "postgresql", "url": where, "included": False}}))
+    if audit is not None:
+        asyncio.run(_record(settings, "backup.created", None, out=str(out.resolve()),
+                            head_id=audit.head_id, database_included=False))
+    return BackupReport(out, names, version, audit, database=where)
+
+
 async def _record(settings: Settings, action: str, target: str | None, **detail: Any) -> None:
-    store = await Store.open(settings.database_path, migrate=False)
+    store = await Store.open(settings.database, migrate=False)
     try:
         await store.audit.record("cli", action, target, **detail)
     finally:
@@ -180,6 +244,10 @@ def read_manifest(source: Path) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise BackupError(f"{path} is not a {FORMAT} manifest") from None
     if DATABASE not in listed:
+        if isinstance(manifest.get("database"), dict):
+            raise BackupError(f"{source} holds only the key files of a server on PostgreSQL "
+                              "(its database was to be dumped with pg_dump): restore the dump "
+                              "with pg_restore, and copy the key files into the data directory")
         raise BackupError(f"{path} lists no {DATABASE}")
     for name, entry in listed.items():
         if name != DATABASE and name not in KEY_FILES:  # never a path: no '../'
@@ -197,6 +265,7 @@ def read_manifest(source: Path) -> dict[str, Any]:
 
 def restore(settings: Settings, source: Path, force: bool) -> RestoreReport:
     """Restore the backup in ``source`` into the data directory."""
+    _refuse_postgresql(settings, "restore")
     manifest = read_manifest(source)
     data_dir, database = settings.data_dir, settings.database_path
     _refuse_if_in_use(database)

@@ -25,6 +25,7 @@ from videoassist.errors import ConfigError, VideoassistError
 from videoassist.storage import Store
 from videoassist.storage.audit import AuditFilter
 from videoassist.storage.chain import CHAIN_SCHEMA_VERSION, canonical
+from videoassist.storage.errors import DatabaseError
 from videoassist.storage.records import INVITE_ROLES, STAFF_ROLES
 from videoassist.webhooks import Outbox
 
@@ -63,7 +64,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 async def _with_store(
     settings: Settings, work: Callable[[Store], Awaitable[int]], migrate: bool = True
 ) -> int:
-    store = await Store.open(settings.database_path, migrate=migrate)
+    store = await Store.open(settings.database, migrate=migrate)
     try:
         return await work(store)
     finally:
@@ -137,7 +138,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         for name in await store.db.migrate():
             print(f"applied migration {name}")
         version = await store.db.schema_version()
-        print(f"database {settings.database_path} at schema version {version}")
+        print(f"database {store.db.describe()} at schema version {version}")
         return 0
 
     return asyncio.run(_with_store(settings, work, migrate=False))
@@ -332,7 +333,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def _audit_if_database(settings: Settings, action: str, **detail: Any) -> None:
     """Record what a command did to the data dir's key files, in its database if it has
     one (a command on a data dir without one does not make one for this)."""
-    if settings.database_path.exists():
+    if settings.database_url is not None or settings.database_path.exists():
         async def work(store: Store) -> int:
             await store.audit.record("cli", action, None, **detail)
             return 0
@@ -399,7 +400,7 @@ def cmd_webhooks_secret(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if not settings.database_path.exists():
+    if settings.database_url is None and not settings.database_path.exists():
         raise UsageError(f"there is no database at {settings.database_path}")
 
     async def work(store: Store) -> int:
@@ -438,8 +439,13 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     report = backup.backup(settings, args.out)
-    print(f"backed up {', '.join(report.files)} to {report.out} "
-          f"(schema version {report.schema_version})")
+    if report.database is None:
+        print(f"backed up {', '.join(report.files)} to {report.out} "
+              f"(schema version {report.schema_version})")
+    else:
+        print(f"backed up the key files {', '.join(report.files) or '(none yet)'} to "
+              f"{report.out}; not the PostgreSQL database {report.database} (schema version "
+              f"{report.schema_version}): dump it with pg_dump (docs/deploy.md#backups)")
     print(report.audit.summary() if report.audit is not None
           else "audit log: no hash chain at this schema version")
     configured = [f"VIDEOASSIST_{name.upper()}" for name in
@@ -617,12 +623,13 @@ def build_parser() -> argparse.ArgumentParser:
     export_audit.set_defaults(func=cmd_audit_export)
 
     backup = sub.add_parser("backup", parents=[common],
-                            help="copy the database and key files to a new directory, "
-                                 "while the server runs")
+                            help="copy the database (SQLite; PostgreSQL: pg_dump) and key "
+                                 "files to a new directory, while the server runs")
     backup.add_argument("out", type=Path, metavar="OUT", help="the directory to create")
     backup.set_defaults(func=cmd_backup)
     restore = sub.add_parser("restore", parents=[common],
-                             help="restore a backup into the data directory (server stopped)")
+                             help="restore a backup into the data directory (server "
+                                  "stopped; SQLite only)")
     restore.add_argument("source", type=Path, metavar="IN", help="a directory 'backup' made")
     restore.add_argument("--force", action="store_true",
                          help="replace the data directory's database and key files")
@@ -654,7 +661,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"videoassist: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
               file=sys.stderr)
         return 1
-    except sqlite3.DatabaseError as exc:  # a damaged database file, or not one at all
+    except (sqlite3.DatabaseError, DatabaseError) as exc:  # a damaged file, or not one at
+        # all; a PostgreSQL server that cannot be reached (the message names no password)
         print(f"videoassist: the database cannot be read: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

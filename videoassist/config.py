@@ -68,6 +68,13 @@ class Settings:
         default=Path("data"),
         metadata=_doc("Directory for the SQLite database and generated key files."),
     )
+    database_url: Secret | None = field(
+        default=None,
+        metadata=_doc(
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: keep the data in this PostgreSQL "
+            "database instead of SQLite in DATA_DIR. Empty: SQLite."
+        ),
+    )
     host: str = field(default="127.0.0.1", metadata=_doc("Address the HTTP server binds."))
     port: int = field(default=8080, metadata=_doc("TCP port the HTTP server binds (0: any free)."))
     workers: int = field(
@@ -374,6 +381,13 @@ class Settings:
             raise ConfigError(f"{ENV_PREFIX}METRICS_TOKEN must be at least 16 characters")
         if self.notify_url and urlsplit(self.notify_url).scheme not in ("http", "https"):
             raise ConfigError(f"{ENV_PREFIX}NOTIFY_URL must be an http(s) URL")
+        if self.database_url is not None:
+            db = urlsplit(self.database_url.reveal())
+            if db.scheme not in ("postgresql", "postgres") or not db.path.strip("/"):
+                # The value may hold a password: the message never shows it.
+                raise ConfigError(f"{ENV_PREFIX}DATABASE_URL must be a postgresql:// URL "
+                                  "naming a database (postgresql://USER:PASSWORD@HOST:PORT/"
+                                  "DATABASE)")
         parts = urlsplit(self.webhook_url)
         if self.webhook_url and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise ConfigError(f"{ENV_PREFIX}WEBHOOK_URL must be an http(s) URL")
@@ -427,7 +441,16 @@ class Settings:
 
     @property
     def database_path(self) -> Path:
+        """The SQLite database file (used when ``database_url`` is not set)."""
         return self.data_dir / "videoassist.sqlite3"
+
+    @property
+    def database(self) -> Path | str:
+        """Where the data is: the PostgreSQL URL if one is set, else the SQLite file
+        (what ``Store.open`` takes)."""
+        if self.database_url is not None:
+            return self.database_url.reveal()
+        return self.database_path
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

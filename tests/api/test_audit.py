@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from typing import Any
 
 import pytest
 
+from tests.support.databases import raw_fetchall
 from tests.support.server import PASSWORD, Server
 from videoassist.auth.apikeys import new_api_key
 
@@ -209,11 +209,7 @@ async def test_the_audit_log_holds_no_secret_after_a_realistic_day(server: Serve
         "snapshot key": (data_dir / "snapshot-key").read_text().strip(),
         **{f"signing key {k['kid']}": k["key"] for k in keys},
     }
-    conn = sqlite3.connect(f"file:{server.settings.database_path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT * FROM audit_log").fetchall()
-    finally:
-        conn.close()
+    rows = await raw_fetchall(server.settings.database, "SELECT * FROM audit_log")
     stored = "\n".join(repr(row) for row in rows)
     _, _, lines = await export(server, admin)
     exported = json.dumps(lines)

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.databases import ServerDatabases
 from tests.support.peers import MediaClient
 from tests.support.process import ServeProcess
 from tests.support.server import PASSWORD, Clock, Server, Servers, receive
@@ -34,10 +35,11 @@ SKIP = ("participant.joined", "participant.left", "media.tracks")
 
 
 @pytest.fixture
-async def workers(tmp_path: Path, clock: Clock) -> AsyncIterator[tuple[Server, Server]]:
+async def workers(tmp_path: Path, clock: Clock, server_databases: ServerDatabases
+                  ) -> AsyncIterator[tuple[Server, Server]]:
     """Two apps on one data directory behind one origin. Both start before any call:
     an app's start ends the calls the database holds open (a previous run's)."""
-    running = Servers(tmp_path, clock)
+    running = Servers(tmp_path, clock, server_databases)
     first = await running.start()
     second = await running.start(public_url=first.settings.public_url)
     yield first, second

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tests.support.databases import ServerDatabases
 from tests.support.server import Clock, Server, Servers, receive, two_parties
 from videoassist.appkeys import NODE
 from videoassist.signalling.hub import UNCLAIMED_CHECK_S, UNCLAIMED_S
@@ -45,9 +46,9 @@ async def test_a_call_placed_here_that_nobody_joins_is_ended(server: Server) -> 
     await ws.close()
 
 
-async def test_the_node_is_registered_heartbeats_and_is_stopped(tmp_path: Path,
-                                                                clock: Clock) -> None:
-    servers = Servers(tmp_path, clock)
+async def test_the_node_is_registered_heartbeats_and_is_stopped(
+        tmp_path: Path, clock: Clock, server_databases: ServerDatabases) -> None:
+    servers = Servers(tmp_path, clock, server_databases)
     server = await servers.start()
     node = server.app[NODE]
     row = await server.store.nodes.get(node.id)
@@ -61,7 +62,7 @@ async def test_the_node_is_registered_heartbeats_and_is_stopped(tmp_path: Path,
             await asyncio.sleep(0.1)
     assert again is not None and again.heartbeat_at >= first + 5
     assert [n.id for n in await server.store.nodes.live(node.heard_after())] == [node.id]
-    store = await Store.open(server.settings.database_path)
+    store = await Store.open(server.settings.database)
     try:
         await servers.stop(server)
         row = await store.nodes.get(node.id)

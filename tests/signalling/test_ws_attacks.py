@@ -9,6 +9,7 @@ import time
 import aiohttp
 import pytest
 
+from tests.support.databases import raw_execute
 from tests.support.server import Server, ServerFactory, receive
 from videoassist.appkeys import HUB
 
@@ -255,10 +256,9 @@ async def test_a_user_disabled_by_another_process_is_closed_within_a_second(
     user, token = await server.staff("technician")
     job_id = await server.job(token)
     ws, _ = await server.join_call(token, job_id)
-    # What `videoassist user disable` does, through a second connection to the same file.
-    import sqlite3
-    with sqlite3.connect(server.settings.database_path) as db:
-        db.execute("UPDATE users SET disabled_at = ? WHERE id = ?", (time.time(), user.id))
+    # What `videoassist user disable` does, through a second connection to the database.
+    await raw_execute(server.settings.database,
+                      f"UPDATE users SET disabled_at = {time.time()} WHERE id = {user.id}")
     assert await _assert_closed_within(ws, 1.0) < 1.0
     assert server.app[HUB].members() == []
 

@@ -1,23 +1,25 @@
-"""The audit log's hash chain: its canonical form, appends from several processes,
-the append-only triggers, databases from before the chain, and what verify finds
-after a hand edit of the SQLite file (triggers dropped first, as an attacker would)."""
+"""The audit log's hash chain, on SQLite and PostgreSQL: its canonical form, appends
+from several processes and connections at once, the append-only triggers, databases
+from before the chain, and what verify finds after a hand edit of the database
+(triggers dropped first, as an attacker would)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
-import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.audit import old_database
+from tests.support.audit import old_database, old_postgresql_database
+from tests.support.databases import Target, drop_trigger, raw_execute, raw_fetchall
 from videoassist.storage import Store
 from videoassist.storage.audit import AuditFilter
 from videoassist.storage.chain import GENESIS, Verdict, canonical, row_hash
-from videoassist.storage.db import migrations
+from videoassist.storage.db import is_postgresql_url, migrations
+from videoassist.storage.errors import IntegrityError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,27 +33,16 @@ EXAMPLE_CANONICAL = ('{"action":"signin.failed","actor":"client:203.0.113.7",'
 EXAMPLE_HASH = hashlib.sha256((GENESIS + EXAMPLE_CANONICAL).encode("ascii")).hexdigest()
 
 
-def tamper(path: Path, *statements: str) -> None:
-    """Edit the file with plain sqlite3, as someone with the file would."""
-    conn = sqlite3.connect(path)
-    try:
-        for statement in statements:
-            conn.execute(statement)
-        conn.commit()
-    finally:
-        conn.close()
-
-
-async def verify(path: Path) -> Verdict:
-    store = await Store.open(path, migrate=False)
+async def verify(database: Target) -> Verdict:
+    store = await Store.open(database, migrate=False)
     try:
         return await store.audit.verify()
     finally:
         await store.close()
 
 
-async def filled(path: Path, count: int = 10) -> None:
-    store = await Store.open(path)
+async def filled(database: Target, count: int = 10) -> None:
+    store = await Store.open(database)
     try:
         for n in range(count):
             await store.audit.record(f"user:{n}", "test.event", f"job:{n}", n=n)
@@ -70,12 +61,11 @@ def test_the_canonical_form_is_the_documented_one() -> None:
     assert canonical({"s": "\ud800\n\u2603"}) == b'{"s":"\\ud800\\n\\u2603"}'
 
 
-async def test_what_is_hashed_is_what_is_stored_and_read_back(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
-    # A clock giving ints (SQLite stores REAL: 1000 comes back as 1000.0), text that
-    # SQLite cannot store as such (a lone surrogate), and floats with many digits.
+async def test_what_is_hashed_is_what_is_stored_and_read_back(database: Target) -> None:
+    # A clock giving ints (the database stores doubles: 1000 comes back as 1000.0), text
+    # that cannot be stored as such (a lone surrogate), and floats with many digits.
     ticks = iter([1000, 1767258000.1234567, 1e-7 + 1767258000])
-    store = await Store.open(path, clock=lambda: next(ticks))
+    store = await Store.open(database, clock=lambda: next(ticks))
     try:
         await store.audit.record("client:1", "signin.failed", "username:a\ud800")
         await store.audit.record("user:1", "test.event", None, ratio=1 / 3, text="Zoë ☃")
@@ -94,18 +84,20 @@ async def test_what_is_hashed_is_what_is_stored_and_read_back(tmp_path: Path) ->
     assert third.hash == verdict.head_hash and verdict.head_id == 3
 
 
-async def test_the_database_refuses_changes_deletions_and_forks(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
-    await filled(path, 3)
-    conn = sqlite3.connect(path)
+async def test_the_database_refuses_changes_deletions_and_forks(database: Target) -> None:
+    await filled(database, 3)
+    store = await Store.open(database, migrate=False)
     try:
-        for statement in ("UPDATE audit_log SET detail = '{}' WHERE id = 2",
-                          "UPDATE audit_log SET hash = NULL WHERE id = 3",
-                          "DELETE FROM audit_log WHERE id = 3",
-                          "DELETE FROM audit_log"):
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-                conn.execute(statement)
-        head = conn.execute("SELECT hash FROM audit_log WHERE id = 3").fetchone()[0]
+        refused = ["UPDATE audit_log SET detail = '{}' WHERE id = 2",
+                   "UPDATE audit_log SET hash = NULL WHERE id = 3",
+                   "DELETE FROM audit_log WHERE id = 3",
+                   "DELETE FROM audit_log"]
+        if is_postgresql_url(database):
+            refused.append("TRUNCATE audit_log")  # fires no row trigger
+        for statement in refused:
+            with pytest.raises(IntegrityError, match="append-only"):
+                await store.db.execute(statement)
+        [(head,)] = await store.db.fetchall("SELECT hash FROM audit_log WHERE id = 3")
         inserts = [
             (4, "0" * 64, "f" * 64),  # a fork: not the last row's hash
             (5, head, "f" * 64),  # a gap
@@ -114,23 +106,21 @@ async def test_the_database_refuses_changes_deletions_and_forks(tmp_path: Path) 
             (4, head, None),  # no hash
         ]
         for row_id, prev, digest in inserts:
-            with pytest.raises(sqlite3.IntegrityError, match="extend the hash chain"):
-                conn.execute("INSERT INTO audit_log (id, created_at, actor, action, detail,"
-                             " prev_hash, hash) VALUES (?, 0, 'x', 'y', '{}', ?, ?)",
-                             (row_id, prev, digest))
+            with pytest.raises(IntegrityError, match="extend the hash chain"):
+                await store.db.execute(
+                    "INSERT INTO audit_log (id, created_at, actor, action, detail, prev_hash,"
+                    " hash) VALUES (?, 0, 'x', 'y', '{}', ?, ?)", (row_id, prev, digest))
     finally:
-        conn.close()
-    assert (await verify(path)).intact
+        await store.close()
+    assert (await verify(database)).intact
 
 
 APPENDER = """
 import asyncio, sys
-from pathlib import Path
 from videoassist.storage import Store
-from videoassist.storage.audit import AuditFilter
 
 async def main():
-    store = await Store.open(Path(sys.argv[1]))
+    store = await Store.open(sys.argv[1])
     try:
         print("ready", flush=True)
         sys.stdin.readline()  # go
@@ -143,16 +133,15 @@ asyncio.run(main())
 """
 
 
-async def test_processes_appending_at_once_never_fork_the_chain(tmp_path: Path) -> None:
-    """Two other processes and two connections of this one append to the same file at
-    once (the server and CLI commands do); every append lands, in one chain."""
-    path = tmp_path / "db.sqlite3"
-    await filled(path, 1)
+async def test_processes_appending_at_once_never_fork_the_chain(database: Target) -> None:
+    """Two other processes and two connections of this one append to the same database
+    at once (the server and CLI commands do); every append lands, in one chain."""
+    await filled(database, 1)
     each = 150
     processes = [await asyncio.create_subprocess_exec(
-        sys.executable, "-c", APPENDER, str(path), str(each), str(n),
+        sys.executable, "-c", APPENDER, str(database), str(each), str(n),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE) for n in (1, 2)]
-    stores = [await Store.open(path) for _ in range(2)]
+    stores = [await Store.open(database) for _ in range(2)]
     try:
         for p in processes:  # all four start together
             assert p.stdout is not None and p.stdin is not None
@@ -188,16 +177,40 @@ async def test_processes_appending_at_once_never_fork_the_chain(tmp_path: Path) 
                    if other != actor), spans
 
 
-async def test_rows_from_before_the_chain_are_chained_by_the_migration(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
+async def test_200_appends_at_once_from_several_connections_make_one_chain(
+        database: Target) -> None:
+    """Every append is its own task, four stores (on PostgreSQL, pools of several
+    connections each) all at once: each one lands, in one chain that verifies."""
+    stores = [await Store.open(database) for _ in range(4)]
+    try:
+        results = await asyncio.wait_for(asyncio.gather(*(
+            stores[n % 4].audit.record(f"store:{n % 4}", "test.append", None, n=n)
+            for n in range(200)), return_exceptions=True), 60)
+        failed = [repr(r) for r in results if r is not None]
+        assert failed == [], f"{len(failed)} appends failed, the first: {failed[0]}"
+        verdict = await stores[0].audit.verify()
+        entries = await stores[1].audit.page(AuditFilter(), None, 1000)
+    finally:
+        for store in stores:
+            await store.close()
+    assert verdict.intact and verdict.rows == 200, verdict
+    assert sorted(e.detail["n"] for e in entries) == list(range(200))
+
+
+async def test_rows_from_before_the_chain_are_chained_by_the_migration(
+        empty_database: Target) -> None:
+    database = empty_database
     old = [(1767250000.5, "cli", "user.created", "user:1", {"role": "admin"}),
            (1767250001.25, "client:10.0.0.1", "signin.failed", "username:admin",
             {"reason": "credentials"}),
            (1767250002.0, "user:1", "signin.ok", "user:1", {"client": "10.0.0.1"})]
-    old_database(path, old)
-    store = await Store.open(path)  # migrates: 0005 and its Python step
+    if is_postgresql_url(database):
+        await old_postgresql_database(str(database), old)
+    else:
+        old_database(Path(database), old)
+    store = await Store.open(database)  # migrates: 0005 and its Python step
     try:
-        assert await store.db.schema_version() == len(migrations())
+        assert await store.db.schema_version() == len(migrations(store.db.dialect))
         verdict = await store.audit.verify()
         assert verdict.intact and verdict.rows == 4, verdict
         rows = await store.audit.recent(10)
@@ -212,14 +225,14 @@ async def test_rows_from_before_the_chain_are_chained_by_the_migration(tmp_path:
     finally:
         await store.close()
     # The chain vouches for them from now on.
-    tamper(path, "DROP TRIGGER audit_log_no_update",
-           "UPDATE audit_log SET target = 'username:root' WHERE id = 2")
-    broken = (await verify(path)).broken
+    await raw_execute(database, drop_trigger(database, "audit_log_no_update"),
+                      "UPDATE audit_log SET target = 'username:root' WHERE id = 2")
+    broken = (await verify(database)).broken
     assert broken is not None and (broken.row_id, broken.reason) == (2, "hash")
 
 
-async def test_a_new_database_has_nothing_to_chain(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_a_new_database_has_nothing_to_chain(database: Target) -> None:
+    store = await Store.open(database)
     try:
         verdict = await store.audit.verify()
         assert (verdict.intact, verdict.rows, verdict.head_id) == (True, 0, None)
@@ -228,72 +241,70 @@ async def test_a_new_database_has_nothing_to_chain(tmp_path: Path) -> None:
         await store.close()
 
 
-def _rehash(path: Path, row_id: int) -> str:
+async def _rehash(database: Target, row_id: int) -> str:
     """Recompute one row's hash after its content changed, as a careful attacker would."""
-    conn = sqlite3.connect(path)
-    try:
-        r = conn.execute("SELECT id, created_at, actor, action, target, detail, prev_hash"
-                         " FROM audit_log WHERE id = ?", (row_id,)).fetchone()
-    finally:
-        conn.close()
+    [r] = await raw_fetchall(database, "SELECT id, created_at, actor, action, target, detail,"
+                                       " prev_hash FROM audit_log WHERE id = ?", (row_id,))
     digest = row_hash(r[6], {"id": r[0], "created_at": r[1], "actor": r[2], "action": r[3],
                              "target": r[4], "detail": json.loads(r[5])})
     return f"UPDATE audit_log SET hash = '{digest}' WHERE id = {row_id}"
 
 
-EDITS: dict[str, tuple[list[str], int, str]] = {
-    "detail changed": (["DROP TRIGGER audit_log_no_update",
-                        "UPDATE audit_log SET detail = '{\"n\":99}' WHERE id = 5"], 5, "hash"),
+# Each edit: the triggers dropped first, the statements, the row verify names and why.
+EDITS: dict[str, tuple[list[str], list[str], int, str]] = {
+    "detail changed": (["audit_log_no_update"],
+                       ["UPDATE audit_log SET detail = '{\"n\":99}' WHERE id = 5"], 5, "hash"),
     "time moved by a microsecond": (
-        ["DROP TRIGGER audit_log_no_update",
-         "UPDATE audit_log SET created_at = created_at + 0.000001 WHERE id = 7"], 7, "hash"),
-    "actor changed": (["DROP TRIGGER audit_log_no_update",
-                       "UPDATE audit_log SET actor = 'user:42' WHERE id = 10"], 10, "hash"),
-    "row deleted": (["DROP TRIGGER audit_log_no_delete", "DELETE FROM audit_log WHERE id = 6"],
+        ["audit_log_no_update"],
+        ["UPDATE audit_log SET created_at = created_at + 0.000001 WHERE id = 7"], 7, "hash"),
+    "actor changed": (["audit_log_no_update"],
+                      ["UPDATE audit_log SET actor = 'user:42' WHERE id = 10"], 10, "hash"),
+    "row deleted": (["audit_log_no_delete"], ["DELETE FROM audit_log WHERE id = 6"],
                     6, "missing"),
-    "first row deleted": (["DROP TRIGGER audit_log_no_delete",
-                           "DELETE FROM audit_log WHERE id = 1"], 1, "missing"),
-    "two rows deleted": (["DROP TRIGGER audit_log_no_delete",
-                          "DELETE FROM audit_log WHERE id IN (3, 4)"], 3, "missing"),
+    "first row deleted": (["audit_log_no_delete"], ["DELETE FROM audit_log WHERE id = 1"],
+                          1, "missing"),
+    "two rows deleted": (["audit_log_no_delete"],
+                         ["DELETE FROM audit_log WHERE id IN (3, 4)"], 3, "missing"),
     "row appended around the chain": (
-        ["DROP TRIGGER audit_log_append",
-         "INSERT INTO audit_log (id, created_at, actor, action, detail)"
+        ["audit_log_append"],
+        ["INSERT INTO audit_log (id, created_at, actor, action, detail)"
          " VALUES (11, 0, 'cli', 'user.created', '{}')"], 11, "unchained"),
-    "detail not JSON": (["DROP TRIGGER audit_log_no_update",
-                         "UPDATE audit_log SET detail = 'oops' WHERE id = 2"], 2, "hash"),
+    "detail not JSON": (["audit_log_no_update"],
+                        ["UPDATE audit_log SET detail = 'oops' WHERE id = 2"], 2, "hash"),
 }
 
 
-@pytest.mark.parametrize(("statements", "row_id", "reason"), EDITS.values(), ids=EDITS.keys())
-async def test_verify_names_the_first_broken_row(tmp_path: Path, statements: list[str],
-                                                 row_id: int, reason: str) -> None:
-    path = tmp_path / "db.sqlite3"
-    await filled(path)
-    assert (await verify(path)).intact
-    tamper(path, *statements)
-    verdict = await verify(path)
+@pytest.mark.parametrize(("triggers", "statements", "row_id", "reason"), EDITS.values(),
+                         ids=EDITS.keys())
+async def test_verify_names_the_first_broken_row(database: Target, triggers: list[str],
+                                                 statements: list[str], row_id: int,
+                                                 reason: str) -> None:
+    await filled(database)
+    assert (await verify(database)).intact
+    await raw_execute(database, *(drop_trigger(database, t) for t in triggers), *statements)
+    verdict = await verify(database)
     assert verdict.broken is not None, verdict
     assert (verdict.broken.row_id, verdict.broken.reason) == (row_id, reason), verdict
     assert f"first broken row {row_id}:" in verdict.summary()
 
 
-async def test_a_rehashed_row_breaks_the_link_of_the_next(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite3"
-    await filled(path)
-    tamper(path, "DROP TRIGGER audit_log_no_update",
-           "UPDATE audit_log SET detail = '{\"n\":99}' WHERE id = 5")
-    tamper(path, _rehash(path, 5))
-    broken = (await verify(path)).broken
+async def test_a_rehashed_row_breaks_the_link_of_the_next(database: Target) -> None:
+    await filled(database)
+    await raw_execute(database, drop_trigger(database, "audit_log_no_update"),
+                      "UPDATE audit_log SET detail = '{\"n\":99}' WHERE id = 5")
+    await raw_execute(database, await _rehash(database, 5))
+    broken = (await verify(database)).broken
     assert broken is not None and (broken.row_id, broken.reason) == (6, "prev_hash")
 
 
-async def test_cutting_the_newest_rows_shows_only_against_a_known_head(tmp_path: Path) -> None:
+async def test_cutting_the_newest_rows_shows_only_against_a_known_head(
+        database: Target) -> None:
     """The chain alone cannot tell a log cut short: its head, noted elsewhere (a backup's
     manifest, a previous verify), can."""
-    path = tmp_path / "db.sqlite3"
-    await filled(path)
-    before = await verify(path)
-    tamper(path, "DROP TRIGGER audit_log_no_delete", "DELETE FROM audit_log WHERE id > 8")
-    after = await verify(path)
+    await filled(database)
+    before = await verify(database)
+    await raw_execute(database, drop_trigger(database, "audit_log_no_delete"),
+                      "DELETE FROM audit_log WHERE id > 8")
+    after = await verify(database)
     assert after.intact
     assert (after.head_id, after.head_hash) != (before.head_id, before.head_hash)

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
+from tests.support.databases import Target
 from videoassist.errors import NotFound
 from videoassist.storage import Store
 from videoassist.storage.records import DeliveryAttempt
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "db.sqlite3", clock=lambda: 1000.0)
+async def store(database: Target) -> AsyncIterator[Store]:
+    opened = await Store.open(database, clock=lambda: 1000.0)
     yield opened
     await opened.close()
 

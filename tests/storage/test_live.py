@@ -1,28 +1,28 @@
 """What one process writes of its calls and snapshots in progress, and another reads
-and checks: two stores on the same SQLite file, as two server processes (workers) have.
+and checks: two stores on the same database (a SQLite file, a PostgreSQL database), as
+two server processes (workers) have.
 Erasing a job is refused while either is in progress, inside the DELETE itself."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
+from tests.support.databases import Target
 from videoassist.errors import Conflict, NotFound
 from videoassist.storage import Store
+from videoassist.storage.errors import ForeignKeyViolation
 from videoassist.storage.snapshots import IN_PROGRESS_MAX_S
 
 
 @pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[Store, Store, list[float]]]:
+async def stores(database: Target) -> AsyncIterator[tuple[Store, Store, list[float]]]:
     """Two stores on one database, one clock."""
     now = [1_000_000.0]
-    path = tmp_path / "db.sqlite3"
-    first = await Store.open(path, clock=lambda: now[0])
-    second = await Store.open(path, clock=lambda: now[0])
+    first = await Store.open(database, clock=lambda: now[0])
+    second = await Store.open(database, clock=lambda: now[0])
     yield first, second, now
     await second.close()
     await first.close()
@@ -78,7 +78,7 @@ async def test_a_job_is_not_erased_while_another_process_holds_its_call(
     with pytest.raises(NotFound):
         await other.jobs.delete(job.id)
     # Erased first, the job takes no call any more: the call's row needs the job's.
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(ForeignKeyViolation):
         await holder.calls.start(job.id)
 
 
@@ -124,7 +124,7 @@ async def test_erasing_and_starting_a_call_at_once_never_leave_a_call_without_it
             await holder.calls.end(started)
         else:
             assert erased == [], erased
-            assert isinstance(started, sqlite3.IntegrityError), started
+            assert isinstance(started, ForeignKeyViolation), started
         assert await other.calls.live() == []
 
 

@@ -1,22 +1,22 @@
-"""Placing calls on nodes through the database: two connections to one SQLite file, as
-two workers have, placing the same jobs at once."""
+"""Placing calls on nodes through the database: two connections to one database (a
+SQLite file, a PostgreSQL database), as two workers have, placing the same jobs at
+once."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from pathlib import Path
 
+from tests.support.databases import Target
 from videoassist.storage import Store
 
 JOBS = 12
 ROUNDS = 4
 
 
-async def test_two_workers_placing_the_same_jobs_at_once_agree(tmp_path: Path) -> None:
-    path = tmp_path / "videoassist.sqlite3"
-    first = await Store.open(path)
-    second = await Store.open(path)
+async def test_two_workers_placing_the_same_jobs_at_once_agree(database: Target) -> None:
+    first = await Store.open(database)
+    second = await Store.open(database)
     try:
         jobs = [(await first.jobs.create(f"Job {i}", None, None)).id for i in range(JOBS)]
         node_a = await first.nodes.register("here", 1, 0, "127.0.0.1:1")
@@ -51,9 +51,10 @@ async def test_two_workers_placing_the_same_jobs_at_once_agree(tmp_path: Path) -
         await second.close()
 
 
-async def test_a_call_held_by_a_silent_node_is_ended_and_placed_again(tmp_path: Path) -> None:
+async def test_a_call_held_by_a_silent_node_is_ended_and_placed_again(
+        database: Target) -> None:
     now = [1000.0]
-    store = await Store.open(tmp_path / "videoassist.sqlite3", clock=lambda: now[0])
+    store = await Store.open(database, clock=lambda: now[0])
     try:
         job = (await store.jobs.create("Job", None, None)).id
         silent = await store.nodes.register("there", 1, 0, "10.0.0.1:1")

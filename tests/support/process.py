@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,15 @@ import pytest
 from tests.support.server import free_port
 
 LINK_TOKEN = r"[A-Za-z0-9_-]{43}"  # a one-time link's token, as printed and shown
+
+# While a test's servers run on PostgreSQL (``server_databases``): the database of a data
+# directory, which commands and ``serve`` on that directory are given as
+# VIDEOASSIST_DATABASE_URL, as an operator's environment would.
+database_of: Callable[[Path], str] | None = None
+
+
+def _database_env(data_dir: Path) -> dict[str, str]:
+    return {} if database_of is None else {"VIDEOASSIST_DATABASE_URL": database_of(data_dir)}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -49,7 +59,7 @@ def videoassist(data_dir: Path, *args: str, stdin: str = "",
     proc = subprocess.run(
         [sys.executable, "-m", "videoassist", *args, "--data-dir", str(data_dir)],
         input=stdin, capture_output=True, text=True, timeout=30,
-        env=clean_env() if env is None else env, cwd=data_dir.parent,
+        env=clean_env(**_database_env(data_dir)) if env is None else env, cwd=data_dir.parent,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -83,7 +93,8 @@ class ServeProcess:
              "--port", str(self.port), "--data-dir", str(data_dir)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT,
-            text=True, env=clean_env(**(env or {})), cwd=data_dir.parent,
+            text=True, env=clean_env(**{**_database_env(data_dir), **(env or {})}),
+            cwd=data_dir.parent,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -78,25 +78,27 @@ async def seed(store: Store) -> None:
     db = store.db
     users: dict[str, int] = {}
     for name, role in USERS.items():
-        _, users[name] = await db.execute(
-            "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        users[name] = await db.insert(
+            "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)"
+            " RETURNING id",
             (name, role, None, at(1, 0, month=10)))
     invite_ids: dict[str, int] = {}
     for n, invite in enumerate(INVITES):
         job_id = await _job(store, f"Seeded job {n}", invite.created_at)
         used = invite.joins[0] if invite.joins else None
         expires = FAR_FUTURE if invite.open else invite.created_at + 3600
-        _, invite_ids[invite.name] = await db.execute(
+        invite_ids[invite.name] = await db.insert(
             "INSERT INTO invites (token_hash, purpose, job_id, role, created_by, created_at,"
-            " expires_at, used_at) VALUES (?, 'join', ?, ?, ?, ?, ?, ?)",
+            " expires_at, used_at) VALUES (?, 'join', ?, ?, ?, ?, ?, ?) RETURNING id",
             (bytes([n]) * 32, job_id, invite.role, users["ann"], invite.created_at, expires,
              used))
     by_name = {i.name: i for i in INVITES}
     for n, call in enumerate(CALLS):
         job_id = await _job(store, f"Seeded call {n}", call.started_at)
         ended = None if call.duration_s is None else call.started_at + call.duration_s
-        _, call_id = await db.execute(
-            "INSERT INTO calls (job_id, started_at, ended_at, first_time_fix) VALUES (?, ?, ?, ?)",
+        call_id = await db.insert(
+            "INSERT INTO calls (job_id, started_at, ended_at, first_time_fix) VALUES (?, ?, ?, ?)"
+            " RETURNING id",
             (job_id, call.started_at, ended,
              None if call.first_time_fix is None else int(call.first_time_fix)))
         for k, (name, role) in enumerate(call.staff):
@@ -112,32 +114,39 @@ async def seed(store: Store) -> None:
                     (call_id, invite.role, invite.role.capitalize(), invite_ids[name], joined))
         frame_id = None
         if call.snapshots:
-            _, frame_id = await db.execute(
+            frame_id = await db.insert(
                 "INSERT INTO frames (job_id, width, height, captured_at, sealed)"
-                " VALUES (?, 640, 480, ?, x'00')", (job_id, call.started_at))
+                " VALUES (?, 640, 480, ?, ?) RETURNING id", (job_id, call.started_at, b"\0"))
         first = None
         for k in range(call.snapshots):
-            _, snapshot_id = await db.execute(
-                "INSERT INTO snapshots (job_id, call_id, frame_id, version, author_name,"
-                " author_role, camera_name, camera_role, created_at, width, height, shapes,"
-                " sha256, byte_size, sealed) VALUES (?, ?, ?, 1, 'ann', 'expert', 'Customer',"
-                " 'customer', ?, 640, 480, '[]', '', 1, x'00')",
-                (job_id, call_id, frame_id, call.started_at + k))
+            snapshot_id = await _snapshot(store, (
+                job_id, call_id, frame_id, None, 1, call.started_at + k))
             first = first or snapshot_id
         for k in range(call.versions):
-            await db.execute(
-                "INSERT INTO snapshots (job_id, call_id, frame_id, original_id, version,"
-                " author_name, author_role, camera_name, camera_role, created_at, width,"
-                " height, shapes, sha256, byte_size, sealed) VALUES (?, ?, ?, ?, ?, 'ann',"
-                " 'expert', 'Customer', 'customer', ?, 640, 480, '[]', '', 1, x'00')",
-                (job_id, call_id, frame_id, first, k + 2, call.started_at + 100 + k))
+            await _snapshot(store, (job_id, call_id, frame_id, first, k + 2,
+                                    call.started_at + 100 + k))
 
 
 async def _job(store: Store, title: str, when: float) -> int:
-    _, job_id = await store.db.execute(
-        "INSERT INTO jobs (title, created_at, updated_at) VALUES (?, ?, ?)", (title, when, when))
-    assert job_id is not None
+    # Ids of jobs and snapshots are the store's to give (never reused: next_id).
+    async with store.db.transaction() as tx:
+        job_id = await tx.next_id("jobs")
+        await tx.execute("INSERT INTO jobs (id, title, created_at, updated_at)"
+                         " VALUES (?, ?, ?, ?)", (job_id, title, when, when))
     return job_id
+
+
+async def _snapshot(store: Store, values: tuple[Any, ...]) -> int:
+    """A snapshot of (job, call, frame, original, version, created_at)."""
+    async with store.db.transaction() as tx:
+        snapshot_id = await tx.next_id("snapshots")
+        await tx.execute(
+            "INSERT INTO snapshots (id, job_id, call_id, frame_id, original_id, version,"
+            " author_name, author_role, camera_name, camera_role, created_at, width, height,"
+            " shapes, sha256, byte_size, sealed) VALUES (?, ?, ?, ?, ?, ?, 'ann', 'expert',"
+            " 'Customer', 'customer', ?, 640, 480, '[]', '', 1, ?)",
+            (snapshot_id, *values, b"\0"))
+    return snapshot_id
 
 
 def _spread(values: list[float]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -32,6 +32,9 @@ from videoassist.appkeys import STORE
 from videoassist.config import Settings
 from videoassist.logs import ACCESS_LOGGER, AccessLogger
 from videoassist.storage import Store
+
+if TYPE_CHECKING:
+    from tests.support.databases import ServerDatabases
 
 PASSWORD = "correct horse battery"
 
@@ -151,6 +154,8 @@ class Server:
         ``VIDEOASSIST_*`` variables (none other is passed on). The event loop, and the
         server with it, runs meanwhile. Returns (exit code, stdout, stderr)."""
         environ = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOASSIST_")}
+        if self.settings.database_url is not None:  # the server's database, on PostgreSQL
+            environ["VIDEOASSIST_DATABASE_URL"] = self.settings.database_url.reveal()
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "videoassist", *args,
             "--data-dir", str(self.settings.data_dir),
@@ -259,14 +264,18 @@ async def start_app(clock: Clock, **settings: Any) -> tuple[Server, web.AppRunne
 class Servers:
     """Real servers (as ``server_factory`` starts them) that can be stopped mid-test."""
 
-    def __init__(self, tmp_path: Path, clock: Clock) -> None:
+    def __init__(self, tmp_path: Path, clock: Clock,
+                 databases: ServerDatabases | None = None) -> None:
         self._tmp_path = tmp_path
         self._clock = clock
+        self._databases = databases
         self._running: dict[int, tuple[web.AppRunner, aiohttp.ClientSession]] = {}
 
     async def start(self, **overrides: Any) -> Server:
-        server, runner = await start_app(self._clock, **{"data_dir": self._tmp_path / "data",
-                                                         **overrides})
+        settings = {"data_dir": self._tmp_path / "data", **overrides}
+        if self._databases is not None:
+            settings = self._databases.settings(settings)
+        server, runner = await start_app(self._clock, **settings)
         self._running[id(server.app)] = (runner, server.http)
         return server
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.support.databases import ServerDatabases
 from tests.support.server import Clock, Servers
 from tests.support.webhooks import Receiver
 
@@ -32,7 +33,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def servers(tmp_path: Path, clock: Clock) -> AsyncIterator[Servers]:
-    running = Servers(tmp_path, clock)
+async def servers(tmp_path: Path, clock: Clock,
+                  server_databases: ServerDatabases) -> AsyncIterator[Servers]:
+    running = Servers(tmp_path, clock, server_databases)
     yield running
     await running.stop_all()

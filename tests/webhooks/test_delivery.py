@@ -126,7 +126,7 @@ async def test_deliveries_pending_at_shutdown_go_out_after_a_restart(
     [cut_short] = await receiver.wait_for(1)
     await servers.stop(first)
 
-    store = await Store.open(first.settings.database_path)
+    store = await Store.open(first.settings.database)
     try:
         [(pending, attempts)] = await store.webhooks.recent()
     finally:

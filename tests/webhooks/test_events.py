@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.databases import ServerDatabases
 from tests.support.docs import fenced_blocks, json_examples, keys_match
 from tests.support.peers import MediaClient
 from tests.support.server import ServerFactory, Servers, receive
@@ -228,8 +229,11 @@ async def test_a_call_ended_by_staff_reaches_the_receiver_once(
 
 
 async def test_a_call_left_open_by_a_crash_ends_at_the_next_start(
-        servers: Servers, receiver: Receiver, tmp_path: Any) -> None:
-    store = await Store.open(tmp_path / "data" / "videoassist.sqlite3")
+        servers: Servers, receiver: Receiver, server_databases: ServerDatabases,
+        tmp_path: Any) -> None:
+    data_dir = tmp_path / "data"
+    store = await Store.open(server_databases.url(data_dir) if server_databases.postgresql
+                             else data_dir / "videoassist.sqlite3")
     try:
         job = await store.jobs.create("Radiator cold", "WO-7", None)
         call_id = await store.calls.start(job.id)  # and then the process was killed

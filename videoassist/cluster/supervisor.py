@@ -93,7 +93,7 @@ class Supervisor:
         await loop.run_in_executor(None, LabelFonts.open, settings.label_fonts)
         network.resolve(settings.media_addresses)
         self._reserved = self._reserve_port()
-        self._store = await Store.open(settings.database_path)
+        self._store = await Store.open(settings.database)
         try:
             ended = await end_calls_of_gone_nodes(self._store, self._outbox(), time.time())
             if ended:

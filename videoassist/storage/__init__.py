@@ -1,5 +1,5 @@
-"""Storage: the only package that speaks SQL. Imports nothing else of the project
-but ``videoassist.errors``."""
+"""Storage: the only package that speaks SQL, to SQLite or PostgreSQL (``db.py``).
+Imports nothing else of the project but ``videoassist.errors``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from videoassist.storage.analytics import Analytics
 from videoassist.storage.apikeys import ApiKeys
 from videoassist.storage.audit import Audit
 from videoassist.storage.calls import Calls
-from videoassist.storage.db import Database
+from videoassist.storage.db import Database, open_database
 from videoassist.storage.invites import Invites
 from videoassist.storage.jobs import Jobs
 from videoassist.storage.nodes import Nodes
@@ -42,9 +42,11 @@ class Store:
 
     @classmethod
     async def open(
-        cls, path: Path, clock: Callable[[], float] = time.time, migrate: bool = True
+        cls, target: Path | str, clock: Callable[[], float] = time.time, migrate: bool = True
     ) -> Store:
-        db = await Database.open(path)
+        """The store in ``target``: a SQLite file's path, or a ``postgresql://`` URL
+        (``Settings.database``)."""
+        db = await open_database(target)
         if migrate:
             try:
                 await db.migrate()

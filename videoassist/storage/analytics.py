@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from videoassist.storage.db import Database
+from videoassist.storage.db import POSTGRESQL, Database
 
 DAY_S = 86400.0
 # Roles that are counted per person: staff who join calls. Technicians who came in by
@@ -34,7 +34,7 @@ def _spread(values_sql: str) -> str:
         r AS (SELECT v, ROW_NUMBER() OVER (ORDER BY v) AS rn, COUNT(*) OVER () AS n FROM d)
         SELECT (SELECT COUNT(*) FROM d),
                (SELECT AVG(v) FROM r WHERE rn IN ((n + 1) / 2, (n + 2) / 2)),
-               (SELECT v FROM r WHERE rn = MAX(1, (95 * n + 99) / 100))
+               (SELECT v FROM r WHERE rn = CASE WHEN n > 1 THEN (95 * n + 99) / 100 ELSE 1 END)
     """
 
 
@@ -64,6 +64,8 @@ class Analytics:
 
     async def calls_per_day(self, since: float, until: float) -> list[dict[str, Any]]:
         """One row per UTC day of the period, days without calls included."""
+        if self._db.dialect is POSTGRESQL:
+            return await self._calls_per_day_postgresql(since, until)
         rows = await self._db.fetchall(
             """
             WITH RECURSIVE days(day) AS (
@@ -79,6 +81,26 @@ class Analytics:
             GROUP BY days.day ORDER BY days.day
             """,
             (since, until, since, until),
+        )
+        return [{"day": r[0], "calls": r[1]} for r in rows]
+
+    async def _calls_per_day_postgresql(self, since: float, until: float
+                                        ) -> list[dict[str, Any]]:
+        rows = await self._db.fetchall(
+            """
+            WITH days(day) AS (
+                SELECT generate_series(
+                    (to_timestamp(CAST(?1 AS DOUBLE PRECISION)) AT TIME ZONE 'UTC')::date,
+                    (to_timestamp(CAST(?2 AS DOUBLE PRECISION) - 0.001) AT TIME ZONE 'UTC')::date,
+                    interval '1 day')::date
+            )
+            SELECT to_char(days.day, 'YYYY-MM-DD'), COUNT(c.id)
+            FROM days LEFT JOIN calls c
+              ON (to_timestamp(c.started_at) AT TIME ZONE 'UTC')::date = days.day
+             AND c.started_at >= ?1 AND c.started_at < ?2
+            GROUP BY days.day ORDER BY days.day
+            """,
+            (since, until),
         )
         return [{"day": r[0], "calls": r[1]} for r in rows]
 
@@ -113,7 +135,8 @@ class Analytics:
             """
             SELECT role, COUNT(*),
                    COUNT(used_at),
-                   SUM(used_at IS NULL AND revoked_at IS NULL AND expires_at > ?)
+                   COUNT(CASE WHEN used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+                              THEN 1 END)
             FROM invites
             WHERE purpose = 'join' AND created_at >= ? AND created_at < ?
             GROUP BY role
@@ -153,7 +176,7 @@ class Analytics:
             LEFT JOIN users u ON u.id = p.user_id
             WHERE c.started_at >= ? AND c.started_at < ? AND p.role IN ({marks})
               AND (p.user_id IS NOT NULL OR p.role = 'technician')
-            GROUP BY p.user_id, p.role
+            GROUP BY p.user_id, p.role, u.username
             ORDER BY p.user_id IS NULL, n DESC, u.username
             """,
             (*period, *PEOPLE_ROLES),
@@ -162,8 +185,9 @@ class Analytics:
 
     async def _first_time_fix(self, period: tuple[float, float]) -> dict[str, Any]:
         row = await self._db.fetchone(
-            "SELECT COALESCE(SUM(first_time_fix = 1), 0), COALESCE(SUM(first_time_fix = 0), 0),"
-            " COALESCE(SUM(first_time_fix IS NULL), 0)"
+            "SELECT COUNT(CASE WHEN first_time_fix = 1 THEN 1 END),"
+            " COUNT(CASE WHEN first_time_fix = 0 THEN 1 END),"
+            " COUNT(CASE WHEN first_time_fix IS NULL THEN 1 END)"
             " FROM calls WHERE started_at >= ? AND started_at < ?",
             period,
         )

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 
-import aiosqlite
-
 from videoassist.errors import NotFound
-from videoassist.storage.db import Database
+from videoassist.storage.db import Database, Row
+from videoassist.storage.errors import IntegrityError
 from videoassist.storage.records import ApiKey
 
 _COLUMNS = "id, name, hint, scopes, created_by, created_at, last_used_at, revoked_at"
 
 
-def _api_key(row: aiosqlite.Row) -> ApiKey:
+def _api_key(row: Row) -> ApiKey:
     id_, name, hint, scopes, created_by, created_at, last_used_at, revoked_at = row
     return ApiKey(id_, name, hint, tuple(json.loads(scopes)), created_by, created_at,
                   last_used_at, revoked_at)
@@ -29,14 +27,13 @@ class ApiKeys:
     async def create(self, token_hash: bytes, name: str, hint: str, scopes: Sequence[str],
                      created_by: int | None) -> ApiKey:
         try:
-            _, key_id = await self._db.execute(
+            key_id = await self._db.insert(
                 "INSERT INTO api_keys (name, token_hash, hint, scopes, created_by, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (name, token_hash, hint, json.dumps(list(scopes)), created_by, self._clock()),
             )
-        except sqlite3.IntegrityError as exc:  # a hash collision of 256-bit keys, or a bug
+        except IntegrityError as exc:  # a hash collision of 256-bit keys, or a bug
             raise RuntimeError("API key could not be stored") from exc
-        assert key_id is not None
         return await self.get(key_id)
 
     async def get(self, key_id: int) -> ApiKey:
@@ -58,7 +55,7 @@ class ApiKeys:
 
     async def revoke(self, key_id: int) -> tuple[ApiKey, bool]:
         """Revoke a key at once; return it and whether this call revoked it."""
-        count, _ = await self._db.execute(
+        count = await self._db.execute(
             "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
             (self._clock(), key_id),
         )

@@ -2,10 +2,11 @@
 (``storage/chain.py``). Callers never pass tokens or secrets.
 
 An append reads the last row's id and hash and inserts the next row in one
-``BEGIN IMMEDIATE`` transaction: the server and CLI commands append to the same file,
-and SQLite's write lock makes them take turns, so the chain never forks. A trigger
-(migration 0005) refuses any row that does not extend the chain, and any change or
-deletion.
+transaction that holds the lock ``audit``: the server's processes and CLI commands
+append to the same database and take turns (on SQLite its write lock, BEGIN IMMEDIATE,
+already makes them; on PostgreSQL an advisory lock does), so the chain never forks. A
+trigger (migration 0005) refuses any row that does not extend the chain, and any
+change or deletion.
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from videoassist.storage.chain import COLUMNS, GENESIS, Verdict, Verifier, canonical, row_hash
-from videoassist.storage.db import Database
+from videoassist.storage.db import Database, Row
 from videoassist.storage.records import AuditEntry
 
 _BATCH = 500
@@ -64,7 +63,7 @@ def _storable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _entry(row: aiosqlite.Row) -> AuditEntry:
+def _entry(row: Row) -> AuditEntry:
     return AuditEntry(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6],
                       row[7])
 
@@ -87,6 +86,7 @@ class Audit:
             "detail": json.loads(detail_text),
         }
         async with self._db.transaction() as tx:
+            await tx.lock("audit")
             last = await tx.fetchone("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
             row["id"] = (last[0] if last else 0) + 1
             # A last row without a hash (written around the chain) is verify's to report;

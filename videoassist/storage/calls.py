@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 
-import aiosqlite
-
 from videoassist.errors import NotFound
-from videoassist.storage.db import Database, Transaction
+from videoassist.storage.db import Database, Row, Transaction
+from videoassist.storage.errors import UniqueViolation
 from videoassist.storage.records import (
     Call,
     LiveCall,
@@ -23,8 +23,13 @@ _MESSAGE = (
 )
 
 
-def _participant(row: aiosqlite.Row) -> Participant:
+def _participant(row: Row) -> Participant:
     return Participant(*row)
+
+
+def _json(value: dict[str, object]) -> str:
+    """An event's data as SQLite's json_object wrote it: compact, UTF-8 as is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class Calls:
@@ -40,14 +45,13 @@ class Calls:
 
     async def _start(self, tx: Transaction, job_id: int, node_id: int | None,
                      now: float) -> int:
-        _, call_id = await tx.execute(
-            "INSERT INTO calls (job_id, started_at, node_id) VALUES (?, ?, ?)",
+        call_id = await tx.insert(
+            "INSERT INTO calls (job_id, started_at, node_id) VALUES (?, ?, ?) RETURNING id",
             (job_id, now, node_id))
         await tx.execute(
             "INSERT INTO events (job_id, call_id, type, created_at) VALUES (?, ?, ?, ?)",
             (job_id, call_id, "call.started", now),
         )
-        assert call_id is not None
         return call_id
 
     async def end(self, call_id: int) -> None:
@@ -60,7 +64,7 @@ class Calls:
             "UPDATE participants SET left_at = ? WHERE call_id = ? AND left_at IS NULL",
             (now, call_id),
         )
-        count, _ = await tx.execute(
+        count = await tx.execute(
             "UPDATE calls SET ended_at = ? WHERE id = ? AND ended_at IS NULL", (now, call_id)
         )
         if count:
@@ -76,14 +80,26 @@ class Calls:
         """The job's call in progress and the node that holds it; with none, a new call
         placed on the least loaded live node (``spread``) or on ``node_id``.
 
-        One transaction (BEGIN IMMEDIATE: one writer at a time across every process on
-        the database), so two nodes placing the same job at once agree. A live node
-        heartbeated after ``heard_after``, is not stopped and, to get a new call, is not
-        draining; load is its calls in progress, then its connections. A call held by a
-        node that is not live is ended here and a new one placed (``Placement.ended``).
+        One transaction, holding the job's placement lock (on SQLite, BEGIN IMMEDIATE
+        already makes it the only writer across every process on the database), so two
+        nodes placing the same job at once agree; the unique index ``calls_live_job``
+        would refuse a second call in progress all the same (a call started without the
+        lock, by ``start``, say), and this placement then looks again and finds it. A
+        live node heartbeated after ``heard_after``, is not stopped and, to get a new
+        call, is not draining; load is its calls in progress, then its connections. A
+        call held by a node that is not live is ended here and a new one placed
+        (``Placement.ended``).
         """
+        try:
+            return await self._place(job_id, node_id, heard_after, spread)
+        except UniqueViolation:
+            return await self._place(job_id, node_id, heard_after, spread)
+
+    async def _place(self, job_id: int, node_id: int, heard_after: float,
+                     spread: bool) -> Placement:
         now = self._clock()
         async with self._db.transaction() as tx:
+            await tx.lock("place", job_id)
             held = await tx.fetchone(
                 "SELECT c.id, n.id, n.address, n.heartbeat_at >= ? AND n.stopped_at IS NULL"
                 " FROM calls c LEFT JOIN nodes n ON n.id = c.node_id"
@@ -165,16 +181,16 @@ class Calls:
     ) -> Participant:
         now = self._clock()
         async with self._db.transaction() as tx:
-            _, pid = await tx.execute(
+            pid = await tx.insert(
                 "INSERT INTO participants (call_id, role, display_name, user_id, invite_id,"
-                " joined_at) VALUES (?, ?, ?, ?, ?, ?)",
+                " joined_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                 (call_id, role, display_name, user_id, invite_id, now),
             )
             await tx.execute(
                 "INSERT INTO events (job_id, call_id, type, data, created_at)"
-                " SELECT job_id, id, 'participant.joined', json_object('participant', ?,"
-                " 'role', ?, 'name', ?), ? FROM calls WHERE id = ?",
-                (pid, role, display_name, now, call_id),
+                " SELECT job_id, id, 'participant.joined', ?, ? FROM calls WHERE id = ?",
+                (_json({"participant": pid, "role": role, "name": display_name}), now,
+                 call_id),
             )
             row = await tx.fetchone(f"SELECT {_PARTICIPANT} FROM participants WHERE id = ?", (pid,))
         assert row is not None
@@ -183,17 +199,20 @@ class Calls:
     async def leave(self, participant_id: int) -> None:
         now = self._clock()
         async with self._db.transaction() as tx:
-            count, _ = await tx.execute(
+            count = await tx.execute(
                 "UPDATE participants SET left_at = ? WHERE id = ? AND left_at IS NULL",
                 (now, participant_id),
             )
-            if count:
+            left = await tx.fetchone(
+                "SELECT c.job_id, c.id, p.role, p.display_name FROM participants p"
+                " JOIN calls c ON c.id = p.call_id WHERE p.id = ?", (participant_id,))
+            if count and left is not None:
+                job_id, call_id, role, name = left
                 await tx.execute(
                     "INSERT INTO events (job_id, call_id, type, data, created_at)"
-                    " SELECT c.job_id, c.id, 'participant.left', json_object('participant', p.id,"
-                    " 'role', p.role, 'name', p.display_name), ?"
-                    " FROM participants p JOIN calls c ON c.id = p.call_id WHERE p.id = ?",
-                    (now, participant_id),
+                    " VALUES (?, ?, 'participant.left', ?, ?)",
+                    (job_id, call_id,
+                     _json({"participant": participant_id, "role": role, "name": name}), now),
                 )
 
     async def participants_of_job(self, job_id: int) -> list[Participant]:
@@ -217,7 +236,7 @@ class Calls:
     async def set_outcome(self, call_id: int, first_time_fix: bool, user_id: int) -> None:
         """Record whether the call's problem was fixed on this visit (the last answer
         counts)."""
-        count, _ = await self._db.execute(
+        count = await self._db.execute(
             "UPDATE calls SET first_time_fix = ?, outcome_by = ?, outcome_at = ? WHERE id = ?",
             (int(first_time_fix), user_id, self._clock(), call_id),
         )
@@ -241,12 +260,11 @@ class Calls:
         text: str,
     ) -> Message:
         now = self._clock()
-        _, message_id = await self._db.execute(
+        message_id = await self._db.insert(
             "INSERT INTO messages (job_id, call_id, participant_id, sender_name, sender_role,"
-            " text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " text, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (job_id, call_id, participant_id, sender_name, sender_role, text, now),
         )
-        assert message_id is not None
         return Message(message_id, job_id, call_id, participant_id, sender_name, sender_role,
                        text, now)
 

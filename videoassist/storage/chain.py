@@ -13,7 +13,7 @@ the shortest decimal that reads back as the same double (``repr``). docs/securit
 says the same for auditors who check a log with their own code.
 
 Nothing here imports the rest of the project; ``db`` runs ``seal_existing`` as the
-Python step of migration 0005.
+Python step of migration 0005, on either database.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiosqlite
+if TYPE_CHECKING:
+    from videoassist.storage.db import Transaction
 
 GENESIS = "0" * 64
 # The migration that added the chain: databases before it have no hash columns.
@@ -134,31 +135,30 @@ def verify_rows(rows: Iterable[Sequence[Any]]) -> Verdict:
     return verifier.verdict()
 
 
-async def seal_existing(conn: aiosqlite.Connection) -> None:
+async def seal_existing(tx: Transaction) -> None:
     """Migration 0005's Python step, inside its transaction: chain the rows written
     before the chain existed, as they are, then append an ``audit.chained`` row that
     says how many there were. From then on the chain vouches for them; it cannot say
     what happened to them before."""
     last_id, last_hash, count = 0, GENESIS, 0
     while True:
-        async with conn.execute(
+        batch = await tx.fetchall(
             "SELECT id, created_at, actor, action, target, detail FROM audit_log"
-            " WHERE id > ? ORDER BY id LIMIT ?", (last_id, _SEAL_BATCH)) as cur:
-            batch = list(await cur.fetchall())
+            " WHERE id > ? ORDER BY id LIMIT ?", (last_id, _SEAL_BATCH))
         if not batch:
             break
         for row_id, created_at, actor, action, target, detail in batch:
             row = {"id": row_id, "created_at": created_at, "actor": actor, "action": action,
                    "target": target, "detail": json.loads(detail)}
             digest = row_hash(last_hash, row)
-            await conn.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?",
-                               (last_hash, digest, row_id))
+            await tx.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE id = ?",
+                             (last_hash, digest, row_id))
             last_id, last_hash, count = row_id, digest, count + 1
     if count:
         detail = {"rows": count}
         row = {"id": last_id + 1, "created_at": time.time(), "actor": "system",
                "action": "audit.chained", "target": None, "detail": detail}
-        await conn.execute(
+        await tx.execute(
             "INSERT INTO audit_log (id, created_at, actor, action, target, detail, prev_hash,"
             " hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (row["id"], row["created_at"], "system", "audit.chained", None,

@@ -1,210 +1,144 @@
-"""The SQLite connection: WAL, foreign keys, one writer, numbered migrations.
+"""The database behind the store, SQLite or PostgreSQL, behind one interface.
 
-All SQL of the project lives in this package. One aiosqlite connection serves
-the whole process; multi-statement changes take ``Database.transaction()``,
-which serializes writers so a transaction never interleaves with another, and a read
-waits for a transaction in progress to end (on one connection it would see it half
-done). Several processes (the workers, the CLI) share the file: SQLite's own locks,
-with a busy timeout, order their writes.
+All SQL of the project lives in this package. Without ``VIDEOASSIST_DATABASE_URL`` the
+database is one SQLite file in the data directory (``storage/sqlite.py``); with it, a
+PostgreSQL database (``storage/postgres.py``). The modules of the package write each
+statement once, with ``?`` placeholders (``?NNN`` for a numbered one), in SQL that both
+run alike; where the two differ (a function's name, a whole query) a module asks
+``dialect`` and writes one for each. Ids of new rows come back through ``INSERT ...
+RETURNING id``, which both run.
+
+``Database`` runs one statement at a time; ``transaction()`` runs several as one, and
+each backend says how its transactions keep out of each other's way:
+``Transaction.lock`` is what a statement sequence that must not interleave with another
+(read the last row, insert the next) takes.
+
+Migrations are numbered SQL files per dialect, ``migrations/sqlite/NNNN_name.sql`` and
+``migrations/postgresql/NNNN_name.sql``, the same numbers on both: version N of the
+schema is the same tables on either database.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
+import hashlib
 import re
-import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, Protocol, overload
 
 from videoassist.storage import chain
 
-logger = logging.getLogger(__name__)
-
-CHECKPOINT_TRIES = 5
-
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
-# What SQL cannot do (SHA-256), run in a migration's transaction after its statements.
-_PYTHON_STEPS: dict[int, Callable[[aiosqlite.Connection], Awaitable[None]]] = {
-    chain.CHAIN_SCHEMA_VERSION: chain.seal_existing,
-}
+
+class Row(Protocol):
+    """A row as either driver gives it: its columns by position."""
+
+    @overload
+    def __getitem__(self, index: int, /) -> Any: ...
+
+    @overload
+    def __getitem__(self, index: slice, /) -> tuple[Any, ...]: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """The shipped migrations as (number, file name, SQL), in order."""
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the two databases' SQL, a fragment at a time."""
+
+    name: str  # 'sqlite' or 'postgresql': also the folder of its migrations
+    greatest: str  # the larger of its arguments (SQLite's max() of several arguments)
+    ilike: str  # LIKE ignoring case (SQLite's LIKE does, for ASCII)
+    for_update: str  # after a SELECT: lock the rows read until the transaction ends
+
+
+SQLITE = Dialect("sqlite", greatest="max", ilike="LIKE", for_update="")
+POSTGRESQL = Dialect("postgresql", greatest="GREATEST", ilike="ILIKE", for_update=" FOR UPDATE")
+DIALECTS = (SQLITE, POSTGRESQL)
+
+
+def is_postgresql_url(target: Path | str) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+async def open_database(target: Path | str) -> Database:
+    """The database at ``target``: a ``postgresql://`` URL, or the path of a SQLite file
+    (made if missing)."""
+    if is_postgresql_url(target):
+        from videoassist.storage.postgres import PostgresDatabase
+
+        return await PostgresDatabase.open(str(target))
+    from videoassist.storage.sqlite import SqliteDatabase
+
+    return await SqliteDatabase.open(Path(target))
+
+
+def migrations(dialect: Dialect = SQLITE) -> list[tuple[int, str, str]]:
+    """The shipped migrations of a dialect as (number, file name, SQL), in order."""
     found = []
-    for entry in resources.files("videoassist.storage").joinpath("migrations").iterdir():
+    folder = resources.files("videoassist.storage").joinpath("migrations").joinpath(dialect.name)
+    for entry in folder.iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     found.sort()
     numbers = [n for n, _, _ in found]
     if numbers != list(range(1, len(numbers) + 1)):
-        raise RuntimeError(f"migrations are not numbered 1..N: {numbers}")
+        raise RuntimeError(f"{dialect.name} migrations are not numbered 1..N: {numbers}")
     return found
 
 
-class Database:
-    """One process-wide SQLite connection."""
+def advisory_key(name: str, key: int = 0) -> int:
+    """A signed 64-bit number for a named lock, the same in every process."""
+    digest = hashlib.blake2b(f"videoassist:{name}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
-        self._conn = conn
-        self.path = path
-        # One statement or transaction at a time: reads wait for a transaction of
-        # another task to end, and see it whole.
-        self._write_lock = asyncio.Lock()
 
-    @classmethod
-    async def open(cls, path: Path) -> Database:
-        # Blocking file-system calls, once at start-up.
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        new = not path.exists()  # noqa: ASYNC240
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            if new:
-                os.chmod(path, 0o600)
-            conn.row_factory = aiosqlite.Row
-            await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            await conn.execute("PRAGMA busy_timeout = 5000")
-            await conn.execute("PRAGMA synchronous = NORMAL")
-            # Deleted content is overwritten, not left in free pages (erasure, retention).
-            await conn.execute("PRAGMA secure_delete = ON")
-        except BaseException:
-            # Not a database, say: close it, or its worker thread keeps the process alive.
-            await conn.close()
-            raise
-        return cls(conn, path)
+class Transaction(ABC):
+    """Statements inside ``Database.transaction()``."""
 
-    async def close(self) -> None:
-        await self._conn.close()
+    dialect: Dialect
 
-    async def schema_version(self) -> int:
-        [row] = await self._read("PRAGMA user_version")  # also under the lock, in migrate
-        return int(row[0])
+    @abstractmethod
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one writing statement; return how many rows it changed."""
 
-    async def migrate(self) -> list[str]:
-        """Apply the migrations this database has not seen; return their names."""
-        applied = []
-        async with self._write_lock:
-            current = await self.schema_version()
-            for number, name, sql in migrations():
-                if number <= current:
-                    continue
-                await self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    # executescript would COMMIT first; run statement by statement instead.
-                    for statement in _split_statements(sql):
-                        await self._conn.execute(statement)
-                    if number in _PYTHON_STEPS:
-                        await _PYTHON_STEPS[number](self._conn)
-                    await self._conn.execute(f"PRAGMA user_version = {number:d}")
-                except BaseException:
-                    await self._conn.execute("ROLLBACK")
-                    raise
-                await self._conn.execute("COMMIT")
-                logger.info("applied migration %s", name)
-                applied.append(name)
-        return applied
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        """Every row of a query."""
 
-    async def checkpoint(self) -> None:
-        """Copy the WAL into the database file and truncate it, so that content just
-        deleted (and overwritten there, by secure_delete) leaves the WAL too."""
-        for attempt in range(CHECKPOINT_TRIES):
-            async with self._write_lock:
-                [row] = await self._read("PRAGMA wal_checkpoint(TRUNCATE)")
-            if row[0] == 0:  # (busy, log frames, checkpointed)
-                return
-            # A reader (the CLI, a backup) holds the WAL: the erased pages stay there
-            # until a later checkpoint, so try again shortly.
-            await asyncio.sleep(0.1 * (attempt + 1))
-        logger.warning("the WAL could not be truncated (a reader holds it); deleted content "
-                       "leaves it at the next checkpoint")
+    @abstractmethod
+    async def lock(self, name: str, key: int = 0) -> None:
+        """Hold the lock ``name`` (for ``key``: a job's id, say) until this transaction
+        ends: another transaction taking the same lock waits until then. What a
+        transaction does between reading a row and writing the next is then never
+        interleaved with another doing the same (the audit chain, the next id)."""
 
-    async def ping(self) -> None:
-        await self.fetchone("SELECT 1")
-
-    async def data_version(self) -> int:
-        """A number that changes when another connection (another process: the CLI)
-        commits to the database; this connection's own writes leave it as it is."""
-        row = await self.fetchone("PRAGMA data_version")
-        assert row is not None
-        return int(row[0])
-
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         """The first row of a query that has at most a few (all are read)."""
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        """A read, never in the middle of another task's transaction: on this shared
-        connection it would see that transaction's writes before they are committed,
-        or whole."""
-        async with self._write_lock:
-            return await self._read(sql, params)
-
-    async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        # One call on the connection's thread, the statement run to its end there: a
-        # query left open between two calls keeps a read transaction, and a write
-        # transaction begun meanwhile on this connection would start from that
-        # snapshot; once another process (a worker, the CLI) has written, SQLite
-        # refuses it at once ("database is locked", no busy wait).
-        return list(await self._conn.execute_fetchall(sql, tuple(params)))
-
-    async def execute(self, sql: str, params: Iterable[Any] = ()) -> tuple[int, int | None]:
-        """Run one writing statement on its own; return (rowcount, lastrowid)."""
-        async with self._write_lock, self._conn.execute(sql, tuple(params)) as cur:
-            return cur.rowcount, cur.lastrowid
-
-    async def write_returning(
-        self, sql: str, params: Iterable[Any] = ()
-    ) -> aiosqlite.Row | None:
-        """Run one ``... RETURNING`` writing statement; return its first row."""
-        rows = await self.write_returning_all(sql, params)
-        return rows[0] if rows else None
-
-    async def write_returning_all(
-        self, sql: str, params: Iterable[Any] = ()
-    ) -> list[aiosqlite.Row]:
-        """Run one ``... RETURNING`` writing statement; return all its rows."""
-        async with self._write_lock, self._conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """A write transaction; rolled back if the block raises."""
-        async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield Transaction(self._conn)
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
-            await self._conn.execute("COMMIT")
-
-
-# Tables whose ids are never reused after their rows are deleted (migration 0004).
-NEVER_REUSED = ("jobs", "snapshots")
-
-
-class Transaction:
-    """Statements inside ``Database.transaction()``."""
-
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run an ``INSERT ... RETURNING id`` of one row; return the id."""
+        row = await self.fetchone(sql, params)
+        assert row is not None, "an INSERT ... RETURNING id gave no row"
+        return int(row[0])
 
     async def next_id(self, table: str) -> int:
-        """An id above any the table has had, deleted rows included."""
+        """An id above any the table has had, deleted rows included. Until the
+        transaction ends, no other transaction is given one for the same table."""
         assert table in NEVER_REUSED
+        await self.lock("next_id", NEVER_REUSED.index(table))
         row = await self.fetchone(
-            f"SELECT max(coalesce((SELECT max(id) FROM {table}), 0),"
+            f"SELECT {self.dialect.greatest}(coalesce((SELECT max(id) FROM {table}), 0),"
             " coalesce((SELECT max_id FROM retired_ids WHERE name = ?), 0)) + 1",
             (table,))
         assert row is not None
@@ -213,35 +147,85 @@ class Transaction:
     async def retire_ids(self) -> None:
         """Remember each table's highest id, before rows are deleted."""
         for table in NEVER_REUSED:
+            await self.lock("next_id", NEVER_REUSED.index(table))
             await self.execute(
                 f"INSERT INTO retired_ids (name, max_id) SELECT ?, max(id) FROM {table}"
-                " HAVING max(id) IS NOT NULL"
-                " ON CONFLICT (name) DO UPDATE SET max_id = max(max_id, excluded.max_id)",
+                " HAVING max(id) IS NOT NULL ON CONFLICT (name) DO UPDATE"
+                f" SET max_id = {self.dialect.greatest}(retired_ids.max_id, excluded.max_id)",
                 (table,))
 
-    async def execute(self, sql: str, params: Iterable[Any] = ()) -> tuple[int, int | None]:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return cur.rowcount, cur.lastrowid
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+# Tables whose ids are never reused after their rows are deleted (migration 0004).
+NEVER_REUSED = ("jobs", "snapshots")
+
+
+class Database(ABC):
+    """The store's connection (SQLite) or pool of connections (PostgreSQL)."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the database is, for people: never a password."""
+
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """The number of the last migration applied (0: none)."""
+
+    @abstractmethod
+    async def migrate(self) -> list[str]:
+        """Apply the migrations this database has not seen; return their names."""
+
+    @abstractmethod
+    async def checkpoint(self) -> None:
+        """Make content just deleted leave the database's logs too, where the database
+        can (SQLite's WAL)."""
+
+    async def ping(self) -> None:
+        await self.fetchone("SELECT 1")
+
+    @abstractmethod
+    async def data_version(self) -> int:
+        """A number that changes when another connection (another process: the CLI)
+        commits to the database (it may change more often than that)."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        """Every row of a query."""
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         """The first row of a query that has at most a few (all are read)."""
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        return list(await self._conn.execute_fetchall(sql, tuple(params)))
+    @abstractmethod
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run one writing statement on its own; return how many rows it changed."""
+
+    async def insert(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """Run an ``INSERT ... RETURNING id`` of one row on its own; return the id."""
+        row = await self.write_returning(sql, params)
+        assert row is not None, "an INSERT ... RETURNING id gave no row"
+        return int(row[0])
+
+    async def write_returning(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        """Run one ``... RETURNING`` writing statement; return its first row."""
+        rows = await self.write_returning_all(sql, params)
+        return rows[0] if rows else None
+
+    @abstractmethod
+    async def write_returning_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        """Run one ``... RETURNING`` writing statement; return all its rows."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A write transaction; rolled back if the block raises."""
 
 
-def _split_statements(sql: str) -> list[str]:
-    """Split a migration into statements, as SQLite's own tokenizer sees them."""
-    statements, pending = [], ""
-    for line in sql.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            statements.append(pending.strip())
-            pending = ""
-    if pending.strip() and not all(
-        ln.strip().startswith("--") or not ln.strip() for ln in pending.splitlines()
-    ):
-        raise RuntimeError("migration ends with an incomplete statement")
-    return statements
+# What SQL cannot do (SHA-256), run in a migration's transaction after its statements.
+PYTHON_STEPS: dict[int, Callable[[Transaction], Awaitable[None]]] = {
+    chain.CHAIN_SCHEMA_VERSION: chain.seal_existing,
+}

@@ -6,13 +6,11 @@ same token exactly one changes the row, and only that one gets the invite back.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
-import aiosqlite
-
 from videoassist.errors import Gone
-from videoassist.storage.db import Database
+from videoassist.storage.db import Database, Row
+from videoassist.storage.errors import IntegrityError
 from videoassist.storage.records import Invite
 
 _COLUMNS = (
@@ -20,7 +18,7 @@ _COLUMNS = (
 )
 
 
-def _invite(row: aiosqlite.Row) -> Invite:
+def _invite(row: Row) -> Invite:
     return Invite(*row)
 
 
@@ -58,12 +56,12 @@ class Invites:
     ) -> Invite:
         now = self._clock()
         try:
-            _, invite_id = await self._db.execute(
+            invite_id = await self._db.insert(
                 "INSERT INTO invites (token_hash, purpose, job_id, user_id, role, created_by,"
-                " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (token_hash, purpose, job_id, user_id, role, created_by, now, now + ttl_s),
             )
-        except sqlite3.IntegrityError as exc:  # a hash collision of 256-bit tokens, or a bug
+        except IntegrityError as exc:  # a hash collision of 256-bit tokens, or a bug
             raise RuntimeError("invite could not be stored") from exc
         row = await self._db.fetchone(f"SELECT {_COLUMNS} FROM invites WHERE id = ?", (invite_id,))
         assert row is not None

@@ -7,10 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import aiosqlite
-
 from videoassist.errors import Conflict, NotFound
-from videoassist.storage.db import Database, Transaction
+from videoassist.storage.db import Database, Row, Transaction
 from videoassist.storage.records import Job, Note
 from videoassist.storage.snapshots import IN_PROGRESS_MAX_S
 
@@ -20,7 +18,7 @@ _COLUMNS = (
 )
 
 
-def _job(row: aiosqlite.Row) -> Job:
+def _job(row: Row) -> Job:
     return Job(*row)
 
 
@@ -38,16 +36,16 @@ class Jobs:
     async def create(self, title: str, external_ref: str | None, created_by: int | None) -> Job:
         now = self._clock()
         async with self._db.transaction() as tx:
-            _, job_id = await tx.execute(
+            job_id = await tx.next_id("jobs")
+            await tx.execute(
                 "INSERT INTO jobs (id, title, external_ref, created_by, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (await tx.next_id("jobs"), title, external_ref, created_by, now, now),
+                (job_id, title, external_ref, created_by, now, now),
             )
             await tx.execute(
                 "INSERT INTO events (job_id, type, data, created_at) VALUES (?, ?, ?, ?)",
                 (job_id, "job.created", json.dumps({"by": created_by}), now),
             )
-        assert job_id is not None
         return await self.get(job_id)
 
     async def get(self, job_id: int) -> Job:
@@ -66,7 +64,8 @@ class Jobs:
             where.append("status = ?")
             params.append(status)
         if q:
-            where.append("(title LIKE ? ESCAPE '\\' OR external_ref LIKE ? ESCAPE '\\')")
+            like = self._db.dialect.ilike
+            where.append(f"(title {like} ? ESCAPE '\\' OR external_ref {like} ? ESCAPE '\\')")
             params += [f"%{_escape_like(q)}%"] * 2
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = await self._db.fetchall(
@@ -80,7 +79,7 @@ class Jobs:
         """Close an open job; its links stop working and no call can start."""
         now = self._clock()
         async with self._db.transaction() as tx:
-            count, _ = await tx.execute(
+            count = await tx.execute(
                 "UPDATE jobs SET status = 'closed', closed_at = ?, updated_at = ?"
                 " WHERE id = ? AND status = 'open'",
                 (now, now, job_id),
@@ -105,7 +104,7 @@ class Jobs:
         return job_ids - {r[0] for r in rows}
 
     async def set_retention(self, job_id: int, days: int | None) -> Job:
-        count, _ = await self._db.execute(
+        count = await self._db.execute(
             "UPDATE jobs SET retention_days = ?, updated_at = ? WHERE id = ?",
             (days, self._clock(), job_id),
         )
@@ -121,12 +120,17 @@ class Jobs:
 
         The check is part of the DELETE, so no call can start nor snapshot begin
         between the two: either comes first and the erase is refused, or the erase does
-        and they find no job (their rows refer to it)."""
+        and they find no job (their rows refer to it). On PostgreSQL the job's row is
+        locked first: a call or snapshot whose row is being written (it holds a share
+        of the job's) is committed before the DELETE looks, and one written after waits
+        for the erase and finds no job."""
         async with self._db.transaction() as tx:
             await tx.retire_ids()
+            await tx.fetchall(f"SELECT id FROM jobs WHERE id = ?{tx.dialect.for_update}",
+                              (job_id,))
             snapshot_ids = [r[0] for r in await tx.fetchall(
                 "SELECT id FROM snapshots WHERE job_id = ? ORDER BY id", (job_id,))]
-            count, _ = await tx.execute(
+            count = await tx.execute(
                 "DELETE FROM jobs WHERE id = ?"
                 " AND NOT EXISTS (SELECT 1 FROM calls WHERE job_id = jobs.id"
                 "                 AND ended_at IS NULL)"
@@ -153,8 +157,9 @@ class Jobs:
         """Delete snapshots, chat and events older than each job's retention; return how
         many of each, and the ids of the snapshots (every version) deleted."""
         cutoff = (
-            "SELECT id, ? - coalesce(retention_days, ?) * 86400.0 AS before FROM jobs"
-            " WHERE coalesce(retention_days, ?) IS NOT NULL"
+            "SELECT id, CAST(? AS DOUBLE PRECISION)"
+            " - coalesce(retention_days, CAST(? AS INTEGER)) * 86400.0 AS before FROM jobs"
+            " WHERE coalesce(retention_days, CAST(? AS INTEGER)) IS NOT NULL"
         )
         params = (now, default_days, default_days)
         counts = {}
@@ -167,8 +172,8 @@ class Jobs:
             for name, table, column in (("snapshots", "frames", "captured_at"),
                                         ("messages", "messages", "created_at"),
                                         ("events", "events", "created_at")):
-                counts[name], _ = await tx.execute(
-                    f"DELETE FROM {table} WHERE rowid IN (SELECT t.rowid FROM {table} t"
+                counts[name] = await tx.execute(
+                    f"DELETE FROM {table} WHERE id IN (SELECT t.id FROM {table} t"
                     f" JOIN ({cutoff}) c ON c.id = t.job_id WHERE t.{column} < c.before)",
                     params,
                 )
@@ -179,12 +184,11 @@ class Jobs:
     async def add_note(self, job_id: int, user_id: int | None, author_name: str,
                        text: str) -> Note:
         now = self._clock()
-        _, note_id = await self._db.execute(
+        note_id = await self._db.insert(
             "INSERT INTO notes (job_id, user_id, author_name, text, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
             (job_id, user_id, author_name, text, now),
         )
-        assert note_id is not None
         return Note(note_id, job_id, user_id, author_name, text, now)
 
     async def notes(self, job_id: int) -> builtins.list[Note]:

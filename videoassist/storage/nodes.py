@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import aiosqlite
-
-from videoassist.storage.db import Database
+from videoassist.storage.db import Database, Row
 from videoassist.storage.records import Node
 
 _NODE = ("id, host, pid, worker, address, started_at, heartbeat_at, load, draining,"
          " stopped_at")
 
 
-def _node(row: aiosqlite.Row) -> Node:
+def _node(row: Row) -> Node:
     values = list(row)
     values[8] = bool(values[8])
     return Node(*values)
@@ -26,11 +24,9 @@ class Nodes:
 
     async def register(self, host: str, pid: int, worker: int | None, address: str) -> int:
         now = self._clock()
-        _, node_id = await self._db.execute(
+        return await self._db.insert(
             "INSERT INTO nodes (host, pid, worker, address, started_at, heartbeat_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)", (host, pid, worker, address, now, now))
-        assert node_id is not None
-        return node_id
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id", (host, pid, worker, address, now, now))
 
     async def heartbeat(self, node_id: int, load: int) -> None:
         await self._db.execute(
@@ -62,15 +58,16 @@ class Nodes:
     async def gone(self, host: str, heard_before: float, pid: int | None = None) -> list[int]:
         """Nodes not marked stopped that are gone: this host's (all of them, or the one
         of process ``pid``), and any node silent since ``heard_before``."""
+        mine, params = ("host = ?", [host]) if pid is None else (
+            "host = ? AND pid = ?", [host, pid])
         rows = await self._db.fetchall(
-            "SELECT id FROM nodes WHERE stopped_at IS NULL AND ((host = ? AND"
-            " (? IS NULL OR pid = ?)) OR heartbeat_at < ?) ORDER BY id",
-            (host, pid, pid, heard_before))
+            f"SELECT id FROM nodes WHERE stopped_at IS NULL AND (({mine}) OR heartbeat_at < ?)"
+            " ORDER BY id", (*params, heard_before))
         return [r[0] for r in rows]
 
     async def prune(self, stopped_before: float) -> int:
         """Forget nodes stopped before then (their calls keep a NULL node)."""
-        count, _ = await self._db.execute(
+        count = await self._db.execute(
             "DELETE FROM nodes WHERE stopped_at IS NOT NULL AND stopped_at < ?",
             (stopped_before,))
         return count

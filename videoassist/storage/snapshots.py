@@ -7,14 +7,12 @@ and unsealing are the vault's (``videoassist.snapshots.vault``).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import aiosqlite
-
 from videoassist.errors import NotFound
-from videoassist.storage.db import Database
+from videoassist.storage.db import Database, Row
+from videoassist.storage.errors import ForeignKeyViolation
 from videoassist.storage.records import Author, Snapshot
 
 # A snapshot in progress longer than this is one whose process died meanwhile: it no
@@ -29,7 +27,7 @@ _COLUMNS = (
 )
 
 
-def _snapshot(row: aiosqlite.Row) -> Snapshot:
+def _snapshot(row: Row) -> Snapshot:
     (id_, job_id, call_id, frame_id, original_id, version, a_part, a_user, a_name, a_role,
      c_part, c_name, c_role, captured_at, created_at, width, height, shapes, caption, sha256,
      byte_size) = row
@@ -77,7 +75,7 @@ class Snapshots:
                 " VALUES (?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
                 (job_id, key.kek_id, key.wrapped, self._clock()),
             )
-        except sqlite3.IntegrityError:  # the job is gone (foreign key)
+        except ForeignKeyViolation:  # the job is gone
             raise NotFound("No such job.") from None
         stored = await self.job_key(job_id)
         assert stored is not None
@@ -94,13 +92,11 @@ class Snapshots:
         """Mark a snapshot of the job as being made, until ``done``; NotFound if the job
         is gone (erased). Erasing the job waits for it (``Jobs.erase``)."""
         try:
-            _, mark = await self._db.execute(
-                "INSERT INTO snapshots_in_progress (job_id, started_at) VALUES (?, ?)",
-                (job_id, self._clock()))
-        except sqlite3.IntegrityError:  # the job is gone (foreign key)
+            return await self._db.insert(
+                "INSERT INTO snapshots_in_progress (job_id, started_at) VALUES (?, ?)"
+                " RETURNING id", (job_id, self._clock()))
+        except ForeignKeyViolation:  # the job is gone
             raise NotFound("No such job.") from None
-        assert mark is not None
-        return mark
 
     async def done(self, mark: int) -> None:
         await self._db.execute("DELETE FROM snapshots_in_progress WHERE id = ?", (mark,))
@@ -130,7 +126,7 @@ class Snapshots:
         try:
             return await self._add(job_id, call_id, frame, captured_at, image, author, camera,
                                    shapes, now)
-        except sqlite3.IntegrityError:  # the job was erased meanwhile (foreign key)
+        except ForeignKeyViolation:  # the job was erased meanwhile
             raise NotFound("No such job.") from None
 
     async def _add(
@@ -139,28 +135,30 @@ class Snapshots:
         now: float,
     ) -> Snapshot:
         async with self._db.transaction() as tx:
-            _, frame_id = await tx.execute(
+            # The id first: its lock before the job's row is shared (Jobs.delete takes
+            # them in that order too).
+            snapshot_id = await tx.next_id("snapshots")
+            frame_id = await tx.insert(
                 "INSERT INTO frames (job_id, width, height, captured_at, sealed)"
-                " VALUES (?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (job_id, frame.width, frame.height, captured_at, frame.sealed),
             )
-            _, snapshot_id = await tx.execute(
+            await tx.execute(
                 "INSERT INTO snapshots (id, job_id, call_id, frame_id, original_id, version,"
                 " author_participant, author_user, author_name, author_role,"
                 " camera_participant, camera_name, camera_role, created_at, width, height,"
                 " shapes, sha256, byte_size, sealed)"
                 " VALUES (?, ?, ?, ?, NULL, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (await tx.next_id("snapshots"), job_id, call_id, frame_id,
+                (snapshot_id, job_id, call_id, frame_id,
                  author.participant_id, author.user_id, author.name, author.role,
                  camera.participant_id, camera.name, camera.role, now, image.width, image.height,
                  _json(shapes), image.sha256, image.byte_size, image.sealed),
             )
             await tx.execute(
                 "INSERT INTO events (job_id, call_id, type, data, created_at) VALUES"
-                " (?, ?, 'snapshot.saved', json_object('snapshot', ?, 'version', 1), ?)",
-                (job_id, call_id, snapshot_id, now),
+                " (?, ?, 'snapshot.saved', ?, ?)",
+                (job_id, call_id, _json({"snapshot": snapshot_id, "version": 1}), now),
             )
-        assert snapshot_id is not None
         return await self.get(snapshot_id)
 
     async def add_version(
@@ -171,19 +169,21 @@ class Snapshots:
         root = original.original_id or original.id
         now = self._clock()
         async with self._db.transaction() as tx:
+            # The id's lock first: no other version is numbered until this one is in.
+            snapshot_id = await tx.next_id("snapshots")
             row = await tx.fetchone(
                 "SELECT max(version) FROM snapshots WHERE id = ? OR original_id = ?",
                 (root, root))
             if row is None or row[0] is None:
                 raise NotFound("No such snapshot.")
             version = int(row[0]) + 1
-            _, snapshot_id = await tx.execute(
+            await tx.execute(
                 "INSERT INTO snapshots (id, job_id, call_id, frame_id, original_id, version,"
                 " author_participant, author_user, author_name, author_role,"
                 " camera_participant, camera_name, camera_role, created_at, width, height,"
                 " shapes, caption, sha256, byte_size, sealed)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (await tx.next_id("snapshots"), original.job_id, original.call_id,
+                (snapshot_id, original.job_id, original.call_id,
                  original.frame_id, root, version,
                  author.participant_id, author.user_id, author.name, author.role,
                  original.camera.participant_id, original.camera.name, original.camera.role,
@@ -192,11 +192,10 @@ class Snapshots:
             )
             await tx.execute(
                 "INSERT INTO events (job_id, call_id, type, data, created_at) VALUES"
-                " (?, ?, 'snapshot.annotated', json_object('snapshot', ?, 'original', ?,"
-                " 'version', ?), ?)",
-                (original.job_id, original.call_id, snapshot_id, root, version, now),
+                " (?, ?, 'snapshot.annotated', ?, ?)",
+                (original.job_id, original.call_id,
+                 _json({"snapshot": snapshot_id, "original": root, "version": version}), now),
             )
-        assert snapshot_id is not None
         return await self.get(snapshot_id)
 
     async def get(self, snapshot_id: int) -> Snapshot:
@@ -215,7 +214,7 @@ class Snapshots:
         return [_snapshot(r) for r in rows]
 
     async def set_caption(self, snapshot_id: int, caption: str | None) -> Snapshot:
-        count, _ = await self._db.execute(
+        count = await self._db.execute(
             "UPDATE snapshots SET caption = ? WHERE id = ?", (caption, snapshot_id))
         if not count:
             raise NotFound("No such snapshot.")

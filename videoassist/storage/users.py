@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
-import aiosqlite
-
 from videoassist.errors import Conflict, NotFound
-from videoassist.storage.db import Database
+from videoassist.storage.db import Database, Row
+from videoassist.storage.errors import UniqueViolation
 from videoassist.storage.records import User
 
 _COLUMNS = (
@@ -27,7 +25,7 @@ _KEEPS_AN_ADMIN = (
 LAST_ADMIN = "This is the last admin who can sign in: make another admin first."
 
 
-def _user(row: aiosqlite.Row) -> User:
+def _user(row: Row) -> User:
     return User(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
 
 
@@ -38,13 +36,13 @@ class Users:
 
     async def add(self, username: str, role: str, password_hash: str | None = None) -> User:
         try:
-            _, user_id = await self._db.execute(
-                "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+            user_id = await self._db.insert(
+                "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
                 (username, role, password_hash, self._clock()),
             )
-        except sqlite3.IntegrityError:
+        except UniqueViolation:
             raise Conflict(f"A user named {username!r} already exists.") from None
-        assert user_id is not None
         return await self.get(user_id)
 
     async def get(self, user_id: int) -> User:
@@ -66,7 +64,7 @@ class Users:
     async def set_password_hash(self, user_id: int, password_hash: str) -> None:
         """A new password signs the user out everywhere else: a session stolen before
         it is changed ends with it."""
-        count, _ = await self._db.execute(
+        count = await self._db.execute(
             "UPDATE users SET password_hash = ?, session_version = session_version + 1"
             " WHERE id = ?",
             (password_hash, user_id),
@@ -83,7 +81,7 @@ class Users:
                 f" WHERE id = ? AND {_KEEPS_AN_ADMIN}",
                 (self._clock(), user_id), user_id)
         else:
-            count, _ = await self._db.execute(
+            count = await self._db.execute(
                 "UPDATE users SET disabled_at = NULL WHERE id = ?", (user_id,))
             if count != 1:
                 raise NotFound("No such user.")
@@ -111,7 +109,7 @@ class Users:
     async def _guarded(self, sql: str, params: tuple[object, ...], user_id: int) -> None:
         """Run an UPDATE guarded by ``_KEEPS_AN_ADMIN``: NotFound or Conflict if no row
         changed."""
-        count, _ = await self._db.execute(sql, params)
+        count = await self._db.execute(sql, params)
         if count != 1:
             await self.get(user_id)  # NotFound if there is no such user
             raise Conflict(LAST_ADMIN)

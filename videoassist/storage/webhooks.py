@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import aiosqlite
-
-from videoassist.storage.db import Database
+from videoassist.storage.db import Database, Row
 from videoassist.storage.records import Delivery, DeliveryAttempt
 
 _COLUMNS = (
@@ -26,7 +24,7 @@ _STATES = {
 DELIVERY_STATES: tuple[str, ...] = tuple(_STATES)
 
 
-def _delivery(row: aiosqlite.Row) -> Delivery:
+def _delivery(row: Row) -> Delivery:
     id_, uuid, type_, job_id, body, *rest = row
     return Delivery(id_, uuid, type_, job_id, bytes(body), *rest)
 
@@ -62,7 +60,7 @@ class WebhookDeliveries:
         """Log an attempt and move the delivery on: delivered, due again, or given up."""
         now = self._clock()
         async with self._db.transaction() as tx:
-            count, _ = await tx.execute(
+            count = await tx.execute(
                 "UPDATE webhook_deliveries SET attempts = ?, next_attempt_at = ?,"
                 " delivered_at = ?, failed_at = ? WHERE id = ? AND next_attempt_at IS NOT NULL",
                 (attempt.attempt, None if delivered else next_attempt_at,
@@ -101,7 +99,7 @@ class WebhookDeliveries:
 
     async def prune(self, before: float) -> int:
         """Delete delivered and given-up deliveries created before a time."""
-        count, _ = await self._db.execute(
+        count = await self._db.execute(
             "DELETE FROM webhook_deliveries WHERE next_attempt_at IS NULL AND created_at < ?",
             (before,),
         )

@@ -1,0 +1,249 @@
+"""PostgreSQL, through a pool of asyncpg connections (``VIDEOASSIST_DATABASE_URL``).
+
+Each statement runs on a connection of the pool, and each transaction holds one
+connection until it ends, in PostgreSQL's default isolation (READ COMMITTED): unlike
+SQLite's one writer, transactions run side by side, so a sequence that must not
+interleave with another (the audit chain's read-last-row-insert-next, the next id of a
+table, placing a job's call) takes ``Transaction.lock``, an advisory lock held until the
+transaction ends (``pg_advisory_xact_lock``). Unique indexes stay the last word: two
+calls in progress for one job cannot both be committed, whatever the code does.
+
+Migrations are recorded in the table ``schema_migrations`` and applied under a
+session advisory lock, so that processes starting at once (the workers, a CLI
+command) apply each once: the others wait, then find nothing left to do.
+
+Statements are written with SQLite's ``?`` placeholders; ``numbered`` turns them into
+PostgreSQL's ``$N`` with a tokenizer that leaves string literals, quoted names and
+comments alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from videoassist.storage.db import (
+    POSTGRESQL,
+    PYTHON_STEPS,
+    Database,
+    Row,
+    Transaction,
+    advisory_key,
+    migrations,
+)
+from videoassist.storage.errors import (
+    DatabaseError,
+    ForeignKeyViolation,
+    IntegrityError,
+    UniqueViolation,
+)
+
+logger = logging.getLogger(__name__)
+
+# Connections one process keeps at most: a worker's concurrent statements beyond this
+# wait for one to be free.
+POOL_SIZE = 10
+
+_MIGRATION_LOCK = advisory_key("migrate")
+SCHEMA_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at double precision NOT NULL
+)"""
+
+
+@functools.lru_cache(maxsize=1024)
+def numbered(sql: str) -> str:
+    """``?`` and ``?NNN`` placeholders as PostgreSQL's ``$N``, except inside string
+    literals, quoted names and comments. A bare ``?`` is one more than the largest
+    number before it, as SQLite counts them."""
+    out: list[str] = []
+    highest = 0
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"":
+            j = i + 1
+            while True:
+                j = sql.find(c, j)
+                if j == -1:
+                    raise ValueError(f"unterminated {c} in SQL: {sql!r}")
+                if j + 1 < n and sql[j + 1] == c:  # a doubled quote stands for itself
+                    j += 2
+                    continue
+                break
+            out.append(sql[i:j + 1])
+            i = j + 1
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i)
+            j = n if j == -1 else j
+            out.append(sql[i:j])
+            i = j
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            if j == -1:
+                raise ValueError(f"unterminated comment in SQL: {sql!r}")
+            out.append(sql[i:j + 2])
+            i = j + 2
+        elif c == "?":
+            j = i + 1
+            while j < n and sql[j].isdigit():
+                j += 1
+            number = int(sql[i + 1:j]) if j > i + 1 else highest + 1
+            highest = max(highest, number)
+            out.append(f"${number}")
+            i = j
+        else:
+            j = i + 1
+            while j < n and sql[j] not in "'\"-/?":
+                j += 1
+            out.append(sql[i:j])
+            i = j
+    return "".join(out)
+
+
+def _rowcount(status: str) -> int:
+    """The rows a command changed, from its status ('UPDATE 3', 'INSERT 0 1')."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """asyncpg's constraint errors as the package's own (``storage.errors``)."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        raise UniqueViolation(str(exc)) from exc
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise ForeignKeyViolation(str(exc)) from exc
+    except asyncpg.IntegrityConstraintViolationError as exc:
+        raise IntegrityError(str(exc)) from exc
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (and query), fit for a log line or a message."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = (f"{parts.username}@" if parts.username else "") + host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class PostgresDatabase(Database):
+    """A pool of connections to one PostgreSQL database."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+        self._pool = pool
+        self._where = redacted(url)
+        self._versions = itertools.count(1)
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresDatabase:
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=POOL_SIZE,
+                server_settings={"application_name": "videoassist"})
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseError(f"cannot connect to {redacted(url)}: {exc}") from None
+        return cls(pool, url)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    def describe(self) -> str:
+        return self._where
+
+    async def schema_version(self) -> int:
+        async with self._pool.acquire() as conn:
+            return await self._version(conn)
+
+    @staticmethod
+    async def _version(conn: asyncpg.Connection) -> int:
+        if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            return 0
+        return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+    async def migrate(self) -> list[str]:
+        applied = []
+        async with self._pool.acquire() as conn:
+            # One process migrates at a time; those waiting then find the work done.
+            await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+            try:
+                await conn.execute(SCHEMA_TABLE)
+                current = await self._version(conn)
+                for number, name, sql in migrations(POSTGRESQL):
+                    if number <= current:
+                        continue
+                    async with conn.transaction():
+                        with _translated():
+                            await conn.execute(sql)  # no arguments: several statements
+                        if number in PYTHON_STEPS:
+                            await PYTHON_STEPS[number](PostgresTransaction(conn))
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name, applied_at)"
+                            " VALUES ($1, $2, $3)", number, name, time.time())
+                    logger.info("applied migration %s", name)
+                    applied.append(name)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        return applied
+
+    async def checkpoint(self) -> None:
+        """Nothing to do here: PostgreSQL's VACUUM reclaims deleted rows' space in its
+        own time (docs/security.md says what that means for erasure)."""
+
+    async def data_version(self) -> int:
+        """A new number every time: whether another process committed is not known
+        here without LISTEN/NOTIFY, so a caller waiting for one looks again each time."""
+        return next(self._versions)
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        with _translated():
+            return list(await self._pool.fetch(numbered(sql), *params))
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        with _translated():
+            return _rowcount(await self._pool.execute(numbered(sql), *params))
+
+    async def write_returning_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        return await self.fetchall(sql, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._pool.acquire() as conn:
+            with _translated():  # a deferred constraint refuses at COMMIT
+                async with conn.transaction():
+                    yield PostgresTransaction(conn)
+
+
+class PostgresTransaction(Transaction):
+    dialect = POSTGRESQL
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        with _translated():
+            return _rowcount(await self._conn.execute(numbered(sql), *params))
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        with _translated():
+            return list(await self._conn.fetch(numbered(sql), *params))
+
+    async def lock(self, name: str, key: int = 0) -> None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(name, key))
