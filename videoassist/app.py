@@ -78,6 +78,8 @@ from videoassist.webhooks import emitter as webhook_emitter
 
 logger = logging.getLogger(__name__)
 
+SIGNINS_PRUNE_EVERY_S = 60.0  # failed sign-ins past their window are deleted this often
+
 # A link to the repository's web/ in a checkout, the files themselves once installed.
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
@@ -215,8 +217,13 @@ def _duties(app: web.Application) -> Duties:
     async def prune(now: float) -> None:
         await webhook_emitter.prune(store, now)
 
+    async def forget_signins(now: float) -> None:
+        await store.signins.prune(settings.signin_window_s)
+
     return Duties(store, [Duty("retention purge", settings.retention_check_s, purge),
-                          Duty("webhook pruning", webhook_emitter.PRUNE_EVERY_S, prune)],
+                          Duty("webhook pruning", webhook_emitter.PRUNE_EVERY_S, prune),
+                          Duty("sign-in failures pruning", SIGNINS_PRUNE_EVERY_S,
+                               forget_signins)],
                   app[CLOCK], app[WORKER])
 
 

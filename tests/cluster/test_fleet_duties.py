@@ -176,6 +176,21 @@ async def test_six_wrong_passwords_alternating_between_two_nodes_the_sixth_is_re
     assert [r[0] for r in rows] == ["signin.failed"] * 5 + ["signin.limited"] * 3
 
 
+async def test_wrong_passwords_sent_at_once_to_two_nodes_are_all_counted(
+        fleet: Fleet) -> None:
+    """Ten guesses at once, five through each node: five are checked, the others
+    refused, though none had been answered when all were sent."""
+    fleet.add_user("boss", "admin")
+    nodes = [await fleet.start(), await fleet.start()]
+    async with aiohttp.ClientSession() as http:
+        statuses = await asyncio.gather(*(
+            _sign_in(http, nodes[i % 2], f"guess {i}") for i in range(10)))
+    assert sorted(status for status, _ in statuses) == [401] * 5 + [429] * 5
+    [(count,)] = await raw_fetchall(fleet.database, "SELECT count(*) FROM signin_failures"
+                                    " WHERE scope = 'user' AND key = 'boss'")
+    assert count == 5
+
+
 # -- webhooks ----------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """Periodic duties: work done now and then for the whole installation, by one node at a
-time (the retention purge, forgetting old webhook deliveries).
+time (the retention purge, forgetting finished webhook deliveries and expired sign-in
+failures).
 
 Two nodes doing it at once would do it twice (two retention audit entries for one
 purge) or trip over each other. Which node does it:

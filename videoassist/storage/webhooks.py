@@ -163,8 +163,8 @@ class WebhookDeliveries:
         if deliveries:
             marks = ", ".join("?" * len(deliveries))
             for row in await self._db.fetchall(
-                "SELECT delivery_id, attempt, started_at, duration_ms, status_code, error"
-                f" FROM webhook_attempts WHERE delivery_id IN ({marks})"
+                "SELECT delivery_id, attempt, started_at, duration_ms, status_code, error,"
+                f" node_id FROM webhook_attempts WHERE delivery_id IN ({marks})"
                 " ORDER BY delivery_id, attempt, id",
                 list(attempts),
             ):
