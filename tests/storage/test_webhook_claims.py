@@ -78,11 +78,12 @@ async def test_a_dead_nodes_claim_is_taken_over_when_its_lease_ends(
     now.t = 1016.0
     assert await store.webhooks.finish(second.id, 8, DeliveryAttempt(2, 1015.0, 5, 200, None),
                                        delivered=True, next_attempt_at=None)
-    # Node 7 was only slow: its outcome, arriving now, is written, but moves nothing.
+    # Node 7 was only slow: its outcome, arriving now, replaces "lost", and moves
+    # nothing (the delivery is node 8's).
     assert not await store.webhooks.finish(first.id, 7, DeliveryAttempt(1, 1000.0, 9, 500,
                                                                         "HTTP 500"),
                                            delivered=False, next_attempt_at=1030.0)
-    assert await _log(store) == {"u1": [(1, LOST), (2, None)]}
+    assert await _log(store) == {"u1": [(1, "HTTP 500"), (2, None)]}
     [(delivery, _)] = await store.webhooks.recent()
     assert (delivery.state, delivery.attempts) == ("delivered", 2)
 

@@ -102,14 +102,14 @@ class WebhookDeliveries:
     @staticmethod
     async def _end_attempt(tx: Transaction, delivery_id: int, attempt: int, node_id: int,
                            now: float, status_code: int | None, error: str | None,
-                           duration_ms: int | None = None) -> None:
-        """Write how an attempt recorded as in progress ended."""
+                           duration_ms: int | None = None, was: str = IN_PROGRESS) -> None:
+        """Write how an attempt recorded as ``was`` (in progress) ended."""
         await tx.execute(
             "UPDATE webhook_attempts SET status_code = ?, error = ?,"
             " duration_ms = coalesce(?, CAST(round((? - started_at) * 1000) AS INTEGER))"
-            " WHERE delivery_id = ? AND attempt = ? AND node_id = ? AND error = ?",
+            " WHERE delivery_id = ? AND attempt = ? AND node_id = ? AND error IN (?, ?)",
             (status_code, error, duration_ms, now, delivery_id, attempt, node_id,
-             IN_PROGRESS))
+             IN_PROGRESS, was))
 
     async def next_due_at(self) -> float | None:
         """When a delivery is next due: pending, or claimed by a node until then."""
@@ -124,8 +124,10 @@ class WebhookDeliveries:
         delivery over, or the job was erased): the attempt is written all the same."""
         now = self._clock()
         async with self._db.transaction() as tx:
+            # An attempt taken for lost that ends after all is written as it ended.
             await self._end_attempt(tx, delivery_id, attempt.attempt, node_id, now,
-                                    attempt.status_code, attempt.error, attempt.duration_ms)
+                                    attempt.status_code, attempt.error, attempt.duration_ms,
+                                    was=LOST)
             count = await tx.execute(
                 "UPDATE webhook_deliveries SET next_attempt_at = ?, delivered_at = ?,"
                 " failed_at = ?, claimed_by = NULL, lease_until = NULL"
