@@ -65,14 +65,13 @@ async def set_password(store: Store, user_id: int, password: str) -> None:
 async def sign_in(
     store: Store, limits: SignInLimits, username: str, password: str, client: str
 ) -> User:
-    """Check a username and password, counting failures; raise 401 or 429."""
+    """Check a username and password, counting failures; raise 401 or 429. The attempt
+    is counted as a failure before the password is checked, and taken back if it was
+    right: a burst of guesses sent at once, to any processes, is counted whole."""
     user_key = username.casefold()
-    wait = max(
-        await store.signins.retry_after("user", user_key, limits.per_user,
-                                        limits.window_s) or 0.0,
-        await store.signins.retry_after("client", client, limits.per_client,
-                                        limits.window_s) or 0.0,
-    )
+    wait, counted = await store.signins.reserve(
+        {"user": (user_key, limits.per_user), "client": (client, limits.per_client)},
+        limits.window_s)
     if wait > 0:
         await store.audit.record(f"client:{client}", "signin.limited", f"username:{username}")
         raise TooManyRequests(retry_after=wait)
@@ -80,13 +79,13 @@ async def sign_in(
     encoded = await store.users.password_hash(user.id) if user else None
     ok = await asyncio.to_thread(verify_password, password, encoded)
     if not ok or user is None or not user.active:
-        await store.signins.fail({"user": user_key, "client": client}, limits.window_s)
         await store.audit.record(
             f"client:{client}", "signin.failed", f"username:{username}",
             reason="disabled" if ok and user is not None else "credentials",
         )
         raise Unauthorized("The username or password is not right.")
     await store.signins.succeed("user", user_key)
+    await store.signins.forget(counted)
     await store.audit.record(f"user:{user.id}", "signin.ok", f"user:{user.id}", client=client)
     return user
 

@@ -1,9 +1,10 @@
 """Wiring: builds the aiohttp application from settings. No logic lives here.
 
 ``worker``: this app is worker number ``worker`` under a supervisor
-(``videoassist.cluster``), which did the one-time start-up; the duties that must not
-run twice on one database (webhook delivery, retention) run in worker 0 only. None: a
-server of one process, which does it all itself.
+(``videoassist.cluster``), which did the one-time start-up. None: a server of one
+process, which does it all itself. The periodic duties (retention) run on one node at a
+time (``cluster.duties``); webhooks are delivered by every node on PostgreSQL, each
+claiming what it sends, and by worker 0 on SQLite.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from videoassist.appkeys import (
     WORKER,
 )
 from videoassist.auth.tokens import TokenService
+from videoassist.cluster.duties import Duties, Duty
 from videoassist.cluster.node import ThisNode
 from videoassist.cluster.proxy import WS_PATH, Proxies
 from videoassist.cluster.sweep import end_calls_of_gone_nodes
@@ -73,8 +75,11 @@ from videoassist.snapshots.service import SnapshotService
 from videoassist.snapshots.vault import Vault
 from videoassist.storage import Store
 from videoassist.webhooks import CallWebhooks, RetryPolicy, Webhooks
+from videoassist.webhooks import emitter as webhook_emitter
 
 logger = logging.getLogger(__name__)
+
+SIGNINS_PRUNE_EVERY_S = 60.0  # failed sign-ins past their window are deleted this often
 
 # A link to the repository's web/ in a checkout, the files themselves once installed.
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -106,7 +111,6 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time,
     app.cleanup_ctx.append(_notifier)
     app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_snapshots)
-    app.cleanup_ctx.append(_retention)
     app.cleanup_ctx.append(_node_serving)  # last: nodes send calls here once all is up
     app.on_response_prepare.append(add_security_headers)
     app.on_shutdown.append(_close_calls)
@@ -139,9 +143,7 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
                         settings.webhook_retry_max_s)
     webhooks = Webhooks(app[STORE], settings.webhook_url, secret.encode(), retry,
                         settings.webhook_timeout_s, app[CLOCK])
-    app[WEBHOOKS] = webhooks
-    if _runs_singletons(app):  # every worker queues; one delivers
-        webhooks.start()
+    app[WEBHOOKS] = webhooks  # every node queues; _node_serving starts the deliverer
     yield
     await webhooks.close()
 
@@ -210,17 +212,6 @@ async def _snapshots(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def _retention(app: web.Application) -> AsyncIterator[None]:
-    if not _runs_singletons(app):
-        yield
-        return
-    task = asyncio.create_task(retention.run(app[STORE], app[SETTINGS], app[CLOCK]))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 async def _notifier(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     notifier = Notifier(settings.notify_url, settings.notify_timeout_s)
@@ -229,10 +220,29 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
     await notifier.close()
 
 
-def _runs_singletons(app: web.Application) -> bool:
-    """Whether this process runs the duties that must run once per database: a server
-    of one process, or worker 0 (the supervisor starts a new worker 0 if it dies)."""
-    return app[WORKER] in (None, 0)
+def _delivers_webhooks(app: web.Application) -> bool:
+    """Every node on PostgreSQL (each claims what it sends); on SQLite (one machine),
+    worker 0 or the server of one process, as before nodes shared a database."""
+    return app[STORE].db.session_locks or app[WORKER] in (None, 0)
+
+
+def _duties(app: web.Application) -> Duties:
+    store, settings = app[STORE], app[SETTINGS]
+
+    async def purge(now: float) -> None:
+        await retention.purge(store, settings, now)
+
+    async def prune(now: float) -> None:
+        await webhook_emitter.prune(store, now)
+
+    async def forget_signins(now: float) -> None:
+        await store.signins.prune(settings.signin_window_s)
+
+    return Duties(store, [Duty("retention purge", settings.retention_check_s, purge),
+                          Duty("webhook pruning", webhook_emitter.PRUNE_EVERY_S, prune),
+                          Duty("sign-in failures pruning", SIGNINS_PRUNE_EVERY_S,
+                               forget_signins)],
+                  app[CLOCK], app[WORKER])
 
 
 async def _this_node(app: web.Application) -> AsyncIterator[None]:
@@ -258,5 +268,11 @@ async def _node_serving(app: web.Application) -> AsyncIterator[None]:
 
     node = app[NODE]
     await node.start({WS_PATH: carried, metrics.INTERNAL_METRICS: own_metrics})
+    if _delivers_webhooks(app):
+        app[WEBHOOKS].start(node.id)
+    duties = asyncio.create_task(_duties(app).run(node.id))
     yield
+    duties.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await duties
     await node.stop()

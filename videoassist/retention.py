@@ -4,14 +4,13 @@ A job's own ``retention_days`` wins over ``VIDEOASSIST_RETENTION_DAYS``; with
 neither, nothing of it is purged. Snapshots go by the time their frame was
 captured (every version of it at once), chat and events by when they were written.
 The job, its notes, and the audit log stay. The server purges every
-``VIDEOASSIST_RETENTION_CHECK_S``; ``videoassist purge`` does it at once.
+``VIDEOASSIST_RETENTION_CHECK_S``, on one node at a time (a periodic duty:
+``cluster.duties``); ``videoassist purge`` does it at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 
 from videoassist.config import Settings
 from videoassist.storage import Store
@@ -28,15 +27,3 @@ async def purge(store: Store, settings: Settings, now: float) -> dict[str, int]:
         await store.audit.record("system", "retention.purged", None, **counts,
                                  snapshot_ids=snapshot_ids)
     return counts
-
-
-async def run(store: Store, settings: Settings, clock: Callable[[], float]) -> None:
-    """Purge now and every ``retention_check_s``, until cancelled."""
-    while True:
-        try:
-            await purge(store, settings, clock())
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("retention purge failed; retrying later")
-        await asyncio.sleep(settings.retention_check_s)

@@ -41,18 +41,19 @@ async def test_a_delivery_is_due_until_delivered_or_given_up(store: Store) -> No
     job = await store.jobs.create("Leak", "WO-1", None)
     await store.webhooks.add("u1", "job.created", job.id, b"{}", 1000.0)
     await store.webhooks.add("u2", "job.created", 4242, b"{}", 1000.0)  # no such job
-    due = await store.webhooks.due(1000.0, 10)
+    due = await store.webhooks.claim(1, 1000.0, 15.0, 10, 10)
     assert [(d.uuid, d.job_id, d.state) for d in due] == [
         ("u1", job.id, "pending"), ("u2", None, "pending")]
     first, second = due
-    await store.webhooks.record_attempt(first.id, DeliveryAttempt(1, 1000.0, 5, 500, "HTTP 500"),
-                                        delivered=False, next_attempt_at=1030.0)
-    await store.webhooks.record_attempt(second.id, DeliveryAttempt(1, 1000.0, 5, None, "timeout"),
-                                        delivered=False, next_attempt_at=None)
-    assert [d.uuid for d in await store.webhooks.due(1029.0, 10)] == []
+    await store.webhooks.finish(first.id, 1, DeliveryAttempt(1, 1000.0, 5, 500, "HTTP 500"),
+                                delivered=False, next_attempt_at=1030.0)
+    await store.webhooks.finish(second.id, 1, DeliveryAttempt(1, 1000.0, 5, None, "timeout"),
+                                delivered=False, next_attempt_at=None)
+    assert [d.uuid for d in await store.webhooks.claim(1, 1029.0, 15.0, 10, 10)] == []
     assert await store.webhooks.next_due_at() == 1030.0
-    await store.webhooks.record_attempt(first.id, DeliveryAttempt(2, 1030.0, 5, 204, None),
-                                        delivered=True, next_attempt_at=None)
+    [again] = await store.webhooks.claim(1, 1030.0, 15.0, 10, 10)
+    await store.webhooks.finish(again.id, 1, DeliveryAttempt(2, 1030.0, 5, 204, None),
+                                delivered=True, next_attempt_at=None)
     assert await store.webhooks.next_due_at() is None
     states = {d.uuid: (d.state, d.attempts, [a.status_code for a in log])
               for d, log in await store.webhooks.recent()}
@@ -66,9 +67,10 @@ async def test_finished_deliveries_are_pruned_and_a_job_erased_with_its_own(
     other = await store.jobs.create("Drip", None, None)
     for uuid, job_id in (("old-done", job.id), ("old-pending", job.id), ("other", other.id)):
         await store.webhooks.add(uuid, "job.created", job_id, b"{}", 1000.0)
-    [done] = [d for d in await store.webhooks.due(1000.0, 10) if d.uuid == "old-done"]
-    await store.webhooks.record_attempt(done.id, DeliveryAttempt(1, 1000.0, 5, 200, None),
-                                        delivered=True, next_attempt_at=None)
+    claimed = await store.webhooks.claim(1, 1000.0, 15.0, 10, 10)
+    [done] = [d for d in claimed if d.uuid == "old-done"]
+    await store.webhooks.finish(done.id, 1, DeliveryAttempt(1, 1000.0, 5, 200, None),
+                                delivered=True, next_attempt_at=None)
     assert await store.webhooks.prune(before=1000.0) == 0
     assert await store.webhooks.prune(before=2000.0) == 1  # only the finished one
     await store.jobs.delete(job.id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import stat
+import time
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from tests.support.webhooks import HANG, Receiver
 from videoassist import keyfiles
 from videoassist.config import Secret
 from videoassist.storage import Store
+from videoassist.storage.webhooks import INTERRUPTED
 from videoassist.webhooks import RetryPolicy
 
 FAST = {"webhook_retry_base_s": 0.05, "webhook_retry_max_s": 0.2}
@@ -131,15 +133,21 @@ async def test_deliveries_pending_at_shutdown_go_out_after_a_restart(
         [(pending, attempts)] = await store.webhooks.recent()
     finally:
         await store.close()
-    assert (pending.state, pending.attempts, attempts) == ("pending", 0, [])
+    # The attempt cut short is recorded (the receiver had it), and due again at once.
+    assert (pending.state, pending.attempts) == ("pending", 1)
+    assert pending.next_attempt_at is not None and pending.next_attempt_at <= time.time()
+    assert [(a.attempt, a.status_code, a.error) for a in attempts] == [
+        (1, None, INTERRUPTED)]
     receiver.release.set()
 
     second = await servers.start(**settings)  # the same data dir, so the same secret
     [_, resent] = await receiver.wait_for(2)
     assert resent.verified and resent.body == cut_short.body
     assert resent.json["data"]["job"]["id"] == job_id
+    assert (cut_short.headers["X-Videoassist-Attempt"],
+            resent.headers["X-Videoassist-Attempt"]) == ("1", "2")
     [delivery] = await _log(second, await second.sign_in(admin.username), "delivered")
-    assert (delivery["id"], delivery["attempts"]) == (pending.uuid, 1)
+    assert (delivery["id"], delivery["attempts"]) == (pending.uuid, 2)
 
 
 async def test_without_a_url_nothing_is_queued_or_generated(server_factory: ServerFactory) -> None:

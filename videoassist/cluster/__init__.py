@@ -35,10 +35,14 @@ A node a connection was carried to never carries it further: if the call moved i
 between (it ended and was placed again elsewhere), it answers with an internal close
 code and the first node places again, at most three times.
 
-**Singleton duties.** Webhook delivery and the retention purge must not run twice on
-one database (two deliverers would send a delivery twice): worker 0 runs them, and a
-new worker 0 when it dies. Every worker queues webhooks in the database; worker 0's
-deliverer sees other processes' commits (``PRAGMA data_version``).
+**Duties done once.** Webhook delivery: every worker queues webhooks in the database.
+On PostgreSQL every node delivers too, claiming each delivery it sends for a lease
+(``FOR UPDATE SKIP LOCKED``; ``webhooks.emitter``), so no delivery is sent by two at
+once and a dead node's claims come back when their lease ends. On SQLite worker 0
+delivers (a new worker 0 when it dies), and sees other processes' commits by
+``PRAGMA data_version``. The periodic duties (retention, pruning) run on one node at a
+time (``duties``): on PostgreSQL the holder of a session advisory lock, which a node
+loses with its connection; on SQLite worker 0.
 
 **Revocation and job closing** work per node: each hub's watcher polls the database
 (every ``VIDEOASSIST_REVOCATION_POLL_S``) for closed jobs, disabled or signed-out

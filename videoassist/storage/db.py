@@ -57,10 +57,14 @@ class Dialect:
     greatest: str  # the larger of its arguments (SQLite's max() of several arguments)
     ilike: str  # LIKE ignoring case (SQLite's LIKE does, for ASCII)
     for_update: str  # after a SELECT: lock the rows read until the transaction ends
+    # After a SELECT: the same, passing over rows another transaction has locked (a
+    # queue taken by several nodes at once). SQLite's one writer has no such rows.
+    skip_locked: str
 
 
-SQLITE = Dialect("sqlite", greatest="max", ilike="LIKE", for_update="")
-POSTGRESQL = Dialect("postgresql", greatest="GREATEST", ilike="ILIKE", for_update=" FOR UPDATE")
+SQLITE = Dialect("sqlite", greatest="max", ilike="LIKE", for_update="", skip_locked="")
+POSTGRESQL = Dialect("postgresql", greatest="GREATEST", ilike="ILIKE", for_update=" FOR UPDATE",
+                     skip_locked=" FOR UPDATE SKIP LOCKED")
 DIALECTS = (SQLITE, POSTGRESQL)
 
 
@@ -159,10 +163,31 @@ class Transaction(ABC):
 NEVER_REUSED = ("jobs", "snapshots")
 
 
+class SessionLock(ABC):
+    """A lock held for as long as one database connection of its own lives."""
+
+    @abstractmethod
+    async def lost(self) -> None:
+        """Return once the lock may be lost: its connection closed, or stopped
+        answering. (The database releases the lock when it ends the session.)"""
+
+
 class Database(ABC):
     """The store's connection (SQLite) or pool of connections (PostgreSQL)."""
 
     dialect: Dialect
+    # Whether ``session_lock`` works: a lock that every process sharing the database, on
+    # any machine, sees (PostgreSQL's). SQLite's processes are on one machine, under one
+    # supervisor, which picks the one to do what must be done once.
+    session_locks = False
+
+    def session_lock(self, name: str, holder: str
+                     ) -> AbstractAsyncContextManager[SessionLock | None]:
+        """Try to take the lock ``name``, on a connection of its own that holds it
+        while the block lasts; None if another connection holds it. ``holder`` names
+        this process to the database's administrators (PostgreSQL's
+        ``application_name``: ``pg_stat_activity`` shows who holds what)."""
+        raise NotImplementedError(f"{self.dialect.name} has no session locks")
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -8,6 +8,11 @@ table, placing a job's call) takes ``Transaction.lock``, an advisory lock held u
 transaction ends (``pg_advisory_xact_lock``). Unique indexes stay the last word: two
 calls in progress for one job cannot both be committed, whatever the code does.
 
+``session_lock`` is a session advisory lock (``pg_try_advisory_lock``) on a connection
+of its own, outside the pool: what only one node of a fleet may do at a time (the
+periodic duties) is done by the node holding it, and a node whose connection is lost
+loses it, for another node to take.
+
 Migrations are recorded in the table ``schema_migrations`` and applied under a
 session advisory lock, so that processes starting at once (the workers, a CLI
 command) apply each once: the others wait, then find nothing left to do.
@@ -19,6 +24,8 @@ comments alone.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -35,6 +42,7 @@ from videoassist.storage.db import (
     PYTHON_STEPS,
     Database,
     Row,
+    SessionLock,
     Transaction,
     advisory_key,
     migrations,
@@ -51,6 +59,10 @@ logger = logging.getLogger(__name__)
 # Connections one process keeps at most: a worker's concurrent statements beyond this
 # wait for one to be free.
 POOL_SIZE = 10
+# A session lock's connection is asked every LOCK_PING_S whether it is still there; no
+# answer within LOCK_ANSWER_S counts as lost.
+LOCK_PING_S = 2.0
+LOCK_ANSWER_S = 5.0
 
 _MIGRATION_LOCK = advisory_key("migrate")
 SCHEMA_TABLE = """
@@ -147,8 +159,11 @@ class PostgresDatabase(Database):
 
     dialect = POSTGRESQL
 
+    session_locks = True
+
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self._pool = pool
+        self._url = url
         self._where = redacted(url)
         self._versions = itertools.count(1)
 
@@ -224,6 +239,20 @@ class PostgresDatabase(Database):
         return await self.fetchall(sql, params)
 
     @asynccontextmanager
+    async def session_lock(self, name: str, holder: str) -> AsyncIterator[SessionLock | None]:
+        try:
+            conn = await asyncpg.connect(self._url,
+                                         server_settings={"application_name": holder[:63]})
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseError(f"cannot connect to {self._where}: {exc}") from None
+        try:
+            held = await conn.fetchval("SELECT pg_try_advisory_lock($1)", advisory_key(name))
+            yield _SessionLock(conn) if held else None
+        finally:
+            # Ending the session releases the lock, whatever state the connection is in.
+            conn.terminate()
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._pool.acquire() as conn:
             with _translated():  # a deferred constraint refuses at COMMIT
@@ -247,3 +276,24 @@ class PostgresTransaction(Transaction):
 
     async def lock(self, name: str, key: int = 0) -> None:
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(name, key))
+
+
+class _SessionLock(SessionLock):
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def lost(self) -> None:
+        closed = asyncio.Event()
+        self._conn.add_termination_listener(lambda _: closed.set())
+        while not self._conn.is_closed():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LOCK_PING_S):
+                    await closed.wait()
+                    return
+            try:
+                async with asyncio.timeout(LOCK_ANSWER_S):
+                    await self._conn.fetchval("SELECT 1")
+            except Exception as exc:  # the server ended the session, or the network is down
+                logger.warning("a session lock's connection is lost: %s",
+                               type(exc).__name__)
+                return

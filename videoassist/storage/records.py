@@ -271,11 +271,12 @@ class DeliveryAttempt:
     duration_ms: int
     status_code: int | None
     error: str | None
+    node_id: int | None = None  # the node that made it (None: a release before nodes)
 
     def public(self) -> dict[str, Any]:
         return {"attempt": self.attempt, "started_at": self.started_at,
                 "duration_ms": self.duration_ms, "status_code": self.status_code,
-                "error": self.error}
+                "error": self.error, "node_id": self.node_id}
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,19 @@
 A delivery is due while ``next_attempt_at`` is set and not in the future; it stops
 being due when it is delivered or its last allowed attempt fails. Rows outlive the
 process, so deliveries pending at shutdown go out after the next start.
+
+Every node may send deliveries: a node ``claim``s due ones for a lease (``claimed_by``,
+``lease_until``), which takes each for one node only (rows locked by another node's
+claim are skipped, ``FOR UPDATE SKIP LOCKED``), records its attempt before making it,
+and ``finish``es it. A node that dies mid-attempt leaves its claims to expire; the next
+node to claim the delivery records that attempt as lost and makes the next one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from videoassist.storage.db import Database, Row
+from videoassist.storage.db import Database, Row, Transaction
 from videoassist.storage.records import Delivery, DeliveryAttempt
 
 _COLUMNS = (
@@ -22,6 +28,13 @@ _STATES = {
     "failed": "failed_at IS NOT NULL",
 }
 DELIVERY_STATES: tuple[str, ...] = tuple(_STATES)
+# The error of an attempt that has begun and not ended yet.
+IN_PROGRESS = "in progress"
+# Of an attempt whose node claimed the delivery and did not finish before its lease
+# ended (it died, or stalled): the receiver may or may not have had it.
+LOST = "lost: its node did not finish it"
+# Of an attempt cut short by its node stopping.
+INTERRUPTED = "interrupted: its node stopped"
 
 
 def _delivery(row: Row) -> Delivery:
@@ -43,37 +56,100 @@ class WebhookDeliveries:
             (uuid, type_, job_id, body, created_at, created_at),
         )
 
-    async def due(self, now: float, limit: int) -> list[Delivery]:
-        rows = await self._db.fetchall(
-            f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE next_attempt_at <= ?"
-            " ORDER BY next_attempt_at, id LIMIT ?",
-            (now, limit),
-        )
-        return [_delivery(r) for r in rows]
+    async def claim(self, node_id: int, now: float, lease_s: float, max_attempts: int,
+                    limit: int) -> list[Delivery]:
+        """Take up to ``limit`` due deliveries for node ``node_id``, for ``lease_s``:
+        each comes back with its ``attempts`` counting the attempt about to be made,
+        recorded already as 'in progress' by this node. No other node is given them
+        until the lease ends (``finish`` or ``release`` ends it sooner).
+
+        A due delivery still claimed is one whose node died, or stalled past its lease,
+        mid-attempt: that attempt is recorded as ``LOST``, and the delivery is given up
+        if it was its last allowed one, else taken as the next attempt. Rows other
+        nodes are claiming at the same time are passed over (``SKIP LOCKED``), not
+        waited for."""
+        claimed: list[Delivery] = []
+        async with self._db.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT id, attempts, claimed_by FROM webhook_deliveries"
+                " WHERE next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?"
+                f"{tx.dialect.skip_locked}",
+                (now, limit))
+            for delivery_id, attempts, claimed_by in rows:
+                if claimed_by is not None:  # its node never finished the attempt
+                    await self._end_attempt(tx, delivery_id, attempts, claimed_by, now,
+                                            None, LOST)
+                if attempts >= max_attempts:
+                    await tx.execute(
+                        "UPDATE webhook_deliveries SET next_attempt_at = NULL,"
+                        " failed_at = ?, claimed_by = NULL, lease_until = NULL WHERE id = ?",
+                        (now, delivery_id))
+                    continue
+                row = await tx.fetchone(
+                    "UPDATE webhook_deliveries SET attempts = attempts + 1, claimed_by = ?,"
+                    " lease_until = ?2, next_attempt_at = ?2 WHERE id = ?"
+                    f" RETURNING {_COLUMNS}",
+                    (node_id, now + lease_s, delivery_id))
+                assert row is not None
+                delivery = _delivery(row)
+                await tx.execute(
+                    "INSERT INTO webhook_attempts (delivery_id, attempt, started_at,"
+                    " duration_ms, status_code, error, node_id) VALUES (?, ?, ?, 0, NULL, ?, ?)",
+                    (delivery_id, delivery.attempts, now, IN_PROGRESS, node_id))
+                claimed.append(delivery)
+        return claimed
+
+    @staticmethod
+    async def _end_attempt(tx: Transaction, delivery_id: int, attempt: int, node_id: int,
+                           now: float, status_code: int | None, error: str | None,
+                           duration_ms: int | None = None, was: str = IN_PROGRESS) -> None:
+        """Write how an attempt recorded as ``was`` (in progress) ended."""
+        await tx.execute(
+            "UPDATE webhook_attempts SET status_code = ?, error = ?,"
+            " duration_ms = coalesce(?, CAST(round((? - started_at) * 1000) AS INTEGER))"
+            " WHERE delivery_id = ? AND attempt = ? AND node_id = ? AND error IN (?, ?)",
+            (status_code, error, duration_ms, now, delivery_id, attempt, node_id,
+             IN_PROGRESS, was))
 
     async def next_due_at(self) -> float | None:
+        """When a delivery is next due: pending, or claimed by a node until then."""
         row = await self._db.fetchone("SELECT min(next_attempt_at) FROM webhook_deliveries")
         return None if row is None or row[0] is None else float(row[0])
 
-    async def record_attempt(self, delivery_id: int, attempt: DeliveryAttempt, *,
-                             delivered: bool, next_attempt_at: float | None) -> None:
-        """Log an attempt and move the delivery on: delivered, due again, or given up."""
+    async def finish(self, delivery_id: int, node_id: int, attempt: DeliveryAttempt, *,
+                     delivered: bool, next_attempt_at: float | None) -> bool:
+        """Write how node ``node_id``'s claimed attempt went, and move the delivery on:
+        delivered, due again at ``next_attempt_at``, or given up (None). False if the
+        claim was no longer this node's (its lease ended and another node took the
+        delivery over, or the job was erased): the attempt is written all the same."""
         now = self._clock()
         async with self._db.transaction() as tx:
+            # An attempt taken for lost that ends after all is written as it ended.
+            await self._end_attempt(tx, delivery_id, attempt.attempt, node_id, now,
+                                    attempt.status_code, attempt.error, attempt.duration_ms,
+                                    was=LOST)
             count = await tx.execute(
-                "UPDATE webhook_deliveries SET attempts = ?, next_attempt_at = ?,"
-                " delivered_at = ?, failed_at = ? WHERE id = ? AND next_attempt_at IS NOT NULL",
-                (attempt.attempt, None if delivered else next_attempt_at,
-                 now if delivered else None,
-                 now if not delivered and next_attempt_at is None else None, delivery_id),
-            )
-            if count:  # else the job, and with it the delivery, was erased meanwhile
+                "UPDATE webhook_deliveries SET next_attempt_at = ?, delivered_at = ?,"
+                " failed_at = ?, claimed_by = NULL, lease_until = NULL"
+                " WHERE id = ? AND claimed_by = ? AND attempts = ?",
+                (None if delivered else next_attempt_at, now if delivered else None,
+                 now if not delivered and next_attempt_at is None else None,
+                 delivery_id, node_id, attempt.attempt))
+        return count > 0
+
+    async def release(self, node_id: int, claims: dict[int, int]) -> None:
+        """Give back the deliveries node ``node_id`` claimed (id: attempt number) and
+        cannot finish (it is stopping): each attempt is recorded as ``INTERRUPTED`` (the
+        receiver may have had it), and the delivery is due again at once."""
+        now = self._clock()
+        async with self._db.transaction() as tx:
+            for delivery_id, attempt in claims.items():
+                await self._end_attempt(tx, delivery_id, attempt, node_id, now, None,
+                                        INTERRUPTED)
                 await tx.execute(
-                    "INSERT INTO webhook_attempts (delivery_id, attempt, started_at,"
-                    " duration_ms, status_code, error) VALUES (?, ?, ?, ?, ?, ?)",
-                    (delivery_id, attempt.attempt, attempt.started_at, attempt.duration_ms,
-                     attempt.status_code, attempt.error),
-                )
+                    "UPDATE webhook_deliveries SET next_attempt_at = ?, claimed_by = NULL,"
+                    " lease_until = NULL WHERE id = ? AND claimed_by = ? AND attempts = ?",
+                    (now, delivery_id, node_id, attempt))
 
     async def recent(self, state: str | None = None, limit: int = 50
                      ) -> list[tuple[Delivery, list[DeliveryAttempt]]]:
@@ -89,8 +165,8 @@ class WebhookDeliveries:
         if deliveries:
             marks = ", ".join("?" * len(deliveries))
             for row in await self._db.fetchall(
-                "SELECT delivery_id, attempt, started_at, duration_ms, status_code, error"
-                f" FROM webhook_attempts WHERE delivery_id IN ({marks})"
+                "SELECT delivery_id, attempt, started_at, duration_ms, status_code, error,"
+                f" node_id FROM webhook_attempts WHERE delivery_id IN ({marks})"
                 " ORDER BY delivery_id, attempt, id",
                 list(attempts),
             ):

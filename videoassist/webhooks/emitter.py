@@ -4,13 +4,21 @@ Every event is one delivery: a JSON body built once and stored byte for byte, so
 retry sends (and signs) exactly the same bytes under the same delivery id. The
 worker sends due deliveries a few at a time; a non-2xx answer (redirects included), a
 timeout or a connection error schedules the next attempt after an exponential
-backoff, until the last allowed attempt. Every attempt is logged in the database.
-A delivery interrupted by shutdown is still due at the next start. Bodies and the
-URL are never written to the log.
+backoff, until the last allowed attempt. Every attempt is recorded in the database
+before it is made, with the node making it, and its outcome when it ends. Bodies and
+the URL are never written to the log.
 
-Only the server runs the worker. Another process (the CLI) queues with an ``Outbox``
-alone; the worker notices its commit by SQLite's ``PRAGMA data_version``, read every
-``ELSEWHERE_CHECK_S`` while it waits, and sends what was queued.
+Several nodes may deliver from one database at once (PostgreSQL): each ``claim``s the
+deliveries it sends, for a lease of ``VIDEOASSIST_WEBHOOK_TIMEOUT_S`` plus
+``LEASE_MARGIN_S``, so that no other node sends them meanwhile. A node that stops
+gives its claims back (the attempts cut short recorded as interrupted, the deliveries
+due again at once); a node that dies keeps them until the lease ends, then the next
+node to claim one records the dead node's attempt as lost and makes the next.
+On SQLite only worker 0 (or the server of one process) delivers, as before.
+
+Another process (the CLI) queues with an ``Outbox`` alone; a delivering worker notices
+its commit by ``Database.data_version``, read every ``ELSEWHERE_CHECK_S`` while it
+waits, and sends what was queued.
 """
 
 from __future__ import annotations
@@ -46,8 +54,20 @@ IDLE_CHECK_S = 60.0  # look at the database at least this often (clock changes)
 # database, which may have queued a delivery: the bound on how late it goes out.
 ELSEWHERE_CHECK_S = 0.5
 KEEP_FINISHED_S = 30 * 86400  # delivered and given-up deliveries are kept 30 days
-PRUNE_EVERY_S = 3600.0
+PRUNE_EVERY_S = 3600.0  # the duty's period
 ERROR_PAUSE_S = 5.0
+# A claim lasts the attempt's timeout plus this: time to write its outcome. A node
+# slower than that may see its delivery taken over and sent again.
+LEASE_MARGIN_S = 5.0
+
+
+async def prune(store: Store, now: float) -> int:
+    """Forget the deliveries finished more than ``KEEP_FINISHED_S`` ago (a periodic
+    duty: ``cluster.duties``)."""
+    pruned = await store.webhooks.prune(now - KEEP_FINISHED_S)
+    if pruned:
+        logger.info("pruned %d finished webhook deliveries", pruned)
+    return pruned
 
 
 @dataclass(frozen=True)
@@ -111,12 +131,14 @@ class Webhooks:
         self._secret = secret
         self._retry = retry
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.lease_s = timeout_s + LEASE_MARGIN_S
         self._clock = clock
         self._wake = asyncio.Event()
         self._outbox = Outbox(store, bool(url), clock, self._wake.set)
         self._session: aiohttp.ClientSession | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._pruned_at = float("-inf")
+        self._node_id = 0
+        self._claims: dict[int, int] = {}  # delivery id: attempt, being made now
         self._data_version: int | None = None  # the database's, when a round began
 
     @property
@@ -127,21 +149,30 @@ class Webhooks:
         """``Outbox.emit``; the worker wakes at once."""
         await self._outbox.emit(event_type, data)
 
-    def start(self) -> None:
-        """Start the worker (when a URL is configured)."""
+    def start(self, node_id: int) -> None:
+        """Start the worker (when a URL is configured), delivering as node ``node_id``."""
         if self.enabled and self._worker is None:
+            self._node_id = node_id
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout, headers={"User-Agent": f"videoassist/{__version__}"}
             )
             self._worker = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        """Stop the worker; an attempt cut short stays due for the next start."""
+        """Stop the worker; the attempts cut short are recorded as interrupted, and their
+        deliveries are due again at once (for another node, or the next start)."""
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+        if self._claims:
+            try:
+                await self._store.webhooks.release(self._node_id, self._claims)
+            except Exception:
+                logger.exception("webhook deliveries being sent could not be given back: "
+                                 "they are due again when their lease ends")
+            self._claims = {}
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -167,19 +198,17 @@ class Webhooks:
         self._data_version = await self._store.db.data_version()
         deliveries = self._store.webhooks
         now = self._clock()
-        if now - self._pruned_at >= PRUNE_EVERY_S:
-            self._pruned_at = now
-            pruned = await deliveries.prune(now - KEEP_FINISHED_S)
-            if pruned:
-                logger.info("pruned %d finished webhook deliveries", pruned)
-        due = await deliveries.due(now, BATCH)
+        due = await deliveries.claim(self._node_id, now, self.lease_s,
+                                     self._retry.max_attempts, BATCH)
+        self._claims.update((d.id, d.attempts) for d in due)
         if due:
             results = await asyncio.gather(*(self._attempt(d) for d in due),
                                            return_exceptions=True)
             failures = [r for r in results if isinstance(r, Exception)]
             for failure in failures:
-                logger.error("webhook attempt not recorded", exc_info=failure)
-            if failures:  # a delivery whose attempt is not recorded is due again at once
+                logger.error("webhook attempt's outcome not recorded: its delivery is due "
+                             "again when the claim's lease ends", exc_info=failure)
+            if failures:
                 await asyncio.sleep(ERROR_PAUSE_S)
             return
         next_at = await deliveries.next_due_at()
@@ -201,7 +230,7 @@ class Webhooks:
 
     async def _attempt(self, delivery: Delivery) -> None:
         assert self._session is not None
-        attempt = delivery.attempts + 1
+        attempt = delivery.attempts  # this one included: claimed for it
         prefix = f"[webhook {delivery.uuid} {delivery.type}]"
         headers = {
             "Content-Type": "application/json",
@@ -235,11 +264,16 @@ class Webhooks:
         next_at = None
         if not delivered and attempt < self._retry.max_attempts:
             next_at = self._clock() + self._retry.delay(attempt)
-        await self._store.webhooks.record_attempt(
-            delivery.id, DeliveryAttempt(attempt, started_at, duration_ms, status, error),
+        still_ours = await self._store.webhooks.finish(
+            delivery.id, self._node_id,
+            DeliveryAttempt(attempt, started_at, duration_ms, status, error),
             delivered=delivered, next_attempt_at=next_at,
         )
-        if delivered:
+        del self._claims[delivery.id]
+        if not still_ours:
+            logger.warning("%s attempt %d outlived its claim (%s): the delivery was taken "
+                           "over, or erased", prefix, attempt, error or f"HTTP {status}")
+        elif delivered:
             logger.info("%s delivered (attempt %d, HTTP %s)", prefix, attempt, status)
         elif next_at is not None:
             logger.warning("%s attempt %d failed (%s); next in %.1f s", prefix, attempt, error,
