@@ -1,4 +1,4 @@
-"""A fleet for the module's tests that leave it as they found it: three nodes on one
+"""One fleet for the package's tests, each of which leaves it whole: three nodes on one
 PostgreSQL database, nginx in front (``tests.support.fleet``)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from tests.support.databases import Cluster
 from tests.support.fleet import Fleet
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def fleet(tmp_path_factory: pytest.TempPathFactory,
           postgresql_cluster: Cluster) -> Iterator[Fleet]:
     running = Fleet.create(tmp_path_factory.mktemp("fleet"), postgresql_cluster)

@@ -14,6 +14,7 @@ on an aiohttp session of the test's own (``Fleet.through`` and ``Fleet.on``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import ipaddress
@@ -36,9 +37,11 @@ from cryptography.x509.oid import NameOID
 
 from tests.support.databases import Cluster, raw_fetchall
 from tests.support.docs import fenced_blocks
-from tests.support.process import ServeProcess, clean_env, videoassist
+from tests.support.process import ServeProcess
 from tests.support.server import PASSWORD, Clock, Server, free_port
+from videoassist import accounts
 from videoassist.config import Settings
+from videoassist.storage import Store
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 START_S = 60.0  # a node's start on a busy machine
@@ -148,6 +151,16 @@ http {{
             self.proc.wait(5)
 
 
+async def _staff(url: str) -> None:
+    """bob (expert) and boss (admin), with the tests' password."""
+    store = await Store.open(url, migrate=False)
+    try:
+        for name, role in (("bob", "expert"), ("boss", "admin")):
+            await accounts.add_user(store, name, role, PASSWORD)
+    finally:
+        await store.close()
+
+
 def shared_secrets() -> dict[str, str]:
     """The settings every node of one fleet has alike, generated for this fleet."""
     return {
@@ -179,9 +192,7 @@ class Fleet:
         ports = [free_port() for _ in range(size)]
         fleet = cls(root, url, {}, ports, [None] * size)
         if migrated:
-            for name, role in (("bob", "expert"), ("boss", "admin")):
-                fleet.cli("user", "add", name, "--role", role, "--password-stdin",
-                          stdin=PASSWORD + "\n")
+            asyncio.run(_staff(url))
         fleet.env = {
             "VIDEOASSIST_DATABASE_URL": url, "VIDEOASSIST_WORKERS": "1",
             "VIDEOASSIST_TRUST_FORWARDED_FOR": "true", "VIDEOASSIST_DRAIN_TIMEOUT_S": "60",
@@ -190,18 +201,6 @@ class Fleet:
             "VIDEOASSIST_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hooks",
             **shared_secrets(), **env}
         return fleet
-
-    def cli(self, *args: str, stdin: str = "") -> str:
-        """A ``videoassist`` command on the fleet's database; its stdout."""
-        data_dir = self.root / "cli"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        result = videoassist(data_dir, *args, stdin=stdin, env=clean_env(
-            VIDEOASSIST_DATABASE_URL=self.database_url))
-        assert result.code == 0 and "Traceback" not in result.err, result
-        return result.out
-
-    def job(self, title: str) -> int:
-        return int(self.cli("job", "create", title).strip())
 
     def start(self, *indexes: int, proxy: bool = True) -> None:
         """Start these nodes (all by default) at once, wait until each serves, then
@@ -218,6 +217,9 @@ class Fleet:
 
     def launch(self, index: int) -> ServeProcess:
         """Start node ``index`` (not waiting for it) on its own data directory."""
+        previous = self.nodes[index]
+        if previous is not None:  # gone (or stopped here): close what reads its output
+            previous.stop(5)
         data_dir = self.root / f"node{index}"
         data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(self.env)
@@ -292,6 +294,16 @@ class Fleet:
             return None
         [(pid,)] = rows
         return next(i for i, p in enumerate(self.nodes) if p is not None and p.proc.pid == pid)
+
+    async def idle(self, timeout: float = 10) -> None:
+        """Wait until no call is in progress and every node's last heartbeat says it has
+        no connection: a new call then goes on the node joined through (placement
+        prefers the least loaded node, this one on a tie)."""
+        async with asyncio.timeout(timeout):
+            while await self.query(
+                    "SELECT 1 FROM calls WHERE ended_at IS NULL UNION ALL"
+                    " SELECT 1 FROM nodes WHERE stopped_at IS NULL AND load > 0"):
+                await asyncio.sleep(0.1)
 
     async def calls(self, job_id: int) -> list[tuple[int, float | None]]:
         """The job's calls: (id, ended_at), oldest first."""
