@@ -149,8 +149,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     hub = Hub(app[STORE], app[SETTINGS].revocation_poll_s, app[CLOCK], app[NODE],
               CallWebhooks(app[WEBHOOKS]))
     if app[WORKER] is None:  # a supervisor does this before starting its workers
-        ended = await end_calls_of_gone_nodes(app[STORE], app[WEBHOOKS], app[CLOCK](),
-                                              timeout_s=app[SETTINGS].node_timeout_s)
+        ended = await end_calls_of_gone_nodes(app[STORE], app[WEBHOOKS], app[CLOCK]())
         if ended:
             logger.info("closed %d calls left open by a previous run", len(ended))
     app[HUB] = hub

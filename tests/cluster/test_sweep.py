@@ -76,7 +76,7 @@ async def test_a_start_ends_the_calls_of_this_host_s_dead_processes_only(
             job = (await store.jobs.create(name, None, None)).id
             calls[name] = (await store.calls.place(job, node, 0.0, spread=False)).call_id
         ended = await end_calls_of_gone_nodes(store, Outbox(store, False, lambda: 0.0),
-                                              time.time(), timeout_s=30)
+                                              time.time())
         # The dead process's node, and this very process's (a pid used again).
         assert sorted(ended) == sorted([calls["dead"], calls["mine"]])
         for name in ("alive", "other host"):

@@ -9,9 +9,10 @@ there. Every request must carry the installation's node secret
 anything else gets 404, as if the path did not exist.
 
 After each heartbeat the node runs its ``on_beat`` (the sweep of dead nodes,
-``cluster.sweep``). A node whose heartbeat finds its row marked stopped was taken for
-dead by another (its loop stalled longer than the node timeout) and its calls were
-ended: it registers again, as a new node, and its hub closes the calls it still had.
+``cluster.sweep``), once its heartbeats have gone through for a whole node timeout. A
+node whose heartbeat finds its row marked stopped was taken for dead by another (its
+loop stalled longer than the node timeout) and its calls were ended: it registers
+again, as a new node, and its hub closes the calls it still had.
 """
 
 from __future__ import annotations
@@ -110,6 +111,11 @@ class ThisNode:
             await self._store.nodes.set_draining(self.id)
 
     async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Since when every heartbeat went through. Only a node that has heard the
+        # database for a whole node timeout judges others by their silence: after an
+        # outage of the database, every node's heartbeat is old until it beats again.
+        steady_since = loop.time()
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
@@ -118,12 +124,13 @@ class ThisNode:
                                  "from for %g s) and its calls were ended: registering "
                                  "again", self.id, self.timeout_s)
                     await self._register()
-                if self._on_beat is not None:
+                if self._on_beat is not None and loop.time() - steady_since >= self.timeout_s:
                     await self._on_beat()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("node %d: heartbeat failed; trying again", self.id)
+                steady_since = loop.time() + HEARTBEAT_S
 
     async def draining(self) -> None:
         """Take no new calls: placement passes this node by."""

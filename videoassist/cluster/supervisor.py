@@ -88,8 +88,7 @@ class Supervisor:
         self._reserved = self._reserve_port()
         self._store = await Store.open(settings.database)
         try:
-            ended = await end_calls_of_gone_nodes(self._store, self._outbox(), time.time(),
-                                                  timeout_s=settings.node_timeout_s)
+            ended = await end_calls_of_gone_nodes(self._store, self._outbox(), time.time())
             if ended:
                 logger.info("closed %d calls left open by a previous run", len(ended))
             for signum in SIGNALS:
@@ -265,8 +264,7 @@ class Supervisor:
                else f"exited with status {code}")
         try:
             ended = await end_calls_of_gone_nodes(self._store, self._outbox(), time.time(),
-                                                  pid=slot.process.pid,
-                                                  timeout_s=self.settings.node_timeout_s)
+                                                  pid=slot.process.pid)
         except Exception:
             logger.exception("worker %d: its calls could not be ended", slot.index)
             ended = []

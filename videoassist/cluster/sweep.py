@@ -5,11 +5,13 @@ Two ways a node is known to be gone:
 - **On this machine**, by its process: the supervisor at start-up and a server of one
   process at its own start end the calls of this host's nodes whose process is gone
   (or is this very process: a container's pid 1 again), and the supervisor those of a
-  worker that died, at once. A node of another ``videoassist serve`` on this machine
+  worker that died, at once, sure of it. A node of another ``videoassist serve`` on this machine
   that runs is left alone, and so is every other machine's. Calls held by no node
   (left by a version from before nodes) are ended at start-up too.
 - **Anywhere**, by its silence: every node, after each heartbeat, takes the nodes not
-  heard from for ``VIDEOASSIST_NODE_TIMEOUT_S`` for dead (``Sweeper``). Marking one
+  heard from for ``VIDEOASSIST_NODE_TIMEOUT_S`` for dead (``Sweeper``), once its own
+  heartbeats have gone through for that long (after an outage of the database every
+  heartbeat is old: nobody judges until everyone had the time to beat again). Marking one
   stopped is a conditional UPDATE, so of all the nodes that notice at once one claims
   it and ends its calls; every node then closes the connections it carries to calls
   that have ended (1011 ``call_lost``: the clients rejoin, and the job's next join
@@ -25,7 +27,7 @@ import os
 import socket
 from collections.abc import Callable
 
-from videoassist.cluster.node import SILENT_S, ThisNode
+from videoassist.cluster.node import ThisNode
 from videoassist.cluster.proxy import Proxies
 from videoassist.storage import Store
 from videoassist.webhooks import CallWebhooks, Outbox, Webhooks
@@ -50,11 +52,10 @@ def _process_gone(pid: int) -> bool:
 
 
 async def end_calls_of_gone_nodes(store: Store, webhooks: Webhooks | Outbox, now: float,
-                                  pid: int | None = None,
-                                  timeout_s: float = SILENT_S) -> list[int]:
-    """End the calls of the nodes gone: this machine's whose process is gone (or the
-    node of process ``pid``, which died), and those silent for ``timeout_s``; mark those
-    nodes stopped. The ids of the calls this ended."""
+                                  pid: int | None = None) -> list[int]:
+    """End the calls of this machine's nodes whose process is gone (or of the node of
+    process ``pid``, which died) and mark those nodes stopped. The ids of the calls
+    this ended. Silent nodes elsewhere are the ``Sweeper``'s."""
     host = socket.gethostname()
     if pid is None:
         gone = [n.id for n in await store.nodes.of_host(host) if _process_gone(n.pid)]
@@ -62,8 +63,6 @@ async def end_calls_of_gone_nodes(store: Store, webhooks: Webhooks | Outbox, now
         gone = [n.id for n in await store.nodes.of_host(host) if n.pid == pid]
     ended = await store.calls.end_held_by(gone, unplaced=pid is None)
     await store.nodes.stop(gone)
-    _, silent = await store.calls.end_of_silent_nodes(now - timeout_s, 0)
-    ended += silent
     await _tell(store, webhooks, ended)
     if pid is None:
         await store.nodes.prune(now - KEEP_STOPPED_S)
