@@ -71,6 +71,9 @@ async def test_a_customer_whose_link_was_redeemed_through_a_reaches_a_call_on_b_
         while '"GET /ws" 101' not in log.read_text():
             await asyncio.sleep(0.05)
     assert '"POST /api/invites/redeem"' not in log.read_text()
+    # Every secret is a setting: nothing on a node's disk (docs/deploy.md, Fleet).
+    for index in (A, B, C):
+        assert list((fleet.root / f"node{index}").iterdir()) == []
 
 
 async def join(remote: Server, token: str, job: int | None

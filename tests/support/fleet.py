@@ -168,6 +168,7 @@ def shared_secrets() -> dict[str, str]:
         "VIDEOASSIST_SNAPSHOT_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "VIDEOASSIST_NODE_SECRET": secrets.token_urlsafe(32),
         "VIDEOASSIST_TURN_SECRET": secrets.token_urlsafe(32),
+        "VIDEOASSIST_WEBHOOK_SECRET": secrets.token_urlsafe(32),
     }
 
 
