@@ -11,8 +11,9 @@ While that connection is up and the watcher has looked since it came up, the hub
 what it has read: a signalling message is not checked against the database one by
 one. When it is lost (the database restarted, a network cut, ``pg_terminate_backend``)
 the node says so in its log and metrics, checks every message against the database
-again, and relies on its poll, until it is back: it reconnects after ``RETRY_S`` (0.5 s,
-then longer), and then looks at its calls at once, for what it missed meanwhile.
+again, and polls at least every ``hub.UNHEARD_POLL_S`` (0.25 s), until it is back: it
+reconnects after ``RETRY_S`` (0.5 s, then longer), and then looks at its calls at once,
+for what it missed meanwhile.
 
 On SQLite there are no notifications: nothing runs here, and the hub polls and checks
 each message, as a server on one machine always did.

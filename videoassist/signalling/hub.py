@@ -14,7 +14,8 @@ places on its node, and only those. A join whose call is held by another node ra
 calls only: every other node watches its own.
 
 The watcher looks at the database every ``poll_s``, and at once when the database
-notifies a change (PostgreSQL, ``videoassist.cluster.changes``). While notifications
+notifies a change (PostgreSQL, ``videoassist.cluster.changes``); while the
+notifications do not come, at least every ``UNHEARD_POLL_S``. While notifications
 come, what it last read is current enough to stand for the database: ``notified`` says
 so, and a connection then checks its messages against the member's state, not the
 database.
@@ -57,6 +58,10 @@ CALL_LOST = "The call was interrupted on the server. Reconnecting starts it agai
 # participant it was placed for never arrived).
 UNCLAIMED_S = 30.0
 UNCLAIMED_CHECK_S = 5.0
+# How often the watcher looks at most while the database's notifications do not come
+# (lost, or not yet there), however long ``poll_s`` is: the poll is then what bounds
+# how late a change made elsewhere takes effect.
+UNHEARD_POLL_S = 0.25
 
 
 class ThisNode(Protocol):
@@ -241,7 +246,7 @@ class Hub:
         self._listening = up
         if up:
             self._listen_epoch += 1
-            self._wake.set()
+        self._wake.set()  # up: look now; down: poll often from now on
 
     def members(self) -> list[Member]:
         return [m for room in self._rooms.values() for m in room.members.values()]
@@ -388,7 +393,8 @@ class Hub:
         return len(closing)
 
     async def watch_revocations(self) -> None:
-        """Every ``poll_s``, and at once when the database notifies a change: close the
+        """Every ``poll_s`` (while the database's notifications do not come, at least
+        every ``UNHEARD_POLL_S``), and at once when it notifies a change: close the
         calls of jobs closed, the connections of users disabled or signed out, and the
         participants of links withdrawn, anywhere (the CLI, another node, included): the
         bound on how late such a change made elsewhere takes effect here. Only this
@@ -400,8 +406,9 @@ class Hub:
         unclaimed_at = loop.time()
         while True:
             unclaimed_in = unclaimed_at + UNCLAIMED_CHECK_S - loop.time()
+            poll_s = self._poll_s if self._listening else min(self._poll_s, UNHEARD_POLL_S)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, min(self._poll_s, unclaimed_in))):
+                async with asyncio.timeout(max(0.0, min(poll_s, unclaimed_in))):
                     await self._wake.wait()
             self._wake.clear()  # a change notified from here on wakes the next round
             epoch, changes = self._listen_epoch, self._changes
