@@ -82,7 +82,7 @@ class ChangeListener:
                 await asyncio.sleep(delay)
                 continue
             if listening is None:
-                logger.info("this database sends no notifications: polling for changes")
+                logger.debug("this database sends no notifications: polling for changes")
                 return
             failures = 0
             self._metrics.change_listener_up.set(1)
@@ -95,6 +95,9 @@ class ChangeListener:
                                time.monotonic() - down_since)
             try:
                 why = await listening.lost()
+            except Exception as exc:  # never let the listener die: it is the node's ears
+                logger.exception("watching the notification connection failed")
+                why = f"{type(exc).__name__}: {exc}"
             finally:
                 self._metrics.change_listener_up.set(0)
                 self._watcher.notifications(False)
