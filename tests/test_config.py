@@ -128,6 +128,35 @@ def test_the_database_is_sqlite_in_the_data_dir_unless_a_postgresql_url_is_set()
         assert "hunter2" not in str(caught.value)
 
 
+def test_the_poll_may_be_long_only_where_the_database_notifies() -> None:
+    """On SQLite the poll is the bound (at most 1 s); on PostgreSQL the notifications
+    are, and the poll only the safety net (at most an hour)."""
+    url = "postgresql://va:hunter2@db.example:5432/videoassist"
+    with pytest.raises(ConfigError, match=r"VIDEOASSIST_REVOCATION_POLL_S must be 0\.\.1 "):
+        load_settings({"VIDEOASSIST_REVOCATION_POLL_S": "30"})
+    assert load_settings({"VIDEOASSIST_REVOCATION_POLL_S": "3600",
+                          "VIDEOASSIST_DATABASE_URL": url}).revocation_poll_s == 3600
+    with pytest.raises(ConfigError, match=r"VIDEOASSIST_REVOCATION_POLL_S must be 0\.\.3600 "):
+        load_settings({"VIDEOASSIST_REVOCATION_POLL_S": "3601",
+                       "VIDEOASSIST_DATABASE_URL": url})
+
+
+def test_the_listening_connection_may_go_elsewhere_on_postgresql_only() -> None:
+    url = "postgresql://va:hunter2@db.example:6432/videoassist"  # a pooler
+    direct = "postgresql://va:hunter2@db.example:5432/videoassist"
+    settings = load_settings({"VIDEOASSIST_DATABASE_URL": url,
+                              "VIDEOASSIST_DATABASE_LISTEN_URL": direct})
+    assert settings.database_listen_url is not None
+    assert settings.database_listen_url.reveal() == direct
+    assert "hunter2" not in repr(settings)
+    with pytest.raises(ConfigError, match="set VIDEOASSIST_DATABASE_URL too"):
+        load_settings({"VIDEOASSIST_DATABASE_LISTEN_URL": direct})
+    with pytest.raises(ConfigError, match="VIDEOASSIST_DATABASE_LISTEN_URL must be") as caught:
+        load_settings({"VIDEOASSIST_DATABASE_URL": url,
+                       "VIDEOASSIST_DATABASE_LISTEN_URL": "mysql://va:hunter2@db/x"})
+    assert "hunter2" not in str(caught.value)
+
+
 def test_every_field_is_documented_in_the_class() -> None:
     docs = documentation()
     assert len(docs) == len(Settings.__dataclass_fields__)

@@ -227,7 +227,7 @@ async def test_no_customer_data_in_the_metrics(server: Server) -> None:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             assert set(sample.labels) <= {"role", "state", "kind", "reason", "code", "status",
-                                          "where", "le"}, sample
+                                          "where", "table", "le"}, sample
 
 
 def burn_cpu(seconds: float) -> None:

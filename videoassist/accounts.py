@@ -127,16 +127,17 @@ async def disable_user(store: Store, user: User, actor: str,
     others, and all of them when the CLI disables (None), are closed by each server
     process's watcher within ``VIDEOASSIST_REVOCATION_POLL_S``. The counts are of every
     connection closed, in whichever process."""
-    await store.users.set_disabled(user.id, True)
+    disabled = await store.users.set_disabled(user.id, True)
     revoked = await store.invites.revoke_created_by(user.id)
     used = {i.id for i in revoked if i.used_at is not None}
     await store.audit.record(actor, "user.disabled", f"user:{user.id}",
                              invites_revoked=len(revoked) - len(used),
                              used_invites_revoked=len(used))
-    # Counted after the change (nobody can join as them, or by their links, any more)
-    # and before closing (a closed connection leaves the database as it goes).
-    closed = await store.calls.connections_of(user_id=user.id)
-    removed = await store.calls.connections_of(invite_ids=used)
+    # Counted after the change (nobody can join as them, or by their links, any more),
+    # with those that were there when it was made: any node may have closed them already
+    # (the database notified it), and a closed connection leaves the database as it goes.
+    closed = await store.calls.connections_of(user_id=user.id, since=disabled.disabled_at)
+    removed = await store.calls.connections_of(invite_ids=used, since=disabled.disabled_at)
     if connections is not None:
         await connections.disconnect_user(user.id, "account_disabled")
         await connections.remove_link_participants(used)
@@ -147,12 +148,13 @@ async def disable_user(store: Store, user: User, actor: str,
 
 
 async def sign_out_connections(store: Store, user: User,
-                               connections: Connections | None) -> int:
+                               connections: Connections | None, since: float) -> int:
     """Close the connections to calls of a user just signed out (a role change, a
-    password reset): this process's now (``connections``), other processes' within
-    ``VIDEOASSIST_REVOCATION_POLL_S`` (their watchers see the session version change).
-    Return how many they are, in whichever process."""
-    count = await store.calls.connections_of(user_id=user.id)
+    password reset, made at ``since``): this process's now (``connections``), other
+    processes' within ``VIDEOASSIST_REVOCATION_POLL_S`` (their watchers see the session
+    version change; on PostgreSQL, at once). Return how many they are, in whichever
+    process, those already closed since the change included."""
+    count = await store.calls.connections_of(user_id=user.id, since=since)
     if connections is not None:
         await connections.disconnect_user(user.id, "signed_out")
     return count

@@ -56,6 +56,7 @@ from videoassist.appkeys import (
     WORKER,
 )
 from videoassist.auth.tokens import TokenService
+from videoassist.cluster.changes import ChangeListener
 from videoassist.cluster.duties import Duties, Duty
 from videoassist.cluster.node import ThisNode
 from videoassist.cluster.proxy import WS_PATH, Proxies
@@ -157,10 +158,15 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
             logger.info("closed %d calls left open by a previous run", len(ended))
     app[HUB] = hub
     watcher = asyncio.create_task(hub.watch_revocations())
+    listen_url = app[SETTINGS].database_listen_url
+    listener = asyncio.create_task(ChangeListener(
+        app[STORE].db, None if listen_url is None else listen_url.reveal(), hub,
+        app[METRICS]).run())
     yield
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    for task in (listener, watcher):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _close_calls(app: web.Application) -> None:

@@ -75,6 +75,15 @@ class Settings:
             "database instead of SQLite in DATA_DIR. Empty: SQLite."
         ),
     )
+    database_listen_url: Secret | None = field(
+        default=None,
+        metadata=_doc(
+            "postgresql://... of the same database, for the one connection per node that "
+            "LISTENs for changes (users disabled, jobs closed, links withdrawn) when "
+            "DATABASE_URL goes through a pooler that cannot carry LISTEN (PgBouncer in "
+            "transaction mode). Empty: DATABASE_URL."
+        ),
+    )
     host: str = field(default="127.0.0.1", metadata=_doc("Address the HTTP server binds."))
     port: int = field(default=8080, metadata=_doc("TCP port the HTTP server binds (0: any free)."))
     workers: int = field(
@@ -269,7 +278,9 @@ class Settings:
         metadata=_doc(
             "How often the server looks at the database for changes made by the CLI or "
             "another process to who may stay in a call (users disabled or signed out, "
-            "links withdrawn, jobs closed)."
+            "links withdrawn, jobs closed): 0..1 on SQLite. On PostgreSQL the database "
+            "notifies every node of them at once and this poll is a safety net, up to "
+            "3600 (while a node hears no notifications it polls every 0.25 s)."
         ),
     )
     access_log: bool = field(
@@ -370,7 +381,10 @@ class Settings:
             ("ws_heartbeat_s", self.ws_heartbeat_s > 0, "positive"),
             ("ws_rate_per_s", self.ws_rate_per_s > 0, "positive"),
             ("ws_rate_burst", self.ws_rate_burst > 0, "positive"),
-            ("revocation_poll_s", 0 < self.revocation_poll_s <= 1, "0..1 (disable within 1 s)"),
+            ("revocation_poll_s", 0 < self.revocation_poll_s <= 1, "0..1 (disable within 1 s)")
+            if self.database_url is None else
+            ("revocation_poll_s", 0 < self.revocation_poll_s <= 3600,
+             "0..3600 (on PostgreSQL: the safety net under the notifications)"),
             ("drain_timeout_s", 0 <= self.drain_timeout_s <= 7 * 24 * 3600,
              "0..604800 seconds"),
             ("node_timeout_s", 2 <= self.node_timeout_s <= 3600, "2..3600 seconds"),
@@ -420,6 +434,14 @@ class Settings:
                               f"reach this one at, not a wildcard: got {self.internal_host!r}")
         if self.node_secret is not None and len(self.node_secret.reveal()) < 16:
             raise ConfigError(f"{ENV_PREFIX}NODE_SECRET must be at least 16 characters")
+        if self.database_listen_url is not None:
+            db = urlsplit(self.database_listen_url.reveal())
+            if self.database_url is None:
+                raise ConfigError(f"{ENV_PREFIX}DATABASE_LISTEN_URL is for PostgreSQL: "
+                                  f"set {ENV_PREFIX}DATABASE_URL too")
+            if db.scheme not in ("postgresql", "postgres") or not db.path.strip("/"):
+                raise ConfigError(f"{ENV_PREFIX}DATABASE_LISTEN_URL must be a postgresql:// "
+                                  "URL naming the database")
         parts = urlsplit(self.webhook_url)
         if self.webhook_url and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise ConfigError(f"{ENV_PREFIX}WEBHOOK_URL must be an http(s) URL")

@@ -84,7 +84,21 @@ class Metrics:
             "videoassist_snapshot_seconds",
             "Seconds from a snapshot.request to the snapshot stored.",
             buckets=SNAPSHOT_BUCKETS, registry=r)
+        self.change_notifications = Counter(
+            "videoassist_change_notifications",
+            "Change notifications the database sent this node (PostgreSQL), by the table "
+            "of the row that changed.", ["table"], registry=r)
+        self.change_listener_up = Gauge(
+            "videoassist_change_listener_up",
+            "1 while this node's notification connection to the database is up "
+            "(PostgreSQL), else 0 (SQLite, or lost: the poll covers).", registry=r)
+        self.change_listener_failures = Counter(
+            "videoassist_change_listener_failures",
+            "The notification connection lost ('lost'), or a try to open it that failed "
+            "('connect').", ["reason"], registry=r)
         ProcessCollector(namespace="videoassist", registry=r)
+        for reason in ("lost", "connect"):
+            self.change_listener_failures.labels(reason)
         for where in ("http", "websocket", "snapshot"):
             self.unhandled_errors.labels(where)  # present at 0 from the start
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from videoassist import accounts, invitations
 from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import staff_user
-from videoassist.appkeys import HUB, SETTINGS, STORE
+from videoassist.appkeys import CLOCK, HUB, SETTINGS, STORE
 from videoassist.errors import BadRequest, Conflict
 from videoassist.storage.records import User
 
@@ -84,10 +84,11 @@ async def change_role(request: web.Request) -> web.Response:
     user = await store.users.get(user_id)
     if user.id == admin.id:
         raise BadRequest("You cannot change your own role.")
+    since = request.app[CLOCK]()
     changed = await accounts.change_role(store, user, body["role"], f"user:{admin.id}")
     closed = 0
     if changed.role != user.role:
-        closed = await accounts.sign_out_connections(store, user, request.app[HUB])
+        closed = await accounts.sign_out_connections(store, user, request.app[HUB], since)
     return web.json_response({"user": _admin_view(changed, await _in_call(request)),
                               "connections_closed": closed})
 
@@ -105,8 +106,9 @@ async def reset_password(request: web.Request) -> web.Response:
                          "another admin or the CLI.")
     if not user.active:
         raise Conflict("This account is disabled: enable it first.")
+    since = request.app[CLOCK]()
     await accounts.reset_password(store, user, f"user:{admin.id}")
-    closed = await accounts.sign_out_connections(store, user, request.app[HUB])
+    closed = await accounts.sign_out_connections(store, user, request.app[HUB], since)
     link = await invitations.create_password_link(
         store, settings, user, f"user:{admin.id}", admin.id
     )

@@ -49,7 +49,10 @@ loses with its connection; on SQLite worker 0.
 **Revocation and job closing** work per node: each hub's watcher polls the database
 (every ``VIDEOASSIST_REVOCATION_POLL_S``) for closed jobs, disabled or signed-out
 users and withdrawn links, and acts on its own calls. An action taken through another
-worker (or the CLI) reaches a call within that poll.
+worker (or the CLI) reaches a call within that poll. On PostgreSQL the database also
+notifies every node of such a change when it is committed (``changes``: one LISTEN
+connection per node), and the watcher looks at once; the poll stays as the safety net
+for when that connection is lost.
 
 **Death** (``sweep``). A worker that dies is seen by the supervisor at once: its
 node's calls are ended in the database (``call.ended`` webhooks), the connections

@@ -13,6 +13,13 @@ Each hub is one node's (``videoassist.cluster``): it holds the calls the databas
 places on its node, and only those. A join whose call is held by another node raises
 ``Elsewhere``, and the connection is carried there. The watcher acts on this node's
 calls only: every other node watches its own.
+
+The watcher looks at the database every ``poll_s``, and at once when the database
+notifies a change (PostgreSQL, ``videoassist.cluster.changes``); while the
+notifications do not come, at least every ``UNHEARD_POLL_S``. While notifications
+come, what it last read is current enough to stand for the database: ``notified`` says
+so, and a connection then checks its messages against the member's state, not the
+database.
 """
 
 from __future__ import annotations
@@ -52,6 +59,10 @@ CALL_LOST = "The call was interrupted on the server. Reconnecting starts it agai
 # participant it was placed for never arrived).
 UNCLAIMED_S = 30.0
 UNCLAIMED_CHECK_S = 5.0
+# How often the watcher looks at most while the database's notifications do not come
+# (lost, or not yet there), however long ``poll_s`` is: the poll is then what bounds
+# how late a change made elsewhere takes effect.
+UNHEARD_POLL_S = 0.25
 
 
 class ThisNode(Protocol):
@@ -199,6 +210,12 @@ class Hub:
         self._events = events
         self._rooms: dict[int, Room] = {}
         self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._listening = False  # the database's notifications come
+        self._listen_epoch = 0   # times they started coming
+        self._checked_epoch = -1  # the epoch at the start of the last whole check
+        self._changes = 0  # changes notified
+        self._checked_changes = 0  # changes notified before the last whole check began
         self._idle = asyncio.Event()
         self._idle.set()
         self.calls_started = 0              # since the server started
@@ -207,6 +224,29 @@ class Hub:
     @property
     def rooms(self) -> dict[int, Room]:
         return self._rooms
+
+    @property
+    def notified(self) -> bool:
+        """Whether every change to who may stay in a call reaches this hub as a
+        notification, and the watcher has looked at the calls since they began to and
+        since the last one came: then a member not closed may still be there, without
+        asking the database."""
+        return (self._listening and self._checked_epoch == self._listen_epoch
+                and self._checked_changes == self._changes)
+
+    def changed(self, table: str, row: int) -> None:
+        """The database notified a change (a user, job, link, API key or call): look at
+        the calls now."""
+        self._changes += 1
+        self._wake.set()
+
+    def notifications(self, up: bool) -> None:
+        """The database's notifications started coming (again: look at the calls now,
+        for what changed while they did not), or stopped."""
+        self._listening = up
+        if up:
+            self._listen_epoch += 1
+        self._wake.set()  # up: look now; down: poll often from now on
 
     def members(self) -> list[Member]:
         return [m for room in self._rooms.values() for m in room.members.values()]
@@ -349,23 +389,28 @@ class Hub:
         return len(closing)
 
     async def watch_revocations(self) -> None:
-        """Every ``poll_s``: close the calls of jobs closed, the connections of users
-        disabled or signed out, and the participants of links withdrawn, anywhere (the
-        CLI, another process, included): the bound on how late such a change made
-        elsewhere takes effect here. Only this node's calls: each node watches its own.
-        Also: the calls of this node that the database says have ended (a node that
-        took this one for dead ended them) are closed (1011 ``call_lost``), and calls
-        placed here that nobody joined are ended."""
+        """Every ``poll_s`` (while the database's notifications do not come, at least
+        every ``UNHEARD_POLL_S``), and at once when it notifies a change: close the
+        calls of jobs closed, the connections of users disabled or signed out, and the
+        participants of links withdrawn, anywhere (the CLI, another node, included): the
+        bound on how late such a change made elsewhere takes effect here. Only this
+        node's calls: each node watches its own. Also: the calls of this node that the
+        database says have ended (a node that took this one for dead ended them) are
+        closed (1011 ``call_lost``), and every ``UNCLAIMED_CHECK_S`` the calls placed
+        here that nobody joined are ended."""
         loop = asyncio.get_running_loop()
         unclaimed_at = loop.time()
         while True:
-            await asyncio.sleep(self._poll_s)
+            unclaimed_in = unclaimed_at + UNCLAIMED_CHECK_S - loop.time()
+            poll_s = self._poll_s if self._listening else min(self._poll_s, UNHEARD_POLL_S)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, min(poll_s, unclaimed_in))):
+                    await self._wake.wait()
+            self._wake.clear()  # a change notified from here on wakes the next round
+            epoch, changes = self._listen_epoch, self._changes
             try:
-                for job_id in await self._store.jobs.closed_among(set(self._rooms)):
-                    await jobs.end_call(self, job_id)
-                await self._disconnect_signed_out()
-                await self._remove_withdrawn_links()
-                await self._close_ended_elsewhere()
+                await self.check_revocations()
+                self._checked_epoch, self._checked_changes = epoch, changes
                 if loop.time() - unclaimed_at >= UNCLAIMED_CHECK_S:
                     unclaimed_at = loop.time()
                     await self._end_unclaimed()
@@ -373,6 +418,14 @@ class Hub:
                 raise
             except Exception:
                 logger.exception("revocation check failed; retrying")
+
+    async def check_revocations(self) -> None:
+        """One look at the database for this node's calls (see ``watch_revocations``)."""
+        for job_id in await self._store.jobs.closed_among(set(self._rooms)):
+            await jobs.end_call(self, job_id)
+        await self._disconnect_signed_out()
+        await self._remove_withdrawn_links()
+        await self._close_ended_elsewhere()
 
     async def _close_ended_elsewhere(self) -> None:
         rooms = {room.call_id: room for room in self._rooms.values()}

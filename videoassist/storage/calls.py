@@ -325,19 +325,27 @@ class Calls:
         return {r[0] for r in rows}
 
     async def connections_of(self, user_id: int | None = None,
-                             invite_ids: Iterable[int] = ()) -> int:
+                             invite_ids: Iterable[int] = (), since: float | None = None
+                             ) -> int:
         """How many connections to calls in progress are a staff user's (``user_id``),
-        or came by one of these join links (``invite_ids``)."""
+        or came by one of these join links (``invite_ids``); with ``since``, those that
+        were at that time count too, though they have left (or their call ended) since:
+        a change made then (a disable) may have closed them already, on any node."""
         invites = sorted(set(invite_ids))
         whose = ["p.user_id = ?"] if user_id is not None else []
         if invites:
             whose.append(f"p.invite_id IN ({','.join('?' * len(invites))})")
         if not whose:
             return 0
+        live = "c.ended_at IS NULL AND p.left_at IS NULL"
+        if since is not None:
+            live = ("(c.ended_at IS NULL OR c.ended_at >= ?1) AND (p.left_at IS NULL"
+                    " OR p.left_at >= ?1) AND p.joined_at <= ?1")  # the ?s after: 2, 3...
         row = await self._db.fetchone(
             "SELECT count(*) FROM calls c JOIN participants p ON p.call_id = c.id"
-            f" WHERE c.ended_at IS NULL AND p.left_at IS NULL AND ({' OR '.join(whose)})",
-            ([] if user_id is None else [user_id]) + invites)
+            f" WHERE {live} AND ({' OR '.join(whose)})",
+            ([] if since is None else [since]) + ([] if user_id is None else [user_id])
+            + invites)
         assert row is not None
         return int(row[0])
 

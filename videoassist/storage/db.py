@@ -13,6 +13,10 @@ each backend says how its transactions keep out of each other's way:
 ``Transaction.lock`` is what a statement sequence that must not interleave with another
 (read the last row, insert the next) takes.
 
+``listen`` is PostgreSQL's LISTEN on a connection of its own: the notifications the
+triggers of migration 9 send when a user, job, link, API key or call changes (SQLite has
+none: ``listen`` gives None there).
+
 Migrations are numbered SQL files per dialect, ``migrations/sqlite/NNNN_name.sql`` and
 ``migrations/postgresql/NNNN_name.sql``, the same numbers on both: version N of the
 schema is the same tables on either database.
@@ -159,6 +163,22 @@ class Transaction(ABC):
                 (table,))
 
 
+class Listening(ABC):
+    """A connection LISTENing for changes (``Database.listen``), until it is lost or
+    closed."""
+
+    @abstractmethod
+    async def lost(self) -> str:
+        """Wait until the connection is lost (never if it is not); return why."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+
+# The payload of a change notification: the table and the row's id ('users:7').
+ChangeCallback = Callable[[str, int], None]
+
+
 # Tables whose ids are never reused after their rows are deleted (migration 0004).
 NEVER_REUSED = ("jobs", "snapshots")
 
@@ -216,6 +236,16 @@ class Database(ABC):
     async def data_version(self) -> int:
         """A number that changes when another connection (another process: the CLI)
         commits to the database (it may change more often than that)."""
+
+    async def listen(self, on_change: ChangeCallback, application_name: str,
+                     url: str | None = None) -> Listening | None:
+        """Open a connection of its own that hears of every change committed to a user,
+        job, link, API key or call (the table's name and the row's id, to
+        ``on_change``, on the event loop), named ``application_name`` for the database's
+        operators (``pg_stat_activity``); ``url``: reach the database there for it (not
+        through a pooler that cannot carry LISTEN). None: this database sends no
+        notifications (SQLite); its users poll."""
+        return None
 
     @abstractmethod
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:

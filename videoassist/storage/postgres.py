@@ -17,6 +17,13 @@ Migrations are recorded in the table ``schema_migrations`` and applied under a
 session advisory lock, so that processes starting at once (the workers, a CLI
 command) apply each once: the others wait, then find nothing left to do.
 
+``listen`` opens one more connection, outside the pool, that LISTENs on
+``videoassist_changes``: the triggers of migration 9 notify it of every change to who
+may stay in a call, when its transaction commits. Its loss is noticed at once when the
+server closes it (``pg_terminate_backend``, a restart) and within ``LISTEN_CHECK_S`` +
+``LISTEN_TIMEOUT_S`` when it goes silent (a network cut): it is asked ``SELECT 1`` that
+often.
+
 Statements are written with SQLite's ``?`` placeholders; ``numbered`` turns them into
 PostgreSQL's ``$N`` with a tokenizer that leaves string literals, quoted names and
 comments alone.
@@ -40,7 +47,9 @@ import asyncpg
 from videoassist.storage.db import (
     POSTGRESQL,
     PYTHON_STEPS,
+    ChangeCallback,
     Database,
+    Listening,
     Row,
     SessionLock,
     Transaction,
@@ -63,6 +72,13 @@ POOL_SIZE = 10
 # answer within LOCK_ANSWER_S counts as lost.
 LOCK_PING_S = 2.0
 LOCK_ANSWER_S = 5.0
+
+# The channel the triggers of migration 9 notify ('table:id').
+CHANGES_CHANNEL = "videoassist_changes"
+# How often the listening connection is asked whether it still answers, and how long
+# it has to.
+LISTEN_CHECK_S = 5.0
+LISTEN_TIMEOUT_S = 5.0
 
 _MIGRATION_LOCK = advisory_key("migrate")
 SCHEMA_TABLE = """
@@ -227,6 +243,33 @@ class PostgresDatabase(Database):
         here without LISTEN/NOTIFY, so a caller waiting for one looks again each time."""
         return next(self._versions)
 
+    async def listen(self, on_change: ChangeCallback, application_name: str,
+                     url: str | None = None) -> PostgresListening:
+        target = url or self._url
+
+        def notified(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            table, _, row = payload.partition(":")
+            if row.isdigit():
+                on_change(table, int(row))
+            else:
+                logger.warning("a change notification that is not 'table:id': %r",
+                               payload[:100])
+
+        try:
+            conn = await asyncpg.connect(
+                target, timeout=LISTEN_TIMEOUT_S,
+                server_settings={"application_name": application_name[:63]})
+        except (OSError, TimeoutError, asyncpg.PostgresError,
+                asyncpg.InterfaceError) as exc:
+            raise DatabaseError(f"cannot connect to {redacted(target)}: {exc}") from None
+        listening = PostgresListening(conn)
+        try:
+            await conn.add_listener(CHANGES_CHANNEL, notified)
+        except BaseException:
+            await listening.close()
+            raise
+        return listening
+
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         with _translated():
             return list(await self._pool.fetch(numbered(sql), *params))
@@ -258,6 +301,37 @@ class PostgresDatabase(Database):
             with _translated():  # a deferred constraint refuses at COMMIT
                 async with conn.transaction():
                     yield PostgresTransaction(conn)
+
+
+class PostgresListening(Listening):
+    """One connection LISTENing on ``CHANGES_CHANNEL``."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self._terminated = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: self._terminated.set())
+
+    async def lost(self) -> str:
+        while True:
+            try:
+                async with asyncio.timeout(LISTEN_CHECK_S):
+                    await self._terminated.wait()
+                return "the connection was closed"
+            except TimeoutError:
+                pass
+            try:
+                await self._conn.fetchval("SELECT 1", timeout=LISTEN_TIMEOUT_S)
+            except (OSError, TimeoutError, asyncpg.PostgresError,
+                    asyncpg.InterfaceError) as exc:
+                self._conn.terminate()
+                return f"it did not answer ({type(exc).__name__})"
+
+    async def close(self) -> None:
+        if not self._conn.is_closed():
+            try:
+                await self._conn.close(timeout=LISTEN_TIMEOUT_S)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                self._conn.terminate()
 
 
 class PostgresTransaction(Transaction):

@@ -16,7 +16,8 @@ _COLUMNS = (
 
 # A change that would leave no admin able to sign in is refused in the same statement
 # that makes it, so two admins demoting (disabling, resetting) each other at once cannot
-# both pass: the row may change unless it is a usable admin and no other usable one is left.
+# both pass: the row may change unless it is a usable admin and no other usable one is left
+# (``Users._guarded`` runs such statements one at a time).
 _KEEPS_AN_ADMIN = (
     "(role != 'admin' OR disabled_at IS NOT NULL OR password_hash IS NULL"
     " OR EXISTS (SELECT 1 FROM users o WHERE o.role = 'admin' AND o.disabled_at IS NULL"
@@ -108,8 +109,12 @@ class Users:
 
     async def _guarded(self, sql: str, params: tuple[object, ...], user_id: int) -> None:
         """Run an UPDATE guarded by ``_KEEPS_AN_ADMIN``: NotFound or Conflict if no row
-        changed."""
-        count = await self._db.execute(sql, params)
+        changed. Under a lock: on PostgreSQL, two such statements on different rows at
+        once would each see the other's row as it was before (READ COMMITTED), and both
+        pass; one after the other, the second sees the first's change."""
+        async with self._db.transaction() as tx:
+            await tx.lock("keeps_an_admin")
+            count = await tx.execute(sql, params)
         if count != 1:
             await self.get(user_id)  # NotFound if there is no such user
             raise Conflict(LAST_ADMIN)

@@ -1,0 +1,5 @@
+-- videoassist schema, version 10: on PostgreSQL, triggers that notify every node of the
+-- changes that decide who may stay in a call (migrations/postgresql/0010). SQLite has no
+-- notifications: its processes, on one machine, poll (VIDEOASSIST_REVOCATION_POLL_S) and
+-- read the database on each signalling message. Nothing changes here; the number keeps
+-- the two schemas' versions in step.
