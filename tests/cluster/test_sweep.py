@@ -10,15 +10,18 @@ import os
 import socket
 import sys
 import time
+from pathlib import Path
 
 from tests.support.databases import Target
 from tests.support.server import Server
 from videoassist.appkeys import NODE
+from videoassist.cluster.node import machine
 from videoassist.cluster.sweep import end_calls_of_gone_nodes
 from videoassist.storage import Store
 from videoassist.webhooks import Outbox
 
 SWEEPERS = 6
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_nodes_sweeping_at_once_end_a_silent_node_s_calls_once(database: Target) -> None:
@@ -56,6 +59,20 @@ async def test_nodes_sweeping_at_once_end_a_silent_node_s_calls_once(database: T
             await store.close()
 
 
+async def _machine_in_a_pid_namespace_of_its_own() -> str:
+    """``machine()`` as a process in a new pid namespace sees it (``unshare``, as
+    root: CI and the dev machines are)."""
+    proc = await asyncio.create_subprocess_exec(
+        "unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c",
+        "from videoassist.cluster.node import machine; print(machine())",
+        stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0
+    identity = out.decode().strip()
+    assert identity.startswith(socket.gethostname()) and identity != machine()
+    return identity
+
+
 async def test_a_start_ends_the_calls_of_this_host_s_dead_processes_only(
         database: Target) -> None:
     store = await Store.open(database)
@@ -64,12 +81,18 @@ async def test_a_start_ends_the_calls_of_this_host_s_dead_processes_only(
     alive = await asyncio.create_subprocess_exec(sys.executable, "-c",
                                                  "import time; time.sleep(60)")
     try:
-        host = socket.gethostname()
+        host = machine()
         nodes = {
             "dead": await store.nodes.register(host, dead.pid, None, "127.0.0.1:1"),
             "alive": await store.nodes.register(host, alive.pid, None, "127.0.0.1:2"),
             "mine": await store.nodes.register(host, os.getpid(), None, "127.0.0.1:3"),
             "other host": await store.nodes.register("elsewhere", 1, None, "10.0.0.1:1"),
+            # A container on the host's network: this host's name, pids of its own (a
+            # process in a pid namespace of its own names its machine so); its pid
+            # means nothing here.
+            "other container": await store.nodes.register(
+                await _machine_in_a_pid_namespace_of_its_own(), dead.pid, None,
+                "127.0.0.1:4"),
         }
         calls = {}
         for name, node in nodes.items():
@@ -79,7 +102,7 @@ async def test_a_start_ends_the_calls_of_this_host_s_dead_processes_only(
                                               time.time())
         # The dead process's node, and this very process's (a pid used again).
         assert sorted(ended) == sorted([calls["dead"], calls["mine"]])
-        for name in ("alive", "other host"):
+        for name in ("alive", "other host", "other container"):
             assert (await store.calls.get(calls[name])).ended_at is None
     finally:
         alive.kill()

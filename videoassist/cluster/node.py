@@ -44,6 +44,20 @@ INTERNAL_HOST = "127.0.0.1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+
+def machine() -> str:
+    """This process's machine as the nodes table names it (``nodes.host``): its host
+    name and, where Linux shows it, its pid namespace. Processes of one namespace see
+    each other's pids, so a node's start can tell a dead one from a live one by its pid
+    only there: containers on the host's network (compose's ``network_mode: host``,
+    Kubernetes' ``hostNetwork``) share the host's name but not its pids."""
+    name = socket.gethostname()
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:  # not Linux, or no /proc
+        return name
+    return f"{name} {namespace}"
+
 class ThisNode:
     """Registers this process as a node, heartbeats, and serves the internal routes."""
 
@@ -103,7 +117,7 @@ class ThisNode:
         self._beat = asyncio.create_task(self._heartbeat())
 
     async def _register(self) -> None:
-        self.id = await self._store.nodes.register(socket.gethostname(), os.getpid(),
+        self.id = await self._store.nodes.register(machine(), os.getpid(),
                                                    self.worker, self.address)
         logger.info("node %d (worker %s) listening internally on %s", self.id,
                     "-" if self.worker is None else self.worker, self.address)

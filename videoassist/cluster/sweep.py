@@ -4,6 +4,7 @@ Two ways a node is known to be gone:
 
 - **On this machine**, by its process: the supervisor at start-up and a server of one
   process at its own start end the calls of this host's nodes whose process is gone
+  (this host: the same name and pid namespace, ``node.machine``)
   (or is this very process: a container's pid 1 again), and the supervisor those of a
   worker that died, at once, sure of it. A node of another ``videoassist serve`` on this machine
   that runs is left alone, and so is every other machine's. Calls held by no node
@@ -24,10 +25,9 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from collections.abc import Callable
 
-from videoassist.cluster.node import ThisNode
+from videoassist.cluster.node import ThisNode, machine
 from videoassist.cluster.proxy import Proxies
 from videoassist.storage import Store
 from videoassist.webhooks import CallWebhooks, Outbox, Webhooks
@@ -56,7 +56,7 @@ async def end_calls_of_gone_nodes(store: Store, webhooks: Webhooks | Outbox, now
     """End the calls of this machine's nodes whose process is gone (or of the node of
     process ``pid``, which died) and mark those nodes stopped. The ids of the calls
     this ended. Silent nodes elsewhere are the ``Sweeper``'s."""
-    host = socket.gethostname()
+    host = machine()
     if pid is None:
         gone = [n.id for n in await store.nodes.of_host(host) if _process_gone(n.pid)]
     else:
