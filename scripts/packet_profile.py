@@ -32,9 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # within the part of the way that the sample's stack shows (sending, receiving).
 SENDING = [
     ("SRTP protect", ["protect ("]),
-    ("UDP send (DTLS, ICE, socket)", ["_send_rtp", "send_data", "sendto", "PacketSender.send"]),
+    ("UDP send (DTLS, ICE, socket)", ["_send_rtp", "send_data", "sendto", "PacketSender.send (",
+                                      "send_udp ("]),
     ("RTP packets: objects, headers", ["serialize", "RtpPacket.__init__", "HeaderExtensions",
-                                       "current_ntp_time", "rtp.py"]),
+                                       "current_ntp_time", "rtp.py", "_forwarded (",
+                                       "_extensions", "_with_send_time", "ntp_now"]),
     ("VP8: packetize (aiortc) or renumber (ours)", ["pack (", "_packetize", "renumber_vp8",
                                                     "vpx.py"]),
     ("our tracks and queues, frame out", [".recv (", "forward.py", "slot.py", "queues.py"]),
@@ -58,7 +60,9 @@ def classify(stack: str) -> str:
     if any(k in stack for k in ("_run_rtcp", "_handle_rtcp_data", "_handle_rtcp_packet",
                                 "_retransmit")):
         return "RTCP: reports, feedback, retransmissions"
-    if "._run_rtp (" in stack:
+    # PacketSender.send_now: a frame sent from the publication's fan-out, inside the
+    # receive path's stack, is sending all the same.
+    if "._run_rtp (" in stack or "send_now (" in stack:
         return "send: " + next((name for name, keys in SENDING
                                 if any(k in stack for k in keys)), "sender loop")
     # _DirectReceiver: aiortc_hooks.receive_directly's datagrams, handled in aioice's
@@ -98,7 +102,11 @@ def packets_per_frame() -> float:
 
 def us_per_packet(result: dict[str, Any]) -> float:
     """Server CPU per packet received and forwarded (one viewer a call): its CPU over
-    the window, over what the publishers sent less what the server's sockets dropped."""
+    the window, over what the publishers sent less what the server's sockets dropped.
+    With several viewers a call, the benchmark's own ``server_cpu_ms_per_packet`` (per
+    packet delivered to a viewer)."""
+    if result.get("viewers", 1) > 1:
+        return float(result["server_cpu_ms_per_packet"]) * 1000
     sent = (result["streams"] * result["publisher_fps"] * result["seconds"]
             * packets_per_frame())
     return float(result["server_cpu_cores"] * result["seconds"] * 1e6
@@ -125,6 +133,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--py-spy", type=Path, help="the py-spy executable")
     parser.add_argument("--streams", type=int, default=6)
+    parser.add_argument("--viewers", type=int, default=1,
+                        help="viewers in each call (the benchmark's --viewers)")
+    parser.add_argument("--native", action="store_true",
+                        help="py-spy's --native: C frames too (uvloop, libsrtp, the "
+                             "garbage collector), printed as their own table")
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--rate", type=int, default=100, help="samples a second")
     parser.add_argument("--join-every", type=float, default=1000.0,
@@ -147,7 +160,8 @@ def main() -> int:
     with report.open("w") as out, err.open("w") as progress:
         bench = subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "bench.py"), "relay", "--mode", "forward",
-             "--streams", str(args.streams), "--seconds", str(args.seconds),
+             "--streams", str(args.streams), "--viewers", str(args.viewers),
+             "--seconds", str(args.seconds),
              "--join-every", str(args.join_every), "--json"],
             stdout=out, stderr=progress)
         deadline = time.monotonic() + 300
@@ -158,7 +172,10 @@ def main() -> int:
         server = subprocess.run(["pgrep", "-P", str(bench.pid), "-f", "videoassist serve"],
                                 capture_output=True, text=True, check=True).stdout.split()[0]
         subprocess.run([str(args.py_spy), "record", "-p", server, "-d", str(args.seconds),
-                        "-r", str(args.rate), "--nonblocking", "--gil", "-f", "raw",
+                        "-r", str(args.rate), "--gil", "-f", "raw",
+                        # --native unwinds C stacks, which needs the process paused
+                        # for each sample: without it, py-spy reads it as it runs.
+                        *(["--native"] if args.native else ["--nonblocking"]),
                         "-o", str(spy)], check=True, capture_output=True)
         if bench.wait() != 0:
             sys.exit(f"the benchmark failed: {err.read_text()[-2000:]}")

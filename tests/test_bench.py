@@ -434,3 +434,18 @@ def test_a_line_that_is_not_a_run_is_refused_with_its_place(tmp_path: Path) -> N
     assert proc.returncode == 2
     assert f"{runs}:2: not JSON" in proc.stderr
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--forward", "8 x"], "--forward needs stream counts"),
+    (["--transcode"], "--transcode needs stream counts"),
+    (["--bogus"], "usage: scripts/bench-headline"),
+])
+def test_the_headline_script_refuses_bad_arguments_before_running_anything(
+        args: list[str], message: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = subprocess.run([str(ROOT / "scripts" / "bench-headline"), *args, str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert not out.exists()  # refused before any run or output

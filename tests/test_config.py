@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,36 @@ def test_toml_file_then_environment_then_overrides(tmp_path: Path) -> None:
 def test_bad_values_fail_loudly_naming_the_variable(env: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         load_settings(env)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"VIDEOASSIST_MEDIA_PORTS": "40000"}, "MEDIA_PORTS must be FIRST-LAST"),
+    ({"VIDEOASSIST_MEDIA_PORTS": "40000-39999"}, "MEDIA_PORTS must lie within 1024..65535"),
+    ({"VIDEOASSIST_MEDIA_PORTS": "80-90"}, "MEDIA_PORTS must lie within 1024..65535"),
+    ({"VIDEOASSIST_MEDIA_PORTS": "65535-65536"}, "MEDIA_PORTS must lie within 1024..65535"),
+    ({"VIDEOASSIST_MEDIA_PORTS": "40000-40000"}, "MEDIA_PORTS must hold at least 2 ports"),
+    ({"VIDEOASSIST_MEDIA_ADDRESSES": "0.0.0.0"}, "MEDIA_ADDRESSES: '0.0.0.0' is every address"),
+    ({"VIDEOASSIST_MEDIA_ADDRESSES": "eth0,a b"}, "MEDIA_ADDRESSES: 'a b' is neither"),
+    ({"VIDEOASSIST_MEDIA_ANNOUNCED_ADDRESS": "cloud.example.com"},
+     "MEDIA_ANNOUNCED_ADDRESS must be an IP address"),
+    ({"VIDEOASSIST_MEDIA_ANNOUNCED_ADDRESS": "::"}, "MEDIA_ANNOUNCED_ADDRESS must be an "
+                                                    "address clients can reach"),
+])
+def test_bad_media_settings_are_refused_with_what_is_wrong(env: dict[str, str],
+                                                           message: str) -> None:
+    with pytest.raises(ConfigError, match=f"VIDEOASSIST_{re.escape(message)}"):
+        load_settings(env)
+
+
+def test_media_settings_are_read() -> None:
+    assert load_settings({}).media_port_range is None
+    settings = load_settings({"VIDEOASSIST_MEDIA_PORTS": " 40000 - 40999 ",
+                              "VIDEOASSIST_MEDIA_ADDRESSES": "eth0, 10.0.0.5,fd00::2",
+                              "VIDEOASSIST_MEDIA_ANNOUNCED_ADDRESS": "203.0.113.7",
+                              "VIDEOASSIST_MEDIA_TURN": "false"})
+    assert settings.media_port_range == (40000, 40999)
+    assert settings.media_addresses == ("eth0", "10.0.0.5", "fd00::2")
+    assert (settings.media_announced_address, settings.media_turn) == ("203.0.113.7", False)
 
 
 def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:

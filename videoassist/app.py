@@ -63,6 +63,7 @@ from videoassist.cluster.sweep import end_calls_of_gone_nodes
 from videoassist.config import Settings
 from videoassist.media import aiortc_hooks
 from videoassist.media.ice import IcePolicy
+from videoassist.media.network import MediaNetwork, describe, ephemeral_overlap, resolve
 from videoassist.media.router import MediaRouter
 from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
@@ -102,7 +103,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time,
     )
     # The TURN secret is generated on first run, for ops to give coturn too.
     app[ICE] = IcePolicy(settings.turn_urls, keyfiles.turn_secret(settings), settings.turn_ttl_s,
-                         clock)
+                         clock, server_relays=settings.media_turn)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_this_node)
     app.cleanup_ctx.append(_webhooks)
@@ -168,9 +169,26 @@ async def _close_calls(app: web.Application) -> None:
     await app[HUB].close_all()
 
 
+def media_network(settings: Settings) -> MediaNetwork:
+    """Where this process's peer connections put their sockets (ConfigError if an
+    address or interface of VIDEOASSIST_MEDIA_ADDRESSES is not this machine's)."""
+    addresses = resolve(settings.media_addresses) if settings.media_addresses else None
+    network = MediaNetwork(settings.media_port_range, addresses,
+                           settings.media_announced_address or None)
+    if not network.is_default:
+        logger.info("media on UDP ports %s of %s%s", describe(network.ports),
+                    ", ".join(addresses) if addresses else "every address",
+                    f", announced as {network.announced}" if network.announced else "")
+    if network.ports is not None and (overlap := ephemeral_overlap(network.ports)):
+        logger.warning("%s", overlap)
+    return network
+
+
 async def _media(app: web.Application) -> AsyncIterator[None]:
     aiortc_hooks.check_compatible()  # fail at start, not mid-call, after an aiortc upgrade
-    router = MediaRouter(app[ICE].for_server, app[SETTINGS].media_transcode)
+    settings = app[SETTINGS]
+    network = media_network(settings)
+    router = MediaRouter(app[ICE].for_server, settings.media_transcode, network)
     app[MEDIA] = router
     app[METRICS].watch(app[HUB], router, app[DRAINING])
     # The admin views read the media states from the database, in any process.

@@ -57,6 +57,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
         workers=getattr(args, "workers", None),
+        media_ports=getattr(args, "media_ports", None),
     )
 
 
@@ -512,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--port", type=int, default=None)
     worker.add_argument("--index", type=int, required=True)
     worker.add_argument("--control-fd", type=int, required=True)
+    worker.add_argument("--media-ports", default=None)  # its slice of MEDIA_PORTS
     worker.set_defaults(func=cmd_worker)
 
     sub.add_parser("migrate", parents=[common], help="apply database migrations").set_defaults(

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
+import re
 import tomllib
 import types
 import typing
@@ -24,6 +26,11 @@ from urllib.parse import urlsplit
 from videoassist.errors import ConfigError
 
 ENV_PREFIX = "VIDEOASSIST_"
+# The fewest media ports a serving process takes: one peer connection per participant
+# (audio and video bundled on one port), and a call has two.
+MEDIA_PORTS_MIN = 2
+# An IP address or an interface name (Linux: at most 15 characters).
+MEDIA_ADDRESS = re.compile(r"[0-9A-Fa-f.:]+|[A-Za-z0-9_.@-]{1,15}")
 
 
 class Secret:
@@ -129,6 +136,36 @@ class Settings:
         metadata=_doc(
             "when-needed: forward encoded media, re-encode only for a viewer that shares "
             "no codec with the publisher; always: re-encode for every viewer (comparison)."
+        ),
+    )
+    media_ports: str = field(
+        default="",
+        metadata=_doc(
+            "UDP ports of the server's media, FIRST-LAST (40000-40999), split into equal "
+            "slices, one per worker. Empty: ports the kernel picks (its ephemeral range)."
+        ),
+    )
+    media_addresses: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Addresses and interface names the server offers media on, comma-separated. "
+            "Empty: every address but 127.0.0.1, ::1 and link-local IPv6 (aioice's)."
+        ),
+    )
+    media_announced_address: str = field(
+        default="",
+        metadata=_doc(
+            "Address the server's candidates announce in place of the machine's own, behind "
+            "a 1:1 NAT (a cloud machine's public address); its sockets stay where they are. "
+            "Empty: the machine's own."
+        ),
+    )
+    media_turn: bool = field(
+        default=True,
+        metadata=_doc(
+            "The server's own side of the media also relays through the first TURN URL. "
+            "false: only its own addresses (TURN as a tier of its own, which must reach "
+            "them); clients still get TURN credentials."
         ),
     )
     snapshot_key: Secret | None = field(
@@ -327,6 +364,7 @@ class Settings:
                 f"{ENV_PREFIX}MEDIA_TRANSCODE must be when-needed or always, "
                 f"got {self.media_transcode!r}"
             )
+        self._check_media()
         if not 50 <= self.snapshot_jpeg_quality <= 100:
             raise ConfigError(f"{ENV_PREFIX}SNAPSHOT_JPEG_QUALITY must be 50..100, "
                               f"got {self.snapshot_jpeg_quality!r}")
@@ -354,6 +392,43 @@ class Settings:
         if self.webhook_url and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise ConfigError(f"{ENV_PREFIX}WEBHOOK_URL must be an http(s) URL")
 
+    def _check_media(self) -> None:
+        _ = self.media_port_range  # raises on a bad range
+        for item in self.media_addresses:
+            if _is_unspecified(item):
+                raise ConfigError(f"{ENV_PREFIX}MEDIA_ADDRESSES: {item!r} is every address, "
+                                  "which no client can be given: name the addresses")
+            if not MEDIA_ADDRESS.fullmatch(item):
+                raise ConfigError(f"{ENV_PREFIX}MEDIA_ADDRESSES: {item!r} is neither an address "
+                                  "of this machine nor an interface name")
+        if self.media_announced_address:
+            try:
+                announced = ipaddress.ip_address(self.media_announced_address)
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}MEDIA_ANNOUNCED_ADDRESS must be an IP address, "
+                                  f"got {self.media_announced_address!r}") from None
+            if announced.is_unspecified:
+                raise ConfigError(f"{ENV_PREFIX}MEDIA_ANNOUNCED_ADDRESS must be an address "
+                                  f"clients can reach, got {self.media_announced_address!r}")
+
+    @property
+    def media_port_range(self) -> tuple[int, int] | None:
+        """``media_ports`` as (first, last), both included; None: ephemeral ports."""
+        if not self.media_ports:
+            return None
+        match = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", self.media_ports)
+        if match is None:
+            raise ConfigError(f"{ENV_PREFIX}MEDIA_PORTS must be FIRST-LAST (40000-40999), "
+                              f"got {self.media_ports!r}")
+        first, last = int(match[1]), int(match[2])
+        if not 1024 <= first <= last <= 65535:
+            raise ConfigError(f"{ENV_PREFIX}MEDIA_PORTS must lie within 1024..65535, first "
+                              f"port first, got {self.media_ports!r}")
+        if last - first + 1 < MEDIA_PORTS_MIN:
+            raise ConfigError(f"{ENV_PREFIX}MEDIA_PORTS must hold at least {MEDIA_PORTS_MIN} "
+                              f"ports (a call of two), got {self.media_ports!r}")
+        return first, last
+
     @property
     def public_origin(self) -> str:
         parts = urlsplit(self.public_url)
@@ -379,6 +454,13 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def _is_unspecified(item: str) -> bool:
+    try:
+        return ipaddress.ip_address(item).is_unspecified
+    except ValueError:
+        return False
 
 
 def documentation() -> dict[str, str]:

@@ -148,6 +148,10 @@ class _Live:
                                   "Media peer connections closed because they were not "
                                   "connected in time after the client's first offer.",
                                   value=counters.connect_timeouts)
+        yield CounterMetricFamily("videoassist_peer_connections_refused",
+                                  "Media peer connections refused because every port of "
+                                  "VIDEOASSIST_MEDIA_PORTS was in use.",
+                                  value=counters.ports_refused)
         flows = {
             "received_frames": ("Encoded frames received from publishers.",
                                 counters.received, "frames"),

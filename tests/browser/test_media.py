@@ -8,18 +8,14 @@ RTCPeerConnections so the test can read ``getStats()``; nothing else is injected
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import BrowserContext, Page
 
 from tests.support.browser import RECEIVED, STOP_AT_ONCE, frame_counts, join_link, join_page
+from tests.support.coturn import coturn
 from tests.support.process import ServeProcess, ok
-from tests.support.server import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -77,33 +73,10 @@ async def _steer_the_customers_camera(technician: Page, customer: Page) -> None:
     assert (await customer.evaluate(RECEIVED, "camera.control"))[-1]["action"] == "torch"
 
 
-@contextlib.contextmanager
-def _coturn(tmp_path: Path, secret: str) -> Iterator[int]:
-    """A loopback coturn for the relay path (the hardening is tests/media/test_turn.py's)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [shutil.which("turnserver") or "/usr/bin/turnserver", "-n",
-         "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
-         "--use-auth-secret", f"--static-auth-secret={secret}", "--realm=test",
-         f"--userdb={tmp_path / 'turndb'}", "--no-cli", "--no-tls", "--no-dtls",
-         "--allow-loopback-peers", f"--pidfile={tmp_path / 'turn.pid'}",
-         "--log-file=stdout", "--simple-log"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 async def test_a_customer_relayed_through_coturn(browser: BrowserContext,
                                                  tmp_path: Path) -> None:
     secret = "test-turn-secret-0123456789abcdef"
-    with _coturn(tmp_path, secret) as turn_port:
+    with coturn(tmp_path, secret) as turn_port:
         data_dir = tmp_path / "data"
         serve = ServeProcess(data_dir, env={
             "VIDEOASSIST_TURN_URLS": f"turn:127.0.0.1:{turn_port}?transport=udp",

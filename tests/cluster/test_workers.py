@@ -28,9 +28,9 @@ import pytest
 from aiohttp import web
 
 from tests.support.metrics import scrape, value
-from tests.support.peers import MediaClient
+from tests.support.peers import MediaClient, sdp_candidates
 from tests.support.process import ServeProcess, clean_env, ok, videoassist
-from tests.support.server import PASSWORD, Server, receive
+from tests.support.server import PASSWORD, Server, free_udp_ports, receive
 from tests.support.webhooks import Receiver
 from tests.support.workers import NodeRow, live_calls, nodes, on_worker, query, served_by
 from videoassist.config import Settings
@@ -419,3 +419,45 @@ async def test_a_second_server_on_the_same_port_is_refused_not_joined(
         assert "address already in use" in result.err.lower(), result.err
     assert sorted(cluster.nodes()) == list(range(WORKERS))
     assert (await (await cluster.on(0)).request("GET", "/readyz"))[0] == 200
+
+
+async def test_each_worker_has_a_slice_of_the_media_ports_of_its_own(
+        template: Path, tmp_path: Path) -> None:
+    first, last = free_udp_ports(8)
+    slices = {0: (first, first + 3), 1: (first + 4, last)}
+    async with started(template, tmp_path / "data", VIDEOASSIST_MEDIA_PORTS=f"{first}-{last}",
+                       VIDEOASSIST_MEDIA_ADDRESSES="127.0.0.1") as cluster:
+        for worker, (low, high) in slices.items():
+            assert any(f"worker {worker} started (pid " in line
+                       and f", media ports {low}-{high})" in line
+                       for line in cluster.process.lines), cluster.process.output
+        token = await (await cluster.on(0)).sign_in("bob")
+        clients = []
+        try:
+            # A call placed on each worker: job 1's on worker 0 (a tie), job 2's on the
+            # least loaded one, worker 1.
+            for worker, job in ((0, 1), (1, 2)):
+                client = await MediaClient(await cluster.on(worker), token, job).start()
+                clients.append(client)
+                holder = cluster.holder(job)
+                assert holder == worker
+                low, high = slices[holder]
+                sent = [c for sdp in client.server_sdps for c in sdp_candidates(sdp)]
+                assert all(ip == "127.0.0.1" and low <= port <= high
+                           for ip, port, _ in sent), (worker, sent)
+        finally:
+            for client in clients:
+                await client.close()
+
+
+async def test_a_media_port_range_too_small_for_the_workers_is_refused_at_start(
+        template: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(template, data_dir)
+    result = await asyncio.to_thread(
+        videoassist, data_dir, "serve", "--port", "0", "--workers", "2",
+        env=clean_env(VIDEOASSIST_MEDIA_PORTS="40000-40002"))
+    assert result.code == 2, result
+    assert result.err.strip().endswith(
+        "VIDEOASSIST_MEDIA_PORTS: 3 ports cannot give each of the 2 workers the 2 it needs "
+        "at least: widen the range or run fewer workers"), result.err

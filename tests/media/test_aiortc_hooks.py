@@ -128,11 +128,38 @@ async def test_a_datagram_whose_handling_waits_holds_back_the_ones_behind_it() -
     (RTCRtpSender, "_handle_rtcp_packet"),
     (RTCRtpSender, "_run_rtp"),
     (RTCRtpSender, "_retransmit"),
+    (aioice.Connection, "get_component_candidates"),
+    (aioice.ice, "server_reflexive_candidate"),
+    (rtcpeerconnection, "add_transport_description"),
 ])
 def test_a_missing_internal_is_named(monkeypatch: pytest.MonkeyPatch, owner: object,
                                      name: str) -> None:
     monkeypatch.delattr(owner, name)
     with pytest.raises(IncompatibleAiortc, match=name):
+        check_compatible()
+
+
+def test_an_aioice_that_binds_its_host_candidates_elsewhere_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """gather_on takes the place of Connection.get_component_candidates, which
+    gather_candidates calls for the host sockets: if it stops, or the method takes other
+    arguments, the check says so (else the media ports would silently be ephemeral)."""
+    async def gather_candidates(self: aioice.Connection) -> None:
+        return None
+
+    async def get_component_candidates(self: aioice.Connection,
+                                       component: int) -> list[Any]:
+        return []
+
+    with monkeypatch.context() as patched:
+        patched.setattr(aioice.Connection, "gather_candidates", gather_candidates)
+        with pytest.raises(IncompatibleAiortc, match=r"Connection\.gather_candidates no "
+                                                     "longer uses get_component_candidates"):
+            check_compatible()
+    monkeypatch.setattr(aioice.Connection, "get_component_candidates",
+                        get_component_candidates)
+    with pytest.raises(IncompatibleAiortc, match=r"get_component_candidates is gone or no "
+                                                 r"longer takes \(self, component, addresses"):
         check_compatible()
 
 

@@ -19,7 +19,7 @@ from tests.support.peers import MediaClient, check_decodable, published, sent_nu
 from tests.support.server import Server, receive, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media import session as session_module
-from videoassist.media.aiortc_hooks import PacketSender
+from videoassist.media.aiortc_hooks import PacketSender, UdpPath
 from videoassist.media.forward import VIDEO_QUEUE_FRAMES, ForwardTrack
 
 
@@ -165,18 +165,24 @@ async def test_a_viewer_slow_to_connect_starts_from_a_fresh_keyframe(server: Ser
 class SendGate:
     """Holds back the server's RTP to one viewer while closed, as a path that stalls
     would: the one fake here, since loopback UDP never pushes back. The viewer's
-    sender, waiting to send, takes no frame from its queue meanwhile."""
+    sender, waiting to send, takes no frame from its queue meanwhile, nor any handed
+    to it directly (``ready_now``)."""
 
     def __init__(self, packets: PacketSender) -> None:
         self._open = asyncio.Event()
         self._open.set()
         send: Callable[[list[bytes]], Awaitable[None]] = packets.send
+        ready_now = packets.ready_now
 
         async def send_when_open(frame: list[bytes]) -> None:
             await self._open.wait()
             await send(frame)
 
+        def ready_when_open() -> UdpPath | None:
+            return ready_now() if self._open.is_set() else None
+
         packets.send = send_when_open  # type: ignore[method-assign]
+        packets.ready_now = ready_when_open  # type: ignore[method-assign]
 
     def close(self) -> None:
         self._open.clear()

@@ -7,19 +7,52 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
-from aiortc import RTCRtpSender
-from aiortc.rtp import RTP_HISTORY_SIZE, RtcpPacket, RtcpSrPacket, RtpPacket, is_rtcp
+from aiortc import (
+    RTCCertificate,
+    RTCDtlsTransport,
+    RTCIceGatherer,
+    RTCIceTransport,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+)
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.rtcrtpparameters import (
+    RTCRtpDecodingParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpRtxParameters,
+)
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
+from aiortc.rtp import (
+    RTP_HISTORY_SIZE,
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    RtcpPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    is_rtcp,
+)
 
 from tests.support.loss import PacketLoss
 from tests.support.peers import MediaClient, check_decodable, published
 from tests.support.server import Server, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media import aiortc_hooks
-from videoassist.media.aiortc_hooks import _udp_path
+from videoassist.media.aiortc_hooks import (
+    UdpPath,
+    _extensions_template,
+    _serialize_extensions,
+    _udp_path,
+    _with_send_time,
+)
 from videoassist.media.frames import is_keyframe, renumber_vp8
 from videoassist.media.slot import SenderSlot
 
@@ -53,26 +86,27 @@ def _tap_client(sender: RTCRtpSender) -> Wire:
 
 
 def _tap_wire(slot: SenderSlot) -> Wire:
-    """What the slot's sender sends: its frames' packets (``PacketSender.send``), and
-    RTCP and retransmissions (through the DTLS transport's ``_send_rtp``)."""
+    """What the slot's sender sends: its frames' packets over UDP
+    (``PacketSender.send_udp``, from its loop or handed over at once), and RTCP,
+    retransmissions and anything through TURN (the DTLS transport's ``_send_rtp``)."""
     sender = slot.transceiver.sender
     wire = Wire(sender._ssrc, sender._rtx_ssrc)
     note = _noter(wire)
     transport = sender.transport
     send_rtp: Callable[[bytes], Awaitable[None]] = transport._send_rtp
-    send_frame: Callable[[list[bytes]], Awaitable[None]] = slot.packets.send
+    send_udp = slot.packets.send_udp
 
     async def send_rtp_and_note(data: bytes) -> None:
         note(data)
         await send_rtp(data)
 
-    async def send_frame_and_note(packets: list[bytes]) -> None:
+    def send_udp_and_note(packets: list[bytes], udp: UdpPath) -> None:
         for data in packets:
             note(data)
-        await send_frame(packets)
+        send_udp(packets, udp)
 
     transport._send_rtp = send_rtp_and_note  # type: ignore[method-assign]
-    slot.packets.send = send_frame_and_note  # type: ignore[method-assign]
+    slot.packets.send_udp = send_udp_and_note  # type: ignore[method-assign]
     return wire
 
 
@@ -168,6 +202,12 @@ async def test_a_viewer_gets_the_payloads_as_sent_numbered_by_its_own_sender(
             octets = sum(len(p.payload) for p in wire.packets[first_count:last_count])
             assert (last_report.sender_info.octet_count
                     - first_report.sender_info.octet_count) == octets
+            # Caught up, frames go out from the publication's fan-out at once, not
+            # through the viewer's queue and its sender's loop: all but the cached
+            # run the viewer started from (under 20 frames) and a few the loop was
+            # busy for. A loaded machine may make the loop busy more often: most.
+            assert slot.packets.sent_now > len(frames) // 2, (slot.packets.sent_now,
+                                                               len(frames))
         finally:
             await viewer.close()
     finally:
@@ -304,10 +344,16 @@ async def test_a_publishers_datagrams_skip_aioices_queue(server: Server) -> None
         protocol = connection._nominated[1].protocol
         assert protocol.datagram_received is direct.demux is not None
         before, media_before = direct.direct, direct.demux.media
+        at_once_before = direct.at_once
         received = dtls._get_stats().popitem()[1].packetsReceived
         frames = len(video.encoded)
         await _until(lambda: len(video.encoded) >= frames + 30)
         assert direct.direct - before >= 30
+        # The tapped receiver's packets (all but the RTCP among the datagrams) handled
+        # from the datagram (_FastReceive), not by aiortc's RtpPacket and coroutines.
+        fast = transceiver.receiver.__dict__[aiortc_hooks._FAST]
+        assert direct.at_once - at_once_before >= 30 * 3  # 30 frames of 3+ packets
+        assert fast.handled >= direct.at_once
         # Without aioice's STUN parse first (RTP and RTCP by their first byte).
         assert direct.demux.media - media_before >= direct.direct - before
         assert connection._queue.empty()
@@ -355,3 +401,126 @@ async def test_a_path_that_is_not_plain_udp_sends_through_the_dtls_transport(
     finally:
         await viewer.close()
         await publisher.close()
+
+
+@pytest.mark.parametrize("ids", [{"mid": 4, "abs": 2}, {"mid": 9, "abs": 14},
+                                 {"mid": 3, "abs": None}, {"mid": None, "abs": 3},
+                                 {"mid": 15, "abs": 20}])  # the last: two-byte headers
+def test_header_extensions_from_the_template_are_aiortcs_own(ids: dict[str, int | None]
+                                                             ) -> None:
+    """A sender's header extensions, patched into a template per frame, are byte for
+    byte what aiortc's map serializes, whatever ids were negotiated."""
+    uris = {"mid": "urn:ietf:params:rtp-hdrext:sdes:mid",
+            "abs": "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"}
+    extensions_map = HeaderExtensionsMap()
+    extensions_map.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=number, uri=uris[name])
+        for name, number in ids.items() if number is not None]))
+    template = _extensions_template(extensions_map, "1")
+    for abs_send_time in (0, 1, 0x123456, 0xABCDEF, 0xFFFFFF, 0x800000):
+        assert _with_send_time(template, abs_send_time) == _serialize_extensions(
+            extensions_map, HeaderExtensions(mid="1", abs_send_time=abs_send_time))
+
+
+async def test_a_tapped_receivers_packets_handled_at_once_do_what_aiortcs_handler_does(
+        ) -> None:
+    """The same packets, through aiortc's ``_handle_rtp_packet`` on one receiver and
+    through ``_FastReceive`` on another (each tapped, as the server taps a
+    publisher's): the same frames and payloads reach the tap, the same RTCP goes back
+    (NACKs for a lost packet, REMBs from the same arrival times), the same receiver
+    statistics, the same state of the bandwidth estimator (whose REMBs follow from
+    it). Packets carry mid and abs-send-time, some padding; one is lost, two come out
+    of order; an RTX packet and one with a CSRC are left to aiortc."""
+    ids = {"urn:ietf:params:rtp-hdrext:sdes:mid": 4,
+           "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time": 2}
+    extensions_map = HeaderExtensionsMap()
+    extensions_map.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=number, uri=uri) for uri, number in ids.items()]))
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    rtx = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=97,
+                                parameters={"apt": 96})
+    ssrc, rtx_ssrc = 1234, 5678
+    parameters = RTCRtpReceiveParameters(codecs=[vp8, rtx], encodings=[
+        RTCRtpDecodingParameters(ssrc=ssrc, payloadType=96,
+                                 rtx=RTCRtpRtxParameters(ssrc=rtx_ssrc))])
+
+    # Three seconds of 30 frames a second, three to five packets each as a VP8
+    # packetizer cuts them, each packet with the time it arrives (1 ms apart in a frame).
+    packets: list[tuple[bytes, int]] = []
+    sequence = 1000
+    for index in range(90):
+        sent_ms = index * 100 // 3
+        payloads = Vp8Encoder()._packetize(bytes([index]) * (2400 + 300 * (index % 3)), index)
+        for number, payload in enumerate(payloads):
+            packet = RtpPacket(payload_type=96, marker=number == len(payloads) - 1,
+                               sequence_number=sequence & 0xFFFF, timestamp=3000 * index,
+                               ssrc=ssrc, payload=payload)
+            packet.extensions = HeaderExtensions(
+                mid="0", abs_send_time=(sent_ms * 2**18 // 1000) & 0xFFFFFF)
+            packet.padding_size = 7 if index % 4 == 1 and number == 0 else 0
+            packets.append((packet.serialize(extensions_map),
+                            3_900_000_000_000 + sent_ms + number))
+            sequence += 1
+    lost, _ = packets.pop(30)  # a NACK for it, then its retransmission on RTX
+    packets[50], packets[51] = packets[51], packets[50]
+    original = RtpPacket.parse(lost, extensions_map)
+    packets.insert(40, (RtpPacket(
+        payload_type=97, marker=original.marker, sequence_number=1,
+        timestamp=original.timestamp, ssrc=rtx_ssrc,
+        payload=struct.pack("!H", original.sequence_number) + original.payload,
+    ).serialize(extensions_map), packets[40][1]))
+    with_csrc = RtpPacket.parse(packets[-1][0], extensions_map)
+    with_csrc.csrc = [42]
+    packets[-1] = (with_csrc.serialize(extensions_map), packets[-1][1])
+
+    async def receiver_and_what_it_does() -> tuple[RTCRtpReceiver, list[Any], list[bytes]]:
+        transport = RTCDtlsTransport(RTCIceTransport(RTCIceGatherer()),
+                                     [RTCCertificate.generateCertificate()])
+        receiver = RTCRtpReceiver("video", transport)
+        receiver._track = RemoteStreamTrack(kind="video")  # as a peer connection's
+        frames: list[Any] = []
+        rtcp: list[bytes] = []
+        aiortc_hooks.tap_receiver(receiver, None, payload_sink=lambda *frame: frames.append(
+            frame))
+        receiver._set_rtcp_ssrc(99)
+
+        async def note(packet: Any) -> None:
+            rtcp.append(bytes(packet))
+
+        receiver._send_rtcp = note  # type: ignore[method-assign]
+        await receiver.receive(parameters)
+        return receiver, frames, rtcp
+
+    slow, slow_frames, slow_rtcp = await receiver_and_what_it_does()
+    fast, fast_frames, fast_rtcp = await receiver_and_what_it_does()
+    handler = fast.__dict__[aiortc_hooks._FAST]
+    try:
+        for data, arrival_ms in packets:
+            await slow._handle_rtp_packet(RtpPacket.parse(data, extensions_map), arrival_ms)
+            parsed = RtpPacket.parse(data, extensions_map)
+            if not handler(data, arrival_ms, parsed.ssrc, 2):  # as _DirectReceiver
+                assert parsed.payload_type == 97 or parsed.csrc  # what is left to aiortc
+                await fast._handle_rtp_packet(parsed, arrival_ms)
+            for _ in range(3):
+                await asyncio.sleep(0)  # the fast handler's RTCP goes out as tasks
+        assert handler.handled == len(packets) - 2
+        assert len(fast_frames) == len(slow_frames) >= 88
+        assert fast_frames == slow_frames
+        assert sorted(fast_rtcp) == sorted(slow_rtcp)
+        assert any(RtcpPacket.parse(data)[0].fmt == 1 for data in fast_rtcp)  # a NACK
+        # The bandwidth estimator was fed the same: its rate, its filter's state.
+        estimators = [receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+                      for receiver in (fast, slow)]
+        last_ms = packets[-1][1]
+        assert len({(e.incoming_bitrate.rate(last_ms), e.estimator.offset(),
+                     e.estimator.num_of_deltas(), tuple(e.ssrcs.items()))
+                    for e in estimators}) == 1
+        assert estimators[0].estimator.num_of_deltas() > 50
+        for name in ("packets_received", "base_seq", "max_seq", "cycles"):
+            assert ([getattr(s, name) for s in
+                     fast._RTCRtpReceiver__remote_streams.values()]  # type: ignore[attr-defined]
+                    == [getattr(s, name) for s in
+                        slow._RTCRtpReceiver__remote_streams.values()])  # type: ignore[attr-defined]
+    finally:
+        await slow.stop()
+        await fast.stop()

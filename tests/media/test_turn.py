@@ -10,10 +10,11 @@ checks that the shipped file holds exactly the replaced keys and none of the add
   the machine has IPv6 loopback), ``userdb`` and ``pidfile`` (in the temporary directory,
   so that no system file is read or written).
 
-Everything else, the deny list included, is the file as shipped. turnutils_uclient only
-asks coturn on 127.0.0.1 to relay; coturn refuses a denied peer (403 Forbidden IP) before
-sending it anything, so nothing leaves the machine. The runs that do relay use 127.0.0.1
-peers only (turnutils_peer, an echo server).
+Everything else, the deny list included, is the file as shipped (``tests/support/coturn.py``
+does this, for the TURN tier's tests too). turnutils_uclient only asks coturn on
+127.0.0.1 to relay; coturn refuses a denied peer (403 Forbidden IP) before sending it
+anything, so nothing leaves the machine. The runs that do relay use 127.0.0.1 peers
+only (turnutils_peer, an echo server).
 
 Three more coturns show that a relay does happen where it should, so that the 403s are
 the configuration's doing: a minimal one without the deny list (the control), the shipped
@@ -25,43 +26,46 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime
 import hashlib
 import hmac
 import ipaddress
 import itertools
 import os
 import re
-import signal
 import socket
 import ssl
-import struct
 import subprocess
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from aioice import stun, turn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.support import coturn
+from tests.support.coturn import (
+    REPO,
+    SHIPPED,
+    STOP_TIMEOUT_S,
+    Coturn,
+    derived,
+    directives,
+    free_port,
+    has_ipv6_loopback,
+    is_binding_success,
+    start,
+    stop,
+    stun_binding_request,
+    wait_stun,
+)
 from videoassist import keyfiles
 from videoassist.config import Settings, load_settings
 from videoassist.media.turn import turn_credentials
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "turn" / "turnserver.conf"
 SECRET = "test-secret-shared-with-coturn"
-REPLACED = {"listening-port", "tls-listening-port", "cert", "pkey", "static-auth-secret"}
-ADDED = {"listening-ip", "relay-ip", "userdb", "pidfile"}
-START_TIMEOUT_S = 5.0
-STOP_TIMEOUT_S = 5.0
 UCLIENT_TIMEOUT_S = 12.0
 FORBIDDEN = "error 403 (Forbidden IP)"
 _user_ids = itertools.count(1)
@@ -113,21 +117,10 @@ def test_credentials_refuse_a_single_url_string_and_empty_values() -> None:
 # --- the configuration file as text -----------------------------------------------------
 
 
-def _directives(text: str) -> list[tuple[str, str]]:
-    """(key, value) of every active line of a coturn configuration."""
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            out.append((key.strip(), value.strip()))
-    return out
-
-
 def _ranges(text: str, key: str) -> list[tuple[ipaddress.IPv4Address | ipaddress.IPv6Address,
                                               ipaddress.IPv4Address | ipaddress.IPv6Address]]:
     ranges = []
-    for k, value in _directives(text):
+    for k, value in directives(text):
         if k == key:
             first, _, last = value.partition("-")
             ranges.append((ipaddress.ip_address(first), ipaddress.ip_address(last or first)))
@@ -177,14 +170,14 @@ def test_deny_list_covers_every_internal_range_in_a_form_coturn_reads_right() ->
                 lo = last_i + 1
         assert lo > hi, f"{required} is not wholly denied (from {ipaddress.ip_address(lo)})"
     # The media server's own address stays a commented placeholder; nothing is allowed.
-    keys = [k for k, _ in _directives(text)]
+    keys = [k for k, _ in directives(text)]
     assert "allowed-peer-ip" not in keys and "allow-loopback-peers" not in keys
     assert "#allowed-peer-ip=MEDIA_SERVER_IP" in text.splitlines()
 
 
 def test_config_is_hardened_and_every_line_is_commented() -> None:
     text = SHIPPED.read_text()
-    settings = dict(_directives(text))
+    settings = dict(directives(text))
     for flag in ("use-auth-secret", "no-multicast-peers", "no-cli", "no-tlsv1", "no-tlsv1_1",
                  "fingerprint", "no-software-attribute", "no-tcp-relay", "no-dtls"):
         assert flag in settings, flag
@@ -201,146 +194,9 @@ def test_config_is_hardened_and_every_line_is_commented() -> None:
 # --- running coturn ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return port
-    raise AssertionError("no free port")
-
-
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-def _stun_binding_request() -> tuple[bytes, bytes]:
-    txid = os.urandom(12)
-    return struct.pack("!HHI", 0x0001, 0, 0x2112A442) + txid, txid
-
-
-def _is_binding_success(data: bytes, txid: bytes) -> bool:
-    return len(data) >= 20 and data[:2] == b"\x01\x01" and data[8:20] == txid
-
-
-def _wait_udp_echo(port: int, payload: bytes, ok: Callable[[bytes], bool],
-                   proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Send ``payload`` to 127.0.0.1:port until an answer satisfying ``ok`` comes back."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.05)
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"exited with {proc.returncode}:\n{log.read_text()}"
-            s.sendto(payload, ("127.0.0.1", port))
-            try:
-                data = s.recv(2048)
-            except (TimeoutError, ConnectionRefusedError):
-                continue
-            if ok(data):
-                return
-    raise AssertionError(f"nothing answered on 127.0.0.1:{port}:\n{log.read_text()}")
-
-
-def _wait_stun(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
-    request, txid = _stun_binding_request()
-    _wait_udp_echo(port, request, lambda data: _is_binding_success(data, txid), proc, log)
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT_S)
-
-
-@dataclass
-class Coturn:
-    proc: subprocess.Popen[bytes]
-    port: int
-    tls_port: int
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@contextmanager
-def _start(directory: Path, conf: str, port: int, tls_port: int = 0) -> Iterator[Coturn]:
-    directory.mkdir(parents=True, exist_ok=True)
-    conf_path = directory / "turnserver.conf"
-    conf_path.write_text(conf)
-    conf_path.chmod(0o600)
-    log_path = directory / "coturn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            ["turnserver", "-c", str(conf_path)], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        _wait_stun(port, proc, log_path)
-        yield Coturn(proc, port, tls_port, log_path)
-    finally:
-        _stop(proc)
-
-
-def _derived(directory: Path, port: int, tls_port: int, cert: Path, key: Path,
-             extra: tuple[str, ...] = ()) -> str:
-    """The shipped file with only the documented lines replaced or added."""
-    shipped = SHIPPED.read_text()
-    keys = {k for k, _ in _directives(shipped)}
-    assert keys >= REPLACED and not keys & ADDED
-    kept = [
-        line for line in shipped.splitlines()
-        if line.startswith("#") or line.partition("=")[0].strip() not in REPLACED
-    ]
-    relays = ["relay-ip=127.0.0.1"] + (["relay-ip=::1"] if _has_ipv6_loopback() else [])
-    overrides = [
-        "listening-ip=127.0.0.1", *relays,
-        f"listening-port={port}", f"tls-listening-port={tls_port}",
-        f"cert={cert}", f"pkey={key}", f"static-auth-secret={SECRET}",
-        f"userdb={directory / 'turndb'}", f"pidfile={directory / 'turnserver.pid'}",
-        *extra,
-    ]
-    return "\n".join([*kept, "", *overrides, ""])
-
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("cert")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ))
-    return cert_path, key_path
+    return coturn.certificate(tmp_path_factory.mktemp("cert"))
 
 
 @pytest.fixture(scope="module")
@@ -348,8 +204,8 @@ def shipped(tmp_path_factory: pytest.TempPathFactory,
             certificate: tuple[Path, Path]) -> Iterator[Coturn]:
     """coturn running turn/turnserver.conf, with only the documented overrides."""
     directory = tmp_path_factory.mktemp("shipped")
-    port, tls_port = _free_port(), _free_port()
-    with _start(directory, _derived(directory, port, tls_port, *certificate), port,
+    port, tls_port = free_port(), free_port()
+    with start(directory, derived(directory, port, tls_port, *certificate, SECRET), port,
                 tls_port) as coturn:
         yield coturn
 
@@ -357,18 +213,8 @@ def shipped(tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="module")
 def echo_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """turnutils_peer, a UDP echo server, on 127.0.0.1; yields its port."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("peer") / "peer.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            ["turnutils_peer", "-L", "127.0.0.1", "-p", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-    try:
-        _wait_udp_echo(port, b"ping", lambda data: data == b"ping", proc, log_path)
+    with coturn.echo_peer(tmp_path_factory.mktemp("peer")) as port:
         yield port
-    finally:
-        _stop(proc)
 
 
 @dataclass
@@ -424,13 +270,13 @@ def _dev_script(directory: Path, data_dir: Path, port: int) -> Iterator[DevTurn]
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env,
         )
     try:
-        _wait_stun(port, proc, log_path)
+        wait_stun(port, proc, log_path)
         assert proc.stdout is not None
         # Printed before coturn starts, so it is in the pipe by now.
         urls = proc.stdout.readline().decode().strip()
         yield DevTurn(proc, port, urls, log_path)
     finally:
-        _stop(proc)
+        stop(proc)
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -467,8 +313,8 @@ def relayed(tmp_path_factory: pytest.TempPathFactory, certificate: tuple[Path, P
     with ExitStack() as stack:
         # 1. The control: a minimal coturn WITHOUT the deny list (FACTS.md's test setup).
         directory = tmp_path_factory.mktemp("control")
-        port = _free_port()
-        control = stack.enter_context(_start(directory, "\n".join([
+        port = free_port()
+        control = stack.enter_context(start(directory, "\n".join([
             "listening-ip=127.0.0.1", "relay-ip=127.0.0.1", f"listening-port={port}",
             "use-auth-secret", f"static-auth-secret={SECRET}", "realm=test",
             f"userdb={directory / 'turndb'}", f"pidfile={directory / 'turnserver.pid'}",
@@ -478,16 +324,16 @@ def relayed(tmp_path_factory: pytest.TempPathFactory, certificate: tuple[Path, P
         # for a private address; allow-loopback-peers only lifts coturn's built-in loopback
         # refusal, 127.0.0.0/8 stays in the deny list.
         directory = tmp_path_factory.mktemp("allowed")
-        port = _free_port()
-        allowed = stack.enter_context(_start(directory, _derived(
-            directory, port, _free_port(), *certificate,
+        port = free_port()
+        allowed = stack.enter_context(start(directory, derived(
+            directory, port, free_port(), *certificate, SECRET,
             extra=("allow-loopback-peers", "allowed-peer-ip=127.0.0.1"),
         ), port))
         # 3. scripts/turn, with the secret videoassist itself writes into its data dir.
         directory = tmp_path_factory.mktemp("dev")
         data_dir = directory / "data"
         dev_secret = keyfiles.turn_secret(Settings(data_dir=data_dir))
-        dev = stack.enter_context(_dev_script(directory, data_dir, _free_port()))
+        dev = stack.enter_context(_dev_script(directory, data_dir, free_port()))
 
         pending = [
             _uclient_start(control.port, "127.0.0.1", echo_peer),
@@ -506,7 +352,7 @@ def test_shipped_config_loads_without_a_single_ignored_line(shipped: Coturn) -> 
               if "ERROR" in line and "A peer IP" not in line]
     assert errors == []
     # Each deny line is in force: coturn logs one "Black listing" per range it parsed.
-    denied = [v for k, v in _directives(SHIPPED.read_text()) if k == "denied-peer-ip"]
+    denied = [v for k, v in directives(SHIPPED.read_text()) if k == "denied-peer-ip"]
     assert re.findall(r"Black listing: (\S+)", log) == denied
     assert "White listing" not in log
     assert "TLS cipher suite: ECDHE+AESGCM:ECDHE+CHACHA20" in log
@@ -535,7 +381,7 @@ def test_shipped_config_refuses_to_relay_to_internal_peers(
                if first.version == address.version), f"{peer} is not in the deny list"
     flags: tuple[str, ...] = ()
     if ":" in peer:
-        if not _has_ipv6_loopback():
+        if not has_ipv6_loopback():
             pytest.skip("no IPv6 loopback for an IPv6 relay address")
         flags = ("-x",)  # ask for an IPv6 relay address
     run = uclient(shipped.port, peer, echo_peer, *flags)
@@ -627,7 +473,7 @@ def test_dev_script_relays_to_loopback_and_still_refuses_private_peers(
 
 
 def test_dev_script_stops_its_coturn_and_removes_its_files(tmp_path: Path) -> None:
-    with _dev_script(tmp_path, tmp_path / "data", _free_port()) as dev:
+    with _dev_script(tmp_path, tmp_path / "data", free_port()) as dev:
         banner = dev.log_path.read_text()
         found = re.search(r"loopback override \((\S+)/turnserver\.conf\)", banner)
         assert found, banner
@@ -645,7 +491,7 @@ def test_tls_listener_speaks_tls_1_2_or_later_only(
     shipped: Coturn, certificate: tuple[Path, Path]
 ) -> None:
     cert, _ = certificate
-    request, txid = _stun_binding_request()
+    request, txid = stun_binding_request()
     context = ssl.create_default_context(cafile=str(cert))
     with socket.create_connection(("127.0.0.1", shipped.tls_port), timeout=5) as raw, \
             context.wrap_socket(raw, server_hostname="localhost") as tls:
@@ -656,7 +502,7 @@ def test_tls_listener_speaks_tls_1_2_or_later_only(
             chunk = tls.recv(20 - len(header))
             assert chunk, "connection closed"
             header += chunk
-        assert _is_binding_success(header, txid)
+        assert is_binding_success(header, txid)
     old = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     old.check_hostname = False
     old.verify_mode = ssl.CERT_NONE

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import asyncpg
+import cv2
 import numpy as np
 import pytest
 

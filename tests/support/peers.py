@@ -9,8 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aioice.ice import CandidatePair
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import SessionDescription
 
 from tests.support.clips import (
@@ -48,7 +56,8 @@ class MediaClient:
                  video_size: tuple[int, int] = (640, 360), keyframes_on_request: bool = False,
                  keyframe_delay: int = 0, keyframe_every: int = 60,
                  clip_frames: int = CLIP_FRAMES,
-                 encoded: bool = False, answer_delay: float = 0) -> None:
+                 encoded: bool = False, answer_delay: float = 0,
+                 joined_ice: bool = False) -> None:
         """``video_codec``: what the published clip is encoded with (offered first);
         ``offer_codecs``: the video codecs offered, in order (default: aiortc's);
         ``video_size``: the published clip's width and height;
@@ -59,13 +68,17 @@ class MediaClient:
         ``encoded``: received video is kept encoded, as it came (``Received.encoded``),
         not decoded;
         ``answer_delay``: seconds to wait before answering each of the server's offers
-        (a slow phone); ``answered_at`` holds when each answer went out."""
+        (a slow phone); ``answered_at`` holds when each answer went out;
+        ``joined_ice``: the peer connection takes the ICE servers and transport policy
+        ``joined`` gives (TURN, relay-only for a customer), as the web client does;
+        else none (host candidates only)."""
         self.server = server
         self.token = token
         self.job_id = job_id
         self.read = read
         self.keyframes_on_request = keyframes_on_request
         self.encoded = encoded
+        self.joined_ice = joined_ice
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         width, height = video_size
         self.video = video_track(codec_name=video_codec, width=width, height=height,
@@ -79,6 +92,7 @@ class MediaClient:
         self.labels: dict[str, str] = {}  # mid to the publication it carries now
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.offers_answered = 0
+        self.server_sdps: list[str] = []  # the server's answer, then each of its offers
         self.answer_delay = answer_delay
         self.answered_at: list[float] = []
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -90,6 +104,11 @@ class MediaClient:
     async def start(self) -> MediaClient:
         self.ws, joined = await self.server.join_call(self.token, self.job_id)
         self.participant_id = joined["you"]["id"]
+        if self.joined_ice:
+            await self.pc.close()
+            self.pc = RTCPeerConnection(RTCConfiguration(
+                iceServers=[RTCIceServer(**server) for server in joined["ice_servers"]],
+                iceTransportPolicy=RTCIceTransportPolicy(joined["ice_transport_policy"])))
         self._tasks.append(asyncio.create_task(self._pump()))
         for track in (self.video, self.audio):
             if track is not None:
@@ -205,8 +224,10 @@ class MediaClient:
             # after its answer, and the answer must be applied first.
             if kind == "sdp.answer" and self._answer is not None and not self._answer.done():
                 await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "answer"))
+                self.server_sdps.append(message["sdp"])
                 self._answer.set_result(message["sdp"])
             elif kind == "sdp.offer":
+                self.server_sdps.append(message["sdp"])
                 await asyncio.sleep(self.answer_delay)
                 await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
                 self._learn_labels(message["sdp"])
@@ -217,6 +238,21 @@ class MediaClient:
                 self.offers_answered += 1
             else:
                 await self.messages.put(message)
+
+    def local_candidate_type(self) -> str | None:
+        """The type of this client's candidate in the ICE pair in use (``relay``:
+        through TURN), or None before one is nominated."""
+        transport = self.pc.getTransceivers()[0].sender.transport.transport
+        pair = transport._connection._nominated.get(1)
+        return None if pair is None else str(pair.local_candidate.type)
+
+    def answered_checks(self) -> set[tuple[str, int]]:
+        """The server's (address, port) of every ICE pair whose connectivity check the
+        server answered (a STUN success, signed with the server's ICE password)."""
+        transport = self.pc.getTransceivers()[0].sender.transport.transport
+        return {(str(pair.remote_candidate.host), int(pair.remote_candidate.port))
+                for pair in transport._connection._check_list
+                if pair.state == CandidatePair.State.SUCCEEDED}
 
     def remote(self, participant_id: int, kind: str = "video") -> Received | None:
         """What this client received from that participant's newest track of a kind."""
@@ -244,6 +280,16 @@ class MediaClient:
         await self.pc.close()
         if self.ws is not None:
             await self.ws.close()
+
+
+def sdp_candidates(sdp: str) -> list[tuple[str, int, str]]:
+    """(address, port, type) of every candidate of an SDP, and of each m-section's c=
+    line and port (type ``c=``: what a client without candidates would use)."""
+    found = []
+    for media in SessionDescription.parse(sdp).media:
+        found += [(c.ip, c.port, c.type) for c in media.ice_candidates]
+        found.append((str(media.host), media.port, "c="))
+    return found
 
 
 def published(client: MediaClient) -> PacketTrack:

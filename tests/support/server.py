@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import logging
 import os
+import random
 import socket
 import sys
 import time
@@ -208,6 +209,28 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def free_udp_ports(count: int, address: str = "127.0.0.1") -> tuple[int, int]:
+    """(first, last) of ``count`` consecutive UDP ports free on ``address`` now, below the
+    kernel's ephemeral range (32768 and up here), which other programs' port-0 binds
+    take from: for ``VIDEOASSIST_MEDIA_PORTS``."""
+    rng = random.Random()
+    for _ in range(100):
+        first = rng.randrange(20000, 32000 - count)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind((address, port))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+        return first, first + count - 1
+    raise AssertionError(f"no {count} consecutive free UDP ports on {address}")
 
 
 ServerFactory = Callable[..., Awaitable[Server]]

@@ -5,8 +5,10 @@ database.
 per core) is a supervisor (``supervisor``): it does the one-time start-up (migrations,
 key files, ending the calls a previous run left open), then starts N workers, each a
 whole server with its own event loop, aiohttp app, aiortc peer connections and media
-ports. Every worker listens on the same public HOST:PORT with SO_REUSEPORT: the kernel
-spreads new connections over them, and clients keep one address.
+ports (with ``VIDEOASSIST_MEDIA_PORTS``, an equal slice of the range each, which the
+supervisor gives on the worker's command line: ``media.network.split``). Every worker
+listens on the same public HOST:PORT with SO_REUSEPORT: the kernel spreads new
+connections over them, and clients keep one address.
 
 Each worker is a **node** (``node``): a row in ``nodes`` (host, pid, worker slot,
 internal address, heartbeat every second, load, draining), and an internal listener

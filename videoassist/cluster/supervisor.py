@@ -2,7 +2,8 @@
 
 It does the one-time start-up (the key files, the label fonts check, ending the calls
 left open by a previous run), reserves the public port, starts the workers
-(``python -m videoassist worker``, each with a control line: ``cluster.control``) and
+(``python -m videoassist worker``, each with a control line: ``cluster.control``, and
+its slice of ``VIDEOASSIST_MEDIA_PORTS``; a range too small for them all is refused) and
 prints the address served once every worker serves. Then it watches them:
 
 - A worker that exits unasked (a crash, SIGKILL, the kernel's OOM killer) has its
@@ -35,8 +36,9 @@ from typing import Any
 from videoassist import __version__, keyfiles
 from videoassist.cluster.control import Control
 from videoassist.cluster.sweep import end_calls_of_gone_nodes
-from videoassist.config import Settings
+from videoassist.config import MEDIA_PORTS_MIN, Settings
 from videoassist.errors import ConfigError
+from videoassist.media import network
 from videoassist.snapshots.fonts import LabelFonts
 from videoassist.storage import Store
 from videoassist.webhooks import Outbox
@@ -69,6 +71,10 @@ class Supervisor:
         self.settings = settings
         self.config = config
         self.slots = [Slot(i) for i in range(settings.worker_count)]
+        # Each worker's own slice of VIDEOASSIST_MEDIA_PORTS, given on its command line.
+        ports = settings.media_port_range
+        self.media_ports = (None if ports is None
+                            else network.split(ports, len(self.slots), MEDIA_PORTS_MIN))
         self.draining = asyncio.Event()
         self.signal_name = ""
         self.port = settings.port
@@ -85,6 +91,7 @@ class Supervisor:
         await loop.run_in_executor(None, keyfiles.prepare, settings)
         # Fail here, once, with the reason as the last word, not in every worker.
         await loop.run_in_executor(None, LabelFonts.open, settings.label_fonts)
+        network.resolve(settings.media_addresses)
         self._reserved = self._reserve_port()
         self._store = await Store.open(settings.database)
         try:
@@ -175,6 +182,8 @@ class Supervisor:
                    "--port", str(self.port)]
         if self.config is not None:
             command += ["--config", str(self.config)]
+        if self.media_ports is not None:
+            command += ["--media-ports", network.describe(self.media_ports[slot.index])]
         try:
             slot.process = await asyncio.create_subprocess_exec(
                 *command, stdin=asyncio.subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
@@ -185,7 +194,9 @@ class Supervisor:
         slot.drained = False
         slot.started_at = time.monotonic()
         slot.listener = asyncio.create_task(self._listen(slot, slot.control))
-        logger.info("worker %d started (pid %d)", slot.index, slot.process.pid)
+        logger.info("worker %d started (pid %d, media ports %s)", slot.index, slot.process.pid,
+                    network.describe(None if self.media_ports is None
+                                     else self.media_ports[slot.index]))
 
     async def _listen(self, slot: Slot, control: Control) -> None:
         while (message := await control.receive()) is not None:

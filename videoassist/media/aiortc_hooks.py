@@ -72,6 +72,25 @@ The hooks below close those two gaps, with the smallest reach we could find:
   parse every datagram as STUN and hands it on when that fails (a raised
   ValueError, 5 µs): a datagram whose first byte says RTP or RTCP (128 to 191, RFC
   7983; STUN's is 0 to 3) goes to ``data_received`` without the try.
+- ``gather_on``: aioice binds each peer connection's host candidates to port 0 on
+  every address it finds (``Connection.get_component_candidates``, called by
+  ``gather_candidates`` on the instance). With ``VIDEOASSIST_MEDIA_PORTS``,
+  ``_ADDRESSES`` or ``_ANNOUNCED_ADDRESS`` set, an instance attribute of that name
+  binds them instead through ``media.network`` (in the range, on the addresses
+  chosen), and calls aioice's own method with no address for the relay and its
+  ``server_reflexive_candidate`` for STUN; the gatherer's ``getLocalCandidates``,
+  which aiortc writes the SDP's candidates from, is wrapped on the instance to
+  announce the public address in place of the socket's.
+- ``tap_receiver`` also gives the receiver a ``_FastReceive``, which
+  ``receive_directly``'s datagrams reach for a known SSRC: the receiver's
+  ``_handle_rtp_packet`` for the common packet, from the datagram, without
+  ``RtpPacket.parse`` and two coroutines a packet. It reads the receiver's private
+  state that handler uses (codecs, statistics, NACK generator, estimator, jitter
+  buffer, timestamp mapper, decoder queue) and the router's tables; anything
+  uncommon (RTX, CSRCs, two-byte header extensions) goes through aiortc's handler.
+- ``PacketSender.send_now``: a forwarded frame may go out from the publication's
+  fan-out while the sender's loop waits for its track, in the loop's own sequence
+  (``media.forward``, ``media.slot``).
 
 ``media.slot`` reuses a viewer's transceivers without touching aiortc: it relies on a
 sender, once started, reading its track until the track ends (``_run_rtp``) whatever
@@ -87,7 +106,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import fractions
+import inspect
+import ipaddress
 import logging
+import socket
 import struct
 import threading
 import time
@@ -99,6 +121,9 @@ import aioice
 import aiortc
 import pylibsrtp
 from aioice import Connection as IceConnection
+from aioice import ice as _ice_module
+from aioice import turn as aioice_turn
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import CandidatePair, StunProtocol
 from aiortc import (
     RTCPeerConnection,
@@ -110,25 +135,28 @@ from aiortc import (
 )
 from aiortc import rtcpeerconnection as _pc_module
 from aiortc import rtcrtpreceiver as _receiver_module
-from aiortc.codecs import get_encoder, is_rtx
+from aiortc.codecs import depayload, get_encoder, is_rtx
+from aiortc.codecs.vpx import vp8_depayload
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtcicetransport import RTCIceCandidate, RTCIceGatherer, RTCIceTransport
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecCapability,
     RTCRtpCodecParameters,
     RTCRtpHeaderExtensionParameters,
 )
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import (
     DYNAMIC_PAYLOAD_TYPES,
     RTCP_PSFB_APP,
     RTP_HISTORY_SIZE,
     HeaderExtensions,
+    HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtpPacket,
     pack_remb_fci,
@@ -140,12 +168,14 @@ from av import AudioFrame
 from av.frame import Frame
 
 from videoassist.media.frames import renumber_vp8
+from videoassist.media.network import MediaNetwork
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_AIORTC = ("1.16.",)
 # aioice: Connection.data_received, _queue (receive_directly), _nominated and
-# StunProtocol.send_data (PacketSender's UDP path); checked by check_compatible().
+# StunProtocol.send_data (PacketSender's UDP path), get_component_candidates and
+# server_reflexive_candidate (gather_on); checked by check_compatible().
 SUPPORTED_AIOICE = ("0.13.",)
 
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
@@ -219,6 +249,8 @@ def check_compatible() -> None:
     problems += _sender_problems()
     problems += _receive_problems()
     problems += _rate_problems()
+    problems += _gather_problems()
+    problems += _fast_receive_problems()
     if problems:
         raise IncompatibleAiortc("aiortc internals changed: " + "; ".join(problems))
 
@@ -246,6 +278,8 @@ def _sender_problems() -> list[str]:
     for method, name in uses:
         if name not in _names(getattr(RTCRtpSender, method, None)):
             problems.append(f"RTCRtpSender.{method} no longer uses {name}")
+    if not isinstance(getattr(HeaderExtensionsMap(), _MAP_IDS, None), HeaderExtensions):
+        problems.append(f"HeaderExtensionsMap has no {_MAP_IDS}")
     # PacketSender.send's UDP path (_udp_path).
     for owner, method, name in [
             (RTCDtlsTransport, "__init__", _DTLS_TX_BYTES),
@@ -258,6 +292,8 @@ def _sender_problems() -> list[str]:
             (StunProtocol, "send_data", "sendto")]:
         if name not in _names(getattr(owner, method, None)):
             problems.append(f"{owner.__name__}.{method} no longer uses {name}")
+    if not isinstance(getattr(aioice_turn, "TurnTransport", None), type):
+        problems.append("aioice.turn.TurnTransport (a relay pair's transport) is gone")
     if not hasattr(DtlsState, "CONNECTED"):
         problems.append("RTCDtlsTransport's State has no CONNECTED")
     if not isinstance(getattr(CandidatePair, "remote_addr", None), property):
@@ -479,6 +515,7 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: FrameSink | None,
     if estimator is not None:
         counter = estimator.incoming_bitrate
         estimator.incoming_bitrate = _RateCounter(counter._window_size, counter._scale)
+    receiver.__dict__[_FAST] = _FastReceive(receiver)
 
 
 def _rate_problems() -> list[str]:
@@ -814,6 +851,8 @@ _SENDER_ATTRIBUTES = ("rtp_started", "rtp_exited", "mid", "rtp_header_extensions
                       "rtx_payload_type", "force_keyframe", "encoder", "ntp_timestamp",
                       "rtp_timestamp", "octet_count", "packet_count")
 _RTP_HEADER = struct.Struct("!BBHLL")
+UdpPath = tuple[Callable[[bytes], bytes], Callable[[bytes, Any], None], Any]
+"""SRTP protect, the datagram transport's ``sendto`` and the remote address."""
 _EXTENSION_HEADER = struct.Struct("!HH")
 
 
@@ -845,13 +884,19 @@ class PacketSender:
     serializes (about 15 µs here), and packetizes every frame anew. Ours sends a
     ``ForwardedFrame``'s payloads as they came in (VP8's picture id renumbered so that
     it counts this sender's frames, as aiortc's packetizer's does), each behind a
-    header packed in one go, with the header extensions (mid, abs-send-time) serialized
-    once a frame. Anything else the track gives (a picture to encode, an ``av.Packet``)
-    goes through aiortc's encoder as in its loop. The rest is aiortc's loop: sequence
+    header packed in one go, with the header extensions (mid, abs-send-time) from a
+    template serialized by aiortc once and patched with each frame's send time.
+    Anything else the track gives (a picture to encode, an ``av.Packet``) goes
+    through aiortc's encoder as in its loop. The rest is aiortc's loop: sequence
     numbers and timestamps from a random origin, the sender's counts for its RTCP
     sender reports (``_run_rtcp``) after each frame, each packet through the DTLS
     transport's ``_send_rtp``, the track stopped when the loop ends. The last
     ``RTP_HISTORY_SIZE`` packets are kept for retransmission, over RTX when negotiated.
+
+    ``send_now``: while the loop waits for its track's next frame, a forwarded frame
+    may also be handed over directly by whoever has it (the publication's fan-out,
+    through ``media.forward`` and ``media.slot``) and go out at once, numbered in the
+    same sequence, without a queue and a task wake-up per frame and viewer.
     """
 
     def __init__(self, sender: RTCRtpSender) -> None:
@@ -861,9 +906,19 @@ class PacketSender:
         self._picture_id = random16() & 0x7FFF
         self._rtx_sequence_number = random16() % 32768
         self._payload_type = 0  # the codec's, once the loop runs
+        self._sequence_number = random16() % 32768
+        self._origin = random32()
+        self._clock_rate = fractions.Fraction(1, 90000)
+        self._vp8 = False
+        self._time_base: fractions.Fraction | None = None  # the last one seen
+        self._same_clock = True  # ... and whether it is the codec's clock
+        self._extensions_key: tuple[Any, ...] | None = None
+        self._extensions: tuple[bytes, int | None] = (b"", None)
+        self._waiting = False  # the loop waits for the track's next item
         self.frames = 0
         self.packets = 0
         self.retransmitted = 0
+        self.sent_now = 0  # frames handed over by send_now (tests)
         sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
         sender._retransmit = self._retransmit  # type: ignore[method-assign]
 
@@ -877,87 +932,42 @@ class PacketSender:
         sender = self._sender
         self._get("rtp_started").set()
         loop = asyncio.get_running_loop()
-        extensions_map = self._get("rtp_header_extensions_map")
-        mid = self._get("mid")
-        payload_type = self._payload_type = codec.payloadType or 0
-        clock_rate = fractions.Fraction(1, codec.clockRate)
-        vp8 = codec.name.lower() == "vp8"
-        ssrc = sender._ssrc
-        history = self._history
-        pack_header = _RTP_HEADER.pack
-        sequence_number = random16() % 32768
-        origin = random32()
+        self._payload_type = codec.payloadType or 0
+        self._clock_rate = fractions.Fraction(1, codec.clockRate)
+        self._vp8 = codec.name.lower() == "vp8"
         encoder: Any = None
-        ntp_name, timestamp_name = _SENDER + "ntp_timestamp", _SENDER + "rtp_timestamp"
-        octets_name, packets_name = _SENDER + "octet_count", _SENDER + "packet_count"
-        time_base: fractions.Fraction | None = None  # the last one seen: in clock units?
-        same_clock = True
         try:
             while True:
                 track = sender.track
                 if track is None:
                     await asyncio.sleep(0.02)
                     continue
-                item = await track.recv()
+                self._waiting = True
+                try:
+                    item = await track.recv()
+                finally:
+                    self._waiting = False
                 if not sender._enabled:
                     continue
-                audio_level = None
-                payloads: tuple[bytes, ...] | list[bytes]
                 if isinstance(item, ForwardedFrame):
-                    payloads = item.payloads
-                    if vp8:
-                        payloads = renumber_vp8(payloads, self._picture_id)
-                        self._picture_id = (self._picture_id + 1) & 0x7FFF
-                    if item.time_base is not time_base:  # a track keeps one
-                        time_base = item.time_base
-                        same_clock = time_base == clock_rate
-                    timestamp = (item.pts if same_clock
-                                 else round(item.pts * item.time_base / clock_rate))
-                else:  # as aiortc's loop (_next_encoded_frame)
-                    if encoder is None:
-                        encoder = get_encoder(codec)
-                        self._set("encoder", encoder)  # where a REMB sets its bitrate
-                    if isinstance(item, Frame):
-                        if isinstance(item, AudioFrame):
-                            audio_level = rtp.compute_audio_level_dbov(item)
-                        force_keyframe = self._get("force_keyframe")
-                        self._set("force_keyframe", False)
-                        payloads, timestamp = await loop.run_in_executor(
-                            None, encoder.encode, item, force_keyframe)
-                    else:
-                        payloads, timestamp = encoder.pack(item)
-                    if not payloads:
-                        continue
-                timestamp = (origin + timestamp) & 0xFFFFFFFF
-                ntp = clock.current_ntp_time()
-                extensions = HeaderExtensions(mid=mid, abs_send_time=(ntp >> 14) & 0xFFFFFF)
-                if audio_level is not None:
-                    extensions.audio_level = (False, -audio_level)
-                profile, value = extensions_map.set(extensions)
-                first = 0x80
-                if value:
-                    first |= 0x10
-                    value = _EXTENSION_HEADER.pack(profile, len(value) >> 2) + value
-                last = len(payloads) - 1
-                octets = 0
-                packets = []
-                for index, payload in enumerate(payloads):
-                    marker = index == last
-                    history[sequence_number % RTP_HISTORY_SIZE] = (
-                        sequence_number, timestamp, marker, value, payload)
-                    packets.append(pack_header(first, (marker << 7) | payload_type,
-                                               sequence_number, timestamp, ssrc)
-                                   + value + payload)
-                    sequence_number = (sequence_number + 1) & 0xFFFF
-                    octets += len(payload)
-                await self.send(packets)
-                # What the next RTCP sender report says (aiortc's _run_rtcp).
-                setattr(sender, ntp_name, ntp)
-                setattr(sender, timestamp_name, timestamp)
-                setattr(sender, octets_name, getattr(sender, octets_name) + octets)
-                setattr(sender, packets_name, getattr(sender, packets_name) + len(packets))
-                self.frames += 1
-                self.packets += len(packets)
+                    await self.send(self._forwarded(item))
+                    continue
+                # As aiortc's loop (_next_encoded_frame).
+                if encoder is None:
+                    encoder = get_encoder(codec)
+                    self._set("encoder", encoder)  # where a REMB sets its bitrate
+                audio_level = None
+                if isinstance(item, Frame):
+                    if isinstance(item, AudioFrame):
+                        audio_level = rtp.compute_audio_level_dbov(item)
+                    force_keyframe = self._get("force_keyframe")
+                    self._set("force_keyframe", False)
+                    payloads, timestamp = await loop.run_in_executor(
+                        None, encoder.encode, item, force_keyframe)
+                else:
+                    payloads, timestamp = encoder.pack(item)
+                if payloads:
+                    await self.send(self._packets(payloads, timestamp, audio_level))
         except (asyncio.CancelledError, ConnectionError, MediaStreamError):
             pass
         except Exception:  # as aiortc's: the loop must end with rtp_exited set
@@ -967,6 +977,83 @@ class PacketSender:
             track.stop()
         self._set("encoder", None)
         self._get("rtp_exited").set()
+
+    def _forwarded(self, item: ForwardedFrame) -> list[bytes]:
+        """A forwarded frame's packets, numbered as this sender's."""
+        payloads: tuple[bytes, ...] | list[bytes] = item.payloads
+        if self._vp8:
+            payloads = renumber_vp8(payloads, self._picture_id)
+            self._picture_id = (self._picture_id + 1) & 0x7FFF
+        if item.time_base is not self._time_base:  # a track keeps one
+            self._time_base = item.time_base
+            self._same_clock = item.time_base == self._clock_rate
+        timestamp = (item.pts if self._same_clock
+                     else round(item.pts * item.time_base / self._clock_rate))
+        return self._packets(payloads, timestamp, None)
+
+    def _packets(self, payloads: tuple[bytes, ...] | list[bytes], timestamp: int,
+                 audio_level: int | None) -> list[bytes]:
+        """One frame's RTP packets, kept for retransmission, and the counts the next
+        RTCP sender report reads (aiortc's ``_run_rtcp``)."""
+        sender = self._sender
+        timestamp = (self._origin + timestamp) & 0xFFFFFFFF
+        ntp = ntp_now()
+        value = self._header_extensions((ntp >> 14) & 0xFFFFFF, audio_level)
+        first = 0x90 if value else 0x80
+        payload_type, ssrc = self._payload_type, sender._ssrc
+        pack_header, history = _RTP_HEADER.pack, self._history
+        sequence_number = self._sequence_number
+        last = len(payloads) - 1
+        octets = 0
+        packets = []
+        for index, payload in enumerate(payloads):
+            marker = index == last
+            history[sequence_number % RTP_HISTORY_SIZE] = (
+                sequence_number, timestamp, marker, value, payload)
+            packets.append(pack_header(first, (marker << 7) | payload_type,
+                                       sequence_number, timestamp, ssrc) + value + payload)
+            sequence_number = (sequence_number + 1) & 0xFFFF
+            octets += len(payload)
+        self._sequence_number = sequence_number
+        setattr(sender, _SENDER_NTP, ntp)
+        setattr(sender, _SENDER_RTP_TIMESTAMP, timestamp)
+        setattr(sender, _SENDER_OCTETS, getattr(sender, _SENDER_OCTETS) + octets)
+        setattr(sender, _SENDER_PACKETS, getattr(sender, _SENDER_PACKETS) + len(packets))
+        self.frames += 1
+        self.packets += len(packets)
+        return packets
+
+    def _header_extensions(self, abs_send_time: int, audio_level: int | None) -> bytes:
+        """The header extension block (with its profile and length) for this frame: mid
+        and abs-send-time as the sender's map serializes them, from a template made
+        once per map and mid and patched with the send time's three bytes. A frame
+        with an audio level (encoded here) is serialized whole."""
+        extensions_map = self._get("rtp_header_extensions_map")
+        mid = self._get("mid")
+        if audio_level is not None:
+            extensions = HeaderExtensions(mid=mid, abs_send_time=abs_send_time,
+                                          audio_level=(False, -audio_level))
+            return _serialize_extensions(extensions_map, extensions)
+        ids = getattr(extensions_map, _MAP_IDS)
+        key = (mid, ids.mid, ids.abs_send_time, ids.audio_level)
+        if key != self._extensions_key:
+            self._extensions_key = key
+            self._extensions = _extensions_template(extensions_map, mid)
+        return _with_send_time(self._extensions, abs_send_time)
+
+    def ready_now(self) -> UdpPath | None:
+        """Whether a forwarded frame may go out at once (``send_now``): the loop waits
+        for its track's next item, with nothing of its own under way, and the path is
+        plain UDP; that path, or None, and the frame should go through the track."""
+        sender = self._sender
+        if not self._waiting or not sender._enabled:
+            return None
+        return _udp_path(sender.transport)
+
+    def send_now(self, item: ForwardedFrame, udp: UdpPath) -> None:
+        """Send a forwarded frame at once, on the path ``ready_now`` gave."""
+        self.send_udp(self._forwarded(item), udp)
+        self.sent_now += 1
 
     async def send(self, packets: list[bytes]) -> None:
         """One frame's RTP packets, protected and sent in a row.
@@ -981,12 +1068,18 @@ class PacketSender:
             for data in packets:
                 await dtls._send_rtp(data)
             return
+        self.send_udp(packets, udp)
+
+    def send_udp(self, packets: list[bytes], udp: UdpPath) -> None:
+        """One frame's packets, protected and handed to the socket: every frame over a
+        plain UDP path goes out here, from the loop (``send``) or from ``send_now``."""
         protect, sendto, address = udp
         octets = 0
         for data in packets:
             data = protect(data)
             sendto(data, address)
             octets += len(data)
+        dtls = self._sender.transport
         setattr(dtls, _DTLS_TX_BYTES, getattr(dtls, _DTLS_TX_BYTES) + octets)
         setattr(dtls, _DTLS_TX_PACKETS, getattr(dtls, _DTLS_TX_PACKETS) + len(packets))
 
@@ -1011,13 +1104,60 @@ class PacketSender:
         await self._sender.transport._send_rtp(header + extensions + payload)
 
 
+_SENDER_NTP = _SENDER + "ntp_timestamp"
+_SENDER_RTP_TIMESTAMP = _SENDER + "rtp_timestamp"
+_SENDER_OCTETS = _SENDER + "octet_count"
+_SENDER_PACKETS = _SENDER + "packet_count"
+_MAP_IDS = "_HeaderExtensionsMap__ids"  # the negotiated ids, a HeaderExtensions
+_NTP_EPOCH_S = 2_208_988_800  # 1900-01-01 to 1970-01-01
+
+
+def ntp_now() -> int:
+    """The wall clock as a 64-bit NTP timestamp, as aiortc's ``clock.current_ntp_time()``
+    gives it, without its two ``datetime`` objects."""
+    now = time.time()
+    seconds = int(now)
+    return ((seconds + _NTP_EPOCH_S) << 32) | int((now - seconds) * (1 << 32))
+
+
+def _serialize_extensions(extensions_map: Any, extensions: HeaderExtensions) -> bytes:
+    """aiortc's serialization of header extensions, with the profile and length that
+    precede them in a packet; empty when none is negotiated."""
+    profile, value = extensions_map.set(extensions)
+    if not value:
+        return b""
+    return bytes(_EXTENSION_HEADER.pack(profile, len(value) >> 2) + value)
+
+
+def _with_send_time(template: tuple[bytes, int | None], abs_send_time: int) -> bytes:
+    """A template of ``_extensions_template`` with this abs-send-time in it."""
+    block, offset = template
+    if offset is None:
+        return block
+    return block[:offset] + abs_send_time.to_bytes(3, "big") + block[offset + 3:]
+
+
+def _extensions_template(extensions_map: Any, mid: str | None) -> tuple[bytes, int | None]:
+    """The serialized mid and abs-send-time extensions and where the three bytes of
+    the send time are in them (None: not negotiated; the block is then the same for
+    every frame)."""
+    low = _serialize_extensions(extensions_map, HeaderExtensions(mid=mid, abs_send_time=0))
+    high = _serialize_extensions(extensions_map,
+                                 HeaderExtensions(mid=mid, abs_send_time=0xFFFFFF))
+    differ = [i for i, (a, b) in enumerate(zip(low, high, strict=False)) if a != b]
+    if not differ and low == high:
+        return low, None
+    if len(low) != len(high) or differ != [differ[0], differ[0] + 1, differ[0] + 2]:
+        raise IncompatibleAiortc("abs-send-time is not three bytes of its own in the "
+                                 "serialized header extensions")
+    return low, differ[0]
+
 
 _DTLS_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
 _DTLS_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
 
 
-def _udp_path(dtls: RTCDtlsTransport) -> tuple[Callable[[bytes], bytes],
-                                               Callable[[bytes, Any], None], Any] | None:
+def _udp_path(dtls: RTCDtlsTransport) -> UdpPath | None:
     """(SRTP protect, datagram sendto, remote address) of a connected DTLS transport
     whose ICE pair in use is plain UDP; None otherwise (not connected: ``_send_rtp``
     raises ConnectionError as it should; a TURN relay: its own send)."""
@@ -1027,7 +1167,9 @@ def _udp_path(dtls: RTCDtlsTransport) -> tuple[Callable[[bytes], bytes],
     if pair is None or type(pair.protocol).send_data is not StunProtocol.send_data:
         return None
     transport = pair.protocol.transport
-    if transport is None or transport.is_closing():
+    # A relay pair's protocol is a StunProtocol too, on aioice's TurnTransport.
+    if (transport is None or isinstance(transport, aioice_turn.TurnTransport)
+            or transport.is_closing()):
         return None
     return dtls._tx_srtp.protect, transport.sendto, pair.remote_addr
 
@@ -1037,6 +1179,180 @@ def send_packets(sender: RTCRtpSender) -> PacketSender:
     if getattr(sender, _SENDER + "started", False):
         raise RuntimeError("send_packets must run before the sender starts")
     return PacketSender(sender)
+
+
+# -- a tapped receiver's packets, handled from the datagram ------------------------------
+
+_FAST = "_videoassist_fast_receive"  # a tapped receiver's _FastReceive, on the instance
+_RECEIVER = "_RTCRtpReceiver__"
+_RECEIVER_ATTRIBUTES = ("codecs", "remote_streams", "nack_generator", "active_ssrc",
+                        "jitter_buffer", "timestamp_mapper", "decoder_queue",
+                        "decoder_thread", "remote_bitrate_estimator", "rtcp_ssrc")
+ACTIVE_SSRC_INTERVAL_S = 0.1  # how often a source's "last seen" is written (not per packet)
+
+
+class _Packet:
+    """What a tapped receiver's statistics, NACK generator and jitter buffer read of a
+    packet (``RtpPacket``'s names), without parsing what nothing reads."""
+
+    __slots__ = (
+        "_data",
+        "marker",
+        "padding_size",
+        "payload",
+        "payload_type",
+        "sequence_number",
+        "ssrc",
+        "timestamp",
+    )
+
+    def __init__(self, sequence_number: int, timestamp: int, marker: int, payload: bytes,
+                 payload_type: int, ssrc: int, padding_size: int) -> None:
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.marker = marker
+        self.payload = payload
+        self.payload_type = payload_type
+        self.ssrc = ssrc
+        self.padding_size = padding_size
+        self._data = b""
+
+
+class _FastReceive:
+    """``RTCRtpReceiver._handle_rtp_packet`` for a tapped receiver's common packet, run
+    synchronously from the unprotected datagram (``_DirectReceiver``), without
+    ``RtpPacket.parse``, its header extensions map and two coroutines a packet.
+
+    The same steps in the same order: the bandwidth estimator (REMB), the source's
+    "last seen" (written at most every ``ACTIVE_SSRC_INTERVAL_S``, not per packet), the
+    codec, RTCP receiver statistics, the NACK generator, depayloading, the jitter
+    buffer, the tap. What aiortc sends from there (a REMB, a NACK, a PLI) goes out as a
+    task instead of being awaited in line. A tapped receiver has no decoder, so its
+    decoder-error PLI does not apply. Anything out of the common (RTX, CSRCs, two-byte
+    header extensions, a malformed header, an unknown SSRC) returns False before any
+    step, and goes through aiortc's own ``_handle_rtp_data``.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver) -> None:
+        self._receiver = receiver
+        self._kinds: dict[int, tuple[Any, bool, bool]] = {}  # pt: codec, is RTX, is VP8
+        self._seen: dict[int, float] = {}  # ssrc: when its "last seen" was written
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.handled = 0  # packets handled here (tests)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def __call__(self, data: bytes, arrival_time_ms: int, ssrc: int,
+                 abs_send_time_id: int | None) -> bool:
+        receiver = self._receiver
+        first, length = data[0], len(data)
+        if first & 0x0F:  # CSRCs: rare, aiortc's parse
+            return False
+        payload_type = data[1] & 0x7F
+        codecs = getattr(receiver, _RECEIVER + "codecs")
+        codec = codecs.get(payload_type)
+        kind = self._kinds.get(payload_type)
+        if kind is None or kind[0] is not codec:
+            kind = self._kinds[payload_type] = (
+                codec, codec is not None and is_rtx(codec),
+                codec is not None and codec.name == "VP8")  # as depayload
+        if kind[1]:
+            return False  # RTX: aiortc unwraps it
+        offset = 12
+        abs_send_time = None
+        if first & 0x10:
+            if length < 16 or data[12] != 0xBE or data[13] != 0xDE:
+                return False  # too short, or two-byte header extensions
+            end = 16 + ((data[14] << 8) | data[15]) * 4
+            if end > length:
+                return False
+            position = 16
+            while position < end:
+                element = data[position]
+                if element == 0:  # padding
+                    position += 1
+                    continue
+                size = (element & 0x0F) + 1
+                if position + 1 + size > end:
+                    return False
+                if element >> 4 == abs_send_time_id:
+                    if size != 3:
+                        return False
+                    abs_send_time = int.from_bytes(data[position + 1:position + 4], "big")
+                position += 1 + size
+            offset = end
+        padding = 0
+        if first & 0x20:
+            padding = data[-1]
+            if not padding or padding > length - offset:
+                return False
+        self.handled += 1
+        if not receiver._enabled:
+            return True
+        payload = data[offset:length - padding]
+        estimator = getattr(receiver, _ESTIMATOR)
+        if estimator is not None and abs_send_time is not None:
+            remb = estimator.add(abs_send_time=abs_send_time, arrival_time_ms=arrival_time_ms,
+                                 payload_size=len(payload) + padding, ssrc=ssrc)
+            rtcp_ssrc = getattr(receiver, _RTCP_SSRC)
+            if rtcp_ssrc is not None and remb is not None:
+                self._spawn(receiver._send_rtcp(RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                    fci=pack_remb_fci(*remb))))
+        now = time.monotonic()
+        if now - self._seen.get(ssrc, -ACTIVE_SSRC_INTERVAL_S) >= ACTIVE_SSRC_INTERVAL_S:
+            self._seen[ssrc] = now
+            getattr(receiver, _RECEIVER + "active_ssrc")[ssrc] = clock.current_datetime()
+        if codec is None:
+            return True
+        packet = _Packet((data[2] << 8) | data[3], int.from_bytes(data[4:8], "big"),
+                         data[1] >> 7, payload, payload_type, ssrc, padding)
+        streams = getattr(receiver, _RECEIVER + "remote_streams")
+        statistics = streams.get(ssrc)
+        if statistics is None:
+            statistics = streams[ssrc] = StreamStatistics(codec.clockRate)
+        statistics.add(packet)
+        nacks = getattr(receiver, _RECEIVER + "nack_generator")
+        if nacks is not None and nacks.add(packet):
+            self._spawn(receiver._send_rtcp_nack(ssrc, sorted(nacks.missing)))
+        if payload:
+            try:
+                packet._data = vp8_depayload(payload) if kind[2] else depayload(codec, payload)
+            except ValueError:
+                return True
+        pli, frame = getattr(receiver, _JITTER_BUFFER).add(packet)
+        if pli:
+            self._spawn(receiver._send_rtcp_pli(ssrc))
+        if frame is not None and getattr(receiver, _RECEIVER + "decoder_thread"):
+            frame.timestamp = getattr(receiver, _RECEIVER + "timestamp_mapper").map(
+                frame.timestamp)
+            getattr(receiver, _DECODER_QUEUE).put((codec, frame))
+        return True
+
+
+def _fast_receive_problems() -> list[str]:
+    """What ``_FastReceive`` relies on in aiortc."""
+    problems = []
+    handler = _names(getattr(RTCRtpReceiver, "_handle_rtp_packet", None))
+    for attribute in _RECEIVER_ATTRIBUTES:
+        if _RECEIVER + attribute not in handler:
+            problems.append(f"RTCRtpReceiver._handle_rtp_packet no longer uses "
+                            f"{_RECEIVER}{attribute}")
+    for name in ("_enabled", "_send_rtcp", "_send_rtcp_nack", "_send_rtcp_pli", "add",
+                 "map", "put", "is_rtx", "depayload", "StreamStatistics"):
+        if name not in handler:
+            problems.append(f"RTCRtpReceiver._handle_rtp_packet no longer uses {name}")
+    for owner, method, name in [
+            (RTCDtlsTransport, "_handle_rtp_data", "_rtp_router"),
+            (RTCDtlsTransport, "_handle_rtp_data", "_rtp_header_extensions_map"),
+            (RtpRouter, "route_rtp", "ssrc_table"),
+            (RtpRouter, "route_rtp", "payload_type_table")]:
+        if name not in _names(getattr(owner, method, None)):
+            problems.append(f"{owner.__name__}.{method} no longer uses {name}")
+    return problems
 
 
 # -- receiving datagrams without the queue hop -------------------------------------------
@@ -1106,6 +1422,7 @@ class _DirectReceiver:
         self._pending: list[bytes] | None = None
         self._task: asyncio.Task[None] | None = None
         self.direct = 0  # datagrams handled here (tests)
+        self.at_once = 0  # RTP packets a tapped receiver's _FastReceive took (tests)
         self.demux: _Demux | None = None
 
     def __call__(self, data: bytes, component: int) -> None:
@@ -1119,24 +1436,73 @@ class _DirectReceiver:
             self._queued(data, component)
         else:
             self.direct += 1
-            coro = self._handle(data)
-            try:
-                yielded = coro.send(None)
-            except StopIteration:
+            if rtp.is_rtcp(data):
+                self._step(self._handle(data))
+            else:
+                self._rtp(data)
+
+    def _step(self, coro: Any) -> None:
+        """Run a handler's coroutine here; if it suspends, it goes on as a task and the
+        datagrams behind it wait their turn."""
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            logger.exception("handling a datagram failed")
+            return
+        self._pending = []
+        self._task = asyncio.get_running_loop().create_task(self._finish(coro, yielded))
+
+    def _count(self, data: bytes) -> int:
+        """Count a datagram as ``_recv_next`` does; its arrival time as
+        ``clock.current_ms()`` gives it (ms since 1900), without its datetimes."""
+        dtls = self._dtls
+        setattr(dtls, _DTLS_RX_BYTES, getattr(dtls, _DTLS_RX_BYTES) + len(data))
+        setattr(dtls, _DTLS_RX_PACKETS, getattr(dtls, _DTLS_RX_PACKETS) + 1)
+        return int(time.time() * 1000) + _NTP_EPOCH_MS
+
+    def _rtp(self, data: bytes) -> None:
+        """An SRTP datagram: a tapped receiver's common packet at once
+        (``_FastReceive``), anything else through the transport's ``_handle_rtp_data``."""
+        dtls = self._dtls
+        arrival_time_ms = self._count(data)
+        try:
+            plain = dtls._rx_srtp.unprotect(data)
+        except pylibsrtp.Error as exc:
+            logger.debug("SRTP unprotect failed: %s", exc)
+            return
+        try:
+            if self._at_once(plain, arrival_time_ms):
                 return
-            except Exception:
-                logger.exception("handling a datagram failed")
-                return
-            self._pending = []
-            self._task = asyncio.get_running_loop().create_task(self._finish(coro, yielded))
+        except Exception:
+            logger.exception("handling an RTP packet failed")
+            return
+        self._step(dtls._handle_rtp_data(plain, arrival_time_ms=arrival_time_ms))
+
+    def _at_once(self, plain: bytes, arrival_time_ms: int) -> bool:
+        if len(plain) < 12 or plain[0] >> 6 != 2:
+            return False
+        ssrc = int.from_bytes(plain[8:12], "big")
+        dtls = self._dtls
+        router = dtls._rtp_router
+        receiver = router.ssrc_table.get(ssrc)  # as RtpRouter.route_rtp, known SSRCs
+        if receiver is None:
+            return False
+        handler = receiver.__dict__.get(_FAST)
+        if (handler is None
+                or receiver not in router.payload_type_table.get(plain[1] & 0x7F, ())):
+            return False
+        ids = getattr(dtls._rtp_header_extensions_map, _MAP_IDS)
+        handled: bool = handler(plain, arrival_time_ms, ssrc, ids.abs_send_time)
+        if handled:
+            self.at_once += 1
+        return handled
 
     async def _handle(self, data: bytes) -> None:
         """``RTCDtlsTransport._recv_next`` for one SRTP or SRTCP datagram."""
         dtls = self._dtls
-        setattr(dtls, _DTLS_RX_BYTES, getattr(dtls, _DTLS_RX_BYTES) + len(data))
-        setattr(dtls, _DTLS_RX_PACKETS, getattr(dtls, _DTLS_RX_PACKETS) + 1)
-        # clock.current_ms() (the wall clock's ms since 1900), without its datetimes.
-        arrival_time_ms = int(time.time() * 1000) + _NTP_EPOCH_MS
+        arrival_time_ms = self._count(data)
         try:
             if rtp.is_rtcp(data):
                 await dtls._handle_rtcp_data(dtls._rx_srtp.unprotect_rtcp(data))
@@ -1198,3 +1564,169 @@ def receive_directly(dtls: RTCDtlsTransport) -> _DirectReceiver | None:
     protocol = connection._nominated[1].protocol
     receiver.demux = protocol.datagram_received = _Demux(protocol, connection)
     return receiver
+
+
+# -- where the server's media sockets are ------------------------------------------------
+
+
+def _deep_names(function: Any) -> set[str]:
+    """The names a function's code uses, its comprehensions' and lambdas' included."""
+    names: set[str] = set()
+    codes = [getattr(function, "__code__", None)]
+    while codes:
+        code = codes.pop()
+        if code is not None:
+            names.update(code.co_names)
+            codes += [c for c in code.co_consts if hasattr(c, "co_names")]
+    return names
+
+
+def _gather_problems() -> list[str]:
+    """What ``gather_on`` relies on in aiortc and aioice."""
+    problems = []
+    for owner, method, name in [
+            (RTCIceGatherer, "__init__", "_connection"),
+            (RTCIceGatherer, "gather", "gather_candidates"),
+            (IceConnection, "gather_candidates", "get_component_candidates"),
+            (IceConnection, "get_component_candidates", "turn_server"),
+            (IceConnection, "get_component_candidates", "_protocols"),
+            (IceConnection, "get_component_candidates", "stun_server")]:
+        if name not in _deep_names(getattr(owner, method, None)):
+            problems.append(f"{owner.__name__}.{method} no longer uses {name}")
+    if "getLocalCandidates" not in _names(getattr(_pc_module, "add_transport_description",
+                                                  None)):
+        problems.append("aiortc's add_transport_description no longer writes the SDP's "
+                        "candidates from RTCIceGatherer.getLocalCandidates")
+    for where, name, expected in [
+            (IceConnection, "get_component_candidates",
+             ["self", "component", "addresses", "timeout"]),
+            (_ice_module, "server_reflexive_candidate", ["protocol", "stun_server"])]:
+        try:
+            parameters = list(inspect.signature(getattr(where, name)).parameters)
+        except (AttributeError, TypeError, ValueError):
+            parameters = []
+        if parameters[:len(expected)] != expected:
+            problems.append(f"aioice's {name} is gone or no longer takes "
+                            f"({', '.join(expected)})")
+    for cls, fields in [(RTCIceCandidate, ("ip", "type")),
+                        (Candidate, ("host", "port", "type", "component"))]:
+        missing = [f for f in fields if f not in getattr(cls, "__dataclass_fields__", ())
+                   and f not in inspect.signature(cls).parameters]
+        if missing:
+            problems.append(f"{cls.__name__} has no {', '.join(missing)}")
+    if not isinstance(getattr(aioice_turn, "UDP_SOCKET_BUFFER_SIZE", None), int):
+        problems.append("aioice.turn.UDP_SOCKET_BUFFER_SIZE is gone")
+    return problems
+
+
+def _gatherers(pc: RTCPeerConnection) -> set[RTCIceGatherer]:
+    """The ICE gatherers of a peer connection's transports (every transceiver's, after
+    bundling the same one, and the SCTP transport's)."""
+    transports = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    return {t.transport.iceGatherer for t in transports if t is not None}
+
+
+def gather_on(pc: RTCPeerConnection, network: MediaNetwork) -> None:
+    """Before each ``setLocalDescription``: the peer connection's ICE agents that have
+    not gathered yet take their host sockets from ``network`` and announce its address.
+
+    aioice's ``Connection.gather_candidates`` lists the machine's addresses and has
+    ``self.get_component_candidates(component, addresses)`` bind each to port 0 (its
+    host candidates), ask the STUN server for the server-reflexive ones and the TURN
+    server for a relay. An instance attribute of that name (``_HostCandidates``) binds
+    the host sockets through ``network.bind`` on ``network.addresses`` (aioice's list
+    when unset) and hands the rest to aioice's own method with no address (the relay)
+    and to its ``server_reflexive_candidate``. The ``announced`` address replaces the
+    host candidates' address (of its IP version) in the gatherer's
+    ``getLocalCandidates``, which is where aiortc writes the SDP's candidates from:
+    aioice's own candidates, and the sockets, keep the real address."""
+    if network.is_default:
+        return
+    for gatherer in _gatherers(pc):
+        connection = gatherer._connection
+        if gatherer.state != "new" or "get_component_candidates" in vars(connection):
+            continue
+        connection.get_component_candidates = (  # type: ignore[method-assign]
+            _HostCandidates(connection, network))
+        if network.announced is not None:
+            gatherer.getLocalCandidates = _Announced(  # type: ignore[method-assign]
+                gatherer.getLocalCandidates, network.announced)
+
+
+class _HostCandidates:
+    """Takes the place of a Connection's ``get_component_candidates`` (``gather_on``)."""
+
+    def __init__(self, connection: IceConnection, network: MediaNetwork) -> None:
+        self._connection = connection
+        self._network = network
+        self._aioice = connection.get_component_candidates
+
+    async def __call__(self, component: int, addresses: list[str],
+                       timeout: int = 5) -> list[Candidate]:  # noqa: ASYNC109 (aioice's)
+        connection = self._connection
+        if self._network.addresses is not None:
+            addresses = list(self._network.addresses)
+        loop = asyncio.get_running_loop()
+        protocols: list[StunProtocol] = []
+        try:
+            for address in addresses:
+                sock = self._network.bind(address)  # raises when the range is full
+                if sock is None:
+                    continue
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                    aioice_turn.UDP_SOCKET_BUFFER_SIZE)
+                    _, protocol = await loop.create_datagram_endpoint(
+                        lambda: StunProtocol(connection), sock=sock)
+                except BaseException:
+                    sock.close()
+                    raise
+                host, port = sock.getsockname()[:2]
+                protocol.local_candidate = Candidate(
+                    foundation=candidate_foundation("host", "udp", host),
+                    component=component, transport="udp",
+                    priority=candidate_priority(component, "host"),
+                    host=host, port=port, type="host")
+                protocols.append(protocol)
+        except BaseException:
+            for protocol in protocols:
+                if protocol.transport is not None:
+                    protocol.transport.close()
+            raise
+        connection._protocols += protocols
+        candidates = [protocol.local_candidate for protocol in protocols]
+        reflexive = []
+        if connection.stun_server is not None:
+            reflexive = [
+                asyncio.ensure_future(_ice_module.server_reflexive_candidate(
+                    protocol, connection.stun_server))
+                for protocol in protocols
+                if ipaddress.ip_address(protocol.local_candidate.host).version == 4]
+        try:
+            candidates += await self._aioice(component, [], timeout)  # the relay, if any
+        except BaseException:
+            for task in reflexive:
+                task.cancel()
+            raise
+        if reflexive:  # as aioice's: those that answered in time
+            done, pending = await asyncio.wait(reflexive, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            candidates += [task.result()[0] for task in done if task.exception() is None]
+        return candidates
+
+
+class _Announced:
+    """Takes the place of a gatherer's ``getLocalCandidates`` (``gather_on``)."""
+
+    def __init__(self, own: Callable[[], list[RTCIceCandidate]], announced: str) -> None:
+        self._own = own
+        self._announced = announced
+        self._version = ipaddress.ip_address(announced).version
+
+    def __call__(self) -> list[RTCIceCandidate]:
+        return [replace(c, ip=self._announced)
+                if c.type == "host" and ipaddress.ip_address(c.ip).version == self._version
+                else c for c in self._own()]

@@ -31,3 +31,4 @@ class MediaCounters:
     transcoded_streams: int = 0  # viewers given re-encoded video (no shared codec)
     peer_connections: int = 0    # RTCPeerConnections opened with clients
     connect_timeouts: int = 0    # of those, closed unconnected CONNECT_TIMEOUT_S after the offer
+    ports_refused: int = 0       # of those, closed: every port of MEDIA_PORTS was in use

@@ -8,12 +8,20 @@ a sender once the viewer's connection is up (ICE and DTLS), often hundreds of
 milliseconds after the subscription. Frames queued before then would be stale
 when sent, and could fill the queue, so that the viewer then waited for the
 publisher's next keyframe (seconds, for a camera that ignores keyframe requests).
-At the first ``recv()`` the track starts from the publication's cached keyframe."""
+At the first ``recv()`` the track starts from the publication's cached keyframe.
+
+Once the sender has caught up (its queue empty, its loop waiting for the next frame),
+a frame goes to it directly (``direct``, set by the ``SlotTrack`` that reads this
+track): sent on from the publication's fan-out, without a queue and a task wake-up per
+frame and viewer. Whenever the sender cannot take it at once (busy, or its path goes
+through TURN) the frame is queued as before, and queued frames always go first."""
 
 from __future__ import annotations
 
 import asyncio
 import fractions
+import logging
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import av
@@ -23,6 +31,8 @@ from aiortc.mediastreams import MediaStreamError
 from videoassist.media.aiortc_hooks import ForwardedFrame
 from videoassist.media.frames import EncodedFrame
 from videoassist.media.publication import GOP_MAX_FRAMES, Publication
+
+logger = logging.getLogger(__name__)
 
 # Three seconds at 30 fps: the whole cached run since a keyframe fits, and a sender
 # flushes that run in one go (packetizing never waits), so a starting viewer never
@@ -83,6 +93,8 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
         self._waiting_for_keyframe = self.kind == "video"
         self.started = False  # the sender has asked for a frame
         self._time_base: fractions.Fraction | None = None  # 1 / the codec's clock rate
+        # Takes a frame for the sender at once, or says False (see the module docstring).
+        self.direct: Callable[[ForwardedFrame], bool] | None = None
 
     def offer(self, frame: EncodedFrame) -> None:
         """Queue a frame for this viewer (called by the publication, on the loop)."""
@@ -103,6 +115,10 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
                 return
             self._queue.get_nowait()  # audio: drop the oldest packet
             self._drop(1)
+        elif (self.direct is not None and self._queue.empty() and frame.payloads
+              and self.direct(self._forwarded(frame))):
+            self._count(frame)
+            return
         self._queue.put_nowait(frame)
 
     def discard(self) -> None:
@@ -124,17 +140,30 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
         frame = await self._next()
         self._flow.frames += 1
         self._flow.bytes += len(frame.data)
+        if frame.payloads:
+            return self._forwarded(frame)
+        packet = av.Packet(frame.data)
+        packet.pts = frame.timestamp
+        packet.time_base = self._clock(frame)
+        return packet
+
+    def _clock(self, frame: EncodedFrame) -> fractions.Fraction:
         time_base = self._time_base
         if time_base is None:
             time_base = self._time_base = fractions.Fraction(1, frame.clock_rate)
-        if frame.payloads:
-            return ForwardedFrame(frame.codec, frame.data, frame.payloads, frame.timestamp,
-                                  time_base)
-        packet = av.Packet(frame.data)
-        packet.pts = frame.timestamp
-        packet.time_base = time_base
-        return packet
+        return time_base
+
+    def _forwarded(self, frame: EncodedFrame) -> ForwardedFrame:
+        return ForwardedFrame(frame.codec, frame.data, frame.payloads, frame.timestamp,
+                              self._clock(frame))
+
+    def _count(self, frame: EncodedFrame) -> None:
+        """A frame handed to the sender directly, counted as ``recv`` counts one."""
+        self.forwarded += 1
+        self._flow.frames += 1
+        self._flow.bytes += len(frame.data)
 
     def stop(self) -> None:
+        self.direct = None
         self.publication.unsubscribe(self)
         super().stop()

@@ -19,6 +19,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from videoassist.errors import Conflict, NotFound
 from videoassist.media.capture import Capture, capture
 from videoassist.media.counters import MediaCounters
+from videoassist.media.network import MediaNetwork, MediaPortsExhausted
 from videoassist.media.publication import Publication
 from videoassist.media.session import MediaSession, Send
 from videoassist.media.transcode import DecodedFeed
@@ -82,9 +83,11 @@ class MediaRoom:
 
 class MediaRouter:
     def __init__(self, ice_servers: Callable[[], list[RTCIceServer]],
-                 transcode: str = "when-needed") -> None:
+                 transcode: str = "when-needed", network: MediaNetwork | None = None) -> None:
         self._ice_servers = ice_servers
         self.transcode = transcode  # Settings.media_transcode
+        # Where the peer connections' sockets are (Settings.media_*); default: aioice's.
+        self.network = network or MediaNetwork(None, None, None)
         self._rooms: dict[int, MediaRoom] = {}
         self._sessions: dict[int, MediaSession] = {}
         self.counters = MediaCounters()
@@ -155,7 +158,19 @@ class MediaRouter:
             self._sessions[participant_id] = session
         elif session.room.call_id != call_id:
             raise Conflict("This participant's media belongs to another call.")
-        return await session.handle_offer(sdp)
+        try:
+            return await session.handle_offer(sdp)
+        except MediaPortsExhausted as exc:
+            await self.refuse(session, exc)
+            raise
+
+    async def refuse(self, session: MediaSession, exc: MediaPortsExhausted) -> None:
+        """A peer connection that found no free port: logged and closed (aiortc cannot
+        negotiate again after a failed setLocalDescription; a new offer starts afresh)."""
+        self.counters.ports_refused += 1
+        logger.warning("%s media refused: %s (VIDEOASSIST_MEDIA_PORTS)", session.log_prefix,
+                       exc.detail)
+        await self.leave(session.participant_id)
 
     async def answer(self, participant_id: int, sdp: str) -> None:
         await self._session(participant_id).handle_answer(sdp)

@@ -26,6 +26,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from videoassist.errors import BadRequest, Conflict
 from videoassist.media import aiortc_hooks
 from videoassist.media.forward import ForwardTrack
+from videoassist.media.network import MediaPortsExhausted
 from videoassist.media.publication import Publication
 from videoassist.media.slot import SenderSlot
 from videoassist.media.transcode import DECODERS, TranscodeTrack
@@ -101,6 +102,7 @@ class MediaSession:
                 if publication_id not in known and publication.kind == "video":
                     self._prefer_shared_codec(transceiver)
             answer = await self.pc.createAnswer()
+            aiortc_hooks.gather_on(self.pc, self.room.router.network)
             await self.pc.setLocalDescription(answer)
             self._note_codecs()
             self._negotiated()
@@ -267,7 +269,12 @@ class MediaSession:
             self.needs_offer = False
             offer = await aiortc_hooks.create_offer_keeping_negotiation(
                 self.pc, self.client_numbering)
-            await self.pc.setLocalDescription(offer)
+            aiortc_hooks.gather_on(self.pc, self.room.router.network)
+            try:
+                await self.pc.setLocalDescription(offer)
+            except MediaPortsExhausted as exc:  # a transport of a new kind found no port
+                self.room.router.keep(asyncio.ensure_future(self.room.router.refuse(self, exc)))
+                return
             self.offer_in_flight = True
             self._send({"type": "sdp.offer", "sdp": self.pc.localDescription.sdp})
 

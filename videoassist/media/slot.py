@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -83,6 +84,8 @@ class SlotTrack(MediaStreamTrack):
         self._wake: asyncio.Future[None] | None = None
         self._shift: int | None = None  # added to the source's pts; None: not known yet
         self._last: tuple[int, fractions.Fraction, float] | None = None  # pts, base, when
+        # The slot's sender, which a forwarded frame may go to directly (``_deliver``).
+        self.packets: aiortc_hooks.PacketSender | None = None
 
     @property
     def source(self) -> Source | None:
@@ -90,9 +93,28 @@ class SlotTrack(MediaStreamTrack):
 
     def feed(self, source: Source | None) -> None:
         """Pass on this source's frames from now on (None: none)."""
+        if isinstance(self._source, ForwardTrack):
+            self._source.direct = None
         self._source = source
         self._shift = None
+        if isinstance(source, ForwardTrack) and self.packets is not None:
+            source.direct = functools.partial(self._deliver, source)
         self._poke()
+
+    def _deliver(self, source: ForwardTrack, item: aiortc_hooks.ForwardedFrame) -> bool:
+        """A frame the source hands over directly (``media.forward``): sent at once if
+        the sender is waiting for one on a plain UDP path, else False, and the source
+        queues it for ``recv`` as before."""
+        if self._source is not source or self.readyState != "live" or self.packets is None:
+            return False
+        udp = self.packets.ready_now()
+        if udp is None:
+            return False
+        try:
+            self.packets.send_now(self._shifted(item), udp)
+        except Exception:  # the publisher's receive path must go on; the frame is lost
+            logger.exception("sending a forwarded frame at once failed")
+        return True
 
     def _poke(self) -> None:
         if self._wake is not None and not self._wake.done():
@@ -157,7 +179,7 @@ class SenderSlot:
             self.transceiver.setCodecPreferences(chosen + rtx[:1])
         sender = self.transceiver.sender
         # Forwarded frames go out in the RTP payloads they came in, not packetized anew.
-        self.packets = aiortc_hooks.send_packets(sender)
+        self.packets = self.track.packets = aiortc_hooks.send_packets(sender)
         self._own_keyframe = aiortc_hooks.on_keyframe_request(sender, self._keyframe_request)
         aiortc_hooks.on_bitrate_estimate(sender, self._bitrate_estimate)
         self.publication: Publication | None = None
