@@ -90,10 +90,11 @@ async def next_of(client: MediaClient, kind: str) -> dict[str, Any]:
                 return message
 
 
-async def refused_join(remote: Server, token: str) -> tuple[dict[str, Any], int | None, str]:
+async def refused_join(remote: Server, token: str, job: int = JOB
+                       ) -> tuple[dict[str, Any], int | None, str]:
     """Authenticate a new socket that the server refuses: its error, close code, reason."""
     ws = await remote.ws()
-    await ws.send_json({"type": "auth", "token": token, "job": JOB})
+    await ws.send_json({"type": "auth", "token": token, "job": job})
     error = await receive(ws)
     closing = await ws.receive(timeout=5)
     assert closing.type == aiohttp.WSMsgType.CLOSE, closing
@@ -105,6 +106,8 @@ async def test_sigterm_drains_until_the_last_call_ends_then_exits_0(serve: Any) 
     staff_token = await remote.sign_in("bob")
     customer_token = await remote.participant(staff_token, JOB)
     newcomer_token = await remote.participant(staff_token, JOB)  # redeemed, never joined
+    other_job = await remote.job(staff_token, "Radiator cold")
+    other_token = await remote.participant(staff_token, other_job)
     unused_link = await remote.invite(staff_token, JOB)
     expert = await MediaClient(remote, staff_token, JOB).start()
     customer = await MediaClient(remote, customer_token).start()
@@ -116,8 +119,8 @@ async def test_sigterm_drains_until_the_last_call_ends_then_exits_0(serve: Any) 
         assert await until_not_ready(remote) == {"status": "draining"}
         assert await status_of(remote, "/healthz") == (200, {"status": "ok"})
 
-        # Nobody new: not a redeemed token's holder, not a link redeemed now.
-        error, code, reason = await refused_join(remote, newcomer_token)
+        # No new call: not for a redeemed token's holder, not through a link redeemed now.
+        error, code, reason = await refused_join(remote, other_token, other_job)
         assert (error["code"], code, reason) == ("draining", 1013, "draining"), error
         assert "restarting" in error["message"]
         status, body = await remote.redeem(unused_link)
@@ -136,12 +139,14 @@ async def test_sigterm_drains_until_the_last_call_ends_then_exits_0(serve: Any) 
         frames = received.frames
         await customer.wait_remote(expert.participant_id, "video", frames=frames + 15)
 
-        # Someone of the call comes back after a lost connection: let in.
-        back, joined = await remote.join_call(customer_token)
-        while (await next_of(expert, "participant.joined"))["participant"]["id"] != \
-                joined["you"]["id"]:
-            pass  # the customer's first join, announced before
-        await back.close()
+        # Into the call in progress: someone of the call coming back after a lost
+        # connection, and someone new to it, are both let in.
+        for token in (customer_token, newcomer_token):
+            back, joined = await remote.join_call(token)
+            while (await next_of(expert, "participant.joined"))["participant"]["id"] != \
+                    joined["you"]["id"]:
+                pass  # joins announced before
+            await back.close()
         assert process.proc.poll() is None
     finally:
         await customer.close()

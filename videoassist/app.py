@@ -59,7 +59,7 @@ from videoassist.auth.tokens import TokenService
 from videoassist.cluster.duties import Duties, Duty
 from videoassist.cluster.node import ThisNode
 from videoassist.cluster.proxy import WS_PATH, Proxies
-from videoassist.cluster.sweep import end_calls_of_gone_nodes
+from videoassist.cluster.sweep import Sweeper, end_calls_of_gone_nodes
 from videoassist.config import Settings
 from videoassist.media import aiortc_hooks
 from videoassist.media.ice import IcePolicy
@@ -253,7 +253,10 @@ async def _this_node(app: web.Application) -> AsyncIterator[None]:
 
     secret = await asyncio.get_running_loop().run_in_executor(
         None, keyfiles.node_secret, app[SETTINGS])
-    app[NODE] = ThisNode(app[STORE], secret, app[WORKER], app[CLOCK], load)
+    settings = app[SETTINGS]
+    app[NODE] = ThisNode(app[STORE], secret, app[WORKER], app[CLOCK], load,
+                         timeout_s=settings.node_timeout_s, host=settings.internal_host,
+                         port=settings.internal_port)
     app[PROXIES] = Proxies(secret)
     yield
     await app[PROXIES].close()
@@ -267,7 +270,9 @@ async def _node_serving(app: web.Application) -> AsyncIterator[None]:
         return web.Response(body=app[METRICS].exposition(), content_type="text/plain")
 
     node = app[NODE]
-    await node.start({WS_PATH: carried, metrics.INTERNAL_METRICS: own_metrics})
+    sweeper = Sweeper(app[STORE], app[WEBHOOKS], node, app[PROXIES], app[CLOCK])
+    await node.start({WS_PATH: carried, metrics.INTERNAL_METRICS: own_metrics},
+                     on_beat=sweeper.check)
     if _delivers_webhooks(app):
         app[WEBHOOKS].start(node.id)
     duties = asyncio.create_task(_duties(app).run(node.id))

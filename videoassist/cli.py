@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 from videoassist import __version__, accounts, analytics, apikeys, invitations, jobs, keyfiles
 from videoassist.auth.apikeys import SCOPES
 from videoassist.config import Settings, load_settings
-from videoassist.errors import ConfigError, VideoassistError
+from videoassist.errors import ConfigError, Conflict, VideoassistError
 from videoassist.storage import Store
 from videoassist.storage.audit import AuditFilter
 from videoassist.storage.chain import CHAIN_SCHEMA_VERSION, canonical
@@ -80,9 +80,13 @@ async def ensure_first_admin(store: Store, settings: Settings) -> str | None:
         return None
     admin = await store.users.find(FIRST_ADMIN)
     if admin is None:
-        admin = await accounts.add_user(store, FIRST_ADMIN, "admin", None)
-        await store.audit.record("cli", "user.created", f"user:{admin.id}", role="admin")
-    elif admin.role != "admin" or not admin.active:
+        try:
+            admin = await accounts.add_user(store, FIRST_ADMIN, "admin", None)
+            await store.audit.record("cli", "user.created", f"user:{admin.id}", role="admin")
+        except Conflict:  # another node starting on the same database made it just now
+            admin = await store.users.find(FIRST_ADMIN)
+            assert admin is not None
+    if admin.role != "admin" or not admin.active:
         raise UsageError(
             f"no active admin can sign in, and user {FIRST_ADMIN!r} is not an active admin: "
             "use 'videoassist user add NAME --role admin'"

@@ -299,6 +299,31 @@ class Settings:
             "the port (keep it off the public proxy)."
         ),
     )
+    node_timeout_s: float = field(
+        default=30.0,
+        metadata=_doc(
+            "A node (server process) not heard from for this long is taken for dead: the "
+            "other nodes on the database end its calls, and the next join places them "
+            "again. Nodes heartbeat every second."
+        ),
+    )
+    internal_host: str = field(
+        default="127.0.0.1",
+        metadata=_doc(
+            "Address of this node's internal listener, where the installation's other "
+            "nodes carry WebSockets to the calls it holds: one they reach, never public."
+        ),
+    )
+    internal_port: int = field(
+        default=0, metadata=_doc("TCP port of the internal listener (0: any free).")
+    )
+    node_secret: Secret | None = field(
+        default=None,
+        metadata=_doc(
+            "What nodes show each other on their internal listeners; the same on every "
+            "node of a fleet. Default: generated into DATA_DIR/node-secret."
+        ),
+    )
 
     def __post_init__(self) -> None:
         if not self.public_url:
@@ -348,6 +373,8 @@ class Settings:
             ("revocation_poll_s", 0 < self.revocation_poll_s <= 1, "0..1 (disable within 1 s)"),
             ("drain_timeout_s", 0 <= self.drain_timeout_s <= 7 * 24 * 3600,
              "0..604800 seconds"),
+            ("node_timeout_s", 2 <= self.node_timeout_s <= 3600, "2..3600 seconds"),
+            ("internal_port", 0 <= self.internal_port <= 65535, "0..65535"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -388,6 +415,11 @@ class Settings:
                 raise ConfigError(f"{ENV_PREFIX}DATABASE_URL must be a postgresql:// URL "
                                   "naming a database (postgresql://USER:PASSWORD@HOST:PORT/"
                                   "DATABASE)")
+        if self.internal_host in ("", "0.0.0.0", "::", "*"):  # noqa: S104 (refused)
+            raise ConfigError(f"{ENV_PREFIX}INTERNAL_HOST must be the address other nodes "
+                              f"reach this one at, not a wildcard: got {self.internal_host!r}")
+        if self.node_secret is not None and len(self.node_secret.reveal()) < 16:
+            raise ConfigError(f"{ENV_PREFIX}NODE_SECRET must be at least 16 characters")
         parts = urlsplit(self.webhook_url)
         if self.webhook_url and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise ConfigError(f"{ENV_PREFIX}WEBHOOK_URL must be an http(s) URL")

@@ -124,7 +124,10 @@ def webhook_secret(settings: Settings) -> str:
 
 def node_secret(settings: Settings) -> str:
     """The secret nodes of one installation show each other on their internal
-    addresses; generated on first run, never configured (regenerated if deleted)."""
+    addresses: configured (a fleet of machines), or generated on first run into the
+    data directory (regenerated if deleted)."""
+    if settings.node_secret is not None:
+        return settings.node_secret.reveal()
     return _generated_secret(settings, NODE_SECRET_FILE)
 
 

@@ -1,9 +1,10 @@
 """Running the server until it is told to stop, and stopping without cutting calls.
 
 The first SIGTERM (or SIGINT: Ctrl-C does the same) starts the drain: ``/readyz``
-answers 503 so that a load balancer sends nobody new, and new joins are refused
-(``/api/invites/redeem`` answers 503, a WebSocket ``auth`` that is not someone coming
-back to a call in progress is refused with 1013 ``draining``). Calls in progress go on.
+answers 503 so that a load balancer sends nobody new, and no new call starts here
+(``/api/invites/redeem`` answers 503, a WebSocket ``auth`` for a job with no call in
+progress is refused with 1013 ``draining``). Calls in progress go on, and take anyone
+who may join them, coming back or new.
 When the last one ends, or ``drain_timeout_s`` after the signal, the server stops: the
 calls left get the usual shutdown notice (1001 ``server_shutdown``), the database is
 closed, and the process exits 0. A second signal exits at once, with 128 + the signal's
@@ -15,7 +16,7 @@ under the supervisor (``videoassist.cluster.supervisor``): the same server, boun
 SO_REUSEPORT beside the other workers, which takes its orders from the supervisor's
 control line instead of signals. A worker's drain also waits for the connections it
 carries to calls on other workers; a worker drained says so and keeps listening
-(answering 503 and refusing joins) until the supervisor says every worker has
+(answering 503 and refusing new calls) until the supervisor says every worker has
 drained: workers stop listening together, so that no connection meets a closed port
 while others still drain.
 """
@@ -172,7 +173,7 @@ async def _drain(app: web.Application, signal_name: str, timeout_s: float) -> No
         logger.exception("drain: this node could not be marked draining; going on")
     calls, people = len(hub.rooms), len(hub.members())
     carried = f", {len(proxies)} carried to other workers" if len(proxies) else ""
-    logger.info("%s: draining: /readyz answers 503 and new joins are refused; "
+    logger.info("%s: draining: /readyz answers 503 and new calls are refused; "
                 "%d calls in progress (%d connections%s); stopping when they end, at the "
                 "latest in %g s; a second signal exits at once", signal_name, calls, people,
                 carried, timeout_s)

@@ -305,6 +305,7 @@ async def test_sigterm_drains_every_worker(cluster: Cluster) -> None:
     staff = await cluster.on(0)
     token = await staff.sign_in("bob")
     newcomer = await staff.participant(token, 1)  # redeemed before the drain
+    other = await staff.participant(token, 2)  # a job with no call
     expert, customer, _ = await in_call(cluster, 1)
     probes = [await cluster.on(w) for w in range(WORKERS)]
     knocking = [await cluster.on(w) for w in range(WORKERS)]
@@ -314,10 +315,17 @@ async def test_sigterm_drains_every_worker(cluster: Cluster) -> None:
         async with asyncio.timeout(5):
             while (await probe.request("GET", "/readyz"))[0] != 503:
                 await asyncio.sleep(0.05)
-    # Nobody new, through either worker; the call goes on across them.
+    # No new call, through either worker; the call goes on across them, and takes
+    # someone new through either.
     for remote in knocking:
-        ws = await join(remote, newcomer, None)
+        ws = await join(remote, other, None)
         assert await closed(ws, "draining") == (1013, "draining")
+    for worker in range(WORKERS):
+        ws = await join(await cluster.on(worker), newcomer, None)
+        assert (await receive(ws))["type"] == "joined"
+        assert (await receive(expert))["type"] == "participant.joined"
+        await ws.close()
+        assert (await receive(expert))["type"] == "participant.left"
     await customer.send_json({"type": "chat.message", "text": "still here"})
     assert (await receive(expert))["message"]["text"] == "still here"
     assert cluster.process.proc.poll() is None

@@ -12,9 +12,11 @@ connections over them, and clients keep one address.
 
 Each worker is a **node** (``node``): a row in ``nodes`` (host, pid, worker slot,
 internal address, heartbeat every second, load, draining), and an internal listener
-on 127.0.0.1 that only the installation's nodes use, behind a secret generated into
-the data directory (``node-secret``). A node on another machine would be the same
-thing with a routable internal address: nothing here assumes the nodes share a
+(127.0.0.1 by default, ``VIDEOASSIST_INTERNAL_HOST``) that only the installation's
+nodes use, behind a secret (``VIDEOASSIST_NODE_SECRET``, else generated into the data
+directory). A **fleet** is several ``videoassist serve`` on several machines, each
+with a routable internal address, on one PostgreSQL database and sharing their
+secrets by settings (docs/deploy.md, Fleet): nothing here assumes the nodes share a
 machine, only the database.
 
 **Placement.** A call lives whole on one node: its WebSockets, its peer connections,
@@ -49,11 +51,20 @@ loses with its connection; on SQLite worker 0.
 users and withdrawn links, and acts on its own calls. An action taken through another
 worker (or the CLI) reaches a call within that poll.
 
-**Death.** A worker that dies is seen by the supervisor at once (``sweep``): its
+**Death** (``sweep``). A worker that dies is seen by the supervisor at once: its
 node's calls are ended in the database (``call.ended`` webhooks), the connections
 other workers carried to it are closed with 1011 ``call_lost`` (clients reconnect,
 and get a new call), and a new worker starts in its slot. A node not heard from for
-``node.SILENT_S`` (30 s) is taken for dead by placement too, wherever it runs.
+``VIDEOASSIST_NODE_TIMEOUT_S`` (30 s), wherever it runs, is taken for dead by the
+others: after each heartbeat every node tries to claim the silent ones (a conditional
+UPDATE: one claims each), ends the calls of those it claimed, and closes the
+connections it carries to calls that have ended. Placement passes a silent node by
+too, and ends and places again a call it held. A starting node ends only the calls of
+its own machine's nodes whose process is gone.
+
+**Draining.** A draining node (SIGTERM) takes no new call: placement passes it by,
+and a join to a job with no call in progress is refused. Its calls go on and take
+newcomers, whoever's node they came through.
 
 **Metrics.** ``GET /metrics`` on any worker gathers the others' over their internal
 addresses (``gather``) and labels every sample ``worker="N"``.

@@ -54,6 +54,7 @@ class Closed:
 @dataclass(eq=False)
 class _Pipe:
     client: web.WebSocketResponse
+    call_id: int
     stop: asyncio.Future[tuple[int, str, str]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -80,14 +81,27 @@ class Proxies:
             if not pipe.stop.done():
                 pipe.stop.set_result((code, reason, message))
 
+    def call_ids(self) -> set[int]:
+        """The calls this node carries connections to."""
+        return {pipe.call_id for pipe in self._pipes}
+
+    def close_calls(self, call_ids: set[int]) -> None:
+        """End the pipes to these calls, which have ended (their node was taken for
+        dead): the clients get ``call_lost`` and close 1011, and rejoin."""
+        for pipe in self._pipes:
+            if pipe.call_id in call_ids and not pipe.stop.done():
+                logger.warning("[call %d] the call ended while its node was silent: "
+                               "closing a connection carried to it", pipe.call_id)
+                pipe.stop.set_result((CLOSE_CALL_LOST, CALL_LOST, CALL_LOST_MESSAGE))
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def pipe(self, client: web.WebSocketResponse, address: str, auth: str,
-                   client_address: str, prefix: str) -> Moved | Closed:
-        """Carry the client's socket to the holder at ``address``, from its ``auth``
-        message on, until either side closes."""
+    async def pipe(self, client: web.WebSocketResponse, address: str, call_id: int,
+                   auth: str, client_address: str, prefix: str) -> Moved | Closed:
+        """Carry the client's socket to the holder of call ``call_id`` at ``address``,
+        from its ``auth`` message on, until either side closes."""
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(
                 total=None, connect=CONNECT_TIMEOUT_S))
@@ -99,7 +113,7 @@ class Proxies:
             logger.warning("%s the node holding the call (%s) cannot be reached: %s",
                            prefix, address, exc)
             return await _lost(client)
-        pipe = _Pipe(client)
+        pipe = _Pipe(client, call_id)
         self._pipes.add(pipe)
         self._idle.clear()
         try:

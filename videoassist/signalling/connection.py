@@ -270,7 +270,7 @@ class Connection:
             logger.info("[job %s] carried to node %d, which holds call %d", job_id,
                         placement.node_id, placement.call_id)
             result = await self.app[PROXIES].pipe(
-                self.ws, placement.address, auth, self.client,
+                self.ws, placement.address, placement.call_id, auth, self.client,
                 f"[job {job_id} call {placement.call_id}]")
             if isinstance(result, Closed):
                 self.refused = result.reason

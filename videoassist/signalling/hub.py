@@ -5,8 +5,9 @@ leaves; both are told to a ``CallEvents`` (the webhooks), in order. Each member 
 bounded outbox drained by its connection's writer, so a slow client never holds up a
 broadcast: when its outbox is full it is closed.
 
-While the server drains (see ``videoassist.serving``) a join is refused unless it is
-someone coming back to a call in progress that they were already in.
+While the server drains (see ``videoassist.serving``) no new call starts on it: a join
+to a job with no call in progress is refused, a join to a call it holds is let in
+(someone coming back, or someone new: the call goes on, and could go on nowhere else).
 
 Each hub is one node's (``videoassist.cluster``): it holds the calls the database
 places on its node, and only those. A join whose call is held by another node raises
@@ -179,7 +180,6 @@ class Room:
     job: Job
     call_id: int
     members: dict[int, Member] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)  # everyone who has joined, by ``actor``
 
     def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
                   customers: bool = True) -> None:
@@ -237,8 +237,8 @@ class Hub:
         spread: bool = False,
     ) -> tuple[Member, Room]:
         """Add a connection to the job's call, starting the call if it is the first.
-        ``draining``: only someone who was already in the call in progress may join
-        (a reconnection); anyone else gets ``Draining``. A call held by another node
+        ``draining``: no new call (``Draining``); a call in progress takes anyone who
+        may join it. A call held by another node
         raises ``Elsewhere``; a new call goes on the least loaded node (``spread``: a
         client's own connection) or on this one (a connection another node carried
         here, so that it is never carried twice)."""
@@ -247,8 +247,6 @@ class Hub:
             new = room is None
             if room is None:
                 room = await self._place(job, draining, spread)
-            elif draining and actor(user_id, invite_id) not in room.seen:
-                raise Draining()
             try:
                 if new and self._events is not None:
                     await self._events.call_started(job, await self._store.calls.get(
@@ -264,7 +262,6 @@ class Hub:
                             session_version)
             room.broadcast({"type": "participant.joined", "participant": participant.public()})
             room.members[member.id] = member
-            room.seen.add(member.actor)
             self.joined[role] = self.joined.get(role, 0) + 1
         await self._store.audit.record(member.actor, "call.joined", f"job:{job.id}",
                                        call=room.call_id, participant=participant.id)
@@ -274,13 +271,12 @@ class Hub:
     async def _place(self, job: Job, draining: bool, spread: bool) -> Room:
         """The room of the job's call, placed on this node; ``Elsewhere`` if another
         node holds it. Called under the lock, with no room for the job here."""
-        if draining:
-            # No new call while draining; a call held elsewhere is that node's to judge.
-            held = await self._store.calls.in_progress(job.id)
-            if held is None or held[1] == self._node.id:
-                raise Draining()
+        if draining and await self._store.calls.in_progress(job.id) is None:
+            raise Draining()  # no new call while draining; one in progress goes on
+        # Draining, a call that must start again (its node died) goes on another node.
         placement = await self._store.calls.place(job.id, self._node.id,
-                                                  self._node.heard_after(), spread=spread)
+                                                  self._node.heard_after(),
+                                                  spread=spread or draining)
         if placement.ended is not None:
             logger.warning("[job %d] call %d was held by a node not heard from: ended",
                            job.id, placement.ended)

@@ -108,8 +108,8 @@ class Calls:
             if held is not None:
                 if held[1] is not None and held[3]:
                     return Placement(held[0], held[1], held[2], started=False)
-                ended = held[0]
-                await self._end(tx, ended, now)
+                if await self._end(tx, held[0], now):  # not by a sweep meanwhile
+                    ended = held[0]
             target = None
             if spread:
                 target = await tx.fetchone(
@@ -134,17 +134,37 @@ class Calls:
 
     async def end_held_by(self, node_ids: list[int], unplaced: bool = False) -> list[int]:
         """End the calls in progress held by these nodes (gone), and with ``unplaced``
-        those held by no node (left by a server from before nodes); their ids."""
+        those held by no node (left by a server from before nodes); the ids of those
+        this ended (not those another process ended meanwhile)."""
+        async with self._db.transaction() as tx:
+            return await self._end_held_by(tx, node_ids, unplaced, self._clock())
+
+    async def _end_held_by(self, tx: Transaction, node_ids: list[int], unplaced: bool,
+                           now: float) -> list[int]:
         marks = ", ".join("?" * len(node_ids)) or "NULL"
         where = f"node_id IN ({marks})" + (" OR node_id IS NULL" if unplaced else "")
+        rows = await tx.fetchall(
+            f"SELECT id FROM calls WHERE ended_at IS NULL AND ({where}) ORDER BY id",
+            node_ids)
+        # Each end is conditional (ended_at IS NULL): of several processes ending the
+        # same call at once, one ends it, and it alone says so.
+        return [row[0] for row in rows if await self._end(tx, row[0], now)]
+
+    async def end_of_silent_nodes(self, heard_before: float, but: int
+                                  ) -> tuple[list[int], list[int]]:
+        """Take the nodes not heard from since ``heard_before`` for dead (but ``but``,
+        the caller): mark them stopped and end their calls, in one transaction. The
+        mark is a conditional UPDATE (not stopped yet, still silent): of several nodes
+        doing this at once, each silent node is claimed by one, which alone ends its
+        calls. (nodes claimed, calls ended)."""
         now = self._clock()
         async with self._db.transaction() as tx:
             rows = await tx.fetchall(
-                f"SELECT id FROM calls WHERE ended_at IS NULL AND ({where}) ORDER BY id",
-                node_ids)
-            for row in rows:
-                await self._end(tx, row[0], now)
-        return [row[0] for row in rows]
+                "UPDATE nodes SET stopped_at = ? WHERE stopped_at IS NULL"
+                " AND heartbeat_at < ? AND id <> ? RETURNING id", (now, heard_before, but))
+            claimed = sorted(row[0] for row in rows)
+            ended = await self._end_held_by(tx, claimed, False, now) if claimed else []
+        return claimed, ended
 
     async def held_by(self, node_id: int, started_before: float) -> list[int]:
         """Calls in progress placed on ``node_id`` that started before then."""

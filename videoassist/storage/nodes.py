@@ -28,10 +28,13 @@ class Nodes:
             "INSERT INTO nodes (host, pid, worker, address, started_at, heartbeat_at)"
             " VALUES (?, ?, ?, ?, ?, ?) RETURNING id", (host, pid, worker, address, now, now))
 
-    async def heartbeat(self, node_id: int, load: int) -> None:
-        await self._db.execute(
+    async def heartbeat(self, node_id: int, load: int) -> bool:
+        """Whether the node is still one: False once it was marked stopped (another node
+        took it for dead and ended its calls)."""
+        count = await self._db.execute(
             "UPDATE nodes SET heartbeat_at = ?, load = ? WHERE id = ? AND stopped_at IS NULL",
             (self._clock(), load, node_id))
+        return count == 1
 
     async def set_draining(self, node_id: int) -> None:
         await self._db.execute("UPDATE nodes SET draining = 1 WHERE id = ?", (node_id,))
@@ -64,6 +67,13 @@ class Nodes:
             f"SELECT id FROM nodes WHERE stopped_at IS NULL AND (({mine}) OR heartbeat_at < ?)"
             " ORDER BY id", (*params, heard_before))
         return [r[0] for r in rows]
+
+    async def of_host(self, host: str) -> list[Node]:
+        """The nodes of a host not marked stopped, by id."""
+        rows = await self._db.fetchall(
+            f"SELECT {_NODE} FROM nodes WHERE stopped_at IS NULL AND host = ? ORDER BY id",
+            (host,))
+        return [_node(r) for r in rows]
 
     async def prune(self, stopped_before: float) -> int:
         """Forget nodes stopped before then (their calls keep a NULL node)."""

@@ -1,0 +1,317 @@
+"""A fleet on one machine, as ops would run it on several: one PostgreSQL database,
+N nodes (``videoassist serve --workers 1``, each its own process and data directory,
+127.0.0.1 and a port of its own), and nginx in front of them all.
+
+The nodes share what a fleet must share through settings, not files: the database
+(``VIDEOASSIST_DATABASE_URL``), the token signing keys, the snapshot key, the node
+secret and the TURN secret (docs/deploy.md, Fleet). nginx runs docs/deploy.md's site
+configuration with its ``upstream`` block replaced by the Fleet section's (every node
+listed), the addresses, certificate and log paths replaced as in tests/test_deploy.py.
+
+Everything here is synchronous (processes and files); clients are ``Server`` helpers
+on an aiohttp session of the test's own (``Fleet.through`` and ``Fleet.on``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import ipaddress
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.support.databases import Cluster, raw_fetchall
+from tests.support.docs import fenced_blocks
+from tests.support.process import ServeProcess
+from tests.support.server import PASSWORD, Clock, Server, free_port
+from videoassist import accounts
+from videoassist.config import Settings
+from videoassist.storage import Store
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+START_S = 60.0  # a node's start on a busy machine
+DOC_NODES = ("10.0.0.11:8080", "10.0.0.12:8080", "10.0.0.13:8080")  # in deploy.md's block
+
+
+def fleet_upstream() -> str:
+    """The Fleet section's ``upstream`` block, as written in docs/deploy.md."""
+    [block] = [b for b in fenced_blocks("deploy.md") if b.info == "nginx fleet"]
+    return block.body
+
+
+def site(tls_port: int, http_port: int, node_ports: list[int], cert: Path, key: Path,
+         log: Path) -> str:
+    """docs/deploy.md's nginx site for a fleet of nodes on these loopback ports."""
+    [block] = [b for b in fenced_blocks("deploy.md") if b.info == "nginx"]
+    upstream = fleet_upstream()
+    assert len(node_ports) == len(DOC_NODES), "the documented fleet has three nodes"
+    for address, port in zip(DOC_NODES, node_ports, strict=True):
+        assert upstream.count(f"server {address} ") == 1, f"no {address} in the fleet block"
+        upstream = upstream.replace(f"server {address} ", f"server 127.0.0.1:{port} ")
+    text, count = re.subn(r"upstream videoassist \{.*?\n\}", lambda _: upstream, block.body,
+                          flags=re.DOTALL)
+    assert count == 1, "docs/deploy.md's nginx block has no upstream videoassist block"
+    for old, new in [
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;"),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("    listen [::]:443 ssl http2;\n", ""),  # IPv6 may be off on a test machine
+        ("    listen [::]:80;\n", ""),
+        ("/etc/letsencrypt/live/assist.example.com/fullchain.pem", str(cert)),
+        ("/etc/letsencrypt/live/assist.example.com/privkey.pem", str(key)),
+        ("/var/log/nginx/videoassist.access.log", str(log)),
+    ]:
+        assert text.count(old) == 1, f"docs/deploy.md's nginx block has no {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class Nginx:
+    """nginx in the foreground with the fleet's site, in a directory of its own."""
+
+    def __init__(self, directory: Path, node_ports: list[int]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.tls_port, self.http_port = free_port(), free_port()
+        cert, key = self_signed(directory)
+        temp = "\n".join(f"    {kind}_temp_path {directory / kind};"
+                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        self.conf = directory / "nginx.conf"
+        self.conf.write_text(f"""daemon off;
+master_process off;
+worker_processes 1;
+pid {directory / 'nginx.pid'};
+error_log {directory / 'error.log'} info;
+events {{ worker_connections 256; }}
+http {{
+{temp}
+{site(self.tls_port, self.http_port, node_ports, cert, key, directory / 'access.log')}
+}}
+""")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self, *args: str) -> list[str]:
+        return [NGINX, "-c", str(self.conf), "-p", str(self.directory), "-e",
+                str(self.directory / "e.log"), *args]
+
+    def start(self) -> None:
+        with (self.directory / "stderr.log").open("wb") as sink:
+            self.proc = subprocess.Popen(self.command(), stdout=sink, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            assert self.proc.poll() is None, (self.directory / "stderr.log").read_text()
+            try:
+                socket.create_connection(("127.0.0.1", self.tls_port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, (self.directory / "error.log").read_text()
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+async def _staff(url: str) -> None:
+    """bob (expert) and boss (admin), with the tests' password."""
+    store = await Store.open(url, migrate=False)
+    try:
+        for name, role in (("bob", "expert"), ("boss", "admin")):
+            await accounts.add_user(store, name, role, PASSWORD)
+    finally:
+        await store.close()
+
+
+def shared_secrets() -> dict[str, str]:
+    """The settings every node of one fleet has alike, generated for this fleet."""
+    return {
+        "VIDEOASSIST_JWT_KEYS": f"k1:{secrets.token_urlsafe(48)}",
+        "VIDEOASSIST_SNAPSHOT_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "VIDEOASSIST_NODE_SECRET": secrets.token_urlsafe(32),
+        "VIDEOASSIST_TURN_SECRET": secrets.token_urlsafe(32),
+        "VIDEOASSIST_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+    }
+
+
+@dataclass
+class Fleet:
+    """A database, the nodes on it (by index: A is 0) and, once started, nginx."""
+
+    root: Path
+    database_url: str
+    env: dict[str, str]
+    ports: list[int]
+    nodes: list[ServeProcess | None] = field(default_factory=list)
+    nginx: Nginx | None = None
+    public_url: str = ""
+
+    @classmethod
+    def create(cls, root: Path, cluster: Cluster, size: int = 3, *, migrated: bool = True,
+               **env: str) -> Fleet:
+        """A fleet on a new database of ``cluster``, nothing started yet. With
+        ``migrated``, bob (expert) and boss (admin) exist."""
+        url = cluster.create_database(migrated=migrated)
+        ports = [free_port() for _ in range(size)]
+        fleet = cls(root, url, {}, ports, [None] * size)
+        if migrated:
+            asyncio.run(_staff(url))
+        fleet.env = {
+            "VIDEOASSIST_DATABASE_URL": url, "VIDEOASSIST_WORKERS": "1",
+            "VIDEOASSIST_TRUST_FORWARDED_FOR": "true", "VIDEOASSIST_DRAIN_TIMEOUT_S": "60",
+            "VIDEOASSIST_NODE_TIMEOUT_S": "3",
+            # Queued only (no receiver): each call.ended a node emits is a row to count.
+            "VIDEOASSIST_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hooks",
+            **shared_secrets(), **env}
+        return fleet
+
+    def start(self, *indexes: int, proxy: bool = True) -> None:
+        """Start these nodes (all by default) at once, wait until each serves, then
+        nginx in front (``proxy``)."""
+        if proxy and self.nginx is None:
+            self.nginx = Nginx(self.root / "nginx", self.ports)
+            self.public_url = f"https://127.0.0.1:{self.nginx.tls_port}"
+        for index in indexes or range(len(self.ports)):
+            self.launch(index)
+        for index in indexes or range(len(self.ports)):
+            self.wait_serving(index)
+        if proxy and self.nginx is not None and self.nginx.proc is None:
+            self.nginx.start()
+
+    def launch(self, index: int) -> ServeProcess:
+        """Start node ``index`` (not waiting for it) on its own data directory."""
+        previous = self.nodes[index]
+        if previous is not None:  # gone (or stopped here): close what reads its output
+            previous.stop(5)
+        data_dir = self.root / f"node{index}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(self.env)
+        if self.public_url:
+            env["VIDEOASSIST_PUBLIC_URL"] = self.public_url
+        process = ServeProcess(data_dir, port=self.ports[index], env=env)
+        self.nodes[index] = process
+        return process
+
+    def wait_serving(self, index: int) -> None:
+        process = self.node(index)
+        process.wait_for(r"serving on", START_S)
+        process.wait_ready(START_S)
+
+    def node(self, index: int) -> ServeProcess:
+        process = self.nodes[index]
+        assert process is not None, f"node {index} is not started"
+        return process
+
+    def kill(self, index: int) -> None:
+        """SIGKILL, as a machine lost: nothing closed, nothing marked."""
+        process = self.node(index)
+        process.proc.kill()
+        process.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.nginx is not None:
+            self.nginx.stop()
+        for process in self.nodes:
+            if process is not None:
+                process.stop(5)
+
+    def output(self) -> str:
+        """Every node's output, for a failing test's report."""
+        return "\n".join(f"--- node {i} ---\n{p.output}" for i, p in enumerate(self.nodes)
+                         if p is not None)
+
+    # -- clients ---------------------------------------------------------------------
+
+    def settings(self) -> Settings:
+        return Settings(public_url=self.public_url or "http://127.0.0.1:8080")
+
+    def through(self, http: aiohttp.ClientSession) -> Server:
+        """A client of the fleet through nginx (``http`` must not check certificates)."""
+        assert self.public_url, "nginx is not started"
+        return Server(self.public_url, self.settings(), None, Clock(),  # type: ignore[arg-type]
+                      http)
+
+    def on(self, index: int, http: aiohttp.ClientSession) -> Server:
+        """A client of node ``index`` alone, on its own port, past nginx."""
+        return Server(self.node(index).url, self.settings(), None, Clock(),  # type: ignore[arg-type]
+                      http)
+
+    # -- the database, read as its owner would -----------------------------------
+
+    async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return await raw_fetchall(self.database_url, sql, params)
+
+    async def node_id(self, index: int) -> int:
+        """The id of node ``index``'s live row (its process's)."""
+        [(node_id,)] = await self.query(
+            "SELECT id FROM nodes WHERE pid = ? AND stopped_at IS NULL",
+            self.node(index).proc.pid)
+        return int(node_id)
+
+    async def holder(self, job_id: int) -> int | None:
+        """The index of the node holding the job's call in progress, if any."""
+        rows = await self.query(
+            "SELECT n.pid FROM calls c JOIN nodes n ON n.id = c.node_id"
+            " WHERE c.job_id = ? AND c.ended_at IS NULL", job_id)
+        if not rows:
+            return None
+        [(pid,)] = rows
+        return next(i for i, p in enumerate(self.nodes) if p is not None and p.proc.pid == pid)
+
+    async def idle(self, timeout: float = 10) -> None:
+        """Wait until no call is in progress and every node's last heartbeat says it has
+        no connection: a new call then goes on the node joined through (placement
+        prefers the least loaded node, this one on a tie)."""
+        async with asyncio.timeout(timeout):
+            while await self.query(
+                    "SELECT 1 FROM calls WHERE ended_at IS NULL UNION ALL"
+                    " SELECT 1 FROM nodes WHERE stopped_at IS NULL AND load > 0"):
+                await asyncio.sleep(0.1)
+
+    async def calls(self, job_id: int) -> list[tuple[int, float | None]]:
+        """The job's calls: (id, ended_at), oldest first."""
+        return [(int(c), e) for c, e in await self.query(
+            "SELECT id, ended_at FROM calls WHERE job_id = ? ORDER BY id", job_id)]
+
+
+def client() -> aiohttp.ClientSession:
+    """An HTTP client for the fleet (nginx's certificate is self-signed)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False))
