@@ -31,6 +31,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import typing
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ import pytest
 from tests.support.databases import Cluster
 from tests.support.docs import ROOT, fenced_blocks
 from tests.support.fleet import Fleet, self_signed, shared_secrets
+from tests.support.process import clean_env
 from tests.support.server import free_port
 from videoassist import keyfiles
 from videoassist.config import ENV_PREFIX, Secret, Settings, load_settings
@@ -233,6 +235,26 @@ def test_postgresql_with_a_named_volume_a_health_check_and_migrations_run_once(
     env = node_env(resolved, "postgres")
     assert url == (f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}"
                    f"@127.0.0.1:{published}/{env['POSTGRES_DB']}")
+
+
+def test_the_migrate_service_migrates_an_empty_database_and_runs_again_harmlessly(
+        resolved: dict[str, Any], tmp_path: Path, postgresql_cluster: Cluster) -> None:
+    """`videoassist migrate` with the migrate service's environment (its URL pointed at
+    a throwaway database): it applies the migrations, and a second run (each `docker
+    compose up` runs it again) applies none and succeeds too."""
+    env = {**dockerfile_env(), **node_env(resolved, "migrate")}
+    assert set(env) - set(dockerfile_env()) == {"VIDEOASSIST_DATABASE_URL"}
+    env["VIDEOASSIST_DATABASE_URL"] = postgresql_cluster.create_database()
+    env["VIDEOASSIST_DATA_DIR"] = str(tmp_path / "data")  # the image's /data
+    command = resolved["services"]["migrate"]["command"]
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", *command], env=clean_env(**env),
+                              capture_output=True, text=True, timeout=CHECK_TIMEOUT_S,
+                              cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        runs.append(done.stdout.count("applied migration"))
+    assert runs[0] > 0 and runs[1] == 0, runs
 
 
 # -- the nodes ------------------------------------------------------------------------
@@ -544,7 +566,7 @@ def two_nodes(tmp_path: Path, postgresql_cluster: Cluster) -> Iterator[Fleet]:
 
 
 def test_nginx_with_the_compose_configuration_serves_both_nodes(
-        tmp_path: Path, two_nodes: Fleet) -> None:
+        tmp_path: Path, two_nodes: Fleet, resolved: dict[str, Any]) -> None:
     """The real nginx with deploy/compose/nginx.conf in front of two real nodes on one
     PostgreSQL database: requests reach both; with one node stopped, every request is
     answered by the other."""
@@ -562,11 +584,24 @@ def test_nginx_with_the_compose_configuration_serves_both_nodes(
         assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
         # /metrics is kept off the public side, as in docs/deploy.md.
         assert asyncio.run(_get_many(f"{url}/metrics", 1)) == [404]
+        # The compose's health check, run as the container would (its VIDEOASSIST_PORT).
+        assert [_health_check(resolved, port) for port in two_nodes.ports] == [0, 0]
         two_nodes.node(0).stop(10)
         assert asyncio.run(_get_many(f"{url}/readyz", 10)) == [200] * 10
+        assert _health_check(resolved, two_nodes.ports[0]) != 0
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _health_check(resolved: dict[str, Any], port: int) -> int:
+    """The nodes' health check command's exit status against a node on ``port``."""
+    [check] = {json.dumps(resolved["services"][name]["healthcheck"]["test"]) for name in NODES}
+    kind, python, *args = json.loads(check)
+    assert (kind, python) == ("CMD", "python")
+    done = subprocess.run([sys.executable, *args], env=clean_env(VIDEOASSIST_PORT=str(port)),
+                          capture_output=True, timeout=CHECK_TIMEOUT_S)
+    return done.returncode
 
 
 def _wait_tcp(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
