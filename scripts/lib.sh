@@ -10,6 +10,11 @@ SERVER_DEBIAN_PACKAGES=(fonts-noto-core fonts-noto-cjk libfribidi0)
 # server (docs/performance.md). Only installed: the benchmark starts its own janus
 # with a configuration of its own, on 127.0.0.1.
 BENCH_DEBIAN_PACKAGES=(janus)
+# What the tests check the deployment artefacts with besides nginx, haproxy and coturn:
+# Debian's docker-compose (1.29), whose `config` validates compose.yaml without a
+# container engine (tests/test_compose.py). Only its checker runs: no engine is
+# installed or needed (docker.io is a recommendation, left out).
+DEPLOY_CHECK_DEBIAN_PACKAGES=(docker-compose)
 
 # Install Debian packages that are missing; needs root (CI and the dev machines are).
 ensure_debian_packages() {
