@@ -11,6 +11,7 @@ from typing import Protocol
 from videoassist.auth.passwords import check_policy, hash_password, verify_password
 from videoassist.auth.tokens import StaffClaims
 from videoassist.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
+from videoassist.refusals import Refusals
 from videoassist.storage import Store
 from videoassist.storage.records import STAFF_ROLES, User
 
@@ -63,9 +64,11 @@ async def set_password(store: Store, user_id: int, password: str) -> None:
 
 
 async def sign_in(
-    store: Store, limits: SignInLimits, username: str, password: str, client: str
+    store: Store, limits: SignInLimits, username: str, password: str, client: str,
+    refusals: Refusals,
 ) -> User:
-    """Check a username and password, counting failures; raise 401 or 429."""
+    """Check a username and password, counting failures; raise 401 or 429 (audited
+    through ``refusals``: anyone can cause it)."""
     user_key = username.casefold()
     wait = max(
         await store.signins.retry_after("user", user_key, limits.per_user,
@@ -74,7 +77,7 @@ async def sign_in(
                                         limits.window_s) or 0.0,
     )
     if wait > 0:
-        await store.audit.record(f"client:{client}", "signin.limited", f"username:{username}")
+        await refusals.record(f"client:{client}", "signin.limited", f"username:{username}")
         raise TooManyRequests(retry_after=wait)
     user = await store.users.find(username)
     encoded = await store.users.password_hash(user.id) if user else None

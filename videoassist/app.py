@@ -46,6 +46,7 @@ from videoassist.appkeys import (
     NODE,
     NOTIFIER,
     PROXIES,
+    REFUSALS,
     SETTINGS,
     SIGNIN_LIMITS,
     SNAPSHOTS,
@@ -65,6 +66,7 @@ from videoassist.media.network import MediaNetwork, describe, ephemeral_overlap,
 from videoassist.media.router import MediaRouter
 from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
+from videoassist.refusals import Refusals
 from videoassist.signalling.connection import internal_websocket, websocket
 from videoassist.signalling.hub import Hub
 from videoassist.signalling.mediastate import MediaStateWriter
@@ -100,6 +102,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time,
     app[ICE] = IcePolicy(settings.turn_urls, keyfiles.turn_secret(settings), settings.turn_ttl_s,
                          clock, server_relays=settings.media_turn)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_refusals)
     app.cleanup_ctx.append(_this_node)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_hub)
@@ -129,6 +132,19 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     yield
     await store.close()
+
+
+async def _refusals(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    refusals = Refusals(app[STORE].audit, app[CLOCK], settings.audit_refusals_window_s,
+                        settings.audit_refusals_max_clients)
+    app[REFUSALS] = refusals
+    task = asyncio.create_task(refusals.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await refusals.flush(everything=True)
 
 
 async def _webhooks(app: web.Application) -> AsyncIterator[None]:

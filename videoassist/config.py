@@ -235,6 +235,20 @@ class Settings:
     signin_window_s: int = field(
         default=300, metadata=_doc("Window over which failed sign-ins are counted.")
     )
+    audit_refusals_window_s: float = field(
+        default=60.0,
+        metadata=_doc(
+            "Window over which a client's refusals without signing in (an unknown or "
+            "revoked API key, a sign-in refused with 429) are one audit row and a count."
+        ),
+    )
+    audit_refusals_max_clients: int = field(
+        default=20,
+        metadata=_doc(
+            "Clients whose refusals get audit rows of their own in a window; the others' "
+            "are counted together under client:*."
+        ),
+    )
     trust_forwarded_for: bool = field(
         default=False,
         metadata=_doc(
@@ -332,6 +346,10 @@ class Settings:
             ("signin_max_failures_per_client", self.signin_max_failures_per_client > 0,
              "positive"),
             ("signin_window_s", self.signin_window_s > 0, "positive"),
+            ("audit_refusals_window_s", 1 <= self.audit_refusals_window_s <= 86400,
+             "1..86400"),
+            ("audit_refusals_max_clients", 1 <= self.audit_refusals_max_clients <= 10000,
+             "1..10000"),
             ("ws_auth_timeout_s", self.ws_auth_timeout_s > 0, "positive"),
             ("ws_max_message_bytes", 1024 <= self.ws_max_message_bytes <= 1024 * 1024,
              "1024..1048576"),

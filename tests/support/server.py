@@ -28,9 +28,10 @@ from aiohttp import web
 
 from videoassist import accounts, invitations
 from videoassist.app import create_app
-from videoassist.appkeys import STORE
+from videoassist.appkeys import REFUSALS, STORE
 from videoassist.config import Settings
 from videoassist.logs import ACCESS_LOGGER, AccessLogger
+from videoassist.refusals import Refusals
 from videoassist.storage import Store
 
 PASSWORD = "correct horse battery"
@@ -61,6 +62,10 @@ class Server:
     @property
     def store(self) -> Store:
         return self.app[STORE]
+
+    @property
+    def refusals(self) -> Refusals:
+        return self.app[REFUSALS]
 
     @property
     def origin(self) -> str:
