@@ -40,7 +40,9 @@ def check_staff_role(role: object) -> str:
 class SignInLimits:
     """At most ``per_user`` failed sign-ins per username and ``per_client`` per client
     address within ``window_s``; then 429 until the oldest leaves the window. Counted
-    in the database: by every server process together, and across restarts."""
+    in the database: by every server process together, and across restarts. An
+    attempt counts from its start until its password proves right, so attempts in
+    flight count too."""
 
     per_user: int
     per_client: int
@@ -70,12 +72,11 @@ async def sign_in(
     """Check a username and password, counting failures; raise 401 or 429 (audited
     through ``refusals``: anyone can cause it)."""
     user_key = username.casefold()
-    wait = max(
-        await store.signins.retry_after("user", user_key, limits.per_user,
-                                        limits.window_s) or 0.0,
-        await store.signins.retry_after("client", client, limits.per_client,
-                                        limits.window_s) or 0.0,
-    )
+    # Counted as a failure from here on, unless the password is right: guesses sent
+    # together get no further than the limit.
+    wait, attempt = await store.signins.begin(
+        {"user": (user_key, limits.per_user), "client": (client, limits.per_client)},
+        limits.window_s)
     if wait > 0:
         await refusals.record(f"client:{client}", "signin.limited", f"username:{username}")
         raise TooManyRequests(retry_after=wait)
@@ -83,13 +84,12 @@ async def sign_in(
     encoded = await store.users.password_hash(user.id) if user else None
     ok = await asyncio.to_thread(verify_password, password, encoded)
     if not ok or user is None or not user.active:
-        await store.signins.fail({"user": user_key, "client": client}, limits.window_s)
         await store.audit.record(
             f"client:{client}", "signin.failed", f"username:{username}",
             reason="disabled" if ok and user is not None else "credentials",
         )
         raise Unauthorized("The username or password is not right.")
-    await store.signins.succeed("user", user_key)
+    await store.signins.succeed(user_key, attempt)
     await store.audit.record(f"user:{user.id}", "signin.ok", f"user:{user.id}", client=client)
     return user
 
