@@ -259,6 +259,11 @@ class Settings:
     ws_auth_timeout_s: float = field(
         default=5.0, metadata=_doc("Seconds a new WebSocket has to send its auth message.")
     )
+    ws_preauth_max_messages: int = field(
+        default=5,
+        metadata=_doc("Messages other than a good auth a new WebSocket may send before "
+                      "it is closed (4400)."),
+    )
     ws_max_message_bytes: int = field(
         default=64 * 1024, metadata=_doc("Largest signalling message accepted.")
     )
@@ -351,6 +356,7 @@ class Settings:
             ("audit_refusals_max_clients", 1 <= self.audit_refusals_max_clients <= 10000,
              "1..10000"),
             ("ws_auth_timeout_s", self.ws_auth_timeout_s > 0, "positive"),
+            ("ws_preauth_max_messages", 0 <= self.ws_preauth_max_messages <= 1000, "0..1000"),
             ("ws_max_message_bytes", 1024 <= self.ws_max_message_bytes <= 1024 * 1024,
              "1024..1048576"),
             ("ws_heartbeat_s", self.ws_heartbeat_s > 0, "positive"),

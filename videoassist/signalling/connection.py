@@ -54,6 +54,7 @@ from videoassist.errors import (
 )
 from videoassist.signalling import protocol
 from videoassist.signalling.hub import (
+    CLOSE_AUTH_REQUIRED,
     CLOSE_AUTH_TIMEOUT,
     CLOSE_CALL_LOST,
     CLOSE_FORBIDDEN,
@@ -213,6 +214,8 @@ class Connection:
 
     async def _authenticate(self) -> Member | None:
         deadline = asyncio.get_running_loop().time() + self.settings.ws_auth_timeout_s
+        bad = 0  # messages before auth that were not a good auth
+        limited = False  # the one rate_limited notice before auth was sent
         while True:
             try:
                 async with asyncio.timeout_at(deadline):
@@ -224,18 +227,21 @@ class Connection:
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
                             WSMsgType.ERROR):
                 return None
-            if msg.type != WSMsgType.TEXT:
-                await self.ws.send_json(self._error(BadRequest("Send an auth message first.")))
-                continue
-            try:
-                message = protocol.decode(msg.data, self.settings.ws_max_message_bytes)
-            except VideoassistError as exc:
-                await self.ws.send_json(self._error(exc))
-                continue
-            if message["type"] != "auth":
-                await self.ws.send_json(
-                    self._error(Unauthorized("Send an auth message first."), message["type"])
-                )
+            message, error = self._read_auth(msg)
+            if error is not None:
+                # Anything but a good auth is one of the few bad messages allowed, and
+                # takes from the same token bucket as messages in a call.
+                bad += 1
+                if bad > self.settings.ws_preauth_max_messages:
+                    await self._refuse(CLOSE_AUTH_REQUIRED, "auth_required",
+                                       "Too many messages before auth.")
+                    return None
+                if self.bucket.take():
+                    await self.ws.send_json(self._error(error, message))
+                elif not limited:
+                    limited = True
+                    await self.ws.send_json(
+                        self._error(TooManyRequests("Too many messages; slow down.")))
                 continue
             try:
                 return await self._join_or_carry(message["token"], message["job"], msg.data)
@@ -254,6 +260,19 @@ class Connection:
                 await self._refuse(CLOSE_CALL_LOST, "internal",
                                    "The server failed to let you in. Try again.")
                 return None
+
+    def _read_auth(self, msg: Any) -> tuple[Any, VideoassistError | None]:
+        """A message before auth: (the auth message, None), or (its type if it has
+        one, the error that answers it)."""
+        if msg.type != WSMsgType.TEXT:
+            return None, BadRequest("Send an auth message first.")
+        try:
+            message = protocol.decode(msg.data, self.settings.ws_max_message_bytes)
+        except VideoassistError as exc:
+            return None, exc
+        if message["type"] != "auth":
+            return message["type"], Unauthorized("Send an auth message first.")
+        return message, None
 
     async def _join_or_carry(self, token: str, job_id: int | None, auth: str
                              ) -> Member | None:
