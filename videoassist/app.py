@@ -68,7 +68,7 @@ from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
 from videoassist.refusals import Refusals
 from videoassist.signalling.connection import internal_websocket, websocket
-from videoassist.signalling.hub import Hub
+from videoassist.signalling.hub import Hub, JoinLimits
 from videoassist.signalling.mediastate import MediaStateWriter
 from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.service import SnapshotService
@@ -163,8 +163,11 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    hub = Hub(app[STORE], app[SETTINGS].revocation_poll_s, app[CLOCK], app[NODE],
-              CallWebhooks(app[WEBHOOKS]))
+    settings = app[SETTINGS]
+    limits = JoinLimits(settings.call_max_connections_per_link,
+                        settings.call_max_connections_per_user, settings.call_max_participants)
+    hub = Hub(app[STORE], settings.revocation_poll_s, app[CLOCK], app[NODE],
+              CallWebhooks(app[WEBHOOKS]), limits)
     if app[WORKER] is None:  # a supervisor does this before starting its workers
         ended = await end_calls_of_gone_nodes(app[STORE], app[WEBHOOKS], app[CLOCK]())
         if ended:

@@ -276,6 +276,31 @@ class Settings:
     ws_rate_burst: int = field(
         default=120, metadata=_doc("Signalling messages a connection may send in a burst.")
     )
+    call_max_connections_per_link: int = field(
+        default=3,
+        metadata=_doc("Connections to its call one join link's participant token may "
+                      "hold at once; the next is refused (4429)."),
+    )
+    call_max_connections_per_user: int = field(
+        default=4,
+        metadata=_doc("Connections to calls one staff user may hold at once, over every "
+                      "call; the next is refused (4429)."),
+    )
+    call_max_participants: int = field(
+        default=16,
+        metadata=_doc("Participants (connections) one call holds at once; the next join "
+                      "is refused (4429 call_full)."),
+    )
+    chat_bytes_per_min: int = field(
+        default=32 * 1024,
+        metadata=_doc("Bytes of chat messages one sender may send to a call a minute, "
+                      "over all its connections; past it they are refused."),
+    )
+    annotation_bytes_per_min: int = field(
+        default=1024 * 1024,
+        metadata=_doc("Bytes of annotation messages one sender may send to a call a "
+                      "minute, over all its connections; past it they are refused."),
+    )
     revocation_poll_s: float = field(
         default=0.25,
         metadata=_doc(
@@ -362,6 +387,14 @@ class Settings:
             ("ws_heartbeat_s", self.ws_heartbeat_s > 0, "positive"),
             ("ws_rate_per_s", self.ws_rate_per_s > 0, "positive"),
             ("ws_rate_burst", self.ws_rate_burst > 0, "positive"),
+            ("call_max_connections_per_link", 1 <= self.call_max_connections_per_link <= 100,
+             "1..100"),
+            ("call_max_connections_per_user", 1 <= self.call_max_connections_per_user <= 1000,
+             "1..1000"),
+            ("call_max_participants", 2 <= self.call_max_participants <= 1000, "2..1000"),
+            ("chat_bytes_per_min", self.chat_bytes_per_min >= 10_000, "at least 10000"),
+            ("annotation_bytes_per_min", self.annotation_bytes_per_min >= 10_000,
+             "at least 10000"),
             ("revocation_poll_s", 0 < self.revocation_poll_s <= 1, "0..1 (disable within 1 s)"),
             ("drain_timeout_s", 0 <= self.drain_timeout_s <= 7 * 24 * 3600,
              "0..604800 seconds"),

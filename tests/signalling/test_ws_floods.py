@@ -4,11 +4,13 @@ bounded in count and time: what they cost the server is bounded too (issue 20)."
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
 
-from tests.support.server import Server, ServerFactory
+from tests.support.server import Server, ServerFactory, two_parties
+from videoassist.appkeys import HUB
 
 
 async def _drain(ws: aiohttp.ClientWebSocketResponse, seconds: float = 10.0
@@ -87,3 +89,140 @@ async def test_the_rate_limit_holds_before_auth(server_factory: ServerFactory) -
     assert codes.count("rate_limited") == 1, codes
     assert 3 <= codes.count("unauthorized") <= 6, codes
     await ws.close()
+
+
+async def _open(server: Server, token: str, job_id: int | None, count: int
+                ) -> tuple[list[aiohttp.ClientWebSocketResponse], list[tuple[str, int | None]]]:
+    """Open ``count`` sockets with one token, one after the other; the joined ones, and
+    the (error code, close code) of the refused ones."""
+    joined: list[aiohttp.ClientWebSocketResponse] = []
+    refused: list[tuple[str, int | None]] = []
+    async with asyncio.timeout(60):
+        for _ in range(count):
+            ws = await server.ws()
+            auth: dict[str, Any] = {"type": "auth", "token": token}
+            if job_id is not None:
+                auth["job"] = job_id
+            await ws.send_json(auth)
+            first = await ws.receive(timeout=5)
+            assert first.type == aiohttp.WSMsgType.TEXT, first
+            if first.json()["type"] == "joined":
+                joined.append(ws)
+            else:
+                await ws.receive(timeout=5)
+                refused.append((first.json()["code"], ws.close_code))
+    return joined, refused
+
+
+async def _wait_members(server: Server, job_id: int, count: int) -> None:
+    """Wait until the job's call has ``count`` members here."""
+    async with asyncio.timeout(10):
+        while len(server.app[HUB].rooms[job_id].members) != count:
+            await asyncio.sleep(0.02)
+
+
+async def _close(sockets: list[aiohttp.ClientWebSocketResponse]) -> None:
+    for ws in sockets:
+        await ws.close()
+
+
+async def test_one_join_link_opens_only_a_few_connections(server: Server) -> None:
+    """Issue 20 #6: 100 sockets on one customer's link gave 100 participants. Now a
+    link's token holds at most ``call_max_connections_per_link`` at once."""
+    limit = server.settings.call_max_connections_per_link
+    _, customer_token, job_id = await two_parties(server)
+    joined, refused = await _open(server, customer_token, None, 20)
+    assert len(joined) == limit
+    assert refused == [("too_many_connections", 4429)] * (20 - limit)
+    # One leaves: one more may come in (a phone reconnecting).
+    await joined.pop().close()
+    await _wait_members(server, job_id, limit - 1)
+    again, refused = await _open(server, customer_token, None, 1)
+    assert (len(again), refused) == (1, [])
+    await _close(joined + again)
+
+
+async def test_one_staff_user_opens_only_a_few_connections(
+        server_factory: ServerFactory) -> None:
+    server = await server_factory(call_max_connections_per_user=2)
+    _, token = await server.staff("expert")
+    jobs = [await server.job(token) for _ in range(3)]
+    # Counted over every call: two jobs' calls, then a third is refused.
+    joined, refused = await _open(server, token, jobs[0], 1)
+    more, refused_more = await _open(server, token, jobs[1], 1)
+    last, refused_last = await _open(server, token, jobs[2], 3)
+    assert (len(joined), len(more), len(last)) == (1, 1, 0)
+    assert refused + refused_more == []
+    assert refused_last == [("too_many_connections", 4429)] * 3
+    await _close(joined + more)
+
+
+async def test_a_call_holds_at_most_so_many_participants(server_factory: ServerFactory) -> None:
+    server = await server_factory(call_max_participants=3)
+    _, staff_token = await server.staff("expert")
+    job_id = await server.job(staff_token)
+    tokens = [await server.participant(staff_token, job_id) for _ in range(4)]
+    expert, _ = await server.join_call(staff_token, job_id)
+    joined: list[aiohttp.ClientWebSocketResponse] = [expert]
+    refused: list[tuple[str, int | None]] = []
+    for token in tokens:
+        ok, no = await _open(server, token, None, 1)
+        joined += ok
+        refused += no
+    assert len(joined) == 3
+    assert refused == [("call_full", 4429)] * 2
+    await _close(joined)
+
+
+async def test_chat_bytes_per_sender_are_limited(server_factory: ServerFactory) -> None:
+    """4 chat sockets of one link stored 1.6 MB in 5 s. Now each sender has a budget of
+    chat bytes a minute, shared by its connections; past it messages are refused."""
+    budget = 20_000
+    server = await server_factory(chat_bytes_per_min=budget, ws_rate_per_s=10_000,
+                                  ws_rate_burst=10_000)
+    _, customer_token, job_id = await two_parties(server)
+    sockets, _ = await _open(server, customer_token, None, 3)
+    text = "x" * 2000
+    async with asyncio.timeout(60):
+        for n in range(60):
+            await sockets[n % 3].send_json({"type": "chat.message", "text": text})
+        for ws in sockets:  # everything sent has been handled when the pong comes
+            await ws.send_json({"type": "ping"})
+            while (await ws.receive(timeout=10)).json()["type"] != "pong":
+                pass
+    row = await server.store.db.fetchone(
+        "SELECT count(*), coalesce(sum(length(text)), 0) FROM messages WHERE job_id = ?",
+        (job_id,))
+    assert row is not None
+    assert row[1] <= budget + 2 * len(text), row  # the minute's refill while sending
+    assert row[0] >= budget // (len(text) + 100), row  # as sent: text and JSON
+    await _close(sockets)
+
+
+async def test_annotation_bytes_per_sender_are_limited(server_factory: ServerFactory) -> None:
+    """Past a sender's budget of annotation bytes a minute, its annotations are
+    refused, not relayed (one rate_limited notice a second)."""
+    budget = 20_000
+    server = await server_factory(annotation_bytes_per_min=budget, ws_rate_per_s=10_000,
+                                  ws_rate_burst=10_000)
+    staff_token, customer_token, job_id = await two_parties(server)
+    expert, _ = await server.join_call(staff_token, job_id)
+    customer, joined = await server.join_call(customer_token)
+    pointer = {"type": "annotation.pointer", "target": joined["you"]["id"], "x": 0.5,
+               "y": 0.5, "color": "#ff3b30"}
+    size = len(json.dumps(pointer))
+    relayed = 0
+    async with asyncio.timeout(60):
+        for _ in range(1000):
+            await expert.send_json(pointer)
+        await expert.send_json({"type": "ping"})
+        while (await expert.receive(timeout=10)).json()["type"] != "pong":
+            pass
+        while True:
+            try:
+                msg = await customer.receive(timeout=2)
+            except TimeoutError:
+                break
+            relayed += msg.json()["type"] == "annotation.pointer"
+    assert budget // size - 5 <= relayed <= (budget + budget // 10) // size, relayed
+    await _close([expert, customer])

@@ -59,6 +59,7 @@ from videoassist.signalling.hub import (
     CLOSE_CALL_LOST,
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
+    CLOSE_TOO_MANY,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
     LINK_REVOKED,
@@ -253,6 +254,10 @@ class Connection:
                 code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else CLOSE_UNAUTHORIZED
                 await self._refuse(code, exc.code, exc.message)
                 return None
+            except TooManyRequests as exc:  # too many connections, or the call is full
+                logger.info("[job %s] refused a join: %s", message["job"], exc.code)
+                await self._refuse(CLOSE_TOO_MANY, exc.code, exc.message)
+                return None
             except Exception:
                 # The socket is upgraded: no HTTP error may be written on it any more.
                 logger.exception("[job %s] failed to let a connection in", message["job"])
@@ -428,6 +433,25 @@ class Connection:
             member.send(self._error(TooManyRequests("Too many messages; slow down.")))
         return False
 
+    def _within_budget(self, member: Member, kind: str, size: int) -> bool:
+        """Take ``size`` bytes from the sender's budget of chat or annotation bytes (a
+        minute's worth at most, refilled evenly); past it the message is dropped, with
+        one notice a second."""
+        per_min = {"chat": self.settings.chat_bytes_per_min,
+                   "annotation": self.settings.annotation_bytes_per_min}[kind]
+        assert self.room is not None
+        bucket = self.room.budgets.setdefault(
+            (member.actor, kind), TokenBucket(per_min / 60, per_min, time.monotonic))
+        if bucket.take(size):
+            return True
+        now = time.monotonic()
+        if now - self.last_limit_notice >= 1.0:
+            self.last_limit_notice = now
+            member.send(self._error(TooManyRequests(
+                f"Too much {kind} from you in the last minute; wait a moment."),
+                f"{kind}.message" if kind == "chat" else None))
+        return False
+
     async def _on_text(self, member: Member, raw: str) -> None:
         if not self._within_rate(member):
             return
@@ -436,6 +460,11 @@ class Connection:
             message = protocol.decode(raw, self.settings.ws_max_message_bytes)
             ref = message["type"]
             if not await self._still_allowed(member):
+                return
+            kind = ("chat" if ref == "chat.message"
+                    else "annotation" if message["type"].startswith("annotation.") else None)
+            if kind is not None and not self._within_budget(member, kind,
+                                                            len(raw.encode())):
                 return
             await self._dispatch(member, message)
         except VideoassistError as exc:

@@ -26,7 +26,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from videoassist import jobs
-from videoassist.errors import Draining
+from videoassist.auth.ratelimit import TokenBucket
+from videoassist.errors import CallFull, Draining, TooManyConnections
 from videoassist.signalling.events import CallEvents
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Job, Participant, Placement
@@ -45,6 +46,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_AUTH_REQUIRED = 4400  # too many messages before auth
 CLOSE_TOO_SLOW = 4409
+CLOSE_TOO_MANY = 4429  # too many connections of the token or user, or the call is full
 CLOSE_CALL_LOST = 1011
 SIGNED_OUT = "You have been signed out."
 CALL_LOST = "The call was interrupted on the server. Reconnecting starts it again."
@@ -52,6 +54,17 @@ CALL_LOST = "The call was interrupted on the server. Reconnecting starts it agai
 # participant it was placed for never arrived).
 UNCLAIMED_S = 30.0
 UNCLAIMED_CHECK_S = 5.0
+
+
+@dataclass(frozen=True)
+class JoinLimits:
+    """How many connections to calls one join link's token (``per_link``), and one
+    staff user (``per_user``, over every call, counted in the database) may hold at
+    once, and how many participants one call holds (``per_call``)."""
+
+    per_link: int = 3
+    per_user: int = 4
+    per_call: int = 16
 
 
 class ThisNode(Protocol):
@@ -181,6 +194,9 @@ class Room:
     call_id: int
     members: dict[int, Member] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)  # everyone who has joined, by ``actor``
+    # Bytes each sender may still send of a kind (chat, annotation), by (actor, kind):
+    # shared by all of a sender's connections to the call.
+    budgets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
 
     def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
                   customers: bool = True) -> None:
@@ -192,8 +208,10 @@ class Room:
 
 class Hub:
     def __init__(self, store: Store, poll_s: float, clock: Callable[[], float],
-                 node: ThisNode, events: CallEvents | None = None) -> None:
+                 node: ThisNode, events: CallEvents | None = None,
+                 limits: JoinLimits = JoinLimits()) -> None:
         self._store = store
+        self._limits = limits
         self._node = node
         self._poll_s = poll_s
         self._clock = clock
@@ -251,6 +269,7 @@ class Hub:
             elif draining and actor(user_id, invite_id) not in room.seen:
                 raise Draining()
             try:
+                await self._check_limits(room, user_id, invite_id)
                 if new and self._events is not None:
                     await self._events.call_started(job, await self._store.calls.get(
                         room.call_id))
@@ -271,6 +290,20 @@ class Hub:
                                        call=room.call_id, participant=participant.id)
         logger.info("%s joined as %s", member.log_prefix, role)
         return member, room
+
+    async def _check_limits(self, room: Room, user_id: int | None, invite_id: int | None
+                            ) -> None:
+        """Refuse a join past the limits (called under the lock, so joins in this
+        process are counted one at a time)."""
+        members = room.members.values()
+        if invite_id is not None and sum(
+                m.invite_id == invite_id for m in members) >= self._limits.per_link:
+            raise TooManyConnections()
+        if user_id is not None and await self._store.calls.connections_of(
+                user_id=user_id) >= self._limits.per_user:
+            raise TooManyConnections()
+        if len(room.members) >= self._limits.per_call:
+            raise CallFull()
 
     async def _place(self, job: Job, draining: bool, spread: bool) -> Room:
         """The room of the job's call, placed on this node; ``Elsewhere`` if another
