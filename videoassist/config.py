@@ -309,6 +309,13 @@ class Settings:
             "links withdrawn, jobs closed)."
         ),
     )
+    http_idle_timeout_s: float = field(
+        default=75.0,
+        metadata=_doc(
+            "Seconds a connection has to send a whole request head after it opens or "
+            "after its last response before it is closed (idle, or slow headers)."
+        ),
+    )
     access_log: bool = field(
         default=True, metadata=_doc("Write an access log line per request (path, no query).")
     )
@@ -395,6 +402,7 @@ class Settings:
             ("chat_bytes_per_min", self.chat_bytes_per_min >= 10_000, "at least 10000"),
             ("annotation_bytes_per_min", self.annotation_bytes_per_min >= 10_000,
              "at least 10000"),
+            ("http_idle_timeout_s", 1 <= self.http_idle_timeout_s <= 3600, "1..3600"),
             ("revocation_poll_s", 0 < self.revocation_poll_s <= 1, "0..1 (disable within 1 s)"),
             ("drain_timeout_s", 0 <= self.drain_timeout_s <= 7 * 24 * 3600,
              "0..604800 seconds"),

@@ -250,7 +250,8 @@ async def start_app(clock: Clock, **settings: Any) -> tuple[Server, web.AppRunne
     app_settings = Settings(**values)
     app = create_app(app_settings, clock)
     runner = web.AppRunner(app, access_log=logging.getLogger(ACCESS_LOGGER),
-                           access_log_class=AccessLogger, shutdown_timeout=2.0)
+                           access_log_class=AccessLogger, shutdown_timeout=2.0,
+                           keepalive_timeout=app_settings.http_idle_timeout_s)
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()
