@@ -165,7 +165,8 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
 async def _hub(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     limits = JoinLimits(settings.call_max_connections_per_link,
-                        settings.call_max_connections_per_user, settings.call_max_participants)
+                        settings.call_max_connections_per_user, settings.call_max_participants,
+                        settings.call_joins_per_min)
     hub = Hub(app[STORE], settings.revocation_poll_s, app[CLOCK], app[NODE],
               CallWebhooks(app[WEBHOOKS]), limits)
     if app[WORKER] is None:  # a supervisor does this before starting its workers

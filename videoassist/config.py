@@ -291,6 +291,11 @@ class Settings:
         metadata=_doc("Participants (connections) one call holds at once; the next join "
                       "is refused (4429 call_full)."),
     )
+    call_joins_per_min: int = field(
+        default=30,
+        metadata=_doc("Joins to calls one join link's token or one staff user may make "
+                      "a minute (a minute's worth at once); the next is refused (4429)."),
+    )
     chat_bytes_per_min: int = field(
         default=32 * 1024,
         metadata=_doc("Bytes of chat messages one sender may send to a call a minute, "
@@ -399,6 +404,7 @@ class Settings:
             ("call_max_connections_per_user", 1 <= self.call_max_connections_per_user <= 1000,
              "1..1000"),
             ("call_max_participants", 2 <= self.call_max_participants <= 1000, "2..1000"),
+            ("call_joins_per_min", 1 <= self.call_joins_per_min <= 10_000, "1..10000"),
             ("chat_bytes_per_min", self.chat_bytes_per_min >= 10_000, "at least 10000"),
             ("annotation_bytes_per_min", self.annotation_bytes_per_min >= 10_000,
              "at least 10000"),

@@ -125,6 +125,7 @@ class ServerProcess(ChildProcess):
         # The generator's one staff user is every call's participants at once, and its
         # annotation senders go past a person's budget on purpose.
         self.env.update(VIDEOASSIST_CALL_MAX_CONNECTIONS_PER_USER="1000",
+                        VIDEOASSIST_CALL_JOINS_PER_MIN="10000",
                         VIDEOASSIST_CALL_MAX_PARTICIPANTS="1000",
                         VIDEOASSIST_ANNOTATION_BYTES_PER_MIN=str(1 << 40))
         self.proc: subprocess.Popen[bytes] | None = None

@@ -226,3 +226,33 @@ async def test_annotation_bytes_per_sender_are_limited(server_factory: ServerFac
             relayed += msg.json()["type"] == "annotation.pointer"
     assert budget // size - 5 <= relayed <= (budget + budget // 10) // size, relayed
     await _close([expert, customer])
+
+
+async def test_join_and_leave_churn_on_one_link_is_limited(server: Server) -> None:
+    """Issue 20 #6: joining and leaving in a loop on one link wrote 1,252 audit rows,
+    626 participants and 2,504 events in 5 s. Now a token (or staff user) joins at most
+    ``call_joins_per_min`` times a minute; the joins past it are refused (4429
+    ``rate_limited``) before they write anything."""
+    limit = server.settings.call_joins_per_min
+    _, customer_token, _ = await two_parties(server)
+    participants_before = await _count(server, "participants")
+    audit_before = await _count(server, "audit_log")
+    joins, refused = 0, []
+    async with asyncio.timeout(60):
+        for _ in range(60):
+            ok, no = await _open(server, customer_token, None, 1)
+            refused += no
+            for ws in ok:
+                joins += 1
+                await ws.send_json({"type": "leave"})
+                await ws.receive(timeout=5)
+    assert limit <= joins <= limit + 2, joins  # the minute's refill while it runs
+    assert set(refused) == {("rate_limited", 4429)}
+    assert await _count(server, "participants") - participants_before == joins
+    assert await _count(server, "audit_log") - audit_before <= 2 * joins + 2
+
+
+async def _count(server: Server, table: str) -> int:
+    row = await server.store.db.fetchone(f"SELECT count(*) FROM {table}")
+    assert row is not None
+    return int(row[0])

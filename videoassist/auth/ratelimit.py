@@ -28,5 +28,10 @@ class TokenBucket:
             return True
         return False
 
+    def full(self) -> bool:
+        """Whether the bucket has refilled to its burst (taking from it now is as
+        taking from a new one)."""
+        return self._tokens + (self._clock() - self._stamp) * self._rate >= self._burst
+
     def wait_s(self) -> float:
         return 0.0 if self._tokens >= 1 else math.ceil((1 - self._tokens) / self._rate * 10) / 10

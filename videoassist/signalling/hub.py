@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,7 +28,7 @@ from aiohttp import web
 
 from videoassist import jobs
 from videoassist.auth.ratelimit import TokenBucket
-from videoassist.errors import CallFull, Draining, TooManyConnections
+from videoassist.errors import CallFull, Draining, TooManyConnections, TooManyRequests
 from videoassist.signalling.events import CallEvents
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Job, Participant, Placement
@@ -54,17 +55,21 @@ CALL_LOST = "The call was interrupted on the server. Reconnecting starts it agai
 # participant it was placed for never arrived).
 UNCLAIMED_S = 30.0
 UNCLAIMED_CHECK_S = 5.0
+# People whose join rate is remembered before those with a full bucket are forgotten.
+JOIN_BUCKETS_MAX = 1000
 
 
 @dataclass(frozen=True)
 class JoinLimits:
     """How many connections to calls one join link's token (``per_link``), and one
     staff user (``per_user``, over every call, counted in the database) may hold at
-    once, and how many participants one call holds (``per_call``)."""
+    once, how many participants one call holds (``per_call``), and how often one link's
+    token or one staff user joins (``joins_per_min``, in this process)."""
 
     per_link: int = 3
     per_user: int = 4
     per_call: int = 16
+    joins_per_min: int = 30  # joins by one token or staff user, a minute's worth at once
 
 
 class ThisNode(Protocol):
@@ -217,6 +222,8 @@ class Hub:
         self._clock = clock
         self._events = events
         self._rooms: dict[int, Room] = {}
+        # Joins each person (``actor``) may still make; pruned of those idle a while.
+        self._joins: dict[str, TokenBucket] = {}
         self._lock = asyncio.Lock()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -304,6 +311,13 @@ class Hub:
             raise TooManyConnections()
         if len(room.members) >= self._limits.per_call:
             raise CallFull()
+        if len(self._joins) > JOIN_BUCKETS_MAX:  # forget those that have refilled
+            self._joins = {k: b for k, b in self._joins.items() if not b.full()}
+        per_min = self._limits.joins_per_min
+        bucket = self._joins.setdefault(actor(user_id, invite_id),
+                                        TokenBucket(per_min / 60, per_min, time.monotonic))
+        if not bucket.take():
+            raise TooManyRequests("You joined too often; wait a minute and try again.")
 
     async def _place(self, job: Job, draining: bool, spread: bool) -> Room:
         """The room of the job's call, placed on this node; ``Elsewhere`` if another
