@@ -2,11 +2,12 @@
 revoked API key, a sign-in refused with 429), written as counts.
 
 Writing a row per refusal let one client grow the append-only audit log by megabytes a
-second. Now, within each window of ``window_s`` seconds, a client's first refusal of a
-kind is written at once and the next ones are only counted; when the window has passed,
-one more row says how many there were (``repeated``). At most ``max_clients`` clients
-get rows of their own in a window; the refusals of any other client in it are counted
-together, under the actor ``client:*``. Strings are cut to ``MAX_TEXT`` characters.
+second. Now a client's first refusal of a kind is written at once and opens a window of
+``window_s`` seconds in which the next ones are only counted; when the window has
+passed, one more row says how many there were (``repeated``). At most ``max_clients``
+clients have windows open at once; the refusals of any other client meanwhile are
+counted together, under the actor ``client:*``. Strings are cut to ``MAX_TEXT``
+characters.
 
 So a window costs at most about ``2 * (max_clients + 1)`` rows per kind of refusal, in
 each server process, however many requests it refused. The counts live in the memory
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +39,7 @@ def cut(text: str) -> str:
 
 @dataclass
 class _Tally:
-    window: int  # the window's number: start time // window_s
+    started: float  # the first refusal's time: the window runs window_s from it
     target: str | None
     detail: dict[str, Any]
     repeated: int = 0
@@ -54,36 +56,36 @@ class Refusals:
 
     async def record(self, actor: str, action: str, target: str | None,
                      reason: str = "", **detail: Any) -> None:
-        """Audit a refusal of ``actor`` (``client:ADDRESS``): at once if it is its
-        first of this ``action`` and ``reason`` in the window, as a count otherwise."""
+        """Audit a refusal of ``actor`` (``client:ADDRESS``): at once if it opens a
+        window for its ``action`` and ``reason``, as a count in the open one otherwise."""
         now = self.clock()
-        window = int(now // self.window_s)
-        await self._flush_before(window)
+        await self._flush_before(now - self.window_s)
         key = (actor, action, reason)
         if key not in self._tallies:
-            clients = {k[0] for k, t in self._tallies.items() if t.window == window}
-            if actor not in clients and len(clients - {OVERFLOW_ACTOR}) >= self.max_clients:
+            clients = {k[0] for k in self._tallies} - {OVERFLOW_ACTOR}
+            if actor not in clients and len(clients) >= self.max_clients:
                 key = (OVERFLOW_ACTOR, action, reason)
         tally = self._tallies.get(key)
         if tally is not None:
             tally.repeated += 1
             return
-        stored = {k: cut(v) if isinstance(v, str) else v for k, v in detail.items()}
-        if reason:
-            stored["reason"] = reason
-        target = None if key[0] == OVERFLOW_ACTOR or target is None else cut(target)
         if key[0] == OVERFLOW_ACTOR:
-            stored = {"reason": reason} if reason else {}
-        self._tallies[key] = _Tally(window, target, stored)
+            target, stored = None, {"reason": reason} if reason else {}
+        else:
+            target = None if target is None else cut(target)
+            stored = {k: cut(v) if isinstance(v, str) else v for k, v in detail.items()}
+            if reason:
+                stored["reason"] = reason
+        self._tallies[key] = _Tally(now, target, stored)
         await self.audit.record(cut(key[0]), action, target, **stored)
 
     async def flush(self, everything: bool = False) -> None:
         """Write the counts of the windows that have passed (``everything``: of all)."""
-        window = int(self.clock() // self.window_s)
-        await self._flush_before(window + 1 if everything else window)
+        await self._flush_before(math.inf if everything else self.clock() - self.window_s)
 
-    async def _flush_before(self, window: int) -> None:
-        done = [k for k, t in self._tallies.items() if t.window < window]
+    async def _flush_before(self, started: float) -> None:
+        """Write the counts of the windows opened at or before ``started``."""
+        done = [k for k, t in self._tallies.items() if t.started <= started]
         if not done:
             return
         async with self._lock:
