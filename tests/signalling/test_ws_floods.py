@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -82,12 +83,13 @@ async def test_the_rate_limit_holds_before_auth(server_factory: ServerFactory) -
     messages are dropped unanswered (one rate_limited notice) and still count."""
     server = await server_factory(ws_rate_per_s=1, ws_rate_burst=3, ws_preauth_max_messages=50)
     ws = await server.ws()
+    start = time.monotonic()
     for _ in range(40):
         await ws.send_json({"type": "ping"})
     answers, _ = await _drain(ws)
     codes = [a["code"] for a in answers]
     assert codes.count("rate_limited") == 1, codes
-    assert 3 <= codes.count("unauthorized") <= 6, codes
+    assert 3 <= codes.count("unauthorized") <= 3 + (time.monotonic() - start), codes
     await ws.close()
 
 
@@ -183,6 +185,7 @@ async def test_chat_bytes_per_sender_are_limited(server_factory: ServerFactory) 
     _, customer_token, job_id = await two_parties(server)
     sockets, _ = await _open(server, customer_token, None, 3)
     text = "x" * 2000
+    start = time.monotonic()
     async with asyncio.timeout(60):
         for n in range(60):
             await sockets[n % 3].send_json({"type": "chat.message", "text": text})
@@ -194,7 +197,8 @@ async def test_chat_bytes_per_sender_are_limited(server_factory: ServerFactory) 
         "SELECT count(*), coalesce(sum(length(text)), 0) FROM messages WHERE job_id = ?",
         (job_id,))
     assert row is not None
-    assert row[1] <= budget + 2 * len(text), row  # the minute's refill while sending
+    refill = (time.monotonic() - start) * budget / 60  # while it was sending
+    assert row[1] <= budget + refill, (row[1], refill)
     assert row[0] >= budget // (len(text) + 100), row  # as sent: text and JSON
     await _close(sockets)
 
@@ -212,19 +216,21 @@ async def test_annotation_bytes_per_sender_are_limited(server_factory: ServerFac
                "y": 0.5, "color": "#ff3b30"}
     size = len(json.dumps(pointer))
     relayed = 0
+    start = time.monotonic()
     async with asyncio.timeout(60):
         for _ in range(1000):
             await expert.send_json(pointer)
         await expert.send_json({"type": "ping"})
         while (await expert.receive(timeout=10)).json()["type"] != "pong":
             pass
+        refill = (time.monotonic() - start) * budget / 60  # while it was sending
         while True:
             try:
                 msg = await customer.receive(timeout=2)
             except TimeoutError:
                 break
             relayed += msg.json()["type"] == "annotation.pointer"
-    assert budget // size - 5 <= relayed <= (budget + budget // 10) // size, relayed
+    assert budget // size - 5 <= relayed <= (budget + refill) // size, (relayed, refill)
     await _close([expert, customer])
 
 
@@ -238,6 +244,7 @@ async def test_join_and_leave_churn_on_one_link_is_limited(server: Server) -> No
     participants_before = await _count(server, "participants")
     audit_before = await _count(server, "audit_log")
     joins, refused = 0, []
+    start = time.monotonic()
     async with asyncio.timeout(60):
         for _ in range(60):
             ok, no = await _open(server, customer_token, None, 1)
@@ -246,7 +253,8 @@ async def test_join_and_leave_churn_on_one_link_is_limited(server: Server) -> No
                 joins += 1
                 await ws.send_json({"type": "leave"})
                 await ws.receive(timeout=5)
-    assert limit <= joins <= limit + 2, joins  # the minute's refill while it runs
+    refill = (time.monotonic() - start) * limit / 60  # while it ran
+    assert limit <= joins <= limit + refill, (joins, refill)
     assert set(refused) == {("rate_limited", 4429)}
     assert await _count(server, "participants") - participants_before == joins
     assert await _count(server, "audit_log") - audit_before <= 2 * joins + 2
