@@ -58,6 +58,8 @@ USER videoassist
 WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080
+# An image cannot raise the descriptor limit: run it with --ulimit nofile=65536:65536
+# (Compose: ulimits: nofile), as docs/deploy.md does; every participant holds sockets.
 STOPSIGNAL SIGTERM
 # /healthz (alive), not /readyz: a draining server is healthy and must not be restarted.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s \

@@ -20,9 +20,13 @@ class Receiver:
         self.statuses: list[int] = []
         self.answers: list[int] = []
         self.event = asyncio.Event()
+        self.redirect_to: str | None = None  # answer every POST with a 307 to this
 
     async def handle(self, request: web.Request) -> web.Response:
         self.received.append(await request.json())
+        if self.redirect_to is not None:
+            self.event.set()
+            raise web.HTTPTemporaryRedirect(self.redirect_to)
         status = self.answers.pop(0) if self.answers else 200
         self.statuses.append(status)
         self.event.set()
@@ -83,3 +87,39 @@ async def test_without_a_webhook_nothing_is_sent(server_factory: ServerFactory) 
         "POST", f"/api/jobs/{job_id}/invites", token=token,
         json={"role": "customer", "to": "someone@example.com"})
     assert (status, body["notified"]) == (201, False)
+
+
+async def test_a_redirect_does_not_take_the_link_to_another_host(
+    server_factory: ServerFactory, receiver: tuple[Receiver, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 20 #10: the gateway (or whoever answers at its URL) redirecting with 307
+    had the server POST the live join link to another host. Now a redirect is a failed
+    attempt, retried at the configured URL only."""
+    monkeypatch.setattr(notify, "RETRY_DELAYS_S", (0.05, 0.05))
+    target, url = receiver
+    elsewhere = Receiver()
+    app = web.Application()
+    app.router.add_post("/stolen", elsewhere.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    target.redirect_to = f"http://127.0.0.1:{sock.getsockname()[1]}/stolen"
+    try:
+        server = await server_factory(notify_url=url)
+        _, token = await server.staff("expert")
+        job_id = await server.job(token)
+        status, _, _ = await server.request(
+            "POST", f"/api/jobs/{job_id}/invites", token=token,
+            json={"role": "customer", "to": "+44 7700 900123"})
+        assert status == 201
+        async with asyncio.timeout(10):  # the first attempt and both retries, or a theft
+            while len(target.received) < 3 and not elsewhere.received:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)  # time for a redirected POST to land, if one were sent
+        assert elsewhere.received == []
+        assert len(target.received) == 3
+    finally:
+        await runner.cleanup()

@@ -207,3 +207,49 @@ async def test_sigint_drains_like_sigterm(serve: Any) -> None:
     assert await exit_code(process) == 0, process.output
     assert "SIGINT: draining" in process.output
     assert "drain: no call in progress: stopping" in process.output
+
+
+async def _closed_by_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            trickle: bool) -> float:
+    """Wait until the server closes the connection (``trickle``: sending a header line
+    every half second meanwhile, a request head that never ends); when, in seconds
+    since the call."""
+    start = time.monotonic()
+    while True:
+        if trickle:
+            writer.write(b"X-Slow: 1\r\n")
+        try:
+            data = await asyncio.wait_for(reader.read(65536), 0.5)
+        except TimeoutError:
+            continue
+        except ConnectionError:
+            data = b""
+        if not data:
+            return time.monotonic() - start
+
+
+async def test_idle_and_slow_connections_are_closed(serve: Any) -> None:
+    """Issue 20 #13: 200 connections sending their headers a line at a time were held
+    40 s, an idle one 200 s (aiohttp waits an hour by default). Now a connection that
+    has not sent a whole request head within VIDEOASSIST_HTTP_IDLE_TIMEOUT_S of opening,
+    or of its last response, is closed."""
+    process, remote = await serve(VIDEOASSIST_HTTP_IDLE_TIMEOUT_S="2")
+    idle = [await asyncio.open_connection("127.0.0.1", process.port) for _ in range(20)]
+    slow = [await asyncio.open_connection("127.0.0.1", process.port) for _ in range(20)]
+    for _, writer in slow:
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    kept = await asyncio.open_connection("127.0.0.1", process.port)
+    kept[1].write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert (await asyncio.wait_for(kept[0].readline(), 5)).startswith(b"HTTP/1.1 200")
+    try:
+        async with asyncio.timeout(20):  # the timeout, and time for a busy machine
+            waits = await asyncio.gather(
+                *(_closed_by_server(r, w, False) for r, w in idle),
+                *(_closed_by_server(r, w, True) for r, w in slow),
+                _closed_by_server(kept[0], kept[1], False))
+    finally:
+        for _, writer in [*idle, *slow, kept]:
+            writer.close()
+    assert waits[-1] >= 1.0, waits  # not before the timeout after a response...
+    status, _ = await status_of(remote, "/healthz")  # ...and the server serves on
+    assert status == 200

@@ -11,6 +11,7 @@ from typing import Protocol
 from videoassist.auth.passwords import check_policy, hash_password, verify_password
 from videoassist.auth.tokens import StaffClaims
 from videoassist.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
+from videoassist.refusals import Refusals
 from videoassist.storage import Store
 from videoassist.storage.records import STAFF_ROLES, User
 
@@ -39,7 +40,9 @@ def check_staff_role(role: object) -> str:
 class SignInLimits:
     """At most ``per_user`` failed sign-ins per username and ``per_client`` per client
     address within ``window_s``; then 429 until the oldest leaves the window. Counted
-    in the database: by every server process together, and across restarts."""
+    in the database: by every server process together, and across restarts. An
+    attempt counts from its start until its password proves right, so attempts in
+    flight count too."""
 
     per_user: int
     per_client: int
@@ -63,7 +66,8 @@ async def set_password(store: Store, user_id: int, password: str) -> None:
 
 
 async def sign_in(
-    store: Store, limits: SignInLimits, username: str, password: str, client: str
+    store: Store, limits: SignInLimits, username: str, password: str, client: str,
+    refusals: Refusals,
 ) -> User:
     """Check a username and password, counting failures; raise 401 or 429. The attempt
     is counted as a failure before the password is checked, and taken back if it was
@@ -73,7 +77,7 @@ async def sign_in(
         {"user": (user_key, limits.per_user), "client": (client, limits.per_client)},
         limits.window_s)
     if wait > 0:
-        await store.audit.record(f"client:{client}", "signin.limited", f"username:{username}")
+        await refusals.record(f"client:{client}", "signin.limited", f"username:{username}")
         raise TooManyRequests(retry_after=wait)
     user = await store.users.find(username)
     encoded = await store.users.password_hash(user.id) if user else None

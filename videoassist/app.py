@@ -47,6 +47,7 @@ from videoassist.appkeys import (
     NODE,
     NOTIFIER,
     PROXIES,
+    REFUSALS,
     SETTINGS,
     SIGNIN_LIMITS,
     SNAPSHOTS,
@@ -68,8 +69,9 @@ from videoassist.media.network import MediaNetwork, describe, ephemeral_overlap,
 from videoassist.media.router import MediaRouter
 from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
+from videoassist.refusals import Refusals
 from videoassist.signalling.connection import internal_websocket, websocket
-from videoassist.signalling.hub import Hub
+from videoassist.signalling.hub import Hub, JoinLimits
 from videoassist.signalling.mediastate import MediaStateWriter
 from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.service import SnapshotService
@@ -106,6 +108,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time,
     app[ICE] = IcePolicy(settings.turn_urls, keyfiles.turn_secret(settings), settings.turn_ttl_s,
                          clock, server_relays=settings.media_turn)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_refusals)
     app.cleanup_ctx.append(_this_node)
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_hub)
@@ -136,6 +139,19 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     await store.close()
 
 
+async def _refusals(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    refusals = Refusals(app[STORE].audit, app[CLOCK], settings.audit_refusals_window_s,
+                        settings.audit_refusals_max_clients)
+    app[REFUSALS] = refusals
+    task = asyncio.create_task(refusals.run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await refusals.flush(everything=True)
+
+
 async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     # The secret is generated on first run with a URL set, for ops to give the receiver.
@@ -150,8 +166,12 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _hub(app: web.Application) -> AsyncIterator[None]:
-    hub = Hub(app[STORE], app[SETTINGS].revocation_poll_s, app[CLOCK], app[NODE],
-              CallWebhooks(app[WEBHOOKS]))
+    settings = app[SETTINGS]
+    limits = JoinLimits(settings.call_max_connections_per_link,
+                        settings.call_max_connections_per_user, settings.call_max_participants,
+                        settings.call_joins_per_min)
+    hub = Hub(app[STORE], settings.revocation_poll_s, app[CLOCK], app[NODE],
+              CallWebhooks(app[WEBHOOKS]), limits)
     if app[WORKER] is None:  # a supervisor does this before starting its workers
         ended = await end_calls_of_gone_nodes(app[STORE], app[WEBHOOKS], app[CLOCK]())
         if ended:

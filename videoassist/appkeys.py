@@ -12,6 +12,7 @@ from videoassist.auth.tokens import TokenService
 from videoassist.config import Settings
 from videoassist.media.ice import IcePolicy
 from videoassist.metrics import Metrics
+from videoassist.refusals import Refusals
 from videoassist.storage import Store
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ STORE = web.AppKey("store", Store)
 TOKENS = web.AppKey("tokens", TokenService)
 ICE = web.AppKey("ice", IcePolicy)
 SIGNIN_LIMITS = web.AppKey("signin_limits", SignInLimits)
+# Audit rows for refusals anyone can cause, as counts per client and window.
+REFUSALS = web.AppKey("refusals", Refusals)
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
 MEDIA: web.AppKey[MediaPlane] = web.AppKey("media")

@@ -251,6 +251,20 @@ class Settings:
     signin_window_s: int = field(
         default=300, metadata=_doc("Window over which failed sign-ins are counted.")
     )
+    audit_refusals_window_s: float = field(
+        default=60.0,
+        metadata=_doc(
+            "Window over which a client's refusals without signing in (an unknown or "
+            "revoked API key, a sign-in refused with 429) are one audit row and a count."
+        ),
+    )
+    audit_refusals_max_clients: int = field(
+        default=20,
+        metadata=_doc(
+            "Clients whose refusals get audit rows of their own in a window; the others' "
+            "are counted together under client:*."
+        ),
+    )
     trust_forwarded_for: bool = field(
         default=False,
         metadata=_doc(
@@ -260,6 +274,11 @@ class Settings:
     )
     ws_auth_timeout_s: float = field(
         default=5.0, metadata=_doc("Seconds a new WebSocket has to send its auth message.")
+    )
+    ws_preauth_max_messages: int = field(
+        default=5,
+        metadata=_doc("Messages other than a good auth a new WebSocket may send before "
+                      "it is closed (4400)."),
     )
     ws_max_message_bytes: int = field(
         default=64 * 1024, metadata=_doc("Largest signalling message accepted.")
@@ -273,6 +292,36 @@ class Settings:
     ws_rate_burst: int = field(
         default=120, metadata=_doc("Signalling messages a connection may send in a burst.")
     )
+    call_max_connections_per_link: int = field(
+        default=3,
+        metadata=_doc("Connections to its call one join link's participant token may "
+                      "hold at once; the next is refused (4429)."),
+    )
+    call_max_connections_per_user: int = field(
+        default=4,
+        metadata=_doc("Connections to calls one staff user may hold at once, over every "
+                      "call; the next is refused (4429)."),
+    )
+    call_max_participants: int = field(
+        default=16,
+        metadata=_doc("Participants (connections) one call holds at once; the next join "
+                      "is refused (4429 call_full)."),
+    )
+    call_joins_per_min: int = field(
+        default=30,
+        metadata=_doc("Joins to calls one join link's token or one staff user may make "
+                      "a minute (a minute's worth at once); the next is refused (4429)."),
+    )
+    chat_bytes_per_min: int = field(
+        default=32 * 1024,
+        metadata=_doc("Bytes of chat messages one sender may send to a call a minute, "
+                      "over all its connections; past it they are refused."),
+    )
+    annotation_bytes_per_min: int = field(
+        default=1024 * 1024,
+        metadata=_doc("Bytes of annotation messages one sender may send to a call a "
+                      "minute, over all its connections; past it they are refused."),
+    )
     revocation_poll_s: float = field(
         default=0.25,
         metadata=_doc(
@@ -281,6 +330,13 @@ class Settings:
             "links withdrawn, jobs closed): 0..1 on SQLite. On PostgreSQL the database "
             "notifies every node of them at once and this poll is a safety net, up to "
             "3600 (while a node hears no notifications it polls every 0.25 s)."
+        ),
+    )
+    http_idle_timeout_s: float = field(
+        default=75.0,
+        metadata=_doc(
+            "Seconds a connection has to send a whole request head after it opens or "
+            "after its last response before it is closed (idle, or slow headers)."
         ),
     )
     access_log: bool = field(
@@ -375,12 +431,27 @@ class Settings:
             ("signin_max_failures_per_client", self.signin_max_failures_per_client > 0,
              "positive"),
             ("signin_window_s", self.signin_window_s > 0, "positive"),
+            ("audit_refusals_window_s", 1 <= self.audit_refusals_window_s <= 86400,
+             "1..86400"),
+            ("audit_refusals_max_clients", 1 <= self.audit_refusals_max_clients <= 10000,
+             "1..10000"),
             ("ws_auth_timeout_s", self.ws_auth_timeout_s > 0, "positive"),
+            ("ws_preauth_max_messages", 0 <= self.ws_preauth_max_messages <= 1000, "0..1000"),
             ("ws_max_message_bytes", 1024 <= self.ws_max_message_bytes <= 1024 * 1024,
              "1024..1048576"),
             ("ws_heartbeat_s", self.ws_heartbeat_s > 0, "positive"),
             ("ws_rate_per_s", self.ws_rate_per_s > 0, "positive"),
             ("ws_rate_burst", self.ws_rate_burst > 0, "positive"),
+            ("call_max_connections_per_link", 1 <= self.call_max_connections_per_link <= 100,
+             "1..100"),
+            ("call_max_connections_per_user", 1 <= self.call_max_connections_per_user <= 1000,
+             "1..1000"),
+            ("call_max_participants", 2 <= self.call_max_participants <= 1000, "2..1000"),
+            ("call_joins_per_min", 1 <= self.call_joins_per_min <= 10_000, "1..10000"),
+            ("chat_bytes_per_min", self.chat_bytes_per_min >= 10_000, "at least 10000"),
+            ("annotation_bytes_per_min", self.annotation_bytes_per_min >= 10_000,
+             "at least 10000"),
+            ("http_idle_timeout_s", 1 <= self.http_idle_timeout_s <= 3600, "1..3600"),
             ("revocation_poll_s", 0 < self.revocation_poll_s <= 1, "0..1 (disable within 1 s)")
             if self.database_url is None else
             ("revocation_poll_s", 0 < self.revocation_poll_s <= 3600,

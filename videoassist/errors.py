@@ -80,6 +80,21 @@ class TooManyRequests(VideoassistError):
     default_message = "Too many attempts. Wait a moment and try again."
 
 
+class TooManyConnections(TooManyRequests):
+    """A join past the connections one join link's token, or one staff user, may hold
+    at once."""
+
+    code = "too_many_connections"
+    default_message = "Too many connections with this token are open; close one first."
+
+
+class CallFull(TooManyRequests):
+    """A join to a call that holds as many participants as it may."""
+
+    code = "call_full"
+    default_message = "This call is full."
+
+
 class Unavailable(VideoassistError):
     status = 503
     code = "unavailable"

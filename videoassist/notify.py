@@ -1,8 +1,8 @@
 """The outgoing notify webhook: hands a join link to the company's SMS or mail gateway.
 
 POSTs ``{"to", "text", "url"}`` as JSON, retrying with backoff on failure. The URL
-holds a live one-time token: it is sent only to the configured gateway and never
-written to a log.
+holds a live one-time token: it is sent only to the configured gateway (a redirect is
+a failed attempt, never followed) and never written to a log.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class Notifier:
         for attempt, delay in enumerate((0.0, *self._delays), start=1):
             await asyncio.sleep(delay)
             try:
-                async with self._session.post(self._url, json=payload) as response:
+                async with self._session.post(self._url, json=payload,
+                                              allow_redirects=False) as response:
                     if response.status < 300:
                         logger.info("[invite %d] notify webhook accepted (attempt %d)",
                                     invite_id, attempt)

@@ -146,6 +146,9 @@ async def _run(app: web.Application, settings: Settings, drain: Drain,
         access_log=logging.getLogger(ACCESS_LOGGER) if settings.access_log else None,
         access_log_class=AccessLogger,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        # A connection that has not sent a whole request head this long after opening
+        # or after its last response is closed: idle, or sending its headers slowly.
+        keepalive_timeout=settings.http_idle_timeout_s,
     )
     try:
         # A start-up that fails (a missing label font, a wrong snapshot key) still closes

@@ -122,6 +122,12 @@ class ServerProcess(ChildProcess):
         # One process, as the CPU figures (read from this process) and the profile assume.
         self.env.update(VIDEOASSIST_PUBLIC_URL=self.url, VIDEOASSIST_ACCESS_LOG="false",
                         VIDEOASSIST_MEDIA_TRANSCODE=TRANSCODE[mode], VIDEOASSIST_WORKERS="1")
+        # The generator's one staff user is every call's participants at once, and its
+        # annotation senders go past a person's budget on purpose.
+        self.env.update(VIDEOASSIST_CALL_MAX_CONNECTIONS_PER_USER="1000",
+                        VIDEOASSIST_CALL_JOINS_PER_MIN="10000",
+                        VIDEOASSIST_CALL_MAX_PARTICIPANTS="1000",
+                        VIDEOASSIST_ANNOTATION_BYTES_PER_MIN=str(1 << 40))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _command(self, *args: str, profile: Path | None = None) -> list[str]:

@@ -228,6 +228,24 @@ async def test_failed_sign_ins_count_on_every_worker_together(
         "SELECT * FROM signin_failures WHERE scope = 'user'") == []  # forgotten on success
 
 
+async def test_parallel_guesses_spread_over_workers_are_limited_together(
+        workers: tuple[Server, Server]) -> None:
+    """Issue 20 #2 across processes: guesses sent together to both workers, each with
+    its own database connection, get no further than the limit between them."""
+    user = await workers[0].add_user("expert")
+    limit = workers[0].settings.signin_max_failures
+
+    async def guess(n: int) -> int:
+        status, _, _ = await workers[n % 2].request(
+            "POST", "/api/session", json={"username": user.username, "password": "x" * 12})
+        return status
+
+    async with asyncio.timeout(120):
+        statuses = await asyncio.gather(*(guess(n) for n in range(30)))
+    assert statuses.count(401) == limit, statuses
+    assert statuses.count(429) == 30 - limit
+
+
 async def test_media_states_and_snapshots_in_progress_are_seen_by_every_worker(
         workers: tuple[Server, Server]) -> None:
     """One holds a call with a real aiortc customer: the other shows their media

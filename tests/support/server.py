@@ -28,9 +28,10 @@ from aiohttp import web
 
 from videoassist import accounts, invitations
 from videoassist.app import create_app
-from videoassist.appkeys import STORE
+from videoassist.appkeys import REFUSALS, STORE
 from videoassist.config import Settings
 from videoassist.logs import ACCESS_LOGGER, AccessLogger
+from videoassist.refusals import Refusals
 from videoassist.storage import Store
 
 if TYPE_CHECKING:
@@ -64,6 +65,10 @@ class Server:
     @property
     def store(self) -> Store:
         return self.app[STORE]
+
+    @property
+    def refusals(self) -> Refusals:
+        return self.app[REFUSALS]
 
     @property
     def origin(self) -> str:
@@ -250,7 +255,8 @@ async def start_app(clock: Clock, **settings: Any) -> tuple[Server, web.AppRunne
     app_settings = Settings(**values)
     app = create_app(app_settings, clock)
     runner = web.AppRunner(app, access_log=logging.getLogger(ACCESS_LOGGER),
-                           access_log_class=AccessLogger, shutdown_timeout=2.0)
+                           access_log_class=AccessLogger, shutdown_timeout=2.0,
+                           keepalive_timeout=app_settings.http_idle_timeout_s)
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from videoassist import accounts
-from videoassist.appkeys import SETTINGS, STORE, TOKENS
+from videoassist.appkeys import REFUSALS, SETTINGS, STORE, TOKENS
 from videoassist.auth.apikeys import PREFIX, hash_api_key, looks_like_api_key
 from videoassist.errors import Forbidden, Unauthorized
+from videoassist.refusals import cut
 from videoassist.storage.records import ApiKey, User
 
 
@@ -57,7 +58,7 @@ async def staff_user(request: web.Request, *roles: str) -> User:
         key = await _api_key(request, token)
         await request.app[STORE].audit.record(
             f"apikey:{key.id}", "apikey.refused", f"apikey:{key.id}", reason="staff_only",
-            method=request.method, path=request.path, client=client_address(request))
+            method=request.method, path=cut(request.path), client=client_address(request))
         raise Forbidden("API keys cannot use this route: it needs a staff session.")
     return await _staff(request, token, roles)
 
@@ -71,7 +72,7 @@ async def staff_or_api_key(request: web.Request, scope: str) -> Caller:
     key = await _api_key(request, token)
     store = request.app[STORE]
     actor = f"apikey:{key.id}"
-    detail = {"method": request.method, "path": request.path, "scope": scope,
+    detail = {"method": request.method, "path": cut(request.path), "scope": scope,
               "client": client_address(request)}
     if scope not in key.scopes:
         await store.audit.record(actor, "apikey.refused", actor, reason="scope", **detail)
@@ -95,13 +96,15 @@ async def _api_key(request: web.Request, token: str) -> ApiKey:
     key_hash = hash_api_key(token)
     key = await store.api_keys.find(key_hash) if key_hash is not None else None
     client = f"client:{client_address(request)}"
+    # Anyone can send these: counted per client and window, not a row each.
+    refusals = request.app[REFUSALS]
     if key is None:
-        await store.audit.record(client, "apikey.refused", None, reason="unknown",
-                                 method=request.method, path=request.path)
+        await refusals.record(client, "apikey.refused", None, reason="unknown",
+                              method=request.method, path=request.path)
         raise Unauthorized("This API key is not valid.")
     if not key.active:
-        await store.audit.record(client, "apikey.refused", f"apikey:{key.id}",
-                                 reason="revoked", method=request.method, path=request.path)
+        await refusals.record(client, "apikey.refused", f"apikey:{key.id}",
+                              reason="revoked", method=request.method, path=request.path)
         raise Unauthorized("This API key has been revoked.")
     return key
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from videoassist import accounts, invitations
 from videoassist.api.body import read_json, text_field
 from videoassist.api.guard import client_address, staff_user
-from videoassist.appkeys import SETTINGS, SIGNIN_LIMITS, STORE, TOKENS
+from videoassist.appkeys import REFUSALS, SETTINGS, SIGNIN_LIMITS, STORE, TOKENS
 from videoassist.auth.passwords import MAX_LENGTH, check_policy
 from videoassist.errors import BadRequest, Unauthorized
 from videoassist.storage.records import User
@@ -32,7 +32,7 @@ async def sign_in(request: web.Request) -> web.Response:
     assert username is not None
     user = await accounts.sign_in(
         request.app[STORE], request.app[SIGNIN_LIMITS], username, password,
-        client_address(request),
+        client_address(request), request.app[REFUSALS],
     )
     return _session(request, user)
 

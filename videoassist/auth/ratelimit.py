@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 
 class TokenBucket:
-    """``rate`` events per second on average, ``burst`` at once."""
+    """``rate`` events (or bytes, ...) per second on average, ``burst`` at once."""
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
         self._rate = rate
@@ -18,14 +18,20 @@ class TokenBucket:
         self._clock = clock
         self._stamp = clock()
 
-    def take(self) -> bool:
+    def take(self, amount: float = 1.0) -> bool:
+        """Take ``amount`` if the bucket holds it; whether it did."""
         now = self._clock()
         self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= amount:
+            self._tokens -= amount
             return True
         return False
+
+    def full(self) -> bool:
+        """Whether the bucket has refilled to its burst (taking from it now is as
+        taking from a new one)."""
+        return self._tokens + (self._clock() - self._stamp) * self._rate >= self._burst
 
     def wait_s(self) -> float:
         return 0.0 if self._tokens >= 1 else math.ceil((1 - self._tokens) / self._rate * 10) / 10

@@ -56,10 +56,12 @@ from videoassist.errors import (
 )
 from videoassist.signalling import protocol
 from videoassist.signalling.hub import (
+    CLOSE_AUTH_REQUIRED,
     CLOSE_AUTH_TIMEOUT,
     CLOSE_CALL_LOST,
     CLOSE_FORBIDDEN,
     CLOSE_NORMAL,
+    CLOSE_TOO_MANY,
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
     LINK_REVOKED,
@@ -215,6 +217,8 @@ class Connection:
 
     async def _authenticate(self) -> Member | None:
         deadline = asyncio.get_running_loop().time() + self.settings.ws_auth_timeout_s
+        bad = 0  # messages before auth that were not a good auth
+        limited = False  # the one rate_limited notice before auth was sent
         while True:
             try:
                 async with asyncio.timeout_at(deadline):
@@ -226,18 +230,21 @@ class Connection:
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
                             WSMsgType.ERROR):
                 return None
-            if msg.type != WSMsgType.TEXT:
-                await self.ws.send_json(self._error(BadRequest("Send an auth message first.")))
-                continue
-            try:
-                message = protocol.decode(msg.data, self.settings.ws_max_message_bytes)
-            except VideoassistError as exc:
-                await self.ws.send_json(self._error(exc))
-                continue
-            if message["type"] != "auth":
-                await self.ws.send_json(
-                    self._error(Unauthorized("Send an auth message first."), message["type"])
-                )
+            message, error = self._read_auth(msg)
+            if error is not None:
+                # Anything but a good auth is one of the few bad messages allowed, and
+                # takes from the same token bucket as messages in a call.
+                bad += 1
+                if bad > self.settings.ws_preauth_max_messages:
+                    await self._refuse(CLOSE_AUTH_REQUIRED, "auth_required",
+                                       "Too many messages before auth.")
+                    return None
+                if self.bucket.take():
+                    await self.ws.send_json(self._error(error, message))
+                elif not limited:
+                    limited = True
+                    await self.ws.send_json(
+                        self._error(TooManyRequests("Too many messages; slow down.")))
                 continue
             try:
                 return await self._join_or_carry(message["token"], message["job"], msg.data)
@@ -249,6 +256,10 @@ class Connection:
                 code = CLOSE_FORBIDDEN if isinstance(exc, Forbidden) else CLOSE_UNAUTHORIZED
                 await self._refuse(code, exc.code, exc.message)
                 return None
+            except TooManyRequests as exc:  # too many connections, or the call is full
+                logger.info("[job %s] refused a join: %s", message["job"], exc.code)
+                await self._refuse(CLOSE_TOO_MANY, exc.code, exc.message)
+                return None
             except Exception:
                 # The socket is upgraded: no HTTP error may be written on it any more.
                 logger.exception("[job %s] failed to let a connection in", message["job"])
@@ -256,6 +267,19 @@ class Connection:
                 await self._refuse(CLOSE_CALL_LOST, "internal",
                                    "The server failed to let you in. Try again.")
                 return None
+
+    def _read_auth(self, msg: Any) -> tuple[Any, VideoassistError | None]:
+        """A message before auth: (the auth message, None), or (its type if it has
+        one, the error that answers it)."""
+        if msg.type != WSMsgType.TEXT:
+            return None, BadRequest("Send an auth message first.")
+        try:
+            message = protocol.decode(msg.data, self.settings.ws_max_message_bytes)
+        except VideoassistError as exc:
+            return None, exc
+        if message["type"] != "auth":
+            return message["type"], Unauthorized("Send an auth message first.")
+        return message, None
 
     async def _join_or_carry(self, token: str, job_id: int | None, auth: str
                              ) -> Member | None:
@@ -411,6 +435,25 @@ class Connection:
             member.send(self._error(TooManyRequests("Too many messages; slow down.")))
         return False
 
+    def _within_budget(self, member: Member, kind: str, size: int) -> bool:
+        """Take ``size`` bytes from the sender's budget of chat or annotation bytes (a
+        minute's worth at most, refilled evenly); past it the message is dropped, with
+        one notice a second."""
+        per_min = {"chat": self.settings.chat_bytes_per_min,
+                   "annotation": self.settings.annotation_bytes_per_min}[kind]
+        assert self.room is not None
+        bucket = self.room.budgets.setdefault(
+            (member.actor, kind), TokenBucket(per_min / 60, per_min, time.monotonic))
+        if bucket.take(size):
+            return True
+        now = time.monotonic()
+        if now - self.last_limit_notice >= 1.0:
+            self.last_limit_notice = now
+            member.send(self._error(TooManyRequests(
+                f"Too much {kind} from you in the last minute; wait a moment."),
+                f"{kind}.message" if kind == "chat" else None))
+        return False
+
     async def _on_text(self, member: Member, raw: str) -> None:
         if not self._within_rate(member):
             return
@@ -419,6 +462,11 @@ class Connection:
             message = protocol.decode(raw, self.settings.ws_max_message_bytes)
             ref = message["type"]
             if not await self._still_allowed(member):
+                return
+            kind = ("chat" if ref == "chat.message"
+                    else "annotation" if message["type"].startswith("annotation.") else None)
+            if kind is not None and not self._within_budget(member, kind,
+                                                            len(raw.encode())):
                 return
             await self._dispatch(member, message)
         except VideoassistError as exc:

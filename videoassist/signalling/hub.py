@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,7 +35,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from videoassist import jobs
-from videoassist.errors import Draining
+from videoassist.auth.ratelimit import TokenBucket
+from videoassist.errors import CallFull, Draining, TooManyConnections, TooManyRequests
 from videoassist.signalling.events import CallEvents
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Job, Participant, Placement
@@ -51,7 +53,9 @@ CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_AUTH_TIMEOUT = 4408
+CLOSE_AUTH_REQUIRED = 4400  # too many messages before auth
 CLOSE_TOO_SLOW = 4409
+CLOSE_TOO_MANY = 4429  # too many connections of the token or user, or the call is full
 CLOSE_CALL_LOST = 1011
 SIGNED_OUT = "You have been signed out."
 CALL_LOST = "The call was interrupted on the server. Reconnecting starts it again."
@@ -63,6 +67,23 @@ UNCLAIMED_CHECK_S = 5.0
 # (lost, or not yet there), however long ``poll_s`` is: the poll is then what bounds
 # how late a change made elsewhere takes effect.
 UNHEARD_POLL_S = 0.25
+
+
+# People whose join rate is remembered before those with a full bucket are forgotten.
+JOIN_BUCKETS_MAX = 1000
+
+
+@dataclass(frozen=True)
+class JoinLimits:
+    """How many connections to calls one join link's token (``per_link``), and one
+    staff user (``per_user``, over every call, counted in the database) may hold at
+    once, how many participants one call holds (``per_call``), and how often one link's
+    token or one staff user joins (``joins_per_min``, in this process)."""
+
+    per_link: int = 3
+    per_user: int = 4
+    per_call: int = 16
+    joins_per_min: int = 30  # joins by one token or staff user, a minute's worth at once
 
 
 class ThisNode(Protocol):
@@ -191,6 +212,10 @@ class Room:
     job: Job
     call_id: int
     members: dict[int, Member] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)  # everyone who has joined, by ``actor``
+    # Bytes each sender may still send of a kind (chat, annotation), by (actor, kind):
+    # shared by all of a sender's connections to the call.
+    budgets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
 
     def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
                   customers: bool = True) -> None:
@@ -202,13 +227,17 @@ class Room:
 
 class Hub:
     def __init__(self, store: Store, poll_s: float, clock: Callable[[], float],
-                 node: ThisNode, events: CallEvents | None = None) -> None:
+                 node: ThisNode, events: CallEvents | None = None,
+                 limits: JoinLimits = JoinLimits()) -> None:
         self._store = store
+        self._limits = limits
         self._node = node
         self._poll_s = poll_s
         self._clock = clock
         self._events = events
         self._rooms: dict[int, Room] = {}
+        # Joins each person (``actor``) may still make; pruned of those idle a while.
+        self._joins: dict[str, TokenBucket] = {}
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._listening = False  # the database's notifications come
@@ -288,6 +317,7 @@ class Hub:
             if room is None:
                 room = await self._place(job, draining, spread)
             try:
+                await self._check_limits(room, user_id, invite_id)
                 if new and self._events is not None:
                     await self._events.call_started(job, await self._store.calls.get(
                         room.call_id))
@@ -307,6 +337,27 @@ class Hub:
                                        call=room.call_id, participant=participant.id)
         logger.info("%s joined as %s", member.log_prefix, role)
         return member, room
+
+    async def _check_limits(self, room: Room, user_id: int | None, invite_id: int | None
+                            ) -> None:
+        """Refuse a join past the limits (called under the lock, so joins in this
+        process are counted one at a time)."""
+        members = room.members.values()
+        if invite_id is not None and sum(
+                m.invite_id == invite_id for m in members) >= self._limits.per_link:
+            raise TooManyConnections()
+        if user_id is not None and await self._store.calls.connections_of(
+                user_id=user_id) >= self._limits.per_user:
+            raise TooManyConnections()
+        if len(room.members) >= self._limits.per_call:
+            raise CallFull()
+        if len(self._joins) > JOIN_BUCKETS_MAX:  # forget those that have refilled
+            self._joins = {k: b for k, b in self._joins.items() if not b.full()}
+        per_min = self._limits.joins_per_min
+        bucket = self._joins.setdefault(actor(user_id, invite_id),
+                                        TokenBucket(per_min / 60, per_min, time.monotonic))
+        if not bucket.take():
+            raise TooManyRequests("You joined too often; wait a minute and try again.")
 
     async def _place(self, job: Job, draining: bool, spread: bool) -> Room:
         """The room of the job's call, placed on this node; ``Elsewhere`` if another
