@@ -2,7 +2,8 @@
 
 Smoke tests: one short forward run (a real server process, one call, a late viewer
 a second), one with two viewers a call (CPU per packet, each worker's CPU and event
-loop), one asking for worker processes, the same load on Debian's Janus and a
+loop), one asking for worker processes, two nodes on a throwaway PostgreSQL behind nginx
+(``--nodes 2``), the same load on Debian's Janus and a
 one-round comparison of both (where janus is installed, as scripts/test does), the
 relay under cProfile, three snapshots at 640x360, and three arrows drawn in the
 browser client (two Chromiums). Performance is measured by the bench and written in
