@@ -4,6 +4,7 @@
     python scripts/bench.py relay --mode forward|transcode --streams N --seconds S --json
     python scripts/bench.py relay --streams 8 --viewers 2 --workers 2   # per worker
     python scripts/bench.py relay --streams 8 --viewers 2 --server janus  # the same on Janus
+    python scripts/bench.py relay --calls 4 --viewers 2 --nodes 2  # nodes behind nginx
     python scripts/bench.py compare --calls 8 --viewers 2 --rounds 3   # both, interleaved
     python scripts/bench.py relay --streams 16 --profile server.prof   # where its CPU goes
     python scripts/bench.py snapshot --sizes 640x360,1280x720 --keyframe-every K --json
@@ -13,8 +14,10 @@ Starts the server as a child process and, in this process, calls over loopback w
 publishers send a pre-encoded 30 fps VP8 clip (and Opus). ``relay``: N calls, each
 with V viewers counting the frames and RTP packets they get, undecoded; CPU (the
 server's per packet delivered, each worker's, each event loop's busy share), memory,
-loss, latency; against videoassist or Debian's Janus. ``compare``: relay runs against
-both servers, interleaved, and the ratio of their medians.
+loss, latency; against videoassist or Debian's Janus, or (``--nodes N``) N videoassist
+nodes on a PostgreSQL database of the run's own behind nginx, reporting each node's
+calls, CPU and event loop. ``compare``: relay runs against both servers, interleaved,
+and the ratio of their medians.
 ``snapshot``: for each size, a staff member in the call asks for snapshots of the
 publisher's camera, one at a time; the time from request to saved, and the CPU.
 ``annotations``: the browser client itself, an expert and a customer in two headless
@@ -84,6 +87,11 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
     relay.add_argument("--workers", type=int, metavar="N",
                        help="pass --workers N to videoassist serve (default: not passed, "
                             "the server's own default)")
+    relay.add_argument("--nodes", type=int, metavar="N",
+                       help="N videoassist nodes (serve --workers 1, each its own port "
+                            "and data directory) on a throwaway PostgreSQL database, "
+                            "behind nginx with docs/deploy.md's site; the calls go "
+                            "through nginx (default: one server, reached directly)")
     relay.add_argument("--server", choices=SERVERS, default="videoassist",
                        help="the server to measure: videoassist, or Debian's janus "
                             "(its videoroom plugin) under the same load")
@@ -185,13 +193,18 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
         return lambda: run_compare(compare_options), bool(args.json)
     if args.benchmark == "relay":
         if args.server == "janus" and (args.mode != "forward" or args.profile
-                                       or args.workers is not None):
-            parser.error("--server janus: forward mode only, without --profile or --workers")
+                                       or args.workers is not None or args.nodes is not None):
+            parser.error("--server janus: forward mode only, without --profile, --workers "
+                         "or --nodes")
+        if args.nodes is not None and not (1 <= args.nodes <= 8 and args.workers is None
+                                           and args.profile is None):
+            parser.error("--nodes: from 1 to 8, without --workers (each node runs one) "
+                         "or --profile")
         options = RelayOptions(args.mode, args.streams, args.seconds, args.warmup,
                                args.join_every, audio=not args.no_audio,
                                profile=args.profile.resolve() if args.profile else None,
                                viewers=args.viewers, workers=args.workers,
-                               server=args.server)
+                               server=args.server, nodes=args.nodes)
         return lambda: run_relay(options), bool(args.json)
     try:
         sizes = tuple(parse_size(s) for s in args.sizes.split(",") if s.strip())

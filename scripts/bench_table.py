@@ -30,7 +30,8 @@ from typing import Any
 
 # What names a configuration rather than measuring it: not a row of the tables.
 IDENTITY = {"benchmark", "mode", "streams", "seconds", "warmup_s", "join_every_s", "audio",
-            "server", "viewers", "workers_requested", "keyframe_every", "calls",
+            "server", "viewers", "workers_requested", "nodes_requested", "keyframe_every",
+            "calls",
             "snapshots", "warmup_snapshots", "pause_s", "shapes", "warmup_shapes",
             "clear_every"}
 # The same in every run of a machine: under the table when it is.
@@ -96,6 +97,9 @@ def label(run: dict[str, Any]) -> str:
         if run.get("workers_requested") is not None:
             workers = run["workers_requested"]
             parts.append(f"{workers} worker{'' if workers == 1 else 's'}")
+        if run.get("nodes_requested") is not None:
+            nodes = run["nodes_requested"]
+            parts.append(f"{nodes} node{'' if nodes == 1 else 's'} behind nginx")
         if abs(float(run.get("seconds", 30)) - 30) > 1:
             parts.append(f"{float(run['seconds']):.0f} s")
         if run.get("warmup_s", 2) != 2:

@@ -2,7 +2,8 @@
 
 Smoke tests: one short forward run (a real server process, one call, a late viewer
 a second), one with two viewers a call (CPU per packet, each worker's CPU and event
-loop), one asking for worker processes, the same load on Debian's Janus and a
+loop), one asking for worker processes, two nodes on a throwaway PostgreSQL behind nginx
+(``--nodes 2``), the same load on Debian's Janus and a
 one-round comparison of both (where janus is installed, as scripts/test does), the
 relay under cProfile, three snapshots at 640x360, and three arrows drawn in the
 browser client (two Chromiums). Performance is measured by the bench and written in
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.databases import postgresql_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,6 +164,56 @@ def test_each_workers_loop_is_read_from_labelled_or_unlabelled_samples(
     assert event_loop_cpu(family + f'{name}{{index="0"}} 1.5\n{name}{{index="1"}} 2.5\n'
                           ) == {"index=0": 1.5, "index=1": 2.5}
     assert event_loop_cpu("# TYPE other counter\nother_total 1\n") == {}
+
+
+needs_a_fleet = pytest.mark.skipif(
+    postgresql_bin() is None or shutil.which("nginx") is None or os.geteuid() != 0,
+    reason="no PostgreSQL or nginx (Debian's packages; scripts/test installs them), or "
+           "not root (PostgreSQL runs as its own user)")
+
+
+@needs_a_fleet
+def test_two_nodes_behind_nginx_report_each_nodes_calls_cpu_and_event_loop() -> None:
+    """``--nodes 2``: a throwaway PostgreSQL, two ``serve --workers 1`` nodes, nginx with
+    the documented site in front; every call and join goes through nginx."""
+    result, stderr = run_bench("relay", "--nodes", "2", "--calls", "2", "--seconds", "3",
+                               "--warmup", "1")
+    assert "starting 2 nodes on PostgreSQL" in stderr
+    assert "behind nginx on https://127.0.0.1:" in stderr
+    assert result["nodes_requested"] == 2 and result["workers_requested"] is None
+    nodes = result["nodes"]
+    assert sorted(nodes) == ["node1", "node2"], nodes
+    # Both calls placed, as the database says, one on each node: opened one after the
+    # other, each goes to the least loaded node.
+    assert [nodes[name]["calls"] for name in sorted(nodes)] == [1, 1], nodes
+    # Each node is one worker: its CPU and its event loop are the workers' figures.
+    assert result["workers"] == 2
+    check_packets_and_workers(result, calls=2, viewers=1)
+    assert sorted((node["cpu_cores"] for node in nodes.values()), reverse=True) \
+        == result["worker_cpu_cores"]
+    assert all(node["cpu_cores"] > 0 for node in nodes.values()), nodes
+    assert result["event_loop_busy"] == {name: node["event_loop_busy"]
+                                         for name, node in nodes.items()}
+    check_event_loops(result)
+    # Late viewers joined through nginx (on either node, carried when the call is on
+    # the other): timed to their first frame, their signalling part no longer.
+    assert result["first_frame_samples"] >= 1 and result["first_frame_failures"] == 0
+    assert 0 < result["first_frame_ms_p50"] <= result["first_frame_ms_p95"] < 60_000
+    assert 0 < result["join_signalling_ms_p50"] <= result["first_frame_ms_p50"]
+    # nginx's and PostgreSQL's own CPU, beside the nodes'.
+    assert 0 <= result["proxy_cpu_cores"] < 2 and 0 <= result["database_cpu_cores"] < 2
+
+
+def test_the_proxys_upstream_lists_each_node_with_the_fleet_blocks_parameters(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from loadgen.proxy import upstream_servers
+
+    assert upstream_servers("no fleet block", [8001, 8002]) == (
+        "server 127.0.0.1:8001;\n    server 127.0.0.1:8002;")
+    doc = ("```nginx fleet\nupstream videoassist {\n    server 10.0.0.11:8080 max_fails=1 "
+           "fail_timeout=5s;\n    keepalive 16;\n}\n```\n")
+    assert upstream_servers(doc, [8001]) == "server 127.0.0.1:8001 max_fails=1 fail_timeout=5s;"
 
 
 needs_janus = pytest.mark.skipif(shutil.which("janus") is None,

@@ -4,6 +4,8 @@ viewers, the server as a child process, and what is measured of both.
 - ``media``: the pre-encoded clip, the publishers' tracks and the viewers' frame counts;
 - ``peers``: participants of a call over /ws, and the direct pair of the baseline;
 - ``server``: ``videoassist serve`` as a child process;
+- ``fleet``: several of them on a throwaway PostgreSQL (``videoassist.storage.throwaway``,
+  which the tests' databases use too) behind nginx with docs/deploy.md's site (``proxy``);
 - ``probes``: CPU, memory and UDP counters read from /proc;
 - ``relay``: the relay benchmark itself, and its report;
 - ``snapshot``: the snapshot benchmark;

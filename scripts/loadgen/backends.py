@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import aiohttp
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
+from loadgen.fleet import Fleet
 from loadgen.janus import JanusParticipant, JanusProcess, create_room
 from loadgen.media import FrameSink, PacketCount
 from loadgen.peers import Participant
@@ -41,7 +42,13 @@ class Process(Protocol):
     url: str
 
     @property
-    def pid(self) -> int: ...
+    def pids(self) -> list[int]:
+        """The server's processes (a fleet: its nodes), each with those under it."""
+
+    @property
+    def side_pids(self) -> dict[str, int]:
+        """Processes beside the server whose CPU is reported too (a fleet's proxy and
+        database), by role."""
 
     def start(self) -> None: ...
 
@@ -52,6 +59,13 @@ class Process(Protocol):
     def output_tail(self, lines: int = ...) -> str: ...
 
     def stop(self) -> None: ...
+
+
+class Served(Process, Protocol):
+    """videoassist, one server or a fleet behind its proxy: where, and who signs in."""
+
+    username: str
+    password: str
 
 
 class Backend(Protocol):
@@ -81,8 +95,9 @@ class Videoassist:
     name = "videoassist"
     starts_at_keyframe = True
 
-    def __init__(self, server: ServerProcess) -> None:
-        self.process = self.server = server
+    def __init__(self, server: Served) -> None:
+        self.process: Process = server
+        self.server = server
         self.http: aiohttp.ClientSession | None = None
         self.token = ""
 
@@ -140,12 +155,38 @@ class Janus:
         return None  # threads of C, no event loop of ours to read
 
 
+class FleetBackend(Videoassist):
+    """videoassist nodes behind nginx (``fleet``): the same API and /ws as one server,
+    reached through the proxy; each node's event loop read on its own port."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        super().__init__(fleet)
+        self.fleet = fleet
+
+    async def event_loop_cpu(self) -> dict[str, float] | None:
+        assert self.http is not None
+        return await self.fleet.event_loop_cpu(self.http)
+
+    async def nodes_report(self, cores: dict[int, float],
+                           busy: dict[str, float] | None) -> dict[str, dict[str, Any]]:
+        """By node name: the calls placed on it, its CPU (cores over the window, by pid)
+        and its event loop's busy fraction (by node name)."""
+        calls = await self.fleet.calls_by_pid()
+        return {node.name: {"calls": calls.get(node.pid, 0),
+                            "cpu_cores": round(cores.get(node.pid, 0.0), 3),
+                            "event_loop_busy": None if busy is None else busy.get(node.name)}
+                for node in self.fleet.nodes}
+
+
 @contextlib.contextmanager
 def backend(server: str, mode: str, profile: Path | None,
-            workers: int | None) -> Iterator[Backend]:
-    """The server's backend in a temporary directory, not yet started."""
+            workers: int | None, nodes: int | None = None) -> Iterator[Backend]:
+    """The server's backend in a temporary directory, not yet started: Janus,
+    videoassist, or ``nodes`` videoassist nodes behind nginx."""
     with tempfile.TemporaryDirectory(prefix=f"{server}-bench-") as workdir:
         if server == "janus":
             yield Janus(JanusProcess(Path(workdir)))
+        elif nodes is not None:
+            yield FleetBackend(Fleet(mode, Path(workdir), nodes))
         else:
             yield Videoassist(ServerProcess(mode, Path(workdir), profile, workers))

@@ -45,8 +45,7 @@ from aiortc import (
 
 from loadgen import BenchError
 from loadgen.media import FrameSink, PacketCount, count_packets, tap_tracks
-from loadgen.server import ChildProcess, die_with_parent
-from tests.support.server import free_port
+from loadgen.server import ChildProcess, die_with_parent, free_port
 
 logger = logging.getLogger("bench")
 

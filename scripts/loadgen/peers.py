@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,6 +52,7 @@ class Participant:
         self.tracks = tracks
         self.on_message = on_message
         self.id: int | None = None  # the participant id, once joined
+        self.joined_at: float | None = None  # time.monotonic() when ``joined`` came
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if sink is not None:
             tap_tracks(self.pc, sink)
@@ -69,6 +71,7 @@ class Participant:
             joined = await self.ws.receive_json()
             if joined.get("type") != "joined":
                 raise BenchError(f"joining job {self.job_id} failed: {joined}")
+            self.joined_at = time.monotonic()
             self.id = joined["you"]["id"]
             self._pump_task = asyncio.create_task(self._pump())
             for track in self.tracks:

@@ -71,17 +71,21 @@ def is_helper(pid: int) -> bool:
     return False
 
 
-def worker_cpu_seconds(root: int) -> dict[int, float]:
-    """The CPU of each worker process of a server, by pid: each child of ``root`` with
-    everything under it (not multiprocessing's resource tracker); a server without
-    children is its own one worker."""
+def worker_cpu_seconds(*roots: int) -> dict[int, float]:
+    """The CPU of each worker process of a server (or of each of a fleet's nodes, one
+    root each), by pid: each child of a root with everything under it (not
+    multiprocessing's resource tracker); a server without children is its own one
+    worker."""
     parents = children_by_parent()
-    children = [pid for pid in parents.get(root, []) if not is_helper(pid)]
-    if not children:
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            return {root: process_cpu_seconds(root, reaped=True)}
-        return {}
-    return {pid: server_cpu_seconds(pid, parents) for pid in children}
+    workers: dict[int, float] = {}
+    for root in roots:
+        children = [pid for pid in parents.get(root, []) if not is_helper(pid)]
+        if not children:
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                workers[root] = process_cpu_seconds(root, reaped=True)
+            continue
+        workers.update((pid, server_cpu_seconds(pid, parents)) for pid in children)
+    return workers
 
 
 def process_rss_mb(pid: int) -> float:
@@ -92,11 +96,13 @@ def process_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def server_rss_mb(root: int) -> float:
-    """The VmRSS of a server and every process under it, added up (pages they share,
-    such as those a forked worker has not written to, count once for each)."""
+def server_rss_mb(*roots: int) -> float:
+    """The VmRSS of a server (or of several, one root each) and every process under it,
+    added up (pages they share, such as those a forked worker has not written to, count
+    once for each)."""
     total = 0.0
-    for pid in [root, *descendants(root)]:
+    parents = children_by_parent()
+    for pid in [p for root in roots for p in (root, *descendants(root, parents))]:
         with contextlib.suppress(OSError, ValueError):
             total += process_rss_mb(pid)
     return total
@@ -153,10 +159,12 @@ class CpuMark:
     machine: float
 
     @classmethod
-    def now(cls, server_pid: int) -> CpuMark:
-        """``server``: the server process and every process under it (its workers)."""
-        return cls(time.monotonic(), server_cpu_seconds(server_pid), own_cpu_seconds(),
-                   machine_busy_seconds())
+    def now(cls, *server_pids: int) -> CpuMark:
+        """``server``: the server process (or a fleet's nodes) and every process under
+        it (its workers)."""
+        parents = children_by_parent()
+        return cls(time.monotonic(), sum(server_cpu_seconds(pid, parents) for pid in server_pids),
+                   own_cpu_seconds(), machine_busy_seconds())
 
     def cores_since(self, earlier: CpuMark) -> tuple[float, float, float]:
         """Mean cores used by the server, this process and the whole machine."""

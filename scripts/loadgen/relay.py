@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from loadgen import BenchError
-from loadgen.backends import Backend, Peer, backend
+from loadgen.backends import Backend, FleetBackend, Peer, backend
 from loadgen.media import (
     DESCRIPTION,
     FirstFrame,
@@ -39,10 +39,12 @@ from loadgen.peers import DirectPair
 from loadgen.probes import (
     CpuMark,
     LoopLag,
+    children_by_parent,
     descendants,
     drops_since,
     percentile,
     profile_top,
+    server_cpu_seconds,
     server_rss_mb,
     udp_drops,
     worker_cpu_seconds,
@@ -70,6 +72,7 @@ class Options:
     viewers: int = 1    # viewers per call
     workers: int | None = None   # videoassist serve --workers N; None: its default
     server: str = "videoassist"  # or "janus"
+    nodes: int | None = None     # N nodes (serve --workers 1) behind nginx; None: one server
 
 
 @dataclass
@@ -90,6 +93,7 @@ class Window:
     workers: dict[int, float]     # CPU seconds of each worker process, by pid
     loops: dict[str, float] | None  # CPU seconds of each worker's event loop
     loops_wall: float             # when the loops were read
+    sides: dict[str, float]       # CPU seconds of the processes beside (proxy, database)
 
 
 class RelayBench:
@@ -107,8 +111,12 @@ class RelayBench:
         # Late joins, from the warm-up on: (when it began, ms to its first frame or
         # None if it got none). Those begun in the window are reported.
         self.joins: list[tuple[float, float | None]] = []
+        # The same joins' signalling alone (videoassist): from the WebSocket's connect
+        # to the server's ``joined``, as (when it began, ms).
+        self.signalling_ms: list[tuple[float, float]] = []
         self.window_start = math.inf
         self.rss_trace: list[tuple[float, float]] = []  # (second of the window, MiB)
+        self.window: tuple[Window, Window] | None = None  # its two ends, once measured
 
     # -- setting up ----------------------------------------------------------------
 
@@ -116,7 +124,9 @@ class RelayBench:
         await self.server.sign_in(self.http)
         self.loop_lag.start()
         await self.baseline.start()
-        limit = asyncio.Semaphore(SETUP_CONCURRENCY)
+        # A fleet's calls one after another: each placement then sees the calls before
+        # it (placed at once, several would find the same node least loaded).
+        limit = asyncio.Semaphore(1 if self.options.nodes else SETUP_CONCURRENCY)
         done = itertools.count(1)
 
         async def open_call(number: int) -> None:
@@ -176,6 +186,8 @@ class RelayBench:
                 if not first.keyframe:
                     raise BenchError("the first frame is not a keyframe")
                 self.joins.append((started, (first.at - started) * 1000))
+                if (joined := getattr(joiner, "joined_at", None)) is not None:
+                    self.signalling_ms.append((started, (joined - started) * 1000))
             except (TimeoutError, BenchError, aiohttp.ClientError) as exc:
                 self.joins.append((started, None))
                 logger.warning("late viewer %d: no first frame (%r)", number + 1, exc)
@@ -190,16 +202,18 @@ class RelayBench:
         """Read the counters; the event loops' CPU (a scrape, of videoassist only)
         before the rest at the window's start and after it at its end, so that the
         scrapes fall outside the window."""
-        pid = self.server.process.pid
+        pids = self.server.process.pids
         loops: dict[str, float] | None = None
         loops_wall = 0.0
         if loops_first:
             loops, loops_wall = await self.server.event_loop_cpu(), time.monotonic()
-        mark = Window(CpuMark.now(pid), self.packets.packets, worker_cpu_seconds(pid),
-                      loops, loops_wall)
+        sides = {role: server_cpu_seconds(pid)
+                 for role, pid in self.server.process.side_pids.items()}
+        mark = Window(CpuMark.now(*pids), self.packets.packets, worker_cpu_seconds(*pids),
+                      loops, loops_wall, sides)
         if not loops_first:
             loops, loops_wall = await self.server.event_loop_cpu(), time.monotonic()
-            mark = Window(mark.cpu, mark.packets, mark.workers, loops, loops_wall)
+            mark = Window(mark.cpu, mark.packets, mark.workers, loops, loops_wall, sides)
         return mark
 
     def _viewer_frames(self) -> int:
@@ -211,11 +225,11 @@ class RelayBench:
         stop = asyncio.Event()
         joiners = asyncio.create_task(self.join_late(stop))  # from the warm-up on
         await asyncio.sleep(options.warmup)
-        pid = self.server.process.pid
+        pids = self.server.process.pids
         self.loop_lag.lags_ms.clear()
         start = await self._window_end(loops_first=True)
-        self.rss_trace.append((0.0, server_rss_mb(pid)))
-        drops = udp_drops(pid, *descendants(pid)), udp_drops(os.getpid())
+        self.rss_trace.append((0.0, server_rss_mb(*pids)))
+        drops = server_udp_drops(pids), udp_drops(os.getpid())
         self.window_start = start.cpu.wall
         logger.info("measuring %g s", options.seconds)
         previous, packets_before = start.cpu, start.packets
@@ -225,9 +239,9 @@ class RelayBench:
             await asyncio.sleep(start.cpu.wall + second - time.monotonic())
             self.server.process.check_alive()
             if second < options.seconds:  # the window's end is sampled below
-                self.rss_trace.append((float(second), server_rss_mb(pid)))
+                self.rss_trace.append((float(second), server_rss_mb(*pids)))
             if second % progress_every == 0:
-                mark = CpuMark.now(pid)
+                mark = CpuMark.now(*pids)
                 frames, packets = self._viewer_frames(), self.packets.packets
                 wall = mark.wall - previous.wall
                 self._progress(second, mark.cores_since(previous),
@@ -236,8 +250,9 @@ class RelayBench:
                 previous, frames_before, packets_before = mark, frames, packets
         await asyncio.sleep(start.cpu.wall + options.seconds - time.monotonic())
         end = await self._window_end(loops_first=False)
-        self.rss_trace.append((options.seconds, server_rss_mb(pid)))
-        server_drops = drops_since(drops[0], udp_drops(pid, *descendants(pid)))
+        self.window = start, end
+        self.rss_trace.append((options.seconds, server_rss_mb(*pids)))
+        server_drops = drops_since(drops[0], server_udp_drops(pids))
         client_drops = drops_since(drops[1], udp_drops(os.getpid()))
         lags = list(self.loop_lag.lags_ms)
         stop.set()
@@ -280,6 +295,7 @@ class RelayBench:
         relay_p50, relay_p95 = percentile(latencies, 50), percentile(latencies, 95)
         base_p50, base_p95 = percentile(baseline, 50), percentile(baseline, 95)
         rss = [mb for _, mb in self.rss_trace]
+        signalling = [ms for started, ms in self.signalling_ms if started >= self.window_start]
         wall = end.wall - start.wall
         packets = end_window.packets - start_window.packets
         server_cpu_s = end.server - start.server
@@ -289,6 +305,7 @@ class RelayBench:
             "streams": self.options.streams,
             "viewers": self.options.viewers,
             "workers_requested": self.options.workers,
+            "nodes_requested": self.options.nodes,
             "seconds": round(wall, 1),
             "warmup_s": self.options.warmup,
             "join_every_s": self.options.join_every,
@@ -313,6 +330,8 @@ class RelayBench:
             "first_frame_ms_p50": percentile(self.first_frames_ms(), 50),
             "first_frame_ms_p95": percentile(self.first_frames_ms(), 95),
             "first_frame_samples": len(self.first_frames_ms()),
+            "join_signalling_ms_p50": percentile(signalling, 50),
+            "join_signalling_ms_p95": percentile(signalling, 95),
             "first_frame_failures": sum(1 for started, ms in self.joins
                                         if started >= self.window_start and ms is None),
             "server_rss_mb_start": round(rss[0], 1),
@@ -338,29 +357,48 @@ class RelayBench:
         await self.loop_lag.stop()
 
 
+def server_udp_drops(pids: list[int]) -> dict[int, int]:
+    """``udp_drops`` of the server's processes and every process under them."""
+    parents = children_by_parent()
+    return udp_drops(*pids, *(child for pid in pids for child in descendants(pid, parents)))
+
+
 def _minus(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a - b, 2)
 
 
+def worker_cores(start: Window, end: Window) -> dict[int, float]:
+    """Each worker process's cores over the window, by pid."""
+    wall = max(end.cpu.wall - start.cpu.wall, 1e-9)
+    return {pid: (end.workers[pid] - start.workers[pid]) / wall
+            for pid in end.workers.keys() & start.workers.keys()}
+
+
+def loops_busy(start: Window, end: Window) -> dict[str, float] | None:
+    """Each worker's (or node's) event loop busy fraction over the window."""
+    if start.loops is None or end.loops is None:
+        return None
+    loops_wall = max(end.loops_wall - start.loops_wall, 1e-9)
+    return {worker: round((end.loops[worker] - start.loops[worker]) / loops_wall, 3)
+            for worker in sorted(end.loops.keys() & start.loops.keys())}
+
+
 def workers_report(start: Window, end: Window) -> dict[str, Any]:
     """Each worker process's cores (the server's children, or the server itself when
-    it has none), busiest first, and each worker's event loop busy fraction."""
+    it has none; a fleet's nodes), busiest first, each worker's event loop busy
+    fraction, and the cores of the processes beside the server (a fleet's proxy and
+    database)."""
+    cores = sorted(worker_cores(start, end).values(), reverse=True)
+    busy = loops_busy(start, end)
     wall = max(end.cpu.wall - start.cpu.wall, 1e-9)
-    cores = sorted(((end.workers[pid] - start.workers[pid]) / wall
-                    for pid in end.workers.keys() & start.workers.keys()), reverse=True)
-    report: dict[str, Any] = {
+    return {
         "workers": len(end.workers),
         "worker_cpu_cores": [round(c, 3) for c in cores],
-        "event_loop_busy": None,
-        "event_loop_busy_max": None,
+        "event_loop_busy": busy,
+        "event_loop_busy_max": None if busy is None else max(busy.values(), default=None),
+        **{f"{role}_cpu_cores": round((end.sides[role] - start.sides[role]) / wall, 3)
+           for role in sorted(end.sides.keys() & start.sides.keys())},
     }
-    if start.loops is not None and end.loops is not None:
-        loops_wall = max(end.loops_wall - start.loops_wall, 1e-9)
-        busy = {worker: round((end.loops[worker] - start.loops[worker]) / loops_wall, 3)
-                for worker in sorted(end.loops.keys() & start.loops.keys())}
-        report["event_loop_busy"] = busy
-        report["event_loop_busy_max"] = max(busy.values(), default=None)
-    return report
 
 
 async def run(options: Options) -> dict[str, Any]:
@@ -368,15 +406,17 @@ async def run(options: Options) -> dict[str, Any]:
     clip = load_video_clip()
     if options.profile:
         options.profile.unlink(missing_ok=True)  # none of an earlier run's
-    with backend(options.server, options.mode, options.profile, options.workers) as server:
+    with backend(options.server, options.mode, options.profile, options.workers,
+                 options.nodes) as server:
         process = server.process
         logger.info("starting %s (%s mode) on %s%s%s", server.name, options.mode, process.url,
                     " under cProfile" if options.profile else "",
                     f" with {options.workers} workers" if options.workers else "")
-        process.start()
         try:
+            process.start()
+            # ssl=False: a fleet's nginx has a certificate of the run's own.
             async with aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(limit=0)) as http:
+                    connector=aiohttp.TCPConnector(limit=0, ssl=False)) as http:
                 await process.wait_ready(http)
                 bench = RelayBench(options, server, http, clip)
                 try:
@@ -384,6 +424,9 @@ async def run(options: Options) -> dict[str, Any]:
                                 options.streams, options.viewers)
                     await bench.setup()
                     result = await bench.measure()
+                    if isinstance(server, FleetBackend) and bench.window is not None:
+                        result["nodes"] = await server.nodes_report(
+                            worker_cores(*bench.window), loops_busy(*bench.window))
                 finally:
                     await bench.close()
         finally:

@@ -10,6 +10,7 @@ import ctypes
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,6 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen import BenchError
-from tests.support.server import free_port
 
 TRANSCODE = {"forward": "when-needed", "transcode": "always"}  # mode -> setting
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +35,14 @@ async def post_json(http: aiohttp.ClientSession, url: str, path: str, body: dict
         if response.status >= 300:
             raise BenchError(f"POST {path}: {response.status} {answer}")
         return answer
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 LOOP_CPU = "videoassist_event_loop_cpu_seconds_total"
@@ -87,6 +95,16 @@ class ChildProcess:
         assert self.proc is not None
         return self.proc.pid
 
+    @property
+    def pids(self) -> list[int]:
+        """The server's processes the benchmark measures, each with those under it."""
+        return [self.pid]
+
+    @property
+    def side_pids(self) -> dict[str, int]:
+        """Processes beside the server whose CPU is reported too: none."""
+        return {}
+
     def output_tail(self, lines: int = 15) -> str:
         try:
             text = self.log_path.read_text("utf-8", errors="replace")
@@ -128,6 +146,8 @@ class ServerProcess(ChildProcess):
                         VIDEOASSIST_CALL_JOINS_PER_MIN="10000",
                         VIDEOASSIST_CALL_MAX_PARTICIPANTS="1000",
                         VIDEOASSIST_ANNOTATION_BYTES_PER_MIN=str(1 << 40))
+        # A host name of its own (a UTS namespace), as a node on a machine of its own.
+        self.hostname: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _command(self, *args: str, profile: Path | None = None) -> list[str]:
@@ -137,11 +157,18 @@ class ServerProcess(ChildProcess):
 
     def serve_command(self) -> list[str]:
         workers = [] if self.workers is None else ["--workers", str(self.workers)]
-        return self._command("serve", "--host", "127.0.0.1", "--port", str(self.port),
+        own_host = [] if self.hostname is None else [
+            "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', self.hostname]
+        return own_host + self._command("serve", "--host", "127.0.0.1", "--port", str(self.port),
                              *workers, profile=self.profile)
 
     def start(self) -> None:
         """Add the staff user with the CLI, then start serving (not yet ready)."""
+        self.add_user()
+        self.launch()
+
+    def add_user(self) -> None:
+        """The staff user the generator signs in as, added with the CLI."""
         result = subprocess.run(
             self._command("user", "add", self.username, "--role", "admin", "--password-stdin"),
             input=self.password + "\n", capture_output=True, text=True, env=self.env,
@@ -149,6 +176,9 @@ class ServerProcess(ChildProcess):
         if result.returncode != 0:
             raise BenchError(f"'videoassist user add' failed ({result.returncode}): "
                              f"{(result.stderr or result.stdout).strip()}")
+
+    def launch(self) -> None:
+        """Start serving (not yet ready)."""
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
                 self.serve_command(),
