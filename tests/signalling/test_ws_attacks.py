@@ -231,8 +231,11 @@ async def _assert_closed_within(ws: aiohttp.ClientWebSocketResponse, seconds: fl
     start = time.monotonic()
     error = await receive(ws, timeout=seconds)
     assert (error["type"], error["code"]) == ("error", "account_disabled")
-    await ws.receive(timeout=seconds)
-    assert ws.close_code == 4401
+    # The code in the server's close frame: ws.close_code becomes 1006 instead when the
+    # server has closed the connection before the client's answering close frame is
+    # written, which a busy machine makes happen now and then.
+    closed = await ws.receive(timeout=seconds)
+    assert (closed.type, closed.data) == (aiohttp.WSMsgType.CLOSE, 4401), closed
     return time.monotonic() - start
 
 
