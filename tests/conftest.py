@@ -5,7 +5,7 @@ fresh database of the session's PostgreSQL cluster (``postgresql_cluster``).
 ``server`` starts the whole aiohttp app (middlewares, cleanup contexts, access log)
 on a socket bound to port 0, and talks to it with a real aiohttp client over
 loopback; its data is in SQLite in its data directory, or, with
-``VIDEOASSIST_TEST_BACKEND=postgresql`` (or a test parametrizing ``server_backend``),
+``--server-backend=postgresql`` (or a test parametrizing ``server_backend``),
 in a database of the cluster per data directory, which the ``videoassist`` commands and
 ``serve`` processes the test runs on that directory are given too. ``clock`` is
 injected into the app: tests move time with ``advance``. The helpers themselves are in
@@ -43,15 +43,21 @@ def clock() -> Clock:
     return Clock()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--server-backend", choices=("sqlite", "postgresql"), default="sqlite",
+        help="the database of the tests' servers (and of the commands and serve processes "
+             "they run): SQLite in each data directory, or a database of a throwaway "
+             "PostgreSQL per data directory")
+
+
 @pytest.fixture
-def server_backend() -> str:
+def server_backend(request: pytest.FixtureRequest) -> str:
     """The database the tests' servers keep their data in: ``sqlite`` (in their data
     directory), or ``postgresql`` (a throwaway database of the session's cluster per data
-    directory). ``VIDEOASSIST_TEST_BACKEND=postgresql`` runs the suite's servers on
+    directory). ``pytest --server-backend=postgresql`` runs the suite's servers on
     PostgreSQL; a test parametrizes ``server_backend`` to run on both."""
-    backend = os.environ.get("VIDEOASSIST_TEST_BACKEND", "sqlite")
-    if backend not in ("sqlite", "postgresql"):
-        raise ValueError(f"VIDEOASSIST_TEST_BACKEND={backend!r}: sqlite or postgresql")
+    backend: str = request.config.getoption("--server-backend")
     return backend
 
 

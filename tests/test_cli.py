@@ -488,7 +488,7 @@ async def test_backup_on_postgresql_holds_the_key_files_and_says_the_database_is
     assert result.out.splitlines() == [
         f"backed up the key files jwt-keys.json, webhook-secret to {out}; not the PostgreSQL "
         f"database {postgresql_database} (schema version {version}): dump it with pg_dump "
-        "(docs/deploy.md#backups)",
+        "(docs/deploy.md#on-postgresql)",
         f"audit log intact: 3 rows checked, head row 3 hash {head[0]}"]
     assert sorted(p.name for p in out.iterdir()) == ["jwt-keys.json", "manifest.json",
                                                      "webhook-secret"]

@@ -449,7 +449,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     else:
         print(f"backed up the key files {', '.join(report.files) or '(none yet)'} to "
               f"{report.out}; not the PostgreSQL database {report.database} (schema version "
-              f"{report.schema_version}): dump it with pg_dump (docs/deploy.md#backups)")
+              f"{report.schema_version}): dump it with pg_dump (docs/deploy.md#on-postgresql)")
     print(report.audit.summary() if report.audit is not None
           else "audit log: no hash chain at this schema version")
     configured = [f"VIDEOASSIST_{name.upper()}" for name in

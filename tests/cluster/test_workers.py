@@ -32,7 +32,14 @@ from tests.support.peers import MediaClient, sdp_candidates
 from tests.support.process import ServeProcess, clean_env, ok, videoassist
 from tests.support.server import PASSWORD, Server, free_udp_ports, receive
 from tests.support.webhooks import Receiver
-from tests.support.workers import NodeRow, live_calls, nodes, on_worker, query, served_by
+from tests.support.workers import (
+    NodeRow,
+    live_calls,
+    nodes,
+    on_worker,
+    query,
+    wait_served_by,
+)
 from videoassist.config import Settings
 
 JOBS = (1, 2, 3, 4)  # the jobs the template creates
@@ -241,7 +248,8 @@ async def test_a_disable_through_one_worker_closes_a_call_on_another_within_1s(
     assert status == 200, body
     assert await closed(expert, "account_disabled", timeout=1.0) == (4401, "account_disabled")
     assert time.monotonic() - disabled < 1.0
-    assert served_by(cluster.process, f"/api/users/{bob}/disable") == 1 - holder
+    # The access log line is read from the process's output a moment after the answer.
+    assert await wait_served_by(cluster.process, f"/api/users/{bob}/disable") == 1 - holder
 
 
 async def test_a_job_closed_through_one_worker_ends_its_call_on_another(
@@ -255,7 +263,7 @@ async def test_a_job_closed_through_one_worker_ends_its_call_on_another(
     for ws in (expert, customer):
         assert await closed(ws, "job_closed", timeout=1.0) == (1000, "job_closed")
     assert time.monotonic() - closing < 1.0
-    assert served_by(cluster.process, "/api/jobs/3/close") == 1 - holder
+    assert await wait_served_by(cluster.process, "/api/jobs/3/close") == 1 - holder
     async with asyncio.timeout(5):
         while live_calls(cluster.data_dir, 3):
             await asyncio.sleep(0.05)

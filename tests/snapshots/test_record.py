@@ -118,6 +118,12 @@ async def database_values(server: Server) -> dict[str, bytes]:
         await conn.close()
 
 
+def same_database(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI, run in this process, on the server's database (when not its SQLite)."""
+    if server.settings.database_url is not None:
+        monkeypatch.setenv("VIDEOASSIST_DATABASE_URL", server.settings.database_url.reveal())
+
+
 BOTH = pytest.mark.parametrize("server_backend", ["sqlite", "postgresql"])
 
 
@@ -336,8 +342,8 @@ async def test_without_retention_nothing_is_purged(party: Party) -> None:
     assert (await server.store.snapshots.get(snapshot_id)).id == snapshot_id
 
 
-async def test_export_round_trips_the_record_and_the_images(party: Party, tmp_path: Path
-                                                            ) -> None:
+async def test_export_round_trips_the_record_and_the_images(
+        party: Party, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server = party.server
     first = await party.snapshot([ARROW])
     status, body, _ = await server.request("POST", f"/api/snapshots/{first}/versions",
@@ -376,6 +382,7 @@ async def test_export_round_trips_the_record_and_the_images(party: Party, tmp_pa
     await party.hang_up()
     out = tmp_path / "job.zip"
     data_dir = str(server.settings.data_dir)
+    same_database(server, monkeypatch)
     assert await asyncio.to_thread(cli, ["export", str(party.job_id), "--out", str(out),
                                          "--data-dir", data_dir]) == 0
     assert out.stat().st_mode & 0o777 == 0o600
@@ -392,6 +399,7 @@ async def test_cli_purge_uses_the_retention_settings(server_factory: ServerFacto
     _, token = await server.staff("expert")
     job_id = await server.job(token)
     data_dir = str(server.settings.data_dir)
+    same_database(server, monkeypatch)
     assert await asyncio.to_thread(cli, ["purge", "--data-dir", data_dir]) == 0
     assert await server.store.jobs.events(job_id) != []  # the default keeps everything
     server.clock.advance(-10 * DAY)  # what happens now is ten days old to the CLI

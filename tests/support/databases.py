@@ -101,6 +101,7 @@ class Cluster:
         self._templates: set[str] = set()
         self._admin: _Admin | None = None
         self._spare: tuple[str, concurrent.futures.Future[str]] | None = None
+        self._drops: list[concurrent.futures.Future[str]] = []
 
     @classmethod
     def start(cls) -> Cluster:
@@ -199,13 +200,16 @@ class Cluster:
         return name
 
     def drop_database(self, url: str) -> None:
+        """Drop a database, in the background (the next test need not wait for it)."""
         name = url.rsplit("/", 1)[1]
-        self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self._drops.append(self._connection().submit(
+            f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        self._drops = [f for f in self._drops if not f.done() or f.result() is None]
 
     def stop(self) -> None:
-        if self._spare is not None:
-            concurrent.futures.wait([self._spare[1]], timeout=120)
-            self._spare = None
+        pending = self._drops + ([self._spare[1]] if self._spare is not None else [])
+        concurrent.futures.wait(pending, timeout=120)
+        self._spare, self._drops = None, []
         if self._admin is not None:
             self._admin.close()
             self._admin = None
