@@ -146,6 +146,10 @@ class Connection:
             self.settings.ws_rate_per_s, self.settings.ws_rate_burst, time.monotonic
         )
         self.last_limit_notice = 0.0
+        # Offers cost the event loop far more than other messages: a bucket of their own.
+        self.offers = TokenBucket(
+            self.settings.sdp_offer_rate_per_s, self.settings.sdp_offer_burst, time.monotonic
+        )
         self.snapshots = app[SNAPSHOTS]
         self.metrics = app[METRICS]
         self.member: Member | None = None
@@ -468,6 +472,9 @@ class Connection:
             relayed = {k: v for k, v in message.items() if k != "type"}
             room.broadcast({"type": kind, "from": member.id, **relayed}, exclude=member)
         elif kind == "sdp.offer":
+            if not self.offers.take():
+                wait = self.offers.wait_s()
+                raise TooManyRequests(f"Too many offers; wait {wait:g} s.", retry_after=wait)
             answer = await self.media.offer(room.call_id, member.id, message["sdp"], member.send)
             member.send({"type": "sdp.answer", "sdp": answer})
         elif kind == "sdp.answer":
