@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from tests.support.peers import MediaClient
 from tests.support.server import Server, ServerFactory, receive, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media.candidates import DENIED, CandidatePolicy
@@ -235,3 +236,25 @@ async def test_a_large_offer_is_refused_before_aiortc_and_offers_are_rate_limite
         await ws.close()
     finally:
         await pc.close()
+
+
+async def test_clients_whose_candidates_are_all_refused_still_connect(
+        server_factory: ServerFactory) -> None:
+    """With the default policy this machine's addresses (192.0.2.2, fd00::2) are denied:
+    the clients' checks reach the server's candidates, and aioice answers where they came
+    from (peer-reflexive), as it does for a browser behind a NAT."""
+    server = await server_factory(ice_allowed_peers=())
+    router = server.app[MEDIA]
+    assert isinstance(router, MediaRouter)
+    expert_token, customer_token, job_id = await two_parties(server)
+    expert = await MediaClient(server, expert_token, job_id).start()
+    customer = await MediaClient(server, customer_token).start()
+    try:
+        await expert.wait_remote(customer.participant_id, "video", frames=10)
+        await customer.wait_remote(expert.participant_id, "video", frames=10)
+        assert router.counters.candidates_refused > 0
+        for session in router.sessions.values():
+            assert session.remote_candidates == set()
+    finally:
+        await expert.close()
+        await customer.close()

@@ -45,13 +45,20 @@ def address_key(value: str) -> tuple[str, str] | None:
     return (bits[4].lower(), bits[5]) if len(bits) >= 6 else None
 
 
+def sdp_attribute(line: str) -> tuple[str | None, str | None]:
+    """(attribute, value) of an SDP line as aiortc reads it (``a=ATTR:VALUE``)."""
+    if not line.startswith("a="):
+        return None, None
+    if ":" in line:
+        attr, value = line[2:].split(":", 1)
+        return attr, value
+    return line[2:], None
+
+
 def sdp_candidate(line: str) -> str | None:
     """The value of an SDP line aiortc reads as a candidate (``a=candidate:VALUE``)."""
-    if line.startswith("a=") and ":" in line:
-        attr, value = line[2:].split(":", 1)
-        if attr == "candidate":
-            return value
-    return None
+    attr, value = sdp_attribute(line)
+    return value if attr == "candidate" else None
 
 
 @dataclass(frozen=True)

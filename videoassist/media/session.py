@@ -25,7 +25,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from videoassist.errors import BadRequest, Conflict
 from videoassist.media import aiortc_hooks
-from videoassist.media.candidates import address_key, sdp_candidate
+from videoassist.media.candidates import address_key, sdp_attribute, sdp_candidate
 from videoassist.media.forward import ForwardTrack
 from videoassist.media.network import MediaPortsExhausted
 from videoassist.media.publication import Publication
@@ -175,16 +175,21 @@ class MediaSession:
                                  f"this one has {sections}.")
         kept: list[str] = []
         fresh: set[tuple[str, str]] = set()
+        refused = False
         for line in lines:
             value = sdp_candidate(line)
             key = None if value is None else address_key(value)
             if key is not None:
                 if self._refused(key[0]):
+                    refused = True
                     continue
                 if key not in self.remote_candidates:
                     fresh.add(key)
             kept.append(line)
         self._take_candidates(fresh)
+        if refused:  # aioice then waits for the client's checks (peer-reflexive
+            # candidates) instead of failing at once for want of a candidate
+            kept = [line for line in kept if sdp_attribute(line)[0] != "end-of-candidates"]
         return "\r\n".join(kept) + "\r\n"
 
     def _refused(self, address: str) -> bool:
