@@ -381,4 +381,16 @@ class MediaSession:
         for slot in self.slots:
             slot.close()
         self.subscriptions.clear()
-        await self.pc.close()
+        try:
+            await self.pc.close()
+        except Exception as exc:  # aiortc's close fails on a transceiver left without a
+            # transport by an offer it could not answer: stop the transports it has
+            logger.info("%s closing the peer connection failed (%s: %s): stopping its "
+                        "transports", self.log_prefix, type(exc).__name__, exc)
+            for transceiver in self.pc.getTransceivers():
+                dtls = transceiver.receiver.transport
+                if dtls is not None:
+                    with contextlib.suppress(Exception):
+                        await dtls.stop()
+                    with contextlib.suppress(Exception):
+                        await dtls.transport.stop()

@@ -93,7 +93,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     metrics.websocket_connections.inc()
     connection = Connection(request.app, request, ws, client_address(request))
     try:
-        await connection.run()
+        await _run(connection)
     finally:
         metrics.websocket_connections.dec()
         metrics.websocket_closes.labels(connection.close_reason).inc()
@@ -109,8 +109,21 @@ async def internal_websocket(app: web.Application, request: web.Request) -> web.
     )
     await ws.prepare(request)
     client = request.headers.get(CLIENT_HEADER, "")[:64] or "unknown"
-    await Connection(app, request, ws, client, carried=True).run()
+    await _run(Connection(app, request, ws, client, carried=True))
     return ws
+
+
+async def _run(connection: Connection) -> None:
+    """Serve the connection; an error it did not handle is logged and closes the socket
+    (1011): once upgraded, no HTTP error may be written on it."""
+    try:
+        await connection.run()
+    except Exception:
+        logger.exception("a WebSocket connection failed")
+        connection.metrics.unhandled_errors.labels("websocket").inc()
+        connection.refused = connection.refused or "internal"
+        with contextlib.suppress(Exception):
+            await connection.ws.close(code=CLOSE_CALL_LOST, message=b"internal")
 
 
 def _error_message(exc: VideoassistError, ref: object = None) -> dict[str, Any]:
