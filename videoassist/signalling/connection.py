@@ -169,8 +169,10 @@ class Connection:
         self.refused: str | None = None  # the reason the server refused the auth
         self.room: Room | None = None
         # At most one snapshot in flight per connection; it finishes even if the
-        # requester leaves (the company keeps what was asked for).
+        # requester leaves (the company keeps what was asked for), unless it had to
+        # queue behind others' drawing and the requester left before its turn.
         self.snapshot_task: asyncio.Task[None] | None = None
+        self.gone = False  # the socket has closed: snapshot work still queued is dropped
 
     @property
     def close_reason(self) -> str:
@@ -209,6 +211,7 @@ class Connection:
             if self.ws.exception() is not None:
                 logger.info("%s socket error: %s", member.log_prefix, self.ws.exception())
         finally:
+            self.gone = True
             try:
                 await self.media.leave(member.id)
             except Exception:
@@ -358,7 +361,8 @@ class Connection:
         started = time.monotonic()
         try:
             snapshot = await self.snapshots.take(
-                member.job.id, room.call_id, member.author(), camera.author(), shapes)
+                member.job.id, room.call_id, member.author(), camera.author(), shapes,
+                wanted=lambda: not self.gone)
             await self.store.audit.record(member.actor, "snapshot.created",
                                           f"snapshot:{snapshot.id}", job=member.job.id,
                                           call=room.call_id, camera=camera.id)
