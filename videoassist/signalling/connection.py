@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from videoassist import accounts
+from videoassist import accounts, invitations
 from videoassist.api.guard import client_address
 from videoassist.appkeys import (
     CLOCK,
@@ -404,6 +404,22 @@ class Connection:
                                               member.participant.display_name, text)
         room.broadcast({"type": "note.added", "note": note.public()}, customers=False)
 
+    async def _remove_participant(self, member: Member, room: Room, target_id: int) -> None:
+        if member.user_id is None:
+            raise Forbidden("Only staff can remove a participant.")
+        target = room.members.get(target_id)
+        if target is None or target is member:
+            raise NotFound("'target' is not another participant of this call.")
+        if target.invite_id is None:
+            raise Forbidden("Only a participant who came by a join link can be removed "
+                            "(staff accounts are disabled by an admin).")
+        invite_id = target.invite_id
+        await invitations.remove_participant(self.store, invite_id, target.id, member.job.id,
+                                             member.actor)
+        for other in list(self.hub.members()):  # the same token on other sockets too
+            if other.invite_id == invite_id and not other.closing:
+                other.removed()
+
     def _abort(self) -> None:
         if self.transport is not None:
             self.transport.close()
@@ -498,6 +514,8 @@ class Connection:
             await self.media.answer(member.id, message["sdp"])
         elif kind == "ice.candidate":
             await self.media.candidate(member.id, message)
+        elif kind == "participant.remove":
+            await self._remove_participant(member, room, message["target"])
         elif kind == "media.mute":
             await self.media.mute(member.id, message["kind"], message["muted"])
         elif kind == "camera.control":

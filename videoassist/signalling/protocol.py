@@ -206,6 +206,10 @@ def _snapshot_request(m: dict[str, Any]) -> dict[str, Any]:
             "request": request}
 
 
+def _target(m: dict[str, Any]) -> dict[str, Any]:
+    return {"target": _int(m, "target")}
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "auth": _auth,
     "ping": _empty,
@@ -224,6 +228,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "camera.control": _camera_control,
     "camera.state": _camera_state,
     "snapshot.request": _snapshot_request,
+    "participant.remove": _target,
 }
 
 CLIENT_TYPES = tuple(_CHECKS)
