@@ -118,6 +118,8 @@ async def _run(connection: Connection) -> None:
     (1011): once upgraded, no HTTP error may be written on it."""
     try:
         await connection.run()
+    except ConnectionError as exc:  # the client went away mid-write: nothing to fix
+        logger.info("a WebSocket connection was lost: %s", exc)
     except Exception:
         logger.exception("a WebSocket connection failed")
         connection.metrics.unhandled_errors.labels("websocket").inc()
