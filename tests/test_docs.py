@@ -236,6 +236,8 @@ class Call:
             assert left["participant"]["left_at"] is not None, where
         elif kind == "call.end":
             await self.end_call(message, where)
+        elif kind == "participant.remove":
+            await self.remove_participant(message, where)
         elif kind == "chat.message":
             await expert.send_json(message)
             for ws in (expert, customer):
@@ -328,6 +330,32 @@ class Call:
             while job_id in server.app[HUB].rooms:
                 await asyncio.sleep(0.02)
         assert (await server.store.calls.get(joined["call"]["id"])).ended_at is not None, where
+
+    async def remove_participant(self, message: dict[str, Any], where: str) -> None:
+        """Staff remove the customer of another job's call (this one goes on for the
+        next examples): the customer gets the `removed` notice and a close, the expert
+        sees it leave, and its token no longer joins."""
+        server, replay = self.server, self.replay
+        job_id = await server.job(self.staff_token, "Radiator cold upstairs")
+        token = await server.participant(self.staff_token, job_id)
+        staff, joined = await server.join_call(self.staff_token, job_id)
+        customer, customer_joined = await server.join_call(token)
+        replay.seen += [joined, customer_joined]
+        await replay.next(staff, "participant.joined", where)
+        await staff.send_json({**message, "target": customer_joined["you"]["id"]})
+        notice = await replay.next(customer, "error", where)
+        assert notice["code"] == "removed", (where, notice)
+        closing = await customer.receive(timeout=WAIT_S)
+        assert closing.type == aiohttp.WSMsgType.CLOSE, (where, closing)
+        assert (closing.data, closing.extra) == (4401, "removed"), where
+        left = await replay.next(staff, "participant.left", where)
+        assert left["participant"]["id"] == customer_joined["you"]["id"], where
+        await staff.close()
+        ws = await server.ws()
+        await ws.send_json({"type": "auth", "token": token})
+        refused = await replay.next(ws, "error", where)
+        assert refused["code"] == "unauthorized", (where, refused)
+        await ws.close()
 
     async def offer(self, message: dict[str, Any], where: str) -> None:
         """The expert, a viewer, offers once the customer publishes: the server answers,

@@ -64,6 +64,7 @@ from videoassist.cluster.proxy import WS_PATH, Proxies
 from videoassist.cluster.sweep import Sweeper, end_calls_of_gone_nodes
 from videoassist.config import Settings
 from videoassist.media import aiortc_hooks
+from videoassist.media.candidates import CandidatePolicy, parse_networks
 from videoassist.media.ice import IcePolicy
 from videoassist.media.network import MediaNetwork, describe, ephemeral_overlap, resolve
 from videoassist.media.router import MediaRouter
@@ -214,7 +215,10 @@ async def _media(app: web.Application) -> AsyncIterator[None]:
     aiortc_hooks.check_compatible()  # fail at start, not mid-call, after an aiortc upgrade
     settings = app[SETTINGS]
     network = media_network(settings)
-    router = MediaRouter(app[ICE].for_server, settings.media_transcode, network)
+    policy = CandidatePolicy(parse_networks(settings.ice_allowed_peers),
+                             settings.ice_max_candidates)
+    router = MediaRouter(app[ICE].for_server, settings.media_transcode, network, policy,
+                         settings.sdp_max_m_lines)
     app[MEDIA] = router
     app[METRICS].watch(app[HUB], router, app[DRAINING])
     # The admin views read the media states from the database, in any process.

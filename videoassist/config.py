@@ -177,6 +177,38 @@ class Settings:
             "them); clients still get TURN credentials."
         ),
     )
+    ice_allowed_peers: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Address ranges (CIDR, comma-separated) the server's ICE agent may send to "
+            "although turn/turnserver.conf's deny list covers them (private, loopback, "
+            "link-local, CGNAT...): a LAN deployment without TURN names its LAN here. "
+            "Empty: clients' candidates in those ranges are ignored. Names (mDNS .local), "
+            "unspecified and multicast addresses are always ignored."
+        ),
+    )
+    ice_max_candidates: int = field(
+        default=32,
+        metadata=_doc(
+            "Distinct ICE candidates (address and port) one client's peer connection may "
+            "give, in its descriptions and ice.candidate together; beyond: bad_request."
+        ),
+    )
+    sdp_max_m_lines: int = field(
+        default=16,
+        metadata=_doc(
+            "m-lines a client's offer may hold beyond the server's own sending "
+            "transceivers (its camera, microphone, screen...); beyond: bad_request."
+        ),
+    )
+    sdp_offer_rate_per_s: float = field(
+        default=0.5, metadata=_doc("Sustained sdp.offer messages per second per connection.")
+    )
+    sdp_offer_burst: int = field(
+        default=5,
+        metadata=_doc("sdp.offer messages a connection may send at once; beyond: "
+                      "rate_limited."),
+    )
     snapshot_key: Secret | None = field(
         default=None,
         metadata=_doc(
@@ -452,6 +484,10 @@ class Settings:
             ("annotation_bytes_per_min", self.annotation_bytes_per_min >= 10_000,
              "at least 10000"),
             ("http_idle_timeout_s", 1 <= self.http_idle_timeout_s <= 3600, "1..3600"),
+            ("ice_max_candidates", 1 <= self.ice_max_candidates <= 1000, "1..1000"),
+            ("sdp_max_m_lines", 1 <= self.sdp_max_m_lines <= 256, "1..256"),
+            ("sdp_offer_rate_per_s", self.sdp_offer_rate_per_s > 0, "positive"),
+            ("sdp_offer_burst", self.sdp_offer_burst > 0, "positive"),
             ("revocation_poll_s", 0 < self.revocation_poll_s <= 1, "0..1 (disable within 1 s)")
             if self.database_url is None else
             ("revocation_poll_s", 0 < self.revocation_poll_s <= 3600,
@@ -519,6 +555,12 @@ class Settings:
 
     def _check_media(self) -> None:
         _ = self.media_port_range  # raises on a bad range
+        for item in self.ice_allowed_peers:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}ICE_ALLOWED_PEERS: {item!r} is not an address "
+                                  "or a CIDR range (10.0.0.0/8, fd00::/8)") from None
         for item in self.media_addresses:
             if _is_unspecified(item):
                 raise ConfigError(f"{ENV_PREFIX}MEDIA_ADDRESSES: {item!r} is every address, "

@@ -115,3 +115,15 @@ async def redeem_password(store: Store, token: object, client: str) -> Invite:
     await store.audit.record(f"invite:{invite.id}", "password_link.redeemed",
                              f"user:{invite.user_id}", client=client)
     return invite
+
+
+async def remove_participant(store: Store, invite_id: int, participant_id: int, job_id: int,
+                             actor: str) -> None:
+    """A staff member removes a participant who came by a join link from the call: the
+    link is withdrawn, so its participant token stops working, for this connection, any
+    other one (each server process's watcher closes those) and any later join."""
+    await store.invites.revoke(invite_id)
+    await store.audit.record(actor, "participant.removed", f"participant:{participant_id}",
+                             job=job_id, invite=invite_id)
+    logger.info("[job %d participant %d] removed by %s; link %d withdrawn", job_id,
+                participant_id, actor, invite_id)

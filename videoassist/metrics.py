@@ -166,6 +166,10 @@ class _Live:
                                   "Media peer connections refused because every port of "
                                   "VIDEOASSIST_MEDIA_PORTS was in use.",
                                   value=counters.ports_refused)
+        yield CounterMetricFamily("videoassist_ice_candidates_refused",
+                                  "Clients' ICE candidates the server's ICE agent was kept "
+                                  "from (VIDEOASSIST_ICE_ALLOWED_PEERS).",
+                                  value=counters.candidates_refused)
         flows = {
             "received_frames": ("Encoded frames received from publishers.",
                                 counters.received, "frames"),

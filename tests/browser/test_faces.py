@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Dialog, Page, async_playwright, expect
 
 from tests.support.browser import (
     ARTIFACTS,
@@ -253,4 +253,32 @@ async def test_every_drawing_tool_reaches_the_customer(
         "aria-pressed", "true")
     await expert.click('[data-action="freeze"]')
     await expect(remote).to_have_js_property("paused", False)
+    assert errors == []
+
+
+async def test_the_expert_removes_a_customer_from_the_call(
+        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
+    """Staff's Remove next to a participant (issue 20, finding 3): after the confirmation
+    the customer's page says they were removed, and the expert's list loses them."""
+    data_dir = tmp_path / "data"
+    errors: list[str] = []
+    expert, job_id = await expert_in_a_new_call(browser, serve, data_dir, "Noisy pump", errors)
+    customer = await browser.new_page()
+    watch_errors(customer, errors)
+    await join(customer, invite(serve, data_dir, job_id, "customer"))
+    people = expert.locator('[data-region="participants"] li')
+    await expect(people).to_have_count(1)
+    asked: list[str] = []
+
+    async def accept(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    expert.on("dialog", accept)
+    await people.locator('[data-action="remove-participant"]').click()
+    await expect(customer.locator('[data-region="status"]')).to_have_text(
+        "You were removed from the call.")
+    await expect(people).to_have_text("Nobody else yet.")
+    assert asked and "link will stop working" in asked[0]
+    await expect(expert.locator('[data-region="status"]')).to_have_text("Connected")
     assert errors == []

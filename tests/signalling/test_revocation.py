@@ -136,3 +136,45 @@ async def test_a_job_closed_with_the_cli_ends_its_call_within_a_second(server: S
     assert call.ended_at is not None
     [audited] = [a for a in await server.store.audit.recent() if a["action"] == "job.closed"]
     assert (audited["actor"], audited["target"]) == ("cli", f"job:{job_id}")
+
+
+async def test_staff_remove_a_participant_and_its_token_ends(server: Server) -> None:
+    """Issue 20, finding 3: before, there was no way to remove one participant, and
+    after call.end the same token joined again and wrote into the job's record."""
+    _, staff_token = await server.staff("expert")
+    job_id = await server.job(staff_token)
+    customer_token = await server.participant(staff_token, job_id)
+    technician_token = await server.participant(staff_token, job_id, "technician")
+    expert_ws, expert = await server.join_call(staff_token, job_id)
+    customer_ws, customer = await server.join_call(customer_token)
+    second_ws, _ = await server.join_call(customer_token)  # the same token, twice
+    technician_ws, technician = await server.join_call(technician_token)
+    skip = ("participant.joined", "participant.left", "media.tracks")
+    # Only staff may remove, only those who came by a link, and not themselves.
+    for ws, target, code in (
+            (technician_ws, customer["you"]["id"], "forbidden"),
+            (customer_ws, technician["you"]["id"], "forbidden"),
+            (expert_ws, expert["you"]["id"], "not_found"),
+            (expert_ws, 999_999, "not_found")):
+        await ws.send_json({"type": "participant.remove", "target": target})
+        error = await receive(ws, skip=skip)
+        assert (error["code"], error["ref"]) == (code, "participant.remove"), error
+    await _still_in(customer_ws)
+
+    await expert_ws.send_json({"type": "participant.remove", "target": customer["you"]["id"]})
+    removed = {"type": "error", "code": "removed",
+               "message": "A staff member removed you from the call; this link no longer works."}
+    for ws in (customer_ws, second_ws):
+        error, close, _ = await _removed(ws)
+        assert (error, close) == (removed, (4401, "removed"))
+    await _still_in(technician_ws)
+    await _still_in(expert_ws)
+    # The token is spent: no way back in, during the call or after it ended.
+    assert (await _refused(server, customer_token))["code"] == "unauthorized"
+    await expert_ws.send_json({"type": "call.end"})
+    for ws in (expert_ws, technician_ws):
+        await ws.close()
+    assert (await _refused(server, customer_token))["code"] == "unauthorized"
+    rows = await server.store.audit.recent(20)
+    (row,) = [r for r in rows if r["action"] == "participant.removed"]
+    assert row["target"] == f"participant:{customer['you']['id']}"

@@ -288,6 +288,29 @@ async def test_verify_names_the_first_broken_row(database: Target, triggers: lis
     assert f"first broken row {row_id}:" in verdict.summary()
 
 
+@pytest.mark.parametrize("edited", [
+    '{"n":99,"n":4}',  # SQL's json_extract reads the first, json.loads the last
+    '{"n": 4}', '{"\\u006e":4}', '{"n":4.0}', '{"n":4} ', '{"n":04}',
+])
+async def test_verify_requires_the_detail_text_to_be_the_canonical_one(
+        database: Target, edited: str) -> None:
+    """Issue 20, finding 11: a detail that parses to what was chained but is not the
+    text that was (a duplicated key SQL reads otherwise) breaks the chain."""
+    await filled(database)
+    await raw_execute(database, drop_trigger(database, "audit_log_no_update"),
+                      f"UPDATE audit_log SET detail = '{edited}' WHERE id = 5")
+    ((text,),) = await raw_fetchall(database, "SELECT detail FROM audit_log WHERE id = 5")
+    assert text == edited
+    if edited.startswith('{"n":99') and not is_postgresql_url(str(database)):
+        assert await raw_fetchall(database, "SELECT json_extract(detail, '$.n')"
+                                  " FROM audit_log WHERE id = 5") == [(99,)]
+    if edited != '{"n":04}':  # JSON has no leading zeros; the rest parse as chained
+        assert json.loads(text) == {"n": 4}
+    verdict = await verify(database)
+    assert verdict.broken is not None, verdict
+    assert (verdict.broken.row_id, verdict.broken.reason) == (5, "hash"), verdict
+
+
 async def test_a_rehashed_row_breaks_the_link_of_the_next(database: Target) -> None:
     await filled(database)
     await raw_execute(database, drop_trigger(database, "audit_log_no_update"),

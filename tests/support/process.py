@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import free_port
+from tests.support.server import free_port, local_peers
 
 LINK_TOKEN = r"[A-Za-z0-9_-]{43}"  # a one-time link's token, as printed and shown
 
@@ -40,8 +40,10 @@ def _database_env(data_dir: Path) -> dict[str, str]:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any VIDEOASSIST_* variable, plus ``extra``."""
+    """This process's environment without any VIDEOASSIST_* variable but the tests'
+    ICE_ALLOWED_PEERS (``local_peers``), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOASSIST_")}
+    env["VIDEOASSIST_ICE_ALLOWED_PEERS"] = ",".join(local_peers())
     env.update(extra)
     return env
 

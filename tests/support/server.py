@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
+from aioice.ice import get_host_addresses
 
 from videoassist import accounts, invitations
 from videoassist.app import create_app
@@ -240,6 +241,14 @@ def free_udp_ports(count: int, address: str = "127.0.0.1") -> tuple[int, int]:
     raise AssertionError(f"no {count} consecutive free UDP ports on {address}")
 
 
+def local_peers() -> tuple[str, ...]:
+    """VIDEOASSIST_ICE_ALLOWED_PEERS for the tests' servers: loopback and this machine's
+    own addresses (192.0.2.2 and fd00::2 here, in ranges the default policy denies),
+    which is where the tests' peers are. Attack tests start servers without it."""
+    own = get_host_addresses(use_ipv4=True, use_ipv6=True)
+    return ("127.0.0.0/8", "::1", *own)
+
+
 ServerFactory = Callable[..., Awaitable[Server]]
 
 
@@ -250,7 +259,8 @@ async def start_app(clock: Clock, **settings: Any) -> tuple[Server, web.AppRunne
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    values: dict[str, Any] = {"host": "127.0.0.1", "port": port, "ws_heartbeat_s": 5.0}
+    values: dict[str, Any] = {"host": "127.0.0.1", "port": port, "ws_heartbeat_s": 5.0,
+                              "ice_allowed_peers": local_peers()}
     values.update(settings)
     app_settings = Settings(**values)
     app = create_app(app_settings, clock)

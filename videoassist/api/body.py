@@ -25,12 +25,16 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("The body is not valid JSON.") from None
+    except RecursionError:
+        raise BadRequest("The body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.")
     try:  # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 text can hold
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise BadRequest("The body holds text that is not valid Unicode.") from None
+    except RecursionError:
+        raise BadRequest("The body is nested too deeply.") from None
     return body
 
 
@@ -53,6 +57,6 @@ def text_field(
 
 
 def int_param(raw: str, name: str) -> int:
-    if not raw.isdigit() or len(raw) > 15:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:  # not "²" or "٣"
         raise BadRequest(f"{name} must be a positive whole number.")
     return int(raw)

@@ -70,8 +70,10 @@ async def annotate_again(request: web.Request) -> web.Response:
         raise BadRequest("shapes is required.")
     shapes = check_shapes(body["shapes"])
     author = Author(user.username, user.role, None, user.id)
-    snapshot = await request.app[SNAPSHOTS].annotate(_id(request), author, shapes,
-                                                     body.get("caption"))
+    transport = request.transport
+    snapshot = await request.app[SNAPSHOTS].annotate(
+        _id(request), author, shapes, body.get("caption"),
+        wanted=lambda: transport is not None and not transport.is_closing())
     await request.app[STORE].audit.record(f"user:{user.id}", "snapshot.annotated",
                                           f"snapshot:{snapshot.id}", job=snapshot.job_id)
     return web.json_response(snapshot_json(snapshot), status=201)

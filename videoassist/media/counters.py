@@ -32,3 +32,4 @@ class MediaCounters:
     peer_connections: int = 0    # RTCPeerConnections opened with clients
     connect_timeouts: int = 0    # of those, closed unconnected CONNECT_TIMEOUT_S after the offer
     ports_refused: int = 0       # of those, closed: every port of MEDIA_PORTS was in use
+    candidates_refused: int = 0  # remote ICE candidates the candidate policy kept out

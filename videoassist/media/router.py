@@ -16,7 +16,8 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from videoassist.errors import Conflict, NotFound
+from videoassist.errors import Conflict, NotFound, VideoassistError
+from videoassist.media.candidates import CandidatePolicy
 from videoassist.media.capture import Capture, capture
 from videoassist.media.counters import MediaCounters
 from videoassist.media.network import MediaNetwork, MediaPortsExhausted
@@ -83,8 +84,12 @@ class MediaRoom:
 
 class MediaRouter:
     def __init__(self, ice_servers: Callable[[], list[RTCIceServer]],
-                 transcode: str = "when-needed", network: MediaNetwork | None = None) -> None:
+                 transcode: str = "when-needed", network: MediaNetwork | None = None,
+                 candidates: CandidatePolicy | None = None, max_m_lines: int = 16) -> None:
         self._ice_servers = ice_servers
+        # The remote candidates the server's ICE agent may send to (Settings.ice_*).
+        self.candidates = candidates or CandidatePolicy()
+        self.max_m_lines = max_m_lines  # Settings.sdp_max_m_lines
         self.transcode = transcode  # Settings.media_transcode
         # Where the peer connections' sockets are (Settings.media_*); default: aioice's.
         self.network = network or MediaNetwork(None, None, None)
@@ -162,6 +167,10 @@ class MediaRouter:
             return await session.handle_offer(sdp)
         except MediaPortsExhausted as exc:
             await self.refuse(session, exc)
+            raise
+        except VideoassistError:
+            if not session.negotiated or session.broken:  # no empty session left behind
+                await self.leave(participant_id)
             raise
 
     async def refuse(self, session: MediaSession, exc: MediaPortsExhausted) -> None:

@@ -25,6 +25,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from videoassist.errors import BadRequest, Conflict
 from videoassist.media import aiortc_hooks
+from videoassist.media.candidates import address_key, sdp_attribute, sdp_candidate
 from videoassist.media.forward import ForwardTrack
 from videoassist.media.network import MediaPortsExhausted
 from videoassist.media.publication import Publication
@@ -62,6 +63,10 @@ class MediaSession:
         self.muted: dict[str, bool] = {"audio": False, "video": False}
         self.slots: list[SenderSlot] = []  # never shrinks: transceivers stay
         self.subscriptions: dict[str, SenderSlot] = {}  # by publication id
+        # (address, port) of every remote candidate handed to aiortc: at most
+        # router.candidates.max_per_session of them.
+        self.remote_candidates: set[tuple[str, str]] = set()
+        self.broken = False  # a failure left the peer connection unusable: close it
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
 
@@ -96,14 +101,25 @@ class MediaSession:
             if self.offer_in_flight:
                 raise Conflict("Answer the server's offer first.")
             known = set(self.publications)
+            sdp = self._screen(sdp, "offer")
             await self._set_remote(sdp, "offer")
             self.client_numbering.learn(sdp)
-            for publication_id, (publication, transceiver) in self.publications.items():
-                if publication_id not in known and publication.kind == "video":
-                    self._prefer_shared_codec(transceiver)
-            answer = await self.pc.createAnswer()
-            aiortc_hooks.gather_on(self.pc, self.room.router.network)
-            await self.pc.setLocalDescription(answer)
+            try:
+                for publication_id, (publication, transceiver) in self.publications.items():
+                    if publication_id not in known and publication.kind == "video":
+                        self._prefer_shared_codec(transceiver)
+                answer = await self.pc.createAnswer()
+                aiortc_hooks.gather_on(self.pc, self.room.router.network)
+                await self.pc.setLocalDescription(answer)
+            except MediaPortsExhausted:
+                raise
+            except Exception as exc:  # an offer aiortc parsed but cannot answer
+                self.broken = True  # aiortc cannot negotiate again after this
+                logger.info("%s cannot answer the offer: %s: %s", self.log_prefix,
+                            type(exc).__name__, exc)
+                raise BadRequest("The offer could not be answered "
+                                 f"({type(exc).__name__}); the media session is closed: "
+                                 "offer again from a new peer connection.") from None
             self._note_codecs()
             self._negotiated()
             first = not self.negotiated
@@ -145,6 +161,55 @@ class MediaSession:
                 publication.codec = media.rtp.codecs[0].name
                 publication.codec_parameters = media.rtp.codecs[0]
 
+    def _screen(self, sdp: str, kind: str) -> str:
+        """The SDP without the candidates the server must not send to (``candidates``),
+        within the limits on m-lines and candidates; BadRequest beyond them."""
+        router = self.room.router
+        lines = sdp.splitlines()  # as aiortc splits it
+        if kind == "offer":
+            sections = sum(1 for line in lines if line.startswith("m="))
+            allowed = len(self.slots) + router.max_m_lines
+            if sections > allowed:
+                raise BadRequest(f"An offer may hold at most {allowed} m-lines here "
+                                 f"(VIDEOASSIST_SDP_MAX_M_LINES beyond the server's own); "
+                                 f"this one has {sections}.")
+        kept: list[str] = []
+        fresh: set[tuple[str, str]] = set()
+        refused = False
+        for line in lines:
+            value = sdp_candidate(line)
+            key = None if value is None else address_key(value)
+            if key is not None:
+                if self._refused(key[0]):
+                    refused = True
+                    continue
+                if key not in self.remote_candidates:
+                    fresh.add(key)
+            kept.append(line)
+        self._take_candidates(fresh)
+        if refused:  # aioice then waits for the client's checks (peer-reflexive
+            # candidates) instead of failing at once for want of a candidate
+            kept = [line for line in kept if sdp_attribute(line)[0] != "end-of-candidates"]
+        return "\r\n".join(kept) + "\r\n"
+
+    def _refused(self, address: str) -> bool:
+        """Whether the candidate policy keeps the server's ICE agent from this address
+        (logged and counted, never an error: browsers offer private addresses too)."""
+        reason = self.room.router.candidates.refusal(address)
+        if reason is None:
+            return False
+        self.room.router.counters.candidates_refused += 1
+        logger.info("%s ignores the remote candidate %.64s: %s", self.log_prefix, address,
+                    reason)
+        return True
+
+    def _take_candidates(self, fresh: set[tuple[str, str]]) -> None:
+        limit = self.room.router.candidates.max_per_session
+        if len(self.remote_candidates) + len(fresh) > limit:
+            raise BadRequest(f"A peer connection takes at most {limit} ICE candidates "
+                             "(VIDEOASSIST_ICE_MAX_CANDIDATES).")
+        self.remote_candidates |= fresh
+
     async def _set_remote(self, sdp: str, kind: str) -> None:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
@@ -157,6 +222,7 @@ class MediaSession:
         async with self._lock:
             if not self.offer_in_flight:
                 raise Conflict("There is no offer from the server to answer.")
+            sdp = self._screen(sdp, "answer")
             await self._set_remote(sdp, "answer")
             self.offer_in_flight = False
             self._negotiated()
@@ -171,12 +237,20 @@ class MediaSession:
             parsed = candidate_from_sdp(candidate.removeprefix("candidate:"))
         except Exception:  # aiortc's parser raises whatever the bad text leads it to
             raise BadRequest("The ICE candidate is malformed.") from None
+        if sdp_mid is None and sdp_mline_index is None:
+            raise BadRequest("An ICE candidate needs sdpMid or sdpMLineIndex.")
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index
+        key = (str(parsed.ip).lower(), str(parsed.port))
+        if self._refused(key[0]):
+            return
+        if key not in self.remote_candidates:
+            self._take_candidates({key})
         try:
             await self.pc.addIceCandidate(parsed)
-        except ValueError as exc:  # e.g. neither sdpMid nor sdpMLineIndex names a media
-            raise BadRequest(f"The ICE candidate cannot be used: {exc}") from None
+        except Exception as exc:  # e.g. sdpMid and sdpMLineIndex name no media
+            raise BadRequest("The ICE candidate cannot be used: "
+                             f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
     def set_muted(self, kind: str, muted: bool) -> None:
         self.muted[kind] = muted
@@ -307,4 +381,16 @@ class MediaSession:
         for slot in self.slots:
             slot.close()
         self.subscriptions.clear()
-        await self.pc.close()
+        try:
+            await self.pc.close()
+        except Exception as exc:  # aiortc's close fails on a transceiver left without a
+            # transport by an offer it could not answer: stop the transports it has
+            logger.info("%s closing the peer connection failed (%s: %s): stopping its "
+                        "transports", self.log_prefix, type(exc).__name__, exc)
+            for transceiver in self.pc.getTransceivers():
+                dtls = transceiver.receiver.transport
+                if dtls is not None:
+                    with contextlib.suppress(Exception):
+                        await dtls.stop()
+                    with contextlib.suppress(Exception):
+                        await dtls.transport.stop()

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from videoassist import accounts
+from videoassist import accounts, invitations
 from videoassist.api.guard import client_address
 from videoassist.appkeys import (
     CLOCK,
@@ -97,7 +97,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     metrics.websocket_connections.inc()
     connection = Connection(request.app, request, ws, client_address(request))
     try:
-        await connection.run()
+        await _run(connection)
     finally:
         metrics.websocket_connections.dec()
         metrics.websocket_closes.labels(connection.close_reason).inc()
@@ -113,8 +113,23 @@ async def internal_websocket(app: web.Application, request: web.Request) -> web.
     )
     await ws.prepare(request)
     client = request.headers.get(CLIENT_HEADER, "")[:64] or "unknown"
-    await Connection(app, request, ws, client, carried=True).run()
+    await _run(Connection(app, request, ws, client, carried=True))
     return ws
+
+
+async def _run(connection: Connection) -> None:
+    """Serve the connection; an error it did not handle is logged and closes the socket
+    (1011): once upgraded, no HTTP error may be written on it."""
+    try:
+        await connection.run()
+    except ConnectionError as exc:  # the client went away mid-write: nothing to fix
+        logger.info("a WebSocket connection was lost: %s", exc)
+    except Exception:
+        logger.exception("a WebSocket connection failed")
+        connection.metrics.unhandled_errors.labels("websocket").inc()
+        connection.refused = connection.refused or "internal"
+        with contextlib.suppress(Exception):
+            await connection.ws.close(code=CLOSE_CALL_LOST, message=b"internal")
 
 
 def _error_message(exc: VideoassistError, ref: object = None) -> dict[str, Any]:
@@ -150,14 +165,20 @@ class Connection:
             self.settings.ws_rate_per_s, self.settings.ws_rate_burst, time.monotonic
         )
         self.last_limit_notice = 0.0
+        # Offers cost the event loop far more than other messages: a bucket of their own.
+        self.offers = TokenBucket(
+            self.settings.sdp_offer_rate_per_s, self.settings.sdp_offer_burst, time.monotonic
+        )
         self.snapshots = app[SNAPSHOTS]
         self.metrics = app[METRICS]
         self.member: Member | None = None
         self.refused: str | None = None  # the reason the server refused the auth
         self.room: Room | None = None
         # At most one snapshot in flight per connection; it finishes even if the
-        # requester leaves (the company keeps what was asked for).
+        # requester leaves (the company keeps what was asked for), unless it had to
+        # queue behind others' drawing and the requester left before its turn.
         self.snapshot_task: asyncio.Task[None] | None = None
+        self.gone = False  # the socket has closed: snapshot work still queued is dropped
 
     @property
     def close_reason(self) -> str:
@@ -196,6 +217,7 @@ class Connection:
             if self.ws.exception() is not None:
                 logger.info("%s socket error: %s", member.log_prefix, self.ws.exception())
         finally:
+            self.gone = True
             try:
                 await self.media.leave(member.id)
             except Exception:
@@ -367,7 +389,8 @@ class Connection:
         started = time.monotonic()
         try:
             snapshot = await self.snapshots.take(
-                member.job.id, room.call_id, member.author(), camera.author(), shapes)
+                member.job.id, room.call_id, member.author(), camera.author(), shapes,
+                wanted=lambda: not self.gone)
             await self.store.audit.record(member.actor, "snapshot.created",
                                           f"snapshot:{snapshot.id}", job=member.job.id,
                                           call=room.call_id, camera=camera.id)
@@ -408,6 +431,22 @@ class Connection:
         note = await self.store.jobs.add_note(member.job.id, member.user_id,
                                               member.participant.display_name, text)
         room.broadcast({"type": "note.added", "note": note.public()}, customers=False)
+
+    async def _remove_participant(self, member: Member, room: Room, target_id: int) -> None:
+        if member.user_id is None:
+            raise Forbidden("Only staff can remove a participant.")
+        target = room.members.get(target_id)
+        if target is None or target is member:
+            raise NotFound("'target' is not another participant of this call.")
+        if target.invite_id is None:
+            raise Forbidden("Only a participant who came by a join link can be removed "
+                            "(staff accounts are disabled by an admin).")
+        invite_id = target.invite_id
+        await invitations.remove_participant(self.store, invite_id, target.id, member.job.id,
+                                             member.actor)
+        for other in list(self.hub.members()):  # the same token on other sockets too
+            if other.invite_id == invite_id and not other.closing:
+                other.removed()
 
     def _abort(self) -> None:
         if self.transport is not None:
@@ -526,12 +565,17 @@ class Connection:
             relayed = {k: v for k, v in message.items() if k != "type"}
             room.broadcast({"type": kind, "from": member.id, **relayed}, exclude=member)
         elif kind == "sdp.offer":
+            if not self.offers.take():
+                wait = self.offers.wait_s()
+                raise TooManyRequests(f"Too many offers; wait {wait:g} s.", retry_after=wait)
             answer = await self.media.offer(room.call_id, member.id, message["sdp"], member.send)
             member.send({"type": "sdp.answer", "sdp": answer})
         elif kind == "sdp.answer":
             await self.media.answer(member.id, message["sdp"])
         elif kind == "ice.candidate":
             await self.media.candidate(member.id, message)
+        elif kind == "participant.remove":
+            await self._remove_participant(member, room, message["target"])
         elif kind == "media.mute":
             await self.media.mute(member.id, message["kind"], message["muted"])
         elif kind == "camera.control":

@@ -102,6 +102,7 @@ class Elsewhere(Exception):
         super().__init__(f"call {placement.call_id} is held by node {placement.node_id}")
         self.placement = placement
 LINK_REVOKED = "This link has been withdrawn."
+REMOVED = "A staff member removed you from the call; this link no longer works."
 
 
 @dataclass(eq=False)
@@ -149,6 +150,10 @@ class Member:
                    "account_disabled" if current_version is None else "signed_out",
                    SIGNED_OUT)
         return True
+
+    def removed(self) -> None:
+        """Close a participant a staff member removed (its join link withdrawn)."""
+        self.close(CLOSE_UNAUTHORIZED, "removed", REMOVED)
 
     def link_withdrawn(self) -> None:
         """Close a participant whose join link was withdrawn (its creator disabled)."""

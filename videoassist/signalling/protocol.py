@@ -10,12 +10,18 @@ video's picture, (1, 1) its bottom-right, whatever its size or letterboxing.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
 from videoassist.errors import BadRequest, PayloadTooLarge
-from videoassist.snapshots.shapes import COLOR, SHAPE_ID, check_shape, check_shapes, unit
+from videoassist.snapshots.shapes import (
+    COLOR,
+    SHAPE_ID,
+    check_shape,
+    check_shapes,
+    number,
+    unit,
+)
 from videoassist.storage.records import MAX_NOTE_CHARS
 
 PROTOCOL_VERSION = 1
@@ -38,6 +44,8 @@ def decode(raw: str, max_bytes: int) -> dict[str, Any]:
         message = json.loads(raw)
     except ValueError:
         raise BadRequest("The message is not valid JSON.") from None
+    except RecursionError:
+        raise BadRequest("The message is nested too deeply.") from None
     if not isinstance(message, dict):
         raise BadRequest("A message must be a JSON object.")
     kind = message.get("type")
@@ -149,11 +157,10 @@ def _bool(message: dict[str, Any], name: str) -> bool:
 
 
 def _zoom(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-        math.isfinite(value) and 0 < value <= MAX_ZOOM
-    ):
+    zoom = number(value)
+    if zoom is None or not 0 < zoom <= MAX_ZOOM:
         raise BadRequest(f"A zoom is a number above 0 and at most {MAX_ZOOM:g}.")
-    return float(value)
+    return zoom
 
 
 def _media_mute(m: dict[str, Any]) -> dict[str, Any]:
@@ -199,6 +206,10 @@ def _snapshot_request(m: dict[str, Any]) -> dict[str, Any]:
             "request": request}
 
 
+def _target(m: dict[str, Any]) -> dict[str, Any]:
+    return {"target": _int(m, "target")}
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "auth": _auth,
     "ping": _empty,
@@ -217,6 +228,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "camera.control": _camera_control,
     "camera.state": _camera_state,
     "snapshot.request": _snapshot_request,
+    "participant.remove": _target,
 }
 
 CLIENT_TYPES = tuple(_CHECKS)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from videoassist.errors import Unavailable
+from videoassist.errors import BadRequest, Unavailable
 from videoassist.snapshots import labels
 from videoassist.snapshots.fonts import LabelFonts
 
@@ -26,6 +27,10 @@ ARROW_HEAD_HALF_ANGLE = math.radians(28)
 TEXT_HEIGHT_STROKES = 6.0      # height of a capital letter, in strokes
 MIN_TEXT_HEIGHT_PX = 10
 MAX_TEXT_HEIGHT = 0.25         # of the picture's height
+# The labels of one snapshot may cover at most this many times the picture, each label
+# counted by its patch (letters, outline and the outline's reach, within the picture).
+# A patch the size of a 720p picture took ~90 ms to draw on a busy 2-core machine.
+MAX_LABEL_AREA = 2.0
 _SHIFT = 4                     # OpenCV sub-pixel bits: coordinates are in 1/16 pixel
 _ONE = 1 << _SHIFT
 
@@ -50,13 +55,26 @@ def draw(image: np.ndarray, shapes: list[dict[str, Any]], fonts: LabelFonts | No
          ) -> np.ndarray:
     """A copy of the BGR ``image`` with the checked ``shapes`` drawn in order, labels in
     ``fonts`` (None: a picture with a label cannot be drawn)."""
-    out = np.ascontiguousarray(image).copy()
-    height, width = out.shape[:2]
-    for shape in shapes:
+    height, width = image.shape[:2]
+    plans: dict[int, _TextPlan | None] = {}
+    for index, shape in enumerate(shapes):
         if shape["kind"] == "text":
             if fonts is None:
                 raise Unavailable("This server cannot draw labels.")
-            _text(out, shape, width, height, fonts)
+            plans[index] = _plan_text(shape, width, height, fonts)
+    # Labels cost by the pixels they cover (a patch each), far more a pixel than a
+    # stroke: counted here, where their size on this picture is known.
+    area = sum(plan.area for plan in plans.values() if plan is not None)
+    if area > MAX_LABEL_AREA * width * height:
+        raise BadRequest(f"Too much text for one snapshot: the labels would cover "
+                         f"{area / (width * height):.1f} times the picture (at most "
+                         f"{MAX_LABEL_AREA:g}); use fewer, shorter or thinner labels.")
+    out = np.ascontiguousarray(image).copy()
+    for index, shape in enumerate(shapes):
+        if shape["kind"] == "text":
+            plan = plans[index]
+            if plan is not None:
+                _text(out, plan)
         else:
             _DRAW[shape["kind"]](out, shape, width, height)
     return out
@@ -144,8 +162,30 @@ def text_metrics(shape: dict[str, Any], width: int, height: int) -> tuple[int, i
     return letters, max(2, round(letters / 6))
 
 
-def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int,
-          fonts: LabelFonts) -> None:
+@dataclass(frozen=True)
+class _TextPlan:
+    """A label laid out on a picture: what ``_text`` draws, and the patch it costs."""
+
+    shape: dict[str, Any]
+    layout: labels.Layout
+    size: float
+    x: float
+    line: float
+    outline: int
+    box: tuple[int, int, int, int]  # letters and outline, in picture pixels
+    visible: tuple[int, int, int, int]  # of the box, inside the picture
+    patch: tuple[int, int, int, int]  # the visible part and the outline's reach around it
+
+    @property
+    def area(self) -> int:
+        """Pixels of the patch: the work of drawing the label (text, outline, blend)."""
+        left, top, right, bottom = self.patch
+        return (right - left) * (bottom - top)
+
+
+def _plan_text(shape: dict[str, Any], width: int, height: int,
+               fonts: LabelFonts) -> _TextPlan | None:
+    """The label's layout and patch; None if none of it is inside the picture."""
     letters, outline = text_metrics(shape, width, height)
     size = fonts.em(letters)
     layout = labels.lay_out(fonts, shape["text"], size)
@@ -164,15 +204,22 @@ def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int,
     x0, y0 = max(0, box[0]), max(0, box[1])
     x1, y1 = min(width, box[2]), min(height, box[3])
     if x0 >= x1 or y0 >= y1:
-        return
-    left, top = max(box[0], x0 - reach), max(box[1], y0 - reach)
-    right, bottom = min(box[2], x1 + reach), min(box[3], y1 + reach)
+        return None
+    patch = (max(box[0], x0 - reach), max(box[1], y0 - reach),
+             min(box[2], x1 + reach), min(box[3], y1 + reach))
+    return _TextPlan(shape, layout, size, x, line, outline, box, (x0, y0, x1, y1), patch)
+
+
+def _text(out: np.ndarray, plan: _TextPlan) -> None:
+    shape, size, x, line = plan.shape, plan.size, plan.x, plan.line
+    x0, y0, x1, y1 = plan.visible
+    left, top, right, bottom = plan.patch
     patch = Image.new("L", (right - left, bottom - top), 0)
     pen = ImageDraw.Draw(patch)
     # Runs, and clusters of a run, that start this far right of the label's start are
     # past the patch: two ems leave room for a cluster's overhang and changed form.
     limit = right - x + 2 * size
-    for run in layout.runs:
+    for run in plan.layout.runs:
         if run.x >= limit:
             break
         pen.text((x - left + run.x, line - top), run.left_of(limit - run.x), fill=255,
@@ -180,6 +227,7 @@ def _text(out: np.ndarray, shape: dict[str, Any], width: int, height: int,
     mask = np.asarray(patch)
     if not mask.any():  # only characters that draw nothing (joiners, format controls)
         return
+    outline = plan.outline
     # The outline: every pixel within ``outline`` of the letters.
     # (Capped: with no pixel half covered it would be the float maximum everywhere.)
     distance = np.minimum(

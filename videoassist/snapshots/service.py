@@ -5,7 +5,8 @@ with the shapes drawn on it at its full received resolution, encoded as JPEG and
 sealed with the job's data key. The clean frame is sealed and kept too, so the
 snapshot can be annotated again later as a new version. All image work (drawing,
 JPEG, AES-GCM) runs in worker threads; at most ``MAX_CONCURRENT`` at a time, so a
-burst of requests cannot take every core from the media it shares them with.
+burst of requests cannot take every core from the media it shares them with, and work
+that queued behind others and whose requester left while it waited is dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from videoassist.errors import BadRequest, Unavailable
+from videoassist.errors import BadRequest, Gone, Unavailable
 from videoassist.snapshots import render
 from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.vault import Vault
@@ -42,6 +43,20 @@ class Capturer(Protocol):
 
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+Wanted = Callable[[], bool]
+
+
+def _always() -> bool:
+    return True
+
+
+def _check_wanted(queued: bool, wanted: Wanted, job_id: int) -> None:
+    """Before drawing: work that had to queue behind others, whose requester left while
+    it waited, is not done. (Work that could start at once is: the company keeps what
+    was asked for, even when the call ended meanwhile.)"""
+    if queued and not wanted():
+        logger.info("[job %d] a queued snapshot was dropped: its requester has gone", job_id)
+        raise Gone("The snapshot was not made: its requester has gone.")
 
 
 @dataclass(frozen=True)
@@ -69,8 +84,10 @@ class SnapshotService:
         return await self._store.snapshots.in_progress(job_id)
 
     async def take(self, job_id: int, call_id: int | None, author: Author, camera: Author,
-                   shapes: list[dict[str, Any]]) -> Snapshot:
-        """Capture the camera's newest frame, draw ``shapes`` (checked) on it, store it."""
+                   shapes: list[dict[str, Any]], wanted: Wanted = _always) -> Snapshot:
+        """Capture the camera's newest frame, draw ``shapes`` (checked) on it, store it.
+        ``wanted``: whether the requester is still there; work that queued behind others
+        and finds it gone at its turn is dropped (``Gone``)."""
         if self._capturer is None or camera.participant_id is None:
             raise Unavailable("Snapshots are taken by the server that carries the call.")
         # In the database, not this process's memory: an erase asked of another
@@ -79,7 +96,9 @@ class SnapshotService:
         try:
             captured = await self._capturer.capture(camera.participant_id)
             key = await self._vault.key_for_new(job_id)
+            queued = self._work.locked()
             async with self._work:
+                _check_wanted(queued, wanted, job_id)
                 rendered = await asyncio.get_running_loop().run_in_executor(
                     None, self._render_new, key, job_id, captured.image, shapes)
             snapshot = await self._store.snapshots.add(
@@ -94,13 +113,16 @@ class SnapshotService:
         return snapshot
 
     async def annotate(self, snapshot_id: int, author: Author, shapes: list[dict[str, Any]],
-                       caption: str | None) -> Snapshot:
-        """A new version of a snapshot: ``shapes`` drawn on its clean frame."""
+                       caption: str | None, wanted: Wanted = _always) -> Snapshot:
+        """A new version of a snapshot: ``shapes`` drawn on its clean frame (``wanted``
+        as for ``take``)."""
         caption = check_caption(caption)
         original = await self._store.snapshots.get(snapshot_id)
         key = await self._vault.key(original.job_id)
         sealed = await self._store.snapshots.sealed_frame(original.frame_id)
+        queued = self._work.locked()
         async with self._work:
+            _check_wanted(queued, wanted, original.job_id)
             image = await asyncio.get_running_loop().run_in_executor(
                 None, self._render_again, key, original.job_id, sealed, shapes)
         snapshot = await self._store.snapshots.add_version(original, image, author, shapes,

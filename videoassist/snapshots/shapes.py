@@ -28,12 +28,25 @@ SHAPE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
+def number(value: object) -> float | None:
+    """A JSON number as a finite float; None for anything else (a boolean, an integer
+    too large for a float, such as 400 digits, NaN or an infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        converted = float(value)
+    except OverflowError:
+        return None
+    return converted if math.isfinite(converted) else None
+
+
 def unit(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    converted = number(value)
+    if converted is None:
         raise BadRequest(f"{what} must be a number between 0 and 1.")
-    if not 0.0 <= value <= 1.0:
+    if not 0.0 <= converted <= 1.0:
         raise BadRequest(f"{what} must be between 0 and 1 (normalized coordinates).")
-    return float(value)
+    return converted
 
 
 def _point(value: object) -> list[float]:
@@ -63,15 +76,13 @@ def check_shape(shape: object) -> dict[str, Any]:
     color = shape.get("color")
     if not isinstance(color, str) or not COLOR.match(color):
         raise BadRequest("'color' must look like #rrggbb.")
-    width = shape.get("width")
-    if isinstance(width, bool) or not isinstance(width, int | float) or not (
-        0 < width <= 0.1
-    ):
+    width = number(shape.get("width"))
+    if width is None or not 0 < width <= 0.1:
         raise BadRequest("'width' is the stroke width as a fraction of the picture's width, "
                          "above 0 and at most 0.1.")
     checked: dict[str, Any] = {
         "id": shape_id, "kind": kind, "points": [_point(p) for p in points],
-        "color": color.lower(), "width": float(width),
+        "color": color.lower(), "width": width,
     }
     if kind == "text":
         text = shape.get("text")

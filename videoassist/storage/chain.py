@@ -6,11 +6,14 @@ zeros for row 1) and ``hash``::
     hash = hex(SHA-256(ascii(prev_hash) || canonical(row)))
 
 where ``row`` is ``{"id", "created_at", "actor", "action", "target", "detail"}``, with
-``detail`` parsed from the stored JSON text. ``canonical`` is JSON with keys sorted,
-no whitespace, every character outside printable ASCII escaped as ``\\uXXXX`` (so the
-bytes are ASCII), and numbers as Python writes them: integers in decimal, floats as
-the shortest decimal that reads back as the same double (``repr``). docs/security.md
-says the same for auditors who check a log with their own code.
+``detail`` parsed from the stored JSON text; that text must be the canonical form
+byte for byte (a duplicated key, which SQL's ``json_extract`` reads differently from
+``json.loads``, or any other spelling of the same value is a break). ``canonical`` is
+JSON with keys sorted, no whitespace, every character outside printable ASCII escaped
+as ``\\uXXXX`` (so the bytes are ASCII), and numbers as
+Python writes them: integers in decimal, floats as the shortest decimal that reads
+back as the same double (``repr``). docs/security.md says the same for auditors who
+check a log with their own code.
 
 Nothing here imports the rest of the project; ``db`` runs ``seal_existing`` as the
 Python step of migration 0005, on either database.
@@ -109,11 +112,15 @@ class Verifier:
             computed = row_hash(prev_hash, {
                 "id": row_id, "created_at": created_at, "actor": actor, "action": action,
                 "target": target, "detail": parsed})
-        except (TypeError, ValueError):
-            computed = None
+            exact = isinstance(detail, str) and canonical(parsed) == detail.encode("ascii")
+        except (TypeError, ValueError, RecursionError):  # UnicodeError is a ValueError
+            computed, exact = None, False
         if computed != stored:
             return self._break(row_id, "hash", "hash mismatch: its content is not what was "
                                                "chained")
+        if not exact:  # parses to what was chained, but SQL may read it otherwise
+            return self._break(row_id, "hash", "its detail is not stored as the canonical "
+                                               "JSON that was chained (edited text)")
         self._last_id, self._last_hash = row_id, stored
         return None
 

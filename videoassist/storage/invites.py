@@ -107,6 +107,14 @@ class Invites:
         )
         return [_invite(r) for r in rows]
 
+    async def revoke(self, invite_id: int) -> Invite | None:
+        """Withdraw one link, used or not (a participant removed from a call: its
+        participant token stops working); None if it was already withdrawn or is gone."""
+        row = await self._db.write_returning(
+            f"UPDATE invites SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
+            f" RETURNING {_COLUMNS}", (self._clock(), invite_id))
+        return _invite(row) if row else None
+
     async def withdrawn_among(self, invite_ids: set[int]) -> set[int]:
         """Which of these links are revoked, or gone."""
         if not invite_ids:

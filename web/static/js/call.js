@@ -29,6 +29,7 @@ const ENDINGS = {
   account_disabled: "You have been signed out.",
   signed_out: "You have been signed out. Sign in again.",
   link_revoked: "This link was withdrawn. Ask for a new one.",
+  removed: "You were removed from the call.",
   forbidden: "This call is not open to you.",
   not_found: "This job no longer exists.",
 };
@@ -291,6 +292,14 @@ export class Call extends EventTarget {
   /** Ask the server to end the call for everyone (staff). */
   endForAll() {
     this.send({ type: "call.end" });
+  }
+
+  /**
+   * Remove a participant who came by a join link, for good (staff).
+   * @param {number} participantId
+   */
+  removeParticipant(participantId) {
+    this.send({ type: "participant.remove", target: participantId });
   }
 
   /** @param {string} text @param {string} reason */

@@ -343,6 +343,22 @@ export class CallView extends EventTarget {
       } else {
         item.textContent = label;
       }
+      if (this.staff && (p.role === "customer" || p.role === "technician")) {
+        // Staff remove someone who came by a join link: the link stops working for good.
+        // (A technician signed in as staff is refused by the server, which says why.)
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "danger";
+        remove.dataset.action = "remove-participant";
+        remove.textContent = "Remove";
+        remove.setAttribute("aria-label", `Remove ${p.name} from the call`);
+        remove.addEventListener("click", () => {
+          if (confirm(`Remove ${p.name} from the call? Their link will stop working.`)) {
+            this.call.removeParticipant(p.id);
+          }
+        });
+        item.append(" ", remove);
+      }
       return item;
     });
     if (!items.length) items.push(Object.assign(document.createElement("li"),
