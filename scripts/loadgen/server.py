@@ -146,6 +146,9 @@ class ServerProcess(ChildProcess):
                         VIDEOASSIST_CALL_JOINS_PER_MIN="10000",
                         VIDEOASSIST_CALL_MAX_PARTICIPANTS="1000",
                         VIDEOASSIST_ANNOTATION_BYTES_PER_MIN=str(1 << 40))
+        # The generator's clients are on loopback, which the ICE candidate policy denies
+        # by default (docs/security.md): here it is the clients' LAN.
+        self.env.update(VIDEOASSIST_ICE_ALLOWED_PEERS="127.0.0.0/8,::1")
         # A host name of its own (a UTS namespace), as a node on a machine of its own.
         self.hostname: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
