@@ -41,9 +41,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.certs import self_signed
 from tests.support.databases import Cluster
 from tests.support.docs import ROOT, fenced_blocks
-from tests.support.fleet import Fleet, self_signed, shared_secrets
+from tests.support.fleet import Fleet, shared_secrets
 from tests.support.process import clean_env
 from tests.support.server import free_port
 from videoassist import keyfiles

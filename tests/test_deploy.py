@@ -15,8 +15,6 @@ aiohttp's client cannot: a WebSocket over HTTP/2, which HAProxy offers.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import re
 import shutil
 import signal
@@ -28,13 +26,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from playwright.async_api import async_playwright
 
 from tests.support.browser import CHROMIUM, FLAGS
+from tests.support.certs import self_signed
 from tests.support.docs import fenced_blocks
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD, Clock, Server, free_port, receive
@@ -51,24 +46,6 @@ def documented_site() -> str:
     [block] = [b for b in fenced_blocks("deploy.md") if b.info == "nginx"]
     return block.body
 
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 def nginx_conf(directory: Path, tls_port: int, http_port: int, upstream_port: int) -> Path:
