@@ -32,10 +32,10 @@ from tests.support.databases import (  # noqa: E402
     Cluster,
     ServerDatabases,
     Target,
-    postgresql_bin,
 )
 from tests.support.server import Clock, Server, ServerFactory, start_app  # noqa: E402
 from videoassist.snapshots.fonts import LabelFonts  # noqa: E402
+from videoassist.storage.throwaway import postgresql_bin  # noqa: E402
 
 
 @pytest.fixture

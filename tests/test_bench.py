@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.databases import postgresql_bin
+from videoassist.storage.throwaway import postgresql_bin
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,12 +1,11 @@
 """The two databases the store runs on, for tests that run on both: a SQLite file, or a
 database of a throwaway PostgreSQL cluster.
 
-``Cluster`` is one PostgreSQL server for the whole test session: ``initdb`` in a
-temporary directory as the ``postgres`` user (PostgreSQL refuses to run as root),
-listening on 127.0.0.1 and a free port, its socket in that directory, without fsync
-(nothing here needs to survive a crash); stopped and removed at the end. Each test gets
-a fresh database of its own (``create_database``), a file copy of an empty one or of
-one ``videoassist migrate`` migrated once for the session. The raw helpers read and write a
+``Cluster`` is one PostgreSQL server for the whole test session, the throwaway server
+of ``videoassist.storage.throwaway`` (which the benchmark's fleet starts too); stopped
+and removed at the end. Each test gets a fresh database of its own
+(``create_database``), a file copy of an empty one or of one ``videoassist migrate``
+migrated once for the session. The raw helpers read and write a
 database as someone holding it would, around the store: plain ``sqlite3``, or asyncpg.
 """
 
@@ -14,14 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import glob
 import itertools
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -30,19 +26,12 @@ from typing import Any
 import asyncpg
 
 from tests.support.process import clean_env
-from tests.support.server import free_port
 from videoassist.config import Secret
 from videoassist.storage.db import is_postgresql_url
 from videoassist.storage.postgres import numbered
+from videoassist.storage.throwaway import ThrowawayPostgres
 
 Target = Path | str  # a SQLite file, or a postgresql:// URL (what Store.open takes)
-
-
-def postgresql_bin() -> Path | None:
-    """Debian's PostgreSQL programs (``postgresql`` package), the newest if several."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[-3]))
-    return Path(found[-1]).parent if found else None
 
 
 async def _new_lock() -> asyncio.Lock:
@@ -90,55 +79,16 @@ class _Admin:
             self._loop.close()
 
 
-class Cluster:
-    """A PostgreSQL server of the tests' own."""
+class Cluster(ThrowawayPostgres):
+    """A PostgreSQL server of the tests' own, with a database per test."""
 
     def __init__(self, root: Path, port: int, bin_dir: Path) -> None:
-        self.root = root
-        self.port = port
-        self._bin = bin_dir
+        super().__init__(root, port, bin_dir)
         self._names = itertools.count(1)
         self._templates: set[str] = set()
         self._admin: _Admin | None = None
         self._spare: tuple[str, concurrent.futures.Future[str]] | None = None
         self._drops: list[concurrent.futures.Future[str]] = []
-
-    @classmethod
-    def start(cls) -> Cluster:
-        bin_dir = postgresql_bin()
-        if bin_dir is None:
-            raise RuntimeError("PostgreSQL is not installed (Debian's postgresql package: "
-                               "scripts/test installs it)")
-        root = Path(tempfile.mkdtemp(prefix="videoassist-pg-"))
-        shutil.chown(root, "postgres", "postgres")
-        cluster = cls(root, free_port(), bin_dir)
-        try:
-            cluster._as_postgres("initdb", "-D", str(root / "data"), "-U", "postgres",
-                                 "--auth=trust", "--encoding=UTF8", "--no-locale",
-                                 "--no-sync")
-            options = (f"-k {root} -h 127.0.0.1 -p {cluster.port} -c fsync=off"
-                       " -c synchronous_commit=off -c full_page_writes=off"
-                       " -c max_connections=300")
-            cluster._as_postgres("pg_ctl", "-D", str(root / "data"), "-l",
-                                 str(root / "server.log"), "-w", "-t", "60", "-o", options,
-                                 "start")
-        except BaseException:
-            cluster.stop()
-            raise
-        return cluster
-
-    def _as_postgres(self, program: str, *args: str) -> str:
-        result = subprocess.run(
-            ["runuser", "-u", "postgres", "--", str(self._bin / program), *args],
-            capture_output=True, text=True, timeout=120, cwd=self.root, check=False)
-        if result.returncode != 0:
-            log = self.root / "server.log"
-            raise RuntimeError(f"{program} failed ({result.returncode}): {result.stderr}"
-                               + (log.read_text() if log.exists() else ""))
-        return result.stdout
-
-    def url(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def sql(self, statement: str) -> str:
         """Run one statement in the ``postgres`` database as the superuser; its rows as
@@ -213,10 +163,7 @@ class Cluster:
         if self._admin is not None:
             self._admin.close()
             self._admin = None
-        if (self.root / "data" / "postmaster.pid").exists():
-            self._as_postgres("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate",
-                              "-w", "stop")
-        shutil.rmtree(self.root, ignore_errors=True)
+        super().stop()
 
 
 class ServerDatabases:
