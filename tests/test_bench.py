@@ -17,6 +17,7 @@ import json
 import math
 import os
 import pstats
+import re
 import shutil
 import signal
 import statistics
@@ -28,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import nginx
+from tests.support.docs import fenced_blocks
 from videoassist.storage.throwaway import postgresql_bin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,15 +208,17 @@ def test_two_nodes_behind_nginx_report_each_nodes_calls_cpu_and_event_loop() -> 
 
 
 def test_the_proxys_upstream_lists_each_node_with_the_fleet_blocks_parameters(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    from loadgen.proxy import upstream_servers
-
-    assert upstream_servers("no fleet block", [8001, 8002]) == (
-        "server 127.0.0.1:8001;\n    server 127.0.0.1:8002;")
-    doc = ("```nginx fleet\nupstream videoassist {\n    server 10.0.0.11:8080 max_fails=1 "
-           "fail_timeout=5s;\n    keepalive 16;\n}\n```\n")
-    assert upstream_servers(doc, [8001]) == "server 127.0.0.1:8001 max_fails=1 fail_timeout=5s;"
+        tmp_path: Path) -> None:
+    text = nginx.site([8001, 8002, 8003, 8004], 9443, 9080, tmp_path / "cert",
+                      tmp_path / "key", tmp_path / "log")
+    [upstream] = re.findall(r"^upstream videoassist \{.*?^\}", text, flags=re.M | re.S)
+    [fleet] = [b.body for b in fenced_blocks("deploy.md") if b.info == "nginx fleet"]
+    [params] = set(re.findall(r"^    server \S+ (.*);$", fleet, flags=re.M))
+    assert re.findall(r"^    server (\S+) (.*);$", upstream, flags=re.M) == [
+        (f"127.0.0.1:{port}", params) for port in (8001, 8002, 8003, 8004)]
+    assert "keepalive 16;" in upstream and "10.0.0." not in text
+    one = nginx.site([8001], 9443, 9080, tmp_path / "cert", tmp_path / "key", tmp_path / "log")
+    assert "server 127.0.0.1:8001;" in one and nginx.SITE_UPSTREAM not in one
 
 
 needs_janus = pytest.mark.skipif(shutil.which("janus") is None,

@@ -28,6 +28,7 @@ import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
+from tests.support import nginx
 from tests.support.browser import CHROMIUM, FLAGS
 from tests.support.certs import self_signed
 from tests.support.docs import fenced_blocks
@@ -35,54 +36,18 @@ from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD, Clock, Server, free_port, receive
 from videoassist.config import Settings
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 # HAProxy's client and server timeouts in the test: a WebSocket silent for longer shows
 # that "timeout tunnel" governs it once upgraded.
 HAPROXY_TEST_TIMEOUT_S = 2
 
 
-def documented_site() -> str:
-    [block] = [b for b in fenced_blocks("deploy.md") if b.info == "nginx"]
-    return block.body
-
-
-
 def nginx_conf(directory: Path, tls_port: int, http_port: int, upstream_port: int) -> Path:
     cert, key = self_signed(directory)
-    site = documented_site()
-    for old, new in [
-        ("listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;"),
-        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
-        ("    listen [::]:443 ssl http2;\n", ""),  # IPv6 may be off on a test machine
-        ("    listen [::]:80;\n", ""),
-        ("/etc/letsencrypt/live/assist.example.com/fullchain.pem", str(cert)),
-        ("/etc/letsencrypt/live/assist.example.com/privkey.pem", str(key)),
-        ("/var/log/nginx/videoassist.access.log", str(directory / "access.log")),
-        ("server 127.0.0.1:8080;", f"server 127.0.0.1:{upstream_port};"),
-    ]:
-        assert site.count(old) == 1, f"docs/deploy.md's nginx block has no {old!r}"
-        site = site.replace(old, new)
-    temp = "\n".join(f"    {kind}_temp_path {directory / kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf = directory / "nginx.conf"
-    conf.write_text(f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {directory / 'nginx.pid'};
-error_log {directory / 'error.log'} info;
-events {{ worker_connections 256; }}
-http {{
-{temp}
-{site}
-}}
-""")
-    return conf
-
-
-def nginx(conf: Path, *args: str) -> list[str]:
-    return [NGINX, "-c", str(conf), "-p", str(conf.parent), "-e", str(conf.parent / "e.log"),
-            *args]
+    return nginx.write_conf(
+        directory, nginx.site([upstream_port], tls_port, http_port, cert, key,
+                              directory / "access.log"),
+        error_log=directory / "error.log")
 
 
 def upstream(data_dir: Path, tls_port: int) -> ServeProcess:
@@ -143,7 +108,7 @@ def proxy(tmp_path: Path) -> Iterator[tuple[ServeProcess, int, int, Path]]:
     conf = nginx_conf(directory, tls_port, http_port, server.port)
     output = directory / "stderr.log"
     with output.open("wb") as sink:
-        proc = subprocess.Popen(nginx(conf), stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(nginx.command(conf), stdout=sink, stderr=subprocess.STDOUT)
     try:
         wait_listening(proc, tls_port, output, directory / "error.log")
         yield server, tls_port, http_port, directory
@@ -154,7 +119,7 @@ def proxy(tmp_path: Path) -> Iterator[tuple[ServeProcess, int, int, Path]]:
 
 def test_the_documented_config_passes_nginx_t(tmp_path: Path) -> None:
     conf = nginx_conf(tmp_path, free_port(), free_port(), 8080)
-    result = subprocess.run(nginx(conf, "-t"), capture_output=True, text=True, timeout=30)
+    result = subprocess.run(nginx.command(conf, "-t"), capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
     assert "[warn]" not in result.stderr, result.stderr

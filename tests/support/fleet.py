@@ -6,7 +6,7 @@ The nodes share what a fleet must share through settings, not files: the databas
 (``VIDEOASSIST_DATABASE_URL``), the token signing keys, the snapshot key, the node
 secret and the TURN secret (docs/deploy.md, Fleet). nginx runs docs/deploy.md's site
 configuration with its ``upstream`` block replaced by the Fleet section's (every node
-listed), the addresses, certificate and log paths replaced as in tests/test_deploy.py.
+listed), the addresses, certificate and log paths replaced (``tests.support.nginx``).
 
 Everything here is synchronous (processes and files); clients are ``Server`` helpers
 on an aiohttp session of the test's own (``Fleet.through`` and ``Fleet.on``).
@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,51 +27,16 @@ from typing import Any
 
 import aiohttp
 
+from tests.support import nginx
 from tests.support.certs import self_signed
 from tests.support.databases import Cluster, raw_fetchall
-from tests.support.docs import fenced_blocks
 from tests.support.process import ServeProcess
 from tests.support.server import PASSWORD, Clock, Server, free_port
 from videoassist import accounts
 from videoassist.config import Settings
 from videoassist.storage import Store
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 START_S = 60.0  # a node's start on a busy machine
-DOC_NODES = ("10.0.0.11:8080", "10.0.0.12:8080", "10.0.0.13:8080")  # in deploy.md's block
-
-
-def fleet_upstream() -> str:
-    """The Fleet section's ``upstream`` block, as written in docs/deploy.md."""
-    [block] = [b for b in fenced_blocks("deploy.md") if b.info == "nginx fleet"]
-    return block.body
-
-
-def site(tls_port: int, http_port: int, node_ports: list[int], cert: Path, key: Path,
-         log: Path) -> str:
-    """docs/deploy.md's nginx site for a fleet of nodes on these loopback ports."""
-    [block] = [b for b in fenced_blocks("deploy.md") if b.info == "nginx"]
-    upstream = fleet_upstream()
-    assert len(node_ports) == len(DOC_NODES), "the documented fleet has three nodes"
-    for address, port in zip(DOC_NODES, node_ports, strict=True):
-        assert upstream.count(f"server {address} ") == 1, f"no {address} in the fleet block"
-        upstream = upstream.replace(f"server {address} ", f"server 127.0.0.1:{port} ")
-    text, count = re.subn(r"upstream videoassist \{.*?\n\}", lambda _: upstream, block.body,
-                          flags=re.DOTALL)
-    assert count == 1, "docs/deploy.md's nginx block has no upstream videoassist block"
-    for old, new in [
-        ("listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;"),
-        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
-        ("    listen [::]:443 ssl http2;\n", ""),  # IPv6 may be off on a test machine
-        ("    listen [::]:80;\n", ""),
-        ("/etc/letsencrypt/live/assist.example.com/fullchain.pem", str(cert)),
-        ("/etc/letsencrypt/live/assist.example.com/privkey.pem", str(key)),
-        ("/var/log/nginx/videoassist.access.log", str(log)),
-    ]:
-        assert text.count(old) == 1, f"docs/deploy.md's nginx block has no {old!r}"
-        text = text.replace(old, new)
-    return text
-
 
 
 class Nginx:
@@ -84,25 +47,14 @@ class Nginx:
         self.directory = directory
         self.tls_port, self.http_port = free_port(), free_port()
         cert, key = self_signed(directory)
-        temp = "\n".join(f"    {kind}_temp_path {directory / kind};"
-                         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        self.conf = directory / "nginx.conf"
-        self.conf.write_text(f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {directory / 'nginx.pid'};
-error_log {directory / 'error.log'} info;
-events {{ worker_connections 256; }}
-http {{
-{temp}
-{site(self.tls_port, self.http_port, node_ports, cert, key, directory / 'access.log')}
-}}
-""")
+        self.conf = nginx.write_conf(
+            directory, nginx.site(node_ports, self.tls_port, self.http_port, cert, key,
+                                  directory / "access.log"),
+            error_log=directory / "error.log")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self, *args: str) -> list[str]:
-        return [NGINX, "-c", str(self.conf), "-p", str(self.directory), "-e",
-                str(self.directory / "e.log"), *args]
+        return nginx.command(self.conf, *args)
 
     def start(self) -> None:
         with (self.directory / "stderr.log").open("wb") as sink:
