@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,12 +30,12 @@ from playwright.async_api import async_playwright
 from tests.support import nginx
 from tests.support.browser import CHROMIUM, FLAGS
 from tests.support.certs import self_signed
-from tests.support.docs import fenced_blocks
+from tests.support.haproxy import command as haproxy_command
+from tests.support.haproxy import write_conf as write_haproxy_conf
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD, Clock, Server, free_port, receive
 from videoassist.config import Settings
 
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 # HAProxy's client and server timeouts in the test: a WebSocket silent for longer shows
 # that "timeout tunnel" governs it once upgraded.
 HAPROXY_TEST_TIMEOUT_S = 2
@@ -126,37 +125,13 @@ def test_the_documented_config_passes_nginx_t(tmp_path: Path) -> None:
 
 
 def haproxy_conf(directory: Path, tls_port: int, http_port: int, upstream_port: int) -> Path:
-    cert, key = self_signed(directory)
-    pem = directory / "assist.pem"  # HAProxy's crt: the certificate, then its key
-    pem.write_bytes(cert.read_bytes() + key.read_bytes())
-    [block] = [b for b in fenced_blocks("deploy.md") if b.info == "haproxy"]
-    text = block.body
-    for old, new in [
-        ("    chroot /var/lib/haproxy\n", ""),  # these two need root
-        ("    user haproxy\n    group haproxy\n", ""),
-        ("/run/haproxy/admin.sock", str(directory / "admin.sock")),
-        ("log /dev/log local0", "log stdout format raw local0"),
-        ("bind :80\n", f"bind 127.0.0.1:{http_port}\n"),
-        ("    bind :::80 v6only\n", ""),  # IPv6 may be off on a test machine
-        ("bind :443 ssl crt /etc/haproxy/certs/assist.example.com.pem",
-         f"bind 127.0.0.1:{tls_port} ssl crt {pem}"),
-        ("    bind :::443 v6only ssl crt /etc/haproxy/certs/assist.example.com.pem"
-         " alpn h2,http/1.1\n", ""),
-        ("server videoassist 127.0.0.1:8080 check",
-         f"server videoassist 127.0.0.1:{upstream_port} check"),
-        ("timeout client 30s", f"timeout client {HAPROXY_TEST_TIMEOUT_S}s"),
-        ("timeout server 30s", f"timeout server {HAPROXY_TEST_TIMEOUT_S}s"),
-    ]:
-        assert text.count(old) == 1, f"docs/deploy.md's haproxy block has no {old!r}"
-        text = text.replace(old, new)
-    conf = directory / "haproxy.cfg"
-    conf.write_text(text + "\n")
-    return conf
+    return write_haproxy_conf(directory, [upstream_port], tls_port, http_port,
+                              timeout_s=HAPROXY_TEST_TIMEOUT_S)
 
 
 def test_the_documented_config_passes_haproxy_c(tmp_path: Path) -> None:
     conf = haproxy_conf(tmp_path, free_port(), free_port(), 8080)
-    result = subprocess.run([HAPROXY, "-c", "-f", str(conf)], capture_output=True, text=True,
+    result = subprocess.run(haproxy_command(conf, "-c"), capture_output=True, text=True,
                             timeout=30)
     said = result.stdout + result.stderr
     assert result.returncode == 0, said
@@ -175,7 +150,7 @@ def haproxy(tmp_path: Path) -> Iterator[tuple[ServeProcess, int, int, Path]]:
     conf = haproxy_conf(directory, tls_port, http_port, server.port)
     output = directory / "output.log"
     with output.open("wb") as sink:  # -db: in the foreground, logging to stdout
-        proc = subprocess.Popen([HAPROXY, "-db", "-f", str(conf)], stdout=sink,
+        proc = subprocess.Popen(haproxy_command(conf), stdout=sink,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_listening(proc, tls_port, output)

@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.support import nginx
+from tests.support import haproxy, nginx
 from tests.support.certs import self_signed
 from tests.support.databases import Cluster, raw_fetchall
 from tests.support.process import ServeProcess
@@ -39,45 +39,88 @@ from videoassist.storage import Store
 START_S = 60.0  # a node's start on a busy machine
 
 
-class Nginx:
-    """nginx in the foreground with the fleet's site, in a directory of its own."""
+class Proxy:
+    """A proxy in front of every node, in the foreground, in a directory of its own,
+    on https://127.0.0.1:``tls_port``."""
 
-    def __init__(self, directory: Path, node_ports: list[int]) -> None:
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.tls_port, self.http_port = free_port(), free_port()
-        cert, key = self_signed(directory)
-        self.conf = nginx.write_conf(
-            directory, nginx.site(node_ports, self.tls_port, self.http_port, cert, key,
-                                  directory / "access.log"),
-            error_log=directory / "error.log")
+        self.url = f"https://127.0.0.1:{self.tls_port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self, *args: str) -> list[str]:
-        return nginx.command(self.conf, *args)
+        raise NotImplementedError
 
     def start(self) -> None:
         with (self.directory / "stderr.log").open("wb") as sink:
             self.proc = subprocess.Popen(self.command(), stdout=sink, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while True:
-            assert self.proc.poll() is None, (self.directory / "stderr.log").read_text()
+            assert self.proc.poll() is None, self.output()
             try:
                 socket.create_connection(("127.0.0.1", self.tls_port), timeout=1).close()
                 return
             except OSError:
-                assert time.monotonic() < deadline, (self.directory / "error.log").read_text()
+                assert time.monotonic() < deadline, self.output()
                 time.sleep(0.05)
+
+    def output(self) -> str:
+        return "\n".join(path.read_text(errors="replace")
+                         for path in sorted(self.directory.glob("*.log")))
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGQUIT)
+        self.proc.send_signal(self.stop_signal)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+class Nginx(Proxy):
+    """nginx with the fleet's site (docs/deploy.md's, its upstream every node)."""
+
+    stop_signal = signal.SIGQUIT  # graceful
+
+    def __init__(self, directory: Path, node_ports: list[int]) -> None:
+        super().__init__(directory)
+        cert, key = self_signed(directory)
+        self.conf = nginx.write_conf(
+            directory, nginx.site(node_ports, self.tls_port, self.http_port, cert, key,
+                                  directory / "access.log"),
+            error_log=directory / "error.log")
+
+    def command(self, *args: str) -> list[str]:
+        return nginx.command(self.conf, *args)
+
+
+class HAProxy(Proxy):
+    """HAProxy with docs/deploy.md's configuration, its backend the Fleet section's;
+    ``runtime`` speaks its runtime API, as ops would with ``socat``."""
+
+    def __init__(self, directory: Path, node_ports: list[int]) -> None:
+        super().__init__(directory)
+        self.conf = haproxy.write_conf(directory, node_ports, self.tls_port, self.http_port)
+
+    def command(self, *args: str) -> list[str]:
+        return haproxy.command(self.conf, *args)
+
+    def runtime(self, line: str) -> str:
+        return haproxy.runtime(self.directory, line)
+
+    def sent(self) -> dict[str, int]:
+        """Connections sent to each node (by its name in the doc: node1, ...) in all."""
+        return haproxy.server_stat(self.directory, "stot")
+
+    def open(self) -> dict[str, int]:
+        """Connections open to each node now."""
+        return haproxy.server_stat(self.directory, "scur")
 
 
 async def _staff(url: str) -> None:
@@ -111,6 +154,7 @@ class Fleet:
     ports: list[int]
     nodes: list[ServeProcess | None] = field(default_factory=list)
     nginx: Nginx | None = None
+    haproxy: HAProxy | None = None
     public_url: str = ""
 
     @classmethod
@@ -175,17 +219,28 @@ class Fleet:
         process.proc.kill()
         process.proc.wait(10)
 
+    def start_haproxy(self) -> HAProxy:
+        """HAProxy in front of every node too (beside nginx, which stays the public
+        address the nodes are told), started once."""
+        if self.haproxy is None:
+            self.haproxy = HAProxy(self.root / "haproxy", self.ports)
+            self.haproxy.start()
+        return self.haproxy
+
     def stop(self) -> None:
-        if self.nginx is not None:
-            self.nginx.stop()
+        for proxy in (self.nginx, self.haproxy):
+            if proxy is not None:
+                proxy.stop()
         for process in self.nodes:
             if process is not None:
                 process.stop(5)
 
     def output(self) -> str:
-        """Every node's output, for a failing test's report."""
-        return "\n".join(f"--- node {i} ---\n{p.output}" for i, p in enumerate(self.nodes)
-                         if p is not None)
+        """Every node's output and HAProxy's, for a failing test's report."""
+        return "\n".join([f"--- node {i} ---\n{p.output}" for i, p in enumerate(self.nodes)
+                          if p is not None]
+                         + ([f"--- haproxy ---\n{self.haproxy.output()}"]
+                            if self.haproxy is not None else []))
 
     # -- clients ---------------------------------------------------------------------
 
@@ -196,6 +251,12 @@ class Fleet:
         """A client of the fleet through nginx (``http`` must not check certificates)."""
         assert self.public_url, "nginx is not started"
         return Server(self.public_url, self.settings(), None, Clock(),  # type: ignore[arg-type]
+                      http)
+
+    def through_haproxy(self, http: aiohttp.ClientSession) -> Server:
+        """A client of the fleet through HAProxy (started by ``start_haproxy``)."""
+        assert self.haproxy is not None, "HAProxy is not started"
+        return Server(self.haproxy.url, self.settings(), None, Clock(),  # type: ignore[arg-type]
                       http)
 
     def on(self, index: int, http: aiohttp.ClientSession) -> Server:
