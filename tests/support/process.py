@@ -82,8 +82,11 @@ class ServeProcess:
     """
 
     def __init__(self, data_dir: Path, port: int | None = None,
-                 env: dict[str, str] | None = None, stderr_apart: bool = False) -> None:
-        """``stderr_apart``: stderr (the log) goes to ``err_lines``, not the output."""
+                 env: dict[str, str] | None = None, stderr_apart: bool = False,
+                 unset: tuple[str, ...] = ()) -> None:
+        """``stderr_apart``: stderr (the log) goes to ``err_lines``, not the output;
+        ``unset``: variables the child must not get (an older release refuses settings
+        it does not know)."""
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -95,7 +98,8 @@ class ServeProcess:
              "--port", str(self.port), "--data-dir", str(data_dir)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT,
-            text=True, env=clean_env(**{**_database_env(data_dir), **(env or {})}),
+            text=True, env={k: v for k, v in clean_env(
+                **{**_database_env(data_dir), **(env or {})}).items() if k not in unset},
             cwd=data_dir.parent,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
