@@ -62,11 +62,6 @@ class Fleet:
             (workdir / f"node{number}").mkdir()
             node = ServerProcess(mode, workdir / f"node{number}", workers=1)
             node.name = f"node{number}"
-            # This tree's start-up ends the calls of, and marks stopped, every node of
-            # its host it takes for a previous run's: nodes started at once on one
-            # machine would stop each other. Each gets a host name of its own, as on
-            # machines of their own (a UTS namespace: root, as PostgreSQL's start).
-            node.hostname = f"bench-node{number}"
             node.username, node.password = self.username, self.password
             self.nodes.append(node)
         self.nginx = Nginx(workdir / "nginx", [node.port for node in self.nodes])

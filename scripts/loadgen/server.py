@@ -149,8 +149,6 @@ class ServerProcess(ChildProcess):
         # The generator's clients are on loopback, which the ICE candidate policy denies
         # by default (docs/security.md): here it is the clients' LAN.
         self.env.update(VIDEOASSIST_ICE_ALLOWED_PEERS="127.0.0.0/8,::1")
-        # A host name of its own (a UTS namespace), as a node on a machine of its own.
-        self.hostname: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _command(self, *args: str, profile: Path | None = None) -> list[str]:
@@ -160,9 +158,7 @@ class ServerProcess(ChildProcess):
 
     def serve_command(self) -> list[str]:
         workers = [] if self.workers is None else ["--workers", str(self.workers)]
-        own_host = [] if self.hostname is None else [
-            "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', self.hostname]
-        return own_host + self._command("serve", "--host", "127.0.0.1", "--port", str(self.port),
+        return self._command("serve", "--host", "127.0.0.1", "--port", str(self.port),
                              *workers, profile=self.profile)
 
     def start(self) -> None:
