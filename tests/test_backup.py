@@ -56,6 +56,8 @@ def one_error_line(result: Any, pattern: str) -> None:
     assert re.fullmatch(f"videoassist: {pattern}\n", result.err), result.err
 
 
+# SQLite's backup, whatever --server-backend says: PostgreSQL's is the last test here.
+@pytest.mark.parametrize("server_backend", ["sqlite"])
 async def test_a_backup_of_a_busy_server_restores_and_serves_elsewhere(
         server_factory: ServerFactory, tmp_path: Path) -> None:
     # One public URL for both servers: tokens name it as their issuer and audience.
