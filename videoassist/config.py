@@ -108,7 +108,11 @@ class Settings:
         default="videoassist", metadata=_doc("Name shown to customers on the join page.")
     )
     session_ttl_s: int = field(default=12 * 3600, metadata=_doc("Staff session token lifetime."))
-    invite_ttl_s: int = field(default=3600, metadata=_doc("Default lifetime of a join link."))
+    invite_ttl_s: int = field(
+        default=900,
+        metadata=_doc("Default lifetime of a join link: short, because a link opened but "
+                      "not used stays in the browser's history (docs/security.md)."),
+    )
     invite_max_ttl_s: int = field(
         default=24 * 3600, metadata=_doc("Longest lifetime a join link may be given.")
     )
