@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from playwright.async_api import BrowserContext, expect
 
@@ -36,6 +37,7 @@ from tests.support.browser import (
     OVERLAY_PIXEL,
     PHONE,
     RECORD_PEER_CONNECTIONS,
+    STOP_AT_ONCE,
     assert_usable,
     drag,
     frames_grow,
@@ -281,3 +283,58 @@ async def test_a_link_opened_but_not_used_stays_in_history_until_it_expires(
     assert _inspect(serve, token)["expires_at"] <= time.time() + 15 * 60
     assert post_json(serve.url + "/api/invites/redeem", {"token": token}) == 200
     assert post_json(serve.url + "/api/invites/redeem", {"token": token}) == 410
+
+
+REFUSALS = """async () => {
+  const { refusal } = await import("/static/js/call.js");
+  return [[4429, "too_many_connections", false], [4429, "too_many_connections", true],
+    [4429, "rate_limited", false], [4400, "auth_required", false],
+    [4401, "unauthorized", false], [1006, "", false]].map((a) => refusal(...a));
+}"""
+
+
+@pytest.mark.parametrize("phone", ["pixel"], indirect=True)
+async def test_a_full_call_says_so_and_lets_the_customer_in_when_there_is_room(
+        phone: tuple[BrowserContext, Path, str], tmp_path: Path) -> None:
+    """A join the server refuses for now (close 4429, 4400) is said in words, not as a
+    lost connection, and tried again every 10 s: here the call is full (two
+    participants at most), and the customer gets in once someone has left."""
+    data_dir = tmp_path / "data"
+    phone_context, _, _ = phone
+    serve = ServeProcess(data_dir, env={**STOP_AT_ONCE,
+                                        "VIDEOASSIST_CALL_MAX_PARTICIPANTS": "2"})
+    try:
+        serve.wait_ready()
+        ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
+           stdin=PASSWORD + "\n")
+        job_id = int(ok(data_dir, "job", "create", "Boiler makes a noise"))
+        token = ok(data_dir, "invite", str(job_id), "--role", "customer").strip().split("#")[1]
+        async with aiohttp.ClientSession() as http:
+            async with http.post(serve.url + "/api/session",
+                                 json={"username": "dana", "password": PASSWORD}) as answer:
+                staff_token = (await answer.json())["token"]
+            experts = []  # the expert in the call twice (a desk and a laptop): it is full
+            for _ in range(2):
+                ws = await http.ws_connect(serve.url + "/ws", headers={"Origin": serve.url})
+                await ws.send_json({"type": "auth", "token": staff_token, "job": job_id})
+                assert (await ws.receive_json(timeout=10))["type"] == "joined"
+                experts.append(ws)
+            page = await phone_context.new_page()
+            await page.goto(f"{serve.url}/join#{token}")
+            await page.locator('[data-action="join"]').click()
+            status = page.locator('[data-region="status"]')
+            await expect(status).to_have_text("This call is full. Trying again in 10 s…")
+            assert await page.locator("#call").is_hidden()
+            assert await page.evaluate(REFUSALS) == [
+                "Too many connections from this link: close the other tabs or windows "
+                "where it is open.",
+                "Too many connections from your account: close the call in your other tabs "
+                "or windows.",
+                "Too many joins in a short time.",
+                "The server did not accept this page's messages.",
+                None, None]
+            await experts[0].close()  # room for one: the next try gets in
+            await expect(page.locator("#call")).to_be_visible(timeout=30_000)
+            await experts[1].close()
+    finally:
+        serve.stop()
