@@ -15,6 +15,7 @@ injected into the app: tests move time with ``advance``. The helpers themselves 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -79,12 +80,13 @@ def server_databases(request: pytest.FixtureRequest,
 @pytest.fixture
 async def server_factory(tmp_path: Path, clock: Clock,
                          server_databases: ServerDatabases) -> AsyncIterator[ServerFactory]:
-    """Start real servers with settings overrides: ``await server_factory(port=...)``."""
+    """Start real servers with settings overrides: ``await server_factory(port=...)``;
+    ``sock``: a socket bound on 127.0.0.1 to serve on."""
     runners: list[web.AppRunner] = []
     sessions: list[aiohttp.ClientSession] = []
 
-    async def start(**overrides: Any) -> Server:
-        server, runner = await start_app(clock, **server_databases.settings(
+    async def start(*, sock: socket.socket | None = None, **overrides: Any) -> Server:
+        server, runner = await start_app(clock, sock=sock, **server_databases.settings(
             {"data_dir": tmp_path / f"data{len(runners)}", **overrides}))
         runners.append(runner)
         sessions.append(server.http)

@@ -108,7 +108,11 @@ class Settings:
         default="videoassist", metadata=_doc("Name shown to customers on the join page.")
     )
     session_ttl_s: int = field(default=12 * 3600, metadata=_doc("Staff session token lifetime."))
-    invite_ttl_s: int = field(default=3600, metadata=_doc("Default lifetime of a join link."))
+    invite_ttl_s: int = field(
+        default=900,
+        metadata=_doc("Default lifetime of a join link: short, because a link opened but "
+                      "not used stays in the browser's history (docs/security.md)."),
+    )
     invite_max_ttl_s: int = field(
         default=24 * 3600, metadata=_doc("Longest lifetime a join link may be given.")
     )
@@ -324,6 +328,12 @@ class Settings:
     ws_rate_burst: int = field(
         default=120, metadata=_doc("Signalling messages a connection may send in a burst.")
     )
+    ws_outbox_messages: int = field(
+        default=256,
+        metadata=_doc("Messages waiting to be written to one client at most; when full, "
+                      "superseded ones (pointer moves...) are dropped, and a client still "
+                      "that far behind is closed (4409)."),
+    )
     call_max_connections_per_link: int = field(
         default=3,
         metadata=_doc("Connections to its call one join link's participant token may "
@@ -474,6 +484,7 @@ class Settings:
             ("ws_heartbeat_s", self.ws_heartbeat_s > 0, "positive"),
             ("ws_rate_per_s", self.ws_rate_per_s > 0, "positive"),
             ("ws_rate_burst", self.ws_rate_burst > 0, "positive"),
+            ("ws_outbox_messages", 8 <= self.ws_outbox_messages <= 100_000, "8..100000"),
             ("call_max_connections_per_link", 1 <= self.call_max_connections_per_link <= 100,
              "1..100"),
             ("call_max_connections_per_user", 1 <= self.call_max_connections_per_user <= 1000,

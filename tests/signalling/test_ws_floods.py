@@ -10,7 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.support.server import Server, ServerFactory, two_parties
+from tests.support.server import Server, ServerFactory, receive, two_parties
+from tests.support.slowlink import SlowClient, slow_listening_socket
 from videoassist.appkeys import HUB
 
 
@@ -232,6 +233,67 @@ async def test_annotation_bytes_per_sender_are_limited(server_factory: ServerFac
             relayed += msg.json()["type"] == "annotation.pointer"
     assert budget // size - 5 <= relayed <= (budget + refill) // size, (relayed, refill)
     await _close([expert, customer])
+
+
+async def test_a_slow_reader_gets_the_latest_pointer_not_closed(
+        server_factory: ServerFactory) -> None:
+    """Issue 20 #9: pointer moves, each within the sender's budget, got a participant on
+    a slow link closed as too slow (4409). Now, when its outbox is full, the moves that
+    later ones supersede are dropped for it: it stays, and when it reads again it gets
+    every chat line and shape in order, and where the pointer is now.
+
+    The slow link is real: the server writes to it through a small kernel buffer and
+    the client reads nothing until the flood is over, so what it has not read backs up
+    through the sockets into its outbox (a small one here, ``ws_outbox_messages``, that
+    still holds the chat lines and shapes sent after the link backed up)."""
+    server = await server_factory(sock=slow_listening_socket(), ws_outbox_messages=64,
+                                  ws_rate_per_s=10_000, ws_rate_burst=10_000,
+                                  ws_heartbeat_s=60)  # the reader answers no ping
+    staff_token, customer_token, job_id = await two_parties(server)
+    expert, _ = await server.join_call(staff_token, job_id)
+    customer = await SlowClient.connect(server.url + "/ws", server.origin)
+    await customer.send_json({"type": "auth", "token": customer_token})
+    joined = await customer.receive_json()
+    target = joined["you"]["id"]
+    assert (await receive(expert))["type"] == "participant.joined"
+    # About 700 KB of pointer moves (the budget is 1 MiB a minute), ~250 KB of which
+    # fill the link's buffers here; a chat line and a shape every 400 moves.
+    moves, kept = 8000, []
+    async with asyncio.timeout(120):
+        for n in range(1, moves + 1):
+            await expert.send_json({"type": "annotation.pointer", "target": target,
+                                    "x": n / moves, "y": 0.5})
+            if n % 400 == 0:
+                await expert.send_json({"type": "chat.message", "text": f"line {n}"})
+                shape = {"id": f"s{n}", "kind": "arrow", "points": [[0.1, 0.1], [0.2, 0.2]],
+                         "color": "#ff3b30", "width": 0.01}
+                await expert.send_json({"type": "annotation.add", "target": target,
+                                        "shape": shape})
+                kept += [("chat.message", f"line {n}"), ("annotation.add", f"s{n}")]
+                # In step with the server, which relays all of it: nothing refused.
+                await expert.send_json({"type": "ping"})
+                while (answer := await receive(expert, skip=("chat.message",)))["type"] != "pong":
+                    raise AssertionError(answer)
+        await expert.send_json({"type": "annotation.clear", "target": target})
+        kept.append(("annotation.clear", ""))
+        await expert.send_json({"type": "ping"})
+        assert (await receive(expert, skip=("chat.message",)))["type"] == "pong"
+        got, pointers = [], []
+        while len(got) < len(kept):
+            message = await customer.receive_json()  # AssertionError on 4409
+            if message["type"] == "annotation.pointer":
+                pointers.append(message["x"])
+            elif message["type"] == "chat.message":
+                got.append(("chat.message", message["message"]["text"]))
+            else:
+                got.append((message["type"], message.get("shape", {}).get("id", "")))
+    assert got == kept
+    assert pointers == sorted(pointers) and pointers[-1] == 1.0  # where it is now
+    assert len(pointers) < moves / 2, len(pointers)  # the link did back up
+    await expert.send_json({"type": "chat.message", "text": "still there?"})
+    assert (await customer.receive_json())["message"]["text"] == "still there?"
+    await customer.close()
+    await expert.close()
 
 
 async def test_join_and_leave_churn_on_one_link_is_limited(server: Server) -> None:

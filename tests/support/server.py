@@ -252,12 +252,15 @@ def local_peers() -> tuple[str, ...]:
 ServerFactory = Callable[..., Awaitable[Server]]
 
 
-async def start_app(clock: Clock, **settings: Any) -> tuple[Server, web.AppRunner]:
-    """The whole app serving on 127.0.0.1, on a port of its own, and a client session for
-    it. ``settings``: fields of ``Settings`` over the tests' defaults (``data_dir`` is
-    needed). The caller closes ``server.http``, then cleans the runner up."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+async def start_app(clock: Clock, *, sock: socket.socket | None = None,
+                    **settings: Any) -> tuple[Server, web.AppRunner]:
+    """The whole app serving on 127.0.0.1, on a port of its own (or on ``sock``, bound
+    there), and a client session for it. ``settings``: fields of ``Settings`` over the
+    tests' defaults (``data_dir`` is needed). The caller closes ``server.http``, then
+    cleans the runner up."""
+    if sock is None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     values: dict[str, Any] = {"host": "127.0.0.1", "port": port, "ws_heartbeat_s": 5.0,
                               "ice_allowed_peers": local_peers()}

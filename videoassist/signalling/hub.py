@@ -3,7 +3,8 @@
 A job's call starts when its first participant joins and ends when its last one
 leaves; both are told to a ``CallEvents`` (the webhooks), in order. Each member has a
 bounded outbox drained by its connection's writer, so a slow client never holds up a
-broadcast: when its outbox is full it is closed.
+broadcast: when its outbox is full, superseded messages (pointer moves...) are dropped
+from it (``videoassist.signalling.outbox``), and if it is still full it is closed.
 
 While the server drains (see ``videoassist.serving``) no new call starts on it: a join
 to a job with no call in progress is refused, a join to a call it holds is let in
@@ -38,12 +39,12 @@ from videoassist import jobs
 from videoassist.auth.ratelimit import TokenBucket
 from videoassist.errors import CallFull, Draining, TooManyConnections, TooManyRequests
 from videoassist.signalling.events import CallEvents
+from videoassist.signalling.outbox import OUTBOX_MAX, Outbox
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Job, Participant, Placement
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_MAX = 256
 CLOSE_TIMEOUT_S = 2.0
 
 # WebSocket close codes the server uses (docs/protocol.md).
@@ -116,9 +117,7 @@ class Member:
     expires_at: float
     ws: web.WebSocketResponse
     session_version: int = 0  # a staff member's, when they joined
-    outbox: asyncio.Queue[dict[str, Any]] = field(
-        default_factory=lambda: asyncio.Queue(OUTBOX_MAX)
-    )
+    outbox: Outbox = field(default_factory=Outbox)
     closing: bool = False
     close_reason: str | None = None  # the reason the server gave when it closed this
     writer: asyncio.Task[None] | None = None
@@ -164,16 +163,19 @@ class Member:
         return f"[job {self.job.id} participant {self.participant.id}]"
 
     def send(self, message: dict[str, Any]) -> bool:
-        """Queue a message; a member whose outbox is full is closed as too slow."""
+        """Queue a message; a member whose outbox is full even after coalescing is
+        closed as too slow."""
         if self.closing:
             return False
-        try:
-            self.outbox.put_nowait(message)
-        except asyncio.QueueFull:
+        coalesced = self.outbox.coalesced
+        if not self.outbox.put(message):
             logger.warning("%s outbox full: closing a client that does not read",
                            self.log_prefix)
             self.close(CLOSE_TOO_SLOW, "too_slow", "Your connection is too slow.")
             return False
+        if not coalesced and self.outbox.coalesced:
+            logger.info("%s falls behind: superseded messages are dropped for it",
+                        self.log_prefix)
         return True
 
     async def write_loop(self) -> None:
@@ -233,9 +235,11 @@ class Room:
 class Hub:
     def __init__(self, store: Store, poll_s: float, clock: Callable[[], float],
                  node: ThisNode, events: CallEvents | None = None,
-                 limits: JoinLimits = JoinLimits()) -> None:
+                 limits: JoinLimits = JoinLimits(), outbox_max: int = OUTBOX_MAX) -> None:
+        """``outbox_max``: how many messages wait for one client at most."""
         self._store = store
         self._limits = limits
+        self._outbox_max = outbox_max
         self._node = node
         self._poll_s = poll_s
         self._clock = clock
@@ -334,7 +338,7 @@ class Hub:
                     await self._forget_empty(room)
                 raise
             member = Member(participant, job, user_id, invite_id, expires_at, ws,
-                            session_version)
+                            session_version, Outbox(self._outbox_max))
             room.broadcast({"type": "participant.joined", "participant": participant.public()})
             room.members[member.id] = member
             self.joined[role] = self.joined.get(role, 0) + 1

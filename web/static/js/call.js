@@ -5,13 +5,16 @@
 // A lost socket (network gone, server restarting) is reopened with the same token,
 // waiting 1, 2, 4, 8 then 10 seconds between tries, for up to five minutes; a failed
 // media connection is started again on the open socket. The camera is not asked for
-// again: its tracks go on the new connection.
+// again: its tracks go on the new connection. A join the server refuses for now (the
+// call is full, too many connections or joins: 4429; 4400) is tried again every 10
+// seconds at most, saying why in words.
 import { Signalling } from "./signalling.js";
 import { MediaLink, countCameras } from "./media.js";
 
 const RETRY_DELAYS_S = [1, 2, 4, 8, 10];
 const GIVE_UP_AFTER_MS = 5 * 60 * 1000;
 const MEDIA_RESTART_MS = 1000;
+const REFUSED_RETRY_S = 10;
 
 /** @typedef {import("./signalling.js").Joined} Joined */
 /** @typedef {import("./signalling.js").Participant} Participant */
@@ -33,6 +36,26 @@ const ENDINGS = {
   forbidden: "This call is not open to you.",
   not_found: "This job no longer exists.",
 };
+
+/**
+ * Why the server refused to let this client in for now, in words (docs/protocol.md:
+ * close 4429 and 4400), or null for any other close.
+ * @param {number} code the close code
+ * @param {string} reason the close reason
+ * @param {boolean} staff whether the client came with a staff account, not a link
+ * @returns {string | null}
+ */
+export function refusal(code, reason, staff) {
+  if (code === 4400) return "The server did not accept this page's messages.";
+  if (code !== 4429) return null;
+  if (reason === "call_full") return "This call is full.";
+  if (reason === "too_many_connections") {
+    return staff
+      ? "Too many connections from your account: close the call in your other tabs or windows."
+      : "Too many connections from this link: close the other tabs or windows where it is open.";
+  }
+  return "Too many joins in a short time.";
+}
 
 /**
  * Open the camera (rear by default) and microphone, as far as the device allows.
@@ -180,16 +203,19 @@ export class Call extends EventTarget {
     if (code === 1000 || code === 4401 || code === 4403) {
       return this.end(ENDINGS[reason] || "The call has ended.", reason);
     }
+    const refused = refusal(code, reason, this.job !== undefined);
     if (!this.lostAt) this.lostAt = Date.now();
     if (Date.now() - this.lostAt > GIVE_UP_AFTER_MS) {
+      if (refused) return this.end(`${refused} Try again later.`, reason);
       return this.end("The connection could not be restored. Check the network; the " +
         "person who invited you can send a new link.", "lost");
     }
-    const delay = RETRY_DELAYS_S[Math.min(this.tries, RETRY_DELAYS_S.length - 1)];
+    let delay = RETRY_DELAYS_S[Math.min(this.tries, RETRY_DELAYS_S.length - 1)];
+    if (refused) delay = Math.max(delay, REFUSED_RETRY_S);
     this.tries += 1;
-    this.setState("reconnecting", navigator.onLine === false
-      ? "No network. Waiting for it to come back…"
-      : `Connection lost. Reconnecting in ${delay} s…`);
+    this.setState("reconnecting", refused ? `${refused} Trying again in ${delay} s…`
+      : navigator.onLine === false ? "No network. Waiting for it to come back…"
+        : `Connection lost. Reconnecting in ${delay} s…`);
     this.retryTimer = setTimeout(() => this.retryNow(), delay * 1000);
   }
 
