@@ -86,3 +86,23 @@ async def test_ws_bad_input_is_bad_request_before_and_after_auth(
         await socket.close()
     assert ws.close_code == aiohttp.WSCloseCode.OK
     no_tracebacks(caplog)
+
+
+async def test_ws_lone_surrogate_is_bad_request_not_a_database_error(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """JSON may escape a lone surrogate ("\\ud800"), which no UTF-8 text, and so no
+    database, can hold: found by tests/signalling/test_fuzz_messages.py as an
+    ``internal`` error from note.add. A surrogate pair (an emoji) is fine."""
+    caplog.set_level(logging.INFO)
+    staff_token, _, job_id = await two_parties(server)
+    ws, _ = await server.join_call(staff_token, job_id)
+    for raw in ('{"type": "note.add", "text": "valve \\ud800"}',
+                '{"type": "chat.message", "text": "\\udfff\\ud800"}',
+                '{"type": "ping", "x": "\\ud83d"}'):
+        await ws.send_str(raw)
+        error = await receive(ws)
+        assert (error["type"], error["code"]) == ("error", "bad_request"), (raw, error)
+    await ws.send_str('{"type": "note.add", "text": "valve \\ud83d\\ude00"}')
+    assert (await receive(ws))["type"] == "note.added"
+    await ws.close()
+    no_tracebacks(caplog)

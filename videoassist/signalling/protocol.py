@@ -10,6 +10,7 @@ video's picture, (1, 1) its bottom-right, whatever its size or letterboxing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,9 @@ MEDIA_KINDS = ("audio", "video")
 CAMERA_ACTIONS = ("switch", "torch", "zoom")
 FACINGS = ("user", "environment")
 MAX_ZOOM = 100.0
+# JSON may escape a UTF-16 surrogate ("\ud800"): alone, it is text no database or UTF-8
+# encoder takes.
+ESCAPED_SURROGATE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 
 
@@ -48,6 +52,11 @@ def decode(raw: str, max_bytes: int) -> dict[str, Any]:
         raise BadRequest("The message is nested too deeply.") from None
     if not isinstance(message, dict):
         raise BadRequest("A message must be a JSON object.")
+    if ESCAPED_SURROGATE.search(raw):  # a pair is an emoji; a lone one no text can hold
+        try:
+            json.dumps(message, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest("The message holds text that is not valid Unicode.") from None
     kind = message.get("type")
     if not isinstance(kind, str):
         raise BadRequest("A message needs a string 'type'.")
