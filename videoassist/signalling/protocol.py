@@ -23,7 +23,7 @@ from videoassist.snapshots.shapes import (
     number,
     unit,
 )
-from videoassist.storage.records import MAX_NOTE_CHARS
+from videoassist.storage.records import MAX_NOTE_CHARS, storable
 
 PROTOCOL_VERSION = 1
 
@@ -34,9 +34,10 @@ MEDIA_KINDS = ("audio", "video")
 CAMERA_ACTIONS = ("switch", "torch", "zoom")
 FACINGS = ("user", "environment")
 MAX_ZOOM = 100.0
-# JSON may escape a UTF-16 surrogate ("\ud800"): alone, it is text no database or UTF-8
-# encoder takes.
-ESCAPED_SURROGATE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+# The escapes of what no database stores: a UTF-16 surrogate ("\ud800"; a pair is an
+# emoji, a lone one no UTF-8 holds) and NUL ("\u0000", which PostgreSQL refuses). Only a
+# message holding one is walked (``storable``).
+UNSTORABLE_ESCAPE = re.compile(r"\\u(?:[dD][89abcdefABCDEF]|0000)")
 
 
 
@@ -52,11 +53,9 @@ def decode(raw: str, max_bytes: int) -> dict[str, Any]:
         raise BadRequest("The message is nested too deeply.") from None
     if not isinstance(message, dict):
         raise BadRequest("A message must be a JSON object.")
-    if ESCAPED_SURROGATE.search(raw):  # a pair is an emoji; a lone one no text can hold
-        try:
-            json.dumps(message, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRequest("The message holds text that is not valid Unicode.") from None
+    if UNSTORABLE_ESCAPE.search(raw) and not storable(message):
+        raise BadRequest("The message holds a NUL character or text that is not valid "
+                         "Unicode (a lone surrogate).")
     kind = message.get("type")
     if not isinstance(kind, str):
         raise BadRequest("A message needs a string 'type'.")
