@@ -7,7 +7,8 @@ expert, an API key with scopes) or, now and then, as someone else (a technician,
 customer's participant token, a made-up key, no one). Its path parameters, query
 string, body and Content-Type are then mutated (``tests.support.fuzz``). Every answer
 must be below 500 and never an ``internal`` error, the log must hold no traceback or
-ERROR line, and the server must serve on. The seed is printed with any failure:
+ERROR line, and the server must serve on; on SQLite and on PostgreSQL, whose text
+refuses what SQLite stores (a NUL). The seed is printed with any failure:
 ``VIDEOASSIST_FUZZ_SEED=... pytest tests/api/test_fuzz_routes.py`` replays it.
 """
 
@@ -33,8 +34,8 @@ from tests.support.snapshots import still_snapshot
 from videoassist import apikeys
 from videoassist.config import Secret
 
-CASES = 3000
-BUDGET_S = 15.0
+CASES = 1500  # on each database
+BUDGET_S = 8.0
 # Routes not fuzzed here, and where they are.
 NOT_FUZZED = {("GET", "/ws"): "tests/signalling/test_fuzz_messages.py (each message type)"}
 # Routes whose every case costs a password hash or a JPEG: fewer cases.
@@ -174,6 +175,8 @@ async def send(server: Server, method: str, path: str, headers: dict[str, str],
         return response.status, None
 
 
+# PostgreSQL refuses text SQLite stores (a NUL character): both are fuzzed.
+@pytest.mark.parametrize("server_backend", ["sqlite", "postgresql"])
 async def test_every_route_fuzzed_answers_below_500_without_traceback(
         server_factory: ServerFactory, caplog: pytest.LogCaptureFixture) -> None:
     server = await server_factory(metrics_token=Secret(METRICS_TOKEN))
@@ -231,12 +234,12 @@ async def test_every_route_fuzzed_answers_below_500_without_traceback(
     cases = budget.done
     print(f"{cases} cases, statuses {dict(sorted(statuses.items()))}")
     assert not failures, (f"VIDEOASSIST_FUZZ_SEED={seed}: {len(failures)} of {cases} cases "
-                          f"answered 5xx or internal; first: {failures[:3]}")
+                          f"answered 5xx or internal; first: {failures[:5]}")
     tracebacks = [r.getMessage()[:300] for r in caplog.records
                   if r.exc_info is not None or r.levelno >= logging.ERROR]
     assert not tracebacks, (f"VIDEOASSIST_FUZZ_SEED={seed}: {len(tracebacks)} errors logged; "
                             f"first: {tracebacks[:3]}")
-    assert cases >= 300, f"only {cases} cases within {BUDGET_S} s"
+    assert cases >= 200, f"only {cases} cases within {BUDGET_S} s"
     # The fuzz reached past sign-in on most routes (some examples are all about being refused).
     reached = {f"{r.method} {r.path}" for r in routes} - set(past_auth)
     assert len(reached) <= 3, f"VIDEOASSIST_FUZZ_SEED={seed}: never past auth: {reached}"
