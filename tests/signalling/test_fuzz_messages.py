@@ -33,7 +33,7 @@ from videoassist.signalling.hub import CLOSE_CALL_LOST
 from videoassist.signalling.protocol import CLIENT_TYPES
 
 CASES = 3000
-BUDGET_S = 15.0
+BUDGET_S = 12.0
 WAIT_S = 10.0
 DOC_JOB_ID, DOC_TARGET_ID = 1, 2  # docs/protocol.md's job and target
 # The limits are tested elsewhere (tests/test_limits.py): here they would only answer
