@@ -86,3 +86,60 @@ async def test_ws_bad_input_is_bad_request_before_and_after_auth(
         await socket.close()
     assert ws.close_code == aiohttp.WSCloseCode.OK
     no_tracebacks(caplog)
+
+
+async def test_ws_lone_surrogate_is_bad_request_not_a_database_error(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """JSON may escape a lone surrogate ("\\ud800"), which no UTF-8 text, and so no
+    database, can hold: found by tests/signalling/test_fuzz_messages.py as an
+    ``internal`` error from note.add. A surrogate pair (an emoji) is fine."""
+    caplog.set_level(logging.INFO)
+    staff_token, _, job_id = await two_parties(server)
+    ws, _ = await server.join_call(staff_token, job_id)
+    for raw in ('{"type": "note.add", "text": "valve \\ud800"}',
+                '{"type": "chat.message", "text": "\\udfff\\ud800"}',
+                '{"type": "ping", "x": "\\ud83d"}'):
+        await ws.send_str(raw)
+        error = await receive(ws)
+        assert (error["type"], error["code"]) == ("error", "bad_request"), (raw, error)
+    await ws.send_str('{"type": "note.add", "text": "valve \\ud83d\\ude00"}')
+    assert (await receive(ws))["type"] == "note.added"
+    await ws.close()
+    no_tracebacks(caplog)
+
+
+@pytest.mark.parametrize("server_backend", ["sqlite", "postgresql"])
+async def test_a_nul_character_is_bad_request_on_every_database(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """PostgreSQL's text holds no NUL character: "\\u0000" in a note, a job's title, a
+    caption, a username or a key's name was a database error there (500, a traceback),
+    and in a chat or note message an ``internal`` error; found by the route fuzz on
+    PostgreSQL. It is a bad_request on both databases, as no one types it."""
+    caplog.set_level(logging.INFO)
+    _, admin_token = await server.staff("admin")
+    staff_token, _, job_id = await two_parties(server)
+    json_headers = {"Content-Type": "application/json"}
+    for method, path, token, body in (
+            ("POST", f"/api/jobs/{job_id}/notes", staff_token, '{"text": "valve\\u0000"}'),
+            ("POST", "/api/jobs", staff_token, '{"title": "\\u0000"}'),
+            ("POST", "/api/keys", admin_token, '{"name": "CRM\\u0000", "scopes": ["jobs:read"]}'),
+            ("POST", "/api/session", None, '{"username": "a\\u0000b", "password": "x"}'),
+            ("POST", "/api/invites/redeem", None, '{"token": "\\u0000"}')):
+        status, answer, _ = await server.request(method, path, token=token, data=body,
+                                                 headers=json_headers)
+        assert (status, answer["error"]["code"]) == (400, "bad_request"), (path, answer)
+    for path, token in (("/api/jobs?q=a%00", staff_token),
+                        ("/api/audit?actor=%00", admin_token),
+                        ("/api/audit?format=jsonl&target=x%00", admin_token)):
+        status, answer, _ = await server.request("GET", path, token=token)
+        assert (status, answer["error"]["code"]) == (400, "bad_request"), (path, answer)
+    ws, _ = await server.join_call(staff_token, job_id)
+    for raw in ('{"type": "note.add", "text": "valve \\u0000"}',
+                '{"type": "chat.message", "text": "\\u0000"}'):
+        await ws.send_str(raw)
+        error = await receive(ws)
+        assert (error["type"], error["code"]) == ("error", "bad_request"), (raw, error)
+    await ws.send_str('{"type": "note.add", "text": "a backslash: \\\\u0000"}')
+    assert (await receive(ws))["note"]["text"] == "a backslash: \\u0000"
+    await ws.close()
+    no_tracebacks(caplog)

@@ -1,8 +1,8 @@
 """A bounded SDP fuzz (issue 20, finding 12): mutated real aiortc offers, each on a fresh
 socket of one participant, must each get an ``sdp.answer`` or a ``bad_request`` error,
 never ``internal``; a refused first offer leaves no media session behind; the server
-logs no traceback. The seed is printed with any failure: ``FUZZ_SEED=... pytest ...``
-replays it."""
+logs no traceback. The seed is printed with any failure:
+``VIDEOASSIST_FUZZ_SEED=... pytest ...`` replays it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import time
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from tests.support.fuzz import fuzz_seed
 from tests.support.server import ServerFactory, receive, two_parties
 from videoassist.appkeys import MEDIA
 
@@ -97,7 +98,7 @@ async def test_fuzzed_offers_get_answers_or_bad_request_never_internal(
     # One customer joins once a case, far past VIDEOASSIST_CALL_JOINS_PER_MIN's default.
     server = await server_factory(call_joins_per_min=10_000)
     caplog.set_level(logging.INFO)
-    seed = int(os.environ.get("FUZZ_SEED", random.randrange(2**32)))
+    seed = fuzz_seed()
     rng = random.Random(seed)
     lines = await offer_lines()
     router = server.app[MEDIA]
@@ -142,8 +143,9 @@ async def test_fuzzed_offers_get_answers_or_bad_request_never_internal(
                 await asyncio.sleep(0.01)
     assert cases >= 50, cases
     leaked = len(os.listdir("/proc/self/fd")) - fds
-    assert leaked < 20, f"FUZZ_SEED={seed}: {leaked} more file descriptors open than before"
-    assert not internal, (f"FUZZ_SEED={seed}: {len(internal)} of {cases} internal; "
+    assert leaked < 20, (f"VIDEOASSIST_FUZZ_SEED={seed}: {leaked} more file descriptors open "
+                         "than before")
+    assert not internal, (f"VIDEOASSIST_FUZZ_SEED={seed}: {len(internal)} of {cases} internal; "
                           f"first: {internal[0]!r}")
     assert outcomes.get("sdp.answer", 0) > 0 and outcomes.get("bad_request", 0) > 0, outcomes
     tracebacks = [r.getMessage() for r in caplog.records

@@ -19,7 +19,7 @@ from videoassist.config import Secret, Settings
 from videoassist.errors import BadRequest, ConfigError, Unavailable
 from videoassist.snapshots import labels, render
 from videoassist.snapshots.fonts import LabelFonts
-from videoassist.snapshots.shapes import check_shapes
+from videoassist.snapshots.shapes import MAX_INK, MAX_SHAPES, check_shapes, ink
 from videoassist.snapshots.vault import Vault, kek_id, seal, unseal
 from videoassist.storage import Store
 
@@ -321,3 +321,27 @@ def test_a_long_label_is_cut_only_where_it_does_not_show(label_fonts: LabelFonts
         render.text_metrics(_label(text, width=0.001), 6400, 360)
     assert _painted(wide[:, 640:]).sum() > 1000  # it does run past the narrow picture
     assert np.array_equal(narrow, wide[:, :640])
+
+
+def test_a_snapshot_takes_200_labels_within_its_ink_one_stroke_more_is_refused() -> None:
+    """snapshots.shapes.MAX_SHAPES and MAX_INK: a label counts MAX_INK / MAX_SHAPES, so
+    the most shapes a snapshot carries, all small labels, are exactly its ink budget
+    (their sum used to come out a hair above it in floating point, and 200 labels were
+    refused as "too much drawing"). One more shape, or a stroke in place of a label
+    that paints more than it, is refused."""
+    def label(n: int) -> dict[str, Any]:
+        return {"id": f"t{n}", "kind": "text", "points": [[0.5, 0.5]], "color": "#ff0000",
+                "width": 0.004, "text": "a"}
+
+    def pen(length: float) -> dict[str, Any]:
+        return {"id": "p", "kind": "pen", "points": [[0.0, 0.5], [length, 0.5]],
+                "color": "#ff0000", "width": 0.1}
+
+    labels = [label(n) for n in range(MAX_SHAPES)]
+    assert len(check_shapes(labels)) == MAX_SHAPES
+    assert ink(pen(0.05)) < MAX_INK / MAX_SHAPES < ink(pen(1.0))
+    assert len(check_shapes([*labels[1:], pen(0.05)])) == MAX_SHAPES
+    for shapes, refusal in (([*labels, label(MAX_SHAPES)], "at most 200 shapes"),
+                            ([*labels[1:], pen(1.0)], "Too much drawing")):
+        with pytest.raises(BadRequest, match=refusal):
+            check_shapes(shapes)

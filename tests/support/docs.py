@@ -64,3 +64,28 @@ def keys_match(real: Any, documented: Any) -> bool:
     if isinstance(real, list) and isinstance(documented, list) and real and documented:
         return keys_match(real[0], documented[0])
     return True
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpExample:
+    """The request of an ``http`` block of docs/api.md."""
+
+    method: str
+    path: str  # with the query string, as written
+    headers: dict[str, str]
+    body: str
+    block: Block
+
+
+def http_examples() -> list[HttpExample]:
+    """Every request example of docs/api.md, in order."""
+    examples = []
+    for block in fenced_blocks("api.md"):
+        if block.info != "http":
+            continue
+        head, _, body = block.body.partition("\n\n")
+        first, *header_lines = head.splitlines()
+        method, path = first.split(" ")
+        headers = dict(line.split(": ", 1) for line in header_lines)
+        examples.append(HttpExample(method, path, headers, body.strip(), block))
+    return examples

@@ -14,15 +14,16 @@ from videoassist.snapshots.vault import Vault
 from videoassist.storage.records import Author
 
 
-async def still_snapshot(server: Server, job_id: int, author: Any) -> tuple[int, int]:
-    """A stored snapshot for the examples to read. Taken from a still picture, not a
-    live camera: the live path is tested in tests/snapshots; these examples are about
-    the HTTP answers."""
+async def still_snapshot(server: Server, job_id: int, author: Any,
+                         size: tuple[int, int] = (720, 1280)) -> tuple[int, int]:
+    """A stored snapshot for the examples to read, ``size`` (height, width). Taken from a
+    still picture, not a live camera: the live path is tested in tests/snapshots; these
+    examples are about the HTTP answers."""
 
     class StillCamera:
         async def capture(self, participant_id: int) -> Any:
             return dataclasses.make_dataclass("Capture", ["image", "captured_at"])(
-                np.full((720, 1280, 3), 90, np.uint8), server.clock())
+                np.full((*size, 3), 90, np.uint8), server.clock())
 
     vault = Vault(keyfiles.snapshot_key(server.settings), server.store.snapshots)
     service = SnapshotService(server.store, vault, StillCamera(), 90)

@@ -14,6 +14,7 @@ from videoassist.appkeys import STORE
 from videoassist.errors import BadRequest
 from videoassist.storage.audit import AuditFilter
 from videoassist.storage.chain import canonical
+from videoassist.storage.records import storable
 
 MAX_LIMIT = 1000
 MAX_TEXT_CHARS = 200
@@ -41,6 +42,8 @@ def _text(query: MultiMapping[str], name: str) -> str | None:
     value = query.get(name)
     if value is not None and not 1 <= len(value) <= MAX_TEXT_CHARS:
         raise BadRequest(f"{name} must be 1 to {MAX_TEXT_CHARS} characters.")
+    if value is not None and not storable(value):
+        raise BadRequest(f"{name} must not hold a NUL character.")
     return value
 
 

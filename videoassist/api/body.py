@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from videoassist.errors import BadRequest, PayloadTooLarge
+from videoassist.storage.records import storable
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -29,12 +30,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise BadRequest("The body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.")
-    try:  # JSON may escape a lone surrogate ("\ud800"), which no UTF-8 text can hold
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadRequest("The body holds text that is not valid Unicode.") from None
-    except RecursionError:
-        raise BadRequest("The body is nested too deeply.") from None
+    if not storable(body):
+        raise BadRequest("The body holds a NUL character or text that is not valid Unicode "
+                         "(a lone surrogate).")
     return body
 
 

@@ -10,7 +10,7 @@ from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import staff_or_api_key, staff_user
 from videoassist.appkeys import CLOCK, HUB, SNAPSHOTS, STORE, WEBHOOKS
 from videoassist.errors import BadRequest
-from videoassist.storage.records import JOB_STATUSES, MAX_NOTE_CHARS
+from videoassist.storage.records import JOB_STATUSES, MAX_NOTE_CHARS, storable
 
 MAX_QUERY_CHARS = 100
 MAX_RETENTION_DAYS = 100 * 365
@@ -44,6 +44,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     q = request.query.get("q", "")
     if len(q) > MAX_QUERY_CHARS:
         raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters.")
+    if not storable(q):
+        raise BadRequest("q must not hold a NUL character.")
     found = await request.app[STORE].jobs.list(status, limit, offset, q or None)
     return web.json_response({"jobs": [j.public() for j in found]})
 

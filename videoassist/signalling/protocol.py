@@ -10,6 +10,7 @@ video's picture, (1, 1) its bottom-right, whatever its size or letterboxing.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from videoassist.snapshots.shapes import (
     number,
     unit,
 )
-from videoassist.storage.records import MAX_NOTE_CHARS
+from videoassist.storage.records import MAX_NOTE_CHARS, storable
 
 PROTOCOL_VERSION = 1
 
@@ -33,6 +34,10 @@ MEDIA_KINDS = ("audio", "video")
 CAMERA_ACTIONS = ("switch", "torch", "zoom")
 FACINGS = ("user", "environment")
 MAX_ZOOM = 100.0
+# The escapes of what no database stores: a UTF-16 surrogate ("\ud800"; a pair is an
+# emoji, a lone one no UTF-8 holds) and NUL ("\u0000", which PostgreSQL refuses). Only a
+# message holding one is walked (``storable``).
+UNSTORABLE_ESCAPE = re.compile(r"\\u(?:[dD][89abcdefABCDEF]|0000)")
 
 
 
@@ -48,6 +53,9 @@ def decode(raw: str, max_bytes: int) -> dict[str, Any]:
         raise BadRequest("The message is nested too deeply.") from None
     if not isinstance(message, dict):
         raise BadRequest("A message must be a JSON object.")
+    if UNSTORABLE_ESCAPE.search(raw) and not storable(message):
+        raise BadRequest("The message holds a NUL character or text that is not valid "
+                         "Unicode (a lone surrogate).")
     kind = message.get("type")
     if not isinstance(kind, str):
         raise BadRequest("A message needs a string 'type'.")

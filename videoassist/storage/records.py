@@ -325,3 +325,26 @@ class AuditEntry:
         return {"id": self.id, "created_at": self.created_at, "actor": self.actor,
                 "action": self.action, "target": self.target, "detail": self.detail,
                 "prev_hash": self.prev_hash, "hash": self.hash}
+
+
+def storable(value: object) -> bool:
+    """Whether every string of a parsed JSON value, keys included, is text both databases
+    store: valid Unicode (JSON may escape a lone surrogate, "\\ud800", which no UTF-8
+    holds) and without NUL ("\\u0000"), which PostgreSQL's text refuses. Walked without
+    recursion, however deep the value."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
