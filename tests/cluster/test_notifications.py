@@ -24,7 +24,7 @@ import asyncpg
 from tests.support.databases import Cluster
 from tests.support.metrics import scrape, value
 from tests.support.process import ServeProcess
-from tests.support.server import PASSWORD, Clock, Server, free_port, receive
+from tests.support.server import PASSWORD, Clock, Server, free_port, join_call
 from videoassist import accounts
 from videoassist.config import Settings
 from videoassist.storage import Store
@@ -118,15 +118,6 @@ async def fleet(cluster: Cluster, tmp_path: Path, listen_role: str | None = None
         cluster.drop_database(url)
 
 
-async def join(node: Server, token: str, job: int | None = None
-               ) -> aiohttp.ClientWebSocketResponse:
-    ws = await node.ws()
-    await ws.send_json({"type": "auth", "token": token} | ({} if job is None else {"job": job}))
-    joined = await receive(ws, skip=("participant.joined",))
-    assert joined["type"] == "joined", joined
-    return ws
-
-
 async def removed(ws: aiohttp.ClientWebSocketResponse, code: str, since: float
                   ) -> tuple[int, str]:
     """The server's ``error`` with ``code`` and its close, within ``WITHIN_S`` of
@@ -159,8 +150,8 @@ async def in_call_on_b(fleet: Fleet, name: str, job: int
     to B, which holds it."""
     on_b = fleet.client(fleet.b)
     token = await on_b.sign_in(name)
-    expert = await join(on_b, token, job)
-    customer = await join(fleet.client(fleet.b), await on_b.participant(token, job))
+    expert = await join_call(on_b, token, job)
+    customer = await join_call(fleet.client(fleet.b), await on_b.participant(token, job))
     assert await fleet.holder(job) == await fleet.node_id(fleet.b)
     return expert, customer
 

@@ -10,18 +10,10 @@ import asyncio
 import aiohttp
 
 from tests.support.fleet import Fleet, client
-from tests.support.server import Server, receive
+from tests.support.server import Server, join_call, receive
 
 B = 1
 NODE_B = "node2"  # B's name in the doc's backend (node1, node2, node3 in port order)
-
-
-async def join(remote: Server, token: str, job: int | None = None
-               ) -> aiohttp.ClientWebSocketResponse:
-    ws = await remote.ws()
-    await ws.send_json({"type": "auth", "token": token} | ({} if job is None else {"job": job}))
-    assert (answer := await receive(ws, timeout=10))["type"] == "joined", answer
-    return ws
 
 
 async def chat_reaches_all(sender: aiohttp.ClientWebSocketResponse,
@@ -53,12 +45,12 @@ async def test_a_node_drained_in_haproxy_keeps_its_websockets_and_gets_no_new_co
         customer_token = await proxy.participant(staff_token, job)
         await fleet.idle()  # so that the call goes on B, joined through
         try:
-            sockets.append(await join(b, staff_token, job))
+            sockets.append(await join_call(b, staff_token, job))
             # Three WebSockets through HAProxy: leastconn gives each node one (health
             # checks hold no connection), the one on B carried by none, the others
             # carried to B by A and C.
             for token in (customer_token, staff_token, staff_token):
-                sockets.append(await join(proxy, token, job if token == staff_token else None))
+                sockets.append(await join_call(proxy, token, job if token == staff_token else None))
             assert haproxy.open() == {"node1": 1, "node2": 1, "node3": 1}, haproxy.output()
             assert await fleet.holder(job) == B
             await chat_reaches_all(sockets[1], sockets, "before the drain")

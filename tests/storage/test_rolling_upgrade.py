@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 
 from tests.support.process import ServeProcess, clean_env, ok
-from tests.support.server import PASSWORD, Clock, Server, receive
+from tests.support.server import PASSWORD, Clock, Server, join_call, receive
 from videoassist.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,14 +79,6 @@ def previous_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-async def join(remote: Server, token: str, job: int | None = None
-               ) -> aiohttp.ClientWebSocketResponse:
-    ws = await remote.ws()
-    await ws.send_json({"type": "auth", "token": token} | ({} if job is None else {"job": job}))
-    assert (answer := await receive(ws, timeout=10))["type"] == "joined", answer
-    return ws
-
-
 @BOTH
 async def test_the_previous_release_serves_a_call_on_the_newest_schema(
         tmp_path: Path, server_backend: str, server_databases: object,
@@ -109,8 +101,8 @@ async def test_the_previous_release_serves_a_call_on_the_newest_schema(
             staff = await remote.sign_in("bob")
             job = await remote.job(staff, "Boiler makes a noise")
             customer_token = await remote.participant(staff, job)
-            expert = await join(remote, staff, job)
-            customer = await join(remote, customer_token)
+            expert = await join_call(remote, staff, job)
+            customer = await join_call(remote, customer_token)
             await customer.send_json({"type": "chat.message", "text": "on the old release"})
             for ws in (expert, customer):
                 while (message := await receive(ws, timeout=10))["type"] != "chat.message":

@@ -212,6 +212,17 @@ async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0,
             return message
 
 
+async def join_call(remote: Server, token: str, job: int | None = None
+                    ) -> aiohttp.ClientWebSocketResponse:
+    """A socket to ``remote`` that has sent ``auth`` (with ``job`` for staff) and been
+    let in: its ``joined`` read (others' ``participant.joined`` before it skipped)."""
+    ws = await remote.ws()
+    await ws.send_json({"type": "auth", "token": token} | ({} if job is None else {"job": job}))
+    answer = await receive(ws, timeout=10, skip=("participant.joined",))
+    assert answer["type"] == "joined", answer
+    return ws
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
