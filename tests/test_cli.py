@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 import shutil
 import sqlite3
@@ -24,7 +25,7 @@ import pytest
 from tests.support.audit import old_database
 from tests.support.databases import Target, drop_trigger, raw_execute, raw_fetchall
 from tests.support.process import LINK_TOKEN, ServeProcess, clean_env, ok, post_json, videoassist
-from tests.support.server import PASSWORD
+from tests.support.server import PASSWORD, ServerFactory
 from videoassist.auth.passwords import verify_password
 from videoassist.storage.db import (
     POSTGRESQL,
@@ -86,6 +87,40 @@ def test_migrate_creates_a_private_database(data_dir: Path) -> None:
     assert ok(data_dir, "migrate").splitlines() == [
         f"database {db} at schema version {version}"]
     assert mode(db) == 0o600
+
+
+def test_an_existing_data_dir_is_made_private_by_every_command(tmp_path: Path) -> None:
+    """mkdir(mode=0o700) leaves an existing directory's mode alone: a data dir made by
+    hand (0755), or loosened later, is made 0700 by the next command."""
+    by_hand = tmp_path / "by-hand"
+    by_hand.mkdir()
+    by_hand.chmod(0o755)
+    result = videoassist(by_hand, "migrate")
+    assert result.code == 0, result
+    assert mode(by_hand) == 0o700
+    assert "was mode 755: made 700" in result.err
+    by_hand.chmod(0o750)  # loosened after the first run: the next command mends it
+    ok(by_hand, "audit", "verify")
+    assert mode(by_hand) == 0o700
+
+
+async def test_an_existing_data_dir_is_made_private_at_start(
+        tmp_path: Path, server_factory: ServerFactory, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    ours.chmod(0o755)
+    await server_factory(data_dir=ours)
+    assert mode(ours) == 0o700
+    if os.geteuid() != 0:
+        return  # only root can give a directory to another user
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    theirs.chmod(0o777)  # writable, so that this process can still start there
+    os.chown(theirs, 65534, 65534)  # nobody's: their owner's to change, not ours
+    await server_factory(data_dir=theirs)
+    assert mode(theirs) == 0o777
+    assert "belongs to another user (uid 65534): make it 700" in caplog.text
 
 
 def test_user_add_with_password_on_stdin(data_dir: Path) -> None:

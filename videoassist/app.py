@@ -102,6 +102,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time,
     app[SIGNIN_LIMITS] = SignInLimits(settings.signin_max_failures,
                                       settings.signin_max_failures_per_client,
                                       settings.signin_window_s)
+    keyfiles.private_data_dir(settings)
     app[TOKENS] = TokenService(
         keyfiles.signing_keys(settings), settings.public_url, settings.token_leeway_s, clock
     )

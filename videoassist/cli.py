@@ -50,7 +50,9 @@ def _when(ts: float) -> str:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
+    """The settings of a command; every command opens the data directory, which is
+    made private (0700) again if it has been loosened."""
+    settings = load_settings(
         os.environ,
         args.config,
         data_dir=args.data_dir,
@@ -59,6 +61,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         workers=getattr(args, "workers", None),
         media_ports=getattr(args, "media_ports", None),
     )
+    keyfiles.private_data_dir(settings)
+    return settings
 
 
 async def _with_store(

@@ -85,8 +85,9 @@ async def redeem_join(store: Store, token: object, client: str) -> tuple[Invite,
     job = await store.jobs.get(invite.job_id)
     await store.jobs.add_event(job.id, "invite.redeemed", {"invite": invite.id,
                                                           "role": invite.role})
+    # The address is a customer's or a link technician's: erased with the job.
     await store.audit.record(f"invite:{invite.id}", "invite.redeemed", f"job:{job.id}",
-                             client=client)
+                             {"client": client})
     if job.status != "open":
         raise Gone("The job this link was for is closed.")
     return invite, job

@@ -77,12 +77,15 @@ async def close(store: Store, emit: Emit, calls: Calls | None, job_id: int, acto
 
 
 async def erase(store: Store, job_id: int, actor: str) -> list[int]:
-    """Erase a job and its whole record, its data key included; audited as ``actor``
-    with the ids of the snapshots erased, which are returned. Refused (Conflict) while
-    a call of the job is in progress or a snapshot of it is being made, whichever
-    server process holds them: the database says, not this process's calls."""
+    """Erase a job and its whole record, its data key included, and the personal data
+    the audit log kept about it (the addresses its links were redeemed from); audited
+    as ``actor`` with the ids of the snapshots erased, which are returned, and of the
+    audit rows whose personal data went. Refused (Conflict) while a call of the job is
+    in progress or a snapshot of it is being made, whichever server process holds
+    them: the database says, not this process's calls."""
     snapshot_ids = await store.jobs.delete(job_id)
-    await store.audit.record(actor, "job.erased", f"job:{job_id}", snapshot_ids=snapshot_ids)
+    await store.audit.erase_personal(actor, "job.erased", f"job:{job_id}",
+                                     snapshot_ids=snapshot_ids)
     logger.info("[job %d] erased by %s", job_id, actor)
     return snapshot_ids
 

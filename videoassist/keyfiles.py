@@ -2,20 +2,30 @@
 settings do not give them: the token signing keys, the TURN secret, the webhook
 signing secret, the snapshot key-encryption key and the secret between the server's
 own nodes. With several workers the supervisor makes them all before it starts any
-worker, so that every worker reads the same ones."""
+worker, so that every worker reads the same ones.
+
+The data directory itself is 0700: made so when it is made here or by the store, and
+made so again at every start and CLI command (``private_data_dir``) if it is found
+looser, since ``mkdir``'s mode does nothing to a directory that already exists (one
+made by hand, unpacked from an archive, or by an older installer).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import logging
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from videoassist.auth.tokens import SigningKey
 from videoassist.config import Settings
 from videoassist.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 JWT_KEYS_FILE = "jwt-keys.json"
 TURN_SECRET_FILE = "turn-secret"  # noqa: S105 (a file name)
@@ -24,6 +34,31 @@ SNAPSHOT_KEY_BYTES = 32
 WEBHOOK_SECRET_FILE = "webhook-secret"  # noqa: S105 (a file name)
 # What a node shows another to be let in on its internal address (videoassist.cluster).
 NODE_SECRET_FILE = "node-secret"  # noqa: S105 (a file name)
+
+
+DATA_DIR_MODE = 0o700
+
+
+def private_data_dir(settings: Settings) -> None:
+    """Make an existing data directory 0700 if it is looser and this process's user
+    owns it (the owner may chmod; nobody else should). One that another user owns is
+    left as it is, with a warning if others may enter it. A missing one is left to be
+    made, 0700, by whoever writes into it first."""
+    path = settings.data_dir
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode) or stat.S_IMODE(info.st_mode) == DATA_DIR_MODE:
+        return
+    if info.st_uid == os.geteuid():
+        os.chmod(path, DATA_DIR_MODE)
+        logger.warning("data directory %s was mode %o: made %o", path,
+                       stat.S_IMODE(info.st_mode), DATA_DIR_MODE)
+    elif info.st_mode & 0o077:
+        logger.warning("data directory %s is mode %o and belongs to another user (uid %d): "
+                       "make it %o", path, stat.S_IMODE(info.st_mode), info.st_uid,
+                       DATA_DIR_MODE)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -134,6 +169,7 @@ def node_secret(settings: Settings) -> str:
 def prepare(settings: Settings) -> None:
     """Make every key file the server would generate, now (the supervisor does, before
     starting workers that would otherwise each make their own at once)."""
+    private_data_dir(settings)
     signing_keys(settings)
     turn_secret(settings)
     snapshot_key(settings)

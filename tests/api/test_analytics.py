@@ -1,15 +1,20 @@
 """The analytics figures on a seeded database match the seed, through the real server,
-as JSON and as CSV, and the period's edges hold."""
+as JSON and as CSV, and the period's edges hold; a year of them over a busy
+installation's calls leaves the server answering everyone else."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.support import seed
-from tests.support.server import Server
+from tests.support.connections import watched
+from tests.support.server import Server, ServerFactory
 from videoassist import apikeys
 
 
@@ -105,3 +110,55 @@ async def test_bad_periods_and_callers_are_refused(seeded: tuple[Server, str]) -
     assert status == 200 and body["calls"]["total"] == 5
     status, _, _ = await server.request("GET", "/api/analytics", token=jobs_key)
     assert status == 403
+
+
+YEAR_CALLS = 50_000
+# Bounds that only a failure reaches: what is waited for is answered at once when the
+# server works, and never while the analytics query is held when it does not.
+ANSWER_LIMIT_S = 20.0
+
+
+@pytest.mark.parametrize("server_backend", ["sqlite"])  # SQLite's one connection is the point
+async def test_a_year_of_analytics_keeps_no_one_else_waiting(
+        server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attack (issue 20, finding 7): an admin's 366-day report over 50,000 calls used to
+    hold the one SQLite connection for seconds, and /readyz, sign-ins, joins and chat
+    all waited. Here the report's query is held in flight inside SQLite for as long as
+    the test likes: /readyz and a sign-in must be answered meanwhile."""
+    with watched(monkeypatch) as watch:
+        server = await server_factory()
+        starts = seed.a_year_of_calls(server.settings.database_path, "2025-01-01", YEAR_CALLS)
+        user, token = await server.staff("admin")
+        watch.hold_next_long_statement()
+        report = asyncio.create_task(server.request(
+            "GET", "/api/analytics?from=2025-01-01&to=2026-01-01", token=token))
+        await asyncio.wait_for(watch.held.wait(), ANSWER_LIMIT_S)
+        pending = [report]
+        try:
+            ready = asyncio.create_task(server.request("GET", "/readyz"))
+            pending.append(ready)
+            done, _ = await asyncio.wait({ready, report}, timeout=ANSWER_LIMIT_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            assert ready in done, "/readyz waited for the analytics query"
+            assert ready.result()[0] == 200
+            signin = asyncio.create_task(server.sign_in(user.username))
+            pending.append(signin)
+            done, _ = await asyncio.wait({signin, report}, timeout=ANSWER_LIMIT_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            assert signin in done, "a sign-in waited for the analytics query"
+            signin.result()
+            assert not report.done()  # all this while the report was in flight
+        except BaseException:
+            watch.release()
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            raise
+        watch.release()
+        status, body, _ = await asyncio.wait_for(report, ANSWER_LIMIT_S * 3)
+    assert status == 200, body
+    per_day = Counter(datetime.fromtimestamp(s, UTC).date().isoformat() for s in starts)
+    assert len(body["calls_per_day"]) == 366
+    assert {d["day"]: d["calls"] for d in body["calls_per_day"]} == {
+        d["day"]: per_day[d["day"]] for d in body["calls_per_day"]}
+    assert body["calls"] == {"total": YEAR_CALLS, "ended": YEAR_CALLS}

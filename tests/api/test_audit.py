@@ -1,9 +1,11 @@
 """GET /api/audit through the real server: admins only, filters, paging, the JSON-lines
-export (checked with the chain rules of docs/security.md, written out again here), and
-an audit log that holds no token, password or key after a realistic day."""
+export (checked with the chain rules of docs/security.md, written out again here), an
+audit log that holds no token, password or key after a realistic day, and a customer's
+address gone from it when their job is erased, the chain still verifying."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
@@ -11,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests.support.databases import raw_fetchall
-from tests.support.server import PASSWORD, Server
+from tests.support.server import PASSWORD, Server, ServerFactory
+from videoassist.appkeys import HUB
 from videoassist.auth.apikeys import new_api_key
 
 GENESIS = "0" * 64
@@ -21,7 +24,7 @@ def chain_holds(lines: list[dict[str, Any]]) -> bool:
     """The rule of docs/security.md, applied to exported lines."""
     prev = GENESIS
     for line in lines:
-        fields = {k: v for k, v in line.items() if k not in ("prev_hash", "hash")}
+        fields = {k: v for k, v in line.items() if k not in ("prev_hash", "hash", "personal")}
         text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         if line["prev_hash"] != prev:
             return False
@@ -76,7 +79,7 @@ async def test_filters_and_paging(server: Server) -> None:
     everything = (await page(server, admin, "?limit=1000"))["entries"]
     assert [e["id"] for e in everything] == sorted((e["id"] for e in everything), reverse=True)
     assert set(everything[0]) == {"id", "created_at", "actor", "action", "target", "detail",
-                                  "prev_hash", "hash"}
+                                  "prev_hash", "hash", "personal"}
     assert everything[0]["prev_hash"] == everything[1]["hash"]
 
     def actions(body: dict[str, Any]) -> list[str]:
@@ -233,3 +236,41 @@ def test_the_documented_export_checks_out() -> None:
     api = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text("utf-8")
     lines = [json.loads(line) for line in api.splitlines() if line.startswith('{"action":')]
     assert len(lines) == 2 and chain_holds(lines)
+
+
+CUSTOMER_ADDRESS = "198.51.100.23"
+
+
+@pytest.mark.parametrize("server_backend", ["sqlite", "postgresql"])
+async def test_erasing_a_job_erases_its_customers_address_from_the_audit_log(
+        server_factory: ServerFactory) -> None:
+    """Issue 20: a customer's IP address, audited when their link was redeemed, goes
+    with their job; the row stays and `videoassist audit verify` still passes."""
+    server = await server_factory(trust_forwarded_for=True)  # the address a proxy saw
+    _, admin = await server.staff("admin")
+    job_id = await server.job(admin)
+    status, body, _ = await server.request(
+        "POST", "/api/invites/redeem", json={"token": await server.invite(admin, job_id)},
+        headers={"X-Forwarded-For": CUSTOMER_ADDRESS})
+    assert status == 200, body
+    ws, _ = await server.join_call(body["token"])
+    everything = "SELECT * FROM audit_log ORDER BY id"
+    redeemed = [r for r in await raw_fetchall(server.settings.database, everything)
+                if CUSTOMER_ADDRESS in repr(r)]
+    assert [r[3] for r in redeemed] == ["invite.redeemed"]  # (id, created_at, actor, action)
+    status, _, _ = await server.request("POST", f"/api/jobs/{job_id}/close", token=admin)
+    assert status == 200
+    async with asyncio.timeout(5):
+        while job_id in server.app[HUB].rooms:
+            await asyncio.sleep(0.02)
+    await ws.close()
+    status, _, _ = await server.request("DELETE", f"/api/jobs/{job_id}", token=admin)
+    assert status == 204
+    rows = await raw_fetchall(server.settings.database, everything)
+    assert CUSTOMER_ADDRESS not in repr(rows)
+    assert redeemed[0][0] in [r[0] for r in rows]  # the row itself stays
+    entries = (await page(server, admin, f"?target=job:{job_id}"))["entries"]
+    assert entries[0]["action"] == "job.erased"
+    assert entries[0]["detail"]["redacted"] == [redeemed[0][0]]
+    code, out, err = await server.cli("audit", "verify")
+    assert code == 0 and out.startswith("audit log intact"), (out, err)

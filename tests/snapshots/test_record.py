@@ -284,7 +284,11 @@ async def test_erasing_a_job_destroys_its_key_so_its_ciphertext_never_decrypts(
                                                             party.job_id)
     _, me = await party.get("/api/session")
     assert created["actor"] == f"user:{me['user']['id']}"  # the expert who asked for it
-    assert audit["job.erased"]["detail"] == {"snapshot_ids": [snapshot_id]}
+    redeemed = sorted(e["id"] for e in await store.audit.recent(50)
+                      if (e["action"], e["target"]) == ("invite.redeemed", f"job:{party.job_id}"))
+    assert redeemed  # the customer's link: its address erased with the job
+    assert audit["job.erased"]["detail"] == {"snapshot_ids": [snapshot_id],
+                                             "redacted": redeemed}
 
 
 async def test_retention_purges_by_the_injected_clock(server_factory: ServerFactory) -> None:

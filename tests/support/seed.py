@@ -9,9 +9,11 @@ lists with Python's own statistics, independently of the SQL under test.
 from __future__ import annotations
 
 import math
+import sqlite3
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from videoassist.storage import Store
@@ -196,3 +198,27 @@ def expected() -> dict[str, Any]:
                            "unanswered": len(calls) - len(answered),
                            "rate": answered.count(True) / len(answered)},
     }
+
+
+def a_year_of_calls(path: Path, first_day: str, count: int) -> list[float]:
+    """``count`` ended calls spread over the 366 days from ``first_day``, written in one
+    transaction straight into the SQLite file at ``path`` (a busy installation's year:
+    what the store would take minutes to write a call at a time); their start times."""
+    start = datetime.strptime(first_day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+    step = 366 * 86400 / count
+    starts = [start + k * step for k in range(count)]
+    conn = sqlite3.connect(path)
+    try:
+        with conn:
+            job_ids = [row[0] for row in conn.execute("SELECT max(id) FROM jobs")]
+            first_job = (job_ids[0] or 0) + 1
+            conn.executemany(
+                "INSERT INTO jobs (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                [(first_job + k, f"Year job {k}", starts[k * 100], starts[k * 100])
+                 for k in range(count // 100)])
+            conn.executemany(
+                "INSERT INTO calls (job_id, started_at, ended_at) VALUES (?, ?, ?)",
+                [(first_job + k // 100, s, s + 600) for k, s in enumerate(starts)])
+    finally:
+        conn.close()
+    return starts

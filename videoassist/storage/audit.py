@@ -6,18 +6,29 @@ transaction that holds the lock ``audit``: the server's processes and CLI comman
 append to the same database and take turns (on SQLite its write lock, BEGIN IMMEDIATE,
 already makes them; on PostgreSQL an advisory lock does), so the chain never forks. A
 trigger (migration 0005) refuses any row that does not extend the chain, and any
-change or deletion.
+change or deletion but one: erasing a row's personal data (migration 0011), which
+``erase_personal`` does and names in the row it appends (``storage/chain.py``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from videoassist.storage.chain import COLUMNS, GENESIS, Verdict, Verifier, canonical, row_hash
-from videoassist.storage.db import Database, Row
+from videoassist.storage.chain import (
+    COLUMNS,
+    ERASURES,
+    GENESIS,
+    Verdict,
+    Verifier,
+    canonical,
+    columns_at,
+    row_hash,
+    seal_personal,
+)
+from videoassist.storage.db import Database, Row, Transaction
 from videoassist.storage.records import AuditEntry
 
 _BATCH = 500
@@ -65,7 +76,7 @@ def _storable(text: str) -> str:
 
 def _entry(row: Row) -> AuditEntry:
     return AuditEntry(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6],
-                      row[7])
+                      row[7], None if row[8] is None else json.loads(row[8]))
 
 
 class Audit:
@@ -74,29 +85,64 @@ class Audit:
         self._clock = clock
 
     async def record(
-        self, actor: str, action: str, target: str | None = None, **detail: Any
+        self, actor: str, action: str, target: str | None = None,
+        personal: Mapping[str, Any] | None = None, /, **detail: Any
     ) -> None:
+        """Append a row. ``personal``: values about a person outside the staff (a
+        customer's address), kept out of the chain so that erasing the job they came
+        for can erase them (``erase_personal``); the chained detail holds their
+        commitment, under ``personal`` (so no detail is named that)."""
+        assert "personal" not in detail
+        personal_text = None
+        if personal:
+            personal_text, detail["personal"] = seal_personal(personal)
+        row = self._row(actor, action, target)
+        async with self._db.transaction() as tx:
+            await tx.lock("audit")
+            await self._append(tx, row, detail, personal_text)
+
+    async def erase_personal(self, actor: str, action: str, target: str,
+                             **detail: Any) -> list[int]:
+        """Erase the personal data of every row about ``target`` and append ``action``
+        (one of ``ERASURES``), naming those rows in ``redacted``, in one transaction:
+        no moment shows them erased without the row that says so. Return their ids."""
+        assert action in ERASURES
+        row = self._row(actor, action, target)
+        async with self._db.transaction() as tx:
+            await tx.lock("audit")
+            erased = [r[0] for r in await tx.fetchall(
+                "SELECT id FROM audit_log WHERE target = ? AND personal IS NOT NULL"
+                " ORDER BY id", (target,))]
+            await tx.execute("UPDATE audit_log SET personal = NULL"
+                             " WHERE target = ? AND personal IS NOT NULL", (target,))
+            await self._append(tx, row, {**detail, "redacted": erased}, None)
+        if erased:
+            await self._db.checkpoint()  # the erased values leave SQLite's WAL too
+        return erased
+
+    def _row(self, actor: str, action: str, target: str | None) -> dict[str, Any]:
+        """A row's fields but its id and detail, timed now (before waiting for the lock)."""
+        return {"created_at": float(self._clock()), "actor": _storable(actor),
+                "action": _storable(action),
+                "target": None if target is None else _storable(target)}
+
+    async def _append(self, tx: Transaction, row: dict[str, Any], detail: dict[str, Any],
+                      personal_text: str | None) -> None:
+        """Insert ``row`` as the next one; ``tx`` holds the lock ``audit``."""
         # What is hashed is what is stored and read back: the detail as parsed from its
         # stored text, the time as the double SQLite keeps (an int clock included).
         detail_text = canonical(detail).decode("ascii")
-        row: dict[str, Any] = {
-            "created_at": float(self._clock()), "actor": _storable(actor),
-            "action": _storable(action),
-            "target": None if target is None else _storable(target),
-            "detail": json.loads(detail_text),
-        }
-        async with self._db.transaction() as tx:
-            await tx.lock("audit")
-            last = await tx.fetchone("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
-            row["id"] = (last[0] if last else 0) + 1
-            # A last row without a hash (written around the chain) is verify's to report;
-            # appending goes on from the start value, as the trigger expects.
-            prev_hash = (last[1] if last else None) or GENESIS
-            await tx.execute(
-                "INSERT INTO audit_log (id, created_at, actor, action, target, detail,"
-                " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (row["id"], row["created_at"], row["actor"], row["action"], row["target"],
-                 detail_text, prev_hash, row_hash(prev_hash, row)))
+        row["detail"] = json.loads(detail_text)
+        last = await tx.fetchone("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        row["id"] = (last[0] if last else 0) + 1
+        # A last row without a hash (written around the chain) is verify's to report;
+        # appending goes on from the start value, as the trigger expects.
+        prev_hash = (last[1] if last else None) or GENESIS
+        await tx.execute(
+            "INSERT INTO audit_log (id, created_at, actor, action, target, detail,"
+            " prev_hash, hash, personal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (row["id"], row["created_at"], row["actor"], row["action"], row["target"],
+             detail_text, prev_hash, row_hash(prev_hash, row), personal_text))
 
     async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         return [e.public() for e in await self.page(AuditFilter(), None, limit)]
@@ -135,9 +181,11 @@ class Audit:
         """Check the whole chain, a batch at a time; stop at the first break."""
         verifier = Verifier()
         last_id = 0
+        # verify runs on a database it does not migrate: one before 0011 has no personal.
+        columns = columns_at(await self._db.schema_version())
         while True:
             rows = await self._db.fetchall(
-                f"SELECT {COLUMNS} FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
+                f"SELECT {columns} FROM audit_log WHERE id > ? ORDER BY id LIMIT ?",
                 (last_id, _BATCH))
             for row in rows:
                 if verifier.feed(tuple(row)) is not None:

@@ -12,7 +12,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from videoassist.storage.chain import CHAIN_SCHEMA_VERSION, COLUMNS, Verdict, verify_rows
+from videoassist.storage.chain import CHAIN_SCHEMA_VERSION, Verdict, columns_at, verify_rows
 
 # SQLite's unix VFS: every connection to a WAL database holds a shared POSIX lock on
 # this byte of the "-shm" file (the "DMS" slot) for as long as it is open
@@ -63,7 +63,8 @@ def verify_audit(path: Path) -> Verdict | None:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version < CHAIN_SCHEMA_VERSION:
             return None
-        return verify_rows(conn.execute(f"SELECT {COLUMNS} FROM audit_log ORDER BY id"))
+        return verify_rows(conn.execute(
+            f"SELECT {columns_at(version)} FROM audit_log ORDER BY id"))
     finally:
         conn.close()
 

@@ -13,6 +13,10 @@ each backend says how its transactions keep out of each other's way:
 ``Transaction.lock`` is what a statement sequence that must not interleave with another
 (read the last row, insert the next) takes.
 
+``long_reads`` runs the reads that may take long (the analytics of a year) one at a
+time, on a connection the statements that serve calls never wait for: SQLite's one
+connection would otherwise hold every sign-in, join and chat message behind them.
+
 ``listen`` is PostgreSQL's LISTEN on a connection of its own: the notifications the
 triggers of migration 9 send when a user, job, link, API key or call changes (SQLite has
 none: ``listen`` gives None there).
@@ -24,6 +28,7 @@ schema is the same tables on either database.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from abc import ABC, abstractmethod
@@ -192,10 +197,31 @@ class SessionLock(ABC):
         answering. (The database releases the lock when it ends the session.)"""
 
 
+class LongReads:
+    """Reads that may take long (analytics over a year), one at a time in a process, on
+    a connection of their own (``fetchall``: SQLite's read-only second connection, a
+    connection of PostgreSQL's pool), so they take at most one connection and what
+    serves calls never queues behind them. Each statement reads what was committed
+    when it began."""
+
+    def __init__(self, fetchall: Callable[[str, Iterable[Any]], Awaitable[list[Row]]]) -> None:
+        self._fetchall = fetchall
+        self._lock = asyncio.Lock()
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        async with self._lock:
+            return await self._fetchall(sql, params)
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+
 class Database(ABC):
     """The store's connection (SQLite) or pool of connections (PostgreSQL)."""
 
     dialect: Dialect
+    long_reads: LongReads
     # Whether ``session_lock`` works: a lock that every process sharing the database, on
     # any machine, sees (PostgreSQL's). SQLite's processes are on one machine, under one
     # supervisor, which picks the one to do what must be done once.

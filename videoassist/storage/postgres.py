@@ -50,6 +50,7 @@ from videoassist.storage.db import (
     ChangeCallback,
     Database,
     Listening,
+    LongReads,
     Row,
     SessionLock,
     Transaction,
@@ -182,6 +183,8 @@ class PostgresDatabase(Database):
         self._url = url
         self._where = redacted(url)
         self._versions = itertools.count(1)
+        # A connection of the pool, one long read at a time: the rest stay for calls.
+        self.long_reads = LongReads(self.fetchall)
 
     @classmethod
     async def open(cls, url: str) -> PostgresDatabase:

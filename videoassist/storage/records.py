@@ -320,11 +320,15 @@ class AuditEntry:
     detail: dict[str, Any]
     prev_hash: str | None
     hash: str | None
+    # Values about a person outside the staff, kept beside the chain so that they can
+    # be erased ({"nonce", "values"}: detail["personal"] commits to it); None: none,
+    # or erased.
+    personal: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "created_at": self.created_at, "actor": self.actor,
                 "action": self.action, "target": self.target, "detail": self.detail,
-                "prev_hash": self.prev_hash, "hash": self.hash}
+                "prev_hash": self.prev_hash, "hash": self.hash, "personal": self.personal}
 
 
 def storable(value: object) -> bool:

@@ -7,6 +7,11 @@ would see it half done). Several processes (the workers, the CLI) share the file
 SQLite's own locks, with a busy timeout, order their writes, and ``BEGIN IMMEDIATE``
 makes every write transaction the only one on the database until it ends (so
 ``Transaction.lock`` has nothing left to do).
+
+Reads that may take long (``long_reads``: the analytics of a year) run on a second,
+read-only connection, opened when first needed: in WAL mode it reads what was
+committed while the first one goes on writing, so sign-ins, joins and chat never wait
+for a report.
 """
 
 from __future__ import annotations
@@ -22,7 +27,15 @@ from typing import Any
 
 import aiosqlite
 
-from videoassist.storage.db import PYTHON_STEPS, SQLITE, Database, Row, Transaction, migrations
+from videoassist.storage.db import (
+    PYTHON_STEPS,
+    SQLITE,
+    Database,
+    LongReads,
+    Row,
+    Transaction,
+    migrations,
+)
 from videoassist.storage.errors import ForeignKeyViolation, IntegrityError, UniqueViolation
 
 logger = logging.getLogger(__name__)
@@ -56,6 +69,8 @@ class SqliteDatabase(Database):
         # One statement or transaction at a time: reads wait for a transaction of
         # another task to end, and see it whole.
         self._write_lock = asyncio.Lock()
+        self._reader: aiosqlite.Connection | None = None
+        self.long_reads = LongReads(self._read_apart)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteDatabase:
@@ -80,7 +95,20 @@ class SqliteDatabase(Database):
         return cls(conn, path)
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
         await self._conn.close()
+
+    async def _read_apart(self, sql: str, params: Iterable[Any]) -> list[Row]:
+        """A read on the read-only connection (``LongReads`` runs one at a time)."""
+        if self._reader is None:
+            reader = await aiosqlite.connect(f"{self.path.resolve().as_uri()}?mode=ro",
+                                             uri=True, isolation_level=None)
+            reader.row_factory = aiosqlite.Row
+            await reader.execute("PRAGMA busy_timeout = 5000")
+            self._reader = reader
+        with _translated():
+            return list(await self._reader.execute_fetchall(sql, tuple(params)))
 
     def describe(self) -> str:
         return str(self.path)

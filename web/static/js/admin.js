@@ -16,7 +16,8 @@ import { $ } from "./dom.js";
  * @typedef {{id: number, name: string, hint: string, scopes: string[],
  *   last_used_at: number | null, revoked_at: number | null}} ApiKey
  * @typedef {{id: number, created_at: number, actor: string, action: string,
- *   target: string | null, detail: object}} AuditEntry
+ *   target: string | null, detail: Record<string, unknown>,
+ *   personal: {values: Record<string, unknown>} | null}} AuditEntry
  * @typedef {{count: number, median: number | null, p95: number | null}} Spread
  * @typedef {{calls_per_day: {day: string, calls: number}[],
  *   calls: {total: number, ended: number}, duration_s: Spread, invite_to_join_s: Spread,
@@ -59,6 +60,24 @@ function stateText(user, inCall) {
 const utc = (t) => new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19);
 /** @param {number} t Unix seconds */
 const local = (t) => new Date(t * 1000).toLocaleString();
+
+/**
+ * An audit entry's detail as people read it: the personal values (a customer's
+ * address) in place of the commitment the chain covers, "(erased)" once their job was.
+ * @param {AuditEntry} entry
+ */
+function detailText(entry) {
+  /** @type {Record<string, unknown>} */
+  const shown = { ...entry.detail };
+  const commitment = /** @type {{fields?: string[]} | undefined} */ (shown.personal);
+  if (commitment) {
+    delete shown.personal;
+    for (const field of commitment.fields ?? []) {
+      shown[field] = entry.personal ? entry.personal.values[field] : "(erased)";
+    }
+  }
+  return Object.keys(shown).length ? JSON.stringify(shown) : "";
+}
 
 /** @param {number | null} seconds */
 export function duration(seconds) {
@@ -423,7 +442,7 @@ export class AdminConsole {
       row.dataset.audit = String(entry.id);
       row.append(el("td", String(entry.id)), el("td", utc(entry.created_at)),
         el("td", entry.actor), el("td", entry.action), el("td", entry.target ?? ""),
-        el("td", Object.keys(entry.detail).length ? JSON.stringify(entry.detail) : "", "detail"));
+        el("td", detailText(entry), "detail"));
       return row;
     });
     if (more) this.region("audit").append(...rows);
