@@ -64,6 +64,16 @@ class Fleet:
                                  " AND ended_at IS NULL", job)
         return int(row[0])
 
+    async def idle(self, timeout: float = 30) -> None:
+        """Wait until no call is in progress and both nodes' last heartbeats say they
+        hold no connection: placement puts a new call on the least loaded node, the one
+        joined through on a tie, and a node's load is as its last heartbeat said."""
+        async with asyncio.timeout(timeout):
+            while await self.fetch(
+                    "SELECT 1 FROM calls WHERE ended_at IS NULL UNION ALL"
+                    " SELECT 1 FROM nodes WHERE stopped_at IS NULL AND load > 0"):
+                await asyncio.sleep(0.1)
+
     async def user_id(self, name: str) -> int:
         [row] = await self.fetch("SELECT id FROM users WHERE username = $1", name)
         return int(row[0])
@@ -101,10 +111,10 @@ async def fleet(cluster: Cluster, tmp_path: Path, listen_role: str | None = None
     b: ServeProcess | None = None
     running: Fleet | None = None
     try:
-        await asyncio.to_thread(a.wait_ready, 60)  # A makes the key files first
+        await asyncio.to_thread(a.wait_ready)  # A makes the key files first
         b = ServeProcess(data_dir, env=shared | b_env)
-        await asyncio.to_thread(b.wait_ready, 60)
-        await asyncio.to_thread(b.wait_for, r"listening for changes on the database", 10)
+        await asyncio.to_thread(b.wait_ready)
+        await asyncio.to_thread(b.wait_for, r"listening for changes on the database")
         running = Fleet(url, a, b, Settings(port=port))
         yield running
     finally:
@@ -150,6 +160,7 @@ async def in_call_on_b(fleet: Fleet, name: str, job: int
     to B, which holds it."""
     on_b = fleet.client(fleet.b)
     token = await on_b.sign_in(name)
+    await fleet.idle()  # so that the call goes on B, joined through
     expert = await join_call(on_b, token, job)
     customer = await join_call(fleet.client(fleet.b), await on_b.participant(token, job))
     assert await fleet.holder(job) == await fleet.node_id(fleet.b)

@@ -36,8 +36,6 @@ from videoassist import accounts
 from videoassist.config import Settings
 from videoassist.storage import Store
 
-START_S = 60.0  # a node's start on a busy machine
-
 
 class Proxy:
     """A proxy in front of every node, in the foreground, in a directory of its own,
@@ -205,8 +203,8 @@ class Fleet:
 
     def wait_serving(self, index: int) -> None:
         process = self.node(index)
-        process.wait_for(r"serving on", START_S)
-        process.wait_ready(START_S)
+        process.wait_for(r"serving on")
+        process.wait_ready()
 
     def node(self, index: int) -> ServeProcess:
         process = self.nodes[index]

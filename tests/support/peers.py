@@ -49,6 +49,13 @@ class Received:
     skipped: int = 0  # video frames this client's receiver gave up on (tap)
 
 
+# How long a test waits for frames from a participant by default: a guard against
+# media that never comes, not a latency bound (the benchmark measures that). A new
+# peer connection's first frames take about a second on a quiet machine and took over
+# 10 s beside two CPU hogs and other tests' servers (ICE, DTLS and aiortc's encoder
+# and decoder all compete for the two cores).
+MEDIA_WAIT_S = 30.0
+
 class MediaClient:
     def __init__(self, server: Server, token: str, job_id: int | None = None, *,
                  video: bool = True, audio: bool = True, read: bool = True,
@@ -263,7 +270,7 @@ class MediaClient:
         return found
 
     async def wait_remote(self, participant_id: int, kind: str = "video",
-                          frames: int = 1, timeout: float = 10) -> Received:
+                          frames: int = 1, timeout: float = MEDIA_WAIT_S) -> Received:
         async with asyncio.timeout(timeout):
             while True:
                 received = self.remote(participant_id, kind)

@@ -28,6 +28,12 @@ import pytest
 from tests.support.server import free_port, local_peers
 
 LINK_TOKEN = r"[A-Za-z0-9_-]{43}"  # a one-time link's token, as printed and shown
+# How long a server's start and its lines may take before a test gives up on them. A
+# guard against a hang, not a measure: a start is well under 10 s on a quiet 2-core
+# machine, and took over 20 s beside two CPU hogs and other tests' servers and
+# browsers (two workers each importing aiortc, PyAV and OpenCV). Start-up time is the
+# benchmark's to measure.
+START_S = 90.0
 
 # While a test's servers run on PostgreSQL (``server_databases``): the database of a data
 # directory, which commands and ``serve`` on that directory are given as
@@ -125,7 +131,7 @@ class ServeProcess:
         """Everything the server wrote so far, stdout and stderr interleaved."""
         return "".join(self.lines)
 
-    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+    def wait_for(self, pattern: str, timeout: float = START_S) -> re.Match[str]:
         """The first new output line matching ``pattern``; fail with the output if none."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
@@ -141,7 +147,7 @@ class ServeProcess:
                 return match
         pytest.fail(f"no line matching {pattern!r} within {timeout} s; output:\n{self.output}")
 
-    def wait_ready(self, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = START_S) -> None:
         """Poll /readyz until it answers 200 (the socket is bound after the banner)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
