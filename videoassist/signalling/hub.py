@@ -56,6 +56,7 @@ CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_AUTH_REQUIRED = 4400  # too many messages before auth
 CLOSE_TOO_SLOW = 4409
 CLOSE_TOO_MANY = 4429  # too many connections of the token or user, or the call is full
+CLOSE_REPLACED = 4410  # the participant resumed on another connection (auth ``resume``)
 CLOSE_CALL_LOST = 1011
 SIGNED_OUT = "You have been signed out."
 CALL_LOST = "The call was interrupted on the server. Reconnecting starts it again."
@@ -103,6 +104,11 @@ class Elsewhere(Exception):
         self.placement = placement
 LINK_REVOKED = "This link has been withdrawn."
 REMOVED = "A staff member removed you from the call; this link no longer works."
+REPLACED = "You are in this call on another connection now."
+# Shapes kept per annotated participant for those who join or come back (the oldest
+# go first past it), and client message ids remembered per call to know a resend.
+MAX_LIVE_SHAPES = 200
+MAX_CLIENT_IDS = 1000
 
 
 @dataclass(eq=False)
@@ -124,6 +130,10 @@ class Member:
     writer: asyncio.Task[None] | None = None
     closer: asyncio.Task[None] | None = None
     abort: Callable[[], None] | None = None
+    # The participant went on on another connection (auth ``resume``): this one's end
+    # is not the participant's.
+    replaced: bool = False
+    resumed: bool = False  # this connection took over a participant (auth ``resume``)
 
     @property
     def id(self) -> int:
@@ -154,6 +164,11 @@ class Member:
     def removed(self) -> None:
         """Close a participant a staff member removed (its join link withdrawn)."""
         self.close(CLOSE_UNAUTHORIZED, "removed", REMOVED)
+
+    def replace(self) -> None:
+        """The participant resumed on another connection: close this one."""
+        self.replaced = True
+        self.close(CLOSE_REPLACED, "replaced", REPLACED)
 
     def link_withdrawn(self) -> None:
         """Close a participant whose join link was withdrawn (its creator disabled)."""
@@ -221,6 +236,39 @@ class Room:
     # Bytes each sender may still send of a kind (chat, annotation), by (actor, kind):
     # shared by all of a sender's connections to the call.
     budgets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
+    # The shapes on each participant's video now, by target then shape id, in drawing
+    # order, each as its ``annotation.add`` without the type: given to whoever joins.
+    annotations: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # Chat messages stored from a client's ``client_id``, by (actor, client_id): a
+    # resend after a reconnection is known and stored once.
+    chat_ids: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    chat_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def annotate(self, message: dict[str, Any]) -> None:
+        """Keep a relayed annotation (add, remove, clear) as the call's current shapes."""
+        kind, target = message["type"], message["target"]
+        shapes = self.annotations.setdefault(target, {})
+        if kind == "annotation.add":
+            shape_id = message["shape"]["id"]
+            shapes.pop(shape_id, None)  # drawn again: it goes on top
+            shapes[shape_id] = {"from": message["from"], "target": target,
+                                "shape": message["shape"]}
+            while len(shapes) > MAX_LIVE_SHAPES:
+                del shapes[next(iter(shapes))]
+        elif kind == "annotation.remove":
+            shapes.pop(message["id"], None)
+        elif kind == "annotation.clear":
+            shapes.clear()
+        if not shapes:
+            del self.annotations[target]
+
+    def current_annotations(self) -> list[dict[str, Any]]:
+        return [shape for shapes in self.annotations.values() for shape in shapes.values()]
+
+    def remember_chat(self, key: tuple[str, str], message: dict[str, Any]) -> None:
+        self.chat_ids[key] = message
+        while len(self.chat_ids) > MAX_CLIENT_IDS:
+            del self.chat_ids[next(iter(self.chat_ids))]
 
     def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
                   customers: bool = True) -> None:
@@ -309,18 +357,28 @@ class Hub:
         *,
         draining: bool = False,
         spread: bool = False,
+        resume: int | None = None,
     ) -> tuple[Member, Room]:
         """Add a connection to the job's call, starting the call if it is the first.
         ``draining``: no new call (``Draining``); a call in progress takes anyone who
         may join it. A call held by another node
         raises ``Elsewhere``; a new call goes on the least loaded node (``spread``: a
         client's own connection) or on this one (a connection another node carried
-        here, so that it is never carried twice)."""
+        here, so that it is never carried twice).
+
+        ``resume``: the participant this person was in the call (``joined``'s ``you``):
+        if it is still in the call, joined by the same person (the same staff user, or
+        the same join link), this connection takes its place, with its id, and the
+        connection it had is closed (``replaced``); otherwise a new participant joins."""
         async with self._lock:
             room = self._rooms.get(job.id)
             new = room is None
             if room is None:
                 room = await self._place(job, draining, spread)
+            previous = None if resume is None else room.members.get(resume)
+            if (previous is not None and previous.user_id == user_id
+                    and previous.invite_id == invite_id and not previous.replaced):
+                return await self._resume(room, previous, expires_at, ws, session_version)
             try:
                 await self._check_limits(room, user_id, invite_id)
                 if new and self._events is not None:
@@ -343,6 +401,28 @@ class Hub:
         logger.info("%s joined as %s", member.log_prefix, role)
         return member, room
 
+    async def _resume(self, room: Room, previous: Member, expires_at: float,
+                      ws: web.WebSocketResponse, session_version: int) -> tuple[Member, Room]:
+        """Put a new connection in the place of ``previous`` (under the lock): the same
+        participant goes on, so nobody is told it left or joined. Its connection counts
+        against no limit (it replaces one), its join against the join rate."""
+        self._take_join(previous.user_id, previous.invite_id)
+        member = Member(previous.participant, previous.job, previous.user_id,
+                        previous.invite_id, expires_at, ws, session_version, resumed=True)
+        room.members[member.id] = member
+        previous.replace()
+        logger.info("%s resumed on a new connection", member.log_prefix)
+        return member, room
+
+    def _take_join(self, user_id: int | None, invite_id: int | None) -> None:
+        if len(self._joins) > JOIN_BUCKETS_MAX:  # forget those that have refilled
+            self._joins = {k: b for k, b in self._joins.items() if not b.full()}
+        per_min = self._limits.joins_per_min
+        bucket = self._joins.setdefault(actor(user_id, invite_id),
+                                        TokenBucket(per_min / 60, per_min, time.monotonic))
+        if not bucket.take():
+            raise TooManyRequests("You joined too often; wait a minute and try again.")
+
     async def _check_limits(self, room: Room, user_id: int | None, invite_id: int | None
                             ) -> None:
         """Refuse a join past the limits (called under the lock, so joins in this
@@ -356,13 +436,7 @@ class Hub:
             raise TooManyConnections()
         if len(room.members) >= self._limits.per_call:
             raise CallFull()
-        if len(self._joins) > JOIN_BUCKETS_MAX:  # forget those that have refilled
-            self._joins = {k: b for k, b in self._joins.items() if not b.full()}
-        per_min = self._limits.joins_per_min
-        bucket = self._joins.setdefault(actor(user_id, invite_id),
-                                        TokenBucket(per_min / 60, per_min, time.monotonic))
-        if not bucket.take():
-            raise TooManyRequests("You joined too often; wait a minute and try again.")
+        self._take_join(user_id, invite_id)
 
     async def _place(self, job: Job, draining: bool, spread: bool) -> Room:
         """The room of the job's call, placed on this node; ``Elsewhere`` if another
@@ -402,6 +476,7 @@ class Hub:
             if room is None or room.members.get(member.id) is not member:
                 return
             del room.members[member.id]
+            room.annotations.pop(member.id, None)  # its video is gone, and the shapes on it
             await self._store.calls.leave(member.id)
             room.broadcast({"type": "participant.left", "participant": member.participant.public()
                             | {"left_at": self._clock()}})

@@ -10,8 +10,10 @@ Send = Callable[[dict[str, Any]], bool]
 
 
 class MediaPlane(Protocol):
-    async def offer(self, call_id: int, participant_id: int, sdp: str, send: Send) -> str:
-        """Apply a client's offer; return the server's answer."""
+    async def offer(self, call_id: int, participant_id: int, sdp: str, send: Send, *,
+                    restart: bool = False) -> str:
+        """Apply a client's offer; return the server's answer. ``restart``: the offer
+        comes from a new peer connection, which takes the place of the previous one."""
 
     async def answer(self, participant_id: int, sdp: str) -> None:
         """Apply a client's answer to the server's last offer."""
