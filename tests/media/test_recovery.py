@@ -106,6 +106,9 @@ async def test_an_offer_from_a_new_peer_connection_gets_an_answer_and_media_flow
         # The old session is closed, its peer connection with it; the expert's
         # connection carries the new tracks on the m-sections it had.
         assert old.closed and old.pc.connectionState == "closed"
+        for transceiver in old.pc.getTransceivers():  # its ICE sockets closed with it
+            dtls = transceiver.receiver.transport
+            assert dtls.state == "closed" and dtls.transport.state == "closed"
         new = router.sessions[customer.participant_id]  # type: ignore[attr-defined]
         assert new is not old and new.pc.connectionState == "connected"
         assert len(expert.pc.getTransceivers()) == transceivers
