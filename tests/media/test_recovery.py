@@ -178,6 +178,31 @@ async def test_a_new_socket_resumes_the_participant_in_its_place(server: Server)
         await expert.close()
 
 
+async def test_media_that_outlived_its_socket_goes_on_with_the_new_one(
+        server: Server) -> None:
+    """Only the socket was lost (the media path still works): the client resumes on a
+    new socket and keeps its peer connection. Its media session stays, and the server's
+    offers (someone new publishes) come on the new socket."""
+    expert, customer = await in_call(server)
+    technician = None
+    try:
+        moment = time.monotonic()
+        joined = await customer.reconnect(media=False)
+        assert joined["resumed"] is True
+        video = await fresh_video(customer, expert, moment)
+        check_decodable(video, published(expert))
+        assert expert.job_id is not None
+        technician = await MediaClient(
+            server, await server.participant(expert.token, expert.job_id, "technician"),
+            keyframes_on_request=True).start()
+        await customer.wait_remote(technician.participant_id, "video", frames=5)
+    finally:
+        if technician is not None:
+            await technician.close()
+        await customer.close()
+        await expert.close()
+
+
 async def test_a_chat_line_resent_after_a_reconnection_is_stored_once(server: Server) -> None:
     staff_token, customer_token, job_id = await two_parties(server)
     expert, _ = await server.join_call(staff_token, job_id)

@@ -232,6 +232,11 @@ class MediaRouter:
                        exc.detail)
         await self.leave(session.participant_id)
 
+    def rebind(self, participant_id: int, send: Send) -> None:
+        session = self._sessions.get(participant_id)
+        if session is not None:
+            session.rebind(send)
+
     async def answer(self, participant_id: int, sdp: str) -> None:
         await self._session(participant_id).handle_answer(sdp)
 

@@ -297,6 +297,15 @@ class MediaSession:
         if not self.closed:
             self._send(message)
 
+    def rebind(self, send: Send) -> None:
+        """Send to another connection of the participant from now on (a resume); an
+        offer of ours still awaiting its answer is sent again there (the lost
+        connection may never have delivered it)."""
+        self._send = send
+        local = self.pc.localDescription
+        if self.offer_in_flight and not self.closed and local is not None:
+            send({"type": "sdp.offer", "sdp": local.sdp})
+
     # -- the others' tracks --------------------------------------------------------
 
     def subscribe(self, publication: Publication) -> None:

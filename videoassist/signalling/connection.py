@@ -363,6 +363,8 @@ class Connection:
                                            draining=self.app[DRAINING][0],
                                            spread=not self.carried, resume=message["resume"])
         self.room = room
+        if member.resumed:  # its media session, if it kept one, talks to this socket now
+            self.media.rebind(member.id, member.send)
         # What the call holds now: who is in it, the shapes on their videos, and the
         # chat since what the client says it has (all of this call's, without it).
         chat = await self.store.calls.messages_of_call(
