@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support.metrics import scrape, value
 from tests.support.peers import MediaClient, Received, check_decodable, published
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD, Clock, Server, receive, two_parties
@@ -112,6 +113,7 @@ async def test_an_offer_from_a_new_peer_connection_gets_an_answer_and_media_flow
         new = router.sessions[customer.participant_id]  # type: ignore[attr-defined]
         assert new is not old and new.pc.connectionState == "connected"
         assert len(expert.pc.getTransceivers()) == transceivers
+        assert value(await scrape(server), "videoassist_peer_connections_restarted_total") == 1
         # One offer tells the expert the new track ids (a=msid), none made an m-section
         # inactive in between.
         async with asyncio.timeout(5):
