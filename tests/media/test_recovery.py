@@ -180,6 +180,40 @@ async def test_a_new_socket_resumes_the_participant_in_its_place(server: Server)
         await expert.close()
 
 
+async def test_coming_back_often_never_runs_into_the_link_s_connection_limit(
+        server: Server) -> None:
+    """A phone that changes network four times in a row, each time before the server
+    noticed the last socket had gone: with ``resume`` each new socket replaces the
+    last; without it, each lost socket holds one of the link's 3 connections until its
+    heartbeat fails, and the fourth join is refused."""
+    _, customer_token, _ = await two_parties(server)
+    lost = []
+    try:
+        ws, joined = await server.join_call(customer_token)
+        first = joined["you"]["id"]
+        for _ in range(4):
+            lost.append(ws)  # never read again, never closed: a dead network
+            ws = await server.ws()
+            await ws.send_json({"type": "auth", "token": customer_token, "resume": first})
+            answer = await receive(ws)
+            assert (answer["type"], answer["you"]["id"], answer["resumed"]) == (
+                "joined", first, True), answer
+        lost.append(ws)
+        refused = None
+        for _ in range(3):  # the old way: a new participant each time
+            ws = await server.ws()
+            await ws.send_json({"type": "auth", "token": customer_token})
+            answer = await receive(ws)
+            lost.append(ws)
+            if answer["type"] == "error":
+                refused = answer
+                break
+        assert refused is not None and refused["code"] == "too_many_connections", refused
+    finally:
+        for ws in lost:
+            await ws.close()
+
+
 async def test_media_that_outlived_its_socket_goes_on_with_the_new_one(
         server: Server) -> None:
     """Only the socket was lost (the media path still works): the client resumes on a
