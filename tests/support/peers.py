@@ -306,6 +306,9 @@ class MediaClient:
                 self.answered_at.append(time.monotonic())
                 self.offers_answered += 1
             else:
+                if (kind == "error" and message.get("ref") == "sdp.offer"
+                        and self._answer is not None and not self._answer.done()):
+                    self._answer.set_exception(AssertionError(f"no answer: {message}"))
                 await self.messages.put(message)
 
     def local_candidate_type(self) -> str | None:
