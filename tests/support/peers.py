@@ -98,6 +98,9 @@ class MediaClient:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.joined: dict[str, Any] = {}
         self.abandoned: list[aiohttp.ClientWebSocketResponse] = []  # sockets given up on
+        # A new peer connection is on its way: the server's offers until its answer are
+        # the replaced session's (docs/protocol.md, Coming back), and are ignored.
+        self._restarting = False
         self.participant_id = -1
         self._answer: asyncio.Future[str] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -172,6 +175,7 @@ class MediaClient:
         """What a client does when its media connection is lost: a new peer
         connection with the same tracks, offered on the open socket (``extra``: fields
         of the offer, such as ``restart``)."""
+        self._restarting = True
         await self._drop_media()
         await self._negotiate(**extra)
 
@@ -200,6 +204,7 @@ class MediaClient:
         assert joined["type"] == "joined", joined
         self.ws, self.joined = ws, joined
         self.participant_id = joined["you"]["id"]
+        self._restarting = media
         self._tasks[0] = asyncio.create_task(self._pump())
         if media:
             await self._drop_media()
@@ -292,9 +297,12 @@ class MediaClient:
             # Messages are handled in order: the server may send its own offer right
             # after its answer, and the answer must be applied first.
             if kind == "sdp.answer" and self._answer is not None and not self._answer.done():
+                self._restarting = False
                 await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "answer"))
                 self.server_sdps.append(message["sdp"])
                 self._answer.set_result(message["sdp"])
+            elif kind == "sdp.offer" and self._restarting:
+                continue  # the replaced session's: the new one's come after its answer
             elif kind == "sdp.offer":
                 self.server_sdps.append(message["sdp"])
                 await asyncio.sleep(self.answer_delay)

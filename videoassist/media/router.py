@@ -209,6 +209,7 @@ class MediaRouter:
         closed (its ports with it) right after."""
         self.counters.media_restarts += 1
         logger.info("%s media starts again on a new peer connection", old.log_prefix)
+        old.retire()
         session = self._open(old.room.call_id, old.participant_id, send, predecessor=old)
         try:
             return await session.handle_offer(sdp)

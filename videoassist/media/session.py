@@ -297,6 +297,11 @@ class MediaSession:
         if not self.closed:
             self._send(message)
 
+    def retire(self) -> None:
+        """A new session replaces this one: nothing of it reaches the client any more
+        (an offer it was making would be answered by the new peer connection)."""
+        self._send = _discard
+
     def rebind(self, send: Send) -> None:
         """Send to another connection of the participant from now on (a resume); an
         offer of ours still awaiting its answer is sent again there (the lost
@@ -460,3 +465,7 @@ def _peer_identity(sdp: str) -> set[str]:
     fingerprints and ICE credentials."""
     return {line.strip() for line in sdp.splitlines()
             if line.startswith(("a=fingerprint:", "a=ice-ufrag:", "a=ice-pwd:"))}
+
+
+def _discard(message: dict[str, Any]) -> bool:
+    return False
