@@ -180,6 +180,28 @@ async def test_a_new_socket_resumes_the_participant_in_its_place(server: Server)
         await expert.close()
 
 
+async def test_a_resume_naming_someone_else_s_participant_joins_anew(server: Server) -> None:
+    """Participant ids are no secret (everyone in the call sees them): a resume takes a
+    participant's place only with the token of the same person."""
+    staff_token, customer_token, job_id = await two_parties(server)
+    expert, joined = await server.join_call(staff_token, job_id)
+    customer, _ = await server.join_call(customer_token)
+    other = await server.participant(staff_token, job_id, "technician")
+    try:
+        for token in (customer_token, other):
+            ws = await server.ws()
+            await ws.send_json({"type": "auth", "token": token, "resume": joined["you"]["id"]})
+            answer = await receive(ws)
+            assert answer["resumed"] is False and answer["you"]["id"] != joined["you"]["id"]
+            await ws.close()
+        await expert.send_json({"type": "ping"})
+        assert (await receive(expert, skip=("participant.joined", "participant.left"))
+                )["type"] == "pong"
+    finally:
+        await customer.close()
+        await expert.close()
+
+
 async def test_coming_back_often_never_runs_into_the_link_s_connection_limit(
         server: Server) -> None:
     """A phone that changes network four times in a row, each time before the server
