@@ -48,18 +48,16 @@ def since(received: Received, moment: float) -> Received:
 
 async def fresh_video(viewer: MediaClient, publisher: MediaClient, moment: float,
                       frames: int = 10, timeout: float = 15.0) -> Received:
-    """A run of the publisher's video that reached the viewer after ``moment``: from
-    the newest keyframe that has at least ``frames`` frames after it (a source a slot
-    switched to starts at a keyframe, so the run is one source's, whichever carried
-    frames just after ``moment``)."""
+    """A run of the publisher's video that reached the viewer after ``moment``: the
+    newest keyframe, once ``frames`` frames have followed it. A source a slot switched
+    to starts at a keyframe, so the run is one source's, the one carrying video now."""
     async with asyncio.timeout(timeout):
         while True:
             received = viewer.remote(publisher.participant_id, "video")
             if received is not None:
                 run = since(received, moment)
-                starts = [i for i, data in enumerate(run.encoded)
-                          if is_keyframe("VP8", data) and len(run.encoded) - i >= frames]
-                if starts:
+                starts = [i for i, data in enumerate(run.encoded) if is_keyframe("VP8", data)]
+                if starts and len(run.encoded) - starts[-1] >= frames:
                     return since(run, run.times[starts[-1]] - 1e-6)
             await asyncio.sleep(0.02)
 
