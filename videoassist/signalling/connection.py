@@ -378,7 +378,7 @@ class Connection:
             "resumed": member.resumed,
             "participants": [m.participant.public() for m in room.members.values()
                              if m is not member],
-            "annotations": room.current_annotations(),
+            "annotations": room.shapes.current(),
             "chat": [m.public() for m in chat],
             **self.app[ICE].for_client(member.id, role),
         })
@@ -434,15 +434,15 @@ class Connection:
             room.broadcast({"type": "chat.message", "message": stored.public()})
             return
         key = (member.actor, client_id)
-        async with room.chat_lock:  # a resend racing its original is stored once
-            known = room.chat_ids.get(key)
+        async with room.sent_chat.lock:  # a resend racing its original is stored once
+            known = room.sent_chat.get(key)
             if known is None:
                 stored = await self.store.calls.add_message(
                     member.job.id, room.call_id, member.id, member.participant.display_name,
                     member.participant.role, text)
                 known = {"type": "chat.message", "client_id": client_id,
                          "message": stored.public()}
-                room.remember_chat(key, known)
+                room.sent_chat.remember(key, known)
                 room.broadcast(known)
                 return
         logger.info("%s resent chat message %s: stored once", member.log_prefix,
@@ -599,7 +599,7 @@ class Connection:
             relayed = {"type": kind, "from": member.id,
                        **{k: v for k, v in message.items() if k != "type"}}
             if kind != "annotation.pointer":
-                room.annotate(relayed)
+                room.shapes.apply(relayed)
             room.broadcast(relayed, exclude=member)
         elif kind == "sdp.offer":
             if not self.offers.take():

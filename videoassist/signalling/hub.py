@@ -37,6 +37,7 @@ from aiohttp import web
 from videoassist import jobs
 from videoassist.auth.ratelimit import TokenBucket
 from videoassist.errors import CallFull, Draining, TooManyConnections, TooManyRequests
+from videoassist.signalling.callstate import SentChat, Shapes
 from videoassist.signalling.events import CallEvents
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Job, Participant, Placement
@@ -105,10 +106,6 @@ class Elsewhere(Exception):
 LINK_REVOKED = "This link has been withdrawn."
 REMOVED = "A staff member removed you from the call; this link no longer works."
 REPLACED = "You are in this call on another connection now."
-# Shapes kept per annotated participant for those who join or come back (the oldest
-# go first past it), and client message ids remembered per call to know a resend.
-MAX_LIVE_SHAPES = 200
-MAX_CLIENT_IDS = 1000
 
 
 @dataclass(eq=False)
@@ -236,39 +233,9 @@ class Room:
     # Bytes each sender may still send of a kind (chat, annotation), by (actor, kind):
     # shared by all of a sender's connections to the call.
     budgets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
-    # The shapes on each participant's video now, by target then shape id, in drawing
-    # order, each as its ``annotation.add`` without the type: given to whoever joins.
-    annotations: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    # Chat messages stored from a client's ``client_id``, by (actor, client_id): a
-    # resend after a reconnection is known and stored once.
-    chat_ids: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    chat_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def annotate(self, message: dict[str, Any]) -> None:
-        """Keep a relayed annotation (add, remove, clear) as the call's current shapes."""
-        kind, target = message["type"], message["target"]
-        shapes = self.annotations.setdefault(target, {})
-        if kind == "annotation.add":
-            shape_id = message["shape"]["id"]
-            shapes.pop(shape_id, None)  # drawn again: it goes on top
-            shapes[shape_id] = {"from": message["from"], "target": target,
-                                "shape": message["shape"]}
-            while len(shapes) > MAX_LIVE_SHAPES:
-                del shapes[next(iter(shapes))]
-        elif kind == "annotation.remove":
-            shapes.pop(message["id"], None)
-        elif kind == "annotation.clear":
-            shapes.clear()
-        if not shapes:
-            del self.annotations[target]
-
-    def current_annotations(self) -> list[dict[str, Any]]:
-        return [shape for shapes in self.annotations.values() for shape in shapes.values()]
-
-    def remember_chat(self, key: tuple[str, str], message: dict[str, Any]) -> None:
-        self.chat_ids[key] = message
-        while len(self.chat_ids) > MAX_CLIENT_IDS:
-            del self.chat_ids[next(iter(self.chat_ids))]
+    # What the call keeps for those who join or come back (``callstate``).
+    shapes: Shapes = field(default_factory=Shapes)
+    sent_chat: SentChat = field(default_factory=SentChat)
 
     def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
                   customers: bool = True) -> None:
@@ -476,7 +443,7 @@ class Hub:
             if room is None or room.members.get(member.id) is not member:
                 return
             del room.members[member.id]
-            room.annotations.pop(member.id, None)  # its video is gone, and the shapes on it
+            room.shapes.forget(member.id)
             await self._store.calls.leave(member.id)
             room.broadcast({"type": "participant.left", "participant": member.participant.public()
                             | {"left_at": self._clock()}})
