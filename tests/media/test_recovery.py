@@ -17,7 +17,6 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -60,15 +59,6 @@ async def fresh_video(viewer: MediaClient, publisher: MediaClient, moment: float
                 if starts and len(run.encoded) - starts[-1] >= frames:
                     return since(run, run.times[starts[-1]] - 1e-6)
             await asyncio.sleep(0.02)
-
-
-async def next_of(client: MediaClient, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-    """The next message of that type the client got (others are passed over)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            message = await client.messages.get()
-            if message["type"] == kind:
-                return message
 
 
 async def in_call(server: Server) -> tuple[MediaClient, MediaClient]:
@@ -121,8 +111,10 @@ async def test_an_offer_from_a_new_peer_connection_gets_an_answer_and_media_flow
         # media.tracks names the new publications (after the first, of the old ones).
         wanted = {p.id for p, _ in new.publications.values()}
         async with asyncio.timeout(5):
-            while {t["id"] for t in (await next_of(expert, "media.tracks"))["tracks"]} != wanted:
-                pass
+            while True:
+                tracks = await expert.next_message("media.tracks")
+                if {t["id"] for t in tracks["tracks"]} == wanted:
+                    break
         # The customer receives nothing it should not, and its re-offer said nothing wrong.
         assert all(m["type"] != "error" for m in list(customer.messages._queue))  # type: ignore[attr-defined]
     finally:
@@ -277,7 +269,7 @@ async def test_a_chat_line_resent_after_a_reconnection_is_stored_once(server: Se
         assert customer.ws is not None
         await customer.ws.send_json({"type": "chat.message", "text": "It clicks twice",
                                      "client_id": "m-1"})
-        again = await next_of(customer, "chat.message")
+        again = await customer.next_message("chat.message")
         assert again == first  # as stored the first time
         await customer.ws.send_json({"type": "chat.message", "text": "And hisses",
                                      "client_id": "m-2"})

@@ -319,6 +319,14 @@ class MediaClient:
                     self._answer.set_exception(AssertionError(f"no answer: {message}"))
                 await self.messages.put(message)
 
+    async def next_message(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next message of that type this client got (others are passed over)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.messages.get()
+                if message["type"] == kind:
+                    return message
+
     def local_candidate_type(self) -> str | None:
         """The type of this client's candidate in the ICE pair in use (``relay``:
         through TURN), or None before one is nominated."""
