@@ -193,6 +193,8 @@ class Call:
         if "job" in message:
             assert message["job"] == DOC_JOB_ID, f"{where}: examples join job {DOC_JOB_ID}"
             message["job"] = self.job_id
+        if "resume" in message:  # nobody's: the replay's own connections stay (a resume
+            message["resume"] = 0  # is tested in tests/media/test_recovery.py)
         for name in ("target", "camera"):
             if name in message:
                 assert message[name] == DOC_TARGET_ID, f"{where}: examples {name} {DOC_TARGET_ID}"
@@ -363,7 +365,9 @@ class Call:
         media = self.media
         if media.customer is None:
             await self.publish()
-        if media.expert is None:
+        if media.expert is None or message.get("restart"):  # a new peer connection
+            if media.expert is not None:
+                await media.expert.close()
             media.expert = media.peer()
             media.expert.addTransceiver("video", direction="recvonly")
         await media.expert.setLocalDescription(await media.expert.createOffer())

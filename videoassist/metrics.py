@@ -166,6 +166,10 @@ class _Live:
                                   "Media peer connections refused because every port of "
                                   "VIDEOASSIST_MEDIA_PORTS was in use.",
                                   value=counters.ports_refused)
+        yield CounterMetricFamily("videoassist_peer_connections_restarted",
+                                  "Media sessions replaced by a new one, on a client's new "
+                                  "peer connection (docs/protocol.md, Coming back).",
+                                  value=counters.media_restarts)
         yield CounterMetricFamily("videoassist_ice_candidates_refused",
                                   "Clients' ICE candidates the server's ICE agent was kept "
                                   "from (VIDEOASSIST_ICE_ALLOWED_PEERS).",

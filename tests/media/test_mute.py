@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -26,13 +25,6 @@ from videoassist.media.transcode import TranscodeTrack
 QUIET_FRAMES = 20  # a muted track is watched while its publisher sends this many frames
 
 
-async def _message(client: MediaClient, kind: str, timeout: float = 5) -> dict[str, Any]:
-    async with asyncio.timeout(timeout):
-        while True:
-            message = await client.messages.get()
-            if message["type"] == kind:
-                return message
-
 
 @dataclass
 class Muting:
@@ -50,7 +42,7 @@ async def _mute(publisher: MediaClient, viewer: MediaClient, kind: str, muted: b
     await publisher.ws.send_json({"type": "media.mute", "kind": kind, "muted": muted})
     async with asyncio.timeout(5):
         while True:  # the one from joining may come first
-            tracks = await _message(viewer, "media.tracks")
+            tracks = await viewer.next_message("media.tracks")
             if [t["muted"] for t in tracks["tracks"] if t["kind"] == kind] == [muted]:
                 return Muting(asked_at, sent_before, track.sent)
 
@@ -97,7 +89,7 @@ async def test_a_muted_camera_is_neither_forwarded_nor_captured(server: Server) 
         assert viewer.ws is not None
         await viewer.ws.send_json({"type": "snapshot.request",
                                    "camera": publisher.participant_id, "request": "s1"})
-        error = await _message(viewer, "error")
+        error = await viewer.next_message("error")
         assert (error["code"], error["ref"], error["request"]) == (
             "conflict", "snapshot.request", "s1"), error
         assert "muted" in error["message"], error
@@ -122,7 +114,7 @@ async def test_a_muted_camera_is_neither_forwarded_nor_captured(server: Server) 
 
         await viewer.ws.send_json({"type": "snapshot.request",
                                    "camera": publisher.participant_id, "request": "s2"})
-        saved = await _message(viewer, "snapshot.saved")
+        saved = await viewer.next_message("snapshot.saved")
         assert saved["request"] == "s2"
     finally:
         await viewer.close()

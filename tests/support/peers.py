@@ -31,7 +31,7 @@ from tests.support.clips import (
     read_id,
     video_track,
 )
-from tests.support.server import Server
+from tests.support.server import Server, receive
 from videoassist.media import aiortc_hooks
 from videoassist.media.frames import is_keyframe
 
@@ -103,6 +103,11 @@ class MediaClient:
         self.answer_delay = answer_delay
         self.answered_at: list[float] = []
         self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.joined: dict[str, Any] = {}
+        self.abandoned: list[aiohttp.ClientWebSocketResponse] = []  # sockets given up on
+        # A new peer connection is on its way: the server's offers until its answer are
+        # the replaced session's (docs/protocol.md, Coming back), and are ignored.
+        self._restarting = False
         self.participant_id = -1
         self._answer: asyncio.Future[str] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -110,13 +115,25 @@ class MediaClient:
 
     async def start(self) -> MediaClient:
         self.ws, joined = await self.server.join_call(self.token, self.job_id)
+        self.joined = joined
         self.participant_id = joined["you"]["id"]
+        self._tasks.append(asyncio.create_task(self._pump()))
+        await self._negotiate()
+        return self
+
+    def _new_pc(self) -> RTCPeerConnection:
+        if not self.joined_ice:
+            return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        return RTCPeerConnection(RTCConfiguration(
+            iceServers=[RTCIceServer(**server) for server in self.joined["ice_servers"]],
+            iceTransportPolicy=RTCIceTransportPolicy(self.joined["ice_transport_policy"])))
+
+    async def _negotiate(self, **extra: Any) -> None:
+        """Offer this client's tracks from its peer connection and apply the answer."""
+        assert self.ws is not None
         if self.joined_ice:
             await self.pc.close()
-            self.pc = RTCPeerConnection(RTCConfiguration(
-                iceServers=[RTCIceServer(**server) for server in joined["ice_servers"]],
-                iceTransportPolicy=RTCIceTransportPolicy(joined["ice_transport_policy"])))
-        self._tasks.append(asyncio.create_task(self._pump()))
+            self.pc = self._new_pc()
         for track in (self.video, self.audio):
             if track is not None:
                 transceiver = self.pc.addTransceiver(track, direction="sendonly")
@@ -140,9 +157,66 @@ class MediaClient:
             # answer by its own preferences).
             transceiver._preferred_codecs = []
         self._answer = asyncio.get_running_loop().create_future()
-        await self.ws.send_json({"type": "sdp.offer", "sdp": self.pc.localDescription.sdp})
+        await self.ws.send_json({"type": "sdp.offer", "sdp": self.pc.localDescription.sdp,
+                                 **extra})
         await asyncio.wait_for(self._answer, 10)
-        return self
+
+    async def _drop_media(self) -> None:
+        """Give up this client's peer connection as a lost network does: its ICE
+        sockets closed first, so that nothing more of it reaches the server (not even
+        DTLS's close); its tracks go on, for the next one."""
+        for task in [t for t in self._tasks if t.get_name().startswith("read ")]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            self._tasks.remove(task)
+        for transport in {t.sender.transport for t in self.pc.getTransceivers()
+                          if t.sender.transport is not None}:
+            await transport.transport.stop()
+        await self.pc.close()
+        self.labels.clear()
+        self.received.clear()  # what the new connection receives, apart
+        self.pc = self._new_pc()
+
+    async def restart_media(self, **extra: Any) -> None:
+        """What a client does when its media connection is lost: a new peer
+        connection with the same tracks, offered on the open socket (``extra``: fields
+        of the offer, such as ``restart``)."""
+        self._restarting = True
+        await self._drop_media()
+        await self._negotiate(**extra)
+
+    async def reconnect(self, *, resume: bool = True, chat_after: int | None = None,
+                        media: bool = True) -> dict[str, Any]:
+        """What a client does when its socket is lost: a new socket with the same
+        token (``resume``: naming the participant it was), then (``media``) a new peer
+        connection. The old socket is left unread and open, as a lost network leaves it:
+        the server sees nothing of it until its heartbeat. Returns ``joined``."""
+        pump = self._tasks[0]
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pump
+        if self.ws is not None:
+            self.abandoned.append(self.ws)
+        ws = await self.server.ws()
+        auth: dict[str, Any] = {"type": "auth", "token": self.token}
+        if self.job_id is not None:
+            auth["job"] = self.job_id
+        if resume:
+            auth["resume"] = self.participant_id
+        if chat_after is not None:
+            auth["chat_after"] = chat_after
+        await ws.send_json(auth)
+        joined = await receive(ws, skip=("pong",))
+        assert joined["type"] == "joined", joined
+        self.ws, self.joined = ws, joined
+        self.participant_id = joined["you"]["id"]
+        self._restarting = media
+        self._tasks[0] = asyncio.create_task(self._pump())
+        if media:
+            await self._drop_media()
+            await self._negotiate()
+        return joined
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         """A new m-section (aiortc fires no event when the server reuses one)."""
@@ -181,7 +255,7 @@ class MediaClient:
 
             aiortc_hooks.tap_receiver(receiver, take, skipped)
         elif self.read:
-            self._tasks.append(asyncio.create_task(self._read(track, mid)))
+            self._tasks.append(asyncio.create_task(self._read(track, mid), name=f"read {mid}"))
 
     def _learn_labels(self, sdp: str) -> None:
         """Which publication each m-section carries now: its a=msid track id."""
@@ -230,9 +304,12 @@ class MediaClient:
             # Messages are handled in order: the server may send its own offer right
             # after its answer, and the answer must be applied first.
             if kind == "sdp.answer" and self._answer is not None and not self._answer.done():
+                self._restarting = False
                 await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "answer"))
                 self.server_sdps.append(message["sdp"])
                 self._answer.set_result(message["sdp"])
+            elif kind == "sdp.offer" and self._restarting:
+                continue  # the replaced session's: the new one's come after its answer
             elif kind == "sdp.offer":
                 self.server_sdps.append(message["sdp"])
                 await asyncio.sleep(self.answer_delay)
@@ -244,7 +321,18 @@ class MediaClient:
                 self.answered_at.append(time.monotonic())
                 self.offers_answered += 1
             else:
+                if (kind == "error" and message.get("ref") == "sdp.offer"
+                        and self._answer is not None and not self._answer.done()):
+                    self._answer.set_exception(AssertionError(f"no answer: {message}"))
                 await self.messages.put(message)
+
+    async def next_message(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The next message of that type this client got (others are passed over)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.messages.get()
+                if message["type"] == kind:
+                    return message
 
     def local_candidate_type(self) -> str | None:
         """The type of this client's candidate in the ICE pair in use (``relay``:
@@ -285,8 +373,9 @@ class MediaClient:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.pc.close()
-        if self.ws is not None:
-            await self.ws.close()
+        for ws in [*self.abandoned, self.ws]:
+            if ws is not None:
+                await ws.close()
 
 
 def sdp_candidates(sdp: str) -> list[tuple[str, int, str]]:

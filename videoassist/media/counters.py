@@ -33,3 +33,4 @@ class MediaCounters:
     connect_timeouts: int = 0    # of those, closed unconnected CONNECT_TIMEOUT_S after the offer
     ports_refused: int = 0       # of those, closed: every port of MEDIA_PORTS was in use
     candidates_refused: int = 0  # remote ICE candidates the candidate policy kept out
+    media_restarts: int = 0      # sessions replaced by one on a new peer connection

@@ -107,6 +107,11 @@ class Publication:
         self.codec = codec
         frame = EncodedFrame(codec, data, timestamp, is_keyframe(codec, data), self._clock(),
                              self.frames_in, payloads)
+        if self.frames_in == 0 and self.kind == "video" and not frame.keyframe:
+            # A publisher that starts mid-run (a track going on on a new peer
+            # connection): viewers cannot start before a keyframe, and a request made
+            # before its first packet named no stream.
+            self.want_keyframe()
         self.frames_in += 1
         self.bytes_in += len(data)
         self._received.frames += 1

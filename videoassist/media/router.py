@@ -34,9 +34,17 @@ class MediaRoom:
         self.call_id = call_id
         self.sessions: dict[int, MediaSession] = {}
         self.publications: dict[str, Publication] = {}
+        self._numbered: dict[int, int] = {}  # publications ever made, by participant
         # Held by their viewers' tracks and the publication: gone with the last viewer.
         self.feeds: weakref.WeakValueDictionary[str, DecodedFeed] = (
             weakref.WeakValueDictionary())
+
+    def publication_id(self, participant_id: int, kind: str) -> str:
+        """A new publication's id, never given before in this call (a participant's
+        sessions follow one another)."""
+        number = self._numbered.get(participant_id, 0)
+        self._numbered[participant_id] = number + 1
+        return f"p{participant_id}-{kind}-{number}"
 
     def feed(self, publication: Publication) -> DecodedFeed:
         """The publication's decoded pictures, shared by the viewers that re-encode."""
@@ -46,11 +54,16 @@ class MediaRoom:
         return feed
 
     def publish(self, publication: Publication) -> None:
+        """Send a new publication to everyone else; one that replaces its publisher's
+        publication of the same kind from a previous session goes over the transceivers
+        that carried that one."""
         self.publications[publication.id] = publication
-        for session in self.sessions.values():
-            if session.participant_id != publication.participant_id and session.negotiated:
-                session.subscribe(publication)
         publisher = self.sessions.get(publication.participant_id)
+        previous = None if publisher is None else publisher.replaced(publication.kind)
+        for session in self.sessions.values():
+            if (session.participant_id != publication.participant_id and session.negotiated
+                    and (previous is None or not session.hand_over(previous, publication))):
+                session.subscribe(publication)
         if publisher is not None:
             self.announce(publisher)
 
@@ -149,29 +162,68 @@ class MediaRouter:
         """The newest picture of a participant's camera (for snapshots)."""
         return await capture(self.publication(participant_id, "video"))
 
-    async def offer(self, call_id: int, participant_id: int, sdp: str, send: Send) -> str:
+    async def offer(self, call_id: int, participant_id: int, sdp: str, send: Send, *,
+                    restart: bool = False) -> str:
+        """Apply a client's offer to its media session (a new one for its first offer);
+        return the server's answer. A session that cannot be repaired is replaced by a
+        new one (``_replace``): when the client says the offer is from a new peer
+        connection (``restart``), when it is (other DTLS fingerprint or ICE credentials:
+        aiortc restarts neither), and when aiortc cannot answer a re-offer."""
         session = self._sessions.get(participant_id)
-        if session is None:
-            room = self._rooms.get(call_id)
-            if room is None:
-                room = self._rooms[call_id] = MediaRoom(self, call_id)
-            # aiortc falls back to a public STUN server when given no list: always give one.
-            configuration = RTCConfiguration(iceServers=self._ice_servers())
-            session = MediaSession(room, participant_id, configuration, send)
-            self.counters.peer_connections += 1
-            room.sessions[participant_id] = session
-            self._sessions[participant_id] = session
-        elif session.room.call_id != call_id:
+        if session is not None and session.room.call_id != call_id:
             raise Conflict("This participant's media belongs to another call.")
+        if session is not None and (restart or session.beyond_repair(sdp)):
+            return await self._replace(session, sdp, send)
+        if session is None:
+            session = self._open(call_id, participant_id, send)
         try:
             return await session.handle_offer(sdp)
         except MediaPortsExhausted as exc:
             await self.refuse(session, exc)
             raise
         except VideoassistError:
+            if session.broken and session.negotiated:  # aiortc cannot take it: start afresh
+                return await self._replace(session, sdp, send)
             if not session.negotiated or session.broken:  # no empty session left behind
                 await self.leave(participant_id)
             raise
+
+    def _open(self, call_id: int, participant_id: int, send: Send,
+              predecessor: MediaSession | None = None) -> MediaSession:
+        """A new media session for the participant, in place of any it had."""
+        room = self._rooms.get(call_id)
+        if room is None:
+            room = self._rooms[call_id] = MediaRoom(self, call_id)
+        # aiortc falls back to a public STUN server when given no list: always give one.
+        configuration = RTCConfiguration(iceServers=self._ice_servers())
+        session = MediaSession(room, participant_id, configuration, send, predecessor)
+        self.counters.peer_connections += 1
+        room.sessions[participant_id] = session
+        self._sessions[participant_id] = session
+        return session
+
+    async def _replace(self, old: MediaSession, sdp: str, send: Send) -> str:
+        """Answer the offer from a new peer connection, which takes the place of the
+        participant's session: its new tracks go to the viewers over the transceivers
+        that carried its old ones (``MediaSession.hand_over``), and the old session is
+        closed (its ports with it) right after."""
+        self.counters.media_restarts += 1
+        logger.info("%s media starts again on a new peer connection", old.log_prefix)
+        old.retire()
+        session = self._open(old.room.call_id, old.participant_id, send, predecessor=old)
+        try:
+            return await session.handle_offer(sdp)
+        except MediaPortsExhausted as exc:
+            await self.refuse(session, exc)
+            raise
+        except VideoassistError:
+            await self.leave(old.participant_id)
+            raise
+        finally:
+            session.predecessor = None
+            # Closed once the answer is on its way: the new session's own offer must
+            # not overtake it.
+            self.keep(asyncio.ensure_future(old.close()))
 
     async def refuse(self, session: MediaSession, exc: MediaPortsExhausted) -> None:
         """A peer connection that found no free port: logged and closed (aiortc cannot
@@ -180,6 +232,11 @@ class MediaRouter:
         logger.warning("%s media refused: %s (VIDEOASSIST_MEDIA_PORTS)", session.log_prefix,
                        exc.detail)
         await self.leave(session.participant_id)
+
+    def rebind(self, participant_id: int, send: Send) -> None:
+        session = self._sessions.get(participant_id)
+        if session is not None:
+            session.rebind(send)
 
     async def answer(self, participant_id: int, sdp: str) -> None:
         await self._session(participant_id).handle_answer(sdp)
@@ -197,7 +254,12 @@ class MediaRouter:
             raise Conflict("Send an sdp.offer first.")
         return session
 
-    async def leave(self, participant_id: int) -> None:
+    async def leave(self, participant_id: int, session: MediaSession | None = None) -> None:
+        """Close the participant's media session (``session``: only if it is that one:
+        one another has replaced is merely closed)."""
+        if session is not None and self._sessions.get(participant_id) is not session:
+            await session.close()
+            return
         session = self._sessions.pop(participant_id, None)
         if session is None:
             return

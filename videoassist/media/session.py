@@ -46,8 +46,13 @@ CONNECT_TIMEOUT_S = 20.0
 
 class MediaSession:
     def __init__(self, room: MediaRoom, participant_id: int,
-                 configuration: RTCConfiguration, send: Send) -> None:
+                 configuration: RTCConfiguration, send: Send,
+                 predecessor: MediaSession | None = None) -> None:
         self.room = room
+        # The session this one replaces while it negotiates (``MediaRouter._replace``):
+        # its publications are handed over to this one's (``replaced``).
+        self.predecessor = predecessor
+        self._handed_over: set[str] = set()
         self.participant_id = participant_id
         self.pc = RTCPeerConnection(configuration)
         self._send = send
@@ -79,7 +84,7 @@ class MediaSession:
     def _on_track(self, track: MediaStreamTrack) -> None:
         """During setRemoteDescription, before the receiver starts: tap it."""
         transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
-        publication_id = f"p{self.participant_id}-{track.kind}-{len(self.publications)}"
+        publication_id = self.room.publication_id(self.participant_id, track.kind)
         receiver = transceiver.receiver
         relay = aiortc_hooks.EstimateRelay(receiver) if track.kind == "video" else None
         publication = Publication(
@@ -93,6 +98,29 @@ class MediaSession:
                                   payload_sink=publication.push)
         self.publications[publication_id] = (publication, transceiver)
         logger.info("%s publishes %s", self.log_prefix, publication_id)
+
+    def beyond_repair(self, sdp: str) -> bool:
+        """Whether this session cannot take the offer: it failed, or the offer comes
+        from another peer connection than the one negotiated (its DTLS fingerprint or
+        ICE credentials differ: aiortc has no ICE restart, and answers a new peer
+        connection's offer on an old one with ``ValueError``)."""
+        if self.broken or self.pc.connectionState in ("failed", "closed"):
+            return True
+        remote = self.pc.remoteDescription
+        return (self.negotiated and remote is not None
+                and _peer_identity(sdp) != _peer_identity(remote.sdp))
+
+    def replaced(self, kind: str) -> Publication | None:
+        """The live publication of this kind of the session this one replaces, which a
+        new publication of ours takes over (each once), if any."""
+        if self.predecessor is None:
+            return None
+        for publication, _ in reversed(list(self.predecessor.publications.values())):
+            if (publication.kind == kind and not publication.closed
+                    and publication.id not in self._handed_over):
+                self._handed_over.add(publication.id)
+                return publication
+        return None
 
     async def handle_offer(self, sdp: str) -> str:
         async with self._lock:
@@ -140,7 +168,7 @@ class MediaSession:
             self.room.router.counters.connect_timeouts += 1
             logger.info("%s not connected after %.0f s: closing its media", self.log_prefix,
                         CONNECT_TIMEOUT_S)
-            task = asyncio.ensure_future(self.room.router.leave(self.participant_id))
+            task = asyncio.ensure_future(self.room.router.leave(self.participant_id, self))
             self.room.router.keep(task)
 
     def _prefer_shared_codec(self, transceiver: RTCRtpTransceiver) -> None:
@@ -269,6 +297,20 @@ class MediaSession:
         if not self.closed:
             self._send(message)
 
+    def retire(self) -> None:
+        """A new session replaces this one: nothing of it reaches the client any more
+        (an offer it was making would be answered by the new peer connection)."""
+        self._send = _discard
+
+    def rebind(self, send: Send) -> None:
+        """Send to another connection of the participant from now on (a resume); an
+        offer of ours still awaiting its answer is sent again there (the lost
+        connection may never have delivered it)."""
+        self._send = send
+        local = self.pc.localDescription
+        if self.offer_in_flight and not self.closed and local is not None:
+            send({"type": "sdp.offer", "sdp": local.sdp})
+
     # -- the others' tracks --------------------------------------------------------
 
     def subscribe(self, publication: Publication) -> None:
@@ -318,6 +360,28 @@ class MediaSession:
                      if c.name in DECODERS and any(aiortc_hooks.codecs_match(c, e)
                                                    for e in encodable)), None)
 
+    def hand_over(self, previous: Publication, publication: Publication) -> bool:
+        """Send a publication over the slot that carried ``previous``, the one it
+        replaces (its publisher's, from a session on a new peer connection): the
+        m-section stays, its frames flow at once from the new publication's next
+        keyframe, and the next offer names it (``a=msid``). False, and nothing done, if
+        that slot cannot carry it as it is (then ``subscribe``)."""
+        slot = self.subscriptions.get(previous.id)
+        if (slot is None or self.closed or publication.id in self.subscriptions
+                or not isinstance(slot.source, ForwardTrack)
+                or self._transcode_target(publication) is not None
+                or not slot.takes(publication.kind, publication.codec_parameters)):
+            return False
+        del self.subscriptions[previous.id]
+        source = ForwardTrack(publication, publication.id)
+        slot.hand_over(publication, source)
+        publication.subscribe(source, catch_up=False)  # it catches up once sending
+        self.subscriptions[publication.id] = slot
+        logger.info("%s receives %s in place of %s", self.log_prefix, publication.id,
+                    previous.id)
+        self.schedule_offer()
+        return True
+
     def unsubscribe(self, publication: Publication) -> None:
         slot = self.subscriptions.pop(publication.id, None)
         if slot is None or self.closed:
@@ -363,8 +427,8 @@ class MediaSession:
             for transport in {t.receiver.transport for t in self.pc.getTransceivers()
                               if t.receiver.transport is not None}:
                 aiortc_hooks.receive_directly(transport)
-        if state in ("failed", "closed"):
-            await self.room.router.leave(self.participant_id)
+        if state in ("failed", "closed") and not self.closed:
+            await self.room.router.leave(self.participant_id, self)
 
     async def close(self) -> None:
         if self.closed:
@@ -394,3 +458,14 @@ class MediaSession:
                         await dtls.stop()
                     with contextlib.suppress(Exception):
                         await dtls.transport.stop()
+
+
+def _peer_identity(sdp: str) -> set[str]:
+    """What tells one peer connection's descriptions from another's: the DTLS
+    fingerprints and ICE credentials."""
+    return {line.strip() for line in sdp.splitlines()
+            if line.startswith(("a=fingerprint:", "a=ice-ufrag:", "a=ice-pwd:"))}
+
+
+def _discard(message: dict[str, Any]) -> bool:
+    return False

@@ -189,7 +189,11 @@ class SenderSlot:
 
     def fits(self, kind: str, codec: RTCRtpCodecParameters | None) -> bool:
         """Whether a publication of this kind and codec can take this slot now."""
-        if self.source is not None or kind != self.kind:
+        return self.source is None and self.takes(kind, codec)
+
+    def takes(self, kind: str, codec: RTCRtpCodecParameters | None) -> bool:
+        """Whether this slot can carry a publication of this kind and codec."""
+        if kind != self.kind:
             return False
         if self.track.readyState != "live":  # its sender's loop ended on an error
             return False
@@ -211,6 +215,22 @@ class SenderSlot:
                      self.transceiver.mid, self.publication.id)
         aiortc_hooks.label_sender(self.transceiver.sender, participant, self.publication.id)
         self.transceiver.direction = "sendonly"
+
+    def hand_over(self, publication: Publication, source: Source) -> None:
+        """Carry another publication in place of the current one, with no inactive
+        offer between them: what the sender sends switches at once (the track's
+        timestamps go on), and the next offer names the new one."""
+        previous = self.source
+        self.publication = publication
+        self.source = source
+        if previous is not None:
+            previous.stop()
+        if self.releasing:  # it opens once the viewer answered the inactive offer
+            return
+        aiortc_hooks.label_sender(self.transceiver.sender,
+                                  f"p{publication.participant_id}", publication.id)
+        if previous is not None and self.track.source is previous:
+            self.track.feed(source)
 
     def release(self) -> None:
         """The publication is gone or unsubscribed: stop sending, go inactive."""

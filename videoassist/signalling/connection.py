@@ -219,7 +219,8 @@ class Connection:
         finally:
             self.gone = True
             try:
-                await self.media.leave(member.id)
+                if not member.replaced:  # else the participant's media goes on with it
+                    await self.media.leave(member.id)
             except Exception:
                 logger.exception("%s media clean-up failed", member.log_prefix)
             await self.hub.leave(member)
@@ -269,7 +270,7 @@ class Connection:
                         self._error(TooManyRequests("Too many messages; slow down.")))
                 continue
             try:
-                return await self._join_or_carry(message["token"], message["job"], msg.data)
+                return await self._join_or_carry(message, msg.data)
             except Draining as exc:
                 logger.info("refused a join: the server is draining")
                 await self._refuse(CLOSE_TRY_AGAIN_LATER, exc.code, exc.message)
@@ -303,13 +304,13 @@ class Connection:
             return message["type"], Unauthorized("Send an auth message first.")
         return message, None
 
-    async def _join_or_carry(self, token: str, job_id: int | None, auth: str
-                             ) -> Member | None:
+    async def _join_or_carry(self, message: dict[str, Any], auth: str) -> Member | None:
         """Join the call here, or carry the connection to the node that holds it (then
         None, once the carrying is over)."""
+        job_id = message["job"]
         for _ in range(MAX_PLACEMENTS):
             try:
-                return await self._join(token, job_id)
+                return await self._join(message)
             except Elsewhere as elsewhere:
                 placement = elsewhere.placement
             if self.carried:  # never carried twice: the carrier places again
@@ -328,7 +329,8 @@ class Connection:
         await self._refuse(CLOSE_CALL_LOST, CALL_LOST, CALL_LOST_MESSAGE)
         return None
 
-    async def _join(self, token: str, job_id: int | None) -> Member:
+    async def _join(self, message: dict[str, Any]) -> Member:
+        token, job_id = message["token"], message["job"]
         tokens = self.app[TOKENS]
         audience = tokens.audience_of(token)
         if audience == STAFF_AUDIENCE:
@@ -359,16 +361,25 @@ class Connection:
         member, room = await self.hub.join(job, role, name, user_id, invite_id, expires_at,
                                            self.ws, session_version,
                                            draining=self.app[DRAINING][0],
-                                           spread=not self.carried)
+                                           spread=not self.carried, resume=message["resume"])
         self.room = room
+        if member.resumed:  # its media session, if it kept one, talks to this socket now
+            self.media.rebind(member.id, member.send)
+        # What the call holds now: who is in it, the shapes on their videos, and the
+        # chat since what the client says it has (all of this call's, without it).
+        chat = await self.store.calls.messages_of_call(
+            room.call_id, message["chat_after"] or 0, protocol.MAX_CHAT_HISTORY)
         await self.ws.send_json({
             "type": "joined",
             "protocol": protocol.PROTOCOL_VERSION,
             "job": {"id": job.id, "title": job.title},
             "call": {"id": room.call_id},
             "you": member.participant.public(),
+            "resumed": member.resumed,
             "participants": [m.participant.public() for m in room.members.values()
                              if m is not member],
+            "annotations": room.shapes.current(),
+            "chat": [m.public() for m in chat],
             **self.app[ICE].for_client(member.id, role),
         })
         return member
@@ -410,6 +421,33 @@ class Connection:
             "author": member.id, "captured_at": snapshot.captured_at,
             "width": snapshot.width, "height": snapshot.height, "shapes": len(shapes),
             "sha256": snapshot.sha256}})
+
+    async def _chat(self, member: Member, room: Room, text: str, client_id: str | None
+                    ) -> None:
+        """Store a chat line and send it to everyone. One the sender already sent with
+        this ``client_id`` (a resend after a reconnection) is stored once: the sender
+        alone gets it again, as stored."""
+        if client_id is None:
+            stored = await self.store.calls.add_message(
+                member.job.id, room.call_id, member.id, member.participant.display_name,
+                member.participant.role, text)
+            room.broadcast({"type": "chat.message", "message": stored.public()})
+            return
+        key = (member.actor, client_id)
+        async with room.sent_chat.lock:  # a resend racing its original is stored once
+            known = room.sent_chat.get(key)
+            if known is None:
+                stored = await self.store.calls.add_message(
+                    member.job.id, room.call_id, member.id, member.participant.display_name,
+                    member.participant.role, text)
+                known = {"type": "chat.message", "client_id": client_id,
+                         "message": stored.public()}
+                room.sent_chat.remember(key, known)
+                room.broadcast(known)
+                return
+        logger.info("%s resent chat message %s: stored once", member.log_prefix,
+                    known["message"]["id"])
+        member.send(known)
 
     async def _end_call(self, member: Member, room: Room) -> None:
         """Staff end the call for everyone in it, themselves included."""
@@ -552,23 +590,23 @@ class Connection:
         elif kind == "auth":
             raise BadRequest("Already authenticated.")
         elif kind == "chat.message":
-            stored = await self.store.calls.add_message(
-                member.job.id, room.call_id, member.id, member.participant.display_name,
-                member.participant.role, message["text"],
-            )
-            room.broadcast({"type": "chat.message", "message": stored.public()})
+            await self._chat(member, room, message["text"], message["client_id"])
         elif kind == "note.add":
             await self._add_note(member, room, message["text"])
         elif kind.startswith("annotation."):
             if message["target"] not in room.members:
                 raise NotFound("'target' is not a participant of this call.")
-            relayed = {k: v for k, v in message.items() if k != "type"}
-            room.broadcast({"type": kind, "from": member.id, **relayed}, exclude=member)
+            relayed = {"type": kind, "from": member.id,
+                       **{k: v for k, v in message.items() if k != "type"}}
+            if kind != "annotation.pointer":
+                room.shapes.apply(relayed)
+            room.broadcast(relayed, exclude=member)
         elif kind == "sdp.offer":
             if not self.offers.take():
                 wait = self.offers.wait_s()
                 raise TooManyRequests(f"Too many offers; wait {wait:g} s.", retry_after=wait)
-            answer = await self.media.offer(room.call_id, member.id, message["sdp"], member.send)
+            answer = await self.media.offer(room.call_id, member.id, message["sdp"], member.send,
+                                            restart=message["restart"])
             member.send({"type": "sdp.answer", "sdp": answer})
         elif kind == "sdp.answer":
             await self.media.answer(member.id, message["sdp"])

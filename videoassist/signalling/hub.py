@@ -38,6 +38,7 @@ from aiohttp import web
 from videoassist import jobs
 from videoassist.auth.ratelimit import TokenBucket
 from videoassist.errors import CallFull, Draining, TooManyConnections, TooManyRequests
+from videoassist.signalling.callstate import SentChat, Shapes
 from videoassist.signalling.events import CallEvents
 from videoassist.signalling.outbox import OUTBOX_MAX, Outbox
 from videoassist.storage import Store
@@ -57,6 +58,7 @@ CLOSE_AUTH_TIMEOUT = 4408
 CLOSE_AUTH_REQUIRED = 4400  # too many messages before auth
 CLOSE_TOO_SLOW = 4409
 CLOSE_TOO_MANY = 4429  # too many connections of the token or user, or the call is full
+CLOSE_REPLACED = 4410  # the participant resumed on another connection (auth ``resume``)
 CLOSE_CALL_LOST = 1011
 SIGNED_OUT = "You have been signed out."
 CALL_LOST = "The call was interrupted on the server. Reconnecting starts it again."
@@ -104,6 +106,7 @@ class Elsewhere(Exception):
         self.placement = placement
 LINK_REVOKED = "This link has been withdrawn."
 REMOVED = "A staff member removed you from the call; this link no longer works."
+REPLACED = "You are in this call on another connection now."
 
 
 @dataclass(eq=False)
@@ -123,6 +126,10 @@ class Member:
     writer: asyncio.Task[None] | None = None
     closer: asyncio.Task[None] | None = None
     abort: Callable[[], None] | None = None
+    # The participant went on on another connection (auth ``resume``): this one's end
+    # is not the participant's.
+    replaced: bool = False
+    resumed: bool = False  # this connection took over a participant (auth ``resume``)
 
     @property
     def id(self) -> int:
@@ -153,6 +160,11 @@ class Member:
     def removed(self) -> None:
         """Close a participant a staff member removed (its join link withdrawn)."""
         self.close(CLOSE_UNAUTHORIZED, "removed", REMOVED)
+
+    def replace(self) -> None:
+        """The participant resumed on another connection: close this one."""
+        self.replaced = True
+        self.close(CLOSE_REPLACED, "replaced", REPLACED)
 
     def link_withdrawn(self) -> None:
         """Close a participant whose join link was withdrawn (its creator disabled)."""
@@ -223,6 +235,9 @@ class Room:
     # Bytes each sender may still send of a kind (chat, annotation), by (actor, kind):
     # shared by all of a sender's connections to the call.
     budgets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
+    # What the call keeps for those who join or come back (``callstate``).
+    shapes: Shapes = field(default_factory=Shapes)
+    sent_chat: SentChat = field(default_factory=SentChat)
 
     def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
                   customers: bool = True) -> None:
@@ -313,18 +328,28 @@ class Hub:
         *,
         draining: bool = False,
         spread: bool = False,
+        resume: int | None = None,
     ) -> tuple[Member, Room]:
         """Add a connection to the job's call, starting the call if it is the first.
         ``draining``: no new call (``Draining``); a call in progress takes anyone who
         may join it. A call held by another node
         raises ``Elsewhere``; a new call goes on the least loaded node (``spread``: a
         client's own connection) or on this one (a connection another node carried
-        here, so that it is never carried twice)."""
+        here, so that it is never carried twice).
+
+        ``resume``: the participant this person was in the call (``joined``'s ``you``):
+        if it is still in the call, joined by the same person (the same staff user, or
+        the same join link), this connection takes its place, with its id, and the
+        connection it had is closed (``replaced``); otherwise a new participant joins."""
         async with self._lock:
             room = self._rooms.get(job.id)
             new = room is None
             if room is None:
                 room = await self._place(job, draining, spread)
+            previous = None if resume is None else room.members.get(resume)
+            if (previous is not None and previous.user_id == user_id
+                    and previous.invite_id == invite_id and not previous.replaced):
+                return await self._resume(room, previous, expires_at, ws, session_version)
             try:
                 await self._check_limits(room, user_id, invite_id)
                 if new and self._events is not None:
@@ -347,6 +372,28 @@ class Hub:
         logger.info("%s joined as %s", member.log_prefix, role)
         return member, room
 
+    async def _resume(self, room: Room, previous: Member, expires_at: float,
+                      ws: web.WebSocketResponse, session_version: int) -> tuple[Member, Room]:
+        """Put a new connection in the place of ``previous`` (under the lock): the same
+        participant goes on, so nobody is told it left or joined. Its connection counts
+        against no limit (it replaces one), its join against the join rate."""
+        self._take_join(previous.user_id, previous.invite_id)
+        member = Member(previous.participant, previous.job, previous.user_id,
+                        previous.invite_id, expires_at, ws, session_version, resumed=True)
+        room.members[member.id] = member
+        previous.replace()
+        logger.info("%s resumed on a new connection", member.log_prefix)
+        return member, room
+
+    def _take_join(self, user_id: int | None, invite_id: int | None) -> None:
+        if len(self._joins) > JOIN_BUCKETS_MAX:  # forget those that have refilled
+            self._joins = {k: b for k, b in self._joins.items() if not b.full()}
+        per_min = self._limits.joins_per_min
+        bucket = self._joins.setdefault(actor(user_id, invite_id),
+                                        TokenBucket(per_min / 60, per_min, time.monotonic))
+        if not bucket.take():
+            raise TooManyRequests("You joined too often; wait a minute and try again.")
+
     async def _check_limits(self, room: Room, user_id: int | None, invite_id: int | None
                             ) -> None:
         """Refuse a join past the limits (called under the lock, so joins in this
@@ -360,13 +407,7 @@ class Hub:
             raise TooManyConnections()
         if len(room.members) >= self._limits.per_call:
             raise CallFull()
-        if len(self._joins) > JOIN_BUCKETS_MAX:  # forget those that have refilled
-            self._joins = {k: b for k, b in self._joins.items() if not b.full()}
-        per_min = self._limits.joins_per_min
-        bucket = self._joins.setdefault(actor(user_id, invite_id),
-                                        TokenBucket(per_min / 60, per_min, time.monotonic))
-        if not bucket.take():
-            raise TooManyRequests("You joined too often; wait a minute and try again.")
+        self._take_join(user_id, invite_id)
 
     async def _place(self, job: Job, draining: bool, spread: bool) -> Room:
         """The room of the job's call, placed on this node; ``Elsewhere`` if another
@@ -406,6 +447,7 @@ class Hub:
             if room is None or room.members.get(member.id) is not member:
                 return
             del room.members[member.id]
+            room.shapes.forget(member.id)
             await self._store.calls.leave(member.id)
             room.broadcast({"type": "participant.left", "participant": member.participant.public()
                             | {"left_at": self._clock()}})

@@ -10,8 +10,14 @@ Send = Callable[[dict[str, Any]], bool]
 
 
 class MediaPlane(Protocol):
-    async def offer(self, call_id: int, participant_id: int, sdp: str, send: Send) -> str:
-        """Apply a client's offer; return the server's answer."""
+    async def offer(self, call_id: int, participant_id: int, sdp: str, send: Send, *,
+                    restart: bool = False) -> str:
+        """Apply a client's offer; return the server's answer. ``restart``: the offer
+        comes from a new peer connection, which takes the place of the previous one."""
+
+    def rebind(self, participant_id: int, send: Send) -> None:
+        """The participant's signalling goes on over another connection (a resume):
+        the server's messages about its media go there from now on."""
 
     async def answer(self, participant_id: int, sdp: str) -> None:
         """Apply a client's answer to the server's last offer."""

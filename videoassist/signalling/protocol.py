@@ -28,6 +28,7 @@ from videoassist.storage.records import MAX_NOTE_CHARS, storable
 PROTOCOL_VERSION = 1
 
 MAX_CHAT_CHARS = 2000
+MAX_CHAT_HISTORY = 200  # chat messages a ``joined`` carries at most (the newest)
 MAX_SDP_CHARS = 60_000
 MAX_CANDIDATE_CHARS = 1024
 MEDIA_KINDS = ("audio", "video")
@@ -95,15 +96,25 @@ def _int(message: dict[str, Any], name: str, *, optional: bool = False) -> int |
 
 
 def _auth(m: dict[str, Any]) -> dict[str, Any]:
-    return {"token": _string(m, "token", 4096), "job": _int(m, "job", optional=True)}
+    return {"token": _string(m, "token", 4096), "job": _int(m, "job", optional=True),
+            "resume": _int(m, "resume", optional=True),
+            "chat_after": _int(m, "chat_after", optional=True)}
 
 
 def _empty(m: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+def _client_id(m: dict[str, Any]) -> str | None:
+    """A client's own id for a message (``client_id``), by which a resend is known."""
+    value = m.get("client_id")
+    if value is not None and (not isinstance(value, str) or not SHAPE_ID.fullmatch(value)):
+        raise BadRequest("'client_id' is 1 to 64 letters, digits, '_' or '-', or absent.")
+    return value
+
+
 def _chat(m: dict[str, Any]) -> dict[str, Any]:
-    return {"text": _string(m, "text", MAX_CHAT_CHARS)}
+    return {"text": _string(m, "text", MAX_CHAT_CHARS), "client_id": _client_id(m)}
 
 
 def _note(m: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +132,13 @@ def _sdp(m: dict[str, Any]) -> dict[str, Any]:
     ):
         raise BadRequest("'sdp' needs an o= line and at least one m= (media) line.")
     return {"sdp": sdp}
+
+
+def _offer(m: dict[str, Any]) -> dict[str, Any]:
+    restart = m.get("restart", False)
+    if not isinstance(restart, bool):
+        raise BadRequest("'restart' must be true or false.")
+    return {**_sdp(m), "restart": restart}
 
 
 def _candidate(m: dict[str, Any]) -> dict[str, Any]:
@@ -225,7 +243,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "call.end": _empty,
     "chat.message": _chat,
     "note.add": _note,
-    "sdp.offer": _sdp,
+    "sdp.offer": _offer,
     "sdp.answer": _sdp,
     "ice.candidate": _candidate,
     "annotation.add": _annotation_add,

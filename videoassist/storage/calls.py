@@ -294,6 +294,15 @@ class Calls:
         )
         return [Message(*r) for r in rows]
 
+    async def messages_of_call(self, call_id: int, after_id: int, limit: int) -> list[Message]:
+        """The call's chat messages whose id is above ``after_id``: the newest ``limit``
+        of them, oldest first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_MESSAGE} FROM messages WHERE call_id = ? AND id > ?"
+            " ORDER BY id DESC LIMIT ?", (call_id, after_id, limit)
+        )
+        return [Message(*r) for r in reversed(rows)]
+
     # -- calls in progress, whichever process holds them ------------------------
     #
     # Each process holds its own calls in memory (``signalling.hub``); these read the
