@@ -15,19 +15,22 @@ how high they are, how wide the label is.
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import cv2
 import numpy as np
 import pytest
-from playwright.async_api import BrowserContext
+import pytest_asyncio
+from playwright.async_api import async_playwright
 
+from tests.support.browser import CHROMIUM, FLAGS, PHONE, STOP_AT_ONCE
 from tests.support.labels import SCRIPTS
 from tests.support.process import ServeProcess
 from videoassist.snapshots import render
 from videoassist.snapshots.fonts import LabelFonts
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 DRAW_IN_BROWSER = """async ({shapes, width, height}) => {
   const { drawShapes } = await import("/static/js/shapes.js");
@@ -60,12 +63,34 @@ LABEL = {"id": "t", "kind": "text", "color": "#ffcc00", "width": 0.005,
          "points": [[0.3, 0.4]], "text": "HELLO VALVE"}
 
 
-@pytest.fixture
-async def page(browser: BrowserContext, serve: ServeProcess) -> Any:
-    serve.wait_ready()
-    page = await browser.new_page()
-    await page.goto(serve.url + "/")  # the server's origin, for its module
-    return page
+@pytest.fixture(scope="module")
+def shapes_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    server = ServeProcess(tmp_path_factory.mktemp("shapes") / "data", env=STOP_AT_ONCE)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def page(tmp_path_factory: pytest.TempPathFactory,
+               shapes_server: ServeProcess) -> AsyncIterator[Any]:
+    """One Chromium page on the server's origin (for its module) for all the module's
+    tests: each draws on a canvas of its own and reads it back, so nothing of one is
+    left to the next. A browser and a server for each of them cost some 5 s a test,
+    two minutes of the suite."""
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            tmp_path_factory.mktemp("shapes-profile"), executable_path=CHROMIUM,
+            headless=True, args=FLAGS, viewport=PHONE)
+        context.set_default_timeout(10_000)
+        try:
+            page = await context.new_page()
+            await page.goto(shapes_server.url + "/")
+            yield page
+        finally:
+            await context.close()
 
 
 async def in_browser(page: Any, shapes: list[dict[str, Any]], width: int, height: int
