@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import secrets
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -162,30 +163,41 @@ def _settings(data_dir: Path) -> Settings:
     return Settings(data_dir=data_dir)
 
 
-@pytest.fixture
-def backup_of(tmp_path: Path) -> Callable[..., Path]:
+@pytest.fixture(scope="module")
+def pristine_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A backup made by the CLI of a data dir holding user bob, job 1 with a data key
-    wrapped by the snapshot key, and the key files a server generates."""
+    wrapped by the snapshot key, and the key files a server generates; made once for
+    the module (five commands), never changed: tests take copies (``backup_of``)."""
+    root = tmp_path_factory.mktemp("backup")
+    source = root / "source"
+    ok(source, "user", "add", "bob", "--role", "expert", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    ok(source, "job", "create", "Boiler makes a noise")
+    settings = _settings(source)
+    keyfiles.signing_keys(settings)
+    keyfiles.turn_secret(settings)
+
+    async def wrap_a_job_key() -> None:
+        store = await Store.open(settings.database_path)
+        try:
+            await Vault(keyfiles.snapshot_key(settings), store.snapshots).key_for_new(1)
+        finally:
+            await store.close()
+
+    asyncio.run(wrap_a_job_key())
+    out = root / "backup"
+    ok(source, "backup", str(out))
+    return out
+
+
+@pytest.fixture
+def backup_of(tmp_path: Path, pristine_backup: Path) -> Callable[..., Path]:
+    """A copy of the module's backup, in ``tmp_path``, for the test to damage or
+    restore (modes kept: the directory 0700, its files 0600)."""
 
     def make(name: str = "backup") -> Path:
-        source = tmp_path / f"source-{name}"
-        ok(source, "user", "add", "bob", "--role", "expert", "--password-stdin",
-           stdin=PASSWORD + "\n")
-        ok(source, "job", "create", "Boiler makes a noise")
-        settings = _settings(source)
-        keyfiles.signing_keys(settings)
-        keyfiles.turn_secret(settings)
-
-        async def wrap_a_job_key() -> None:
-            store = await Store.open(settings.database_path)
-            try:
-                await Vault(keyfiles.snapshot_key(settings), store.snapshots).key_for_new(1)
-            finally:
-                await store.close()
-
-        asyncio.run(wrap_a_job_key())
         out = tmp_path / name
-        ok(source, "backup", str(out))
+        shutil.copytree(pristine_backup, out)
         return out
 
     return make
