@@ -41,6 +41,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.support import nginx
 from tests.support.certs import self_signed
 from tests.support.databases import Cluster
 from tests.support.docs import ROOT, fenced_blocks
@@ -59,7 +60,6 @@ COTURN_DOCKERFILE = ROOT / "deploy" / "compose" / "coturn" / "Dockerfile"
 SHIPPED_TURN = ROOT / "turn" / "turnserver.conf"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKER_COMPOSE = shutil.which("docker-compose") or "/usr/bin/docker-compose"
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 # docker-compose's own interpreter has PyYAML (python3-yaml, a dependency of Debian's
 # docker-compose); the test environment has not.
 DEBIAN_PYTHON = "/usr/bin/python3"
@@ -498,12 +498,12 @@ def test_nginx_upstream_lists_the_nodes_as_the_fleet_section_does(
     assert [line for line in upstream.splitlines() if not line.startswith(("#", "    server"))] \
         == [line for line in fleet[fleet.index("upstream"):].splitlines()
             if not line.startswith("    server")]
-    nginx = resolved["services"]["nginx"]
-    assert re.fullmatch(r"nginx:[\d.]+-bookworm", nginx["image"])
-    mounts = [str(v) for v in nginx["volumes"]]
+    service = resolved["services"]["nginx"]
+    assert re.fullmatch(r"nginx:[\d.]+-bookworm", service["image"])
+    mounts = [str(v) for v in service["volumes"]]
     assert f"{NGINX_CONF}:/etc/nginx/conf.d/default.conf:ro" in mounts
     assert any(m.endswith(":/etc/nginx/certs:ro") for m in mounts)
-    assert nginx["network_mode"] == "host"
+    assert service["network_mode"] == "host"
 
 
 def nginx_for_test(directory: Path, node_ports: list[int]) -> tuple[Path, int]:
@@ -513,44 +513,21 @@ def nginx_for_test(directory: Path, node_ports: list[int]) -> tuple[Path, int]:
     cert, key = self_signed(directory)
     tls_port, http_port = free_port(), free_port()
     site, _ = compose_site()
-    for old, new in [
-        ("listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;"),
-        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
-        ("    listen [::]:443 ssl http2;\n", ""),
-        ("    listen [::]:80;\n", ""),
+    site = nginx.replace_once(site, [
+        *nginx.listen_on_loopback(tls_port, http_port),
         ("/etc/nginx/certs/fullchain.pem", str(cert)),
         ("/etc/nginx/certs/privkey.pem", str(key)),
         ("/var/log/nginx/access.log", str(directory / "access.log")),
         ("server 127.0.0.1:8081 ", f"server 127.0.0.1:{node_ports[0]} "),
         ("server 127.0.0.1:8082 ", f"server 127.0.0.1:{node_ports[1]} "),
-    ]:
-        assert site.count(old) == 1, old
-        site = site.replace(old, new)
-    temp = "\n".join(f"    {kind}_temp_path {directory / kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf = directory / "nginx.conf"
-    conf.write_text(f"""daemon off;
-master_process off;
-worker_processes 1;
-pid {directory / 'nginx.pid'};
-error_log {directory / 'error.log'} info;
-events {{ worker_connections 256; }}
-http {{
-{temp}
-{site}
-}}
-""")
+    ], "deploy/compose/nginx.conf")
+    conf = nginx.write_conf(directory, site, error_log=directory / "error.log")
     return conf, tls_port
-
-
-def nginx_command(conf: Path, *args: str) -> list[str]:
-    return [NGINX, "-c", str(conf), "-p", str(conf.parent), "-e", str(conf.parent / "e.log"),
-            *args]
 
 
 def test_nginx_accepts_the_compose_configuration(tmp_path: Path) -> None:
     conf, _ = nginx_for_test(tmp_path, [free_port(), free_port()])
-    done = subprocess.run(nginx_command(conf, "-t"), capture_output=True, text=True,
+    done = subprocess.run(nginx.command(conf, "-t"), capture_output=True, text=True,
                           timeout=CHECK_TIMEOUT_S)
     assert done.returncode == 0, done.stderr
     assert "test is successful" in done.stderr
@@ -574,7 +551,7 @@ def test_nginx_with_the_compose_configuration_serves_both_nodes(
     (tmp_path / "nginx").mkdir()
     conf, tls_port = nginx_for_test(tmp_path / "nginx", two_nodes.ports)
     with (tmp_path / "nginx" / "stderr.log").open("wb") as sink:
-        proc = subprocess.Popen(nginx_command(conf), stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(nginx.command(conf), stdout=sink, stderr=subprocess.STDOUT)
     try:
         _wait_tcp(tls_port, proc, tmp_path / "nginx" / "error.log")
         url = f"https://127.0.0.1:{tls_port}"

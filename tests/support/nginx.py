@@ -64,18 +64,29 @@ def site(ports: list[int], tls_port: int, http_port: int, cert: Path, key: Path,
         if count != 1:
             raise SiteError("docs/deploy.md's nginx block has no upstream videoassist")
         replacements = []
-    for old, new in [
+    return replace_once(text, [
         *replacements,
-        ("listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;"),
-        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
-        ("    listen [::]:443 ssl http2;\n", ""),
-        ("    listen [::]:80;\n", ""),
+        *listen_on_loopback(tls_port, http_port),
         ("/etc/letsencrypt/live/assist.example.com/fullchain.pem", str(cert)),
         ("/etc/letsencrypt/live/assist.example.com/privkey.pem", str(key)),
         ("/var/log/nginx/videoassist.access.log", str(log)),
-    ]:
+    ], "docs/deploy.md's nginx block")
+
+
+def listen_on_loopback(tls_port: int, http_port: int) -> list[tuple[str, str]]:
+    """The replacements that put a site's listeners (as deploy.md writes them) on
+    127.0.0.1 and these ports; the IPv6 ones dropped (IPv6 may be off)."""
+    return [("listen 443 ssl http2;", f"listen 127.0.0.1:{tls_port} ssl http2;"),
+            ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+            ("    listen [::]:443 ssl http2;\n", ""),
+            ("    listen [::]:80;\n", "")]
+
+
+def replace_once(text: str, replacements: list[tuple[str, str]], where: str) -> str:
+    """``text`` with each replacement made; each must find its text exactly once."""
+    for old, new in replacements:
         if text.count(old) != 1:
-            raise SiteError(f"docs/deploy.md's nginx block has no {old.strip()!r} (once)")
+            raise SiteError(f"{where} has no {old.strip()!r} (once)")
         text = text.replace(old, new)
     return text
 
