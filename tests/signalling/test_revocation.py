@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.support.server import Server, receive
 from videoassist.appkeys import HUB
@@ -136,6 +137,36 @@ async def test_a_job_closed_with_the_cli_ends_its_call_within_a_second(server: S
     assert call.ended_at is not None
     [audited] = [a for a in await server.store.audit.recent() if a["action"] == "job.closed"]
     assert (audited["actor"], audited["target"]) == ("cli", f"job:{job_id}")
+
+
+async def test_a_removed_participant_is_told_removed_when_the_watcher_sees_the_link_first(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A removal withdraws the link, then audits, then closes. The watcher, woken by the
+    withdrawal (a database notification, or its poll), may look in between: it found a
+    withdrawn link and closed the customer with ``link_revoked``, who was told "This link
+    has been withdrawn" instead of that staff removed them (seen on a busy machine). Here
+    the watcher's look is made to fall in exactly that window."""
+    _, staff_token = await server.staff("expert")
+    job_id = await server.job(staff_token)
+    customer_token = await server.participant(staff_token, job_id)
+    expert_ws, _ = await server.join_call(staff_token, job_id)
+    customer_ws, customer = await server.join_call(customer_token)
+    audit = server.store.audit
+    record = audit.record
+    looked: list[str] = []
+
+    async def watcher_looks_first(actor: str, action: str, *args: Any, **kwargs: Any) -> Any:
+        if action == "participant.removed":
+            await server.app[HUB].check_revocations()
+            looked.append(action)
+        return await record(actor, action, *args, **kwargs)
+
+    monkeypatch.setattr(audit, "record", watcher_looks_first)
+    await expert_ws.send_json({"type": "participant.remove", "target": customer["you"]["id"]})
+    error, close, _ = await _removed(customer_ws)
+    await _still_in(expert_ws)  # its messages are handled in turn: the removal is done
+    assert looked == ["participant.removed"]
+    assert (error["code"], close) == ("removed", (4401, "removed")), error
 
 
 async def test_staff_remove_a_participant_and_its_token_ends(server: Server) -> None:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aioice.ice import CandidatePair
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -341,13 +340,10 @@ class MediaClient:
         pair = transport._connection._nominated.get(1)
         return None if pair is None else str(pair.local_candidate.type)
 
-    def answered_checks(self) -> set[tuple[str, int]]:
-        """The server's (address, port) of every ICE pair whose connectivity check the
-        server answered (a STUN success, signed with the server's ICE password)."""
+    def ice_ufrag(self) -> str:
+        """This client's ICE username fragment (its ``a=ice-ufrag``)."""
         transport = self.pc.getTransceivers()[0].sender.transport.transport
-        return {(str(pair.remote_candidate.host), int(pair.remote_candidate.port))
-                for pair in transport._connection._check_list
-                if pair.state == CandidatePair.State.SUCCEEDED}
+        return str(transport._connection.local_username)
 
     def remote(self, participant_id: int, kind: str = "video") -> Received | None:
         """What this client received from that participant's newest track of a kind."""

@@ -480,10 +480,21 @@ class Connection:
             raise Forbidden("Only a participant who came by a join link can be removed "
                             "(staff accounts are disabled by an admin).")
         invite_id = target.invite_id
-        await invitations.remove_participant(self.store, invite_id, target.id, member.job.id,
-                                             member.actor)
-        for other in list(self.hub.members()):  # the same token on other sockets too
-            if other.invite_id == invite_id and not other.closing:
+        # The same token on other sockets too. Marked before the link is withdrawn:
+        # this node's watcher may see the withdrawal first, and closes them as removed.
+        targets = [other for other in self.hub.members()
+                   if other.invite_id == invite_id and not other.closing]
+        for other in targets:
+            other.removing = True
+        try:
+            await invitations.remove_participant(self.store, invite_id, target.id,
+                                                 member.job.id, member.actor)
+        except BaseException:
+            for other in targets:
+                other.removing = False
+            raise
+        for other in targets:
+            if not other.closing:
                 other.removed()
 
     def _abort(self) -> None:

@@ -130,6 +130,10 @@ class Member:
     # is not the participant's.
     replaced: bool = False
     resumed: bool = False  # this connection took over a participant (auth ``resume``)
+    # A staff member is removing this participant: their link is withdrawn first, and
+    # the watcher that may see the withdrawal before the removal closes it must say
+    # ``removed``, not ``link_revoked``.
+    removing: bool = False
 
     @property
     def id(self) -> int:
@@ -167,8 +171,12 @@ class Member:
         self.close(CLOSE_REPLACED, "replaced", REPLACED)
 
     def link_withdrawn(self) -> None:
-        """Close a participant whose join link was withdrawn (its creator disabled)."""
-        self.close(CLOSE_UNAUTHORIZED, "link_revoked", LINK_REVOKED)
+        """Close a participant whose join link was withdrawn (its creator disabled, or
+        a staff member removing them)."""
+        if self.removing:
+            self.removed()
+        else:
+            self.close(CLOSE_UNAUTHORIZED, "link_revoked", LINK_REVOKED)
 
     @property
     def log_prefix(self) -> str:
