@@ -31,18 +31,22 @@ async def _sent(track: PacketTrack, frames: int) -> None:
             await asyncio.sleep(0.01)
 
 
-async def test_video_and_audio_both_ways_with_frame_ids_in_order(server: Server) -> None:
+async def test_video_and_audio_both_ways_with_frames_in_send_order(server: Server) -> None:
+    """Each viewer gets the very frames the other side's publisher sent (the same bytes),
+    in the order sent, none twice. Some may be missing: on a busy machine UDP on
+    loopback drops, and the viewers keep video encoded (decoding on the test's own loop
+    made it drop more). That what follows a loss can be decoded is checked below, for a
+    slow viewer, and in test_slot (``check_decodable``)."""
     staff_token, customer_token, job_id = await two_parties(server)
-    expert = await MediaClient(server, staff_token, job_id).start()
-    customer = await MediaClient(server, customer_token).start()
+    expert = await MediaClient(server, staff_token, job_id, encoded=True).start()
+    customer = await MediaClient(server, customer_token, encoded=True).start()
     try:
         for viewer, publisher in ((expert, customer), (customer, expert)):
             video = await viewer.wait_remote(publisher.participant_id, "video", frames=30)
             audio = await viewer.wait_remote(publisher.participant_id, "audio", frames=25)
             assert audio.frames >= 25
-            # Ids go up by one a frame (a few may be lost), wrapping at the clip's end.
-            steps = [(b - a) % CLIP_FRAMES for a, b in itertools.pairwise(video.ids)]
-            assert all(1 <= step <= 3 for step in steps), video.ids
+            numbers = sent_numbers(video, published(publisher))
+            assert all(a < b for a, b in itertools.pairwise(numbers)), numbers
         router = server.app[MEDIA]
         # Nothing is decoded on the server: its receivers' tracks stay empty.
         for session in router.sessions.values():  # type: ignore[attr-defined]
