@@ -15,13 +15,15 @@ aiohttp's client cannot: a WebSocket over HTTP/2, which HAProxy offers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -160,10 +162,34 @@ def haproxy(tmp_path: Path) -> Iterator[tuple[ServeProcess, int, int, Path]]:
         assert server.stop() == 0, server.output
 
 
-def client(source: str) -> aiohttp.ClientSession:
-    """An HTTP client connecting from ``source``, a loopback address of its own."""
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-        ssl=False, local_addr=(source, 0)))
+class _KeptConnector(aiohttp.TCPConnector):
+    """Keeps every transport it made, WebSockets' included (aiohttp hands those over
+    and no longer closes them itself)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.transports: list[asyncio.Transport] = []
+
+    async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        made = await super()._wrap_create_connection(*args, **kwargs)
+        self.transports.append(made[0])
+        return made
+
+
+@contextlib.asynccontextmanager
+async def client(source: str) -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client connecting from ``source``, a loopback address of its own.
+
+    On the way out its connections are cut, not only closed: a closed WebSocket's TLS
+    connection shuts down in the background, which a busy machine had not finished when
+    the test's loop ended, and the socket, collected in a later test, failed it with a
+    ResourceWarning."""
+    connector = _KeptConnector(ssl=False, local_addr=(source, 0))
+    async with aiohttp.ClientSession(connector=connector) as http:
+        yield http
+    for transport in connector.transports:
+        transport.abort()
+    await asyncio.sleep(0)  # their connection_lost, which closes the sockets
 
 
 def remote_server(public: str, http: aiohttp.ClientSession) -> Server:
