@@ -9,8 +9,15 @@ from typing import Any
 import aioice
 import aiortc
 import pytest
-from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription, rtcpeerconnection
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+    rtcpeerconnection,
+)
 from aiortc import rtcrtpreceiver as receiver_module
+from aiortc.exceptions import InvalidStateError
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 from aiortc.sdp import SessionDescription
@@ -578,3 +585,27 @@ async def test_own_rembs_go_out_every_200_ms_unless_they_lower_the_estimate() ->
         assert relay.held == 2
     finally:
         await pc.close()
+
+
+async def test_a_connection_closed_while_it_connects_ends_its_task_quietly(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiortc's connecting task (``__connect``, started by setRemoteDescription and
+    awaited by nobody) raised InvalidStateError ('RTCIceTransport is closed') when the
+    connection closed while it was connecting: logged as "Task exception was never
+    retrieved", which failed test_sdp_fuzz on a busy machine (a fuzzed offer, then the
+    socket closed at once). The interleaving depends on where the close catches the
+    task, so aiortc's task is made to fail so here: on a closed connection the server's
+    ``PeerConnection`` ends it quietly; on an open one the error is raised as before."""
+    async def fails(self: RTCPeerConnection) -> None:
+        raise InvalidStateError("RTCIceTransport is closed")
+
+    monkeypatch.setattr(RTCPeerConnection, "_RTCPeerConnection__connect", fails)
+    connection = aiortc_hooks.PeerConnection()
+    with pytest.raises(InvalidStateError):
+        await connection._RTCPeerConnection__connect()
+    await connection.close()
+    await connection._RTCPeerConnection__connect()  # closed: nothing raised
+    plain = RTCPeerConnection()
+    await plain.close()
+    with pytest.raises(InvalidStateError):
+        await plain._RTCPeerConnection__connect()

@@ -137,6 +137,7 @@ from aiortc import rtcpeerconnection as _pc_module
 from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.codecs import depayload, get_encoder, is_rtx
 from aiortc.codecs.vpx import vp8_depayload
+from aiortc.exceptions import InvalidStateError
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rate import RateCounter, RemoteBitrateEstimator
@@ -251,8 +252,41 @@ def check_compatible() -> None:
     problems += _rate_problems()
     problems += _gather_problems()
     problems += _fast_receive_problems()
+    problems += _connect_problems()
     if problems:
         raise IncompatibleAiortc("aiortc internals changed: " + "; ".join(problems))
+
+
+_CONNECT = "_RTCPeerConnection__connect"
+_CLOSED = "_RTCPeerConnection__isClosed"
+
+
+class PeerConnection(RTCPeerConnection):
+    """aiortc's peer connection, whose connecting task ends quietly when the connection
+    closes under it.
+
+    ``setRemoteDescription`` starts ``__connect`` as a task nobody awaits. It looks
+    whether the connection is closed only before it starts; one closed while it awaits
+    ICE (a client that offers and vanishes at once) made ``RTCIceTransport.start`` raise
+    InvalidStateError, logged by asyncio as "Task exception was never retrieved" (seen
+    by test_sdp_fuzz on a busy machine). On a closed connection there is nothing left
+    to connect; on an open one the error is aiortc's, raised as before."""
+
+    async def _RTCPeerConnection__connect(self) -> None:
+        try:
+            await getattr(super(), _CONNECT)()
+        except InvalidStateError:
+            if getattr(self, _CLOSED) is None:
+                raise
+
+
+def _connect_problems() -> list[str]:
+    connect = getattr(RTCPeerConnection, _CONNECT, None)
+    if not callable(connect):
+        return [f"RTCPeerConnection.{_CONNECT} is gone"]
+    if _CLOSED not in _names(connect) and _CLOSED not in _names(RTCPeerConnection.close):
+        return [f"RTCPeerConnection no longer keeps {_CLOSED}"]
+    return []
 
 
 def _names(function: Any) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
@@ -54,7 +54,7 @@ class MediaSession:
         self.predecessor = predecessor
         self._handed_over: set[str] = set()
         self.participant_id = participant_id
-        self.pc = RTCPeerConnection(configuration)
+        self.pc = aiortc_hooks.PeerConnection(configuration)
         self._send = send
         self._lock = asyncio.Lock()
         self._offer_task: asyncio.Task[None] | None = None
