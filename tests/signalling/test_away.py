@@ -400,3 +400,22 @@ async def test_a_staff_member_signed_out_while_away_is_not_taken_back(
     assert answer["resumed"] is False and answer["you"]["id"] != joined["you"]["id"]
     await leave(again)
     await leave(customer)
+
+
+async def test_of_several_away_the_one_resume_names_else_the_most_recent_comes_back(
+        server: Server) -> None:
+    staff_token, customer_token, job_id = await two_parties(server)
+    expert, _ = await server.join_call(staff_token, job_id)
+    first, first_joined = await server.join_call(customer_token)
+    second, second_joined = await server.join_call(customer_token)
+    await _away(server, first, expert, first_joined["you"])
+    await _away(server, second, expert, second_joined["you"])
+    ws = await server.ws()
+    await ws.send_json({"type": "auth", "token": customer_token,
+                        "resume": first_joined["you"]["id"]})
+    named = await receive(ws)
+    assert (named["you"], named["resumed"]) == (first_joined["you"], True)
+    latest, latest_joined = await server.join_call(customer_token)
+    assert (latest_joined["you"], latest_joined["resumed"]) == (second_joined["you"], True)
+    for socket in (ws, latest, expert):
+        await leave(socket)
