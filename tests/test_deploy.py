@@ -35,7 +35,7 @@ from tests.support.certs import self_signed
 from tests.support.haproxy import command as haproxy_command
 from tests.support.haproxy import write_conf as write_haproxy_conf
 from tests.support.process import ServeProcess, ok
-from tests.support.server import PASSWORD, Clock, Server, free_port, receive
+from tests.support.server import PASSWORD, Clock, Server, free_port, leave, receive
 from videoassist.config import Settings
 
 # HAProxy's client and server timeouts in the test: a WebSocket silent for longer shows
@@ -267,8 +267,8 @@ async def test_a_call_through_nginx_and_the_client_address_it_passes(
         await pages_and_api(remote, server, f"http://127.0.0.1:{http_port}/join",
                             "https://127.0.0.1/join")
         expert, customer = await a_call(remote)
-        await customer.close()
-        await expert.close()
+        await leave(customer)
+        await leave(expert)
     await forged_forwarded_for_is_ignored(public)
 
     log = (directory / "access.log").read_text()
@@ -292,8 +292,8 @@ async def test_a_call_through_haproxy_outlives_its_timeouts_and_the_client_addre
         await asyncio.sleep(max(0.0, silent_since + HAPROXY_TEST_TIMEOUT_S + 0.5
                                 - time.monotonic()))
         await chat(expert, customer, "still here")
-        await customer.close()
-        await expert.close()
+        await leave(customer)
+        await leave(expert)
 
     # HAProxy logs a request when it ends: a WebSocket's once both sides have closed.
     deadline = time.monotonic() + 5
@@ -306,11 +306,16 @@ async def test_a_call_through_haproxy_outlives_its_timeouts_and_the_client_addre
 
 
 # A WebSocket opened in the page: the type of the first message it gets after ``auth``,
-# or how it closed.
+# or how it closed. It leaves the call it joined (closed without ``leave``, its
+# participant would keep the call, and the server's drain, going while it is away).
 FIRST_MESSAGE = """async ([url, token]) => new Promise((resolve) => {
     const ws = new WebSocket(url);
     ws.onopen = () => ws.send(JSON.stringify({type: "auth", token}));
-    ws.onmessage = (event) => { resolve(JSON.parse(event.data).type); ws.close(); };
+    ws.onmessage = (event) => {
+        resolve(JSON.parse(event.data).type);
+        ws.send(JSON.stringify({type: "leave"}));
+        ws.close();
+    };
     ws.onclose = (event) => resolve(`closed ${event.code}`);
 })"""
 

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from tests.support.process import ServeProcess, clean_env, ok
-from tests.support.server import PASSWORD, Clock, Server, receive
+from tests.support.server import PASSWORD, Clock, Server, leave, receive
 from videoassist import keyfiles
 from videoassist.config import Settings
 from videoassist.logs import ACCESS_LOGGER, JsonFormatter, TextFormatter
@@ -162,8 +162,8 @@ async def test_a_real_servers_json_log_has_no_secret(tmp_path: Path) -> None:
             customer_ws, _ = await remote.join_call(redeemed["token"])
             await customer_ws.send_json({"type": "chat.message", "text": "hello"})
             await receive(staff_ws, skip=("participant.joined",))
-            await customer_ws.close()
-            await staff_ws.close()
+            await leave(customer_ws)
+            await leave(staff_ws)
             secrets += [staff_token, link, redeemed["token"]]
     finally:
         assert process.stop() == 0

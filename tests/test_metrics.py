@@ -114,7 +114,7 @@ async def test_a_call_is_counted_and_the_gauges_fall_back_to_zero(server: Server
                 if key[0] == "videoassist_peer_connections" and v != 0]
     # The totals outlive the call, its sessions and its tracks.
     assert value(after, "videoassist_calls_started_total") == 1
-    assert value(after, "videoassist_websocket_closes_total", reason="client") == 2
+    assert value(after, "videoassist_websocket_closes_total", reason="left") == 2  # leave
     for kind in ("audio", "video"):
         for name in ("videoassist_forwarded_frames_total", "videoassist_forwarded_bytes_total",
                      "videoassist_received_frames_total"):

@@ -20,7 +20,7 @@ import pytest
 
 from tests.support.peers import MediaClient
 from tests.support.process import ServeProcess, ok
-from tests.support.server import PASSWORD, Clock, Server, receive
+from tests.support.server import PASSWORD, Clock, Server, leave, receive
 from videoassist.config import Settings
 
 JOB = 1  # the job the template creates
@@ -146,7 +146,7 @@ async def test_sigterm_drains_until_the_last_call_ends_then_exits_0(serve: Any) 
             while (await next_of(expert, "participant.joined"))["participant"]["id"] != \
                     joined["you"]["id"]:
                 pass  # joins announced before
-            await back.close()
+            await leave(back)
         assert process.proc.poll() is None
     finally:
         await customer.close()
@@ -203,7 +203,7 @@ async def test_sigint_drains_like_sigterm(serve: Any) -> None:
     process.proc.send_signal(signal.SIGINT)
     await until_not_ready(remote)
     assert process.proc.poll() is None
-    await expert.close()
+    await leave(expert)  # (a socket closed without it: the call waits for it, away)
     assert await exit_code(process) == 0, process.output
     assert "SIGINT: draining" in process.output
     assert "drain: no call in progress: stopping" in process.output

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.clips import pattern, read_id
 from tests.support.peers import MediaClient
-from tests.support.server import Server, receive
+from tests.support.server import Server, leave, receive
 from videoassist.appkeys import MEDIA, SNAPSHOTS
 from videoassist.errors import BadRequest
 from videoassist.media.publication import Publication
@@ -244,7 +244,7 @@ async def test_a_snapshot_queued_when_its_requester_leaves_is_not_made(
         async with asyncio.timeout(10):
             while not getattr(work, "_waiters", None):
                 await asyncio.sleep(0.01)
-        await call.expert.close()  # the requester leaves while its snapshot waits
+        await leave(call.expert)  # the requester leaves while its snapshot waits
         left = f"participant {call.expert_id}] left"
         async with asyncio.timeout(10):
             while not any(left in r.getMessage() for r in caplog.records):
