@@ -130,9 +130,10 @@ export class MediaLink extends EventTarget {
       iceTransportPolicy: ice.ice_transport_policy,
     });
     this.queue = Promise.resolve();
-    /** Removes this link's listeners from the signalling when the link closes. */
+    /** While true, the server's offers are the old media session's: ignored. */
+    this.restarting = false;
+    /** @type {AbortController} removes this link's listeners from its signalling */
     this.listening = new AbortController();
-    const { signal } = this.listening;
     this.pc.addEventListener("track", (event) => {
       // The stream id of a forwarded track names its participant: p<participant>
       // (docs/protocol.md, Media). The server reuses m-sections, so the same track
@@ -152,6 +153,24 @@ export class MediaLink extends EventTarget {
     this.pc.addEventListener("connectionstatechange", () => {
       this.dispatchEvent(new CustomEvent("state", { detail: this.pc.connectionState }));
     });
+    this.listen(signalling);
+  }
+
+  /**
+   * Talk to the server over this signalling connection from now on: after a resumed
+   * socket, the media session goes on and its messages come on the new one.
+   * @param {import("./signalling.js").Signalling} signalling
+   */
+  rebind(signalling) {
+    this.listening.abort();
+    this.listening = new AbortController();
+    this.signalling = signalling;
+    this.listen(signalling);
+  }
+
+  /** @param {import("./signalling.js").Signalling} signalling */
+  listen(signalling) {
+    const { signal } = this.listening;
     signalling.addEventListener("media.tracks", (event) => {
       this.dispatchEvent(new CustomEvent("tracks", { detail: /** @type {CustomEvent} */ (event).detail }));
     }, { signal });
@@ -168,6 +187,9 @@ export class MediaLink extends EventTarget {
     for (const type of ["sdp.answer", "sdp.offer"]) {
       signalling.addEventListener(type, (event) => {
         const message = /** @type {CustomEvent} */ (event).detail;
+        // Until the answer to a restart comes, the server's offers are its old
+        // session's (docs/protocol.md, Coming back): the new one sends its own after.
+        if (message.type === "sdp.offer" && this.restarting) return;
         this.queue = this.queue.then(() => this.handle(message)).catch((error) => {
           console.error("media negotiation failed", error);
         });
@@ -176,10 +198,27 @@ export class MediaLink extends EventTarget {
   }
 
   /**
+   * Bytes received on this connection so far (media, RTCP), or null before it has a
+   * transport: what tells a connection that carries nothing any more.
+   * @returns {Promise<number | null>}
+   */
+  async bytesReceived() {
+    /** @type {number | null} */
+    let bytes = null;
+    (await this.pc.getStats()).forEach((report) => {
+      if (report.type === "transport") bytes = (bytes || 0) + (report.bytesReceived || 0);
+    });
+    return bytes;
+  }
+
+  /**
    * Publish a local stream and start the connection.
    * @param {MediaStream} stream
+   * @param {{restart?: boolean}} [options] `restart`: this connection takes the place of
+   *   the participant's media session on the server (docs/protocol.md, sdp.offer)
    */
-  async publish(stream) {
+  async publish(stream, { restart = false } = {}) {
+    this.restarting = restart;
     for (const track of stream.getTracks()) {
       this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
@@ -187,7 +226,8 @@ export class MediaLink extends EventTarget {
     if (!stream.getTracks().length) this.pc.addTransceiver("video", { direction: "recvonly" });
     await this.pc.setLocalDescription();
     await gathered(this.pc);
-    this.signalling.send({ type: "sdp.offer", sdp: localSdp(this.pc) });
+    this.signalling.send(restart ? { type: "sdp.offer", restart, sdp: localSdp(this.pc) }
+      : { type: "sdp.offer", sdp: localSdp(this.pc) });
     this.reportCamera();
   }
 
@@ -248,7 +288,9 @@ export class MediaLink extends EventTarget {
   /** @param {{type: string, sdp: string}} message */
   async handle(message) {
     if (message.type === "sdp.answer") {
+      if (this.pc.signalingState !== "have-local-offer") return;  // an old one, resent
       await this.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+      this.restarting = false;
     } else {
       await this.pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
       await this.pc.setLocalDescription();
