@@ -2,20 +2,59 @@
 //
 // The landing page says who is calling and what is kept; Join redeems the one-time
 // link, opens the camera (the rear one) and microphone, and joins the call in the
-// "field" layout: this phone's camera big, with the expert's drawings over it. The
-// tokens live in this module's memory only, and nothing is written to the device.
+// "field" layout: this phone's camera big, with the expert's drawings over it.
+//
+// Nothing is written to the device. The participant token the link gave, and the
+// participant this page is in the call, are kept in `window.name` while the call
+// lasts: the browser holds it in memory for this tab only (it is not saved in the
+// profile, and browsers clear it when the tab goes to another site), and it survives
+// a reload, so that a reloaded page (or one the phone's browser reloads after a
+// switch to another app) comes back into the same call at once. It is cleared as soon
+// as the call ends for good, whatever the reason (Leave, removed, link withdrawn, call
+// ended, job closed...): then nothing in the browser lets anyone back in. The address
+// stays /join, without a token (docs/security.md, Coming back after a reload).
 import { api, ApiError, setStatus, takeFragmentToken } from "./api.js";
 import { Call, openCamera } from "./call.js";
 import { CallView } from "./callview.js";
 import { $ } from "./dom.js";
 
+/** What window.name holds while in a call, before the JSON of {token, participant}. */
+const KEPT = "videoassist-call:";
+
+/**
+ * The call this tab was in before it was reloaded, if any.
+ * @returns {{token: string, participant: number | null} | null}
+ */
+function kept() {
+  if (!window.name.startsWith(KEPT)) return null;
+  try {
+    const { token, participant } = JSON.parse(window.name.slice(KEPT.length));
+    if (typeof token !== "string" || !token) return null;
+    return { token, participant: Number.isInteger(participant) ? participant : null };
+  } catch {
+    return null;
+  }
+}
+
+/** @param {string} token the participant token @param {number | null} participant */
+function keep(token, participant) {
+  window.name = KEPT + JSON.stringify({ token, participant });
+}
+
+function forget() {
+  window.name = "";
+}
+
 const token = takeFragmentToken();
+const back = token ? null : kept();
+if (token) forget();  // a new link: whatever call this tab was in is over for it
 const joinButton = $('[data-action="join"]', HTMLButtonElement);
 /** @type {Call | null} */
 let call = null;
 
 /** @param {string} [message] */
 function gone(message) {
+  forget();
   joinButton.hidden = true;
   $(".hint").hidden = true;
   setStatus(message || "This link is no longer valid. Ask for a new one.");
@@ -47,20 +86,34 @@ joinButton.addEventListener("click", async () => {
     joinButton.disabled = false;
     return setStatus(/** @type {Error} */ (error).message);
   }
+  enter(session.token, null);
+});
+
+/**
+ * Join the call with the participant token: after Join, or back after a reload as
+ * the participant this page was.
+ * @param {string} participantToken
+ * @param {number | null} resume
+ */
+async function enter(participantToken, resume) {
+  keep(participantToken, resume);
   setStatus("Starting the camera…");
   const { stream, problem } = await openCamera();
-  call = new Call({ token: session.token, stream, notice: problem });
+  call = new Call({ token: participantToken, stream, notice: problem, resume });
   const view = new CallView($("#call"), call, { layout: "field" });
-  const technician = session.role === "technician";
-  call.addEventListener("joined", () => {
+  call.addEventListener("joined", (event) => {
+    /** @type {import("./signalling.js").Joined} */
+    const joined = /** @type {CustomEvent} */ (event).detail;
+    keep(participantToken, joined.you.id);
     $("#landing").hidden = true;
     $("#call").hidden = false;
     $("#field-extra").hidden = false;
-    $("#notes-box").hidden = !technician;
+    $("#notes-box").hidden = joined.you.role !== "technician";
   });
   call.addEventListener("state", (event) => {
     const { state, text } = /** @type {CustomEvent} */ (event).detail;
     if (state !== "ended") return;
+    forget();  // over for good: a reload no longer gets back in
     $("#landing").hidden = true;
     $("#call").hidden = true;
     $("#field-extra").hidden = true;
@@ -82,21 +135,30 @@ joinButton.addEventListener("click", async () => {
     item.textContent = `${note.author}: ${note.text}`;
     $('[data-region="notes"]').append(item);
   });
-  $("#note-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const input = /** @type {HTMLInputElement} */ (
-      $("#note-form", HTMLFormElement).elements.namedItem("text"));
-    const text = input.value.trim();
-    if (!text || !call) return;
-    call.send({ type: "note.add", text });
-    input.value = "";
-  });
   call.start();
+}
+
+$("#note-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = /** @type {HTMLInputElement} */ (
+    $("#note-form", HTMLFormElement).elements.namedItem("text"));
+  const text = input.value.trim();
+  if (!text || !call) return;
+  call.send({ type: "note.add", text });
+  input.value = "";
 });
 
-// Nothing of the call survives the page: leave on pagehide, and a page restored from
-// the back-forward cache starts over (its link is used, so it says so).
-addEventListener("pagehide", () => { if (call) call.leave(); });
+// The page going (a reload, the tab closed, the back-forward cache) does not leave the
+// call: the camera and the connections stop, and the server keeps the participant for
+// a while, so that the page reloaded comes back as it (window.name). A page restored
+// from the back-forward cache reloads, and so comes back the same way.
+addEventListener("pagehide", () => { if (call) call.suspend(); });
 addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });
 
-inspect();
+if (back) {
+  $("#landing").hidden = true;
+  setStatus("Coming back into the call…");
+  enter(back.token, back.participant);
+} else {
+  inspect();
+}
