@@ -35,6 +35,8 @@ const SILENT_MS = 8000;
 /** A new media connection not connected this long, or a restart not answered, is
  * replaced again: wide, for a loaded machine or a slow TURN allocation. */
 const CONNECT_MS = 20000;
+/** After the server refused an offer, the next one waits this long (its offer rate). */
+const OFFER_RETRY_MS = 2000;
 
 /** @typedef {import("./signalling.js").Joined} Joined */
 /** @typedef {import("./signalling.js").Participant} Participant */
@@ -427,6 +429,10 @@ export class Call extends EventTarget {
     media.addEventListener("camera", (event) => {
       this.dispatchEvent(new CustomEvent("camera.state",
         { detail: /** @type {CustomEvent} */ (event).detail }));
+    });
+    media.addEventListener("refused", () => {
+      // Not taken (too many offers, no media port free...): a new connection, soon.
+      setTimeout(() => { if (media === this.media) this.restartMedia(); }, OFFER_RETRY_MS);
     });
     media.addEventListener("state", (event) => {
       /** @type {RTCPeerConnectionState} */

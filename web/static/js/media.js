@@ -115,7 +115,8 @@ export function cameraState(track) {
  * Media with the server. Events: "track" (detail: {track, streams, participantId, kind}),
  * "state" (detail: the connection state), "tracks" (detail: a media.tracks message),
  * "camera" (detail: a camera.state message, another participant's camera),
- * "localtrack" (detail: the new local video track after a camera switch).
+ * "localtrack" (detail: the new local video track after a camera switch), "refused"
+ * (detail: the server's error: it did not take this connection's offer).
  */
 export class MediaLink extends EventTarget {
   /**
@@ -132,6 +133,10 @@ export class MediaLink extends EventTarget {
     this.queue = Promise.resolve();
     /** While true, the server's offers are the old media session's: ignored. */
     this.restarting = false;
+    /** This connection's offer awaits the server's answer. */
+    this.offering = false;
+    /** Answers still due, on this socket, to offers sent before this connection's. */
+    this.ahead = 0;
     /** @type {AbortController} removes this link's listeners from its signalling */
     this.listening = new AbortController();
     this.pc.addEventListener("track", (event) => {
@@ -184,12 +189,31 @@ export class MediaLink extends EventTarget {
         .catch((error) => console.warn("camera control failed", error))
         .then(() => this.reportCamera());
     }, { signal });
-    for (const type of ["sdp.answer", "sdp.offer"]) {
+    for (const type of ["sdp.answer", "sdp.offer", "error"]) {
       signalling.addEventListener(type, (event) => {
         const message = /** @type {CustomEvent} */ (event).detail;
-        // Until the answer to a restart comes, the server's offers are its old
-        // session's (docs/protocol.md, Coming back): the new one sends its own after.
-        if (message.type === "sdp.offer" && this.restarting) return;
+        if (message.type !== "sdp.offer") {
+          if (message.type === "error" && message.ref !== "sdp.offer") return;
+          // The server answers offers in order: those sent before this connection's
+          // (by the connection it replaces) are answered first, and not to it.
+          if (this.ahead > 0) {
+            this.ahead -= 1;
+            return;
+          }
+          if (!this.offering) return;
+          this.offering = false;
+          // The answer ends a restart as it arrives: the new session's first offer
+          // may come right behind it, before the answer is applied.
+          this.restarting = false;
+          if (message.type === "error") {
+            this.dispatchEvent(new CustomEvent("refused", { detail: message }));
+            return;
+          }
+        } else if (this.restarting) {
+          // Until the answer to a restart, the server's offers are its old session's
+          // (docs/protocol.md, Coming back): the new one sends its own after.
+          return;
+        }
         this.queue = this.queue.then(() => this.handle(message)).catch((error) => {
           console.error("media negotiation failed", error);
         });
@@ -226,6 +250,8 @@ export class MediaLink extends EventTarget {
     if (!stream.getTracks().length) this.pc.addTransceiver("video", { direction: "recvonly" });
     await this.pc.setLocalDescription();
     await gathered(this.pc);
+    this.ahead = this.signalling.offersAwaiting;
+    this.offering = true;
     this.signalling.send(restart ? { type: "sdp.offer", restart, sdp: localSdp(this.pc) }
       : { type: "sdp.offer", sdp: localSdp(this.pc) });
     this.reportCamera();
@@ -288,9 +314,7 @@ export class MediaLink extends EventTarget {
   /** @param {{type: string, sdp: string}} message */
   async handle(message) {
     if (message.type === "sdp.answer") {
-      if (this.pc.signalingState !== "have-local-offer") return;  // an old one, resent
       await this.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
-      this.restarting = false;
     } else {
       await this.pc.setRemoteDescription({ type: "offer", sdp: message.sdp });
       await this.pc.setLocalDescription();

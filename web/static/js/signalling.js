@@ -55,6 +55,9 @@ export class Signalling extends EventTarget {
     this.chatAfter = back.chatAfter ?? 0;
     /** @type {WebSocket | null} */
     this.ws = null;
+    /** How many sdp.offers sent on this socket await their answer (or error): the
+     * server answers each, in order. */
+    this.offersAwaiting = 0;
   }
 
   /** Whether a message sent now goes out (the socket is open). */
@@ -83,6 +86,9 @@ export class Signalling extends EventTarget {
       } catch {
         return;
       }
+      if (message.type === "sdp.answer" || (message.type === "error" && message.ref === "sdp.offer")) {
+        this.offersAwaiting = Math.max(0, this.offersAwaiting - 1);
+      }
       this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
     });
     ws.addEventListener("close", (event) => {
@@ -97,7 +103,9 @@ export class Signalling extends EventTarget {
    * @param {object} message
    */
   send(message) {
-    if (this.open) /** @type {WebSocket} */ (this.ws).send(JSON.stringify(message));
+    if (!this.open) return;
+    /** @type {WebSocket} */ (this.ws).send(JSON.stringify(message));
+    if (/** @type {{type?: string}} */ (message).type === "sdp.offer") this.offersAwaiting += 1;
   }
 
   /** Leave the call and close. */
