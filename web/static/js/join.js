@@ -4,49 +4,75 @@
 // link, opens the camera (the rear one) and microphone, and joins the call in the
 // "field" layout: this phone's camera big, with the expert's drawings over it.
 //
-// Nothing is written to the device. The participant token the link gave, and the
-// participant this page is in the call, are kept in `window.name` while the call
-// lasts: the browser holds it in memory for this tab only (it is not saved in the
-// profile, and browsers clear it when the tab goes to another site), and it survives
-// a reload, so that a reloaded page (or one the phone's browser reloads after a
-// switch to another app) comes back into the same call at once. It is cleared as soon
-// as the call ends for good, whatever the reason (Leave, removed, link withdrawn, call
-// ended, job closed...): then nothing in the browser lets anyone back in. The address
-// stays /join, without a token (docs/security.md, Coming back after a reload).
+// Nothing of the call is written to the device. While the call lasts, the participant
+// token the link gave is kept for a reload, split in two halves worthless alone: the
+// token XOR a random pad in `window.name` (held in memory for this tab, not saved in
+// the profile, survives a reload, but readable by any site the tab goes to next), and
+// the pad in this page's history entry (`history.state`: only this page reads it).
+// So a reloaded page (or one the phone's browser reloads after a switch to another
+// app) comes back into the same call at once. Both are cleared as soon as the call
+// ends for good, whatever the reason (Leave, removed, link withdrawn, call ended, job
+// closed...): then nothing in the browser lets anyone back in. The address stays
+// /join, without a token (docs/security.md, Coming back after a reload).
 import { api, ApiError, setStatus, takeFragmentToken } from "./api.js";
 import { Call, openCamera } from "./call.js";
 import { CallView } from "./callview.js";
 import { $ } from "./dom.js";
 
-/** What window.name holds while in a call, before the JSON of {token, participant}. */
+/** What window.name holds while in a call, before the JSON of {masked, participant}. */
 const KEPT = "videoassist-call:";
 
+/** @param {Uint8Array} bytes @returns {string} */
+const toBase64 = (bytes) => btoa(String.fromCharCode(...bytes));
+/** @param {string} text @returns {Uint8Array} */
+const fromBase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+/** @param {Uint8Array} a @param {Uint8Array} b @returns {Uint8Array} */
+const xor = (a, b) => a.map((x, i) => x ^ b[i]);
+
 /**
- * The call this tab was in before it was reloaded, if any.
+ * The call this tab was in before it was reloaded, if any: the token masked in
+ * window.name, its mask in this page's history entry (history.state).
  * @returns {{token: string, participant: number | null} | null}
  */
 function kept() {
   if (!window.name.startsWith(KEPT)) return null;
   try {
-    const { token, participant } = JSON.parse(window.name.slice(KEPT.length));
-    if (typeof token !== "string" || !token) return null;
+    const { masked, participant } = JSON.parse(window.name.slice(KEPT.length));
+    const pad = history.state && history.state.videoassistPad;
+    if (typeof masked !== "string" || typeof pad !== "string") return null;
+    const bytes = fromBase64(masked);
+    const key = fromBase64(pad);
+    if (!bytes.length || key.length !== bytes.length) return null;
+    const token = new TextDecoder().decode(xor(bytes, key));
     return { token, participant: Number.isInteger(participant) ? participant : null };
   } catch {
     return null;
   }
 }
 
-/** @param {string} token the participant token @param {number | null} participant */
+/**
+ * Keep what a reload needs to come back: the participant token XOR a fresh random pad
+ * in window.name (memory, this tab, but readable by any page the tab goes to next), the
+ * pad in history.state (this page's history entry only, no other page's; Chromium
+ * saves it in its session files, where it is random bytes). Neither is worth
+ * anything alone.
+ * @param {string} token the participant token @param {number | null} participant
+ */
 function keep(token, participant) {
-  window.name = KEPT + JSON.stringify({ token, participant });
+  const bytes = new TextEncoder().encode(token);
+  const pad = crypto.getRandomValues(new Uint8Array(bytes.length));
+  history.replaceState({ videoassistPad: toBase64(pad) }, "", location.pathname);
+  window.name = KEPT + JSON.stringify({ masked: toBase64(xor(bytes, pad)), participant });
 }
 
 function forget() {
   window.name = "";
+  history.replaceState(null, "", location.pathname);
 }
 
+const previous = kept();  // before the address is rewritten, history.state with it
 const token = takeFragmentToken();
-const back = token ? null : kept();
+const back = token ? null : previous;
 if (token) forget();  // a new link: whatever call this tab was in is over for it
 const joinButton = $('[data-action="join"]', HTMLButtonElement);
 /** @type {Call | null} */
