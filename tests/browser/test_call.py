@@ -41,6 +41,7 @@ from tests.support.browser import (
     assert_usable,
     drag,
     frames_grow,
+    scan_profile,
     screenshots,
     sign_in_expert,
     watch_errors,
@@ -81,54 +82,6 @@ async def phone(request: pytest.FixtureRequest, tmp_path: Path
             yield context, profile, request.param
         finally:
             await context.close()
-
-
-def scan_profile(profile: Path, origin: str) -> None:
-    """Nothing of the call in the profile: no canary in any file, no storage for the
-    origin. Chromium's own records of the visit (History, the session, preferences,
-    the favicon) may name the origin; they are listed and checked to hold no canary."""
-    canaries = [c.encode() for c in (TITLE_CANARY, CHAT_CANARY, REPLY_CANARY,
-                                     CAPTION_CANARY)]
-    canaries += [c.decode().encode("utf-16-le") for c in canaries]
-    host = origin.split("//", 1)[1].encode()
-    naming = []
-    for path in profile.rglob("*"):
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
-        found = [c for c in canaries if c in data]
-        assert not found, (path, found)
-        if host in data:
-            naming.append(path.relative_to(profile).as_posix())
-    default = profile / "Default"
-    for store in ("IndexedDB", "Service Worker", "Local Storage", "Session Storage",
-                  "File System", "shared_proto_db", "blob_storage"):
-        for path in (default / store).rglob("*") if (default / store).exists() else []:
-            if path.is_file():
-                assert host not in path.read_bytes(), path
-    cookies = default / "Cookies"
-    if cookies.exists():
-        with sqlite3.connect(f"file:{cookies}?mode=ro", uri=True) as db:
-            rows = db.execute("SELECT host_key FROM cookies").fetchall()
-        assert not [r for r in rows if "127.0.0.1" in r[0]], rows
-    # No response of the server was kept: nothing in the HTTP cache; V8's code cache
-    # holds, for each script run once, only a marker (its URL and a time, ~200 bytes),
-    # never the script or its compiled code.
-    assert not [p for p in naming if p.startswith("Default/Cache/")], naming
-    for marker in (p for p in naming if p.startswith("Default/Code Cache/")):
-        data = (profile / marker).read_bytes()
-        assert len(data) < 512 and b"annotation" not in data, (marker, data)
-    # Chromium's own records of the visit, which name the origin but hold nothing of
-    # the call: history and the session (the link's URL, spent by then), preferences,
-    # the favicon, the per-origin salt of media device ids, and usage metrics.
-    expected = ("Default/History", "Default/Sessions/", "Default/Preferences",
-                "Default/Favicons", "Default/MediaDeviceSalts", "Default/Code Cache/",
-                "Default/Visited Links", "Default/Network Action Predictor",
-                "Default/Top Sites", "Default/Shortcuts", "Default/DIPS",
-                "Default/Network Persistent State", "Default/TransportSecurity",
-                "segmentation_platform/", "Local State")
-    unexpected = [p for p in naming if not any(e in p for e in expected)]
-    assert not unexpected, (unexpected, naming)
 
 
 @pytest.mark.parametrize("phone", list(PHONES), indirect=True)
@@ -229,7 +182,8 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
 
     origin = serve.url
     await phone_context.close()
-    await asyncio.to_thread(scan_profile, profile, origin)
+    await asyncio.to_thread(scan_profile, profile, origin,
+                            [TITLE_CANARY, CHAT_CANARY, REPLY_CANARY, CAPTION_CANARY])
 
 
 def _inspect(serve: ServeProcess, token: str) -> dict[str, Any]:

@@ -3,18 +3,40 @@
 // the page listens to the events and draws (callview.js).
 //
 // A lost socket (network gone, server restarting) is reopened with the same token,
-// waiting 1, 2, 4, 8 then 10 seconds between tries, for up to five minutes; a failed
-// media connection is started again on the open socket. The camera is not asked for
-// again: its tracks go on the new connection. A join the server refuses for now (the
-// call is full, too many connections or joins: 4429; 4400) is tried again every 10
-// seconds at most, saying why in words.
+// waiting 1, 2, 4, 8 then 10 seconds between tries, for up to five minutes, naming the
+// participant this client was and the newest chat message it has (docs/protocol.md,
+// Coming back). Back in the call as the same participant, it keeps its media
+// connection if that still works; otherwise, and whenever the media connection fails,
+// stays disconnected or carries nothing for a while, a new one takes the old one's
+// place on the server (`restart`). The camera is not asked for again: its tracks go on
+// the new connection. A join the server refuses for now (the call is full, too many
+// connections or joins: 4429; 4400) is tried again every 10 seconds at most, saying
+// why in words.
+//
+// Nothing typed is silently lost: each chat message carries a client_id, and is kept
+// until it comes back from the server; after a reconnection the ones that did not are
+// sent again (the server stores a message once per client_id), one typed while the
+// socket is down waits for it ("chat.pending"), and those still waiting when the call
+// ends are said not sent ("chat.unsent").
 import { Signalling } from "./signalling.js";
 import { MediaLink, countCameras } from "./media.js";
 
 const RETRY_DELAYS_S = [1, 2, 4, 8, 10];
 const GIVE_UP_AFTER_MS = 5 * 60 * 1000;
-const MEDIA_RESTART_MS = 1000;
 const REFUSED_RETRY_S = 10;
+/** How often the media connection is looked at. */
+const WATCH_MS = 1000;
+/** A media connection disconnected this long is replaced (Chromium calls it failed
+ * only after some 30 s). */
+const DISCONNECTED_MS = 4000;
+/** A connected media connection that received nothing this long is replaced: the
+ * server's RTCP reports on what this client sends come every 0.5 to 1.5 s. */
+const SILENT_MS = 8000;
+/** A new media connection not connected this long, or a restart not answered, is
+ * replaced again: wide, for a loaded machine or a slow TURN allocation. */
+const CONNECT_MS = 20000;
+/** After the server refused an offer, the next one waits this long (its offer rate). */
+const OFFER_RETRY_MS = 2000;
 
 /** @typedef {import("./signalling.js").Joined} Joined */
 /** @typedef {import("./signalling.js").Participant} Participant */
@@ -33,6 +55,7 @@ const ENDINGS = {
   signed_out: "You have been signed out. Sign in again.",
   link_revoked: "This link was withdrawn. Ask for a new one.",
   removed: "You were removed from the call.",
+  replaced: "The call goes on in another tab or window.",
   forbidden: "This call is not open to you.",
   not_found: "This job no longer exists.",
 };
@@ -92,26 +115,45 @@ export async function openCamera() {
 }
 
 /**
+ * A fresh id for a message, by which a resend is known (docs/protocol.md, chat.message).
+ * @returns {string}
+ */
+function clientId() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
  * Events: "state" (detail: {state: "connecting" | "connected" | "reconnecting" |
- * "ended", text, reason}: when ended, the server's close reason, "left" or "lost"), "joined" (detail: the joined message), "participants" (detail: Map
- * of id to participant), "stream" (detail: {participantId, stream}), "media" (detail:
- * the peer connection state), plus every server message by its type (detail: the
- * message).
+ * "ended", text, reason}: when ended, the server's close reason, "left" or "lost"),
+ * "joined" (detail: the joined message), "participants" (detail: Map of id to
+ * participant; one who is away carries `away_since` and `away_until`), "stream"
+ * (detail: {participantId, stream}), "media" (detail: the peer connection state),
+ * "chat.message" (detail: the server's chat.message, each message once),
+ * "chat.pending" (detail: {client_id, text}: a message typed here, not back from the
+ * server yet), "chat.unsent" (detail: {client_id}: one that never got there), plus
+ * every other server message by its type (detail: the message).
  */
 export class Call extends EventTarget {
   /**
-   * @param {{token: string, job?: number, stream: MediaStream, notice?: string | null}} options
+   * @param {{token: string, job?: number, stream: MediaStream, notice?: string | null,
+   *   resume?: number | null}} options
    *   `notice`: what is wrong with the camera (openCamera's problem), said in place of
-   *   "Connected" whenever the call is up
+   *   "Connected" whenever the call is up; `resume`: the participant this page was
+   *   before it was reloaded
    */
-  constructor({ token, job, stream, notice = null }) {
+  constructor({ token, job, stream, notice = null, resume = null }) {
     super();
     this.token = token;
     this.job = job;
     this.stream = stream;
     this.connectedText = notice || "Connected";
+    this.resume = resume;
     /** @type {Signalling | null} */
     this.signalling = null;
+    /** Whether the current socket is in the call (its joined came). */
+    this.ready = false;
     /** @type {MediaLink | null} */
     this.media = null;
     /** @type {Joined | null} the last joined message */
@@ -120,10 +162,18 @@ export class Call extends EventTarget {
     this.participants = new Map();
     /** @type {Map<number, MediaStream>} what each other participant sends */
     this.streams = new Map();
+    /** @type {Set<number>} the chat messages shown, by id */
+    this.chatSeen = new Set();
+    this.lastChatId = 0;
+    /** @type {Map<string, string>} chat sent from here and not back yet: client_id, text */
+    this.unconfirmed = new Map();
     this.tries = 0;
     this.lostAt = 0;
     this.over = false;
     this.retryTimer = 0;
+    /** @type {{since: number, bytes: number | null, changed: number, busy: boolean}} */
+    this.watch = { since: 0, bytes: null, changed: 0, busy: false };
+    this.watchTimer = 0;
     this.onOnline = () => { if (this.retryTimer) this.retryNow(); };
     addEventListener("online", this.onOnline);
   }
@@ -145,35 +195,31 @@ export class Call extends EventTarget {
 
   start() {
     this.setState("connecting", "Connecting…");
+    this.watchTimer = setInterval(() => this.watchMedia(), WATCH_MS);
     this.open();
   }
 
   open() {
-    const signalling = new Signalling(this.token, this.job);
+    const signalling = new Signalling(this.token, this.job,
+      { resume: this.me ?? this.resume, chatAfter: this.lastChatId });
     this.signalling = signalling;
+    this.ready = false;
     /** @param {Event} event */
     const forward = (event) => {
       if (signalling !== this.signalling) return;
       const detail = /** @type {CustomEvent} */ (event).detail;
       this.dispatchEvent(new CustomEvent(event.type, { detail }));
     };
-    for (const type of ["chat.message", "annotation.add", "annotation.remove",
+    for (const type of ["annotation.add", "annotation.remove",
       "annotation.clear", "annotation.pointer", "camera.state", "media.tracks",
-      "snapshot.saved", "note.added", "error"]) {
+      "snapshot.saved", "note.added", "error", "participant.away", "participant.back"]) {
       signalling.addEventListener(type, forward);
     }
+    signalling.addEventListener("chat.message", (event) => {
+      if (signalling === this.signalling) this.chatLine(/** @type {CustomEvent} */ (event).detail);
+    });
     signalling.addEventListener("joined", (event) => {
-      /** @type {Joined} */
-      const message = /** @type {CustomEvent} */ (event).detail;
-      this.joined = message;
-      this.tries = 0;
-      this.lostAt = 0;
-      this.participants = new Map(message.participants.map((p) => [p.id, p]));
-      this.streams.clear();
-      this.dispatchEvent(new CustomEvent("joined", { detail: message }));
-      this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
-      this.setState("connected", this.connectedText);
-      this.startMedia();
+      if (signalling === this.signalling) this.onJoined(/** @type {CustomEvent} */ (event).detail);
     });
     signalling.addEventListener("participant.joined", (event) => {
       /** @type {Participant} */
@@ -188,6 +234,18 @@ export class Call extends EventTarget {
       this.dropStream(p.id);
       this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
     });
+    signalling.addEventListener("participant.away", (event) => {
+      const { participant, away_since: since, away_until: until } = /** @type {CustomEvent} */ (
+        event).detail;
+      this.participants.set(participant.id, { ...participant, away_since: since, away_until: until });
+      this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
+    });
+    signalling.addEventListener("participant.back", (event) => {
+      /** @type {Participant} */
+      const p = /** @type {CustomEvent} */ (event).detail.participant;
+      this.participants.set(p.id, p);
+      this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
+    });
     signalling.addEventListener("closed", (event) => {
       if (signalling !== this.signalling) return;
       const { code, reason } = /** @type {CustomEvent} */ (event).detail;
@@ -196,13 +254,74 @@ export class Call extends EventTarget {
     signalling.connect();
   }
 
+  /**
+   * In the call on the current socket: as the same participant (`resumed`), or anew.
+   * @param {Joined} message
+   */
+  onJoined(message) {
+    const resumed = Boolean(message.resumed);
+    if (!resumed) this.stopMedia(true);  // a new participant: a new media session too
+    this.joined = message;
+    this.ready = true;
+    this.tries = 0;
+    this.lostAt = 0;
+    this.participants = new Map(message.participants.map((p) => [p.id, p]));
+    for (const id of [...this.streams.keys()]) if (!this.participants.has(id)) this.dropStream(id);
+    this.dispatchEvent(new CustomEvent("joined", { detail: message }));
+    this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
+    // The chat said while away, each message once; then what was typed here that did
+    // not come back, again with its client_id (the server stores it once).
+    for (const line of message.chat || []) this.chatLine({ type: "chat.message", message: line });
+    for (const [id, text] of this.unconfirmed) {
+      this.send({ type: "chat.message", text, client_id: id });
+    }
+    this.setState("connected", this.connectedText);
+    const media = this.media;
+    if (resumed && media && media.pc.connectionState === "connected" && !media.restarting) {
+      media.rebind(/** @type {Signalling} */ (this.signalling));  // it goes on
+    } else {
+      this.stopMedia(true);
+      this.startMedia(resumed);
+    }
+  }
+
+  /**
+   * A chat.message from the server (or one of joined's chat): shown once, and the
+   * one typed here with its client_id is no longer waiting.
+   * @param {import("./signalling.js").ChatMessage} message
+   */
+  chatLine(message) {
+    const { id } = message.message;
+    const mine = message.client_id !== undefined && this.unconfirmed.delete(message.client_id);
+    if (this.chatSeen.has(id) && !mine) return;
+    this.chatSeen.add(id);
+    this.lastChatId = Math.max(this.lastChatId, id);
+    this.dispatchEvent(new CustomEvent("chat.message", { detail: message }));
+  }
+
+  /**
+   * Say something in the chat: sent now if the socket is in the call, else when it is
+   * again; kept until it comes back from the server.
+   * @param {string} text
+   */
+  sendChat(text) {
+    if (this.over) return;
+    const id = clientId();
+    this.unconfirmed.set(id, text);
+    this.dispatchEvent(new CustomEvent("chat.pending", { detail: { client_id: id, text } }));
+    if (this.ready) this.send({ type: "chat.message", text, client_id: id });
+  }
+
   /** The socket closed: end, or try again. @param {number} code @param {string} reason */
   closed(code, reason) {
-    this.stopMedia(true);
+    this.ready = false;
     if (this.over) return;
+    if (code === 4410) return this.end(ENDINGS.replaced, "replaced");
     if (code === 1000 || code === 4401 || code === 4403) {
       return this.end(ENDINGS[reason] || "The call has ended.", reason);
     }
+    // The media connection is kept for now: if the server still has this participant,
+    // it goes on (onJoined); the watch lets go of it if it fails meanwhile.
     const refused = refusal(code, reason, this.job !== undefined);
     if (!this.lostAt) this.lostAt = Date.now();
     if (Date.now() - this.lostAt > GIVE_UP_AFTER_MS) {
@@ -227,10 +346,60 @@ export class Call extends EventTarget {
     this.open();
   }
 
-  startMedia() {
+  /**
+   * Look at the media connection (every WATCH_MS): one that failed, stays
+   * disconnected, never connects, receives nothing any more, or whose restart is not
+   * answered is replaced by a new one on the open socket (docs/protocol.md, Coming
+   * back). While the socket is down a failed one is let go; onJoined starts anew.
+   */
+  async watchMedia() {
+    const media = this.media;
+    const { watch } = this;
+    if (!media || this.over || watch.busy) return;
+    const now = Date.now();
+    const state = media.pc.connectionState;
+    if (state === "failed" || state === "closed") {
+      if (this.ready) return this.restartMedia();
+      return this.stopMedia(true);
+    }
+    if (!this.ready) return;
+    if (state !== "connected") {
+      watch.bytes = null;
+      const limit = state === "disconnected" ? DISCONNECTED_MS : CONNECT_MS;
+      if (now - watch.since > limit) this.restartMedia();
+      return;
+    }
+    watch.since = now;
+    if (!this.stream.getTracks().some((t) => t.readyState === "live")) return;
+    watch.busy = true;
+    try {
+      const bytes = await media.bytesReceived();
+      if (media !== this.media) return;
+      if (bytes === null || bytes !== watch.bytes) {
+        watch.bytes = bytes;
+        watch.changed = now;
+      } else if (now - watch.changed > SILENT_MS) {
+        this.restartMedia();
+      }
+    } finally {
+      watch.busy = false;
+    }
+  }
+
+  /** A new media connection in place of the one that does not work, on the open socket. */
+  restartMedia() {
+    if (this.over || !this.ready) return;
+    this.stopMedia(true);
+    this.setState("reconnecting", "The video connection was lost. Reconnecting…");
+    this.startMedia(true);
+  }
+
+  /** @param {boolean} [restart] it takes the place of this participant's media session */
+  startMedia(restart = false) {
     if (!this.signalling || !this.joined || this.over) return;
     const media = new MediaLink(this.signalling, this.joined);
     this.media = media;
+    this.watch = { since: Date.now(), bytes: null, changed: Date.now(), busy: false };
     media.addEventListener("track", (event) => {
       /** @type {{track: MediaStreamTrack, participantId: number | null}} */
       const { track, participantId } = /** @type {CustomEvent} */ (event).detail;
@@ -261,23 +430,22 @@ export class Call extends EventTarget {
       this.dispatchEvent(new CustomEvent("camera.state",
         { detail: /** @type {CustomEvent} */ (event).detail }));
     });
+    media.addEventListener("refused", () => {
+      // Not taken (too many offers, no media port free...): a new connection, soon.
+      setTimeout(() => { if (media === this.media) this.restartMedia(); }, OFFER_RETRY_MS);
+    });
     media.addEventListener("state", (event) => {
       /** @type {RTCPeerConnectionState} */
       const state = /** @type {CustomEvent} */ (event).detail;
       if (media !== this.media) return;
       this.dispatchEvent(new CustomEvent("media", { detail: state }));
       if (state === "failed") {
-        // The server dropped this media session; the next offer starts a new one.
-        this.stopMedia(true);
-        this.setState("reconnecting", "The video connection was lost. Reconnecting…");
-        setTimeout(() => {
-          if (!this.media && this.state !== "ended") this.startMedia();
-        }, MEDIA_RESTART_MS);
-      } else if (state === "connected" && this.state === "reconnecting") {
+        this.watchMedia();  // replaced at once, not at the next look
+      } else if (state === "connected" && this.state === "reconnecting" && this.ready) {
         this.setState("connected", this.connectedText);
       }
     });
-    media.publish(this.stream).then(() => {
+    media.publish(this.stream, { restart }).then(() => {
       // A microphone or camera muted before a reconnection stays muted, and says so.
       for (const kind of /** @type {("audio" | "video")[]} */ (["audio", "video"])) {
         const tracks = kind === "audio" ? this.stream.getAudioTracks() : this.stream.getVideoTracks();
@@ -311,8 +479,28 @@ export class Call extends EventTarget {
 
   /** Leave on purpose: camera and microphone off, connection closed. */
   leave() {
+    // On a socket in the call, what was typed went before the leave and gets there:
+    // the server takes a connection's messages in order.
+    const delivered = this.ready;
     if (this.signalling) this.signalling.leave();
-    this.end(ENDINGS.left, "left");
+    this.end(ENDINGS.left, "left", delivered);
+  }
+
+  /**
+   * The page goes (reloaded, closed, put in the back-forward cache): camera and
+   * connections let go of, without leaving the call, so that the page reloaded comes
+   * back as the same participant (docs/protocol.md, Coming back). No "ended".
+   */
+  suspend() {
+    if (this.over) return;
+    this.over = true;
+    this.ready = false;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.watchTimer);
+    removeEventListener("online", this.onOnline);
+    this.stopMedia(false);
+    for (const track of this.stream.getTracks()) track.stop();
+    if (this.signalling && this.signalling.ws) this.signalling.ws.close();
   }
 
   /** Ask the server to end the call for everyone (staff). */
@@ -328,15 +516,26 @@ export class Call extends EventTarget {
     this.send({ type: "participant.remove", target: participantId });
   }
 
-  /** @param {string} text @param {string} reason */
-  end(text, reason) {
+  /**
+   * @param {string} text @param {string} reason
+   * @param {boolean} [delivered] the chat not back yet was sent all the same
+   */
+  end(text, reason, delivered = false) {
     if (this.over) return;
     this.over = true;
+    this.ready = false;
     clearTimeout(this.retryTimer);
+    clearInterval(this.watchTimer);
     removeEventListener("online", this.onOnline);
     this.stopMedia(false);
     for (const track of this.stream.getTracks()) track.stop();
     if (this.signalling && this.signalling.ws) this.signalling.ws.close(1000);
+    if (!delivered) {
+      for (const id of this.unconfirmed.keys()) {
+        this.dispatchEvent(new CustomEvent("chat.unsent", { detail: { client_id: id } }));
+      }
+    }
+    this.unconfirmed.clear();
     this.setState("ended", text, reason);
   }
 }

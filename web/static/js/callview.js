@@ -112,10 +112,19 @@ export class CallView extends EventTarget {
       setStatus(text);
       if (state === "ended") this.ended();
     });
-    call.addEventListener("joined", () => {
+    call.addEventListener("joined", (event) => {
+      /** @type {import("./signalling.js").Joined} */
+      const message = /** @type {CustomEvent} */ (event).detail;
+      // The shapes are the call's as the server has them now, drawn while this page
+      // was away included (docs/protocol.md, Coming back).
       this.drawings.clear();
-      this.cameras.clear();
-      this.muted.clear();
+      for (const { target, shape } of message.annotations || []) {
+        this.drawingsOf(target).set(shape.id, shape);
+      }
+      if (!message.resumed) {  // the same participant keeps what it knew of the others
+        this.cameras.clear();
+        this.muted.clear();
+      }
       this.overlay.shapes = this.drawingsOf(this.target());
       this.overlay.redraw();
       this.controls();

@@ -1,6 +1,7 @@
 // The staff console: sign in, jobs, invites, and a job's record (calls, snapshots,
 // chat, notes, timeline); for admins, the views of admin.js. The session token lives
-// in this module's memory only; reloading the page signs out. Snapshot images are fetched with the token and shown
+// in this module's memory only; reloading the page signs out (and asks first while in
+// a call). Snapshot images are fetched with the token and shown
 // from object URLs that are revoked when the job view changes: nothing is cached.
 import { AdminConsole } from "./admin.js";
 import { api, apiBlob, ApiError, setStatus } from "./api.js";
@@ -360,7 +361,7 @@ $('[data-action="join"]').addEventListener("click", async () => {
       return;
     }
     // The expert says whether the problem was fixed, for the first-time-fix rate.
-    if (ended.joined && session && session.user.role !== "technician") {
+    if (ended.joined && session && session.user.role !== "technician" && reason !== "replaced") {
       askOutcome(ended.joined.call.id);
     }
     if (currentJob === job && session) openJob(job);
@@ -399,10 +400,20 @@ $('[data-action="outcome-skip"]').addEventListener("click", () => {
   $("#outcome").hidden = true;
 });
 
-// Nothing stays behind: leave the call and let go of the images when the page goes;
-// a page restored from the back-forward cache starts over, signed out.
+// A reload signs out (the session token is in this page's memory only, never on the
+// device): in a call, the browser asks first. Going on anyway does not leave the call
+// on purpose: the camera and the connections stop, and the server keeps the expert's
+// participant for a while, so that signing in again and joining takes its place
+// (docs/security.md, Coming back after a reload).
+addEventListener("beforeunload", (event) => {
+  if (!call) return;
+  event.preventDefault();
+  event.returnValue = "";  // older browsers ask only with this set
+});
+// Nothing stays behind: let go of the call and the images when the page goes; a page
+// restored from the back-forward cache starts over, signed out.
 addEventListener("pagehide", () => {
-  if (call) call.leave();
+  if (call) call.suspend();
   for (const url of shownImages) URL.revokeObjectURL(url);
   shownImages = [];
 });

@@ -2,20 +2,85 @@
 //
 // The landing page says who is calling and what is kept; Join redeems the one-time
 // link, opens the camera (the rear one) and microphone, and joins the call in the
-// "field" layout: this phone's camera big, with the expert's drawings over it. The
-// tokens live in this module's memory only, and nothing is written to the device.
+// "field" layout: this phone's camera big, with the expert's drawings over it.
+//
+// Nothing of the call is written to the device. While the call lasts, the participant
+// token the link gave is kept for a reload, split in two halves worthless alone: the
+// token XOR a random pad in `window.name` (held in memory for this tab, not saved in
+// the profile, survives a reload, but readable by any site the tab goes to next), and
+// the pad in this page's history entry (`history.state`: only this page reads it).
+// So a reloaded page (or one the phone's browser reloads after a switch to another
+// app) comes back into the same call at once. Both are cleared as soon as the call
+// ends for good, whatever the reason (Leave, removed, link withdrawn, call ended, job
+// closed...): then nothing in the browser lets anyone back in. The address stays
+// /join, without a token (docs/security.md, Coming back after a reload).
 import { api, ApiError, setStatus, takeFragmentToken } from "./api.js";
 import { Call, openCamera } from "./call.js";
 import { CallView } from "./callview.js";
 import { $ } from "./dom.js";
 
+/** What window.name holds while in a call, before the JSON of {masked, participant}. */
+const KEPT = "videoassist-call:";
+
+/** @param {Uint8Array} bytes @returns {string} */
+const toBase64 = (bytes) => btoa(String.fromCharCode(...bytes));
+/** @param {string} text @returns {Uint8Array} */
+const fromBase64 = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+/** @param {Uint8Array} a @param {Uint8Array} b @returns {Uint8Array} */
+const xor = (a, b) => a.map((x, i) => x ^ b[i]);
+
+/**
+ * The call this tab was in before it was reloaded, if any: the token masked in
+ * window.name, its mask in this page's history entry (history.state).
+ * @returns {{token: string, participant: number | null} | null}
+ */
+function kept() {
+  if (!window.name.startsWith(KEPT)) return null;
+  try {
+    const { masked, participant } = JSON.parse(window.name.slice(KEPT.length));
+    const pad = history.state && history.state.videoassistPad;
+    if (typeof masked !== "string" || typeof pad !== "string") return null;
+    const bytes = fromBase64(masked);
+    const key = fromBase64(pad);
+    if (!bytes.length || key.length !== bytes.length) return null;
+    const token = new TextDecoder().decode(xor(bytes, key));
+    return { token, participant: Number.isInteger(participant) ? participant : null };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Keep what a reload needs to come back: the participant token XOR a fresh random pad
+ * in window.name (memory, this tab, but readable by any page the tab goes to next), the
+ * pad in history.state (this page's history entry only, no other page's; Chromium
+ * saves it in its session files, where it is random bytes). Neither is worth
+ * anything alone.
+ * @param {string} token the participant token @param {number | null} participant
+ */
+function keep(token, participant) {
+  const bytes = new TextEncoder().encode(token);
+  const pad = crypto.getRandomValues(new Uint8Array(bytes.length));
+  history.replaceState({ videoassistPad: toBase64(pad) }, "", location.pathname);
+  window.name = KEPT + JSON.stringify({ masked: toBase64(xor(bytes, pad)), participant });
+}
+
+function forget() {
+  window.name = "";
+  history.replaceState(null, "", location.pathname);
+}
+
+const previous = kept();  // before the address is rewritten, history.state with it
 const token = takeFragmentToken();
+const back = token ? null : previous;
+if (token) forget();  // a new link: whatever call this tab was in is over for it
 const joinButton = $('[data-action="join"]', HTMLButtonElement);
 /** @type {Call | null} */
 let call = null;
 
 /** @param {string} [message] */
 function gone(message) {
+  forget();
   joinButton.hidden = true;
   $(".hint").hidden = true;
   setStatus(message || "This link is no longer valid. Ask for a new one.");
@@ -47,20 +112,34 @@ joinButton.addEventListener("click", async () => {
     joinButton.disabled = false;
     return setStatus(/** @type {Error} */ (error).message);
   }
+  enter(session.token, null);
+});
+
+/**
+ * Join the call with the participant token: after Join, or back after a reload as
+ * the participant this page was.
+ * @param {string} participantToken
+ * @param {number | null} resume
+ */
+async function enter(participantToken, resume) {
+  keep(participantToken, resume);
   setStatus("Starting the camera…");
   const { stream, problem } = await openCamera();
-  call = new Call({ token: session.token, stream, notice: problem });
+  call = new Call({ token: participantToken, stream, notice: problem, resume });
   const view = new CallView($("#call"), call, { layout: "field" });
-  const technician = session.role === "technician";
-  call.addEventListener("joined", () => {
+  call.addEventListener("joined", (event) => {
+    /** @type {import("./signalling.js").Joined} */
+    const joined = /** @type {CustomEvent} */ (event).detail;
+    keep(participantToken, joined.you.id);
     $("#landing").hidden = true;
     $("#call").hidden = false;
     $("#field-extra").hidden = false;
-    $("#notes-box").hidden = !technician;
+    $("#notes-box").hidden = joined.you.role !== "technician";
   });
   call.addEventListener("state", (event) => {
     const { state, text } = /** @type {CustomEvent} */ (event).detail;
     if (state !== "ended") return;
+    forget();  // over for good: a reload no longer gets back in
     $("#landing").hidden = true;
     $("#call").hidden = true;
     $("#field-extra").hidden = true;
@@ -82,21 +161,30 @@ joinButton.addEventListener("click", async () => {
     item.textContent = `${note.author}: ${note.text}`;
     $('[data-region="notes"]').append(item);
   });
-  $("#note-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const input = /** @type {HTMLInputElement} */ (
-      $("#note-form", HTMLFormElement).elements.namedItem("text"));
-    const text = input.value.trim();
-    if (!text || !call) return;
-    call.send({ type: "note.add", text });
-    input.value = "";
-  });
   call.start();
+}
+
+$("#note-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = /** @type {HTMLInputElement} */ (
+    $("#note-form", HTMLFormElement).elements.namedItem("text"));
+  const text = input.value.trim();
+  if (!text || !call) return;
+  call.send({ type: "note.add", text });
+  input.value = "";
 });
 
-// Nothing of the call survives the page: leave on pagehide, and a page restored from
-// the back-forward cache starts over (its link is used, so it says so).
-addEventListener("pagehide", () => { if (call) call.leave(); });
+// The page going (a reload, the tab closed, the back-forward cache) does not leave the
+// call: the camera and the connections stop, and the server keeps the participant for
+// a while, so that the page reloaded comes back as it (window.name). A page restored
+// from the back-forward cache reloads, and so comes back the same way.
+addEventListener("pagehide", () => { if (call) call.suspend(); });
 addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });
 
-inspect();
+if (back) {
+  $("#landing").hidden = true;
+  setStatus("Coming back into the call…");
+  enter(back.token, back.participant);
+} else {
+  inspect();
+}

@@ -115,7 +115,8 @@ export function cameraState(track) {
  * Media with the server. Events: "track" (detail: {track, streams, participantId, kind}),
  * "state" (detail: the connection state), "tracks" (detail: a media.tracks message),
  * "camera" (detail: a camera.state message, another participant's camera),
- * "localtrack" (detail: the new local video track after a camera switch).
+ * "localtrack" (detail: the new local video track after a camera switch), "refused"
+ * (detail: the server's error: it did not take this connection's offer).
  */
 export class MediaLink extends EventTarget {
   /**
@@ -130,9 +131,14 @@ export class MediaLink extends EventTarget {
       iceTransportPolicy: ice.ice_transport_policy,
     });
     this.queue = Promise.resolve();
-    /** Removes this link's listeners from the signalling when the link closes. */
+    /** While true, the server's offers are the old media session's: ignored. */
+    this.restarting = false;
+    /** This connection's offer awaits the server's answer. */
+    this.offering = false;
+    /** Answers still due, on this socket, to offers sent before this connection's. */
+    this.ahead = 0;
+    /** @type {AbortController} removes this link's listeners from its signalling */
     this.listening = new AbortController();
-    const { signal } = this.listening;
     this.pc.addEventListener("track", (event) => {
       // The stream id of a forwarded track names its participant: p<participant>
       // (docs/protocol.md, Media). The server reuses m-sections, so the same track
@@ -152,6 +158,24 @@ export class MediaLink extends EventTarget {
     this.pc.addEventListener("connectionstatechange", () => {
       this.dispatchEvent(new CustomEvent("state", { detail: this.pc.connectionState }));
     });
+    this.listen(signalling);
+  }
+
+  /**
+   * Talk to the server over this signalling connection from now on: after a resumed
+   * socket, the media session goes on and its messages come on the new one.
+   * @param {import("./signalling.js").Signalling} signalling
+   */
+  rebind(signalling) {
+    this.listening.abort();
+    this.listening = new AbortController();
+    this.signalling = signalling;
+    this.listen(signalling);
+  }
+
+  /** @param {import("./signalling.js").Signalling} signalling */
+  listen(signalling) {
+    const { signal } = this.listening;
     signalling.addEventListener("media.tracks", (event) => {
       this.dispatchEvent(new CustomEvent("tracks", { detail: /** @type {CustomEvent} */ (event).detail }));
     }, { signal });
@@ -165,9 +189,31 @@ export class MediaLink extends EventTarget {
         .catch((error) => console.warn("camera control failed", error))
         .then(() => this.reportCamera());
     }, { signal });
-    for (const type of ["sdp.answer", "sdp.offer"]) {
+    for (const type of ["sdp.answer", "sdp.offer", "error"]) {
       signalling.addEventListener(type, (event) => {
         const message = /** @type {CustomEvent} */ (event).detail;
+        if (message.type !== "sdp.offer") {
+          if (message.type === "error" && message.ref !== "sdp.offer") return;
+          // The server answers offers in order: those sent before this connection's
+          // (by the connection it replaces) are answered first, and not to it.
+          if (this.ahead > 0) {
+            this.ahead -= 1;
+            return;
+          }
+          if (!this.offering) return;
+          this.offering = false;
+          // The answer ends a restart as it arrives: the new session's first offer
+          // may come right behind it, before the answer is applied.
+          this.restarting = false;
+          if (message.type === "error") {
+            this.dispatchEvent(new CustomEvent("refused", { detail: message }));
+            return;
+          }
+        } else if (this.restarting) {
+          // Until the answer to a restart, the server's offers are its old session's
+          // (docs/protocol.md, Coming back): the new one sends its own after.
+          return;
+        }
         this.queue = this.queue.then(() => this.handle(message)).catch((error) => {
           console.error("media negotiation failed", error);
         });
@@ -176,10 +222,27 @@ export class MediaLink extends EventTarget {
   }
 
   /**
+   * Bytes received on this connection so far (media, RTCP), or null before it has a
+   * transport: what tells a connection that carries nothing any more.
+   * @returns {Promise<number | null>}
+   */
+  async bytesReceived() {
+    /** @type {number | null} */
+    let bytes = null;
+    (await this.pc.getStats()).forEach((report) => {
+      if (report.type === "transport") bytes = (bytes || 0) + (report.bytesReceived || 0);
+    });
+    return bytes;
+  }
+
+  /**
    * Publish a local stream and start the connection.
    * @param {MediaStream} stream
+   * @param {{restart?: boolean}} [options] `restart`: this connection takes the place of
+   *   the participant's media session on the server (docs/protocol.md, sdp.offer)
    */
-  async publish(stream) {
+  async publish(stream, { restart = false } = {}) {
+    this.restarting = restart;
     for (const track of stream.getTracks()) {
       this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
@@ -187,7 +250,10 @@ export class MediaLink extends EventTarget {
     if (!stream.getTracks().length) this.pc.addTransceiver("video", { direction: "recvonly" });
     await this.pc.setLocalDescription();
     await gathered(this.pc);
-    this.signalling.send({ type: "sdp.offer", sdp: localSdp(this.pc) });
+    this.ahead = this.signalling.offersAwaiting;
+    this.offering = true;
+    this.signalling.send(restart ? { type: "sdp.offer", restart, sdp: localSdp(this.pc) }
+      : { type: "sdp.offer", sdp: localSdp(this.pc) });
     this.reportCamera();
   }
 

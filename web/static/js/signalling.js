@@ -3,9 +3,15 @@
 // The server's messages this client reads, as docs/protocol.md shows them.
 /**
  * @typedef {{id: number, call_id: number, role: string, name: string, joined_at: number,
- *   left_at: number | null}} Participant
+ *   left_at: number | null, away_since?: number, away_until?: number}} Participant
+ *   `away_*`: from participant.away, while its connection is lost
+ * @typedef {{id: number, call_id: number, participant_id: number,
+ *   from: {name: string, role: string}, text: string, created_at: number}} ChatLine
+ * @typedef {{type: "chat.message", message: ChatLine, client_id?: string}} ChatMessage
  * @typedef {{type: "joined", protocol: number, job: {id: number, title: string},
  *   call: {id: number}, you: Participant, participants: Participant[],
+ *   resumed?: boolean, annotations?: {from: number, target: number,
+ *   shape: import("./shapes.js").Shape}[], chat?: ChatLine[],
  *   ice_servers: RTCIceServer[], ice_transport_policy: RTCIceTransportPolicy}} Joined
  * @typedef {{type: "media.tracks", participant: number,
  *   tracks: {id: string, kind: "audio" | "video", muted: boolean}[]}} MediaTracks
@@ -37,13 +43,26 @@ export class Signalling extends EventTarget {
   /**
    * @param {string} token  a participant or staff token
    * @param {number} [job]  the job id (staff only)
+   * @param {{resume?: number | null, chatAfter?: number}} [back] coming back
+   *   (docs/protocol.md, Coming back): the participant this client was, and the id of
+   *   the newest chat message it has
    */
-  constructor(token, job) {
+  constructor(token, job, back = {}) {
     super();
     this.token = token;
     this.job = job;
+    this.resume = back.resume ?? null;
+    this.chatAfter = back.chatAfter ?? 0;
     /** @type {WebSocket | null} */
     this.ws = null;
+    /** How many sdp.offers sent on this socket await their answer (or error): the
+     * server answers each, in order. */
+    this.offersAwaiting = 0;
+  }
+
+  /** Whether a message sent now goes out (the socket is open). */
+  get open() {
+    return Boolean(this.ws && this.ws.readyState === WebSocket.OPEN);
   }
 
   /** Open the socket and authenticate. */
@@ -52,9 +71,12 @@ export class Signalling extends EventTarget {
     const ws = new WebSocket(`${scheme}//${location.host}/ws`);
     this.ws = ws;
     ws.addEventListener("open", () => {
-      /** @type {{type: "auth", token: string, job?: number}} */
+      /** @type {{type: "auth", token: string, job?: number, resume?: number,
+       *   chat_after?: number}} */
       const auth = { type: "auth", token: this.token };
       if (this.job !== undefined) auth.job = this.job;
+      if (this.resume !== null) auth.resume = this.resume;
+      if (this.chatAfter) auth.chat_after = this.chatAfter;
       ws.send(JSON.stringify(auth));
     });
     ws.addEventListener("message", (event) => {
@@ -63,6 +85,9 @@ export class Signalling extends EventTarget {
         message = JSON.parse(event.data);
       } catch {
         return;
+      }
+      if (message.type === "sdp.answer" || (message.type === "error" && message.ref === "sdp.offer")) {
+        this.offersAwaiting = Math.max(0, this.offersAwaiting - 1);
       }
       this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
     });
@@ -78,7 +103,9 @@ export class Signalling extends EventTarget {
    * @param {object} message
    */
   send(message) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+    if (!this.open) return;
+    /** @type {WebSocket} */ (this.ws).send(JSON.stringify(message));
+    if (/** @type {{type?: string}} */ (message).type === "sdp.offer") this.offersAwaiting += 1;
   }
 
   /** Leave the call and close. */
