@@ -159,7 +159,7 @@ export class Call extends EventTarget {
     };
     for (const type of ["chat.message", "annotation.add", "annotation.remove",
       "annotation.clear", "annotation.pointer", "camera.state", "media.tracks",
-      "snapshot.saved", "note.added", "error"]) {
+      "snapshot.saved", "note.added", "error", "participant.away", "participant.back"]) {
       signalling.addEventListener(type, forward);
     }
     signalling.addEventListener("joined", (event) => {
