@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Locator, Page, async_playwright, expect
 
 from tests.support.browser import (
     CHROMIUM,
@@ -176,7 +176,7 @@ async def test_a_frozen_picture_says_so_and_a_camera_turned_off_does_not(
         await expect(badge).to_have_attribute("data-level", "frozen")
         await expect(badge).to_have_text(re.compile(r"^Video frozen \(\d+ s\)$"))
         await expect(remote).to_have_attribute("data-picture", "frozen")
-        await expect(expert.locator("#screen-note")).to_have_text(
+        await expect(expert.locator('[data-region="picture-note"]')).to_have_text(
             "Video frozen: no new picture from Customer.")
         assert await expert.evaluate("() => window.__pcs.at(-1).connectionState") == "connected"
 
@@ -184,7 +184,7 @@ async def test_a_frozen_picture_says_so_and_a_camera_turned_off_does_not(
         await customer.evaluate(RESUME_VIDEO)
         await expect(badge).to_have_attribute("data-level", LIVE)
         await expect(remote).to_have_attribute("data-picture", "live")
-        await expect(expert.locator("#screen-note")).to_be_hidden()
+        await expect(expert.locator('[data-region="picture-note"]')).to_be_hidden()
 
         # A camera turned off on purpose leaves the last picture still: not frozen.
         await expert.evaluate(RECORD_LEVELS)
@@ -202,3 +202,72 @@ async def test_a_frozen_picture_says_so_and_a_camera_turned_off_does_not(
     finally:
         for page in browser.pages:
             await page.close()
+
+
+# After RECORD_PEER_CONNECTIONS: while ``window.__hold`` is set, the page's new sockets
+# go to a port where nothing listens (the network is gone); ``online`` ends the wait.
+HOLDABLE = """
+window.__hold = false;
+const Recorded = window.WebSocket;
+window.WebSocket = class extends Recorded {
+  constructor(url, ...rest) {
+    super(window.__hold ? String(url).replace(/\\/\\/[^/]+/, "//127.0.0.1:9") : url, ...rest);
+  }
+};
+"""
+LOSE_NETWORK = "() => { window.__hold = true; window.__sockets.at(-1).close(); }"
+NETWORK_BACK = """() => {
+  window.__hold = false;
+  window.dispatchEvent(new Event("online"));
+}"""
+AWAY = re.compile(r"^Customer disconnected, reconnecting 0:(\d\d)$")
+
+
+async def _away_s(note: Locator) -> int:
+    """The seconds the away clock in ``note`` shows."""
+    found = AWAY.match((await note.text_content()) or "")
+    assert found, await note.text_content()
+    return int(found[1])
+
+
+async def test_the_expert_sees_how_long_a_customer_has_been_away(
+        browser: BrowserContext, server: ServeProcess) -> None:
+    errors: list[str] = []
+    expert, link = await _expert_with_link(browser, server, "Pump drops out", errors)
+    customer = await browser.new_page()
+    try:
+        await expert.click('[data-action="join"]')
+        await customer.add_init_script(RECORD_PEER_CONNECTIONS + HOLDABLE)
+        await customer.goto(link)
+        await customer.locator('[data-action="join"]').click()
+        await frames_grow(expert)
+        person = expert.locator('[data-region="participants"] li', has_text="Customer")
+        participant = await person.get_attribute("data-participant")
+
+        # The phone loses its network: the server keeps its place (participant.away).
+        await customer.evaluate(LOSE_NETWORK)
+        note = expert.locator('[data-region="picture-note"]')
+        await expect(note).to_have_text(AWAY)
+        await expect(person.locator('[data-region="away"]')).to_have_text(
+            re.compile(r"^disconnected, reconnecting 0:\d\d$"))
+        # The clock runs, a second at a time.
+        first = await _away_s(note)
+        async with asyncio.timeout(10):
+            while await _away_s(note) < first + 2:
+                await asyncio.sleep(0.2)
+
+        # Back: the same participant (participant.back), the words gone.
+        await customer.evaluate(NETWORK_BACK)
+        await expect(person.locator('[data-region="away"]')).to_have_count(0)
+        await expect(note).not_to_have_text(re.compile("disconnected"))
+        assert await person.get_attribute("data-participant") == participant
+
+        # Leaving on purpose: said where the picture was.
+        await customer.locator('[data-action="leave"]').click()
+        await expect(note).to_have_text("Customer left the call.")
+        await expect(note).to_have_text("Waiting for someone to join…")
+        await expert.click('[data-action="end-call"]')
+        assert errors == []
+    finally:
+        await customer.close()
+        await expert.close()
