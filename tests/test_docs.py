@@ -28,7 +28,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from tests.support.clips import video_track
 from tests.support.docs import DOCS, Block, fenced_blocks, json_examples, keys_match
-from tests.support.server import Server, ServerFactory, receive
+from tests.support.server import Server, ServerFactory, leave, receive
 from tests.support.snapshots import still_snapshot
 from videoassist import apikeys
 from videoassist.appkeys import HUB
@@ -194,7 +194,8 @@ class Call:
             assert message["job"] == DOC_JOB_ID, f"{where}: examples join job {DOC_JOB_ID}"
             message["job"] = self.job_id
         if "resume" in message:  # nobody's: the replay's own connections stay (a resume
-            message["resume"] = 0  # is tested in tests/media/test_recovery.py)
+            message["resume"] = 0  # is tested in tests/media/test_recovery.py; a staff
+            # example's earlier participant, away, is taken back without it)
         for name in ("target", "camera"):
             if name in message:
                 assert message[name] == DOC_TARGET_ID, f"{where}: examples {name} {DOC_TARGET_ID}"
@@ -221,7 +222,15 @@ class Call:
             answer = await replay.next(ws, "joined", where)
             assert answer["job"]["id"] == self.job_id, where
             assert answer["protocol"] == PROTOCOL_VERSION, where
+            if answer["resumed"]:  # the same person's participant, away: back
+                back = await replay.next(expert, "participant.back", where)
+                assert back["participant"] == answer["you"], where
+            # Its socket closes without `leave`, as a lost connection does: away.
             await ws.close()
+            away = await replay.next(expert, "participant.away", where)
+            assert away["participant"] == answer["you"], where
+            assert (away["away_until"] - away["away_since"]
+                    == self.server.settings.call_away_s), where
         elif kind == "ping":
             await expert.send_json(message)
             await replay.next(expert, "pong", where)
@@ -352,7 +361,7 @@ class Call:
         assert (closing.data, closing.extra) == (4401, "removed"), where
         left = await replay.next(staff, "participant.left", where)
         assert left["participant"]["id"] == customer_joined["you"]["id"], where
-        await staff.close()
+        await leave(staff)
         ws = await server.ws()
         await ws.send_json({"type": "auth", "token": token})
         refused = await replay.next(ws, "error", where)
@@ -552,7 +561,7 @@ async def test_api_examples_replay_against_the_real_server(
             data=body.encode() if body else None,
         )
         for ws in in_call:
-            await ws.close()
+            await leave(ws)
         async with asyncio.timeout(WAIT_S):
             while job_id in server.app[HUB].rooms and in_call:
                 await asyncio.sleep(0.02)

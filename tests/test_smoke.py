@@ -1,4 +1,4 @@
-from tests.support.server import Server, receive
+from tests.support.server import Server, leave, receive
 
 
 async def test_staff_and_customer_meet_in_a_call(server: Server) -> None:
@@ -17,7 +17,7 @@ async def test_staff_and_customer_meet_in_a_call(server: Server) -> None:
         message = await receive(ws)
         assert message["type"] == "chat.message"
         assert message["message"]["text"] == "hello"
-    await customer_ws.close()
+    await leave(customer_ws)
     left = await receive(expert_ws)
     assert left["type"] == "participant.left"
-    await expert_ws.close()
+    await leave(expert_ws)

@@ -173,7 +173,8 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
                         settings.call_max_connections_per_user, settings.call_max_participants,
                         settings.call_joins_per_min)
     hub = Hub(app[STORE], settings.revocation_poll_s, app[CLOCK], app[NODE],
-              CallWebhooks(app[WEBHOOKS]), limits, settings.ws_outbox_messages)
+              CallWebhooks(app[WEBHOOKS]), limits, settings.ws_outbox_messages,
+              settings.call_away_s)
     if app[WORKER] is None:  # a supervisor does this before starting its workers
         ended = await end_calls_of_gone_nodes(app[STORE], app[WEBHOOKS], app[CLOCK]())
         if ended:

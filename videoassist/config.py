@@ -354,6 +354,12 @@ class Settings:
         metadata=_doc("Joins to calls one join link's token or one staff user may make "
                       "a minute (a minute's worth at once); the next is refused (4429)."),
     )
+    call_away_s: float = field(
+        default=120.0,
+        metadata=_doc("Seconds a participant whose connection was lost (not ended on "
+                      "purpose) stays in its call, away, for the same person to come "
+                      "back to; then it leaves. 0: it leaves at once."),
+    )
     chat_bytes_per_min: int = field(
         default=32 * 1024,
         metadata=_doc("Bytes of chat messages one sender may send to a call a minute, "
@@ -491,6 +497,7 @@ class Settings:
              "1..1000"),
             ("call_max_participants", 2 <= self.call_max_participants <= 1000, "2..1000"),
             ("call_joins_per_min", 1 <= self.call_joins_per_min <= 10_000, "1..10000"),
+            ("call_away_s", 0 <= self.call_away_s <= 3600, "0..3600 seconds"),
             ("chat_bytes_per_min", self.chat_bytes_per_min >= 10_000, "at least 10000"),
             ("annotation_bytes_per_min", self.annotation_bytes_per_min >= 10_000,
              "at least 10000"),

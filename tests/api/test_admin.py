@@ -8,7 +8,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.support.server import PASSWORD, Server, receive
+from tests.support.server import PASSWORD, Server, leave, receive
 from videoassist import accounts
 from videoassist.errors import Conflict
 
@@ -137,8 +137,8 @@ async def test_live_calls_show_who_is_connected_now(server: Server) -> None:
     in_call = {u["username"]: u["in_call"] for u in body["users"]}
     assert in_call == {admin.username: False, user.username: True}
 
-    await ws.close()
-    await customer_ws.close()
+    await leave(ws)
+    await leave(customer_ws)
     for _ in range(50):
         status, body, _ = await server.request("GET", "/api/calls/live", token=admin_token)
         if not body["calls"]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.support.databases import raw_fetchall
-from tests.support.server import PASSWORD, Server, ServerFactory
+from tests.support.server import PASSWORD, Server, ServerFactory, leave
 from videoassist.appkeys import HUB
 from videoassist.auth.apikeys import new_api_key
 
@@ -181,7 +181,7 @@ async def test_the_audit_log_holds_no_secret_after_a_realistic_day(server: Serve
     assert status == 200, redeemed
     participant = redeemed["token"]
     ws, _ = await server.join_call(participant)
-    await ws.close()
+    await leave(ws)
 
     status, created, _ = await server.request("POST", "/api/users", token=admin,
                                               json={"username": "carol", "role": "expert"})

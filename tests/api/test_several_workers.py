@@ -22,7 +22,7 @@ import pytest
 from tests.support.databases import ServerDatabases
 from tests.support.peers import MediaClient
 from tests.support.process import ServeProcess
-from tests.support.server import PASSWORD, Clock, Server, Servers, receive
+from tests.support.server import PASSWORD, Clock, Server, Servers, leave, receive
 from videoassist.appkeys import HUB, MEDIA, SNAPSHOTS
 from videoassist.config import Settings
 from videoassist.signalling.mediastate import MediaStateWriter
@@ -119,14 +119,14 @@ async def test_each_worker_lists_every_workers_calls_and_who_is_in_them(
                                                        tech.username: True}
 
     # Who leaves a call leaves the other process's views.
-    await tech_ws.close()
+    await leave(tech_ws)
     async with asyncio.timeout(5):
         while (await _in_call(other, admin_token))[tech.username]:
             await asyncio.sleep(0.02)
     assert _people(await _get(other, "/api/calls/live", admin_token))[0][2] == [
         (customer["you"]["id"], "customer", None, False)]
     for ws in (customer_ws, admin_ws):
-        await ws.close()
+        await leave(ws)
     await _ended(first, tech_joined["call"]["id"], admin_joined["call"]["id"])
     for server in (first, second):
         assert await _get(server, "/api/calls/live", admin_token) == {"calls": []}

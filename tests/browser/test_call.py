@@ -46,7 +46,7 @@ from tests.support.browser import (
     watch_errors,
 )
 from tests.support.process import ServeProcess, ok, post_json
-from tests.support.server import PASSWORD
+from tests.support.server import PASSWORD, leave
 
 pytestmark = pytest.mark.browser
 
@@ -333,8 +333,8 @@ async def test_a_full_call_says_so_and_lets_the_customer_in_when_there_is_room(
                 "Too many joins in a short time.",
                 "The server did not accept this page's messages.",
                 None, None]
-            await experts[0].close()  # room for one: the next try gets in
+            await leave(experts[0])  # room for one: the next try gets in
             await expect(page.locator("#call")).to_be_visible(timeout=30_000)
-            await experts[1].close()
+            await leave(experts[1])
     finally:
         serve.stop()

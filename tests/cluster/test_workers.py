@@ -30,7 +30,7 @@ from aiohttp import web
 from tests.support.metrics import scrape, value
 from tests.support.peers import MediaClient, sdp_candidates
 from tests.support.process import ServeProcess, clean_env, ok, videoassist
-from tests.support.server import PASSWORD, Server, free_udp_ports, receive
+from tests.support.server import PASSWORD, Server, free_udp_ports, leave, receive
 from tests.support.webhooks import Receiver
 from tests.support.workers import (
     NodeRow,
@@ -332,14 +332,14 @@ async def test_sigterm_drains_every_worker(cluster: Cluster) -> None:
         ws = await join(await cluster.on(worker), newcomer, None)
         assert (await receive(ws))["type"] == "joined"
         assert (await receive(expert))["type"] == "participant.joined"
-        await ws.close()
+        await leave(ws)
         assert (await receive(expert))["type"] == "participant.left"
     await customer.send_json({"type": "chat.message", "text": "still here"})
     assert (await receive(expert))["message"]["text"] == "still here"
     assert cluster.process.proc.poll() is None
 
-    await customer.close()
-    await expert.close()
+    await leave(customer)  # the drain waits for the call, those away in it included
+    await leave(expert)
     code = await asyncio.to_thread(cluster.process.proc.wait, STOP_S)
     assert code == 0, cluster.process.output
     out = cluster.process.output
@@ -408,7 +408,7 @@ async def test_one_worker_delivers_the_webhooks_every_worker_queues(
             holders.add(holder)
         assert holders == {0, 1}
         for ws in sockets:
-            await ws.close()
+            await leave(ws)
         async with asyncio.timeout(10):
             while len(receiver.events("call.ended")) < 2:
                 await receiver.wait_for(len(receiver.received) + 1)

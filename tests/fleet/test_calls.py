@@ -13,7 +13,7 @@ import aiohttp
 
 from tests.support.fleet import Fleet, client
 from tests.support.peers import MediaClient
-from tests.support.server import Server, receive
+from tests.support.server import Server, leave, receive
 
 A, B, C = 0, 1, 2
 
@@ -56,7 +56,7 @@ async def test_a_customer_whose_link_was_redeemed_through_a_reaches_a_call_on_b_
             for peer in (expert, customer):
                 chat = await next_of(peer, "chat.message")
                 assert chat["message"]["text"] == "through C to B"
-            await ws.close()
+            await leave(ws)
             assert [ended for _, ended in await fleet.calls(job)] == [None]  # one call
             assert await fleet.holder(job) == B
         finally:
@@ -102,7 +102,7 @@ async def test_two_first_joins_of_one_job_through_two_nodes_at_once_make_one_cal
             for first, token, job in ((expert_on, staff_token, job),
                                       (customer_on, customer_token, None))))
         for ws, _ in answers:  # everyone joined before anyone leaves
-            await ws.close()
+            await leave(ws)
     for n, job in enumerate(jobs):
         expert, customer = answers[2 * n][1], answers[2 * n + 1][1]
         assert expert["type"] == customer["type"] == "joined", (expert, customer)

@@ -10,7 +10,7 @@ import asyncio
 import aiohttp
 
 from tests.support.fleet import Fleet, client
-from tests.support.server import Server, join_call, receive
+from tests.support.server import Server, join_call, leave, receive
 
 B = 1
 NODE_B = "node2"  # B's name in the doc's backend (node1, node2, node3 in port order)
@@ -76,7 +76,7 @@ async def test_a_node_drained_in_haproxy_keeps_its_websockets_and_gets_no_new_co
             assert after[NODE_B] > before[NODE_B], (before, after)
         finally:
             for ws in sockets:
-                await ws.close()
+                await leave(ws)
             await asyncio.to_thread(haproxy.runtime,
                                     f"set server videoassist/{NODE_B} state ready")
     await fleet.idle()

@@ -21,7 +21,7 @@ import aiohttp
 from tests.support.databases import Cluster
 from tests.support.fleet import Fleet, client
 from tests.support.peers import MediaClient
-from tests.support.server import Server, receive
+from tests.support.server import Server, leave, receive
 from videoassist.storage.db import POSTGRESQL, migrations
 
 A, B, C = 0, 1, 2
@@ -201,7 +201,7 @@ async def test_a_draining_node_keeps_its_call_admits_a_newcomer_takes_no_new_cal
             ws, joined = await join(c, other_token, None)
             assert joined["type"] == "joined", joined
             assert await fleet.holder(other) in (A, C)
-            await ws.close()
+            await leave(ws)
             assert fleet.node(B).proc.poll() is None
         finally:
             for peer in peers:
@@ -216,4 +216,4 @@ async def test_a_draining_node_keeps_its_call_admits_a_newcomer_takes_no_new_cal
         b = fleet.on(B, http)
         ws, joined = await join(b, await b.sign_in("bob"), job)
         assert joined["type"] == "joined" and await fleet.holder(job) == B
-        await ws.close()
+        await leave(ws)

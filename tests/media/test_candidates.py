@@ -21,7 +21,7 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from tests.support.peers import MediaClient
-from tests.support.server import Server, ServerFactory, receive, two_parties
+from tests.support.server import Server, ServerFactory, leave, receive, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.media.candidates import DENIED, CandidatePolicy
 from videoassist.media.router import MediaRouter
@@ -129,7 +129,7 @@ async def test_denied_candidates_get_no_packet_and_never_reach_the_ice_agent(
         async with asyncio.timeout(10):
             while probe[0].received == 0:
                 await asyncio.sleep(0.05)
-        await ws.close()
+        await leave(ws)  # its media session closed with it
 
         # The attack, against the default policy: loopback first, in the offer and
         # trickled; no packet may come in 4 s (today's code sends within a second).

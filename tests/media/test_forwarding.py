@@ -17,7 +17,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from tests.support.clips import CLIP_FRAMES, FPS, PacketTrack, read_id
 from tests.support.peers import MediaClient, check_decodable, published, sent_numbers
 from tests.support.server import Server, receive, two_parties
-from videoassist.appkeys import MEDIA
+from videoassist.appkeys import HUB, MEDIA
 from videoassist.media import session as session_module
 from videoassist.media.aiortc_hooks import PacketSender, UdpPath
 from videoassist.media.forward import VIDEO_QUEUE_FRAMES, ForwardTrack
@@ -79,8 +79,14 @@ async def test_a_vanished_client_leaves_nothing_behind(server: Server) -> None:
     assert customer.ws is not None
     customer.ws._response.connection.transport.close()  # type: ignore[union-attr]
     await customer.pc.close()
+    # Its participant is away for the window (it may come back), then it leaves.
+    hub = server.app[HUB]
     async with asyncio.timeout(5):
-        while len(router.sessions) != 1:  # type: ignore[attr-defined]
+        while not any(m.away for m in hub.members()):
+            await asyncio.sleep(0.05)
+    server.clock.advance(server.settings.call_away_s + 1)
+    async with asyncio.timeout(5):
+        while len(router.sessions) != 1 or len(hub.members()) != 1:  # type: ignore[attr-defined]
             await asyncio.sleep(0.05)
     await expert.close()
     await customer.close()

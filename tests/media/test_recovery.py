@@ -24,7 +24,7 @@ import pytest
 from tests.support.metrics import scrape, value
 from tests.support.peers import MediaClient, Received, check_decodable, published
 from tests.support.process import ServeProcess, ok
-from tests.support.server import PASSWORD, Clock, Server, receive, two_parties
+from tests.support.server import PASSWORD, Clock, Server, leave, receive, two_parties
 from videoassist.appkeys import MEDIA
 from videoassist.config import Settings
 from videoassist.media.frames import is_keyframe
@@ -183,7 +183,7 @@ async def test_a_resume_naming_someone_else_s_participant_joins_anew(server: Ser
             await ws.send_json({"type": "auth", "token": token, "resume": joined["you"]["id"]})
             answer = await receive(ws)
             assert answer["resumed"] is False and answer["you"]["id"] != joined["you"]["id"]
-            await ws.close()
+            await leave(ws)
         await expert.send_json({"type": "ping"})
         assert (await receive(expert, skip=("participant.joined", "participant.left"))
                 )["type"] == "pong"
@@ -247,6 +247,58 @@ async def test_media_that_outlived_its_socket_goes_on_with_the_new_one(
     finally:
         if technician is not None:
             await technician.close()
+        await customer.close()
+        await expert.close()
+
+
+async def test_a_participant_away_keeps_its_media_and_a_socket_without_resume_takes_it(
+        server: Server) -> None:
+    """Only the socket is lost, under it (the media path still works): the participant
+    is away, its media session kept and its video still reaching the expert. A new
+    socket with the same token and no ``resume`` (a reloaded page knows nothing of the
+    participant it was) takes its place and its media session, as a resume does.
+    Before: the participant left at once, its media session closed with it."""
+    expert, customer = await in_call(server)
+    router = server.app[MEDIA]
+    try:
+        session = router.sessions[customer.participant_id]  # type: ignore[attr-defined]
+        assert customer.ws is not None
+        customer.ws._response.connection.transport.abort()  # type: ignore[union-attr]
+        away = await expert.next_message("participant.away")
+        assert away["participant"]["id"] == customer.participant_id
+        video = await fresh_video(expert, customer, time.monotonic())
+        check_decodable(video, published(customer))
+        assert router.sessions[customer.participant_id] is session  # type: ignore[attr-defined]
+        before = customer.participant_id
+        joined = await customer.reconnect(resume=False, media=False)
+        assert (joined["you"]["id"], joined["resumed"]) == (before, True)
+        back = await expert.next_message("participant.back")
+        assert back["participant"]["id"] == before
+        assert router.sessions[before] is session  # type: ignore[attr-defined]
+        video = await fresh_video(customer, expert, time.monotonic())
+        check_decodable(video, published(expert))
+    finally:
+        await customer.close()
+        await expert.close()
+
+
+async def test_the_media_of_a_participant_away_is_closed_when_its_window_passes(
+        server: Server) -> None:
+    expert, customer = await in_call(server)
+    router = server.app[MEDIA]
+    try:
+        session = router.sessions[customer.participant_id]  # type: ignore[attr-defined]
+        assert customer.ws is not None
+        customer.ws._response.connection.transport.abort()  # type: ignore[union-attr]
+        await expert.next_message("participant.away")
+        server.clock.advance(server.settings.call_away_s + 1)
+        left = await expert.next_message("participant.left")
+        assert left["participant"]["id"] == customer.participant_id
+        async with asyncio.timeout(5):
+            while customer.participant_id in router.sessions:  # type: ignore[attr-defined]
+                await asyncio.sleep(0.05)
+        assert session.closed
+    finally:
         await customer.close()
         await expert.close()
 

@@ -16,7 +16,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from tests.support.fuzz import fuzz_seed
-from tests.support.server import ServerFactory, receive, two_parties
+from tests.support.server import ServerFactory, leave, receive, two_parties
 from videoassist.appkeys import MEDIA
 
 CASES = 400
@@ -137,8 +137,8 @@ async def test_fuzzed_offers_get_answers_or_bad_request_never_internal(
                 assert outcome == "bad_request", (seed, cases, reply)
                 assert me not in router.sessions, (seed, cases)  # type: ignore[attr-defined]
         finally:
-            await ws.close()
-        async with asyncio.timeout(10):  # the media session ends with the socket
+            await leave(ws)
+        async with asyncio.timeout(10):  # the media session ends with the participant
             while me in router.sessions:  # type: ignore[attr-defined]
                 await asyncio.sleep(0.01)
     assert cases >= 50, cases

@@ -137,12 +137,22 @@ async def test_one_join_link_opens_only_a_few_connections(server: Server) -> Non
     joined, refused = await _open(server, customer_token, None, 20)
     assert len(joined) == limit
     assert refused == [("too_many_connections", 4429)] * (20 - limit)
-    # One leaves: one more may come in (a phone reconnecting).
+    # One's connection is lost: its participant is away, still one of the link's;
+    # the next socket takes its place (a phone reconnecting), and one more is refused.
     await joined.pop().close()
+    await _wait_members(server, job_id, limit)
+    async with asyncio.timeout(5):
+        while not any(m.away for m in server.app[HUB].rooms[job_id].members.values()):
+            await asyncio.sleep(0.02)
+    back, refused = await _open(server, customer_token, None, 2)
+    assert (len(back), refused) == (1, [("too_many_connections", 4429)])
+    await _wait_members(server, job_id, limit)
+    # One leaves on purpose: one more may come in.
+    await back[0].send_json({"type": "leave"})
     await _wait_members(server, job_id, limit - 1)
     again, refused = await _open(server, customer_token, None, 1)
     assert (len(again), refused) == (1, [])
-    await _close(joined + again)
+    await _close(joined + back + again)
 
 
 async def test_one_staff_user_opens_only_a_few_connections(

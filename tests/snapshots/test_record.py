@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from tests.support.peers import MediaClient
-from tests.support.server import Server, ServerFactory, receive
+from tests.support.server import Server, ServerFactory, leave, receive
 from videoassist import keyfiles, retention
 from videoassist.appkeys import HUB, SNAPSHOTS
 from videoassist.cli import main as cli
@@ -66,7 +66,7 @@ class Party:
 
     async def hang_up(self) -> None:
         await self.customer.close()
-        await self.expert.close()
+        await leave(self.expert)
         async with asyncio.timeout(5):  # the call ends when its last member has left
             while self.job_id in self.server.app[HUB].rooms:
                 await asyncio.sleep(0.02)

@@ -30,7 +30,7 @@ from tests.support.clips import (
     read_id,
     video_track,
 )
-from tests.support.server import Server, receive
+from tests.support.server import Server, leave, receive
 from videoassist.media import aiortc_hooks
 from videoassist.media.frames import is_keyframe
 
@@ -369,9 +369,11 @@ class MediaClient:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.pc.close()
+        # A client done with the call says so: a socket closed without ``leave`` is a
+        # lost connection, whose participant stays in the call a while, away.
         for ws in [*self.abandoned, self.ws]:
             if ws is not None:
-                await ws.close()
+                await leave(ws)
 
 
 def sdp_candidates(sdp: str) -> list[tuple[str, int, str]]:

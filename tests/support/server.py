@@ -11,6 +11,7 @@ conftest files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -221,6 +222,16 @@ async def join_call(remote: Server, token: str, job: int | None = None
     answer = await receive(ws, timeout=10, skip=("participant.joined",))
     assert answer["type"] == "joined", answer
     return ws
+
+
+async def leave(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Leave the call on purpose, as a client does when its person leaves: ``leave``,
+    then close. (A socket closed without it is a lost connection: its participant stays
+    in the call, away, for ``call_away_s``.)"""
+    if not ws.closed:
+        with contextlib.suppress(ConnectionError):  # its network gone already
+            await ws.send_json({"type": "leave"})
+    await ws.close()
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ import pytest
 from tests.support.databases import ServerDatabases
 from tests.support.docs import fenced_blocks, json_examples, keys_match
 from tests.support.peers import MediaClient
-from tests.support.server import ServerFactory, Servers, receive
+from tests.support.server import ServerFactory, Servers, leave, receive
 from tests.support.webhooks import Receiver
 from videoassist import apikeys, keyfiles
 from videoassist.config import Secret
@@ -58,7 +58,7 @@ async def test_jobs_and_calls_reach_the_receiver_as_documented(
     assert status == 201, job
     ws, joined = await server.join_call(token, job["id"])
     call_id = joined["call"]["id"]
-    await ws.close()
+    await leave(ws)
     await receiver.wait_for(3)
 
     [created] = receiver.events("job.created")

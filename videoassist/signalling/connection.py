@@ -205,6 +205,7 @@ class Connection:
         self.member = member
         member.writer = asyncio.create_task(member.write_loop())
         member.abort = self._abort
+        member.end_media = self._end_media
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -218,16 +219,13 @@ class Connection:
                 logger.info("%s socket error: %s", member.log_prefix, self.ws.exception())
         finally:
             self.gone = True
-            try:
-                if not member.replaced:  # else the participant's media goes on with it
-                    await self.media.leave(member.id)
-            except Exception:
-                logger.exception("%s media clean-up failed", member.log_prefix)
-            await self.hub.leave(member)
+            # The participant leaves, or (its connection lost) is away for a while, or
+            # (replaced) goes on with another connection: see ``Hub.gone``.
+            await self.hub.gone(member)
             if self.snapshot_task is not None:
                 with contextlib.suppress(Exception):
                     await self.snapshot_task
-            if not member.closing:
+            if member.closer is None:  # else the closer stops the writer
                 member.closing = True
                 member.writer.cancel()
             if member.closer is not None:
@@ -376,8 +374,7 @@ class Connection:
             "call": {"id": room.call_id},
             "you": member.participant.public(),
             "resumed": member.resumed,
-            "participants": [m.participant.public() for m in room.members.values()
-                             if m is not member],
+            "participants": [m.public() for m in room.members.values() if m is not member],
             "annotations": room.shapes.current(),
             "chat": [m.public() for m in chat],
             **self.app[ICE].for_client(member.id, role),
@@ -496,6 +493,13 @@ class Connection:
         for other in targets:
             if not other.closing:
                 other.removed()
+        # Its participants away (their connection lost) leave at once.
+        await self.hub.remove_link_participants({invite_id})
+
+    async def _end_media(self) -> None:
+        """Close this participant's media session (it leaves the call for good)."""
+        assert self.member is not None
+        await self.media.leave(self.member.id)
 
     def _abort(self) -> None:
         if self.transport is not None:

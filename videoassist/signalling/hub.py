@@ -1,7 +1,11 @@
 """Calls in progress: who is connected to which job's call, and fan-out to them.
 
 A job's call starts when its first participant joins and ends when its last one
-leaves; both are told to a ``CallEvents`` (the webhooks), in order. Each member has a
+leaves; both are told to a ``CallEvents`` (the webhooks), in order. A participant whose
+connection is lost (not ended on purpose: ``leave``, a removal, the call's end...) is
+*away* for ``away_s``: it keeps its place, media session and shapes, and the same person
+joining again (the same staff user, or the same join link) takes its place; when the
+window passes it leaves as anyone does. Each member has a
 bounded outbox drained by its connection's writer, so a slow client never holds up a
 broadcast: when its outbox is full, superseded messages (pointer moves...) are dropped
 from it (``videoassist.signalling.outbox``), and if it is still full it is closed.
@@ -29,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -70,6 +74,13 @@ UNCLAIMED_CHECK_S = 5.0
 # (lost, or not yet there), however long ``poll_s`` is: the poll is then what bounds
 # how late a change made elsewhere takes effect.
 UNHEARD_POLL_S = 0.25
+# How often the watcher looks at most while someone is away, whatever the window: the
+# wall clock its windows are counted on may jump (tests move it).
+AWAY_CHECK_S = 1.0
+# Why the server closed a connection whose participant is then away rather than gone:
+# none (the socket was lost, or the client closed it without ``leave``), or a client
+# too slow to read (its link, not a decision about it: it reconnects).
+LOST = (None, "too_slow")
 
 
 # People whose join rate is remembered before those with a full bucket are forgotten.
@@ -81,7 +92,9 @@ class JoinLimits:
     """How many connections to calls one join link's token (``per_link``), and one
     staff user (``per_user``, over every call, counted in the database) may hold at
     once, how many participants one call holds (``per_call``), and how often one link's
-    token or one staff user joins (``joins_per_min``, in this process)."""
+    token or one staff user joins (``joins_per_min``, in this process). A participant
+    away holds its place in each count: dropping and joining again takes it back, and
+    makes no room for another."""
 
     per_link: int = 3
     per_user: int = 4
@@ -134,10 +147,29 @@ class Member:
     # the watcher that may see the withdrawal before the removal closes it must say
     # ``removed``, not ``link_revoked``.
     removing: bool = False
+    # The connection was lost (``Hub.gone``): the participant is away from then until
+    # ``away_until`` (unix seconds), unless the same person comes back.
+    away_since: float | None = None
+    away_until: float | None = None
+    ending: bool = False  # leaving the call for good: nobody takes its place any more
+    # Closes the participant's media session (set by its connection).
+    end_media: Callable[[], Awaitable[None]] | None = None
 
     @property
     def id(self) -> int:
         return self.participant.id
+
+    @property
+    def away(self) -> bool:
+        return self.away_since is not None
+
+    def public(self) -> dict[str, Any]:
+        """The participant as others see it in ``joined``: away ones say since and
+        until when."""
+        if self.away_since is None:
+            return self.participant.public()
+        return self.participant.public() | {"away_since": self.away_since,
+                                            "away_until": self.away_until}
 
     def author(self) -> Author:
         """This participant, as the author (or camera) of a snapshot."""
@@ -258,9 +290,13 @@ class Room:
 class Hub:
     def __init__(self, store: Store, poll_s: float, clock: Callable[[], float],
                  node: ThisNode, events: CallEvents | None = None,
-                 limits: JoinLimits = JoinLimits(), outbox_max: int = OUTBOX_MAX) -> None:
-        """``outbox_max``: how many messages wait for one client at most."""
+                 limits: JoinLimits = JoinLimits(), outbox_max: int = OUTBOX_MAX,
+                 away_s: float = 0.0) -> None:
+        """``outbox_max``: how many messages wait for one client at most; ``away_s``:
+        how long a participant whose connection was lost stays in the call, away (0:
+        it leaves at once)."""
         self._store = store
+        self._away_s = away_s
         self._limits = limits
         self._outbox_max = outbox_max
         self._node = node
@@ -313,9 +349,11 @@ class Hub:
         return [m for room in self._rooms.values() for m in room.members.values()]
 
     def participants_by_role(self) -> dict[str, int]:
-        """Connections in calls now, by role."""
+        """Connections in calls now, by role (participants away have none)."""
         roles: dict[str, int] = {}
         for member in self.members():
+            if member.away:
+                continue
             roles[member.participant.role] = roles.get(member.participant.role, 0) + 1
         return roles
 
@@ -348,15 +386,16 @@ class Hub:
         ``resume``: the participant this person was in the call (``joined``'s ``you``):
         if it is still in the call, joined by the same person (the same staff user, or
         the same join link), this connection takes its place, with its id, and the
-        connection it had is closed (``replaced``); otherwise a new participant joins."""
+        connection it had is closed (``replaced``). Without it, or naming another, the
+        person's participant that is away (the most recently away) takes this
+        connection; otherwise a new participant joins."""
         async with self._lock:
             room = self._rooms.get(job.id)
             new = room is None
             if room is None:
                 room = await self._place(job, draining, spread)
-            previous = None if resume is None else room.members.get(resume)
-            if (previous is not None and previous.user_id == user_id
-                    and previous.invite_id == invite_id and not previous.replaced):
+            previous = self._returning(room, user_id, invite_id, session_version, resume)
+            if previous is not None:
                 return await self._resume(room, previous, expires_at, ws, session_version)
             try:
                 await self._check_limits(room, user_id, invite_id)
@@ -380,17 +419,45 @@ class Hub:
         logger.info("%s joined as %s", member.log_prefix, role)
         return member, room
 
+    @staticmethod
+    def _returning(room: Room, user_id: int | None, invite_id: int | None,
+                   session_version: int, resume: int | None) -> Member | None:
+        """The participant whose place a join by this person takes (under the lock):
+        the one ``resume`` names if it is theirs, else the one of theirs most recently
+        away; None: a new participant. Theirs: joined by the same staff user (in the
+        same session version: one signed out since is on its way out) or the same join
+        link, and not leaving or replaced already."""
+        def theirs(m: Member) -> bool:
+            return (m.user_id == user_id and m.invite_id == invite_id
+                    and m.session_version == session_version
+                    and not m.replaced and not m.ending)
+
+        named = None if resume is None else room.members.get(resume)
+        if named is not None and theirs(named):
+            return named
+        away = [m for m in room.members.values() if m.away and theirs(m)]
+        return max(away, key=lambda m: m.away_since or 0.0, default=None)
+
     async def _resume(self, room: Room, previous: Member, expires_at: float,
                       ws: web.WebSocketResponse, session_version: int) -> tuple[Member, Room]:
         """Put a new connection in the place of ``previous`` (under the lock): the same
-        participant goes on, so nobody is told it left or joined. Its connection counts
-        against no limit (it replaces one), its join against the join rate."""
+        participant goes on, so nobody is told it left or joined (only, if it was away,
+        that it is back). Its connection counts against no limit (it replaces one), its
+        join against the join rate."""
         self._take_join(previous.user_id, previous.invite_id)
         member = Member(previous.participant, previous.job, previous.user_id,
-                        previous.invite_id, expires_at, ws, session_version, resumed=True)
+                        previous.invite_id, expires_at, ws, session_version,
+                        Outbox(self._outbox_max), resumed=True)
         room.members[member.id] = member
-        previous.replace()
-        logger.info("%s resumed on a new connection", member.log_prefix)
+        if previous.away:
+            previous.replaced = True  # its connection is gone already
+            room.broadcast({"type": "participant.back",
+                            "participant": member.participant.public()}, exclude=member)
+            logger.info("%s back after %.1f s away", member.log_prefix,
+                        self._clock() - (previous.away_since or 0.0))
+        else:
+            previous.replace()
+            logger.info("%s resumed on a new connection", member.log_prefix)
         return member, room
 
     def _take_join(self, user_id: int | None, invite_id: int | None) -> None:
@@ -449,7 +516,51 @@ class Hub:
             self._idle.set()
         await self._store.calls.end(room.call_id)
 
-    async def leave(self, member: Member) -> None:
+    async def gone(self, member: Member) -> None:
+        """The member's connection has ended. One ended on purpose (``leave``, a
+        removal, the call's end, a sign-out...), with no window, or whose participant
+        could not stay, leaves the call at once; one lost stays in it, away, for the
+        window (``participant.away`` to the others); one replaced goes on elsewhere."""
+        if member.replaced:
+            return
+        if self._away_s > 0 and member.close_reason in LOST and await self._away(member):
+            return
+        await self.end(member)
+
+    async def _away(self, member: Member) -> bool:
+        """Make a member whose connection was lost away; whether it is (it may have
+        left, or be leaving, meanwhile)."""
+        async with self._lock:
+            room = self._rooms.get(member.job.id)
+            if room is None or room.members.get(member.id) is not member or member.ending:
+                return False
+            member.closing = True  # nothing more is sent on its connection
+            member.outbox.clear()
+            now = self._clock()
+            member.away_since, member.away_until = now, now + self._away_s
+            room.broadcast({"type": "participant.away",
+                            "participant": member.participant.public(),
+                            "away_since": member.away_since,
+                            "away_until": member.away_until}, exclude=member)
+        self._wake.set()  # the watcher's waits end by the window's end from now on
+        logger.info("%s connection lost: away for %g s", member.log_prefix, self._away_s)
+        return True
+
+    async def end(self, member: Member) -> None:
+        """The member leaves the call for good: its media session closed, the others
+        told (``participant.left``), its shapes forgotten; the call ends if it was the
+        last. Once only."""
+        if member.ending:
+            return
+        member.ending = True
+        if member.end_media is not None and not member.replaced:
+            try:
+                await member.end_media()
+            except Exception:
+                logger.exception("%s media clean-up failed", member.log_prefix)
+        await self._leave(member)
+
+    async def _leave(self, member: Member) -> None:
         async with self._lock:
             room = self._rooms.get(member.job.id)
             if room is None or room.members.get(member.id) is not member:
@@ -477,26 +588,39 @@ class Hub:
         the call) with 1000 and ``reason``, after an ``error`` saying so; return how many.
         Each leaves as usual, and the call ends when the last one has."""
         room = self._rooms.get(job_id)
-        members = [] if room is None else [m for m in room.members.values() if not m.closing]
+        members = [] if room is None else list(room.members.values())
+        return await self._close_or_end(
+            members, lambda m: m.close(CLOSE_NORMAL, reason, message))
+
+    async def _close_or_end(self, members: list[Member],
+                            close: Callable[[Member], None]) -> int:
+        """Close each member's connection with ``close``, and end at once those away
+        (no window is waited out for someone who may not come back); return how many,
+        of either."""
+        done = 0
         for member in members:
-            member.close(CLOSE_NORMAL, reason, message)
-        return len(members)
+            if member.away:
+                if not member.ending:
+                    done += 1
+                    await self.end(member)
+            elif not member.closing:
+                done += 1
+                close(member)
+        return done
 
     async def disconnect_user(self, user_id: int, reason: str) -> int:
         """Close every connection of a user (disabled: ``account_disabled``; role changed
         or password reset: ``signed_out``); return how many."""
-        closing = [m for m in self.members() if m.user_id == user_id and not m.closing]
-        for member in closing:
-            member.close(CLOSE_UNAUTHORIZED, reason, SIGNED_OUT)
-        return len(closing)
+        return await self._close_or_end(
+            [m for m in self.members() if m.user_id == user_id],
+            lambda m: m.close(CLOSE_UNAUTHORIZED, reason, SIGNED_OUT))
 
     async def remove_link_participants(self, invite_ids: set[int]) -> int:
         """Close the participants who came by these join links (withdrawn:
         ``link_revoked``); return how many."""
-        closing = [m for m in self.members() if m.invite_id in invite_ids and not m.closing]
-        for member in closing:
-            member.link_withdrawn()
-        return len(closing)
+        return await self._close_or_end(
+            [m for m in self.members() if m.invite_id in invite_ids],
+            Member.link_withdrawn)
 
     async def watch_revocations(self) -> None:
         """Every ``poll_s`` (while the database's notifications do not come, at least
@@ -507,18 +631,24 @@ class Hub:
         node's calls: each node watches its own. Also: the calls of this node that the
         database says have ended (a node that took this one for dead ended them) are
         closed (1011 ``call_lost``), and every ``UNCLAIMED_CHECK_S`` the calls placed
-        here that nobody joined are ended."""
+        here that nobody joined are ended. The participants away whose window has
+        passed leave, looked at by the window's end, and at least every
+        ``AWAY_CHECK_S`` while anyone is away."""
         loop = asyncio.get_running_loop()
         unclaimed_at = loop.time()
         while True:
             unclaimed_in = unclaimed_at + UNCLAIMED_CHECK_S - loop.time()
             poll_s = self._poll_s if self._listening else min(self._poll_s, UNHEARD_POLL_S)
+            away = [m.away_until for m in self.members() if m.away_until is not None]
+            if away:
+                poll_s = min(poll_s, AWAY_CHECK_S, min(away) - self._clock())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, min(poll_s, unclaimed_in))):
                     await self._wake.wait()
             self._wake.clear()  # a change notified from here on wakes the next round
             epoch, changes = self._listen_epoch, self._changes
             try:
+                await self.end_away_past()
                 await self.check_revocations()
                 self._checked_epoch, self._checked_changes = epoch, changes
                 if loop.time() - unclaimed_at >= UNCLAIMED_CHECK_S:
@@ -528,6 +658,15 @@ class Hub:
                 raise
             except Exception:
                 logger.exception("revocation check failed; retrying")
+
+    async def end_away_past(self) -> None:
+        """The participants away whose window has passed leave the call."""
+        now = self._clock()
+        for member in self.members():
+            if member.away_until is not None and member.away_until <= now and not member.ending:
+                logger.info("%s away for %g s without coming back: left",
+                            member.log_prefix, self._away_s)
+                await self.end(member)
 
     async def check_revocations(self) -> None:
         """One look at the database for this node's calls (see ``watch_revocations``)."""
@@ -543,8 +682,8 @@ class Hub:
             room = rooms[call_id]
             logger.warning("[job %d] call %d was ended by another node: closing it here",
                            room.job.id, call_id)
-            for member in list(room.members.values()):
-                member.close(CLOSE_CALL_LOST, "call_lost", CALL_LOST)
+            await self._close_or_end(list(room.members.values()),
+                                     lambda m: m.close(CLOSE_CALL_LOST, "call_lost", CALL_LOST))
 
     async def _end_unclaimed(self) -> None:
         """End the calls placed on this node that nobody joined in ``UNCLAIMED_S``."""
@@ -560,18 +699,23 @@ class Hub:
     async def _disconnect_signed_out(self) -> None:
         """Close the connections of users disabled, or signed out by a role change or a
         password reset, since they joined."""
-        staff = [m for m in self.members() if m.user_id is not None and not m.closing]
+        staff = [m for m in self.members() if m.user_id is not None
+                 and (m.away or not m.closing) and not m.ending]
         if not staff:
             return
         versions = await self._store.users.session_versions({m.user_id for m in staff
                                                             if m.user_id is not None})
         for member in staff:
-            member.sign_out_if_stale(versions.get(member.user_id or 0))
+            if not member.away:
+                member.sign_out_if_stale(versions.get(member.user_id or 0))
+            elif versions.get(member.user_id or 0) != member.session_version:
+                await self.end(member)
 
     async def _remove_withdrawn_links(self) -> None:
         """Close the participants whose join link was withdrawn since they joined."""
         invite_ids = {m.invite_id for m in self.members()
-                      if m.invite_id is not None and not m.closing}
+                      if m.invite_id is not None and (m.away or not m.closing)
+                      and not m.ending}
         if invite_ids:
             await self.remove_link_participants(
                 await self._store.invites.withdrawn_among(invite_ids))
@@ -580,8 +724,8 @@ class Hub:
         self, code: int = CLOSE_GOING_AWAY, reason: str = "server_shutdown"
     ) -> None:
         members = self.members()
-        for member in members:
-            member.close(code, reason, "The server is shutting down.")
+        await self._close_or_end(
+            members, lambda m: m.close(code, reason, "The server is shutting down."))
         closers = [m.closer for m in members if m.closer is not None]
         if closers:
             await asyncio.gather(*closers, return_exceptions=True)

@@ -37,8 +37,9 @@ class MediaStateWriter:
 
     async def write_changes(self) -> int:
         """Write the states that changed since the last call; return how many."""
+        # A participant away keeps its media session, which may still be up.
         now = {m.id: self._media.connected(m.id) for m in self._hub.members()
-               if not m.closing}
+               if m.away or not m.closing}
         # A new participant's row says "not connected" until told otherwise.
         changed = {pid: up for pid, up in now.items() if self._written.get(pid, False) != up}
         await self._store.calls.set_media_connected(changed)

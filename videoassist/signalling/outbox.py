@@ -64,6 +64,10 @@ class Outbox:
         self._ready.set()
         return True
 
+    def clear(self) -> None:
+        """Drop every message waiting: nobody will read them."""
+        self._messages.clear()
+
     async def get(self) -> dict[str, Any]:
         """The next message, waiting for one."""
         while not self._messages:
