@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.support.server import Server, join_call
+from tests.support.server import Server, join_call, leave
 from videoassist import apikeys
 
 JOBS = [  # (title, external_ref), created in this order: listed newest first
@@ -131,13 +131,11 @@ async def test_a_customer_alone_in_the_call_is_waiting_until_staff_join(server: 
 
     server.clock.advance(30)
     left = server.clock()
-    await expert.send_json({"type": "leave"})
-    await expert.close()
+    await leave(expert)
     # Waiting again, since the expert left (not since the customer came).
     assert (again := await _until_waiting(server, token, job_id, True)) is not None
     assert again >= left
 
-    await customer.send_json({"type": "leave"})
-    await customer.close()
+    await leave(customer)
     await _until_waiting(server, token, job_id, False)
-    await technician.close()
+    await leave(technician)
