@@ -161,10 +161,10 @@ async def test_a_frozen_picture_says_so_and_a_camera_turned_off_does_not(
         browser: BrowserContext, server: ServeProcess) -> None:
     errors: list[str] = []
     expert, link = await _expert_with_link(browser, server, "Valve freezes", errors)
+    await expert.click('[data-action="join"]')
+    customer = await join_page(browser, link)
+    watch_errors(customer, errors)
     try:
-        await expert.click('[data-action="join"]')
-        customer = await join_page(browser, link)
-        watch_errors(customer, errors)
         badge = expert.locator('[data-region="quality"]')
         remote = expert.locator('[data-region="remote-video"]')
         await frames_grow(expert)
@@ -200,8 +200,8 @@ async def test_a_frozen_picture_says_so_and_a_camera_turned_off_does_not(
         await expect(expert.locator('[data-action="join"]')).to_be_visible()
         assert errors == []
     finally:
-        for page in browser.pages:
-            await page.close()
+        await customer.close()
+        await expert.close()
 
 
 # After RECORD_PEER_CONNECTIONS: while ``window.__hold`` is set, the page's new sockets
