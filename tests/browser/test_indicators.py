@@ -115,6 +115,9 @@ async def test_a_customer_who_joins_first_is_waiting_then_reads_plain_words(
     errors: list[str] = []
     expert, link = await _expert_with_link(browser, server, "Boiler waits", errors)
     base_title = await expert.title()
+    sound = expert.locator('[data-action="waiting-sound"]')
+    assert not await sound.is_checked()  # off unless asked for
+    await sound.check()  # the chime plays when the customer comes, without errors
     customer = await join_page(browser, link)
     watch_errors(customer, errors)
     try:
