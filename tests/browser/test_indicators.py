@@ -11,6 +11,11 @@
   badge says "Video frozen" and the picture is marked, then back when frames flow
   again. A camera turned off on purpose (``media.mute`` of video, sent on the page's
   own socket) is "Camera off", never frozen.
+- The customer's phone loses its network (its socket closes; new ones fail until the
+  page hears ``online``): the server keeps the customer in the call, away
+  (``participant.away``), and the expert reads "Customer disconnected, reconnecting
+  0:03" with the clock running, until the phone is back (``participant.back``, the same
+  participant); then "Customer left the call." when it leaves.
 
 One server and one browser for the module (as tests/browser/test_shapes.py); each test
 has its own job and pages.
