@@ -72,6 +72,17 @@ RECORD_LEVELS = """() => {
 }"""
 
 
+@pytest.fixture(autouse=True, scope="module")
+def patient_expect() -> Iterator[None]:
+    """What these tests wait for is paced by the pages in seconds (the console's 3 s
+    poll, the 2 s without a frame that make a picture frozen, a reconnection's backoff
+    of 1, 2 then 4 s), on a loaded 2-core machine: each expect waits 15 s here, not
+    Playwright's 5."""
+    expect.set_options(timeout=15_000)
+    yield
+    expect.set_options(timeout=None)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     data_dir = tmp_path_factory.mktemp("indicators") / "data"
@@ -212,18 +223,29 @@ async def test_a_frozen_picture_says_so_and_a_camera_turned_off_does_not(
         await expert.close()
 
 
-# After RECORD_PEER_CONNECTIONS: while ``window.__hold`` is set, the page's new sockets
-# go to a port where nothing listens (the network is gone); ``online`` ends the wait.
+# After RECORD_PEER_CONNECTIONS: ``drop()`` closes a socket while its page sees what a
+# dead connection gives, code 1006 (as tests/browser/test_rejoin.py does: Chromium
+# cannot cut one page's socket); while ``window.__hold`` is set, the page's new sockets
+# fail as they do without a network, with 1006: they ask the server for a path that is
+# no WebSocket (another port would be refused by the page's CSP, connect-src 'self',
+# without any close event); ``online`` ends the wait.
 HOLDABLE = """
 window.__hold = false;
 const Recorded = window.WebSocket;
 window.WebSocket = class extends Recorded {
   constructor(url, ...rest) {
-    super(window.__hold ? String(url).replace(/\\/\\/[^/]+/, "//127.0.0.1:9") : url, ...rest);
+    super(window.__hold ? String(url).replace(/\\/ws$/, "/no-network") : url, ...rest);
+    // Registered before the page's own listeners: they get 1006 instead.
+    this.addEventListener("close", (event) => {
+      if (!this.dropped || event.code === 1006) return;
+      event.stopImmediatePropagation();
+      this.dispatchEvent(new CloseEvent("close", { code: 1006 }));
+    });
   }
+  drop() { this.dropped = true; this.close(); }
 };
 """
-LOSE_NETWORK = "() => { window.__hold = true; window.__sockets.at(-1).close(); }"
+LOSE_NETWORK = "() => { window.__hold = true; window.__sockets.at(-1).drop(); }"
 NETWORK_BACK = """() => {
   window.__hold = false;
   window.dispatchEvent(new Event("online"));
