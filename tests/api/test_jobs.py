@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from tests.support.server import Server
+from tests.support.server import Server, join_call, leave
 from videoassist import apikeys
 
 JOBS = [  # (title, external_ref), created in this order: listed newest first
@@ -90,3 +91,51 @@ async def test_an_api_key_with_jobs_read_searches_too(server: Server) -> None:
     _, key = await apikeys.create(server.store, "BI", ["jobs:read"], "test", None)
     assert await _search(server, key, q="hot water") == ["No hot water"]
     assert await _search(server, token, q="hot water") == ["No hot water"]
+
+
+async def _waiting(server: Server, token: str, job_id: int) -> float | None:
+    status, body, _ = await server.request("GET", "/api/jobs?status=open", token=token)
+    assert status == 200, body
+    job = next(j for j in body["jobs"] if j["id"] == job_id)
+    since: float | None = job["waiting_since"]
+    return since
+
+
+async def _until_waiting(server: Server, token: str, job_id: int, waiting: bool
+                         ) -> float | None:
+    """The job's waiting_since once it is (``waiting``) or is not set: a leave is in the
+    database by the time the socket's close is handled, which the client does not see."""
+    async with asyncio.timeout(5):
+        while ((since := await _waiting(server, token, job_id)) is not None) != waiting:
+            await asyncio.sleep(0.05)
+    return since
+
+
+async def test_a_customer_alone_in_the_call_is_waiting_until_staff_join(server: Server) -> None:
+    _, token = await server.staff("expert")
+    job_id = await server.job(token)
+    other = await server.job(token, "No hot water")
+    assert await _waiting(server, token, job_id) is None  # no call
+    technician = await join_call(server, await server.participant(token, job_id, "technician"))
+    assert await _waiting(server, token, job_id) is None  # a technician is no customer
+
+    before = server.clock()
+    customer = await join_call(server, await server.participant(token, job_id))
+    since = await _waiting(server, token, job_id)
+    assert since is not None and before <= since <= server.clock()
+    assert await _waiting(server, token, other) is None
+
+    server.clock.advance(30)
+    expert = await join_call(server, token, job_id)
+    assert await _waiting(server, token, job_id) is None  # staff are with the customer
+
+    server.clock.advance(30)
+    left = server.clock()
+    await leave(expert)
+    # Waiting again, since the expert left (not since the customer came).
+    assert (again := await _until_waiting(server, token, job_id, True)) is not None
+    assert again >= left
+
+    await leave(customer)
+    await _until_waiting(server, token, job_id, False)
+    await leave(technician)

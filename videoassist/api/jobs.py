@@ -46,8 +46,13 @@ async def list_jobs(request: web.Request) -> web.Response:
         raise BadRequest(f"q must be at most {MAX_QUERY_CHARS} characters.")
     if not storable(q):
         raise BadRequest("q must not hold a NUL character.")
-    found = await request.app[STORE].jobs.list(status, limit, offset, q or None)
-    return web.json_response({"jobs": [j.public() for j in found]})
+    store = request.app[STORE]
+    found = await store.jobs.list(status, limit, offset, q or None)
+    # Read from the database, which every process writes: the console polls this to say
+    # "Customer is waiting" whichever process holds the call.
+    waiting = await store.calls.waiting(j.id for j in found)
+    return web.json_response({"jobs": [j.public() | {"waiting_since": waiting.get(j.id)}
+                                       for j in found]})
 
 
 @routes.get("/api/jobs/{id}")

@@ -326,6 +326,25 @@ class Calls:
                 people.append(LiveParticipant(Participant(*row[4:12]), bool(row[12])))
         return [LiveCall(*head, tuple(people)) for head, people in calls.values()]
 
+    async def waiting(self, job_ids: Iterable[int]) -> dict[int, float]:
+        """Of these jobs, those whose call in progress has a customer in it and no staff
+        member: since when (the later of the first such customer's join and the last
+        staff member's leaving, in that call)."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        greatest = self._db.dialect.greatest
+        rows = await self._db.fetchall(
+            f"SELECT c.job_id, {greatest}(min(p.joined_at), coalesce((SELECT max(s.left_at)"
+            " FROM participants s WHERE s.call_id = c.id AND s.user_id IS NOT NULL), 0))"
+            " FROM calls c JOIN participants p ON p.call_id = c.id"
+            f" WHERE c.job_id IN ({marks}) AND c.ended_at IS NULL AND p.left_at IS NULL"
+            " AND p.role = 'customer' AND NOT EXISTS (SELECT 1 FROM participants s"
+            " WHERE s.call_id = c.id AND s.left_at IS NULL AND s.user_id IS NOT NULL)"
+            " GROUP BY c.id, c.job_id", ids)
+        return {row[0]: float(row[1]) for row in rows}
+
     async def users_in_calls(self) -> set[int]:
         """The staff users connected to a call in progress now."""
         rows = await self._db.fetchall(

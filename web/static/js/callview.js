@@ -16,6 +16,8 @@ import { watchQuality } from "./quality.js";
 import { AnnotationTools } from "./tools.js";
 
 const ZOOM_STEP = 1.5;
+/** How long the expert reads "… left the call." where their picture was. */
+const LEFT_NOTE_MS = 5000;
 /**
  * Who the expert looks at first: the customer, then a technician, then anyone.
  * @type {Record<string, number>}
@@ -25,6 +27,13 @@ const VIEW_ORDER = { customer: 0, technician: 1 };
 /** @typedef {import("./shapes.js").Shape} Shape */
 /** @typedef {import("./signalling.js").CameraState} CameraState */
 /** @typedef {import("./tools.js").Tool} Tool */
+/** @typedef {import("./quality.js").Picture} Picture */
+/**
+ * A participant as joined lists them: one whose connection is lost and who may come
+ * back (docs/protocol.md, participant.away) carries when, and until when.
+ * @typedef {import("./signalling.js").Participant & {away_since?: number,
+ *   away_until?: number}} ListedParticipant
+ */
 
 export class CallView extends EventTarget {
   /**
@@ -56,6 +65,18 @@ export class CallView extends EventTarget {
     /** @type {string | null} the snapshot request awaiting its answer */
     this.pendingSnapshot = null;
     this.frozen = false;
+    /** @type {number | null} whose picture `remote` shows */
+    this.remoteId = null;
+    /** @type {Picture} the remote picture's state, as the quality watcher last saw it */
+    this.picture = "none";
+    /** @type {Map<number, {name: string, since: number}>} who is away since when
+     * (performance.now()): their connection was lost and they may come back */
+    this.away = new Map();
+    this.awayTimer = 0;
+    /** @type {{name: string, until: number} | null} who left lately (expert layout) */
+    this.left = null;
+    /** @type {Map<number, string> | null} who was in the call, by the last change seen */
+    this.present = null;
 
     root.classList.add(`layout-${layout}`);
     const screen = /** @type {HTMLElement} */ (this.canvas.parentElement);
@@ -74,8 +95,14 @@ export class CallView extends EventTarget {
     this.showLocal();
     this.showRemote();
     this.wire();
-    this.stopQuality = watchQuality(this.$('[data-region="quality"]'),
-      () => (call.media ? call.media.pc : null));
+    this.stopQuality = watchQuality(this.$('[data-region="quality"]'), {
+      pc: () => (call.media ? call.media.pc : null),
+      video: this.remote,
+      expected: () => this.expected(),
+      reconnecting: () => call.state === "reconnecting",
+      staff: layout === "expert",  // customers and technicians get no round-trip jargon
+      onPicture: (picture) => this.pictureIs(picture),
+    });
   }
 
   /**
@@ -125,13 +152,38 @@ export class CallView extends EventTarget {
         this.cameras.clear();
         this.muted.clear();
       }
+      this.away.clear();
+      this.present = null;  // everyone listed is new to this connection, none left
+      for (const p of /** @type {ListedParticipant[]} */ (message.participants)) {
+        if (typeof p.away_since !== "number") continue;
+        // Away for how long by the server's clock, within its window: a client's clock
+        // off by minutes cannot make the count run backwards or past the window.
+        const window = typeof p.away_until === "number" ? p.away_until - p.away_since : 0;
+        const already = Math.min(Math.max(0, Date.now() / 1000 - p.away_since), window);
+        this.away.set(p.id, { name: p.name, since: performance.now() - already * 1000 });
+      }
+      this.awayClock();
       this.overlay.shapes = this.drawingsOf(this.target());
       this.overlay.redraw();
       this.controls();
     });
-    call.addEventListener("participants", () => {
-      this.pickView();
+    call.addEventListener("participants", () => this.participantsChanged());
+    call.addEventListener("participant.away", (event) => {
+      /** @type {{participant: import("./signalling.js").Participant}} */
+      const { participant } = /** @type {CustomEvent} */ (event).detail;
+      // The server sends this as soon as it sees the connection lost: from now.
+      this.away.set(participant.id, { name: participant.name, since: performance.now() });
+      this.awayClock();
       this.people();
+      this.notes();
+    });
+    call.addEventListener("participant.back", (event) => {
+      /** @type {{participant: import("./signalling.js").Participant}} */
+      const { participant } = /** @type {CustomEvent} */ (event).detail;
+      this.away.delete(participant.id);
+      this.awayClock();
+      this.people();
+      this.notes();
     });
     call.addEventListener("stream", (event) => {
       /** @type {{participantId: number, stream: MediaStream | null}} */
@@ -250,6 +302,69 @@ export class CallView extends EventTarget {
     }
   }
 
+  /** Someone joined or left (or this client joined again). */
+  participantsChanged() {
+    const now = new Map([...this.call.participants.values()].map((p) => [p.id, p.name]));
+    for (const [id, name] of this.present || []) {
+      if (now.has(id)) continue;
+      this.away.delete(id);
+      if (this.layout === "expert") {
+        this.left = { name, until: performance.now() + LEFT_NOTE_MS };
+        setTimeout(() => this.notes(), LEFT_NOTE_MS + 50);
+      }
+    }
+    this.present = now;
+    this.awayClock();
+    this.pickView();
+    this.people();
+    this.notes();
+  }
+
+  /** Keep the away clocks running, once a second, while anyone is away. */
+  awayClock() {
+    if (this.away.size && !this.awayTimer) {
+      this.awayTimer = window.setInterval(() => this.tickAway(), 1000);
+    } else if (!this.away.size && this.awayTimer) {
+      clearInterval(this.awayTimer);
+      this.awayTimer = 0;
+    }
+  }
+
+  tickAway() {
+    for (const span of /** @type {NodeListOf<HTMLElement>} */ (
+      this.root.querySelectorAll('[data-region="away"]'))) {
+      span.textContent = this.awayWords(Number(span.dataset.participant), false);
+    }
+    this.notes();
+  }
+
+  /**
+   * "Customer disconnected, reconnecting 0:12", from when they went away.
+   * @param {number} id @param {boolean} named with their name first
+   */
+  awayWords(id, named) {
+    const away = this.away.get(id);
+    if (!away) return "";
+    const s = Math.max(0, Math.floor((performance.now() - away.since) / 1000));
+    const clock = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+    return `${named ? `${away.name} disconnected` : "disconnected"}, reconnecting ${clock}`;
+  }
+
+  /** What the remote picture should show: video, a camera off on purpose, or nothing. */
+  expected() {
+    const id = this.remoteId;
+    if (id === null || !this.remote.srcObject) return "none";
+    return this.muted.get(id)?.video ? "off" : "video";
+  }
+
+  /** The quality watcher's verdict on the remote picture. @param {Picture} picture */
+  pictureIs(picture) {
+    if (picture === this.picture) return;
+    this.picture = picture;
+    this.remote.dataset.picture = picture;
+    this.notes();
+  }
+
   /** The expert looks at the participant they chose, else the likeliest one. */
   pickView() {
     if (this.layout !== "expert") return;
@@ -298,15 +413,26 @@ export class CallView extends EventTarget {
     const current = this.remote.srcObject
       ? /** @type {MediaStream} */ (this.remote.srcObject).getVideoTracks()[0] : null;
     if (wanted !== current) this.remote.srcObject = wanted ? new MediaStream([wanted]) : null;
-    if (this.layout === "field") {
-      this.remote.hidden = !wanted;
-      return;
-    }
+    this.remoteId = wanted ? id : null;
+    if (this.layout === "field") this.remote.hidden = !wanted;
+    this.notes();
+  }
+
+  /** The words over the expert's big picture: who is (not) there, and why no picture. */
+  notes() {
+    if (this.layout === "field") return;
+    const id = this.viewing;
     const who = id === null ? null : this.call.participants.get(id);
+    if (this.left && performance.now() >= this.left.until) this.left = null;
+    // Nobody's picture to show: someone away is why, else someone who just left.
+    const awayId = id !== null && this.away.has(id) ? id
+      : this.remoteId === null && this.away.size ? [...this.away.keys()][0] : null;
     const paused = id !== null && this.muted.get(id)?.video;
-    this.screenNote(!who ? "Waiting for someone to join…"
-      : paused ? `${who.name} paused their camera.`
-        : !wanted ? `Waiting for ${who.name}'s camera…` : "");
+    this.screenNote(awayId !== null ? this.awayWords(awayId, true)
+      : !who ? (this.left ? `${this.left.name} left the call.` : "Waiting for someone to join…")
+        : paused ? `${who.name} paused their camera.`
+          : this.remoteId === null ? `Waiting for ${who.name}'s camera…`
+            : this.picture === "frozen" ? `Video frozen: no new picture from ${who.name}.` : "");
   }
 
   /** @param {string} text */
@@ -340,6 +466,13 @@ export class CallView extends EventTarget {
       item.dataset.participant = String(p.id);
       const muted = this.muted.get(p.id);
       const label = `${p.name} (${p.role})${muted && muted.audio ? " · muted" : ""}`;
+      const away = this.away.has(p.id)
+        ? Object.assign(document.createElement("span"), { className: "away" }) : null;
+      if (away) {
+        away.dataset.region = "away";
+        away.dataset.participant = String(p.id);
+        away.textContent = this.awayWords(p.id, false);
+      }
       const sends = this.call.streams.get(p.id)?.getVideoTracks().length;
       if (this.layout === "expert" && sends) {
         const button = document.createElement("button");
@@ -352,6 +485,7 @@ export class CallView extends EventTarget {
       } else {
         item.textContent = label;
       }
+      if (away) item.append(" · ", away);
       if (this.staff && (p.role === "customer" || p.role === "technician")) {
         // Staff remove someone who came by a join link: the link stops working for good.
         // (A technician signed in as staff is refused by the server, which says why.)
@@ -480,6 +614,8 @@ export class CallView extends EventTarget {
 
   ended() {
     this.stopQuality();
+    this.away.clear();
+    this.awayClock();
     for (const element of this.sounds.values()) element.remove();
     this.sounds.clear();
     this.remote.srcObject = null;

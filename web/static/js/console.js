@@ -13,7 +13,8 @@ import { $ } from "./dom.js";
 /**
  * @typedef {{id: number, username: string, role: string}} User
  * @typedef {{token: string, expires_at: number, user: User}} Session
- * @typedef {{id: number, title: string, external_ref: string | null, status: string}} Job
+ * @typedef {{id: number, title: string, external_ref: string | null, status: string,
+ *   waiting_since?: number | null}} Job
  * @typedef {{name: string, role: string, joined_at: number, left_at: number | null,
  *   duration_s: number | null}} CallParticipant
  * @typedef {{started_at: number, duration_s: number | null, first_time_fix: boolean | null,
@@ -43,6 +44,24 @@ let outcomeCall = null;
 /** The call section as the page came, copied afresh for each call (no old listeners). */
 const pristineCall = /** @type {HTMLElement} */ ($("#call").cloneNode(true));
 
+/** The page's own title, before any "(1) Customer waiting — ". */
+const baseTitle = document.title;
+/** How often the console asks which customers wait: often while it is looked at; less
+ * often in a background tab, where the tab title and the sound are what tell. */
+const WAITING_POLL_MS = 3000;
+const WAITING_POLL_HIDDEN_MS = 10000;
+/** @type {Map<number, number>} the jobs whose customer waits for staff, and since when */
+let waiting = new Map();
+let waitingTimer = 0;
+/** Counts polls: only the newest one's answer is shown and schedules the next. */
+let waitingPolls = 0;
+/** The search the jobs list shows ("" for all). */
+let jobsQuery = "";
+/** What the jobs list shows, to redraw it only when that changes. */
+let jobsShown = "";
+/** @type {AudioContext | null} made when the sound is switched on (a click allows it) */
+let chime = null;
+
 /** Sections of the console, one shown at a time (the job's record goes with "jobs"). */
 const VIEWS = ["jobs", "people", "keys", "audit", "dashboard"];
 
@@ -58,6 +77,7 @@ function signedOut(message) {
     $(`[data-region="${region}"]`).replaceChildren();
   }
   admin.stop();
+  stopWaiting();
   for (const name of VIEWS) $(`#${name}`).hidden = true;
   $("#job").hidden = true;
   $("#outcome").hidden = true;
@@ -122,6 +142,7 @@ $("#signin-form").addEventListener("submit", async (event) => {
   showView("jobs");
   setStatus(`Signed in as ${user.username}`);
   await loadJobs();
+  pollWaiting();
 });
 
 for (const tab of /** @type {NodeListOf<HTMLElement>} */ (
@@ -133,13 +154,25 @@ for (const tab of /** @type {NodeListOf<HTMLElement>} */ (
 $('[data-action="sign-out"]').addEventListener("click", () => signedOut("Signed out."));
 
 async function loadJobs(query = "") {
+  jobsQuery = query;
   const search = query ? `&q=${encodeURIComponent(query)}` : "";
   /** @type {{jobs: Job[]}} */
   const { jobs } = await request(`/api/jobs?status=open${search}`);
+  showJobs(jobs, query);
+}
+
+/**
+ * Draw the jobs list, unless it already shows these jobs; then mark who waits.
+ * @param {Job[]} jobs @param {string} query the search they answer
+ */
+function showJobs(jobs, query) {
+  const shown = JSON.stringify([query, jobs.map((j) => [j.id, j.title, j.external_ref])]);
+  if (shown === jobsShown) return showWaiting();
+  jobsShown = shown;
   if (!jobs.length) {
     $('[data-region="jobs"]').replaceChildren(
       el("li", query ? `No open job matches "${query}".` : "No open jobs yet.", "empty"));
-    return;
+    return showWaiting();
   }
   $('[data-region="jobs"]').replaceChildren(...jobs.map((job) => {
     const item = document.createElement("li");
@@ -155,10 +188,98 @@ async function loadJobs(query = "") {
       }
       openJob(job.id);
     });
+    item.dataset.job = String(job.id);
     item.append(button);
     return item;
   }));
+  showWaiting();
 }
+
+/**
+ * Ask which jobs have a customer waiting for staff (docs/api.md, waiting_since), show
+ * it, chime for any new one when the sound is on, and ask again in a while.
+ */
+async function pollWaiting() {
+  clearTimeout(waitingTimer);
+  waitingTimer = 0;
+  const mine = ++waitingPolls;
+  if (!session) return;
+  try {
+    /** @type {{jobs: Job[]}} */
+    const { jobs } = await request("/api/jobs?status=open&limit=500");
+    if (!session || mine !== waitingPolls) return;
+    const before = waiting;
+    waiting = new Map(jobs.filter((j) => typeof j.waiting_since === "number")
+      .map((j) => [j.id, /** @type {number} */ (j.waiting_since)]));
+    if (!jobsQuery) showJobs(jobs.slice(0, 100), "");  // new jobs, by others too
+    else showWaiting();
+    if ([...waiting.keys()].some((id) => !before.has(id))) ring();
+  } catch {
+    // Not reachable for now (the status line says why when it matters): ask again.
+  }
+  if (!session || mine !== waitingPolls) return;
+  waitingTimer = window.setTimeout(pollWaiting,
+    document.visibilityState === "visible" ? WAITING_POLL_MS : WAITING_POLL_HIDDEN_MS);
+}
+
+function stopWaiting() {
+  waitingPolls += 1;
+  clearTimeout(waitingTimer);
+  waitingTimer = 0;
+  waiting = new Map();
+  jobsShown = "";
+  jobsQuery = "";
+  showWaiting();
+}
+
+/** "Customer is waiting" on each such job, on the open job, and in the tab's title. */
+function showWaiting() {
+  for (const item of /** @type {NodeListOf<HTMLElement>} */ (
+    document.querySelectorAll('[data-region="jobs"] li[data-job]'))) {
+    const waits = waiting.has(Number(item.dataset.job));
+    let badge = item.querySelector('[data-region="waiting"]');
+    if (waits && !badge) {
+      badge = el("span", "Customer is waiting", "waiting");
+      badge.setAttribute("data-region", "waiting");
+      item.append(badge);
+    } else if (!waits && badge) {
+      badge.remove();
+    }
+  }
+  const here = currentJob !== null && waiting.has(currentJob)
+    && !(call && call.job === currentJob);
+  $('[data-region="job-waiting"]').hidden = !here;
+  document.title = waiting.size
+    ? `(${waiting.size}) Customer waiting — ${baseTitle}` : baseTitle;
+}
+
+/** A short two-tone chime, when the sound is on. */
+function ring() {
+  if (!chime || chime.state !== "running") return;
+  const start = chime.currentTime;
+  for (const [i, hz] of [880, 660].entries()) {
+    const tone = chime.createOscillator();
+    const gain = chime.createGain();
+    tone.frequency.value = hz;
+    gain.gain.setValueAtTime(0.2, start + i * 0.2);
+    gain.gain.exponentialRampToValueAtTime(0.001, start + i * 0.2 + 0.18);
+    tone.connect(gain).connect(chime.destination);
+    tone.start(start + i * 0.2);
+    tone.stop(start + i * 0.2 + 0.2);
+  }
+}
+
+$('[data-action="waiting-sound"]', HTMLInputElement).addEventListener("change", (event) => {
+  const on = /** @type {HTMLInputElement} */ (event.target).checked;
+  // Made and resumed in the click that switches it on, so the browser lets it play.
+  if (on && !chime) chime = new AudioContext();
+  if (chime) (on ? chime.resume() : chime.suspend()).catch(() => {});
+  if (on) ring();  // what it will sound like
+});
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && session && waitingTimer) pollWaiting();
+});
 
 /** @param {number} t Unix seconds */
 const when = (t) => new Date(t * 1000).toLocaleString();
@@ -185,6 +306,7 @@ async function openJob(id) {
   $("#job-heading").textContent = job.status === "closed" ? `${job.title} (closed)` : job.title;
   $('[data-action="job-close"]', HTMLButtonElement).disabled = job.status === "closed";
   $('[data-action="join"]').hidden = job.status === "closed" || call !== null;
+  showWaiting();
   $('[data-region="invite-link"]').textContent = "";
   $('[data-region="calls"]').replaceChildren(...job.calls.map((c) => {
     const outcome = c.first_time_fix === null ? ""
@@ -335,11 +457,13 @@ $('[data-action="join"]').addEventListener("click", async () => {
   const section = /** @type {HTMLElement} */ (pristineCall.cloneNode(true));
   $("#call").replaceWith(section);
   call = new Call({ token: session.token, job, stream, notice: problem });
+  showWaiting();
   const live = new CallView(section, call, {
     // A technician on site shows their own camera; an expert looks at the others'.
     layout: session.user.role === "technician" ? "field" : "expert", staff: true,
   });
   call.addEventListener("joined", () => {
+    pollWaiting();  // no longer waiting for staff: say so now, not at the next poll
     section.hidden = false;
     // The picture and its tools in view at once, whatever the jobs list above.
     section.scrollIntoView({ block: "start" });
@@ -355,6 +479,7 @@ $('[data-action="join"]').addEventListener("click", async () => {
     if (state !== "ended") return;
     const ended = /** @type {Call} */ (call);
     call = null;
+    showWaiting();
     section.hidden = true;
     if (SIGNED_OUT.has(reason)) {
       signedOut(text);

@@ -1,21 +1,41 @@
-// The connection-quality indicator: round-trip time and packet loss of the media
-// connection, read from getStats() every two seconds, in three words.
+// The quality indicator: what the viewer gets from the call, in words, checked every
+// second. Two things are measured, both from the browser itself:
+//
+// - the media connection: its state, and round-trip time and packet loss from
+//   getStats() (loss over the last two seconds);
+// - the remote picture shown: when it last changed. A frame counts when the <video>
+//   presented it (requestVideoFrameCallback, in Chromium and Safari) or when the
+//   decoder decoded one for its track (getStats() framesDecoded: where
+//   requestVideoFrameCallback is missing, and while the element does not paint: a
+//   hidden tab, the expert's own Freeze). No new frame for FROZEN_AFTER_MS while the
+//   connection says it is up is "Video frozen": a stalled server or a lost keyframe
+//   leaves the last frame on screen, whatever the round trip says.
+//
+// Customers and technicians (the field layout) get plain words; staff at a desk (the
+// expert layout) get the round trip and loss too. The numbers are in the tooltip for
+// everyone.
 
-const EVERY_MS = 2000;
+export const FROZEN_AFTER_MS = 2000;
+const EVERY_MS = 1000;
+/** Loss is judged over this many ticks. */
+const LOSS_TICKS = 2;
 
 /**
- * @typedef {{level: "good" | "fair" | "poor" | "none", text: string}} Quality
+ * @typedef {"good" | "fair" | "poor" | "frozen" | "none"} Level
+ * @typedef {{level: Level, text: string, detail: string}} Quality
+ * @typedef {{rtt: number | null, lost: number, received: number}} Link
+ *   what one getStats() report says of the connection (loss: running totals)
+ * @typedef {"live" | "frozen" | "waiting" | "off" | "none"} Picture
+ *   the remote picture shown: moving; stuck on a frame; no frame yet; its sender's
+ *   camera is off on purpose; no remote picture is shown
  */
 
 /**
- * Judge one getStats() report against the previous totals.
+ * Round-trip time and running packet totals from one getStats() report.
  * @param {RTCStatsReport} report
- * @param {{lost: number, received: number}} last totals seen before, updated here
- * @param {boolean} connected whether the connection is up (before any measurement)
- * @returns {Quality}
+ * @returns {Link}
  */
-export function judge(report, last, connected) {
-  let rtt = null;
+export function linkOf(report) {
   let reported = null;
   let lost = 0;
   let received = 0;
@@ -32,53 +52,206 @@ export function judge(report, last, connected) {
     }
   });
   const pair = selected ? report.get(selected) : null;
-  if (pair && typeof pair.currentRoundTripTime === "number") rtt = pair.currentRoundTripTime;
   // Without a measured pair (not every browser fills it in), what the server reports
   // back about the media this client sends (RTCP receiver reports) carries one too.
-  if (rtt === null) rtt = reported;
-  const newLost = lost - last.lost;
-  const newReceived = received - last.received;
-  last.lost = lost;
-  last.received = received;
-  const loss = newLost + newReceived > 0 ? newLost / (newLost + newReceived) : 0;
-  if (rtt === null) return { level: "none", text: connected ? "Connected" : "Connecting" };
-  const ms = Math.round(rtt * 1000);
-  const percent = Math.round(loss * 100);
-  if (rtt < 0.3 && loss < 0.02) return { level: "good", text: `Good connection (${ms} ms)` };
-  if (rtt < 0.7 && loss < 0.08) {
-    return { level: "fair", text: `Fair connection (${ms} ms, ${percent}% lost)` };
-  }
-  return { level: "poor", text: `Poor connection (${ms} ms, ${percent}% lost)` };
+  const rtt = pair && typeof pair.currentRoundTripTime === "number"
+    ? pair.currentRoundTripTime : reported;
+  return { rtt, lost, received };
 }
 
 /**
- * Keep `element` showing the quality of whatever connection `pc()` returns.
+ * Frames decoded so far for one received track, from a getStats() report.
+ * @param {RTCStatsReport} report
+ * @param {string} trackId
+ * @returns {number | null} null when the report has no such track
+ */
+export function framesDecodedOf(report, trackId) {
+  /** @type {number | null} */
+  let frames = null;
+  report.forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video" && r.trackIdentifier === trackId) {
+      frames = (frames || 0) + (r.framesDecoded || 0);
+    }
+  });
+  return frames;
+}
+
+/**
+ * The words for what the viewer gets.
+ * @param {{connection: "connecting" | "connected" | "reconnecting", rtt: number | null,
+ *   loss: number, picture: Picture, stuckMs: number, staff: boolean}} state
+ *   `loss`: the share of packets lost lately; `stuckMs`: how long the picture has not
+ *   changed; `staff`: say the numbers on the badge, not only in its tooltip
+ * @returns {Quality}
+ */
+export function describe({ connection, rtt, loss, picture, stuckMs, staff }) {
+  const ms = rtt === null ? null : Math.round(rtt * 1000);
+  const percent = Math.round(loss * 100);
+  const numbers = ms === null ? "" : `${ms} ms round trip, ${percent}% lost`;
+  if (connection === "connecting") return { level: "none", text: "Connecting…", detail: "" };
+  if (connection === "reconnecting") {
+    return { level: "none", text: "Reconnecting…", detail: "The connection was lost." };
+  }
+  if (picture === "frozen") {
+    const seconds = Math.floor(stuckMs / 1000);
+    return { level: "frozen", text: staff ? `Video frozen (${seconds} s)` : "Video frozen",
+      detail: `No new picture for ${seconds} s.${numbers ? ` ${numbers}.` : ""}` };
+  }
+  /** @type {Level} */
+  let level = "none";
+  if (ms !== null && rtt !== null) {
+    level = rtt < 0.3 && loss < 0.02 ? "good" : rtt < 0.7 && loss < 0.08 ? "fair" : "poor";
+  }
+  const words = { good: "Good connection", fair: "Weak connection", poor: "Weak connection",
+    frozen: "", none: "Connected" }[level];
+  const staffWords = { good: `Good connection (${ms} ms)`,
+    fair: `Fair connection (${ms} ms, ${percent}% lost)`,
+    poor: `Poor connection (${ms} ms, ${percent}% lost)`, frozen: "", none: "Connected" }[level];
+  const text = staff ? staffWords : words;
+  if (picture === "off") return { level, text: `Camera off · ${text}`, detail: numbers };
+  if (picture === "waiting") return { level, text: `Waiting for video · ${text}`, detail: numbers };
+  return { level, text, detail: numbers };
+}
+
+/**
+ * When the picture of one <video> last changed, by requestVideoFrameCallback where the
+ * browser has it.
+ */
+class FrameClock {
+  /** @param {HTMLVideoElement} video */
+  constructor(video) {
+    this.video = video;
+    /** @type {MediaStreamTrack | null} the track the times below are of */
+    this.track = null;
+    /** when the track was first seen, and its last frame (performance.now()), if any */
+    this.since = 0;
+    /** @type {number | null} */
+    this.lastFrame = null;
+    /** @type {number | null} framesDecoded last read, for the fallback */
+    this.decoded = null;
+    this.stopped = false;
+    this.presents = "requestVideoFrameCallback" in video;
+    if (this.presents) this.request();
+  }
+
+  request() {
+    this.video.requestVideoFrameCallback(() => {
+      if (this.stopped) return;
+      this.frame(this.current());
+      this.request();
+    });
+  }
+
+  /** @returns {MediaStreamTrack | null} the video track the element shows */
+  current() {
+    const stream = /** @type {MediaStream | null} */ (this.video.srcObject);
+    return stream ? stream.getVideoTracks()[0] || null : null;
+  }
+
+  /** A new frame of `track` now. @param {MediaStreamTrack | null} track */
+  frame(track) {
+    this.follow(track);
+    if (track) this.lastFrame = performance.now();
+  }
+
+  /** Start over when the element shows another track. @param {MediaStreamTrack | null} track */
+  follow(track) {
+    if (track === this.track) return;
+    this.track = track;
+    this.since = performance.now();
+    this.lastFrame = null;
+    this.decoded = null;
+  }
+
+  /** The decoder's count for the track shown, from getStats(). @param {number | null} frames */
+  decodedNow(frames) {
+    if (frames === null) return;
+    if (this.decoded !== null && frames > this.decoded) this.lastFrame = performance.now();
+    this.decoded = frames;
+  }
+
+  stop() {
+    this.stopped = true;
+  }
+}
+
+/**
+ * Keep `element` showing what the viewer gets.
  * @param {HTMLElement} element
- * @param {() => RTCPeerConnection | null} pc
+ * @param {{pc: () => RTCPeerConnection | null, video: HTMLVideoElement,
+ *   expected: () => "video" | "off" | "none", reconnecting: () => boolean,
+ *   staff: boolean, onPicture?: (picture: Picture, stuckMs: number) => void}} options
+ *   `pc`: the media connection now; `video`: the remote picture shown; `expected`:
+ *   whether that picture's sender sends video, has their camera off on purpose, or
+ *   nobody's picture is meant to be there; `reconnecting`: the call is coming back
+ *   after a loss; `onPicture`: told the picture's state at each check
  * @returns {() => void} stops watching
  */
-export function watchQuality(element, pc) {
-  const last = { lost: 0, received: 0 };
+export function watchQuality(element, { pc, video, expected, reconnecting, staff, onPicture }) {
+  const frames = new FrameClock(video);
+  /** @type {{lost: number, received: number}[]} the totals of the last ticks */
+  let totals = [];
   /** @type {RTCPeerConnection | null} */
   let seen = null;
-  const show = (/** @type {Quality} */ q) => {
+  let wasConnected = false;
+  const show = (/** @type {Quality} */ q, /** @type {Picture} */ picture) => {
     element.dataset.level = q.level;
+    element.dataset.picture = picture;
     element.textContent = q.text;
+    element.title = q.detail;
   };
-  const timer = setInterval(async () => {
+  const tick = async () => {
     const current = pc();
-    if (!current) return show({ level: "none", text: "No video connection" });
     if (current !== seen) {
       seen = current;
-      last.lost = 0;
-      last.received = 0;
+      totals = [];
     }
-    try {
-      show(judge(await current.getStats(), last, current.connectionState === "connected"));
-    } catch {
-      show({ level: "none", text: "No video connection" });
+    const track = frames.current();
+    frames.follow(track);
+    let link = { rtt: /** @type {number | null} */ (null), lost: 0, received: 0 };
+    const up = current !== null && current.connectionState === "connected";
+    if (current && up) {
+      try {
+        const report = await current.getStats();
+        link = linkOf(report);
+        if (track) frames.decodedNow(framesDecodedOf(report, track.id));
+      } catch {
+        // A connection closed meanwhile: the next tick sees the new one.
+      }
     }
+    if (current !== pc()) return;  // replaced while getStats() ran
+    if (!up) totals = [];
+    totals.push({ lost: link.lost, received: link.received });
+    if (totals.length > LOSS_TICKS + 1) totals.shift();
+    const first = totals[0];
+    const lost = link.lost - first.lost;
+    const received = link.received - first.received;
+    const loss = lost + received > 0 ? lost / (lost + received) : 0;
+    if (up) wasConnected = true;
+    const connection = up ? "connected"
+      : reconnecting() || wasConnected ? "reconnecting" : "connecting";
+    const now = performance.now();
+    const stuckMs = now - (frames.lastFrame ?? frames.since);
+    const wanted = expected();
+    /** @type {Picture} */
+    let picture = "none";
+    if (wanted === "off") picture = "off";
+    else if (wanted === "video" && track && up) {
+      picture = stuckMs < FROZEN_AFTER_MS ? "live"
+        : frames.lastFrame === null ? "waiting" : "frozen";
+    }
+    show(describe({ connection, rtt: link.rtt, loss, picture, stuckMs, staff }), picture);
+    if (onPicture) onPicture(picture, stuckMs);
+  };
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;  // a getStats() slower than a tick: skip, do not pile up
+    running = true;
+    tick().finally(() => { running = false; });
   }, EVERY_MS);
-  show({ level: "none", text: "Connecting" });
-  return () => clearInterval(timer);
+  show({ level: "none", text: "Connecting…", detail: "" }, "none");
+  return () => {
+    clearInterval(timer);
+    frames.stop();
+  };
 }
