@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from tests.support.server import Server, receive
+from tests.support.timing import loop_lag
 from videoassist.appkeys import HUB
 
 WITHDRAWN = {"type": "error", "code": "link_revoked", "message": "This link has been withdrawn."}
@@ -121,15 +122,19 @@ async def test_a_job_closed_with_the_cli_ends_its_call_within_a_second(server: S
     staff_ws, joined = await server.join_call(token, job_id)
     customer_ws, _ = await server.join_call(await server.participant(token, job_id))
 
-    code, out, err = await server.cli("job", "close", str(job_id))
-    assert code == 0, err
-    assert out.startswith(f"closed job {job_id}")
-    closed_at = (await server.store.jobs.get(job_id)).closed_at
-    assert closed_at is not None
-    for ws in (staff_ws, customer_ws):
-        error, close, arrived = await _removed(ws)
-        assert (error, close) == (JOB_CLOSED, (1000, "job_closed"))
-        assert arrived - closed_at < server.settings.revocation_poll_s + CHECK_AND_CLOSE_S
+    async with loop_lag() as lag:  # the server's loop is this test's
+        code, out, err = await server.cli("job", "close", str(job_id))
+        assert code == 0, err
+        assert out.startswith(f"closed job {job_id}")
+        closed_at = (await server.store.jobs.get(job_id)).closed_at
+        assert closed_at is not None
+        for ws in (staff_ws, customer_ws):
+            error, close, arrived = await _removed(ws)
+            assert (error, close) == (JOB_CLOSED, (1000, "job_closed"))
+            # Within the second, but for how late a busy machine ran the loop (1.07 s
+            # was seen beside two CPU hogs and four other test runs).
+            assert arrived - closed_at < (server.settings.revocation_poll_s
+                                          + CHECK_AND_CLOSE_S + lag.worst), lag.worst
     async with asyncio.timeout(5):  # the call ends when the last one has left
         while job_id in server.app[HUB].rooms:
             await asyncio.sleep(0.02)
