@@ -14,7 +14,7 @@ from tests.support.clips import video_clip
 from tests.support.peers import MediaClient, Received, check_decodable, published
 from tests.support.server import Server, two_parties
 from videoassist.appkeys import MEDIA
-from videoassist.errors import Muted
+from videoassist.errors import Muted, Unavailable
 from videoassist.media.capture import capture
 from videoassist.media.forward import ForwardTrack
 from videoassist.media.frames import is_keyframe
@@ -198,6 +198,17 @@ async def test_a_capture_waiting_for_a_keyframe_ends_when_the_camera_is_muted() 
     with pytest.raises(Muted):  # and a new one is refused at once
         await capture(publication)
     assert len(requests) == 1
+
+
+async def test_a_capture_waiting_for_a_keyframe_is_answered_when_the_camera_leaves() -> None:
+    # Found by the message fuzzer: the wait was cancelled, which the snapshot handler
+    # took for its own cancellation and answered nothing.
+    publication = Publication("p1-video-0", 1, "video", _keyframe_asked)
+    waiting = asyncio.create_task(capture(publication))
+    await asyncio.sleep(0)  # it waits for a keyframe
+    publication.close()
+    with pytest.raises(Unavailable, match="not live"):
+        await asyncio.wait_for(waiting, 1)
 
 
 async def _keyframe_asked() -> bool:

@@ -136,11 +136,11 @@ class Proxies:
         except (ConnectionError, RuntimeError, TimeoutError):
             logger.warning("%s the node holding the call did not answer the auth", prefix)
             return await _lost(client)
-        if first.type == WSMsgType.CLOSE and upstream.close_code == CLOSE_MOVED:
+        if first.type == WSMsgType.CLOSE and first.data == CLOSE_MOVED:
             return Moved()
         try:
             if not await _forward(first, client):
-                return await _closed_by_holder(client, upstream, first, prefix)
+                return await _closed_by_holder(client, first, prefix)
         except (ConnectionError, RuntimeError):
             return Closed(1006, "client")
         up = asyncio.create_task(_carry(upstream, client))
@@ -160,7 +160,7 @@ class Proxies:
             return Closed(code, reason)
         if up in done:
             if up.exception() is None:
-                return await _closed_by_holder(client, upstream, up.result(), prefix)
+                return await _closed_by_holder(client, up.result(), prefix)
             return Closed(1006, "client")  # writing to the client failed: it is gone
         if down.exception() is not None:  # writing to the holder failed: it is gone
             logger.warning("%s the node holding the call went away", prefix)
@@ -191,12 +191,15 @@ async def _carry(source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse
             return msg
 
 
-async def _closed_by_holder(client: web.WebSocketResponse,
-                            upstream: aiohttp.ClientWebSocketResponse,
-                            last: aiohttp.WSMessage, prefix: str) -> Closed:
-    """The holder's side ended: pass its close on, or say the call was lost."""
-    code = upstream.close_code
-    if last.type == WSMsgType.CLOSE and code is not None and code != 1006:
+async def _closed_by_holder(client: web.WebSocketResponse, last: aiohttp.WSMessage,
+                            prefix: str) -> Closed:
+    """The holder's side ended: pass its close on, or say the call was lost.
+
+    The code is the close frame's: aiohttp sets ``close_code`` to 1006 when its answer
+    to the close cannot be written, which happens when the holder's connection ends
+    right after its close frame (a holder under load, or exiting)."""
+    code = last.data if last.type == WSMsgType.CLOSE else None
+    if isinstance(code, int) and code != 1006:
         reason = last.extra if isinstance(last.extra, str) else ""
         with contextlib.suppress(ConnectionError, RuntimeError):
             await client.close(code=code, message=reason.encode())

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
-from videoassist.errors import Muted
+from videoassist.errors import Muted, Unavailable
 from videoassist.media.counters import MediaCounters
 from videoassist.media.frames import EncodedFrame, is_keyframe
 
@@ -265,8 +265,10 @@ class Publication:
         self.closed = True
         if self._request_pending is not None:
             self._request_pending.cancel()
-        for waiter in self._keyframe_waiters:
-            waiter.cancel()
+        for waiter in self._keyframe_waiters:  # a capture in progress: the camera left
+            if not waiter.done():
+                waiter.set_exception(Unavailable("That camera is not live."))
+        self._keyframe_waiters.clear()
         for track in list(self.subscribers):
             track.end()
         self.subscribers.clear()
