@@ -419,3 +419,22 @@ async def test_of_several_away_the_one_resume_names_else_the_most_recent_comes_b
     assert (latest_joined["you"], latest_joined["resumed"]) == (second_joined["you"], True)
     for socket in (ws, latest, expert):
         await leave(socket)
+
+
+async def test_a_socket_cut_while_it_is_let_in_leaves_its_participant_away(
+        server: Server) -> None:
+    """Before: sending ``joined`` on the dead socket failed after the hub had taken the
+    participant in, and it stayed in the call, present to the others, with nothing
+    serving it."""
+    staff_token, customer_token, job_id = await two_parties(server)
+    expert, _ = await server.join_call(staff_token, job_id)
+    customer = await server.ws()
+    await customer.send_json({"type": "auth", "token": customer_token})
+    _drop(customer)  # gone before the server's answer can be written
+    joined = await receive(expert)
+    assert joined["type"] == "participant.joined", joined
+    away = await _next(expert)
+    assert away["type"] == "participant.away", away
+    assert away["participant"] == joined["participant"]
+    assert _member(server, job_id, away["participant"]["id"]).away
+    await leave(expert)

@@ -69,6 +69,7 @@ from videoassist.signalling.hub import (
     Member,
     Room,
 )
+from videoassist.storage.records import Job
 
 logger = logging.getLogger(__name__)
 
@@ -361,12 +362,24 @@ class Connection:
                                            draining=self.app[DRAINING][0],
                                            spread=not self.carried, resume=message["resume"])
         self.room = room
+        try:
+            await self._welcome(member, room, job, message["chat_after"] or 0)
+        except BaseException:
+            # In the call but never told so (its socket died as it was let in, say):
+            # the participant is away, as for any connection lost, not left present
+            # with nothing serving it.
+            await self.hub.gone(member)
+            raise
+        return member
+
+    async def _welcome(self, member: Member, room: Room, job: Job, chat_after: int) -> None:
+        """Tell a member just let in where it is: ``joined``."""
         if member.resumed:  # its media session, if it kept one, talks to this socket now
             self.media.rebind(member.id, member.send)
         # What the call holds now: who is in it, the shapes on their videos, and the
         # chat since what the client says it has (all of this call's, without it).
         chat = await self.store.calls.messages_of_call(
-            room.call_id, message["chat_after"] or 0, protocol.MAX_CHAT_HISTORY)
+            room.call_id, chat_after, protocol.MAX_CHAT_HISTORY)
         await self.ws.send_json({
             "type": "joined",
             "protocol": protocol.PROTOCOL_VERSION,
@@ -377,9 +390,8 @@ class Connection:
             "participants": [m.public() for m in room.members.values() if m is not member],
             "annotations": room.shapes.current(),
             "chat": [m.public() for m in chat],
-            **self.app[ICE].for_client(member.id, role),
+            **self.app[ICE].for_client(member.id, member.participant.role),
         })
-        return member
 
     def _request_snapshot(self, member: Member, room: Room, message: dict[str, Any]) -> None:
         if member.participant.role == "customer":
