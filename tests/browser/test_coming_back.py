@@ -272,6 +272,32 @@ async def test_a_customer_who_reloads_is_back_in_the_call_and_nothing_stays_on_t
     print(f"back in the call {back_s:.1f} s after the reload began")
 
 
+async def test_a_new_link_opened_in_a_tab_already_on_the_join_page_is_the_one_read(
+        chromium: tuple[Playwright, Browser], server: ServeProcess) -> None:
+    """Before: the new link changed only the fragment, the page did not load again, and
+    it went on showing (and would have redeemed) the first link."""
+    _, browser = chromium
+    links = []
+    for title in ("Boiler in the cellar", "Leak under the sink"):
+        job_id = ok(server.data_dir, "job", "create", title).strip()
+        printed = ok(server.data_dir, "invite", job_id, "--role", "customer")
+        links.append(f"{server.url}/join#{printed.strip().rsplit('#', 1)[1]}")
+    context = await browser.new_context(**PIXEL)
+    context.set_default_timeout(15_000)
+    try:
+        page = await context.new_page()
+        errors: list[str] = []
+        watch_errors(page, errors)
+        await page.goto(links[0])
+        await expect(page.locator("#job-title")).to_have_text("Boiler in the cellar")
+        await page.goto(links[1])  # as a tap on the second link in a message does
+        await expect(page.locator("#job-title")).to_have_text("Leak under the sink")
+        await expect(page).to_have_url(f"{server.url}/join")  # its token taken out too
+        assert errors == [], errors
+    finally:
+        await context.close()
+
+
 # After RECORD_PEER_CONNECTIONS: sockets that drop() closes while the page sees what a
 # dead connection gives, code 1006 (tests/browser/test_rejoin.py does the same).
 DROPPABLE = """

@@ -178,6 +178,10 @@ $("#note-form").addEventListener("submit", (event) => {
 // call: the camera and the connections stop, and the server keeps the participant for
 // a while, so that the page reloaded comes back as it (window.name). A page restored
 // from the back-forward cache reloads, and so comes back the same way.
+// A new link opened in this tab changes only the address's fragment, which does not
+// load the page again: load it, so the new link is read (and any call of the old one
+// is left as a reload leaves it). Taking the token out of the address fires nothing.
+addEventListener("hashchange", () => { if (location.hash.length > 1) location.reload(); });
 addEventListener("pagehide", () => { if (call) call.suspend(); });
 addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });
 
