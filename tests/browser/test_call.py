@@ -27,7 +27,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import BrowserContext, expect
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Playwright, expect
 
 from tests.support.browser import (
     ARTIFACTS,
@@ -37,7 +38,7 @@ from tests.support.browser import (
     OVERLAY_PIXEL,
     PHONE,
     RECORD_PEER_CONNECTIONS,
-    STOP_AT_ONCE,
+    Served,
     assert_usable,
     drag,
     frames_grow,
@@ -49,7 +50,7 @@ from tests.support.browser import (
 from tests.support.process import ServeProcess, ok, post_json
 from tests.support.server import PASSWORD, leave
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 PHONES = {
     "iphone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
@@ -66,22 +67,19 @@ CHAT_CANARY = "CANARY91be chat from the expert"
 REPLY_CANARY = "CANARYc044 reply from the phone"
 CAPTION_CANARY = "CANARY5d21 caption"
 
-@pytest.fixture
-async def phone(request: pytest.FixtureRequest, tmp_path: Path
+@pytest_asyncio.fixture(loop_scope="package")
+async def phone(request: pytest.FixtureRequest, playwright: Playwright, tmp_path: Path
                 ) -> AsyncIterator[tuple[BrowserContext, Path, str]]:
     """The customer's Chromium: a phone with touch, and a profile the test scans."""
-    from playwright.async_api import async_playwright
-
     profile = tmp_path / "phone-profile"
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
-            is_mobile=True, has_touch=True, **PHONES[request.param])
-        context.set_default_timeout(15_000)
-        try:
-            yield context, profile, request.param
-        finally:
-            await context.close()
+    context = await playwright.chromium.launch_persistent_context(
+        profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
+        is_mobile=True, has_touch=True, **PHONES[request.param])
+    context.set_default_timeout(15_000)
+    try:
+        yield context, profile, request.param
+    finally:
+        await context.close()
 
 
 @pytest.mark.parametrize("phone", list(PHONES), indirect=True)
@@ -247,18 +245,18 @@ REFUSALS = """async () => {
 }"""
 
 
-@pytest.mark.parametrize("phone", ["pixel"], indirect=True)
 async def test_a_full_call_says_so_and_lets_the_customer_in_when_there_is_room(
-        phone: tuple[BrowserContext, Path, str], tmp_path: Path) -> None:
+        chromium: Browser, served: Served, tmp_path: Path) -> None:
     """A join the server refuses for now (close 4429, 4400) is said in words, not as a
     lost connection, and tried again every 10 s: here the call is full (two
     participants at most), and the customer gets in once someone has left."""
     data_dir = tmp_path / "data"
-    phone_context, _, _ = phone
-    serve = ServeProcess(data_dir, env={**STOP_AT_ONCE,
-                                        "VIDEOASSIST_CALL_MAX_PARTICIPANTS": "2"})
+    serve = served(data_dir, env={"VIDEOASSIST_CALL_MAX_PARTICIPANTS": "2"})
+    # A phone with touch, in a context of the package's Chromium: no profile to scan.
+    phone_context = await chromium.new_context(is_mobile=True, has_touch=True,
+                                               **PHONES["pixel"])
+    phone_context.set_default_timeout(15_000)
     try:
-        serve.wait_ready()
         ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
            stdin=PASSWORD + "\n")
         job_id = int(ok(data_dir, "job", "create", "Boiler makes a noise"))
@@ -297,4 +295,4 @@ async def test_a_full_call_says_so_and_lets_the_customer_in_when_there_is_room(
             await expect(page.locator("#call")).to_be_visible(timeout=30_000)
             await leave(experts[1])
     finally:
-        serve.stop()
+        await phone_context.close()
