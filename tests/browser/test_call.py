@@ -1,5 +1,6 @@
-"""A whole call in the real client: an expert in the console (desktop) and a customer
-on a phone-sized, touch page, each in a Chromium of its own with a fake camera.
+"""A whole call in the real client: an expert in the console (desktop, a context of the
+package's Chromium) and a customer on a phone-sized, touch page (a Chromium of its own,
+whose profile on disk is scanned), each with a fake camera.
 
 The expert signs in, creates a job and invites the customer; the customer opens the
 link and joins; the expert sees live frames, draws an arrow that shows on the
@@ -21,7 +22,7 @@ import re
 import sqlite3
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from tests.support.browser import (
     OVERLAY_PIXEL,
     PHONE,
     RECORD_PEER_CONNECTIONS,
+    STOP_AT_ONCE,
     Served,
     assert_usable,
     drag,
@@ -67,6 +69,22 @@ CHAT_CANARY = "CANARY91be chat from the expert"
 REPLY_CANARY = "CANARYc044 reply from the phone"
 CAPTION_CANARY = "CANARY5d21 caption"
 
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """``videoassist serve`` for the module's tests but the full call's (which needs a
+    server of its own settings), with dana, an expert: a server each cost seconds. Each
+    test works in a job of its own, and scans a phone's profile of its own."""
+    data_dir = tmp_path_factory.mktemp("call") / "data"
+    process = ServeProcess(data_dir, env=STOP_AT_ONCE)
+    try:
+        process.wait_ready()
+        ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
+           stdin=PASSWORD + "\n")
+        yield process
+    finally:
+        process.stop()
+
+
 @pytest_asyncio.fixture(loop_scope="package")
 async def phone(request: pytest.FixtureRequest, playwright: Playwright, tmp_path: Path
                 ) -> AsyncIterator[tuple[BrowserContext, Path, str]]:
@@ -84,13 +102,9 @@ async def phone(request: pytest.FixtureRequest, playwright: Playwright, tmp_path
 
 @pytest.mark.parametrize("phone", list(PHONES), indirect=True)
 async def test_a_whole_call_leaves_nothing_on_the_phone(
-        browser: BrowserContext, phone: tuple[BrowserContext, Path, str], serve: ServeProcess,
-        tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+        browser: BrowserContext, phone: tuple[BrowserContext, Path, str],
+        serve: ServeProcess) -> None:
     phone_context, profile, model = phone
-    serve.wait_ready()
-    ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
-       stdin=PASSWORD + "\n")
     errors: list[str] = []
 
     # The expert, at a desk: sign in, create the job, invite the customer.
@@ -203,16 +217,15 @@ def _holding(profile: Path, secret: str) -> list[str]:
 
 @pytest.mark.parametrize("phone", ["pixel"], indirect=True)
 async def test_a_link_opened_but_not_used_stays_in_history_until_it_expires(
-        phone: tuple[BrowserContext, Path, str], serve: ServeProcess, tmp_path: Path) -> None:
+        phone: tuple[BrowserContext, Path, str], serve: ServeProcess) -> None:
     """Issue 20 #14: the customer opens the link and does not join. The page takes the
     token out of its URL at once, before anyone touches it, and keeps it in memory; but
     Chromium has already recorded the URL as opened, and keeps it in the profile's
     History (and its session, favicon and metrics files) after the browser is closed, whatever the
     page does: a link opened but not used can be taken from there until it expires,
     which is why links live 15 minutes unless asked otherwise (docs/security.md)."""
-    data_dir = tmp_path / "data"
+    data_dir = serve.data_dir
     phone_context, profile, _ = phone
-    serve.wait_ready()
     job_id = ok(data_dir, "job", "create", "Boiler makes a noise").strip()
     link = ok(data_dir, "invite", job_id, "--role", "customer").strip()
     token = link.split("#", 1)[1]
