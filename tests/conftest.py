@@ -24,6 +24,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+# The servers and commands the tests start as processes (hundreds of them, each
+# importing the project and the media stack) keep the modules they compile: where the
+# environment says not to write bytecode (PYTHONDONTWRITEBYTECODE, set on the project's
+# machines), each would compile the project's modules again from source. This process's
+# own setting is left as it started.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 # The helpers' own asserts explain their failures as a test's do; this must come
 # before the first import of tests.support.
 pytest.register_assert_rewrite("tests.support")

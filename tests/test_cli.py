@@ -15,6 +15,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -70,6 +71,20 @@ def populated(populated_template: Path, data_dir: Path) -> Path:
     """A data dir of this test's own with an expert 'bob' (password set) and job 1."""
     shutil.copytree(populated_template, data_dir)
     return data_dir
+
+
+# What the server needs and a command does not: importing them is most of a start-up.
+SERVER_ONLY = ("aiohttp", "aiortc", "av", "cv2", "jwt", "cryptography")
+
+
+def test_the_command_starts_without_what_only_the_server_needs() -> None:
+    """Every ``videoassist`` command is a process of its own (an operator's script may
+    run hundreds, the tests do): importing the CLI loads neither the HTTP client nor the
+    media stack nor the token library, which only the server uses."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, videoassist.cli; print(*sys.modules)"],
+        capture_output=True, text=True, check=True, timeout=30, env=clean_env()).stdout
+    assert not [m for m in loaded.split() if m.split(".")[0] in SERVER_ONLY]
 
 
 def test_migrate_creates_a_private_database(data_dir: Path) -> None:

@@ -1,7 +1,17 @@
 """Debian's Chromium driven by Playwright, and ``videoassist serve`` as a real process.
 
 Chromium is ``/usr/bin/chromium`` (``scripts/test`` installs it); never run
-``playwright install``. Each test gets its own browser profile in ``tmp_path``.
+``playwright install``. One Chromium runs for the whole package (``chromium``, started
+by the first test that asks): each test gets a new browser context in it
+(``browser``), a profile of its own in memory (no cookies, storage, cache or
+permissions of another test's), closed at its end with its pages. Starting a Chromium
+costs seconds on a loaded machine; a context, a few milliseconds. A test that must read
+the profile on disk afterwards, or needs Chromium started with other flags, launches
+one of its own with ``playwright``.
+
+Every test of the package runs in the package's event loop (each module's
+``pytestmark`` says ``asyncio(loop_scope="package")``): Playwright's objects belong to
+the loop they were made in. Async fixtures say so too (``loop_scope="package"``).
 """
 
 from __future__ import annotations
@@ -10,38 +20,70 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, async_playwright
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 
-from tests.support.browser import CHROMIUM, FLAGS, PHONE, STOP_AT_ONCE
+from tests.support.browser import CHROMIUM, FLAGS, PHONE, STOP_AT_ONCE, Served
 from tests.support.process import ServeProcess
 
 
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
+async def playwright() -> AsyncIterator[Playwright]:
+    """Playwright's driver, started once for the package."""
+    async with async_playwright() as driver:
+        yield driver
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
+async def chromium(playwright: Playwright) -> AsyncIterator[Browser]:
+    """One Chromium with the fake camera for the package's contexts."""
+    browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                               args=FLAGS)
+    try:
+        yield browser
+    finally:
+        await browser.close()
+
+
+@pytest_asyncio.fixture(loop_scope="package")
+async def browser(chromium: Browser) -> AsyncIterator[BrowserContext]:
+    """A new context of the package's Chromium (a fresh profile), phone-sized pages."""
+    context = await chromium.new_context(viewport=PHONE)
+    context.set_default_timeout(10_000)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
 @pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
-    """A fresh Chromium with a profile of its own, phone-sized pages."""
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            tmp_path / "chromium-profile",
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport=PHONE,
-        )
-        context.set_default_timeout(10_000)
-        try:
-            yield context
-        finally:
-            await context.close()
+def served(tmp_path: Path) -> Iterator[Served]:
+    """Start ``videoassist serve``: ``served(data_dir, port=..., env=...)`` (default:
+    ``tmp_path / "data"``, any free port), without drain, ready when it returns; each
+    stopped (TERM, then KILL) at the end of the test if the test did not."""
+    started: list[ServeProcess] = []
+
+    def start(data_dir: Path | None = None, *, port: int | None = None,
+              env: dict[str, str] | None = None) -> ServeProcess:
+        process = ServeProcess(data_dir or tmp_path / "data", port=port,
+                               env={**STOP_AT_ONCE, **(env or {})})
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.stop()
 
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[ServeProcess]:
     """``videoassist serve`` on a fresh data dir, without drain; stopped (TERM, then KILL)
-    at the end."""
+    at the end. Not waited for: a test that needs it up calls ``wait_ready``."""
     server = ServeProcess(tmp_path / "data", env=STOP_AT_ONCE)
     try:
         yield server
     finally:
         server.stop()
-
-

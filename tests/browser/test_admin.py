@@ -25,7 +25,7 @@ from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD
 from videoassist.storage import Store
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 ADMIN = "boss"
 NEW_PASSWORD = "a long new password"

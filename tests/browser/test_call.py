@@ -1,5 +1,6 @@
-"""A whole call in the real client: an expert in the console (desktop) and a customer
-on a phone-sized, touch page, each in a Chromium of its own with a fake camera.
+"""A whole call in the real client: an expert in the console (desktop, a context of the
+package's Chromium) and a customer on a phone-sized, touch page (a Chromium of its own,
+whose profile on disk is scanned), each with a fake camera.
 
 The expert signs in, creates a job and invites the customer; the customer opens the
 link and joins; the expert sees live frames, draws an arrow that shows on the
@@ -21,13 +22,14 @@ import re
 import sqlite3
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import BrowserContext, expect
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Playwright, expect
 
 from tests.support.browser import (
     ARTIFACTS,
@@ -38,6 +40,7 @@ from tests.support.browser import (
     PHONE,
     RECORD_PEER_CONNECTIONS,
     STOP_AT_ONCE,
+    Served,
     assert_usable,
     drag,
     frames_grow,
@@ -49,7 +52,7 @@ from tests.support.browser import (
 from tests.support.process import ServeProcess, ok, post_json
 from tests.support.server import PASSWORD, leave
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 PHONES = {
     "iphone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3,
@@ -66,33 +69,42 @@ CHAT_CANARY = "CANARY91be chat from the expert"
 REPLY_CANARY = "CANARYc044 reply from the phone"
 CAPTION_CANARY = "CANARY5d21 caption"
 
-@pytest.fixture
-async def phone(request: pytest.FixtureRequest, tmp_path: Path
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """``videoassist serve`` for the module's tests but the full call's (which needs a
+    server of its own settings), with dana, an expert: a server each cost seconds. Each
+    test works in a job of its own, and scans a phone's profile of its own."""
+    data_dir = tmp_path_factory.mktemp("call") / "data"
+    process = ServeProcess(data_dir, env=STOP_AT_ONCE)
+    try:
+        process.wait_ready()
+        ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
+           stdin=PASSWORD + "\n")
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="package")
+async def phone(request: pytest.FixtureRequest, playwright: Playwright, tmp_path: Path
                 ) -> AsyncIterator[tuple[BrowserContext, Path, str]]:
     """The customer's Chromium: a phone with touch, and a profile the test scans."""
-    from playwright.async_api import async_playwright
-
     profile = tmp_path / "phone-profile"
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
-            is_mobile=True, has_touch=True, **PHONES[request.param])
-        context.set_default_timeout(15_000)
-        try:
-            yield context, profile, request.param
-        finally:
-            await context.close()
+    context = await playwright.chromium.launch_persistent_context(
+        profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
+        is_mobile=True, has_touch=True, **PHONES[request.param])
+    context.set_default_timeout(15_000)
+    try:
+        yield context, profile, request.param
+    finally:
+        await context.close()
 
 
 @pytest.mark.parametrize("phone", list(PHONES), indirect=True)
 async def test_a_whole_call_leaves_nothing_on_the_phone(
-        browser: BrowserContext, phone: tuple[BrowserContext, Path, str], serve: ServeProcess,
-        tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+        browser: BrowserContext, phone: tuple[BrowserContext, Path, str],
+        serve: ServeProcess) -> None:
     phone_context, profile, model = phone
-    serve.wait_ready()
-    ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
-       stdin=PASSWORD + "\n")
     errors: list[str] = []
 
     # The expert, at a desk: sign in, create the job, invite the customer.
@@ -205,16 +217,15 @@ def _holding(profile: Path, secret: str) -> list[str]:
 
 @pytest.mark.parametrize("phone", ["pixel"], indirect=True)
 async def test_a_link_opened_but_not_used_stays_in_history_until_it_expires(
-        phone: tuple[BrowserContext, Path, str], serve: ServeProcess, tmp_path: Path) -> None:
+        phone: tuple[BrowserContext, Path, str], serve: ServeProcess) -> None:
     """Issue 20 #14: the customer opens the link and does not join. The page takes the
     token out of its URL at once, before anyone touches it, and keeps it in memory; but
     Chromium has already recorded the URL as opened, and keeps it in the profile's
     History (and its session, favicon and metrics files) after the browser is closed, whatever the
     page does: a link opened but not used can be taken from there until it expires,
     which is why links live 15 minutes unless asked otherwise (docs/security.md)."""
-    data_dir = tmp_path / "data"
+    data_dir = serve.data_dir
     phone_context, profile, _ = phone
-    serve.wait_ready()
     job_id = ok(data_dir, "job", "create", "Boiler makes a noise").strip()
     link = ok(data_dir, "invite", job_id, "--role", "customer").strip()
     token = link.split("#", 1)[1]
@@ -247,18 +258,18 @@ REFUSALS = """async () => {
 }"""
 
 
-@pytest.mark.parametrize("phone", ["pixel"], indirect=True)
 async def test_a_full_call_says_so_and_lets_the_customer_in_when_there_is_room(
-        phone: tuple[BrowserContext, Path, str], tmp_path: Path) -> None:
+        chromium: Browser, served: Served, tmp_path: Path) -> None:
     """A join the server refuses for now (close 4429, 4400) is said in words, not as a
     lost connection, and tried again every 10 s: here the call is full (two
     participants at most), and the customer gets in once someone has left."""
     data_dir = tmp_path / "data"
-    phone_context, _, _ = phone
-    serve = ServeProcess(data_dir, env={**STOP_AT_ONCE,
-                                        "VIDEOASSIST_CALL_MAX_PARTICIPANTS": "2"})
+    serve = served(data_dir, env={"VIDEOASSIST_CALL_MAX_PARTICIPANTS": "2"})
+    # A phone with touch, in a context of the package's Chromium: no profile to scan.
+    phone_context = await chromium.new_context(is_mobile=True, has_touch=True,
+                                               **PHONES["pixel"])
+    phone_context.set_default_timeout(15_000)
     try:
-        serve.wait_ready()
         ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
            stdin=PASSWORD + "\n")
         job_id = int(ok(data_dir, "job", "create", "Boiler makes a noise"))
@@ -297,4 +308,4 @@ async def test_a_full_call_says_so_and_lets_the_customer_in_when_there_is_room(
             await expect(page.locator("#call")).to_be_visible(timeout=30_000)
             await leave(experts[1])
     finally:
-        serve.stop()
+        await phone_context.close()

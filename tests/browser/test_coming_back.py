@@ -6,8 +6,8 @@ customer who left on purpose does not get back in by reloading; a chat message t
 while the socket is down arrives once when it is back, or is marked "not sent" when the
 call ends first; a signed-in expert is asked before a reload throws them out of a call.
 
-One server and one Chromium for the module (a server and a browser per test cost
-seconds each); each test has contexts of its own, and the phone whose profile is
+One server for the module, and the package's Chromium (a server and a browser per test
+cost seconds each); each test has contexts of its own, and the phone whose profile is
 scanned has a Chromium and a profile of its own.
 """
 
@@ -17,24 +17,23 @@ import asyncio
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from playwright.async_api import (
     Browser,
     BrowserContext,
     Dialog,
     Page,
     Playwright,
-    async_playwright,
     expect,
 )
 
 from tests.support.browser import (
     CHROMIUM,
     DESKTOP,
+    DROPPABLE_SOCKETS,
     FLAGS,
     FRAMES_DECODED,
     PHONE,
@@ -50,7 +49,7 @@ from tests.support.browser import (
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD
 
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 PIXEL = {"viewport": {"width": 412, "height": 915}, "device_scale_factor": 2.625,
          "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 "
@@ -81,19 +80,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         yield serve
     finally:
         serve.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def chromium() -> AsyncIterator[tuple[Playwright, Browser]]:
-    """One Chromium for the module's contexts (each test makes its own), and Playwright
-    to launch a phone with a profile of its own."""
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                   args=FLAGS)
-        try:
-            yield playwright, browser
-        finally:
-            await browser.close()
 
 
 async def expert_in_a_call(browser: Browser, server: ServeProcess, title: str,
@@ -135,12 +121,13 @@ async def phone_with(playwright: Playwright, profile: Path) -> BrowserContext:
 
 
 async def test_a_customer_who_reloads_is_back_in_the_call_and_nothing_stays_on_the_phone(
-        chromium: tuple[Playwright, Browser], server: ServeProcess, tmp_path: Path) -> None:
+        playwright: Playwright, chromium: Browser, server: ServeProcess,
+        tmp_path: Path) -> None:
     """Reloaded mid-call: back in the same call, chat and drawing included; the browser
     closed mid-call: nothing in the profile, the token that let the page back in
     included, and a new browser does not get back in; left on purpose: a reload does
     not get back in."""
-    playwright, browser = chromium
+    browser = chromium
     errors: list[str] = []
     expert, link = await expert_in_a_call(browser, server, TITLE_CANARY, errors)
     profile = tmp_path / "phone-profile"
@@ -273,10 +260,10 @@ async def test_a_customer_who_reloads_is_back_in_the_call_and_nothing_stays_on_t
 
 
 async def test_a_new_link_opened_in_a_tab_already_on_the_join_page_is_the_one_read(
-        chromium: tuple[Playwright, Browser], server: ServeProcess) -> None:
+        chromium: Browser, server: ServeProcess) -> None:
     """Before: the new link changed only the fragment, the page did not load again, and
     it went on showing (and would have redeemed) the first link."""
-    _, browser = chromium
+    browser = chromium
     links = []
     for title in ("Boiler in the cellar", "Leak under the sink"):
         job_id = ok(server.data_dir, "job", "create", title).strip()
@@ -298,24 +285,6 @@ async def test_a_new_link_opened_in_a_tab_already_on_the_join_page_is_the_one_re
         await context.close()
 
 
-# After RECORD_PEER_CONNECTIONS: sockets that drop() closes while the page sees what a
-# dead connection gives, code 1006 (tests/browser/test_rejoin.py does the same).
-DROPPABLE = """
-const Recorded = window.WebSocket;
-window.WebSocket = class extends Recorded {
-  constructor(...args) {
-    super(...args);
-    this.addEventListener("close", (event) => {
-      if (!this.dropped || event.code === 1006) return;
-      event.stopImmediatePropagation();
-      this.dispatchEvent(new CloseEvent("close", { code: 1006 }));
-    });
-  }
-  drop() { this.dropped = true; this.close(); }
-};
-"""
-
-
 async def set_offline(page: Page, offline: bool) -> None:
     """The page's network goes (or comes back), its socket with it. Chromium's offline
     emulation fails new sockets and says offline (navigator.onLine, the "online" event
@@ -327,15 +296,15 @@ async def set_offline(page: Page, offline: bool) -> None:
 
 
 async def test_a_message_typed_while_the_socket_is_down_arrives_once_or_is_marked_unsent(
-        chromium: tuple[Playwright, Browser], server: ServeProcess) -> None:
-    _, browser = chromium
+        chromium: Browser, server: ServeProcess) -> None:
+    browser = chromium
     errors: list[str] = []
     expert, link = await expert_in_a_call(browser, server, "Radiator is cold", errors)
     context = await browser.new_context(viewport=PHONE)
     context.set_default_timeout(15_000)
     try:
         customer = await context.new_page()
-        await customer_joins(customer, link, DROPPABLE)
+        await customer_joins(customer, link, DROPPABLE_SOCKETS)
         status = customer.locator('[data-region="status"]')
         chat = customer.locator('[data-region="chat"]')
         expert_chat = expert.locator('#call [data-region="chat"]')

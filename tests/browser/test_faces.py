@@ -7,16 +7,19 @@
 - A customer whose server restarts mid-call sees "reconnecting", then is back in the
   call with the same link's token; the used link, opened again, says it is no longer
   valid; a phone that refuses the camera still joins, can chat, and is told why.
+
+The tests share one server but the restart's, which has its own.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Dialog, Page, async_playwright, expect
+import pytest_asyncio
+from playwright.async_api import BrowserContext, Dialog, Page, Playwright, expect
 
 from tests.support.browser import (
     ARTIFACTS,
@@ -28,6 +31,7 @@ from tests.support.browser import (
     RECORD_PEER_CONNECTIONS,
     SCREEN_POINT,
     STOP_AT_ONCE,
+    Served,
     assert_usable,
     drag,
     frames_grow,
@@ -38,14 +42,53 @@ from tests.support.browser import (
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 BIG_VIDEO = """() => document.querySelector('[data-region="annotations"]')
   .parentElement.querySelector("video").dataset.region"""
 
 
-def invite(serve: ServeProcess, data_dir: Path, job_id: str, role: str) -> str:
-    url = ok(data_dir, "invite", job_id, "--role", role).strip()
+NewJob = Callable[[str], str]
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """``videoassist serve`` for the module's tests (a server each cost seconds), with
+    dana (an expert) and sam (a technician). Each test works in jobs of its own, made
+    with ``new_job``, and so in calls of its own, and looks only at them."""
+    data_dir = tmp_path_factory.mktemp("faces") / "data"
+    process = ServeProcess(data_dir, env=STOP_AT_ONCE)
+    try:
+        process.wait_ready()
+        for name, role in (("dana", "expert"), ("sam", "technician")):
+            ok(data_dir, "user", "add", name, "--role", role, "--password-stdin",
+               stdin=PASSWORD + "\n")
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def new_job(serve: ServeProcess) -> Iterator[NewJob]:
+    """``new_job(title)``: a new job on the module's server, its id. The test's jobs are
+    closed at its end, which ends their calls: nobody a test left in a call (away once
+    its pages are gone) still counts against dana's connections, or is in the server's
+    calls, when the next test begins."""
+    made: list[str] = []
+
+    def create(title: str) -> str:
+        made.append(ok(serve.data_dir, "job", "create", title).strip())
+        return made[-1]
+
+    try:
+        yield create
+    finally:
+        for job_id in made:
+            ok(serve.data_dir, "job", "close", job_id)
+
+
+def invite(serve: ServeProcess, job_id: str, role: str) -> str:
+    url = ok(serve.data_dir, "invite", job_id, "--role", role).strip()
     return f"{serve.url}/join#{url.split('#', 1)[1]}"
 
 
@@ -55,13 +98,11 @@ async def join(page: Page, link: str) -> None:
     await expect(page.locator('[data-region="status"]')).to_have_text("Connected")
 
 
-async def expert_in_a_new_call(browser: BrowserContext, serve: ServeProcess, data_dir: Path,
-                               title: str, errors: list[str]) -> tuple[Page, str]:
+async def expert_in_a_new_call(browser: BrowserContext, serve: ServeProcess,
+                               new_job: NewJob, title: str, errors: list[str]
+                               ) -> tuple[Page, str]:
     """An expert (dana) signed in at a desk, in the call of a new job; its id."""
-    serve.wait_ready()
-    ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
-       stdin=PASSWORD + "\n")
-    job_id = ok(data_dir, "job", "create", title).strip()
+    job_id = new_job(title)
     expert = await browser.new_page()
     await expert.set_viewport_size(DESKTOP)
     await expert.add_init_script(RECORD_PEER_CONNECTIONS)
@@ -74,14 +115,13 @@ async def expert_in_a_new_call(browser: BrowserContext, serve: ServeProcess, dat
 
 
 async def test_a_technician_snapshots_their_camera_and_writes_notes(
-        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+        browser: BrowserContext, serve: ServeProcess, new_job: NewJob) -> None:
     errors: list[str] = []
-    expert, job_id = await expert_in_a_new_call(browser, serve, data_dir, "Heat pump E7", errors)
+    expert, job_id = await expert_in_a_new_call(browser, serve, new_job, "Heat pump E7", errors)
 
     technician = await browser.new_page()
     watch_errors(technician, errors)
-    await join(technician, invite(serve, data_dir, job_id, "technician"))
+    await join(technician, invite(serve, job_id, "technician"))
     assert await technician.evaluate(BIG_VIDEO) == "local-video"  # their own camera
     await frames_grow(expert)
     await expect(technician.locator('[data-region="local-video"]')).to_have_js_property(
@@ -112,12 +152,8 @@ async def test_a_technician_snapshots_their_camera_and_writes_notes(
 
 
 async def test_a_signed_in_technician_gets_the_phone_layout(
-        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    serve.wait_ready()
-    ok(data_dir, "user", "add", "sam", "--role", "technician", "--password-stdin",
-       stdin=PASSWORD + "\n")
-    job_id = ok(data_dir, "job", "create", "Leaking valve").strip()
+        browser: BrowserContext, serve: ServeProcess, new_job: NewJob) -> None:
+    job_id = new_job("Leaking valve")
     page = await browser.new_page()
     await page.goto(serve.url + "/")
     await page.fill("[name=username]", "sam")
@@ -136,11 +172,12 @@ async def test_a_signed_in_technician_gets_the_phone_layout(
 
 
 async def test_a_customer_rides_out_a_server_restart(
-        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
+        browser: BrowserContext, served: Served, tmp_path: Path) -> None:
+    """On a server of its own, which it restarts."""
     data_dir = tmp_path / "data"
-    serve.wait_ready()
+    serve = served(data_dir)
     job_id = ok(data_dir, "job", "create", "Boiler pressure").strip()
-    link = invite(serve, data_dir, job_id, "customer")
+    link = invite(serve, job_id, "customer")
     customer = await browser.new_page()
     await join(customer, link)
     status = customer.locator('[data-region="status"]')
@@ -148,44 +185,40 @@ async def test_a_customer_rides_out_a_server_restart(
     assert serve.stop() == 0
     await expect(status).to_have_text(re.compile(r"^Connection lost\. Reconnecting"))
     await screenshots(customer, "customer-reconnecting")
-    again = ServeProcess(data_dir, port=serve.port, env=STOP_AT_ONCE)
-    try:
-        again.wait_ready()
-        await expect(status).to_have_text("Connected", timeout=20_000)
-        # Back in a call of the same job, the camera still going.
-        await expect(customer.locator('[data-region="local-video"]')).to_be_visible()
-        used = await browser.new_page()
-        await used.goto(link)
-        await expect(used.locator('[data-action="join"]')).to_be_hidden()
-        await expect(used.locator('[data-region="status"]')).to_contain_text("no longer valid")
-        await screenshots(used, "customer-link-used")
-        await customer.click('[data-action="leave"]')
-    finally:
-        assert again.stop() == 0
+    again = served(data_dir, port=serve.port)
+    await expect(status).to_have_text("Connected", timeout=20_000)
+    # Back in a call of the same job, the camera still going.
+    await expect(customer.locator('[data-region="local-video"]')).to_be_visible()
+    used = await browser.new_page()
+    await used.goto(link)
+    await expect(used.locator('[data-action="join"]')).to_be_hidden()
+    await expect(used.locator('[data-region="status"]')).to_contain_text("no longer valid")
+    await screenshots(used, "customer-link-used")
+    await customer.click('[data-action="leave"]')
+    assert again.stop() == 0
 
 
-@pytest.fixture
-async def camera_refused(tmp_path: Path) -> AsyncIterator[BrowserContext]:
-    """A Chromium that says no when a page asks for the camera and microphone."""
+@pytest_asyncio.fixture(loop_scope="package")
+async def camera_refused(playwright: Playwright, tmp_path: Path
+                         ) -> AsyncIterator[BrowserContext]:
+    """A Chromium of its own, started to say no when a page asks for the camera and
+    microphone."""
     flags = [f for f in FLAGS if f != "--use-fake-ui-for-media-stream"]
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            tmp_path / "refusing-profile", executable_path=CHROMIUM, headless=True,
-            args=[*flags, "--deny-permission-prompts"], viewport=PHONE)
-        context.set_default_timeout(10_000)
-        try:
-            yield context
-        finally:
-            await context.close()
+    context = await playwright.chromium.launch_persistent_context(
+        tmp_path / "refusing-profile", executable_path=CHROMIUM, headless=True,
+        args=[*flags, "--deny-permission-prompts"], viewport=PHONE)
+    context.set_default_timeout(10_000)
+    try:
+        yield context
+    finally:
+        await context.close()
 
 
 async def test_a_customer_who_refuses_the_camera_can_still_talk_in_chat(
-        camera_refused: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    serve.wait_ready()
-    job_id = ok(data_dir, "job", "create", "Noisy fan").strip()
+        camera_refused: BrowserContext, serve: ServeProcess, new_job: NewJob) -> None:
+    job_id = new_job("Noisy fan")
     page = await camera_refused.new_page()
-    await page.goto(invite(serve, data_dir, job_id, "customer"))
+    await page.goto(invite(serve, job_id, "customer"))
     await page.locator('[data-action="join"]').click()
     await expect(page.locator('[data-region="status"]')).to_contain_text(
         "Camera and microphone are blocked")
@@ -200,13 +233,13 @@ SHAPE_COUNT = """() => document.querySelector('[data-region="annotations"]').dat
 
 
 async def test_every_drawing_tool_reaches_the_customer(
-        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+        browser: BrowserContext, serve: ServeProcess, new_job: NewJob) -> None:
     errors: list[str] = []
-    expert, job_id = await expert_in_a_new_call(browser, serve, data_dir, "Drawing lesson", errors)
+    expert, job_id = await expert_in_a_new_call(browser, serve, new_job, "Drawing lesson",
+                                                errors)
     customer = await browser.new_page()
     watch_errors(customer, errors)
-    await join(customer, invite(serve, data_dir, job_id, "customer"))
+    await join(customer, invite(serve, job_id, "customer"))
     await frames_grow(expert)
     shapes = customer.locator('[data-region="annotations"]')
 
@@ -257,15 +290,14 @@ async def test_every_drawing_tool_reaches_the_customer(
 
 
 async def test_the_expert_removes_a_customer_from_the_call(
-        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
+        browser: BrowserContext, serve: ServeProcess, new_job: NewJob) -> None:
     """Staff's Remove next to a participant (issue 20, finding 3): after the confirmation
     the customer's page says they were removed, and the expert's list loses them."""
-    data_dir = tmp_path / "data"
     errors: list[str] = []
-    expert, job_id = await expert_in_a_new_call(browser, serve, data_dir, "Noisy pump", errors)
+    expert, job_id = await expert_in_a_new_call(browser, serve, new_job, "Noisy pump", errors)
     customer = await browser.new_page()
     watch_errors(customer, errors)
-    await join(customer, invite(serve, data_dir, job_id, "customer"))
+    await join(customer, invite(serve, job_id, "customer"))
     people = expert.locator('[data-region="participants"] li')
     await expect(people).to_have_count(1)
     asked: list[str] = []

@@ -12,7 +12,7 @@ from tests.support.browser import screenshots, watch_errors
 from tests.support.process import LINK_TOKEN, ServeProcess
 from tests.support.server import PASSWORD
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 
 def setup_link(serve: ServeProcess) -> tuple[str, str]:

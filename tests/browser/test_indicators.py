@@ -17,8 +17,8 @@
   0:03" with the clock running, until the phone is back (``participant.back``, the same
   participant); then "Customer left the call." when it leaves.
 
-One server and one browser for the module (as tests/browser/test_shapes.py); each test
-has its own job and pages.
+One server for the module (as tests/browser/test_shapes.py); each test has its own job,
+and its own browser context and pages.
 """
 
 from __future__ import annotations
@@ -26,19 +26,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from playwright.async_api import BrowserContext, Locator, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Locator, Page, expect
 
 from tests.support.browser import (
-    CHROMIUM,
     DESKTOP,
-    FLAGS,
     FRAMES_DECODED,
-    PHONE,
     RECORD_PEER_CONNECTIONS,
     STOP_AT_ONCE,
     frames_grow,
@@ -49,7 +45,7 @@ from tests.support.browser import (
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD
 
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 LIVE = re.compile("^(good|fair|poor)$")
 
@@ -83,6 +79,12 @@ def patient_expect() -> Iterator[None]:
     expect.set_options(timeout=None)
 
 
+@pytest.fixture(autouse=True)
+def patient_actions(browser: BrowserContext) -> None:
+    """Likewise for the pages' actions (clicks, waits for a selector)."""
+    browser.set_default_timeout(15_000)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     data_dir = tmp_path_factory.mktemp("indicators") / "data"
@@ -94,19 +96,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         yield process
     finally:
         process.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[BrowserContext]:
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            tmp_path_factory.mktemp("indicators-profile"), executable_path=CHROMIUM,
-            headless=True, args=FLAGS, viewport=PHONE)
-        context.set_default_timeout(15_000)
-        try:
-            yield context
-        finally:
-            await context.close()
 
 
 async def _expert_with_link(browser: BrowserContext, server: ServeProcess, title: str,

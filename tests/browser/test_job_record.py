@@ -23,7 +23,7 @@ from tests.support.browser import (
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 SNAPSHOT = """(camera) => window.__sockets[0].send(JSON.stringify({
   type: "snapshot.request", camera, request: "browser-1",

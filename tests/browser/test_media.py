@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, Page
 
-from tests.support.browser import RECEIVED, STOP_AT_ONCE, frame_counts, join_link, join_page
+from tests.support.browser import RECEIVED, Served, frame_counts, join_link, join_page
 from tests.support.coturn import coturn
 from tests.support.process import ServeProcess, ok
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 LOCAL_CANDIDATE_TYPE = """async () => {
   for (const pc of window.__pcs) {
@@ -41,17 +41,14 @@ async def _call(browser: BrowserContext, serve: ServeProcess, data_dir: Path
 
 
 async def test_chromium_publishes_to_another_page(browser: BrowserContext,
-                                                  tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
-    serve = ServeProcess(data_dir, env=STOP_AT_ONCE)
-    try:
-        technician, customer = await _call(browser, serve, data_dir)
-        for page in (technician, customer):
-            first, later = await frame_counts(page)
-            assert later > first, (first, later)
-        await _steer_the_customers_camera(technician, customer)
-    finally:
-        assert serve.stop() == 0
+                                                  served: Served) -> None:
+    serve = served()
+    technician, customer = await _call(browser, serve, serve.data_dir)
+    for page in (technician, customer):
+        first, later = await frame_counts(page)
+        assert later > first, (first, later)
+    await _steer_the_customers_camera(technician, customer)
+    assert serve.stop() == 0
 
 
 async def _steer_the_customers_camera(technician: Page, customer: Page) -> None:
@@ -73,21 +70,18 @@ async def _steer_the_customers_camera(technician: Page, customer: Page) -> None:
     assert (await customer.evaluate(RECEIVED, "camera.control"))[-1]["action"] == "torch"
 
 
-async def test_a_customer_relayed_through_coturn(browser: BrowserContext,
+async def test_a_customer_relayed_through_coturn(browser: BrowserContext, served: Served,
                                                  tmp_path: Path) -> None:
     secret = "test-turn-secret-0123456789abcdef"
     with coturn(tmp_path, secret) as turn_port:
-        data_dir = tmp_path / "data"
-        serve = ServeProcess(data_dir, env={
+        serve = served(env={
             "VIDEOASSIST_TURN_URLS": f"turn:127.0.0.1:{turn_port}?transport=udp",
-            "VIDEOASSIST_TURN_SECRET": secret, **STOP_AT_ONCE,
+            "VIDEOASSIST_TURN_SECRET": secret,
         })
-        try:
-            technician, customer = await _call(browser, serve, data_dir)
-            first, later = await frame_counts(technician)
-            assert later > first, (first, later)
-            assert await customer.evaluate(LOCAL_CANDIDATE_TYPE) == "relay"
-            first, later = await frame_counts(customer)
-            assert later > first, (first, later)
-        finally:
-            assert serve.stop() == 0
+        technician, customer = await _call(browser, serve, serve.data_dir)
+        first, later = await frame_counts(technician)
+        assert later > first, (first, later)
+        assert await customer.evaluate(LOCAL_CANDIDATE_TYPE) == "relay"
+        first, later = await frame_counts(customer)
+        assert later > first, (first, later)
+        assert serve.stop() == 0

@@ -24,6 +24,7 @@ from playwright.async_api import BrowserContext, Page, expect
 
 from tests.support.browser import (
     DESKTOP,
+    DROPPABLE_SOCKETS,
     RECEIVED,
     RECORD_PEER_CONNECTIONS,
     sign_in_expert,
@@ -32,24 +33,7 @@ from tests.support.browser import (
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD
 
-pytestmark = pytest.mark.browser
-
-# After RECORD_PEER_CONNECTIONS: its sockets, made droppable.
-DROPPABLE = """
-const Recorded = window.WebSocket;
-window.WebSocket = class extends Recorded {
-  constructor(...args) {
-    super(...args);
-    // Registered before the page's own listeners: they get 1006 instead.
-    this.addEventListener("close", (event) => {
-      if (!this.dropped || event.code === 1006) return;
-      event.stopImmediatePropagation();
-      this.dispatchEvent(new CloseEvent("close", { code: 1006 }));
-    });
-  }
-  drop() { this.dropped = true; this.close(); }
-};
-"""
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 REJOINS = 3
 # The expert's own audio and video, and one audio and one video of the customer.
@@ -111,7 +95,7 @@ async def test_the_expert_sees_a_customer_who_rejoins_three_times(
     await expect(expert.locator('[data-region="remote-video"]')).to_be_visible()
 
     customer = await browser.new_page()
-    await customer.add_init_script(RECORD_PEER_CONNECTIONS + DROPPABLE)
+    await customer.add_init_script(RECORD_PEER_CONNECTIONS + DROPPABLE_SOCKETS)
     await customer.goto(link)
     await customer.locator('[data-action="join"]').click()
 

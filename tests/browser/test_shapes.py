@@ -22,15 +22,15 @@ import cv2
 import numpy as np
 import pytest
 import pytest_asyncio
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser
 
-from tests.support.browser import CHROMIUM, FLAGS, PHONE, STOP_AT_ONCE
+from tests.support.browser import PHONE, STOP_AT_ONCE
 from tests.support.labels import SCRIPTS
 from tests.support.process import ServeProcess
 from videoassist.snapshots import render
 from videoassist.snapshots.fonts import LabelFonts
 
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 DRAW_IN_BROWSER = """async ({shapes, width, height}) => {
   const { drawShapes } = await import("/static/js/shapes.js");
@@ -73,24 +73,20 @@ def shapes_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServePro
         server.stop()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def page(tmp_path_factory: pytest.TempPathFactory,
-               shapes_server: ServeProcess) -> AsyncIterator[Any]:
-    """One Chromium page on the server's origin (for its module) for all the module's
-    tests: each draws on a canvas of its own and reads it back, so nothing of one is
-    left to the next. A browser and a server for each of them cost some 5 s a test,
-    two minutes of the suite."""
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            tmp_path_factory.mktemp("shapes-profile"), executable_path=CHROMIUM,
-            headless=True, args=FLAGS, viewport=PHONE)
-        context.set_default_timeout(10_000)
-        try:
-            page = await context.new_page()
-            await page.goto(shapes_server.url + "/")
-            yield page
-        finally:
-            await context.close()
+@pytest_asyncio.fixture(scope="module", loop_scope="package")
+async def page(chromium: Browser, shapes_server: ServeProcess) -> AsyncIterator[Any]:
+    """One page on the server's origin (in a context of the package's Chromium) for all
+    the module's tests: each draws on a canvas of its own and reads it back, so nothing
+    of one is left to the next. A browser and a server for each of them cost some 5 s a
+    test, two minutes of the suite."""
+    context = await chromium.new_context(viewport=PHONE)
+    context.set_default_timeout(10_000)
+    try:
+        page = await context.new_page()
+        await page.goto(shapes_server.url + "/")
+        yield page
+    finally:
+        await context.close()
 
 
 async def in_browser(page: Any, shapes: list[dict[str, Any]], width: int, height: int

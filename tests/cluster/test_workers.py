@@ -84,10 +84,13 @@ class Cluster:
 
 @contextlib.asynccontextmanager
 async def started(template: Path, data_dir: Path, **env: str) -> AsyncIterator[Cluster]:
-    """``videoassist serve`` with ``WORKERS`` workers on a copy of the template."""
+    """``videoassist serve`` with ``WORKERS`` workers on a copy of the template. It does
+    not drain when stopped (``VIDEOASSIST_DRAIN_TIMEOUT_S=0``): the calls a test leaves
+    up are closed at once, where a drain would hold the stop until its KILL. The drain
+    test asks for one."""
     shutil.copytree(template, data_dir)
     process = ServeProcess(data_dir, env={"VIDEOASSIST_WORKERS": str(WORKERS),
-                                          "VIDEOASSIST_DRAIN_TIMEOUT_S": "60", **env})
+                                          "VIDEOASSIST_DRAIN_TIMEOUT_S": "0", **env})
     running = Cluster(process, data_dir, Settings(port=process.port))
     try:
         await asyncio.to_thread(process.wait_for, rf"serving on \S+ .*with {WORKERS} workers",
@@ -309,7 +312,13 @@ async def test_a_killed_worker_has_its_calls_ended_and_is_replaced(cluster: Clus
     assert cluster.process.proc.poll() is None
 
 
-async def test_sigterm_drains_every_worker(cluster: Cluster) -> None:
+async def test_sigterm_drains_every_worker(template: Path, tmp_path: Path) -> None:
+    async with started(template, tmp_path / "data",
+                       VIDEOASSIST_DRAIN_TIMEOUT_S="60") as cluster:
+        await drains_every_worker(cluster)
+
+
+async def drains_every_worker(cluster: Cluster) -> None:
     staff = await cluster.on(0)
     token = await staff.sign_in("bob")
     newcomer = await staff.participant(token, 1)  # redeemed before the drain

@@ -5,13 +5,15 @@ Chromium is ``/usr/bin/chromium`` (``scripts/test`` installs it); never run
 generator (``scripts/loadgen/annotations.py``) starts it the same way. The scripts in
 capitals are evaluated in pages (``page.evaluate``) or added to them
 (``add_init_script``); the functions act in a page as a user would. The fixtures
-(``browser``, ``serve``) are in tests/browser/conftest.py.
+(``playwright``, ``chromium``, ``browser``, ``served``, ``serve``) are in
+tests/browser/conftest.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # The browser tests stop servers with calls still up: no drain, the calls are closed at
 # once (1001 server_shutdown) and the process exits 0. Draining is tests/test_serving.py's.
 STOP_AT_ONCE = {"VIDEOASSIST_DRAIN_TIMEOUT_S": "0"}
+# The ``served`` fixture: ``served(data_dir=None, *, port=None, env=None)`` starts
+# ``videoassist serve`` for the test (tests/browser/conftest.py).
+Served = Callable[..., ServeProcess]
 
 
 async def screenshots(page: Page, name: str) -> None:
@@ -81,6 +86,26 @@ window.WebSocket = class extends NativeSocket {
 """
 
 RECEIVED = "(type) => window.__received.filter((m) => m.type === type)"
+
+# After RECORD_PEER_CONNECTIONS: sockets that ``drop()`` closes while their page sees
+# what a dead connection gives, code 1006: the server sees the socket close, the client
+# takes the path of a lost connection. Chromium cannot cut one page's open socket
+# (offline emulation leaves WebSockets open).
+DROPPABLE_SOCKETS = """
+const Recorded = window.WebSocket;
+window.WebSocket = class extends Recorded {
+  constructor(...args) {
+    super(...args);
+    // Registered before the page's own listeners: they get 1006 instead.
+    this.addEventListener("close", (event) => {
+      if (!this.dropped || event.code === 1006) return;
+      event.stopImmediatePropagation();
+      this.dispatchEvent(new CloseEvent("close", { code: 1006 }));
+    });
+  }
+  drop() { this.dropped = true; this.close(); }
+};
+"""
 
 FRAMES_DECODED = """async () => {
   let frames = 0;

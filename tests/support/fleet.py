@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,12 +227,15 @@ class Fleet:
         return self.haproxy
 
     def stop(self) -> None:
+        """The proxies, then every node at once: each node's stop may wait for its drain
+        until the KILL (5 s), and one after the other those waits added up."""
         for proxy in (self.nginx, self.haproxy):
             if proxy is not None:
                 proxy.stop()
-        for process in self.nodes:
-            if process is not None:
-                process.stop(5)
+        running = [process for process in self.nodes if process is not None]
+        if running:
+            with ThreadPoolExecutor(len(running)) as pool:
+                list(pool.map(lambda process: process.stop(5), running))
 
     def output(self) -> str:
         """Every node's output and HAProxy's, for a failing test's report."""

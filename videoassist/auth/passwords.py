@@ -40,8 +40,12 @@ def hash_password(password: str) -> str:
     return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
 
 
-# Verifying against this keeps the time of a sign-in for an unknown user the same.
-_DUMMY = hash_password(secrets.token_urlsafe(16))
+# Verifying against this keeps the time of a sign-in for an unknown user the same: an
+# encoded hash of the same parameters, salt and length as ``hash_password`` makes (of a
+# random password nobody kept), so the same scrypt runs. Made once and written here,
+# not at import: every CLI command imports this module, and a hash costs tens of
+# milliseconds. tests/auth/test_passwords.py checks it matches ``hash_password``'s.
+_DUMMY = "scrypt$16384$8$1$diFvgIGpf8iYkVUYMygh5Q$UwLICGZe7wI9tfDGmIAclBaiQqV5yCJoNrYLFnMBZKU"
 
 
 def verify_password(password: str, encoded: str | None) -> bool:

@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from videoassist.errors import Unauthorized
+
+# PyJWT, and the cryptography package it loads, are imported where a token is made or
+# read: the CLI, which imports this module for its records only, starts without them.
 
 ALGORITHM = "HS256"
 STAFF_AUDIENCE = "videoassist:staff"
@@ -77,6 +78,8 @@ class TokenService:
         self._issuer = issuer
         self._leeway = leeway_s
         self._clock = clock
+        import jwt  # lazily: see the module's imports
+
         self._jwt = jwt.PyJWT(options={"enforce_minimum_key_length": True})
 
     # -- issuing ---------------------------------------------------------------
@@ -135,6 +138,8 @@ class TokenService:
 
     def audience_of(self, token: str) -> str | None:
         """The unverified audience, to route a token to the right verify_*; never trust it."""
+        import jwt  # lazily: see the module's imports
+
         try:
             aud = jwt.decode(token, options={"verify_signature": False}).get("aud")
         except jwt.PyJWTError:
@@ -144,6 +149,8 @@ class TokenService:
     def _decode(self, token: str, audience: str) -> dict[str, Any]:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
             raise Unauthorized()
+        import jwt  # lazily: see the module's imports
+
         try:
             header = jwt.get_unverified_header(token)
             if header.get("alg") != ALGORITHM:
