@@ -217,7 +217,6 @@ async def test_a_late_viewer_of_an_old_run_asks_for_a_keyframe_and_goes_live_on_
         try:
             await _run_of(sent, RUN_FRAMES)
             restarts, sent_before = len(sent.restarted_at), sent.sent
-            assert sent.restarts == 0  # nobody asked for a keyframe before
             gate.set()
             video = await viewer.wait_remote(publisher.participant_id, frames=1,
                                              timeout=WAIT_S)
