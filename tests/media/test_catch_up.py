@@ -5,9 +5,9 @@ starts gets that keyframe at once and the frames after it at half their offsets 
 it (``media.forward``), and the publisher is asked for a fresh keyframe when the
 cached one is older than half a second (``media.publication``). The first two tests
 use real aiortc peers through the real server: the viewer answers the server's offer
-(and so its sender starts) only once its connection is up and the publisher's run is
-1.5 s old, so the catch-up starts at a known point of the run on a machine of any
-speed. What the viewer got is compared with the frames the publisher's track sent
+for the publisher's video (and so the server's sender to it starts) only once the
+publisher's run is 1.5 s old, so the catch-up starts at a known point of the run on a
+machine of any speed. What the viewer got is compared with the frames the publisher's track sent
 (``tests.support.peers.sent_numbers``), and when the server sent each frame is read
 at the server's own sender for that viewer. The others are quick checks of the rule
 and of a mute during a replay, without media.
@@ -104,17 +104,27 @@ class SendTimes:
         return self.first[(self.origin + ticks) % 2**32]
 
 
-async def _late_viewer(server: Server, staff_token: str, job_id: int,
-                       publisher: MediaClient) -> tuple[MediaClient, asyncio.Event]:
-    """A viewer whose connection is up and whose sender for the publisher's video
-    waits for it to answer the server's offer (the gate)."""
+async def _gated_call(server: Server,
+                      **publishing: Any) -> tuple[MediaClient, asyncio.Event, MediaClient]:
+    """A viewer whose connection is up, then a publisher: the server's sender of the
+    publisher's video to the viewer starts when the viewer answers the server's offer,
+    once the test sets the gate. Starting the publisher last puts its run's start
+    where the test sees it, however long the viewer took to connect."""
+    staff_token, customer_token, job_id = await two_parties(server)
     gate = asyncio.Event()
     viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
                                encoded=True, answer_gate=gate).start()
-    async with asyncio.timeout(WAIT_S):
-        while viewer.pc.connectionState != "connected":
-            await asyncio.sleep(0.01)
-    return viewer, gate
+    try:
+        async with asyncio.timeout(WAIT_S):
+            while viewer.pc.connectionState != "connected":
+                await asyncio.sleep(0.01)
+        publisher = await MediaClient(server, customer_token, audio=False,
+                                      **publishing).start()
+    except BaseException:
+        gate.set()
+        await viewer.close()
+        raise
+    return viewer, gate, publisher
 
 
 def _slot(server: Server, viewer: MediaClient, publisher: MediaClient) -> SenderSlot:
@@ -143,61 +153,58 @@ async def test_a_late_viewer_gets_the_cached_run_paced_and_its_small_buffer_lose
     goes out no sooner than half its offset from that keyframe, so the viewer's small
     socket buffer drops nothing, every frame decodes, and the viewer is live after
     the run's age."""
-    staff_token, customer_token, job_id = await two_parties(server)
-    publisher = await MediaClient(server, customer_token, audio=False, **CLIP).start()
+    viewer, gate, publisher = await _gated_call(server, **CLIP)
     sent = published(publisher)
     try:
-        viewer, gate = await _late_viewer(server, staff_token, job_id, publisher)
-        try:
-            sockets = _ice_sockets(viewer.pc)
-            for sock in sockets:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
-                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * SMALL_BUFFER
-            drops_before = _socket_drops(sockets)
-            times = SendTimes(_slot(server, viewer, publisher))
-            await _run_of(sent, RUN_FRAMES)
-            cached = _publication(server, publisher).gop
-            assert cached and cached[0].keyframe
-            keyframe_received = cached[0].received  # at the server
-            sent_before = sent.sent
-            gate.set()
-            video = await viewer.wait_remote(publisher.participant_id, frames=1,
-                                             timeout=WAIT_S)
-            start = times.of(0)  # when the server sent the viewer its first frame
-            age = start - keyframe_received  # of the run when the replay started
-            # Until the viewer has a frame the publisher sent well after the replay
-            # should have caught up (the run's age after it started).
-            async with asyncio.timeout(WAIT_S):
-                while sent.sent_at[sent_numbers(video, sent)[-1]] < start + age + 0.3:
-                    await asyncio.sleep(0.05)
-            numbers = check_decodable(video, sent)
-            # The first frame is the cached keyframe, which the publisher sent before
-            # the viewer's sender started: not the next one (10 s later).
-            assert numbers[0] < sent_before and sent.log[numbers[0]] == 0, numbers
-            # Every frame since, none skipped (no newer keyframe came).
-            assert numbers == list(range(numbers[0], numbers[-1] + 1)), numbers
-            # Paced: the server sends frame f at half its offset from the keyframe as
-            # both came to it, and f came after its publisher sent it, so
-            #   sent_to_viewer(f) - sent_to_viewer(keyframe) >= (sent(f) - keyframe_received) / 2
-            # whatever the load (a busy server sends late, never early). Sent in one
-            # go, as before, the run's 45 frames left within milliseconds.
-            early = []
-            for pts, number in zip(video.pts[1:], numbers[1:], strict=True):
-                bound = (sent.sent_at[number] - keyframe_received) / 2
-                at = times.of(pts - video.pts[0]) - start
-                if at < bound - 0.005:
-                    early.append((number - numbers[0], round(at, 3), round(bound, 3)))
-            assert not early, f"frames sent before their time (frame, at, due): {early}"
-            assert _socket_drops(sockets) == drops_before
-            # Live after the run's age: the frame that brought the wait above to an
-            # end did not arrive the run's age late, as a replay at the publisher's
-            # own pace would have it (half the age: the run was at least 1.5 s old,
-            # far beyond what loopback takes even on a busy machine).
-            last = len(numbers) - 1
-            assert video.times[last] - sent.sent_at[numbers[last]] < age / 2, (age, last)
-        finally:
-            await viewer.close()
+        sockets = _ice_sockets(viewer.pc)
+        for sock in sockets:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * SMALL_BUFFER
+        drops_before = _socket_drops(sockets)
+        times = SendTimes(_slot(server, viewer, publisher))
+        await _run_of(sent, RUN_FRAMES)
+        cached = _publication(server, publisher).gop
+        assert cached and cached[0].keyframe
+        keyframe_received = cached[0].received  # at the server
+        sent_before = sent.sent
+        gate.set()
+        video = await viewer.wait_remote(publisher.participant_id, frames=1,
+                                         timeout=WAIT_S)
+        start = times.of(0)  # when the server sent the viewer its first frame
+        age = start - keyframe_received  # of the run when the replay started
+        # Until the viewer has a frame the publisher sent well after the replay
+        # should have caught up (the run's age after it started).
+        async with asyncio.timeout(WAIT_S):
+            while sent.sent_at[sent_numbers(video, sent)[-1]] < start + age + 0.3:
+                await asyncio.sleep(0.05)
+        numbers = check_decodable(video, sent)
+        # The first frame is the cached keyframe, which the publisher sent before
+        # the viewer's sender started: not the next one (10 s later).
+        assert numbers[0] < sent_before and sent.log[numbers[0]] == 0, numbers
+        # Every frame since, none skipped (no newer keyframe came).
+        assert numbers == list(range(numbers[0], numbers[-1] + 1)), numbers
+        # Paced: the server sends frame f at half its offset from the keyframe as
+        # both came to it, and f came after its publisher sent it, so
+        #   sent_to_viewer(f) - sent_to_viewer(keyframe) >= (sent(f) - keyframe_received) / 2
+        # whatever the load (a busy server sends late, never early). Sent in one
+        # go, as before, the run's 45 frames left within milliseconds.
+        early = []
+        for pts, number in zip(video.pts[1:], numbers[1:], strict=True):
+            bound = (sent.sent_at[number] - keyframe_received) / 2
+            at = times.of(pts - video.pts[0]) - start
+            if at < bound - 0.005:
+                early.append((number - numbers[0], round(at, 3), round(bound, 3)))
+        assert not early, f"frames sent before their time (frame, at, due): {early}"
+        assert _socket_drops(sockets) == drops_before
+        # Live after the run's age: the frame that brought the wait above to an
+        # end did not arrive the run's age late, as a replay at the publisher's
+        # own pace would have it (half the age: the run was at least 1.5 s old,
+        # far beyond what loopback takes even on a busy machine).
+        last = len(numbers) - 1
+        assert video.times[last] - sent.sent_at[numbers[last]] < age / 2, (age, last)
     finally:
+        gate.set()
+        await viewer.close()
         await publisher.close()
 
 
@@ -207,41 +214,37 @@ async def test_a_late_viewer_of_an_old_run_asks_for_a_keyframe_and_goes_live_on_
     the viewer's sender starts, and makes it 3 frames later (as over a 100 ms round
     trip). The viewer gets the cached keyframe and the first frames of the run, then
     the fresh keyframe as soon as it comes: the rest of the replay is skipped."""
-    staff_token, customer_token, job_id = await two_parties(server)
-    publisher = await MediaClient(server, customer_token, audio=False,
-                                  keyframes_on_request=True, keyframe_delay=3,
-                                  **CLIP).start()
+    viewer, gate, publisher = await _gated_call(server, keyframes_on_request=True,
+                                                keyframe_delay=3, **CLIP)
     sent = published(publisher)
     try:
-        viewer, gate = await _late_viewer(server, staff_token, job_id, publisher)
+        await _run_of(sent, RUN_FRAMES)
+        restarts, sent_before = len(sent.restarted_at), sent.sent
+        gate.set()
+        video = await viewer.wait_remote(publisher.participant_id, frames=1,
+                                         timeout=WAIT_S)
         try:
-            await _run_of(sent, RUN_FRAMES)
-            restarts, sent_before = len(sent.restarted_at), sent.sent
-            gate.set()
-            video = await viewer.wait_remote(publisher.participant_id, frames=1,
-                                             timeout=WAIT_S)
-            try:
-                async with asyncio.timeout(WAIT_S):
-                    while not (fresh := [n for n in sent_numbers(video, sent)
-                                         if n in sent.restarted_at[restarts:]]):
-                        await asyncio.sleep(0.05)
-            except TimeoutError:
-                pytest.fail(f"no fresh keyframe reached the viewer: the publisher was "
-                            f"asked {sent.restarts} times")
-            await viewer.wait_remote(publisher.participant_id, frames=len(video.encoded) + 3,
-                                     timeout=WAIT_S)
-            numbers = check_decodable(video, sent)
-            assert numbers[0] < sent_before and sent.log[numbers[0]] == 0, numbers
-            at = numbers.index(fresh[0])
-            assert at >= 1, numbers
-            assert numbers[:at] == list(range(numbers[0], numbers[at - 1] + 1)), numbers
-            assert numbers[at:] == list(range(numbers[at], numbers[-1] + 1)), numbers
-            # Frames of the run were left out: the fresh keyframe did not wait behind
-            # them (the whole run, sent at once, would have left nothing to skip).
-            assert numbers[at] > numbers[at - 1] + 1, numbers
-        finally:
-            await viewer.close()
+            async with asyncio.timeout(WAIT_S):
+                while not (fresh := [n for n in sent_numbers(video, sent)
+                                     if n in sent.restarted_at[restarts:]]):
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            pytest.fail(f"no fresh keyframe reached the viewer: the publisher was "
+                        f"asked {sent.restarts} times")
+        await viewer.wait_remote(publisher.participant_id, frames=len(video.encoded) + 3,
+                                 timeout=WAIT_S)
+        numbers = check_decodable(video, sent)
+        assert numbers[0] < sent_before and sent.log[numbers[0]] == 0, numbers
+        at = numbers.index(fresh[0])
+        assert at >= 1, numbers
+        assert numbers[:at] == list(range(numbers[0], numbers[at - 1] + 1)), numbers
+        assert numbers[at:] == list(range(numbers[at], numbers[-1] + 1)), numbers
+        # Frames of the run were left out: the fresh keyframe did not wait behind
+        # them (the whole run, sent at once, would have left nothing to skip).
+        assert numbers[at] > numbers[at - 1] + 1, numbers
     finally:
+        gate.set()
+        await viewer.close()
         await publisher.close()
 
 
