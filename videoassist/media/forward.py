@@ -237,6 +237,7 @@ class ForwardTrack(QueuedTrack[EncodedFrame]):
                 if wait <= 0:
                     replay.popleft()
                     self.replayed += 1
+                    self.forwarded += 1  # as ``_next`` counts what it hands over
                     if due <= frame.received:  # caught up: this frame came no sooner
                         self._end_replay()
                     return frame
