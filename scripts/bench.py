@@ -7,6 +7,7 @@
     python scripts/bench.py relay --calls 4 --viewers 2 --nodes 2  # nodes behind nginx
     python scripts/bench.py compare --calls 8 --viewers 2 --rounds 3   # both, interleaved
     python scripts/bench.py relay --streams 16 --profile server.prof   # where its CPU goes
+    python scripts/bench.py relay --streams 4 --small-buffer-join-every 1  # late, 256 KiB
     python scripts/bench.py snapshot --sizes 640x360,1280x720 --keyframe-every K --json
     python scripts/bench.py annotations --shapes N --json
 
@@ -103,6 +104,13 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
     relay.add_argument("--join-every", type=float, default=1.0,
                        help="seconds between late viewers timed to their first frame "
                             "(default 1; 0: none)")
+    relay.add_argument("--small-buffer-join-every", type=float, default=0.0,
+                       metavar="SECONDS",
+                       help="seconds between late viewers that receive and decode as a "
+                            "browser does (aiortc's own receiver), their socket receive "
+                            "buffer 256 KiB, timed to their first decoded picture and "
+                            "staying 2 s after it, their sockets' drops counted "
+                            "(default 0: none)")
     relay.add_argument("--no-audio", action="store_true", help="publish video only")
     relay.add_argument("--profile", type=Path, metavar="FILE",
                        help="run the server under cProfile (its event loop's thread, its "
@@ -183,6 +191,8 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
             parser.error("--streams (--calls), --viewers and --workers must be at least 1")
         if args.seconds <= 0 or args.join_every < 0 or args.warmup < 0:
             parser.error("--seconds must be above 0, --join-every and --warmup at least 0")
+        if args.benchmark == "relay" and args.small_buffer_join_every < 0:
+            parser.error("--small-buffer-join-every must be at least 0")
     if args.benchmark == "compare":
         if args.rounds < 1:
             parser.error("--rounds must be at least 1")
@@ -204,7 +214,8 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                                args.join_every, audio=not args.no_audio,
                                profile=args.profile.resolve() if args.profile else None,
                                viewers=args.viewers, workers=args.workers,
-                               server=args.server, nodes=args.nodes)
+                               server=args.server, nodes=args.nodes,
+                               small_buffer_join_every=args.small_buffer_join_every)
         return lambda: run_relay(options), bool(args.json)
     try:
         sizes = tuple(parse_size(s) for s in args.sizes.split(",") if s.strip())

@@ -64,7 +64,8 @@ def test_a_short_forward_run_prints_one_json_object_with_every_field() -> None:
     ``check_packets_and_workers`` and ``check_event_loops``, for CPU per packet and each
     worker's loop): one run of a few seconds where there were two."""
     result, stderr = run_bench("relay", "--mode", "forward", "--streams", "1",
-                               "--viewers", "2", "--seconds", "3")
+                               "--viewers", "2", "--seconds", "3",
+                               "--small-buffer-join-every", "1")
     assert "bench: measuring" in stderr  # progress goes to stderr
     assert "opening 1 calls (a publisher and 2 viewers each)" in stderr
     assert result["server"] == "videoassist" and result["workers_requested"] is None
@@ -87,6 +88,16 @@ def test_a_short_forward_run_prints_one_json_object_with_every_field() -> None:
     assert -1000 < result["added_latency_ms_p95"] < 60_000
     assert 0 < result["first_frame_ms_p50"] <= result["first_frame_ms_p95"] < 60_000
     assert result["first_frame_samples"] >= 1
+    # Late viewers that decode, their socket buffer 256 KiB (Linux grants twice that).
+    assert result["small_buffer_join_every_s"] == 1
+    assert result["small_buffer_rcvbuf_bytes"] == 2 * 256 * 1024
+    joins = result["small_buffer_first_frame_samples"]
+    assert joins + result["small_buffer_first_frame_failures"] >= 1
+    if joins:
+        assert 0 < result["small_buffer_first_frame_ms_p50"] \
+            <= result["small_buffer_first_frame_ms_p95"] \
+            <= result["small_buffer_first_frame_ms_max"] < 60_000
+    assert 0 <= result["small_buffer_joins_with_drops"] <= result["small_buffer_udp_drops"]
     for name in MEGABYTES:
         assert 10 < result[name] < 64 * 1024, (name, result[name])
     # Forwarding means the viewer gets the publisher's own bytes.

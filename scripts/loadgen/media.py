@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import pickle
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,8 +26,9 @@ from typing import Any
 
 import av
 from aiortc import RTCPeerConnection
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from loadgen.probes import socket_drops
 from tests.support import clips
 from videoassist.media import aiortc_hooks
 from videoassist.media.frames import is_keyframe
@@ -292,6 +294,82 @@ class FirstFrame:
             return
         self.at = time.monotonic()
         self.arrived.set()
+
+
+@dataclass
+class FirstPicture:
+    """When the first video picture came out of the decoder of a viewer that receives
+    as a browser does: aiortc's own receiver (its jitter buffer, its decoder thread),
+    not the tap. A frame a lost packet broke is not a picture, nor is anything before
+    a keyframe."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    at: float = 0.0
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def watch(self, pc: RTCPeerConnection) -> None:
+        pc.on("track", self._on_track)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "video":
+            self._tasks.append(asyncio.create_task(self._read(track)))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        """Every picture, as a page shows them (aiortc decodes them all anyway, into
+        a queue that would grow unread); the first one's time noted."""
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+                if not self.arrived.is_set():
+                    self.at = time.monotonic()
+                    self.arrived.set()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def ice_sockets(pc: RTCPeerConnection) -> list[Any]:
+    """The UDP sockets of a peer connection's ICE transports (asyncio's wrappers)."""
+    found: list[Any] = []
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls is None:
+            continue
+        for protocol in dtls.transport._connection._protocols:
+            sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+            if sock is not None and all(sock.fileno() != s.fileno() for s in found):
+                found.append(sock)
+    return found
+
+
+class ReceiveBuffer:
+    """Gives a peer connection's ICE sockets a socket receive buffer of ``size`` bytes
+    as soon as they exist (when gathering completes, within ``setLocalDescription``,
+    before any media), and reads the datagrams dropped at them for want of room.
+    aioice asks for 256 KiB itself; Linux grants twice what is asked (``granted``)."""
+
+    def __init__(self, pc: RTCPeerConnection, size: int) -> None:
+        self.size = size
+        self.granted: int | None = None
+        self._inodes: set[int] = set()
+        self._pc = pc
+        pc.on("icegatheringstatechange", self._gathered)
+
+    def _gathered(self) -> None:
+        if self._pc.iceGatheringState != "complete":
+            return
+        for sock in ice_sockets(self._pc):
+            inode = os.fstat(sock.fileno()).st_ino
+            if inode not in self._inodes:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.size)
+                self.granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+                self._inodes.add(inode)
+
+    def drops(self) -> int:
+        """Datagrams dropped so far at the sockets still open."""
+        return sum(socket_drops(self._inodes).values())
 
 
 @dataclass

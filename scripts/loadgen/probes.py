@@ -127,6 +127,12 @@ def udp_drops(*pids: int) -> dict[int, int]:
                     target = os.readlink(f"/proc/{pid}/fd/{fd}")
                     if target.startswith("socket:["):
                         inodes.add(int(target[8:-1]))
+    return socket_drops(inodes)
+
+
+def socket_drops(inodes: Collection[int]) -> dict[int, int]:
+    """Datagrams dropped because the socket's buffer was full, for each of these UDP
+    sockets that is open (by inode: ``os.fstat(sock.fileno()).st_ino``)."""
     drops = {}
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         with contextlib.suppress(FileNotFoundError):

@@ -3,7 +3,9 @@
 Each call is one publisher (720p30 VP8 and, unless disabled, Opus) and V viewers, so
 the server forwards N x V outgoing video streams. Beside them: the direct pair (the
 latency baseline) and, every ``join_every`` seconds, a viewer joining a running call to
-time its first frame, then leaving. The server is videoassist or, for comparison,
+time its first frame, then leaving; with ``small_buffer_join_every``, also late viewers
+that receive and decode as a browser does, their socket receive buffer 256 KiB, timed
+to their first decoded picture. The server is videoassist or, for comparison,
 Janus (``backends``). docs/performance.md explains each reported field.
 """
 
@@ -28,7 +30,9 @@ from loadgen.backends import Backend, FleetBackend, Peer, backend
 from loadgen.media import (
     DESCRIPTION,
     FirstFrame,
+    FirstPicture,
     PacketCount,
+    ReceiveBuffer,
     TimedTrack,
     Viewer,
     audio_track,
@@ -58,6 +62,13 @@ ARRIVAL_GRACE_S = 1.0   # after the window, for frames sent in it still on their
 # Past this, the direct pair (the baseline) is late by more than a frame interval: the
 # generator itself is short of CPU and the run says more about it than about the server.
 GENERATOR_OVERLOADED_MS = 1000 / 30
+# The small-buffer late viewers' socket receive buffer: what aioice asks for (Linux
+# grants twice that), set explicitly so that the measurement does not move with it.
+SMALL_BUFFER_BYTES = 256 * 1024
+# How long a small-buffer late viewer stays after its first picture: its socket's drops
+# are read then, so that they cover the catch-up (a paced one lasts the cached run's
+# age, under 2 s with this clip).
+SMALL_BUFFER_STAY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ class Options:
     workers: int | None = None   # videoassist serve --workers N; None: its default
     server: str = "videoassist"  # or "janus"
     nodes: int | None = None     # N nodes (serve --workers 1) behind nginx; None: one server
+    small_buffer_join_every: float = 0.0  # seconds between small-buffer late viewers; 0: none
 
 
 @dataclass
@@ -114,6 +126,10 @@ class RelayBench:
         # The same joins' signalling alone (videoassist): from the WebSocket's connect
         # to the server's ``joined``, as (when it began, ms).
         self.signalling_ms: list[tuple[float, float]] = []
+        # Small-buffer late joins: (when it began, ms to its first decoded picture or
+        # None, datagrams dropped at its socket), and the buffer the kernel granted.
+        self.small_joins: list[tuple[float, float | None, int]] = []
+        self.small_buffer_granted: int | None = None
         self.window_start = math.inf
         self.rss_trace: list[tuple[float, float]] = []  # (second of the window, MiB)
         self.window: tuple[Window, Window] | None = None  # its two ends, once measured
@@ -198,6 +214,49 @@ class RelayBench:
                         max(0.0, started + self.options.join_every - time.monotonic())):
                     await stop.wait()
 
+    async def join_small_buffer(self, stop: asyncio.Event) -> None:
+        """Every ``small_buffer_join_every`` seconds (or once the last has left) a new
+        viewer joins a running call, round robin: aiortc's own receiver and decoder,
+        its sockets' receive buffer SMALL_BUFFER_BYTES. Timed to its first decoded
+        picture; it leaves SMALL_BUFFER_STAY_S later (or when the window ends), its
+        socket's drops read then."""
+        every = self.options.small_buffer_join_every
+        if not every:
+            return
+        with contextlib.suppress(TimeoutError):  # between the other late joins
+            async with asyncio.timeout(min(every, self.options.join_every or every) / 2):
+                await stop.wait()
+        for number in itertools.count():
+            if stop.is_set():
+                return
+            started = time.monotonic()
+            call = self.calls[number % len(self.calls)]
+            joiner = self.server.participant(call.room, call.feed, [], None, self.packets)
+            buffer = ReceiveBuffer(joiner.pc, SMALL_BUFFER_BYTES)
+            first = FirstPicture()
+            first.watch(joiner.pc)
+            ms: float | None = None
+            try:
+                async with asyncio.timeout(FIRST_FRAME_TIMEOUT_S):
+                    await joiner.join()
+                    await first.arrived.wait()
+                ms = (first.at - started) * 1000
+                with contextlib.suppress(TimeoutError):  # or until the window ends
+                    async with asyncio.timeout(SMALL_BUFFER_STAY_S):
+                        await stop.wait()
+            except (TimeoutError, BenchError, aiohttp.ClientError) as exc:
+                logger.warning("small-buffer late viewer %d: no first picture (%r)",
+                               number + 1, exc)
+            finally:
+                drops = buffer.drops()
+                self.small_buffer_granted = buffer.granted or self.small_buffer_granted
+                self.small_joins.append((started, ms, drops))
+                await joiner.leave()
+                await first.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, started + every - time.monotonic())):
+                    await stop.wait()
+
     async def _window_end(self, loops_first: bool) -> Window:
         """Read the counters; the event loops' CPU (a scrape, of videoassist only)
         before the rest at the window's start and after it at its end, so that the
@@ -224,6 +283,7 @@ class RelayBench:
         logger.info("warming up %g s", options.warmup)
         stop = asyncio.Event()
         joiners = asyncio.create_task(self.join_late(stop))  # from the warm-up on
+        small = asyncio.create_task(self.join_small_buffer(stop))
         await asyncio.sleep(options.warmup)
         pids = self.server.process.pids
         self.loop_lag.lags_ms.clear()
@@ -257,6 +317,7 @@ class RelayBench:
         lags = list(self.loop_lag.lags_ms)
         stop.set()
         await joiners
+        await small
         await asyncio.sleep(ARRIVAL_GRACE_S)
         return self.report(start, end, (server_drops, client_drops), lags)
 
@@ -264,6 +325,24 @@ class RelayBench:
         """The late joins begun in the window that got a first frame: how long it took."""
         return [ms for started, ms in self.joins
                 if started >= self.window_start and ms is not None]
+
+    def small_buffer_report(self) -> dict[str, Any]:
+        """The small-buffer late joins begun in the window: their first decoded
+        picture, failures, and the datagrams dropped at their sockets."""
+        joins = [(ms, drops) for started, ms, drops in self.small_joins
+                 if started >= self.window_start]
+        first = [ms for ms, _ in joins if ms is not None]
+        return {
+            "small_buffer_join_every_s": self.options.small_buffer_join_every,
+            "small_buffer_rcvbuf_bytes": self.small_buffer_granted,
+            "small_buffer_first_frame_ms_p50": percentile(first, 50),
+            "small_buffer_first_frame_ms_p95": percentile(first, 95),
+            "small_buffer_first_frame_ms_max": round(max(first), 2) if first else None,
+            "small_buffer_first_frame_samples": len(first),
+            "small_buffer_first_frame_failures": len(joins) - len(first),
+            "small_buffer_udp_drops": sum(drops for _, drops in joins),
+            "small_buffer_joins_with_drops": sum(1 for _, drops in joins if drops),
+        }
 
     def _progress(self, second: int, cores: tuple[float, float, float], fps: float,
                   packets_per_s: float) -> None:
@@ -334,6 +413,7 @@ class RelayBench:
             "join_signalling_ms_p95": percentile(signalling, 95),
             "first_frame_failures": sum(1 for started, ms in self.joins
                                         if started >= self.window_start and ms is None),
+            **self.small_buffer_report(),
             "server_rss_mb_start": round(rss[0], 1),
             "server_rss_mb": round(rss[-1], 1),
             "server_rss_mb_peak": round(max(rss), 1),

@@ -63,6 +63,7 @@ class MediaClient:
                  keyframe_delay: int = 0, keyframe_every: int = 60,
                  clip_frames: int = CLIP_FRAMES,
                  encoded: bool = False, answer_delay: float = 0,
+                 answer_gate: asyncio.Event | None = None,
                  joined_ice: bool = False) -> None:
         """``video_codec``: what the published clip is encoded with (offered first);
         ``offer_codecs``: the video codecs offered, in order (default: aiortc's);
@@ -75,6 +76,8 @@ class MediaClient:
         not decoded;
         ``answer_delay``: seconds to wait before answering each of the server's offers
         (a slow phone); ``answered_at`` holds when each answer went out;
+        ``answer_gate``: each of the server's offers is answered only once this is set
+        (a test decides when the server's senders to this client start);
         ``joined_ice``: the peer connection takes the ICE servers and transport policy
         ``joined`` gives (TURN, relay-only for a customer), as the web client does;
         else none (host candidates only)."""
@@ -100,6 +103,7 @@ class MediaClient:
         self.offers_answered = 0
         self.server_sdps: list[str] = []  # the server's answer, then each of its offers
         self.answer_delay = answer_delay
+        self.answer_gate = answer_gate
         self.answered_at: list[float] = []
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.joined: dict[str, Any] = {}
@@ -312,6 +316,8 @@ class MediaClient:
             elif kind == "sdp.offer":
                 self.server_sdps.append(message["sdp"])
                 await asyncio.sleep(self.answer_delay)
+                if self.answer_gate is not None:
+                    await self.answer_gate.wait()
                 await self.pc.setRemoteDescription(RTCSessionDescription(message["sdp"], "offer"))
                 self._learn_labels(message["sdp"])
                 await self.pc.setLocalDescription(await self.pc.createAnswer())

@@ -5,6 +5,13 @@ queue as they are: no decoding, no encoding. For video the frames since the last
 keyframe are kept (bounded), so a viewer who joins late starts at once from that
 keyframe, and so a snapshot can decode the newest picture on demand.
 
+Catching up (``catch_up``): a viewer whose sender starts is handed the cached run,
+keyframe first, if that keyframe is at most ``REPLAY_MAX_AGE_S`` old; the viewer's
+track paces it (``forward.ForwardTrack``). The publisher is asked for a fresh keyframe
+when there is no run, or its keyframe is older than ``FRESH_KEYFRAME_S``: the fresh
+keyframe ends the replay, so a viewer reaches live video sooner than the run's age,
+and a publisher with a young keyframe is spared one more for every joining viewer.
+
 Nothing of a muted publication is passed on (``set_muted``), whatever the publisher
 still sends. Video that cannot decode is never passed on: after frames the receiver
 gave up on (a lost packet, ``frames_skipped``) or a mute, nobody gets a frame until
@@ -34,6 +41,13 @@ KEYFRAME_REQUEST_INTERVAL_S = 0.3
 # cache is dropped and the next viewer or capture asks for a fresh keyframe.
 GOP_MAX_FRAMES = 90
 GOP_MAX_BYTES = 8 * 1024 * 1024
+# A run since a keyframe older than this is not replayed to a viewer that starts:
+# paced at twice the publisher's rate, a replay reaches live video after the run's
+# age, and a late viewer should not watch more than this of the past.
+REPLAY_MAX_AGE_S = 3.0
+# A starting viewer's catch-up asks the publisher for a keyframe unless the cached one
+# is younger than this (a replay of up to half a second reaches live video within it).
+FRESH_KEYFRAME_S = 0.5
 # Viewers' bandwidth estimates (REMB) reach the publisher as their lowest, so its
 # encoder fits the slowest line; never below this floor, so one viewer on a bad line
 # cannot starve the rest (that viewer's own queue drops frames instead).
@@ -50,6 +64,10 @@ class Subscriber(Protocol):
 
     def discard(self) -> None:
         """Drop what is queued and not yet sent; video then starts at a keyframe."""
+
+    def replay(self, frames: list[EncodedFrame], now: float) -> None:
+        """Start from these cached frames, a keyframe first, as of ``now`` (the
+        publication's clock)."""
 
     def end(self) -> None: ...
 
@@ -95,6 +113,11 @@ class Publication:
     @property
     def log_prefix(self) -> str:
         return f"[participant {self.participant_id} {self.id}]"
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock of the frames' ``received`` times."""
+        return self._clock
 
     # -- frames in -------------------------------------------------------------
 
@@ -190,13 +213,16 @@ class Publication:
 
     def catch_up(self, track: Subscriber) -> None:
         """Start a ready subscriber: video from the cached keyframe and the frames
-        since, or from the next keyframe, which is asked for."""
+        since, if that keyframe is at most ``REPLAY_MAX_AGE_S`` old, else from the next
+        keyframe; that one is asked for unless the cached keyframe is younger than
+        ``FRESH_KEYFRAME_S`` (see the module docstring)."""
         if self.kind != "video" or self.closed:
             return
-        if self.gop:
-            for frame in self.gop:
-                track.offer(frame)
-        else:
+        now = self._clock()
+        age = now - self.gop[0].received if self.gop else None
+        if age is not None and age <= REPLAY_MAX_AGE_S:
+            track.replay(list(self.gop), now)
+        if age is None or age > FRESH_KEYFRAME_S:
             self.want_keyframe()
 
     def unsubscribe(self, track: Subscriber) -> None:

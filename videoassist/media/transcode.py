@@ -82,6 +82,13 @@ class DecodedFeed:
             return
         self._queue.put_nowait(frame)
 
+    def replay(self, frames: list[EncodedFrame], now: float) -> None:
+        """The cached run, offered at once as it always was: it is decoded here, and
+        a viewer's encoder takes pictures from a queue of a few, so nothing of it
+        bursts onto the network (the encoder sends its own frames as it makes them)."""
+        for frame in frames:
+            self.offer(frame)
+
     def discard(self) -> None:
         """The publisher muted: nothing decoded or queued before is encoded after."""
         self._drop_queued()
