@@ -75,7 +75,11 @@ window.WebSocket = class extends NativeSocket {
   constructor(...args) {
     super(...args);
     window.__sockets.push(this);
-    this.addEventListener("message", (e) => window.__received.push(JSON.parse(e.data)));
+    // Binary frames are stills (docs/protocol.md, Stills): counted, not parsed.
+    this.addEventListener("message", (e) => {
+      if (typeof e.data === "string") window.__received.push(JSON.parse(e.data));
+      else window.__stillFrames = (window.__stillFrames || 0) + 1;
+    });
   }
 };
 """
