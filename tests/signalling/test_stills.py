@@ -294,3 +294,29 @@ async def test_a_bad_media_mode_is_refused_and_not_relayed(
     await quiet(expert)
     await leave(expert)
     await leave(customer)
+
+
+async def test_a_snapshot_in_stills_mode_is_of_the_newest_still(server: Server) -> None:
+    """In stills mode the video is stale (here: there is none at all): a snapshot takes
+    the sender's newest still, at its size; out of stills mode, the video as ever."""
+    expert, customer, customer_id, _, _ = await call(server)
+    await customer.send_bytes(still(1, 800, 600, body=jpeg(800, 600)))
+    await binary(expert)
+    await receive(customer)  # still.relayed
+    request = {"type": "snapshot.request", "camera": customer_id, "shapes": []}
+    # A still, but not in stills mode: the camera's video is what a snapshot takes.
+    await expert.send_json({**request, "request": "a"})
+    error = await receive(expert)
+    assert (error["code"], error["request"]) == ("not_found", "a"), error
+    await customer.send_json({"type": "media.mode", "mode": "stills", "reason": "low_bandwidth",
+                              "kbps": 90, "loss": None})
+    await receive(expert)  # media.mode
+    await expert.send_json({**request, "request": "b"})
+    saved = await receive(expert)
+    assert saved["type"] == "snapshot.saved", saved
+    assert (saved["request"], saved["snapshot"]["width"], saved["snapshot"]["height"]) == (
+        "b", 800, 600)
+    stored = await server.store.snapshots.get(saved["snapshot"]["id"])
+    assert stored.camera.participant_id == customer_id
+    await leave(expert)
+    await leave(customer)

@@ -69,6 +69,7 @@ from videoassist.signalling.hub import (
     Member,
     Room,
 )
+from videoassist.snapshots.service import Still
 
 logger = logging.getLogger(__name__)
 
@@ -396,10 +397,17 @@ class Connection:
     async def _take_snapshot(self, member: Member, room: Room, camera: Member,
                              shapes: list[dict[str, Any]], request: str | None) -> None:
         started = time.monotonic()
+        # In stills mode the video is stale: the newest still is the camera's picture
+        # (a muted camera is refused as ever, by the capture).
+        mode, still = room.modes.get(camera.id), room.stills.get(camera.id)
+        picture = None
+        if (mode is not None and mode["mode"] == "stills" and still is not None
+                and not self.media.muted(camera.id, "video")):
+            picture = Still(still.jpeg, still.at)
         try:
             snapshot = await self.snapshots.take(
                 member.job.id, room.call_id, member.author(), camera.author(), shapes,
-                wanted=lambda: not self.gone)
+                wanted=lambda: not self.gone, still=picture)
             await self.store.audit.record(member.actor, "snapshot.created",
                                           f"snapshot:{snapshot.id}", job=member.job.id,
                                           call=room.call_id, camera=camera.id)
