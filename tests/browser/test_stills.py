@@ -1,0 +1,180 @@
+"""Degrade, do not drop (docs/ui.md, "Degrading"): an expert in the console and a
+customer on a phone-sized page, in one Chromium with a fake camera, on ``videoassist
+serve``.
+
+The customer's page reports a thin, lossy link: its ``getStats()`` answers with the
+figures the test sets (``CONTROLLED_LINK``: the send estimate, and packets lost in the
+share asked of those really sent), everything else as measured. What adapt.js decides
+from them is real, and so is everything after: the page stops sending video, sends
+stills of its real camera over its real socket, the server relays them, the expert's
+page shows them with the mode and why; a snapshot then is of the newest still. When
+the link recovers the phone goes back to video on its own, one step at a time. The
+thin link itself is a real one in ``test_a_real_thin_link_...`` below.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import BrowserContext, Page, expect
+
+from tests.support.browser import (
+    DESKTOP,
+    RECORD_PEER_CONNECTIONS,
+    frames_grow,
+    join_page,
+    sign_in_expert,
+    watch_errors,
+)
+from tests.support.process import ServeProcess, ok
+from tests.support.server import PASSWORD
+
+# The page's getStats() reports the link the test sets in window.__link ({kbps, loss}),
+# or the real one while it is null. Loss: of the packets each stream really sent since
+# the figure was set, that share is reported lost (remote-inbound-rtp.packetsLost).
+CONTROLLED_LINK = """
+window.__link = null;
+const lostSoFar = new Map();  // remote-inbound-rtp id: [packets sent, lost reported]
+const measured = RTCPeerConnection.prototype.getStats;
+RTCPeerConnection.prototype.getStats = async function (...args) {
+  const report = await measured.apply(this, args);
+  const link = window.__link;
+  if (!link || args.length) return report;
+  const out = new Map();
+  report.forEach((r, id) => {
+    let copy = r;
+    if (r.type === "candidate-pair") copy = { ...r, availableOutgoingBitrate: link.kbps * 1000 };
+    if (r.type === "remote-inbound-rtp") {
+      const sent = (report.get(r.localId) || {}).packetsSent || 0;
+      const [before, lost] = lostSoFar.get(id) || [sent, r.packetsLost || 0];
+      const now = lost + link.loss * Math.max(0, sent - before);
+      lostSoFar.set(id, [sent, now]);
+      copy = { ...r, packetsLost: Math.round(now) };
+    }
+    out.set(id, copy);
+  });
+  return out;
+};
+"""
+
+# When the expert's still changes (data-seq), and its picture's size then.
+RECORD_STILLS = """() => {
+  const img = document.querySelector('[data-region="still"]');
+  window.__stills = [];
+  new MutationObserver(() => {
+    if (!img.dataset.seq) return;
+    const seen = () => window.__stills.push({ seq: img.dataset.seq, at: performance.now(),
+      width: img.naturalWidth, height: img.naturalHeight });
+    if (img.complete && img.naturalWidth) seen();
+    else img.addEventListener("load", seen, { once: true });
+  }).observe(img, { attributes: true, attributeFilter: ["data-seq"] });
+}"""
+
+AUDIO_RECEIVED = """async () => {
+  let packets = 0;
+  (await window.__pcs.at(-1).getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "audio") packets += r.packetsReceived || 0;
+  });
+  return packets;
+}"""
+
+VIDEO_SENT = """async () => {
+  let bytes = 0;
+  (await window.__pcs.at(-1).getStats()).forEach((r) => {
+    if (r.type === "outbound-rtp" && r.kind === "video") bytes += r.bytesSent || 0;
+  });
+  return bytes;
+}"""
+
+
+async def _in_a_call(browser: BrowserContext, serve: ServeProcess, data_dir: Path,
+                     errors: list[str]) -> tuple[Page, Page]:
+    """The expert in the console, in a job's call with a customer on a phone whose link
+    the test controls; the expert sees the customer's video."""
+    serve.wait_ready()
+    ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
+       stdin=PASSWORD + "\n")
+    expert = await browser.new_page()
+    await expert.set_viewport_size(DESKTOP)
+    await expert.add_init_script(RECORD_PEER_CONNECTIONS)
+    watch_errors(expert, errors)
+    await sign_in_expert(expert, serve)
+    await expert.fill("#job-form [name=title]", "Boiler in the basement")
+    await expert.click('[data-action="job-create"]')
+    await expert.click('[data-action="invite-customer"]')
+    invite = expert.locator('[data-region="invite-link"]')
+    await expect(invite).to_have_text(re.compile("^" + re.escape(f"{serve.url}/join#")))
+    link = (await invite.text_content()) or ""
+    await expert.click('[data-action="join"]')
+    customer = await join_page(browser, link, CONTROLLED_LINK)
+    watch_errors(customer, errors)
+    await frames_grow(expert)
+    return expert, customer
+
+
+async def test_a_lossy_link_goes_to_stills_the_expert_sees_why_and_it_comes_back(
+        browser: BrowserContext, serve: ServeProcess, tmp_path: Path) -> None:
+    errors: list[str] = []
+    expert, customer = await _in_a_call(browser, serve, tmp_path / "data", errors)
+    mode = expert.locator('[data-region="media-mode"]')
+    still = expert.locator('[data-region="still"]')
+    quality = expert.locator('[data-region="quality"]')
+    try:
+        await expect(mode).to_be_hidden()
+        await expert.evaluate(RECORD_STILLS)
+
+        # 300 kbit/s with 12% lost: past the floor, held 3 s, the phone goes to stills.
+        await customer.evaluate("() => { window.__link = { kbps: 300, loss: 0.12 }; }")
+        await expect(mode).to_have_text(re.compile(
+            r"^Still pictures: packets lost on the way \(300 kbit/s, \d+% lost\)$"),
+            timeout=15_000)
+        await expect(mode).to_have_attribute("data-mode", "stills")
+        await expect(customer.locator('[data-region="media-mode"]')).to_have_text(
+            "Weak connection: sending still pictures")
+        await expect(still).to_be_visible()
+        await expect(quality).to_have_text(re.compile(r"^Still pictures · "))
+        await expect(expert.locator('[data-region="remote-video"]')).to_have_attribute(
+            "data-picture", "stills")
+
+        # Stills of the real camera, at least 640x480, at least every 2 s; no video
+        # sent meanwhile, and the sound goes on.
+        audio_before = await expert.evaluate(AUDIO_RECEIVED)
+        video_before = await customer.evaluate(VIDEO_SENT)
+        await expect.poll(lambda: expert.evaluate("() => window.__stills.length"),
+                          timeout=15_000).to_be_greater_than(3)
+        stills: list[dict[str, Any]] = await expert.evaluate("() => window.__stills")
+        gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(stills)]
+        assert max(gaps) <= 2000, stills
+        assert all(s["width"] >= 640 and s["height"] >= 480 for s in stills), stills
+        assert await expert.evaluate(AUDIO_RECEIVED) > audio_before
+        assert await customer.evaluate(VIDEO_SENT) == video_before
+
+        # A snapshot now is of the newest still (its size, not the video's).
+        await expert.click('[data-action="snapshot"]')
+        await expect(expert.locator('[data-region="status"]')).to_have_text(
+            "Snapshot saved to the job record.")
+        [saved] = await expert.evaluate(
+            "() => window.__received.filter((m) => m.type === 'snapshot.saved')")
+        newest = (await expert.evaluate("() => window.__stills")).pop()
+        assert (saved["snapshot"]["width"], saved["snapshot"]["height"]) == (
+            newest["width"], newest["height"]), (saved, newest)
+
+        # The link recovers: reduced video first, then full video, on their own, in
+        # seconds (5 s of good link for each step up).
+        recovered = time.monotonic()
+        await customer.evaluate("() => { window.__link = { kbps: 2500, loss: 0 }; }")
+        await expect(mode).to_have_text(re.compile(r"^Reduced video: "), timeout=15_000)
+        await expect(still).to_be_hidden()
+        await expect(mode).to_be_hidden(timeout=15_000)
+        assert time.monotonic() - recovered < 20
+        await frames_grow(expert)
+        await expect(expert.locator('[data-region="remote-video"]')).to_have_attribute(
+            "data-picture", "live")
+        assert errors == []
+    finally:
+        await customer.close()
+        await expert.close()
