@@ -17,7 +17,8 @@
 // estimate says nothing of the link: the stills' own delivery (bytes over the time to
 // their acknowledgement) measures it instead. Going back up is a try: if the better
 // mode falls back within PROBE_TICKS, the next try waits twice as long (up to
-// MAX_BACKOFF), so a link at the edge does not flap.
+// MAX_BACKOFF), so a link at the edge does not flap. A new connection is judged by
+// loss only for its first GRACE_TICKS seconds, while the browser's estimate grows.
 
 /** @typedef {"video" | "reduced" | "stills"} Mode */
 /** @typedef {"link_ok" | "low_bandwidth" | "packet_loss"} Reason */
@@ -27,12 +28,17 @@
  *   share of packets lost lately (null: nothing sent lately)
  */
 
-export const STILLS_BELOW_KBPS = 180;
+/** Below the server's floor for the estimates it relays (150 kbit/s): only the
+ * browser's own loss-based estimate goes there. */
+export const STILLS_BELOW_KBPS = 150;
 export const STILLS_LOSS = 0.08;
-export const REDUCED_BELOW_KBPS = 600;
+/** The browser's estimate starts at about 300 kbit/s and grows from there. */
+export const REDUCED_BELOW_KBPS = 300;
 export const REDUCED_LOSS = 0.03;
-/** What the reduced mode sends at most, and how much smaller its picture is. */
-export const REDUCED_KBPS = 250;
+/** What the reduced mode sends at most, and how much smaller its picture is. The
+ * server's estimate of a stream grows to 1.5 times what it carries: at this cap it
+ * can pass the limit back up (REDUCED_BELOW_KBPS x MARGIN). */
+export const REDUCED_KBPS = 300;
 const REDUCED_SCALE = 2;
 /** Back up only with this margin over the limit that brought the mode down. */
 const MARGIN = 1.3;
@@ -41,6 +47,8 @@ export const UP_TICKS = 5;
 const PROBE_TICKS = 8;
 const MAX_BACKOFF = 8;
 const LOSS_TICKS = 3;
+/** A new connection's estimate is still growing: judged by loss only, that long. */
+const GRACE_TICKS = 8;
 const EVERY_MS = 1000;
 const RANK = { video: 0, reduced: 1, stills: 2 };
 
@@ -208,6 +216,8 @@ export class Adaptation extends EventTarget {
     this.totals = [];
     /** @type {RTCPeerConnection | null} */
     this.seen = null;
+    /** Ticks the connection seen has been connected. */
+    this.connectedTicks = 0;
     /** @type {Sample} */
     this.last = { kbps: null, loss: null };
     this.running = false;
@@ -228,10 +238,12 @@ export class Adaptation extends EventTarget {
     if (pc !== this.seen) {
       this.seen = pc;
       this.totals = [];
+      this.connectedTicks = 0;
       // A new connection starts as the mode says (its senders are new).
       if (pc) await applyMode(pc, this.chooser.mode);
     }
     if (!pc || pc.connectionState !== "connected") return;
+    this.connectedTicks += 1;
     let link;
     try {
       link = linkOut(await pc.getStats());
@@ -245,7 +257,8 @@ export class Adaptation extends EventTarget {
     const lost = link.lost - first.lost;
     const loss = sent > 0 ? Math.min(1, lost / sent) : null;
     // Sending no video, the browser's estimate is stale: the stills measure the link.
-    const kbps = this.chooser.mode === "stills" ? this.stillKbps() ?? link.kbps : link.kbps;
+    const estimate = this.connectedTicks > GRACE_TICKS ? link.kbps : null;
+    const kbps = this.chooser.mode === "stills" ? this.stillKbps() ?? estimate : estimate;
     this.last = { kbps, loss };
     this.decide(this.last);
   }
