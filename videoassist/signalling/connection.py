@@ -558,6 +558,7 @@ class Connection:
             member.send({"type": "still.relayed", "seq": sent.seq, "viewers": viewers})
         except VideoassistError as exc:
             error = self._error(exc, "still")
+            seq = getattr(exc, "seq", seq)
             if seq is not None:
                 error["seq"] = seq
             member.send(error)

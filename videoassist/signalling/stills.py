@@ -69,9 +69,26 @@ def pack(header: dict[str, Any], jpeg: bytes) -> bytes:
 
 def read(frame: bytes, max_bytes: int) -> Sent:
     """Check a client's still frame; ``BadRequest`` (or ``PayloadTooLarge``) names what
-    is wrong with it."""
-    if len(frame) > max_bytes:
-        raise PayloadTooLarge(f"A still must be at most {max_bytes} bytes, header included.")
+    is wrong with it. Once the header is read, the error carries its ``seq`` (as the
+    attribute ``seq``)."""
+    seq, width, height, start = _header(frame)
+    try:
+        if len(frame) > max_bytes:
+            raise PayloadTooLarge(f"A still must be at most {max_bytes} bytes, header "
+                                  "included.")
+        jpeg = frame[start:]
+        size = jpeg_size(jpeg)
+        if size != (width, height):
+            raise BadRequest(f"The JPEG is {size[0]}x{size[1]}, not the {width}x{height} its "
+                             "header says.")
+    except (BadRequest, PayloadTooLarge) as exc:
+        exc.seq = seq  # type: ignore[union-attr]
+        raise
+    return Sent(seq, width, height, jpeg)
+
+
+def _header(frame: bytes) -> tuple[int, int, int, int]:
+    """(seq, width, height, where the JPEG starts) from a still's header."""
     if len(frame) < 2:
         raise BadRequest("A still starts with its header's length (2 bytes, big-endian).")
     (length,) = struct.unpack_from(">H", frame)
@@ -92,12 +109,7 @@ def read(frame: bytes, max_bytes: int) -> Sent:
     if width is None or height is None:
         raise BadRequest(f"A still's 'width' and 'height' are whole numbers of pixels, "
                          f"{MIN_SIDE} to {MAX_SIDE}.")
-    jpeg = frame[2 + length:]
-    size = jpeg_size(jpeg)
-    if size != (width, height):
-        raise BadRequest(f"The JPEG is {size[0]}x{size[1]}, not the {width}x{height} its "
-                         "header says.")
-    return Sent(seq, width, height, jpeg)
+    return seq, width, height, 2 + length
 
 
 def _whole(value: object, low: int, high: int) -> int | None:
