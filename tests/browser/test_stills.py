@@ -159,8 +159,7 @@ async def test_a_lossy_link_goes_to_stills_the_expert_sees_why_and_it_comes_back
         # sent meanwhile, and the sound goes on.
         audio_before = await expert.evaluate(AUDIO_RECEIVED)
         video_before = await customer.evaluate(VIDEO_SENT)
-        await expect.poll(lambda: expert.evaluate("() => window.__stills.length"),
-                          timeout=15_000).to_be_greater_than(3)
+        await expert.wait_for_function("() => window.__stills.length > 3", timeout=15_000)
         stills: list[dict[str, Any]] = await expert.evaluate("() => window.__stills")
         gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(stills)]
         assert max(gaps) <= 2000, stills

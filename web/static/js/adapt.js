@@ -257,15 +257,20 @@ export class Adaptation extends EventTarget {
     const lost = link.lost - first.lost;
     const loss = sent > 0 ? Math.min(1, lost / sent) : null;
     // Sending no video, the browser's estimate is stale: the stills measure the link.
-    const estimate = this.connectedTicks > GRACE_TICKS ? link.kbps : null;
-    const kbps = this.chooser.mode === "stills" ? this.stillKbps() ?? estimate : estimate;
+    const kbps = this.chooser.mode === "stills" ? this.stillKbps() ?? link.kbps : link.kbps;
     this.last = { kbps, loss };
-    this.decide(this.last);
+    // What is said is what was measured; while the estimate grows, it decides nothing.
+    const judged = this.connectedTicks > GRACE_TICKS || this.chooser.mode === "stills"
+      ? kbps : null;
+    this.decide({ kbps: judged, loss }, this.last);
   }
 
-  /** @param {Sample} sample */
-  decide(sample) {
-    const change = this.chooser.feed(sample);
+  /**
+   * @param {Sample} judged what the choice is made on
+   * @param {Sample} sample what is told with it
+   */
+  decide(judged, sample) {
+    const change = this.chooser.feed(judged);
     if (!change) return;
     const pc = this.pc();
     if (pc) applyMode(pc, change.mode);
