@@ -15,7 +15,8 @@
 // its cause has held DOWN_TICKS seconds in a row; a better one once the link has been
 // good, with a margin, for UP_TICKS. While stills are sent no video is, so the browser's
 // estimate says nothing of the link: the stills' own delivery (bytes over the time to
-// their acknowledgement) measures it instead. Going back up is a try: if the better
+// their acknowledgement) measures it instead. Reduced video is capped, and the estimate
+// follows what is sent: from there, full video is tried on loss alone. Going back up is a try: if the better
 // mode falls back within PROBE_TICKS, the next try waits twice as long (up to
 // MAX_BACKOFF), so a link at the edge does not flap. A new connection is judged by
 // loss only for its first GRACE_TICKS seconds, while the browser's estimate grows.
@@ -100,7 +101,11 @@ export class ModeChooser {
    */
   feed(sample) {
     this.sinceUp += 1;
-    const now = wanted(sample, { stills: this.stills });
+    // Right after a step up the estimate is still growing from where the lower mode
+    // held it: during the try, loss alone says the link cannot carry the better mode.
+    const trying = this.sinceUp <= PROBE_TICKS;
+    const now = wanted(trying ? { kbps: null, loss: sample.loss } : sample,
+      { stills: this.stills });
     if (RANK[now.mode] > RANK[this.mode]) {
       this.better = 0;
       this.worse += 1;
@@ -110,7 +115,11 @@ export class ModeChooser {
       return this.set(now.mode, now.reason);
     }
     this.worse = 0;
-    const up = wanted(sample, { margin: MARGIN, stills: this.stills });
+    // Reduced video is capped, and the browser's estimate follows what is sent (the
+    // server's grows to 1.5 times what it carries): it cannot say the link got better.
+    // Up from there is a try on loss alone, undone within DOWN_TICKS if it was wrong.
+    const measure = this.mode === "reduced" ? { kbps: null, loss: sample.loss } : sample;
+    const up = wanted(measure, { margin: MARGIN, stills: this.stills });
     if (RANK[up.mode] < RANK[this.mode]) {
       this.better += 1;
       if (this.better < UP_TICKS * this.backoff) return null;

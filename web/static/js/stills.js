@@ -11,8 +11,10 @@
 // to know when video may come back. Nothing is stored: each still lives in memory
 // until the next one replaces it.
 
-/** A still at least this often (the target is one every 2 s, on screen). */
-export const EVERY_MS = 1500;
+/** A still this often: the target is one every 2 s on the viewer's screen, and a
+ * still on a lossy link may take a retransmission or two (hundreds of ms) longer
+ * than the one before it. */
+export const EVERY_MS = 1000;
 /** A still not acknowledged by then is taken as lost: the next one goes. */
 const ACK_TIMEOUT_MS = 4000;
 export const MIN_WIDTH = 640;
@@ -21,8 +23,9 @@ export const MIN_HEIGHT = 480;
 const MAX_BYTES = 256 * 1024 - 1024;
 /** JPEG qualities tried, best first, until one fits the budget. */
 const QUALITIES = [0.8, 0.65, 0.5, 0.35];
-/** What one still may take of the link, in seconds of what it carried lately. */
-const BUDGET_S = 1.0;
+/** What one still may take of the link, in seconds of what it carried lately: most of
+ * the interval, the rest left to the audio. */
+const BUDGET_S = 0.6;
 /** The least budget, whatever the link measured: a still must stay readable. */
 const MIN_BUDGET = 24 * 1024;
 
