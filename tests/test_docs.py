@@ -17,11 +17,14 @@ import copy
 import dataclasses
 import json
 import re
+import struct
 import typing
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import cv2
+import numpy as np
 import pytest
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -34,7 +37,7 @@ from videoassist import apikeys
 from videoassist.appkeys import HUB
 from videoassist.config import Secret, Settings, documentation
 from videoassist.media import aiortc_hooks
-from videoassist.signalling import hub
+from videoassist.signalling import hub, stills
 from videoassist.signalling.protocol import CLIENT_TYPES, PROTOCOL_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +49,14 @@ DOC_TARGET_ID = 2  # protocol.md: the customer's participant id
 DOC_USER_IDS = {1: "admin", 2: "staff", 3: "other"}  # api.md: user ids in paths
 DOC_KEY_ID = 2  # api.md: a live API key
 DOC_CALL_ID = 1  # api.md: an ended call the expert (STAFF_TOKEN) was in
+
+
+def still_jpeg(width: int, height: int) -> bytes:
+    """A real JPEG of that size."""
+    image = np.full((height, width, 3), 90, np.uint8)
+    ok, encoded = cv2.imencode(".jpg", image)
+    assert ok
+    return bytes(encoded.tobytes())
 
 
 # -- configuration.md ------------------------------------------------------------------
@@ -295,6 +306,14 @@ class Call:
                 assert [t["muted"] for t in tracks["tracks"]
                         if t["kind"] == message["kind"]] == [state["muted"]], (where, tracks)
             await replay.quiet(customer, where)
+        elif kind == "media.mode":  # the customer's link degrades (or recovers)
+            await customer.send_json(message)
+            relayed = await replay.next(expert, kind, where)
+            assert relayed == {**message, "participant": self.customer_id,
+                               "since": relayed["since"]}, (where, relayed)
+            if message["mode"] == "stills":
+                await self.still(where)
+            await replay.quiet(customer, where)
         elif kind == "camera.control":  # the expert steers the customer's camera
             await expert.send_json(message)
             relayed = await replay.next(customer, kind, where)
@@ -319,6 +338,24 @@ class Call:
                 s["id"] for s in message.get("shapes", [])], where
         else:
             pytest.fail(f"{where}: no replay rule for {kind!r}; add one to this test")
+
+    async def still(self, where: str) -> None:
+        """The customer in stills mode sends the documented still header with a real
+        JPEG: the expert gets it whole, with the documented header's keys, and the
+        customer its still.relayed."""
+        [(block, header)] = json_examples("protocol.md", "json still client")
+        [(_, documented)] = json_examples("protocol.md", "json still server")
+        picture = still_jpeg(header["width"], header["height"])
+        await self.customer.send_bytes(stills.pack(header, picture))
+        frame = await self.expert.receive(timeout=WAIT_S)
+        assert frame.type == aiohttp.WSMsgType.BINARY, (where, frame.type, frame.data)
+        (length,) = struct.unpack_from(">H", frame.data)
+        relayed = json.loads(frame.data[2:2 + length])
+        assert frame.data[2 + length:] == picture, where
+        assert keys_match(relayed, documented), (block.where("protocol.md"), relayed)
+        assert relayed["from"] == self.customer_id and relayed["seq"] == header["seq"], where
+        ack = await self.replay.next(self.customer, "still.relayed", where)
+        assert ack == {"type": "still.relayed", "seq": header["seq"], "viewers": 1}, where
 
     async def end_call(self, message: dict[str, Any], where: str) -> None:
         """Staff end another job's call (this one goes on for the next examples): both

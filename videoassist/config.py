@@ -319,6 +319,16 @@ class Settings:
     ws_max_message_bytes: int = field(
         default=64 * 1024, metadata=_doc("Largest signalling message accepted.")
     )
+    still_max_bytes: int = field(
+        default=256 * 1024,
+        metadata=_doc("Largest camera still (binary frame: header and JPEG) a participant "
+                      "may send in stills mode."),
+    )
+    still_min_interval_s: float = field(
+        default=0.5,
+        metadata=_doc("Seconds between two stills of one sender at least; a still sooner "
+                      "is refused."),
+    )
     ws_heartbeat_s: float = field(
         default=15.0, metadata=_doc("WebSocket ping interval; a peer missing a pong is closed.")
     )
@@ -487,6 +497,10 @@ class Settings:
             ("ws_preauth_max_messages", 0 <= self.ws_preauth_max_messages <= 1000, "0..1000"),
             ("ws_max_message_bytes", 1024 <= self.ws_max_message_bytes <= 1024 * 1024,
              "1024..1048576"),
+            # Below aiohttp's own frame limit (1 MiB), above the largest useful header.
+            ("still_max_bytes", 4096 <= self.still_max_bytes <= 1024 * 1024 - 1024,
+             "4096..1047552"),
+            ("still_min_interval_s", 0 <= self.still_min_interval_s <= 60, "0..60 seconds"),
             ("ws_heartbeat_s", self.ws_heartbeat_s > 0, "positive"),
             ("ws_rate_per_s", self.ws_rate_per_s > 0, "positive"),
             ("ws_rate_burst", self.ws_rate_burst > 0, "positive"),

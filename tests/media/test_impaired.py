@@ -9,9 +9,11 @@ between the customer and anyone crosses the pair::
                                                  (cut, tbf, nft)   (a loop in a thread
                                                                     in the namespace)
 
-Only what today's server does is asserted; what it does not do yet is printed, not
-asserted: at 300 kbit/s the expert gets the customer's audio but no video frame at all
-(no degraded mode yet: the issue wants stills at least every 2 s, with 10 % loss too).
+Only what the server does by itself is asserted; what came of the video is printed,
+not asserted: at 300 kbit/s the expert gets the customer's audio but hardly any video
+frame from an aiortc publisher, which does not degrade. The web client does: it goes
+to stills on such a link (tests/browser/test_stills.py, Chromium on the same kind of
+link).
 """
 
 from __future__ import annotations

@@ -205,7 +205,7 @@ async def test_every_message_type_fuzzed_in_a_call_never_internal(
         ws, _ = await server.join_call(await link("customer"))
         await ws.send_json({"type": "ping"})
         assert (await receive(ws, WAIT_S, skip=("participant.joined", "camera.state",
-                                                 "media.tracks")))["type"] == "pong"
+                                                 "media.tracks", "media.mode")))["type"] == "pong"
         await ws.close()
     finally:
         for party in parties:

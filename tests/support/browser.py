@@ -80,7 +80,11 @@ window.WebSocket = class extends NativeSocket {
   constructor(...args) {
     super(...args);
     window.__sockets.push(this);
-    this.addEventListener("message", (e) => window.__received.push(JSON.parse(e.data)));
+    // Binary frames are stills (docs/protocol.md, Stills): counted, not parsed.
+    this.addEventListener("message", (e) => {
+      if (typeof e.data === "string") window.__received.push(JSON.parse(e.data));
+      else window.__stillFrames = (window.__stillFrames || 0) + 1;
+    });
   }
 };
 """
@@ -165,10 +169,13 @@ def join_link(serve: ServeProcess, data_dir: Path, job_id: str, role: str) -> st
     return f"{serve.url}/join#{url.split('#', 1)[1]}"
 
 
-async def join_page(browser: BrowserContext, link: str) -> Page:
-    """A new page that records its peer connections and joins by ``link``."""
+async def join_page(browser: BrowserContext, link: str, script: str | None = None) -> Page:
+    """A new page that records its peer connections and joins by ``link``; ``script``:
+    one more init script for the page."""
     page = await browser.new_page()
     await page.add_init_script(RECORD_PEER_CONNECTIONS)
+    if script is not None:
+        await page.add_init_script(script)
     await page.goto(link)
     await page.locator('[data-action="join"]').click()
     await page.locator('[data-region="local-video"]').wait_for(state="visible")

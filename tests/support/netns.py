@@ -245,34 +245,49 @@ class Netns:
                        *[self.link.inner if a == "DEV" else a for a in args])
         return run("tc", *[self.link.root if a == "DEV" else a for a in args])
 
-    def loss(self, percent: int, *, direction: str = "both") -> None:
+    def loss(self, percent: int, *, direction: str = "both", on_link: bool = False) -> None:
         """Drop ``percent`` % of the packets at random, whatever they carry (UDP and
         TCP: a bad line drops both), ``up``, ``down`` or ``both``; replaces an earlier
-        loss. 0 removes it."""
+        loss. 0 removes it.
+
+        By default the upload's packets are dropped in the ``output`` hook: the sender's
+        own ``send`` fails (EPERM), which a sender sees, unlike a loss on the way.
+        ``on_link``: dropped at the namespace's end of the pair instead (the ``netdev``
+        family's ``egress`` hook, past the sockets: UDP's ``send`` succeeds, TCP sees
+        its segment not sent, as a full queue), as a lossy radio link would."""
         assert 0 <= percent <= 100
         self.no_loss()
         if percent == 0:
             return
         hooks = {"up": "output", "down": "input"}
+        sides = self._sides(direction)
         chains = [f"chain {side} {{ type filter hook {hooks[side]} priority 0; "
                   f"policy accept; numgen random mod 100 < {percent} counter drop; }}"
-                  for side in self._sides(direction)]
-        body = "\n".join(chains)
-        run("ip", "netns", "exec", self.name, "nft", "-f", "-",
-            stdin=f"table inet impair {{\n{body}\n}}\n")
+                  for side in sides if not (on_link and side == "up")]
+        tables = f"table inet impair {{\n{chr(10).join(chains)}\n}}\n"
+        if on_link and "up" in sides:
+            tables += (f"table netdev impair {{\nchain up {{ type filter hook egress device "
+                       f"{self.link.inner} priority 0; policy accept; numgen random mod 100 "
+                       f"< {percent} counter drop; }}\n}}\n")
+        run("ip", "netns", "exec", self.name, "nft", "-f", "-", stdin=tables)
 
     def no_loss(self) -> None:
-        with contextlib.suppress(CommandError):  # there was none
-            run("ip", "netns", "exec", self.name, "nft", "delete", "table", "inet", "impair")
+        for family in ("inet", "netdev"):
+            with contextlib.suppress(CommandError):  # there was none
+                run("ip", "netns", "exec", self.name, "nft", "delete", "table", family,
+                    "impair")
 
     def dropped(self) -> int:
         """Packets ``loss`` dropped since it was last set."""
-        try:
-            rules = run("ip", "netns", "exec", self.name, "nft", "list", "table", "inet",
-                        "impair")
-        except CommandError:
-            return 0
-        return sum(int(n) for n in re.findall(r"counter packets (\d+)", rules))
+        total = 0
+        for family in ("inet", "netdev"):
+            try:
+                rules = run("ip", "netns", "exec", self.name, "nft", "list", "table", family,
+                            "impair")
+            except CommandError:
+                continue
+            total += sum(int(n) for n in re.findall(r"counter packets (\d+)", rules))
+        return total
 
     def cut(self) -> None:
         """The client's link goes dead: its interface down."""

@@ -100,6 +100,7 @@ class MediaClient:
         self.received: dict[str, Received] = {}  # by publication (msid track id)
         self.labels: dict[str, str] = {}  # mid to the publication it carries now
         self.messages: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.stills: list[tuple[float, bytes]] = []  # (monotonic time, frame) as they came
         self.offers_answered = 0
         self.server_sdps: list[str] = []  # the server's answer, then each of its offers
         self.answer_delay = answer_delay
@@ -300,6 +301,9 @@ class MediaClient:
     async def _pump(self) -> None:
         assert self.ws is not None
         async for msg in self.ws:
+            if msg.type == aiohttp.WSMsgType.BINARY:  # a still (docs/protocol.md, Stills)
+                self.stills.append((time.monotonic(), msg.data))
+                continue
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             message = msg.json()

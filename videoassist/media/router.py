@@ -244,6 +244,10 @@ class MediaRouter:
     async def mute(self, participant_id: int, kind: str, muted: bool) -> None:
         self._session(participant_id).set_muted(kind, muted)
 
+    def muted(self, participant_id: int, kind: str) -> bool:
+        session = self._sessions.get(participant_id)
+        return session is not None and session.muted.get(kind, False)
+
     async def candidate(self, participant_id: int, fields: dict[str, Any]) -> None:
         await self._session(participant_id).add_candidate(
             fields["candidate"], fields.get("sdpMid"), fields.get("sdpMLineIndex"))

@@ -54,7 +54,7 @@ from videoassist.errors import (
     Unauthorized,
     VideoassistError,
 )
-from videoassist.signalling import protocol
+from videoassist.signalling import protocol, stills
 from videoassist.signalling.hub import (
     CLOSE_AUTH_REQUIRED,
     CLOSE_AUTH_TIMEOUT,
@@ -69,6 +69,7 @@ from videoassist.signalling.hub import (
     Member,
     Room,
 )
+from videoassist.snapshots.service import Still
 from videoassist.storage.records import Job
 
 logger = logging.getLogger(__name__)
@@ -207,13 +208,14 @@ class Connection:
         member.writer = asyncio.create_task(member.write_loop())
         member.abort = self._abort
         member.end_media = self._end_media
+        assert self.room is not None
+        self._tell_modes(member, self.room)
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._on_text(member, msg.data)
                 elif msg.type == WSMsgType.BINARY and self._within_rate(member):
-                    member.send(self._error(
-                        BadRequest("Binary messages are not part of the protocol.")))
+                    await self._on_still(member, msg.data)
                 if member.closing:
                     break
             if self.ws.exception() is not None:
@@ -407,10 +409,17 @@ class Connection:
     async def _take_snapshot(self, member: Member, room: Room, camera: Member,
                              shapes: list[dict[str, Any]], request: str | None) -> None:
         started = time.monotonic()
+        # In stills mode the video is stale: the newest still is the camera's picture
+        # (a muted camera is refused as ever, by the capture).
+        mode, still = room.modes.get(camera.id), room.stills.get(camera.id)
+        picture = None
+        if (mode is not None and mode["mode"] == "stills" and still is not None
+                and not self.media.muted(camera.id, "video")):
+            picture = Still(still.jpeg, still.at)
         try:
             snapshot = await self.snapshots.take(
                 member.job.id, room.call_id, member.author(), camera.author(), shapes,
-                wanted=lambda: not self.gone)
+                wanted=lambda: not self.gone, still=picture)
             await self.store.audit.record(member.actor, "snapshot.created",
                                           f"snapshot:{snapshot.id}", job=member.job.id,
                                           call=room.call_id, camera=camera.id)
@@ -528,6 +537,69 @@ class Connection:
                 await self.ws.send_json({"type": "error", "code": reason, "message": message})
             await self.ws.close(code=code, message=reason.encode())
 
+    # -- stills and media modes ------------------------------------------------
+
+    async def _on_still(self, member: Member, frame: bytes) -> None:
+        """A camera still (a binary frame, ``signalling.stills``): checked, kept as the
+        sender's newest, relayed to everyone else, and acknowledged (``still.relayed``)
+        to the sender, whose next still waits for it."""
+        room = self.room
+        assert room is not None
+        seq: int | None = None
+        try:
+            sent = stills.read(frame, self.settings.still_max_bytes)
+            seq = sent.seq
+            if not await self._still_allowed(member):
+                return
+            if self.media.muted(member.id, "video"):
+                raise Conflict("Your camera is muted: unmute it before sending stills.")
+            now = time.monotonic()
+            wait = room.stills.wait_s(member.id, now, self.settings.still_min_interval_s)
+            if wait > 0:
+                raise TooManyRequests(f"Stills come at most every "
+                                      f"{self.settings.still_min_interval_s:g} s; wait "
+                                      f"{wait:.2f} s.", retry_after=wait)
+            still = stills.Still(member.id, sent.seq, sent.width, sent.height, self.clock(),
+                                 sent.jpeg)
+            room.stills.keep(still, now)
+            relayed = {"type": "still", "from": member.id, "frame": still.frame()}
+            viewers = 0
+            for other in list(room.members.values()):
+                if other is not member and other.send(relayed):
+                    viewers += 1
+            member.send({"type": "still.relayed", "seq": sent.seq, "viewers": viewers})
+        except VideoassistError as exc:
+            error = self._error(exc, "still")
+            seq = getattr(exc, "seq", seq)
+            if seq is not None:
+                error["seq"] = seq
+            member.send(error)
+
+    def _media_mode(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        """A publisher says which media mode it is in, and why: kept for those who join
+        later, relayed to everyone else."""
+        relayed = {"type": "media.mode", "participant": member.id,
+                   **{k: v for k, v in message.items() if k != "type"},
+                   "since": self.clock()}
+        previous = room.modes.get(member.id)
+        if previous is not None and previous["mode"] == relayed["mode"]:
+            relayed["since"] = previous["since"]  # the same mode, for a new reason
+        room.modes[member.id] = relayed
+        logger.info("%s media mode %s (%s, %s kbit/s, loss %s)", member.log_prefix,
+                    relayed["mode"], relayed["reason"], relayed["kbps"], relayed["loss"])
+        room.broadcast(relayed, exclude=member)
+
+    def _tell_modes(self, member: Member, room: Room) -> None:
+        """To one who joins or comes back: each other publisher's media mode, and the
+        newest still of those in stills mode."""
+        for participant_id, mode in list(room.modes.items()):
+            if participant_id == member.id:
+                continue
+            member.send(mode)
+            still = room.stills.get(participant_id)
+            if mode["mode"] == "stills" and still is not None:
+                member.send({"type": "still", "from": participant_id, "frame": still.frame()})
+
     # -- messages --------------------------------------------------------------
 
     def _within_rate(self, member: Member) -> bool:
@@ -643,6 +715,8 @@ class Connection:
             await self._remove_participant(member, room, message["target"])
         elif kind == "media.mute":
             await self.media.mute(member.id, message["kind"], message["muted"])
+        elif kind == "media.mode":
+            self._media_mode(member, room, message)
         elif kind == "camera.control":
             if member.participant.role == "customer":
                 raise Forbidden("Customers cannot control another participant's camera.")

@@ -45,6 +45,7 @@ from videoassist.errors import CallFull, Draining, TooManyConnections, TooManyRe
 from videoassist.signalling.callstate import SentChat, Shapes
 from videoassist.signalling.events import CallEvents
 from videoassist.signalling.outbox import OUTBOX_MAX, Outbox
+from videoassist.signalling.stills import Latest
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Job, Participant, Placement
 
@@ -233,7 +234,10 @@ class Member:
     async def write_loop(self) -> None:
         while True:
             message = await self.outbox.get()
-            await self.ws.send_json(message)
+            if message["type"] == "still":  # a binary frame (signalling.stills)
+                await self.ws.send_bytes(message["frame"])
+            else:
+                await self.ws.send_json(message)
 
     def close(self, code: int, reason: str, message: str | None = None) -> None:
         """Close from any task: stop the writer, say why, close the socket."""
@@ -278,6 +282,9 @@ class Room:
     # What the call keeps for those who join or come back (``callstate``).
     shapes: Shapes = field(default_factory=Shapes)
     sent_chat: SentChat = field(default_factory=SentChat)
+    # Each publisher's media mode (its last media.mode, as relayed), and newest still.
+    modes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    stills: Latest = field(default_factory=Latest)
 
     def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
                   customers: bool = True) -> None:
@@ -567,6 +574,8 @@ class Hub:
                 return
             del room.members[member.id]
             room.shapes.forget(member.id)
+            room.modes.pop(member.id, None)
+            room.stills.forget(member.id)
             await self._store.calls.leave(member.id)
             room.broadcast({"type": "participant.left", "participant": member.participant.public()
                             | {"left_at": self._clock()}})

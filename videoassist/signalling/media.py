@@ -29,6 +29,9 @@ class MediaPlane(Protocol):
         """The participant muted or unmuted its own tracks of a kind: stop or resume
         forwarding them, and tell the others."""
 
+    def muted(self, participant_id: int, kind: str) -> bool:
+        """Whether the participant muted its tracks of that kind (``media.mute``)."""
+
     async def capture(self, participant_id: int) -> Any:
         """The newest picture of the participant's camera (``media.capture.Capture``);
         ``errors.Muted`` if it is muted."""

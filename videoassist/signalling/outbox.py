@@ -9,6 +9,9 @@ A message is superseded by a later one waiting with the same key (``supersession
 - ``annotation.add``: the same target's video and shape ``id``. A client replaces a
   shape by its id, so the later one is the same shape in a later state.
 - ``camera.state``: the same participant's camera, as it is now.
+- ``still``: the same participant's camera still (a binary frame, ``frame``). Only the
+  newest matters, and a still is large: a new one replaces the one still waiting at
+  once, full or not, so at most one still per sender waits for a client.
 
 Nothing else is ever dropped: chat, notes, errors, shape removals and clears, people
 joining and leaving, session descriptions, snapshots saved... and what stays keeps its
@@ -35,7 +38,7 @@ def supersession(message: dict[str, Any]) -> Hashable | None:
         return kind, message["from"], message["target"]
     if kind == "annotation.add":
         return kind, message["target"], message["shape"]["id"]
-    if kind == "camera.state":
+    if kind in ("camera.state", "still"):
         return kind, message["from"]
     return None
 
@@ -56,6 +59,8 @@ class Outbox:
     def put(self, message: dict[str, Any]) -> bool:
         """Queue a message; when the outbox is full, coalesce first. False (nothing
         queued) if it is still full: the client is too far behind."""
+        if message.get("type") == "still":
+            self._drop_stills_of(message["from"])
         if len(self._messages) >= self.maxsize:
             self._coalesce(message)
             if len(self._messages) >= self.maxsize:
@@ -63,6 +68,12 @@ class Outbox:
         self._messages.append(message)
         self._ready.set()
         return True
+
+    def _drop_stills_of(self, sender: int) -> None:
+        kept = deque(m for m in self._messages
+                     if m.get("type") != "still" or m["from"] != sender)
+        self.coalesced += len(self._messages) - len(kept)
+        self._messages = kept
 
     def clear(self) -> None:
         """Drop every message waiting: nobody will read them."""

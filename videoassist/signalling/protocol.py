@@ -35,6 +35,11 @@ MEDIA_KINDS = ("audio", "video")
 CAMERA_ACTIONS = ("switch", "torch", "zoom")
 FACINGS = ("user", "environment")
 MAX_ZOOM = 100.0
+# A publisher's media modes (docs/protocol.md, "Degrading"), best first, and why it is
+# in one.
+MEDIA_MODES = ("video", "reduced", "stills")
+MODE_REASONS = ("link_ok", "low_bandwidth", "packet_loss")
+MAX_KBPS = 1_000_000
 # The escapes of what no database stores: a UTF-16 surrogate ("\ud800"; a pair is an
 # emoji, a lone one no UTF-8 holds) and NUL ("\u0000", which PostgreSQL refuses). Only a
 # message holding one is walked (``storable``).
@@ -196,6 +201,21 @@ def _media_mute(m: dict[str, Any]) -> dict[str, Any]:
     return {"kind": kind, "muted": _bool(m, "muted")}
 
 
+def _media_mode(m: dict[str, Any]) -> dict[str, Any]:
+    mode, reason, kbps, loss = m.get("mode"), m.get("reason"), m.get("kbps"), m.get("loss")
+    if mode not in MEDIA_MODES:
+        raise BadRequest(f"'mode' is one of {', '.join(MEDIA_MODES)}.")
+    if reason not in MODE_REASONS:
+        raise BadRequest(f"'reason' is one of {', '.join(MODE_REASONS)}.")
+    if kbps is not None and (not isinstance(kbps, int) or isinstance(kbps, bool)
+                             or not 0 <= kbps <= MAX_KBPS):
+        raise BadRequest(f"'kbps' is a whole number of kbit/s, 0 to {MAX_KBPS}, or null.")
+    share = None if loss is None else number(loss)
+    if loss is not None and (share is None or not 0 <= share <= 1):
+        raise BadRequest("'loss' is the share of packets lost, 0 to 1, or null.")
+    return {"mode": mode, "reason": reason, "kbps": kbps, "loss": share}
+
+
 def _camera_control(m: dict[str, Any]) -> dict[str, Any]:
     action = m.get("action")
     if action not in CAMERA_ACTIONS:
@@ -251,6 +271,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "annotation.clear": _annotation_clear,
     "annotation.pointer": _annotation_pointer,
     "media.mute": _media_mute,
+    "media.mode": _media_mode,
     "camera.control": _camera_control,
     "camera.state": _camera_state,
     "snapshot.request": _snapshot_request,

@@ -60,6 +60,21 @@ def _check_wanted(queued: bool, wanted: Wanted, job_id: int) -> None:
 
 
 @dataclass(frozen=True)
+class Still:
+    """A picture the camera's owner sent as a JPEG (a still, in stills mode), taken in
+    place of the newest video frame, which is stale then."""
+
+    jpeg: bytes
+    captured_at: float  # Unix seconds when the server received it
+
+
+@dataclass(frozen=True)
+class _Captured:
+    image: np.ndarray
+    captured_at: float
+
+
+@dataclass(frozen=True)
 class _Rendered:
     frame: NewImage
     image: NewImage
@@ -84,17 +99,25 @@ class SnapshotService:
         return await self._store.snapshots.in_progress(job_id)
 
     async def take(self, job_id: int, call_id: int | None, author: Author, camera: Author,
-                   shapes: list[dict[str, Any]], wanted: Wanted = _always) -> Snapshot:
-        """Capture the camera's newest frame, draw ``shapes`` (checked) on it, store it.
-        ``wanted``: whether the requester is still there; work that queued behind others
-        and finds it gone at its turn is dropped (``Gone``)."""
+                   shapes: list[dict[str, Any]], wanted: Wanted = _always,
+                   still: Still | None = None) -> Snapshot:
+        """Capture the camera's newest frame (or take ``still``, the camera's newest
+        still, decoded), draw ``shapes`` (checked) on it, store it. ``wanted``: whether
+        the requester is still there; work that queued behind others and finds it gone
+        at its turn is dropped (``Gone``)."""
         if self._capturer is None or camera.participant_id is None:
             raise Unavailable("Snapshots are taken by the server that carries the call.")
         # In the database, not this process's memory: an erase asked of another
         # process must wait for it too.
         mark = await self._store.snapshots.begin(job_id)
         try:
-            captured = await self._capturer.capture(camera.participant_id)
+            captured: Any
+            if still is None:
+                captured = await self._capturer.capture(camera.participant_id)
+            else:
+                image = await asyncio.get_running_loop().run_in_executor(
+                    None, render.decode_jpeg, still.jpeg)
+                captured = _Captured(image, still.captured_at)
             key = await self._vault.key_for_new(job_id)
             queued = self._work.locked()
             async with self._work:

@@ -18,8 +18,14 @@
 // sent again (the server stores a message once per client_id), one typed while the
 // socket is down waits for it ("chat.pending"), and those still waiting when the call
 // ends are said not sent ("chat.unsent").
+//
+// On a thin or lossy link the picture degrades step by step (adapt.js): reduced video,
+// then, on a phone, stills of the camera over the socket (stills.js) with the audio;
+// each change is told to the others (media.mode), and again after every join.
+import { Adaptation } from "./adapt.js";
 import { Signalling } from "./signalling.js";
 import { MediaLink, countCameras } from "./media.js";
+import { StillSender } from "./stills.js";
 
 const RETRY_DELAYS_S = [1, 2, 4, 8, 10];
 const GIVE_UP_AFTER_MS = 5 * 60 * 1000;
@@ -132,8 +138,10 @@ function clientId() {
  * (detail: {participantId, stream}), "media" (detail: the peer connection state),
  * "chat.message" (detail: the server's chat.message, each message once),
  * "chat.pending" (detail: {client_id, text}: a message typed here, not back from the
- * server yet), "chat.unsent" (detail: {client_id}: one that never got there), plus
- * every other server message by its type (detail: the message).
+ * server yet), "chat.unsent" (detail: {client_id}: one that never got there),
+ * "mode" (detail: this client's own media mode, as sent in media.mode), "still"
+ * (detail: another participant's still), plus every other server message by its type
+ * (detail: the message).
  */
 export class Call extends EventTarget {
   /**
@@ -174,6 +182,15 @@ export class Call extends EventTarget {
     /** @type {{since: number, bytes: number | null, changed: number, busy: boolean}} */
     this.watch = { since: 0, bytes: null, changed: 0, busy: false };
     this.watchTimer = 0;
+    /** @type {Adaptation | null} this publisher's media mode, once joined */
+    this.adaptation = null;
+    /** @type {{type: "media.mode", mode: string, reason: string, kbps: number | null,
+     *   loss: number | null} | null} the last media.mode sent */
+    this.modeMessage = null;
+    this.stills = new StillSender({
+      camera: () => this.stream.getVideoTracks()[0] || null,
+      send: (frame) => Boolean(this.ready && this.signalling && this.signalling.sendBinary(frame)),
+    });
     this.onOnline = () => { if (this.retryTimer) this.retryNow(); };
     addEventListener("online", this.onOnline);
   }
@@ -212,9 +229,17 @@ export class Call extends EventTarget {
     };
     for (const type of ["annotation.add", "annotation.remove",
       "annotation.clear", "annotation.pointer", "camera.state", "media.tracks",
-      "snapshot.saved", "note.added", "error", "participant.away", "participant.back"]) {
+      "snapshot.saved", "note.added", "error", "participant.away", "participant.back",
+      "media.mode", "still"]) {
       signalling.addEventListener(type, forward);
     }
+    signalling.addEventListener("still.relayed", (event) => {
+      this.stills.acknowledged(/** @type {CustomEvent} */ (event).detail.seq);
+    });
+    signalling.addEventListener("error", (event) => {
+      const { ref, seq } = /** @type {CustomEvent} */ (event).detail;
+      if (ref === "still" && typeof seq === "number") this.stills.refused(seq);
+    });
     signalling.addEventListener("chat.message", (event) => {
       if (signalling === this.signalling) this.chatLine(/** @type {CustomEvent} */ (event).detail);
     });
@@ -276,6 +301,7 @@ export class Call extends EventTarget {
       this.send({ type: "chat.message", text, client_id: id });
     }
     this.setState("connected", this.connectedText);
+    this.adapt(message.you.role);
     const media = this.media;
     if (resumed && media && media.pc.connectionState === "connected" && !media.restarting) {
       media.rebind(/** @type {Signalling} */ (this.signalling));  // it goes on
@@ -283,6 +309,30 @@ export class Call extends EventTarget {
       this.stopMedia(true);
       this.startMedia(resumed);
     }
+  }
+
+  /**
+   * Keep this publisher's media mode from now on (once), and tell it again after a
+   * join: the server forgets a participant's mode when it leaves.
+   * @param {string} role
+   */
+  adapt(role) {
+    if (this.modeMessage) this.send(this.modeMessage);
+    if (this.adaptation) return;
+    const adaptation = new Adaptation({
+      pc: () => (this.media ? this.media.pc : null),
+      // Only a phone goes to stills: a customer or a technician by link.
+      stills: role === "customer" || role === "technician",
+      stillKbps: () => this.stills.kbps,
+    });
+    this.adaptation = adaptation;
+    adaptation.addEventListener("mode", (event) => {
+      const { mode, reason, kbps, loss } = /** @type {CustomEvent} */ (event).detail;
+      this.modeMessage = { type: "media.mode", mode, reason, kbps, loss };
+      if (this.ready) this.send(this.modeMessage);
+      if (mode === "stills") this.stills.start(); else this.stills.stop();
+      this.dispatchEvent(new CustomEvent("mode", { detail: this.modeMessage }));
+    });
   }
 
   /**
@@ -457,6 +507,11 @@ export class Call extends EventTarget {
     });
   }
 
+  stopAdapting() {
+    if (this.adaptation) this.adaptation.stop();
+    this.stills.stop();
+  }
+
   /** @param {boolean} keepTracks */
   stopMedia(keepTracks) {
     if (this.media) this.media.close({ keepTracks });
@@ -498,6 +553,7 @@ export class Call extends EventTarget {
     clearTimeout(this.retryTimer);
     clearInterval(this.watchTimer);
     removeEventListener("online", this.onOnline);
+    this.stopAdapting();
     this.stopMedia(false);
     for (const track of this.stream.getTracks()) track.stop();
     if (this.signalling && this.signalling.ws) this.signalling.ws.close();
@@ -527,6 +583,7 @@ export class Call extends EventTarget {
     clearTimeout(this.retryTimer);
     clearInterval(this.watchTimer);
     removeEventListener("online", this.onOnline);
+    this.stopAdapting();
     this.stopMedia(false);
     for (const track of this.stream.getTracks()) track.stop();
     if (this.signalling && this.signalling.ws) this.signalling.ws.close(1000);

@@ -77,6 +77,12 @@ export class CallView extends EventTarget {
     this.left = null;
     /** @type {Map<number, string> | null} who was in the call, by the last change seen */
     this.present = null;
+    /** @type {Map<number, import("./signalling.js").MediaMode>} each publisher's mode */
+    this.modes = new Map();
+    /** @type {Map<number, {url: string, seq: number}>} each one's newest still, in memory */
+    this.stills = new Map();
+    this.still = this.$('[data-region="still"]', HTMLImageElement);
+    this.modeBadge = this.$('[data-region="media-mode"]');
 
     root.classList.add(`layout-${layout}`);
     const screen = /** @type {HTMLElement} */ (this.canvas.parentElement);
@@ -151,6 +157,8 @@ export class CallView extends EventTarget {
       if (!message.resumed) {  // the same participant keeps what it knew of the others
         this.cameras.clear();
         this.muted.clear();
+        for (const id of [...this.stills.keys()]) this.forgetStills(id);
+        this.modes.clear();  // the server tells them again, right after joined
       }
       this.away.clear();
       this.present = null;  // everyone listed is new to this connection, none left
@@ -194,6 +202,21 @@ export class CallView extends EventTarget {
       this.people();
     });
     call.addEventListener("localtrack", () => this.showLocal());
+    call.addEventListener("media.mode", (event) => {
+      /** @type {import("./signalling.js").MediaMode} */
+      const message = /** @type {CustomEvent} */ (event).detail;
+      this.modes.set(message.participant, message);
+      this.showMode();
+    });
+    call.addEventListener("still", (event) => {
+      /** @type {import("./signalling.js").Still} */
+      const still = /** @type {CustomEvent} */ (event).detail;
+      const old = this.stills.get(still.from);
+      if (old) URL.revokeObjectURL(old.url);
+      this.stills.set(still.from, { url: URL.createObjectURL(still.jpeg), seq: still.seq });
+      this.showMode();
+    });
+    call.addEventListener("mode", () => this.showMode());
     call.addEventListener("media.tracks", (event) => {
       /** @type {import("./signalling.js").MediaTracks} */
       const message = /** @type {CustomEvent} */ (event).detail;
@@ -308,6 +331,7 @@ export class CallView extends EventTarget {
     for (const [id, name] of this.present || []) {
       if (now.has(id)) continue;
       this.away.delete(id);
+      this.forgetStills(id);
       if (this.layout === "expert") {
         this.left = { name, until: performance.now() + LEFT_NOTE_MS };
         setTimeout(() => this.notes(), LEFT_NOTE_MS + 50);
@@ -350,11 +374,49 @@ export class CallView extends EventTarget {
     return `${named ? `${away.name} disconnected` : "disconnected"}, reconnecting ${clock}`;
   }
 
-  /** What the remote picture should show: video, a camera off on purpose, or nothing. */
+  /** What the remote picture should show: video, stills, a camera off on purpose, or
+   * nothing. @returns {"video" | "stills" | "off" | "none"} */
   expected() {
     const id = this.remoteId;
     if (id === null || !this.remote.srcObject) return "none";
-    return this.muted.get(id)?.video ? "off" : "video";
+    if (this.muted.get(id)?.video) return "off";
+    return this.modes.get(id)?.mode === "stills" ? "stills" : "video";
+  }
+
+  /** @param {number} id */
+  forgetStills(id) {
+    const old = this.stills.get(id);
+    if (old) URL.revokeObjectURL(old.url);
+    this.stills.delete(id);
+    this.modes.delete(id);
+  }
+
+  /**
+   * Show the media mode: on the expert's screen, the viewed participant's, with its
+   * newest still in place of the frozen video; on a phone, its own.
+   */
+  showMode() {
+    const expert = this.layout === "expert";
+    const message = expert ? (this.viewing === null ? null : this.modes.get(this.viewing))
+      : this.call.modeMessage;
+    const mode = message ? message.mode : "video";
+    const why = message ? modeWhy(message.reason, message.kbps, message.loss) : "";
+    const words = expert
+      ? { video: "", reduced: `Reduced video: ${why}`, stills: `Still pictures: ${why}` }[mode]
+      : { video: "", reduced: "Weak connection: video reduced",
+        stills: "Weak connection: sending still pictures" }[mode];
+    this.modeBadge.textContent = words || "";
+    this.modeBadge.title = why;
+    this.modeBadge.hidden = !words;
+    this.modeBadge.dataset.mode = mode;
+    const still = expert && mode === "stills" && this.viewing !== null
+      ? this.stills.get(this.viewing) : null;
+    if (still && this.still.dataset.seq !== String(still.seq)) {
+      this.still.src = still.url;
+      this.still.dataset.seq = String(still.seq);
+    }
+    this.still.hidden = !still;
+    this.notes();
   }
 
   /** The quality watcher's verdict on the remote picture. @param {Picture} picture */
@@ -390,6 +452,7 @@ export class CallView extends EventTarget {
     this.showRemote();
     this.people();
     this.controls();
+    this.showMode();
   }
 
   showLocal() {
@@ -432,7 +495,9 @@ export class CallView extends EventTarget {
       : !who ? (this.left ? `${this.left.name} left the call.` : "Waiting for someone to join…")
         : paused ? `${who.name} paused their camera.`
           : this.remoteId === null ? `Waiting for ${who.name}'s camera…`
-            : this.picture === "frozen" ? `Video frozen: no new picture from ${who.name}.` : "");
+            : this.picture === "frozen" ? `Video frozen: no new picture from ${who.name}.`
+              : this.picture === "stills" && this.still.hidden
+                ? `Waiting for a still picture from ${who.name}…` : "");
   }
 
   /** @param {string} text */
@@ -614,6 +679,8 @@ export class CallView extends EventTarget {
 
   ended() {
     this.stopQuality();
+    for (const id of [...this.stills.keys()]) this.forgetStills(id);
+    this.showMode();
     this.away.clear();
     this.awayClock();
     for (const element of this.sounds.values()) element.remove();
@@ -625,4 +692,16 @@ export class CallView extends EventTarget {
     this.overlay.redraw();
     for (const button of this.root.querySelectorAll("button")) button.disabled = true;
   }
+}
+
+/**
+ * Why a publisher is in its mode, in words, with what its link measured.
+ * @param {string} reason @param {number | null} kbps @param {number | null} loss
+ */
+export function modeWhy(reason, kbps, loss) {
+  const numbers = [kbps === null ? "" : `${kbps} kbit/s`,
+    loss === null ? "" : `${Math.round(loss * 100)}% lost`].filter(Boolean).join(", ");
+  const words = { link_ok: "good connection", low_bandwidth: "weak connection",
+    packet_loss: "packets lost on the way" }[reason] || reason;
+  return numbers ? `${words} (${numbers})` : words;
 }

@@ -25,9 +25,10 @@ const LOSS_TICKS = 2;
  * @typedef {{level: Level, text: string, detail: string}} Quality
  * @typedef {{rtt: number | null, lost: number, received: number}} Link
  *   what one getStats() report says of the connection (loss: running totals)
- * @typedef {"live" | "frozen" | "waiting" | "off" | "none"} Picture
+ * @typedef {"live" | "frozen" | "waiting" | "off" | "stills" | "none"} Picture
  *   the remote picture shown: moving; stuck on a frame; no frame yet; its sender's
- *   camera is off on purpose; no remote picture is shown
+ *   camera is off on purpose; its sender sends stills, not video (adapt.js); no remote
+ *   picture is shown
  */
 
 /**
@@ -109,6 +110,7 @@ export function describe({ connection, rtt, loss, picture, stuckMs, staff }) {
     poor: `Poor connection (${ms} ms, ${percent}% lost)`, frozen: "", none: "Connected" }[level];
   const text = staff ? staffWords : words;
   if (picture === "off") return { level, text: `Camera off · ${text}`, detail: numbers };
+  if (picture === "stills") return { level, text: `Still pictures · ${text}`, detail: numbers };
   if (picture === "waiting") return { level, text: `Waiting for video · ${text}`, detail: numbers };
   return { level, text, detail: numbers };
 }
@@ -179,11 +181,11 @@ class FrameClock {
  * Keep `element` showing what the viewer gets.
  * @param {HTMLElement} element
  * @param {{pc: () => RTCPeerConnection | null, video: HTMLVideoElement,
- *   expected: () => "video" | "off" | "none", reconnecting: () => boolean,
+ *   expected: () => "video" | "stills" | "off" | "none", reconnecting: () => boolean,
  *   staff: boolean, onPicture?: (picture: Picture, stuckMs: number) => void}} options
  *   `pc`: the media connection now; `video`: the remote picture shown; `expected`:
- *   whether that picture's sender sends video, has their camera off on purpose, or
- *   nobody's picture is meant to be there; `reconnecting`: the call is coming back
+ *   whether that picture's sender sends video, sends stills in its place, has their
+ *   camera off on purpose, or nobody's picture is meant to be there; `reconnecting`: the call is coming back
  *   after a loss; `onPicture`: told the picture's state at each check
  * @returns {() => void} stops watching
  */
@@ -236,6 +238,7 @@ export function watchQuality(element, { pc, video, expected, reconnecting, staff
     /** @type {Picture} */
     let picture = "none";
     if (wanted === "off") picture = "off";
+    else if (wanted === "stills" && up) picture = "stills";
     else if (wanted === "video" && track && up) {
       picture = stuckMs < FROZEN_AFTER_MS ? "live"
         : frames.lastFrame === null ? "waiting" : "frozen";

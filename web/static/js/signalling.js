@@ -1,4 +1,5 @@
 // Signalling protocol v1 over /ws (docs/protocol.md).
+import { unpackStill } from "./stills.js";
 
 // The server's messages this client reads, as docs/protocol.md shows them.
 /**
@@ -31,13 +32,21 @@
  *   width: number, height: number, shapes: number, sha256: string}}} SnapshotSaved
  * @typedef {{id: number, user: number | null, author: string, text: string,
  *   created_at: number}} Note
- * @typedef {{type: "error", code: string, message: string, ref?: string}} ErrorMessage
+ * @typedef {{type: "error", code: string, message: string, ref?: string,
+ *   seq?: number}} ErrorMessage
+ * @typedef {{type: "media.mode", participant: number, mode: "video" | "reduced" | "stills",
+ *   reason: "link_ok" | "low_bandwidth" | "packet_loss", kbps: number | null,
+ *   loss: number | null, since: number}} MediaMode
+ * @typedef {{type: "still", from: number, seq: number, width: number, height: number,
+ *   at: number, jpeg: Blob}} Still
+ *   a binary still frame, read (docs/protocol.md, Stills)
  */
 
 /**
  * A signalling connection to one job's call.
  * Events: "joined", "participant.joined", "participant.left", "chat.message",
- * "annotation.*", "error", "closed" (detail: {code, reason}).
+ * "annotation.*", "error", "closed" (detail: {code, reason}), "still" (detail: a Still,
+ * from a binary frame), and every other server message by its type.
  */
 export class Signalling extends EventTarget {
   /**
@@ -70,6 +79,7 @@ export class Signalling extends EventTarget {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(`${scheme}//${location.host}/ws`);
     this.ws = ws;
+    ws.binaryType = "arraybuffer";
     ws.addEventListener("open", () => {
       /** @type {{type: "auth", token: string, job?: number, resume?: number,
        *   chat_after?: number}} */
@@ -80,6 +90,13 @@ export class Signalling extends EventTarget {
       ws.send(JSON.stringify(auth));
     });
     ws.addEventListener("message", (event) => {
+      if (event.data instanceof ArrayBuffer) {
+        const still = unpackStill(event.data);
+        if (still) {
+          this.dispatchEvent(new CustomEvent("still", { detail: { ...still.header, jpeg: still.jpeg } }));
+        }
+        return;
+      }
       let message;
       try {
         message = JSON.parse(event.data);
@@ -106,6 +123,17 @@ export class Signalling extends EventTarget {
     if (!this.open) return;
     /** @type {WebSocket} */ (this.ws).send(JSON.stringify(message));
     if (/** @type {{type?: string}} */ (message).type === "sdp.offer") this.offersAwaiting += 1;
+  }
+
+  /**
+   * Send one binary frame (a still).
+   * @param {Uint8Array<ArrayBuffer>} frame
+   * @returns {boolean} whether it went on an open socket
+   */
+  sendBinary(frame) {
+    if (!this.open) return false;
+    /** @type {WebSocket} */ (this.ws).send(frame);
+    return true;
   }
 
   /** Leave the call and close. */

@@ -1,0 +1,189 @@
+// Camera stills (docs/protocol.md, Stills): what a phone on a thin link sends instead of
+// video, and what its viewers show in place of the frozen picture.
+//
+// The sender grabs the camera into a canvas at least 640x480 (more when the camera is
+// wider: the short side is at least 480, the long one at least 640), encodes a JPEG at
+// the best quality that fits what the link carried lately, and sends it over the
+// signalling socket as one binary frame. The next still waits for the server's
+// `still.relayed` of this one (or ACK_TIMEOUT_MS), so stills never pile up in a thin
+// link's queue; one goes at least every EVERY_MS otherwise. The time from sending to
+// that acknowledgement measures what the link carries (`kbps`), which adapt.js reads
+// to know when video may come back. Nothing is stored: each still lives in memory
+// until the next one replaces it.
+
+/** A still this often: the target is one every 2 s on the viewer's screen, and a
+ * still on a lossy link may take a retransmission or two (hundreds of ms) longer
+ * than the one before it. */
+export const EVERY_MS = 1000;
+/** A still not acknowledged by then is taken as lost: the next one goes. */
+const ACK_TIMEOUT_MS = 4000;
+export const MIN_WIDTH = 640;
+export const MIN_HEIGHT = 480;
+/** The server's default VIDEOASSIST_STILL_MAX_BYTES, header included. */
+const MAX_BYTES = 256 * 1024 - 1024;
+/** JPEG qualities tried, best first, until one fits the budget. */
+const QUALITIES = [0.8, 0.65, 0.5, 0.35];
+/** What one still may take of the link, in seconds of what it carried lately: most of
+ * the interval, the rest left to the audio. */
+const BUDGET_S = 0.6;
+/** The least budget, whatever the link measured: a still must stay readable. */
+const MIN_BUDGET = 24 * 1024;
+
+/**
+ * The size a still of a camera picture `width` x `height` is drawn at: at least
+ * MIN_WIDTH x MIN_HEIGHT (turned with the picture when it is upright), the camera's
+ * shape kept.
+ * @param {number} width @param {number} height
+ * @returns {{width: number, height: number}}
+ */
+export function stillSize(width, height) {
+  const [long, short] = width >= height ? [MIN_WIDTH, MIN_HEIGHT] : [MIN_HEIGHT, MIN_WIDTH];
+  const scale = Math.max(long / width, short / height);
+  return { width: Math.round(width * scale), height: Math.round(height * scale) };
+}
+
+/**
+ * One binary frame: the header's length (2 bytes, big-endian), the header, the JPEG.
+ * @param {object} header @param {ArrayBuffer} jpeg
+ * @returns {Uint8Array<ArrayBuffer>}
+ */
+export function packStill(header, jpeg) {
+  const head = new TextEncoder().encode(JSON.stringify(header));
+  const frame = new Uint8Array(2 + head.length + jpeg.byteLength);
+  new DataView(frame.buffer).setUint16(0, head.length);
+  frame.set(head, 2);
+  frame.set(new Uint8Array(jpeg), 2 + head.length);
+  return frame;
+}
+
+/**
+ * A still frame from the server, read: its header and its JPEG.
+ * @param {ArrayBuffer} data
+ * @returns {{header: {type: string, from: number, seq: number, width: number,
+ *   height: number, at: number}, jpeg: Blob} | null} null when it is not one
+ */
+export function unpackStill(data) {
+  if (data.byteLength < 2) return null;
+  const length = new DataView(data).getUint16(0);
+  try {
+    const header = JSON.parse(new TextDecoder().decode(new Uint8Array(data, 2, length)));
+    if (!header || header.type !== "still") return null;
+    return { header, jpeg: new Blob([data.slice(2 + length)], { type: "image/jpeg" }) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Sends stills of the camera while started.
+ */
+export class StillSender {
+  /**
+   * @param {{camera: () => MediaStreamTrack | null,
+   *   send: (frame: Uint8Array<ArrayBuffer>) => boolean}} options
+   *   `camera`: the camera track now; `send`: put a frame on the signalling socket
+   *   (false: it is not open)
+   */
+  constructor({ camera, send }) {
+    this.camera = camera;
+    this.send = send;
+    this.seq = 0;
+    /** @type {{seq: number, bytes: number, at: number} | null} the still awaiting its ack */
+    this.pending = null;
+    /** @type {number | null} kbit/s the last acknowledged still was carried at */
+    this.kbps = null;
+    this.timer = 0;
+    this.busy = false;
+    this.video = document.createElement("video");
+    this.video.muted = true;
+    this.video.playsInline = true;
+    this.canvas = document.createElement("canvas");
+    this.lastSent = 0;
+    this.sent = 0;  // stills sent since started
+  }
+
+  get running() {
+    return this.timer !== 0;
+  }
+
+  start() {
+    if (this.timer) return;
+    this.lastSent = 0;
+    this.timer = window.setInterval(() => this.tick(), 250);
+    this.tick();
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    this.timer = 0;
+    this.pending = null;
+    this.video.srcObject = null;
+  }
+
+  /**
+   * The server relayed a still (still.relayed): the next may go.
+   * @param {number} seq
+   */
+  acknowledged(seq) {
+    const pending = this.pending;
+    if (!pending || pending.seq !== seq) return;
+    this.pending = null;
+    const seconds = Math.max(0.02, (performance.now() - pending.at) / 1000);
+    this.kbps = Math.round(pending.bytes * 8 / seconds / 1000);
+    this.tick();
+  }
+
+  /** An error about a still (its seq), or none came: let the next one go. @param {number} seq */
+  refused(seq) {
+    if (this.pending && this.pending.seq === seq) this.pending = null;
+  }
+
+  async tick() {
+    if (!this.timer || this.busy) return;
+    const now = performance.now();
+    if (this.pending && now - this.pending.at < ACK_TIMEOUT_MS) return;
+    if (this.pending) this.kbps = null;  // never acknowledged: the link says nothing good
+    if (this.lastSent && now - this.lastSent < EVERY_MS) return;
+    this.busy = true;
+    try {
+      await this.sendOne();
+    } catch (error) {
+      console.warn("no still could be taken", error);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async sendOne() {
+    const track = this.camera();
+    if (!track || track.readyState !== "live" || !track.enabled) return;
+    const video = this.video;
+    const current = /** @type {MediaStream | null} */ (video.srcObject);
+    if (!current || current.getVideoTracks()[0] !== track) {
+      video.srcObject = new MediaStream([track]);
+      await video.play();
+    }
+    if (!video.videoWidth) return;
+    const { width, height } = stillSize(video.videoWidth, video.videoHeight);
+    this.canvas.width = width;
+    this.canvas.height = height;
+    const context = /** @type {CanvasRenderingContext2D} */ (this.canvas.getContext("2d"));
+    context.drawImage(video, 0, 0, width, height);
+    const budget = Math.min(MAX_BYTES, Math.max(MIN_BUDGET,
+      this.kbps === null ? MAX_BYTES : this.kbps * 1000 / 8 * BUDGET_S));
+    /** @type {Blob | null} */
+    let jpeg = null;
+    for (const quality of QUALITIES) {
+      jpeg = await new Promise((resolve) => { this.canvas.toBlob(resolve, "image/jpeg", quality); });
+      if (jpeg && jpeg.size <= budget) break;
+    }
+    if (!jpeg || jpeg.size > MAX_BYTES || !this.timer) return;
+    this.seq += 1;
+    const frame = packStill({ type: "still", seq: this.seq, width, height },
+      await jpeg.arrayBuffer());
+    if (!this.send(frame)) return;
+    this.pending = { seq: this.seq, bytes: frame.byteLength, at: performance.now() };
+    this.lastSent = performance.now();
+    this.sent += 1;
+  }
+}
