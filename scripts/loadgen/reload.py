@@ -1,0 +1,173 @@
+"""The resilience benchmark's reload scenario: the customer is the real join page in
+Debian's Chromium (phone-sized, fake camera: the flags of tests/support/browser.py),
+the expert a ``Keeper`` (loadgen/keeper.py) publishing an untagged ``Camera``, both
+on this machine through ``videoassist serve`` on 127.0.0.1 (a secure context for the
+camera without TLS).
+
+Each repetition reloads the page (``page.reload()``) while the expert writes a chat
+line and draws an arrow on the customer's video, and times, from the moment the
+reload began: the page's status saying "Connected" again, the page's picture of the
+expert (its remote video having a size again, in the new document), and the expert's
+first frame of the page's new camera publication (a new ``a=msid`` track id: the old
+page's frames are of the old one). Back in the call is the later of the last two.
+Then the chat line must show once on the page, and the page's overlay the shapes
+drawn on its video so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aioice.ice import get_host_addresses
+from playwright.async_api import Page, async_playwright, expect
+
+from loadgen import BenchError
+from loadgen.keeper import Keeper
+from loadgen.media import Camera, audio_track, camera_clip
+from loadgen.probes import percentile
+from loadgen.server import ServerProcess, post_json
+from tests.support.browser import CHROMIUM, FLAGS, PHONE
+
+logger = logging.getLogger("bench")
+
+SETUP_MS = 30_000
+BACK_WITHIN_S = 60.0
+SETTLE_S = 15.0
+
+# Resolves once the video has a picture (the pages' CSP forbids wait_for_function).
+HAS_PICTURE = """(region) => new Promise((resolve) => {
+  const video = document.querySelector(`[data-region="${region}"]`);
+  const check = () => { if (video.videoWidth > 0) resolve(video.videoWidth); };
+  video.addEventListener("resize", check);
+  video.addEventListener("loadedmetadata", check);
+  check();
+})"""
+
+# The page's chat lines with this text, and the shapes its overlay shows.
+SEEN = """(text) => {
+  const lines = [...document.querySelectorAll('[data-region="chat"] p')]
+    .filter((p) => p.textContent.includes(text)).length;
+  const canvas = document.querySelector('[data-region="annotations"]');
+  return [lines, Number(canvas ? canvas.getAttribute("data-shapes") : -1)];
+}"""
+
+
+def server_env() -> dict[str, str]:
+    """Chromium offers this machine's own addresses as host candidates (never
+    127.0.0.1 while there is another interface), which the default ICE policy denies
+    when they are private or documentation ranges: here they are the clients' LAN."""
+    own = get_host_addresses(use_ipv4=True, use_ipv6=True)
+    return {"VIDEOASSIST_ICE_ALLOWED_PEERS": ",".join(["127.0.0.0/8", "::1", *own]),
+            "VIDEOASSIST_DRAIN_TIMEOUT_S": "0"}
+
+
+async def run(repetitions: int, workdir: Path, http: aiohttp.ClientSession) -> dict[str, Any]:
+    server = ServerProcess("forward", workdir, env=server_env())
+    try:
+        server.start()
+        await server.wait_ready(http)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                       headless=True, args=FLAGS)
+            try:
+                context = await browser.new_context(viewport=PHONE, is_mobile=True,
+                                                    has_touch=True)
+                context.set_default_timeout(SETUP_MS)
+                page = await context.new_page()
+                return await measure(server, http, page, repetitions)
+            finally:
+                await browser.close()
+    finally:
+        server.stop()
+
+
+async def measure(server: ServerProcess, http: aiohttp.ClientSession, page: Page,
+                  repetitions: int) -> dict[str, Any]:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    session = await post_json(http, server.url, "/api/session",
+                              {"username": server.username, "password": server.password})
+    token = session["token"]
+    job = await post_json(http, server.url, "/api/jobs", {"title": "bench reload"}, token)
+    invite = await post_json(http, server.url, f"/api/jobs/{job['id']}/invites",
+                             {"role": "customer"}, token)
+    expert = Keeper(server.url, token, int(job["id"]),
+                    [Camera(camera_clip(640, 360, 60)), audio_track()], "expert")
+    await expert.start()
+    samples: list[dict[str, Any]] = []
+    shapes = 0
+    try:
+        await page.goto(invite["url"])
+        join = page.locator('[data-action="join"]')
+        await expect(join).to_be_enabled()
+        await join.tap()
+        status = page.locator('[data-region="status"]')
+        await expect(status).to_have_text("Connected")
+        async with asyncio.timeout(SETUP_MS / 1000):
+            await page.evaluate(HAS_PICTURE, "remote-video")
+            while True:
+                if expert.arrivals.untagged:
+                    break
+                await asyncio.sleep(0.05)
+        for rep in range(repetitions):
+            labels = {label for _, label in list(expert.arrivals.untagged)}
+            text = f"reload {rep + 1} from the expert"
+            start = time.monotonic()
+            reloading = asyncio.create_task(page.reload())
+            await expert.send_chat(text)
+            targets = [pid for pid, p in expert.others.items() if p.get("role") == "customer"]
+            drawn = bool(targets) and await expert.annotate(max(targets), f"reload-{rep + 1}")
+            shapes += drawn
+            await reloading
+            sample: dict[str, Any] = {}
+            try:
+                await expect(status).to_have_text("Connected", timeout=BACK_WITHIN_S * 1000)
+                sample["connected_s"] = round(time.monotonic() - start, 3)
+                async with asyncio.timeout(BACK_WITHIN_S):
+                    await page.evaluate(HAS_PICTURE, "remote-video")
+                    sample["customer_back_s"] = round(time.monotonic() - start, 3)
+                    while True:
+                        new = [t for t, label in list(expert.arrivals.untagged)
+                               if t > start and label not in labels]
+                        if new:
+                            break
+                        await asyncio.sleep(0.05)
+                sample["expert_back_s"] = round(min(new) - start, 3)
+                sample["back_s"] = max(sample["customer_back_s"], sample["expert_back_s"])
+            except (TimeoutError, AssertionError):
+                sample["back_s"] = None
+            deadline = time.monotonic() + SETTLE_S
+            while True:
+                lines, on_picture = await page.evaluate(SEEN, text)
+                if (lines == 1 and on_picture == shapes) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            sample.update(chat_sent=1, chat_lost=int(lines == 0),
+                          chat_duplicated=max(0, lines - 1), annotations_sent=int(drawn),
+                          annotations_lost=max(0, shapes - on_picture) if drawn else 0,
+                          annotations_not_sent=int(not drawn))
+            samples.append(sample)
+            logger.info("reload %d/%d: %s", rep + 1, repetitions,
+                        " ".join(f"{k}={v}" for k, v in sample.items()))
+    finally:
+        await expert.close()
+    if errors:
+        raise BenchError(f"the page's script failed: {errors[:3]}")
+    result: dict[str, Any] = {"repetitions": len(samples)}
+    for key in ("back_s", "connected_s", "customer_back_s", "expert_back_s"):
+        values = [s[key] for s in samples if s.get(key) is not None]
+        result[key] = {"p50": percentile(values, 50), "p95": percentile(values, 95),
+                       "max": max(values, default=None),
+                       "not_back": sum(s.get(key) is None for s in samples)}
+    for key in ("chat_sent", "chat_lost", "chat_duplicated", "annotations_sent",
+                "annotations_lost", "annotations_not_sent"):
+        result[key] = sum(s[key] for s in samples)
+    result["target_p95_s"] = 4.0
+    result["samples"] = samples
+    return result
+
