@@ -6,7 +6,8 @@ loop), one asking for worker processes, two nodes on a throwaway PostgreSQL behi
 (``--nodes 2``), the same load on Debian's Janus and a
 one-round comparison of both (where janus is installed, as scripts/test does), the
 relay under cProfile, three snapshots at 640x360, and three arrows drawn in the
-browser client (two Chromiums). Performance is measured by the bench and written in
+browser client (two Chromiums), and two 1 s outages of a customer's link in a network
+namespace (``resilience``, as root). Performance is measured by the bench and written in
 docs/performance.md, never asserted here. ``scripts/bench_table.py``, which turns runs
 into that page's tables, is tested on runs made up here.
 """
