@@ -186,6 +186,9 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                                  "(default 20)")
     resilience.add_argument("--thin-seconds", type=float, default=20.0,
                             help="the thin scenario's window (default 20)")
+    resilience.add_argument("--without-socket-ping", action="store_true",
+                            help="the aiortc clients as the web client was before it "
+                                 "pinged a silent socket (for comparison)")
     resilience.add_argument("--json", action="store_true",
                             help="print one JSON object on stdout")
     args = parser.parse_args(argv)
@@ -204,7 +207,8 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
         if not 3 <= args.thin_seconds <= 600:
             parser.error("--thin-seconds: from 3 to 600")
         resilience_options = ResilienceOptions(scenarios, args.repetitions,
-                                               args.thin_seconds)
+                                               args.thin_seconds,
+                                               socket_ping=not args.without_socket_ping)
         return lambda: run_resilience(resilience_options), bool(args.json)
     if args.benchmark == "annotations":
         if args.shapes < 1 or args.warmup_shapes < 0 or args.clear_every < 1 \

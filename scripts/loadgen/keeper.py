@@ -6,10 +6,10 @@ What it copies from the web client, rule for rule:
 
 - a socket that closes (any code but 1000, 4401, 4403, 4410) is opened again after 1,
   2, 4, 8, then 10 s, with the same token, ``resume`` (the participant it was) and
-  ``chat_after`` (its newest chat message); the server's pings are answered (as
-  browsers do), and the client sends none of its own: the web client has no liveness
-  check of its socket, so a socket whose network went away stays "open" until TCP
-  gives up on it or the network brings a reset;
+  ``chat_after`` (its newest chat message); the server's WebSocket pings are answered
+  (as browsers do). A socket in the call that received nothing for 4 s is sent a
+  ``ping``; if nothing comes within 6 s more, it is given up as lost, left open as it
+  is (a browser keeps a socket whose network went away "open" until TCP gives up);
 - on ``joined``: a resumed participant whose media connection still works keeps it;
   otherwise a new RTCPeerConnection with the same tracks, offered with
   ``"restart": true`` when resumed; the server's offers are ignored from then until
@@ -61,13 +61,18 @@ DISCONNECTED_S = 4.0
 CONNECT_S = 20.0
 OFFER_RETRY_S = 2.0
 RECEIVING_TIMEOUT_S = 2.5  # Chromium's ICE: nothing received for this long
+PING_AFTER_S, PONG_WITHIN_S = 4.0, 6.0
 ENDS = (1000, 4401, 4403, 4410)  # close codes after which the web client stops
 
 
 class Keeper:
     def __init__(self, url: str, token: str, job_id: int | None,
-                 tracks: Sequence[MediaStreamTrack], name: str) -> None:
+                 tracks: Sequence[MediaStreamTrack], name: str, *,
+                 socket_ping: bool = True) -> None:
+        """``socket_ping``: False for the web client before it watched its socket
+        (before ``ping`` after 4 s of silence), for comparison."""
         self.url = url
+        self.socket_ping = socket_ping
         self.token = token
         self.job_id = job_id
         self.tracks = tracks
@@ -92,6 +97,8 @@ class Keeper:
         self._media_since = 0.0  # the watch's "since": set while connected
         self._connected_at = 0.0
         self._network_gone = False  # the media connection's address went away
+        self._received_at = 0.0  # the current socket's last message (or its opening)
+        self._pinged_at = 0.0
         self._dropped = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._over = False
@@ -169,6 +176,7 @@ class Keeper:
                 logger.debug("%s: connecting failed: %r", self.name, exc)
             else:
                 self._ws = ws
+                self._received_at, self._pinged_at = time.monotonic(), 0.0
                 auth: dict[str, Any] = {"type": "auth", "token": self.token}
                 if self.job_id is not None:
                     auth["job"] = self.job_id
@@ -209,6 +217,7 @@ class Keeper:
             async for msg in ws:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break
+                self._received_at = time.monotonic()
                 await self._handle(msg.json())
         except (aiohttp.ClientError, OSError, ConnectionError) as exc:
             logger.debug("%s: socket broke: %r", self.name, exc)
@@ -352,9 +361,23 @@ class Keeper:
             async with asyncio.timeout(5):
                 await pc.close()
 
+    async def _watch_socket(self) -> None:
+        """A socket in the call that answers no ping is given up (``call.js``)."""
+        if not self.socket_ping or not self.ready or self._dropped.is_set():
+            return
+        now = time.monotonic()
+        if self._pinged_at > self._received_at:
+            if now - self._pinged_at >= PONG_WITHIN_S:
+                logger.info("%s: no pong: the socket is given up", self.name)
+                self._dropped.set()
+        elif now - self._received_at >= PING_AFTER_S:
+            self._pinged_at = now
+            await self._send({"type": "ping"})
+
     async def _watch_loop(self) -> None:
         while not self._over:
             await asyncio.sleep(WATCH_S)
+            await self._watch_socket()
             pc = self.pc
             if pc is None:
                 continue

@@ -90,6 +90,7 @@ class Options:
     scenarios: tuple[str, ...]
     repetitions: int
     thin_seconds: float
+    socket_ping: bool = True  # False: the keepers as the web client before it pinged
 
 
 @dataclass
@@ -151,11 +152,13 @@ class Bench:
         expert_camera = TaggedCamera(camera_clip(*EXPERT_CAMERA, 60), publisher=1)
         customer_camera = TaggedCamera(camera_clip(*CUSTOMER_CAMERA, 60), publisher=2)
         expert = Keeper(self.server.url, self.token, int(job["id"]),
-                        [expert_camera, audio_track()], "expert")
+                        [expert_camera, audio_track()], "expert",
+                        socket_ping=self.options.socket_ping)
 
         async def customer_keeper() -> Keeper:
             keeper = Keeper(self.server.url, redeemed["token"], None,
-                            [customer_camera, audio_track()], "customer")
+                            [customer_camera, audio_track()], "customer",
+                            socket_ping=self.options.socket_ping)
             await keeper.start()
             return keeper
 
@@ -450,6 +453,7 @@ async def run(options: Options) -> dict[str, Any]:
                 results["reload"] = await reload.run(options.repetitions, Path(tmp) / "reload",
                                                      http)
     return {"benchmark": "resilience", "repetitions": options.repetitions,
+            "socket_ping": options.socket_ping,
             "scenarios": {name: results[name] for name in options.scenarios},
             "load_before": [round(x, 2) for x in load_before],
             "load_after": [round(x, 2) for x in os.getloadavg()],
