@@ -74,6 +74,8 @@ class Arrivals:
 
     video: dict[tuple[int, int], float] = field(default_factory=dict)
     keyframes: set[tuple[int, int]] = field(default_factory=set)
+    # (arrival, publisher, index, keyframe) of each tagged frame, in arrival order
+    order: list[tuple[float, int, int, bool]] = field(default_factory=list)
     audio: list[float] = field(default_factory=list)  # arrival of each audio frame
     # video without a tag (a browser's): arrival, and the publication that carried it
     untagged: list[tuple[float, str]] = field(default_factory=list)
@@ -90,8 +92,10 @@ class Arrivals:
             self.untagged.append((now, label))
         elif tag not in self.video:
             self.video[tag] = now
-            if is_keyframe(codec, data):
+            keyframe = is_keyframe(codec, data)
+            if keyframe:
                 self.keyframes.add(tag)
+            self.order.append((now, *tag, keyframe))
 
     def first_new(self, camera: TaggedCamera, moment: float, *,
                   keyframe: bool = False) -> float | None:
@@ -99,10 +103,13 @@ class Arrivals:
         ``keyframe``, the first such keyframe, where a decoder can start); None if none
         did yet."""
         first = camera.first_sent_after(moment)
-        times = [at for (publisher, index), at in list(self.video.items())
-                 if publisher == camera.publisher and index >= first
-                 and (not keyframe or (publisher, index) in self.keyframes)]
-        return min(times, default=None)
+        order = self.order  # appended to by the loop that taps (maybe another thread)
+        # A frame sent after the moment arrived after it: look from there on.
+        start = bisect.bisect_left(order, (moment,))
+        for at, publisher, index, key in order[start:]:
+            if publisher == camera.publisher and index >= first and (key or not keyframe):
+                return at
+        return None
 
     def delivered(self, camera: TaggedCamera, start: float, end: float) -> tuple[int, int]:
         """Of the frames ``camera`` sent in [start, end): how many, and how many

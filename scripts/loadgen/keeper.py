@@ -196,6 +196,9 @@ class Keeper:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await reader
                     self._abandoned.append(ws)
+                    self._ws = None
+                    if not self._network_gone:  # given up for no pong: call.js closes
+                        self._tasks.append(asyncio.create_task(ws.close()))  # it too
                 if self.ready:
                     tries = 0
             self.ready = False
