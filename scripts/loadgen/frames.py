@@ -23,12 +23,36 @@ from typing import Any
 
 import av
 
-from loadgen.media import Camera, CameraClip
+from loadgen.media import Camera, CameraClip, TimedTrack
+from tests.support import clips
 from videoassist.media.frames import is_keyframe
 
 MAGIC = b"VAt"
 TAG = struct.Struct(">3sBI")  # magic, publisher, index
 MAX_BEHIND_S = 0.25
+
+
+def skip_missed(track: clips.PacketTrack) -> None:
+    """A camera or microphone runs in real time: the frames nobody read while there
+    was no connection to send them on are gone, not sent in a burst to the next one
+    (a ``PacketTrack`` catches up on its schedule)."""
+    start = track._start
+    if start is not None:
+        behind = time.monotonic() - (start + track.sent * track._interval)
+        if behind > MAX_BEHIND_S:
+            track._start = start + behind
+
+
+class LiveAudio(TimedTrack):
+    """``loadgen.media``'s Opus clip, in real time across connections (``skip_missed``)."""
+
+    async def recv(self) -> Any:
+        skip_missed(self)
+        return await super().recv()
+
+
+def live_audio() -> LiveAudio:
+    return LiveAudio("audio", clips.audio_clip(), rate=48_000, step=960, interval=0.02)
 
 
 def tag_of(data: bytes) -> tuple[int, int] | None:
@@ -49,12 +73,7 @@ class TaggedCamera(Camera):
         self.sent_at: list[float] = []
 
     async def recv(self) -> av.Packet[Any]:
-        # A camera runs in real time: frames nobody read while there was no connection
-        # to send them on are gone, not sent in a burst to the next one.
-        if self._start is not None:
-            behind = time.monotonic() - (self._start + self.sent * self._interval)
-            if behind > MAX_BEHIND_S:
-                self._start += behind
+        skip_missed(self)
         packet = await super().recv()
         index = len(self.sent_at)
         self.sent_at.append(time.monotonic())

@@ -27,8 +27,9 @@ import aiohttp
 from aioice.ice import get_host_addresses
 from playwright.async_api import Page, async_playwright, expect
 
+from loadgen.frames import live_audio
 from loadgen.keeper import Keeper
-from loadgen.media import Camera, audio_track, camera_clip
+from loadgen.media import Camera, camera_clip
 from loadgen.probes import percentile
 from loadgen.server import ServerProcess, post_json
 from tests.support.browser import CHROMIUM, FLAGS, PHONE
@@ -97,7 +98,7 @@ async def measure(server: ServerProcess, http: aiohttp.ClientSession, page: Page
     invite = await post_json(http, server.url, f"/api/jobs/{job['id']}/invites",
                              {"role": "customer"}, token)
     expert = Keeper(server.url, token, int(job["id"]),
-                    [Camera(camera_clip(640, 360, 60)), audio_track()], "expert")
+                    [Camera(camera_clip(640, 360, 60)), live_audio()], "expert")
     await expert.start()
     samples: list[dict[str, Any]] = []
     drawn_on: collections.Counter[int] = collections.Counter()  # shapes, by participant

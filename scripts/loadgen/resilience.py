@@ -46,9 +46,9 @@ from typing import Any
 import aiohttp
 
 from loadgen import BenchError
-from loadgen.frames import Arrivals, TaggedCamera
+from loadgen.frames import Arrivals, TaggedCamera, live_audio
 from loadgen.keeper import Keeper
-from loadgen.media import audio_track, camera_clip
+from loadgen.media import camera_clip
 from loadgen.probes import percentile
 from loadgen.server import ServerProcess, post_json
 from tests.support import netns
@@ -152,12 +152,12 @@ class Bench:
         expert_camera = TaggedCamera(camera_clip(*EXPERT_CAMERA, 60), publisher=1)
         customer_camera = TaggedCamera(camera_clip(*CUSTOMER_CAMERA, 60), publisher=2)
         expert = Keeper(self.server.url, self.token, int(job["id"]),
-                        [expert_camera, audio_track()], "expert",
+                        [expert_camera, live_audio()], "expert",
                         socket_ping=self.options.socket_ping)
 
         async def customer_keeper() -> Keeper:
             keeper = Keeper(self.server.url, redeemed["token"], None,
-                            [customer_camera, audio_track()], "customer",
+                            [customer_camera, live_audio()], "customer",
                             socket_ping=self.options.socket_ping)
             await keeper.start()
             return keeper
