@@ -304,7 +304,8 @@ class Keeper:
             await self._close_pc(old)
         if self._over or not self.ready:
             return
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # aiortc's own, ending quietly when it is closed while it connects (a restart).
+        pc = aiortc_hooks.PeerConnection(RTCConfiguration(iceServers=[]))
         self.pc = pc
         self._network_gone = False
         self.labels.clear()
