@@ -8,7 +8,7 @@ What it copies from the web client, rule for rule:
   2, 4, 8, then 10 s, with the same token, ``resume`` (the participant it was) and
   ``chat_after`` (its newest chat message); the server's WebSocket pings are answered
   (as browsers do). A socket in the call that received nothing for 4 s is sent a
-  ``ping``; if nothing comes within 6 s more, it is given up as lost, left open as it
+  ``ping``; if nothing comes within 25 s more, it is given up as lost, left open as it
   is (a browser keeps a socket whose network went away "open" until TCP gives up);
 - on ``joined``: a resumed participant whose media connection still works keeps it;
   otherwise a new RTCPeerConnection with the same tracks, offered with
@@ -61,7 +61,7 @@ DISCONNECTED_S = 4.0
 CONNECT_S = 20.0
 OFFER_RETRY_S = 2.0
 RECEIVING_TIMEOUT_S = 2.5  # Chromium's ICE: nothing received for this long
-PING_AFTER_S, PONG_WITHIN_S = 4.0, 6.0
+PING_AFTER_S, PONG_WITHIN_S = 4.0, 25.0
 ENDS = (1000, 4401, 4403, 4410)  # close codes after which the web client stops
 
 

@@ -4,7 +4,7 @@
 //
 // A lost socket (network gone, server restarting) is reopened with the same token,
 // and so is one that went silent: a ping after 4 s without a message, and no answer
-// within 6 s more, gives it up as lost (a browser keeps a socket whose network went
+// within 25 s more, gives it up as lost (a browser keeps a socket whose network went
 // away "open" until TCP gives up, minutes later; the server already let it go).
 // waiting 1, 2, 4, 8 then 10 seconds between tries, for up to five minutes, naming the
 // participant this client was and the newest chat message it has (docs/protocol.md,
@@ -40,9 +40,11 @@ const SILENT_MS = 8000;
 const CONNECT_MS = 20000;
 /** A socket that received nothing this long is sent a ping... */
 const PING_AFTER_MS = 4000;
-/** ...and given up as lost when nothing came this long after the ping: wide enough
- * for a pong behind a queue of messages on a slow phone link or a busy server. */
-const PONG_WITHIN_MS = 6000;
+/** ...and given up as lost when nothing came this long after the ping: about when the
+ * server lets it go (15 s + 7.5 s of silence), and longer than a server's stall of
+ * 25 s, after which the socket goes on with everything sent on it meanwhile (a new
+ * socket would lose the shapes drawn on the old one: they are not sent again). */
+const PONG_WITHIN_MS = 25000;
 /** After the server refused an offer, the next one waits this long (its offer rate). */
 const OFFER_RETRY_MS = 2000;
 
