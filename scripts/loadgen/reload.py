@@ -200,7 +200,7 @@ async def measure(server: ServerProcess, http: aiohttp.ClientSession, page: Page
     for key in ("back_s", "connected_s", "customer_back_s", "expert_back_s"):
         values = [s[key] for s in samples if s.get(key) is not None]
         result[key] = {"p50": percentile(values, 50), "p95": percentile(values, 95),
-                       "max": max(values, default=None),
+                       "max": round(max(values), 2) if values else None,
                        "not_back": sum(s.get(key) is None for s in samples)}
     for key in ("chat_sent", "chat_lost", "chat_duplicated", "annotations_sent",
                 "annotations_lost", "annotations_not_sent"):

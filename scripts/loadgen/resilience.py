@@ -377,7 +377,7 @@ def summarise(samples: list[dict[str, Any]]) -> dict[str, Any]:
                 "customer_keyframe_s"):
         values = [s[key] for s in samples if s.get(key) is not None]
         result[key] = {"p50": percentile(values, 50), "p95": percentile(values, 95),
-                       "max": max(values, default=None),
+                       "max": round(max(values), 2) if values else None,
                        "not_back": sum(s.get(key) is None for s in samples)}
     for key in ("frames_sent_after", "frames_lost_after", "chat_sent", "chat_lost",
                 "chat_duplicated", "annotations_sent", "annotations_lost",
