@@ -10,6 +10,7 @@
     python scripts/bench.py relay --streams 4 --small-buffer-join-every 1  # late, 256 KiB
     python scripts/bench.py snapshot --sizes 640x360,1280x720 --keyframe-every K --json
     python scripts/bench.py annotations --shapes N --json
+    python scripts/bench.py resilience --scenarios offline-5,reload --repetitions 20 --json
 
 Starts the server as a child process and, in this process, calls over loopback whose
 publishers send a pre-encoded 30 fps VP8 clip (and Opus). ``relay``: N calls, each
@@ -24,8 +25,12 @@ publisher's camera, one at a time; the time from request to saved, and the CPU.
 ``annotations``: the browser client itself, an expert and a customer in two headless
 Chromiums (Debian's, through Playwright); the expert draws arrows, one at a time, and
 each is timed from the expert's pointerup to the customer's overlay painting it. The
-method and the measured tables: docs/performance.md. Progress goes to stderr; with
-``--json``, stdout holds one JSON object, nothing else.
+method and the measured tables: docs/performance.md.
+``resilience``: a call through a stalled server, a customer offline, moved to another
+address, on a thin link, or reloading its page (loadgen/resilience.py, as root: the
+customer is in a network namespace of its own); from the network's return, how soon
+each side gets the other's new frames, and whether chat or drawings were lost.
+Progress goes to stderr; with ``--json``, stdout holds one JSON object, nothing else.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ from loadgen.compare import Options as CompareOptions  # noqa: E402
 from loadgen.compare import run as run_compare  # noqa: E402
 from loadgen.relay import Options as RelayOptions  # noqa: E402
 from loadgen.relay import run as run_relay  # noqa: E402
+from loadgen.resilience import DEFAULT_SCENARIOS, MAX_MOVES, parse_scenario  # noqa: E402
+from loadgen.resilience import Options as ResilienceOptions  # noqa: E402
+from loadgen.resilience import run as run_resilience  # noqa: E402
 from loadgen.server import TRANSCODE  # noqa: E402
 from loadgen.snapshot import Options as SnapshotOptions  # noqa: E402
 from loadgen.snapshot import run as run_snapshot  # noqa: E402
@@ -175,7 +183,41 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
     notes.add_argument("--phone-scale", type=float, default=3.0,
                        help="the customer page's devicePixelRatio (default 3)")
     notes.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    resilience = sub.add_parser("resilience",
+                                help="outages of a call: how soon it is live again")
+    resilience.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
+                            help="comma-separated, in order: stall-S, offline-S, drop-S "
+                                 "(S seconds), move, thin, reload (default "
+                                 f"{','.join(DEFAULT_SCENARIOS)})")
+    resilience.add_argument("--repetitions", type=int, default=20,
+                            help="of each scenario but thin, which is one window "
+                                 "(default 20)")
+    resilience.add_argument("--thin-seconds", type=float, default=20.0,
+                            help="the thin scenario's window (default 20)")
+    resilience.add_argument("--without-socket-ping", action="store_true",
+                            help="the aiortc clients as the web client was before it "
+                                 "pinged a silent socket (for comparison)")
+    resilience.add_argument("--json", action="store_true",
+                            help="print one JSON object on stdout")
     args = parser.parse_args(argv)
+    if args.benchmark == "resilience":
+        scenarios = tuple(s.strip() for s in args.scenarios.split(",") if s.strip())
+        try:
+            for name in scenarios:
+                parse_scenario(name)
+        except ValueError as exc:
+            parser.error(f"--scenarios: {exc}")
+        if not scenarios or len(set(scenarios)) != len(scenarios):
+            parser.error("--scenarios: at least one, each once")
+        if args.repetitions < 1 or ("move" in scenarios and args.repetitions > MAX_MOVES):
+            parser.error(f"--repetitions: at least 1, and with move at most {MAX_MOVES} "
+                         "(each move takes a veth pair of the run's namespace)")
+        if not 3 <= args.thin_seconds <= 600:
+            parser.error("--thin-seconds: from 3 to 600")
+        resilience_options = ResilienceOptions(scenarios, args.repetitions,
+                                               args.thin_seconds,
+                                               socket_ping=not args.without_socket_ping)
+        return lambda: run_resilience(resilience_options), bool(args.json)
     if args.benchmark == "annotations":
         if args.shapes < 1 or args.warmup_shapes < 0 or args.clear_every < 1 \
                 or args.pause < 0 or not 0.5 <= args.phone_scale <= 4:

@@ -6,7 +6,8 @@ loop), one asking for worker processes, two nodes on a throwaway PostgreSQL behi
 (``--nodes 2``), the same load on Debian's Janus and a
 one-round comparison of both (where janus is installed, as scripts/test does), the
 relay under cProfile, three snapshots at 640x360, and three arrows drawn in the
-browser client (two Chromiums). Performance is measured by the bench and written in
+browser client (two Chromiums), and a 1 s outage of a customer's link in a network
+namespace (``resilience``, as root). Performance is measured by the bench and written in
 docs/performance.md, never asserted here. ``scripts/bench_table.py``, which turns runs
 into that page's tables, is tested on runs made up here.
 """
@@ -29,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import nginx
+from tests.support import netns, nginx
 from tests.support.docs import fenced_blocks
 from videoassist.storage.throwaway import postgresql_bin
 
@@ -404,6 +405,48 @@ def row(table: str, name: str) -> list[str]:
         if cells[0] in (name, f"`{name}`"):
             return cells[1:]
     raise AssertionError(f"no row {name!r} in:\n{table}")
+
+
+def test_a_tiny_resilience_run_reports_each_field_and_leaves_no_namespace() -> None:
+    """A 1 s outage of the customer's link (``offline-1``), read for every field: the
+    network's return to each side's first new frame, nothing written meanwhile lost,
+    the frames after it counted; the run's namespace is gone afterwards. How long the
+    video took is for docs/performance.md."""
+    reason = netns.unavailable(loss=True)
+    if reason is not None:
+        pytest.skip(reason)
+    before = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                                check=True).stdout.split())
+    result, stderr = run_bench("resilience", "--scenarios", "offline-1",
+                               "--repetitions", "1")
+    assert "offline-1 1/1:" in stderr  # progress, a line a repetition
+    assert result["benchmark"] == "resilience" and result["repetitions"] == 1
+    offline = result["scenarios"]["offline-1"]
+    assert offline["repetitions"] == 1 and len(offline["samples"]) == 1
+    for key in ("back_s", "expert_back_s", "customer_back_s"):
+        times = offline[key]
+        assert times["not_back"] == 0, offline
+        assert 0 < times["p50"] <= times["p95"] <= times["max"] < 60, (key, times)
+    for sample in offline["samples"]:
+        assert sample["back_s"] == max(sample["expert_back_s"], sample["customer_back_s"])
+    # Two chat lines from each side, two arrows of the expert's.
+    assert offline["chat_sent"] == 4
+    assert offline["annotations_sent"] + offline["annotations_not_sent"] == 2
+    assert offline["chat_lost"] == offline["chat_duplicated"] == 0, offline
+    assert offline["annotations_lost"] == 0, offline
+    assert 0 <= offline["frames_lost_after"] <= offline["frames_sent_after"]
+    assert offline["frames_sent_after"] > 0
+    after = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
+                               check=True).stdout.split())
+    assert not {name for name in after - before if name.startswith("va-")}, after
+
+
+def test_resilience_scenarios_are_checked_before_anything_runs() -> None:
+    for scenarios in ("offline", "nap-5", "offline-5,offline-5", "stall-0"):
+        proc = bench("resilience", "--scenarios", scenarios, timeout=60)
+        assert proc.returncode == 2 and "--scenarios" in proc.stderr, proc.stderr
+    proc = bench("resilience", "--scenarios", "move", "--repetitions", "25", timeout=60)
+    assert proc.returncode == 2 and "at most 24" in proc.stderr, proc.stderr
 
 
 def test_the_table_holds_the_median_of_each_configurations_interleaved_runs(

@@ -37,10 +37,10 @@ async def post_json(http: aiohttp.ClientSession, url: str, path: str, body: dict
         return answer
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
 
@@ -121,15 +121,19 @@ class ChildProcess:
 
 class ServerProcess(ChildProcess):
     def __init__(self, mode: str, workdir: Path, profile: Path | None = None,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, host: str = "127.0.0.1",
+                 env: dict[str, str] | None = None) -> None:
+        """``host``: the address it serves on (HTTP and media); ``env``: settings
+        of the run's own, over the defaults below."""
         self.workdir = workdir
+        self.host = host
         # ``serve --workers N``; None: the server's own default.
         self.workers = workers
         # cProfile's statistics of the serving process, written there when it exits.
         self.profile = profile
         self.data_dir = workdir / "data"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
         self.username = "bench"
         self.password = secrets.token_urlsafe(24)
         self.log_path = workdir / "server.log"
@@ -149,6 +153,7 @@ class ServerProcess(ChildProcess):
         # The generator's clients are on loopback, which the ICE candidate policy denies
         # by default (docs/security.md): here it is the clients' LAN.
         self.env.update(VIDEOASSIST_ICE_ALLOWED_PEERS="127.0.0.0/8,::1")
+        self.env.update(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _command(self, *args: str, profile: Path | None = None) -> list[str]:
@@ -158,7 +163,7 @@ class ServerProcess(ChildProcess):
 
     def serve_command(self) -> list[str]:
         workers = [] if self.workers is None else ["--workers", str(self.workers)]
-        return self._command("serve", "--host", "127.0.0.1", "--port", str(self.port),
+        return self._command("serve", "--host", self.host, "--port", str(self.port),
                              *workers, profile=self.profile)
 
     def start(self) -> None:

@@ -78,6 +78,9 @@ _LOCK = "/run/lock/videoassist-netns.lock"
 _NAME = re.compile(r"^va-(\d+)-(\d+)$")
 _counter = itertools.count(1)  # namespaces made by this process, for unique names
 CLONE_NEWNET = 0x40000000
+# The letter in each pair's interface names: a namespace has at most this many pairs
+# (``move_client`` adds one each time).
+PAIR_LETTERS = "xyzwabcdefghijklmnopqrstuv"
 COMMAND_S = 10.0  # no ip, tc or nft command takes near this; a guard against a hang
 
 
@@ -195,7 +198,7 @@ class Netns:
     def _add_link(self) -> Link:
         """A new veth pair on a /24 no interface of this machine has, its namespace end
         moved in, both ends up but the namespace's only if it is the first."""
-        tag = f"va{os.getpid()}{'xyzw'[len(self.links)]}{self.name.rsplit('-', 1)[1]}"
+        tag = f"va{os.getpid()}{PAIR_LETTERS[len(self.links)]}{self.name.rsplit('-', 1)[1]}"
         root, inner = f"{tag}r", f"{tag}c"
         with open(_LOCK, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

@@ -3,6 +3,9 @@
 // the page listens to the events and draws (callview.js).
 //
 // A lost socket (network gone, server restarting) is reopened with the same token,
+// and so is one that went silent: a ping after 4 s without a message, and no answer
+// within 25 s more, gives it up as lost (a browser keeps a socket whose network went
+// away "open" until TCP gives up, minutes later; the server already let it go).
 // waiting 1, 2, 4, 8 then 10 seconds between tries, for up to five minutes, naming the
 // participant this client was and the newest chat message it has (docs/protocol.md,
 // Coming back). Back in the call as the same participant, it keeps its media
@@ -41,6 +44,13 @@ const SILENT_MS = 8000;
 /** A new media connection not connected this long, or a restart not answered, is
  * replaced again: wide, for a loaded machine or a slow TURN allocation. */
 const CONNECT_MS = 20000;
+/** A socket that received nothing this long is sent a ping... */
+const PING_AFTER_MS = 4000;
+/** ...and given up as lost when nothing came this long after the ping: about when the
+ * server lets it go (15 s + 7.5 s of silence), and longer than a server's stall of
+ * 25 s, after which the socket goes on with everything sent on it meanwhile (a new
+ * socket would lose the shapes drawn on the old one: they are not sent again). */
+const PONG_WITHIN_MS = 25000;
 /** After the server refused an offer, the next one waits this long (its offer rate). */
 const OFFER_RETRY_MS = 2000;
 
@@ -212,7 +222,10 @@ export class Call extends EventTarget {
 
   start() {
     this.setState("connecting", "Connecting…");
-    this.watchTimer = setInterval(() => this.watchMedia(), WATCH_MS);
+    this.watchTimer = setInterval(() => {
+      this.watchSocket();
+      this.watchMedia();
+    }, WATCH_MS);
     this.open();
   }
 
@@ -394,6 +407,20 @@ export class Call extends EventTarget {
     if (this.over) return;
     this.setState("reconnecting", "Reconnecting…");
     this.open();
+  }
+
+  /**
+   * Look at the socket (every WATCH_MS): one in the call that answers no ping is given
+   * up as a lost connection, left as it is (its events ignored from now on), and the
+   * schedule of a lost socket begins; the media connection is kept meanwhile.
+   */
+  watchSocket() {
+    const signalling = this.signalling;
+    if (!signalling || !this.ready || this.over) return;
+    if (!signalling.dead(PING_AFTER_MS, PONG_WITHIN_MS)) return;
+    this.signalling = null;
+    if (signalling.ws) signalling.ws.close();
+    this.closed(1006, "");
   }
 
   /**

@@ -67,6 +67,10 @@ export class Signalling extends EventTarget {
     /** How many sdp.offers sent on this socket await their answer (or error): the
      * server answers each, in order. */
     this.offersAwaiting = 0;
+    /** When the socket last received a message (Date.now()), or opened. */
+    this.receivedAt = 0;
+    /** When the last ping went out, or 0. */
+    this.pingedAt = 0;
   }
 
   /** Whether a message sent now goes out (the socket is open). */
@@ -81,6 +85,7 @@ export class Signalling extends EventTarget {
     this.ws = ws;
     ws.binaryType = "arraybuffer";
     ws.addEventListener("open", () => {
+      this.receivedAt = Date.now();
       /** @type {{type: "auth", token: string, job?: number, resume?: number,
        *   chat_after?: number}} */
       const auth = { type: "auth", token: this.token };
@@ -90,6 +95,7 @@ export class Signalling extends EventTarget {
       ws.send(JSON.stringify(auth));
     });
     ws.addEventListener("message", (event) => {
+      this.receivedAt = Date.now();
       if (event.data instanceof ArrayBuffer) {
         const still = unpackStill(event.data);
         if (still) {
@@ -134,6 +140,27 @@ export class Signalling extends EventTarget {
     if (!this.open) return false;
     /** @type {WebSocket} */ (this.ws).send(frame);
     return true;
+  }
+
+  /**
+   * Whether the socket is dead: a ping went out PONG_WITHIN_MS ago or more and nothing
+   * came since. Else, if nothing came for PING_AFTER_MS, a ping goes out now (the
+   * server answers pong: docs/protocol.md, Liveness). Called every second or so; a
+   * check delayed (a throttled background tab) only sends its ping later, since the
+   * answer is waited for from the ping on.
+   * @param {number} pingAfterMs
+   * @param {number} pongWithinMs
+   * @returns {boolean}
+   */
+  dead(pingAfterMs, pongWithinMs) {
+    if (!this.open) return false;
+    const now = Date.now();
+    if (this.pingedAt > this.receivedAt) return now - this.pingedAt >= pongWithinMs;
+    if (now - this.receivedAt >= pingAfterMs) {
+      this.send({ type: "ping" });
+      this.pingedAt = now;
+    }
+    return false;
   }
 
   /** Leave the call and close. */
