@@ -26,7 +26,7 @@ from playwright.async_api import BrowserContext, expect
 from tests.support.browser import RECEIVED, RECORD_PEER_CONNECTIONS, join_link, watch_errors
 from tests.support.process import ServeProcess, ok
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 # After RECORD_PEER_CONNECTIONS (whose record of messages still sees them all).
 SILENCEABLE = """

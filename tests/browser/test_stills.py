@@ -46,7 +46,7 @@ from tests.support.peers import MediaClient
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD, ServerFactory, local_peers
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 # The page's getStats() reports the link the test sets in window.__link ({kbps, loss}),
 # or the real one while it is null. Loss: of the packets each stream really sent since
@@ -209,6 +209,9 @@ STILLS_MODE_WITHIN_S = 25.0
 BACK_TO_VIDEO_WITHIN_S = 25.0
 
 
+# Its own loop, as the in-process server's fixture (``server_factory``) has: the
+# package's loop is for the shared Chromium, which this test does not use.
+@pytest.mark.asyncio(loop_scope="function")
 async def test_a_real_thin_lossy_link_gets_stills_every_2_s_and_the_audio_goes_on(
         server_factory: ServerFactory, tmp_path: Path) -> None:
     """The customer's Chromium in a network namespace of its own (its executable run by
