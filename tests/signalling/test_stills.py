@@ -121,7 +121,8 @@ async def test_a_still_reaches_the_others_whole_and_the_sender_hears_it_went(
     assert {k: v for k, v in header.items() if k != "at"} == {
         "type": "still", "from": customer_id, "seq": 7, "width": 640, "height": 480}
     assert before <= header["at"] <= server.clock()
-    assert await receive(customer) == {"type": "still.relayed", "seq": 7, "viewers": 1}
+    assert await receive(customer) == {"type": "still.relayed", "seq": 7, "viewers": 1,
+                                    "next_in_s": 0.5}
 
     # Someone joining later is told the mode, then given the newest still.
     other, _ = await server.join_call(staff_token, job_id)

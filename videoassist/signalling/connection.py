@@ -542,7 +542,9 @@ class Connection:
     async def _on_still(self, member: Member, frame: bytes) -> None:
         """A camera still (a binary frame, ``signalling.stills``): checked, kept as the
         sender's newest, relayed to everyone else, and acknowledged (``still.relayed``)
-        to the sender, whose next still waits for it."""
+        to the sender, whose next still waits for it and then ``next_in_s`` (the
+        interval, counted here from before the acknowledgement leaves: a client that
+        waits that long after it arrives is never refused as too soon)."""
         room = self.room
         assert room is not None
         seq: int | None = None
@@ -567,7 +569,8 @@ class Connection:
             for other in list(room.members.values()):
                 if other is not member and other.send(relayed):
                     viewers += 1
-            member.send({"type": "still.relayed", "seq": sent.seq, "viewers": viewers})
+            member.send({"type": "still.relayed", "seq": sent.seq, "viewers": viewers,
+                         "next_in_s": self.settings.still_min_interval_s})
         except VideoassistError as exc:
             error = self._error(exc, "still")
             seq = getattr(exc, "seq", seq)

@@ -247,7 +247,8 @@ export class Call extends EventTarget {
       signalling.addEventListener(type, forward);
     }
     signalling.addEventListener("still.relayed", (event) => {
-      this.stills.acknowledged(/** @type {CustomEvent} */ (event).detail.seq);
+      const { seq, next_in_s: nextInS } = /** @type {CustomEvent} */ (event).detail;
+      this.stills.acknowledged(seq, nextInS);
     });
     signalling.addEventListener("error", (event) => {
       const { ref, seq } = /** @type {CustomEvent} */ (event).detail;

@@ -6,17 +6,22 @@
 // the best quality that fits what the link carried lately, and sends it over the
 // signalling socket as one binary frame. The next still waits for the server's
 // `still.relayed` of this one (or ACK_TIMEOUT_MS), so stills never pile up in a thin
-// link's queue; one goes at least every EVERY_MS otherwise. The time from sending to
-// that acknowledgement measures what the link carries (`kbps`), which adapt.js reads
-// to know when video may come back. Nothing is stored: each still lives in memory
-// until the next one replaces it.
+// link's queue, and for the `next_in_s` that acknowledgement gives, so the server never
+// refuses one as too soon; otherwise one is taken EVERY_MS after the last was, to the
+// millisecond. The time from sending to that acknowledgement measures what the link
+// carries (`kbps`), which adapt.js reads to know when video may come back. Nothing is
+// stored: each still lives in memory until the next one replaces it.
 
-/** A still this often: the target is one every 2 s on the viewer's screen, and a
- * still on a lossy link may take a retransmission or two (hundreds of ms) longer
- * than the one before it. */
-export const EVERY_MS = 1000;
+/** A still this often. The target is one at least every 2 s on the viewer's screen;
+ * over a lossy link one still now and then takes a TCP retransmission or two longer
+ * than the one before it (stills 0.6 to 1.1 s late were seen at 300 kbit/s with 10%
+ * lost), and that lateness adds to the interval the viewer sees. */
+export const EVERY_MS = 800;
 /** A still not acknowledged by then is taken as lost: the next one goes. */
 const ACK_TIMEOUT_MS = 4000;
+/** What the server asks between stills when its acknowledgement does not say (its
+ * default VIDEOASSIST_STILL_MIN_INTERVAL_S). */
+const SERVER_INTERVAL_MS = 500;
 export const MIN_WIDTH = 640;
 export const MIN_HEIGHT = 480;
 /** The server's default VIDEOASSIST_STILL_MAX_BYTES, header included. */
@@ -24,8 +29,8 @@ const MAX_BYTES = 256 * 1024 - 1024;
 /** JPEG qualities tried, best first, until one fits the budget. */
 const QUALITIES = [0.8, 0.65, 0.5, 0.35];
 /** What one still may take of the link, in seconds of what it carried lately: most of
- * the interval, the rest left to the audio. */
-const BUDGET_S = 0.6;
+ * the interval (EVERY_MS), the rest left to the audio. */
+const BUDGET_S = 0.5;
 /** The least budget, whatever the link measured: a still must stay readable. */
 const MIN_BUDGET = 24 * 1024;
 
@@ -92,59 +97,84 @@ export class StillSender {
     this.pending = null;
     /** @type {number | null} kbit/s the last acknowledged still was carried at */
     this.kbps = null;
+    this.started = false;
     this.timer = 0;
     this.busy = false;
     this.video = document.createElement("video");
     this.video.muted = true;
     this.video.playsInline = true;
     this.canvas = document.createElement("canvas");
-    this.lastSent = 0;
+    /** performance.now() when the last still was taken (0: none since started) */
+    this.taken = 0;
+    /** performance.now() before which the server would refuse the next still */
+    this.notBefore = 0;
     this.sent = 0;  // stills sent since started
   }
 
   get running() {
-    return this.timer !== 0;
+    return this.started;
   }
 
   start() {
-    if (this.timer) return;
-    this.lastSent = 0;
-    this.timer = window.setInterval(() => this.tick(), 250);
+    if (this.started) return;
+    this.started = true;
+    this.taken = 0;
+    this.notBefore = 0;
     this.tick();
   }
 
   stop() {
-    clearInterval(this.timer);
+    this.started = false;
+    clearTimeout(this.timer);
     this.timer = 0;
     this.pending = null;
     this.video.srcObject = null;
   }
 
   /**
-   * The server relayed a still (still.relayed): the next may go.
+   * The server relayed a still (still.relayed): the next may go, `nextInS` after this.
    * @param {number} seq
+   * @param {number} [nextInS] the server's interval between stills
    */
-  acknowledged(seq) {
+  acknowledged(seq, nextInS) {
     const pending = this.pending;
     if (!pending || pending.seq !== seq) return;
     this.pending = null;
-    const seconds = Math.max(0.02, (performance.now() - pending.at) / 1000);
+    const now = performance.now();
+    const seconds = Math.max(0.02, (now - pending.at) / 1000);
     this.kbps = Math.round(pending.bytes * 8 / seconds / 1000);
+    // The server's interval runs from when it took the still, before this reached us.
+    this.notBefore = now + (typeof nextInS === "number" ? nextInS * 1000 : SERVER_INTERVAL_MS);
     this.tick();
   }
 
   /** An error about a still (its seq), or none came: let the next one go. @param {number} seq */
   refused(seq) {
-    if (this.pending && this.pending.seq === seq) this.pending = null;
+    if (this.pending && this.pending.seq === seq) {
+      this.pending = null;
+      this.tick();
+    }
+  }
+
+  /** Come back to tick() in `ms`. @param {number} ms */
+  later(ms) {
+    clearTimeout(this.timer);
+    this.timer = window.setTimeout(() => this.tick(), Math.max(0, ms));
   }
 
   async tick() {
-    if (!this.timer || this.busy) return;
+    if (!this.started || this.busy) return;
     const now = performance.now();
-    if (this.pending && now - this.pending.at < ACK_TIMEOUT_MS) return;
-    if (this.pending) this.kbps = null;  // never acknowledged: the link says nothing good
-    if (this.lastSent && now - this.lastSent < EVERY_MS) return;
+    if (this.pending) {
+      const waited = now - this.pending.at;
+      if (waited < ACK_TIMEOUT_MS) return this.later(ACK_TIMEOUT_MS - waited);
+      this.pending = null;
+      this.kbps = null;  // never acknowledged: the link says nothing good
+    }
+    const due = Math.max(this.taken ? this.taken + EVERY_MS : 0, this.notBefore);
+    if (now < due) return this.later(due - now);
     this.busy = true;
+    this.taken = now;
     try {
       await this.sendOne();
     } catch (error) {
@@ -152,6 +182,9 @@ export class StillSender {
     } finally {
       this.busy = false;
     }
+    // Sent: its acknowledgement calls tick(); else (no camera yet, socket closed) the
+    // next try comes at the usual time.
+    if (this.started) this.later(this.pending ? ACK_TIMEOUT_MS : EVERY_MS);
   }
 
   async sendOne() {
@@ -177,13 +210,12 @@ export class StillSender {
       jpeg = await new Promise((resolve) => { this.canvas.toBlob(resolve, "image/jpeg", quality); });
       if (jpeg && jpeg.size <= budget) break;
     }
-    if (!jpeg || jpeg.size > MAX_BYTES || !this.timer) return;
+    if (!jpeg || jpeg.size > MAX_BYTES || !this.started) return;
     this.seq += 1;
     const frame = packStill({ type: "still", seq: this.seq, width, height },
       await jpeg.arrayBuffer());
     if (!this.send(frame)) return;
     this.pending = { seq: this.seq, bytes: frame.byteLength, at: performance.now() };
-    this.lastSent = performance.now();
     this.sent += 1;
   }
 }
