@@ -38,6 +38,7 @@ from tests.support.browser import (
     RECORD_PEER_CONNECTIONS,
     frames_grow,
     join_page,
+    scan_profile,
     sign_in_expert,
     watch_errors,
 )
@@ -317,3 +318,20 @@ async def test_a_real_thin_lossy_link_gets_stills_every_2_s_and_the_audio_goes_o
             finally:
                 await context.close()
                 await expert.close()
+        # Nothing of the stills stayed on the phone: the JPEGs it made (canvas blobs)
+        # are in none of its profile's files, blob storage included.
+        pictures = [frame[2 + struct.unpack_from(">H", frame)[0]:] for _, frame in timed]
+        await asyncio.to_thread(scan_profile, tmp_path / "profile", server.url, [],
+                                [telling_part(p) for p in pictures])
+
+
+def telling_part(jpeg: bytes, size: int = 64) -> bytes:
+    """``size`` bytes of a JPEG's picture data that could be found nowhere else: the
+    first window of its scan with at least half its bytes different (the fake camera's
+    flat picture has long runs of the same byte)."""
+    start = jpeg.index(b"\xff\xda")
+    for at in range(start, len(jpeg) - size, 16):
+        window = jpeg[at:at + size]
+        if len(set(window)) >= size // 2:
+            return window
+    raise AssertionError("no varied stretch in the still's JPEG")

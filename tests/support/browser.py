@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,13 +231,16 @@ async def drag(page: Page, start: list[float], end: list[float]) -> None:
     await page.mouse.up()
 
 
-def scan_profile(profile: Path, origin: str, secrets: list[str]) -> None:
+def scan_profile(profile: Path, origin: str, secrets: list[str],
+                 raw: Sequence[bytes] = ()) -> None:
     """Nothing of the call in the profile: none of ``secrets`` (canaries put in the
-    call, tokens) in any file, as UTF-8 or UTF-16, no storage for the origin.
+    call, tokens) in any file, as UTF-8 or UTF-16, nor any of ``raw`` (bytes of
+    pictures the call made, such as a still's JPEG data), no storage for the origin.
     Chromium's own records of the visit (History, the session, preferences, the
     favicon) may name the origin; they are listed and checked to hold no secret."""
     canaries = [c.encode() for c in secrets]
     canaries += [c.encode("utf-16-le") for c in secrets]
+    canaries += list(raw)
     host = origin.split("//", 1)[1].encode()
     naming = []
     for path in profile.rglob("*"):
