@@ -83,13 +83,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
 
 
 async def expert_in_a_call(browser: Browser, server: ServeProcess, title: str,
-                           errors: list[str]) -> tuple[Page, str]:
+                           errors: list[str], script: str = "") -> tuple[Page, str]:
     """dana at a desk: signed in, a new job with ``title``, in its call; returns the
-    page and a customer's join link."""
+    page and a customer's join link. ``script`` goes in the page after the recorder."""
     context = await browser.new_context(viewport=DESKTOP)
     context.set_default_timeout(15_000)
     expert = await context.new_page()
-    await expert.add_init_script(RECORD_PEER_CONNECTIONS)
+    await expert.add_init_script(RECORD_PEER_CONNECTIONS + script)
     watch_errors(expert, errors)
     await sign_in_expert(expert, server)
     await expert.fill("#job-form [name=title]", title)
@@ -283,6 +283,55 @@ async def test_a_new_link_opened_in_a_tab_already_on_the_join_page_is_the_one_re
         assert errors == [], errors
     finally:
         await context.close()
+
+
+async def test_what_the_expert_draws_while_its_socket_is_down_reaches_the_customer(
+        chromium: Browser, server: ServeProcess) -> None:
+    """The expert's network drops mid-call; meanwhile it undoes its arrow and draws
+    another (both shown at once on its own screen). Back in the call, the customer gets
+    both, in order, and the expert's screen still shows what it drew."""
+    errors: list[str] = []
+    expert, link = await expert_in_a_call(chromium, server, "Fan coil rattles", errors,
+                                          DROPPABLE_SOCKETS)
+    context = await chromium.new_context(viewport=PHONE)
+    context.set_default_timeout(15_000)
+    try:
+        customer = await context.new_page()
+        await customer_joins(customer, link)
+        await frames_grow(expert)
+        await expert.click('[data-action="tool-arrow"]')
+        drawn = expert.locator('#call [data-region="annotations"]')
+        await drawn.scroll_into_view_if_needed()
+        await expert.wait_for_function(
+            "() => document.querySelector('[data-region=\"remote-video\"]').videoWidth > 0")
+        await drag(expert, [0.2, 0.2], [0.4, 0.4])
+        seen = customer.locator('[data-region="annotations"]')
+        await expect(seen).to_have_attribute("data-shapes", "1")
+        first = (await customer.evaluate(RECEIVED, "annotation.add"))[0]["shape"]["id"]
+
+        await set_offline(expert, True)
+        await expect(expert.locator("#call")).to_have_attribute("data-state", "reconnecting")
+        await expert.click('[data-action="undo"]')
+        await drag(expert, [0.5, 0.5], [0.7, 0.6])
+        await expect(drawn).to_have_attribute("data-shapes", "1")  # shown at once here
+        assert len(await customer.evaluate(RECEIVED, "annotation.add")) == 1
+        await set_offline(expert, False)
+        await expect(expert.locator("#call")).to_have_attribute(
+            "data-state", "connected", timeout=30_000)  # retries back off
+
+        async with asyncio.timeout(15):
+            while len(await customer.evaluate(RECEIVED, "annotation.add")) < 2:
+                await asyncio.sleep(0.1)
+        removed = await customer.evaluate(RECEIVED, "annotation.remove")
+        added = await customer.evaluate(RECEIVED, "annotation.add")
+        assert [m["id"] for m in removed] == [first], removed
+        assert len(added) == 2 and added[1]["shape"]["id"] != first, added
+        await expect(seen).to_have_attribute("data-shapes", "1")
+        await expect(drawn).to_have_attribute("data-shapes", "1")
+        assert errors == [], errors
+    finally:
+        await context.close()
+        await expert.context.close()
 
 
 async def set_offline(page: Page, offline: bool) -> None:

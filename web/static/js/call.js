@@ -20,7 +20,9 @@
 // until it comes back from the server; after a reconnection the ones that did not are
 // sent again (the server stores a message once per client_id), one typed while the
 // socket is down waits for it ("chat.pending"), and those still waiting when the call
-// ends are said not sent ("chat.unsent").
+// ends are said not sent ("chat.unsent"). Drawings made while the socket is not in the
+// call (shown here at once) wait for it too, and go in order once it is, after the
+// call's own shapes are shown again.
 //
 // On a thin or lossy link the picture degrades step by step (adapt.js): reduced video,
 // then, on a phone, stills of the camera over the socket (stills.js) with the audio;
@@ -51,6 +53,9 @@ const PING_AFTER_MS = 4000;
  * 25 s, after which the socket goes on with everything sent on it meanwhile (a new
  * socket would lose the shapes drawn on the old one: they are not sent again). */
 const PONG_WITHIN_MS = 25000;
+/** Drawings kept while the socket is down, at most: the server keeps 200 shapes on a
+ * picture (the oldest go first), so more would be dropped there anyway. */
+const MAX_DRAWINGS_WAITING = 200;
 /** After the server refused an offer, the next one waits this long (its offer rate). */
 const OFFER_RETRY_MS = 2000;
 
@@ -185,6 +190,9 @@ export class Call extends EventTarget {
     this.lastChatId = 0;
     /** @type {Map<string, string>} chat sent from here and not back yet: client_id, text */
     this.unconfirmed = new Map();
+    /** @type {({type: string, target: number} & Record<string, unknown>)[]} annotation
+     * messages made while the socket was not in the call, oldest first */
+    this.drawingsWaiting = [];
     this.tries = 0;
     this.lostAt = 0;
     this.over = false;
@@ -313,6 +321,12 @@ export class Call extends EventTarget {
     for (const line of message.chat || []) this.chatLine({ type: "chat.message", message: line });
     for (const [id, text] of this.unconfirmed) {
       this.send({ type: "chat.message", text, client_id: id });
+    }
+    // What was drawn while away: sent now, and shown again over the call's shapes
+    // (the "joined" listeners just replaced them with the server's).
+    for (const drawing of this.drawingsWaiting.splice(0)) {
+      this.send(drawing);
+      this.dispatchEvent(new CustomEvent(drawing.type, { detail: { ...drawing, from: this.me } }));
     }
     this.setState("connected", this.connectedText);
     this.adapt(message.you.role);
@@ -558,6 +572,18 @@ export class Call extends EventTarget {
   /** @param {object} message */
   send(message) {
     if (this.signalling) this.signalling.send(message);
+  }
+
+  /**
+   * Send an annotation message: now if the socket is in the call, else once it is
+   * again (a pointer's position only now: it means nothing later).
+   * @param {{type: string, target: number} & Record<string, unknown>} message
+   */
+  sendDrawing(message) {
+    if (this.over) return;
+    if (this.ready) return this.send(message);
+    if (message.type === "annotation.pointer") return;
+    if (this.drawingsWaiting.length < MAX_DRAWINGS_WAITING) this.drawingsWaiting.push(message);
   }
 
   /** Leave on purpose: camera and microphone off, connection closed. */

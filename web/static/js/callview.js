@@ -96,7 +96,7 @@ export class CallView extends EventTarget {
     this.small = small;
     this.overlay = new Overlay(this.canvas, big);
     this.tools = layout === "expert"
-      ? new AnnotationTools(this.overlay, (m) => call.send(m), () => this.viewing)
+      ? new AnnotationTools(this.overlay, (m) => call.sendDrawing(m), () => this.viewing)
       : null;
     this.showLocal();
     this.showRemote();

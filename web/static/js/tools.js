@@ -15,7 +15,7 @@ const PEN_MAX_POINTS = 1000;
 export class AnnotationTools {
   /**
    * @param {import("./overlay.js").Overlay} overlay
-   * @param {(message: object) => void} send
+   * @param {(message: {type: string, target: number} & Record<string, unknown>) => void} send
    * @param {() => number | null} target the participant whose picture is drawn on
    */
   constructor(overlay, send, target) {
