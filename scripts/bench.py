@@ -187,13 +187,13 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                                 help="outages of a call: how soon it is live again")
     resilience.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
                             help="comma-separated, in order: stall-S, offline-S, drop-S "
-                                 "(S seconds), move, thin, reload (default "
+                                 "(S seconds), move, thin, thin-phone, reload (default "
                                  f"{','.join(DEFAULT_SCENARIOS)})")
     resilience.add_argument("--repetitions", type=int, default=20,
-                            help="of each scenario but thin, which is one window "
+                            help="of each scenario but thin and thin-phone, one window each "
                                  "(default 20)")
     resilience.add_argument("--thin-seconds", type=float, default=20.0,
-                            help="the thin scenario's window (default 20)")
+                            help="the thin scenarios' window (default 20)")
     resilience.add_argument("--without-socket-ping", action="store_true",
                             help="the aiortc clients as the web client was before it "
                                  "pinged a silent socket (for comparison)")

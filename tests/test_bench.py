@@ -441,6 +441,33 @@ def test_a_tiny_resilience_run_reports_each_field_and_leaves_no_namespace() -> N
     assert not {name for name in after - before if name.startswith("va-")}, after
 
 
+def test_a_short_thin_window_with_the_web_client_reports_its_modes_stills_and_audio() -> None:
+    """``thin-phone`` for 3 s (the shortest window): the join page in Chromium in the
+    namespace, read for every field. 3 s is too short for the page to go to stills
+    (it judges over 3 s of its 1 s ticks), so the mode may be any; what it says of the
+    stills must agree with it, and the audio, the chat and the arrow written in the
+    window must have arrived."""
+    reason = netns.unavailable(loss=True)
+    if reason is not None:
+        pytest.skip(reason)
+    result, stderr = run_bench("resilience", "--scenarios", "thin-phone",
+                               "--thin-seconds", "3")
+    assert "thin-phone: mode=" in stderr
+    thin = result["scenarios"]["thin-phone"]
+    assert thin["kbit"] == 300 and thin["loss_percent"] == 10 and thin["seconds"] >= 3
+    assert thin["mode"] in ("video", "reduced", "stills"), thin
+    for at, mode, why in thin["modes"]:  # each change the page made in the window
+        assert 0 <= at <= thin["seconds"] and mode in ("video", "reduced", "stills"), why
+    if thin["mode"] != "stills":
+        assert thin["stills_mode_after_s"] is None and thin["stills"] == 0, thin
+        assert thin["still_interval_s"]["max"] is None and thin["still_sizes"] == []
+    assert thin["audio_frames_per_second"]["min"] is not None, thin
+    assert thin["chat_sent"] == 2 and thin["chat_lost"] == thin["chat_duplicated"] == 0, thin
+    assert thin["annotations_sent"] + thin["annotations_not_sent"] == 1, thin
+    assert thin["annotations_lost"] == 0, thin
+    assert thin["page_errors"] == [], thin
+
+
 def test_resilience_scenarios_are_checked_before_anything_runs() -> None:
     for scenarios in ("offline", "nap-5", "offline-5,offline-5", "stall-0"):
         proc = bench("resilience", "--scenarios", scenarios, timeout=60)

@@ -34,8 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
+import struct
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -87,6 +89,9 @@ class Keeper:
         self.chat: dict[int, str] = {}  # the chat messages it saw, by id
         self.unconfirmed: dict[str, str] = {}  # sent, not back yet: client_id -> text
         self.shapes: set[str] = set()  # ids of shapes drawn on its video it got
+        # (arrival, header, JPEG bytes) of each still another participant sent
+        self.stills: list[tuple[float, dict[str, Any], int]] = []
+        self.modes: list[tuple[float, dict[str, Any]]] = []  # (arrival, media.mode)
         self.pc: RTCPeerConnection | None = None
         self.labels: dict[str, str] = {}  # mid -> the publication it carries
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -218,6 +223,10 @@ class Keeper:
         try:
             await ws.send_json(auth)
             async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY:  # a still (docs/protocol.md)
+                    self._received_at = time.monotonic()
+                    self._still(msg.data)
+                    continue
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break
                 self._received_at = time.monotonic()
@@ -225,6 +234,16 @@ class Keeper:
         except (aiohttp.ClientError, OSError, ConnectionError) as exc:
             logger.debug("%s: socket broke: %r", self.name, exc)
         return ws.close_code or 1006
+
+    def _still(self, frame: bytes) -> None:
+        """Keep when a still came, its header and its JPEG's size."""
+        if len(frame) < 2:
+            return
+        (length,) = struct.unpack_from(">H", frame)
+        with contextlib.suppress(ValueError):
+            header = json.loads(frame[2:2 + length])
+            if isinstance(header, dict) and header.get("type") == "still":
+                self.stills.append((self._received_at, header, len(frame) - 2 - length))
 
     async def _send(self, message: dict[str, Any]) -> None:
         ws = self._ws
@@ -247,6 +266,8 @@ class Keeper:
         elif kind in ("participant.joined", "participant.back", "participant.away"):
             participant = message["participant"]
             self.others[participant["id"]] = participant
+        elif kind == "media.mode":
+            self.modes.append((time.monotonic(), message))
         elif kind == "participant.left":
             self.others.pop(message["participant"]["id"], None)
         elif kind == "sdp.answer":

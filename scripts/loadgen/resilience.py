@@ -13,6 +13,10 @@ packet between the customer and anyone crosses the pair. Each publishes a
   browser is taken to see it at once (its socket given up as lost);
 - ``drop-S``: the customer's link drops to 100 kbit/s each way for S seconds;
 - ``thin``: one window at 300 kbit/s with 10 % loss each way (not repeated);
+- ``thin-phone``: the same window with the customer the real join page in Chromium,
+  in the namespace, whose own adaptation chooses its mode (stills, below a floor):
+  the modes taken, the stills' rate and size, the audio each second
+  (loadgen/thinphone.py);
 - ``reload``: the customer is Debian's Chromium on the join page instead, and reloads
   it (loadgen/reload.py).
 
@@ -56,8 +60,9 @@ from tests.support import netns
 logger = logging.getLogger("bench")
 
 SCENARIO = re.compile(
-    r"(?P<kind>stall|offline|drop)-(?P<seconds>\d{1,3})|(?P<plain>move|reload|thin)")
-DEFAULT_SCENARIOS = ("stall-25", "offline-5", "offline-30", "move", "reload", "thin", "drop-20")
+    r"(?P<kind>stall|offline|drop)-(?P<seconds>\d{1,3})|(?P<plain>move|reload|thin-phone|thin)")
+DEFAULT_SCENARIOS = ("stall-25", "offline-5", "offline-30", "move", "reload", "thin",
+                     "thin-phone", "drop-20")
 TARGETS_S = {"offline-5": 3.0, "stall-25": 5.0, "reload": 4.0}  # the issue's, p95
 THIN_KBIT, THIN_LOSS_PERCENT, DROP_KBIT = 300, 10, 100
 CUSTOMER_CAMERA, EXPERT_CAMERA = (640, 480), (640, 360)
@@ -76,7 +81,7 @@ def parse_scenario(name: str) -> tuple[str, float]:
     match = SCENARIO.fullmatch(name)
     if match is None:
         raise ValueError(f"unknown scenario {name!r}: stall-S, offline-S, drop-S (S "
-                         f"seconds, 1 to 999), move, reload or thin")
+                         f"seconds, 1 to 999), move, reload, thin or thin-phone")
     if match["plain"]:
         return match["plain"], 0.0
     seconds = float(match["seconds"])
@@ -428,7 +433,15 @@ async def run_network(options: Options, names: list[str], workdir: Path,
             await server.wait_ready(http)
             bench = Bench(options, net, inside, server, http)
             for name in names:
-                results[name] = await bench.scenario(name)
+                if name == "thin-phone":
+                    from loadgen import thinphone  # Playwright, only when a browser is needed
+
+                    logger.info("thin-phone: the join page in Chromium, in the namespace")
+                    results[name] = await thinphone.run(net, server, workdir,
+                                                        options.thin_seconds, http)
+                    logger.info("thin-phone: %s", thinphone.short(results[name]))
+                else:
+                    results[name] = await bench.scenario(name)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 if server.proc is not None:

@@ -413,7 +413,17 @@ export class Call extends EventTarget {
     this.setState("reconnecting", refused ? `${refused} Trying again in ${delay} s…`
       : navigator.onLine === false ? "No network. Waiting for it to come back…"
         : `Connection lost. Reconnecting in ${delay} s…`);
-    this.retryTimer = setTimeout(() => this.retryNow(), delay * 1000);
+    this.retryTimer = setTimeout(() => {
+      // Offline by the browser's word, a try cannot reach anyone (and says so in the
+      // console): the schedule goes on without it, so giving up still comes in time,
+      // and the "online" event tries at once.
+      if (navigator.onLine === false) {
+        this.retryTimer = 0;
+        this.closed(1006, "");
+      } else {
+        this.retryNow();
+      }
+    }, delay * 1000);
   }
 
   retryNow() {

@@ -204,18 +204,22 @@ async function pollWaiting() {
   waitingTimer = 0;
   const mine = ++waitingPolls;
   if (!session) return;
-  try {
-    /** @type {{jobs: Job[]}} */
-    const { jobs } = await request("/api/jobs?status=open&limit=500");
-    if (!session || mine !== waitingPolls) return;
-    const before = waiting;
-    waiting = new Map(jobs.filter((j) => typeof j.waiting_since === "number")
-      .map((j) => [j.id, /** @type {number} */ (j.waiting_since)]));
-    if (!jobsQuery) showJobs(jobs.slice(0, 100), "");  // new jobs, by others too
-    else showWaiting();
-    if ([...waiting.keys()].some((id) => !before.has(id))) ring();
-  } catch {
-    // Not reachable for now (the status line says why when it matters): ask again.
+  // Offline, there is nobody to ask (and each try would be an error in the console):
+  // the "online" event asks again at once.
+  if (navigator.onLine) {
+    try {
+      /** @type {{jobs: Job[]}} */
+      const { jobs } = await request("/api/jobs?status=open&limit=500");
+      if (!session || mine !== waitingPolls) return;
+      const before = waiting;
+      waiting = new Map(jobs.filter((j) => typeof j.waiting_since === "number")
+        .map((j) => [j.id, /** @type {number} */ (j.waiting_since)]));
+      if (!jobsQuery) showJobs(jobs.slice(0, 100), "");  // new jobs, by others too
+      else showWaiting();
+      if ([...waiting.keys()].some((id) => !before.has(id))) ring();
+    } catch {
+      // Not reachable for now (the status line says why when it matters): ask again.
+    }
   }
   if (!session || mine !== waitingPolls) return;
   waitingTimer = window.setTimeout(pollWaiting,
@@ -277,6 +281,7 @@ $('[data-action="waiting-sound"]', HTMLInputElement).addEventListener("change", 
   if (on) ring();  // what it will sound like
 });
 
+addEventListener("online", () => { if (session && waitingTimer) pollWaiting(); });
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible" && session && waitingTimer) pollWaiting();
 });
