@@ -409,12 +409,14 @@ async def _mode_log(expert: MediaClient, log: list[tuple[float, dict[str, Any]]]
 async def _first(log: list[tuple[float, dict[str, Any]]], since: float, modes: set[str],
                  timeout: float) -> tuple[float, dict[str, Any]]:
     """The first media.mode of ``log`` after ``since`` saying one of ``modes``."""
-    async with asyncio.timeout(timeout):
-        while True:
-            found = [(t, m) for t, m in list(log) if t >= since and m["mode"] in modes]
-            if found:
-                return found[0]
-            await asyncio.sleep(0.05)
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        found = [(t, m) for t, m in list(log) if t >= since and m["mode"] in modes]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no media.mode {modes} within {timeout} s: "
+                         f"{[(round(t - since, 1), m) for t, m in log]}")
 
 
 @pytest.mark.asyncio(loop_scope="function")

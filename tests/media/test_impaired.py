@@ -51,14 +51,15 @@ FIRST_RETRY_S = RETRY_DELAYS_S[0]
 # A 30 s outage outlasts both sides' patience: the server lets the silent socket go
 # after 15 s + 7.5 s (rounded up to the second by aiohttp) without a message, and the
 # participant is away; the customer gives its socket up 25 s after its unanswered
-# ping (sent within 4 s of its last message, plus its 1 s watch), so 25 to 30 s into
-# the outage, and tries again 1 s, 3 s and 7 s after that: tries 2 then 4 s apart,
-# the last before the network's return failing at once (no route), so a new socket
-# is let in within 4 s of the return (``REJOIN_WITHIN_S``, plus 1 s for the join
-# itself on a loaded machine). Then a new peer connection (the old one is given up):
-# the resilience bench measured 3.0 s p50, 3.2 s at most, from the return to both
-# sides' first new frame (docs/performance.md, Resilience), against ``MEDIA_WAIT_S``
-# allowed here, for the machine beside two CPU hogs.
+# ping (sent 4 s after its last message, on its 1 s watch: at most 5 s into the
+# outage), so about 25 to 31 s into it, and tries again 1 s, 3 s and 7 s after that,
+# each try before the network's return failing at once (no route): a new socket is
+# let in within 4 s of the return, the longest gap between tries that can straddle it
+# (``REJOIN_WITHIN_S``, plus 1 s for the join itself on a loaded machine). Then a new
+# peer connection (the old one is given up): the resilience bench measured 3.0 s p50,
+# 3.2 s at most, from the return to both sides' first new frame (docs/performance.md,
+# Resilience); ``MEDIA_WAIT_S`` is allowed for it here, a guard for a machine beside
+# two CPU hogs, not the target.
 SERVER_GIVES_UP_S = 15 + 7.5 + 1
 REJOIN_WITHIN_S = RETRY_DELAYS_S[2] + 1.0
 
