@@ -4,7 +4,8 @@ is back in the same call, with the chat and the drawings, and the browser's prof
 holds nothing of the call afterwards, not even the token that let the page back in; a
 customer who left on purpose does not get back in by reloading; a chat message typed
 while the socket is down arrives once when it is back, or is marked "not sent" when the
-call ends first; a signed-in expert is asked before a reload throws them out of a call.
+call ends first; a signed-in expert is asked before a reload throws them out of a call;
+a customer who allows the camera 20 s after tapping Join gets into the call all the same.
 
 One server for the module, and the package's Chromium (a server and a browser per test
 cost seconds each); each test has contexts of its own, and the phone whose profile is
@@ -392,6 +393,87 @@ async def test_a_message_typed_while_the_socket_is_down_arrives_once_or_is_marke
         assert await customer.evaluate("() => window.name") == ""
         assert "Typed as the job closed" not in (await expert_chat.text_content() or "")
         assert errors == [], errors
+    finally:
+        await context.close()
+        await expert.context.close()
+
+
+# The camera and microphone answered CAMERA_LATE_S after the page asked (see the test),
+# and every text of the page's status line, with when, to catch one that came and went.
+CAMERA_LATE_S = 20
+LATE_CAMERA = """
+window.__cameraAsked = [];
+window.__statuses = [];
+const askCamera = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+navigator.mediaDevices.getUserMedia = (constraints) => {
+  window.__cameraAsked.push(Date.now());
+  return new Promise((resolve, reject) => setTimeout(() => {
+    window.__cameraAnswered = Date.now();
+    askCamera(constraints).then(resolve, reject);
+  }, LATE_MS));
+};
+addEventListener("DOMContentLoaded", () => {
+  const status = document.querySelector('[data-region="status"]');
+  const seen = () => window.__statuses.push([status.textContent, Date.now()]);
+  seen();
+  new MutationObserver(seen).observe(status, { childList: true, characterData: true,
+    subtree: true });
+});
+""".replace("LATE_MS", str(CAMERA_LATE_S * 1000))
+
+
+async def test_a_customer_who_allows_the_camera_20_s_late_is_in_the_call(
+        chromium: Browser, server: ServeProcess) -> None:
+    """The customer opens the link and taps Join; the camera and microphone are allowed
+    only 20 s later. ``LATE_CAMERA`` makes the page's getUserMedia answer 20 s after it
+    is called: it stands in for the browser's permission prompt, which headless
+    Chromium does not show and a test cannot answer (``--use-fake-ui-for-media-stream``
+    allows at once), and what the page sees of a prompt is just that, a getUserMedia
+    that answers late. Meanwhile the phone says it starts the camera,
+    and the expert, in the call, is told nobody has joined yet (the customer is not in
+    the call before it has a camera to show); then the customer is in the call and the
+    expert sees their camera live. The link, spent at Join, is never said to be
+    incomplete or no longer valid."""
+    browser = chromium
+    errors: list[str] = []
+    expert, link = await expert_in_a_call(browser, server, "Boiler, camera allowed late",
+                                          errors)
+    context = await browser.new_context(viewport=PHONE)
+    context.set_default_timeout(15_000)
+    try:
+        customer = await context.new_page()
+        watch_errors(customer, errors)
+        await customer.add_init_script(RECORD_PEER_CONNECTIONS + LATE_CAMERA)
+        await customer.goto(link)
+        await customer.locator('[data-action="join"]').click()
+        status = customer.locator('[data-region="status"]')
+        await customer.wait_for_function("() => window.__cameraAsked.length === 1")
+        asked = time.monotonic()
+        await expect(status).to_have_text("Starting the camera…")
+        note = expert.locator('[data-region="picture-note"]')
+        remote = expert.locator('[data-region="remote-video"]')
+        await expect(note).to_have_text("Waiting for someone to join…")
+        people = expert.locator('[data-region="participants"]')
+        await expect(people).to_have_text("Nobody else yet.")
+        assert time.monotonic() - asked < CAMERA_LATE_S  # all seen before the answer
+
+        await expect(status).to_have_text("Connected", timeout=(CAMERA_LATE_S + 15) * 1000)
+        await expect(customer.locator("#call")).to_be_visible()
+        await expect(people.locator("[data-participant]", has_text="Customer")
+                     ).to_have_count(1)
+        await frames_grow(expert)
+        await expect(remote).to_have_attribute("data-picture", "live")
+        await expect(note).to_be_hidden()
+        answered = await customer.evaluate("() => window.__cameraAnswered")
+        statuses = [(text, (at - answered) / 1000) for text, at in
+                    await customer.evaluate("() => window.__statuses")]
+        assert not [s for s, _ in statuses if "incomplete" in s or "no longer" in s], statuses
+        assert await customer.locator("#ended").is_hidden()
+        assert await customer.evaluate("() => window.__cameraAsked.length") == 1
+        assert errors == [], errors
+        print(f"camera allowed {CAMERA_LATE_S} s after it was asked for; the phone's "
+              f"statuses, in seconds from then: {[(s, round(t, 2)) for s, t in statuses]}")
+        await expert.click('[data-action="end-call"]')
     finally:
         await context.close()
         await expert.context.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,14 @@ class Received:
 # 10 s beside two CPU hogs and other tests' servers (ICE, DTLS and aiortc's encoder
 # and decoder all compete for the two cores).
 MEDIA_WAIT_S = 30.0
+
+# The web client's watch of its socket (web/static/js/call.js): a ping after 4 s without
+# a message, the socket given up as lost when nothing came within 25 s of it; a lost
+# socket is opened again after 1, 2, 4, 8, then 10 s (``MediaClient.keep_socket``).
+WATCH_S = 1.0
+PING_AFTER_S = 4.0
+PONG_WITHIN_S = 25.0
+RETRY_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 10.0)
 
 class MediaClient:
     def __init__(self, server: Server, token: str, job_id: int | None = None, *,
@@ -116,11 +125,19 @@ class MediaClient:
         self._answer: asyncio.Future[str] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.new_track = asyncio.Event()
+        # What the call showed this client, as the web client keeps it: the chat
+        # (text by message id) and the shapes (target, shape id), from the messages and
+        # from each ``joined``.
+        self.chat: dict[int, str] = {}
+        self.shapes: set[tuple[int, str]] = set()
+        self.received_at = 0.0  # monotonic: the last message on the current socket
+        self.reconnects = 0  # reconnections begun (each gives up the peer connection)
+        self.lost_at: list[float] = []  # ``keep_socket``: when it found its socket lost
+        self.rejoined_at: list[float] = []  # ...and when a new one's joined came
 
     async def start(self) -> MediaClient:
         self.ws, joined = await self.server.join_call(self.token, self.job_id)
-        self.joined = joined
-        self.participant_id = joined["you"]["id"]
+        self._joined(joined)
         self._tasks.append(asyncio.create_task(self._pump()))
         await self._negotiate()
         return self
@@ -200,7 +217,7 @@ class MediaClient:
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await pump
-        if self.ws is not None:
+        if self.ws is not None and self.ws not in self.abandoned:
             self.abandoned.append(self.ws)
         ws = await self.server.ws()
         auth: dict[str, Any] = {"type": "auth", "token": self.token}
@@ -211,16 +228,66 @@ class MediaClient:
         if chat_after is not None:
             auth["chat_after"] = chat_after
         await ws.send_json(auth)
-        joined = await receive(ws, skip=("pong",))
+        try:
+            joined = await receive(ws, skip=("pong",))
+        except BaseException:
+            await ws.close()
+            raise
         assert joined["type"] == "joined", joined
-        self.ws, self.joined = ws, joined
-        self.participant_id = joined["you"]["id"]
+        self.rejoined_at.append(time.monotonic())
+        self.ws = ws
+        self._joined(joined)
         self._restarting = media
         self._tasks[0] = asyncio.create_task(self._pump())
         if media:
+            self.reconnects += 1
             await self._drop_media()
             await self._negotiate()
         return joined
+
+    def _joined(self, joined: dict[str, Any]) -> None:
+        self.joined = joined
+        self.participant_id = joined["you"]["id"]
+        self.received_at = time.monotonic()
+        self.chat.update((m["id"], m["text"]) for m in joined["chat"])
+        self.shapes = {(a["target"], a["shape"]["id"]) for a in joined["annotations"]}
+
+    def keep_socket(self) -> None:
+        """Watch the socket from now on as the web client does (call.js,
+        docs/protocol.md, Liveness and Coming back): a ``ping`` after ``PING_AFTER_S``
+        without a message; a socket that closed, or that got nothing within
+        ``PONG_WITHIN_S`` of its ping, is lost: left as it is, and a new one is tried
+        after 1, 2, 4, 8 then 10 s (``reconnect``: ``resume``, ``chat_after`` its
+        newest chat message, a new peer connection) until one is let in."""
+        self._tasks.append(asyncio.create_task(self._keep(), name="keep"))
+
+    async def _keep(self) -> None:
+        pinged_at = 0.0
+        while True:
+            await asyncio.sleep(WATCH_S)
+            ws, now = self.ws, time.monotonic()
+            lost = ws is None or ws.closed
+            if not lost and pinged_at > self.received_at:
+                lost = now - pinged_at >= PONG_WITHIN_S
+            elif not lost and now - self.received_at >= PING_AFTER_S:
+                assert ws is not None
+                with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+                    await ws.send_json({"type": "ping"})
+                pinged_at = now
+            if not lost:
+                continue
+            self.lost_at.append(now)
+            rejoins = len(self.rejoined_at)
+            for tries in itertools.count():
+                await asyncio.sleep(RETRY_DELAYS_S[min(tries, len(RETRY_DELAYS_S) - 1)])
+                try:
+                    await self.reconnect(chat_after=max(self.chat, default=None))
+                    break
+                except (OSError, aiohttp.ClientError, TimeoutError):
+                    if len(self.rejoined_at) > rejoins:
+                        break  # let in, but its new peer connection got no answer
+                    # else no network yet: the next try
+            pinged_at = 0.0
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         """A new m-section (aiortc fires no event when the server reuses one)."""
@@ -301,6 +368,7 @@ class MediaClient:
     async def _pump(self) -> None:
         assert self.ws is not None
         async for msg in self.ws:
+            self.received_at = time.monotonic()
             if msg.type == aiohttp.WSMsgType.BINARY:  # a still (docs/protocol.md, Stills)
                 self.stills.append((time.monotonic(), msg.data))
                 continue
@@ -330,6 +398,14 @@ class MediaClient:
                 self.answered_at.append(time.monotonic())
                 self.offers_answered += 1
             else:
+                if kind == "chat.message":
+                    self.chat[message["message"]["id"]] = message["message"]["text"]
+                elif kind == "annotation.add":
+                    self.shapes.add((message["target"], message["shape"]["id"]))
+                elif kind == "annotation.remove":
+                    self.shapes.discard((message["target"], message["id"]))
+                elif kind == "annotation.clear":
+                    self.shapes = {s for s in self.shapes if s[0] != message["target"]}
                 if (kind == "error" and message.get("ref") == "sdp.offer"
                         and self._answer is not None and not self._answer.done()):
                     self._answer.set_exception(AssertionError(f"no answer: {message}"))
