@@ -92,22 +92,30 @@ window.WebSocket = class extends NativeSocket {
 RECEIVED = "(type) => window.__received.filter((m) => m.type === type)"
 
 # After RECORD_PEER_CONNECTIONS: sockets that ``drop()`` closes while their page sees
-# what a dead connection gives, code 1006: the server sees the socket close, the client
-# takes the path of a lost connection. Chromium cannot cut one page's open socket
-# (offline emulation leaves WebSockets open).
+# what a dead connection gives, code 1006, at once: the server sees the socket close,
+# the client takes the path of a lost connection. Chromium cannot cut one page's open
+# socket (offline emulation leaves WebSockets open), and the closing handshake of one
+# opened after the emulation went offline and back can hang for many seconds once it
+# is offline again (seen with Chromium 156): the page is told at once, as a broken
+# connection tells it, and the real close event, whenever it comes, is kept from it.
 DROPPABLE_SOCKETS = """
 const Recorded = window.WebSocket;
 window.WebSocket = class extends Recorded {
   constructor(...args) {
     super(...args);
-    // Registered before the page's own listeners: they get 1006 instead.
+    // Registered before the page's own listeners: they never see the real one.
     this.addEventListener("close", (event) => {
-      if (!this.dropped || event.code === 1006) return;
-      event.stopImmediatePropagation();
-      this.dispatchEvent(new CloseEvent("close", { code: 1006 }));
+      if (this.dropped && !event.dropped) event.stopImmediatePropagation();
     });
   }
-  drop() { this.dropped = true; this.close(); }
+  drop() {
+    if (this.dropped || this.readyState === Recorded.CLOSED) return;
+    this.dropped = true;
+    this.close();
+    const lost = new CloseEvent("close", { code: 1006 });
+    lost.dropped = true;
+    this.dispatchEvent(lost);
+  }
 };
 """
 
