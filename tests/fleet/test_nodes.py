@@ -4,8 +4,8 @@ mid-call (stopped first, as a machine cut off, then killed) has its call ended o
 the others after the node timeout, and its clients rejoin a new call on a live node;
 one draining keeps its call, lets newcomers into it, takes no new call and exits when
 it ends, and is started again (a rolling upgrade's step). The tests share the
-package's fleet (``VIDEOASSIST_NODE_TIMEOUT_S=3``) and leave it whole: a node they stop
-or kill is started again before they end."""
+package's fleet (its ``VIDEOASSIST_NODE_TIMEOUT_S`` is ``fleet.NODE_TIMEOUT_S``) and
+leave it whole: a node they stop or kill is started again before they end."""
 
 from __future__ import annotations
 
@@ -19,13 +19,16 @@ from typing import Any
 import aiohttp
 
 from tests.support.databases import Cluster
-from tests.support.fleet import Fleet, client
+from tests.support.fleet import NODE_TIMEOUT_S, Fleet, client
 from tests.support.peers import MediaClient
 from tests.support.server import Server, leave, receive
 from videoassist.storage.db import POSTGRESQL, migrations
 
 A, B, C = 0, 1, 2
-RESUME_S = 10.0  # from a node's death to media flowing again in a new call
+# From a node's death to media flowing again in a new call: the node timeout, then a
+# heartbeat (1 s) for a live node's sweep to see it, rejoining and a new peer
+# connection, all in the 7 s this bound left them with the timeout at 3 s.
+RESUME_S = NODE_TIMEOUT_S + 10.0
 
 
 def test_two_nodes_starting_on_an_empty_database_apply_each_migration_once(
@@ -150,7 +153,7 @@ async def test_restarting_a_leaves_b_s_call_and_killing_b_moves_its_call_once(
     assert told.count(call_id) == 1, told
     # One of the live nodes took B for dead; B's row is marked stopped.
     log = fleet.output()
-    assert log.count("not heard from for 3 s taken for dead") + log.count(
+    assert log.count(f"not heard from for {NODE_TIMEOUT_S} s taken for dead") + log.count(
         "was held by a node not heard from: ended") >= 1, log
 
 

@@ -37,6 +37,8 @@ from videoassist import accounts
 from videoassist.config import Settings
 from videoassist.storage import Store
 
+NODE_TIMEOUT_S = 5  # the fleet's VIDEOASSIST_NODE_TIMEOUT_S
+
 
 class Proxy:
     """A proxy in front of every node, in the foreground, in a directory of its own,
@@ -169,7 +171,10 @@ class Fleet:
         fleet.env = {
             "VIDEOASSIST_DATABASE_URL": url, "VIDEOASSIST_WORKERS": "1",
             "VIDEOASSIST_TRUST_FORWARDED_FOR": "true", "VIDEOASSIST_DRAIN_TIMEOUT_S": "60",
-            "VIDEOASSIST_NODE_TIMEOUT_S": "3",
+            # Short, for a node's death to be seen in seconds, yet above the stalls of
+            # a live node's loop on 2 busy cores: at 3 s, a node restarting beside the
+            # others (CI at load 12) took a live one for dead and ended its call.
+            "VIDEOASSIST_NODE_TIMEOUT_S": str(NODE_TIMEOUT_S),
             # Queued only (no receiver): each call.ended a node emits is a row to count.
             "VIDEOASSIST_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/hooks",
             **shared_secrets(), **env}
