@@ -91,7 +91,6 @@ def backend_of(item: pytest.Item) -> str | None:
     return None
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     backend_pass = config.getoption("--backend-pass")
     if backend_pass is not None:
@@ -103,16 +102,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if len(keep) < len(items):
             config.hook.pytest_deselected(items=[i for i in items if i not in keep])
             items[:] = keep
-    for item in items:
-        group = shared_scope(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 # Tests whose bounds are on real time under a real load: media streams, Chromium, the
 # benchmark and the fleet (each runs servers, encoders and decoders that want a core).
 # Under pytest-xdist they run one at a time, in one worker, never two of them at once;
-# the other workers take the rest, which mostly wait on sockets and processes.
+# the other workers take the rest, which mostly wait on sockets and processes. (The
+# package-scoped fixtures, the package's Chromium and the fleet, are among them.)
 REALTIME = ("tests/browser/", "tests/media/", "tests/fleet/", "tests/test_bench.py")
 # Neither the media relay (videoassist.media imports nothing of the project but
 # videoassist.errors: no storage, no HTTP) nor what these tests check of it (packets,
@@ -122,24 +118,26 @@ REALTIME = ("tests/browser/", "tests/media/", "tests/fleet/", "tests/test_bench.
 BACKEND_FREE = ("tests/media/",)
 
 
-def shared_scope(item: pytest.Item) -> str | None:
-    """The xdist group of a test (``pytest -n N --dist loadgroup``: a group's tests run in
-    one worker, in the order they are written): ``realtime`` (``REALTIME``), or where a
-    fixture made once for a package or a module is shared (its path), which the worker
-    then makes once."""
-    if item.nodeid.startswith(REALTIME):
-        return "realtime"
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
+def work_unit(nodeid: str) -> str:
+    """What pytest-xdist hands a worker whole (``--dist loadscope``): the ``REALTIME``
+    tests together, any other test with its module (whose module-scoped fixtures the
+    worker then makes once), in the order they are written."""
+    return "realtime" if nodeid.startswith(REALTIME) else nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope``, its units being ``work_unit``'s. (Not ``loadgroup`` with
+    marks: pytest-xdist 3.8 writes a group into ``item._nodeid``, which pytest 9 no
+    longer reads, so that the groups are silently ignored.)"""
+    if config.getvalue("dist") != "loadscope":
         return None
-    scopes = {fixturedef.scope for name in info.names_closure
-              for fixturedef in info.name2fixturedefs.get(name, ())[-1:]}
-    path = Path(str(item.path))
-    if "package" in scopes:
-        return str(path.parent)
-    if "module" in scopes:
-        return str(path)
-    return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return Units(config, log)
 
 
 @pytest.fixture
