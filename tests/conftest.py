@@ -57,6 +57,87 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="the database of the tests' servers (and of the commands and serve processes "
              "they run): SQLite in each data directory, or a database of a throwaway "
              "PostgreSQL per data directory")
+    parser.addoption(
+        "--backend-pass", choices=("sqlite", "postgresql"), default=None,
+        help="one of the two passes of scripts/test: 'sqlite' runs every test but those "
+             "on PostgreSQL; 'postgresql' (which implies --server-backend=postgresql) "
+             "only those on PostgreSQL and those whose servers run on either; the two "
+             "together run each test once per database it can use")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    backend_pass = config.getoption("--backend-pass")
+    if backend_pass is not None:
+        if config.getoption("--server-backend") not in ("sqlite", backend_pass):
+            raise pytest.UsageError("--backend-pass and --server-backend disagree")
+        config.option.server_backend = backend_pass
+
+
+def backend_of(item: pytest.Item) -> str | None:
+    """The database a test runs on: ``sqlite`` or ``postgresql`` when that is fixed (by
+    its parameters, or because it asks for the PostgreSQL cluster itself), ``either``
+    when its servers take ``--server-backend``'s, None when it keeps no data in one (or
+    only in SQLite files of its own, whatever the option)."""
+    callspec = getattr(item, "callspec", None)
+    for name in ("server_backend", "database", "empty_database"):
+        if callspec is not None and name in callspec.params:
+            backend: str = callspec.params[name]
+            return backend
+    names = getattr(item, "fixturenames", ())
+    if "postgresql_cluster" in names:
+        return "postgresql"
+    if "server_backend" in names:
+        return "either"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    backend_pass = config.getoption("--backend-pass")
+    if backend_pass is not None:
+        wanted = {"sqlite": (None, "sqlite", "either"),
+                  "postgresql": ("postgresql", "either")}[backend_pass]
+        keep = [item for item in items if backend_of(item) in wanted
+                and not (backend_pass == "postgresql" and backend_of(item) == "either"
+                         and item.nodeid.startswith(BACKEND_FREE))]
+        if len(keep) < len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+            items[:] = keep
+
+
+# Tests whose bounds are on real time under a real load: media streams, Chromium, the
+# benchmark and the fleet (each runs servers, encoders and decoders that want a core).
+# Under pytest-xdist they run one at a time, in one worker, never two of them at once;
+# the other workers take the rest, which mostly wait on sockets and processes. (The
+# package-scoped fixtures, the package's Chromium and the fleet, are among them.)
+REALTIME = ("tests/browser/", "tests/media/", "tests/fleet/", "tests/test_bench.py")
+# Neither the media relay (videoassist.media imports nothing of the project but
+# videoassist.errors: no storage, no HTTP) nor what these tests check of it (packets,
+# keyframes, bandwidth, timing) depends on the database the server keeps its calls in: the
+# PostgreSQL pass leaves them to the SQLite pass. Signing in, placing and joining calls
+# on PostgreSQL is what the API and signalling tests check there.
+BACKEND_FREE = ("tests/media/",)
+
+
+def work_unit(nodeid: str) -> str:
+    """What pytest-xdist hands a worker whole (``--dist loadscope``): the ``REALTIME``
+    tests together, any other test with its module (whose module-scoped fixtures the
+    worker then makes once), in the order they are written."""
+    return "realtime" if nodeid.startswith(REALTIME) else nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope``, its units being ``work_unit``'s. (Not ``loadgroup`` with
+    marks: pytest-xdist 3.8 writes a group into ``item._nodeid``, which pytest 9 no
+    longer reads, so that the groups are silently ignored.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Units(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return Units(config, log)
 
 
 @pytest.fixture
