@@ -122,19 +122,12 @@ async def measure(server: ServerProcess, http: aiohttp.ClientSession, page: Page
                   repetitions: int) -> dict[str, Any]:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    session = await post_json(http, server.url, "/api/session",
-                              {"username": server.username, "password": server.password})
-    token = session["token"]
-    job = await post_json(http, server.url, "/api/jobs", {"title": "bench reload"}, token)
-    invite = await post_json(http, server.url, f"/api/jobs/{job['id']}/invites",
-                             {"role": "customer"}, token)
-    expert = Keeper(server.url, token, int(job["id"]),
-                    [Camera(camera_clip(640, 360, 60)), live_audio()], "expert")
+    expert, link = await expert_and_link(server, http, "bench reload")
     await expert.start()
     samples: list[dict[str, Any]] = []
     drawn_on: collections.Counter[int] = collections.Counter()  # shapes, by participant
     try:
-        await page.goto(invite["url"])
+        await page.goto(link)
         join = page.locator('[data-action="join"]')
         await expect(join).to_be_enabled()
         await join.tap()
@@ -208,6 +201,21 @@ async def measure(server: ServerProcess, http: aiohttp.ClientSession, page: Page
     result["target_p95_s"] = 4.0
     result["samples"] = samples
     return result
+
+
+async def expert_and_link(server: ServerProcess, http: aiohttp.ClientSession,
+                          title: str) -> tuple[Keeper, str]:
+    """A new job ``title``: its expert (a ``Keeper``, not started, publishing an
+    untagged camera and a microphone) and a customer's join link to it."""
+    session = await post_json(http, server.url, "/api/session",
+                              {"username": server.username, "password": server.password})
+    token = session["token"]
+    job = await post_json(http, server.url, "/api/jobs", {"title": title}, token)
+    invite = await post_json(http, server.url, f"/api/jobs/{job['id']}/invites",
+                             {"role": "customer"}, token)
+    expert = Keeper(server.url, token, int(job["id"]),
+                    [Camera(camera_clip(640, 360, 60)), live_audio()], "expert")
+    return expert, str(invite["url"])
 
 
 def customer_id(expert: Keeper) -> int | None:

@@ -24,12 +24,10 @@ from typing import Any
 
 from playwright.async_api import async_playwright, expect
 
-from loadgen.frames import live_audio
 from loadgen.keeper import Keeper
-from loadgen.media import Camera, camera_clip
 from loadgen.probes import percentile
-from loadgen.reload import SEEN, customer_id
-from loadgen.server import ServerProcess, post_json
+from loadgen.reload import SEEN, customer_id, expert_and_link
+from loadgen.server import ServerProcess
 from tests.support import netns
 from tests.support.browser import CHROMIUM, FLAGS, PHONE
 
@@ -46,15 +44,8 @@ STILL_MIN_SIZE = (640, 480)
 async def run(net: netns.Netns, server: ServerProcess, workdir: Path,
               seconds: float, http: Any) -> dict[str, Any]:
     """One thin window with the web client as the customer; the sample as a dict."""
-    session = await post_json(http, server.url, "/api/session",
-                              {"username": server.username, "password": server.password})
-    token = session["token"]
-    job = await post_json(http, server.url, "/api/jobs", {"title": "bench thin"}, token)
-    invite = await post_json(http, server.url, f"/api/jobs/{job['id']}/invites",
-                             {"role": "customer"}, token)
-    link = invite["url"].split("#", 1)[1]
-    expert = Keeper(server.url, token, int(job["id"]),
-                    [Camera(camera_clip(640, 360, 60)), live_audio()], "expert")
+    expert, invite = await expert_and_link(server, http, "bench thin")
+    link = invite.split("#", 1)[1]
     wrapper = workdir / "chromium-in-namespace"
     wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {net.name} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
