@@ -58,70 +58,60 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "they run): SQLite in each data directory, or a database of a throwaway "
              "PostgreSQL per data directory")
     parser.addoption(
-        "--backend-pass", choices=("sqlite", "postgresql"), default=None,
-        help="one of the two passes of scripts/test: 'sqlite' runs every test but those "
-             "on PostgreSQL; 'postgresql' (which implies --server-backend=postgresql) "
-             "only those on PostgreSQL and those whose servers run on either; the two "
-             "together run each test once per database it can use")
+        "--each-database", action="store_true",
+        help="run each test once per database it can use, in one run: a test whose "
+             "servers take either database (it uses the server_backend fixture and does "
+             "not parametrize it) on SQLite and again on PostgreSQL; what scripts/test "
+             "runs")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    backend_pass = config.getoption("--backend-pass")
-    if backend_pass is not None:
-        if config.getoption("--server-backend") not in ("sqlite", backend_pass):
-            raise pytest.UsageError("--backend-pass and --server-backend disagree")
-        config.option.server_backend = backend_pass
+    if (config.getoption("--each-database")
+            and config.getoption("--server-backend") != "sqlite"):
+        raise pytest.UsageError("--each-database runs each test on both databases: "
+                                "leave out --server-backend")
 
 
-def backend_of(item: pytest.Item) -> str | None:
-    """The database a test runs on: ``sqlite`` or ``postgresql`` when that is fixed (by
-    its parameters, or because it asks for the PostgreSQL cluster itself), ``either``
-    when its servers take ``--server-backend``'s, None when it keeps no data in one (or
-    only in SQLite files of its own, whatever the option)."""
-    callspec = getattr(item, "callspec", None)
-    for name in ("server_backend", "database", "empty_database"):
-        if callspec is not None and name in callspec.params:
-            backend: str = callspec.params[name]
-            return backend
-    names = getattr(item, "fixturenames", ())
-    if "postgresql_cluster" in names:
-        return "postgresql"
-    if "server_backend" in names:
-        return "either"
-    return None
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    backend_pass = config.getoption("--backend-pass")
-    if backend_pass is not None:
-        wanted = {"sqlite": (None, "sqlite", "either"),
-                  "postgresql": ("postgresql", "either")}[backend_pass]
-        keep = [item for item in items if backend_of(item) in wanted
-                and not (backend_pass == "postgresql" and backend_of(item) == "either"
-                         and item.nodeid.startswith(BACKEND_FREE))]
-        if len(keep) < len(items):
-            config.hook.pytest_deselected(items=[i for i in items if i not in keep])
-            items[:] = keep
-
-
-# Tests whose bounds are on real time under a real load: media streams, Chromium, the
-# benchmark and the fleet (each runs servers, encoders and decoders that want a core).
-# Under pytest-xdist they run one at a time, in one worker, never two of them at once;
-# the other workers take the rest, which mostly wait on sockets and processes. (The
-# package-scoped fixtures, the package's Chromium and the fleet, are among them.)
-REALTIME = ("tests/browser/", "tests/media/", "tests/fleet/", "tests/test_bench.py")
 # Neither the media relay (videoassist.media imports nothing of the project but
 # videoassist.errors: no storage, no HTTP) nor what these tests check of it (packets,
-# keyframes, bandwidth, timing) depends on the database the server keeps its calls in: the
-# PostgreSQL pass leaves them to the SQLite pass. Signing in, placing and joining calls
-# on PostgreSQL is what the API and signalling tests check there.
-BACKEND_FREE = ("tests/media/",)
+# keyframes, bandwidth, timing) depends on the database the server keeps its calls in:
+# --each-database runs them on SQLite only. Signing in, placing and joining calls on
+# PostgreSQL is what the API and signalling tests check there. The same holds of the web
+# client on a thin link (tests/browser/test_stills.py: its modes, stills and audio as the
+# link changes); how the server takes stills on each database is
+# tests/signalling/test_stills.py's.
+BACKEND_FREE = ("tests/media/", "tests/browser/test_stills.py")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``--each-database``: a test whose servers take either database runs on both."""
+    if not metafunc.config.getoption("--each-database"):
+        return
+    if "server_backend" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.nodeid.startswith(BACKEND_FREE):
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "server_backend" in (names.replace(" ", "").split(",")
+                                if isinstance(names, str) else names):
+            return  # the test says which databases it runs on
+    metafunc.parametrize("server_backend", ["sqlite", "postgresql"])
+
+
+# The tests whose bounds are on real time under a real load: media streams, Chromium, the
+# benchmark and the fleet (each runs servers, encoders and decoders that want a core).
+# Under pytest-xdist they are one unit: they run one at a time, in one worker, never two
+# of them at once, while the other worker takes the rest, which mostly waits on sockets,
+# processes and databases. (On two workers the two halves take about as long.)
+REALTIME = ("tests/browser/", "tests/media/", "tests/fleet/", "tests/test_bench.py")
 
 
 def work_unit(nodeid: str) -> str:
     """What pytest-xdist hands a worker whole (``--dist loadscope``): the ``REALTIME``
     tests together, any other test with its module (whose module-scoped fixtures the
-    worker then makes once), in the order they are written."""
+    worker then makes once), in the order they are written. The units go out the
+    largest first (pytest-xdist's ``loadscopereorder``): the ``REALTIME`` one at once."""
     return "realtime" if nodeid.startswith(REALTIME) else nodeid.split("::", 1)[0]
 
 
@@ -133,11 +123,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+
     class Units(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
 
     return Units(config, log)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[pytest.TestReport]:
+    """A failed test shows the end of the output of each ``videoassist serve`` process
+    still running (its log: what the server saw of the failure)."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for served in process.RUNNING:
+            report.sections.append((f"videoassist serve on {served.url}", served.tail()))
+    return report
 
 
 @pytest.fixture

@@ -80,6 +80,12 @@ def ok(data_dir: Path, *args: str, stdin: str = "") -> str:
     return result.out
 
 
+# The serve processes running now: a test that fails shows the end of each one's output
+# (tests/conftest.py, ``pytest_runtest_makereport``).
+RUNNING: list[ServeProcess] = []
+OUTPUT_SHOWN_LINES = 120
+
+
 class ServeProcess:
     """``videoassist serve`` as a child process; a thread reads its stdout and stderr.
 
@@ -113,6 +119,7 @@ class ServeProcess:
         self._err_reader = threading.Thread(target=self._read_err, daemon=True)
         if stderr_apart:
             self._err_reader.start()
+        RUNNING.append(self)
 
     def _read_err(self) -> None:
         assert self.proc.stderr is not None
@@ -125,6 +132,10 @@ class ServeProcess:
             self.lines.append(line)
             self._queue.put(line)
         self._queue.put(None)
+
+    def tail(self) -> str:
+        """The end of what it wrote, its log included: shown with a failed test."""
+        return "".join((self.lines + self.err_lines)[-OUTPUT_SHOWN_LINES:])
 
     @property
     def output(self) -> str:
@@ -164,6 +175,8 @@ class ServeProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM (what systemd sends), then SIGKILL after ``timeout``; the exit code."""
+        if self in RUNNING:
+            RUNNING.remove(self)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
