@@ -123,7 +123,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-
     class Units(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
@@ -135,11 +134,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Iterator[pytest.TestReport]:
     """A failed test shows the end of the output of each ``videoassist serve`` process
-    still running (its log: what the server saw of the failure)."""
+    of the test still running or stopped since (its log: what the server saw of the
+    failure)."""
     report: pytest.TestReport = yield
     if report.failed:
         for served in process.RUNNING:
             report.sections.append((f"videoassist serve on {served.url}", served.tail()))
+    process.RUNNING[:] = [p for p in process.RUNNING if p.proc.poll() is None]
     return report
 
 

@@ -80,8 +80,9 @@ def ok(data_dir: Path, *args: str, stdin: str = "") -> str:
     return result.out
 
 
-# The serve processes running now: a test that fails shows the end of each one's output
-# (tests/conftest.py, ``pytest_runtest_makereport``).
+# The serve processes running now (and those that exited since the last test phase): a
+# test that fails shows the end of each one's output (tests/conftest.py,
+# ``pytest_runtest_makereport``, which forgets those that exited).
 RUNNING: list[ServeProcess] = []
 OUTPUT_SHOWN_LINES = 120
 
@@ -135,7 +136,10 @@ class ServeProcess:
 
     def tail(self) -> str:
         """The end of what it wrote, its log included: shown with a failed test."""
-        return "".join((self.lines + self.err_lines)[-OUTPUT_SHOWN_LINES:])
+        shown = self.lines[-OUTPUT_SHOWN_LINES:]
+        if self.err_lines:  # stderr apart: the end of each
+            shown = ["(stdout)\n", *shown, "(stderr)\n", *self.err_lines[-OUTPUT_SHOWN_LINES:]]
+        return "".join(shown)
 
     @property
     def output(self) -> str:
@@ -175,8 +179,6 @@ class ServeProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM (what systemd sends), then SIGKILL after ``timeout``; the exit code."""
-        if self in RUNNING:
-            RUNNING.remove(self)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
