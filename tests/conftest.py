@@ -35,7 +35,7 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # before the first import of tests.support.
 pytest.register_assert_rewrite("tests.support")
 
-from tests.support import process  # noqa: E402
+from tests.support import netns, process  # noqa: E402
 from tests.support.databases import (  # noqa: E402
     Cluster,
     ServerDatabases,
@@ -44,6 +44,9 @@ from tests.support.databases import (  # noqa: E402
 from tests.support.server import Clock, Server, ServerFactory, start_app  # noqa: E402
 from videoassist.snapshots.fonts import LabelFonts  # noqa: E402
 from videoassist.storage.throwaway import postgresql_bin  # noqa: E402
+
+# No peer or server of this process gathers on another test's network namespace.
+netns.isolate_gathering()
 
 
 @pytest.fixture

@@ -47,6 +47,17 @@ the threads it starts, aiortc's decoders, follow it): the sockets that loop crea
 for the test to read. Its coroutines are run
 from the test's loop with ``await inside.run(coro)``.
 
+Other tests' calls stay off these links: a server and its peers on this machine see a
+veth's root end as one more address of the machine, and ICE may pick a pair on it
+that dies when the namespace goes, with the call's media. ``isolate_gathering`` (from
+tests/conftest.py) keeps this process's peers and servers from gathering there unless
+the namespace is one of its own still open (``OWN_ADDRESSES``); ``serve`` processes
+bind their media sockets to the machine's other addresses and every test server
+refuses candidates there (``tests.support.server.local_peers``). A namespace's root
+ends can outlive ``close`` by many seconds (the kernel removes its devices once the
+last socket made in it is closed), which is why those defences do not depend on when
+another test's namespace goes.
+
 Needs root, ``ip`` and ``tc`` (iproute2) and, for ``loss``, ``nft`` (Debian's
 ``nftables``, which scripts/test installs). ``unavailable()`` says why not.
 Every command's stderr is in the ``CommandError`` it raises. Namespaces left by a
@@ -60,15 +71,18 @@ import concurrent.futures
 import contextlib
 import ctypes
 import fcntl
+import ipaddress
 import itertools
 import os
 import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import aioice.ice
 
 T = TypeVar("T")
 
@@ -76,12 +90,17 @@ SUBNETS = "10.213.0.0/16"
 _PREFIX = "10.213"
 _LOCK = "/run/lock/videoassist-netns.lock"
 _NAME = re.compile(r"^va-(\d+)-(\d+)$")
+_STRAY = re.compile(r"^\d+: (va(\d+)s\d+r)@", re.MULTILINE)
 _counter = itertools.count(1)  # namespaces made by this process, for unique names
 CLONE_NEWNET = 0x40000000
 # The letter in each pair's interface names: a namespace has at most this many pairs
 # (``move_client`` adds one each time).
 PAIR_LETTERS = "xyzwabcdefghijklmnopqrstuv"
 COMMAND_S = 10.0  # no ip, tc or nft command takes near this; a guard against a hang
+# The addresses, root and namespace ends, of the namespaces this process has open:
+# the only ones of SUBNETS its peers and servers may gather on (``isolate_gathering``).
+OWN_ADDRESSES: set[str] = set()
+_TEST_NETWORK = ipaddress.ip_network(SUBNETS)
 
 
 class CommandError(RuntimeError):
@@ -112,8 +131,8 @@ def unavailable(loss: bool = False) -> str | None:
 
 
 def clean_leftovers() -> list[str]:
-    """Delete the namespaces (and their veth pairs with them) of test processes that
-    are gone; the names deleted."""
+    """Delete the namespaces (and their veth pairs with them) and the ``stray_veth``
+    pairs of test processes that are gone; the names deleted."""
     deleted = []
     for line in run("ip", "netns", "list").splitlines():
         name = line.split()[0] if line.strip() else ""
@@ -123,6 +142,11 @@ def clean_leftovers() -> list[str]:
         with contextlib.suppress(CommandError):  # another process's cleaner was first
             run("ip", "netns", "delete", name)
             deleted.append(name)
+    for match in _STRAY.finditer(run("ip", "-o", "link", "show")):
+        if not _alive(int(match.group(2))):
+            with contextlib.suppress(CommandError):
+                run("ip", "link", "delete", match.group(1))
+                deleted.append(match.group(1))
     return deleted
 
 
@@ -187,10 +211,13 @@ class Netns:
         self.close()
 
     def close(self) -> None:
-        """Delete the namespace: its veth ends go with it, and their peers here."""
+        """Delete the namespace: its veth ends go with it, and their peers here (once
+        nothing holds it: a socket made in it and not closed yet keeps them a while)."""
         if self._made:
             self._made = False
             run("ip", "netns", "delete", self.name)
+        for link in self.links:
+            OWN_ADDRESSES.difference_update((link.root_address, link.inner_address))
 
     def _ip(self, *args: str) -> str:
         return run("ip", "-n", self.name, *args)
@@ -202,9 +229,9 @@ class Netns:
         root, inner = f"{tag}r", f"{tag}c"
         with open(_LOCK, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            used = set(re.findall(rf"inet {_PREFIX}\.(\d+)\.", run("ip", "-4", "-o", "addr")))
-            octet = next(str(k) for k in range(1, 255) if str(k) not in used)
+            octet = _free_octet()
             link = Link(root, inner, f"{_PREFIX}.{octet}.1", f"{_PREFIX}.{octet}.2")
+            OWN_ADDRESSES.update((link.root_address, link.inner_address))
             run("ip", "link", "add", root, "type", "veth", "peer", "name", inner,
                 "netns", self.name)
             run("ip", "link", "set", root, "addrgenmode", "none")  # no IPv6 link-local
@@ -314,6 +341,36 @@ class Netns:
         return Inside(self.name)
 
 
+def _free_octet() -> int:
+    """The third octet of a /24 of SUBNETS no interface holds (under ``_LOCK``)."""
+    used = set(re.findall(rf"inet {_PREFIX}\.(\d+)\.", run("ip", "-4", "-o", "addr")))
+    return next(k for k in range(1, 255) if str(k) not in used)
+
+
+@contextlib.contextmanager
+def stray_veth() -> Iterator[str]:
+    """A veth pair on this machine with an address of SUBNETS (yielded) that is none of
+    this process's namespaces: how another test's namespace looks from here. Deleted
+    on exit (and by ``clean_leftovers`` if this process dies first)."""
+    name = f"va{os.getpid()}s{next(_counter)}"
+    with open(_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        address = f"{_PREFIX}.{_free_octet()}.1"
+        run("ip", "link", "add", f"{name}r", "type", "veth", "peer", "name", f"{name}c")
+        try:
+            run("ip", "link", "set", f"{name}r", "addrgenmode", "none")
+            run("ip", "addr", "add", f"{address}/24", "dev", f"{name}r")
+            run("ip", "link", "set", f"{name}r", "up")
+            run("ip", "link", "set", f"{name}c", "up")
+        except BaseException:
+            run("ip", "link", "delete", f"{name}r")
+            raise
+    try:
+        yield address
+    finally:
+        run("ip", "link", "delete", f"{name}r")
+
+
 def enter(name: str) -> None:
     """Move the calling thread (only it) into namespace ``name``."""
     fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
@@ -380,3 +437,21 @@ class Inside:
     async def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` in the namespace's loop; its result, or its exception."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+
+def isolate_gathering() -> None:
+    """Have aioice, in this process, gather host candidates on no address of SUBNETS
+    but those of this process's open namespaces (see the module's docstring). aioice
+    lists the machine's addresses with ``aioice.ice.get_host_addresses`` each time a
+    connection gathers; this wraps it. In a namespace's thread that is its own end."""
+    original = aioice.ice.get_host_addresses
+    if getattr(original, "isolated", False):
+        return
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [address for address in original(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+                if ipaddress.ip_address(address) not in _TEST_NETWORK
+                or address in OWN_ADDRESSES]
+
+    get_host_addresses.isolated = True  # type: ignore[attr-defined]
+    aioice.ice.get_host_addresses = get_host_addresses

@@ -441,12 +441,30 @@ class MediaClient:
 
     async def wait_remote(self, participant_id: int, kind: str = "video",
                           frames: int = 1, timeout: float = MEDIA_WAIT_S) -> Received:
-        async with asyncio.timeout(timeout):
-            while True:
-                received = self.remote(participant_id, kind)
-                if received is not None and received.frames >= frames:
-                    return received
-                await asyncio.sleep(0.02)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    received = self.remote(participant_id, kind)
+                    if received is not None and received.frames >= frames:
+                        return received
+                    await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise AssertionError(f"participant {participant_id}'s {kind}: not {frames} "
+                                 f"frames within {timeout} s; {self.state()}") from None
+
+    def state(self) -> str:
+        """What this client has of the call, for a test that failed waiting on it."""
+        pc = self.pc
+        transceivers = [f"{t.mid}:{t.kind}:{t.direction}/{t.currentDirection}"
+                        for t in pc.getTransceivers()]
+        got = {label: received.frames for label, received in self.received.items()}
+        msids = [line for line in (self.server_sdps[-1] if self.server_sdps else "")
+                 .splitlines() if line.startswith(("a=mid:", "a=msid:", "m="))]
+        return (f"participant {self.participant_id}, connection {pc.connectionState}, "
+                f"ICE {pc.iceConnectionState}, signalling {pc.signalingState}; "
+                f"transceivers {transceivers}; mids to publications {self.labels}; "
+                f"frames by publication {got}; {self.offers_answered} offers answered, "
+                f"{len(self.server_sdps)} server SDPs, the last's {msids}")
 
     async def close(self) -> None:
         for task in self._tasks:

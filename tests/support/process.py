@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import free_port, local_peers
+from tests.support.server import free_port, local_peers, own_addresses
 
 LINK_TOKEN = r"[A-Za-z0-9_-]{43}"  # a one-time link's token, as printed and shown
 # How long a server's start and its lines may take before a test gives up on them. A
@@ -34,6 +34,16 @@ LINK_TOKEN = r"[A-Za-z0-9_-]{43}"  # a one-time link's token, as printed and sho
 # browsers (two workers each importing aiortc, PyAV and OpenCV). Start-up time is the
 # benchmark's to measure.
 START_S = 90.0
+
+
+def stable_media_addresses() -> dict[str, str]:
+    """``serve``'s media sockets on this machine's own addresses only, not on a veth end
+    of a test's network namespace, which goes with the namespace, and a call's media
+    with it if ICE chose a pair there (``tests.support.netns``). The default, every
+    address aioice finds, is what the servers in the tests' own process use
+    (``server``, ``server_factory``), which keep off those veths themselves."""
+    return {"VIDEOASSIST_MEDIA_ADDRESSES": ",".join(own_addresses())}
+
 
 # While a test's servers run on PostgreSQL (``server_databases``): the database of a data
 # directory, which commands and ``serve`` on that directory are given as
@@ -112,7 +122,8 @@ class ServeProcess:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT,
             text=True, env={k: v for k, v in clean_env(
-                **{**_database_env(data_dir), **(env or {})}).items() if k not in unset},
+                **{**_database_env(data_dir), **stable_media_addresses(),
+                   **(env or {})}).items() if k not in unset},
             cwd=data_dir.parent,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import logging
 import os
@@ -28,6 +29,7 @@ import aiohttp
 from aiohttp import web
 from aioice.ice import get_host_addresses
 
+from tests.support.netns import SUBNETS
 from videoassist import accounts, invitations
 from videoassist.app import create_app
 from videoassist.appkeys import REFUSALS, STORE
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from tests.support.databases import ServerDatabases
 
 PASSWORD = "correct horse battery"
+# Where the tests' network namespaces are (``netns``), on this machine too.
+TEST_NAMESPACES = ipaddress.ip_network(SUBNETS)
 
 
 class Clock:
@@ -263,12 +267,27 @@ def free_udp_ports(count: int, address: str = "127.0.0.1") -> tuple[int, int]:
     raise AssertionError(f"no {count} consecutive free UDP ports on {address}")
 
 
+def own_addresses() -> list[str]:
+    """This machine's addresses as aioice lists them (192.0.2.2 and fd00::2 here), less
+    the root ends of veth pairs that the tests' network namespaces add and remove
+    (``netns.SUBNETS``): stable for the whole run, where another test's veth is not."""
+    return [address for address in get_host_addresses(use_ipv4=True, use_ipv6=True)
+            if ipaddress.ip_address(address) not in TEST_NAMESPACES]
+
+
 def local_peers() -> tuple[str, ...]:
     """VIDEOASSIST_ICE_ALLOWED_PEERS for the tests' servers: loopback and this machine's
-    own addresses (192.0.2.2 and fd00::2 here, in ranges the default policy denies),
-    which is where the tests' peers are. Attack tests start servers without it."""
-    own = get_host_addresses(use_ipv4=True, use_ipv6=True)
-    return ("127.0.0.0/8", "::1", *own)
+    own addresses (in ranges the default policy denies), which is where the tests'
+    peers are. Attack tests start servers without it.
+
+    Not the root end of a veth pair that a test beside this one made for its network
+    namespace: a peer of this machine gathers a candidate there too, and a pair on it
+    that ICE chose dies with the namespace, taking a call's media with it (aiortc has
+    no ICE restart; seen as a viewer that never got a publisher's frames). Refused by
+    the server, such a candidate never forms a pair (``netns.isolate_gathering`` keeps
+    the server's own candidates off them). A test whose peers are in a namespace adds
+    ``netns.SUBNETS`` itself."""
+    return ("127.0.0.0/8", "::1", *own_addresses())
 
 
 ServerFactory = Callable[..., Awaitable[Server]]
