@@ -51,19 +51,16 @@ sys.path.insert(0, str(ROOT))  # videoassist, and tests.support.clips for the cl
 
 from bench_table import flatten  # noqa: E402  (found next to this file, as loadgen)
 from loadgen import BenchError  # noqa: E402
-from loadgen.annotations import Options as AnnotationOptions  # noqa: E402
-from loadgen.annotations import run as run_annotations  # noqa: E402
-from loadgen.backends import SERVERS  # noqa: E402
-from loadgen.compare import Options as CompareOptions  # noqa: E402
-from loadgen.compare import run as run_compare  # noqa: E402
-from loadgen.relay import Options as RelayOptions  # noqa: E402
-from loadgen.relay import run as run_relay  # noqa: E402
-from loadgen.resilience import DEFAULT_SCENARIOS, MAX_MOVES, parse_scenario  # noqa: E402
-from loadgen.resilience import Options as ResilienceOptions  # noqa: E402
-from loadgen.resilience import run as run_resilience  # noqa: E402
-from loadgen.server import TRANSCODE  # noqa: E402
-from loadgen.snapshot import Options as SnapshotOptions  # noqa: E402
-from loadgen.snapshot import run as run_snapshot  # noqa: E402
+from loadgen.choices import (  # noqa: E402
+    DEFAULT_SCENARIOS,
+    MAX_MOVES,
+    SERVERS,
+    TRANSCODE,
+    parse_scenario,
+)
+
+# Each benchmark's module (aiortc, aiohttp, the server's own) is imported once the
+# command line is known to be good, and only the one that runs.
 
 logger = logging.getLogger("bench")
 
@@ -214,19 +211,21 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                          "(each move takes a veth pair of the run's namespace)")
         if not 3 <= args.thin_seconds <= 600:
             parser.error("--thin-seconds: from 3 to 600")
-        resilience_options = ResilienceOptions(scenarios, args.repetitions,
-                                               args.thin_seconds,
-                                               socket_ping=not args.without_socket_ping)
-        return lambda: run_resilience(resilience_options), bool(args.json)
+        from loadgen import resilience as resilience_bench
+        resilience_options = resilience_bench.Options(scenarios, args.repetitions,
+                                                      args.thin_seconds,
+                                                      socket_ping=not args.without_socket_ping)
+        return lambda: resilience_bench.run(resilience_options), bool(args.json)
     if args.benchmark == "annotations":
         if args.shapes < 1 or args.warmup_shapes < 0 or args.clear_every < 1 \
                 or args.pause < 0 or not 0.5 <= args.phone_scale <= 4:
             parser.error("--shapes and --clear-every must be at least 1, --warmup-shapes "
                          "and --pause at least 0, --phone-scale from 0.5 to 4")
-        annotation_options = AnnotationOptions(args.shapes, args.warmup_shapes,
-                                               args.clear_every, args.pause,
-                                               args.phone_scale)
-        return lambda: run_annotations(annotation_options), bool(args.json)
+        from loadgen import annotations as annotations_bench
+        annotation_options = annotations_bench.Options(args.shapes, args.warmup_shapes,
+                                                       args.clear_every, args.pause,
+                                                       args.phone_scale)
+        return lambda: annotations_bench.run(annotation_options), bool(args.json)
     if args.benchmark in ("relay", "compare"):
         calls = args.streams if args.benchmark == "relay" else args.calls
         if calls < 1 or args.viewers < 1 or (args.workers is not None and args.workers < 1):
@@ -238,11 +237,12 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
     if args.benchmark == "compare":
         if args.rounds < 1:
             parser.error("--rounds must be at least 1")
-        compare_options = CompareOptions(
+        from loadgen import compare as compare_bench
+        compare_options = compare_bench.Options(
             args.calls, args.viewers, args.rounds, args.seconds, args.warmup,
             args.join_every, audio=not args.no_audio, workers=args.workers,
             out=args.out.resolve() if args.out else None)
-        return lambda: run_compare(compare_options), bool(args.json)
+        return lambda: compare_bench.run(compare_options), bool(args.json)
     if args.benchmark == "relay":
         if args.server == "janus" and (args.mode != "forward" or args.profile
                                        or args.workers is not None or args.nodes is not None):
@@ -252,13 +252,14 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                                            and args.profile is None):
             parser.error("--nodes: from 1 to 8, without --workers (each node runs one) "
                          "or --profile")
-        options = RelayOptions(args.mode, args.streams, args.seconds, args.warmup,
-                               args.join_every, audio=not args.no_audio,
-                               profile=args.profile.resolve() if args.profile else None,
-                               viewers=args.viewers, workers=args.workers,
-                               server=args.server, nodes=args.nodes,
-                               small_buffer_join_every=args.small_buffer_join_every)
-        return lambda: run_relay(options), bool(args.json)
+        from loadgen import relay as relay_bench
+        options = relay_bench.Options(args.mode, args.streams, args.seconds, args.warmup,
+                                      args.join_every, audio=not args.no_audio,
+                                      profile=args.profile.resolve() if args.profile else None,
+                                      viewers=args.viewers, workers=args.workers,
+                                      server=args.server, nodes=args.nodes,
+                                      small_buffer_join_every=args.small_buffer_join_every)
+        return lambda: relay_bench.run(options), bool(args.json)
     try:
         sizes = tuple(parse_size(s) for s in args.sizes.split(",") if s.strip())
     except argparse.ArgumentTypeError as exc:
@@ -269,10 +270,11 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
             or args.pause < 0 or args.calls < 1:
         parser.error("--snapshots and --calls must be at least 1; --keyframe-every, "
                      "--warmup-snapshots and --pause at least 0")
-    snapshot_options = SnapshotOptions(
+    from loadgen import snapshot as snapshot_bench
+    snapshot_options = snapshot_bench.Options(
         sizes, args.keyframe_every, args.snapshots, args.warmup_snapshots, args.pause,
         args.calls, audio=not args.no_audio, breakdown=args.breakdown)
-    return lambda: run_snapshot(snapshot_options), bool(args.json)
+    return lambda: snapshot_bench.run(snapshot_options), bool(args.json)
 
 
 def print_table(result: dict[str, Any]) -> None:

@@ -476,6 +476,19 @@ def test_resilience_scenarios_are_checked_before_anything_runs() -> None:
     assert proc.returncode == 2 and "at most 24" in proc.stderr, proc.stderr
 
 
+def test_a_bad_command_line_is_refused_before_the_media_stack_is_imported() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOASSIST_")}
+    for args in (("relay", "--streams", "0"), ("resilience", "--scenarios", "nap-5"),
+                 ("snapshot", "--sizes", "15x15")):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "scripts/bench.py", *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert proc.returncode == 2 and f"error: {args[1]}" in proc.stderr, proc.stderr
+        imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert imported and not imported & {"aiortc", "aiohttp", "av", "videoassist"}, args
+
+
 def test_the_table_holds_the_median_of_each_configurations_interleaved_runs(
         tmp_path: Path) -> None:
     runs = [

@@ -1,6 +1,7 @@
 """The load generator behind ``scripts/bench.py``: synthetic aiortc publishers and
 viewers, the server as a child process, and what is measured of both.
 
+- ``choices``: what the command line may say, checked before anything heavy is imported;
 - ``media``: the pre-encoded clip, the publishers' tracks and the viewers' frame counts;
 - ``peers``: participants of a call over /ws, and the direct pair of the baseline;
 - ``server``: ``videoassist serve`` as a child process;

@@ -22,8 +22,6 @@ from loadgen.media import FrameSink, PacketCount
 from loadgen.peers import Participant
 from loadgen.server import ServerProcess, post_json, scrape_event_loop_cpu
 
-SERVERS = ("videoassist", "janus")
-
 
 class Peer(Protocol):
     """A participant of a call, whichever the server."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import BenchError
-from loadgen.backends import SERVERS
+from loadgen.choices import SERVERS
 
 logger = logging.getLogger("bench")
 

@@ -50,6 +50,7 @@ from typing import Any
 import aiohttp
 
 from loadgen import BenchError
+from loadgen.choices import parse_scenario
 from loadgen.frames import Arrivals, TaggedCamera, live_audio
 from loadgen.keeper import Keeper
 from loadgen.media import camera_clip
@@ -59,10 +60,6 @@ from tests.support import netns
 
 logger = logging.getLogger("bench")
 
-SCENARIO = re.compile(
-    r"(?P<kind>stall|offline|drop)-(?P<seconds>\d{1,3})|(?P<plain>move|reload|thin-phone|thin)")
-DEFAULT_SCENARIOS = ("stall-25", "offline-5", "offline-30", "move", "reload", "thin",
-                     "thin-phone", "drop-20")
 TARGETS_S = {"offline-5": 3.0, "stall-25": 5.0, "reload": 4.0}  # the issue's, p95
 THIN_KBIT, THIN_LOSS_PERCENT, DROP_KBIT = 300, 10, 100
 CUSTOMER_CAMERA, EXPERT_CAMERA = (640, 480), (640, 360)
@@ -73,21 +70,6 @@ SETTLE_S = 15.0      # messages not arrived this long after the video is back ar
 STEADY_WITHIN_S = 30.0
 AFTER_S = 3.0        # frames sent in this long after the video is back, counted for loss
 THIN_SETTLE_S = 2.0  # the start of a thin window not measured (queues drain)
-MAX_MOVES = 24       # veth pairs a namespace may have, less the first (netns.py)
-
-
-def parse_scenario(name: str) -> tuple[str, float]:
-    """(kind, seconds) of a scenario name; ValueError if it is none."""
-    match = SCENARIO.fullmatch(name)
-    if match is None:
-        raise ValueError(f"unknown scenario {name!r}: stall-S, offline-S, drop-S (S "
-                         f"seconds, 1 to 999), move, reload, thin or thin-phone")
-    if match["plain"]:
-        return match["plain"], 0.0
-    seconds = float(match["seconds"])
-    if seconds < 1:
-        raise ValueError(f"{name}: at least 1 s")
-    return match["kind"], seconds
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen import BenchError
+from loadgen.choices import TRANSCODE
 
-TRANSCODE = {"forward": "when-needed", "transcode": "always"}  # mode -> setting
 ROOT = Path(__file__).resolve().parents[2]
 
 
