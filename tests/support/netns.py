@@ -97,10 +97,10 @@ CLONE_NEWNET = 0x40000000
 # (``move_client`` adds one each time).
 PAIR_LETTERS = "xyzwabcdefghijklmnopqrstuv"
 COMMAND_S = 10.0  # no ip, tc or nft command takes near this; a guard against a hang
+TEST_NETWORK = ipaddress.ip_network(SUBNETS)
 # The addresses, root and namespace ends, of the namespaces this process has open:
 # the only ones of SUBNETS its peers and servers may gather on (``isolate_gathering``).
 OWN_ADDRESSES: set[str] = set()
-_TEST_NETWORK = ipaddress.ip_network(SUBNETS)
 
 
 class CommandError(RuntimeError):
@@ -450,7 +450,7 @@ def isolate_gathering() -> None:
 
     def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return [address for address in original(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
-                if ipaddress.ip_address(address) not in _TEST_NETWORK
+                if ipaddress.ip_address(address) not in TEST_NETWORK
                 or address in OWN_ADDRESSES]
 
     get_host_addresses.isolated = True  # type: ignore[attr-defined]

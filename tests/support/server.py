@@ -29,7 +29,7 @@ import aiohttp
 from aiohttp import web
 from aioice.ice import get_host_addresses
 
-from tests.support.netns import SUBNETS
+from tests.support.netns import TEST_NETWORK
 from videoassist import accounts, invitations
 from videoassist.app import create_app
 from videoassist.appkeys import REFUSALS, STORE
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
     from tests.support.databases import ServerDatabases
 
 PASSWORD = "correct horse battery"
-# Where the tests' network namespaces are (``netns``), on this machine too.
-TEST_NAMESPACES = ipaddress.ip_network(SUBNETS)
 
 
 class Clock:
@@ -272,7 +270,7 @@ def own_addresses() -> list[str]:
     the root ends of veth pairs that the tests' network namespaces add and remove
     (``netns.SUBNETS``): stable for the whole run, where another test's veth is not."""
     return [address for address in get_host_addresses(use_ipv4=True, use_ipv6=True)
-            if ipaddress.ip_address(address) not in TEST_NAMESPACES]
+            if ipaddress.ip_address(address) not in TEST_NETWORK]
 
 
 def local_peers() -> tuple[str, ...]:
