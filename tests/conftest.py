@@ -133,6 +133,29 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return Units(config, log)
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the run's first process, once
+        process.HELD_UP_LOG.unlink(missing_ok=True)
+
+
+HELD_UP_SHOWN_LINES = 40
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What ``serve`` processes said of their calls held up (the event loop late, the
+    database slow), passing tests' included: how a loaded machine treated the run."""
+    if hasattr(terminalreporter.config, "workerinput") or not process.HELD_UP_LOG.exists():
+        return
+    lines = process.HELD_UP_LOG.read_text(encoding="utf-8").splitlines()
+    held = [line for line in lines if not line.startswith("#")]
+    terminalreporter.section(f"servers held up: {len(held)} times "
+                             f"({os.path.relpath(process.HELD_UP_LOG)})")
+    for line in lines[:HELD_UP_SHOWN_LINES]:
+        terminalreporter.write_line(line)
+    if len(lines) > HELD_UP_SHOWN_LINES:
+        terminalreporter.write_line(f"... and {len(lines) - HELD_UP_SHOWN_LINES} more lines")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Iterator[pytest.TestReport]:

@@ -20,7 +20,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from videoassist import keyfiles, pages, retention
+from videoassist import keyfiles, loop, pages, retention
 from videoassist.accounts import SignInLimits
 from videoassist.api import (
     analytics,
@@ -109,6 +109,7 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time,
     # The TURN secret is generated on first run, for ops to give coturn too.
     app[ICE] = IcePolicy(settings.turn_urls, keyfiles.turn_secret(settings), settings.turn_ttl_s,
                          clock, server_relays=settings.media_turn)
+    app.cleanup_ctx.append(_lag)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_refusals)
     app.cleanup_ctx.append(_this_node)
@@ -132,6 +133,15 @@ def create_app(settings: Settings, clock: Callable[[], float] = time.time,
     app.router.add_get("/ws", websocket)
     app.router.add_static("/static", WEB_DIR / "static", append_version=False)
     return app
+
+
+async def _lag(app: web.Application) -> AsyncIterator[None]:
+    """How late the event loop runs, in the metrics, and in the log when it is long."""
+    task = asyncio.create_task(loop.watch_lag(app[METRICS].event_loop_lag.observe))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _store(app: web.Application) -> AsyncIterator[None]:

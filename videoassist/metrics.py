@@ -33,6 +33,9 @@ from videoassist.media.counters import KINDS, MediaCounters
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # Seconds from a snapshot.request to the snapshot stored: 150 ms is the target.
 SNAPSHOT_BUCKETS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+# Seconds the event loop wakes late (``loop.watch_lag``): a few ms is normal; at 0.1 s
+# a call's packets wait visibly; from 1 s the log says so.
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Calls(Protocol):
@@ -84,6 +87,12 @@ class Metrics:
             "videoassist_snapshot_seconds",
             "Seconds from a snapshot.request to the snapshot stored.",
             buckets=SNAPSHOT_BUCKETS, registry=r)
+        self.event_loop_lag = Histogram(
+            "videoassist_event_loop_lag_seconds",
+            "How late the event loop wakes from a 0.25 s sleep, measured every tick: "
+            "the time it could run nothing (long work of its own, a blocking call, or "
+            "a machine without a free core).",
+            buckets=LAG_BUCKETS, registry=r)
         self.change_notifications = Counter(
             "videoassist_change_notifications",
             "Change notifications the database sent this node (PostgreSQL), by the table "

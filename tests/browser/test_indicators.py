@@ -68,20 +68,12 @@ RECORD_LEVELS = """() => {
 }"""
 
 
-@pytest.fixture(autouse=True, scope="module")
-def patient_expect() -> Iterator[None]:
-    """What these tests wait for is paced by the pages in seconds (the console's 3 s
-    poll, the 2 s without a frame that make a picture frozen, a reconnection's backoff
-    of 1, 2 then 4 s), on a loaded 2-core machine: each expect waits 15 s here, not
-    Playwright's 5."""
-    expect.set_options(timeout=15_000)
-    yield
-    expect.set_options(timeout=None)
-
-
 @pytest.fixture(autouse=True)
 def patient_actions(browser: BrowserContext) -> None:
-    """Likewise for the pages' actions (clicks, waits for a selector)."""
+    """The pages' actions (clicks, waits for a selector) wait 15 s here, as every expect
+    does (``patient_expect``): what they wait for is paced by the pages in seconds (the
+    console's 3 s poll, the 2 s without a frame that make a picture frozen, a
+    reconnection's backoff of 1, 2 then 4 s)."""
     browser.set_default_timeout(15_000)
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
+import re
+import sqlite3
 import stat
 import sys
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 from tests.support.databases import Target, raw_fetchall
 from videoassist.errors import Gone
 from videoassist.storage import Store
+from videoassist.storage import sqlite as sqlite_module
 from videoassist.storage.db import DIALECTS, POSTGRESQL, SQLITE, is_postgresql_url, migrations
 from videoassist.storage.errors import ForeignKeyViolation, UniqueViolation
 from videoassist.storage.postgres import numbered, redacted
@@ -200,3 +204,34 @@ async def test_processes_migrating_an_empty_postgresql_database_apply_each_once(
     rows = await raw_fetchall(database, "SELECT version, name FROM schema_migrations"
                                         " ORDER BY version")
     assert rows == [(n, name) for n, name, _ in migrations(POSTGRESQL)]
+
+
+async def test_a_statement_held_up_by_another_process_is_logged_with_its_first_words(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another connection (another worker, the CLI) holds SQLite's write lock: the
+    store's write waits for it and is logged, with how long and its first words,
+    never a parameter; the read queued behind it, quick itself, is not."""
+    monkeypatch.setattr(sqlite_module, "SLOW_S", 0.2)
+    caplog.set_level(logging.WARNING, logger="videoassist.storage.sqlite")
+    path = tmp_path / "db.sqlite3"
+    store = await Store.open(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.5, other.execute, "ROLLBACK")
+        secret = "CANARY5d1e not to be logged"
+        await asyncio.gather(
+            store.db.execute("UPDATE users SET username = ? WHERE id = -1", (secret,)),
+            store.db.fetchall("SELECT id FROM users WHERE username = ?", (secret,)))
+    finally:
+        other.close()
+        await store.close()
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(lines) == 1 and "CANARY" not in lines[0], lines
+    took, what, behind = re.fullmatch(
+        r"the database took ([0-9.]+) s for (.*) \(after ([0-9.]+) s behind this "
+        r"process's earlier statements\)", lines[0]).groups()  # type: ignore[union-attr]
+    assert what == "UPDATE users SET username"
+    assert float(took) >= 0.4 and float(behind) < 0.2  # waited for the other process

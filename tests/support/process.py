@@ -95,6 +95,10 @@ def ok(data_dir: Path, *args: str, stdin: str = "") -> str:
 # ``pytest_runtest_makereport``, which forgets those that exited).
 RUNNING: list[ServeProcess] = []
 OUTPUT_SHOWN_LINES = 120
+# The server's own word that its calls were held up (docs/deploy.md, Logs): kept for the
+# whole run in test-artifacts/held-up.log, from passing tests too, with the test's name.
+HELD_UP = re.compile(r"the event loop was [0-9.]+ s late|the database took [0-9.]+ s")
+HELD_UP_LOG = Path(__file__).resolve().parents[2] / "test-artifacts" / "held-up.log"
 
 
 class ServeProcess:
@@ -203,7 +207,16 @@ class ServeProcess:
         if self.proc.stderr is not None:
             self._err_reader.join(timeout)
             self.proc.stderr.close()
+        self._keep_held_up()
         return self.proc.returncode
+
+    def _keep_held_up(self) -> None:
+        held = [line for line in self.lines + self.err_lines if HELD_UP.search(line)]
+        if held:
+            HELD_UP_LOG.parent.mkdir(exist_ok=True)
+            test = os.environ.get("PYTEST_CURRENT_TEST", "(between tests)")
+            with HELD_UP_LOG.open("a", encoding="utf-8") as log:
+                log.write(f"# {test}: {self.url}\n" + "".join(held))
 
 
 def post_json(url: str, body: dict[str, object]) -> int:

@@ -12,6 +12,10 @@ Reads that may take long (``long_reads``: the analytics of a year) run on a seco
 read-only connection, opened when first needed: in WAL mode it reads what was
 committed while the first one goes on writing, so sign-ins, joins and chat never wait
 for a report.
+
+A statement or transaction that takes ``SLOW_S`` or more is logged (WARNING) with its
+first words and how long it waited behind this process's others: every chat line and
+join waits for the one before, so a slow one shows as a stalled call.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -41,6 +46,7 @@ from videoassist.storage.errors import ForeignKeyViolation, IntegrityError, Uniq
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_TRIES = 5
+SLOW_S = 1.0  # a statement this long (or a transaction) is logged
 
 _UNIQUE = ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
 
@@ -110,6 +116,23 @@ class SqliteDatabase(Database):
         with _translated():
             return list(await self._reader.execute_fetchall(sql, tuple(params)))
 
+    @asynccontextmanager
+    async def _turn(self, what: str) -> AsyncIterator[None]:
+        """This process's connection, for one statement or transaction (``what``: its
+        SQL, of which the log shows the first words, never a parameter)."""
+        asked = time.monotonic()
+        async with self._write_lock:
+            began = time.monotonic()
+            try:
+                yield
+            finally:
+                took = time.monotonic() - began
+                if took >= SLOW_S:
+                    logger.warning(
+                        "the database took %.1f s for %s (after %.1f s behind this "
+                        "process's earlier statements)", took,
+                        " ".join(what.split()[:4]), began - asked)
+
     def describe(self) -> str:
         return str(self.path)
 
@@ -145,7 +168,7 @@ class SqliteDatabase(Database):
         """Copy the WAL into the database file and truncate it, so that content just
         deleted (and overwritten there, by secure_delete) leaves the WAL too."""
         for attempt in range(CHECKPOINT_TRIES):
-            async with self._write_lock:
+            async with self._turn("PRAGMA wal_checkpoint(TRUNCATE)"):
                 [row] = await self._read("PRAGMA wal_checkpoint(TRUNCATE)")
             if row[0] == 0:  # (busy, log frames, checkpointed)
                 return
@@ -166,7 +189,7 @@ class SqliteDatabase(Database):
         """A read, never in the middle of another task's transaction: on this shared
         connection it would see that transaction's writes before they are committed,
         or whole."""
-        async with self._write_lock:
+        async with self._turn(sql):
             return await self._read(sql, params)
 
     async def _read(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
@@ -179,19 +202,19 @@ class SqliteDatabase(Database):
             return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
     async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        async with self._write_lock:
+        async with self._turn(sql):
             with _translated():
                 async with self._conn.execute(sql, tuple(params)) as cur:
                     return cur.rowcount
 
     async def write_returning_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
-        async with self._write_lock:
+        async with self._turn(sql):
             with _translated():
                 return list(await self._conn.execute_fetchall(sql, tuple(params)))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self._write_lock:
+        async with self._turn("a transaction"):
             await self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield SqliteTransaction(self._conn)
