@@ -6,6 +6,13 @@ user (PostgreSQL refuses to run as root), then the server on 127.0.0.1 and a fre
 port, its socket in that directory, without fsync (nothing in it needs to survive a
 crash); ``stop`` stops it and removes the directory. Debian's ``postgresql`` package.
 
+PostgreSQL detaches from whoever starts it, so a test run or benchmark killed before
+its ``stop`` would leave it running (one was found 45 minutes after such a run). A
+watchdog process waits for the starter to end, however it ends: it holds the read end
+of a pipe only the starter writes to, and when that closes (``stop``, or the starter's
+exit, a SIGKILL included) it stops the server, if it still runs, and removes the
+directory.
+
 Shared by ``tests.support.databases`` (which adds its per-test databases) and the
 relay benchmark's fleet mode (``scripts/loadgen/fleet.py``), which must not import the
 tests; it imports nothing of the project.
@@ -18,11 +25,26 @@ import glob
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Self
 
 PROGRAM_TIMEOUT_S = 120.0  # initdb, pg_ctl, psql on a busy machine
+
+# The watchdog's program (argv: the root, pg_ctl, a timeout): wait for stdin to close,
+# then stop the server the root holds, if it runs, and remove the root.
+_WATCHDOG = """
+import shutil, subprocess, sys
+from pathlib import Path
+sys.stdin.buffer.read()
+root, pg_ctl, timeout = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+if (root / "data" / "postmaster.pid").exists():
+    subprocess.run(["/usr/sbin/runuser", "-u", "postgres", "--", pg_ctl, "-D",
+                    str(root / "data"), "-m", "immediate", "-w", "stop"],
+                   capture_output=True, timeout=timeout, check=False)
+shutil.rmtree(root, ignore_errors=True)
+"""
 
 
 def postgresql_bin() -> Path | None:
@@ -47,6 +69,16 @@ class ThrowawayPostgres:
         self.root = root
         self.port = port
         self._bin = bin_dir
+        self._watchdog: subprocess.Popen[bytes] | None = None
+
+    def _watch(self) -> None:
+        """Start the watchdog (in a session of its own: a Ctrl-C or a signal to the
+        starter's process group leaves it to do its work)."""
+        self._watchdog = subprocess.Popen(  # noqa: S603 (our own program and paths)
+            [sys.executable, "-c", _WATCHDOG, str(self.root), str(self._bin / "pg_ctl"),
+             str(PROGRAM_TIMEOUT_S)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
 
     @classmethod
     def start(cls, max_connections: int = 300) -> Self:
@@ -58,6 +90,7 @@ class ThrowawayPostgres:
         root = Path(tempfile.mkdtemp(prefix="videoassist-pg-"))
         server = cls(root, _free_port(), bin_dir)
         try:
+            server._watch()
             shutil.chown(root, "postgres", "postgres")
             server.as_postgres("initdb", "-D", str(root / "data"), "-U", "postgres",
                                "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync")
@@ -109,3 +142,7 @@ class ThrowawayPostgres:
                                  "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            if self._watchdog is not None:  # its pipe closed, it finds nothing left
+                assert self._watchdog.stdin is not None
+                self._watchdog.stdin.close()
+                self._watchdog.wait(PROGRAM_TIMEOUT_S)
