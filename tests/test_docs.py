@@ -356,7 +356,7 @@ class Call:
         assert relayed["from"] == self.customer_id and relayed["seq"] == header["seq"], where
         ack = await self.replay.next(self.customer, "still.relayed", where)
         assert ack == {"type": "still.relayed", "seq": header["seq"], "viewers": 1,
-                       "next_in_s": 0.5}, where
+                       "next_in_s": 0}, where
 
     async def end_call(self, message: dict[str, Any], where: str) -> None:
         """Staff end another job's call (this one goes on for the next examples): both

@@ -326,8 +326,8 @@ class Settings:
     )
     still_min_interval_s: float = field(
         default=0.5,
-        metadata=_doc("Seconds between two stills of one sender at least; a still sooner "
-                      "is refused."),
+        metadata=_doc("Seconds between two stills of one sender on average: two may come "
+                      "at once, then one each interval; a still past that is refused."),
     )
     ws_heartbeat_s: float = field(
         default=15.0, metadata=_doc("WebSocket ping interval; a peer missing a pong is closed.")

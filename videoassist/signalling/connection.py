@@ -542,9 +542,10 @@ class Connection:
     async def _on_still(self, member: Member, frame: bytes) -> None:
         """A camera still (a binary frame, ``signalling.stills``): checked, kept as the
         sender's newest, relayed to everyone else, and acknowledged (``still.relayed``)
-        to the sender, whose next still waits for it and then ``next_in_s`` (the
-        interval, counted here from before the acknowledgement leaves: a client that
-        waits that long after it arrives is never refused as too soon)."""
+        to the sender, whose next still waits for it and then ``next_in_s``: how long
+        until the sender may send one more (``stills.Latest``; 0 while it has one of
+        its STILLS_AT_ONCE left, counted here from before the acknowledgement leaves: a
+        client that waits that long after it arrives is never refused)."""
         room = self.room
         assert room is not None
         seq: int | None = None
@@ -556,21 +557,22 @@ class Connection:
             if self.media.muted(member.id, "video"):
                 raise Conflict("Your camera is muted: unmute it before sending stills.")
             now = time.monotonic()
-            wait = room.stills.wait_s(member.id, now, self.settings.still_min_interval_s)
+            interval = self.settings.still_min_interval_s
+            wait = room.stills.wait_s(member.id, now, interval)
             if wait > 0:
-                raise TooManyRequests(f"Stills come at most every "
-                                      f"{self.settings.still_min_interval_s:g} s; wait "
+                raise TooManyRequests(f"Stills come at most {stills.STILLS_AT_ONCE} at once "
+                                      f"and one every {interval:g} s on average; wait "
                                       f"{wait:.2f} s.", retry_after=wait)
             still = stills.Still(member.id, sent.seq, sent.width, sent.height, self.clock(),
                                  sent.jpeg)
-            room.stills.keep(still, now)
+            room.stills.keep(still, now, interval)
             relayed = {"type": "still", "from": member.id, "frame": still.frame()}
             viewers = 0
             for other in list(room.members.values()):
                 if other is not member and other.send(relayed):
                     viewers += 1
             member.send({"type": "still.relayed", "seq": sent.seq, "viewers": viewers,
-                         "next_in_s": self.settings.still_min_interval_s})
+                         "next_in_s": round(room.stills.wait_s(member.id, now, interval), 3)})
         except VideoassistError as exc:
             error = self._error(exc, "still")
             seq = getattr(exc, "seq", seq)

@@ -155,26 +155,44 @@ def jpeg_size(jpeg: bytes) -> tuple[int, int]:
     return size
 
 
+# Stills one sender may send back to back; on average one per interval
+# (VIDEOASSIST_STILL_MIN_INTERVAL_S). Two, so that a still a lossy link made late (a
+# TCP retransmission) and the next one, sent as soon as the late one was acknowledged,
+# both go through: the sender need not wait the interval again after the
+# acknowledgement, which would add it to the interval its viewers see.
+STILLS_AT_ONCE = 2
+
+
 class Latest:
-    """The newest still of each sender in a call, in memory only, and when (monotonic
-    seconds) each sender's last still was taken: the next one waits the interval."""
+    """The newest still of each sender in a call, in memory only, and how many stills
+    each sender may send now (a token bucket: STILLS_AT_ONCE at once, refilled one per
+    interval; monotonic seconds)."""
 
     def __init__(self) -> None:
         self._by_sender: dict[int, Still] = {}
-        self._taken_at: dict[int, float] = {}
+        # By sender: the stills it could send, and when (monotonic seconds) that held.
+        self._credit: dict[int, tuple[float, float]] = {}
+
+    def _available(self, sender: int, now: float, interval_s: float) -> float:
+        credit, at = self._credit.get(sender, (STILLS_AT_ONCE, now))
+        if interval_s <= 0:
+            return STILLS_AT_ONCE
+        return min(float(STILLS_AT_ONCE), credit + (now - at) / interval_s)
 
     def wait_s(self, sender: int, now: float, interval_s: float) -> float:
-        """How long the sender must still wait before its next still (0: it may send)."""
-        last = self._taken_at.get(sender)
-        return 0.0 if last is None else max(0.0, last + interval_s - now)
+        """How long the sender must wait before its next still (0: it may send now;
+        a millionth of a still short counts as none, against rounding)."""
+        missing = 1 - self._available(sender, now, interval_s)
+        return 0.0 if missing <= 1e-6 else missing * interval_s
 
-    def keep(self, still: Still, now: float) -> None:
+    def keep(self, still: Still, now: float, interval_s: float) -> None:
+        """Keep a still the sender was allowed (``wait_s`` was 0): it takes one."""
         self._by_sender[still.sender] = still
-        self._taken_at[still.sender] = now
+        self._credit[still.sender] = (self._available(still.sender, now, interval_s) - 1, now)
 
     def get(self, sender: int) -> Still | None:
         return self._by_sender.get(sender)
 
     def forget(self, sender: int) -> None:
         self._by_sender.pop(sender, None)
-        self._taken_at.pop(sender, None)
+        self._credit.pop(sender, None)
