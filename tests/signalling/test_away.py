@@ -10,9 +10,10 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.support.server import Server, ServerFactory, leave, receive, two_parties
-from videoassist.appkeys import HUB
+from videoassist.appkeys import HUB, MEDIA
 from videoassist.signalling.hub import Member
 
 
@@ -183,6 +184,37 @@ async def test_leave_leaves_at_once(server: Server) -> None:
     again, answer = await server.join_call(customer_token)
     assert answer["resumed"] is False and answer["you"]["id"] != joined["you"]["id"]
     await leave(again)
+    await leave(expert)
+
+
+async def test_the_others_hear_of_a_leave_before_its_media_is_closed(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing a peer connection can take seconds on a busy machine: participant.left
+    goes out first. Here the leaver's media close waits until the expert has heard of
+    the leave; the other way round, the expert would hear nothing (its wait fails)."""
+    staff_token, customer_token, job_id = await two_parties(server)
+    expert, _ = await server.join_call(staff_token, job_id)
+    customer, joined = await server.join_call(customer_token)
+    media = server.app[MEDIA]
+    close_media = media.leave
+    heard, closed = asyncio.Event(), []
+
+    async def once_heard(participant_id: int) -> None:
+        async with asyncio.timeout(10):
+            await heard.wait()
+        await close_media(participant_id)
+        closed.append(participant_id)
+
+    monkeypatch.setattr(media, "leave", once_heard)
+    await customer.send_json({"type": "leave"})
+    left = await _next(expert)
+    assert (left["type"], left["participant"]["id"]) == ("participant.left",
+                                                         joined["you"]["id"])
+    heard.set()
+    async with asyncio.timeout(10):
+        while not closed:
+            await asyncio.sleep(0.02)
+    assert closed == [joined["you"]["id"]]
     await leave(expert)
 
 

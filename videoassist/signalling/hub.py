@@ -554,18 +554,20 @@ class Hub:
         return True
 
     async def end(self, member: Member) -> None:
-        """The member leaves the call for good: its media session closed, the others
-        told (``participant.left``), its shapes forgotten; the call ends if it was the
-        last. Once only."""
+        """The member leaves the call for good: the others told (``participant.left``),
+        its shapes forgotten, the call ended if it was the last; then its media session
+        closed. In that order: closing a peer connection (aiortc's, its DTLS and ICE
+        transports) can take seconds on a busy machine, and the others should not see
+        someone who left still there meanwhile. Once only."""
         if member.ending:
             return
         member.ending = True
+        await self._leave(member)
         if member.end_media is not None and not member.replaced:
             try:
                 await member.end_media()
             except Exception:
                 logger.exception("%s media clean-up failed", member.log_prefix)
-        await self._leave(member)
 
     async def _leave(self, member: Member) -> None:
         async with self._lock:
