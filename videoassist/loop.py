@@ -55,8 +55,9 @@ async def watch_lag(observe: Callable[[float], None] | None = None, *,
                     tick_s: float = LAG_TICK_S, warn_s: float = LAG_WARN_S) -> None:
     """Sleep ``tick_s`` again and again, and measure how late each wake-up is: the
     time the loop could not run anything. ``observe`` gets each lateness (a metric);
-    from ``warn_s`` on, a WARNING says how late, and how much of that time the loop's
-    thread ran: about all of it, and its own work held the loop (a long callback);
+    from ``warn_s`` on, a WARNING says how late, and how much the loop's thread ran
+    since the tick began: about all that time, and its own work held the loop (a long
+    callback);
     little, and the thread was waiting (a blocking call) or not given a core (the
     machine short of CPU). Runs until cancelled."""
     loop = asyncio.get_running_loop()
@@ -69,6 +70,6 @@ async def watch_lag(observe: Callable[[float], None] | None = None, *,
         if late >= warn_s:
             used = time.thread_time() - ran
             logger.warning(
-                "the event loop was %.1f s late; its thread ran %.1f s of that time (%s)",
+                "the event loop was %.1f s late; its thread ran %.1f s meanwhile (%s)",
                 late, used, "its own work held it" if used >= late / 2
                 else "it waited, or the machine gave it no core")

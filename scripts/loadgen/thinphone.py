@@ -57,22 +57,26 @@ STILLS_RECORD = """(() => {
   const now = () => performance.timeOrigin + performance.now();
   const send = WebSocket.prototype.send;
   WebSocket.prototype.send = function (data) {
-    if (data instanceof Uint8Array) {
-      const length = (data[0] << 8) | data[1];
-      const header = JSON.parse(new TextDecoder().decode(data.subarray(2, 2 + length)));
-      if (header.type === "still") {
-        window.__stills[header.seq] = { sent: now(), queued: this.bufferedAmount };
+    try {  // the record's own trouble must never stop the client's send
+      if (data instanceof Uint8Array) {
+        const length = (data[0] << 8) | data[1];
+        const header = JSON.parse(new TextDecoder().decode(data.subarray(2, 2 + length)));
+        if (header.type === "still") {
+          window.__stills[header.seq] = { sent: now(), queued: this.bufferedAmount };
+        }
+        if (!this.__stillsWatched) {
+          this.__stillsWatched = true;
+          this.addEventListener("message", (event) => {
+            try {
+              if (typeof event.data !== "string") return;
+              const message = JSON.parse(event.data);
+              const still = message.type === "still.relayed" && window.__stills[message.seq];
+              if (still) still.relayed = now();
+            } catch (error) { console.warn("bench: still record", error); }
+          });
+        }
       }
-      if (!this.__stillsWatched) {
-        this.__stillsWatched = true;
-        this.addEventListener("message", (event) => {
-          if (typeof event.data !== "string") return;
-          const message = JSON.parse(event.data);
-          const still = message.type === "still.relayed" && window.__stills[message.seq];
-          if (still) still.relayed = now();
-        });
-      }
-    }
+    } catch (error) { console.warn("bench: still record", error); }
     return send.call(this, data);
   };
 })();"""

@@ -6,7 +6,6 @@ attack here: each bad frame gets its own clear error, and reaches nobody."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from tests.support.peers import MediaClient
 from tests.support.server import Server, ServerFactory, leave, receive, two_parties
 from videoassist.signalling.outbox import Outbox
-from videoassist.signalling.stills import pack
+from videoassist.signalling.stills import Latest, Still, pack
 
 WAIT_S = 5.0
 CANARY = b"still-canary-7f3e9a"
@@ -235,33 +234,49 @@ async def test_a_still_of_the_largest_size_is_taken_one_byte_more_is_too_large(
     await leave(customer)
 
 
-async def test_stills_closer_than_the_interval_are_refused(
-        server_factory: ServerFactory) -> None:
+def test_a_sender_has_two_stills_at_once_then_one_per_interval() -> None:
+    """``Latest``'s bucket, on explicit times: two at once; the third waits what one
+    interval refills; a sender that paces itself slower than the interval is never
+    told to wait (``next_in_s`` 0)."""
+    latest, interval = Latest(), 0.5
+
+    def take(sender: int, now: float) -> float:
+        """Send at ``now`` (it must be allowed); the wait the acknowledgement gives."""
+        assert latest.wait_s(sender, now, interval) == 0, now
+        latest.keep(Still(sender, 1, 640, 480, 0.0, b""), now, interval)
+        return latest.wait_s(sender, now, interval)
+
+    assert take(1, 10.0) == 0  # one left
+    assert take(1, 10.0) == pytest.approx(0.5)  # none left: one refills in 0.5 s
+    assert latest.wait_s(1, 10.2, interval) == pytest.approx(0.3)
+    assert take(1, 10.5) == pytest.approx(0.5)  # the refilled one, taken
+    assert latest.wait_s(2, 10.5, interval) == 0  # senders apart
+    for now in (20.0, 20.8, 21.6, 22.4):  # the web client's 0.8 s
+        assert take(1, now) == 0
+    latest.forget(1)
+    assert take(1, 22.5) == 0 and take(1, 22.5) == pytest.approx(0.5)  # anew
+    assert latest.wait_s(1, 23.0, 0) == 0  # no interval: no limit
+
+
+async def test_stills_past_the_bucket_are_refused(server_factory: ServerFactory) -> None:
     """Two stills at once go through, the second's acknowledgement saying how long
-    until the next may; a third at once is refused, saying the same; after that wait
-    it goes through. (An interval of 2 s: however slow the machine, the third comes
-    sooner than a still's worth of refill after the first two.)"""
-    interval = 2.0
-    server = await server_factory(still_min_interval_s=interval)
+    until the next may; a third at once is refused, saying the same. (An interval of
+    60 s, so that nothing refills meanwhile however slow the machine.)"""
+    server = await server_factory(still_min_interval_s=60)
     expert, customer, _, _, _ = await call(server)
-    for seq, next_in in ((1, 0), (2, None)):
+    for seq in (1, 2):
         await customer.send_bytes(still(seq))
         assert (await binary(expert))[0]["seq"] == seq
         relayed = await receive(customer)
         assert (relayed["type"], relayed["seq"]) == ("still.relayed", seq), relayed
-        if next_in is not None:
-            assert relayed["next_in_s"] == next_in
-    wait = relayed["next_in_s"]
-    assert 0 < wait <= interval, relayed  # what refilled since the first counts
+        if seq == 1:
+            assert relayed["next_in_s"] == 0, relayed
+    assert 50 < relayed["next_in_s"] <= 60, relayed
     await customer.send_bytes(still(3))
     error = await receive(customer)
     assert (error["code"], error["ref"], error["seq"]) == ("rate_limited", "still", 3), error
-    assert "at most 2 at once and one every 2 s on average" in error["message"], error
+    assert "at most 2 at once and one every 60 s on average" in error["message"], error
     await quiet(expert)
-    await asyncio.sleep(wait)  # as long as the acknowledgement said, and no longer
-    await customer.send_bytes(still(4))
-    assert (await binary(expert))[0]["seq"] == 4
-    assert (await receive(customer))["type"] == "still.relayed"
     await leave(expert)
     await leave(customer)
     # With no interval, any number go through: the interval, not anything else,

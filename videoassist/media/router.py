@@ -108,6 +108,8 @@ class MediaRouter:
         self.network = network or MediaNetwork(None, None, None)
         self._rooms: dict[int, MediaRoom] = {}
         self._sessions: dict[int, MediaSession] = {}
+        # Sessions taken out of their calls whose peer connections are not closed yet.
+        self._withdrawn: dict[int, MediaSession] = {}
         self.counters = MediaCounters()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -258,22 +260,36 @@ class MediaRouter:
             raise Conflict("Send an sdp.offer first.")
         return session
 
-    async def leave(self, participant_id: int, session: MediaSession | None = None) -> None:
-        """Close the participant's media session (``session``: only if it is that one:
-        one another has replaced is merely closed)."""
-        if session is not None and self._sessions.get(participant_id) is not session:
-            await session.close()
-            return
+    def withdraw(self, participant_id: int) -> None:
+        """Take the participant's media session out of its call at once: nothing is
+        forwarded from or to it from now on, nobody is given its tracks; ``leave``
+        closes its peer connection."""
         session = self._sessions.pop(participant_id, None)
         if session is None:
             return
+        self._withdrawn[participant_id] = session
         room = session.room
         room.sessions.pop(participant_id, None)
-        await session.close()
+        session.withdraw()
         if not room.sessions:
             self._rooms.pop(room.call_id, None)
-        logger.info("[call %d participant %d] media closed", room.call_id, participant_id)
+
+    async def leave(self, participant_id: int, session: MediaSession | None = None) -> None:
+        """Close the participant's media session, withdrawn first if it is not yet
+        (``session``: only if it is that one: one another has replaced is merely
+        closed)."""
+        if session is not None and self._sessions.get(participant_id) is not session \
+                and self._withdrawn.get(participant_id) is not session:
+            await session.close()
+            return
+        self.withdraw(participant_id)
+        session = self._withdrawn.pop(participant_id, None)
+        if session is None:
+            return
+        await session.close()
+        logger.info("[call %d participant %d] media closed", session.room.call_id,
+                    participant_id)
 
     async def close(self) -> None:
-        for participant_id in list(self._sessions):
+        for participant_id in [*self._sessions, *self._withdrawn]:
             await self.leave(participant_id)

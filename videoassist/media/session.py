@@ -62,7 +62,8 @@ class MediaSession:
         self.offer_in_flight = False
         self.needs_offer = False
         self.negotiated = False
-        self.closed = False
+        self.closed = False  # withdrawn: nothing forwarded from or to it any more
+        self._closing = False  # its peer connection closed, or being closed
         self.publications: dict[str, tuple[Publication, RTCRtpTransceiver]] = {}
         self.client_numbering = aiortc_hooks.ClientNegotiation()
         self.muted: dict[str, bool] = {"audio": False, "video": False}
@@ -430,7 +431,11 @@ class MediaSession:
         if state in ("failed", "closed") and not self.closed:
             await self.room.router.leave(self.participant_id, self)
 
-    async def close(self) -> None:
+    def withdraw(self) -> None:
+        """Stop, at once and without waiting for anything, all forwarding from and to
+        this session: its tracks unpublished (its viewers lose them), its slots closed,
+        no more offers. ``close`` then closes the peer connection, which may take a
+        moment."""
         if self.closed:
             return
         self.closed = True
@@ -438,13 +443,20 @@ class MediaSession:
             self._connect_deadline.cancel()
         if self._offer_task is not None:
             self._offer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._offer_task
         for publication, _ in self.publications.values():
             self.room.unpublish(publication)
         for slot in self.slots:
             slot.close()
         self.subscriptions.clear()
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.withdraw()
+        if self._offer_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._offer_task
         try:
             await self.pc.close()
         except Exception as exc:  # aiortc's close fails on a transceiver left without a

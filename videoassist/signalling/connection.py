@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from typing import Any
 
@@ -207,6 +208,7 @@ class Connection:
         self.member = member
         member.writer = asyncio.create_task(member.write_loop())
         member.abort = self._abort
+        member.withdraw_media = self._withdraw_media
         member.end_media = self._end_media
         assert self.room is not None
         self._tell_modes(member, self.room)
@@ -517,6 +519,11 @@ class Connection:
         # Its participants away (their connection lost) leave at once.
         await self.hub.remove_link_participants({invite_id})
 
+    def _withdraw_media(self) -> None:
+        """Stop all forwarding from and to this participant at once (it is leaving)."""
+        assert self.member is not None
+        self.media.withdraw(self.member.id)
+
     async def _end_media(self) -> None:
         """Close this participant's media session (it leaves the call for good)."""
         assert self.member is not None
@@ -572,7 +579,9 @@ class Connection:
                 if other is not member and other.send(relayed):
                     viewers += 1
             member.send({"type": "still.relayed", "seq": sent.seq, "viewers": viewers,
-                         "next_in_s": round(room.stills.wait_s(member.id, now, interval), 3)})
+                         # in ms, rounded up: waiting that long is never too soon
+                         "next_in_s": math.ceil(
+                             room.stills.wait_s(member.id, now, interval) * 1000) / 1000})
         except VideoassistError as exc:
             error = self._error(exc, "still")
             seq = getattr(exc, "seq", seq)

@@ -153,7 +153,9 @@ class Member:
     away_since: float | None = None
     away_until: float | None = None
     ending: bool = False  # leaving the call for good: nobody takes its place any more
-    # Closes the participant's media session (set by its connection).
+    # Stops at once all forwarding from and to the participant's media session, and
+    # closes it (set by its connection).
+    withdraw_media: Callable[[], None] | None = None
     end_media: Callable[[], Awaitable[None]] | None = None
 
     @property
@@ -554,20 +556,28 @@ class Hub:
         return True
 
     async def end(self, member: Member) -> None:
-        """The member leaves the call for good: the others told (``participant.left``),
-        its shapes forgotten, the call ended if it was the last; then its media session
-        closed. In that order: closing a peer connection (aiortc's, its DTLS and ICE
-        transports) can take seconds on a busy machine, and the others should not see
-        someone who left still there meanwhile. Once only."""
+        """The member leaves the call for good: its media withdrawn (nothing forwarded
+        from or to it, nobody given its tracks), the others told
+        (``participant.left``), its shapes forgotten, the call ended if it was the last;
+        then its media session closed, whatever happened before. In that order:
+        closing a peer connection (aiortc's, its DTLS and ICE transports) can take
+        seconds on a busy machine, and the others should not see someone who left
+        still there meanwhile. Once only."""
         if member.ending:
             return
         member.ending = True
-        await self._leave(member)
-        if member.end_media is not None and not member.replaced:
-            try:
-                await member.end_media()
-            except Exception:
-                logger.exception("%s media clean-up failed", member.log_prefix)
+        media = not member.replaced and member.end_media is not None
+        if media and member.withdraw_media is not None:
+            member.withdraw_media()
+        try:
+            await self._leave(member)
+        finally:
+            if media:
+                assert member.end_media is not None
+                try:
+                    await member.end_media()
+                except Exception:
+                    logger.exception("%s media clean-up failed", member.log_prefix)
 
     async def _leave(self, member: Member) -> None:
         async with self._lock:

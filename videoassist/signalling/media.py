@@ -36,8 +36,13 @@ class MediaPlane(Protocol):
         """The newest picture of the participant's camera (``media.capture.Capture``);
         ``errors.Muted`` if it is muted."""
 
+    def withdraw(self, participant_id: int) -> None:
+        """Stop at once all forwarding from and to the participant (it is leaving):
+        nobody is given its tracks from now on. ``leave`` closes its connection."""
+
     async def leave(self, participant_id: int) -> None:
-        """Close the participant's media: connection, tracks, subscriptions."""
+        """Close the participant's media: connection, tracks, subscriptions (withdrawn
+        first, if it was not)."""
 
     def connected(self, participant_id: int) -> bool:
         """Whether the participant's media connection (its PeerConnection with the

@@ -39,11 +39,13 @@ import shutil, subprocess, sys
 from pathlib import Path
 sys.stdin.buffer.read()
 root, pg_ctl, timeout = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-if (root / "data" / "postmaster.pid").exists():
-    subprocess.run(["/usr/sbin/runuser", "-u", "postgres", "--", pg_ctl, "-D",
-                    str(root / "data"), "-m", "immediate", "-w", "stop"],
-                   capture_output=True, timeout=timeout, check=False)
-shutil.rmtree(root, ignore_errors=True)
+try:
+    if (root / "data" / "postmaster.pid").exists():
+        subprocess.run(["/usr/sbin/runuser", "-u", "postgres", "--", pg_ctl, "-D",
+                        str(root / "data"), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, timeout=timeout, check=False)
+finally:
+    shutil.rmtree(root, ignore_errors=True)
 """
 
 
