@@ -60,6 +60,7 @@ async def test_first_run_setup_sign_in_job_and_invite(
     assert (await answer.value).status == 200
     await expect(page.locator("#done")).to_be_visible()
     await expect(page.locator("#done")).to_contain_text("password is set")
+    await expect(page.locator('#done [data-region="username"]')).to_have_text("admin")
     await expect(page.locator("#setup-form")).to_be_hidden()
     await screenshots(page, "setup-done")
 
@@ -85,6 +86,19 @@ async def test_first_run_setup_sign_in_job_and_invite(
     join_link = await invite.text_content()
     assert join_link is not None
     await screenshots(page, "console-job")
+    # Copied with one click.
+    await browser.grant_permissions(["clipboard-read", "clipboard-write"], origin=serve.url)
+    await page.click('[data-action="copy-invite"]')
+    await expect(page.locator('[data-region="status"]')).to_have_text("Link copied.")
+    assert await page.evaluate("navigator.clipboard.readText()") == join_link
+    # A number typed where this server has no SMS gateway is not dropped in silence:
+    # the page says it was not sent, and why; the number stays where it was typed.
+    await page.fill("#invite-form [name=to]", "+44 7700 900123")
+    await page.click('[data-action="invite-technician"]')
+    await expect(page.locator('[data-region="status"]')).to_contain_text(
+        "Not sent to +44 7700 900123: this server has no SMS or e-mail gateway set up")
+    await expect(page.locator("#invite-form [name=to]")).to_have_value("+44 7700 900123")
+    await expect(invite).not_to_have_text(join_link)  # a new link, the technician's
 
     customer = await browser.new_page()
     watch_errors(customer, errors)

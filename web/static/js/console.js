@@ -76,6 +76,7 @@ function signedOut(message) {
   for (const region of ["calls", "messages", "notes", "events", "snapshots", "invite-link"]) {
     $(`[data-region="${region}"]`).replaceChildren();
   }
+  $('[data-action="copy-invite"]').hidden = true;
   admin.stop();
   stopWaiting();
   for (const name of VIEWS) $(`#${name}`).hidden = true;
@@ -313,6 +314,7 @@ async function openJob(id) {
   $('[data-action="join"]').hidden = job.status === "closed" || call !== null;
   showWaiting();
   $('[data-region="invite-link"]').textContent = "";
+  $('[data-action="copy-invite"]').hidden = true;
   $('[data-region="calls"]').replaceChildren(...job.calls.map((c) => {
     const outcome = c.first_time_fix === null ? ""
       : c.first_time_fix ? " · fixed on this visit" : " · not fixed on this visit";
@@ -433,14 +435,33 @@ for (const role of ["customer", "technician"]) {
         method: "POST", body: to ? { role, to } : { role },
       });
       $('[data-region="invite-link"]').textContent = invite.url;
+      $('[data-action="copy-invite"]').hidden = false;
       const until = new Date(invite.expires_at * 1000).toLocaleTimeString();
-      setStatus(invite.notified ? `Link for a ${role} sent to ${to}; valid until ${until}`
-        : `Link for a ${role}, valid until ${until}. Copy it and send it.`);
+      // A number or address typed is never dropped in silence: the server sends only
+      // through its notify webhook, and says (notified: false) when it has none.
+      setStatus(invite.notified ? `Link for a ${role} sent to ${to}; valid until ${until}.`
+        : to ? `Not sent to ${to}: this server has no SMS or e-mail gateway set up `
+          + `(ask your administrator). Copy the link for a ${role} and send it yourself; `
+          + `valid until ${until}.`
+          : `Link for a ${role}, valid until ${until}. Copy it and send it.`);
     } catch (error) {
       setStatus(/** @type {Error} */ (error).message);
     }
   });
 }
+
+$('[data-action="copy-invite"]').addEventListener("click", async () => {
+  const link = $('[data-region="invite-link"]');
+  try {
+    await navigator.clipboard.writeText(link.textContent || "");
+    setStatus("Link copied.");
+  } catch {
+    // No clipboard here (a page not served over HTTPS, or permission refused): the
+    // link selected, for the keyboard's copy.
+    getSelection()?.selectAllChildren(link);
+    setStatus("Copy the selected link (Ctrl+C).");
+  }
+});
 
 $("#search-form").addEventListener("submit", async (event) => {
   event.preventDefault();

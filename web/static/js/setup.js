@@ -25,8 +25,10 @@ form.addEventListener("submit", async (event) => {
     return setStatus("The two passwords are not the same.");
   }
   setStatus("Saving…");
+  /** @type {{user: {username: string}}} */
+  let session;
   try {
-    await api("/api/password", { method: "POST", body: { token, password } });
+    session = await api("/api/password", { method: "POST", body: { token, password } });
   } catch (error) {
     if (error instanceof ApiError && error.status === 410) {
       form.reset();
@@ -35,6 +37,7 @@ form.addEventListener("submit", async (event) => {
     return setStatus(/** @type {Error} */ (error).message);
   }
   form.reset();
+  $('[data-region="username"]').textContent = session.user.username;
   show("done");
   setStatus("Password set.");
 });
