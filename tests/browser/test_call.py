@@ -43,6 +43,7 @@ from tests.support.browser import (
     Served,
     assert_usable,
     drag,
+    end_call_for_all,
     frames_grow,
     scan_profile,
     screenshots,
@@ -188,7 +189,18 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
     await expect(customer.locator('[data-region="status"]')).to_have_text("You left the call.")
     await screenshots(customer, f"customer-ended-{model}")
     await expect(expert.locator('[data-region="participants"]')).not_to_contain_text("Customer")
+    # Ending the call for everyone is asked again; Cancel leaves the call as it was.
     await expert.click('[data-action="end-call"]')
+    confirm = expert.locator('[data-region="end-call-confirm"]')
+    await expect(confirm).to_be_visible()
+    await expect(confirm).to_contain_text("End the call for everyone in it?")
+    await expect(expert.locator('[data-action="end-call"]')).to_be_hidden()
+    await expect(expert.locator('[data-action="end-call-cancel"]')).to_be_focused()
+    await expert.click('[data-action="end-call-cancel"]')
+    await expect(confirm).to_be_hidden()
+    await expect(expert.locator('[data-action="end-call"]')).to_be_visible()
+    await expect(expert.locator("#call")).to_be_visible()  # still in it
+    await end_call_for_all(expert)
     await expect(expert.locator('[data-action="join"]')).to_be_visible()
     assert errors == []
 

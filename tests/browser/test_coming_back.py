@@ -42,6 +42,7 @@ from tests.support.browser import (
     RECORD_PEER_CONNECTIONS,
     STOP_AT_ONCE,
     drag,
+    end_call_for_all,
     frames_grow,
     scan_profile,
     sign_in_expert,
@@ -247,7 +248,7 @@ async def test_a_customer_who_reloads_is_back_in_the_call_and_nothing_stays_on_t
                 await asyncio.sleep(0.1)
         assert dialogs == ["beforeunload"], dialogs
         assert not expert.is_closed()  # dismissed: the expert stays in the call
-        await expert.click('[data-action="end-call"]')
+        await end_call_for_all(expert)
         assert errors == [], errors
     finally:
         await phone.close()
@@ -473,7 +474,7 @@ async def test_a_customer_who_allows_the_camera_20_s_late_is_in_the_call(
         assert errors == [], errors
         print(f"camera allowed {CAMERA_LATE_S} s after it was asked for; the phone's "
               f"statuses, in seconds from then: {[(s, round(t, 2)) for s, t in statuses]}")
-        await expert.click('[data-action="end-call"]')
+        await end_call_for_all(expert)
     finally:
         await context.close()
         await expert.context.close()

@@ -34,6 +34,7 @@ from tests.support.browser import (
     Served,
     assert_usable,
     drag,
+    end_call_for_all,
     frames_grow,
     screenshots,
     sign_in_expert,
@@ -144,7 +145,7 @@ async def test_a_technician_snapshots_their_camera_and_writes_notes(
     await screenshots(technician, "technician-call")
 
     # The expert ends the call: the technician's page says so.
-    await expert.click('[data-action="end-call"]')
+    await end_call_for_all(expert)
     await expect(technician.locator('[data-region="status"]')).to_have_text(
         "The call has ended.")
     await expect(technician.locator("#ended")).to_be_visible()

@@ -37,6 +37,7 @@ from tests.support.browser import (
     FRAMES_DECODED,
     RECORD_PEER_CONNECTIONS,
     STOP_AT_ONCE,
+    end_call_for_all,
     frames_grow,
     join_page,
     sign_in_expert,
@@ -138,7 +139,7 @@ async def test_a_customer_who_joins_first_is_waiting_then_reads_plain_words(
         await expect(badge).to_have_attribute("title", re.compile(r"^\d+ ms round trip"))
         await expect(expert.locator('[data-region="quality"]')).to_have_text(
             re.compile(r"^(Good|Fair|Poor) connection \(\d+ ms"))
-        await expert.click('[data-action="end-call"]')
+        await end_call_for_all(expert)
         await expect(expert.locator('[data-action="join"]')).to_be_visible()
         assert errors == []
     finally:
@@ -196,7 +197,7 @@ async def test_a_frozen_picture_says_so_and_a_camera_turned_off_does_not(
         await expect(remote).to_have_attribute("data-picture", "off")
         levels: list[Any] = await expert.evaluate("() => window.__levels")
         assert "frozen" not in levels, levels
-        await expert.click('[data-action="end-call"]')
+        await end_call_for_all(expert)
         await expect(expert.locator('[data-action="join"]')).to_be_visible()
         assert errors == []
     finally:
@@ -276,7 +277,7 @@ async def test_the_expert_sees_how_long_a_customer_has_been_away(
         # Leaving on purpose: said where the picture was.
         await customer.locator('[data-action="leave"]').click()
         await expect(note).to_have_text("Customer left the call.")
-        await expert.click('[data-action="end-call"]')
+        await end_call_for_all(expert)
         assert errors == []
     finally:
         await customer.close()

@@ -229,6 +229,12 @@ async def sign_in_expert(page: Page, serve: ServeProcess) -> None:
     await expect(page.locator('[data-region="status"]')).to_have_text("Signed in as dana")
 
 
+async def end_call_for_all(page: Page) -> None:
+    """Staff end the call for everyone in it: the button, then its confirmation."""
+    await page.click('[data-action="end-call"]')
+    await page.click('[data-action="end-call-confirm"]')
+
+
 async def drag(page: Page, start: list[float], end: list[float]) -> None:
     """Press at one point of the big picture, move, release at another."""
     a = await page.evaluate(SCREEN_POINT, start)

@@ -263,7 +263,18 @@ export class CallView extends EventTarget {
     const on = (action, handler) => this.$(`[data-action="${action}"]`)
       .addEventListener("click", handler);
     on("leave", () => call.leave());
-    on("end-call", () => call.endForAll());
+    // Ending the call for everyone is asked again, in place of its button.
+    const confirmEnd = (/** @type {boolean} */ asking) => {
+      this.$('[data-action="end-call"]').hidden = asking;
+      this.$('[data-region="end-call-confirm"]').hidden = !asking;
+      if (asking) this.$('[data-action="end-call-cancel"]', HTMLButtonElement).focus();
+    };
+    on("end-call", () => confirmEnd(true));
+    on("end-call-cancel", () => confirmEnd(false));
+    on("end-call-confirm", () => {
+      confirmEnd(false);
+      call.endForAll();
+    });
     on("mute", () => this.toggleMute());
     on("snapshot", () => this.snapshot());
     on("camera-switch", () => this.steer("switch", null));
@@ -607,7 +618,7 @@ export class CallView extends EventTarget {
     snapshot.disabled = this.pendingSnapshot !== null
       || (this.layout === "expert" ? this.viewing === null : !this.call.stream.getVideoTracks().length);
     snapshot.textContent = this.pendingSnapshot ? "Saving…" : "Snapshot";
-    show("end-call", this.staff);
+    show("end-call", Boolean(this.staff) && this.$('[data-region="end-call-confirm"]').hidden === true);
     this.$('[data-action="mute"]', HTMLButtonElement).disabled =
       !this.call.stream.getAudioTracks().length;
   }
