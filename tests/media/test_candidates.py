@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from tests.support.peers import MediaClient
@@ -164,6 +166,38 @@ async def test_denied_candidates_get_no_packet_and_never_reach_the_ice_agent(
         await pc.close()
         for transport in transports:
             transport.close()
+
+
+async def test_a_candidate_whose_port_is_out_of_range_is_ignored_not_sent_to(
+        server_factory: ServerFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """Found by the SDP fuzz test: aioice takes a candidate on port 65536, and its
+    checks then raise in the socket's sendto ("Fatal write error on datagram
+    transport", an unhandled error in the log). Such ports are refused like denied
+    addresses, in the offer and trickled."""
+    policy = CandidatePolicy()  # (a public address: only the ports are refused)
+    assert [policy.refusal("8.8.8.8", port) for port in ("1", 65535)] == [None, None]
+    assert all(policy.refusal("8.8.8.8", port) for port in ("0", "65536", 70000, "x"))
+    caplog.set_level(logging.INFO)
+    pc, sdp = await client_offer()
+    try:
+        server = await server_factory(ice_allowed_peers=("127.0.0.0/8",))
+        router = server.app[MEDIA]
+        assert isinstance(router, MediaRouter)
+        ws, me = await joined(server)
+        await ws.send_json({"type": "sdp.offer",
+                            "sdp": with_candidates(sdp, [line("127.0.0.1", 65536)])})
+        assert (await receive(ws, 10))["type"] == "sdp.answer"
+        for n, port in enumerate((70000, 0), start=2):
+            await ws.send_json({"type": "ice.candidate", "candidate": line("127.0.0.1", port, n),
+                                "sdpMid": "0", "sdpMLineIndex": 0})
+        await quiet(ws)  # no error for the client: ignored, as a private address is
+        await asyncio.sleep(2)  # the agent's checks would have gone out by now
+        assert router.counters.candidates_refused == 3
+        assert remote_addresses(router, me) == set()
+        assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        await leave(ws)
+    finally:
+        await pc.close()
 
 
 async def test_a_peer_connection_takes_a_bounded_number_of_candidates(

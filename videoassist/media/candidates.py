@@ -69,8 +69,16 @@ class CandidatePolicy:
     allowed: tuple[Network, ...] = ()
     max_per_session: int = 32
 
-    def refusal(self, host: str) -> str | None:
-        """Why the agent must never send to this candidate address; None: it may."""
+    def refusal(self, host: str, port: str | int | None = None) -> str | None:
+        """Why the agent must never send to this candidate address (and port, if
+        given); None: it may."""
+        if port is not None:
+            try:
+                number = int(port)
+            except ValueError:
+                return "a port that is not a number"
+            if not 1 <= number <= 65535:  # aioice takes it; the socket's sendto raises
+                return "a port out of range"
         try:
             address: Address = ipaddress.ip_address(host)
         except ValueError:

@@ -209,7 +209,7 @@ class MediaSession:
             value = sdp_candidate(line)
             key = None if value is None else address_key(value)
             if key is not None:
-                if self._refused(key[0]):
+                if self._refused(*key):
                     refused = True
                     continue
                 if key not in self.remote_candidates:
@@ -221,10 +221,11 @@ class MediaSession:
             kept = [line for line in kept if sdp_attribute(line)[0] != "end-of-candidates"]
         return "\r\n".join(kept) + "\r\n"
 
-    def _refused(self, address: str) -> bool:
+    def _refused(self, address: str, port: str) -> bool:
         """Whether the candidate policy keeps the server's ICE agent from this address
-        (logged and counted, never an error: browsers offer private addresses too)."""
-        reason = self.room.router.candidates.refusal(address)
+        and port (logged and counted, never an error: browsers offer private addresses
+        too)."""
+        reason = self.room.router.candidates.refusal(address, port)
         if reason is None:
             return False
         self.room.router.counters.candidates_refused += 1
@@ -271,7 +272,7 @@ class MediaSession:
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index
         key = (str(parsed.ip).lower(), str(parsed.port))
-        if self._refused(key[0]):
+        if self._refused(*key):
             return
         if key not in self.remote_candidates:
             self._take_candidates({key})
