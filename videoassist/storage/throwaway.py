@@ -32,20 +32,14 @@ from typing import Self
 
 PROGRAM_TIMEOUT_S = 120.0  # initdb, pg_ctl, psql on a busy machine
 
-# The watchdog's program (argv: the root, pg_ctl, a timeout): wait for stdin to close,
-# then stop the server the root holds, if it runs, and remove the root.
+# The watchdog's program (argv: the root, the PostgreSQL programs' directory): wait
+# for stdin to close, then do what ``stop`` does.
 _WATCHDOG = """
-import shutil, subprocess, sys
+import sys
 from pathlib import Path
+from videoassist.storage.throwaway import ThrowawayPostgres
 sys.stdin.buffer.read()
-root, pg_ctl, timeout = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-try:
-    if (root / "data" / "postmaster.pid").exists():
-        subprocess.run(["/usr/sbin/runuser", "-u", "postgres", "--", pg_ctl, "-D",
-                        str(root / "data"), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, timeout=timeout, check=False)
-finally:
-    shutil.rmtree(root, ignore_errors=True)
+ThrowawayPostgres(Path(sys.argv[1]), 0, Path(sys.argv[2])).stop()
 """
 
 
@@ -77,8 +71,7 @@ class ThrowawayPostgres:
         """Start the watchdog (in a session of its own: a Ctrl-C or a signal to the
         starter's process group leaves it to do its work)."""
         self._watchdog = subprocess.Popen(  # noqa: S603 (our own program and paths)
-            [sys.executable, "-c", _WATCHDOG, str(self.root), str(self._bin / "pg_ctl"),
-             str(PROGRAM_TIMEOUT_S)],
+            [sys.executable, "-c", _WATCHDOG, str(self.root), str(self._bin)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
 
