@@ -16,10 +16,18 @@
 // good, with a margin, for UP_TICKS. While stills are sent no video is, so the browser's
 // estimate says nothing of the link: the stills' own delivery (bytes over the time to
 // their acknowledgement) measures it instead. Reduced video is capped, and the estimate
-// follows what is sent: from there, full video is tried on loss alone. Going back up is a try: if the better
-// mode falls back within PROBE_TICKS, the next try waits twice as long (up to
-// MAX_BACKOFF), so a link at the edge does not flap. A new connection is judged by
-// loss only for its first GRACE_TICKS seconds, while the browser's estimate grows.
+// follows what is sent: from there, full video is tried on loss alone. Going back up
+// is a try: if the better mode falls back within PROBE_TICKS, the next try waits twice
+// as long (up to MAX_BACKOFF), so a link at the edge does not flap. A new connection
+// is judged by loss only for its first GRACE_TICKS seconds, while the estimate grows.
+//
+// After a step up the estimate is the lower mode's: held down by its cap, or stale
+// from before the stills (no video was sent to move it). It grows from there by some
+// 8% a second (libwebrtc's increase without loss: the server's REMB is the only
+// feedback aiortc negotiates, so the browser cannot probe), and on a busy machine
+// slower still. So a low estimate counts against the mode only once it
+// has reached the mode's limit since the step up and fallen back under it; until then,
+// loss alone says the link cannot carry the mode.
 
 /** @typedef {"video" | "reduced" | "stills"} Mode */
 /** @typedef {"link_ok" | "low_bandwidth" | "packet_loss"} Reason */
@@ -93,6 +101,14 @@ export class ModeChooser {
     /** Ticks since the last change up (a try), and how much longer the next waits. */
     this.sinceUp = Infinity;
     this.backoff = 1;
+    /** Whether the estimate speaks for this mode: false after a step up, until it
+     * reaches the mode's limit (see the top of this module). */
+    this.grown = true;
+  }
+
+  /** The estimate under which this mode is too much for the link, kbit/s. */
+  limit() {
+    return this.mode === "video" ? REDUCED_BELOW_KBPS : STILLS_BELOW_KBPS;
   }
 
   /**
@@ -104,7 +120,8 @@ export class ModeChooser {
     // Right after a step up the estimate is still growing from where the lower mode
     // held it: during the try, loss alone says the link cannot carry the better mode.
     const trying = this.sinceUp <= PROBE_TICKS;
-    const now = wanted(trying ? { kbps: null, loss: sample.loss } : sample,
+    if (sample.kbps !== null && sample.kbps >= this.limit()) this.grown = true;
+    const now = wanted(trying || !this.grown ? { kbps: null, loss: sample.loss } : sample,
       { stills: this.stills });
     if (RANK[now.mode] > RANK[this.mode]) {
       this.better = 0;
@@ -137,6 +154,8 @@ export class ModeChooser {
 
   /** @param {Mode} mode @param {Reason} reason */
   set(mode, reason) {
+    // Down, the estimate is the link's now; up, it is the lower mode's until it grows.
+    if (RANK[mode] !== RANK[this.mode]) this.grown = RANK[mode] > RANK[this.mode];
     this.mode = mode;
     this.reason = reason;
     this.worse = 0;
