@@ -336,6 +336,24 @@ class Call:
                 == (self.job_id, self.customer_id, self.expert_id), where
             assert [s["id"] for s in stored.shapes] == [
                 s["id"] for s in message.get("shapes", [])], where
+        elif kind == "freeze":  # the expert freezes the customer's camera for both
+            assert self.media.customer is not None, f"{where}: replayed after an sdp.offer"
+            [(block, documented)] = json_examples("protocol.md", "json frozen server")
+            await expert.send_json(message)
+            for ws in (expert, customer):
+                frame = await ws.receive(timeout=WAIT_S)
+                assert frame.type == aiohttp.WSMsgType.BINARY, (where, frame.type, frame.data)
+                (length,) = struct.unpack_from(">H", frame.data)
+                header = json.loads(frame.data[2:2 + length])
+                assert keys_match(header, documented), (block.where("protocol.md"), header)
+                assert (header["camera"], header["by"]) == (self.customer_id, self.expert_id)
+                assert frame.data[2 + length:2 + length + 2] == b"\xff\xd8", where  # a JPEG
+        elif kind == "freeze.end":
+            await expert.send_json(message)
+            for ws in (expert, customer):
+                ended = await replay.next(ws, "freeze.ended", where)
+                assert ended == {"type": "freeze.ended", "camera": self.customer_id,
+                                 "by": self.expert_id}, (where, ended)
         else:
             pytest.fail(f"{where}: no replay rule for {kind!r}; add one to this test")
 

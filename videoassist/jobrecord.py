@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from videoassist import __version__
+from videoassist.errors import NotFound
 from videoassist.snapshots.service import SnapshotService
 from videoassist.storage import Store
 from videoassist.storage.records import Participant, Snapshot
@@ -54,11 +55,45 @@ async def record(store: Store, job_id: int) -> dict[str, Any]:
         **job.public(),
         "calls": calls,
         "participants": [p.public() for p in participants],
-        "events": await store.jobs.events(job_id),
+        "events": await _events_with_who(store, job_id, snapshots),
         "messages": [m.public() for m in await store.calls.messages_of_job(job_id)],
         "notes": [n.public() for n in await store.jobs.notes(job_id)],
         "snapshots": [snapshot_json(s) for s in snapshots],
     }
+
+
+async def _events_with_who(store: Store, job_id: int,
+                           snapshots: list[Snapshot]) -> list[dict[str, Any]]:
+    """The job's events, each with ``who``: the name of whoever did it, where the
+    record knows (a staff user's username, a participant's name, a snapshot's
+    author), else None (an API key, a link being opened, the server itself)."""
+    events = await store.jobs.events(job_id)
+    authors = {s.id: s.author.name for s in snapshots}
+    users: dict[int, str | None] = {}
+
+    async def username(user_id: object) -> str | None:
+        if not isinstance(user_id, int):
+            return None
+        if user_id not in users:
+            try:
+                users[user_id] = (await store.users.get(user_id)).username
+            except NotFound:
+                users[user_id] = None
+        return users[user_id]
+
+    for event in events:
+        data, who = event["data"], None
+        if event["type"] in ("job.created", "job.closed"):
+            who = await username(data.get("by"))
+        elif event["type"] in ("participant.joined", "participant.left"):
+            who = data.get("name")
+        elif event["type"] in ("snapshot.saved", "snapshot.annotated"):
+            who = authors.get(data.get("snapshot"))
+        elif event["type"] == "invite.created" and isinstance(data.get("invite"), int):
+            invite = await store.invites.get(data["invite"])
+            who = await username(invite.created_by) if invite else None
+        event["who"] = who
+    return events
 
 
 async def snapshot_ids(store: Store, job_id: int) -> list[int]:

@@ -108,7 +108,7 @@ class Metrics:
         ProcessCollector(namespace="videoassist", registry=r)
         for reason in ("lost", "connect"):
             self.change_listener_failures.labels(reason)
-        for where in ("http", "websocket", "snapshot"):
+        for where in ("http", "websocket", "snapshot", "freeze"):
             self.unhandled_errors.labels(where)  # present at 0 from the start
 
     def watch(self, calls: Calls, media: Media, draining: list[bool]) -> None:

@@ -111,6 +111,27 @@ async def test_filters_and_paging(server: Server) -> None:
     assert seen == [e["id"] for e in everything]
 
 
+async def test_a_page_names_its_actors_and_targets(server: Server) -> None:
+    """``names``: the page's users, API keys and jobs as people know them; an erased
+    job's id is left unnamed, its rows kept."""
+    admin_user, admin = await server.staff("admin")
+    status, key, _ = await server.request("POST", "/api/keys", token=admin,
+                                          json={"name": "CRM", "scopes": ["jobs:create"]})
+    assert status == 201, key
+    status, made, _ = await server.request("POST", "/api/jobs", token=key["key"],
+                                           json={"title": "Boiler makes a noise"})
+    assert status == 201, made
+    erased = await server.job(admin, "Leak under the sink")
+    assert (await server.request("DELETE", f"/api/jobs/{erased}", token=admin))[0] == 204
+    body = await page(server, admin, "?limit=1000")
+    refs = {ref for e in body["entries"] for ref in (e["actor"], e["target"]) if ref}
+    assert {f"user:{admin_user.id}", f"apikey:{key['id']}", f"job:{made['id']}",
+            f"job:{erased}"} <= refs, refs
+    assert body["names"] == {f"user:{admin_user.id}": admin_user.username,
+                             f"apikey:{key['id']}": "CRM",
+                             f"job:{made['id']}": "Boiler makes a noise"}
+
+
 BAD = {
     "limit=0": "limit must be between 1 and 1000.",
     "limit=1001": "limit must be between 1 and 1000.",

@@ -291,6 +291,17 @@ async def test_keys_audit_roles_and_resets_in_the_console(
     assert set(await actions.all_inner_texts()) == {"apikey.created", "apikey.used",
                                                     "apikey.revoked"}
     assert key not in await page.content()
+    # Read as people read: who by name (and the reference the filter takes), details
+    # as words, no JSON.
+    created = page.locator('[data-region="audit"] tr[data-audit]').filter(
+        has_text="apikey.created")
+    await expect(created.locator("td:nth-child(3)")).to_have_text(
+        re.compile(r"^boss user:\d+$"))
+    await expect(created.locator("td:nth-child(5)")).to_have_text(
+        re.compile(r"^Salesforce apikey:\d+$"))
+    await expect(created.locator("td.detail")).to_contain_text("scopes: jobs:read, analytics:read")
+    assert "{" not in "".join(await page.locator('[data-region="audit"] td.detail')
+                              .all_inner_texts())
     await screenshots(page, "admin-audit")
     for view in ("keys", "audit", "dashboard"):
         await page.click(f'[data-action="view-{view}"]')

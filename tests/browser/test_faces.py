@@ -278,15 +278,73 @@ async def test_every_drawing_tool_reaches_the_customer(
     await customer.wait_for_function(
         f"() => ({OVERLAY_PIXEL})([0.5, 0.5])[3] > 0", polling="raf", timeout=5000)
     assert await customer.evaluate(SHAPE_COUNT) == "0"
+    assert errors == []
 
-    # Freeze holds the expert's picture still; Resume lets it run again.
+
+# The SHA-256 of an image element's decoded pixels, in hex (the page's CSP lets it
+# fetch no blob: URL; the same JPEG decodes to the same pixels).
+IMAGE_DIGEST = """async (img) => {
+  await img.decode();
+  const canvas = new OffscreenCanvas(img.naturalWidth, img.naturalHeight);
+  const context = canvas.getContext("2d");
+  context.drawImage(img, 0, 0);
+  const pixels = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", pixels));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}"""
+
+
+async def test_a_freeze_is_everyones_and_a_snapshot_while_frozen_is_that_frame(
+        browser: BrowserContext, serve: ServeProcess, new_job: NewJob) -> None:
+    """The expert's Freeze shows the customer the very frame the expert draws on (the
+    server's, the same bytes on both pages), the drawings over it; a snapshot taken
+    then is that frame; Resume brings the live picture back on both."""
+    errors: list[str] = []
+    expert, job_id = await expert_in_a_new_call(browser, serve, new_job, "Frozen valve",
+                                                errors)
+    customer = await browser.new_page()
+    watch_errors(customer, errors)
+    await join(customer, invite(serve, job_id, "customer"))
+    await frames_grow(expert)
+    await drag(expert, [0.3, 0.3], [0.5, 0.5])  # an arrow, the default tool
+    await expect(customer.locator('[data-region="annotations"]')).to_have_attribute(
+        "data-shapes", "1")
+
     remote = expert.locator('[data-region="remote-video"]')
     await expert.click('[data-action="freeze"]')
     await expect(remote).to_have_js_property("paused", True)
     await expect(expert.locator('[data-action="freeze"]')).to_have_attribute(
         "aria-pressed", "true")
+    frames = [page.locator('[data-region="frozen"]') for page in (expert, customer)]
+    for frame in frames:
+        await expect(frame).to_be_visible()
+        await expect(frame).to_have_js_property("complete", True)
+    [mine, theirs] = [await frame.evaluate(IMAGE_DIGEST) for frame in frames]
+    assert mine == theirs, "the customer is not shown the expert's frame"
+    assert await customer.locator(".call").evaluate("(c) => c.classList.contains('frozen')")
+    await expect(customer.locator('[data-region="status"]')).to_have_text(
+        "dana froze your picture to draw on it.")
+    assert (await customer.evaluate(OVERLAY_PIXEL, [0.3, 0.3]))[3] > 0  # the arrow, over it
+    await screenshots(customer, "customer-frozen")
+
+    # A snapshot of the plain picture while frozen is the frozen frame, to the byte.
+    await expert.click('[data-action="clear"]')
+    await expert.click('[data-action="snapshot"]')
+    await expect(expert.locator('[data-region="status"]')).to_have_text(
+        "Snapshot saved to the job record.")
+    shot = expert.locator('[data-region="snapshots"] figure img').first
+    await expect(shot).to_have_attribute("src", re.compile(r"^blob:"))
+    await expect(shot).to_have_js_property("complete", True)
+    assert await shot.evaluate(IMAGE_DIGEST) == mine
+
     await expert.click('[data-action="freeze"]')
     await expect(remote).to_have_js_property("paused", False)
+    for frame in frames:
+        await expect(frame).to_be_hidden()
+    await expect(customer.locator('[data-region="status"]')).to_have_text(
+        "Your picture is live again.")
+    assert not await customer.locator(".call").evaluate(
+        "(c) => c.classList.contains('frozen')")
     assert errors == []
 
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
-from tests.support.browser import screenshots, watch_errors
+from tests.support.browser import DESKTOP, PHONE, screenshots, watch_errors
 from tests.support.process import LINK_TOKEN, ServeProcess
 from tests.support.server import PASSWORD
 
@@ -41,6 +41,16 @@ def assert_token_only_printed_once(serve: ServeProcess, token: str) -> None:
     assert serve.output.count(token) == 1
 
 
+async def width_at_a_desk(page: Page, selector: str) -> float:
+    """How wide the element is on a desktop-sized window, in CSS pixels."""
+    await page.set_viewport_size(DESKTOP)
+    width: float = await page.locator(selector).evaluate(
+        "(e) => e.getBoundingClientRect().width")
+    await page.set_viewport_size(PHONE)
+    assert 0 < width < DESKTOP["width"] * 0.75, width
+    return width
+
+
 async def test_first_run_setup_sign_in_job_and_invite(
     serve: ServeProcess, browser: BrowserContext
 ) -> None:
@@ -53,6 +63,7 @@ async def test_first_run_setup_sign_in_job_and_invite(
     await expect(page).to_have_url(f"{serve.url}/setup")  # the token left the address bar
     await expect(page.locator("#setup h1")).to_have_text("Set your password")
     await screenshots(page, "setup")
+    setup_width = await width_at_a_desk(page, "[name=password]")
     await page.fill("[name=password]", PASSWORD)
     await page.fill("[name=password2]", PASSWORD)
     async with page.expect_response(f"{serve.url}/api/password") as answer:
@@ -67,6 +78,8 @@ async def test_first_run_setup_sign_in_job_and_invite(
     await page.goto(serve.url + "/")
     await expect(page.locator('[data-action="sign-in"]')).to_be_visible()
     await screenshots(page, "sign-in")
+    # Laid out as the setup page: the same narrow column, not the desk's whole width.
+    assert abs(await width_at_a_desk(page, "#signin [name=username]") - setup_width) <= 1
     await page.fill("[name=username]", "admin")
     await page.fill("[name=password]", PASSWORD)
     await page.click('[data-action="sign-in"]')

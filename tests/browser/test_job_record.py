@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import BrowserContext, Dialog, expect
 
 from tests.support.browser import (
     RECEIVED,
@@ -29,6 +29,10 @@ SNAPSHOT = """(camera) => window.__sockets[0].send(JSON.stringify({
   type: "snapshot.request", camera, request: "browser-1",
   shapes: [{id: "a1", kind: "arrow", points: [[0.2, 0.8], [0.5, 0.5]], color: "#ff3b30",
             width: 0.01}]}))"""
+
+
+async def accept(dialog: Dialog) -> None:
+    await dialog.accept()
 
 
 async def test_a_snapshot_of_chromium_shows_in_the_job_record(
@@ -84,5 +88,44 @@ async def test_a_snapshot_of_chromium_shows_in_the_job_record(
     await console.fill("#note-form [name=text]", "Order a new control board.")
     await console.click('[data-action="note-add"]')
     await expect(console.locator('[data-region="notes"]')).to_contain_text("boss: Order a new")
+    # A short call in seconds, not "1 min"; the timeline in words, with who did it (the
+    # job and the links were made on the command line: nobody's name).
+    await expect(calls).to_contain_text(re.compile(r"left after \d{1,2} s\b"))
+    timeline = console.locator('[data-region="events"]')
+    for said in ("Job created", "Link for a technician made", "Call started",
+                 "Technician (technician) joined the call",
+                 "Customer (customer) joined the call", "Snapshot taken by Technician",
+                 "Customer (customer) left the call", "Call ended"):
+        await expect(timeline).to_contain_text(said)
+    await expect(timeline).not_to_contain_text("participant.joined")
     await screenshots(console, "job-record")
+
+    # Closed, the job leaves the list of open jobs, its links cannot be made, and its
+    # record is one search away.
+    console.once("dialog", accept)
+    await console.click('[data-action="job-close"]')
+    await expect(console.locator("#job-heading")).to_have_text("Heat pump error E7 (closed)")
+    await expect(console.locator('[data-region="invite-closed"]')).to_be_visible()
+    for action in ("invite-customer", "invite-technician"):
+        await expect(console.locator(f'[data-action="{action}"]')).to_be_disabled()
+    await expect(console.locator("#invite-form [name=to]")).to_be_disabled()
+    await expect(timeline).to_contain_text("Job closed by boss")
+    jobs = console.locator('[data-region="jobs"]')
+    await expect(jobs.locator(f'[data-job="{job_id}"]')).to_have_count(0)
+    await expect(jobs).to_contain_text("No open jobs yet.")
+    await console.reload()  # a new session, nothing of the last one's view kept
+    await console.fill("[name=username]", "boss")
+    await console.fill("[name=password]", PASSWORD)
+    await console.click('[data-action="sign-in"]')
+    await console.fill("#search-form [name=q]", "pump")
+    await console.select_option('[data-action="job-filter"]', "closed")
+    found = jobs.locator(f'button[data-job="{job_id}"]')
+    await expect(found).to_contain_text("Heat pump error E7 closed")
+    await found.click()
+    await expect(console.locator("#job-heading")).to_have_text("Heat pump error E7 (closed)")
+    await expect(image).to_have_attribute("src", re.compile(r"^blob:"))
+    await expect(console.locator('[data-action="join"]')).to_be_hidden()
+    await console.select_option('[data-action="job-filter"]', "open")
+    await expect(jobs).to_contain_text('No open job matches "pump".')
+    await screenshots(console, "job-record-closed")
     assert errors == []

@@ -40,7 +40,7 @@ class Party:
 
     async def start(self) -> Party:
         server = self.server
-        _, self.token = await server.staff("expert")
+        self.user, self.token = await server.staff("expert")
         self.job_id = await server.job(self.token)
         self.expert, _ = await server.join_call(self.token, self.job_id)
         self.customer = MediaClient(server, await server.participant(self.token, self.job_id),
@@ -191,6 +191,39 @@ async def test_what_is_sealed_for_a_job_does_not_open_as_another_jobs(party: Par
     assert status == 503 and body["error"]["code"] == "unavailable", body
     status, body = await party.get(f"/api/jobs/{other}/export")
     assert status == 503, body
+
+
+async def test_the_timeline_says_who_did_each_thing(party: Party) -> None:
+    """Each event of the record names who did it where the record knows (the staff
+    user who created the job, made a link, closed the job; the participant who joined
+    or left; a snapshot's author), and says None where nobody did (a link opened, the
+    call's start and end, a job made through an API key)."""
+    server = party.server
+    first = await party.snapshot([ARROW])
+    status, body, _ = await server.request("POST", f"/api/snapshots/{first}/versions",
+                                           token=party.token, json={"shapes": [RING]})
+    assert status == 201, body
+    await party.hang_up()
+    status, body, _ = await server.request("POST", f"/api/jobs/{party.job_id}/close",
+                                           token=party.token)
+    assert status == 200, body
+    _, record = await party.get(f"/api/jobs/{party.job_id}")
+    expert = party.user.username
+    said = [(e["type"], e["who"]) for e in record["events"]]
+    assert said[:8] == [
+        ("job.created", expert), ("call.started", None),
+        ("participant.joined", expert), ("invite.created", expert),
+        ("invite.redeemed", None), ("participant.joined", "Customer"),
+        ("snapshot.saved", expert), ("snapshot.annotated", expert)], said
+    # The two leave on two connections: the server may hear either first.
+    assert sorted(said[8:10]) == [("participant.left", "Customer"),
+                                  ("participant.left", expert)], said
+    assert said[10:] == [("call.ended", None), ("job.closed", expert)], said
+
+    # A job created through an API key: nobody's name, and no error.
+    stranger = await server.store.jobs.create("Leak under the sink", None, None)
+    _, record = await party.get(f"/api/jobs/{stranger.id}")
+    assert [(e["type"], e["who"]) for e in record["events"]] == [("job.created", None)]
 
 
 async def test_annotating_again_makes_a_version_and_keeps_the_original(party: Party) -> None:

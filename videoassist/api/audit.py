@@ -3,6 +3,7 @@ JSON lines, oldest first, for export."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from aiohttp import web
@@ -11,10 +12,11 @@ from multidict import MultiMapping
 from videoassist.api.body import int_param
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import STORE
-from videoassist.errors import BadRequest
+from videoassist.errors import BadRequest, NotFound
+from videoassist.storage import Store
 from videoassist.storage.audit import AuditFilter
 from videoassist.storage.chain import canonical
-from videoassist.storage.records import storable
+from videoassist.storage.records import AuditEntry, storable
 
 MAX_LIMIT = 1000
 MAX_TEXT_CHARS = 200
@@ -103,4 +105,24 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
     return web.json_response({
         "entries": [e.public() for e in entries],
         "next_before": entries[-1].id if more else None,
+        "names": await names(store, entries),
     })
+
+
+async def names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
+    """What the page's actors and targets are called today, for people to read:
+    ``user:3`` a username, ``apikey:2`` a key's name, ``job:12`` a job's title. One
+    that is gone (an erased job) is left out; the rows keep the ids either way."""
+    refs = {ref for e in entries for ref in (e.actor, e.target) if ref}
+    kinds = {ref.partition(":")[0] for ref in refs}
+    known: dict[str, str] = {}
+    if "user" in kinds:
+        known |= {f"user:{u.id}": u.username for u in await store.users.list()}
+    if "apikey" in kinds:
+        known |= {f"apikey:{k.id}": k.name for k in await store.api_keys.list()}
+    for ref in sorted(r for r in refs if r.startswith("job:")):
+        job_id = ref.partition(":")[2]
+        if job_id.isdigit():
+            with contextlib.suppress(NotFound):  # erased
+                known[ref] = (await store.jobs.get(int(job_id))).title
+    return {ref: name for ref, name in known.items() if ref in refs}

@@ -56,6 +56,7 @@ from videoassist.errors import (
     VideoassistError,
 )
 from videoassist.signalling import protocol, stills
+from videoassist.signalling.freeze import Frozen
 from videoassist.signalling.hub import (
     CLOSE_AUTH_REQUIRED,
     CLOSE_AUTH_TIMEOUT,
@@ -70,10 +71,14 @@ from videoassist.signalling.hub import (
     Member,
     Room,
 )
-from videoassist.snapshots.service import Still
+from videoassist.snapshots.service import Picture, Still
 from videoassist.storage.records import Job
 
 logger = logging.getLogger(__name__)
+
+# Freezes a person may ask for at once, then how many a second (docs/protocol.md, Freeze).
+FREEZE_BURST = 3
+FREEZE_RATE_PER_S = 0.5
 
 # Frames above this are refused by aiohttp itself (close 1009); frames between the
 # configured message limit and this get an error message and the connection lives.
@@ -181,6 +186,7 @@ class Connection:
         # requester leaves (the company keeps what was asked for), unless it had to
         # queue behind others' drawing and the requester left before its turn.
         self.snapshot_task: asyncio.Task[None] | None = None
+        self.freeze_task: asyncio.Task[None] | None = None  # one freeze taken at a time
         self.gone = False  # the socket has closed: snapshot work still queued is dropped
 
     @property
@@ -212,6 +218,8 @@ class Connection:
         member.end_media = self._end_media
         assert self.room is not None
         self._tell_modes(member, self.room)
+        if self.room.frozen is not None:
+            member.send(self.room.frozen.message())
         try:
             async for msg in self.ws:
                 if msg.type == WSMsgType.TEXT:
@@ -227,9 +235,10 @@ class Connection:
             # The participant leaves, or (its connection lost) is away for a while, or
             # (replaced) goes on with another connection: see ``Hub.gone``.
             await self.hub.gone(member)
-            if self.snapshot_task is not None:
-                with contextlib.suppress(Exception):
-                    await self.snapshot_task
+            for task in (self.freeze_task, self.snapshot_task):
+                if task is not None:  # a freeze finds its asker gone, and shows nothing
+                    with contextlib.suppress(Exception):
+                        await task
             if member.closer is None:  # else the closer stops the writer
                 member.closing = True
                 member.writer.cancel()
@@ -413,11 +422,11 @@ class Connection:
         started = time.monotonic()
         # In stills mode the video is stale: the newest still is the camera's picture
         # (a muted camera is refused as ever, by the capture).
-        mode, still = room.modes.get(camera.id), room.stills.get(camera.id)
-        picture = None
-        if (mode is not None and mode["mode"] == "stills" and still is not None
-                and not self.media.muted(camera.id, "video")):
-            picture = Still(still.jpeg, still.at)
+        # Frozen, the camera's picture is the frame everyone is looking at.
+        frozen = room.frozen
+        picture: Still | Picture | None = (
+            frozen.picture if frozen is not None and frozen.camera == camera.id
+            else self._stills_picture(room, camera))
         try:
             snapshot = await self.snapshots.take(
                 member.job.id, room.call_id, member.author(), camera.author(), shapes,
@@ -441,6 +450,84 @@ class Connection:
             "author": member.id, "captured_at": snapshot.captured_at,
             "width": snapshot.width, "height": snapshot.height, "shapes": len(shapes),
             "sha256": snapshot.sha256}})
+
+    def _stills_picture(self, room: Room, camera: Member) -> Still | None:
+        """In stills mode the video is stale: the camera's newest still is its picture
+        (a muted camera is refused as ever, by the capture)."""
+        mode, still = room.modes.get(camera.id), room.stills.get(camera.id)
+        if (mode is not None and mode["mode"] == "stills" and still is not None
+                and not self.media.muted(camera.id, "video")):
+            return Still(still.jpeg, still.at)
+        return None
+
+    # -- the shared freeze ---------------------------------------------------------
+
+    def _request_freeze(self, member: Member, room: Room, camera_id: int) -> None:
+        """Start taking the camera's picture for everyone (``_freeze``). Each costs a
+        decode and a JPEG, and the JPEG goes to everyone in the call: a person gets
+        ``FREEZE_BURST`` at once, then one each ``1 / FREEZE_RATE_PER_S`` seconds, on
+        all their connections together."""
+        if member.participant.role == "customer":
+            raise Forbidden("Customers cannot freeze the picture.")
+        camera = room.members.get(camera_id)
+        if camera is None:
+            raise NotFound("'camera' is not a participant of this call.")
+        if self.freeze_task is not None and not self.freeze_task.done():
+            raise Conflict("The picture is being frozen already; wait for it.")
+        bucket = room.budgets.setdefault(
+            (member.actor, "freeze"), TokenBucket(FREEZE_RATE_PER_S, FREEZE_BURST,
+                                                  time.monotonic))
+        if not bucket.take():
+            wait = bucket.wait_s()
+            raise TooManyRequests(f"Too many freezes; wait {wait:g} s.", retry_after=wait)
+        room.freezes += 1
+        self.freeze_task = asyncio.create_task(
+            self._freeze(member, room, camera.id, room.freezes))
+
+    async def _freeze(self, member: Member, room: Room, camera_id: int, ask: int) -> None:
+        """Take the camera's picture once and show it to everyone, unless it is no
+        longer wanted by then: asked again or resumed meanwhile (``room.freezes`` moved
+        on from ``ask``), the camera's owner gone, or the asker's connection closed."""
+        camera = room.members.get(camera_id)
+        try:
+            if camera is None:
+                raise NotFound("That camera left the call.")
+            picture = await self.snapshots.picture(camera_id,
+                                                   self._stills_picture(room, camera))
+        except VideoassistError as exc:
+            member.send(self._error(exc, "freeze"))
+            return
+        except Exception:
+            logger.exception("%s freezing participant %d's camera failed", member.log_prefix,
+                             camera_id)
+            self.metrics.unhandled_errors.labels("freeze").inc()
+            member.send(self._error(VideoassistError(), "freeze"))
+            return
+        if room.freezes != ask or self.gone:
+            return  # a later freeze, or a resume, or nobody left to have asked
+        if camera_id not in room.members:  # by id: a phone that came back is the same
+            member.send(self._error(NotFound("That camera left the call."), "freeze"))
+            return
+        room.frozen = Frozen(camera_id, member.id, picture)
+        logger.info("%s froze participant %d's camera (%dx%d, %d bytes)", member.log_prefix,
+                    camera_id, picture.width, picture.height, len(picture.jpeg))
+        room.broadcast(room.frozen.message())
+
+    async def _end_freeze(self, member: Member, room: Room) -> None:
+        """Resume the live picture for everyone; a freeze still being taken, by anyone,
+        will show nothing. One of this connection's own is waited for, so that what
+        its client sent next is answered after it."""
+        if member.participant.role == "customer":
+            raise Forbidden("Customers cannot resume the picture.")
+        room.freezes += 1
+        if self.freeze_task is not None and not self.freeze_task.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.freeze_task)
+        if room.frozen is None:
+            return  # resumed already, by someone else: nothing to say
+        message = room.frozen.ended(member.id)
+        room.frozen = None
+        room.broadcast(message)
 
     async def _chat(self, member: Member, room: Room, text: str, client_id: str | None
                     ) -> None:
@@ -742,6 +829,10 @@ class Connection:
         elif kind == "camera.state":
             relayed = {k: v for k, v in message.items() if k != "type"}
             room.broadcast({"type": kind, "from": member.id, **relayed}, exclude=member)
+        elif kind == "freeze":
+            self._request_freeze(member, room, message["camera"])
+        elif kind == "freeze.end":
+            await self._end_freeze(member, room)
         elif kind == "snapshot.request":
             try:
                 self._request_snapshot(member, room, message)

@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -48,6 +48,9 @@ from videoassist.signalling.outbox import OUTBOX_MAX, Outbox
 from videoassist.signalling.stills import Latest
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Job, Participant, Placement
+
+if TYPE_CHECKING:
+    from videoassist.signalling.freeze import Frozen
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +239,7 @@ class Member:
     async def write_loop(self) -> None:
         while True:
             message = await self.outbox.get()
-            if message["type"] == "still":  # a binary frame (signalling.stills)
+            if message["type"] in ("still", "frozen"):  # a binary frame (stills, freeze)
                 await self.ws.send_bytes(message["frame"])
             else:
                 await self.ws.send_json(message)
@@ -287,6 +290,10 @@ class Room:
     # Each publisher's media mode (its last media.mode, as relayed), and newest still.
     modes: dict[int, dict[str, Any]] = field(default_factory=dict)
     stills: Latest = field(default_factory=Latest)
+    # The frame everyone looks at while the picture is frozen (``freeze``), and how many
+    # times it was asked for or ended: a capture finishing after a later ask is dropped.
+    frozen: Frozen | None = None
+    freezes: int = 0
 
     def broadcast(self, message: dict[str, Any], exclude: Member | None = None, *,
                   customers: bool = True) -> None:
@@ -588,6 +595,9 @@ class Hub:
             room.shapes.forget(member.id)
             room.modes.pop(member.id, None)
             room.stills.forget(member.id)
+            if room.frozen is not None and member.id in (room.frozen.camera, room.frozen.by):
+                room.broadcast(room.frozen.ended(None))
+                room.frozen = None
             await self._store.calls.leave(member.id)
             room.broadcast({"type": "participant.left", "participant": member.participant.public()
                             | {"left_at": self._clock()}})

@@ -12,6 +12,8 @@ A message is superseded by a later one waiting with the same key (``supersession
 - ``still``: the same participant's camera still (a binary frame, ``frame``). Only the
   newest matters, and a still is large: a new one replaces the one still waiting at
   once, full or not, so at most one still per sender waits for a client.
+- ``frozen``: the call's frozen picture (a binary frame); there is one at a time, so a
+  new one replaces the one waiting, at once.
 
 Nothing else is ever dropped: chat, notes, errors, shape removals and clears, people
 joining and leaving, session descriptions, snapshots saved... and what stays keeps its
@@ -61,6 +63,8 @@ class Outbox:
         queued) if it is still full: the client is too far behind."""
         if message.get("type") == "still":
             self._drop_stills_of(message["from"])
+        elif message.get("type") == "frozen":  # one freeze at a time: the newest
+            self._drop_frozen()
         if len(self._messages) >= self.maxsize:
             self._coalesce(message)
             if len(self._messages) >= self.maxsize:
@@ -72,6 +76,11 @@ class Outbox:
     def _drop_stills_of(self, sender: int) -> None:
         kept = deque(m for m in self._messages
                      if m.get("type") != "still" or m["from"] != sender)
+        self.coalesced += len(self._messages) - len(kept)
+        self._messages = kept
+
+    def _drop_frozen(self) -> None:
+        kept = deque(m for m in self._messages if m.get("type") != "frozen")
         self.coalesced += len(self._messages) - len(kept)
         self._messages = kept
 

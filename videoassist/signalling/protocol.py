@@ -256,6 +256,10 @@ def _target(m: dict[str, Any]) -> dict[str, Any]:
     return {"target": _int(m, "target")}
 
 
+def _freeze(m: dict[str, Any]) -> dict[str, Any]:
+    return {"camera": _int(m, "camera")}
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "auth": _auth,
     "ping": _empty,
@@ -276,6 +280,8 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "camera.state": _camera_state,
     "snapshot.request": _snapshot_request,
     "participant.remove": _target,
+    "freeze": _freeze,
+    "freeze.end": _empty,
 }
 
 CLIENT_TYPES = tuple(_CHECKS)

@@ -69,6 +69,25 @@ class Still:
 
 
 @dataclass(frozen=True)
+class Picture:
+    """A camera's picture already in memory, decoded: the call's frozen frame
+    (``signalling.freeze``), which a snapshot taken while it is frozen must be, to the
+    pixel, and its JPEG as everyone in the call was shown it."""
+
+    image: np.ndarray  # BGR
+    captured_at: float  # Unix seconds when the server received the frame
+    jpeg: bytes
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+
+@dataclass(frozen=True)
 class _Captured:
     image: np.ndarray
     captured_at: float
@@ -98,13 +117,29 @@ class SnapshotService:
         (erasing waits for it)."""
         return await self._store.snapshots.in_progress(job_id)
 
+    async def picture(self, participant_id: int, still: Still | None = None) -> Picture:
+        """The camera's newest frame (or ``still``, decoded), with its JPEG: what a
+        freeze shows everyone. Nothing is stored."""
+        if self._capturer is None:
+            raise Unavailable("Pictures are taken by the server that carries the call.")
+        loop = asyncio.get_running_loop()
+        if still is not None:
+            async with self._work:
+                image = await loop.run_in_executor(None, render.decode_jpeg, still.jpeg)
+            return Picture(image, still.captured_at, still.jpeg)
+        captured = await self._capturer.capture(participant_id)
+        async with self._work:
+            jpeg = await loop.run_in_executor(None, render.encode_jpeg, captured.image,
+                                              self._quality)
+        return Picture(captured.image, captured.captured_at, jpeg)
+
     async def take(self, job_id: int, call_id: int | None, author: Author, camera: Author,
                    shapes: list[dict[str, Any]], wanted: Wanted = _always,
-                   still: Still | None = None) -> Snapshot:
-        """Capture the camera's newest frame (or take ``still``, the camera's newest
-        still, decoded), draw ``shapes`` (checked) on it, store it. ``wanted``: whether
-        the requester is still there; work that queued behind others and finds it gone
-        at its turn is dropped (``Gone``)."""
+                   still: Still | Picture | None = None) -> Snapshot:
+        """Capture the camera's newest frame (or take ``still``: the camera's newest
+        still, decoded, or the frozen picture as it is), draw ``shapes`` (checked) on
+        it, store it. ``wanted``: whether the requester is still there; work that
+        queued behind others and finds it gone at its turn is dropped (``Gone``)."""
         if self._capturer is None or camera.participant_id is None:
             raise Unavailable("Snapshots are taken by the server that carries the call.")
         # In the database, not this process's memory: an erase asked of another
@@ -114,6 +149,8 @@ class SnapshotService:
             captured: Any
             if still is None:
                 captured = await self._capturer.capture(camera.participant_id)
+            elif isinstance(still, Picture):
+                captured = _Captured(still.image, still.captured_at)
             else:
                 image = await asyncio.get_running_loop().run_in_executor(
                     None, render.decode_jpeg, still.jpeg)

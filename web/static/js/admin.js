@@ -3,6 +3,7 @@
 // memory and downloads nothing: exports are the API's and the CLI's (docs/ui.md).
 import { barChart, columnChart } from "./charts.js";
 import { $ } from "./dom.js";
+import { duration, when as local } from "./format.js";
 
 // The answers of docs/api.md these views read.
 /**
@@ -56,13 +57,9 @@ function stateText(user, inCall) {
   return state.join(" · ");
 }
 
-/** @param {number} t Unix seconds */
-const utc = (t) => new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19);
-/** @param {number} t Unix seconds */
-const local = (t) => new Date(t * 1000).toLocaleString();
-
 /**
- * An audit entry's detail as people read it: the personal values (a customer's
+ * An audit entry's detail as people read it, "key: value · key: value": times (keys
+ * ending in `_at`) in local time, lists joined; the personal values (a customer's
  * address) in place of the commitment the chain covers, "(erased)" once their job was.
  * @param {AuditEntry} entry
  */
@@ -76,17 +73,25 @@ function detailText(entry) {
       shown[field] = entry.personal ? entry.personal.values[field] : "(erased)";
     }
   }
-  return Object.keys(shown).length ? JSON.stringify(shown) : "";
+  return Object.entries(shown).map(([key, value]) => `${key.replaceAll("_", " ")}: ${
+    key.endsWith("_at") && typeof value === "number" ? local(value)
+      : Array.isArray(value) ? value.join(", ")
+        : typeof value === "object" && value !== null ? JSON.stringify(value)
+          : String(value)}`).join(" · ");
 }
 
-/** @param {number | null} seconds */
-export function duration(seconds) {
-  if (seconds === null || seconds === undefined) return "–";
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  const minutes = Math.floor(seconds / 60), rest = Math.round(seconds % 60);
-  if (minutes < 60) return rest ? `${minutes} min ${rest} s` : `${minutes} min`;
-  const hours = Math.floor(minutes / 60);
-  return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
+/**
+ * A cell naming an actor or a target: its name now, where the server knows one (the
+ * page's `names`), then the reference the filters take (`user:3`).
+ * @param {string | null} ref @param {Record<string, string>} names
+ */
+function refCell(ref, names) {
+  const cell = el("td");
+  if (!ref) return cell;
+  const name = names[ref];
+  if (name) cell.append(name, " ", el("span", ref, "ref"));
+  else cell.textContent = ref;
+  return cell;
 }
 
 /** @param {number | null} share */
@@ -426,8 +431,13 @@ export class AdminConsole {
         if (value) filters.set(name, value);
       }
       const from = String(data.get("from") || ""), to = String(data.get("to") || "");
-      if (from) filters.set("since", String(Date.parse(`${from}T00:00:00Z`) / 1000));
-      if (to) filters.set("until", String(Date.parse(`${to}T00:00:00Z`) / 1000 + 86400));
+      // Whole days of this browser's time zone, as the times are shown.
+      if (from) filters.set("since", String(new Date(`${from}T00:00:00`).getTime() / 1000));
+      if (to) {
+        const end = new Date(`${to}T00:00:00`);
+        end.setDate(end.getDate() + 1);
+        filters.set("until", String(end.getTime() / 1000));
+      }
       this.auditQuery = filters.toString();
       this.generation += 1;  // an older page still loading is dropped
     }
@@ -435,13 +445,14 @@ export class AdminConsole {
     if (more && this.auditBefore !== null) query.set("before", String(this.auditBefore));
     const answer = await this.fetch(`/api/audit?${query}`);
     if (!answer) return;
-    /** @type {{entries: AuditEntry[], next_before: number | null}} */
-    const { entries, next_before: next } = answer;
+    /** @type {{entries: AuditEntry[], next_before: number | null,
+     *   names: Record<string, string>}} */
+    const { entries, next_before: next, names } = answer;
     const rows = entries.map((entry) => {
       const row = document.createElement("tr");
       row.dataset.audit = String(entry.id);
-      row.append(el("td", String(entry.id)), el("td", utc(entry.created_at)),
-        el("td", entry.actor), el("td", entry.action), el("td", entry.target ?? ""),
+      row.append(el("td", String(entry.id)), el("td", local(entry.created_at)),
+        refCell(entry.actor, names), el("td", entry.action), refCell(entry.target, names),
         el("td", detailText(entry), "detail"));
       return row;
     });

@@ -155,8 +155,8 @@ function clientId() {
  * "chat.pending" (detail: {client_id, text}: a message typed here, not back from the
  * server yet), "chat.unsent" (detail: {client_id}: one that never got there),
  * "mode" (detail: this client's own media mode, as sent in media.mode), "still"
- * (detail: another participant's still), plus every other server message by its type
- * (detail: the message).
+ * (detail: another participant's still), "frozen" (detail: the call's frozen picture),
+ * plus every other server message by its type (detail: the message).
  */
 export class Call extends EventTarget {
   /**
@@ -251,7 +251,7 @@ export class Call extends EventTarget {
     for (const type of ["annotation.add", "annotation.remove",
       "annotation.clear", "annotation.pointer", "camera.state", "media.tracks",
       "snapshot.saved", "note.added", "error", "participant.away", "participant.back",
-      "media.mode", "still"]) {
+      "media.mode", "still", "frozen", "freeze.ended"]) {
       signalling.addEventListener(type, forward);
     }
     signalling.addEventListener("still.relayed", (event) => {

@@ -6,6 +6,10 @@
 //   picture, with the drawing tools, freeze-frame, snapshots and the remote camera
 //   controls; one's own camera is the small one.
 //
+// A freeze is the call's, not one screen's (docs/protocol.md, Freeze): the expert asks,
+// and everyone, the person holding the camera included, is shown the one frame the
+// server took, with the drawings over it, until it is resumed.
+//
 // Everything shown comes from the Call (call.js); nothing is stored on the device.
 import { setStatus } from "./api.js";
 import { attachChat } from "./chat.js";
@@ -64,7 +68,11 @@ export class CallView extends EventTarget {
     this.snapshotSerial = 0;
     /** @type {string | null} the snapshot request awaiting its answer */
     this.pendingSnapshot = null;
-    this.frozen = false;
+    /** @type {{camera: number, by: number, url: string} | null} the call's frozen
+     * picture, from an object URL */
+    this.frozenPicture = null;
+    /** Asked to freeze, the server's frame not here yet (expert). */
+    this.freezing = false;
     /** @type {number | null} whose picture `remote` shows */
     this.remoteId = null;
     /** @type {Picture} the remote picture's state, as the quality watcher last saw it */
@@ -82,6 +90,7 @@ export class CallView extends EventTarget {
     /** @type {Map<number, {url: string, seq: number}>} each one's newest still, in memory */
     this.stills = new Map();
     this.still = this.$('[data-region="still"]', HTMLImageElement);
+    this.frozenImage = this.$('[data-region="frozen"]', HTMLImageElement);
     this.modeBadge = this.$('[data-region="media-mode"]');
 
     root.classList.add(`layout-${layout}`);
@@ -126,6 +135,12 @@ export class CallView extends EventTarget {
     return this.layout === "field" ? this.call.me : this.viewing;
   }
 
+  /** Whether the big picture is frozen, or being frozen by this expert. */
+  get frozen() {
+    return this.freezing
+      || (this.frozenPicture !== null && this.frozenPicture.camera === this.target());
+  }
+
   /** @param {number | null} id */
   drawingsOf(id) {
     if (id === null) return new Map();
@@ -162,6 +177,11 @@ export class CallView extends EventTarget {
       }
       this.away.clear();
       this.present = null;  // everyone listed is new to this connection, none left
+      // A freeze still on comes again right after joined; one ended meanwhile, or one
+      // being taken when the connection was lost, is over.
+      this.freezing = false;
+      this.dropFrozen();
+      this.showFrozen();
       for (const p of /** @type {ListedParticipant[]} */ (message.participants)) {
         if (typeof p.away_since !== "number") continue;
         // Away for how long by the server's clock, within its window: a client's clock
@@ -217,6 +237,24 @@ export class CallView extends EventTarget {
       this.showMode();
     });
     call.addEventListener("mode", () => this.showMode());
+    call.addEventListener("frozen", (event) => {
+      /** @type {import("./signalling.js").Frozen} */
+      const frozen = /** @type {CustomEvent} */ (event).detail;
+      this.dropFrozen();
+      this.frozenPicture = { camera: frozen.camera, by: frozen.by,
+        url: URL.createObjectURL(frozen.jpeg) };
+      this.freezing = false;
+      this.showFrozen();
+      if (this.layout === "field" && frozen.camera === this.call.me) {
+        setStatus(`${this.nameOf(frozen.by)} froze your picture to draw on it.`);
+      }
+    });
+    call.addEventListener("freeze.ended", () => {
+      const mine = this.frozenPicture && this.frozenPicture.camera === this.call.me;
+      this.dropFrozen();
+      this.showFrozen();
+      if (this.layout === "field" && mine) setStatus("Your picture is live again.");
+    });
     call.addEventListener("media.tracks", (event) => {
       /** @type {import("./signalling.js").MediaTracks} */
       const message = /** @type {CustomEvent} */ (event).detail;
@@ -254,6 +292,10 @@ export class CallView extends EventTarget {
       if (message.ref === "snapshot.request") {
         this.pendingSnapshot = null;
         this.controls();
+      }
+      if (message.ref === "freeze" && this.freezing) {
+        this.freezing = false;
+        this.showFrozen();
       }
       if (message.code !== "rate_limited") setStatus(message.message);
     });
@@ -455,8 +497,12 @@ export class CallView extends EventTarget {
   /** @param {number | null} id */
   view(id) {
     if (id === this.viewing) return;
+    // Leaving a picture this expert froze resumes it for everyone; one someone else
+    // froze stays frozen for the others, and this screen shows the live picture chosen.
+    if (this.freezing || (this.frozenPicture && this.frozenPicture.by === this.call.me
+      && this.frozenPicture.camera === this.viewing)) this.freeze(false);
     this.viewing = id;
-    this.freeze(false);
+    this.showFrozen();
     this.overlay.shapes = this.drawingsOf(id);
     this.overlay.pointers.clear();
     this.overlay.redraw();
@@ -677,19 +723,60 @@ export class CallView extends EventTarget {
     this.controls();
   }
 
-  /** Pause the big picture to draw on a still frame; the call goes on. @param {boolean} on */
+  /**
+   * Freeze the viewed camera's picture for everyone, to draw on a frame that holds
+   * still, or resume it; the call goes on. This screen pauses at once; the frame every
+   * screen shows, this one's too, comes from the server (`frozen`).
+   * @param {boolean} on
+   */
   freeze(on) {
     if (this.layout !== "expert" || on === this.frozen) return;
-    this.frozen = on;
+    if (on) {
+      if (this.viewing === null) return;
+      this.freezing = true;
+      this.call.send({ type: "freeze", camera: this.viewing });
+    } else {
+      this.freezing = false;
+      this.call.send({ type: "freeze.end" });
+      this.dropFrozen();  // live here at once; the others on freeze.ended
+    }
+    this.showFrozen();
+  }
+
+  /** Show the frozen frame over the big picture, when it is of that camera. */
+  showFrozen() {
+    const picture = this.frozenPicture && this.frozenPicture.camera === this.target()
+      ? this.frozenPicture : null;
+    if (picture && this.frozenImage.src !== picture.url) this.frozenImage.src = picture.url;
+    this.frozenImage.hidden = !picture;
+    const on = this.frozen;
+    this.root.classList.toggle("frozen", on);
+    const screen = /** @type {HTMLElement} */ (this.canvas.parentElement);
+    screen.dataset.frozen = picture && picture.by !== this.call.me
+      ? `Frozen by ${this.nameOf(picture.by)}` : "Frozen";
+    if (this.layout !== "expert") return;
     if (on) this.remote.pause(); else this.remote.play().catch(() => {});
     const button = this.$('[data-action="freeze"]');
     button.setAttribute("aria-pressed", String(on));
     button.textContent = on ? "Resume" : "Freeze";
-    this.root.classList.toggle("frozen", on);
+  }
+
+  dropFrozen() {
+    if (this.frozenPicture) URL.revokeObjectURL(this.frozenPicture.url);
+    this.frozenPicture = null;
+    this.frozenImage.removeAttribute("src");
+  }
+
+  /** A participant's name, as the call lists them. @param {number} id */
+  nameOf(id) {
+    return this.call.participants.get(id)?.name ?? "The expert";
   }
 
   ended() {
     this.stopQuality();
+    this.freezing = false;
+    this.dropFrozen();
+    this.showFrozen();
     for (const id of [...this.stills.keys()]) this.forgetStills(id);
     this.showMode();
     this.away.clear();

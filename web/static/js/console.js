@@ -8,6 +8,7 @@ import { api, apiBlob, ApiError, setStatus } from "./api.js";
 import { Call, openCamera } from "./call.js";
 import { CallView } from "./callview.js";
 import { $ } from "./dom.js";
+import { duration, eventText, timeOfDay, when } from "./format.js";
 
 // The answers of docs/api.md this page reads.
 /**
@@ -23,7 +24,7 @@ import { $ } from "./dom.js";
  * @typedef {{id: number, original_id: number | null, version: number, author: Person,
  *   camera: Person, captured_at: number, width: number, height: number,
  *   caption: string | null, image_url: string}} Snapshot
- * @typedef {Job & {calls: JobCall[], events: {type: string, created_at: number}[],
+ * @typedef {Job & {calls: JobCall[], events: import("./format.js").JobEvent[],
  *   messages: {from: Person, text: string, created_at: number}[],
  *   notes: import("./signalling.js").Note[], snapshots: Snapshot[]}} JobRecord
  */
@@ -55,8 +56,10 @@ let waiting = new Map();
 let waitingTimer = 0;
 /** Counts polls: only the newest one's answer is shown and schedules the next. */
 let waitingPolls = 0;
-/** The search the jobs list shows ("" for all). */
+/** The search the jobs list shows ("" for all), and which jobs: "open", "closed" or
+ * "" for all. */
 let jobsQuery = "";
+let jobsStatus = "open";
 /** What the jobs list shows, to redraw it only when that changes. */
 let jobsShown = "";
 /** @type {AudioContext | null} made when the sound is switched on (a click allows it) */
@@ -154,25 +157,35 @@ for (const tab of /** @type {NodeListOf<HTMLElement>} */ (
 
 $('[data-action="sign-out"]').addEventListener("click", () => signedOut("Signed out."));
 
-async function loadJobs(query = "") {
+/** Show the jobs that answer a search; by default the last one asked. */
+async function loadJobs(query = jobsQuery, status = jobsStatus) {
   jobsQuery = query;
-  const search = query ? `&q=${encodeURIComponent(query)}` : "";
+  jobsStatus = status;
+  const filter = new URLSearchParams();
+  if (status) filter.set("status", status);
+  if (query) filter.set("q", query);
   /** @type {{jobs: Job[]}} */
-  const { jobs } = await request(`/api/jobs?status=open${search}`);
-  showJobs(jobs, query);
+  const { jobs } = await request(`/api/jobs?${filter}`);
+  showJobs(jobs, query, status);
 }
+
+/** What a jobs list holds, in words: "open jobs", "closed jobs", "jobs". */
+const WHICH = /** @type {Record<string, string>} */ ({ open: "open job", closed: "closed job" });
 
 /**
  * Draw the jobs list, unless it already shows these jobs; then mark who waits.
  * @param {Job[]} jobs @param {string} query the search they answer
+ * @param {string} status which jobs: "open", "closed" or "" for all
  */
-function showJobs(jobs, query) {
-  const shown = JSON.stringify([query, jobs.map((j) => [j.id, j.title, j.external_ref])]);
+function showJobs(jobs, query, status) {
+  const shown = JSON.stringify([query, status,
+    jobs.map((j) => [j.id, j.title, j.external_ref, j.status])]);
   if (shown === jobsShown) return showWaiting();
   jobsShown = shown;
   if (!jobs.length) {
+    const which = WHICH[status] ?? "job";
     $('[data-region="jobs"]').replaceChildren(
-      el("li", query ? `No open job matches "${query}".` : "No open jobs yet.", "empty"));
+      el("li", query ? `No ${which} matches "${query}".` : `No ${which}s yet.`, "empty"));
     return showWaiting();
   }
   $('[data-region="jobs"]').replaceChildren(...jobs.map((job) => {
@@ -182,6 +195,7 @@ function showJobs(jobs, query) {
     button.className = "job";
     button.dataset.job = String(job.id);
     button.textContent = job.external_ref ? `${job.title} · ${job.external_ref}` : job.title;
+    if (job.status === "closed") button.append(" ", el("span", "closed", "tag"));
     button.addEventListener("click", () => {
       if (call && call.job !== job.id) {
         if (!confirm("Leave the call to open another job?")) return;
@@ -215,7 +229,8 @@ async function pollWaiting() {
       const before = waiting;
       waiting = new Map(jobs.filter((j) => typeof j.waiting_since === "number")
         .map((j) => [j.id, /** @type {number} */ (j.waiting_since)]));
-      if (!jobsQuery) showJobs(jobs.slice(0, 100), "");  // new jobs, by others too
+      // New jobs, by others too, unless the list answers a search of its own.
+      if (!jobsQuery && jobsStatus === "open") showJobs(jobs.slice(0, 100), "", "open");
       else showWaiting();
       if ([...waiting.keys()].some((id) => !before.has(id))) ring();
     } catch {
@@ -234,6 +249,8 @@ function stopWaiting() {
   waiting = new Map();
   jobsShown = "";
   jobsQuery = "";
+  jobsStatus = "open";
+  $("#search-form", HTMLFormElement).reset();  // the form says what the list shows
   showWaiting();
 }
 
@@ -287,10 +304,8 @@ document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible" && session && waitingTimer) pollWaiting();
 });
 
-/** @param {number} t Unix seconds */
-const when = (t) => new Date(t * 1000).toLocaleString();
-/** @param {number | null} s */
-const minutes = (s) => (s === null ? "in progress" : `${Math.max(1, Math.round(s / 60))} min`);
+/** A call's or a presence's length; null while it lasts. @param {number | null} s */
+const lasted = (s) => (s === null ? "in progress" : duration(s));
 
 /** @param {string} tag @param {string} text @param {string} [className] */
 function el(tag, text = "", className = "") {
@@ -310,28 +325,35 @@ async function openJob(id) {
   currentJob = id;
   $("#job").hidden = $("#jobs").hidden;  // shown with the jobs view only
   $("#job-heading").textContent = job.status === "closed" ? `${job.title} (closed)` : job.title;
-  $('[data-action="job-close"]', HTMLButtonElement).disabled = job.status === "closed";
-  $('[data-action="join"]').hidden = job.status === "closed" || call !== null;
+  const closed = job.status === "closed";
+  $('[data-action="job-close"]', HTMLButtonElement).disabled = closed;
+  $('[data-action="join"]').hidden = closed || call !== null;
+  // A closed job's links do not work and no new one can be made (the server refuses).
+  for (const control of /** @type {NodeListOf<HTMLInputElement | HTMLButtonElement>} */ (
+    document.querySelectorAll('#invite-form input, [data-action^="invite-"]'))) {
+    control.disabled = closed;
+  }
+  $('[data-region="invite-closed"]').hidden = !closed;
   showWaiting();
   $('[data-region="invite-link"]').textContent = "";
   $('[data-action="copy-invite"]').hidden = true;
   $('[data-region="calls"]').replaceChildren(...job.calls.map((c) => {
     const outcome = c.first_time_fix === null ? ""
       : c.first_time_fix ? " · fixed on this visit" : " · not fixed on this visit";
-    const item = el("li", `${when(c.started_at)} · ${minutes(c.duration_s)}${outcome}`);
+    const item = el("li", `${when(c.started_at)} · ${lasted(c.duration_s)}${outcome}`);
     const people = el("ul", "", "people");
     people.append(...c.participants.map((p) => el("li",
-      `${p.name} (${p.role}) joined ${new Date(p.joined_at * 1000).toLocaleTimeString()}` +
-      (p.left_at === null ? ", still in" : `, left after ${minutes(p.duration_s)}`))));
+      `${p.name} (${p.role}) joined ${timeOfDay(p.joined_at)}` +
+      (p.left_at === null ? ", still in" : `, left after ${lasted(p.duration_s)}`))));
     item.append(people);
     return item;
   }));
   $('[data-region="messages"]').replaceChildren(...job.messages.map((m) =>
-    el("p", `${new Date(m.created_at * 1000).toLocaleTimeString()} ${m.from.name}: ${m.text}`)));
+    el("p", `${timeOfDay(m.created_at)} ${m.from.name}: ${m.text}`)));
   $('[data-region="notes"]').replaceChildren(...job.notes.map((n) =>
     el("li", `${when(n.created_at)} · ${n.author}: ${n.text}`)));
   $('[data-region="events"]').replaceChildren(...job.events.map((e) =>
-    el("li", `${when(e.created_at)} · ${e.type}`)));
+    el("li", `${when(e.created_at)} · ${eventText(e)}`)));
   showSnapshots(job.snapshots, mine, session.token);
 }
 
@@ -465,12 +487,17 @@ $('[data-action="copy-invite"]').addEventListener("click", async () => {
 
 $("#search-form").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const query = String(new FormData(/** @type {HTMLFormElement} */ (event.target)).get("q") || "");
+  const form = new FormData(/** @type {HTMLFormElement} */ (event.target));
   try {
-    await loadJobs(query.trim());
+    await loadJobs(String(form.get("q") || "").trim(), String(form.get("status") ?? "open"));
   } catch (error) {
     setStatus(/** @type {Error} */ (error).message);
   }
+});
+
+// Choosing which jobs to list searches at once.
+$('[data-action="job-filter"]').addEventListener("change", () => {
+  $("#search-form", HTMLFormElement).requestSubmit();
 });
 
 $('[data-action="join"]').addEventListener("click", async () => {

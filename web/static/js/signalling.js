@@ -1,5 +1,5 @@
 // Signalling protocol v1 over /ws (docs/protocol.md).
-import { unpackStill } from "./stills.js";
+import { unpackFrame } from "./stills.js";
 
 // The server's messages this client reads, as docs/protocol.md shows them.
 /**
@@ -40,13 +40,18 @@ import { unpackStill } from "./stills.js";
  * @typedef {{type: "still", from: number, seq: number, width: number, height: number,
  *   at: number, jpeg: Blob}} Still
  *   a binary still frame, read (docs/protocol.md, Stills)
+ * @typedef {{type: "frozen", camera: number, by: number, width: number, height: number,
+ *   at: number, jpeg: Blob}} Frozen
+ *   the call's frozen picture, a binary frame, read (docs/protocol.md, Freeze)
+ * @typedef {{type: "freeze.ended", camera: number, by: number | null}} FreezeEnded
  */
 
 /**
  * A signalling connection to one job's call.
  * Events: "joined", "participant.joined", "participant.left", "chat.message",
  * "annotation.*", "error", "closed" (detail: {code, reason}), "still" (detail: a Still,
- * from a binary frame), and every other server message by its type.
+ * from a binary frame), "frozen" (detail: a Frozen, from a binary frame), and every
+ * other server message by its type.
  */
 export class Signalling extends EventTarget {
   /**
@@ -97,9 +102,10 @@ export class Signalling extends EventTarget {
     ws.addEventListener("message", (event) => {
       this.receivedAt = Date.now();
       if (event.data instanceof ArrayBuffer) {
-        const still = unpackStill(event.data);
-        if (still) {
-          this.dispatchEvent(new CustomEvent("still", { detail: { ...still.header, jpeg: still.jpeg } }));
+        const frame = unpackFrame(event.data);
+        if (frame) {
+          this.dispatchEvent(new CustomEvent(frame.header.type,
+            { detail: { ...frame.header, jpeg: frame.jpeg } }));
         }
         return;
       }

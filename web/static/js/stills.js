@@ -62,17 +62,19 @@ export function packStill(header, jpeg) {
 }
 
 /**
- * A still frame from the server, read: its header and its JPEG.
+ * A binary frame from the server, read: its header and its JPEG. Two kinds come so:
+ * another participant's still, and the call's frozen picture (docs/protocol.md,
+ * Freeze), which is laid out the same.
  * @param {ArrayBuffer} data
- * @returns {{header: {type: string, from: number, seq: number, width: number,
- *   height: number, at: number}, jpeg: Blob} | null} null when it is not one
+ * @returns {{header: {type: "still" | "frozen"} & Record<string, number>, jpeg: Blob}
+ *   | null} null when it is neither
  */
-export function unpackStill(data) {
+export function unpackFrame(data) {
   if (data.byteLength < 2) return null;
   const length = new DataView(data).getUint16(0);
   try {
     const header = JSON.parse(new TextDecoder().decode(new Uint8Array(data, 2, length)));
-    if (!header || header.type !== "still") return null;
+    if (!header || (header.type !== "still" && header.type !== "frozen")) return null;
     return { header, jpeg: new Blob([data.slice(2 + length)], { type: "image/jpeg" }) };
   } catch {
     return null;

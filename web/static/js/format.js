@@ -1,0 +1,57 @@
+// How the console says times, durations and a job's timeline to people: local time,
+// seconds where short, and each event as a sentence with who did it.
+
+/** Unix seconds as the browser's local date and time. @param {number} t */
+export const when = (t) => new Date(t * 1000).toLocaleString();
+
+/** Unix seconds as the browser's local time of day. @param {number} t */
+export const timeOfDay = (t) => new Date(t * 1000).toLocaleTimeString();
+
+/**
+ * A duration as people say it: "6 s", "2 min 5 s", "1 h 20 min"; "–" for none.
+ * @param {number | null | undefined} seconds
+ */
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  const minutes = Math.floor(seconds / 60), rest = Math.round(seconds % 60);
+  if (minutes < 60) return rest ? `${minutes} min ${rest} s` : `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
+}
+
+/** What each role is called in a sentence. */
+const ROLES = /** @type {Record<string, string>} */ ({
+  customer: "customer", technician: "technician", expert: "expert", admin: "admin",
+});
+
+/**
+ * @typedef {{type: string, created_at: number, who?: string | null,
+ *   data?: Record<string, unknown>}} JobEvent an event of a job's record (docs/api.md)
+ */
+
+/**
+ * One event of a job's timeline as a sentence: what happened and who did it, where
+ * the record says (an event this console does not know is said by its name).
+ * @param {JobEvent} event
+ */
+export function eventText(event) {
+  const data = event.data ?? {};
+  const by = event.who ? ` by ${event.who}` : "";
+  const who = event.who ?? "Someone";
+  const role = typeof data.role === "string" ? ROLES[data.role] ?? data.role : "participant";
+  const version = typeof data.version === "number" ? data.version : 1;
+  switch (event.type) {
+    case "job.created": return `Job created${by}`;
+    case "job.closed": return `Job closed${by}`;
+    case "invite.created": return `Link for a ${role} made${by}`;
+    case "invite.redeemed": return `Link for a ${role} opened`;
+    case "call.started": return "Call started";
+    case "call.ended": return "Call ended";
+    case "participant.joined": return `${who} (${role}) joined the call`;
+    case "participant.left": return `${who} (${role}) left the call`;
+    case "snapshot.saved": return `Snapshot taken${by}`;
+    case "snapshot.annotated": return `Snapshot annotated again${by} (version ${version})`;
+    default: return event.type;
+  }
+}
