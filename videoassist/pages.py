@@ -18,9 +18,16 @@ def _context(request: web.Request, **extra: Any) -> dict[str, Any]:
 
 
 @routes.get("/")
+@routes.get(r"/jobs/{id:\d{1,15}}")
+@routes.get("/people")
+@routes.get("/keys")
+@routes.get("/audit")
+@routes.get("/dashboard")
 @aiohttp_jinja2.template("console.html")
 async def console(request: web.Request) -> dict[str, Any]:
-    """The staff console: sign in, jobs, invites."""
+    """The staff console: sign in, jobs, invites. Each of its views has an address
+    (docs/ui.md, Addresses), the same page for all: the console shows the view its
+    address names once someone has signed in."""
     return _context(request)
 
 

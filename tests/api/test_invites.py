@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 
+import cv2
+import numpy as np
 import pytest
 
 from tests.support.server import Server
@@ -33,6 +36,14 @@ async def test_invite_response_and_url_form(server: Server) -> None:
                                          (body["id"],))
     assert row is not None and len(row[0]) == 32
     assert body["url"].split("#")[1].encode() not in bytes(row[0])
+    # Its QR code says the very link (read by OpenCV's own QR detector).
+    prefix = "data:image/png;base64,"
+    assert body["qr"].startswith(prefix)
+    png = np.frombuffer(base64.b64decode(body["qr"][len(prefix):]), np.uint8)
+    picture = cv2.imdecode(png, cv2.IMREAD_GRAYSCALE)
+    assert picture is not None and picture.shape[0] == picture.shape[1] >= 150
+    said, _, _ = cv2.QRCodeDetector().detectAndDecode(picture)
+    assert said == body["url"]
 
 
 async def test_link_previewers_do_not_burn_a_link(server: Server) -> None:

@@ -336,3 +336,67 @@ async def test_the_expert_records_whether_the_visit_fixed_it(
     figures = await api(serve, "GET", "/api/analytics", token)
     assert figures["first_time_fix"] == {"yes": 1, "no": 0, "unanswered": 0, "rate": 1.0}
     assert errors == []
+
+
+async def signed_in_at(page: Page, url: str, username: str) -> None:
+    """Open ``url`` (a reload, a bookmark, a link from a colleague) and sign in there."""
+    if page.url != url:
+        await page.goto(url)
+    else:
+        await page.reload()
+    await expect(page.locator("#signin")).to_be_visible()  # the session was the page's
+    await page.fill("#signin [name=username]", username)
+    await page.fill("#signin [name=password]", PASSWORD)
+    await page.click('[data-action="sign-in"]')
+    await expect(page.locator("#signin")).to_be_hidden()
+
+
+async def test_each_view_has_an_address_that_back_a_reload_and_a_link_follow(
+        browser: BrowserContext, serve: ServeProcess) -> None:
+    """docs/ui.md, Addresses: a job's record and each admin view at its own address;
+    Back and Forward between them; a reload (which signs out) or a pasted address
+    lands there once signed in; what this user may not see, or a job that is not
+    there, lands on the jobs at /."""
+    add_admin(serve)
+    add_user(serve, "dana", "expert")
+    job_id = ok(serve.data_dir, "job", "create", "Boiler makes a noise").strip()
+    errors: list[str] = []
+    page = await admin_page(browser, serve, errors)
+    heading, record = page.locator("#job-heading"), page.locator("#job")
+    await expect(page).to_have_url(serve.url + "/")
+    await page.click(f'button[data-job="{job_id}"]')
+    await expect(heading).to_have_text("Boiler makes a noise")
+    await expect(page).to_have_url(f"{serve.url}/jobs/{job_id}")
+    await page.click('[data-action="view-audit"]')
+    await expect(page).to_have_url(serve.url + "/audit")
+    await expect(record).to_be_hidden()
+
+    await page.go_back()
+    await expect(page).to_have_url(f"{serve.url}/jobs/{job_id}")
+    await expect(heading).to_be_visible()
+    await expect(page.locator("#audit")).to_be_hidden()
+    await expect(page.locator('[data-action="view-jobs"]')).to_have_attribute(
+        "aria-pressed", "true")
+    await page.go_back()
+    await expect(page).to_have_url(serve.url + "/")
+    await expect(record).to_be_hidden()
+    await page.go_forward()
+    await expect(heading).to_be_visible()
+
+    await signed_in_at(page, f"{serve.url}/jobs/{job_id}", ADMIN)  # a reload
+    await expect(heading).to_have_text("Boiler makes a noise")
+    await signed_in_at(page, serve.url + "/audit", ADMIN)
+    await expect(page.locator("#audit")).to_be_visible()
+    await expect(page.locator('[data-action="view-audit"]')).to_have_attribute(
+        "aria-pressed", "true")
+    assert errors == []
+
+    await signed_in_at(page, serve.url + "/jobs/999999", ADMIN)  # Chromium logs its 404
+    await expect(page.locator('[data-region="status"]')).to_have_text("No such job.")
+    await expect(page).to_have_url(serve.url + "/")
+    await expect(record).to_be_hidden()
+    await signed_in_at(page, serve.url + "/people", "dana")  # an admin view, not dana's
+    await expect(page).to_have_url(serve.url + "/")
+    await expect(page.locator("#jobs")).to_be_visible()
+    await expect(page.locator("#people")).to_be_hidden()
+    assert "token" not in page.url

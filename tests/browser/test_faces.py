@@ -115,6 +115,19 @@ async def expert_in_a_new_call(browser: BrowserContext, serve: ServeProcess,
     return expert, job_id
 
 
+async def expert_sees_a_customer(browser: BrowserContext, serve: ServeProcess,
+                                 new_job: NewJob, title: str, errors: list[str]
+                                 ) -> tuple[Page, Page]:
+    """``expert_in_a_new_call``, and a customer by link in it whose camera the expert
+    sees move: (the expert's page, the customer's)."""
+    expert, job_id = await expert_in_a_new_call(browser, serve, new_job, title, errors)
+    customer = await browser.new_page()
+    watch_errors(customer, errors)
+    await join(customer, invite(serve, job_id, "customer"))
+    await frames_grow(expert)
+    return expert, customer
+
+
 async def test_a_technician_snapshots_their_camera_and_writes_notes(
         browser: BrowserContext, serve: ServeProcess, new_job: NewJob) -> None:
     errors: list[str] = []
@@ -236,12 +249,8 @@ SHAPE_COUNT = """() => document.querySelector('[data-region="annotations"]').dat
 async def test_every_drawing_tool_reaches_the_customer(
         browser: BrowserContext, serve: ServeProcess, new_job: NewJob) -> None:
     errors: list[str] = []
-    expert, job_id = await expert_in_a_new_call(browser, serve, new_job, "Drawing lesson",
-                                                errors)
-    customer = await browser.new_page()
-    watch_errors(customer, errors)
-    await join(customer, invite(serve, job_id, "customer"))
-    await frames_grow(expert)
+    expert, customer = await expert_sees_a_customer(browser, serve, new_job, "Drawing lesson",
+                                                    errors)
     shapes = customer.locator('[data-region="annotations"]')
 
     await expert.click('[data-action="color"][data-color="#0a84ff"]')
@@ -300,12 +309,8 @@ async def test_a_freeze_is_everyones_and_a_snapshot_while_frozen_is_that_frame(
     server's, the same bytes on both pages), the drawings over it; a snapshot taken
     then is that frame; Resume brings the live picture back on both."""
     errors: list[str] = []
-    expert, job_id = await expert_in_a_new_call(browser, serve, new_job, "Frozen valve",
-                                                errors)
-    customer = await browser.new_page()
-    watch_errors(customer, errors)
-    await join(customer, invite(serve, job_id, "customer"))
-    await frames_grow(expert)
+    expert, customer = await expert_sees_a_customer(browser, serve, new_job, "Frozen valve",
+                                                    errors)
     await drag(expert, [0.3, 0.3], [0.5, 0.5])  # an arrow, the default tool
     await expect(customer.locator('[data-region="annotations"]')).to_have_attribute(
         "data-shapes", "1")
@@ -372,4 +377,47 @@ async def test_the_expert_removes_a_customer_from_the_call(
     await expect(people).to_have_text("Nobody else yet.")
     assert asked and "link will stop working" in asked[0]
     await expect(expert.locator('[data-region="status"]')).to_have_text("Connected")
+    assert errors == []
+
+
+async def test_the_expert_turns_the_camera_off_moves_the_small_picture_and_sees_the_time(
+        browser: BrowserContext, serve: ServeProcess, new_job: NewJob) -> None:
+    """The desk's own controls: camera off and on (nothing sent meanwhile), the small
+    picture hidden, shown and moved to another corner, and the call's length."""
+    errors: list[str] = []
+    expert, customer = await expert_sees_a_customer(browser, serve, new_job, "Camera shy",
+                                                    errors)
+
+    timer = expert.locator('[data-region="call-timer"]')
+    await expect(timer).to_have_text(re.compile(r"^\d+:\d\d$"))
+    first = await timer.inner_text()
+    await expect(timer).not_to_have_text(first)  # it counts
+    await expect(customer.locator('[data-region="call-timer"]')).to_have_text(
+        re.compile(r"^0:\d\d$"))
+
+    camera = expert.locator('[data-action="camera"]')
+    own = expert.locator('[data-region="local-video"]')
+    sending = "(v) => v.srcObject.getVideoTracks().every((t) => t.enabled)"
+    await camera.click()
+    await expect(camera).to_have_attribute("aria-pressed", "true")
+    await expect(camera).to_have_text("Camera on")
+    await expect(expert.locator('[data-region="status"]')).to_have_text("Your camera is off.")
+    assert not await own.evaluate(sending)
+    await camera.click()
+    await expect(camera).to_have_text("Camera off")
+    assert await own.evaluate(sending)
+
+    hide = expert.locator('[data-action="self-view"]')
+    await hide.click()
+    await expect(own).to_be_hidden()
+    await expect(hide).to_have_text("Show small picture")
+    await expect(expert.locator('[data-action="self-view-move"]')).to_be_hidden()
+    await hide.click()
+    await expect(own).to_be_visible()
+    before = await own.bounding_box()
+    await expert.click('[data-action="self-view-move"]')
+    await expect(own).to_have_attribute("data-corner", "bottom-left")
+    after = await own.bounding_box()
+    assert before is not None and after is not None and after["x"] < before["x"]
+    await screenshots(expert, "expert-small-picture-moved")
     assert errors == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import cv2
+import numpy as np
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
@@ -98,6 +100,12 @@ async def test_first_run_setup_sign_in_job_and_invite(
     await expect(invite).to_have_text(re.compile(rf"^{re.escape(serve.url)}/join#{LINK_TOKEN}$"))
     join_link = await invite.text_content()
     assert join_link is not None
+    # Its QR code on the screen, for a phone beside it: a camera reads the very link.
+    qr = page.locator('[data-region="invite-qr"]')
+    await expect(qr).to_be_visible()
+    await expect(qr).to_have_js_property("complete", True)
+    shot = cv2.imdecode(np.frombuffer(await qr.screenshot(), np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert cv2.QRCodeDetector().detectAndDecode(shot)[0] == join_link
     await screenshots(page, "console-job")
     # Copied with one click.
     await browser.grant_permissions(["clipboard-read", "clipboard-write"], origin=serve.url)

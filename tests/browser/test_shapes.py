@@ -173,3 +173,37 @@ async def test_a_label_in_any_script_takes_the_same_box(
     assert abs(by - sy) <= 2, (script, size, browser, server)
     assert abs(bh - sh) <= max(2, 0.05 * bh), (script, size, browser, server)
     assert abs(bw - sw) <= max(3, 0.02 * bw), (script, size, browser, server)
+
+
+PLACE_LABEL = """async ({text, at, width, picture}) => {
+  const { placeLabel } = await import("/static/js/shapes.js");
+  return placeLabel(text, at, width, picture);
+}"""
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_a_label_put_at_the_edge_is_moved_inside_the_picture(
+        page: Any, size: tuple[int, int], label_fonts: LabelFonts) -> None:
+    """The expert clicks near the bottom-right corner and types a long label: the text
+    tool moves its point (``placeLabel``) so that all of it is inside the picture, as
+    the browser draws it and as the server burns it into a snapshot, the ends of its
+    letters included; one put where it fits stays where it was put."""
+    width, height = size
+    text = "Turn this valve clockwise"
+    for at in ([0.9, 0.95], [0.6, 0.5], [0.0, 0.99]):
+        point = await page.evaluate(PLACE_LABEL, {"text": text, "at": at, "width": 0.005,
+                                                  "picture": {"width": width,
+                                                              "height": height}})
+        shape = {**LABEL, "text": text, "points": [point]}
+        for image in (await in_browser(page, [shape], width, height),
+                      render.draw(np.zeros((height, width, 3), np.uint8), [shape],
+                                  label_fonts)):
+            ink = np.argwhere(image.max(axis=2) > 40)
+            assert len(ink) > 100, (at, size)
+            (top, left), (bottom, right) = ink.min(axis=0), ink.max(axis=0)
+            assert left > 0 and right < width - 1, (at, point, size, left, right)
+            assert top > 0 and bottom < height - 1, (at, point, size, top, bottom)
+    # Where it fits, it is not moved.
+    assert await page.evaluate(PLACE_LABEL, {"text": "OK", "at": [0.3, 0.4], "width": 0.005,
+                                             "picture": {"width": 1280, "height": 720}}
+                               ) == [0.3, 0.4]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import segno
 from aiohttp import web
 
 from videoassist import invitations
@@ -39,9 +40,18 @@ async def create_invite(request: web.Request) -> web.Response:
             "role": link.invite.role,
             "expires_at": link.invite.expires_at,
             "notified": notified,
+            "qr": qr_code(link.url),
         },
         status=201,
     )
+
+
+def qr_code(url: str) -> str:
+    """The link as a QR code, a PNG ``data:`` URL for the console to show: a customer
+    beside the technician scans it from the screen. Made here, once: the server keeps
+    only the link's hash, so it is never made again."""
+    code = segno.make(url, error="m")
+    return str(code.png_data_uri(scale=6, border=4, dark="#000000", light="#ffffff"))
 
 
 @routes.post("/api/invites/inspect")

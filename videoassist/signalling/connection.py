@@ -397,7 +397,7 @@ class Connection:
             "type": "joined",
             "protocol": protocol.PROTOCOL_VERSION,
             "job": {"id": job.id, "title": job.title},
-            "call": {"id": room.call_id},
+            "call": {"id": room.call_id, "started_at": room.started_at},
             "you": member.participant.public(),
             "resumed": member.resumed,
             "participants": [m.public() for m in room.members.values() if m is not member],

@@ -279,6 +279,7 @@ def actor(user_id: int | None, invite_id: int | None) -> str:
 class Room:
     job: Job
     call_id: int
+    started_at: float = 0.0  # Unix seconds: when the call began (its first join)
     members: dict[int, Member] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)  # everyone who has joined, by ``actor``
     # Bytes each sender may still send of a kind (chat, annotation), by (actor, kind):
@@ -515,7 +516,8 @@ class Hub:
             await self._call_ended(job, placement.ended)
         if placement.node_id != self._node.id:
             raise Elsewhere(placement)
-        room = self._rooms[job.id] = Room(job, placement.call_id)
+        started_at = (await self._store.calls.get(placement.call_id)).started_at
+        room = self._rooms[job.id] = Room(job, placement.call_id, started_at)
         self._idle.clear()
         self.calls_started += 1
         logger.info("[job %d] call %d started", job.id, placement.call_id)

@@ -20,6 +20,8 @@ import { watchQuality } from "./quality.js";
 import { AnnotationTools } from "./tools.js";
 
 const ZOOM_STEP = 1.5;
+/** Where the small picture may sit, in turn ("Move small picture"). */
+const CORNERS = ["bottom-right", "bottom-left", "top-left", "top-right"];
 /** How long the expert reads "… left the call." where their picture was. */
 const LEFT_NOTE_MS = 5000;
 /**
@@ -107,8 +109,15 @@ export class CallView extends EventTarget {
     this.tools = layout === "expert"
       ? new AnnotationTools(this.overlay, (m) => call.sendDrawing(m), () => this.viewing)
       : null;
+    /** Whether this person turned their camera off, the small picture hidden, and
+     * which corner it is in (CORNERS). */
+    this.cameraOff = false;
+    this.smallHidden = false;
+    this.corner = 0;
+    this.timer = window.setInterval(() => this.tickTimer(), 1000);
     this.showLocal();
     this.showRemote();
+    this.showSmall();
     this.wire();
     this.stopQuality = watchQuality(this.$('[data-region="quality"]'), {
       pc: () => (call.media ? call.media.pc : null),
@@ -318,6 +327,15 @@ export class CallView extends EventTarget {
       call.endForAll();
     });
     on("mute", () => this.toggleMute());
+    on("camera", () => this.toggleCamera());
+    on("self-view", () => {
+      this.smallHidden = !this.smallHidden;
+      this.showSmall();
+    });
+    on("self-view-move", () => {
+      this.corner = (this.corner + 1) % CORNERS.length;
+      this.showSmall();
+    });
     on("snapshot", () => this.snapshot());
     on("camera-switch", () => this.steer("switch", null));
     on("torch", () => {
@@ -514,9 +532,13 @@ export class CallView extends EventTarget {
 
   showLocal() {
     const video = this.call.stream.getVideoTracks();
+    for (const track of video) track.enabled = !this.cameraOff;  // a new camera too
     this.local.srcObject = video.length ? new MediaStream(video) : null;
     this.local.hidden = this.layout === "expert" && !video.length;
-    if (this.layout === "field") this.screenNote(video.length ? "" : "Your camera is off.");
+    if (this.layout === "field") {
+      this.screenNote(video.length && !this.cameraOff ? "" : "Your camera is off.");
+    }
+    this.showCamera();
     this.controls();
   }
 
@@ -669,6 +691,49 @@ export class CallView extends EventTarget {
       !this.call.stream.getAudioTracks().length;
   }
 
+  /** Turn this person's camera off (nothing is sent, the others are told) or on. */
+  toggleCamera() {
+    const tracks = this.call.stream.getVideoTracks();
+    if (!tracks.length) return;
+    this.cameraOff = !this.cameraOff;
+    for (const track of tracks) track.enabled = !this.cameraOff;
+    if (this.call.media) this.call.media.mute("video", this.cameraOff);
+    this.showLocal();
+    setStatus(this.cameraOff ? "Your camera is off." : "Your camera is on.");
+  }
+
+  showCamera() {
+    const button = this.$('[data-action="camera"]', HTMLButtonElement);
+    button.setAttribute("aria-pressed", String(this.cameraOff));
+    button.textContent = this.cameraOff ? "Camera on" : "Camera off";
+    button.disabled = !this.call.stream.getVideoTracks().length;
+  }
+
+  /** The small picture: shown or hidden, in the corner chosen. */
+  showSmall() {
+    const button = this.$('[data-action="self-view"]');
+    button.setAttribute("aria-pressed", String(this.smallHidden));
+    button.textContent = this.smallHidden ? "Show small picture" : "Hide small picture";
+    this.small.classList.toggle("pip-hidden", this.smallHidden);
+    this.small.dataset.corner = CORNERS[this.corner];
+    this.$('[data-action="self-view-move"]').hidden = this.smallHidden;
+  }
+
+  /** The call's length so far, once a second, from when it began (the server's). */
+  tickTimer() {
+    const joined = this.call.joined;
+    const timer = this.$('[data-region="call-timer"]');
+    if (!joined || !joined.call.started_at) {
+      timer.hidden = true;
+      return;
+    }
+    const s = Math.max(0, Math.floor(Date.now() / 1000 - joined.call.started_at));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    const clock = `${m}:${String(s % 60).padStart(2, "0")}`;
+    timer.textContent = h ? `${h}:${clock.padStart(5, "0")}` : clock;
+    timer.hidden = false;
+  }
+
   toggleMute() {
     const tracks = this.call.stream.getAudioTracks();
     if (!tracks.length) return;
@@ -773,6 +838,7 @@ export class CallView extends EventTarget {
   }
 
   ended() {
+    clearInterval(this.timer);
     this.stopQuality();
     this.freezing = false;
     this.dropFrozen();

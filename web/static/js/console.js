@@ -67,6 +67,30 @@ let chime = null;
 
 /** Sections of the console, one shown at a time (the job's record goes with "jobs"). */
 const VIEWS = ["jobs", "people", "keys", "audit", "dashboard"];
+/** Each view's address (docs/ui.md, Addresses); a job's record is /jobs/ID. None holds
+ * a token or anything but a job's number: History keeps them. */
+const PATHS = /** @type {Record<string, string>} */ ({
+  jobs: "/", people: "/people", keys: "/keys", audit: "/audit", dashboard: "/dashboard",
+});
+
+/**
+ * What an address shows: a view, and the job whose record is open in it.
+ * @param {string} path
+ * @returns {{view: string, job: number | null}}
+ */
+function routeOf(path) {
+  const job = /^\/jobs\/(\d{1,15})$/.exec(path);
+  if (job) return { view: "jobs", job: Number(job[1]) };
+  return { view: VIEWS.find((view) => PATHS[view] === path) ?? "jobs", job: null };
+}
+
+/**
+ * This view's address, as a new History entry (Back returns), unless it is there.
+ * @param {string} path
+ */
+function go(path) {
+  if (location.pathname !== path) history.pushState(null, "", path);
+}
 
 /** @param {string} message */
 function signedOut(message) {
@@ -80,6 +104,7 @@ function signedOut(message) {
     $(`[data-region="${region}"]`).replaceChildren();
   }
   $('[data-action="copy-invite"]').hidden = true;
+  showQr(null);  // the link in it is the last user's
   admin.stop();
   stopWaiting();
   for (const name of VIEWS) $(`#${name}`).hidden = true;
@@ -143,16 +168,66 @@ $("#signin-form").addEventListener("submit", async (event) => {
   // Admins get the admin views; the server refuses their routes to anyone else anyway.
   $("#tabs").hidden = user.role !== "admin";
   if (user.role === "admin") admin.start(user);
-  showView("jobs");
   setStatus(`Signed in as ${user.username}`);
+  // Where the address says (a reload signs out: this is where it was), else the jobs.
+  await follow(routeOf(location.pathname));
   await loadJobs();
   pollWaiting();
 });
 
+/**
+ * Show what an address names, signed in: its view (the jobs, for a view this user
+ * may not see, and the address says so), and its job's record. Back and Forward
+ * come here too.
+ * @param {{view: string, job: number | null}} route
+ */
+async function follow({ view, job }) {
+  if (!session) return;
+  if (view !== "jobs" && session.user.role !== "admin") {
+    view = "jobs";
+    history.replaceState(null, "", PATHS.jobs);
+  }
+  showView(view);
+  if (view !== "jobs") return;
+  if (job === null) {
+    // The list alone, but for a job whose call this console is in: it stays below.
+    if (!call) closeJobView();
+    return;
+  }
+  if (job === currentJob) return;
+  if (call && call.job !== job) {
+    if (!confirm("Leave the call to open another job?")) {
+      history.pushState(null, "", `/jobs/${call.job}`);  // still where the call is
+      return;
+    }
+    call.leave();
+  }
+  try {
+    await openJob(job);
+  } catch (error) {
+    setStatus(/** @type {Error} */ (error).message);
+    if (location.pathname === `/jobs/${job}`) history.replaceState(null, "", PATHS.jobs);
+  }
+}
+
+addEventListener("popstate", () => { follow(routeOf(location.pathname)); });
+
+/** No job's record on screen. */
+function closeJobView() {
+  currentJob = null;
+  jobViews += 1;  // one still loading is dropped
+  $("#job").hidden = true;
+  showWaiting();
+}
+
 for (const tab of /** @type {NodeListOf<HTMLElement>} */ (
   document.querySelectorAll("#tabs [data-view]"))) {
   // The selector asks for a data-view: String() only tells the type checker so.
-  tab.addEventListener("click", () => showView(String(tab.dataset.view)));
+  tab.addEventListener("click", () => {
+    const view = String(tab.dataset.view);
+    showView(view);
+    go(view === "jobs" && currentJob !== null ? `/jobs/${currentJob}` : PATHS[view]);
+  });
 }
 
 $('[data-action="sign-out"]').addEventListener("click", () => signedOut("Signed out."));
@@ -196,12 +271,17 @@ function showJobs(jobs, query, status) {
     button.dataset.job = String(job.id);
     button.textContent = job.external_ref ? `${job.title} · ${job.external_ref}` : job.title;
     if (job.status === "closed") button.append(" ", el("span", "closed", "tag"));
-    button.addEventListener("click", () => {
+    button.addEventListener("click", async () => {
       if (call && call.job !== job.id) {
         if (!confirm("Leave the call to open another job?")) return;
         call.leave();
       }
-      openJob(job.id);
+      try {
+        await openJob(job.id);
+        go(`/jobs/${job.id}`);
+      } catch (error) {
+        setStatus(/** @type {Error} */ (error).message);
+      }
     });
     item.dataset.job = String(job.id);
     item.append(button);
@@ -337,6 +417,7 @@ async function openJob(id) {
   showWaiting();
   $('[data-region="invite-link"]').textContent = "";
   $('[data-action="copy-invite"]').hidden = true;
+  showQr(null);
   $('[data-region="calls"]').replaceChildren(...job.calls.map((c) => {
     const outcome = c.first_time_fix === null ? ""
       : c.first_time_fix ? " · fixed on this visit" : " · not fixed on this visit";
@@ -442,6 +523,7 @@ $("#job-form").addEventListener("submit", async (event) => {
     form.reset();
     await loadJobs();
     await openJob(job.id);
+    go(`/jobs/${job.id}`);
     setStatus(`Created job ${job.title}`);
   } catch (error) {
     setStatus(/** @type {Error} */ (error).message);
@@ -458,6 +540,7 @@ for (const role of ["customer", "technician"]) {
       });
       $('[data-region="invite-link"]').textContent = invite.url;
       $('[data-action="copy-invite"]').hidden = false;
+      showQr(invite.qr);
       const until = new Date(invite.expires_at * 1000).toLocaleTimeString();
       // A number or address typed is never dropped in silence: the server sends only
       // through its notify webhook, and says (notified: false) when it has none.
@@ -470,6 +553,17 @@ for (const role of ["customer", "technician"]) {
       setStatus(/** @type {Error} */ (error).message);
     }
   });
+}
+
+/**
+ * The invite link's QR code (the server's PNG, a data: URL), or none.
+ * @param {string | null} dataUrl
+ */
+function showQr(dataUrl) {
+  const qr = $('[data-region="invite-qr"]', HTMLImageElement);
+  if (dataUrl) qr.src = dataUrl;
+  else qr.removeAttribute("src");
+  qr.hidden = !dataUrl;
 }
 
 $('[data-action="copy-invite"]').addEventListener("click", async () => {

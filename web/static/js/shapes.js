@@ -60,6 +60,58 @@ export function textHeight(stroke, pictureHeight) {
 }
 
 /**
+ * Set `ctx` to draw a label of this stroke on this picture: the font sized so that a
+ * capital letter is the label's height, whatever the face; one left-to-right line
+ * from the point, right-to-left words reversed within it. Answers that height.
+ * @param {CanvasRenderingContext2D} ctx @param {number} stroke in picture pixels
+ * @param {{width: number, height: number}} picture
+ */
+function labelFont(ctx, stroke, picture) {
+  const letters = textHeight(stroke, picture.height);
+  ctx.font = `700 100px ${LABEL_FONTS}`;
+  const capital = ctx.measureText("H").actualBoundingBoxAscent || 72;
+  ctx.font = `700 ${(100 * letters) / capital}px ${LABEL_FONTS}`;
+  ctx.textBaseline = "alphabetic";
+  ctx.direction = "ltr";
+  ctx.textAlign = "left";
+  return letters;
+}
+
+/** How far a label's outline reaches past its letters, in picture pixels. @param {number} letters */
+const labelOutline = (letters) => Math.max(2, letters / 6);
+
+/**
+ * Where a label asked for at `at` goes so that all of it is inside the picture: moved
+ * left (and up) by as much as it would have run past the right (and bottom) edge, with
+ * a margin of 2% of the picture for the server's face, whose letters are a little wider
+ * or narrower than the browser's (snapshots draw it where the screen does); and right
+ * (and down) by as much as its outline would run past the left (and top) edge. A
+ * label wider than the picture starts at its left edge.
+ * @param {string} text @param {number[]} at normalized picture coordinates
+ * @param {number} width the shape's stroke, as a share of the picture's width
+ * @param {{width: number, height: number}} picture
+ * @returns {number[]} normalized picture coordinates
+ */
+export function placeLabel(text, at, width, picture) {
+  const ctx = /** @type {CanvasRenderingContext2D} */ (
+    document.createElement("canvas").getContext("2d"));
+  const stroke = Math.max(1, width * picture.width);
+  const letters = labelFont(ctx, stroke, picture);
+  const metrics = ctx.measureText(text);
+  const reach = labelOutline(letters);
+  const margin = 0.02;
+  const wide = (metrics.width + 2 * reach) / picture.width + margin;
+  const tall = (letters + metrics.actualBoundingBoxDescent + 2 * reach) / picture.height
+    + margin;
+  // Its outline reaches left of and above the point too (and accents rise above it).
+  const left = reach / picture.width + margin / 4;
+  const top = (reach + letters / 4) / picture.height;
+  const round = (/** @type {number} */ v) => Math.round(v * 10000) / 10000;
+  return [round(Math.max(left, Math.min(at[0], 1 - wide))),
+    round(Math.max(top, Math.min(at[1], 1 - tall)))];
+}
+
+/**
  * Draw `shapes` in order onto `ctx`, for a picture of `picture` size shown in `box`
  * (both in the context's current units, CSS pixels for an overlay).
  * @param {CanvasRenderingContext2D} ctx
@@ -144,17 +196,9 @@ const DRAW = {
    * @param {number} stroke @param {{width: number, height: number}} picture
    */
   text(ctx, shape, points, stroke, picture) {
-    const letters = textHeight(stroke, picture.height);
-    // Size the font so that a capital letter is `letters` high, whatever the face.
-    ctx.font = `700 100px ${LABEL_FONTS}`;
-    const capital = ctx.measureText("H").actualBoundingBoxAscent || 72;
-    ctx.font = `700 ${(100 * letters) / capital}px ${LABEL_FONTS}`;
-    ctx.textBaseline = "alphabetic";
-    // One left-to-right line from the point, right-to-left words reversed within it.
-    ctx.direction = "ltr";
-    ctx.textAlign = "left";
+    const letters = labelFont(ctx, stroke, picture);
     const [x, y] = [points[0][0], points[0][1] + letters];
-    ctx.lineWidth = 2 * Math.max(2, letters / 6);
+    ctx.lineWidth = 2 * labelOutline(letters);
     ctx.strokeStyle = outlineColor(shape.color);
     ctx.strokeText(shape.text || "", x, y);
     ctx.fillText(shape.text || "", x, y);

@@ -10,7 +10,7 @@ import { unpackFrame } from "./stills.js";
  *   from: {name: string, role: string}, text: string, created_at: number}} ChatLine
  * @typedef {{type: "chat.message", message: ChatLine, client_id?: string}} ChatMessage
  * @typedef {{type: "joined", protocol: number, job: {id: number, title: string},
- *   call: {id: number}, you: Participant, participants: Participant[],
+ *   call: {id: number, started_at: number}, you: Participant, participants: Participant[],
  *   resumed?: boolean, annotations?: {from: number, target: number,
  *   shape: import("./shapes.js").Shape}[], chat?: ChatLine[],
  *   ice_servers: RTCIceServer[], ice_transport_policy: RTCIceTransportPolicy}} Joined

@@ -3,6 +3,7 @@
 // (docs/protocol.md) the moment they are finished; the laser pointer as
 // annotation.pointer, at most 10 a second.
 import { round } from "./overlay.js";
+import { placeLabel } from "./shapes.js";
 
 const STROKE = 0.006;        // of the picture's width
 const TEXT_STROKE = 0.005;   // letters six strokes high: 3% of the width
@@ -149,8 +150,11 @@ export class AnnotationTools {
       const text = input.value.trim();
       input.remove();
       if (text) {
+        // All of it inside the picture, on every screen and in the snapshot.
+        const picture = this.overlay.picture();
+        const point = picture ? placeLabel(text, at, TEXT_STROKE, picture) : at;
         this.finish({
-          id: this.nextId(), kind: "text", points: [at], color: this.color,
+          id: this.nextId(), kind: "text", points: [point], color: this.color,
           width: TEXT_STROKE, text,
         });
       }
