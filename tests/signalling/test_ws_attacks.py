@@ -294,7 +294,11 @@ async def test_a_client_that_never_reads_is_closed_not_buffered(
     Filling real kernel socket buffers takes megabytes, so the stalled peer is made by
     replacing its server-side send with one that never completes: the one fake here.
     """
-    server = await server_factory(ws_rate_per_s=10_000, ws_rate_burst=10_000)
+    # The stalled client reads nothing, so it answers no ping either: the heartbeat
+    # (a defence of its own, 15 s) would close it first where the 300 chat lines below
+    # take longer than that to store (19.6 s on PostgreSQL beside two CPU hogs).
+    server = await server_factory(ws_rate_per_s=10_000, ws_rate_burst=10_000,
+                                  ws_heartbeat_s=600.0)
     token, job_id = await _call(server)
     stalled_ws, stalled_joined = await server.join_call(token, job_id)
     reader, _ = await server.join_call(token, job_id)
