@@ -114,15 +114,14 @@ async def names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
     ``user:3`` a username, ``apikey:2`` a key's name, ``job:12`` a job's title. One
     that is gone (an erased job) is left out; the rows keep the ids either way."""
     refs = {ref for e in entries for ref in (e.actor, e.target) if ref}
-    kinds = {ref.partition(":")[0] for ref in refs}
     known: dict[str, str] = {}
-    if "user" in kinds:
-        known |= {f"user:{u.id}": u.username for u in await store.users.list()}
-    if "apikey" in kinds:
+    if any(ref.startswith("apikey:") for ref in refs):  # a handful, read at once
         known |= {f"apikey:{k.id}": k.name for k in await store.api_keys.list()}
-    for ref in sorted(r for r in refs if r.startswith("job:")):
-        job_id = ref.partition(":")[2]
-        if job_id.isdigit():
-            with contextlib.suppress(NotFound):  # erased
-                known[ref] = (await store.jobs.get(int(job_id))).title
+    # Users and jobs one by one: a page names a few of the many there are.
+    for ref in sorted(refs):
+        kind, _, number = ref.partition(":")
+        if kind in ("user", "job") and number.isdigit():
+            with contextlib.suppress(NotFound):  # an erased job
+                known[ref] = ((await store.users.get(int(number))).username if kind == "user"
+                              else (await store.jobs.get(int(number))).title)
     return {ref: name for ref, name in known.items() if ref in refs}

@@ -420,9 +420,8 @@ class Connection:
     async def _take_snapshot(self, member: Member, room: Room, camera: Member,
                              shapes: list[dict[str, Any]], request: str | None) -> None:
         started = time.monotonic()
-        # In stills mode the video is stale: the newest still is the camera's picture
-        # (a muted camera is refused as ever, by the capture).
-        # Frozen, the camera's picture is the frame everyone is looking at.
+        # Frozen, the camera's picture is the frame everyone is looking at; in stills
+        # mode, its newest still.
         frozen = room.frozen
         picture: Still | Picture | None = (
             frozen.picture if frozen is not None and frozen.camera == camera.id

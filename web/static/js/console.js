@@ -244,7 +244,7 @@ async function loadJobs(query = jobsQuery, status = jobsStatus) {
   showJobs(jobs, query, status);
 }
 
-/** What a jobs list holds, in words: "open jobs", "closed jobs", "jobs". */
+/** What a jobs list holds, in words (an "s" added for many): by the status asked. */
 const WHICH = /** @type {Record<string, string>} */ ({ open: "open job", closed: "closed job" });
 
 /**
