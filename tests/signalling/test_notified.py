@@ -1,8 +1,8 @@
 """Signalling messages on PostgreSQL: while the database's notifications reach the
 server, a message is checked against what the hub's watcher last read, not read from
 the database, and a change made by another process still closes the connection at
-once (the poll switched off); while they do not, every message reads the database
-again. Real server, real PostgreSQL; the reads are counted around the store."""
+once (the poll switched off). Without them: ``test_message_checks.py``. Real server,
+real PostgreSQL; the reads are counted around the store."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 from tests.support.server import Server, ServerFactory, receive
 from videoassist import accounts
 from videoassist.appkeys import HUB
-from videoassist.config import Secret
 from videoassist.storage import Store
 
 pytestmark = pytest.mark.parametrize("server_backend", ["postgresql"])
@@ -79,24 +78,3 @@ async def test_while_notified_messages_are_not_read_and_a_disable_elsewhere_clos
         assert loop.time() - since < 1.0
     finally:
         await other.close()
-
-
-async def test_without_notifications_every_message_reads_the_database(
-        server_factory: ServerFactory) -> None:
-    server = await server_factory(database_listen_url=Secret(
-        "postgresql://postgres@127.0.0.1:1/nowhere"))  # a database it cannot reach
-    _, token = await server.staff("technician")
-    job_id = await server.job(token)
-    staff_ws, _ = await server.join_call(token, job_id)
-    customer_ws, _ = await server.join_call(await server.participant(token, job_id))
-    reads = counted(server)
-    for ws in (staff_ws, customer_ws):
-        for _ in range(PINGS):
-            await ws.send_json({"type": "ping"})
-        for _ in range(PINGS):
-            assert await receive(ws, skip=("participant.joined",)) == {"type": "pong"}
-    assert not server.app[HUB].notified
-    # Each staff message reads the session versions; each customer's, the link. The
-    # poll (every 0.25 s) reads a few more of the first.
-    assert reads["session_versions"] >= PINGS
-    assert reads["invites"] >= PINGS

@@ -269,21 +269,43 @@ async def test_a_user_disabled_by_another_process_is_closed_within_a_second(
     assert server.app[HUB].members() == []
 
 
-async def test_a_disabled_users_next_message_is_refused(
+async def test_a_disabled_user_who_keeps_sending_is_refused_within_a_second(
         server_factory: ServerFactory, server_backend: str) -> None:
-    """Read from the database on each message. On PostgreSQL that is while the server
-    hears no notifications (here: its listening connection cannot reach the database);
-    while it does, they close the user instead (tests/signalling/test_notified.py)."""
+    """The account is disabled in the database alone, as another process does, while
+    its user sends a chat line every 50 ms. Without notifications (SQLite; on
+    PostgreSQL the server's listening connection cannot reach the database) the
+    watcher's next look closes them: refused within its poll and what is left of a
+    second, and nothing stored after the refusal. A message sent after the disable
+    while the watcher is late: tests/signalling/test_message_checks.py; with
+    notifications: tests/signalling/test_notified.py."""
     server = await server_factory(**({} if server_backend == "sqlite" else {
         "database_listen_url": Secret("postgresql://postgres@127.0.0.1:1/nowhere")}))
     user, token = await server.staff("technician")
     job_id = await server.job(token)
     ws, _ = await server.join_call(token, job_id)
+    loop = asyncio.get_running_loop()
     await server.store.users.set_disabled(user.id, True)
-    await ws.send_json({"type": "chat.message", "text": "am I still here?"})
-    error = await receive(ws)
-    assert error["code"] == "account_disabled"
-    assert await server.store.calls.messages_of_job(job_id) == []
+    committed = loop.time()
+
+    async def keep_sending() -> None:
+        for n in range(200):  # 10 s at most
+            if ws.closed:
+                return
+            await ws.send_json({"type": "chat.message", "text": f"still here? {n}"})
+            await asyncio.sleep(0.05)
+
+    sender = asyncio.create_task(keep_sending())
+    try:
+        while (message := await receive(ws))["type"] == "chat.message":
+            pass
+    finally:
+        sender.cancel()
+    refused_after = loop.time() - committed
+    assert message["code"] == "account_disabled", message
+    assert refused_after < server.settings.revocation_poll_s + 0.75, refused_after
+    stored = len(await server.store.calls.messages_of_job(job_id))
+    await asyncio.sleep(0.3)
+    assert len(await server.store.calls.messages_of_job(job_id)) == stored
 
 
 async def test_a_client_that_never_reads_is_closed_not_buffered(

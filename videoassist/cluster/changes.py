@@ -10,13 +10,13 @@ once (``Hub.watch_revocations``). The watcher's poll stays, as the safety net.
 While that connection is up and the watcher has looked since it came up, the hub trusts
 what it has read: a signalling message is not checked against the database one by
 one. When it is lost (the database restarted, a network cut, ``pg_terminate_backend``)
-the node says so in its log and metrics, checks every message against the database
-again, and polls at least every ``hub.UNHEARD_POLL_S`` (0.25 s), until it is back: it
+the node says so in its log and metrics, trusts what the watcher read only for
+``hub.TRUSTED_LOOK_S`` after each look began (as on SQLite), and polls at least every
+``hub.UNHEARD_POLL_S`` (0.25 s), until it is back: it
 reconnects after ``RETRY_S`` (0.5 s, then longer), and then looks at its calls at once,
 for what it missed meanwhile.
 
-On SQLite there are no notifications: nothing runs here, and the hub polls and checks
-each message, as a server on one machine always did.
+On SQLite there are no notifications: nothing runs here, and the hub polls.
 """
 
 from __future__ import annotations
@@ -77,8 +77,7 @@ class ChangeListener:
                 failures += 1
                 self._metrics.change_listener_failures.labels("connect").inc()
                 logger.warning("cannot open the notification connection (%s): trying again "
-                               "in %g s; meanwhile the poll and a read on every signalling "
-                               "message cover", exc, delay)
+                               "in %g s; meanwhile the poll covers", exc, delay)
                 await asyncio.sleep(delay)
                 continue
             if listening is None:
@@ -105,7 +104,6 @@ class ChangeListener:
             down_since = time.monotonic()
             self._metrics.change_listener_failures.labels("lost").inc()
             logger.warning("lost the notification connection: %s; reconnecting in %g s, "
-                           "meanwhile the poll and a read on every signalling message "
-                           "cover", why, RETRY_S[0])
+                           "meanwhile the poll covers", why, RETRY_S[0])
             failures = 1
             await asyncio.sleep(RETRY_S[0])

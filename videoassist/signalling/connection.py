@@ -3,9 +3,9 @@
 The handshake is refused (403) unless the Origin is allowed. The first message
 must be ``auth`` within ``ws_auth_timeout_s``. After that every message is rate
 limited, size checked, parsed, and checked against the sender's right to be in the
-call (account still active, link not revoked, token not expired) before it acts: read
-from the database, or, while its notifications reach the hub (PostgreSQL), from what
-the hub's watcher last read (``Hub.notified``).
+call (account still active, link not revoked, token not expired) before it acts:
+against what the hub's watcher last read, while that stands for the database
+(``Hub.current``), else read from the database.
 Errors in a message are answered with an ``error`` message; the connection lives on.
 This module is the one place signalling errors become ``error`` messages.
 
@@ -753,17 +753,18 @@ class Connection:
             member.send(self._error(VideoassistError(), ref))
 
     async def _still_allowed(self, member: Member) -> bool:
-        """Re-check, on every message, that the sender may still be here: their token
-        has not expired, and their account is active and not signed out since, or their
-        link not withdrawn. While the database's notifications reach the hub
-        (PostgreSQL), its watcher closes whoever may no longer be here as soon as the
-        change is committed, on any node: a member it has not closed may stay, without
-        a read per message. Otherwise (SQLite; the notifications lost) the database is
-        read."""
+        """Check, on every message, that the sender may still be here: their token has
+        not expired, and their account is active and not signed out since, or their
+        link not withdrawn. The hub's watcher closes whoever may no longer be here (on
+        any node, whoever made the change: the CLI, another process), so while what it
+        last read stands for the database (``Hub.current``: notified by PostgreSQL, or
+        its last look began within ``hub.TRUSTED_LOOK_S``) a member it has not closed
+        may stay, without a read per message. Otherwise (the watcher late: the database
+        slow, or failing) the database is read for this member."""
         if self.clock() > member.expires_at:
             member.close(CLOSE_UNAUTHORIZED, "session_expired", "Your session has expired.")
             return False
-        if self.hub.notified:
+        if self.hub.current:
             return not member.closing
         if member.user_id is not None:
             versions = await self.store.users.session_versions({member.user_id})
@@ -774,7 +775,7 @@ class Connection:
             if invite is None or invite.revoked_at is not None:
                 member.link_withdrawn()
                 return False
-        return True
+        return not member.closing
 
     async def _dispatch(self, member: Member, message: dict[str, Any]) -> None:
         kind = message["type"]

@@ -23,8 +23,11 @@ The watcher looks at the database every ``poll_s``, and at once when the databas
 notifies a change (PostgreSQL, ``videoassist.cluster.changes``); while the
 notifications do not come, at least every ``UNHEARD_POLL_S``. While notifications
 come, what it last read is current enough to stand for the database: ``notified`` says
-so, and a connection then checks its messages against the member's state, not the
-database.
+so. Without them (SQLite; the notifications lost), what it read in a look begun within
+``TRUSTED_LOOK_S`` stands for the database too: ``current`` says whether either holds.
+A connection checks its messages against the member's state while the hub is current,
+and reads the database for them only while it is not (the watcher late or failing):
+under load, a read per message queued the call's signalling behind the database.
 """
 
 from __future__ import annotations
@@ -81,6 +84,11 @@ UNHEARD_POLL_S = 0.25
 # How often the watcher looks at most while someone is away, whatever the window: the
 # wall clock its windows are counted on may jump (tests move it).
 AWAY_CHECK_S = 1.0
+# How old the watcher's last whole look at the database may be (counted from when it
+# began) for a signalling message to be checked against what it read rather than read
+# from the database again: the bound on how long after a change made elsewhere (another process,
+# the CLI) a message of whom it concerns may still be acted upon, without notifications.
+TRUSTED_LOOK_S = 1.0
 # Why the server closed a connection whose participant is then away rather than gone:
 # none (the socket was lost, or the client closed it without ``leave``), or a client
 # too slow to read (its link, not a decision about it: it reconnects).
@@ -330,6 +338,7 @@ class Hub:
         self._checked_epoch = -1  # the epoch at the start of the last whole check
         self._changes = 0  # changes notified
         self._checked_changes = 0  # changes notified before the last whole check began
+        self._looked_at = -float("inf")  # when the last look that ended well began
         self._idle = asyncio.Event()
         self._idle.set()
         self.calls_started = 0              # since the server started
@@ -347,6 +356,16 @@ class Hub:
         asking the database."""
         return (self._listening and self._checked_epoch == self._listen_epoch
                 and self._checked_changes == self._changes)
+
+    @property
+    def current(self) -> bool:
+        """Whether what the watcher last read stands for the database: it is notified
+        (``notified``), or its last whole look began at most ``TRUSTED_LOOK_S`` ago and
+        no change notified since is waiting for the next."""
+        if self.notified:
+            return True
+        return (self._checked_changes == self._changes
+                and asyncio.get_running_loop().time() - self._looked_at <= TRUSTED_LOOK_S)
 
     def changed(self, table: str, row: int) -> None:
         """The database notified a change (a user, job, link, API key or call): look at
@@ -669,6 +688,7 @@ class Hub:
         ``AWAY_CHECK_S`` while anyone is away."""
         loop = asyncio.get_running_loop()
         unclaimed_at = loop.time()
+        self._wake.set()  # the first look at once: until it ends, messages read
         while True:
             unclaimed_in = unclaimed_at + UNCLAIMED_CHECK_S - loop.time()
             poll_s = self._poll_s if self._listening else min(self._poll_s, UNHEARD_POLL_S)
@@ -680,10 +700,12 @@ class Hub:
                     await self._wake.wait()
             self._wake.clear()  # a change notified from here on wakes the next round
             epoch, changes = self._listen_epoch, self._changes
+            began = loop.time()
             try:
                 await self.end_away_past()
                 await self.check_revocations()
                 self._checked_epoch, self._checked_changes = epoch, changes
+                self._looked_at = began
                 if loop.time() - unclaimed_at >= UNCLAIMED_CHECK_S:
                     unclaimed_at = loop.time()
                     await self._end_unclaimed()
