@@ -153,12 +153,13 @@ def test_user_add_with_password_on_stdin(data_dir: Path) -> None:
 
 
 def test_user_add_without_password_prints_a_setup_link(data_dir: Path) -> None:
-    out = ok(data_dir, "user", "add", "carol", "--role", "technician")
+    out = ok(data_dir, "user", "add", "carol", "--role", "technician",
+             "--display-name", " Carol Nkemelu ")
     match = re.search(rf"{re.escape(DEFAULT_URL)}/setup#({LINK_TOKEN})(?![A-Za-z0-9_-])", out)
     assert match, out
-    [(password_hash,)] = query(data_dir,
-                               "SELECT password_hash FROM users WHERE username = 'carol'")
-    assert password_hash is None
+    [(password_hash, display_name)] = query(
+        data_dir, "SELECT password_hash, display_name FROM users WHERE username = 'carol'")
+    assert (password_hash, display_name) == (None, "Carol Nkemelu")
     # The server keeps a hash of the link's token, never the token itself.
     assert match[1].encode() not in (data_dir / "videoassist.sqlite3").read_bytes()
 
@@ -251,6 +252,8 @@ BAD_INPUT = {
         ["user", "add", "dave", "--role", "expert", "--password-stdin"], "short\n", {}),
     "empty stdin": (["user", "add", "dave", "--role", "expert", "--password-stdin"], "", {}),
     "malformed username": (["user", "add", "has space", "--role", "expert"], "", {}),
+    "display name with a direction override": (
+        ["user", "add", "dave", "--role", "expert", "--display-name", "Dave\u202e"], "", {}),
     "disable a user that does not exist": (["user", "disable", "nobody"], "", {}),
     "blank job title": (["job", "create", "   "], "", {}),
     "malformed VIDEOASSIST_PORT": (["migrate"], "", {"VIDEOASSIST_PORT": "eighty"}),

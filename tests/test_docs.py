@@ -48,6 +48,8 @@ DOC_JOB_ID = 1
 DOC_TARGET_ID = 2  # protocol.md: the customer's participant id
 DOC_USER_IDS = {1: "admin", 2: "staff", 3: "other"}  # api.md: user ids in paths
 DOC_KEY_ID = 2  # api.md: a live API key
+# api.md: customers' links the server sent: one withdrawn, one sent again.
+DOC_INVITE_IDS = {2: "withdrawn", 3: "resent"}
 DOC_CALL_ID = 1  # api.md: an ended call the expert (STAFF_TOKEN) was in
 
 
@@ -70,7 +72,8 @@ def _type_word(hint: Any) -> str:
         return "list"
     if Secret in typing.get_args(hint):
         return "secret"
-    return TYPE_WORDS[hint]
+    optional = [a for a in typing.get_args(hint) if a is not type(None)]
+    return TYPE_WORDS[optional[0] if len(optional) == 1 else hint]  # a path or none
 
 
 def test_every_setting_is_documented_and_every_documented_setting_exists() -> None:
@@ -495,8 +498,8 @@ async def test_protocol_examples_replay_through_the_real_server(server: Server) 
 # -- api.md ----------------------------------------------------------------------------
 
 HEADING = re.compile(r"^### (GET|POST|PUT|PATCH|DELETE) (/\S*)$", re.M)
-RESPONSE = re.compile(r"^(json|html|binary|text) response (\d{3})$")
-ID_IN_PATH = re.compile(r"^/api/(jobs|users|snapshots|keys|calls)/(\d+)(?=/|\?|$)")
+RESPONSE = re.compile(r"^(json|html|binary|text|css) response (\d{3})$")
+ID_IN_PATH = re.compile(r"^/api/(jobs|users|snapshots|keys|calls|invites)/(\d+)(?=/|\?|$)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -556,7 +559,10 @@ async def test_api_examples_replay_against_the_real_server(
         server_factory: ServerFactory) -> None:
     exchanges = api_exchanges()
     assert exchanges
-    server = await server_factory(metrics_token=Secret(METRICS_TOKEN))
+    # An SMTP server for the resend example to send through (nothing listens there: the
+    # sending, in the background, fails, and is given up when the server stops).
+    server = await server_factory(metrics_token=Secret(METRICS_TOKEN), smtp_host="127.0.0.1",
+                                  smtp_port=9, smtp_from="Acme Heating <assist@acme.example>")
     admin = await server.add_user("admin", username="admin")
     admin_token = await server.sign_in(admin.username)
     staff, staff_token = await server.staff("expert")
@@ -570,6 +576,15 @@ async def test_api_examples_replay_against_the_real_server(
     _, read_api_key = await apikeys.create(server.store, "BI", ["jobs:read"], "test", admin.id)
     live_key, _ = await apikeys.create(server.store, "ServiceNow", ["jobs:read"], "test",
                                        admin.id)
+    # The links the withdraw and resend examples name, as if the server had e-mailed them.
+    made: dict[str, int] = {}
+    for what in DOC_INVITE_IDS.values():
+        status, link, _ = await server.request(
+            "POST", f"/api/jobs/{job_id}/invites", token=staff_token,
+            json={"role": "customer", "name": "Mr Keller"})
+        assert status == 201, link
+        await server.store.invites.set_sent_to(link["id"], "keller@example.com")
+        made[what] = link["id"]
     tokens = {"STAFF_TOKEN": staff_token, "ADMIN_TOKEN": admin_token, "API_KEY": api_key,
               "READ_API_KEY": read_api_key, "METRICS_TOKEN": METRICS_TOKEN}
 
@@ -590,6 +605,8 @@ async def test_api_examples_replay_against_the_real_server(
             real = live_key.id
         elif kind == "calls" and number == DOC_CALL_ID:
             real = call_id
+        elif kind == "invites" and number in DOC_INVITE_IDS:
+            real = made[DOC_INVITE_IDS[number]]
         else:
             return path  # an id the examples mean to be unknown
         return f"/api/{kind}/{real}{path[match.end():]}"
@@ -625,6 +642,10 @@ async def test_api_examples_replay_against_the_real_server(
         if ex.kind == "html":
             assert answer_headers["Content-Type"].startswith("text/html"), where
             assert answer.lstrip().lower().startswith(ex.response.body.strip().lower()), where
+            continue
+        if ex.kind == "css":  # the brand's stylesheet, exactly
+            assert answer_headers["Content-Type"].startswith("text/css"), where
+            assert answer == ex.response.body.strip() + "\n", where
             continue
         if ex.kind == "text":  # metrics: every documented family, with its help and type
             assert answer_headers["Content-Type"].startswith("text/plain"), where

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +19,12 @@ from videoassist.storage.records import STAFF_ROLES, User
 logger = logging.getLogger(__name__)
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+NAME_MAX_LEN = 64
+# Unicode categories of characters a name may not hold (check_name): control (Cc),
+# format (Cf: the direction controls U+202A-U+202E, U+2066-U+2069, U+200E, U+200F,
+# U+061C, zero-width spaces and joiners, the byte order mark), surrogate, private use,
+# unassigned, line and paragraph separators.
+_NOT_SHOWN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def check_username(username: object) -> str:
@@ -27,6 +34,23 @@ def check_username(username: object) -> str:
             "starting with a letter or digit."
         )
     return username
+
+
+def check_name(value: str, field: str = "The name") -> str:
+    """A person's name as others will see it (a display name, whom a link is for), in
+    its composed form (NFC) and trimmed: 1 to ``NAME_MAX_LEN`` characters, at least one
+    letter or digit, and nothing that is not shown as itself: no control, format or
+    private-use character (the direction controls that could make it show reversed,
+    zero-width spaces and joiners that make two names look alike), no line or
+    paragraph separator, nothing unassigned."""
+    value = unicodedata.normalize("NFC", value).strip()
+    if not 1 <= len(value) <= NAME_MAX_LEN:
+        raise BadRequest(f"{field} must be 1 to {NAME_MAX_LEN} characters.")
+    if any(unicodedata.category(c) in _NOT_SHOWN for c in value):
+        raise BadRequest(f"{field} must not hold control or invisible characters.")
+    if not any(c.isalnum() for c in value):
+        raise BadRequest(f"{field} must hold a letter or a digit.")
+    return value
 
 
 def check_staff_role(role: object) -> str:
@@ -49,14 +73,17 @@ class SignInLimits:
     window_s: float
 
 
-async def add_user(store: Store, username: str, role: object, password: str | None) -> User:
+async def add_user(store: Store, username: str, role: object, password: str | None,
+                   display_name: str | None = None) -> User:
     check_username(username)
+    if display_name is not None:
+        display_name = check_name(display_name, "display_name")
     role = check_staff_role(role)
     password_hash = None
     if password is not None:
         check_policy(password)
         password_hash = await asyncio.to_thread(hash_password, password)
-    return await store.users.add(username, role, password_hash)
+    return await store.users.add(username, role, password_hash, display_name)
 
 
 async def set_password(store: Store, user_id: int, password: str) -> None:
@@ -179,6 +206,19 @@ async def change_role(store: Store, user: User, role: object, actor: str) -> Use
     await store.audit.record(actor, "user.role_changed", f"user:{user.id}",
                              before=user.role, after=role)
     logger.info("user %d role %s -> %s by %s", user.id, user.role, role, actor)
+    return changed
+
+
+async def rename(store: Store, user: User, display_name: str | None, actor: str) -> User:
+    """Set (None: clear) the name others see of a user. Nobody is signed out: a call
+    they are in shows the old name until they leave it and join again. The audit row says
+    that it changed, not to what (the name is the person's, the log is kept)."""
+    if display_name is not None:
+        display_name = check_name(display_name, "display_name")
+    if display_name == user.display_name:
+        return user
+    changed = await store.users.set_display_name(user.id, display_name)
+    await store.audit.record(actor, "user.renamed", f"user:{user.id}")
     return changed
 
 

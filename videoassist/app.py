@@ -45,9 +45,9 @@ from videoassist.appkeys import (
     MEDIA,
     METRICS,
     NODE,
-    NOTIFIER,
     PROXIES,
     REFUSALS,
+    SENDERS,
     SETTINGS,
     SIGNIN_LIMITS,
     SNAPSHOTS,
@@ -63,6 +63,7 @@ from videoassist.cluster.node import ThisNode
 from videoassist.cluster.proxy import WS_PATH, Proxies
 from videoassist.cluster.sweep import Sweeper, end_calls_of_gone_nodes
 from videoassist.config import Settings
+from videoassist.mail import Mailer
 from videoassist.media import aiortc_hooks
 from videoassist.media.candidates import CandidatePolicy, parse_networks
 from videoassist.media.ice import IcePolicy
@@ -71,6 +72,7 @@ from videoassist.media.router import MediaRouter
 from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
 from videoassist.refusals import Refusals
+from videoassist.sending import Senders
 from videoassist.signalling.connection import internal_websocket, websocket
 from videoassist.signalling.hub import Hub, JoinLimits
 from videoassist.signalling.mediastate import MediaStateWriter
@@ -256,10 +258,11 @@ async def _snapshots(app: web.Application) -> AsyncIterator[None]:
 
 async def _notifier(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    notifier = Notifier(settings.notify_url, settings.notify_timeout_s)
-    app[NOTIFIER] = notifier
+    senders = Senders(Notifier(settings.notify_url, settings.notify_timeout_s),
+                      Mailer(settings), settings.company_name)
+    app[SENDERS] = senders
     yield
-    await notifier.close()
+    await senders.close()
 
 
 def _delivers_webhooks(app: web.Application) -> bool:

@@ -18,7 +18,7 @@ from videoassist.storage import Store
 if TYPE_CHECKING:
     from videoassist.cluster.node import ThisNode
     from videoassist.cluster.proxy import Proxies
-    from videoassist.notify import Notifier
+    from videoassist.sending import Senders
     from videoassist.signalling.hub import Hub
     from videoassist.signalling.media import MediaPlane
     from videoassist.snapshots.service import SnapshotService
@@ -33,7 +33,7 @@ SIGNIN_LIMITS = web.AppKey("signin_limits", SignInLimits)
 # Audit rows for refusals anyone can cause, as counts per client and window.
 REFUSALS = web.AppKey("refusals", Refusals)
 HUB: web.AppKey[Hub] = web.AppKey("hub")
-NOTIFIER: web.AppKey[Notifier] = web.AppKey("notifier")
+SENDERS: web.AppKey[Senders] = web.AppKey("senders")
 MEDIA: web.AppKey[MediaPlane] = web.AppKey("media")
 # [True] from the first SIGTERM on (videoassist.serving): /readyz 503, no new joins.
 DRAINING = web.AppKey("draining", list[bool])

@@ -159,7 +159,8 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         password = sys.stdin.readline().rstrip("\r\n")
 
     async def work(store: Store) -> int:
-        user = await accounts.add_user(store, args.name, args.role, password)
+        user = await accounts.add_user(store, args.name, args.role, password,
+                                       args.display_name)
         await store.audit.record("cli", "user.created", f"user:{user.id}", role=user.role)
         print(f"added {user.role} {user.username!r} (id {user.id})")
         if password is None:
@@ -332,7 +333,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         counts = await retention.purge(store, settings, time.time())
         print(f"purged {counts['snapshots']} snapshots, {counts['messages']} chat messages "
-              f"and {counts['events']} events")
+              f"and {counts['events']} events; cleared {counts['names']} names")
         return 0
 
     return asyncio.run(_with_store(settings, work))
@@ -537,6 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     add = user.add_parser("add", parents=[common], help="add a staff account")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=STAFF_ROLES)
+    add.add_argument("--display-name", metavar="NAME",
+                     help="the name others see in calls (default: the username)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of stdin "
                           "(otherwise print a set-password link)")

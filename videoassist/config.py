@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import email.errors
+import email.headerregistry
+import email.utils
 import ipaddress
 import os
 import re
@@ -106,6 +109,20 @@ class Settings:
     )
     company_name: str = field(
         default="videoassist", metadata=_doc("Name shown to customers on the join page.")
+    )
+    brand_color: str = field(
+        default="#0a58ca",
+        metadata=_doc(
+            "Accent colour of every page (buttons, links, the focus of a choice), #rrggbb; "
+            "white text on it must be readable (contrast 4.5:1, WCAG AA)."
+        ),
+    )
+    brand_logo: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "The company's logo (PNG, JPEG, WebP or SVG, at most 512 KiB), shown beside its "
+            "name at the top of every page. Default: the name alone."
+        ),
     )
     session_ttl_s: int = field(default=12 * 3600, metadata=_doc("Staff session token lifetime."))
     invite_ttl_s: int = field(
@@ -250,6 +267,47 @@ class Settings:
     )
     notify_timeout_s: float = field(
         default=10.0, metadata=_doc("Timeout for one notify webhook delivery.")
+    )
+    smtp_host: str = field(
+        default="",
+        metadata=_doc(
+            "SMTP server the server sends invites to e-mail addresses through, itself "
+            "(the notify webhook then gets phone numbers only). Empty: off."
+        ),
+    )
+    smtp_port: int = field(
+        default=587, metadata=_doc("Port of the SMTP server (587: submission; 465: TLS).")
+    )
+    smtp_security: str = field(
+        default="starttls",
+        metadata=_doc(
+            "starttls (upgrade the connection, required), tls (TLS from the first byte, "
+            "port 465) or none (plain text: a relay on the same machine only). The "
+            "server's certificate is always verified."
+        ),
+    )
+    smtp_username: str = field(
+        default="", metadata=_doc("User name to sign in to the SMTP server; empty: none.")
+    )
+    smtp_password: Secret | None = field(
+        default=None, metadata=_doc("Password to sign in to the SMTP server.")
+    )
+    smtp_from: str = field(
+        default="",
+        metadata=_doc(
+            "The invites' From address, e.g. 'Acme Heating <assist@acme.example>'; "
+            "required with SMTP_HOST."
+        ),
+    )
+    smtp_ca_file: Path | None = field(
+        default=None,
+        metadata=_doc(
+            "CA certificates (PEM) the SMTP server's certificate is verified against, "
+            "instead of the system's: a company's own CA."
+        ),
+    )
+    smtp_timeout_s: float = field(
+        default=20.0, metadata=_doc("Timeout for one attempt at sending an e-mail.")
     )
     webhook_url: str = field(
         default="",
@@ -561,6 +619,8 @@ class Settings:
             raise ConfigError(f"{ENV_PREFIX}METRICS_TOKEN must be at least 16 characters")
         if self.notify_url and urlsplit(self.notify_url).scheme not in ("http", "https"):
             raise ConfigError(f"{ENV_PREFIX}NOTIFY_URL must be an http(s) URL")
+        self._check_smtp()
+        self._check_brand()
         if self.database_url is not None:
             db = urlsplit(self.database_url.reveal())
             if db.scheme not in ("postgresql", "postgres") or not db.path.strip("/"):
@@ -638,6 +698,61 @@ class Settings:
         """How many workers serve: ``workers``, or one per core this process may use."""
         return self.workers or len(os.sched_getaffinity(0))
 
+    def _check_brand(self) -> None:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", self.brand_color):
+            raise ConfigError(f"{ENV_PREFIX}BRAND_COLOR must be a colour as #rrggbb, got "
+                              f"{self.brand_color!r}")
+        contrast = contrast_with_white(self.brand_color)
+        if contrast < MIN_CONTRAST:
+            raise ConfigError(f"{ENV_PREFIX}BRAND_COLOR {self.brand_color} is too light for "
+                              f"the white text on its buttons (contrast {contrast:.2f}:1, "
+                              f"at least {MIN_CONTRAST}:1 is readable): take a darker shade")
+        if self.brand_logo is not None:
+            if self.brand_logo.suffix.lower() not in LOGO_TYPES:
+                raise ConfigError(f"{ENV_PREFIX}BRAND_LOGO must be a "
+                                  f"{', '.join(sorted(LOGO_TYPES))} file, got {self.brand_logo}")
+            try:
+                size = self.brand_logo.stat().st_size
+            except OSError as exc:
+                raise ConfigError(f"{ENV_PREFIX}BRAND_LOGO {self.brand_logo} cannot be read "
+                                  f"({exc.strerror})") from None
+            if size > LOGO_MAX_BYTES:
+                raise ConfigError(f"{ENV_PREFIX}BRAND_LOGO {self.brand_logo} is {size} bytes, "
+                                  f"more than {LOGO_MAX_BYTES}")
+
+    def _check_smtp(self) -> None:
+        if self.smtp_security not in ("starttls", "tls", "none"):
+            raise ConfigError(f"{ENV_PREFIX}SMTP_SECURITY must be starttls, tls or none, "
+                              f"got {self.smtp_security!r}")
+        if not 1 <= self.smtp_port <= 65535:
+            raise ConfigError(f"{ENV_PREFIX}SMTP_PORT must be 1..65535, got {self.smtp_port}")
+        if self.smtp_timeout_s <= 0:
+            raise ConfigError(f"{ENV_PREFIX}SMTP_TIMEOUT_S must be positive")
+        if not self.smtp_host:
+            return
+        try:
+            addresses = email.utils.getaddresses([self.smtp_from])
+            sender = (email.headerregistry.Address(addr_spec=addresses[0][1])
+                      if len(addresses) == 1 and not any(c in self.smtp_from for c in "\r\n")
+                      else None)
+        except (ValueError, IndexError, email.errors.HeaderParseError):
+            sender = None
+        if sender is None or not sender.domain:
+            raise ConfigError(f"{ENV_PREFIX}SMTP_FROM must be the invites' sender address "
+                              "('Acme Heating <assist@acme.example>'), "
+                              f"got {self.smtp_from!r}")
+        if self.smtp_password is not None and not self.smtp_username:
+            raise ConfigError(f"{ENV_PREFIX}SMTP_PASSWORD is set without SMTP_USERNAME")
+        if self.smtp_security == "none" and self.smtp_host not in LOOPBACK_HOSTS:
+            raise ConfigError(f"{ENV_PREFIX}SMTP_SECURITY=none sends the live links in plain "
+                              f"text: only to a relay on this machine ({', '.join(LOOPBACK_HOSTS)}"
+                              f"), got {self.smtp_host!r}; use starttls or tls")
+        if self.smtp_username and self.smtp_security == "none":
+            raise ConfigError(f"{ENV_PREFIX}SMTP_USERNAME with SMTP_SECURITY=none would send "
+                              "the password in plain text: use starttls or tls")
+        if self.smtp_ca_file is not None and not self.smtp_ca_file.is_file():
+            raise ConfigError(f"{ENV_PREFIX}SMTP_CA_FILE {self.smtp_ca_file} is not a file")
+
     @property
     def database_path(self) -> Path:
         """The SQLite database file (used when ``database_url`` is not set)."""
@@ -653,6 +768,28 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+# The brand: its colour carries white text at least this readably (WCAG AA, normal
+# text); its logo, of these types and at most this large.
+MIN_CONTRAST = 4.5
+LOGO_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+              ".webp": "image/webp", ".svg": "image/svg+xml"}
+LOGO_MAX_BYTES = 512 * 1024
+
+
+def contrast_with_white(color: str) -> float:
+    """The WCAG 2 contrast ratio of white against ``color`` (#rrggbb)."""
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    luminance = 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
+    return 1.05 / (luminance + 0.05)
+
+
+# Where SMTP without TLS may go: a relay on this machine.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 def _is_unspecified(item: str) -> bool:

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from videoassist.accounts import check_name
 from videoassist.auth.links import hash_link_token, new_link_token
 from videoassist.config import Settings
-from videoassist.errors import BadRequest, Conflict, Gone
+from videoassist.errors import BadRequest, Conflict, Gone, NotFound
 from videoassist.storage import Store
 from videoassist.storage.records import INVITE_ROLES, Invite, Job, User
+
+if TYPE_CHECKING:  # the command line makes links too, without aiohttp (notify, mail)
+    from videoassist.sending import Channel, Senders
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +42,13 @@ def check_ttl(settings: Settings, ttl_s: object) -> int:
 
 async def create_join_link(
     store: Store, settings: Settings, job: Job, role: object, ttl_s: object, actor: str,
-    created_by: int | None,
+    created_by: int | None, name: str | None = None,
 ) -> Link:
+    """A join link for ``job``; ``name``: whom it is for, the name the call shows for
+    them instead of their role. The name is not in the audit log nor in the link's own
+    events (it is personal data: retention clears it, ``Jobs.purge``)."""
+    if name is not None:
+        name = check_name(name, "name")
     if role not in INVITE_ROLES:
         raise BadRequest(f"role must be one of {', '.join(INVITE_ROLES)}.")
     assert isinstance(role, str)
@@ -48,11 +58,84 @@ async def create_join_link(
     token = new_link_token()
     token_hash = hash_link_token(token)
     assert token_hash is not None
-    invite = await store.invites.create_join(token_hash, job.id, role, ttl, created_by)
+    invite = await store.invites.create_join(token_hash, job.id, role, ttl, created_by, name)
     await store.jobs.add_event(job.id, "invite.created", {"invite": invite.id, "role": role})
     await store.audit.record(actor, "invite.created", f"job:{job.id}", invite=invite.id,
                              role=role, expires_at=invite.expires_at)
     return Link(f"{settings.public_url}/join#{token}", invite)
+
+
+async def send(store: Store, senders: Senders, to: str, job_title: str, link: Link
+               ) -> Channel | None:
+    """Send a link just made to ``to`` (``sending.recipient``) in the background, and
+    remember where it went, for ``resend``: the channel, or None (not sent)."""
+    channel = senders.send(to, job_title, link.url, link.invite)
+    if channel is not None:
+        await store.invites.set_sent_to(link.invite.id, to)
+    return channel
+
+
+async def resend(store: Store, settings: Settings, senders: Senders, invite: Invite,
+                 job: Job, by: User) -> tuple[Link, Channel | None]:
+    """Send a new link where an unused one was sent (``sent_to``), for the same role and
+    name, valid for the default time, in its place: for a link that expired before it
+    was used, or never arrived. The old one is withdrawn first, on the condition that
+    it is still unused and not withdrawn, so that a customer opening it meanwhile
+    keeps it (409) and two resends at once send one link."""
+    if invite.used_at is not None:
+        raise Conflict("This link was used: make a new one to invite someone again.")
+    if invite.revoked_at is not None:
+        raise Conflict("This link was withdrawn: make a new one.")
+    if invite.sent_to is None:
+        raise Conflict("This link was not sent by the server: make a new one, and send or "
+                       "show it.")
+    if senders.channel_for(invite.sent_to) is None:
+        raise Conflict(f"This server no longer sends links to {invite.sent_to}: make a new "
+                       "link, and send or show it.")
+    actor = f"user:{by.id}"
+    if await store.invites.withdraw_unused(invite.id) is None:
+        raise Conflict("This link was used or withdrawn meanwhile.")
+    await _withdrawn(store, invite, job, actor)
+    link = await create_join_link(store, settings, job, invite.role, None, actor, by.id,
+                                  invite.name)
+    return link, await send(store, senders, invite.sent_to, job.title, link)
+
+
+async def withdraw(store: Store, invite: Invite, job: Job, actor: str) -> Invite:
+    """Withdraw a join link (staff, in the console), used or not: the caller removes
+    whoever came by it from this process's call; the other processes' watchers do the
+    same. One already withdrawn is answered as it is."""
+    withdrawn = await store.invites.revoke(invite.id)
+    if withdrawn is None:  # withdrawn already (or at once by someone else)
+        current = await store.invites.get(invite.id)
+        return current if current is not None else invite
+    await _withdrawn(store, withdrawn, job, actor)
+    return withdrawn
+
+
+async def _withdrawn(store: Store, invite: Invite, job: Job, actor: str) -> None:
+    await store.jobs.add_event(job.id, "invite.withdrawn",
+                               {"invite": invite.id, "role": invite.role, "by": _user_of(actor)})
+    await store.audit.record(actor, "invite.withdrawn", f"job:{job.id}", invite=invite.id,
+                             used=invite.used_at is not None)
+
+
+def _user_of(actor: str) -> int | None:
+    kind, _, number = actor.partition(":")
+    return int(number) if kind == "user" and number.isdigit() else None
+
+
+async def inviter_name(store: Store, invite: Invite) -> str | None:
+    """The name of whoever made a link, as the call shows it (their display name, else
+    their username): the person its holder expects. None if the command line made it,
+    or the account is gone or disabled."""
+    if invite.created_by is None:
+        return None
+    try:
+        user = await store.users.get(invite.created_by)
+    except NotFound:
+        return None
+    return user.name if user.active else None
 
 
 async def create_password_link(

@@ -71,27 +71,27 @@ async def _events_with_who(store: Store, job_id: int,
     authors = {s.id: s.author.name for s in snapshots}
     users: dict[int, str | None] = {}
 
-    async def username(user_id: object) -> str | None:
+    async def name_of(user_id: object) -> str | None:
         if not isinstance(user_id, int):
             return None
         if user_id not in users:
             try:
-                users[user_id] = (await store.users.get(user_id)).username
+                users[user_id] = (await store.users.get(user_id)).name
             except NotFound:
                 users[user_id] = None
         return users[user_id]
 
     for event in events:
         data, who = event["data"], None
-        if event["type"] in ("job.created", "job.closed"):
-            who = await username(data.get("by"))
+        if event["type"] in ("job.created", "job.closed", "invite.withdrawn"):
+            who = await name_of(data.get("by"))
         elif event["type"] in ("participant.joined", "participant.left"):
             who = data.get("name")
         elif event["type"] in ("snapshot.saved", "snapshot.annotated"):
             who = authors.get(data.get("snapshot"))
         elif event["type"] == "invite.created" and isinstance(data.get("invite"), int):
             invite = await store.invites.get(data["invite"])
-            who = await username(invite.created_by) if invite else None
+            who = await name_of(invite.created_by) if invite else None
         event["who"] = who
     return events
 

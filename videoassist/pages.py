@@ -3,18 +3,45 @@ and mail scanners fetch links before people do."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from videoassist.appkeys import SETTINGS
+from videoassist.config import LOGO_TYPES
 
 routes = web.RouteTableDef()
 
 
 def _context(request: web.Request, **extra: Any) -> dict[str, Any]:
-    return {"company": request.app[SETTINGS].company_name, **extra}
+    settings = request.app[SETTINGS]
+    return {"company": settings.company_name, "logo": settings.brand_logo is not None,
+            **extra}
+
+
+@routes.get("/brand.css")
+async def brand_css(request: web.Request) -> web.Response:
+    """The company's colour, for every page (after app.css): a stylesheet of its own,
+    because the pages' Content-Security-Policy admits no inline style. Checked at start
+    (``Settings``): #rrggbb, readable under white text."""
+    color = request.app[SETTINGS].brand_color
+    return web.Response(text=f":root {{ --accent: {color}; }}\n", content_type="text/css")
+
+
+@routes.get("/brand/logo")
+async def brand_logo(request: web.Request) -> web.StreamResponse:
+    """The company's logo (``VIDEOASSIST_BRAND_LOGO``), or 404 without one. An SVG is
+    served as an image, and the pages only ever show it in an <img>: a script in it
+    never runs (nor could, under the pages' Content-Security-Policy)."""
+    path = request.app[SETTINGS].brand_logo
+    if path is None:
+        raise web.HTTPNotFound()
+    body = await asyncio.to_thread(path.read_bytes)
+    return web.Response(body=body, content_type=LOGO_TYPES[path.suffix.lower()],
+                        headers={"Content-Security-Policy": "default-src 'none'; "
+                                 "style-src 'unsafe-inline'; sandbox"})
 
 
 @routes.get("/")

@@ -1,4 +1,5 @@
-"""Retention: snapshots, chat and events older than a job's retention are purged.
+"""Retention: snapshots, chat and events older than a job's retention are purged, and
+the names its join links were made out to (a customer's) are cleared.
 
 A job's own ``retention_days`` wins over ``VIDEOASSIST_RETENTION_DAYS``; with
 neither, nothing of it is purged. Snapshots go by the time their frame was
@@ -23,7 +24,7 @@ async def purge(store: Store, settings: Settings, now: float) -> dict[str, int]:
     counts, snapshot_ids = await store.jobs.purge(now, settings.retention_days or None)
     if any(counts.values()):
         logger.info("retention purged %(snapshots)d snapshots, %(messages)d messages and "
-                    "%(events)d events", counts)
+                    "%(events)d events, and cleared %(names)d names", counts)
         await store.audit.record("system", "retention.purged", None, **counts,
                                  snapshot_ids=snapshot_ids)
     return counts

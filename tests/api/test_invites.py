@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.support.server import Server
+from tests.support.server import Server, receive
 
 BOTS = [
     "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
@@ -132,3 +132,61 @@ async def test_invites_need_a_staff_session_and_a_real_job(server: Server) -> No
     status, _, _ = await server.request("POST", "/api/jobs/9999/invites", token=token,
                                         json={"role": "customer"})
     assert status == 404
+
+
+async def test_a_jobs_links_are_listed_and_withdrawn_and_whoever_came_by_one_leaves(
+        server: Server) -> None:
+    token, job_id = await _setup(server)
+    unused = await server.invite(token, job_id, name="Mr Keller")
+    used = await server.invite(token, job_id, role="technician")
+    status, redeemed = await server.redeem(used)
+    assert status == 200, redeemed
+    ws, _ = await server.join_call(redeemed["token"])
+    status, body, _ = await server.request("GET", f"/api/jobs/{job_id}/invites", token=token)
+    assert status == 200, body
+    assert [(i["role"], i["name"], i["state"]) for i in body["invites"]] == [
+        ("technician", None, "used"), ("customer", "Mr Keller", "open")]
+    used_id, unused_id = (i["id"] for i in body["invites"])
+    assert "url" not in body["invites"][0]  # the server has only the link's hash
+
+    # Withdrawn unused: it no longer opens. Withdrawn used: its technician is out.
+    status, body, _ = await server.request("POST", f"/api/invites/{unused_id}/withdraw",
+                                           token=token)
+    assert (status, body["invite"]["state"], body["participants_removed"]) == (
+        200, "withdrawn", 0)
+    assert (await server.redeem(unused))[0] == 410
+    status, body, _ = await server.request("POST", f"/api/invites/{used_id}/withdraw",
+                                           token=token)
+    assert (status, body["participants_removed"]) == (200, 1), body
+    error = await receive(ws, skip=("participant.joined",))
+    assert error["code"] == "link_revoked", error
+    # Again: nothing changes. Neither can be resent (the server sent neither).
+    status, again, _ = await server.request("POST", f"/api/invites/{used_id}/withdraw",
+                                            token=token)
+    assert (status, again["invite"]["revoked_at"]) == (200, body["invite"]["revoked_at"])
+    for invite_id in (used_id, unused_id):
+        status, body, _ = await server.request("POST", f"/api/invites/{invite_id}/resend",
+                                               token=token)
+        assert status == 409, body
+    # The timeline says who withdrew them; no name in the audit log.
+    status, job, _ = await server.request("GET", f"/api/jobs/{job_id}", token=token)
+    withdrawn = [e for e in job["events"] if e["type"] == "invite.withdrawn"]
+    assert len(withdrawn) == 2 and all(e["who"] for e in withdrawn), withdrawn
+    rows = await server.store.db.fetchall(
+        "SELECT detail FROM audit_log WHERE action = 'invite.withdrawn'")
+    assert len(rows) == 2 and not any("Keller" in str(r) for r in rows)
+    # Not a link of a job: someone's set-password link, or none, is no join link; the
+    # set-password link still works after both tries.
+    user = await server.add_user("technician", password=None)
+    password_link = await server.password_link(user)
+    [(password_id,)] = await server.store.db.fetchall(
+        "SELECT id FROM invites WHERE purpose = 'password' AND user_id = ?", (user.id,))
+    for path in (f"/api/invites/{password_id}/withdraw", f"/api/invites/{password_id}/resend",
+                 "/api/invites/999999/withdraw", "/api/invites/0/resend"):
+        status, _, _ = await server.request("POST", path, token=token)
+        assert status == 404, path
+    status, body, _ = await server.request(
+        "POST", "/api/password", json={"token": password_link, "password": "a long new password"})
+    assert status == 200, body
+    status, _, _ = await server.request("GET", f"/api/jobs/{job_id}/invites")
+    assert status == 401

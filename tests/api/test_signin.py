@@ -10,7 +10,9 @@ async def test_sign_in_returns_a_session_that_works(server: Server) -> None:
     status, body, _ = await server.request(
         "POST", "/api/session", json={"username": user.username, "password": PASSWORD})
     assert status == 200
-    assert body["user"] == {"id": user.id, "username": user.username, "role": "expert"}
+    assert body["user"] == {"id": user.id, "username": user.username, "role": "expert",
+                            "display_name": None, "name": user.username}
+    assert body["sending"] == {"email": None, "sms": None}
     status, me, _ = await server.request("GET", "/api/session", token=body["token"])
     assert (status, me["user"]["id"]) == (200, user.id)
 

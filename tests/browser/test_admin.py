@@ -20,7 +20,13 @@ from playwright.async_api import BrowserContext, Dialog, Page, expect
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import seed
-from tests.support.browser import DESKTOP, assert_usable, screenshots, watch_errors
+from tests.support.browser import (
+    DESKTOP,
+    assert_accessible,
+    assert_usable,
+    screenshots,
+    watch_errors,
+)
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD
 from videoassist.storage import Store
@@ -113,6 +119,7 @@ async def test_a_disabled_technician_is_signed_out_within_a_second(
     # The admin adds a technician; the page shows their one-time link.
     await admin.click('[data-action="view-people"]')
     await admin.fill("#user-form [name=username]", "sam")
+    await admin.fill("#user-form [name=display_name]", "Sam Okoro")
     await admin.select_option("#user-form [name=role]", "technician")
     await admin.click('[data-action="user-add"]')
     link_text = admin.locator('[data-region="user-link"]')
@@ -121,7 +128,10 @@ async def test_a_disabled_technician_is_signed_out_within_a_second(
     assert link, await link_text.inner_text()
     row = admin.locator('[data-region="users"] tr[data-username="sam"]')
     await expect(row.locator("[data-state]")).to_contain_text("no password yet")
+    shown = row.locator('[data-action="user-display-name"]')
+    await expect(shown).to_have_value("Sam Okoro")
     await assert_usable(admin, "admin people")
+    await assert_accessible(admin, "admin people")
 
     # The technician sets a password, signs in and joins the job's call.
     tech = await browser.new_page()
@@ -139,7 +149,7 @@ async def test_a_disabled_technician_is_signed_out_within_a_second(
     # The admin sees them in the call, media up.
     sam_id = await row.get_attribute("data-user")
     person = admin.locator(f'[data-region="live-calls"] li[data-user="{sam_id}"]')
-    await expect(person).to_contain_text("sam (technician)")
+    await expect(person).to_contain_text("Sam Okoro · Technician")
     await expect(person).not_to_contain_text("no media yet", timeout=15_000)
     await expect(row.locator("[data-state]")).to_contain_text("in a call")
     await screenshots(admin, "admin-people")
@@ -271,6 +281,13 @@ async def test_keys_audit_roles_and_resets_in_the_console(
     await lee.locator('[data-action="user-role"]').select_option("expert")
     await expect(page.locator('[data-region="status"]')).to_have_text(
         "lee is now expert; they sign in again.")
+    # Renamed in place: nobody signed out; cleared, the username shows again.
+    name_field = lee.locator('[data-action="user-display-name"]')
+    await name_field.fill("Lee Ahn")
+    await name_field.press("Enter")
+    await expect(page.locator('[data-region="status"]')).to_have_text(
+        "lee is shown as Lee Ahn in calls they join")
+    await expect(name_field).to_have_value("Lee Ahn")
     await expect(lee.locator('[data-action="user-role"]')).to_have_value("expert")
     await lee.locator('[data-action="user-reset"]').click()
     await expect(page.locator('[data-region="user-link"]')).to_contain_text(

@@ -45,6 +45,7 @@ from tests.support.browser import (
     drag,
     end_call_for_all,
     frames_grow,
+    open_chat,
     scan_profile,
     screenshots,
     sign_in_expert,
@@ -158,6 +159,7 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
     await expert.fill("#call [name=message]", CHAT_CANARY)
     await expert.click('[data-action="chat-send"]')
     await expect(customer.locator('[data-region="chat"]')).to_contain_text(CHAT_CANARY)
+    await open_chat(customer)
     await customer.locator("[name=message]").fill(REPLY_CANARY)
     await customer.locator('[data-action="chat-send"]').tap()
     await expect(expert.locator('#call [data-region="chat"]')).to_contain_text(REPLY_CANARY)

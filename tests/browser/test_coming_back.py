@@ -44,6 +44,7 @@ from tests.support.browser import (
     drag,
     end_call_for_all,
     frames_grow,
+    open_chat,
     scan_profile,
     sign_in_expert,
     watch_errors,
@@ -147,6 +148,7 @@ async def test_a_customer_who_reloads_is_back_in_the_call_and_nothing_stays_on_t
         await expert.click('[data-action="chat-send"]')
         chat = customer.locator('[data-region="chat"]')
         await expect(chat).to_contain_text(CHAT_CANARY)
+        await open_chat(customer)
         await customer.locator("[name=message]").fill(REPLY_CANARY)
         await customer.locator('[data-action="chat-send"]').tap()
         await expect(expert.locator('#call [data-region="chat"]')).to_contain_text(REPLY_CANARY)
@@ -362,6 +364,7 @@ async def test_a_message_typed_while_the_socket_is_down_arrives_once_or_is_marke
 
         await set_offline(customer, True)
         await expect(status).to_have_text(re.compile("No network|Connection lost|Reconnecting"))
+        await open_chat(customer)
         await customer.locator("[name=message]").fill("Typed in the cellar")
         await customer.locator('[data-action="chat-send"]').click()
         line = chat.locator("p", has_text="Typed in the cellar")
@@ -381,6 +384,7 @@ async def test_a_message_typed_while_the_socket_is_down_arrives_once_or_is_marke
         # can go, and it says so.
         await set_offline(customer, True)
         await expect(status).to_have_text(re.compile("No network|Connection lost|Reconnecting"))
+        await open_chat(customer)
         await customer.locator("[name=message]").fill("Typed as the job closed")
         await customer.locator('[data-action="chat-send"]').click()
         job = (await customer.evaluate(RECEIVED, "joined"))[0]["job"]["id"]

@@ -36,6 +36,7 @@ from tests.support.browser import (
     drag,
     end_call_for_all,
     frames_grow,
+    open_chat,
     screenshots,
     sign_in_expert,
     watch_errors,
@@ -148,6 +149,7 @@ async def test_a_technician_snapshots_their_camera_and_writes_notes(
     await expect(figure).to_have_count(1)
     await expect(figure.locator("figcaption")).to_contain_text("Technician's camera")
 
+    await open_chat(technician)
     await technician.fill("#note-form [name=text]", "Fan blade cracked, bring a new one.")
     await technician.click('[data-action="note-add"]')
     await expect(technician.locator('[data-region="notes"]')).to_contain_text(
@@ -236,7 +238,7 @@ async def test_a_customer_who_refuses_the_camera_can_still_talk_in_chat(
     await page.locator('[data-action="join"]').click()
     await expect(page.locator('[data-region="status"]')).to_contain_text(
         "Camera and microphone are blocked")
-    await expect(page.locator('[data-action="chat-send"]')).to_be_visible()
+    await open_chat(page)
     await page.fill("[name=message]", "I can't get the camera to work")
     await page.click('[data-action="chat-send"]')
     await expect(page.locator('[data-region="chat"]')).to_contain_text("camera to work")

@@ -87,7 +87,7 @@ async def test_first_run_setup_sign_in_job_and_invite(
     await page.click('[data-action="sign-in"]')
     await expect(page.locator("#jobs")).to_be_visible()
     await expect(page.locator("#signin")).to_be_hidden()
-    await expect(page.locator("#who")).to_have_text("admin (admin)")
+    await expect(page.locator("#who")).to_have_text("admin · Admin")
 
     await page.fill("[name=title]", "Boiler makes a noise")
     await page.fill("[name=external_ref]", "WO-1")
@@ -117,7 +117,9 @@ async def test_first_run_setup_sign_in_job_and_invite(
     await page.fill("#invite-form [name=to]", "+44 7700 900123")
     await page.click('[data-action="invite-technician"]')
     await expect(page.locator('[data-region="status"]')).to_contain_text(
-        "Not sent to +44 7700 900123: this server has no SMS or e-mail gateway set up")
+        "Not sent to +44 7700 900123: this server has no text message gateway set up")
+    await expect(page.locator('[data-region="invite-channels"]')).to_have_text(
+        "This server sends no links itself: copy the link or show the QR code.")
     await expect(page.locator("#invite-form [name=to]")).to_have_value("+44 7700 900123")
     await expect(invite).not_to_have_text(join_link)  # a new link, the technician's
 

@@ -41,6 +41,7 @@ from tests.support.browser import (
     RECORD_PEER_CONNECTIONS,
     frames_grow,
     join_page,
+    open_chat,
     scan_profile,
     sign_in_expert,
     watch_errors,
@@ -441,6 +442,7 @@ async def test_a_link_that_drops_to_100_kbit_for_20_s_degrades_and_comes_back_by
         assert degraded["reason"] in ("low_bandwidth", "packet_loss"), degraded
 
         typed = time.monotonic()
+        await open_chat(page)
         await page.locator("[name=message]").fill("Typed on a thin link")
         await page.locator('[data-action="chat-send"]').click()
         async with asyncio.timeout(CHAT_WITHIN_S):

@@ -375,7 +375,7 @@ async def test_without_retention_nothing_is_purged(party: Party) -> None:
     server = party.server
     snapshot_id = await party.snapshot([])
     counts = await retention.purge(server.store, server.settings, server.clock() + 3650 * DAY)
-    assert counts == {"snapshots": 0, "messages": 0, "events": 0}
+    assert counts == {"snapshots": 0, "messages": 0, "events": 0, "names": 0}
     assert (await server.store.snapshots.get(snapshot_id)).id == snapshot_id
 
 

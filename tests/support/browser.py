@@ -36,6 +36,7 @@ FLAGS = [
 ]
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE_LANDSCAPE: ViewportSize = {"width": 844, "height": 390}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # The browser tests stop servers with calls still up: no drain, the calls are closed at
 # once (1001 server_shutdown) and the process exits 0. Draining is tests/test_serving.py's.
@@ -46,10 +47,14 @@ Served = Callable[..., ServeProcess]
 
 
 async def screenshots(page: Page, name: str) -> None:
-    """Save ``test-artifacts/NAME-phone.png`` and ``NAME-desktop.png``; end at phone size."""
+    """Save ``test-artifacts/NAME-phone.png``, ``NAME-landscape.png`` and
+    ``NAME-desktop.png``, each checked by axe-core first (``assert_accessible``): every
+    face the tests photograph is checked against WCAG 2.2 AA at each size. Ends at
+    phone size."""
     ARTIFACTS.mkdir(exist_ok=True)
-    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+    for label, size in (("phone", PHONE), ("landscape", PHONE_LANDSCAPE), ("desktop", DESKTOP)):
         await page.set_viewport_size(size)
+        await assert_accessible(page, f"{name} ({label})")
         await page.screenshot(path=ARTIFACTS / f"{name}-{label}.png", full_page=True)
     await page.set_viewport_size(PHONE)
 
@@ -218,6 +223,40 @@ async def assert_usable(page: Page, face: str) -> None:
     unnamed = [c for c in controls if not c["name"] and c["what"] != "message"]
     assert not unnamed, (face, unnamed)
     assert all(c["tabindex"] <= 0 for c in controls), (face, controls)
+
+
+# axe-core (npm, package.json): the accessibility rules the pages are checked against.
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+AXE_RUN = """(tags) => axe.run(document, {runOnly: {type: "tag", values: tags},
+    resultTypes: ["violations"]}).then((result) => result.violations.map((v) => ({
+      rule: v.id, impact: v.impact, help: v.help,
+      where: v.nodes.slice(0, 4).map((n) => `${n.target.join(" ")}: ${n.failureSummary}`),
+    })))"""
+
+
+async def assert_accessible(page: Page, state: str) -> None:
+    """axe-core finds no violation of WCAG 2.2 at levels A and AA on the page as it is
+    now (``state`` names it in the failure). Loaded through the DevTools protocol, as
+    a test's own script: the page's Content-Security-Policy admits no inline script."""
+    if not await page.evaluate("typeof window.axe === 'object'"):
+        await page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
+    violations = await page.evaluate(AXE_RUN, WCAG_22_AA)
+    if violations:
+        said = "\n".join(f"- {v['rule']} ({v['impact']}): {v['help']}\n    "
+                         + "\n    ".join(v["where"]) for v in violations)
+        raise AssertionError(f"axe-core, {state}:\n{said}")
+
+
+async def open_chat(page: Page) -> None:
+    """On a phone in its call, where the picture fills the screen, tap Chat: the chat
+    form and the rest of the page come back below a smaller picture."""
+    panel = page.locator('[data-action="panel"]')
+    if await panel.is_visible() and await panel.get_attribute("aria-pressed") != "true":
+        await panel.click()
+    send = page.locator('[data-action="chat-send"]')
+    await send.scroll_into_view_if_needed()
+    await expect(send).to_be_in_viewport()
 
 
 async def sign_in_expert(page: Page, serve: ServeProcess) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from videoassist.accounts import NAME_MAX_LEN, check_name
 from videoassist.errors import BadRequest, PayloadTooLarge
 from videoassist.storage.records import storable
 
@@ -58,3 +59,10 @@ def int_param(raw: str, name: str) -> int:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:  # not "²" or "٣"
         raise BadRequest(f"{name} must be a positive whole number.")
     return int(raw)
+
+
+def name_field(body: dict[str, Any], name: str) -> str | None:
+    """A person's name as others will see it (``accounts.check_name``): None when
+    absent, null or empty (no name)."""
+    value = text_field(body, name, max_len=NAME_MAX_LEN, required=False)
+    return None if value is None else check_name(value, name)

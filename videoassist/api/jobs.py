@@ -109,7 +109,7 @@ async def add_note(request: web.Request) -> web.Response:
     assert text is not None
     store = request.app[STORE]
     await store.jobs.get(job_id)
-    note = await store.jobs.add_note(job_id, user.id, user.username, text)
+    note = await store.jobs.add_note(job_id, user.id, user.name, text)
     return web.json_response(note.public(), status=201)
 
 

@@ -78,6 +78,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every response, static files and errors included."""
+    """on_response_prepare: every response, static files and errors included. A
+    response with a stricter Content-Security-Policy of its own (the brand's logo,
+    pages.brand_logo) keeps it."""
     for name, value in SECURITY_HEADERS.items():
+        if name == "Content-Security-Policy" and name in response.headers:
+            continue
         response.headers[name] = value

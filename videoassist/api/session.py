@@ -7,7 +7,7 @@ from aiohttp import web
 from videoassist import accounts, invitations
 from videoassist.api.body import read_json, text_field
 from videoassist.api.guard import client_address, staff_user
-from videoassist.appkeys import REFUSALS, SETTINGS, SIGNIN_LIMITS, STORE, TOKENS
+from videoassist.appkeys import REFUSALS, SENDERS, SETTINGS, SIGNIN_LIMITS, STORE, TOKENS
 from videoassist.auth.passwords import MAX_LENGTH, check_policy
 from videoassist.errors import BadRequest, Unauthorized
 from videoassist.storage.records import User
@@ -19,7 +19,8 @@ def _session(request: web.Request, user: User) -> web.Response:
     token, expires_at = request.app[TOKENS].issue_staff(
         user.id, user.role, request.app[SETTINGS].session_ttl_s, user.session_version
     )
-    return web.json_response({"token": token, "expires_at": expires_at, "user": user.public()})
+    return web.json_response({"token": token, "expires_at": expires_at, "user": user.public(),
+                              "sending": request.app[SENDERS].channels()})
 
 
 @routes.post("/api/session")
@@ -40,7 +41,7 @@ async def sign_in(request: web.Request) -> web.Response:
 @routes.get("/api/session")
 async def whoami(request: web.Request) -> web.Response:
     user = await staff_user(request)
-    return web.json_response({"user": user.public()})
+    return web.json_response({"user": user.public(), "sending": request.app[SENDERS].channels()})
 
 
 @routes.post("/api/password")

@@ -69,7 +69,7 @@ async def annotate_again(request: web.Request) -> web.Response:
     if "shapes" not in body:
         raise BadRequest("shapes is required.")
     shapes = check_shapes(body["shapes"])
-    author = Author(user.username, user.role, None, user.id)
+    author = Author(user.name, user.role, None, user.id)
     transport = request.transport
     snapshot = await request.app[SNAPSHOTS].annotate(
         _id(request), author, shapes, body.get("caption"),

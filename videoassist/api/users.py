@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from videoassist import accounts, invitations
-from videoassist.api.body import int_param, read_json, text_field
+from videoassist.api.body import int_param, name_field, read_json, text_field
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import CLOCK, HUB, SETTINGS, STORE
 from videoassist.errors import BadRequest, Conflict
@@ -43,8 +43,9 @@ async def add_user(request: web.Request) -> web.Response:
     body = await read_json(request)
     username = text_field(body, "username", max_len=64)
     assert username is not None
+    display_name = name_field(body, "display_name")
     store, settings = request.app[STORE], request.app[SETTINGS]
-    user = await accounts.add_user(store, username, body.get("role"), None)
+    user = await accounts.add_user(store, username, body.get("role"), None, display_name)
     await store.audit.record(f"user:{admin.id}", "user.created", f"user:{user.id}",
                              role=user.role)
     link = await invitations.create_password_link(
@@ -73,22 +74,33 @@ async def disable_user(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/users/{id}")
-async def change_role(request: web.Request) -> web.Response:
-    """{"role": ...}: the user is signed out everywhere and signs in again as that."""
+async def change_user(request: web.Request) -> web.Response:
+    """{"role": ...} and/or {"display_name": ...}: a new role signs the user out
+    everywhere (they sign in again as that); a new display name (null or "": none, the
+    username shows) signs nobody out."""
     admin = await staff_user(request, "admin")
     user_id = int_param(request.match_info["id"], "user id")
     body = await read_json(request)
-    if set(body) != {"role"}:
-        raise BadRequest("Send {\"role\": ...}: the role is the only thing to change.")
+    if not body or not set(body) <= {"role", "display_name"}:
+        raise BadRequest("Send {\"role\": ...} and/or {\"display_name\": ...}: nothing "
+                         "else of a user changes.")
     store = request.app[STORE]
     user = await store.users.get(user_id)
-    if user.id == admin.id:
-        raise BadRequest("You cannot change your own role.")
-    since = request.app[CLOCK]()
-    changed = await accounts.change_role(store, user, body["role"], f"user:{admin.id}")
-    closed = 0
-    if changed.role != user.role:
-        closed = await accounts.sign_out_connections(store, user, request.app[HUB], since)
+    # Everything checked before anything changes: all of it is done, or none.
+    display_name = name_field(body, "display_name")
+    if "role" in body:
+        accounts.check_staff_role(body["role"])
+        if user.id == admin.id:
+            raise BadRequest("You cannot change your own role.")
+    actor = f"user:{admin.id}"
+    changed, closed = user, 0
+    if "role" in body:  # first: the last admin's stays, refused (409) before any rename
+        since = request.app[CLOCK]()
+        changed = await accounts.change_role(store, changed, body["role"], actor)
+        if changed.role != user.role:
+            closed = await accounts.sign_out_connections(store, user, request.app[HUB], since)
+    if "display_name" in body:
+        changed = await accounts.rename(store, changed, display_name, actor)
     return web.json_response({"user": _admin_view(changed, await _in_call(request)),
                               "connections_closed": closed})
 

@@ -351,7 +351,7 @@ class Connection:
             if job_id is None:
                 raise Unauthorized("Staff name the job to join: {\"job\": ID}.")
             job = await self.store.jobs.get(job_id)
-            role, name, user_id, invite_id = user.role, user.username, user.id, None
+            role, name, user_id, invite_id = user.role, user.name, user.id, None
             expires_at, session_version = staff.expires_at, staff.session_version
         elif audience == PARTICIPANT_AUDIENCE:
             claims = tokens.verify_participant(token)
@@ -364,7 +364,8 @@ class Connection:
                     or invite.job_id != claims.job_id):
                 raise Unauthorized(LINK_REVOKED)
             job = await self.store.jobs.get(claims.job_id)
-            role, name, user_id, invite_id = claims.role, ROLE_NAMES[claims.role], None, invite.id
+            role, name = claims.role, invite.name or ROLE_NAMES[claims.role]
+            user_id, invite_id = None, invite.id
             expires_at, session_version = claims.expires_at, 0
         else:
             raise Unauthorized()

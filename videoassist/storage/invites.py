@@ -14,7 +14,8 @@ from videoassist.storage.errors import IntegrityError
 from videoassist.storage.records import Invite
 
 _COLUMNS = (
-    "id, purpose, job_id, user_id, role, created_by, created_at, expires_at, used_at, revoked_at"
+    "id, purpose, job_id, user_id, role, created_by, created_at, expires_at, used_at, revoked_at,"
+    " name, sent_to"
 )
 
 
@@ -28,9 +29,12 @@ class Invites:
         self._clock = clock
 
     async def create_join(
-        self, token_hash: bytes, job_id: int, role: str, ttl_s: float, created_by: int | None
+        self, token_hash: bytes, job_id: int, role: str, ttl_s: float, created_by: int | None,
+        name: str | None = None,
     ) -> Invite:
-        return await self._create(token_hash, "join", job_id, None, role, ttl_s, created_by)
+        """A join link; ``name``: whom it is made out to, the name the call shows."""
+        return await self._create(token_hash, "join", job_id, None, role, ttl_s, created_by,
+                                  name)
 
     async def create_password(
         self, token_hash: bytes, user_id: int, role: str, ttl_s: float, created_by: int | None
@@ -53,13 +57,14 @@ class Invites:
         role: str,
         ttl_s: float,
         created_by: int | None,
+        name: str | None = None,
     ) -> Invite:
         now = self._clock()
         try:
             invite_id = await self._db.insert(
                 "INSERT INTO invites (token_hash, purpose, job_id, user_id, role, created_by,"
-                " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (token_hash, purpose, job_id, user_id, role, created_by, now, now + ttl_s),
+                " created_at, expires_at, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (token_hash, purpose, job_id, user_id, role, created_by, now, now + ttl_s, name),
             )
         except IntegrityError as exc:  # a hash collision of 256-bit tokens, or a bug
             raise RuntimeError("invite could not be stored") from exc
@@ -107,12 +112,33 @@ class Invites:
         )
         return [_invite(r) for r in rows]
 
+    async def of_job(self, job_id: int) -> list[Invite]:
+        """A job's join links, newest first."""
+        rows = await self._db.fetchall(
+            f"SELECT {_COLUMNS} FROM invites WHERE job_id = ? AND purpose = 'join'"
+            " ORDER BY created_at DESC, id DESC", (job_id,))
+        return [_invite(r) for r in rows]
+
+    async def set_sent_to(self, invite_id: int, sent_to: str) -> None:
+        """Remember where a link was sent: a new one can be sent there in its place."""
+        await self._db.execute("UPDATE invites SET sent_to = ? WHERE id = ?",
+                               (sent_to, invite_id))
+
     async def revoke(self, invite_id: int) -> Invite | None:
         """Withdraw one link, used or not (a participant removed from a call: its
         participant token stops working); None if it was already withdrawn or is gone."""
         row = await self._db.write_returning(
             f"UPDATE invites SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
             f" RETURNING {_COLUMNS}", (self._clock(), invite_id))
+        return _invite(row) if row else None
+
+    async def withdraw_unused(self, invite_id: int) -> Invite | None:
+        """Withdraw a link if it is still unused and not withdrawn (one conditional
+        UPDATE: a redeem at the same time either comes first, and this finds it used,
+        or finds it withdrawn); None if not."""
+        row = await self._db.write_returning(
+            f"UPDATE invites SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
+            f" AND used_at IS NULL RETURNING {_COLUMNS}", (self._clock(), invite_id))
         return _invite(row) if row else None
 
     async def withdrawn_among(self, invite_ids: set[int]) -> set[int]:

@@ -154,8 +154,11 @@ class Jobs:
 
     async def purge(self, now: float, default_days: int | None
                     ) -> tuple[dict[str, int], builtins.list[int]]:
-        """Delete snapshots, chat and events older than each job's retention; return how
-        many of each, and the ids of the snapshots (every version) deleted."""
+        """Delete snapshots, chat and events older than each job's retention, and clear
+        the names join links were made out to and where they were sent, from the links,
+        the participants who came by them and their notes; return how many of each
+        (``names``: the rows cleared), and the ids of the snapshots (every version)
+        deleted."""
         cutoff = (
             "SELECT id, CAST(? AS DOUBLE PRECISION)"
             " - coalesce(retention_days, CAST(? AS INTEGER)) * 86400.0 AS before FROM jobs"
@@ -177,6 +180,28 @@ class Jobs:
                     f" JOIN ({cutoff}) c ON c.id = t.job_id WHERE t.{column} < c.before)",
                     params,
                 )
+            # The names join links were made out to, and where they were sent, go with
+            # the chat: from the links, and from the participants who came by them (the
+            # role's word instead).
+            counts["names"] = await tx.execute(
+                "UPDATE invites SET name = NULL, sent_to = NULL"
+                " WHERE (name IS NOT NULL OR sent_to IS NOT NULL) AND id IN"
+                f" (SELECT t.id FROM invites t JOIN ({cutoff}) c ON c.id = t.job_id"
+                " WHERE t.created_at < c.before)", params)
+            counts["names"] += await tx.execute(
+                "UPDATE participants SET display_name = CASE role WHEN 'customer'"
+                " THEN 'Customer' ELSE 'Technician' END"
+                " WHERE invite_id IS NOT NULL AND display_name NOT IN ('Customer', 'Technician')"
+                " AND id IN (SELECT p.id FROM participants p JOIN calls k ON k.id = p.call_id"
+                f" JOIN ({cutoff}) c ON c.id = k.job_id WHERE p.joined_at < c.before)",
+                params)
+            # A technician who came by a named link signs their notes with that name:
+            # the notes stay, the name goes.
+            counts["names"] += await tx.execute(
+                "UPDATE notes SET author_name = 'Technician' WHERE user_id IS NULL"
+                " AND author_name != 'Technician' AND id IN (SELECT t.id FROM notes t"
+                f" JOIN ({cutoff}) c ON c.id = t.job_id WHERE t.created_at < c.before)",
+                params)
         if any(counts.values()):
             await self._db.checkpoint()
         return counts, snapshot_ids

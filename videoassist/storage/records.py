@@ -22,13 +22,20 @@ class User:
     created_at: float
     disabled_at: float | None
     session_version: int = 0  # staff tokens of an older version are refused
+    display_name: str | None = None  # what others see of them; the username if None
 
     @property
     def active(self) -> bool:
         return self.disabled_at is None
 
+    @property
+    def name(self) -> str:
+        """The name others see: the display name, else the username."""
+        return self.display_name or self.username
+
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "username": self.username, "role": self.role}
+        return {"id": self.id, "username": self.username, "role": self.role,
+                "display_name": self.display_name, "name": self.name}
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ class Invite:
     expires_at: float
     used_at: float | None
     revoked_at: float | None
+    name: str | None = None  # whom a join link was made out to (personal data)
+    sent_to: str | None = None  # where the server sent it (personal data)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from videoassist.storage.errors import UniqueViolation
 from videoassist.storage.records import User
 
 _COLUMNS = (
-    "id, username, role, password_hash IS NOT NULL, created_at, disabled_at, session_version"
+    "id, username, role, password_hash IS NOT NULL, created_at, disabled_at, session_version,"
+    " display_name"
 )
 
 
@@ -27,7 +28,7 @@ LAST_ADMIN = "This is the last admin who can sign in: make another admin first."
 
 
 def _user(row: Row) -> User:
-    return User(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
+    return User(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6], row[7])
 
 
 class Users:
@@ -35,12 +36,13 @@ class Users:
         self._db = db
         self._clock = clock
 
-    async def add(self, username: str, role: str, password_hash: str | None = None) -> User:
+    async def add(self, username: str, role: str, password_hash: str | None = None,
+                  display_name: str | None = None) -> User:
         try:
             user_id = await self._db.insert(
-                "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)"
-                " RETURNING id",
-                (username, role, password_hash, self._clock()),
+                "INSERT INTO users (username, role, password_hash, created_at, display_name)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (username, role, password_hash, self._clock(), display_name),
             )
         except UniqueViolation:
             raise Conflict(f"A user named {username!r} already exists.") from None
@@ -57,6 +59,14 @@ class Users:
             f"SELECT {_COLUMNS} FROM users WHERE username = ?", (username,)
         )
         return _user(row) if row else None
+
+    async def set_display_name(self, user_id: int, display_name: str | None) -> User:
+        """Set (None: clear) the name others see; nobody is signed out by it."""
+        count = await self._db.execute("UPDATE users SET display_name = ? WHERE id = ?",
+                                       (display_name, user_id))
+        if not count:
+            raise NotFound("No such user.")
+        return await self.get(user_id)
 
     async def password_hash(self, user_id: int) -> str | None:
         row = await self._db.fetchone("SELECT password_hash FROM users WHERE id = ?", (user_id,))

@@ -3,11 +3,12 @@
 // memory and downloads nothing: exports are the API's and the CLI's (docs/ui.md).
 import { barChart, columnChart } from "./charts.js";
 import { $ } from "./dom.js";
-import { duration, when as local } from "./format.js";
+import { duration, personLabel, when as local } from "./format.js";
 
 // The answers of docs/api.md these views read.
 /**
- * @typedef {{id: number, username: string, role: string, has_password: boolean,
+ * @typedef {{id: number, username: string, display_name: string | null, name: string,
+ *   role: string, has_password: boolean,
  *   in_call: boolean} & ({active: true, disabled_at: null}
  *   | {active: false, disabled_at: number})} User
  * @typedef {{id: number, name: string, role: string, joined_at: number,
@@ -186,6 +187,7 @@ export class AdminConsole {
       this.attempt(async () => {
         const answer = await this.request("/api/users", {
           method: "POST", body: { username: String(data.get("username")).trim(),
+            display_name: String(data.get("display_name") ?? "").trim() || null,
             role: data.get("role") },
         });
         form.reset();
@@ -261,6 +263,28 @@ export class AdminConsole {
     const self = this.me !== null && user.id === this.me.id;
     row.append(el("td", self ? `${user.username} (you)` : user.username));
 
+    // The name others see in calls: changed in place (Enter, or leaving the field).
+    const shown = /** @type {HTMLInputElement} */ (document.createElement("input"));
+    shown.dataset.action = "user-display-name";
+    shown.maxLength = 64;
+    shown.value = user.display_name ?? "";
+    shown.placeholder = user.username;
+    shown.setAttribute("aria-label", `Name of ${user.username} shown in calls`);
+    shown.addEventListener("change", () => this.attempt(async () => {
+      const wanted = shown.value.trim() || null;
+      try {
+        await this.request(`/api/users/${user.id}`,
+          { method: "PATCH", body: { display_name: wanted } });
+      } finally {
+        await this.loadUsers();
+      }
+      this.setStatus(wanted ? `${user.username} is shown as ${wanted} in calls they join`
+        : `${user.username} is shown by their username in calls they join`);
+    }));
+    const shownCell = el("td");
+    shownCell.append(shown);
+    row.append(shownCell);
+
     const role = /** @type {HTMLSelectElement} */ (document.createElement("select"));
     role.dataset.action = "user-role";
     role.setAttribute("aria-label", `Role of ${user.username}`);
@@ -308,7 +332,7 @@ export class AdminConsole {
         }));
         const reset = button("Reset password");
         reset.dataset.action = "user-reset";
-        reset.setAttribute("aria-label", `Reset the password of ${user.username}`);
+        reset.setAttribute("aria-label", `Reset password of ${user.username}`);
         reset.addEventListener("click", () => this.attempt(async () => {
           if (!confirm(`Reset the password of ${user.username}? The old one stops working ` +
             "and they are signed out everywhere.")) return;
@@ -364,7 +388,7 @@ export class AdminConsole {
       item.dataset.call = String(call.call_id);
       const people = el("ul", "", "people");
       people.append(...call.participants.map((p) => {
-        const person = el("li", `${p.name} (${p.role}) since ` +
+        const person = el("li", `${personLabel(p)} since ` +
           `${new Date(p.joined_at * 1000).toLocaleTimeString()}` +
           (p.media ? "" : " · no media yet"));
         person.dataset.participant = String(p.id);

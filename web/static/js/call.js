@@ -318,7 +318,10 @@ export class Call extends EventTarget {
     this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
     // The chat said while away, each message once; then what was typed here that did
     // not come back, again with its client_id (the server stores it once).
-    for (const line of message.chat || []) this.chatLine({ type: "chat.message", message: line });
+    // (`replayed`: said before this page joined; not news, CallView.notice.)
+    for (const line of message.chat || []) {
+      this.chatLine({ type: "chat.message", message: line, replayed: true });
+    }
     for (const [id, text] of this.unconfirmed) {
       this.send({ type: "chat.message", text, client_id: id });
     }

@@ -14,6 +14,7 @@
 import { setStatus } from "./api.js";
 import { attachChat } from "./chat.js";
 import { $ } from "./dom.js";
+import { personLabel } from "./format.js";
 import { cameraState } from "./media.js";
 import { Overlay } from "./overlay.js";
 import { watchQuality } from "./quality.js";
@@ -24,6 +25,9 @@ const ZOOM_STEP = 1.5;
 const CORNERS = ["bottom-right", "bottom-left", "top-left", "top-right"];
 /** How long the expert reads "… left the call." where their picture was. */
 const LEFT_NOTE_MS = 5000;
+// Notices over the phone's picture (CallView.notice): how long each stays, how many.
+const NOTICE_MS = 6000;
+const NOTICES_AT_ONCE = 3;
 /**
  * Who the expert looks at first: the customer, then a technician, then anyone.
  * @type {Record<string, number>}
@@ -45,14 +49,17 @@ export class CallView extends EventTarget {
   /**
    * @param {HTMLElement} root the call section
    * @param {import("./call.js").Call} call
-   * @param {{layout: "field" | "expert", staff?: boolean}} options
+   * @param {{layout: "field" | "expert", staff?: boolean, awaited?: string | null}} options
+   *   `awaited`: who the person on the phone is waiting for, as said to them ("Anna
+   *   from Acme Heating"), while nobody else is in the call
    */
-  constructor(root, call, { layout, staff = false }) {
+  constructor(root, call, { layout, staff = false, awaited = null }) {
     super();
     this.root = root;
     this.call = call;
     this.layout = layout;
     this.staff = staff;
+    this.awaited = awaited;
     this.remote = this.$('[data-region="remote-video"]', HTMLVideoElement);
     this.local = this.$('[data-region="local-video"]', HTMLVideoElement);
     this.canvas = this.$('[data-region="annotations"]', HTMLCanvasElement);
@@ -83,7 +90,7 @@ export class CallView extends EventTarget {
      * (performance.now()): their connection was lost and they may come back */
     this.away = new Map();
     this.awayTimer = 0;
-    /** @type {{name: string, until: number} | null} who left lately (expert layout) */
+    /** @type {{name: string, until: number} | null} who left lately */
     this.left = null;
     /** @type {Map<number, string> | null} who was in the call, by the last change seen */
     this.present = null;
@@ -94,6 +101,12 @@ export class CallView extends EventTarget {
     this.still = this.$('[data-region="still"]', HTMLImageElement);
     this.frozenImage = this.$('[data-region="frozen"]', HTMLImageElement);
     this.modeBadge = this.$('[data-region="media-mode"]');
+
+    /** The phone's chat and the rest shown (layout "field"; else the picture fills
+     * the screen), and the chat lines come since it was last shown. */
+    this.panelOpen = false;
+    this.unread = 0;
+    this.notices = this.$('[data-region="notices"]');
 
     root.classList.add(`layout-${layout}`);
     const screen = /** @type {HTMLElement} */ (this.canvas.parentElement);
@@ -119,6 +132,7 @@ export class CallView extends EventTarget {
     this.showRemote();
     this.showSmall();
     this.wire();
+    this.showPanelButton();
     this.stopQuality = watchQuality(this.$('[data-region="quality"]'), {
       pc: () => (call.media ? call.media.pc : null),
       video: this.remote,
@@ -167,6 +181,9 @@ export class CallView extends EventTarget {
       const { state, text } = /** @type {CustomEvent} */ (event).detail;
       this.root.dataset.state = state;
       setStatus(text);
+      // Reconnecting is one notice, updated in place, gone once connected again.
+      if (state === "reconnecting") this.notice(text, "reconnecting");
+      else this.notices.querySelector('[data-notice="reconnecting"]')?.remove();
       if (state === "ended") this.ended();
     });
     call.addEventListener("joined", (event) => {
@@ -255,14 +272,14 @@ export class CallView extends EventTarget {
       this.freezing = false;
       this.showFrozen();
       if (this.layout === "field" && frozen.camera === this.call.me) {
-        setStatus(`${this.nameOf(frozen.by)} froze your picture to draw on it.`);
+        this.say(`${this.nameOf(frozen.by)} froze your picture to draw on it.`);
       }
     });
     call.addEventListener("freeze.ended", () => {
       const mine = this.frozenPicture && this.frozenPicture.camera === this.call.me;
       this.dropFrozen();
       this.showFrozen();
-      if (this.layout === "field" && mine) setStatus("Your picture is live again.");
+      if (this.layout === "field" && mine) this.say("Your picture is live again.");
     });
     call.addEventListener("media.tracks", (event) => {
       /** @type {import("./signalling.js").MediaTracks} */
@@ -288,10 +305,10 @@ export class CallView extends EventTarget {
       const message = /** @type {CustomEvent} */ (event).detail;
       if (message.request && message.request === this.pendingSnapshot) {
         this.pendingSnapshot = null;
-        setStatus("Snapshot saved to the job record.");
+        this.say("Snapshot saved to the job record.");
         this.controls();
       } else {
-        setStatus("A snapshot was saved to the job record.");
+        this.say("A snapshot was saved to the job record.");
       }
       this.dispatchEvent(new CustomEvent("snapshot", { detail: message }));
     });
@@ -309,6 +326,14 @@ export class CallView extends EventTarget {
       if (message.code !== "rate_limited") setStatus(message.message);
     });
     attachChat(call, this.$('[data-region="chat"]'), this.$("#chat-form", HTMLFormElement));
+    call.addEventListener("chat.message", (event) => {
+      /** @type {import("./signalling.js").ChatMessage} */
+      const { message, replayed } = /** @type {CustomEvent} */ (event).detail;
+      if (replayed || message.participant_id === this.call.me || !this.fullScreen()) return;
+      this.unread += 1;
+      this.showPanelButton();
+      this.notice(`${message.from.name}: ${message.text}`);
+    });
 
     /** @param {string} action @param {() => void} handler */
     const on = (action, handler) => this.$(`[data-action="${action}"]`)
@@ -337,6 +362,11 @@ export class CallView extends EventTarget {
       this.showSmall();
     });
     on("snapshot", () => this.snapshot());
+    on("panel", () => {
+      this.panelOpen = !this.panelOpen;
+      if (this.panelOpen) this.unread = 0;
+      this.showPanelButton();
+    });
     on("camera-switch", () => this.steer("switch", null));
     on("torch", () => {
       const state = this.cameraOf(this.cameraTarget());
@@ -403,9 +433,14 @@ export class CallView extends EventTarget {
       if (now.has(id)) continue;
       this.away.delete(id);
       this.forgetStills(id);
-      if (this.layout === "expert") {
-        this.left = { name, until: performance.now() + LEFT_NOTE_MS };
-        setTimeout(() => this.notes(), LEFT_NOTE_MS + 50);
+      this.left = { name, until: performance.now() + LEFT_NOTE_MS };
+      setTimeout(() => this.notes(), LEFT_NOTE_MS + 50);
+    }
+    if (this.present) {
+      for (const [id, name] of now) if (!this.present.has(id)) this.notice(`${name} joined the call.`);
+      // Alone now, the note over the picture says who left: no notice besides.
+      for (const [id, name] of this.present) {
+        if (!now.has(id) && now.size) this.notice(`${name} left the call.`);
       }
     }
     this.present = now;
@@ -535,9 +570,7 @@ export class CallView extends EventTarget {
     for (const track of video) track.enabled = !this.cameraOff;  // a new camera too
     this.local.srcObject = video.length ? new MediaStream(video) : null;
     this.local.hidden = this.layout === "expert" && !video.length;
-    if (this.layout === "field") {
-      this.screenNote(video.length && !this.cameraOff ? "" : "Your camera is off.");
-    }
+    if (this.layout === "field") this.notes();
     this.showCamera();
     this.controls();
   }
@@ -560,9 +593,9 @@ export class CallView extends EventTarget {
     this.notes();
   }
 
-  /** The words over the expert's big picture: who is (not) there, and why no picture. */
+  /** The words over the big picture: who is (not) there, and why no picture. */
   notes() {
-    if (this.layout === "field") return;
+    if (this.layout === "field") return this.fieldNote();
     const id = this.viewing;
     const who = id === null ? null : this.call.participants.get(id);
     if (this.left && performance.now() >= this.left.until) this.left = null;
@@ -577,6 +610,18 @@ export class CallView extends EventTarget {
             : this.picture === "frozen" ? `Video frozen: no new picture from ${who.name}.`
               : this.picture === "stills" && this.still.hidden
                 ? `Waiting for a still picture from ${who.name}…` : "");
+  }
+
+  /** Over the phone's own picture: that the camera is off; else, while nobody else is
+   * in the call, who is coming. */
+  fieldNote() {
+    if (this.left && performance.now() >= this.left.until) this.left = null;
+    if (!this.call.stream.getVideoTracks().length || this.cameraOff) {
+      return this.screenNote("Your camera is off.");
+    }
+    if (this.call.participants.size) return this.screenNote("");
+    const coming = `${this.awaited ?? "Someone"} will join in a moment.`;
+    this.screenNote(this.left ? `${this.left.name} left the call. ${coming}` : coming);
   }
 
   /** @param {string} text */
@@ -609,7 +654,7 @@ export class CallView extends EventTarget {
       const item = document.createElement("li");
       item.dataset.participant = String(p.id);
       const muted = this.muted.get(p.id);
-      const label = `${p.name} (${p.role})${muted && muted.audio ? " · muted" : ""}`;
+      const label = `${personLabel(p)}${muted && muted.audio ? " · muted" : ""}`;
       const away = this.away.has(p.id)
         ? Object.assign(document.createElement("span"), { className: "away" }) : null;
       if (away) {
@@ -623,7 +668,7 @@ export class CallView extends EventTarget {
         button.type = "button";
         button.textContent = label;
         button.setAttribute("aria-pressed", String(p.id === this.viewing));
-        button.setAttribute("aria-label", `Show ${p.name}'s camera`);
+        button.setAttribute("aria-label", `${label}: show their camera`);
         button.addEventListener("click", () => this.view(p.id));
         item.append(button);
       } else {
@@ -666,6 +711,48 @@ export class CallView extends EventTarget {
       return track ? cameraState(track) : null;
     }
     return this.cameras.get(id) || null;
+  }
+
+  /**
+   * A notice over the picture for a few seconds (layout "field": the phone's screen is
+   * the picture, and the status line is out of sight): a chat line, someone joining or
+   * leaving, a snapshot kept. At most three at once, the oldest going first.
+   * @param {string} text
+   * @param {string} [kind] a notice that stays until replaced or removed by kind
+   */
+  notice(text, kind) {
+    if (!this.fullScreen()) return;
+    const kept = kind ? this.notices.querySelector(`p[data-notice="${kind}"]`) : null;
+    const line = /** @type {HTMLElement} */ (kept || document.createElement("p"));
+    line.textContent = text;
+    if (kept) return;
+    if (kind) line.dataset.notice = kind;
+    this.notices.append(line);
+    while (this.notices.childElementCount > NOTICES_AT_ONCE) this.notices.firstElementChild?.remove();
+    if (!kind) setTimeout(() => line.remove(), NOTICE_MS);
+  }
+
+  /** Whether the picture is the whole screen: the phone's call on the join page, the
+   * chat not shown (app.css, body.in-call). */
+  fullScreen() {
+    return this.layout === "field" && !this.panelOpen
+      && document.body.classList.contains("in-call");
+  }
+
+  /** Say something in the status line, and over the phone's picture. @param {string} text */
+  say(text) {
+    setStatus(text);
+    this.notice(text);
+  }
+
+  /** The phone's Chat button: what it shows, and the chat lines waiting to be read. */
+  showPanelButton() {
+    const button = this.$('[data-action="panel"]');
+    button.hidden = this.layout !== "field";
+    button.setAttribute("aria-pressed", String(this.panelOpen));
+    button.textContent = this.panelOpen ? "Back to the picture"
+      : this.unread ? `Chat (${this.unread})` : "Chat";
+    this.root.classList.toggle("panel-open", this.panelOpen);
   }
 
   /** Show the buttons this person may use, on the camera they act on. */

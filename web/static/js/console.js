@@ -8,12 +8,17 @@ import { api, apiBlob, ApiError, setStatus } from "./api.js";
 import { Call, openCamera } from "./call.js";
 import { CallView } from "./callview.js";
 import { $ } from "./dom.js";
-import { duration, eventText, timeOfDay, when } from "./format.js";
+import { duration, eventText, personLabel, roleWord, timeOfDay, when } from "./format.js";
 
 // The answers of docs/api.md this page reads.
 /**
- * @typedef {{id: number, username: string, role: string}} User
- * @typedef {{token: string, expires_at: number, user: User}} Session
+ * @typedef {{id: number, username: string, role: string, name?: string}} User
+ * @typedef {{email: string | null, sms: string | null}} Sending how links are sent
+ * @typedef {{id: number, role: string, name: string | null, sent_to: string | null,
+ *   state: "open" | "used" | "expired" | "withdrawn", created_at: number,
+ *   expires_at: number, used_at: number | null, revoked_at: number | null,
+ *   created_by: string | null}} Invite a job's join link, as listed
+ * @typedef {{token: string, expires_at: number, user: User, sending: Sending}} Session
  * @typedef {{id: number, title: string, external_ref: string | null, status: string,
  *   waiting_since?: number | null}} Job
  * @typedef {{name: string, role: string, joined_at: number, left_at: number | null,
@@ -100,7 +105,8 @@ function signedOut(message) {
   jobViews += 1;  // a job record still loading is dropped, not shown to the next user
   for (const url of shownImages) URL.revokeObjectURL(url);
   shownImages = [];
-  for (const region of ["calls", "messages", "notes", "events", "snapshots", "invite-link"]) {
+  for (const region of ["calls", "messages", "notes", "events", "snapshots", "invite-link",
+    "invites"]) {
     $(`[data-region="${region}"]`).replaceChildren();
   }
   $('[data-action="copy-invite"]').hidden = true;
@@ -163,7 +169,9 @@ $("#signin-form").addEventListener("submit", async (event) => {
   const { user } = signedIn;
   form.reset();
   $("#signin").hidden = true;
-  $("#who").textContent = `${user.username} (${user.role})`;
+  // An older server (a node not yet upgraded) answers no name nor how it sends links.
+  $("#who").textContent = personLabel({ name: user.name ?? user.username, role: user.role });
+  showSending(signedIn.sending ?? { email: null, sms: null });
   $('[data-action="sign-out"]').hidden = false;
   // Admins get the admin views; the server refuses their routes to anyone else anyway.
   $("#tabs").hidden = user.role !== "admin";
@@ -410,9 +418,11 @@ async function openJob(id) {
   $('[data-action="join"]').hidden = closed || call !== null;
   // A closed job's links do not work and no new one can be made (the server refuses).
   for (const control of /** @type {NodeListOf<HTMLInputElement | HTMLButtonElement>} */ (
-    document.querySelectorAll('#invite-form input, [data-action^="invite-"]'))) {
+    document.querySelectorAll('#invite-form input, [data-action="invite-customer"], '
+      + '[data-action="invite-technician"]'))) {
     control.disabled = closed;
   }
+  $('[data-region="invites"]').replaceChildren();  // the previous job's are not this one's
   $('[data-region="invite-closed"]').hidden = !closed;
   showWaiting();
   $('[data-region="invite-link"]').textContent = "";
@@ -424,7 +434,7 @@ async function openJob(id) {
     const item = el("li", `${when(c.started_at)} · ${lasted(c.duration_s)}${outcome}`);
     const people = el("ul", "", "people");
     people.append(...c.participants.map((p) => el("li",
-      `${p.name} (${p.role}) joined ${timeOfDay(p.joined_at)}` +
+      `${personLabel(p)} joined ${timeOfDay(p.joined_at)}` +
       (p.left_at === null ? ", still in" : `, left after ${lasted(p.duration_s)}`))));
     item.append(people);
     return item;
@@ -436,6 +446,97 @@ async function openJob(id) {
   $('[data-region="events"]').replaceChildren(...job.events.map((e) =>
     el("li", `${when(e.created_at)} · ${eventText(e)}`)));
   showSnapshots(job.snapshots, mine, session.token);
+  await showInvites(mine);
+}
+
+/**
+ * The open job's links (`GET /api/jobs/{id}/invites`), newest first, each with what
+ * can be done with it: withdrawn while open or used, sent again while unused if the
+ * server sent it.
+ * @param {number} mine the view these belong to
+ */
+async function showInvites(mine = jobViews) {
+  const job = currentJob;
+  if (job === null) return;
+  /** @type {Invite[]} */
+  let invites;
+  try {
+    ({ invites } = await request(`/api/jobs/${job}/invites`));
+  } catch (error) {
+    // The rest of the job shows; the links say why they do not (an older node, say).
+    if (mine === jobViews && job === currentJob) {
+      $('[data-region="invites"]').replaceChildren(
+        el("li", `The links could not be listed: ${/** @type {Error} */ (error).message}`,
+          "empty"));
+    }
+    return;
+  }
+  if (mine !== jobViews || job !== currentJob) return;
+  const items = invites.map((invite) => inviteItem(invite));
+  if (!items.length) items.push(el("li", "No links yet.", "empty"));
+  $('[data-region="invites"]').replaceChildren(...items);
+}
+
+/** @param {Invite} invite */
+function inviteItem(invite) {
+  const whom = personLabel({ name: invite.name ?? roleWord(invite.role), role: invite.role }) +
+    (invite.sent_to ? ` · sent to ${invite.sent_to}` : "");
+  const state = {
+    open: `open until ${timeOfDay(invite.expires_at)}`,
+    used: `used ${timeOfDay(invite.used_at ?? invite.created_at)}`,
+    expired: `expired ${timeOfDay(invite.expires_at)}`,
+    withdrawn: `withdrawn ${timeOfDay(invite.revoked_at ?? invite.created_at)}`,
+  }[invite.state];
+  const item = el("li", `${whom} · ${state}`);
+  item.dataset.invite = String(invite.id);
+  item.dataset.state = invite.state;
+  const closed = $('[data-action="job-close"]', HTMLButtonElement).disabled;
+  if (invite.state === "open" || invite.state === "used") {
+    const withdraw = el("button", "Withdraw", "quiet");
+    withdraw.dataset.action = "invite-withdraw";
+    withdraw.setAttribute("aria-label", `Withdraw the link: ${whom}`);
+    /** @type {HTMLButtonElement} */ (withdraw).disabled = closed;
+    withdraw.addEventListener("click", () => inviteAction(invite, "withdraw", whom));
+    item.append(" ", withdraw);
+  }
+  if (invite.sent_to && (invite.state === "open" || invite.state === "expired")) {
+    const resend = el("button", "Send a new link", "quiet");
+    resend.dataset.action = "invite-resend";
+    resend.setAttribute("aria-label", `Send a new link in its place: ${whom}`);
+    /** @type {HTMLButtonElement} */ (resend).disabled = closed;
+    resend.addEventListener("click", () => inviteAction(invite, "resend", whom));
+    item.append(" ", resend);
+  }
+  return item;
+}
+
+/**
+ * Withdraw a link, or send a new one in its place; then list the links again.
+ * @param {Invite} invite @param {"withdraw" | "resend"} action @param {string} whom
+ */
+async function inviteAction(invite, action, whom) {
+  if (action === "withdraw" && !confirm(invite.state === "used"
+    ? `Withdraw this link? ${whom} is removed from the call, and it stops working.`
+    : `Withdraw this link? It stops working at once.`)) return;
+  try {
+    const answer = await request(`/api/invites/${invite.id}/${action}`, { method: "POST" });
+    if (action === "resend") {
+      $('[data-region="invite-link"]').textContent = answer.url;
+      $('[data-action="copy-invite"]').hidden = false;
+      showQr(answer.qr);
+      setStatus(answer.notified
+        ? `A new link sent to ${invite.sent_to}; the old one no longer works.`
+        : `A new link was made, but not sent: copy it and send it yourself.`);
+    } else {
+      // Whoever came by a used link is removed by the server process holding the call
+      // (this answer counts only its own: participants_removed).
+      setStatus(answer.invite.used_at !== null
+        ? `Link withdrawn; ${whom} is removed from the call.` : "Link withdrawn.");
+    }
+  } catch (error) {
+    setStatus(/** @type {Error} */ (error).message);
+  }
+  await showInvites();
 }
 
 /**
@@ -534,25 +635,52 @@ for (const role of ["customer", "technician"]) {
   $(`[data-action="invite-${role}"]`).addEventListener("click", async () => {
     if (currentJob === null) return;
     try {
-      const to = String(new FormData($("#invite-form", HTMLFormElement)).get("to") || "").trim();
+      const form = new FormData($("#invite-form", HTMLFormElement));
+      const to = String(form.get("to") || "").trim();
+      const name = String(form.get("name") || "").trim();
       const invite = await request(`/api/jobs/${currentJob}/invites`, {
-        method: "POST", body: to ? { role, to } : { role },
+        method: "POST", body: { role, ...(to ? { to } : {}), ...(name ? { name } : {}) },
       });
+      // The next link is for someone else; a number or address not sent stays typed.
+      const fields = $("#invite-form", HTMLFormElement).elements;
+      /** @type {HTMLInputElement} */ (fields.namedItem("name")).value = "";
+      if (invite.notified) /** @type {HTMLInputElement} */ (fields.namedItem("to")).value = "";
       $('[data-region="invite-link"]').textContent = invite.url;
       $('[data-action="copy-invite"]').hidden = false;
       showQr(invite.qr);
       const until = new Date(invite.expires_at * 1000).toLocaleTimeString();
       // A number or address typed is never dropped in silence: the server sends only
       // through its notify webhook, and says (notified: false) when it has none.
-      setStatus(invite.notified ? `Link for a ${role} sent to ${to}; valid until ${until}.`
-        : to ? `Not sent to ${to}: this server has no SMS or e-mail gateway set up `
-          + `(ask your administrator). Copy the link for a ${role} and send it yourself; `
+      const whom = name ? `${name} (${role})` : `a ${role}`;
+      const how = invite.sent_by === "smtp" ? "e-mailed" : "sent";
+      setStatus(invite.notified ? `Link for ${whom} ${how} to ${to}; valid until ${until}.`
+        : to ? `Not sent to ${to}: this server has no `
+          + `${to.includes("@") ? "e-mail" : "text message gateway"} set up `
+          + `(ask your administrator). Copy the link for ${whom} and send it yourself; `
           + `valid until ${until}.`
-          : `Link for a ${role}, valid until ${until}. Copy it and send it.`);
+          : `Link for ${whom}, valid until ${until}. Copy it and send it.`);
+      await showInvites();
     } catch (error) {
       setStatus(/** @type {Error} */ (error).message);
     }
   });
+}
+
+/**
+ * Say, under the invite form, how this server sends links, and what to type.
+ * @param {Sending} sending
+ */
+function showSending({ email, sms }) {
+  const to = /** @type {HTMLInputElement} */ (
+    $("#invite-form", HTMLFormElement).elements.namedItem("to"));
+  to.placeholder = email && sms ? "Phone or e-mail (optional, to send the link)"
+    : email ? "E-mail (optional, to send the link)"
+      : sms ? "Phone (optional, to send the link)" : "Phone or e-mail (not sent: copy the link)";
+  $('[data-region="invite-channels"]').textContent = email && sms
+    ? "This server sends links by e-mail and by text message."
+    : email ? "This server sends links by e-mail; no text message gateway is set up."
+      : sms ? "This server sends links by text message; no e-mail is set up."
+        : "This server sends no links itself: copy the link or show the QR code.";
 }
 
 /**

@@ -25,6 +25,24 @@ const ROLES = /** @type {Record<string, string>} */ ({
   customer: "customer", technician: "technician", expert: "expert", admin: "admin",
 });
 
+/** What each role is called beside a name. */
+const ROLE_WORDS = /** @type {Record<string, string>} */ ({
+  customer: "Customer", technician: "Technician", expert: "Expert", admin: "Admin",
+});
+
+/** A role as a word beside a name: "Customer". @param {string} role */
+export const roleWord = (role) => ROLE_WORDS[role] ?? role;
+
+/**
+ * A person in a call as people say it: "Anna Berg · Expert"; the role alone where the
+ * name is only the role's word ("Customer": nobody named the link).
+ * @param {{name: string, role: string}} person
+ */
+export function personLabel({ name, role }) {
+  const word = roleWord(role);
+  return !word || name === word ? name : `${name} · ${word}`;
+}
+
 /**
  * @typedef {{type: string, created_at: number, who?: string | null,
  *   data?: Record<string, unknown>}} JobEvent an event of a job's record (docs/api.md)
@@ -40,16 +58,20 @@ export function eventText(event) {
   const by = event.who ? ` by ${event.who}` : "";
   const who = event.who ?? "Someone";
   const role = typeof data.role === "string" ? ROLES[data.role] ?? data.role : "participant";
+  const roleKey = typeof data.role === "string" ? data.role : "";
   const version = typeof data.version === "number" ? data.version : 1;
   switch (event.type) {
     case "job.created": return `Job created${by}`;
     case "job.closed": return `Job closed${by}`;
     case "invite.created": return `Link for a ${role} made${by}`;
     case "invite.redeemed": return `Link for a ${role} opened`;
+    case "invite.withdrawn": return `Link for a ${role} withdrawn${by}`;
     case "call.started": return "Call started";
     case "call.ended": return "Call ended";
-    case "participant.joined": return `${who} (${role}) joined the call`;
-    case "participant.left": return `${who} (${role}) left the call`;
+    case "participant.joined":
+      return `${personLabel({ name: who, role: roleKey })} joined the call`;
+    case "participant.left":
+      return `${personLabel({ name: who, role: roleKey })} left the call`;
     case "snapshot.saved": return `Snapshot taken${by}`;
     case "snapshot.annotated": return `Snapshot annotated again${by} (version ${version})`;
     default: return event.type;

@@ -86,11 +86,32 @@ function gone(message) {
   setStatus(message || "This link is no longer valid. Ask for a new one.");
 }
 
+/**
+ * The landing page's words to the person the link is for, by name where it has one.
+ * @param {{name: string | null, invited_by: string | null, company: string}} info
+ */
+function greeting({ name, invited_by: by, company }) {
+  const hello = name ? `Hello ${name}. ` : "";
+  const who = by ? `${by} from ${company}` : company;
+  return `${hello}Show the problem with your phone's camera: ${who} can draw on your ` +
+    "screen to show you where to look.";
+}
+
+/** The company, as the server named it for this page. */
+const company = $("#landing").dataset.company ?? "";
+
+/** Who the person on the phone waits for, as told them: "Anna from Acme Heating" (after
+ * a reload, the company: who made the link is not kept). @param {string | null} by */
+const awaitedOf = (by) => (by ? `${by} from ${company}` : company);
+
 async function inspect() {
   if (!token) return gone("This link is incomplete. Open the whole link from your message.");
   try {
     const info = await api("/api/invites/inspect", { method: "POST", body: { token } });
     $("#job-title").textContent = info.job.title;
+    if (info.name || info.invited_by) {
+      $('[data-region="greeting"]').textContent = greeting(info);
+    }
     joinButton.disabled = false;
     setStatus("Ready when you are.");
   } catch (error) {
@@ -103,7 +124,8 @@ async function inspect() {
 joinButton.addEventListener("click", async () => {
   joinButton.disabled = true;
   setStatus("Joining…");
-  /** @type {{token: string, role: string}} the participant's session (docs/api.md) */
+  /** @type {{token: string, role: string, invited_by: string | null}} the
+   * participant's session (docs/api.md) */
   let session;
   try {
     session = await api("/api/invites/redeem", { method: "POST", body: { token } });
@@ -112,7 +134,7 @@ joinButton.addEventListener("click", async () => {
     joinButton.disabled = false;
     return setStatus(/** @type {Error} */ (error).message);
   }
-  enter(session.token, null);
+  enter(session.token, null, awaitedOf(session.invited_by));
 });
 
 /**
@@ -120,17 +142,19 @@ joinButton.addEventListener("click", async () => {
  * the participant this page was.
  * @param {string} participantToken
  * @param {number | null} resume
+ * @param {string} awaited who they wait for while nobody else is in the call
  */
-async function enter(participantToken, resume) {
+async function enter(participantToken, resume, awaited = awaitedOf(null)) {
   keep(participantToken, resume);
   setStatus("Starting the camera…");
   const { stream, problem } = await openCamera();
   call = new Call({ token: participantToken, stream, notice: problem, resume });
-  const view = new CallView($("#call"), call, { layout: "field" });
+  const view = new CallView($("#call"), call, { layout: "field", awaited });
   call.addEventListener("joined", (event) => {
     /** @type {import("./signalling.js").Joined} */
     const joined = /** @type {CustomEvent} */ (event).detail;
     keep(participantToken, joined.you.id);
+    document.body.classList.add("in-call");  // the picture takes the screen (app.css)
     $("#landing").hidden = true;
     $("#call").hidden = false;
     $("#field-extra").hidden = false;
@@ -140,6 +164,7 @@ async function enter(participantToken, resume) {
     const { state, text } = /** @type {CustomEvent} */ (event).detail;
     if (state !== "ended") return;
     forget();  // over for good: a reload no longer gets back in
+    document.body.classList.remove("in-call");
     $("#landing").hidden = true;
     $("#call").hidden = true;
     $("#field-extra").hidden = true;

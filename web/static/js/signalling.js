@@ -8,7 +8,8 @@ import { unpackFrame } from "./stills.js";
  *   `away_*`: from participant.away, while its connection is lost
  * @typedef {{id: number, call_id: number, participant_id: number,
  *   from: {name: string, role: string}, text: string, created_at: number}} ChatLine
- * @typedef {{type: "chat.message", message: ChatLine, client_id?: string}} ChatMessage
+ * @typedef {{type: "chat.message", message: ChatLine, client_id?: string,
+ *   replayed?: boolean}} ChatMessage `replayed`: from `joined`'s chat (the client's own mark)
  * @typedef {{type: "joined", protocol: number, job: {id: number, title: string},
  *   call: {id: number, started_at: number}, you: Participant, participants: Participant[],
  *   resumed?: boolean, annotations?: {from: number, target: number,

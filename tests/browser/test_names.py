@@ -1,0 +1,181 @@
+"""Names people see, the links a job has, and the company's brand, in the real client.
+
+An expert with a display name makes a link for a customer by name from the console:
+the link is listed with its state; the customer's phone (320 px wide, and iPhone 13
+sized) greets them by name with Join above the fold, and while nobody else is in the
+call tells them who will join; in the call each sees the other by name. The expert
+withdraws the used link from the list: the customer is out of the call. Every page
+shows the company's logo and colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.async_api import BrowserContext, Dialog, Page, expect
+
+from tests.support.browser import (
+    ARTIFACTS,
+    DESKTOP,
+    RECORD_PEER_CONNECTIONS,
+    STOP_AT_ONCE,
+    assert_accessible,
+    assert_usable,
+    frames_grow,
+    screenshots,
+    sign_in_expert,
+    watch_errors,
+)
+from tests.support.process import ServeProcess, ok
+from tests.support.server import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
+
+# The narrowest phone in use, and an iPhone 13's viewport in Safari (the bars shown).
+SMALL_PHONE = {"width": 320, "height": 568}
+IPHONE_13 = {"width": 390, "height": 664}
+LANDSCAPE = {"width": 844, "height": 390}
+BRAND = "#1f6f43"  # Acme Heating's green: rgb(31, 111, 67)
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """``videoassist serve`` for Acme Heating, with dana, an expert shown as Dana Weiss."""
+    root = tmp_path_factory.mktemp("names")
+    data_dir = root / "data"
+    logo = root / "acme.svg"
+    logo.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
+                    '<rect width="40" height="20" fill="#1f6f43"/></svg>')
+    process = ServeProcess(data_dir, env=STOP_AT_ONCE | {
+        "VIDEOASSIST_COMPANY_NAME": "Acme Heating", "VIDEOASSIST_BRAND_COLOR": BRAND,
+        "VIDEOASSIST_BRAND_LOGO": str(logo)})
+    try:
+        process.wait_ready()
+        ok(data_dir, "user", "add", "dana", "--role", "expert", "--display-name",
+           "Dana Weiss", "--password-stdin", stdin=PASSWORD + "\n")
+        yield process
+    finally:
+        process.stop()
+
+
+async def _join_above_the_fold(page: Page) -> None:
+    box = await page.locator('[data-action="join"]').bounding_box()
+    size = page.viewport_size
+    assert box is not None and size is not None
+    assert box["y"] + box["height"] <= size["height"], (size, box)
+
+
+async def test_a_customer_named_on_the_link_is_greeted_and_named_in_the_call(
+        browser: BrowserContext, serve: ServeProcess) -> None:
+    errors: list[str] = []
+    job_id = ok(serve.data_dir, "job", "create", "Boiler pressure drops").strip()
+    expert = await browser.new_page()
+    await expert.set_viewport_size(DESKTOP)
+    await expert.add_init_script(RECORD_PEER_CONNECTIONS)
+    watch_errors(expert, errors)
+    await sign_in_expert(expert, serve)
+    await expect(expert.locator("#who")).to_have_text("Dana Weiss · Expert")
+    await expert.click(f'[data-job="{job_id}"]')
+    await expect(expert.locator('[data-region="invites"]')).to_have_text("No links yet.")
+    await expect(expert.locator('[data-region="invite-channels"]')).to_have_text(
+        "This server sends no links itself: copy the link or show the QR code.")
+    await expert.fill("#invite-form [name=name]", "Mr Keller")
+    await expert.click('[data-action="invite-customer"]')
+    link = expert.locator('[data-region="invite-link"]')
+    await expect(link).to_contain_text("/join#")
+    await expect(expert.locator("#invite-form [name=name]")).to_have_value("")
+    listed = expert.locator('[data-region="invites"] li')
+    await expect(listed).to_have_count(1)
+    await expect(listed).to_contain_text("Mr Keller · Customer · open until")
+    await expect(listed).to_have_attribute("data-state", "open")
+
+    customer = await browser.new_page()
+    watch_errors(customer, errors)
+    for size in (SMALL_PHONE, IPHONE_13):
+        await customer.set_viewport_size(size)  # type: ignore[arg-type]
+        await customer.goto(await link.inner_text())
+        greeting = customer.locator('[data-region="greeting"]')
+        await expect(greeting).to_have_text(
+            "Hello Mr Keller. Show the problem with your phone's camera: Dana Weiss from "
+            "Acme Heating can draw on your screen to show you where to look.")
+        await expect(customer.locator('[data-action="join"]')).to_be_enabled()
+        await _join_above_the_fold(customer)
+    # Acme Heating's colour and logo.
+    await expect(customer.locator('[data-action="join"]')).to_have_css(
+        "background-color", "rgb(31, 111, 67)")
+    logo = customer.locator(".bar .logo")
+    await expect(logo).to_be_visible()
+    assert await logo.evaluate("(img) => img.naturalWidth") == 40
+    await assert_usable(customer, "join page")
+    await assert_accessible(customer, "join page, named")
+    await screenshots(customer, "join-named")
+
+    # Alone in the call: told who is coming.
+    await customer.set_viewport_size(IPHONE_13)  # type: ignore[arg-type]
+    await customer.locator('[data-action="join"]').click()
+    note = customer.locator('[data-region="picture-note"]')
+    await expect(note).to_have_text("Dana Weiss from Acme Heating will join in a moment.")
+    await expect(customer.locator('[data-region="participants"]')).to_have_text(
+        "Nobody else yet.")
+    await assert_accessible(customer, "phone call, waiting")
+
+    # The expert joins: each sees the other by name; the note goes.
+    await expert.click('[data-action="join"]')
+    await frames_grow(expert)
+    await expect(note).to_be_hidden()
+    await expect(customer.locator('[data-region="participants"]')).to_contain_text(
+        "Dana Weiss · Expert")
+    await expect(expert.locator('[data-region="participants"]')).to_contain_text(
+        "Mr Keller · Customer")
+    await assert_accessible(expert, "expert call, links listed")
+
+    # The phone's picture is its whole screen; a chat line from the expert shows over
+    # it, and Chat says one is waiting, until tapped.
+    await expert.fill("#call [name=message]", "Is the pressure gauge in the red?")
+    await expert.click('[data-action="chat-send"]')
+    notices = customer.locator('[data-region="notices"]')
+    await expect(notices).to_contain_text("Dana Weiss: Is the pressure gauge in the red?")
+    panel = customer.locator('[data-action="panel"]')
+    await expect(panel).to_have_text("Chat (1)")
+    picture = customer.locator('[data-region="local-video"]')
+    box = await picture.bounding_box()
+    assert box is not None and (box["width"], box["height"]) == (
+        IPHONE_13["width"], IPHONE_13["height"])
+    await customer.screenshot(path=ARTIFACTS / "phone-call-portrait.png")
+    await assert_accessible(customer, "phone call, notice shown")
+    # Landscape: the controls beside the picture, not over it.
+    await customer.set_viewport_size(LANDSCAPE)  # type: ignore[arg-type]
+    controls = await customer.locator(".controls").bounding_box()
+    box = await picture.bounding_box()
+    assert controls is not None and box is not None
+    assert controls["x"] >= box["x"] + box["width"] - 1, (controls, box)
+    await customer.screenshot(path=ARTIFACTS / "phone-call-landscape.png")
+    await customer.set_viewport_size(IPHONE_13)  # type: ignore[arg-type]
+    await panel.click()
+    await expect(panel).to_have_text("Back to the picture")
+    await expect(customer.locator('[data-region="chat"]')).to_contain_text(
+        "Dana Weiss: Is the pressure gauge in the red?")
+    send = customer.locator('[data-action="chat-send"]')
+    await send.scroll_into_view_if_needed()
+    await expect(send).to_be_in_viewport()
+    await assert_usable(customer, "phone call, chat shown")
+    await assert_accessible(customer, "phone call, chat shown")
+    await panel.click()
+    await expect(panel).to_have_text("Chat")
+
+    # The link withdrawn from the list: the customer is out of the call.
+    async def accept(dialog: Dialog) -> None:
+        await dialog.accept()
+    expert.on("dialog", accept)
+    await listed.locator('[data-action="invite-withdraw"]').click()
+    await expect(expert.locator('[data-region="status"]')).to_have_text(
+        "Link withdrawn; Mr Keller · Customer is removed from the call.")
+    await expect(listed).to_have_attribute("data-state", "withdrawn")
+    await expect(listed.locator("button")).to_have_count(0)
+    await expect(customer.locator('[data-region="status"]')).to_have_text(
+        "This link was withdrawn. Ask for a new one.")
+    await assert_accessible(customer, "phone, call ended")
+    await expect(expert.locator('[data-region="participants"]')).not_to_contain_text(
+        "Mr Keller")
+    assert errors == []
