@@ -40,7 +40,8 @@ TEST = re.compile(r"`(tests/[\w/]+\.py)::(\w+)`")
 # Settings whose names say they bound something: each must be a row of the tables.
 LIMIT_NAME = re.compile(r"(^|_)(max|timeout|window|rate|burst|per_min|per_s)(_|$)")
 NOT_LIMITS = {  # named like limits, but bound no client's use of the server
-    "invite_max_ttl_s", "node_timeout_s", "notify_timeout_s", "webhook_timeout_s",
+    "invite_max_ttl_s", "node_timeout_s", "notify_timeout_s", "smtp_timeout_s",
+    "webhook_timeout_s",
     "webhook_max_attempts", "webhook_retry_max_s", "drain_timeout_s",
 }
 

@@ -37,7 +37,7 @@ from loadgen.probes import percentile
 from loadgen.reload import SEEN, customer_id, expert_and_link
 from loadgen.server import ServerProcess
 from tests.support import netns
-from tests.support.browser import CHROMIUM, FLAGS, PHONE
+from tests.support.browser import CHROMIUM, FLAGS, PHONE, open_chat
 
 logger = logging.getLogger("bench")
 
@@ -133,8 +133,11 @@ async def window(net: netns.Netns, expert: Keeper, page: Any,
     drawn = False
     try:
         await asyncio.sleep(min(2.0, seconds / 4))
+        # As a person does: Chat, type, send, back to the picture.
+        await open_chat(page)
         await page.locator("[name=message]").fill(customer_text)
         await page.locator('[data-action="chat-send"]').tap()
+        await page.locator('[data-action="panel"]').tap()
         await asyncio.sleep(max(0.0, start + seconds / 2 - time.monotonic()))
         await expert.send_chat(expert_text)
         drawn = phone is not None and await expert.annotate(phone, "thin-1")

@@ -105,7 +105,7 @@ async def test_first_run_setup_sign_in_job_and_invite(
     await expect(qr).to_be_visible()
     await expect(qr).to_have_js_property("complete", True)
     shot = cv2.imdecode(np.frombuffer(await qr.screenshot(), np.uint8), cv2.IMREAD_GRAYSCALE)
-    assert cv2.QRCodeDetector().detectAndDecode(shot)[0] == join_link
+    assert cv2.QRCodeDetectorAruco().detectAndDecode(shot)[0] == join_link
     await screenshots(page, "console-job")
     # Copied with one click.
     await browser.grant_permissions(["clipboard-read", "clipboard-write"], origin=serve.url)
