@@ -92,16 +92,15 @@ async def resend(store: Store, settings: Settings, senders: Senders, invite: Inv
     if senders.channel_for(invite.sent_to) is None:
         raise Conflict(f"This server no longer sends links to {invite.sent_to}: make a new "
                        "link, and send or show it.")
-    actor = f"user:{by.id}"
     if await store.invites.withdraw_unused(invite.id) is None:
         raise Conflict("This link was used or withdrawn meanwhile.")
-    await _withdrawn(store, invite, job, actor)
-    link = await create_join_link(store, settings, job, invite.role, None, actor, by.id,
-                                  invite.name)
+    await _withdrawn(store, invite, job, by)
+    link = await create_join_link(store, settings, job, invite.role, None, f"user:{by.id}",
+                                  by.id, invite.name)
     return link, await send(store, senders, invite.sent_to, job.title, link)
 
 
-async def withdraw(store: Store, invite: Invite, job: Job, actor: str) -> Invite:
+async def withdraw(store: Store, invite: Invite, job: Job, by: User) -> Invite:
     """Withdraw a join link (staff, in the console), used or not: the caller removes
     whoever came by it from this process's call; the other processes' watchers do the
     same. One already withdrawn is answered as it is."""
@@ -109,20 +108,15 @@ async def withdraw(store: Store, invite: Invite, job: Job, actor: str) -> Invite
     if withdrawn is None:  # withdrawn already (or at once by someone else)
         current = await store.invites.get(invite.id)
         return current if current is not None else invite
-    await _withdrawn(store, withdrawn, job, actor)
+    await _withdrawn(store, withdrawn, job, by)
     return withdrawn
 
 
-async def _withdrawn(store: Store, invite: Invite, job: Job, actor: str) -> None:
+async def _withdrawn(store: Store, invite: Invite, job: Job, by: User) -> None:
     await store.jobs.add_event(job.id, "invite.withdrawn",
-                               {"invite": invite.id, "role": invite.role, "by": _user_of(actor)})
-    await store.audit.record(actor, "invite.withdrawn", f"job:{job.id}", invite=invite.id,
-                             used=invite.used_at is not None)
-
-
-def _user_of(actor: str) -> int | None:
-    kind, _, number = actor.partition(":")
-    return int(number) if kind == "user" and number.isdigit() else None
+                               {"invite": invite.id, "role": invite.role, "by": by.id})
+    await store.audit.record(f"user:{by.id}", "invite.withdrawn", f"job:{job.id}",
+                             invite=invite.id, used=invite.used_at is not None)
 
 
 async def inviter_name(store: Store, invite: Invite) -> str | None:

@@ -117,7 +117,7 @@ async def withdraw_invite(request: web.Request) -> web.Response:
     # Counted before: this process's watcher, notified of the withdrawal (PostgreSQL),
     # may close them before the call below does.
     holding = {m.id for m in hub.members() if m.invite_id == invite.id and not m.closing}
-    withdrawn = await invitations.withdraw(store, invite, job, f"user:{user.id}")
+    withdrawn = await invitations.withdraw(store, invite, job, user)
     if withdrawn.used_at is not None:
         await hub.remove_link_participants({withdrawn.id})
     removed = len(holding) if withdrawn.revoked_at != invite.revoked_at else 0
