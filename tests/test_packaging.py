@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.support.process import ServeProcess, clean_env
+from videoassist.i18n import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,5 +58,10 @@ def test_a_non_editable_install_serves_the_pages_and_static_files(tmp_path: Path
             with urllib.request.urlopen(server.url + page, timeout=5) as response:
                 assert response.headers["Content-Type"].startswith("text/html")
                 assert response.read().lstrip().lower().startswith(b"<!doctype html>"), page
+        # The join page's catalogues came with it: German for a browser asking for it.
+        german = urllib.request.Request(server.url + "/join", headers={"Accept-Language": "de"})
+        with urllib.request.urlopen(german, timeout=5) as response:
+            assert response.headers["Content-Language"] == "de"
+            assert catalogue("de").gettext("Join the call").encode() in response.read()
     finally:
         assert server.stop() == 0, server.output

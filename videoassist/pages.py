@@ -11,14 +11,17 @@ from aiohttp import web
 
 from videoassist.appkeys import SETTINGS
 from videoassist.config import LOGO_TYPES
+from videoassist.i18n import ENGLISH, LANGUAGES, catalogue, negotiate
 
 routes = web.RouteTableDef()
 
 
 def _context(request: web.Request, **extra: Any) -> dict[str, Any]:
+    """What every page's template has: the company, its logo, and the words in English
+    (``_``: the console and the setup page are English; the join page's are not)."""
     settings = request.app[SETTINGS]
     return {"company": settings.company_name, "logo": settings.brand_logo is not None,
-            **extra}
+            "lang": ENGLISH.language, "_": ENGLISH.gettext, **extra}
 
 
 @routes.get("/brand.css")
@@ -46,6 +49,7 @@ async def brand_logo(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/")
 @routes.get(r"/jobs/{id:\d{1,15}}")
+@routes.get(r"/jobs/{id:\d{1,15}}/call")
 @routes.get("/people")
 @routes.get("/keys")
 @routes.get("/audit")
@@ -59,10 +63,18 @@ async def console(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/join")
-@aiohttp_jinja2.template("join.html")
-async def join(request: web.Request) -> dict[str, Any]:
-    """A one-time join link lands here; the token stays in the fragment."""
-    return _context(request)
+async def join(request: web.Request) -> web.Response:
+    """A one-time join link lands here; the token stays in the fragment. In the language
+    the address asks for (``?lang=``: the page's switch) or else the browser's
+    (videoassist/i18n.py), whose words the page's scripts get too."""
+    words = catalogue(negotiate(request.query.get("lang"), request.headers.get("Accept-Language")))
+    response = aiohttp_jinja2.render_template("join.html", request, _context(
+        request, lang=words.language, _=words.gettext, messages=words.json(),
+        languages=LANGUAGES))
+    response.headers["Content-Language"] = words.language
+    # A cache in between keeps one copy per language the browsers ask for.
+    response.headers["Vary"] = "Accept-Language"
+    return response
 
 
 @routes.get("/setup")

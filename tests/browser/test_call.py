@@ -7,7 +7,9 @@ link and joins; the expert sees live frames, draws an arrow that shows on the
 customer's own camera view, chats both ways and takes a snapshot that appears in the
 job panel; everyone leaves. Then the customer's browser profile is scanned: nothing of
 the call (canaries in the job title, the chat and the snapshot caption) is on disk, and
-no site storage exists for the server's origin.
+no site storage exists for the server's origin. The phone's browser asks for each of
+the join page's languages in turn (English, German, French, Spanish): the page speaks it,
+and leaves nothing either.
 
 Everything is found through the ``data-action`` and ``data-region`` handles of
 docs/ui.md. The expert's page gets an init script that records its peer connections,
@@ -53,6 +55,7 @@ from tests.support.browser import (
 )
 from tests.support.process import ServeProcess, ok, post_json
 from tests.support.server import PASSWORD, leave
+from videoassist.i18n import catalogue
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
@@ -87,14 +90,26 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         process.stop()
 
 
+# The whole call's phones: a model, and the language its browser asks for where not
+# English ("pixel-de"): the zero-storage scan holds in each of the join page's languages.
+WHOLE_CALL_PHONES = ["iphone", "pixel-de", "iphone-fr", "pixel-es"]
+
+
+def _model_and_language(param: str) -> tuple[str, str]:
+    model, _, language = param.partition("-")
+    return model, language or "en"
+
+
 @pytest_asyncio.fixture(loop_scope="package")
 async def phone(request: pytest.FixtureRequest, playwright: Playwright, tmp_path: Path
                 ) -> AsyncIterator[tuple[BrowserContext, Path, str]]:
-    """The customer's Chromium: a phone with touch, and a profile the test scans."""
+    """The customer's Chromium: a phone with touch, in its language (``pixel-de``: a
+    Pixel whose browser asks for German), and a profile the test scans."""
+    model, language = _model_and_language(request.param)
     profile = tmp_path / "phone-profile"
     context = await playwright.chromium.launch_persistent_context(
         profile, executable_path=CHROMIUM, headless=True, args=FLAGS,
-        is_mobile=True, has_touch=True, **PHONES[request.param])
+        is_mobile=True, has_touch=True, locale=language, **PHONES[model])
     context.set_default_timeout(15_000)
     try:
         yield context, profile, request.param
@@ -102,11 +117,13 @@ async def phone(request: pytest.FixtureRequest, playwright: Playwright, tmp_path
         await context.close()
 
 
-@pytest.mark.parametrize("phone", list(PHONES), indirect=True)
+@pytest.mark.parametrize("phone", WHOLE_CALL_PHONES, indirect=True)
 async def test_a_whole_call_leaves_nothing_on_the_phone(
         browser: BrowserContext, phone: tuple[BrowserContext, Path, str],
         serve: ServeProcess) -> None:
-    phone_context, profile, model = phone
+    phone_context, profile, name = phone
+    model, language = _model_and_language(name)
+    say = catalogue(language).gettext  # the phone's words
     errors: list[str] = []
 
     # The expert, at a desk: sign in, create the job, invite the customer.
@@ -130,15 +147,17 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
     watch_errors(customer, errors)
     await customer.goto(link)
     await expect(customer.locator("#job-title")).to_have_text(TITLE_CANARY)
+    await expect(customer.locator("html")).to_have_attribute("lang", language)
+    await expect(customer.locator('[data-action="join"]')).to_have_text(say("Join the call"))
     await expect(customer.locator('[data-action="join"]')).to_be_enabled()
     await assert_usable(customer, "landing")
     # Keyboard users reach the one thing to do first.
     await customer.keyboard.press("Tab")
     await expect(customer.locator('[data-action="join"]')).to_be_focused()
-    await screenshots(customer, f"customer-landing-{model}")
+    await screenshots(customer, f"customer-landing-{name}")
     await customer.set_viewport_size(PHONES[model]["viewport"])
     await customer.locator('[data-action="join"]').tap()
-    await expect(customer.locator('[data-region="status"]')).to_have_text("Connected")
+    await expect(customer.locator('[data-region="status"]')).to_have_text(say("Connected"))
     await expect(customer.locator('[data-action="snapshot"]')).to_be_hidden()
 
     # The expert sees the customer's camera, live.
@@ -179,7 +198,7 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
             "data-level", re.compile("^(good|fair|poor)$"))
     await assert_usable(customer, "customer call")
     await assert_usable(expert, "expert console")
-    await screenshots(customer, f"customer-call-{model}")
+    await screenshots(customer, f"customer-call-{name}")
     await expert.screenshot(path=ARTIFACTS / "expert-call-desktop.png", full_page=True)
     await expert.set_viewport_size(PHONE)
     await expert.screenshot(path=ARTIFACTS / "expert-call-phone.png", full_page=True)
@@ -188,8 +207,9 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
     # Everyone leaves: the customer first, then the expert ends the call.
     await customer.locator('[data-action="leave"]').tap()
     await expect(customer.locator("#ended")).to_be_visible()
-    await expect(customer.locator('[data-region="status"]')).to_have_text("You left the call.")
-    await screenshots(customer, f"customer-ended-{model}")
+    await expect(customer.locator('[data-region="status"]')).to_have_text(
+        say("You left the call."))
+    await screenshots(customer, f"customer-ended-{name}")
     await expect(expert.locator('[data-region="participants"]')).not_to_contain_text("Customer")
     # Ending the call for everyone is asked again; Cancel leaves the call as it was.
     await expert.click('[data-action="end-call"]')

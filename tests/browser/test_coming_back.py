@@ -216,7 +216,9 @@ async def test_a_customer_who_reloads_is_back_in_the_call_and_nothing_stays_on_t
         await expect(status).to_have_text(
             "This link is incomplete. Open the whole link from your message.")
 
-        # Another link, joined and left on purpose: a reload does not get back in.
+        # Another link (made from the job's record, the call staying on), joined and
+        # left on purpose: a reload does not get back in.
+        await expert.click('[data-action="call-record"]')
         await expert.click('[data-action="invite-customer"]')
         invite = expert.locator('[data-region="invite-link"]')
         await expect(invite).not_to_have_text(link)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.async_api import BrowserContext, Dialog, Page, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
 
 from tests.support.browser import (
     ARTIFACTS,
@@ -22,6 +22,7 @@ from tests.support.browser import (
     STOP_AT_ONCE,
     assert_accessible,
     assert_usable,
+    end_call_for_all,
     frames_grow,
     screenshots,
     sign_in_expert,
@@ -29,6 +30,7 @@ from tests.support.browser import (
 )
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD
+from videoassist.i18n import catalogue
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
@@ -164,10 +166,12 @@ async def test_a_customer_named_on_the_link_is_greeted_and_named_in_the_call(
     await panel.click()
     await expect(panel).to_have_text("Chat")
 
-    # The link withdrawn from the list: the customer is out of the call.
+    # The link withdrawn from the list (in the job's record: the call has its own page,
+    # and the record is a tap away): the customer is out of the call.
     async def accept(dialog: Dialog) -> None:
         await dialog.accept()
     expert.on("dialog", accept)
+    await expert.click('[data-action="call-record"]')
     await listed.locator('[data-action="invite-withdraw"]').click()
     await expect(expert.locator('[data-region="status"]')).to_have_text(
         "Link withdrawn; Mr Keller · Customer is removed from the call.")
@@ -179,3 +183,142 @@ async def test_a_customer_named_on_the_link_is_greeted_and_named_in_the_call(
     await expect(expert.locator('[data-region="participants"]')).not_to_contain_text(
         "Mr Keller")
     assert errors == []
+
+
+async def test_the_phone_speaks_its_browser_s_language_and_the_switch_keeps_the_link(
+        chromium: Browser, serve: ServeProcess) -> None:
+    """A phone whose browser asks for German gets the join page in German; its switch
+    shows the page in Spanish with the link still good; the call, a reload in it and its
+    end speak Spanish; the address never holds the link."""
+    errors: list[str] = []
+    german, spanish = catalogue("de").gettext, catalogue("es").gettext
+    job_id = ok(serve.data_dir, "job", "create", "Heizung tropft").strip()
+    token = ok(serve.data_dir, "invite", job_id, "--role", "customer").strip().split("#")[1]
+    context = await chromium.new_context(locale="de-DE", is_mobile=True, has_touch=True,
+                                         viewport=IPHONE_13)  # type: ignore[arg-type]
+    try:
+        phone = await context.new_page()
+        watch_errors(phone, errors)
+        await phone.goto(f"{serve.url}/join#{token}")
+        await expect(phone.locator("html")).to_have_attribute("lang", "de")
+        join = phone.locator('[data-action="join"]')
+        await expect(join).to_have_text(german("Join the call"))
+        await expect(phone.locator('[data-region="status"]')).to_have_text(
+            german("Ready when you are."))
+        await assert_accessible(phone, "join page in German")
+
+        await phone.select_option('[data-action="language"]', "es")
+        await expect(phone.locator("html")).to_have_attribute("lang", "es")
+        await expect(phone.locator("#job-title")).to_have_text("Heizung tropft")
+        await expect(phone.locator('[data-region="status"]')).to_have_text(
+            spanish("Ready when you are."))  # the link, inspected again, is still good
+        assert phone.url == f"{serve.url}/join?lang=es"
+        await expect(join).to_have_text(spanish("Join the call"))
+        await join.tap()
+        status = phone.locator('[data-region="status"]')
+        await expect(status).to_have_text(spanish("Connected"))
+        # Nobody else is in the call yet: who will come, in Spanish (a link the CLI
+        # made names no one: the company).
+        await expect(phone.locator('[data-region="picture-note"]')).to_have_text(
+            spanish("{name} will join in a moment.", name="Acme Heating"))
+        await assert_accessible(phone, "phone call in Spanish, waiting")
+        await phone.screenshot(path=ARTIFACTS / "phone-call-waiting-es.png")
+
+        await phone.reload()  # back in the call, still in Spanish
+        await expect(status).to_have_text(spanish("Connected"))
+        await expect(phone.locator("html")).to_have_attribute("lang", "es")
+        assert phone.url == f"{serve.url}/join?lang=es"
+        await phone.locator('[data-action="leave"]').tap()
+        await expect(phone.locator("#ended-title")).to_have_text(spanish("You left the call."))
+        await assert_accessible(phone, "phone, call ended, in Spanish")
+    finally:
+        await context.close()
+    assert errors == []
+
+
+async def test_the_expert_s_call_has_a_page_and_an_address_of_its_own(
+        browser: BrowserContext, chromium: Browser, serve: ServeProcess) -> None:
+    """Joining puts the call on a page of its own, /jobs/ID/call: the picture, the tools,
+    who is in it, its chat and the job's snapshots, nothing else. Back shows the whole
+    record with the call still in it, Forward the call alone again; the two buttons do
+    the same. A reload (the console signs out) and signing in again is back in the call
+    at its address; when the call ends, the address is the record's."""
+    errors: list[str] = []
+    job_id = ok(serve.data_dir, "job", "create", "Radiator cold at the top").strip()
+    token = ok(serve.data_dir, "invite", job_id, "--role", "customer").strip().split("#")[1]
+    expert = await browser.new_page()
+    await expert.set_viewport_size(DESKTOP)
+    await expert.add_init_script(RECORD_PEER_CONNECTIONS)
+    watch_errors(expert, errors)
+
+    async def accept(dialog: Dialog) -> None:  # the reload's "leave the call?"
+        await dialog.accept()
+
+    expert.on("dialog", accept)
+    phone = await chromium.new_context(viewport=IPHONE_13, is_mobile=True, has_touch=True)  # type: ignore[arg-type]
+    try:
+        customer = await phone.new_page()
+        await customer.goto(f"{serve.url}/join#{token}")
+        await customer.locator('[data-action="join"]').tap()
+        await sign_in_expert(expert, serve)
+        await expert.click(f'[data-job="{job_id}"]')
+        await expect(expert).to_have_url(f"{serve.url}/jobs/{job_id}")
+        await expert.click('[data-action="join"]')
+        await expect(expert).to_have_url(f"{serve.url}/jobs/{job_id}/call")
+        await frames_grow(expert)
+
+        async def alone(on: bool) -> None:
+            """The call alone on the page (``on``), or in the whole record."""
+            for selector in ("#call", '[data-region="participants"]', "#draw-tools",
+                             '#call [data-region="chat"]', "#job .snapshots-part"):
+                await expect(expert.locator(selector)).to_be_visible()
+            for selector, shown in (('[data-action="call-record"]', on),
+                                    ('[data-action="call-focus"]', not on),
+                                    ("#jobs", not on), ("#invite-form", not on),
+                                    ('[data-region="events"]', not on),
+                                    ("#note-form", not on)):
+                if shown:
+                    await expect(expert.locator(selector)).to_be_visible()
+                else:
+                    await expect(expert.locator(selector)).to_be_hidden()
+
+        await alone(True)
+        await expert.click('[data-action="snapshot"]')  # lands beside the call
+        await expect(expert.locator('[data-region="snapshots"] [data-snapshot]')
+                     ).to_have_count(1)
+        await screenshots(expert, "expert-call-alone")
+        await expert.set_viewport_size(DESKTOP)
+
+        await expert.go_back()
+        await expect(expert).to_have_url(f"{serve.url}/jobs/{job_id}")
+        await alone(False)
+        await expect(expert.locator('[data-region="remote-video"]')).to_be_visible()
+        await expert.go_forward()
+        await expect(expert).to_have_url(f"{serve.url}/jobs/{job_id}/call")
+        await alone(True)
+        await expert.click('[data-action="call-record"]')
+        await expect(expert).to_have_url(f"{serve.url}/jobs/{job_id}")
+        await alone(False)
+        await expert.click('[data-action="call-focus"]')
+        await expect(expert).to_have_url(f"{serve.url}/jobs/{job_id}/call")
+        await alone(True)
+
+        await expert.reload()
+        await expect(expert.locator("#signin")).to_be_visible()
+        await expect(expert).to_have_url(f"{serve.url}/jobs/{job_id}/call")
+        await expert.fill("[name=username]", "dana")
+        await expert.fill("[name=password]", PASSWORD)
+        await expert.click('[data-action="sign-in"]')
+        await frames_grow(expert)  # back in the call, the customer's camera live
+        await expect(expert).to_have_url(f"{serve.url}/jobs/{job_id}/call")
+        await alone(True)
+        await expect(expert.locator('[data-region="participants"]')).to_contain_text("Customer")
+
+        await end_call_for_all(expert)
+        await expect(expert).to_have_url(f"{serve.url}/jobs/{job_id}")
+        await expect(expert.locator('[data-region="events"]')).to_be_visible()
+        await expect(expert.locator("#call")).to_be_hidden()
+    finally:
+        await phone.close()
+        await expert.close()
+    assert errors == [], errors

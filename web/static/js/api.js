@@ -71,12 +71,13 @@ export async function apiBlob(path, token) {
 }
 
 /**
- * Take the one-time token from the URL fragment and remove it from the address bar.
+ * Take the one-time token from the URL fragment and remove it from the address bar (the
+ * rest of the address stays: the join page's ?lang=).
  * @returns {string}
  */
 export function takeFragmentToken() {
   const token = decodeURIComponent(location.hash.slice(1));
-  history.replaceState(null, "", location.pathname);
+  history.replaceState(null, "", location.pathname + location.search);
   return token;
 }
 

@@ -31,6 +31,8 @@ import { Adaptation } from "./adapt.js";
 import { Signalling } from "./signalling.js";
 import { MediaLink, countCameras } from "./media.js";
 import { StillSender } from "./stills.js";
+import { shownName } from "./format.js";
+import { t } from "./i18n.js";
 
 const RETRY_DELAYS_S = [1, 2, 4, 8, 10];
 const GIVE_UP_AFTER_MS = 5 * 60 * 1000;
@@ -63,22 +65,29 @@ const OFFER_RETRY_MS = 2000;
 /** @typedef {import("./signalling.js").Participant} Participant */
 
 /**
+ * A participant as this page names them (format.js shownName): "Kunde" for a customer
+ * nobody named, on a German page.
+ * @param {Participant} participant @returns {Participant}
+ */
+const named = (participant) => ({ ...participant, name: shownName(participant) });
+
+/**
  * Close reasons that end the call for good, in words.
  * @type {Record<string, string>}
  */
 const ENDINGS = {
-  left: "You left the call.",
-  call_ended: "The call has ended.",
-  job_closed: "The call has ended: the job was closed.",
-  unauthorized: "This link is no longer valid. Ask for a new one.",
-  session_expired: "Your session has expired. Sign in again.",
-  account_disabled: "You have been signed out.",
-  signed_out: "You have been signed out. Sign in again.",
-  link_revoked: "This link was withdrawn. Ask for a new one.",
-  removed: "You were removed from the call.",
-  replaced: "The call goes on in another tab or window.",
-  forbidden: "This call is not open to you.",
-  not_found: "This job no longer exists.",
+  left: t("You left the call."),
+  call_ended: t("The call has ended."),
+  job_closed: t("The call has ended: the job was closed."),
+  unauthorized: t("This link is no longer valid. Ask for a new one."),
+  session_expired: t("Your session has expired. Sign in again."),
+  account_disabled: t("You have been signed out."),
+  signed_out: t("You have been signed out. Sign in again."),
+  link_revoked: t("This link was withdrawn. Ask for a new one."),
+  removed: t("You were removed from the call."),
+  replaced: t("The call goes on in another tab or window."),
+  forbidden: t("This call is not open to you."),
+  not_found: t("This job no longer exists."),
 };
 
 /**
@@ -90,15 +99,15 @@ const ENDINGS = {
  * @returns {string | null}
  */
 export function refusal(code, reason, staff) {
-  if (code === 4400) return "The server did not accept this page's messages.";
+  if (code === 4400) return t("The server did not accept this page's messages.");
   if (code !== 4429) return null;
-  if (reason === "call_full") return "This call is full.";
+  if (reason === "call_full") return t("This call is full.");
   if (reason === "too_many_connections") {
     return staff
-      ? "Too many connections from your account: close the call in your other tabs or windows."
-      : "Too many connections from this link: close the other tabs or windows where it is open.";
+      ? t("Too many connections from your account: close the call in your other tabs or windows.")
+      : t("Too many connections from this link: close the other tabs or windows where it is open.");
   }
-  return "Too many joins in a short time.";
+  return t("Too many joins in a short time.");
 }
 
 /**
@@ -109,7 +118,7 @@ export function refusal(code, reason, staff) {
 export async function openCamera() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     return { stream: new MediaStream(),
-      problem: "This browser cannot share a camera here. Open the link in Chrome or Safari." };
+      problem: t("This browser cannot share a camera here. Open the link in Chrome or Safari.") };
   }
   const video = { facingMode: "environment", width: { ideal: 1280 }, height: { ideal: 720 } };
   try {
@@ -119,18 +128,18 @@ export async function openCamera() {
   } catch (error) {
     const name = /** @type {Error} */ (error).name;
     if (name === "NotAllowedError" || name === "SecurityError") {
-      return { stream: new MediaStream(), problem: "Camera and microphone are blocked. Allow " +
-        "them for this site in the browser's settings, then join again with a new link." };
+      return { stream: new MediaStream(), problem: t("Camera and microphone are blocked. Allow " +
+        "them for this site in the browser's settings, then join again with a new link.") };
     }
     // No camera, or it is busy: try the microphone alone.
     try {
       const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
       return { stream, problem: name === "NotReadableError"
-        ? "The camera is busy in another app. Close it, then switch the camera on again."
-        : "No camera was found. You can still talk and chat." };
+        ? t("The camera is busy in another app. Close it, then switch the camera on again.")
+        : t("No camera was found. You can still talk and chat.") };
     } catch {
       return { stream: new MediaStream(),
-        problem: "The camera and microphone could not be started. Is another app using them?" };
+        problem: t("The camera and microphone could not be started. Is another app using them?") };
     }
   }
 }
@@ -171,7 +180,7 @@ export class Call extends EventTarget {
     this.token = token;
     this.job = job;
     this.stream = stream;
-    this.connectedText = notice || "Connected";
+    this.connectedText = notice || t("Connected");
     this.resume = resume;
     /** @type {Signalling | null} */
     this.signalling = null;
@@ -229,7 +238,7 @@ export class Call extends EventTarget {
   }
 
   start() {
-    this.setState("connecting", "Connecting…");
+    this.setState("connecting", t("Connecting…"));
     this.watchTimer = setInterval(() => {
       this.watchSocket();
       this.watchMedia();
@@ -271,7 +280,7 @@ export class Call extends EventTarget {
     signalling.addEventListener("participant.joined", (event) => {
       /** @type {Participant} */
       const p = /** @type {CustomEvent} */ (event).detail.participant;
-      this.participants.set(p.id, p);
+      this.participants.set(p.id, named(p));
       this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
     });
     signalling.addEventListener("participant.left", (event) => {
@@ -284,13 +293,14 @@ export class Call extends EventTarget {
     signalling.addEventListener("participant.away", (event) => {
       const { participant, away_since: since, away_until: until } = /** @type {CustomEvent} */ (
         event).detail;
-      this.participants.set(participant.id, { ...participant, away_since: since, away_until: until });
+      this.participants.set(participant.id,
+        { ...named(participant), away_since: since, away_until: until });
       this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
     });
     signalling.addEventListener("participant.back", (event) => {
       /** @type {Participant} */
       const p = /** @type {CustomEvent} */ (event).detail.participant;
-      this.participants.set(p.id, p);
+      this.participants.set(p.id, named(p));
       this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
     });
     signalling.addEventListener("closed", (event) => {
@@ -312,7 +322,7 @@ export class Call extends EventTarget {
     this.ready = true;
     this.tries = 0;
     this.lostAt = 0;
-    this.participants = new Map(message.participants.map((p) => [p.id, p]));
+    this.participants = new Map(message.participants.map((p) => [p.id, named(p)]));
     for (const id of [...this.streams.keys()]) if (!this.participants.has(id)) this.dropStream(id);
     this.dispatchEvent(new CustomEvent("joined", { detail: message }));
     this.dispatchEvent(new CustomEvent("participants", { detail: this.participants }));
@@ -399,23 +409,24 @@ export class Call extends EventTarget {
     if (this.over) return;
     if (code === 4410) return this.end(ENDINGS.replaced, "replaced");
     if (code === 1000 || code === 4401 || code === 4403) {
-      return this.end(ENDINGS[reason] || "The call has ended.", reason);
+      return this.end(ENDINGS[reason] || t("The call has ended."), reason);
     }
     // The media connection is kept for now: if the server still has this participant,
     // it goes on (onJoined); the watch lets go of it if it fails meanwhile.
     const refused = refusal(code, reason, this.job !== undefined);
     if (!this.lostAt) this.lostAt = Date.now();
     if (Date.now() - this.lostAt > GIVE_UP_AFTER_MS) {
-      if (refused) return this.end(`${refused} Try again later.`, reason);
-      return this.end("The connection could not be restored. Check the network; the " +
-        "person who invited you can send a new link.", "lost");
+      if (refused) return this.end(`${refused} ${t("Try again later.")}`, reason);
+      return this.end(t("The connection could not be restored. Check the network; the " +
+        "person who invited you can send a new link."), "lost");
     }
     let delay = RETRY_DELAYS_S[Math.min(this.tries, RETRY_DELAYS_S.length - 1)];
     if (refused) delay = Math.max(delay, REFUSED_RETRY_S);
     this.tries += 1;
-    this.setState("reconnecting", refused ? `${refused} Trying again in ${delay} s…`
-      : navigator.onLine === false ? "No network. Waiting for it to come back…"
-        : `Connection lost. Reconnecting in ${delay} s…`);
+    this.setState("reconnecting", refused
+      ? `${refused} ${t("Trying again in {delay} s…", { delay })}`
+      : navigator.onLine === false ? t("No network. Waiting for it to come back…")
+        : t("Connection lost. Reconnecting in {delay} s…", { delay }));
     this.retryTimer = setTimeout(() => {
       // Offline by the browser's word, a try cannot reach anyone (and says so in the
       // console): the schedule goes on without it, so giving up still comes in time,
@@ -433,7 +444,7 @@ export class Call extends EventTarget {
     clearTimeout(this.retryTimer);
     this.retryTimer = 0;
     if (this.over) return;
-    this.setState("reconnecting", "Reconnecting…");
+    this.setState("reconnecting", t("Reconnecting…"));
     this.open();
   }
 
@@ -475,7 +486,7 @@ export class Call extends EventTarget {
       return;
     }
     watch.since = now;
-    if (!this.stream.getTracks().some((t) => t.readyState === "live")) return;
+    if (!this.stream.getTracks().some((track) => track.readyState === "live")) return;
     watch.busy = true;
     try {
       const bytes = await media.bytesReceived();
@@ -495,7 +506,7 @@ export class Call extends EventTarget {
   restartMedia() {
     if (this.over || !this.ready) return;
     this.stopMedia(true);
-    this.setState("reconnecting", "The video connection was lost. Reconnecting…");
+    this.setState("reconnecting", t("The video connection was lost. Reconnecting…"));
     this.startMedia(true);
   }
 
@@ -554,11 +565,11 @@ export class Call extends EventTarget {
       // A microphone or camera muted before a reconnection stays muted, and says so.
       for (const kind of /** @type {("audio" | "video")[]} */ (["audio", "video"])) {
         const tracks = kind === "audio" ? this.stream.getAudioTracks() : this.stream.getVideoTracks();
-        if (tracks.length && tracks.every((t) => !t.enabled)) media.mute(kind, true);
+        if (tracks.length && tracks.every((track) => !track.enabled)) media.mute(kind, true);
       }
     }).catch((error) => {
       console.error("publishing failed", error);
-      this.setState("reconnecting", "The video could not be started. Trying again…");
+      this.setState("reconnecting", t("The video could not be started. Trying again…"));
     });
   }
 

@@ -14,7 +14,8 @@
 import { setStatus } from "./api.js";
 import { attachChat } from "./chat.js";
 import { $ } from "./dom.js";
-import { personLabel } from "./format.js";
+import { personLabel, shownName } from "./format.js";
+import { t } from "./i18n.js";
 import { cameraState } from "./media.js";
 import { Overlay } from "./overlay.js";
 import { watchQuality } from "./quality.js";
@@ -272,20 +273,20 @@ export class CallView extends EventTarget {
       this.freezing = false;
       this.showFrozen();
       if (this.layout === "field" && frozen.camera === this.call.me) {
-        this.say(`${this.nameOf(frozen.by)} froze your picture to draw on it.`);
+        this.say(t("{name} froze your picture to draw on it.", { name: this.nameOf(frozen.by) }));
       }
     });
     call.addEventListener("freeze.ended", () => {
       const mine = this.frozenPicture && this.frozenPicture.camera === this.call.me;
       this.dropFrozen();
       this.showFrozen();
-      if (this.layout === "field" && mine) this.say("Your picture is live again.");
+      if (this.layout === "field" && mine) this.say(t("Your picture is live again."));
     });
     call.addEventListener("media.tracks", (event) => {
       /** @type {import("./signalling.js").MediaTracks} */
       const message = /** @type {CustomEvent} */ (event).detail;
       const state = { audio: false, video: false };
-      for (const t of message.tracks) if (t.muted) state[t.kind] = true;
+      for (const track of message.tracks) if (track.muted) state[track.kind] = true;
       this.muted.set(message.participant, state);
       this.people();
       this.showRemote();
@@ -305,10 +306,10 @@ export class CallView extends EventTarget {
       const message = /** @type {CustomEvent} */ (event).detail;
       if (message.request && message.request === this.pendingSnapshot) {
         this.pendingSnapshot = null;
-        this.say("Snapshot saved to the job record.");
+        this.say(t("Snapshot saved to the job record."));
         this.controls();
       } else {
-        this.say("A snapshot was saved to the job record.");
+        this.say(t("A snapshot was saved to the job record."));
       }
       this.dispatchEvent(new CustomEvent("snapshot", { detail: message }));
     });
@@ -332,7 +333,7 @@ export class CallView extends EventTarget {
       if (replayed || message.participant_id === this.call.me || !this.fullScreen()) return;
       this.unread += 1;
       this.showPanelButton();
-      this.notice(`${message.from.name}: ${message.text}`);
+      this.notice(`${shownName(message.from)}: ${message.text}`);
     });
 
     /** @param {string} action @param {() => void} handler */
@@ -437,10 +438,10 @@ export class CallView extends EventTarget {
       setTimeout(() => this.notes(), LEFT_NOTE_MS + 50);
     }
     if (this.present) {
-      for (const [id, name] of now) if (!this.present.has(id)) this.notice(`${name} joined the call.`);
+      for (const [id, name] of now) if (!this.present.has(id)) this.notice(t("{name} joined the call.", { name }));
       // Alone now, the note over the picture says who left: no notice besides.
       for (const [id, name] of this.present) {
-        if (!now.has(id) && now.size) this.notice(`${name} left the call.`);
+        if (!now.has(id) && now.size) this.notice(t("{name} left the call.", { name }));
       }
     }
     this.present = now;
@@ -477,7 +478,8 @@ export class CallView extends EventTarget {
     if (!away) return "";
     const s = Math.max(0, Math.floor((performance.now() - away.since) / 1000));
     const clock = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
-    return `${named ? `${away.name} disconnected` : "disconnected"}, reconnecting ${clock}`;
+    return named ? t("{name} disconnected, reconnecting {clock}", { name: away.name, clock })
+      : t("disconnected, reconnecting {clock}", { clock });
   }
 
   /** What the remote picture should show: video, stills, a camera off on purpose, or
@@ -508,9 +510,10 @@ export class CallView extends EventTarget {
     const mode = message ? message.mode : "video";
     const why = message ? modeWhy(message.reason, message.kbps, message.loss) : "";
     const words = expert
-      ? { video: "", reduced: `Reduced video: ${why}`, stills: `Still pictures: ${why}` }[mode]
-      : { video: "", reduced: "Weak connection: video reduced",
-        stills: "Weak connection: sending still pictures" }[mode];
+      ? { video: "", reduced: t("Reduced video: {why}", { why }),
+        stills: t("Still pictures: {why}", { why }) }[mode]
+      : { video: "", reduced: t("Weak connection: video reduced"),
+        stills: t("Weak connection: sending still pictures") }[mode];
     this.modeBadge.textContent = words || "";
     this.modeBadge.title = why;
     this.modeBadge.hidden = !words;
@@ -604,12 +607,14 @@ export class CallView extends EventTarget {
       : this.remoteId === null && this.away.size ? [...this.away.keys()][0] : null;
     const paused = id !== null && this.muted.get(id)?.video;
     this.screenNote(awayId !== null ? this.awayWords(awayId, true)
-      : !who ? (this.left ? `${this.left.name} left the call.` : "Waiting for someone to join…")
-        : paused ? `${who.name} paused their camera.`
-          : this.remoteId === null ? `Waiting for ${who.name}'s camera…`
-            : this.picture === "frozen" ? `Video frozen: no new picture from ${who.name}.`
+      : !who ? (this.left ? t("{name} left the call.", { name: this.left.name })
+        : t("Waiting for someone to join…"))
+        : paused ? t("{name} paused their camera.", { name: who.name })
+          : this.remoteId === null ? t("Waiting for {name}'s camera…", { name: who.name })
+            : this.picture === "frozen"
+              ? t("Video frozen: no new picture from {name}.", { name: who.name })
               : this.picture === "stills" && this.still.hidden
-                ? `Waiting for a still picture from ${who.name}…` : "");
+                ? t("Waiting for a still picture from {name}…", { name: who.name }) : "");
   }
 
   /** Over the phone's own picture: that the camera is off; else, while nobody else is
@@ -617,11 +622,13 @@ export class CallView extends EventTarget {
   fieldNote() {
     if (this.left && performance.now() >= this.left.until) this.left = null;
     if (!this.call.stream.getVideoTracks().length || this.cameraOff) {
-      return this.screenNote("Your camera is off.");
+      return this.screenNote(t("Your camera is off."));
     }
     if (this.call.participants.size) return this.screenNote("");
-    const coming = `${this.awaited ?? "Someone"} will join in a moment.`;
-    this.screenNote(this.left ? `${this.left.name} left the call. ${coming}` : coming);
+    const coming = this.awaited ? t("{name} will join in a moment.", { name: this.awaited })
+      : t("Someone will join in a moment.");
+    this.screenNote(this.left
+      ? `${t("{name} left the call.", { name: this.left.name })} ${coming}` : coming);
   }
 
   /** @param {string} text */
@@ -654,7 +661,8 @@ export class CallView extends EventTarget {
       const item = document.createElement("li");
       item.dataset.participant = String(p.id);
       const muted = this.muted.get(p.id);
-      const label = `${personLabel(p)}${muted && muted.audio ? " · muted" : ""}`;
+      const label = muted && muted.audio
+        ? t("{person} · muted", { person: personLabel(p) }) : personLabel(p);
       const away = this.away.has(p.id)
         ? Object.assign(document.createElement("span"), { className: "away" }) : null;
       if (away) {
@@ -668,7 +676,7 @@ export class CallView extends EventTarget {
         button.type = "button";
         button.textContent = label;
         button.setAttribute("aria-pressed", String(p.id === this.viewing));
-        button.setAttribute("aria-label", `${label}: show their camera`);
+        button.setAttribute("aria-label", t("{person}: show their camera", { person: label }));
         button.addEventListener("click", () => this.view(p.id));
         item.append(button);
       } else {
@@ -682,10 +690,11 @@ export class CallView extends EventTarget {
         remove.type = "button";
         remove.className = "danger";
         remove.dataset.action = "remove-participant";
-        remove.textContent = "Remove";
-        remove.setAttribute("aria-label", `Remove ${p.name} from the call`);
+        remove.textContent = t("Remove");
+        remove.setAttribute("aria-label", t("Remove {name} from the call", { name: p.name }));
         remove.addEventListener("click", () => {
-          if (confirm(`Remove ${p.name} from the call? Their link will stop working.`)) {
+          if (confirm(t("Remove {name} from the call? Their link will stop working.",
+            { name: p.name }))) {
             this.call.removeParticipant(p.id);
           }
         });
@@ -694,7 +703,7 @@ export class CallView extends EventTarget {
       return item;
     });
     if (!items.length) items.push(Object.assign(document.createElement("li"),
-      { className: "empty", textContent: "Nobody else yet." }));
+      { className: "empty", textContent: t("Nobody else yet.") }));
     region.replaceChildren(...items);
   }
 
@@ -750,8 +759,8 @@ export class CallView extends EventTarget {
     const button = this.$('[data-action="panel"]');
     button.hidden = this.layout !== "field";
     button.setAttribute("aria-pressed", String(this.panelOpen));
-    button.textContent = this.panelOpen ? "Back to the picture"
-      : this.unread ? `Chat (${this.unread})` : "Chat";
+    button.textContent = this.panelOpen ? t("Back to the picture")
+      : this.unread ? t("Chat ({count})", { count: this.unread }) : t("Chat");
     this.root.classList.toggle("panel-open", this.panelOpen);
   }
 
@@ -772,7 +781,7 @@ export class CallView extends EventTarget {
     const snapshot = this.$('[data-action="snapshot"]', HTMLButtonElement);
     snapshot.disabled = this.pendingSnapshot !== null
       || (this.layout === "expert" ? this.viewing === null : !this.call.stream.getVideoTracks().length);
-    snapshot.textContent = this.pendingSnapshot ? "Saving…" : "Snapshot";
+    snapshot.textContent = this.pendingSnapshot ? t("Saving…") : t("Snapshot");
     show("end-call", Boolean(this.staff) && this.$('[data-region="end-call-confirm"]').hidden === true);
     this.$('[data-action="mute"]', HTMLButtonElement).disabled =
       !this.call.stream.getAudioTracks().length;
@@ -786,13 +795,13 @@ export class CallView extends EventTarget {
     for (const track of tracks) track.enabled = !this.cameraOff;
     if (this.call.media) this.call.media.mute("video", this.cameraOff);
     this.showLocal();
-    setStatus(this.cameraOff ? "Your camera is off." : "Your camera is on.");
+    setStatus(this.cameraOff ? t("Your camera is off.") : t("Your camera is on."));
   }
 
   showCamera() {
     const button = this.$('[data-action="camera"]', HTMLButtonElement);
     button.setAttribute("aria-pressed", String(this.cameraOff));
-    button.textContent = this.cameraOff ? "Camera on" : "Camera off";
+    button.textContent = this.cameraOff ? t("Camera on") : t("Camera off");
     button.disabled = !this.call.stream.getVideoTracks().length;
   }
 
@@ -800,7 +809,7 @@ export class CallView extends EventTarget {
   showSmall() {
     const button = this.$('[data-action="self-view"]');
     button.setAttribute("aria-pressed", String(this.smallHidden));
-    button.textContent = this.smallHidden ? "Show small picture" : "Hide small picture";
+    button.textContent = this.smallHidden ? t("Show small picture") : t("Hide small picture");
     this.small.classList.toggle("pip-hidden", this.smallHidden);
     this.small.dataset.corner = CORNERS[this.corner];
     this.$('[data-action="self-view-move"]').hidden = this.smallHidden;
@@ -829,8 +838,8 @@ export class CallView extends EventTarget {
     if (this.call.media) this.call.media.mute("audio", muted);
     const button = this.$('[data-action="mute"]');
     button.setAttribute("aria-pressed", String(muted));
-    button.textContent = muted ? "Unmute" : "Mute";
-    setStatus(muted ? "Your microphone is off." : "Your microphone is on.");
+    button.textContent = muted ? t("Unmute") : t("Mute");
+    setStatus(muted ? t("Your microphone is off.") : t("Your microphone is on."));
   }
 
   /**
@@ -871,7 +880,7 @@ export class CallView extends EventTarget {
     this.pendingSnapshot = `snap-${this.snapshotSerial}`;
     const shapes = [...this.drawingsOf(camera).values()];
     this.call.send({ type: "snapshot.request", camera, request: this.pendingSnapshot, shapes });
-    setStatus("Taking a snapshot…");
+    setStatus(t("Taking a snapshot…"));
     this.controls();
   }
 
@@ -905,12 +914,12 @@ export class CallView extends EventTarget {
     this.root.classList.toggle("frozen", on);
     const screen = /** @type {HTMLElement} */ (this.canvas.parentElement);
     screen.dataset.frozen = picture && picture.by !== this.call.me
-      ? `Frozen by ${this.nameOf(picture.by)}` : "Frozen";
+      ? t("Frozen by {name}", { name: this.nameOf(picture.by) }) : t("Frozen");
     if (this.layout !== "expert") return;
     if (on) this.remote.pause(); else this.remote.play().catch(() => {});
     const button = this.$('[data-action="freeze"]');
     button.setAttribute("aria-pressed", String(on));
-    button.textContent = on ? "Resume" : "Freeze";
+    button.textContent = on ? t("Resume") : t("Freeze");
   }
 
   dropFrozen() {
@@ -921,7 +930,7 @@ export class CallView extends EventTarget {
 
   /** A participant's name, as the call lists them. @param {number} id */
   nameOf(id) {
-    return this.call.participants.get(id)?.name ?? "The expert";
+    return this.call.participants.get(id)?.name ?? t("The expert");
   }
 
   ended() {
@@ -951,8 +960,9 @@ export class CallView extends EventTarget {
  */
 export function modeWhy(reason, kbps, loss) {
   const numbers = [kbps === null ? "" : `${kbps} kbit/s`,
-    loss === null ? "" : `${Math.round(loss * 100)}% lost`].filter(Boolean).join(", ");
-  const words = { link_ok: "good connection", low_bandwidth: "weak connection",
-    packet_loss: "packets lost on the way" }[reason] || reason;
+    loss === null ? "" : t("{percent}% lost", { percent: Math.round(loss * 100) })]
+    .filter(Boolean).join(", ");
+  const words = { link_ok: t("good connection"), low_bandwidth: t("weak connection"),
+    packet_loss: t("packets lost on the way") }[reason] || reason;
   return numbers ? `${words} (${numbers})` : words;
 }

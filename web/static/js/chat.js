@@ -6,6 +6,9 @@
 // server sent carries data-message="ID", each one waiting data-client-id and
 // data-state="sending" or "unsent".
 
+import { shownName } from "./format.js";
+import { t } from "./i18n.js";
+
 /**
  * @param {HTMLElement} line
  * @param {string} who
@@ -38,7 +41,7 @@ export function attachChat(call, log, form) {
     delete line.dataset.clientId;
     delete line.dataset.state;
     line.dataset.message = String(message.id);
-    fill(line, message.from.name, message.text);
+    fill(line, shownName(message.from), message.text);
     if (!pending) log.append(line);
     log.scrollTop = log.scrollHeight;
   });
@@ -47,9 +50,9 @@ export function attachChat(call, log, form) {
     const line = document.createElement("p");
     line.dataset.clientId = id;
     line.dataset.state = "sending";
-    fill(line, "You", text);
+    fill(line, t("You"), text);
     const note = document.createElement("small");
-    note.textContent = " (sending…)";
+    note.textContent = ` ${t("(sending…)")}`;
     line.append(note);
     log.append(line);
     log.scrollTop = log.scrollHeight;
@@ -59,7 +62,7 @@ export function attachChat(call, log, form) {
     if (!line) return;
     line.dataset.state = "unsent";
     const note = line.querySelector("small");
-    if (note) note.textContent = " (not sent)";
+    if (note) note.textContent = ` ${t("(not sent)")}`;
   });
   form.addEventListener("submit", (event) => {
     event.preventDefault();

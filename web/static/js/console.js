@@ -72,21 +72,40 @@ let chime = null;
 
 /** Sections of the console, one shown at a time (the job's record goes with "jobs"). */
 const VIEWS = ["jobs", "people", "keys", "audit", "dashboard"];
-/** Each view's address (docs/ui.md, Addresses); a job's record is /jobs/ID. None holds
- * a token or anything but a job's number: History keeps them. */
+/** Each view's address (docs/ui.md, Addresses); a job's record is /jobs/ID, its call
+ * /jobs/ID/call. None holds a token or anything but a job's number: History keeps them. */
 const PATHS = /** @type {Record<string, string>} */ ({
   jobs: "/", people: "/people", keys: "/keys", audit: "/audit", dashboard: "/dashboard",
 });
 
 /**
- * What an address shows: a view, and the job whose record is open in it.
+ * @typedef {{view: string, job: number | null, call: boolean}} Route what an address
+ *   shows: a view, the job whose record is open in it, and whether its call has the page
+ *   to itself (/jobs/ID/call)
+ */
+
+/**
+ * What an address shows.
  * @param {string} path
- * @returns {{view: string, job: number | null}}
+ * @returns {Route}
  */
 function routeOf(path) {
-  const job = /^\/jobs\/(\d{1,15})$/.exec(path);
-  if (job) return { view: "jobs", job: Number(job[1]) };
-  return { view: VIEWS.find((view) => PATHS[view] === path) ?? "jobs", job: null };
+  const job = /^\/jobs\/(\d{1,15})(\/call)?$/.exec(path);
+  if (job) return { view: "jobs", job: Number(job[1]), call: Boolean(job[2]) };
+  return { view: VIEWS.find((view) => PATHS[view] === path) ?? "jobs", job: null, call: false };
+}
+
+/**
+ * The call on its own, or in the job's page: at /jobs/ID/call the page holds nothing but
+ * the picture, its tools, who is in the call, its chat and the job's snapshots (app.css,
+ * body.desk-call); at /jobs/ID the whole record, the call in it.
+ * @param {boolean} on
+ */
+function focusCall(on) {
+  const focused = on && call !== null;
+  document.body.classList.toggle("desk-call", focused);
+  $('[data-action="call-focus"]').hidden = focused || call === null || call.job !== currentJob;
+  $('[data-action="call-record"]').hidden = !focused;
 }
 
 /**
@@ -101,6 +120,7 @@ function go(path) {
 function signedOut(message) {
   session = null;  // first: the call's "ended" handler then asks nothing more
   if (call) call.leave();
+  focusCall(false);
   currentJob = null;
   jobViews += 1;  // a job record still loading is dropped, not shown to the next user
   for (const url of shownImages) URL.revokeObjectURL(url);
@@ -177,20 +197,26 @@ $("#signin-form").addEventListener("submit", async (event) => {
   $("#tabs").hidden = user.role !== "admin";
   if (user.role === "admin") admin.start(user);
   setStatus(`Signed in as ${user.username}`);
-  // Where the address says (a reload signs out: this is where it was), else the jobs.
-  await follow(routeOf(location.pathname));
+  // Where the address says (a reload signs out: this is where it was), else the jobs;
+  // at a call's address, in the call again.
+  await follow(routeOf(location.pathname), true);
   await loadJobs();
   pollWaiting();
 });
 
 /**
  * Show what an address names, signed in: its view (the jobs, for a view this user
- * may not see, and the address says so), and its job's record. Back and Forward
- * come here too.
- * @param {{view: string, job: number | null}} route
+ * may not see, and the address says so), its job's record, and the job's call on its
+ * own. Back and Forward come here too: from a call's address, Back shows the record
+ * with the call still in it, Forward the call again. A call's address joins the call
+ * only on arrival (signed in at it: a reload, a new tab); Forward to a call that is
+ * over shows the record.
+ * @param {Route} route
+ * @param {boolean} [arriving] just signed in at this address
  */
-async function follow({ view, job }) {
+async function follow({ view, job, call: inCall }, arriving = false) {
   if (!session) return;
+  focusCall(inCall && call !== null && call.job === job);
   if (view !== "jobs" && session.user.role !== "admin") {
     view = "jobs";
     history.replaceState(null, "", PATHS.jobs);
@@ -214,7 +240,15 @@ async function follow({ view, job }) {
     await openJob(job);
   } catch (error) {
     setStatus(/** @type {Error} */ (error).message);
-    if (location.pathname === `/jobs/${job}`) history.replaceState(null, "", PATHS.jobs);
+    if (location.pathname.startsWith(`/jobs/${job}`)) history.replaceState(null, "", PATHS.jobs);
+    return;
+  }
+  if (!inCall || call) return;
+  const button = $('[data-action="join"]');
+  if (arriving && currentJob === job && !button.hidden) {
+    button.click();
+  } else if (location.pathname === `/jobs/${job}/call`) {
+    history.replaceState(null, "", `/jobs/${job}`);  // the call is over: its record
   }
 }
 
@@ -416,6 +450,7 @@ async function openJob(id) {
   const closed = job.status === "closed";
   $('[data-action="job-close"]', HTMLButtonElement).disabled = closed;
   $('[data-action="join"]').hidden = closed || call !== null;
+  focusCall(document.body.classList.contains("desk-call"));
   // A closed job's links do not work and no new one can be made (the server refuses).
   for (const control of /** @type {NodeListOf<HTMLInputElement | HTMLButtonElement>} */ (
     document.querySelectorAll('#invite-form input, [data-action="invite-customer"], '
@@ -740,7 +775,11 @@ $('[data-action="join"]').addEventListener("click", async () => {
   call.addEventListener("joined", () => {
     pollWaiting();  // no longer waiting for staff: say so now, not at the next poll
     section.hidden = false;
-    // The picture and its tools in view at once, whatever the jobs list above.
+    // The call has the page to itself, at its own address; the record is Back.
+    if (currentJob === job && !document.body.classList.contains("desk-call")) {
+      go(`/jobs/${job}/call`);
+      focusCall(true);
+    }
     section.scrollIntoView({ block: "start" });
   });
   live.addEventListener("snapshot", () => {
@@ -754,6 +793,8 @@ $('[data-action="join"]').addEventListener("click", async () => {
     if (state !== "ended") return;
     const ended = /** @type {Call} */ (call);
     call = null;
+    focusCall(false);
+    if (location.pathname === `/jobs/${job}/call`) history.replaceState(null, "", `/jobs/${job}`);
     showWaiting();
     section.hidden = true;
     if (SIGNED_OUT.has(reason)) {
@@ -767,6 +808,18 @@ $('[data-action="join"]').addEventListener("click", async () => {
     if (currentJob === job && session) openJob(job);
   });
   call.start();
+});
+
+$('[data-action="call-focus"]').addEventListener("click", () => {
+  if (!call) return;
+  go(`/jobs/${call.job}/call`);
+  focusCall(true);
+  $("#call").scrollIntoView({ block: "start" });
+});
+$('[data-action="call-record"]').addEventListener("click", () => {
+  if (!call) return;
+  go(`/jobs/${call.job}`);
+  focusCall(false);
 });
 
 /** Close reasons after which this session is no good: sign out (docs/protocol.md). */

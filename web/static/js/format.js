@@ -1,11 +1,13 @@
 // How the console says times, durations and a job's timeline to people: local time,
 // seconds where short, and each event as a sentence with who did it.
 
-/** Unix seconds as the browser's local date and time. @param {number} t */
-export const when = (t) => new Date(t * 1000).toLocaleString();
+import { t } from "./i18n.js";
 
-/** Unix seconds as the browser's local time of day. @param {number} t */
-export const timeOfDay = (t) => new Date(t * 1000).toLocaleTimeString();
+/** Unix seconds as the browser's local date and time. @param {number} at */
+export const when = (at) => new Date(at * 1000).toLocaleString();
+
+/** Unix seconds as the browser's local time of day. @param {number} at */
+export const timeOfDay = (at) => new Date(at * 1000).toLocaleTimeString();
 
 /**
  * A duration as people say it: "6 s", "2 min 5 s", "1 h 20 min"; "–" for none.
@@ -25,10 +27,22 @@ const ROLES = /** @type {Record<string, string>} */ ({
   customer: "customer", technician: "technician", expert: "expert", admin: "admin",
 });
 
-/** What each role is called beside a name. */
+/** What each role is called beside a name, in the page's words. */
 const ROLE_WORDS = /** @type {Record<string, string>} */ ({
+  customer: t("Customer"), technician: t("Technician"), expert: t("Expert"), admin: t("Admin"),
+});
+
+/** How the server names a person by their role, where nobody gave a name (English). */
+const UNNAMED = /** @type {Record<string, string>} */ ({
   customer: "Customer", technician: "Technician", expert: "Expert", admin: "Admin",
 });
+
+/**
+ * A person's name as the page shows it: the role's word in the page's language where
+ * nobody named them (the server says "Customer").
+ * @param {{name: string, role: string}} person
+ */
+export const shownName = ({ name, role }) => (name === UNNAMED[role] ? roleWord(role) : name);
 
 /** A role as a word beside a name: "Customer". @param {string} role */
 export const roleWord = (role) => ROLE_WORDS[role] ?? role;
@@ -40,7 +54,8 @@ export const roleWord = (role) => ROLE_WORDS[role] ?? role;
  */
 export function personLabel({ name, role }) {
   const word = roleWord(role);
-  return !word || name === word ? name : `${name} · ${word}`;
+  if (!word) return name;
+  return name === UNNAMED[role] || name === word ? word : `${name} · ${word}`;
 }
 
 /**

@@ -18,6 +18,7 @@ import { api, ApiError, setStatus, takeFragmentToken } from "./api.js";
 import { Call, openCamera } from "./call.js";
 import { CallView } from "./callview.js";
 import { $ } from "./dom.js";
+import { language, t } from "./i18n.js";
 
 /** What window.name holds while in a call, before the JSON of {masked, participant}. */
 const KEPT = "videoassist-call:";
@@ -61,13 +62,18 @@ function kept() {
 function keep(token, participant) {
   const bytes = new TextEncoder().encode(token);
   const pad = crypto.getRandomValues(new Uint8Array(bytes.length));
-  history.replaceState({ videoassistPad: toBase64(pad) }, "", location.pathname);
+  history.replaceState({ videoassistPad: toBase64(pad) }, "", here());
   window.name = KEPT + JSON.stringify({ masked: toBase64(xor(bytes, pad)), participant });
 }
 
 function forget() {
   window.name = "";
-  history.replaceState(null, "", location.pathname);
+  history.replaceState(null, "", here());
+}
+
+/** This page's address without the token: /join, and the language it was asked in. */
+function here() {
+  return location.pathname + location.search;
 }
 
 const previous = kept();  // before the address is rewritten, history.state with it
@@ -83,7 +89,7 @@ function gone(message) {
   forget();
   joinButton.hidden = true;
   $(".hint").hidden = true;
-  setStatus(message || "This link is no longer valid. Ask for a new one.");
+  setStatus(message || t("This link is no longer valid. Ask for a new one."));
 }
 
 /**
@@ -91,21 +97,43 @@ function gone(message) {
  * @param {{name: string | null, invited_by: string | null, company: string}} info
  */
 function greeting({ name, invited_by: by, company }) {
-  const hello = name ? `Hello ${name}. ` : "";
-  const who = by ? `${by} from ${company}` : company;
-  return `${hello}Show the problem with your phone's camera: ${who} can draw on your ` +
-    "screen to show you where to look.";
+  const who = by ? t("{person} from {company}", { person: by, company }) : company;
+  const show = t("Show the problem with your phone's camera: {who} can draw on your " +
+    "screen to show you where to look.", { who });
+  return name ? `${t("Hello {name}.", { name })} ${show}` : show;
 }
+
+/**
+ * What the server (and the client's own fetch) may answer this page with, in English,
+ * and in the page's words: the server speaks English only (tests/test_i18n.py checks
+ * these are its words).
+ */
+const ANSWERS = new Map([
+  ["This link is no longer valid. Ask for a new one.",
+    t("This link is no longer valid. Ask for a new one.")],
+  ["The job this link was for is closed.", t("The job this link was for is closed.")],
+  ["Too many attempts. Wait a moment and try again.",
+    t("Too many attempts. Wait a moment and try again.")],
+  ["This server is restarting and takes no new calls. Try again in a minute.",
+    t("This server is restarting and takes no new calls. Try again in a minute.")],
+  ["The service is not available right now.", t("The service is not available right now.")],
+  ["The server cannot be reached. Check the connection.",
+    t("The server cannot be reached. Check the connection.")],
+]);
+
+/** An error as this page says it. @param {Error} error @returns {string} */
+const said = (error) => ANSWERS.get(error.message) ?? error.message;
 
 /** The company, as the server named it for this page. */
 const company = $("#landing").dataset.company ?? "";
 
 /** Who the person on the phone waits for, as told them: "Anna from Acme Heating" (after
  * a reload, the company: who made the link is not kept). @param {string | null} by */
-const awaitedOf = (by) => (by ? `${by} from ${company}` : company);
+const awaitedOf = (by) => (by ? t("{person} from {company}", { person: by, company })
+  : company);
 
 async function inspect() {
-  if (!token) return gone("This link is incomplete. Open the whole link from your message.");
+  if (!token) return gone(t("This link is incomplete. Open the whole link from your message."));
   try {
     const info = await api("/api/invites/inspect", { method: "POST", body: { token } });
     $("#job-title").textContent = info.job.title;
@@ -113,26 +141,28 @@ async function inspect() {
       $('[data-region="greeting"]').textContent = greeting(info);
     }
     joinButton.disabled = false;
-    setStatus("Ready when you are.");
+    setStatus(t("Ready when you are."));
   } catch (error) {
-    if (error instanceof ApiError && error.status === 410) return gone(error.message);
-    setStatus(/** @type {Error} */ (error).message);
+    if (error instanceof ApiError && error.status === 410) return gone(said(error));
+    setStatus(said(/** @type {Error} */ (error)));
     joinButton.disabled = false;
   }
 }
 
 joinButton.addEventListener("click", async () => {
   joinButton.disabled = true;
-  setStatus("Joining…");
+  // The link is being used: a switch now would load the page again with it spent.
+  $('[data-action="language"]', HTMLSelectElement).disabled = true;
+  setStatus(t("Joining…"));
   /** @type {{token: string, role: string, invited_by: string | null}} the
    * participant's session (docs/api.md) */
   let session;
   try {
     session = await api("/api/invites/redeem", { method: "POST", body: { token } });
   } catch (error) {
-    if (error instanceof ApiError && error.status === 410) return gone(error.message);
+    if (error instanceof ApiError && error.status === 410) return gone(said(error));
     joinButton.disabled = false;
-    return setStatus(/** @type {Error} */ (error).message);
+    return setStatus(said(/** @type {Error} */ (error)));
   }
   enter(session.token, null, awaitedOf(session.invited_by));
 });
@@ -146,7 +176,7 @@ joinButton.addEventListener("click", async () => {
  */
 async function enter(participantToken, resume, awaited = awaitedOf(null)) {
   keep(participantToken, resume);
-  setStatus("Starting the camera…");
+  setStatus(t("Starting the camera…"));
   const { stream, problem } = await openCamera();
   call = new Call({ token: participantToken, stream, notice: problem, resume });
   const view = new CallView($("#call"), call, { layout: "field", awaited });
@@ -176,8 +206,8 @@ async function enter(participantToken, resume, awaited = awaitedOf(null)) {
     const { snapshot } = /** @type {CustomEvent} */ (event).detail;
     const item = document.createElement("li");
     item.dataset.snapshot = String(snapshot.id);
-    item.textContent = `Picture taken at ${new Date(snapshot.captured_at * 1000)
-      .toLocaleTimeString()}, kept in the job record`;
+    item.textContent = t("Picture taken at {time}, kept in the job record", {
+      time: new Date(snapshot.captured_at * 1000).toLocaleTimeString(language) });
     $('[data-region="snapshots"]').append(item);
   });
   call.addEventListener("note.added", (event) => {
@@ -188,6 +218,15 @@ async function enter(participantToken, resume, awaited = awaitedOf(null)) {
   });
   call.start();
 }
+
+// The language switch: the page again in the language chosen, the link with it (back
+// in the address for the moment of the load, which takes it out again, as the link
+// tapped did). Nothing is kept: the address says the language.
+$('[data-action="language"]', HTMLSelectElement).addEventListener("change", (event) => {
+  const chosen = /** @type {HTMLSelectElement} */ (event.target).value;
+  const address = `${location.pathname}?lang=${encodeURIComponent(chosen)}`;
+  location.replace(token ? `${address}#${encodeURIComponent(token)}` : address);
+});
 
 $("#note-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -212,7 +251,7 @@ addEventListener("pageshow", (event) => { if (event.persisted) location.reload()
 
 if (back) {
   $("#landing").hidden = true;
-  setStatus("Coming back into the call…");
+  setStatus(t("Coming back into the call…"));
   enter(back.token, back.participant);
 } else {
   inspect();

@@ -15,6 +15,8 @@
 // expert layout) get the round trip and loss too. The numbers are in the tooltip for
 // everyone.
 
+import { t } from "./i18n.js";
+
 export const FROZEN_AFTER_MS = 2000;
 const EVERY_MS = 1000;
 /** Loss is judged over this many ticks. */
@@ -88,30 +90,38 @@ export function framesDecodedOf(report, trackId) {
 export function describe({ connection, rtt, loss, picture, stuckMs, staff }) {
   const ms = rtt === null ? null : Math.round(rtt * 1000);
   const percent = Math.round(loss * 100);
-  const numbers = ms === null ? "" : `${ms} ms round trip, ${percent}% lost`;
-  if (connection === "connecting") return { level: "none", text: "Connecting…", detail: "" };
+  const numbers = ms === null ? ""
+    : t("{ms} ms round trip, {percent}% lost", { ms, percent });
+  if (connection === "connecting") return { level: "none", text: t("Connecting…"), detail: "" };
   if (connection === "reconnecting") {
-    return { level: "none", text: "Reconnecting…", detail: "The connection was lost." };
+    return { level: "none", text: t("Reconnecting…"), detail: t("The connection was lost.") };
   }
   if (picture === "frozen") {
     const seconds = Math.floor(stuckMs / 1000);
-    return { level: "frozen", text: staff ? `Video frozen (${seconds} s)` : "Video frozen",
-      detail: `No new picture for ${seconds} s.${numbers ? ` ${numbers}.` : ""}` };
+    const still = t("No new picture for {seconds} s.", { seconds });
+    return { level: "frozen",
+      text: staff ? t("Video frozen ({seconds} s)", { seconds }) : t("Video frozen"),
+      detail: numbers ? `${still} ${numbers}.` : still };
   }
   /** @type {Level} */
   let level = "none";
   if (ms !== null && rtt !== null) {
     level = rtt < 0.3 && loss < 0.02 ? "good" : rtt < 0.7 && loss < 0.08 ? "fair" : "poor";
   }
-  const words = { good: "Good connection", fair: "Weak connection", poor: "Weak connection",
-    frozen: "", none: "Connected" }[level];
-  const staffWords = { good: `Good connection (${ms} ms)`,
-    fair: `Fair connection (${ms} ms, ${percent}% lost)`,
-    poor: `Poor connection (${ms} ms, ${percent}% lost)`, frozen: "", none: "Connected" }[level];
+  const words = { good: t("Good connection"), fair: t("Weak connection"),
+    poor: t("Weak connection"), frozen: "", none: t("Connected") }[level];
+  const staffWords = { good: t("Good connection ({ms} ms)", { ms: String(ms) }),
+    fair: t("Fair connection ({ms} ms, {percent}% lost)", { ms: String(ms), percent }),
+    poor: t("Poor connection ({ms} ms, {percent}% lost)", { ms: String(ms), percent }),
+    frozen: "", none: t("Connected") }[level];
   const text = staff ? staffWords : words;
-  if (picture === "off") return { level, text: `Camera off · ${text}`, detail: numbers };
-  if (picture === "stills") return { level, text: `Still pictures · ${text}`, detail: numbers };
-  if (picture === "waiting") return { level, text: `Waiting for video · ${text}`, detail: numbers };
+  if (picture === "off") return { level, text: t("Camera off · {text}", { text }), detail: numbers };
+  if (picture === "stills") {
+    return { level, text: t("Still pictures · {text}", { text }), detail: numbers };
+  }
+  if (picture === "waiting") {
+    return { level, text: t("Waiting for video · {text}", { text }), detail: numbers };
+  }
   return { level, text, detail: numbers };
 }
 
@@ -252,7 +262,7 @@ export function watchQuality(element, { pc, video, expected, reconnecting, staff
     running = true;
     tick().finally(() => { running = false; });
   }, EVERY_MS);
-  show({ level: "none", text: "Connecting…", detail: "" }, "none");
+  show({ level: "none", text: t("Connecting…"), detail: "" }, "none");
   return () => {
     clearInterval(timer);
     frames.stop();

@@ -4,6 +4,7 @@
 // annotation.pointer, at most 10 a second.
 import { round } from "./overlay.js";
 import { placeLabel } from "./shapes.js";
+import { t } from "./i18n.js";
 
 const STROKE = 0.006;        // of the picture's width
 const TEXT_STROKE = 0.005;   // letters six strokes high: 3% of the width
@@ -136,8 +137,8 @@ export class AnnotationTools {
     const input = document.createElement("input");
     input.className = "label-input";
     input.maxLength = 200;
-    input.setAttribute("aria-label", "Label text, Enter to place it");
-    input.placeholder = "Label, then Enter";
+    input.setAttribute("aria-label", t("Label text, Enter to place it"));
+    input.placeholder = t("Label, then Enter");
     const rect = screen.getBoundingClientRect();
     input.style.left = `${Math.min(event.clientX - rect.left, rect.width - 200)}px`;
     input.style.top = `${Math.min(event.clientY - rect.top, rect.height - 48)}px`;
