@@ -209,6 +209,8 @@ async def test_a_customer_rides_out_a_server_restart(
     await used.goto(link)
     await expect(used.locator('[data-action="join"]')).to_be_hidden()
     await expect(used.locator('[data-region="status"]')).to_contain_text("no longer valid")
+    await expect(used.locator("#job-title")).to_have_text("This link cannot be used")
+    await expect(used.locator('[data-region="greeting"]')).to_contain_text("no longer valid")
     await screenshots(used, "customer-link-used")
     await customer.click('[data-action="leave"]')
     assert again.stop() == 0

@@ -186,6 +186,7 @@ export class CallView extends EventTarget {
       if (state === "reconnecting") this.notice(text, "reconnecting");
       else this.notices.querySelector('[data-notice="reconnecting"]')?.remove();
       if (state === "ended") this.ended();
+      else if (this.layout === "field") this.notes();  // nobody awaited while reconnecting
     });
     call.addEventListener("joined", (event) => {
       /** @type {import("./signalling.js").Joined} */
@@ -624,7 +625,8 @@ export class CallView extends EventTarget {
     if (!this.call.stream.getVideoTracks().length || this.cameraOff) {
       return this.screenNote(t("Your camera is off."));
     }
-    if (this.call.participants.size) return this.screenNote("");
+    // Nobody to wait for while the call itself is coming back (the status says so).
+    if (this.call.participants.size || !this.call.ready) return this.screenNote("");
     const coming = this.awaited ? t("{name} will join in a moment.", { name: this.awaited })
       : t("Someone will join in a moment.");
     this.screenNote(this.left

@@ -708,9 +708,9 @@ for (const role of ["customer", "technician"]) {
 function showSending({ email, sms }) {
   const to = /** @type {HTMLInputElement} */ (
     $("#invite-form", HTMLFormElement).elements.namedItem("to"));
-  to.placeholder = email && sms ? "Phone or e-mail (optional, to send the link)"
-    : email ? "E-mail (optional, to send the link)"
-      : sms ? "Phone (optional, to send the link)" : "Phone or e-mail (not sent: copy the link)";
+  // Short enough for a phone's width; the line under the form says the rest.
+  to.placeholder = email && sms ? "Phone or e-mail (optional)" : email ? "E-mail (optional)"
+    : sms ? "Phone (optional)" : "Phone or e-mail (not sent)";
   $('[data-region="invite-channels"]').textContent = email && sms
     ? "This server sends links by e-mail and by text message."
     : email ? "This server sends links by e-mail; no text message gateway is set up."

@@ -87,9 +87,13 @@ let call = null;
 /** @param {string} [message] */
 function gone(message) {
   forget();
+  const words = message || t("This link is no longer valid. Ask for a new one.");
   joinButton.hidden = true;
   $(".hint").hidden = true;
-  setStatus(message || t("This link is no longer valid. Ask for a new one."));
+  // Said where the invitation was, not only in the status line.
+  $("#job-title").textContent = t("This link cannot be used");
+  $('[data-region="greeting"]').textContent = words;
+  setStatus(words);
 }
 
 /**
