@@ -164,6 +164,32 @@ def test_user_add_without_password_prints_a_setup_link(data_dir: Path) -> None:
     assert match[1].encode() not in (data_dir / "videoassist.sqlite3").read_bytes()
 
 
+async def test_a_user_added_by_the_cli_or_the_api_is_audited_alike(
+        data_dir: Path, server_factory: ServerFactory) -> None:
+    """``accounts.add_user`` audits ``user.created`` itself, whoever calls it: the same
+    row through either door, but for who did it (before, each caller wrote its own)."""
+    await asyncio.to_thread(ok, data_dir, "user", "add", "carol", "--role", "technician")
+    [cli_row] = query(data_dir, "SELECT actor, action, target, detail FROM audit_log "
+                                "WHERE action = 'user.created'")
+    server = await server_factory()
+    admin = await server.add_user("admin")
+    token = await server.sign_in(admin.username)
+    status, body, _ = await server.request("POST", "/api/users", token=token,
+                                           json={"username": "carol", "role": "technician"})
+    assert status == 201, body
+    [api_row] = await raw_fetchall(server.settings.database,
+                                   "SELECT actor, action, target, detail FROM audit_log "
+                                   "WHERE action = 'user.created' AND actor != 'cli'")
+    assert cli_row[0] == "cli" and api_row[0] == f"user:{admin.id}"
+    assert cli_row[1:3] == ("user.created", "user:1")
+    assert tuple(api_row[1:3]) == ("user.created", f"user:{body['user']['id']}")
+    assert json.loads(cli_row[3]) == json.loads(api_row[3]) == {"role": "technician"}
+    # Whoever calls the rule (here the test's own helper, as a third door) is audited.
+    assert await raw_fetchall(server.settings.database,
+                              "SELECT actor FROM audit_log WHERE action = 'user.created' "
+                              "AND target = ?", (f"user:{admin.id}",)) == [("cli",)]
+
+
 def test_job_create_prints_the_id(data_dir: Path) -> None:
     first = ok(data_dir, "job", "create", "Boiler makes a noise", "--external-ref", "WO-1")
     second = ok(data_dir, "job", "create", "Leaking valve")

@@ -74,7 +74,9 @@ class SignInLimits:
 
 
 async def add_user(store: Store, username: str, role: object, password: str | None,
-                   display_name: str | None = None) -> User:
+                   display_name: str | None = None, *, actor: str) -> User:
+    """Add a staff account, audited as ``user.created`` by ``actor`` (an admin, the CLI),
+    whoever asks: the API, the CLI, the first start."""
     check_username(username)
     if display_name is not None:
         display_name = check_name(display_name, "display_name")
@@ -83,7 +85,9 @@ async def add_user(store: Store, username: str, role: object, password: str | No
     if password is not None:
         check_policy(password)
         password_hash = await asyncio.to_thread(hash_password, password)
-    return await store.users.add(username, role, password_hash, display_name)
+    user = await store.users.add(username, role, password_hash, display_name)
+    await store.audit.record(actor, "user.created", f"user:{user.id}", role=user.role)
+    return user
 
 
 async def set_password(store: Store, user_id: int, password: str) -> None:

@@ -85,8 +85,7 @@ async def ensure_first_admin(store: Store, settings: Settings) -> str | None:
     admin = await store.users.find(FIRST_ADMIN)
     if admin is None:
         try:
-            admin = await accounts.add_user(store, FIRST_ADMIN, "admin", None)
-            await store.audit.record("cli", "user.created", f"user:{admin.id}", role="admin")
+            admin = await accounts.add_user(store, FIRST_ADMIN, "admin", None, actor="cli")
         except Conflict:  # another node starting on the same database made it just now
             admin = await store.users.find(FIRST_ADMIN)
             assert admin is not None
@@ -160,8 +159,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         user = await accounts.add_user(store, args.name, args.role, password,
-                                       args.display_name)
-        await store.audit.record("cli", "user.created", f"user:{user.id}", role=user.role)
+                                       args.display_name, actor="cli")
         print(f"added {user.role} {user.username!r} (id {user.id})")
         if password is None:
             link = await invitations.create_password_link(store, settings, user, "cli", None)

@@ -99,7 +99,7 @@ async def fleet(cluster: Cluster, tmp_path: Path, listen_role: str | None = None
     store = await Store.open(url)
     try:
         for name, role in (("bob", "expert"), ("tom", "expert"), ("boss", "admin")):
-            await accounts.add_user(store, name, role, PASSWORD)
+            await accounts.add_user(store, name, role, PASSWORD, actor="cli")
         for job in (1, 2):
             assert (await store.jobs.create(f"Job {job}", None, None)).id == job
     finally:

@@ -129,7 +129,7 @@ async def _staff(url: str) -> None:
     store = await Store.open(url, migrate=False)
     try:
         for name, role in (("bob", "expert"), ("boss", "admin")):
-            await accounts.add_user(store, name, role, PASSWORD)
+            await accounts.add_user(store, name, role, PASSWORD, actor="cli")
     finally:
         await store.close()
 

@@ -108,7 +108,7 @@ class Server:
     async def add_user(self, role: str = "expert", password: str | None = PASSWORD,
                        username: str | None = None) -> Any:
         name = username or f"{role}{next(self._names)}"
-        return await accounts.add_user(self.store, name, role, password)
+        return await accounts.add_user(self.store, name, role, password, actor="cli")
 
     async def sign_in(self, username: str, password: str = PASSWORD) -> str:
         status, body, _ = await self.request(

@@ -45,9 +45,8 @@ async def add_user(request: web.Request) -> web.Response:
     assert username is not None
     display_name = name_field(body, "display_name")
     store, settings = request.app[STORE], request.app[SETTINGS]
-    user = await accounts.add_user(store, username, body.get("role"), None, display_name)
-    await store.audit.record(f"user:{admin.id}", "user.created", f"user:{user.id}",
-                             role=user.role)
+    user = await accounts.add_user(store, username, body.get("role"), None, display_name,
+                                   actor=f"user:{admin.id}")
     link = await invitations.create_password_link(
         store, settings, user, f"user:{admin.id}", admin.id
     )
