@@ -304,7 +304,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         vault = Vault(keyfiles.snapshot_key(settings), store.snapshots)
         await vault.check()
         snapshots = SnapshotService(store, vault, None, settings.snapshot_jpeg_quality)
-        data = await jobrecord.export_zip(store, snapshots, args.job_id, time.time)
+        data = await jobrecord.export_zip(store, snapshots, args.job_id, time.time, "cli")
         # The archive holds customers' pictures in the clear: readable by its owner only.
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -315,8 +315,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        await store.audit.record("cli", "job.exported", f"job:{args.job_id}", bytes=len(data),
-                                 snapshot_ids=await jobrecord.snapshot_ids(store, args.job_id))
         print(f"wrote job {args.job_id} to {out} ({len(data)} bytes)")
         return 0
 

@@ -108,8 +108,10 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
 
 
 async def export_zip(store: Store, snapshots: SnapshotService, job_id: int,
-                     clock: Callable[[], float]) -> bytes:
-    """The job's record and images as a ZIP archive, built in memory.
+                     clock: Callable[[], float], actor: str) -> bytes:
+    """The job's record and images as a ZIP archive, built in memory, and audited as
+    ``job.exported`` by ``actor`` (its size and the snapshots decrypted into it),
+    whoever asks: the API, the CLI.
 
     Images are JPEGs already: they are stored, not deflated again.
     """
@@ -129,7 +131,10 @@ async def export_zip(store: Store, snapshots: SnapshotService, job_id: int,
         document = json.dumps(data, indent=2, ensure_ascii=False).encode()
         archive.writestr(zipfile.ZipInfo("job.json", _zip_time(data["exported_at"])), document,
                          compress_type=zipfile.ZIP_DEFLATED)
-    return buffer.getvalue()
+    archived = buffer.getvalue()
+    await store.audit.record(actor, "job.exported", f"job:{job_id}", bytes=len(archived),
+                             snapshot_ids=await snapshot_ids(store, job_id))
+    return archived
 
 
 def _zip_time(unix: float) -> tuple[int, int, int, int, int, int]:

@@ -428,6 +428,13 @@ async def test_export_round_trips_the_record_and_the_images(
         assert json.loads(z.read("job.json"))["snapshots"] == exported["snapshots"]
     assert await asyncio.to_thread(cli, ["export", str(party.job_id), "--out", str(out),
                                          "--data-dir", data_dir]) == 2
+    # Audited alike through either door (jobrecord.export_zip audits itself), once each:
+    # the refused second export is not.
+    rows = [e for e in await server.store.audit.recent(100) if e["action"] == "job.exported"]
+    assert [e["actor"] for e in rows] == ["cli", exported_audit["actor"]]
+    assert rows[0]["target"] == rows[1]["target"] == f"job:{party.job_id}"
+    assert rows[0]["detail"]["snapshot_ids"] == rows[1]["detail"]["snapshot_ids"]
+    assert rows[0]["detail"]["bytes"] == out.stat().st_size
 
 
 async def test_cli_purge_uses_the_retention_settings(server_factory: ServerFactory,

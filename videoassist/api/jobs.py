@@ -119,9 +119,8 @@ async def export_job(request: web.Request) -> web.Response:
     user = await staff_user(request)
     job_id = int_param(request.match_info["id"], "job id")
     store = request.app[STORE]
-    data = await jobrecord.export_zip(store, request.app[SNAPSHOTS], job_id, request.app[CLOCK])
-    await store.audit.record(f"user:{user.id}", "job.exported", f"job:{job_id}", bytes=len(data),
-                             snapshot_ids=await jobrecord.snapshot_ids(store, job_id))
+    data = await jobrecord.export_zip(store, request.app[SNAPSHOTS], job_id, request.app[CLOCK],
+                                      f"user:{user.id}")
     return web.Response(body=data, content_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="job-{job_id}.zip"',
         "Cache-Control": "no-store",
