@@ -34,6 +34,7 @@ from tests.support.docs import DOCS, Block, fenced_blocks, json_examples, keys_m
 from tests.support.server import Server, ServerFactory, leave, receive
 from tests.support.snapshots import still_snapshot
 from videoassist import apikeys
+from videoassist.actors import Actor
 from videoassist.appkeys import HUB
 from videoassist.config import Secret, Settings, documentation
 from videoassist.media import aiortc_hooks
@@ -572,10 +573,10 @@ async def test_api_examples_replay_against_the_real_server(
     snapshot_id, call_id = await still_snapshot(server, job_id, staff)
     users = {"admin": admin.id, "staff": staff.id, "other": other.id}
     _, api_key = await apikeys.create(server.store, "CRM", ["jobs:create", "jobs:read"],
-                                      "test", admin.id)
-    _, read_api_key = await apikeys.create(server.store, "BI", ["jobs:read"], "test", admin.id)
-    live_key, _ = await apikeys.create(server.store, "ServiceNow", ["jobs:read"], "test",
-                                       admin.id)
+                                      Actor.user(admin.id))
+    _, read_api_key = await apikeys.create(server.store, "BI", ["jobs:read"], Actor.user(admin.id))
+    live_key, _ = await apikeys.create(server.store, "ServiceNow", ["jobs:read"],
+                                       Actor.user(admin.id))
     # The links the withdraw and resend examples name, as if the server had e-mailed them.
     made: dict[str, int] = {}
     for what in DOC_INVITE_IDS.values():

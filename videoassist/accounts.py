@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Protocol
 
+from videoassist.actors import Actor
 from videoassist.auth.passwords import check_policy, hash_password, verify_password
 from videoassist.auth.tokens import StaffClaims
 from videoassist.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
@@ -74,7 +75,7 @@ class SignInLimits:
 
 
 async def add_user(store: Store, username: str, role: object, password: str | None,
-                   display_name: str | None = None, *, actor: str) -> User:
+                   display_name: str | None = None, *, actor: Actor) -> User:
     """Add a staff account, audited as ``user.created`` by ``actor`` (an admin, the CLI),
     whoever asks: the API, the CLI, the first start."""
     check_username(username)
@@ -121,7 +122,7 @@ async def sign_in(
         raise Unauthorized("The username or password is not right.")
     await store.signins.succeed("user", user_key)
     await store.signins.forget(counted)
-    await store.audit.record(f"user:{user.id}", "signin.ok", f"user:{user.id}", client=client)
+    await store.audit.record(Actor.user(user.id), "signin.ok", f"user:{user.id}", client=client)
     return user
 
 
@@ -154,7 +155,7 @@ class Disabled:
     participants_removed: int = 0  # people in a call by one of its links (``link_revoked``)
 
 
-async def disable_user(store: Store, user: User, actor: str,
+async def disable_user(store: Store, user: User, actor: Actor,
                        connections: Connections | None) -> Disabled:
     """Disable an account and withdraw every link it made, used or not: nobody can
     come in by one any more, and whoever came by one is removed from their call. With
@@ -195,12 +196,12 @@ async def sign_out_connections(store: Store, user: User,
     return count
 
 
-async def enable_user(store: Store, user: User, actor: str) -> None:
+async def enable_user(store: Store, user: User, actor: Actor) -> None:
     await store.users.set_disabled(user.id, False)
     await store.audit.record(actor, "user.enabled", f"user:{user.id}")
 
 
-async def change_role(store: Store, user: User, role: object, actor: str) -> User:
+async def change_role(store: Store, user: User, role: object, actor: Actor) -> User:
     """Give a user another role; they are signed out everywhere (their pages, tokens and
     calls were made for the old one). The last admin who can sign in stays an admin."""
     role = check_staff_role(role)
@@ -213,7 +214,7 @@ async def change_role(store: Store, user: User, role: object, actor: str) -> Use
     return changed
 
 
-async def rename(store: Store, user: User, display_name: str | None, actor: str) -> User:
+async def rename(store: Store, user: User, display_name: str | None, actor: Actor) -> User:
     """Set (None: clear) the name others see of a user. Nobody is signed out: a call
     they are in shows the old name until they leave it and join again. The audit row says
     that it changed, not to what (the name is the person's, the log is kept)."""
@@ -226,7 +227,7 @@ async def rename(store: Store, user: User, display_name: str | None, actor: str)
     return changed
 
 
-async def reset_password(store: Store, user: User, actor: str) -> User:
+async def reset_password(store: Store, user: User, actor: Actor) -> User:
     """Forget a user's password and sign them out everywhere; the caller then makes a
     set-password link."""
     changed = await store.users.clear_password(user.id)

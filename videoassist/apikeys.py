@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from videoassist.actors import Actor
 from videoassist.auth.apikeys import SCOPES, hash_api_key, hint, new_api_key
 from videoassist.errors import BadRequest
 from videoassist.storage import Store
@@ -35,22 +36,22 @@ def check_scopes(scopes: object) -> tuple[str, ...]:
     return tuple(s for s in SCOPES if s in scopes)
 
 
-async def create(store: Store, name: object, scopes: object, actor: str,
-                 created_by: int | None) -> tuple[ApiKey, str]:
+async def create(store: Store, name: object, scopes: object, actor: Actor
+                 ) -> tuple[ApiKey, str]:
     """A new key and its secret value, which is not kept and cannot be shown again."""
     name = check_name(name)
     checked = check_scopes(scopes)
     key = new_api_key()
     key_hash = hash_api_key(key)
     assert key_hash is not None
-    record = await store.api_keys.create(key_hash, name, hint(key), checked, created_by)
+    record = await store.api_keys.create(key_hash, name, hint(key), checked, actor.user_id)
     await store.audit.record(actor, "apikey.created", f"apikey:{record.id}", name=name,
                              scopes=list(checked))
     logger.info("API key %d (%r) created by %s", record.id, name, actor)
     return record, key
 
 
-async def revoke(store: Store, key_id: int, actor: str) -> ApiKey:
+async def revoke(store: Store, key_id: int, actor: Actor) -> ApiKey:
     """Revoke a key at once; revoking a revoked key changes nothing."""
     record, revoked = await store.api_keys.revoke(key_id)
     if revoked:

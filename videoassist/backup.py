@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from videoassist import __version__, keyfiles
+from videoassist.actors import CLI
 from videoassist.config import Settings
 from videoassist.errors import ConfigError, VideoassistError
 from videoassist.snapshots.vault import Vault
@@ -218,7 +219,7 @@ def _backup_beside_postgresql(settings: Settings, out: Path) -> BackupReport:
 async def _record(settings: Settings, action: str, target: str | None, **detail: Any) -> None:
     store = await Store.open(settings.database, migrate=False)
     try:
-        await store.audit.record("cli", action, target, **detail)
+        await store.audit.record(CLI, action, target, **detail)
     finally:
         await store.close()
 
@@ -327,7 +328,7 @@ async def _prepare(settings: Settings, staging: Path, manifest: dict[str, Any]
                               "VIDEOASSIST_SNAPSHOT_KEY is not set: its snapshots could "
                               "not be read")
         audit = await store.audit.verify()
-        await store.audit.record("cli", "backup.restored", None,
+        await store.audit.record(CLI, "backup.restored", None,
                                  backup_created_at=manifest.get("created_at"),
                                  files=sorted(manifest["files"]))
     finally:

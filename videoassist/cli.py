@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from videoassist import __version__, accounts, analytics, apikeys, invitations, jobs, keyfiles
+from videoassist.actors import CLI
 from videoassist.auth.apikeys import SCOPES
 from videoassist.config import Settings, load_settings
 from videoassist.errors import ConfigError, Conflict, VideoassistError
@@ -85,7 +86,7 @@ async def ensure_first_admin(store: Store, settings: Settings) -> str | None:
     admin = await store.users.find(FIRST_ADMIN)
     if admin is None:
         try:
-            admin = await accounts.add_user(store, FIRST_ADMIN, "admin", None, actor="cli")
+            admin = await accounts.add_user(store, FIRST_ADMIN, "admin", None, actor=CLI)
         except Conflict:  # another node starting on the same database made it just now
             admin = await store.users.find(FIRST_ADMIN)
             assert admin is not None
@@ -94,7 +95,7 @@ async def ensure_first_admin(store: Store, settings: Settings) -> str | None:
             f"no active admin can sign in, and user {FIRST_ADMIN!r} is not an active admin: "
             "use 'videoassist user add NAME --role admin'"
         )
-    link = await invitations.create_password_link(store, settings, admin, "cli", None)
+    link = await invitations.create_password_link(store, settings, admin, CLI)
     return f"{link.url}  (user '{admin.username}', valid until {_when(link.invite.expires_at)})"
 
 
@@ -159,10 +160,10 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         user = await accounts.add_user(store, args.name, args.role, password,
-                                       args.display_name, actor="cli")
+                                       args.display_name, actor=CLI)
         print(f"added {user.role} {user.username!r} (id {user.id})")
         if password is None:
-            link = await invitations.create_password_link(store, settings, user, "cli", None)
+            link = await invitations.create_password_link(store, settings, user, CLI)
             print(f"set-password link: {link.url}  (valid until "
                   f"{_when(link.invite.expires_at)})")
         return 0
@@ -175,7 +176,7 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         user = await accounts.find_user(store, args.name)
-        done = await accounts.disable_user(store, user, "cli", None)
+        done = await accounts.disable_user(store, user, CLI, None)
         print(f"disabled {user.username!r}; {done.invites_revoked} open and "
               f"{done.used_invites_revoked} used links revoked; a running server closes "
               f"their connections, and those of people who came by their links, within "
@@ -190,7 +191,7 @@ def cmd_user_enable(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         user = await accounts.find_user(store, args.name)
-        await accounts.enable_user(store, user, "cli")
+        await accounts.enable_user(store, user, CLI)
         print(f"enabled {user.username!r}")
         return 0
 
@@ -202,7 +203,7 @@ def cmd_user_password_link(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         user = await accounts.find_user(store, args.name)
-        link = await invitations.create_password_link(store, settings, user, "cli", None)
+        link = await invitations.create_password_link(store, settings, user, CLI)
         print(f"{link.url}  (valid until {_when(link.invite.expires_at)})")
         return 0
 
@@ -214,7 +215,7 @@ def cmd_user_role(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         user = await accounts.find_user(store, args.name)
-        changed = await accounts.change_role(store, user, args.role, "cli")
+        changed = await accounts.change_role(store, user, args.role, CLI)
         if changed.role == user.role:
             print(f"{user.username!r} is already {user.role}")
         else:
@@ -250,7 +251,7 @@ def cmd_job_create(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         job = await jobs.create(store, _outbox(store, settings).emit, args.title,
-                                args.external_ref, "cli", None)
+                                args.external_ref, CLI)
         print(job.id)
         return 0
 
@@ -265,7 +266,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
     async def work(store: Store) -> int:
         job = await store.jobs.get(args.job_id)
         link = await invitations.create_join_link(
-            store, settings, job, args.role, args.ttl, "cli", None
+            store, settings, job, args.role, args.ttl, CLI
         )
         print(link.url)
         print(f"valid until {_when(link.invite.expires_at)}", file=sys.stderr)
@@ -278,8 +279,7 @@ def cmd_job_close(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def work(store: Store) -> int:
-        job = await jobs.close(store, _outbox(store, settings).emit, None, args.job_id, "cli",
-                               None)
+        job = await jobs.close(store, _outbox(store, settings).emit, None, args.job_id, CLI)
         print(f"closed job {job.id}; a call in progress ends within "
               f"{settings.revocation_poll_s:g} s")
         return 0
@@ -304,7 +304,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         vault = Vault(keyfiles.snapshot_key(settings), store.snapshots)
         await vault.check()
         snapshots = SnapshotService(store, vault, None, settings.snapshot_jpeg_quality)
-        data = await jobrecord.export_zip(store, snapshots, args.job_id, time.time, "cli")
+        data = await jobrecord.export_zip(store, snapshots, args.job_id, time.time, CLI)
         # The archive holds customers' pictures in the clear: readable by its owner only.
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -340,7 +340,7 @@ def _audit_if_database(settings: Settings, action: str, **detail: Any) -> None:
     one (a command on a data dir without one does not make one for this)."""
     if settings.database_url is not None or settings.database_path.exists():
         async def work(store: Store) -> int:
-            await store.audit.record("cli", action, None, **detail)
+            await store.audit.record(CLI, action, None, **detail)
             return 0
 
         asyncio.run(_with_store(settings, work))
@@ -358,7 +358,7 @@ def cmd_apikey_add(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def work(store: Store) -> int:
-        record, key = await apikeys.create(store, args.name, args.scope, "cli", None)
+        record, key = await apikeys.create(store, args.name, args.scope, CLI)
         print(key)
         print(f"API key {record.id} ({record.name!r}, scopes {' '.join(record.scopes)}): "
               "shown once, it cannot be read back", file=sys.stderr)
@@ -385,7 +385,7 @@ def cmd_apikey_revoke(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def work(store: Store) -> int:
-        record = await apikeys.revoke(store, args.key_id, "cli")
+        record = await apikeys.revoke(store, args.key_id, CLI)
         print(f"API key {record.id} ({record.name!r}) is revoked; a running server refuses "
               "it at once")
         return 0
@@ -429,7 +429,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
              if getattr(args, k) is not None}
 
     async def work(store: Store) -> int:
-        await store.audit.record("cli", "audit.exported", None, filters=given)
+        await store.audit.record(CLI, "audit.exported", None, filters=given)
         out = sys.stdout.buffer
         async for entry in store.audit.stream(AuditFilter(**given)):
             out.write(canonical(entry.public()) + b"\n")

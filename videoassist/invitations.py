@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from videoassist.accounts import check_name
+from videoassist.actors import Actor
 from videoassist.auth.links import hash_link_token, new_link_token
 from videoassist.config import Settings
 from videoassist.errors import BadRequest, Conflict, Gone, NotFound
@@ -41,8 +42,8 @@ def check_ttl(settings: Settings, ttl_s: object) -> int:
 
 
 async def create_join_link(
-    store: Store, settings: Settings, job: Job, role: object, ttl_s: object, actor: str,
-    created_by: int | None, name: str | None = None,
+    store: Store, settings: Settings, job: Job, role: object, ttl_s: object, actor: Actor,
+    name: str | None = None,
 ) -> Link:
     """A join link for ``job``; ``name``: whom it is for, the name the call shows for
     them instead of their role. The name is not in the audit log nor in the link's own
@@ -58,7 +59,7 @@ async def create_join_link(
     token = new_link_token()
     token_hash = hash_link_token(token)
     assert token_hash is not None
-    invite = await store.invites.create_join(token_hash, job.id, role, ttl, created_by, name)
+    invite = await store.invites.create_join(token_hash, job.id, role, ttl, actor.user_id, name)
     await store.jobs.add_event(job.id, "invite.created", {"invite": invite.id, "role": role})
     await store.audit.record(actor, "invite.created", f"job:{job.id}", invite=invite.id,
                              role=role, expires_at=invite.expires_at)
@@ -95,8 +96,8 @@ async def resend(store: Store, settings: Settings, senders: Senders, invite: Inv
     if await store.invites.withdraw_unused(invite.id) is None:
         raise Conflict("This link was used or withdrawn meanwhile.")
     await _withdrawn(store, invite, job, by)
-    link = await create_join_link(store, settings, job, invite.role, None, f"user:{by.id}",
-                                  by.id, invite.name)
+    link = await create_join_link(store, settings, job, invite.role, None, Actor.user(by.id),
+                                  invite.name)
     return link, await send(store, senders, invite.sent_to, job.title, link)
 
 
@@ -115,7 +116,7 @@ async def withdraw(store: Store, invite: Invite, job: Job, by: User) -> Invite:
 async def _withdrawn(store: Store, invite: Invite, job: Job, by: User) -> None:
     await store.jobs.add_event(job.id, "invite.withdrawn",
                                {"invite": invite.id, "role": invite.role, "by": by.id})
-    await store.audit.record(f"user:{by.id}", "invite.withdrawn", f"job:{job.id}",
+    await store.audit.record(Actor.user(by.id), "invite.withdrawn", f"job:{job.id}",
                              invite=invite.id, used=invite.used_at is not None)
 
 
@@ -133,13 +134,12 @@ async def inviter_name(store: Store, invite: Invite) -> str | None:
 
 
 async def create_password_link(
-    store: Store, settings: Settings, user: User, actor: str, created_by: int | None
-) -> Link:
+    store: Store, settings: Settings, user: User, actor: Actor) -> Link:
     token = new_link_token()
     token_hash = hash_link_token(token)
     assert token_hash is not None
     invite = await store.invites.create_password(
-        token_hash, user.id, user.role, settings.password_link_ttl_s, created_by
+        token_hash, user.id, user.role, settings.password_link_ttl_s, actor.user_id
     )
     await store.audit.record(actor, "password_link.created", f"user:{user.id}",
                              invite=invite.id, expires_at=invite.expires_at)
@@ -163,7 +163,7 @@ async def redeem_join(store: Store, token: object, client: str) -> tuple[Invite,
     await store.jobs.add_event(job.id, "invite.redeemed", {"invite": invite.id,
                                                           "role": invite.role})
     # The address is a customer's or a link technician's: erased with the job.
-    await store.audit.record(f"invite:{invite.id}", "invite.redeemed", f"job:{job.id}",
+    await store.audit.record(Actor.invite(invite.id), "invite.redeemed", f"job:{job.id}",
                              {"client": client})
     if job.status != "open":
         raise Gone("The job this link was for is closed.")
@@ -190,13 +190,13 @@ async def inspect_password(store: Store, token: object) -> Invite:
 async def redeem_password(store: Store, token: object, client: str) -> Invite:
     token_hash = _stored_form(token)
     invite = await store.invites.redeem(token_hash, "password")
-    await store.audit.record(f"invite:{invite.id}", "password_link.redeemed",
+    await store.audit.record(Actor.invite(invite.id), "password_link.redeemed",
                              f"user:{invite.user_id}", client=client)
     return invite
 
 
 async def remove_participant(store: Store, invite_id: int, participant_id: int, job_id: int,
-                             actor: str) -> None:
+                             actor: Actor) -> None:
     """A staff member removes a participant who came by a join link from the call: the
     link is withdrawn, so its participant token stops working, for this connection, any
     other one (each server process's watcher closes those) and any later join."""

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from videoassist import __version__
+from videoassist.actors import Actor
 from videoassist.errors import NotFound
 from videoassist.snapshots.service import SnapshotService
 from videoassist.storage import Store
@@ -108,7 +109,7 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
 
 
 async def export_zip(store: Store, snapshots: SnapshotService, job_id: int,
-                     clock: Callable[[], float], actor: str) -> bytes:
+                     clock: Callable[[], float], actor: Actor) -> bytes:
     """The job's record and images as a ZIP archive, built in memory, and audited as
     ``job.exported`` by ``actor`` (its size and the snapshots decrypted into it),
     whoever asks: the API, the CLI.

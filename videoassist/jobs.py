@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from videoassist.actors import Actor
 from videoassist.errors import BadRequest
 from videoassist.storage import Store
 from videoassist.storage.records import Job
@@ -47,27 +48,27 @@ def _text(value: str | None, name: str, max_len: int, required: bool) -> str | N
     return value or None
 
 
-async def create(store: Store, emit: Emit, title: str, external_ref: str | None, actor: str,
-                 user_id: int | None) -> Job:
-    """Create a job (``user_id``: the staff user who did, if one did); audited as
+async def create(store: Store, emit: Emit, title: str, external_ref: str | None,
+                 actor: Actor) -> Job:
+    """Create a job (its creator: the staff user ``actor`` is, if one); audited as
     ``actor``, followed by a ``job.created`` webhook."""
     checked = _text(title, "title", MAX_TITLE_CHARS, required=True)
     assert checked is not None
     ref = _text(external_ref, "external_ref", MAX_EXTERNAL_REF_CHARS, required=False)
-    job = await store.jobs.create(checked, ref, user_id)
+    job = await store.jobs.create(checked, ref, actor.user_id)
     await store.audit.record(actor, "job.created", f"job:{job.id}")
     await emit("job.created", {"job": job.public()})
     logger.info("[job %d] created by %s", job.id, actor)
     return job
 
 
-async def close(store: Store, emit: Emit, calls: Calls | None, job_id: int, actor: str,
-                user_id: int | None) -> Job:
+async def close(store: Store, emit: Emit, calls: Calls | None, job_id: int,
+                actor: Actor) -> Job:
     """Close an open job: its links stop working and its call, if ``calls`` carries
     one, ends now (``None``: the CLI, whose close the server's watcher picks up).
     Audited as ``actor``, followed by a ``job.closed`` webhook. Conflict if it is
     already closed."""
-    job = await store.jobs.close(job_id, user_id)
+    job = await store.jobs.close(job_id, actor.user_id)
     if calls is not None:
         await end_call(calls, job_id)
     await store.audit.record(actor, "job.closed", f"job:{job_id}")
@@ -76,7 +77,7 @@ async def close(store: Store, emit: Emit, calls: Calls | None, job_id: int, acto
     return job
 
 
-async def erase(store: Store, job_id: int, actor: str) -> list[int]:
+async def erase(store: Store, job_id: int, actor: Actor) -> list[int]:
     """Erase a job and its whole record, its data key included, and the personal data
     the audit log kept about it (the addresses its links were redeemed from); audited
     as ``actor`` with the ids of the snapshots erased, which are returned, and of the

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from videoassist.actors import SYSTEM
 from videoassist.config import Settings
 from videoassist.storage import Store
 
@@ -25,6 +26,6 @@ async def purge(store: Store, settings: Settings, now: float) -> dict[str, int]:
     if any(counts.values()):
         logger.info("retention purged %(snapshots)d snapshots, %(messages)d messages and "
                     "%(events)d events, and cleared %(names)d names", counts)
-        await store.audit.record("system", "retention.purged", None, **counts,
+        await store.audit.record(SYSTEM, "retention.purged", None, **counts,
                                  snapshot_ids=snapshot_ids)
     return counts

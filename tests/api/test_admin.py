@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.server import PASSWORD, Server, leave, receive
 from videoassist import accounts
+from videoassist.actors import CLI
 from videoassist.errors import Conflict
 
 
@@ -75,9 +76,9 @@ async def test_the_last_admin_who_can_sign_in_stays_one(server: Server) -> None:
     admin = await server.add_user("admin")
     other = await server.add_user("admin", password=None)  # cannot sign in yet
     # Not through the API (which refuses one's own role first): the CLI's code path.
-    assert (await accounts.change_role(server.store, other, "expert", "test")).role == "expert"
+    assert (await accounts.change_role(server.store, other, "expert", CLI)).role == "expert"
     with pytest.raises(Conflict, match="last admin"):
-        await accounts.change_role(server.store, admin, "expert", "test")
+        await accounts.change_role(server.store, admin, "expert", CLI)
     assert (await server.store.users.get(admin.id)).role == "admin"
 
 

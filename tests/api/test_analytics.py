@@ -16,6 +16,7 @@ from tests.support import seed
 from tests.support.connections import watched
 from tests.support.server import Server, ServerFactory
 from videoassist import apikeys
+from videoassist.actors import CLI
 
 
 @pytest.fixture
@@ -103,8 +104,8 @@ async def test_bad_periods_and_callers_are_refused(seeded: tuple[Server, str]) -
     status, _, _ = await server.request("GET", "/api/analytics")
     assert status == 401
     # An integration reads it with the analytics:read scope, and only with it.
-    _, bi_key = await apikeys.create(server.store, "BI", ["analytics:read"], "test", None)
-    _, jobs_key = await apikeys.create(server.store, "CRM", ["jobs:read"], "test", None)
+    _, bi_key = await apikeys.create(server.store, "BI", ["analytics:read"], CLI)
+    _, jobs_key = await apikeys.create(server.store, "CRM", ["jobs:read"], CLI)
     status, body, _ = await server.request(
         "GET", f"/api/analytics?from={seed.FIRST_DAY}&to={seed.LAST_DAY}", token=bi_key)
     assert status == 200 and body["calls"]["total"] == 5

@@ -32,6 +32,7 @@ from tests.support.fuzz import PATH_VALUES, STRINGS, Budget, Mutator, fuzz_seed
 from tests.support.server import Server, ServerFactory
 from tests.support.snapshots import still_snapshot
 from videoassist import apikeys
+from videoassist.actors import Actor
 from videoassist.config import Secret
 
 CASES = 1500  # on each database
@@ -97,11 +98,11 @@ async def world(server: Server) -> World:
     victim_job = await server.job(expert_token, "A job to close and erase")
     snapshot_id, call_id = await still_snapshot(server, job_id, expert, size=(180, 320))
     _, api_key = await apikeys.create(server.store, "CRM", ["jobs:create", "jobs:read"],
-                                      "test", admin.id)
-    _, read_api_key = await apikeys.create(server.store, "BI", ["jobs:read"], "test", admin.id)
-    _, analytics_key = await apikeys.create(server.store, "Sheets", ["analytics:read"], "test",
-                                            admin.id)
-    live_key, _ = await apikeys.create(server.store, "Old", ["jobs:read"], "test", admin.id)
+                                      Actor.user(admin.id))
+    _, read_api_key = await apikeys.create(server.store, "BI", ["jobs:read"], Actor.user(admin.id))
+    by_admin = Actor.user(admin.id)
+    _, analytics_key = await apikeys.create(server.store, "Sheets", ["analytics:read"], by_admin)
+    live_key, _ = await apikeys.create(server.store, "Old", ["jobs:read"], Actor.user(admin.id))
     participant = await server.participant(expert_token, job_id)
     return World(
         tokens={"STAFF_TOKEN": expert_token, "ADMIN_TOKEN": admin_token, "API_KEY": api_key,

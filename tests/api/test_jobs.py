@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.support.server import Server, join_call, leave
 from videoassist import apikeys
+from videoassist.actors import CLI
 
 JOBS = [  # (title, external_ref), created in this order: listed newest first
     ("Boiler makes a noise", "WO-20417"),
@@ -88,7 +89,7 @@ async def test_an_empty_q_lists_everything_and_a_long_one_is_refused(server: Ser
 
 async def test_an_api_key_with_jobs_read_searches_too(server: Server) -> None:
     token, _ = await _jobs(server)
-    _, key = await apikeys.create(server.store, "BI", ["jobs:read"], "test", None)
+    _, key = await apikeys.create(server.store, "BI", ["jobs:read"], CLI)
     assert await _search(server, key, q="hot water") == ["No hot water"]
     assert await _search(server, token, q="hot water") == ["No hot water"]
 

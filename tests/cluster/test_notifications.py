@@ -26,6 +26,7 @@ from tests.support.metrics import scrape, value
 from tests.support.process import ServeProcess
 from tests.support.server import PASSWORD, Clock, Server, free_port, join_call
 from videoassist import accounts
+from videoassist.actors import CLI
 from videoassist.config import Settings
 from videoassist.storage import Store
 
@@ -99,7 +100,7 @@ async def fleet(cluster: Cluster, tmp_path: Path, listen_role: str | None = None
     store = await Store.open(url)
     try:
         for name, role in (("bob", "expert"), ("tom", "expert"), ("boss", "admin")):
-            await accounts.add_user(store, name, role, PASSWORD, actor="cli")
+            await accounts.add_user(store, name, role, PASSWORD, actor=CLI)
         for job in (1, 2):
             assert (await store.jobs.create(f"Job {job}", None, None)).id == job
     finally:

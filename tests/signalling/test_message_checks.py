@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.server import Server, ServerFactory, receive
 from videoassist import accounts
+from videoassist.actors import CLI
 from videoassist.appkeys import HUB
 from videoassist.config import Secret
 from videoassist.signalling.hub import TRUSTED_LOOK_S
@@ -116,7 +117,7 @@ async def test_while_the_watcher_is_late_messages_are_read_and_a_disable_elsewhe
     # that is committed and before the watcher has seen it, is refused.
     other = await Store.open(server.settings.database)
     try:
-        await accounts.disable_user(other, user, "cli", None)
+        await accounts.disable_user(other, user, CLI, None)
     finally:
         await other.close()
     await staff_ws.send_json({"type": "chat.message", "text": "after the disable",

@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.server import Server, ServerFactory, receive
 from videoassist import accounts
+from videoassist.actors import CLI
 from videoassist.appkeys import HUB
 from videoassist.storage import Store
 
@@ -69,7 +70,7 @@ async def test_while_notified_messages_are_not_read_and_a_disable_elsewhere_clos
     other = await Store.open(url.reveal())
     try:
         loop = asyncio.get_running_loop()
-        await accounts.disable_user(other, user, "cli", None)  # as the CLI does
+        await accounts.disable_user(other, user, CLI, None)  # as the CLI does
         since = loop.time()
         error = await receive(staff_ws, timeout=1.0)
         assert error["code"] == "account_disabled"

@@ -34,6 +34,7 @@ from tests.support.databases import Cluster, raw_fetchall
 from tests.support.process import ServeProcess
 from tests.support.server import PASSWORD, Clock, Server, free_port
 from videoassist import accounts
+from videoassist.actors import CLI
 from videoassist.config import Settings
 from videoassist.storage import Store
 
@@ -129,7 +130,7 @@ async def _staff(url: str) -> None:
     store = await Store.open(url, migrate=False)
     try:
         for name, role in (("bob", "expert"), ("boss", "admin")):
-            await accounts.add_user(store, name, role, PASSWORD, actor="cli")
+            await accounts.add_user(store, name, role, PASSWORD, actor=CLI)
     finally:
         await store.close()
 

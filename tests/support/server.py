@@ -31,6 +31,7 @@ from aioice.ice import get_host_addresses
 
 from tests.support.netns import TEST_NETWORK
 from videoassist import accounts, invitations
+from videoassist.actors import CLI
 from videoassist.app import create_app
 from videoassist.appkeys import REFUSALS, STORE
 from videoassist.config import Settings
@@ -108,7 +109,7 @@ class Server:
     async def add_user(self, role: str = "expert", password: str | None = PASSWORD,
                        username: str | None = None) -> Any:
         name = username or f"{role}{next(self._names)}"
-        return await accounts.add_user(self.store, name, role, password, actor="cli")
+        return await accounts.add_user(self.store, name, role, password, actor=CLI)
 
     async def sign_in(self, username: str, password: str = PASSWORD) -> str:
         status, body, _ = await self.request(
@@ -153,8 +154,7 @@ class Server:
         return token
 
     async def password_link(self, user: Any) -> str:
-        link = await invitations.create_password_link(self.store, self.settings, user, "test",
-                                                      None)
+        link = await invitations.create_password_link(self.store, self.settings, user, CLI)
         return link.url.split("#", 1)[1]
 
     async def cli(self, *args: str, **env: str) -> tuple[int, str, str]:

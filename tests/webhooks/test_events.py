@@ -14,6 +14,7 @@ from tests.support.peers import MediaClient
 from tests.support.server import ServerFactory, Servers, leave, receive
 from tests.support.webhooks import Receiver
 from videoassist import apikeys, keyfiles
+from videoassist.actors import CLI
 from videoassist.config import Secret
 from videoassist.storage import Store
 from videoassist.webhooks import EVENT_TYPES, emitter
@@ -51,7 +52,7 @@ async def test_jobs_and_calls_reach_the_receiver_as_documented(
     server = await server_factory(webhook_url=receiver.url, webhook_secret=Secret(SECRET))
     receiver.secret = SECRET.encode()
     _, token = await server.staff("expert")
-    _, key = await apikeys.create(server.store, "CRM", ["jobs:create"], "test", None)
+    _, key = await apikeys.create(server.store, "CRM", ["jobs:create"], CLI)
 
     status, job, _ = await server.request(
         "POST", "/api/jobs", token=key, json={"title": "No hot water", "external_ref": "SF-0042"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from videoassist import apikeys
+from videoassist.actors import Actor
 from videoassist.api.body import int_param, read_json
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import STORE
@@ -18,7 +19,7 @@ async def create_key(request: web.Request) -> web.Response:
     admin = await staff_user(request, "admin")
     body = await read_json(request)
     record, key = await apikeys.create(request.app[STORE], body.get("name"),
-                                       body.get("scopes"), f"user:{admin.id}", admin.id)
+                                       body.get("scopes"), Actor.user(admin.id))
     return web.json_response({**record.public(), "key": key}, status=201)
 
 
@@ -33,5 +34,5 @@ async def list_keys(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     admin = await staff_user(request, "admin")
     key_id = int_param(request.match_info["id"], "key id")
-    record = await apikeys.revoke(request.app[STORE], key_id, f"user:{admin.id}")
+    record = await apikeys.revoke(request.app[STORE], key_id, Actor.user(admin.id))
     return web.json_response(record.public())

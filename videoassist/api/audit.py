@@ -9,6 +9,7 @@ import math
 from aiohttp import web
 from multidict import MultiMapping
 
+from videoassist.actors import Actor
 from videoassist.api.body import int_param
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import STORE
@@ -79,7 +80,7 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
     where = audit_filter(query)
     store = request.app[STORE]
     if fmt == "jsonl":
-        await store.audit.record(f"user:{admin.id}", "audit.exported", None,
+        await store.audit.record(Actor.user(admin.id), "audit.exported", None,
                                  filters={k: query[k] for k in FILTERS if k in query})
         response = web.StreamResponse(headers={
             "Content-Type": "application/x-ndjson",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from videoassist.actors import Actor
 from videoassist.api.body import int_param, read_json
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import STORE
@@ -44,7 +45,7 @@ async def record_outcome(request: web.Request) -> web.Response:
         raise Forbidden("Only someone who was in the call records its outcome.")
     call = await store.calls.get(call_id)
     await store.calls.set_outcome(call_id, fixed, user.id)
-    await store.audit.record(f"user:{user.id}", "call.outcome", f"job:{call.job_id}",
+    await store.audit.record(Actor.user(user.id), "call.outcome", f"job:{call.job_id}",
                              call=call_id, first_time_fix=fixed)
     return web.json_response({"call_id": call_id, "job_id": call.job_id,
                               "first_time_fix": fixed})

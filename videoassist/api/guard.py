@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from videoassist import accounts
+from videoassist.actors import Actor
 from videoassist.appkeys import REFUSALS, SETTINGS, STORE, TOKENS
 from videoassist.auth.apikeys import PREFIX, hash_api_key, looks_like_api_key
 from videoassist.errors import Forbidden, Unauthorized
@@ -28,12 +29,12 @@ class Caller:
     api_key: ApiKey | None = None
 
     @property
-    def actor(self) -> str:
-        """How the audit log names the caller."""
+    def actor(self) -> Actor:
+        """Who the caller is, as the audit log names them."""
         if self.user is not None:
-            return f"user:{self.user.id}"
+            return Actor.user(self.user.id)
         assert self.api_key is not None
-        return f"apikey:{self.api_key.id}"
+        return Actor.api_key(self.api_key.id)
 
     @property
     def user_id(self) -> int | None:
@@ -57,7 +58,7 @@ async def staff_user(request: web.Request, *roles: str) -> User:
     if looks_like_api_key(token):
         key = await _api_key(request, token)
         await request.app[STORE].audit.record(
-            f"apikey:{key.id}", "apikey.refused", f"apikey:{key.id}", reason="staff_only",
+            Actor.api_key(key.id), "apikey.refused", f"apikey:{key.id}", reason="staff_only",
             method=request.method, path=cut(request.path), client=client_address(request))
         raise Forbidden("API keys cannot use this route: it needs a staff session.")
     return await _staff(request, token, roles)
@@ -71,14 +72,14 @@ async def staff_or_api_key(request: web.Request, scope: str) -> Caller:
         return Caller(user=await _staff(request, token, ()))
     key = await _api_key(request, token)
     store = request.app[STORE]
-    actor = f"apikey:{key.id}"
+    actor = Actor.api_key(key.id)
     detail = {"method": request.method, "path": cut(request.path), "scope": scope,
               "client": client_address(request)}
     if scope not in key.scopes:
-        await store.audit.record(actor, "apikey.refused", actor, reason="scope", **detail)
+        await store.audit.record(actor, "apikey.refused", str(actor), reason="scope", **detail)
         raise Forbidden(f"This API key does not have the {scope} scope.")
     await store.api_keys.touch(key.id)
-    await store.audit.record(actor, "apikey.used", actor, **detail)
+    await store.audit.record(actor, "apikey.used", str(actor), **detail)
     return Caller(api_key=key)
 
 

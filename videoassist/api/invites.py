@@ -11,6 +11,7 @@ import segno
 from aiohttp import web
 
 from videoassist import invitations
+from videoassist.actors import Actor
 from videoassist.api.body import int_param, name_field, read_json, text_field
 from videoassist.api.guard import client_address, staff_user
 from videoassist.appkeys import CLOCK, DRAINING, HUB, SENDERS, SETTINGS, STORE, TOKENS
@@ -37,8 +38,7 @@ async def create_invite(request: web.Request) -> web.Response:
     store, settings = request.app[STORE], request.app[SETTINGS]
     job = await store.jobs.get(job_id)
     link = await invitations.create_join_link(
-        store, settings, job, body.get("role"), body.get("ttl_s"), f"user:{user.id}", user.id,
-        name,
+        store, settings, job, body.get("role"), body.get("ttl_s"), Actor.user(user.id), name,
     )
     sent_by = None if to is None else await invitations.send(
         store, request.app[SENDERS], to, job.title, link)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from videoassist import jobrecord, jobs
+from videoassist.actors import Actor
 from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import staff_or_api_key, staff_user
 from videoassist.appkeys import CLOCK, HUB, SNAPSHOTS, STORE, WEBHOOKS
@@ -27,7 +28,7 @@ async def create_job(request: web.Request) -> web.Response:
                               required=False)
     assert title is not None
     job = await jobs.create(request.app[STORE], request.app[WEBHOOKS].emit, title,
-                            external_ref, caller.actor, caller.user_id)
+                            external_ref, caller.actor)
     return web.json_response(job.public(), status=201)
 
 
@@ -76,7 +77,7 @@ async def update_job(request: web.Request) -> web.Response:
         raise BadRequest(f"retention_days must be 1 to {MAX_RETENTION_DAYS}, or null.")
     store = request.app[STORE]
     job = await store.jobs.set_retention(job_id, days)
-    await store.audit.record(f"user:{user.id}", "job.retention", f"job:{job_id}", days=days)
+    await store.audit.record(Actor.user(user.id), "job.retention", f"job:{job_id}", days=days)
     return web.json_response(job.public())
 
 
@@ -86,7 +87,7 @@ async def close_job(request: web.Request) -> web.Response:
     user = await staff_user(request)
     job_id = int_param(request.match_info["id"], "job id")
     job = await jobs.close(request.app[STORE], request.app[WEBHOOKS].emit, request.app[HUB],
-                           job_id, f"user:{user.id}", user.id)
+                           job_id, Actor.user(user.id))
     return web.json_response(job.public())
 
 
@@ -96,7 +97,7 @@ async def delete_job(request: web.Request) -> web.Response:
     snapshots' ciphertext (in a backup, say) can no longer be decrypted. Admins only."""
     user = await staff_user(request, "admin")
     job_id = int_param(request.match_info["id"], "job id")
-    await jobs.erase(request.app[STORE], job_id, f"user:{user.id}")
+    await jobs.erase(request.app[STORE], job_id, Actor.user(user.id))
     return web.Response(status=204)
 
 
@@ -120,7 +121,7 @@ async def export_job(request: web.Request) -> web.Response:
     job_id = int_param(request.match_info["id"], "job id")
     store = request.app[STORE]
     data = await jobrecord.export_zip(store, request.app[SNAPSHOTS], job_id, request.app[CLOCK],
-                                      f"user:{user.id}")
+                                      Actor.user(user.id))
     return web.Response(body=data, content_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="job-{job_id}.zip"',
         "Cache-Control": "no-store",

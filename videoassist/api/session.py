@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from videoassist import accounts, invitations
+from videoassist.actors import Actor
 from videoassist.api.body import read_json, text_field
 from videoassist.api.guard import client_address, staff_user
 from videoassist.appkeys import REFUSALS, SENDERS, SETTINGS, SIGNIN_LIMITS, STORE, TOKENS
@@ -61,5 +62,5 @@ async def set_password(request: web.Request) -> web.Response:
     assert invite.user_id is not None
     await accounts.set_password(store, invite.user_id, password)
     user = await store.users.get(invite.user_id)
-    await store.audit.record(f"user:{user.id}", "password.set", f"user:{user.id}")
+    await store.audit.record(Actor.user(user.id), "password.set", f"user:{user.id}")
     return _session(request, user)

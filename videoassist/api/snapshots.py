@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from videoassist.actors import Actor
 from videoassist.api.body import int_param, read_json
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import SNAPSHOTS, STORE
@@ -35,7 +36,7 @@ async def get_snapshot(request: web.Request) -> web.Response:
 async def snapshot_image(request: web.Request) -> web.Response:
     user = await staff_user(request)
     snapshot, jpeg = await request.app[SNAPSHOTS].image(_id(request))
-    await request.app[STORE].audit.record(f"user:{user.id}", "snapshot.viewed",
+    await request.app[STORE].audit.record(Actor.user(user.id), "snapshot.viewed",
                                           f"snapshot:{snapshot.id}", job=snapshot.job_id)
     name = snapshot_file(snapshot).rsplit("/", 1)[-1]
     return web.Response(body=jpeg, content_type="image/jpeg", headers={
@@ -53,7 +54,7 @@ async def caption_snapshot(request: web.Request) -> web.Response:
         raise BadRequest("Send {\"caption\": TEXT or null}.")
     store = request.app[STORE]
     snapshot = await store.snapshots.set_caption(_id(request), check_caption(body["caption"]))
-    await store.audit.record(f"user:{user.id}", "snapshot.captioned", f"snapshot:{snapshot.id}",
+    await store.audit.record(Actor.user(user.id), "snapshot.captioned", f"snapshot:{snapshot.id}",
                              job=snapshot.job_id)
     return web.json_response(snapshot_json(snapshot))
 
@@ -74,6 +75,6 @@ async def annotate_again(request: web.Request) -> web.Response:
     snapshot = await request.app[SNAPSHOTS].annotate(
         _id(request), author, shapes, body.get("caption"),
         wanted=lambda: transport is not None and not transport.is_closing())
-    await request.app[STORE].audit.record(f"user:{user.id}", "snapshot.annotated",
+    await request.app[STORE].audit.record(Actor.user(user.id), "snapshot.annotated",
                                           f"snapshot:{snapshot.id}", job=snapshot.job_id)
     return web.json_response(snapshot_json(snapshot), status=201)

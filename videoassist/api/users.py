@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from videoassist import accounts, invitations
+from videoassist.actors import Actor
 from videoassist.api.body import int_param, name_field, read_json, text_field
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import CLOCK, HUB, SETTINGS, STORE
@@ -46,9 +47,9 @@ async def add_user(request: web.Request) -> web.Response:
     display_name = name_field(body, "display_name")
     store, settings = request.app[STORE], request.app[SETTINGS]
     user = await accounts.add_user(store, username, body.get("role"), None, display_name,
-                                   actor=f"user:{admin.id}")
+                                   actor=Actor.user(admin.id))
     link = await invitations.create_password_link(
-        store, settings, user, f"user:{admin.id}", admin.id
+        store, settings, user, Actor.user(admin.id)
     )
     return web.json_response(
         {"user": user.public(), "password_link": {"url": link.url,
@@ -65,7 +66,7 @@ async def disable_user(request: web.Request) -> web.Response:
     user = await store.users.get(user_id)
     if user.id == admin.id:
         raise BadRequest("You cannot disable your own account.")
-    done = await accounts.disable_user(store, user, f"user:{admin.id}", request.app[HUB])
+    done = await accounts.disable_user(store, user, Actor.user(admin.id), request.app[HUB])
     return web.json_response({"user": user.public(), "active": False,
                               "invites_revoked": done.invites_revoked,
                               "connections_closed": done.connections_closed,
@@ -91,7 +92,7 @@ async def change_user(request: web.Request) -> web.Response:
         accounts.check_staff_role(body["role"])
         if user.id == admin.id:
             raise BadRequest("You cannot change your own role.")
-    actor = f"user:{admin.id}"
+    actor = Actor.user(admin.id)
     changed, closed = user, 0
     if "role" in body:  # first: the last admin's stays, refused (409) before any rename
         since = request.app[CLOCK]()
@@ -118,10 +119,10 @@ async def reset_password(request: web.Request) -> web.Response:
     if not user.active:
         raise Conflict("This account is disabled: enable it first.")
     since = request.app[CLOCK]()
-    await accounts.reset_password(store, user, f"user:{admin.id}")
+    await accounts.reset_password(store, user, Actor.user(admin.id))
     closed = await accounts.sign_out_connections(store, user, request.app[HUB], since)
     link = await invitations.create_password_link(
-        store, settings, user, f"user:{admin.id}", admin.id
+        store, settings, user, Actor.user(admin.id)
     )
     return web.json_response({
         "user": user.public(), "connections_closed": closed,
@@ -135,5 +136,5 @@ async def enable_user(request: web.Request) -> web.Response:
     user_id = int_param(request.match_info["id"], "user id")
     store = request.app[STORE]
     user = await store.users.get(user_id)
-    await accounts.enable_user(store, user, f"user:{admin.id}")
+    await accounts.enable_user(store, user, Actor.user(admin.id))
     return web.json_response({"user": user.public(), "active": True})

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from videoassist.actors import Actor
+
 # Shapes kept per annotated participant (the oldest go first past it), and client
 # message ids remembered per call.
 MAX_LIVE_SHAPES = 200
@@ -53,13 +55,13 @@ class SentChat:
     ``MAX_CLIENT_IDS``; hold ``lock`` from looking one up to remembering it."""
 
     def __init__(self) -> None:
-        self._sent: dict[tuple[str, str], dict[str, Any]] = {}
+        self._sent: dict[tuple[Actor, str], dict[str, Any]] = {}
         self.lock = asyncio.Lock()
 
-    def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
+    def get(self, key: tuple[Actor, str]) -> dict[str, Any] | None:
         return self._sent.get(key)
 
-    def remember(self, key: tuple[str, str], message: dict[str, Any]) -> None:
+    def remember(self, key: tuple[Actor, str], message: dict[str, Any]) -> None:
         self._sent[key] = message
         while len(self._sent) > MAX_CLIENT_IDS:
             del self._sent[next(iter(self._sent))]

@@ -562,7 +562,7 @@ class Connection:
             raise Forbidden("Only staff can end the call for everyone.")
         closed = await self.hub.end_call(member.job.id, "call_ended",
                                          "The call has been ended.")
-        await self.store.audit.record(f"user:{member.user_id}", "call.ended",
+        await self.store.audit.record(member.actor, "call.ended",
                                       f"job:{member.job.id}", call=room.call_id,
                                       participant=member.id, connections=closed)
         logger.info("%s ended call %d for %d connections", member.log_prefix, room.call_id,

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import web
 
 from videoassist import jobs
+from videoassist.actors import Actor
 from videoassist.auth.ratelimit import TokenBucket
 from videoassist.errors import CallFull, Draining, TooManyConnections, TooManyRequests
 from videoassist.signalling.callstate import SentChat, Shapes
@@ -191,7 +192,7 @@ class Member:
         return Author(p.display_name, p.role, p.id, self.user_id)
 
     @property
-    def actor(self) -> str:
+    def actor(self) -> Actor:
         """The person behind the connection, as the audit log names them: the staff
         user, or the join link's holder."""
         return actor(self.user_id, self.invite_id)
@@ -279,8 +280,13 @@ class Member:
                 self.abort()
 
 
-def actor(user_id: int | None, invite_id: int | None) -> str:
-    return f"user:{user_id}" if user_id is not None else f"invite:{invite_id}"
+def actor(user_id: int | None, invite_id: int | None) -> Actor:
+    """A member of a call as the audit log names them: a staff user, or whoever came by
+    a join link."""
+    if user_id is not None:
+        return Actor.user(user_id)
+    assert invite_id is not None
+    return Actor.invite(invite_id)
 
 
 @dataclass(eq=False)
@@ -292,7 +298,7 @@ class Room:
     seen: set[str] = field(default_factory=set)  # everyone who has joined, by ``actor``
     # Bytes each sender may still send of a kind (chat, annotation), by (actor, kind):
     # shared by all of a sender's connections to the call.
-    budgets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
+    budgets: dict[tuple[Actor, str], TokenBucket] = field(default_factory=dict)
     # What the call keeps for those who join or come back (``callstate``).
     shapes: Shapes = field(default_factory=Shapes)
     sent_chat: SentChat = field(default_factory=SentChat)
@@ -330,7 +336,7 @@ class Hub:
         self._events = events
         self._rooms: dict[int, Room] = {}
         # Joins each person (``actor``) may still make; pruned of those idle a while.
-        self._joins: dict[str, TokenBucket] = {}
+        self._joins: dict[Actor, TokenBucket] = {}
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._listening = False  # the database's notifications come

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from videoassist.actors import Actor
 from videoassist.storage.chain import (
     COLUMNS,
     ERASURES,
@@ -85,7 +86,7 @@ class Audit:
         self._clock = clock
 
     async def record(
-        self, actor: str, action: str, target: str | None = None,
+        self, actor: Actor | str, action: str, target: str | None = None,
         personal: Mapping[str, Any] | None = None, /, **detail: Any
     ) -> None:
         """Append a row. ``personal``: values about a person outside the staff (a
@@ -101,7 +102,7 @@ class Audit:
             await tx.lock("audit")
             await self._append(tx, row, detail, personal_text)
 
-    async def erase_personal(self, actor: str, action: str, target: str,
+    async def erase_personal(self, actor: Actor | str, action: str, target: str,
                              **detail: Any) -> list[int]:
         """Erase the personal data of every row about ``target`` and append ``action``
         (one of ``ERASURES``), naming those rows in ``redacted``, in one transaction:
@@ -120,9 +121,10 @@ class Audit:
             await self._db.checkpoint()  # the erased values leave SQLite's WAL too
         return erased
 
-    def _row(self, actor: str, action: str, target: str | None) -> dict[str, Any]:
-        """A row's fields but its id and detail, timed now (before waiting for the lock)."""
-        return {"created_at": float(self._clock()), "actor": _storable(actor),
+    def _row(self, actor: Actor | str, action: str, target: str | None) -> dict[str, Any]:
+        """A row's fields but its id and detail, timed now (before waiting for the lock).
+        ``actor``: who did it (videoassist.actors), or a refused client (``client:ADDR``)."""
+        return {"created_at": float(self._clock()), "actor": _storable(str(actor)),
                 "action": _storable(action),
                 "target": None if target is None else _storable(target)}
 
