@@ -223,7 +223,7 @@ def test_the_words_for_the_scripts_cannot_close_their_script_element() -> None:
     from videoassist.i18n import Catalogue
 
     words = Catalogue("de", {"Hi": "</script><script>alert(1)</script> & <!--"})
-    text = words.json()
+    text = words.json
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == {"Hi": "</script><script>alert(1)</script> & <!--"}
 

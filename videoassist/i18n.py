@@ -117,8 +117,10 @@ class Catalogue:
         return PLACEHOLDER.sub(
             lambda match: str(params[match[1]]) if match[1] in params else match[0], text)
 
+    @functools.cached_property
     def json(self) -> str:
-        """The words for the page's scripts, as JSON safe inside a <script> element."""
+        """The words for the page's scripts, as JSON safe inside a <script> element: made
+        once per language (``catalogue`` keeps each), not at each load of the page."""
         return (json.dumps(dict(self.messages), ensure_ascii=False, sort_keys=True)
                 .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 

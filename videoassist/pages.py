@@ -69,7 +69,7 @@ async def join(request: web.Request) -> web.Response:
     (videoassist/i18n.py), whose words the page's scripts get too."""
     words = catalogue(negotiate(request.query.get("lang"), request.headers.get("Accept-Language")))
     response = aiohttp_jinja2.render_template("join.html", request, _context(
-        request, lang=words.language, _=words.gettext, messages=words.json(),
+        request, lang=words.language, _=words.gettext, messages=words.json,
         languages=LANGUAGES))
     response.headers["Content-Language"] = words.language
     # A cache in between keeps one copy per language the browsers ask for.
