@@ -341,15 +341,19 @@ def test_three_arrows_are_timed_from_pointerup_to_painted_on_the_phone() -> None
         values = [latency[stage][n] for n in ("min", "p50", "p95", "max")]
         assert all(isinstance(v, int | float) and math.isfinite(v) for v in values), values
         assert values == sorted(values), (stage, values)
-    # Each arrow in order: sent, then received, then painted; all within a minute.
-    stages = result["stage_ms"]
-    assert latency["sent"]["min"] >= 0
-    assert stages["sent_to_received"]["min"] > 0
-    assert stages["received_to_painted"]["min"] >= 0
-    assert latency["painted"]["max"] < 60_000
     # The pages' clocks agree with each other (the method depends on it).
     skew = result["clock_skew_ms"]
     assert abs(skew["before"]) < 50 and abs(skew["after"]) < 50, skew
+    # Each arrow in order: sent, then received, then painted; all within a minute. The
+    # relay (expert page to customer page, two clocks) is a millisecond or two on
+    # loopback, as short as the pages' measured disagreement: its order holds within it
+    # (a quiet run of 7a4d411 measured -0.1 ms).
+    stages = result["stage_ms"]
+    clocks_ms = max(abs(skew["before"]), abs(skew["after"])) + skew["uncertainty"]
+    assert latency["sent"]["min"] >= 0
+    assert stages["sent_to_received"]["min"] > -clocks_ms, (stages, skew)
+    assert stages["received_to_painted"]["min"] >= 0
+    assert latency["painted"]["max"] < 60_000
     cpu_count = os.cpu_count() or 1
     assert 0 < result["server_cpu_cores"] <= cpu_count
     assert 0 < result["browsers_cpu_cores"] <= cpu_count

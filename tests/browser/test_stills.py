@@ -228,6 +228,9 @@ class PhoneBehindALink:
     url: str  # the server's origin
     profile: Path  # the phone's Chromium profile, to scan once ``close_browser`` returns
     close_browser: Callable[[], Awaitable[None]]  # closes the phone's Chromium (once)
+    # What the phone's page said of its link (adapt.js, stills.js: the console's verbose
+    # "videoassist ..." lines), with when (monotonic): shown when a mode did not come.
+    trace: list[tuple[float, str]]
 
 
 # Its own loop, as the in-process server's fixture (``server_factory``) has: the
@@ -259,6 +262,7 @@ async def phone_behind_a_link(server_factory: ServerFactory, tmp_path: Path
         wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {net.name} {CHROMIUM} "$@"\n')
         wrapper.chmod(0o755)
         errors: list[str] = []
+        trace: list[tuple[float, str]] = []
         async with async_playwright() as playwright:
             context = await playwright.chromium.launch_persistent_context(
                 tmp_path / "profile", executable_path=str(wrapper), headless=True,
@@ -274,6 +278,9 @@ async def phone_behind_a_link(server_factory: ServerFactory, tmp_path: Path
             try:
                 page = await context.new_page()
                 watch_errors(page, errors)
+                page.on("console", lambda message: trace.append(
+                    (time.monotonic(), message.text))
+                    if message.text.startswith("videoassist ") else None)
                 await page.goto(f"{server.url}/join#{link}")
                 await page.locator('[data-action="join"]').click()
                 await page.locator('[data-region="local-video"]').wait_for(state="visible")
@@ -281,7 +288,7 @@ async def phone_behind_a_link(server_factory: ServerFactory, tmp_path: Path
                 customer = joined["participant"]["id"]
                 await expert.wait_remote(customer, "audio")
                 yield PhoneBehindALink(net, page, expert, customer, errors, server.url,
-                                       tmp_path / "profile", close_browser)
+                                       tmp_path / "profile", close_browser, trace)
             finally:
                 await close_browser()
                 await expert.close()
@@ -407,17 +414,25 @@ async def _mode_log(expert: MediaClient, log: list[tuple[float, dict[str, Any]]]
         log.append((time.monotonic(), message))
 
 
+TRACE_SHOWN_S = 12.0  # of the phone's trace, what a failure to change mode shows
+
+
 async def _first(log: list[tuple[float, dict[str, Any]]], since: float, modes: set[str],
-                 timeout: float) -> tuple[float, dict[str, Any]]:
-    """The first media.mode of ``log`` after ``since`` saying one of ``modes``."""
+                 timeout: float, trace: list[tuple[float, str]]
+                 ) -> tuple[float, dict[str, Any]]:
+    """The first media.mode of ``log`` after ``since`` saying one of ``modes``; failing
+    that, the phone's last ``TRACE_SHOWN_S`` of ``trace`` say why."""
     until = time.monotonic() + timeout
     while time.monotonic() < until:
         found = [(t, m) for t, m in list(log) if t >= since and m["mode"] in modes]
         if found:
             return found[0]
         await asyncio.sleep(0.05)
+    shown = "\n".join(f"{t - since:+.1f} {text}" for t, text in list(trace)
+                       if t >= time.monotonic() - TRACE_SHOWN_S)
     raise AssertionError(f"no media.mode {modes} within {timeout} s: "
-                         f"{[(round(t - since, 1), m) for t, m in log]}")
+                         f"{[(round(t - since, 1), m) for t, m in log]}; the phone's last "
+                         f"{TRACE_SHOWN_S:g} s (s after then):\n{shown}")
 
 
 @pytest.mark.asyncio(loop_scope="function")
@@ -437,7 +452,7 @@ async def test_a_link_that_drops_to_100_kbit_for_20_s_degrades_and_comes_back_by
         net.rate(DROP_KBIT)
         dropped = time.monotonic()
         degraded_at, degraded = await _first(log, dropped, {"reduced", "stills"},
-                                             DEGRADED_WITHIN_S)
+                                             DEGRADED_WITHIN_S, phone_behind_a_link.trace)
         assert degraded["participant"] == customer, degraded
         assert degraded["reason"] in ("low_bandwidth", "packet_loss"), degraded
 
@@ -457,7 +472,8 @@ async def test_a_link_that_drops_to_100_kbit_for_20_s_degrades_and_comes_back_by
         assert sound is not None
         per_second = audio_per_second(sound, degraded_at, recovered)
         undegraded = audio_per_second(sound, dropped, degraded_at)
-        back_at, _ = await _first(log, recovered, {"video"}, BACK_TO_VIDEO_WITHIN_S)
+        back_at, _ = await _first(log, recovered, {"video"}, BACK_TO_VIDEO_WITHIN_S,
+                                 phone_behind_a_link.trace)
     finally:
         watching.cancel()
     stills = [t for t, _ in expert.stills if dropped <= t <= recovered]

@@ -290,6 +290,12 @@ export class Adaptation extends EventTarget {
     // What is said is what was measured; while the estimate grows, it decides nothing.
     const judged = this.connectedTicks > GRACE_TICKS || this.chooser.mode === "stills"
       ? kbps : null;
+    // Each look at the link, at the console's verbose level: why a mode held or changed
+    // (tests/browser/test_stills.py shows these when the phone did not come back).
+    console.debug("videoassist link", JSON.stringify({
+      mode: this.chooser.mode, kbps, judged, estimate: link.kbps, loss, sent, lost,
+      better: this.chooser.better, worse: this.chooser.worse, backoff: this.chooser.backoff,
+    }));
     this.decide({ kbps: judged, loss }, this.last);
   }
 

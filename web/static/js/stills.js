@@ -145,6 +145,8 @@ export class StillSender {
     const now = performance.now();
     const seconds = Math.max(0.02, (now - pending.at) / 1000);
     this.kbps = Math.round(pending.bytes * 8 / seconds / 1000);
+    console.debug("videoassist still", JSON.stringify({
+      seq, bytes: pending.bytes, ms: Math.round(now - pending.at), kbps: this.kbps }));
     // The server's interval runs from when it took the still, before this reached us.
     this.notBefore = now + (typeof nextInS === "number" ? nextInS * 1000 : SERVER_INTERVAL_MS);
     this.tick();
@@ -153,6 +155,7 @@ export class StillSender {
   /** An error about a still (its seq), or none came: let the next one go. @param {number} seq */
   refused(seq) {
     if (this.pending && this.pending.seq === seq) {
+      console.debug("videoassist still", JSON.stringify({ seq, refused: true }));
       this.pending = null;
       this.tick();
     }
@@ -170,6 +173,8 @@ export class StillSender {
     if (this.pending) {
       const waited = now - this.pending.at;
       if (waited < ACK_TIMEOUT_MS) return this.later(ACK_TIMEOUT_MS - waited);
+      console.debug("videoassist still", JSON.stringify({
+        seq: this.pending.seq, bytes: this.pending.bytes, ms: Math.round(waited), kbps: null }));
       this.pending = null;
       this.kbps = null;  // never acknowledged: the link says nothing good
     }
