@@ -42,6 +42,7 @@ from tests.support.databases import (  # noqa: E402
     Target,
 )
 from tests.support.server import Clock, Server, ServerFactory, start_app  # noqa: E402
+from tests.support.units import work_unit  # noqa: E402
 from videoassist.snapshots.fonts import LabelFonts  # noqa: E402
 from videoassist.storage.throwaway import postgresql_bin  # noqa: E402
 
@@ -100,22 +101,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                                 if isinstance(names, str) else names):
             return  # the test says which databases it runs on
     metafunc.parametrize("server_backend", ["sqlite", "postgresql"])
-
-
-# The tests whose bounds are on real time under a real load: media streams, Chromium, the
-# benchmark and the fleet (each runs servers, encoders and decoders that want a core).
-# Under pytest-xdist they are one unit: they run one at a time, in one worker, never two
-# of them at once, while the other worker takes the rest, which mostly waits on sockets,
-# processes and databases. (On two workers the two halves take about as long.)
-REALTIME = ("tests/browser/", "tests/media/", "tests/fleet/", "tests/test_bench.py")
-
-
-def work_unit(nodeid: str) -> str:
-    """What pytest-xdist hands a worker whole (``--dist loadscope``): the ``REALTIME``
-    tests together, any other test with its module (whose module-scoped fixtures the
-    worker then makes once), in the order they are written. The units go out the
-    largest first (pytest-xdist's ``loadscopereorder``): the ``REALTIME`` one at once."""
-    return "realtime" if nodeid.startswith(REALTIME) else nodeid.split("::", 1)[0]
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

@@ -9,8 +9,12 @@ helper is found in one place and the load generator uses the same ones as the te
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.support.units import REALTIME, WAITING
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,3 +81,16 @@ def test_what_comes_from_tests_comes_from_tests_support() -> None:
     found = first_per_line((where, module) for where, module in imports_of_tests()
                            if not in_support(module))
     assert not found, report(found)
+
+
+def test_each_waiting_test_the_scheduler_names_is_a_test() -> None:
+    """``tests/support/units.py``'s ``WAITING`` names tests by their ids, to run them beside
+    the real-time unit: a test renamed would go back into that unit, unseen, and make
+    the suite longer. pytest collects each id (an id that names nothing is an error)."""
+    assert all(nodeid.startswith(REALTIME) for nodeid in WAITING)
+    found = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         "-n", "0", *WAITING], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0, found.stdout + found.stderr
+    collected = [line for line in found.stdout.splitlines() if "::" in line]
+    assert collected == list(WAITING), found.stdout
