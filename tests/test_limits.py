@@ -27,11 +27,11 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from tests.support.docs import DOCS
 from tests.support.server import Server, ServerFactory, receive, two_parties
 from videoassist.api.body import MAX_BODY_BYTES
+from videoassist.api.ws import HARD_FRAME_LIMIT
 from videoassist.appkeys import MEDIA
 from videoassist.auth.apikeys import new_api_key
 from videoassist.config import Settings
 from videoassist.refusals import MAX_TEXT, cut
-from videoassist.signalling.connection import HARD_FRAME_LIMIT
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW = re.compile(r"^\| (.+?) \| (.+?) \| (.+?) \| (.+?) \|$", re.M)

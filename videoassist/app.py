@@ -37,6 +37,7 @@ from videoassist.api import (
     webhooks,
 )
 from videoassist.api.middleware import add_security_headers, errors_middleware
+from videoassist.api.ws import internal_websocket, websocket
 from videoassist.appkeys import (
     CLOCK,
     DRAINING,
@@ -73,7 +74,6 @@ from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
 from videoassist.refusals import Refusals
 from videoassist.sending import Senders
-from videoassist.signalling.connection import internal_websocket, websocket
 from videoassist.signalling.hub import Hub, JoinLimits
 from videoassist.signalling.mediastate import MediaStateWriter
 from videoassist.snapshots.fonts import LabelFonts
@@ -185,7 +185,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
                         settings.call_max_connections_per_user, settings.call_max_participants,
                         settings.call_joins_per_min)
     hub = Hub(app[STORE], settings.revocation_poll_s, app[CLOCK], app[NODE],
-              CallWebhooks(app[WEBHOOKS]), limits, settings.ws_outbox_messages,
+              CallWebhooks(app[WEBHOOKS].emit), limits, settings.ws_outbox_messages,
               settings.call_away_s)
     if app[WORKER] is None:  # a supervisor does this before starting its workers
         ended = await end_calls_of_gone_nodes(app[STORE], app[WEBHOOKS], app[CLOCK]())

@@ -2,7 +2,7 @@
 
 Each error carries a machine-readable ``code`` and a message that is safe to show
 to a client. The HTTP middleware (``videoassist.api.middleware``) and the
-signalling connection (``videoassist.signalling.connection``) are the only two
+signalling connection (``videoassist.api.ws``) are the only two
 places that turn these into a response; anything that is not a
 ``VideoassistError`` is logged with context and answered with a generic 500.
 

@@ -12,13 +12,13 @@ server's watcher (``Hub.watch_revocations``) sees the job closed within
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from videoassist.actors import Actor
 from videoassist.errors import BadRequest
 from videoassist.storage import Store
 from videoassist.storage.records import Job
+from videoassist.webhooks.events import Emit
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ MAX_EXTERNAL_REF_CHARS = 100
 CLOSED_REASON = "job_closed"
 CLOSED_MESSAGE = "This job has been closed."
 
-Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
 class Calls(Protocol):

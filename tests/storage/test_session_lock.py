@@ -7,7 +7,7 @@ import asyncio
 
 import asyncpg
 
-from videoassist.storage.db import open_database
+from videoassist.storage import open_database
 
 
 async def test_one_connection_holds_the_lock_until_it_ends(postgresql_database: str) -> None:

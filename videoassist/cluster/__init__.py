@@ -22,7 +22,7 @@ machine, only the database.
 **Placement.** A call lives whole on one node: its WebSockets, its peer connections,
 its media. The ``calls`` row records the node that holds it, and a unique index
 allows one call in progress per job. When a participant's ``auth`` arrives at a node
-(``signalling.connection``), the hub looks the job's call up (``Calls.place``, one
+(``api.ws``), the hub looks the job's call up (``Calls.place``, one
 ``BEGIN IMMEDIATE`` transaction, so two nodes placing the same job at once agree):
 
 - held by this node: join here, as a server of one process does;

@@ -35,7 +35,7 @@ CALL_LOST = "call_lost"
 CALL_LOST_MESSAGE = "The call was interrupted on the server. Reconnecting starts it again."
 CONNECT_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0
-FRAME_LIMIT = 1024 * 1024  # as the public socket's (signalling.connection)
+FRAME_LIMIT = 1024 * 1024  # as the public socket's (api.ws)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ async def end_calls_of_gone_nodes(store: Store, webhooks: Webhooks | Outbox, now
 
 
 async def _tell(store: Store, webhooks: Webhooks | Outbox, ended: list[int]) -> None:
-    events = CallWebhooks(webhooks)
+    events = CallWebhooks(webhooks.emit)
     for call_id in ended:
         call = await store.calls.get(call_id)
         await events.call_ended(await store.jobs.get(call.job_id), call)

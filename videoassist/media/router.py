@@ -29,8 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 class MediaRoom:
-    def __init__(self, router: MediaRouter, call_id: int) -> None:
-        self.router = router
+    def __init__(self, call_id: int) -> None:
         self.call_id = call_id
         self.sessions: dict[int, MediaSession] = {}
         self.publications: dict[str, Publication] = {}
@@ -195,10 +194,10 @@ class MediaRouter:
         """A new media session for the participant, in place of any it had."""
         room = self._rooms.get(call_id)
         if room is None:
-            room = self._rooms[call_id] = MediaRoom(self, call_id)
+            room = self._rooms[call_id] = MediaRoom(call_id)
         # aiortc falls back to a public STUN server when given no list: always give one.
         configuration = RTCConfiguration(iceServers=self._ice_servers())
-        session = MediaSession(room, participant_id, configuration, send, predecessor)
+        session = MediaSession(room, self, participant_id, configuration, send, predecessor)
         self.counters.peer_connections += 1
         room.sessions[participant_id] = session
         self._sessions[participant_id] = session

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiortc import RTCConfiguration, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
@@ -25,19 +25,55 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from videoassist.errors import BadRequest, Conflict
 from videoassist.media import aiortc_hooks
-from videoassist.media.candidates import address_key, sdp_attribute, sdp_candidate
+from videoassist.media.candidates import (
+    CandidatePolicy,
+    address_key,
+    sdp_attribute,
+    sdp_candidate,
+)
+from videoassist.media.counters import MediaCounters
 from videoassist.media.forward import ForwardTrack
-from videoassist.media.network import MediaPortsExhausted
+from videoassist.media.network import MediaNetwork, MediaPortsExhausted
 from videoassist.media.publication import Publication
 from videoassist.media.slot import SenderSlot
-from videoassist.media.transcode import DECODERS, TranscodeTrack
-
-if TYPE_CHECKING:
-    from videoassist.media.router import MediaRoom
+from videoassist.media.transcode import DECODERS, DecodedFeed, TranscodeTrack
 
 logger = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], bool]
+
+
+class Room(Protocol):
+    """What a session needs of its call (``router.MediaRoom``): the call's other
+    sessions, and the publications it hands them."""
+
+    call_id: int
+    sessions: dict[int, MediaSession]
+
+    def publication_id(self, participant_id: int, kind: str) -> str: ...
+    def publish(self, publication: Publication) -> None: ...
+    def announce(self, publisher: MediaSession) -> None: ...
+    def unpublish(self, publication: Publication) -> None: ...
+    def subscribe_to_others(self, session: MediaSession) -> None: ...
+    def feed(self, publication: Publication) -> DecodedFeed: ...
+
+
+class Plane(Protocol):
+    """What a session needs of the media plane it is part of (``router.MediaRouter``):
+    its settings, sockets and counters, and its hand in a session's end."""
+
+    candidates: CandidatePolicy
+    max_m_lines: int
+    transcode: str
+    network: MediaNetwork
+    counters: MediaCounters
+
+    def keep(self, task: asyncio.Task[None]) -> None: ...
+    async def leave(self, participant_id: int, session: MediaSession | None = None
+                    ) -> None: ...
+    async def refuse(self, session: MediaSession, exc: MediaPortsExhausted) -> None: ...
+    def count_transcode(self, session: MediaSession, publication: Publication,
+                        target: RTCRtpCodecParameters) -> None: ...
 
 # A peer connection that is not connected this long after the first offer is closed
 # (aiortc only calls ICE failed after its own long checks; a client may just vanish).
@@ -45,10 +81,11 @@ CONNECT_TIMEOUT_S = 20.0
 
 
 class MediaSession:
-    def __init__(self, room: MediaRoom, participant_id: int,
+    def __init__(self, room: Room, plane: Plane, participant_id: int,
                  configuration: RTCConfiguration, send: Send,
                  predecessor: MediaSession | None = None) -> None:
         self.room = room
+        self.plane = plane
         # The session this one replaces while it negotiates (``MediaRouter._replace``):
         # its publications are handed over to this one's (``replaced``).
         self.predecessor = predecessor
@@ -92,7 +129,7 @@ class MediaSession:
             publication_id, self.participant_id, track.kind,
             lambda: aiortc_hooks.request_keyframe(receiver),
             send_estimate=None if relay is None else relay.set_viewers,
-            counters=self.room.router.counters,
+            counters=self.plane.counters,
         )
         publication.set_muted(self.muted.get(track.kind, False))
         aiortc_hooks.tap_receiver(receiver, None, publication.frames_skipped,
@@ -138,7 +175,7 @@ class MediaSession:
                     if publication_id not in known and publication.kind == "video":
                         self._prefer_shared_codec(transceiver)
                 answer = await self.pc.createAnswer()
-                aiortc_hooks.gather_on(self.pc, self.room.router.network)
+                aiortc_hooks.gather_on(self.pc, self.plane.network)
                 await self.pc.setLocalDescription(answer)
             except MediaPortsExhausted:
                 raise
@@ -166,11 +203,11 @@ class MediaSession:
     def _check_connected(self) -> None:
         self._connect_deadline = None
         if not self.closed and self.pc.connectionState != "connected":
-            self.room.router.counters.connect_timeouts += 1
+            self.plane.counters.connect_timeouts += 1
             logger.info("%s not connected after %.0f s: closing its media", self.log_prefix,
                         CONNECT_TIMEOUT_S)
-            task = asyncio.ensure_future(self.room.router.leave(self.participant_id, self))
-            self.room.router.keep(task)
+            task = asyncio.ensure_future(self.plane.leave(self.participant_id, self))
+            self.plane.keep(task)
 
     def _prefer_shared_codec(self, transceiver: RTCRtpTransceiver) -> None:
         """Answer with the client's first video codec every other participant takes,
@@ -193,7 +230,7 @@ class MediaSession:
     def _screen(self, sdp: str, kind: str) -> str:
         """The SDP without the candidates the server must not send to (``candidates``),
         within the limits on m-lines and candidates; BadRequest beyond them."""
-        router = self.room.router
+        router = self.plane
         lines = sdp.splitlines()  # as aiortc splits it
         if kind == "offer":
             sections = sum(1 for line in lines if line.startswith("m="))
@@ -225,16 +262,16 @@ class MediaSession:
         """Whether the candidate policy keeps the server's ICE agent from this address
         and port (logged and counted, never an error: browsers offer private addresses
         too)."""
-        reason = self.room.router.candidates.refusal(address, port)
+        reason = self.plane.candidates.refusal(address, port)
         if reason is None:
             return False
-        self.room.router.counters.candidates_refused += 1
+        self.plane.counters.candidates_refused += 1
         logger.info("%s ignores the remote candidate %.64s: %s", self.log_prefix, address,
                     reason)
         return True
 
     def _take_candidates(self, fresh: set[tuple[str, str]]) -> None:
-        limit = self.room.router.candidates.max_per_session
+        limit = self.plane.candidates.max_per_session
         if len(self.remote_candidates) + len(fresh) > limit:
             raise BadRequest(f"A peer connection takes at most {limit} ICE candidates "
                              "(VIDEOASSIST_ICE_MAX_CANDIDATES).")
@@ -328,7 +365,7 @@ class MediaSession:
             source = ForwardTrack(publication, publication.id)
         else:
             source = TranscodeTrack(self.room.feed(publication), publication.id)
-            self.room.router.count_transcode(self, publication, target)
+            self.plane.count_transcode(self, publication, target)
             codec = target
         slot = self._slot_for(publication.kind, codec)
         slot.carry(publication, source)
@@ -355,7 +392,7 @@ class MediaSession:
         offered = self.client_numbering.offered(publication.kind)
         if publication.kind != "video" or codec is None or not offered:
             return None  # audio is Opus for everyone; a client that offered nothing: try
-        if self.room.router.transcode == "when-needed" and self.client_numbering.supports(codec):
+        if self.plane.transcode == "when-needed" and self.client_numbering.supports(codec):
             return None
         encodable = RTCRtpSender.getCapabilities("video").codecs
         return next((c for c in offered
@@ -409,11 +446,11 @@ class MediaSession:
             self.needs_offer = False
             offer = await aiortc_hooks.create_offer_keeping_negotiation(
                 self.pc, self.client_numbering)
-            aiortc_hooks.gather_on(self.pc, self.room.router.network)
+            aiortc_hooks.gather_on(self.pc, self.plane.network)
             try:
                 await self.pc.setLocalDescription(offer)
             except MediaPortsExhausted as exc:  # a transport of a new kind found no port
-                self.room.router.keep(asyncio.ensure_future(self.room.router.refuse(self, exc)))
+                self.plane.keep(asyncio.ensure_future(self.plane.refuse(self, exc)))
                 return
             self.offer_in_flight = True
             self._send({"type": "sdp.offer", "sdp": self.pc.localDescription.sdp})
@@ -430,7 +467,7 @@ class MediaSession:
                               if t.receiver.transport is not None}:
                 aiortc_hooks.receive_directly(transport)
         if state in ("failed", "closed") and not self.closed:
-            await self.room.router.leave(self.participant_id, self)
+            await self.plane.leave(self.participant_id, self)
 
     def withdraw(self) -> None:
         """Stop, at once and without waiting for anything, all forwarding from and to

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from videoassist.snapshots.vault import Vault
 from videoassist.storage import Store
 from videoassist.storage.records import Author, Snapshot
 from videoassist.storage.snapshots import NewImage
+from videoassist.webhooks.events import Emit
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,6 @@ class Capturer(Protocol):
         array) and ``.captured_at`` (Unix seconds)."""
 
 
-Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 Wanted = Callable[[], bool]
 
 

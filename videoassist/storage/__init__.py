@@ -11,7 +11,7 @@ from videoassist.storage.analytics import Analytics
 from videoassist.storage.apikeys import ApiKeys
 from videoassist.storage.audit import Audit
 from videoassist.storage.calls import Calls
-from videoassist.storage.db import Database, open_database
+from videoassist.storage.db import Database, is_postgresql_url
 from videoassist.storage.invites import Invites
 from videoassist.storage.jobs import Jobs
 from videoassist.storage.nodes import Nodes
@@ -20,7 +20,19 @@ from videoassist.storage.snapshots import Snapshots
 from videoassist.storage.users import Users
 from videoassist.storage.webhooks import WebhookDeliveries
 
-__all__ = ["Store"]
+__all__ = ["Store", "open_database"]
+
+
+async def open_database(target: Path | str) -> Database:
+    """The database at ``target``: a ``postgresql://`` URL, or the path of a SQLite file
+    (made if missing). (Here, above the backends, which build on ``db``.)"""
+    if is_postgresql_url(target):
+        from videoassist.storage.postgres import PostgresDatabase
+
+        return await PostgresDatabase.open(str(target))
+    from videoassist.storage.sqlite import SqliteDatabase
+
+    return await SqliteDatabase.open(Path(target))
 
 
 class Store:

@@ -39,8 +39,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, overload
 
-from videoassist.storage import chain
-
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -79,18 +77,6 @@ DIALECTS = (SQLITE, POSTGRESQL)
 
 def is_postgresql_url(target: Path | str) -> bool:
     return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
-
-
-async def open_database(target: Path | str) -> Database:
-    """The database at ``target``: a ``postgresql://`` URL, or the path of a SQLite file
-    (made if missing)."""
-    if is_postgresql_url(target):
-        from videoassist.storage.postgres import PostgresDatabase
-
-        return await PostgresDatabase.open(str(target))
-    from videoassist.storage.sqlite import SqliteDatabase
-
-    return await SqliteDatabase.open(Path(target))
 
 
 def migrations(dialect: Dialect = SQLITE) -> list[tuple[int, str, str]]:
@@ -304,9 +290,3 @@ class Database(ABC):
     @abstractmethod
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """A write transaction; rolled back if the block raises."""
-
-
-# What SQL cannot do (SHA-256), run in a migration's transaction after its statements.
-PYTHON_STEPS: dict[int, Callable[[Transaction], Awaitable[None]]] = {
-    chain.CHAIN_SCHEMA_VERSION: chain.seal_existing,
-}

@@ -46,7 +46,6 @@ import asyncpg
 
 from videoassist.storage.db import (
     POSTGRESQL,
-    PYTHON_STEPS,
     ChangeCallback,
     Database,
     Listening,
@@ -63,6 +62,7 @@ from videoassist.storage.errors import (
     IntegrityError,
     UniqueViolation,
 )
+from videoassist.storage.steps import PYTHON_STEPS
 
 logger = logging.getLogger(__name__)
 

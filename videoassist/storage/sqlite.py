@@ -33,7 +33,6 @@ from typing import Any
 import aiosqlite
 
 from videoassist.storage.db import (
-    PYTHON_STEPS,
     SQLITE,
     Database,
     LongReads,
@@ -42,6 +41,7 @@ from videoassist.storage.db import (
     migrations,
 )
 from videoassist.storage.errors import ForeignKeyViolation, IntegrityError, UniqueViolation
+from videoassist.storage.steps import PYTHON_STEPS
 
 logger = logging.getLogger(__name__)
 

@@ -6,12 +6,14 @@ and closes jobs; their data is documented in ``docs/api.md``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from videoassist.storage.records import Call, Job
 
-if TYPE_CHECKING:
-    from videoassist.webhooks.emitter import Outbox, Webhooks
+# What sends an event: its type and data (``Webhooks.emit`` in the server, ``Outbox.emit``
+# in another process). The rules that emit events take one.
+Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 EVENT_TYPES: tuple[str, ...] = (
     "job.created", "call.started", "call.ended", "snapshot.saved", "job.closed",
@@ -32,11 +34,11 @@ def call_data(call: Call) -> dict[str, Any]:
 class CallWebhooks:
     """The hub's ``CallEvents`` (``videoassist.signalling.events``) sent as webhooks."""
 
-    def __init__(self, webhooks: Webhooks | Outbox) -> None:
-        self._webhooks = webhooks
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
 
     async def call_started(self, job: Job, call: Call) -> None:
-        await self._webhooks.emit("call.started", {"job": job_ref(job), "call": call_data(call)})
+        await self._emit("call.started", {"job": job_ref(job), "call": call_data(call)})
 
     async def call_ended(self, job: Job, call: Call) -> None:
-        await self._webhooks.emit("call.ended", {"job": job_ref(job), "call": call_data(call)})
+        await self._emit("call.ended", {"job": job_ref(job), "call": call_data(call)})
