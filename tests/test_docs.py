@@ -697,3 +697,16 @@ def test_ui_doc_lists_exactly_the_handles_in_the_web_client() -> None:
     in_doc = set(HANDLE.findall((DOCS / "ui.md").read_text(encoding="utf-8")))
     assert in_web - in_doc == set(), "handles missing from docs/ui.md"
     assert in_doc - in_web == set(), "docs/ui.md lists handles the web client lacks"
+
+
+def test_every_file_docs_architecture_names_is_there() -> None:
+    """docs/architecture.md sends the reader to files: each one it names in backticks
+    (``media/session.py``, ``api/``, ``web/static/js/``...) is in the package, the
+    browser client or the tests, so that a move without the doc fails here."""
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([a-z_/.]+(?:\.py|\.js|\.md|/))`", text))
+    assert len(named) > 30, named
+    roots = [ROOT / "videoassist", ROOT, ROOT / "web" / "static" / "js", DOCS]
+    missing = sorted(name for name in named
+                     if not any((root / name).exists() for root in roots))
+    assert missing == [], missing

@@ -1,2 +1,4 @@
-"""The HTTP API and pages: request handling only; the work is done by the
-``accounts``, ``invitations`` and ``storage`` modules."""
+"""The web transport: the HTTP API, the ``/ws`` signalling endpoint (``ws.py``) and the
+middleware, request handling only; the work is done by the domain's modules (``jobs``,
+``accounts``, ``invitations``...), the calls' hub (``signalling``) and ``storage``.
+docs/architecture.md draws the layers."""
