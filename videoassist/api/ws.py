@@ -22,6 +22,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -779,65 +780,123 @@ class Connection:
         return not member.closing
 
     async def _dispatch(self, member: Member, message: dict[str, Any]) -> None:
-        kind = message["type"]
+        """Hand a checked message (``protocol.decode``) to its type's handler
+        (``HANDLERS``)."""
         room = self.room
         assert room is not None
-        if kind == "ping":
-            member.send({"type": "pong"})
-        elif kind == "leave":
-            member.close(CLOSE_NORMAL, "left")
-        elif kind == "call.end":
-            await self._end_call(member, room)
-        elif kind == "auth":
-            raise BadRequest("Already authenticated.")
-        elif kind == "chat.message":
-            await self._chat(member, room, message["text"], message["client_id"])
-        elif kind == "note.add":
-            await self._add_note(member, room, message["text"])
-        elif kind.startswith("annotation."):
-            if message["target"] not in room.members:
-                raise NotFound("'target' is not a participant of this call.")
-            relayed = {"type": kind, "from": member.id,
-                       **{k: v for k, v in message.items() if k != "type"}}
-            if kind != "annotation.pointer":
-                room.shapes.apply(relayed)
-            room.broadcast(relayed, exclude=member)
-        elif kind == "sdp.offer":
-            if not self.offers.take():
-                wait = self.offers.wait_s()
-                raise TooManyRequests(f"Too many offers; wait {wait:g} s.", retry_after=wait)
-            answer = await self.media.offer(room.call_id, member.id, message["sdp"], member.send,
-                                            restart=message["restart"])
-            member.send({"type": "sdp.answer", "sdp": answer})
-        elif kind == "sdp.answer":
-            await self.media.answer(member.id, message["sdp"])
-        elif kind == "ice.candidate":
-            await self.media.candidate(member.id, message)
-        elif kind == "participant.remove":
-            await self._remove_participant(member, room, message["target"])
-        elif kind == "media.mute":
-            await self.media.mute(member.id, message["kind"], message["muted"])
-        elif kind == "media.mode":
-            self._media_mode(member, room, message)
-        elif kind == "camera.control":
-            if member.participant.role == "customer":
-                raise Forbidden("Customers cannot control another participant's camera.")
-            target = room.members.get(message["target"])
-            if target is None or target is member:
-                raise NotFound("'target' is not another participant of this call.")
-            target.send({"type": kind, "from": member.id, "action": message["action"],
-                         "value": message["value"]})
-        elif kind == "camera.state":
-            relayed = {k: v for k, v in message.items() if k != "type"}
-            room.broadcast({"type": kind, "from": member.id, **relayed}, exclude=member)
-        elif kind == "freeze":
-            self._request_freeze(member, room, message["camera"])
-        elif kind == "freeze.end":
-            await self._end_freeze(member, room)
-        elif kind == "snapshot.request":
-            try:
-                self._request_snapshot(member, room, message)
-            except VideoassistError as exc:
-                member.send(self._snapshot_error(exc, message["request"]))
-        else:  # decode() only lets known types through
-            raise BadRequest(f"Unhandled message type {kind!r}.")
+        await HANDLERS[message["type"]](self, member, room, message)
+
+    # -- one handler per client message type (HANDLERS), each given a checked message --
+
+    async def _on_auth(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        raise BadRequest("Already authenticated.")
+
+    async def _on_ping(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        member.send({"type": "pong"})
+
+    async def _on_leave(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        member.close(CLOSE_NORMAL, "left")
+
+    async def _on_call_end(self, member: Member, room: Room, message: dict[str, Any]
+                           ) -> None:
+        await self._end_call(member, room)
+
+    async def _on_chat(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        await self._chat(member, room, message["text"], message["client_id"])
+
+    async def _on_note(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        await self._add_note(member, room, message["text"])
+
+    async def _on_annotation(self, member: Member, room: Room, message: dict[str, Any]
+                             ) -> None:
+        kind = message["type"]
+        if message["target"] not in room.members:
+            raise NotFound("'target' is not a participant of this call.")
+        relayed = {"type": kind, "from": member.id,
+                   **{k: v for k, v in message.items() if k != "type"}}
+        if kind != "annotation.pointer":
+            room.shapes.apply(relayed)
+        room.broadcast(relayed, exclude=member)
+
+    async def _on_offer(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        if not self.offers.take():
+            wait = self.offers.wait_s()
+            raise TooManyRequests(f"Too many offers; wait {wait:g} s.", retry_after=wait)
+        answer = await self.media.offer(room.call_id, member.id, message["sdp"], member.send,
+                                        restart=message["restart"])
+        member.send({"type": "sdp.answer", "sdp": answer})
+
+    async def _on_answer(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        await self.media.answer(member.id, message["sdp"])
+
+    async def _on_candidate(self, member: Member, room: Room, message: dict[str, Any]
+                            ) -> None:
+        await self.media.candidate(member.id, message)
+
+    async def _on_remove(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        await self._remove_participant(member, room, message["target"])
+
+    async def _on_mute(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        await self.media.mute(member.id, message["kind"], message["muted"])
+
+    async def _on_mode(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        self._media_mode(member, room, message)
+
+    async def _on_camera_control(self, member: Member, room: Room, message: dict[str, Any]
+                                 ) -> None:
+        if member.participant.role == "customer":
+            raise Forbidden("Customers cannot control another participant's camera.")
+        target = room.members.get(message["target"])
+        if target is None or target is member:
+            raise NotFound("'target' is not another participant of this call.")
+        target.send({"type": message["type"], "from": member.id, "action": message["action"],
+                     "value": message["value"]})
+
+    async def _on_camera_state(self, member: Member, room: Room, message: dict[str, Any]
+                               ) -> None:
+        relayed = {k: v for k, v in message.items() if k != "type"}
+        room.broadcast({"type": message["type"], "from": member.id, **relayed}, exclude=member)
+
+    async def _on_freeze(self, member: Member, room: Room, message: dict[str, Any]) -> None:
+        self._request_freeze(member, room, message["camera"])
+
+    async def _on_freeze_end(self, member: Member, room: Room, message: dict[str, Any]
+                             ) -> None:
+        await self._end_freeze(member, room)
+
+    async def _on_snapshot(self, member: Member, room: Room, message: dict[str, Any]
+                           ) -> None:
+        try:
+            self._request_snapshot(member, room, message)
+        except VideoassistError as exc:
+            member.send(self._snapshot_error(exc, message["request"]))
+
+
+Handler = Callable[[Connection, Member, Room, dict[str, Any]], Awaitable[None]]
+
+# What each client message type does: the same types as ``protocol.CLIENT_TYPES``, whose
+# checks a message has passed before its handler sees it (tests/signalling check that
+# the two tables name the same types).
+HANDLERS: dict[str, Handler] = {
+    "auth": Connection._on_auth,
+    "ping": Connection._on_ping,
+    "leave": Connection._on_leave,
+    "call.end": Connection._on_call_end,
+    "chat.message": Connection._on_chat,
+    "note.add": Connection._on_note,
+    "sdp.offer": Connection._on_offer,
+    "sdp.answer": Connection._on_answer,
+    "ice.candidate": Connection._on_candidate,
+    "annotation.add": Connection._on_annotation,
+    "annotation.remove": Connection._on_annotation,
+    "annotation.clear": Connection._on_annotation,
+    "annotation.pointer": Connection._on_annotation,
+    "media.mute": Connection._on_mute,
+    "media.mode": Connection._on_mode,
+    "camera.control": Connection._on_camera_control,
+    "camera.state": Connection._on_camera_state,
+    "snapshot.request": Connection._on_snapshot,
+    "participant.remove": Connection._on_remove,
+    "freeze": Connection._on_freeze,
+    "freeze.end": Connection._on_freeze_end,
+}
