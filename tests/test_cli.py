@@ -2,7 +2,7 @@
 
 Every command gets ``--data-dir`` in the test's temporary directory and an
 environment without ``VIDEOASSIST_*`` variables. Bad input must give exit code 2,
-exactly one line on stderr and never a traceback (the contract in ``cli.py``).
+exactly one line on stderr and never a traceback (the contract in ``videoassist/cli/__init__.py``).
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ import pytest
 from tests.support.docs import fenced_blocks
 from tests.support.process import LINK_TOKEN, clean_env
 from tests.support.server import free_port
-from videoassist.cli import build_parser, cmd_serve
+from videoassist.cli import build_parser
+from videoassist.cli.server import cmd_serve
 from videoassist.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
