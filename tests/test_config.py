@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
-from videoassist.config import Secret, Settings, documentation, load_settings
+from videoassist.config import Bounds, Secret, Settings, documentation, load_settings, say_number
 from videoassist.errors import ConfigError
 
 
@@ -169,3 +170,52 @@ def test_an_unknown_variable_is_refused_with_the_nearest_name() -> None:
         load_settings({"VIDEOASSIST_DRAIN_TIMEOUT": "60"})
     with pytest.raises(ConfigError, match=r"^unknown setting VIDEOASSIST_ZZZZZZ$"):
         load_settings({"VIDEOASSIST_ZZZZZZ": "1"})
+
+
+def _bounded() -> list[tuple[str, Bounds]]:
+    return [(f.name, f.metadata["bounds"]) for f in dataclasses.fields(Settings)
+            if f.metadata.get("bounds") is not None]
+
+
+def test_each_setting_s_bounds_are_checked_at_both_edges_and_said() -> None:
+    """A number setting's bounds are stated once, beside it (``Bounds``): each end is
+    taken, a step past it is refused, naming the variable and the bounds."""
+    bounded = _bounded()
+    assert len(bounded) > 40
+    for name, bounds in bounded:
+        variable = f"VIDEOASSIST_{name.upper()}"
+        step = 1 if isinstance(getattr(Settings(), name), int) else 0.5
+        edges = [e for e in (bounds.low, bounds.high) if e is not None]
+        for edge in edges:
+            value = type(getattr(Settings(), name))(edge)
+            if name == "invite_max_ttl_s":  # the default link lifetime must fit in it
+                load_settings({variable: str(value), "VIDEOASSIST_INVITE_TTL_S": "1"})
+            else:
+                load_settings({variable: str(value)})
+        outside = ([bounds.low - step] if bounds.low is not None else []) + (
+            [bounds.high + step] if bounds.high is not None else []) + (
+            [bounds.above] if bounds.above is not None else [])
+        assert outside, name
+        for value in outside:
+            with pytest.raises(ConfigError) as refused:
+                load_settings({variable: str(type(getattr(Settings(), name))(value))})
+            assert str(refused.value).startswith(f"{variable} must be {bounds.say()}, got"), (
+                name, str(refused.value))
+
+
+def test_the_settings_table_states_each_range_the_code_checks() -> None:
+    """docs/configuration.md says each setting's range where it has two ends ("0 to
+    3600"), as the code checks it."""
+    text = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text("utf-8")
+    rows = dict(re.findall(r"^\| `(VIDEOASSIST_[A-Z0-9_]+)` \|[^|]*\|[^|]*\|(.*)$", text,
+                           re.M))
+    unsaid = []
+    for name, bounds in _bounded():
+        if bounds.low is None or bounds.high is None:
+            continue
+        row = rows[f"VIDEOASSIST_{name.upper()}"]
+        low, high = say_number(bounds.low), say_number(bounds.high)
+        if not any(said in row for said in (f"{low} to {high}", f"{low}..{high}",
+                                             f"at most {high}")):
+            unsaid.append((name, f"{low} to {high}"))
+    assert unsaid == []
