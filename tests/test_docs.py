@@ -38,7 +38,7 @@ from videoassist.actors import Actor
 from videoassist.appkeys import HUB
 from videoassist.config import Secret, Settings, documentation
 from videoassist.media import aiortc_hooks
-from videoassist.signalling import hub, stills
+from videoassist.signalling import members, stills
 from videoassist.signalling.protocol import CLIENT_TYPES, PROTOCOL_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +136,7 @@ def test_protocol_close_codes_are_those_of_the_code() -> None:
     text = (DOCS / "protocol.md").read_text(encoding="utf-8")
     section = text.split("## Close codes", 1)[1]
     documented = {int(c) for c in re.findall(r"^\| (\d{4}) \|", section, re.M)}
-    in_code = {v for k, v in vars(hub).items() if k.startswith("CLOSE_") and isinstance(v, int)
+    in_code = {v for k, v in vars(members).items() if k.startswith("CLOSE_") and isinstance(v, int)
                and k != "CLOSE_TIMEOUT_S"}
     in_code.add(int(aiohttp.WSCloseCode.MESSAGE_TOO_BIG))  # aiohttp's own, above 1 MiB
     assert documented == in_code

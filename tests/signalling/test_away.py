@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.server import Server, ServerFactory, leave, receive, two_parties
 from videoassist.appkeys import HUB, MEDIA
-from videoassist.signalling.hub import Member
+from videoassist.signalling.members import Member
 
 
 def _drop(ws: aiohttp.ClientWebSocketResponse) -> None:

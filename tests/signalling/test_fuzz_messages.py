@@ -29,7 +29,7 @@ import pytest
 from tests.support.docs import json_examples
 from tests.support.fuzz import Budget, Mutator, dumps, fuzz_seed
 from tests.support.server import Server, ServerFactory, receive
-from videoassist.signalling.hub import CLOSE_CALL_LOST
+from videoassist.signalling.members import CLOSE_CALL_LOST
 from videoassist.signalling.protocol import CLIENT_TYPES
 
 CASES = 3000

@@ -58,7 +58,8 @@ from videoassist.errors import (
 )
 from videoassist.signalling import protocol, stills
 from videoassist.signalling.freeze import Frozen
-from videoassist.signalling.hub import (
+from videoassist.signalling.hub import Elsewhere
+from videoassist.signalling.members import (
     CLOSE_AUTH_REQUIRED,
     CLOSE_AUTH_TIMEOUT,
     CLOSE_CALL_LOST,
@@ -68,7 +69,6 @@ from videoassist.signalling.hub import (
     CLOSE_TRY_AGAIN_LATER,
     CLOSE_UNAUTHORIZED,
     LINK_REVOKED,
-    Elsewhere,
     Member,
     Room,
 )
