@@ -388,8 +388,10 @@ async def test_a_path_that_is_not_plain_udp_sends_through_the_dtls_transport(
     """Through a TURN relay (aioice's own protocol), or whenever the direct way is not
     known to fit, a frame's packets go through ``RTCDtlsTransport._send_rtp``, one by
     one, as aiortc's own loop sends them."""
-    monkeypatch.setattr(aiortc_hooks, "_udp_path", lambda dtls: None)
-    monkeypatch.setattr(aiortc_hooks, "_DirectReceiver", _refuse)
+    # Where the names are looked up: the sender's loop, and receive_directly.
+    monkeypatch.setattr(aiortc_hooks.sender, "_udp_path", lambda dtls: None)
+    monkeypatch.setattr(aiortc_hooks.direct, "_udp_path", lambda dtls: None)
+    monkeypatch.setattr(aiortc_hooks.direct, "_DirectReceiver", _refuse)
     staff_token, customer_token, job_id = await two_parties(server)
     publisher = await MediaClient(server, customer_token, audio=False).start()
     viewer = await MediaClient(server, staff_token, job_id, video=False, audio=False,
