@@ -1,17 +1,22 @@
-"""API keys for integrations: create, revoke. Used by the HTTP API and the CLI.
+"""API keys for integrations: create, revoke, and what a request with one may do.
+Used by the HTTP API (``api/apikeys.py``; ``api/guard.py`` asks ``live_key`` and
+``authorize`` on each request) and the CLI.
 
-A key is shown once, when it is made; the server keeps its hash, a four-character
-hint, a name and its scopes. Checking a key on a request is the guard's
-(``videoassist.api.guard``).
+A key is shown once, when it is made; the server keeps its hash (``auth/apikeys.py``),
+a four-character hint, a name and its scopes (``storage/apikeys.py``). Every use of a
+key is audited; a refusal anyone can cause (an unknown or revoked key) is counted per
+client rather than written a row each (``videoassist.refusals``).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any, NoReturn
 
 from videoassist.actors import Actor
 from videoassist.auth.apikeys import SCOPES, hash_api_key, hint, new_api_key
-from videoassist.errors import BadRequest
+from videoassist.errors import BadRequest, Forbidden, Unauthorized
+from videoassist.refusals import Refusals
 from videoassist.storage import Store
 from videoassist.storage.records import ApiKey
 
@@ -58,3 +63,40 @@ async def revoke(store: Store, key_id: int, actor: Actor) -> ApiKey:
         await store.audit.record(actor, "apikey.revoked", f"apikey:{record.id}")
         logger.info("API key %d revoked by %s", record.id, actor)
     return record
+
+
+async def live_key(store: Store, refusals: Refusals, token: str, client: str,
+                   method: str, path: str) -> ApiKey:
+    """The live key ``token`` is; Unauthorized for a malformed, unknown or revoked one,
+    counted against ``client`` (an address)."""
+    key_hash = hash_api_key(token)
+    key = await store.api_keys.find(key_hash) if key_hash is not None else None
+    who = f"client:{client}"
+    if key is None:
+        await refusals.record(who, "apikey.refused", None, reason="unknown",
+                              method=method, path=path)
+        raise Unauthorized("This API key is not valid.")
+    if not key.active:
+        await refusals.record(who, "apikey.refused", f"apikey:{key.id}",
+                              reason="revoked", method=method, path=path)
+        raise Unauthorized("This API key has been revoked.")
+    return key
+
+
+async def authorize(store: Store, key: ApiKey, scope: str, **request: Any) -> None:
+    """Let ``key`` do what ``scope`` allows, or Forbidden; either is audited with the
+    ``request`` (method, path, client), and a use stamps the key's ``last_used_at``."""
+    actor = Actor.api_key(key.id)
+    if scope not in key.scopes:
+        await store.audit.record(actor, "apikey.refused", str(actor), reason="scope",
+                                 scope=scope, **request)
+        raise Forbidden(f"This API key does not have the {scope} scope.")
+    await store.api_keys.touch(key.id)
+    await store.audit.record(actor, "apikey.used", str(actor), scope=scope, **request)
+
+
+async def refuse_staff_route(store: Store, key: ApiKey, **request: Any) -> NoReturn:
+    """A live key on a route for staff only: audited, then Forbidden."""
+    await store.audit.record(Actor.api_key(key.id), "apikey.refused", f"apikey:{key.id}",
+                             reason="staff_only", **request)
+    raise Forbidden("API keys cannot use this route: it needs a staff session.")

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from videoassist import accounts
+from videoassist import accounts, apikeys
 from videoassist.actors import Actor
 from videoassist.appkeys import REFUSALS, SETTINGS, STORE, TOKENS
-from videoassist.auth.apikeys import PREFIX, hash_api_key, looks_like_api_key
+from videoassist.auth.apikeys import PREFIX, looks_like_api_key
 from videoassist.errors import Forbidden, Unauthorized
 from videoassist.refusals import cut
 from videoassist.storage.records import ApiKey, User
@@ -57,29 +57,21 @@ async def staff_user(request: web.Request, *roles: str) -> User:
     token = _bearer(request)
     if looks_like_api_key(token):
         key = await _api_key(request, token)
-        await request.app[STORE].audit.record(
-            Actor.api_key(key.id), "apikey.refused", f"apikey:{key.id}", reason="staff_only",
-            method=request.method, path=cut(request.path), client=client_address(request))
-        raise Forbidden("API keys cannot use this route: it needs a staff session.")
+        await apikeys.refuse_staff_route(request.app[STORE], key, method=request.method,
+                                         path=cut(request.path),
+                                         client=client_address(request))
     return await _staff(request, token, roles)
 
 
 async def staff_or_api_key(request: web.Request, scope: str) -> Caller:
-    """Any active staff user, or a live API key that has ``scope``; every use of a key
-    is audited and stamps its ``last_used_at``."""
+    """Any active staff user, or a live API key that has ``scope`` (``apikeys``: every
+    use of a key is audited and stamps its ``last_used_at``)."""
     token = _bearer(request)
     if not looks_like_api_key(token):
         return Caller(user=await _staff(request, token, ()))
     key = await _api_key(request, token)
-    store = request.app[STORE]
-    actor = Actor.api_key(key.id)
-    detail = {"method": request.method, "path": cut(request.path), "scope": scope,
-              "client": client_address(request)}
-    if scope not in key.scopes:
-        await store.audit.record(actor, "apikey.refused", str(actor), reason="scope", **detail)
-        raise Forbidden(f"This API key does not have the {scope} scope.")
-    await store.api_keys.touch(key.id)
-    await store.audit.record(actor, "apikey.used", str(actor), **detail)
+    await apikeys.authorize(request.app[STORE], key, scope, method=request.method,
+                            path=cut(request.path), client=client_address(request))
     return Caller(api_key=key)
 
 
@@ -92,22 +84,9 @@ async def _staff(request: web.Request, token: str, roles: tuple[str, ...]) -> Us
 
 
 async def _api_key(request: web.Request, token: str) -> ApiKey:
-    """The live key; 401 for a malformed, unknown or revoked one (audited)."""
-    store = request.app[STORE]
-    key_hash = hash_api_key(token)
-    key = await store.api_keys.find(key_hash) if key_hash is not None else None
-    client = f"client:{client_address(request)}"
-    # Anyone can send these: counted per client and window, not a row each.
-    refusals = request.app[REFUSALS]
-    if key is None:
-        await refusals.record(client, "apikey.refused", None, reason="unknown",
-                              method=request.method, path=request.path)
-        raise Unauthorized("This API key is not valid.")
-    if not key.active:
-        await refusals.record(client, "apikey.refused", f"apikey:{key.id}",
-                              reason="revoked", method=request.method, path=request.path)
-        raise Unauthorized("This API key has been revoked.")
-    return key
+    """The live key; 401 for a malformed, unknown or revoked one (counted per client)."""
+    return await apikeys.live_key(request.app[STORE], request.app[REFUSALS], token,
+                                  client_address(request), request.method, request.path)
 
 
 def client_address(request: web.Request) -> str:
