@@ -512,8 +512,9 @@ class Connection:
         assert room is not None
         seq: int | None = None
         try:
-            sent = stills.read(frame, self.settings.still_max_bytes)
-            seq = sent.seq
+            head = stills.header(frame)
+            seq = head.seq  # from here on, an error names the still it answers
+            sent = stills.read(frame, head, self.settings.still_max_bytes)
             if not await self._still_allowed(member):
                 return
             if self.media.muted(member.id, "video"):
@@ -539,7 +540,6 @@ class Connection:
                              room.stills.wait_s(member.id, now, interval) * 1000) / 1000})
         except VideoassistError as exc:
             error = self._error(exc, "still")
-            seq = getattr(exc, "seq", seq)
             if seq is not None:
                 error["seq"] = seq
             member.send(error)
@@ -615,7 +615,9 @@ class Connection:
                 return
             await self._dispatch(member, message)
         except VideoassistError as exc:
-            member.send(self._error(exc, ref or getattr(exc, "ref", None)))
+            if ref is None and isinstance(exc, protocol.BadMessage):
+                ref = exc.ref
+            member.send(self._error(exc, ref))
         except Exception:
             logger.exception("%s failed to handle a %s message", member.log_prefix, ref)
             self.metrics.unhandled_errors.labels("websocket").inc()

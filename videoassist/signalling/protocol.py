@@ -47,6 +47,15 @@ UNSTORABLE_ESCAPE = re.compile(r"\\u(?:[dD][89abcdefABCDEF]|0000)")
 
 
 
+class BadMessage(BadRequest):
+    """A message of a known type that fails its checks: the error names the message it
+    answers (``ref``)."""
+
+    def __init__(self, message: str, ref: str) -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
 def decode(raw: str, max_bytes: int) -> dict[str, Any]:
     """Parse and check one text frame."""
     if len(raw) > max_bytes or len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
@@ -71,8 +80,7 @@ def decode(raw: str, max_bytes: int) -> dict[str, Any]:
     try:
         fields = check(message)
     except BadRequest as exc:
-        exc.ref = kind  # type: ignore[attr-defined]  # the error names the message it answers
-        raise
+        raise BadMessage(exc.message, kind) from exc
     fields["type"] = kind
     return fields
 

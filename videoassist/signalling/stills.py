@@ -67,28 +67,33 @@ def pack(header: dict[str, Any], jpeg: bytes) -> bytes:
     return struct.pack(">H", len(raw)) + raw + jpeg
 
 
-def read(frame: bytes, max_bytes: int) -> Sent:
-    """Check a client's still frame; ``BadRequest`` (or ``PayloadTooLarge``) names what
-    is wrong with it. Once the header is read, the error carries its ``seq`` (as the
-    attribute ``seq``)."""
-    seq, width, height, start = _header(frame)
-    try:
-        if len(frame) > max_bytes:
-            raise PayloadTooLarge(f"A still must be at most {max_bytes} bytes, header "
-                                  "included.")
-        jpeg = frame[start:]
-        size = jpeg_size(jpeg)
-        if size != (width, height):
-            raise BadRequest(f"The JPEG is {size[0]}x{size[1]}, not the {width}x{height} its "
-                             "header says.")
-    except (BadRequest, PayloadTooLarge) as exc:
-        exc.seq = seq  # type: ignore[union-attr]
-        raise
-    return Sent(seq, width, height, jpeg)
+@dataclass(frozen=True)
+class Header:
+    """What a still's header says, and where its JPEG starts."""
+
+    seq: int
+    width: int
+    height: int
+    start: int
 
 
-def _header(frame: bytes) -> tuple[int, int, int, int]:
-    """(seq, width, height, where the JPEG starts) from a still's header."""
+def read(frame: bytes, head: Header, max_bytes: int) -> Sent:
+    """Check the rest of a client's still frame, whose header ``header(frame)`` read;
+    ``BadRequest`` (or ``PayloadTooLarge``) names what is wrong with it (the caller
+    answers it with the header's ``seq``)."""
+    if len(frame) > max_bytes:
+        raise PayloadTooLarge(f"A still must be at most {max_bytes} bytes, header "
+                              "included.")
+    jpeg = frame[head.start:]
+    size = jpeg_size(jpeg)
+    if size != (head.width, head.height):
+        raise BadRequest(f"The JPEG is {size[0]}x{size[1]}, not the {head.width}x"
+                         f"{head.height} its header says.")
+    return Sent(head.seq, head.width, head.height, jpeg)
+
+
+def header(frame: bytes) -> Header:
+    """A still's header; ``BadRequest`` names what is wrong with it."""
     if len(frame) < 2:
         raise BadRequest("A still starts with its header's length (2 bytes, big-endian).")
     (length,) = struct.unpack_from(">H", frame)
@@ -109,7 +114,7 @@ def _header(frame: bytes) -> tuple[int, int, int, int]:
     if width is None or height is None:
         raise BadRequest(f"A still's 'width' and 'height' are whole numbers of pixels, "
                          f"{MIN_SIDE} to {MAX_SIDE}.")
-    return seq, width, height, 2 + length
+    return Header(seq, width, height, 2 + length)
 
 
 def _whole(value: object, low: int, high: int) -> int | None:
