@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,7 +47,6 @@ from videoassist.cluster.node import CLIENT_HEADER
 from videoassist.cluster.proxy import CALL_LOST, CALL_LOST_MESSAGE, CLOSE_MOVED, Closed
 from videoassist.errors import (
     BadRequest,
-    Conflict,
     Draining,
     Forbidden,
     NotFound,
@@ -56,7 +54,7 @@ from videoassist.errors import (
     Unauthorized,
     VideoassistError,
 )
-from videoassist.signalling import protocol, stills
+from videoassist.signalling import modes, protocol, stills
 from videoassist.signalling.hub import Elsewhere
 from videoassist.signalling.members import (
     CLOSE_AUTH_REQUIRED,
@@ -210,7 +208,7 @@ class Connection:
         member.withdraw_media = self._withdraw_media
         member.end_media = self._end_media
         assert self.room is not None
-        self._tell_modes(member, self.room)
+        modes.tell(member, self.room)
         if self.room.frozen is not None:
             member.send(self.room.frozen.message())
         try:
@@ -502,12 +500,8 @@ class Connection:
     # -- stills and media modes ------------------------------------------------
 
     async def _on_still(self, member: Member, frame: bytes) -> None:
-        """A camera still (a binary frame, ``signalling.stills``): checked, kept as the
-        sender's newest, relayed to everyone else, and acknowledged (``still.relayed``)
-        to the sender, whose next still waits for it and then ``next_in_s``: how long
-        until the sender may send one more (``stills.Latest``; 0 while it has one of
-        its STILLS_AT_ONCE left, counted here from before the acknowledgement leaves: a
-        client that waits that long after it arrives is never refused)."""
+        """A camera still (a binary frame, ``signalling.stills``): checked here, then
+        relayed and acknowledged (``modes.relay_still``); an error names its seq."""
         room = self.room
         assert room is not None
         seq: int | None = None
@@ -517,57 +511,14 @@ class Connection:
             sent = stills.read(frame, head, self.settings.still_max_bytes)
             if not await self._still_allowed(member):
                 return
-            if self.media.muted(member.id, "video"):
-                raise Conflict("Your camera is muted: unmute it before sending stills.")
-            now = time.monotonic()
-            interval = self.settings.still_min_interval_s
-            wait = room.stills.wait_s(member.id, now, interval)
-            if wait > 0:
-                raise TooManyRequests(f"Stills come at most {stills.STILLS_AT_ONCE} at once "
-                                      f"and one every {interval:g} s on average; wait "
-                                      f"{wait:.2f} s.", retry_after=wait)
-            still = stills.Still(member.id, sent.seq, sent.width, sent.height, self.clock(),
-                                 sent.jpeg)
-            room.stills.keep(still, now, interval)
-            relayed = {"type": "still", "from": member.id, "frame": still.frame()}
-            viewers = 0
-            for other in list(room.members.values()):
-                if other is not member and other.send(relayed):
-                    viewers += 1
-            member.send({"type": "still.relayed", "seq": sent.seq, "viewers": viewers,
-                         # in ms, rounded up: waiting that long is never too soon
-                         "next_in_s": math.ceil(
-                             room.stills.wait_s(member.id, now, interval) * 1000) / 1000})
+            modes.relay_still(room, member, sent, self.settings.still_min_interval_s,
+                              camera_muted=self.media.muted(member.id, "video"),
+                              at=self.clock())
         except VideoassistError as exc:
             error = self._error(exc, "still")
             if seq is not None:
                 error["seq"] = seq
             member.send(error)
-
-    def _media_mode(self, member: Member, room: Room, message: dict[str, Any]) -> None:
-        """A publisher says which media mode it is in, and why: kept for those who join
-        later, relayed to everyone else."""
-        relayed = {"type": "media.mode", "participant": member.id,
-                   **{k: v for k, v in message.items() if k != "type"},
-                   "since": self.clock()}
-        previous = room.modes.get(member.id)
-        if previous is not None and previous["mode"] == relayed["mode"]:
-            relayed["since"] = previous["since"]  # the same mode, for a new reason
-        room.modes[member.id] = relayed
-        logger.info("%s media mode %s (%s, %s kbit/s, loss %s)", member.log_prefix,
-                    relayed["mode"], relayed["reason"], relayed["kbps"], relayed["loss"])
-        room.broadcast(relayed, exclude=member)
-
-    def _tell_modes(self, member: Member, room: Room) -> None:
-        """To one who joins or comes back: each other publisher's media mode, and the
-        newest still of those in stills mode."""
-        for participant_id, mode in list(room.modes.items()):
-            if participant_id == member.id:
-                continue
-            member.send(mode)
-            still = room.stills.get(participant_id)
-            if mode["mode"] == "stills" and still is not None:
-                member.send({"type": "still", "from": participant_id, "frame": still.frame()})
 
     # -- messages --------------------------------------------------------------
 
@@ -709,7 +660,7 @@ class Connection:
         await self.media.mute(member.id, message["kind"], message["muted"])
 
     async def _on_mode(self, member: Member, room: Room, message: dict[str, Any]) -> None:
-        self._media_mode(member, room, message)
+        modes.set_mode(member, room, message, self.clock())
 
     async def _on_camera_control(self, member: Member, room: Room, message: dict[str, Any]
                                  ) -> None:
