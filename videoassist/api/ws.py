@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from videoassist import accounts, invitations
+from videoassist import accounts
 from videoassist.api.guard import client_address
 from videoassist.appkeys import (
     CLOCK,
@@ -54,7 +54,7 @@ from videoassist.errors import (
     Unauthorized,
     VideoassistError,
 )
-from videoassist.signalling import modes, protocol, stills
+from videoassist.signalling import actions, modes, protocol, stills
 from videoassist.signalling.hub import Elsewhere
 from videoassist.signalling.members import (
     CLOSE_AUTH_REQUIRED,
@@ -395,83 +395,6 @@ class Connection:
             **self.app[ICE].for_client(member.id, member.participant.role),
         })
 
-    async def _chat(self, member: Member, room: Room, text: str, client_id: str | None
-                    ) -> None:
-        """Store a chat line and send it to everyone. One the sender already sent with
-        this ``client_id`` (a resend after a reconnection) is stored once: the sender
-        alone gets it again, as stored."""
-        if client_id is None:
-            stored = await self.store.calls.add_message(
-                member.job.id, room.call_id, member.id, member.participant.display_name,
-                member.participant.role, text)
-            room.broadcast({"type": "chat.message", "message": stored.public()})
-            return
-        key = (member.actor, client_id)
-        async with room.sent_chat.lock:  # a resend racing its original is stored once
-            known = room.sent_chat.get(key)
-            if known is None:
-                stored = await self.store.calls.add_message(
-                    member.job.id, room.call_id, member.id, member.participant.display_name,
-                    member.participant.role, text)
-                known = {"type": "chat.message", "client_id": client_id,
-                         "message": stored.public()}
-                room.sent_chat.remember(key, known)
-                room.broadcast(known)
-                return
-        logger.info("%s resent chat message %s: stored once", member.log_prefix,
-                    known["message"]["id"])
-        member.send(known)
-
-    async def _end_call(self, member: Member, room: Room) -> None:
-        """Staff end the call for everyone in it, themselves included."""
-        if member.user_id is None:
-            raise Forbidden("Only staff can end the call for everyone.")
-        closed = await self.hub.end_call(member.job.id, "call_ended",
-                                         "The call has been ended.")
-        await self.store.audit.record(member.actor, "call.ended",
-                                      f"job:{member.job.id}", call=room.call_id,
-                                      participant=member.id, connections=closed)
-        logger.info("%s ended call %d for %d connections", member.log_prefix, room.call_id,
-                    closed)
-
-    async def _add_note(self, member: Member, room: Room, text: str) -> None:
-        """Anyone but a customer adds a note to the job's record; notes are staff-side,
-        so customers are not told."""
-        if member.participant.role == "customer":
-            raise Forbidden("Customers cannot add notes to the job.")
-        note = await self.store.jobs.add_note(member.job.id, member.user_id,
-                                              member.participant.display_name, text)
-        room.broadcast({"type": "note.added", "note": note.public()}, customers=False)
-
-    async def _remove_participant(self, member: Member, room: Room, target_id: int) -> None:
-        if member.user_id is None:
-            raise Forbidden("Only staff can remove a participant.")
-        target = room.members.get(target_id)
-        if target is None or target is member:
-            raise NotFound("'target' is not another participant of this call.")
-        if target.invite_id is None:
-            raise Forbidden("Only a participant who came by a join link can be removed "
-                            "(staff accounts are disabled by an admin).")
-        invite_id = target.invite_id
-        # The same token on other sockets too. Marked before the link is withdrawn:
-        # this node's watcher may see the withdrawal first, and closes them as removed.
-        targets = [other for other in self.hub.members()
-                   if other.invite_id == invite_id and not other.closing]
-        for other in targets:
-            other.removing = True
-        try:
-            await invitations.remove_participant(self.store, invite_id, target.id,
-                                                 member.job.id, member.actor)
-        except BaseException:
-            for other in targets:
-                other.removing = False
-            raise
-        for other in targets:
-            if not other.closing:
-                other.removed()
-        # Its participants away (their connection lost) leave at once.
-        await self.hub.remove_link_participants({invite_id})
-
     def _withdraw_media(self) -> None:
         """Stop all forwarding from and to this participant at once (it is leaving)."""
         assert self.member is not None
@@ -619,13 +542,13 @@ class Connection:
 
     async def _on_call_end(self, member: Member, room: Room, message: dict[str, Any]
                            ) -> None:
-        await self._end_call(member, room)
+        await actions.end_call(self.store, self.hub, member, room)
 
     async def _on_chat(self, member: Member, room: Room, message: dict[str, Any]) -> None:
-        await self._chat(member, room, message["text"], message["client_id"])
+        await actions.chat(self.store, member, room, message["text"], message["client_id"])
 
     async def _on_note(self, member: Member, room: Room, message: dict[str, Any]) -> None:
-        await self._add_note(member, room, message["text"])
+        await actions.add_note(self.store, member, room, message["text"])
 
     async def _on_annotation(self, member: Member, room: Room, message: dict[str, Any]
                              ) -> None:
@@ -654,7 +577,8 @@ class Connection:
         await self.media.candidate(member.id, message)
 
     async def _on_remove(self, member: Member, room: Room, message: dict[str, Any]) -> None:
-        await self._remove_participant(member, room, message["target"])
+        await actions.remove_participant(self.store, self.hub, member, room,
+                                         message["target"])
 
     async def _on_mute(self, member: Member, room: Room, message: dict[str, Any]) -> None:
         await self.media.mute(member.id, message["kind"], message["muted"])
