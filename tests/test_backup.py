@@ -389,8 +389,7 @@ def test_a_backup_before_an_upgrade_leaves_the_database_as_it_is(tmp_path: Path)
 
 def test_a_restore_that_fails_while_moving_files_in_is_undone(
         tmp_path: Path, backup_of: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from videoassist import backup as backups
-
+    from videoassist.domain import backup as backups
     backup = backup_of()
     target = tmp_path / "target"
     ok(target, "user", "add", "alice", "--role", "admin", "--password-stdin",

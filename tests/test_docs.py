@@ -33,10 +33,10 @@ from tests.support.clips import video_track
 from tests.support.docs import DOCS, Block, fenced_blocks, json_examples, keys_match
 from tests.support.server import Server, ServerFactory, leave, receive
 from tests.support.snapshots import still_snapshot
-from videoassist import apikeys
 from videoassist.actors import Actor
 from videoassist.appkeys import HUB
 from videoassist.config import Secret, Settings, documentation
+from videoassist.domain import apikeys
 from videoassist.media import aiortc_hooks
 from videoassist.signalling import members, stills
 from videoassist.signalling.protocol import CLIENT_TYPES, PROTOCOL_VERSION

@@ -31,7 +31,7 @@ from videoassist.api.ws import HARD_FRAME_LIMIT
 from videoassist.appkeys import MEDIA
 from videoassist.auth.apikeys import new_api_key
 from videoassist.config import Settings
-from videoassist.refusals import MAX_TEXT, cut
+from videoassist.domain.refusals import MAX_TEXT, cut
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW = re.compile(r"^\| (.+?) \| (.+?) \| (.+?) \| (.+?) \|$", re.M)

@@ -20,8 +20,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from videoassist import keyfiles, loop, pages, retention
-from videoassist.accounts import SignInLimits
+from videoassist import keyfiles, loop, pages
 from videoassist.api import (
     analytics,
     apikeys,
@@ -64,6 +63,9 @@ from videoassist.cluster.node import ThisNode
 from videoassist.cluster.proxy import WS_PATH, Proxies
 from videoassist.cluster.sweep import Sweeper, end_calls_of_gone_nodes
 from videoassist.config import Settings
+from videoassist.domain import retention
+from videoassist.domain.accounts import SignInLimits
+from videoassist.domain.refusals import Refusals
 from videoassist.mail import Mailer
 from videoassist.media import aiortc_hooks
 from videoassist.media.candidates import CandidatePolicy, parse_networks
@@ -72,7 +74,6 @@ from videoassist.media.network import MediaNetwork, describe, ephemeral_overlap,
 from videoassist.media.router import MediaRouter
 from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
-from videoassist.refusals import Refusals
 from videoassist.sending import Senders
 from videoassist.signalling.hub import Hub, JoinLimits
 from videoassist.signalling.mediastate import MediaStateWriter

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from videoassist.accounts import SignInLimits
 from videoassist.auth.tokens import TokenService
 from videoassist.config import Settings
+from videoassist.domain.accounts import SignInLimits
+from videoassist.domain.refusals import Refusals
 from videoassist.media.ice import IcePolicy
 from videoassist.metrics import Metrics
-from videoassist.refusals import Refusals
 from videoassist.storage import Store
 
 if TYPE_CHECKING:

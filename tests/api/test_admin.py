@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from tests.support.server import PASSWORD, Server, leave, receive
-from videoassist import accounts
 from videoassist.actors import CLI
+from videoassist.domain import accounts
 from videoassist.errors import Conflict
 
 

@@ -15,8 +15,8 @@ import pytest
 from tests.support import seed
 from tests.support.connections import watched
 from tests.support.server import Server, ServerFactory
-from videoassist import apikeys
 from videoassist.actors import CLI
+from videoassist.domain import apikeys
 
 
 @pytest.fixture

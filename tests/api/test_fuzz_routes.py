@@ -31,9 +31,9 @@ from tests.support.docs import HttpExample, http_examples
 from tests.support.fuzz import PATH_VALUES, STRINGS, Budget, Mutator, fuzz_seed
 from tests.support.server import Server, ServerFactory
 from tests.support.snapshots import still_snapshot
-from videoassist import apikeys
 from videoassist.actors import Actor
 from videoassist.config import Secret
+from videoassist.domain import apikeys
 
 CASES = 1500  # on each database
 BUDGET_S = 8.0

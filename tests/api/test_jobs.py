@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from tests.support.server import Server, join_call, leave
-from videoassist import apikeys
 from videoassist.actors import CLI
+from videoassist.domain import apikeys
 
 JOBS = [  # (title, external_ref), created in this order: listed newest first
     ("Boiler makes a noise", "WO-20417"),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.server import Server, leave, receive
-from videoassist import retention
+from videoassist.domain import retention
 
 DAY = 86400.0
 # Text whose direction controls would make it show as something else ("Anna" followed by

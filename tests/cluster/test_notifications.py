@@ -25,9 +25,9 @@ from tests.support.databases import Cluster
 from tests.support.metrics import scrape, value
 from tests.support.process import ServeProcess
 from tests.support.server import PASSWORD, Clock, Server, free_port, join_call
-from videoassist import accounts
 from videoassist.actors import CLI
 from videoassist.config import Settings
+from videoassist.domain import accounts
 from videoassist.storage import Store
 
 POLL_OFF = "3600"  # VIDEOASSIST_REVOCATION_POLL_S: B never polls during a test

@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 
 from tests.support.server import Server, ServerFactory, receive
-from videoassist import accounts
 from videoassist.actors import CLI
 from videoassist.appkeys import HUB
 from videoassist.config import Secret
+from videoassist.domain import accounts
 from videoassist.signalling.hub import TRUSTED_LOOK_S
 from videoassist.storage import Store
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from tests.support.server import Server, ServerFactory, receive
-from videoassist import accounts
 from videoassist.actors import CLI
 from videoassist.appkeys import HUB
+from videoassist.domain import accounts
 from videoassist.storage import Store
 
 pytestmark = pytest.mark.parametrize("server_backend", ["postgresql"])

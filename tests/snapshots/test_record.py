@@ -19,9 +19,10 @@ import pytest
 
 from tests.support.peers import MediaClient
 from tests.support.server import Server, ServerFactory, leave, receive
-from videoassist import keyfiles, retention
+from videoassist import keyfiles
 from videoassist.appkeys import HUB, SNAPSHOTS
 from videoassist.cli import main as cli
+from videoassist.domain import retention
 from videoassist.errors import ConfigError, NotFound, Unavailable
 from videoassist.snapshots.vault import Vault
 

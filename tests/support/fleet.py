@@ -33,9 +33,9 @@ from tests.support.certs import self_signed
 from tests.support.databases import Cluster, raw_fetchall
 from tests.support.process import ServeProcess
 from tests.support.server import PASSWORD, Clock, Server, free_port
-from videoassist import accounts
 from videoassist.actors import CLI
 from videoassist.config import Settings
+from videoassist.domain import accounts
 from videoassist.storage import Store
 
 NODE_TIMEOUT_S = 5  # the fleet's VIDEOASSIST_NODE_TIMEOUT_S

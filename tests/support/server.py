@@ -30,13 +30,13 @@ from aiohttp import web
 from aioice.ice import get_host_addresses
 
 from tests.support.netns import TEST_NETWORK
-from videoassist import accounts, invitations
 from videoassist.actors import CLI
 from videoassist.app import create_app
 from videoassist.appkeys import REFUSALS, STORE
 from videoassist.config import Settings
+from videoassist.domain import accounts, invitations
+from videoassist.domain.refusals import Refusals
 from videoassist.logs import ACCESS_LOGGER, AccessLogger
-from videoassist.refusals import Refusals
 from videoassist.storage import Store
 
 if TYPE_CHECKING:

@@ -13,9 +13,10 @@ from tests.support.docs import fenced_blocks, json_examples, keys_match
 from tests.support.peers import MediaClient
 from tests.support.server import ServerFactory, Servers, leave, receive
 from tests.support.webhooks import Receiver
-from videoassist import apikeys, keyfiles
+from videoassist import keyfiles
 from videoassist.actors import CLI
 from videoassist.config import Secret
+from videoassist.domain import apikeys
 from videoassist.storage import Store
 from videoassist.webhooks import EVENT_TYPES, emitter
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from videoassist import analytics
 from videoassist.api.guard import staff_or_api_key
 from videoassist.appkeys import CLOCK, STORE
+from videoassist.domain import analytics
 from videoassist.errors import BadRequest, Forbidden
 
 routes = web.RouteTableDef()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from videoassist import apikeys
 from videoassist.actors import Actor
 from videoassist.api.body import int_param, read_json
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import STORE
+from videoassist.domain import apikeys
 
 routes = web.RouteTableDef()
 

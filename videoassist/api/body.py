@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from videoassist.accounts import NAME_MAX_LEN, check_name
+from videoassist.domain.accounts import NAME_MAX_LEN, check_name
 from videoassist.errors import BadRequest, PayloadTooLarge
 from videoassist.storage.records import storable
 

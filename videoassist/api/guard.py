@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from videoassist import accounts, apikeys
 from videoassist.actors import Actor
 from videoassist.appkeys import REFUSALS, SETTINGS, STORE, TOKENS
 from videoassist.auth.apikeys import PREFIX, looks_like_api_key
+from videoassist.domain import accounts, apikeys
+from videoassist.domain.refusals import cut
 from videoassist.errors import Forbidden, Unauthorized
-from videoassist.refusals import cut
 from videoassist.storage.records import ApiKey, User
 
 

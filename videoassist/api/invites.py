@@ -10,13 +10,13 @@ import logging
 import segno
 from aiohttp import web
 
-from videoassist import invitations
 from videoassist.actors import Actor
 from videoassist.api.body import int_param, name_field, read_json, text_field
 from videoassist.api.guard import client_address, staff_user
 from videoassist.appkeys import CLOCK, DRAINING, HUB, SENDERS, SETTINGS, STORE, TOKENS
+from videoassist.domain import invitations
+from videoassist.domain.invitations import Link
 from videoassist.errors import Draining, NotFound
-from videoassist.invitations import Link
 from videoassist.sending import Channel, recipient
 from videoassist.storage import Store
 from videoassist.storage.records import Invite, Job

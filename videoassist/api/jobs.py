@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from videoassist import jobrecord, jobs
 from videoassist.actors import Actor
 from videoassist.api.body import int_param, read_json, text_field
 from videoassist.api.guard import staff_or_api_key, staff_user
 from videoassist.appkeys import CLOCK, HUB, SNAPSHOTS, STORE, WEBHOOKS
+from videoassist.domain import jobrecord, jobs
 from videoassist.errors import BadRequest
 from videoassist.storage.records import JOB_STATUSES, MAX_NOTE_CHARS, storable
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from videoassist import accounts, invitations
 from videoassist.actors import Actor
 from videoassist.api.body import read_json, text_field
 from videoassist.api.guard import client_address, staff_user
 from videoassist.appkeys import REFUSALS, SENDERS, SETTINGS, SIGNIN_LIMITS, STORE, TOKENS
 from videoassist.auth.passwords import MAX_LENGTH, check_policy
+from videoassist.domain import accounts, invitations
 from videoassist.errors import BadRequest, Unauthorized
 from videoassist.storage.records import User
 

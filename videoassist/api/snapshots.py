@@ -12,8 +12,8 @@ from videoassist.actors import Actor
 from videoassist.api.body import int_param, read_json
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import SNAPSHOTS, STORE
+from videoassist.domain.jobrecord import snapshot_file, snapshot_json
 from videoassist.errors import BadRequest
-from videoassist.jobrecord import snapshot_file, snapshot_json
 from videoassist.snapshots.service import check_caption
 from videoassist.snapshots.shapes import check_shapes
 from videoassist.storage.records import Author

@@ -6,11 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
-from videoassist import accounts, invitations
 from videoassist.actors import Actor
 from videoassist.api.body import int_param, name_field, read_json, text_field
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import CLOCK, HUB, SETTINGS, STORE
+from videoassist.domain import accounts, invitations
 from videoassist.errors import BadRequest, Conflict
 from videoassist.storage.records import User
 

@@ -26,7 +26,6 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from videoassist import accounts
 from videoassist.api.guard import client_address
 from videoassist.appkeys import (
     CLOCK,
@@ -45,6 +44,7 @@ from videoassist.auth.ratelimit import TokenBucket
 from videoassist.auth.tokens import PARTICIPANT_AUDIENCE, STAFF_AUDIENCE
 from videoassist.cluster.node import CLIENT_HEADER
 from videoassist.cluster.proxy import CALL_LOST, CALL_LOST_MESSAGE, CLOSE_MOVED, Closed
+from videoassist.domain import accounts
 from videoassist.errors import (
     BadRequest,
     Draining,

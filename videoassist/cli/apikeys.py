@@ -1,15 +1,15 @@
 """Integrations' API keys: ``apikey add``, ``list``, ``revoke`` (the rules are
-``videoassist.apikeys``')."""
+``videoassist.domain.apikeys``')."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from videoassist import apikeys
 from videoassist.actors import CLI
 from videoassist.auth.apikeys import SCOPES
 from videoassist.cli.common import Commands, Parser, on_store, positive_int, settings_of, when
+from videoassist.domain import apikeys
 from videoassist.storage import Store
 
 

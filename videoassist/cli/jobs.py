@@ -1,6 +1,6 @@
 """Jobs and what they hold: ``job create``, ``job close``, ``invite`` (a join link),
 ``export`` (the record as a ZIP), ``purge`` (retention, now). The rules are the
-domain's (``videoassist.jobs``, ``invitations``, ``jobrecord``, ``retention``): the
+domain's (``videoassist.domain.jobs``, ``invitations``, ``jobrecord``, ``retention``): the
 same audit rows and webhooks as the API's."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from videoassist import invitations, jobs, keyfiles
+from videoassist import keyfiles
 from videoassist.actors import CLI
 from videoassist.cli.common import (
     Commands,
@@ -23,6 +23,7 @@ from videoassist.cli.common import (
     settings_of,
     when,
 )
+from videoassist.domain import invitations, jobs
 from videoassist.storage import Store
 from videoassist.storage.records import INVITE_ROLES
 
@@ -69,7 +70,7 @@ def cmd_invite(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from videoassist import jobrecord
+    from videoassist.domain import jobrecord
     from videoassist.snapshots.service import SnapshotService
     from videoassist.snapshots.vault import Vault
 
@@ -103,8 +104,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from videoassist import retention
-
+    from videoassist.domain import retention
     settings = settings_of(args)
 
     async def work(store: Store) -> int:

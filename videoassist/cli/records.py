@@ -8,9 +8,9 @@ import json
 import sys
 import time
 
-from videoassist import analytics
 from videoassist.actors import CLI
 from videoassist.cli.common import Commands, Parser, UsageError, moment, on_store, settings_of
+from videoassist.domain import analytics
 from videoassist.storage import Store
 from videoassist.storage.audit import AuditFilter
 from videoassist.storage.chain import CHAIN_SCHEMA_VERSION, canonical

@@ -9,7 +9,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from videoassist import accounts, invitations, keyfiles
+from videoassist import keyfiles
 from videoassist.actors import CLI
 from videoassist.cli.common import (
     Commands,
@@ -22,6 +22,7 @@ from videoassist.cli.common import (
     when,
 )
 from videoassist.config import Settings
+from videoassist.domain import accounts, invitations
 from videoassist.errors import Conflict
 from videoassist.storage import Store
 
@@ -120,8 +121,7 @@ def cmd_webhooks_secret(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from videoassist import backup
-
+    from videoassist.domain import backup
     settings = settings_of(args)
     report = backup.backup(settings, args.out)
     if report.database is None:
@@ -143,8 +143,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from videoassist import backup
-
+    from videoassist.domain import backup
     settings = settings_of(args)
     report = backup.restore(settings, args.source, args.force)
     made = report.manifest

@@ -1,14 +1,14 @@
 """Staff accounts: ``user add``, ``disable``, ``enable``, ``password-link``, ``role``
-(the rules are ``videoassist.accounts``')."""
+(the rules are ``videoassist.domain.accounts``')."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from videoassist import accounts, invitations
 from videoassist.actors import CLI
 from videoassist.cli.common import Commands, Parser, on_store, settings_of, when
+from videoassist.domain import accounts, invitations
 from videoassist.storage import Store
 from videoassist.storage.records import STAFF_ROLES
 

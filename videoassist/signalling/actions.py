@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from videoassist import invitations
+from videoassist.domain import invitations
 from videoassist.errors import Forbidden, NotFound
 from videoassist.signalling.hub import Hub
 from videoassist.signalling.members import Member, Room

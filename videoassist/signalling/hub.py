@@ -42,9 +42,9 @@ from typing import Protocol
 
 from aiohttp import web
 
-from videoassist import jobs
 from videoassist.actors import Actor
 from videoassist.auth.ratelimit import TokenBucket
+from videoassist.domain import jobs
 from videoassist.errors import CallFull, Draining, TooManyConnections, TooManyRequests
 from videoassist.signalling.events import CallEvents
 from videoassist.signalling.members import (

@@ -12,8 +12,8 @@ from typing import Protocol
 from videoassist.actors import Actor
 from videoassist.auth.passwords import check_policy, hash_password, verify_password
 from videoassist.auth.tokens import StaffClaims
+from videoassist.domain.refusals import Refusals
 from videoassist.errors import BadRequest, NotFound, TooManyRequests, Unauthorized
-from videoassist.refusals import Refusals
 from videoassist.storage import Store
 from videoassist.storage.records import STAFF_ROLES, User
 

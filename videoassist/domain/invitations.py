@@ -11,10 +11,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from videoassist.accounts import check_name
 from videoassist.actors import Actor
 from videoassist.auth.links import hash_link_token, new_link_token
 from videoassist.config import Settings
+from videoassist.domain.accounts import check_name
 from videoassist.errors import BadRequest, Conflict, Gone, NotFound
 from videoassist.storage import Store
 from videoassist.storage.records import INVITE_ROLES, Invite, Job, User

@@ -5,7 +5,7 @@ Used by the HTTP API (``api/apikeys.py``; ``api/guard.py`` asks ``live_key`` and
 A key is shown once, when it is made; the server keeps its hash (``auth/apikeys.py``),
 a four-character hint, a name and its scopes (``storage/apikeys.py``). Every use of a
 key is audited; a refusal anyone can cause (an unknown or revoked key) is counted per
-client rather than written a row each (``videoassist.refusals``).
+client rather than written a row each (``videoassist.domain.refusals``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 
 from videoassist.actors import Actor
 from videoassist.auth.apikeys import SCOPES, hash_api_key, hint, new_api_key
+from videoassist.domain.refusals import Refusals
 from videoassist.errors import BadRequest, Forbidden, Unauthorized
-from videoassist.refusals import Refusals
 from videoassist.storage import Store
 from videoassist.storage.records import ApiKey
 
