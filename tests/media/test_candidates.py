@@ -228,7 +228,7 @@ async def test_a_peer_connection_takes_a_bounded_number_of_candidates(
             if reply["type"] == "error":
                 assert (await receive(ws, 10))["type"] == "pong"
         assert codes == ["pong", "pong", "bad_request", "bad_request", "bad_request"]
-        assert len(router.sessions[me].remote_candidates) == 4
+        assert len(router.sessions[me].remote.seen) == 4
         assert remote_addresses(router, me) == {"127.0.0.1"}
         await asyncio.sleep(2)
         assert all(p.received == 0 for p in probe[4:])  # the refused ones: no packet
@@ -288,7 +288,7 @@ async def test_clients_whose_candidates_are_all_refused_still_connect(
         await customer.wait_remote(expert.participant_id, "video", frames=10)
         assert router.counters.candidates_refused > 0
         for session in router.sessions.values():
-            assert session.remote_candidates == set()
+            assert session.remote.seen == set()
     finally:
         await expert.close()
         await customer.close()

@@ -14,8 +14,14 @@ TURN). ``tests/media/test_candidates.py`` holds the ranges to the file's.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from videoassist.errors import BadRequest
+from videoassist.media.counters import MediaCounters
+
+logger = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -97,3 +103,56 @@ class CandidatePolicy:
                 return f"in {network}, denied (VIDEOASSIST_ICE_ALLOWED_PEERS)"
         return None
 
+
+
+class RemoteCandidates:
+    """A peer connection's remote candidates (``seen``: address and port of each handed
+    to aiortc): those the policy keeps the server's agent from are left out, logged and
+    counted, never an error (browsers offer private addresses too); more than
+    ``policy.max_per_session`` distinct ones is BadRequest."""
+
+    def __init__(self, policy: CandidatePolicy, counters: MediaCounters,
+                 log_prefix: str) -> None:
+        self.policy = policy
+        self.counters = counters
+        self.log_prefix = log_prefix
+        self.seen: set[tuple[str, str]] = set()
+
+    def refused(self, address: str, port: str) -> bool:
+        """Whether the policy keeps the server's agent from this address and port."""
+        reason = self.policy.refusal(address, port)
+        if reason is None:
+            return False
+        self.counters.candidates_refused += 1
+        logger.info("%s ignores the remote candidate %.64s: %s", self.log_prefix, address,
+                    reason)
+        return True
+
+    def take(self, fresh: set[tuple[str, str]]) -> None:
+        limit = self.policy.max_per_session
+        if len(self.seen) + len(fresh) > limit:
+            raise BadRequest(f"A peer connection takes at most {limit} ICE candidates "
+                             "(VIDEOASSIST_ICE_MAX_CANDIDATES).")
+        self.seen |= fresh
+
+    def screen(self, lines: list[str]) -> str:
+        """An SDP's lines without the candidates refused, as one SDP; the new ones
+        taken (BadRequest past the limit)."""
+        kept: list[str] = []
+        fresh: set[tuple[str, str]] = set()
+        refused = False
+        for line in lines:
+            value = sdp_candidate(line)
+            key = None if value is None else address_key(value)
+            if key is not None:
+                if self.refused(*key):
+                    refused = True
+                    continue
+                if key not in self.seen:
+                    fresh.add(key)
+            kept.append(line)
+        self.take(fresh)
+        if refused:  # aioice then waits for the client's checks (peer-reflexive
+            # candidates) instead of failing at once for want of a candidate
+            kept = [line for line in kept if sdp_attribute(line)[0] != "end-of-candidates"]
+        return "\r\n".join(kept) + "\r\n"

@@ -25,12 +25,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from videoassist.errors import BadRequest, Conflict
 from videoassist.media import aiortc_hooks
-from videoassist.media.candidates import (
-    CandidatePolicy,
-    address_key,
-    sdp_attribute,
-    sdp_candidate,
-)
+from videoassist.media.candidates import CandidatePolicy, RemoteCandidates
 from videoassist.media.counters import MediaCounters
 from videoassist.media.forward import ForwardTrack
 from videoassist.media.network import MediaNetwork, MediaPortsExhausted
@@ -106,9 +101,8 @@ class MediaSession:
         self.muted: dict[str, bool] = {"audio": False, "video": False}
         self.slots: list[SenderSlot] = []  # never shrinks: transceivers stay
         self.subscriptions: dict[str, SenderSlot] = {}  # by publication id
-        # (address, port) of every remote candidate handed to aiortc: at most
-        # router.candidates.max_per_session of them.
-        self.remote_candidates: set[tuple[str, str]] = set()
+        # The remote candidates handed to aiortc, screened by the candidate policy.
+        self.remote = RemoteCandidates(plane.candidates, plane.counters, self.log_prefix)
         self.broken = False  # a failure left the peer connection unusable: close it
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -228,54 +222,17 @@ class MediaSession:
                 publication.codec_parameters = media.rtp.codecs[0]
 
     def _screen(self, sdp: str, kind: str) -> str:
-        """The SDP without the candidates the server must not send to (``candidates``),
+        """The SDP without the candidates the server must not send to (``remote``),
         within the limits on m-lines and candidates; BadRequest beyond them."""
-        router = self.plane
         lines = sdp.splitlines()  # as aiortc splits it
         if kind == "offer":
             sections = sum(1 for line in lines if line.startswith("m="))
-            allowed = len(self.slots) + router.max_m_lines
+            allowed = len(self.slots) + self.plane.max_m_lines
             if sections > allowed:
                 raise BadRequest(f"An offer may hold at most {allowed} m-lines here "
                                  f"(VIDEOASSIST_SDP_MAX_M_LINES beyond the server's own); "
                                  f"this one has {sections}.")
-        kept: list[str] = []
-        fresh: set[tuple[str, str]] = set()
-        refused = False
-        for line in lines:
-            value = sdp_candidate(line)
-            key = None if value is None else address_key(value)
-            if key is not None:
-                if self._refused(*key):
-                    refused = True
-                    continue
-                if key not in self.remote_candidates:
-                    fresh.add(key)
-            kept.append(line)
-        self._take_candidates(fresh)
-        if refused:  # aioice then waits for the client's checks (peer-reflexive
-            # candidates) instead of failing at once for want of a candidate
-            kept = [line for line in kept if sdp_attribute(line)[0] != "end-of-candidates"]
-        return "\r\n".join(kept) + "\r\n"
-
-    def _refused(self, address: str, port: str) -> bool:
-        """Whether the candidate policy keeps the server's ICE agent from this address
-        and port (logged and counted, never an error: browsers offer private addresses
-        too)."""
-        reason = self.plane.candidates.refusal(address, port)
-        if reason is None:
-            return False
-        self.plane.counters.candidates_refused += 1
-        logger.info("%s ignores the remote candidate %.64s: %s", self.log_prefix, address,
-                    reason)
-        return True
-
-    def _take_candidates(self, fresh: set[tuple[str, str]]) -> None:
-        limit = self.plane.candidates.max_per_session
-        if len(self.remote_candidates) + len(fresh) > limit:
-            raise BadRequest(f"A peer connection takes at most {limit} ICE candidates "
-                             "(VIDEOASSIST_ICE_MAX_CANDIDATES).")
-        self.remote_candidates |= fresh
+        return self.remote.screen(lines)
 
     async def _set_remote(self, sdp: str, kind: str) -> None:
         try:
@@ -309,10 +266,10 @@ class MediaSession:
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index
         key = (str(parsed.ip).lower(), str(parsed.port))
-        if self._refused(*key):
+        if self.remote.refused(*key):
             return
-        if key not in self.remote_candidates:
-            self._take_candidates({key})
+        if key not in self.remote.seen:
+            self.remote.take({key})
         try:
             await self.pc.addIceCandidate(parsed)
         except Exception as exc:  # e.g. sdpMid and sdpMLineIndex name no media
