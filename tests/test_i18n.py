@@ -7,6 +7,7 @@ zero-storage scan in each language, tests/browser/test_call.py."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import json
 import re
 import shutil
@@ -20,6 +21,7 @@ from markupsafe import escape
 
 from tests.support.server import ServerFactory
 from videoassist import errors
+from videoassist.domain import invitations
 from videoassist.i18n import (
     LANGUAGES,
     LOCALE_DIR,
@@ -237,8 +239,7 @@ def test_the_join_page_says_the_server_s_refusals_in_its_words() -> None:
     english = [json.loads(key) for key in re.findall(r'\[\s*("(?:[^"\\]|\\.)*"),', block)]
     server_words = {errors.Gone.default_message, errors.TooManyRequests.default_message,
                     errors.Draining.default_message, errors.Unavailable.default_message}
-    invitations = (ROOT / "videoassist" / "invitations.py").read_text(encoding="utf-8")
-    server_words |= set(re.findall(r'raise Gone\("([^"]+)"\)', invitations))
+    server_words |= set(re.findall(r'raise Gone\("([^"]+)"\)', inspect.getsource(invitations)))
     client = (ROOT / "web" / "static" / "js" / "api.js").read_text(encoding="utf-8")
     server_words |= set(re.findall(r'new ApiError\(0, "network", "([^"]+)"\)', client))
     assert set(english) == server_words
