@@ -222,7 +222,7 @@ async def test_two_admins_demoting_each_other_at_once_leave_one(server: Server) 
         for user in (first, second):
             await server.store.users.set_disabled(user.id, False)
             await server.store.users.set_role(user.id, "admin")
-            await accounts.set_password(server.store, user.id, PASSWORD)
+            await accounts.set_password(server.store, user.id, PASSWORD, CLI)
         first_token = await server.sign_in(first.username)
         second_token = await server.sign_in(second.username)
 

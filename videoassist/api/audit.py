@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -13,6 +14,7 @@ from videoassist.actors import Actor
 from videoassist.api.body import int_param
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import STORE
+from videoassist.domain import auditlog
 from videoassist.errors import BadRequest, NotFound
 from videoassist.storage import Store
 from videoassist.storage.audit import AuditFilter
@@ -80,15 +82,16 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
     where = audit_filter(query)
     store = request.app[STORE]
     if fmt == "jsonl":
-        await store.audit.record(Actor.user(admin.id), "audit.exported", None,
-                                 filters={k: query[k] for k in FILTERS if k in query})
+        rows = auditlog.export(store, Actor.user(admin.id), where,
+                               {k: query[k] for k in FILTERS if k in query})
+        first = await anext(rows, None)  # audited before the answer starts
         response = web.StreamResponse(headers={
             "Content-Type": "application/x-ndjson",
             "Content-Disposition": 'attachment; filename="audit.jsonl"',
         })
         await response.prepare(request)
         chunk = bytearray()
-        async for entry in store.audit.stream(where):
+        async for entry in _chain(first, rows):
             chunk += canonical(entry.public()) + b"\n"
             if len(chunk) >= CHUNK_BYTES:
                 await response.write(bytes(chunk))
@@ -126,3 +129,13 @@ async def names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
                 known[ref] = ((await store.users.get(int(number))).username if kind == "user"
                               else (await store.jobs.get(int(number))).title)
     return {ref: name for ref, name in known.items() if ref in refs}
+
+
+async def _chain(first: AuditEntry | None, rest: AsyncIterator[AuditEntry]
+                 ) -> AsyncIterator[AuditEntry]:
+    """``first`` (if any), then the rest."""
+    if first is None:
+        return
+    yield first
+    async for entry in rest:
+        yield entry

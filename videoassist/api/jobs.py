@@ -14,7 +14,6 @@ from videoassist.errors import BadRequest
 from videoassist.storage.records import JOB_STATUSES, MAX_NOTE_CHARS, storable
 
 MAX_QUERY_CHARS = 100
-MAX_RETENTION_DAYS = 100 * 365
 
 routes = web.RouteTableDef()
 
@@ -71,13 +70,8 @@ async def update_job(request: web.Request) -> web.Response:
     body = await read_json(request)
     if set(body) != {"retention_days"}:
         raise BadRequest("Send {\"retention_days\": DAYS or null}.")
-    days = body["retention_days"]
-    if days is not None and (isinstance(days, bool) or not isinstance(days, int)
-                             or not 1 <= days <= MAX_RETENTION_DAYS):
-        raise BadRequest(f"retention_days must be 1 to {MAX_RETENTION_DAYS}, or null.")
-    store = request.app[STORE]
-    job = await store.jobs.set_retention(job_id, days)
-    await store.audit.record(Actor.user(user.id), "job.retention", f"job:{job_id}", days=days)
+    job = await jobs.set_retention(request.app[STORE], job_id, body["retention_days"],
+                                   Actor.user(user.id))
     return web.json_response(job.public())
 
 

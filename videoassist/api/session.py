@@ -60,7 +60,6 @@ async def set_password(request: web.Request) -> web.Response:
         raise Unauthorized("This account is disabled.")
     invite = await invitations.redeem_password(store, body.get("token"), client_address(request))
     assert invite.user_id is not None
-    await accounts.set_password(store, invite.user_id, password)
+    await accounts.set_password(store, invite.user_id, password, Actor.user(invite.user_id))
     user = await store.users.get(invite.user_id)
-    await store.audit.record(Actor.user(user.id), "password.set", f"user:{user.id}")
     return _session(request, user)

@@ -10,7 +10,7 @@ import time
 
 from videoassist.actors import CLI
 from videoassist.cli.common import Commands, Parser, UsageError, moment, on_store, settings_of
-from videoassist.domain import analytics
+from videoassist.domain import analytics, auditlog
 from videoassist.storage import Store
 from videoassist.storage.audit import AuditFilter
 from videoassist.storage.chain import CHAIN_SCHEMA_VERSION, canonical
@@ -57,9 +57,8 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
              if getattr(args, k) is not None}
 
     async def work(store: Store) -> int:
-        await store.audit.record(CLI, "audit.exported", None, filters=given)
         out = sys.stdout.buffer
-        async for entry in store.audit.stream(AuditFilter(**given)):
+        async for entry in auditlog.export(store, CLI, AuditFilter(**given), given):
             out.write(canonical(entry.public()) + b"\n")
         out.flush()
         return 0

@@ -91,10 +91,12 @@ async def add_user(store: Store, username: str, role: object, password: str | No
     return user
 
 
-async def set_password(store: Store, user_id: int, password: str) -> None:
+async def set_password(store: Store, user_id: int, password: str, actor: Actor) -> None:
+    """Set a user's password (checked against the policy), audited."""
     check_policy(password)
     password_hash = await asyncio.to_thread(hash_password, password)
     await store.users.set_password_hash(user_id, password_hash)
+    await store.audit.record(actor, "password.set", f"user:{user_id}")
 
 
 async def sign_in(

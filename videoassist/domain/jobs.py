@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 MAX_TITLE_CHARS = 200
 MAX_EXTERNAL_REF_CHARS = 100
+MAX_RETENTION_DAYS = 100 * 365
 
 # What everyone in the call of a job being closed is told, and the close reason.
 CLOSED_REASON = "job_closed"
@@ -93,3 +94,13 @@ async def erase(store: Store, job_id: int, actor: Actor) -> list[int]:
 async def end_call(calls: Calls, job_id: int) -> int:
     """End the call of a job that has been closed: everyone in it gets ``job_closed``."""
     return await calls.end_call(job_id, CLOSED_REASON, CLOSED_MESSAGE)
+
+
+async def set_retention(store: Store, job_id: int, days: object, actor: Actor) -> Job:
+    """Set a job's own retention in days (None: the server's default), audited."""
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int)
+                             or not 1 <= days <= MAX_RETENTION_DAYS):
+        raise BadRequest(f"retention_days must be 1 to {MAX_RETENTION_DAYS}, or null.")
+    job = await store.jobs.set_retention(job_id, days)
+    await store.audit.record(actor, "job.retention", f"job:{job_id}", days=days)
+    return job
