@@ -9,6 +9,7 @@ import numpy as np
 
 from tests.support.server import Server
 from videoassist import keyfiles
+from videoassist.actors import Actor
 from videoassist.snapshots.service import SnapshotService
 from videoassist.snapshots.vault import Vault
 from videoassist.storage.records import Author
@@ -33,6 +34,6 @@ async def still_snapshot(server: Server, job_id: int, author: Any,
     customer = await store.calls.join(call_id, "customer", "Customer", None, None)
     snapshot = await service.take(
         job_id, call_id, Author(author.username, author.role, expert.id, author.id),
-        Author("Customer", "customer", customer.id), [])
+        Author("Customer", "customer", customer.id), [], Actor.user(author.id))
     await store.calls.end(call_id)
     return snapshot.id, call_id

@@ -14,7 +14,6 @@ from videoassist.api.guard import staff_user
 from videoassist.appkeys import SNAPSHOTS, STORE
 from videoassist.domain.jobrecord import snapshot_file, snapshot_json
 from videoassist.errors import BadRequest
-from videoassist.snapshots.service import check_caption
 from videoassist.snapshots.shapes import check_shapes
 from videoassist.storage.records import Author
 
@@ -35,9 +34,7 @@ async def get_snapshot(request: web.Request) -> web.Response:
 @routes.get("/api/snapshots/{id}/image")
 async def snapshot_image(request: web.Request) -> web.Response:
     user = await staff_user(request)
-    snapshot, jpeg = await request.app[SNAPSHOTS].image(_id(request))
-    await request.app[STORE].audit.record(Actor.user(user.id), "snapshot.viewed",
-                                          f"snapshot:{snapshot.id}", job=snapshot.job_id)
+    snapshot, jpeg = await request.app[SNAPSHOTS].view(_id(request), Actor.user(user.id))
     name = snapshot_file(snapshot).rsplit("/", 1)[-1]
     return web.Response(body=jpeg, content_type="image/jpeg", headers={
         "Cache-Control": "no-store",
@@ -52,10 +49,8 @@ async def caption_snapshot(request: web.Request) -> web.Response:
     body = await read_json(request)
     if set(body) != {"caption"}:
         raise BadRequest("Send {\"caption\": TEXT or null}.")
-    store = request.app[STORE]
-    snapshot = await store.snapshots.set_caption(_id(request), check_caption(body["caption"]))
-    await store.audit.record(Actor.user(user.id), "snapshot.captioned", f"snapshot:{snapshot.id}",
-                             job=snapshot.job_id)
+    snapshot = await request.app[SNAPSHOTS].caption(_id(request), body["caption"],
+                                                    Actor.user(user.id))
     return web.json_response(snapshot_json(snapshot))
 
 
@@ -73,8 +68,6 @@ async def annotate_again(request: web.Request) -> web.Response:
     author = Author(user.name, user.role, None, user.id)
     transport = request.transport
     snapshot = await request.app[SNAPSHOTS].annotate(
-        _id(request), author, shapes, body.get("caption"),
+        _id(request), author, shapes, body.get("caption"), Actor.user(user.id),
         wanted=lambda: transport is not None and not transport.is_closing())
-    await request.app[STORE].audit.record(Actor.user(user.id), "snapshot.annotated",
-                                          f"snapshot:{snapshot.id}", job=snapshot.job_id)
     return web.json_response(snapshot_json(snapshot), status=201)

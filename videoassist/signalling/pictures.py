@@ -88,10 +88,7 @@ class Pictures:
         try:
             snapshot = await self.snapshots.take(
                 member.job.id, room.call_id, member.author(), camera.author(), shapes,
-                wanted=lambda: not self.gone, still=picture)
-            await self.store.audit.record(member.actor, "snapshot.created",
-                                          f"snapshot:{snapshot.id}", job=member.job.id,
-                                          call=room.call_id, camera=camera.id)
+                member.actor, wanted=lambda: not self.gone, still=picture)
         except VideoassistError as exc:
             member.send(self._snapshot_error(exc, request))
             return

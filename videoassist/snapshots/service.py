@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from videoassist.actors import Actor
 from videoassist.errors import BadRequest, Gone, Unavailable
 from videoassist.snapshots import render
 from videoassist.snapshots.fonts import LabelFonts
@@ -134,12 +135,13 @@ class SnapshotService:
         return Picture(captured.image, captured.captured_at, jpeg)
 
     async def take(self, job_id: int, call_id: int | None, author: Author, camera: Author,
-                   shapes: list[dict[str, Any]], wanted: Wanted = _always,
+                   shapes: list[dict[str, Any]], actor: Actor, wanted: Wanted = _always,
                    still: Still | Picture | None = None) -> Snapshot:
         """Capture the camera's newest frame (or take ``still``: the camera's newest
         still, decoded, or the frozen picture as it is), draw ``shapes`` (checked) on
-        it, store it. ``wanted``: whether the requester is still there; work that
-        queued behind others and finds it gone at its turn is dropped (``Gone``)."""
+        it, store it, audited as ``actor``'s. ``wanted``: whether the requester is still
+        there; work that queued behind others and finds it gone at its turn is dropped
+        (``Gone``)."""
         if self._capturer is None or camera.participant_id is None:
             raise Unavailable("Snapshots are taken by the server that carries the call.")
         # In the database, not this process's memory: an erase asked of another
@@ -170,12 +172,15 @@ class SnapshotService:
                     job_id, snapshot.id, camera.participant_id, snapshot.width, snapshot.height,
                     snapshot.byte_size)
         await self._saved(snapshot)
+        await self._store.audit.record(actor, "snapshot.created", f"snapshot:{snapshot.id}",
+                                       job=job_id, call=call_id, camera=camera.participant_id)
         return snapshot
 
     async def annotate(self, snapshot_id: int, author: Author, shapes: list[dict[str, Any]],
-                       caption: str | None, wanted: Wanted = _always) -> Snapshot:
+                       caption: str | None, actor: Actor, wanted: Wanted = _always
+                       ) -> Snapshot:
         """A new version of a snapshot: ``shapes`` drawn on its clean frame (``wanted``
-        as for ``take``)."""
+        as for ``take``), audited as ``actor``'s."""
         caption = check_caption(caption)
         original = await self._store.snapshots.get(snapshot_id)
         key = await self._vault.key(original.job_id)
@@ -188,7 +193,23 @@ class SnapshotService:
         snapshot = await self._store.snapshots.add_version(original, image, author, shapes,
                                                            caption)
         await self._saved(snapshot)
+        await self._store.audit.record(actor, "snapshot.annotated", f"snapshot:{snapshot.id}",
+                                       job=snapshot.job_id)
         return snapshot
+
+    async def caption(self, snapshot_id: int, caption: object, actor: Actor) -> Snapshot:
+        """Set (or clear, None) a snapshot's caption, audited."""
+        snapshot = await self._store.snapshots.set_caption(snapshot_id, check_caption(caption))
+        await self._store.audit.record(actor, "snapshot.captioned", f"snapshot:{snapshot.id}",
+                                       job=snapshot.job_id)
+        return snapshot
+
+    async def view(self, snapshot_id: int, actor: Actor) -> tuple[Snapshot, bytes]:
+        """A snapshot and its JPEG for someone to look at (``image``), audited."""
+        snapshot, jpeg = await self.image(snapshot_id)
+        await self._store.audit.record(actor, "snapshot.viewed", f"snapshot:{snapshot.id}",
+                                       job=snapshot.job_id)
+        return snapshot, jpeg
 
     async def image(self, snapshot_id: int) -> tuple[Snapshot, bytes]:
         """A snapshot and its JPEG, decrypted."""
