@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from videoassist.actors import Actor
 from videoassist.api.body import int_param, read_json
 from videoassist.api.guard import staff_user
 from videoassist.appkeys import STORE
-from videoassist.errors import BadRequest, Forbidden
+from videoassist.domain import jobrecord
 
 routes = web.RouteTableDef()
 
@@ -36,16 +35,7 @@ async def record_outcome(request: web.Request) -> web.Response:
     user = await staff_user(request, "expert", "admin")
     call_id = int_param(request.match_info["id"], "call id")
     body = await read_json(request)
-    fixed = body.get("first_time_fix")
-    if not isinstance(fixed, bool):
-        raise BadRequest("first_time_fix must be true or false.")
-    store = request.app[STORE]
-    # Membership first: an expert learns nothing of calls they were not in.
-    if user.role != "admin" and not await store.calls.was_in(call_id, user.id):
-        raise Forbidden("Only someone who was in the call records its outcome.")
-    call = await store.calls.get(call_id)
-    await store.calls.set_outcome(call_id, fixed, user.id)
-    await store.audit.record(Actor.user(user.id), "call.outcome", f"job:{call.job_id}",
-                             call=call_id, first_time_fix=fixed)
+    call = await jobrecord.record_outcome(request.app[STORE], call_id,
+                                          body.get("first_time_fix"), user)
     return web.json_response({"call_id": call_id, "job_id": call.job_id,
-                              "first_time_fix": fixed})
+                              "first_time_fix": body["first_time_fix"]})

@@ -18,10 +18,10 @@ from typing import Any
 
 from videoassist import __version__
 from videoassist.actors import Actor
-from videoassist.errors import NotFound
+from videoassist.errors import BadRequest, Forbidden, NotFound
 from videoassist.snapshots.service import SnapshotService
 from videoassist.storage import Store
-from videoassist.storage.records import Participant, Snapshot
+from videoassist.storage.records import Call, Participant, Snapshot, User
 
 FORMAT = "videoassist.job-record/1"
 
@@ -141,3 +141,18 @@ async def export_zip(store: Store, snapshots: SnapshotService, job_id: int,
 def _zip_time(unix: float) -> tuple[int, int, int, int, int, int]:
     t = time.gmtime(max(unix, 315532800))  # ZIP dates start in 1980
     return t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec
+
+
+async def record_outcome(store: Store, call_id: int, fixed: object, user: User) -> Call:
+    """Whether a call's visit fixed the problem (``first_time_fix``), by an expert who
+    was in the call or any admin; a later answer replaces an earlier one. Audited."""
+    if not isinstance(fixed, bool):
+        raise BadRequest("first_time_fix must be true or false.")
+    # Membership first: an expert learns nothing of calls they were not in.
+    if user.role != "admin" and not await store.calls.was_in(call_id, user.id):
+        raise Forbidden("Only someone who was in the call records its outcome.")
+    call = await store.calls.get(call_id)
+    await store.calls.set_outcome(call_id, fixed, user.id)
+    await store.audit.record(Actor.user(user.id), "call.outcome", f"job:{call.job_id}",
+                             call=call_id, first_time_fix=fixed)
+    return call
