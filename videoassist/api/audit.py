@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 from multidict import MultiMapping
@@ -82,16 +81,15 @@ async def list_audit(request: web.Request) -> web.StreamResponse:
     where = audit_filter(query)
     store = request.app[STORE]
     if fmt == "jsonl":
-        rows = auditlog.export(store, Actor.user(admin.id), where,
-                               {k: query[k] for k in FILTERS if k in query})
-        first = await anext(rows, None)  # audited before the answer starts
+        rows = await auditlog.export(store, Actor.user(admin.id), where,
+                                     {k: query[k] for k in FILTERS if k in query})
         response = web.StreamResponse(headers={
             "Content-Type": "application/x-ndjson",
             "Content-Disposition": 'attachment; filename="audit.jsonl"',
         })
         await response.prepare(request)
         chunk = bytearray()
-        async for entry in _chain(first, rows):
+        async for entry in rows:
             chunk += canonical(entry.public()) + b"\n"
             if len(chunk) >= CHUNK_BYTES:
                 await response.write(bytes(chunk))
@@ -129,13 +127,3 @@ async def names(store: Store, entries: list[AuditEntry]) -> dict[str, str]:
                 known[ref] = ((await store.users.get(int(number))).username if kind == "user"
                               else (await store.jobs.get(int(number))).title)
     return {ref: name for ref, name in known.items() if ref in refs}
-
-
-async def _chain(first: AuditEntry | None, rest: AsyncIterator[AuditEntry]
-                 ) -> AsyncIterator[AuditEntry]:
-    """``first`` (if any), then the rest."""
-    if first is None:
-        return
-    yield first
-    async for entry in rest:
-        yield entry

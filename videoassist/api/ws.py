@@ -177,8 +177,8 @@ class Connection:
         self.refused: str | None = None  # the reason the server refused the auth
         self.room: Room | None = None
         # Snapshots and freezes, taken off the message loop.
-        self.pictures = Pictures(self.store, self.snapshots, self.media, self.metrics,
-                                 self._error, self._snapshot_error)
+        self.pictures = Pictures(self.snapshots, self.media, self.metrics, self._error,
+                                 self._snapshot_error)
 
     @property
     def close_reason(self) -> str:

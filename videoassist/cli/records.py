@@ -58,7 +58,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> int:
         out = sys.stdout.buffer
-        async for entry in auditlog.export(store, CLI, AuditFilter(**given), given):
+        async for entry in await auditlog.export(store, CLI, AuditFilter(**given), given):
             out.write(canonical(entry.public()) + b"\n")
         out.flush()
         return 0

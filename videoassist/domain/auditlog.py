@@ -15,8 +15,8 @@ from videoassist.storage.records import AuditEntry
 
 async def export(store: Store, actor: Actor, where: AuditFilter,
                  filters: dict[str, Any]) -> AsyncIterator[AuditEntry]:
-    """Every row ``where`` matches, oldest first, once ``audit.exported`` is recorded
-    (``filters``: as the caller was given them)."""
+    """Every row ``where`` matches, oldest first, to read once ``audit.exported`` is
+    recorded, which it is before this returns (``filters``: as the caller was given
+    them)."""
     await store.audit.record(actor, "audit.exported", None, filters=filters)
-    async for entry in store.audit.stream(where):
-        yield entry
+    return store.audit.stream(where)

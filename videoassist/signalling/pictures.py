@@ -27,7 +27,6 @@ from videoassist.signalling.freeze import Frozen
 from videoassist.signalling.media import MediaPlane
 from videoassist.signalling.members import Member, Room
 from videoassist.snapshots.service import Picture, SnapshotService, Still
-from videoassist.storage import Store
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +40,8 @@ ErrorMessage = Callable[[VideoassistError, Any], dict[str, Any]]
 class Pictures:
     """A connection's snapshots and freezes; ``settle`` once its socket has closed."""
 
-    def __init__(self, store: Store, snapshots: SnapshotService, media: MediaPlane,
-                 metrics: Metrics, error: ErrorMessage, snapshot_error: ErrorMessage) -> None:
-        self.store = store
+    def __init__(self, snapshots: SnapshotService, media: MediaPlane, metrics: Metrics,
+                 error: ErrorMessage, snapshot_error: ErrorMessage) -> None:
         self.snapshots = snapshots
         self.media = media
         self.metrics = metrics
