@@ -75,7 +75,8 @@ from videoassist.media.router import MediaRouter
 from videoassist.metrics import Metrics
 from videoassist.notify import Notifier
 from videoassist.sending import Senders
-from videoassist.signalling.hub import Hub, JoinLimits
+from videoassist.signalling.hub import Hub
+from videoassist.signalling.joins import JoinLimits
 from videoassist.signalling.mediastate import MediaStateWriter
 from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.service import SnapshotService
@@ -196,7 +197,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     watcher = asyncio.create_task(hub.watch_revocations())
     listen_url = app[SETTINGS].database_listen_url
     listener = asyncio.create_task(ChangeListener(
-        app[STORE].db, None if listen_url is None else listen_url.reveal(), hub,
+        app[STORE].db, None if listen_url is None else listen_url.reveal(), hub.watch,
         app[METRICS]).run())
     yield
     for task in (listener, watcher):

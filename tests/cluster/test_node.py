@@ -13,7 +13,7 @@ from tests.support.databases import ServerDatabases
 from tests.support.server import Clock, Server, Servers, receive, two_parties
 from videoassist.appkeys import NODE
 from videoassist.cluster import node as node_module
-from videoassist.signalling import hub
+from videoassist.signalling import watch
 from videoassist.signalling.hub import UNCLAIMED_S
 from videoassist.storage import Store
 
@@ -27,7 +27,7 @@ UNCLAIMED_CHECK_S = 0.5
 @pytest.fixture(autouse=True)
 def quick_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(node_module, "HEARTBEAT_S", HEARTBEAT_S)
-    monkeypatch.setattr(hub, "UNCLAIMED_CHECK_S", UNCLAIMED_CHECK_S)
+    monkeypatch.setattr(watch, "UNCLAIMED_CHECK_S", UNCLAIMED_CHECK_S)
 
 
 async def test_a_call_ended_by_another_node_is_closed_here_with_call_lost(

@@ -129,7 +129,7 @@ async def _gated_call(server: Server,
 
 def _slot(server: Server, viewer: MediaClient, publisher: MediaClient) -> SenderSlot:
     session = server.app[MEDIA].sessions[viewer.participant_id]  # type: ignore[attr-defined]
-    slot: SenderSlot = session.subscriptions[f"p{publisher.participant_id}-video-0"]
+    slot: SenderSlot = session.outgoing.subscriptions[f"p{publisher.participant_id}-video-0"]
     return slot
 
 

@@ -41,7 +41,7 @@ def _dropped_for(server: Server, viewer: MediaClient, publisher: MediaClient) ->
     or that viewer's encoder behind (on a busy machine), as designed: each skips
     rather than falls behind."""
     publication = _router(server).publication(publisher.participant_id)
-    track = _router(server).sessions[viewer.participant_id].subscriptions[
+    track = _router(server).sessions[viewer.participant_id].outgoing.subscriptions[
         publication.id].source
     assert isinstance(track, TranscodeTrack)
     return track.dropped + track.feed.dropped

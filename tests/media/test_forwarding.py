@@ -78,8 +78,8 @@ async def test_a_vanished_client_leaves_nothing_behind(server: Server) -> None:
     for session in router.sessions.values():  # type: ignore[attr-defined]
         server_side += [weakref.ref(session), weakref.ref(session.pc)]
         server_side += [weakref.ref(p) for p, _ in session.publications.values()]
-        server_side += [weakref.ref(slot.track) for slot in session.slots]
-        server_side += [weakref.ref(slot.source) for slot in session.slots if slot.source]
+        server_side += [weakref.ref(slot.track) for slot in session.outgoing.slots]
+        server_side += [weakref.ref(slot.source) for slot in session.outgoing.slots if slot.source]
     del session
     # The customer vanishes: its socket drops without a leave, its media stops.
     assert customer.ws is not None
@@ -169,7 +169,7 @@ async def test_a_viewer_slow_to_connect_starts_from_a_fresh_keyframe(server: Ser
             assert sent_then - 1 - first <= 60 + 15, (first, sent_then)
             # Nothing was queued for it before its sender started, so nothing was
             # dropped or waited for.
-            track = server.app[MEDIA].sessions[expert.participant_id].subscriptions[  # type: ignore[attr-defined]
+            track = server.app[MEDIA].sessions[expert.participant_id].outgoing.subscriptions[  # type: ignore[attr-defined]
                 f"p{customer.participant_id}-video-0"].source
             assert track.dropped == 0
         finally:
@@ -211,7 +211,7 @@ def _stall(server: Server, viewer: MediaClient,
            publisher: MediaClient) -> tuple[ForwardTrack, SendGate]:
     """The viewer's queue of the publisher's video on the server, and a gate on the
     server's path to the viewer."""
-    slot = server.app[MEDIA].sessions[viewer.participant_id].subscriptions[  # type: ignore[attr-defined]
+    slot = server.app[MEDIA].sessions[viewer.participant_id].outgoing.subscriptions[  # type: ignore[attr-defined]
         f"p{publisher.participant_id}-video-0"]
     assert isinstance(slot.source, ForwardTrack)
     return slot.source, SendGate(slot.packets)

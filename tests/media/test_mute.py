@@ -50,7 +50,7 @@ async def _mute(publisher: MediaClient, viewer: MediaClient, kind: str, muted: b
 def _sending(router: MediaRouter, viewer: MediaClient,
              publication: Publication) -> ForwardTrack | TranscodeTrack:
     """What the server sends the viewer that publication's frames through."""
-    source = router.sessions[viewer.participant_id].subscriptions[publication.id].source
+    source = router.sessions[viewer.participant_id].outgoing.subscriptions[publication.id].source
     assert source is not None
     return source
 

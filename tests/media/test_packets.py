@@ -129,7 +129,7 @@ def _noter(wire: Wire) -> Callable[[bytes], None]:
 
 def _video_slot(server: Server, viewer: MediaClient) -> SenderSlot:
     session = server.app[MEDIA].sessions[viewer.participant_id]  # type: ignore[attr-defined]
-    (slot,) = [slot for slot in session.slots if slot.kind == "video"]
+    (slot,) = [slot for slot in session.outgoing.slots if slot.kind == "video"]
     assert isinstance(slot, SenderSlot)
     return slot
 

@@ -105,7 +105,7 @@ async def test_a_publisher_rejoining_five_times_reuses_the_viewers_transceivers(
                 assert lines == (first_lines := first_lines or lines), lines
                 session = router.sessions[viewer.participant_id]  # type: ignore[attr-defined]
                 assert len(session.pc.getTransceivers()) <= BOUND
-                assert sorted(slot.kind for slot in session.slots) == ["audio", "video"]
+                assert sorted(slot.kind for slot in session.outgoing.slots) == ["audio", "video"]
                 if previous is not None:
                     # The reused m-section's RTP clock went on with the time between
                     # the two publishers' frames: no jump for the jitter buffer. (Its
@@ -130,7 +130,7 @@ async def test_a_publisher_rejoining_five_times_reuses_the_viewers_transceivers(
             while (now := _running())[0] > baseline[0] or len(now[1]) > len(baseline[1]):
                 await asyncio.sleep(0.1)
         session = router.sessions[viewer.participant_id]  # type: ignore[attr-defined]
-        assert len(session.slots) == 2 and not session.subscriptions
+        assert len(session.outgoing.slots) == 2 and not session.outgoing.subscriptions
     finally:
         await viewer.close()
 
@@ -160,7 +160,7 @@ async def test_a_publisher_with_another_codec_gets_a_slot_of_its_own(server: Ser
         assert mids[0] == mids[2] != mids[1]
         assert len(viewer.pc.getTransceivers()) == 3  # its own, VP8 and H.264
         session = router.sessions[viewer.participant_id]  # type: ignore[attr-defined]
-        assert sorted(slot.codec.name for slot in session.slots) == ["H264", "VP8"]
+        assert sorted(slot.codec.name for slot in session.outgoing.slots) == ["H264", "VP8"]
     finally:
         await viewer.close()
 

@@ -80,7 +80,7 @@ async def test_a_leaving_viewer_frees_its_encoder_and_the_last_one_the_decoder(
         assert len(threads) == 1  # one decoder for both viewers
         refs: dict[str, weakref.ref[Any]] = {}
         for number, viewer in enumerate(viewers):
-            slot = router.sessions[viewer.participant_id].subscriptions[publication.id]
+            slot = router.sessions[viewer.participant_id].outgoing.subscriptions[publication.id]
             track, transceiver = slot.source, slot.transceiver
             assert isinstance(track, TranscodeTrack)
             encoder = transceiver.sender._RTCRtpSender__encoder  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """Each signalling message is checked against the sender's right to be in the call
 without a database read of its own while what the hub's watcher last read is recent
-(``Hub.current``), and read again while it is not (the watcher slow). Without the
+(``Watch.current``), and read again while it is not (the watcher slow). Without the
 database's notifications (SQLite; PostgreSQL with its notification connection
 unreachable), a change made elsewhere (the CLI, another process: here a second store
 on the same database) refuses the messages that arrive after it while the watcher is
@@ -21,7 +21,7 @@ from videoassist.actors import CLI
 from videoassist.appkeys import HUB
 from videoassist.config import Secret
 from videoassist.domain import accounts
-from videoassist.signalling.hub import TRUSTED_LOOK_S
+from videoassist.signalling.watch import TRUSTED_LOOK_S
 from videoassist.storage import Store
 
 pytestmark = pytest.mark.parametrize("server_backend", ["sqlite", "postgresql"])
@@ -57,7 +57,7 @@ def counted(server: Server, reads: dict[str, int], name: str,
 
 async def current(server: Server) -> None:
     async with asyncio.timeout(5):
-        while not server.app[HUB].current:
+        while not server.app[HUB].watch.current:
             await asyncio.sleep(0.02)
 
 
@@ -84,7 +84,7 @@ async def test_messages_are_checked_without_a_read_each(
         counted(server, reads, name)
     for ws in (staff_ws, customer_ws):
         await pings_answered(ws, PINGS)
-    assert not server.app[HUB].notified
+    assert not server.app[HUB].watch.notified
     # Only the watcher reads the staff's session versions, once a look (each look
     # reads the jobs closed, and the links withdrawn among the customers' by another
     # read); no message reads anything.
@@ -106,7 +106,7 @@ async def test_while_the_watcher_is_late_messages_are_read_and_a_disable_elsewhe
     reads: dict[str, int] = {}
     counted(server, reads, "jobs.closed_among", delay_s=SLOW_LOOK_S)
     await asyncio.sleep(SLOW_LOOK_S + TRUSTED_LOOK_S)  # the last quick look is too old
-    assert not server.app[HUB].current
+    assert not server.app[HUB].watch.current
     counted(server, reads, "users.session_versions")
 
     # Each message reads the sender's account itself.

@@ -43,7 +43,7 @@ def counted(server: Server) -> dict[str, int]:
 
 async def notified(server: Server) -> None:
     async with asyncio.timeout(5):
-        while not server.app[HUB].notified:
+        while not server.app[HUB].watch.notified:
             await asyncio.sleep(0.02)
 
 

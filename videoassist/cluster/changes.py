@@ -11,8 +11,8 @@ While that connection is up and the watcher has looked since it came up, the hub
 what it has read: a signalling message is not checked against the database one by
 one. When it is lost (the database restarted, a network cut, ``pg_terminate_backend``)
 the node says so in its log and metrics, trusts what the watcher read only for
-``hub.TRUSTED_LOOK_S`` after each look began (as on SQLite), and polls at least every
-``hub.UNHEARD_POLL_S`` (0.25 s), until it is back: it
+``watch.TRUSTED_LOOK_S`` after each look began (as on SQLite), and polls at least every
+``watch.UNHEARD_POLL_S`` (0.25 s), until it is back: it
 reconnects after ``RETRY_S`` (0.5 s, then longer), and then looks at its calls at once,
 for what it missed meanwhile.
 
@@ -38,7 +38,7 @@ RETRY_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
 class Watcher(Protocol):
-    """What the notifications wake (``signalling.hub.Hub``)."""
+    """What the notifications wake (the hub's ``signalling.watch.Watch``)."""
 
     def changed(self, table: str, row: int) -> None:
         """A row that may decide who stays in a call changed."""

@@ -60,9 +60,10 @@ class MediaRoom:
         publisher = self.sessions.get(publication.participant_id)
         previous = None if publisher is None else publisher.replaced(publication.kind)
         for session in self.sessions.values():
-            if (session.participant_id != publication.participant_id and session.negotiated
-                    and (previous is None or not session.hand_over(previous, publication))):
-                session.subscribe(publication)
+            if session.participant_id == publication.participant_id or not session.negotiated:
+                continue
+            if previous is None or not session.outgoing.hand_over(previous, publication):
+                session.outgoing.subscribe(publication)
         if publisher is not None:
             self.announce(publisher)
 
@@ -76,7 +77,7 @@ class MediaRoom:
     def unpublish(self, publication: Publication) -> None:
         self.publications.pop(publication.id, None)
         for session in self.sessions.values():
-            session.unsubscribe(publication)
+            session.outgoing.unsubscribe(publication)
         publication.close()
         publisher = self.sessions.get(publication.participant_id)
         if publisher is not None and not publisher.closed:
@@ -88,7 +89,7 @@ class MediaRoom:
     def subscribe_to_others(self, session: MediaSession) -> None:
         for publication in list(self.publications.values()):
             if publication.participant_id != session.participant_id:
-                session.subscribe(publication)
+                session.outgoing.subscribe(publication)
         for other in self.sessions.values():
             if other is not session and other.publications:
                 session.send(other.tracks_message())
@@ -117,12 +118,13 @@ class MediaRouter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def count_transcode(self, session: MediaSession, publication: Publication,
+    def count_transcode(self, viewer: str, publication: Publication,
                         target: RTCRtpCodecParameters) -> None:
+        """A viewer (its log prefix) is given re-encoded video."""
         self.counters.transcoded_streams += 1
         level = logging.INFO if self.transcode == "always" else logging.WARNING
         logger.log(level, "%s re-encodes %s (%s) to %s for this viewer (%d so far)",
-                   session.log_prefix, publication.id, publication.codec, target.name,
+                   viewer, publication.id, publication.codec, target.name,
                    self.transcoded_streams)
 
     @property

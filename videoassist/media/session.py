@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from aiortc import RTCConfiguration, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
@@ -27,11 +27,10 @@ from videoassist.errors import BadRequest, Conflict
 from videoassist.media import aiortc_hooks
 from videoassist.media.candidates import CandidatePolicy, RemoteCandidates
 from videoassist.media.counters import MediaCounters
-from videoassist.media.forward import ForwardTrack
 from videoassist.media.network import MediaNetwork, MediaPortsExhausted
+from videoassist.media.outgoing import Outgoing
 from videoassist.media.publication import Publication
-from videoassist.media.slot import SenderSlot
-from videoassist.media.transcode import DECODERS, DecodedFeed, TranscodeTrack
+from videoassist.media.transcode import DecodedFeed
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ class Plane(Protocol):
     async def leave(self, participant_id: int, session: MediaSession | None = None
                     ) -> None: ...
     async def refuse(self, session: MediaSession, exc: MediaPortsExhausted) -> None: ...
-    def count_transcode(self, session: MediaSession, publication: Publication,
+    def count_transcode(self, viewer: str, publication: Publication,
                         target: RTCRtpCodecParameters) -> None: ...
 
 # A peer connection that is not connected this long after the first offer is closed
@@ -99,8 +98,9 @@ class MediaSession:
         self.publications: dict[str, tuple[Publication, RTCRtpTransceiver]] = {}
         self.client_numbering = aiortc_hooks.ClientNegotiation()
         self.muted: dict[str, bool] = {"audio": False, "video": False}
-        self.slots: list[SenderSlot] = []  # never shrinks: transceivers stay
-        self.subscriptions: dict[str, SenderSlot] = {}  # by publication id
+        # The others' tracks sent to this client.
+        self.outgoing = Outgoing(self.pc, self.client_numbering, room, plane,
+                                 self.schedule_offer, self.log_prefix)
         # The remote candidates handed to aiortc, screened by the candidate policy.
         self.remote = RemoteCandidates(plane.candidates, plane.counters, self.log_prefix)
         self.broken = False  # a failure left the peer connection unusable: close it
@@ -227,7 +227,7 @@ class MediaSession:
         lines = sdp.splitlines()  # as aiortc splits it
         if kind == "offer":
             sections = sum(1 for line in lines if line.startswith("m="))
-            allowed = len(self.slots) + self.plane.max_m_lines
+            allowed = len(self.outgoing.slots) + self.plane.max_m_lines
             if sections > allowed:
                 raise BadRequest(f"An offer may hold at most {allowed} m-lines here "
                                  f"(VIDEOASSIST_SDP_MAX_M_LINES beyond the server's own); "
@@ -307,87 +307,9 @@ class MediaSession:
         if self.offer_in_flight and not self.closed and local is not None:
             send({"type": "sdp.offer", "sdp": local.sdp})
 
-    # -- the others' tracks --------------------------------------------------------
-
-    def subscribe(self, publication: Publication) -> None:
-        """Send a publication to this client, over a sendonly transceiver (a slot) that
-        no longer carries another, or a new one: forwarded as received, or
-        re-encoded if the client cannot take its codec."""
-        if self.closed or publication.id in self.subscriptions:
-            return
-        codec = publication.codec_parameters
-        target = self._transcode_target(publication)
-        source: ForwardTrack | TranscodeTrack
-        if target is None:
-            source = ForwardTrack(publication, publication.id)
-        else:
-            source = TranscodeTrack(self.room.feed(publication), publication.id)
-            self.plane.count_transcode(self, publication, target)
-            codec = target
-        slot = self._slot_for(publication.kind, codec)
-        slot.carry(publication, source)
-        if isinstance(source, ForwardTrack):
-            publication.subscribe(source, catch_up=False)  # it catches up once sending
-        self.subscriptions[publication.id] = slot
-        self.schedule_offer()
-
-    def _slot_for(self, kind: str, codec: RTCRtpCodecParameters | None) -> SenderSlot:
-        """A slot free for this kind and codec (one the client already knows to be
-        inactive first), else a new one."""
-        fitting = [slot for slot in self.slots if slot.fits(kind, codec)]
-        fitting.sort(key=lambda slot: slot.releasing)
-        if fitting:
-            return fitting[0]
-        slot = SenderSlot(self.pc, kind, codec, self.log_prefix)
-        self.slots.append(slot)
-        logger.info("%s has %d sending transceivers", self.log_prefix, len(self.slots))
-        return slot
-
-    def _transcode_target(self, publication: Publication) -> RTCRtpCodecParameters | None:
-        """The codec to re-encode this publication to for this client; None: forward."""
-        codec = publication.codec_parameters
-        offered = self.client_numbering.offered(publication.kind)
-        if publication.kind != "video" or codec is None or not offered:
-            return None  # audio is Opus for everyone; a client that offered nothing: try
-        if self.plane.transcode == "when-needed" and self.client_numbering.supports(codec):
-            return None
-        encodable = RTCRtpSender.getCapabilities("video").codecs
-        return next((c for c in offered
-                     if c.name in DECODERS and any(aiortc_hooks.codecs_match(c, e)
-                                                   for e in encodable)), None)
-
-    def hand_over(self, previous: Publication, publication: Publication) -> bool:
-        """Send a publication over the slot that carried ``previous``, the one it
-        replaces (its publisher's, from a session on a new peer connection): the
-        m-section stays, its frames flow at once from the new publication's next
-        keyframe, and the next offer names it (``a=msid``). False, and nothing done, if
-        that slot cannot carry it as it is (then ``subscribe``)."""
-        slot = self.subscriptions.get(previous.id)
-        if (slot is None or self.closed or publication.id in self.subscriptions
-                or not isinstance(slot.source, ForwardTrack)
-                or self._transcode_target(publication) is not None
-                or not slot.takes(publication.kind, publication.codec_parameters)):
-            return False
-        del self.subscriptions[previous.id]
-        source = ForwardTrack(publication, publication.id)
-        slot.hand_over(publication, source)
-        publication.subscribe(source, catch_up=False)  # it catches up once sending
-        self.subscriptions[publication.id] = slot
-        logger.info("%s receives %s in place of %s", self.log_prefix, publication.id,
-                    previous.id)
-        self.schedule_offer()
-        return True
-
-    def unsubscribe(self, publication: Publication) -> None:
-        slot = self.subscriptions.pop(publication.id, None)
-        if slot is None or self.closed:
-            return
-        slot.release()
-        self.schedule_offer()
-
     def _negotiated(self) -> None:
         """A negotiation completed: slots start sending, or take their next publication."""
-        if any([slot.negotiated() for slot in self.slots]):  # a list: every slot hears
+        if self.outgoing.negotiated():
             self.schedule_offer()  # runs once the lock held now is released
 
     def schedule_offer(self) -> None:
@@ -440,9 +362,7 @@ class MediaSession:
             self._offer_task.cancel()
         for publication, _ in self.publications.values():
             self.room.unpublish(publication)
-        for slot in self.slots:
-            slot.close()
-        self.subscriptions.clear()
+        self.outgoing.close()
 
     async def close(self) -> None:
         if self._closing:

@@ -1,6 +1,6 @@
 """What a participant does in a call, besides media and pictures: chat (stored once,
 resends included), notes on the job's record, ending the call for everyone, and removing
-someone who came by a join link. The ``/ws`` endpoint (``api/ws.py``) hands each its
+someone who came by a join link. The ``/ws`` endpoint (``api/ws/``) hands each its
 checked message; errors are raised for the endpoint to answer."""
 
 from __future__ import annotations

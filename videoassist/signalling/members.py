@@ -44,6 +44,7 @@ CALL_LOST = "The call was interrupted on the server. Reconnecting starts it agai
 LINK_REVOKED = "This link has been withdrawn."
 REMOVED = "A staff member removed you from the call; this link no longer works."
 REPLACED = "You are in this call on another connection now."
+SESSION_EXPIRED = "Your session has expired."
 
 
 @dataclass(eq=False)
@@ -118,6 +119,10 @@ class Member:
                    "account_disabled" if current_version is None else "signed_out",
                    SIGNED_OUT)
         return True
+
+    def close_expired(self) -> None:
+        """Close a member whose token has expired."""
+        self.close(CLOSE_UNAUTHORIZED, "session_expired", SESSION_EXPIRED)
 
     def removed(self) -> None:
         """Close a participant a staff member removed (its join link withdrawn)."""

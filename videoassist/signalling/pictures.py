@@ -1,7 +1,7 @@
 """One connection's pictures (docs/protocol.md, Snapshots and Freeze): the snapshots it
 asks for and the shared freeze, each taken off the message loop, at most one of each at
 a time; and, in stills mode, a camera's newest still as its picture. The ``/ws``
-endpoint (``api/ws.py``) hands it the messages; what goes wrong is answered through the
+endpoint (``api/ws/``) hands it the messages; what goes wrong is answered through the
 endpoint's own error messages (``error``, ``snapshot_error``), the one place signalling
 errors become messages."""
 
