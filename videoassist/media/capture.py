@@ -17,9 +17,9 @@ import av
 import numpy as np
 
 from videoassist.errors import Muted, Unavailable
+from videoassist.media.decoding import DECODERS, decoder_for
 from videoassist.media.publication import Publication
 
-DECODERS = {"VP8": "vp8", "H264": "h264"}
 # Decoding costs ~1 ms a 360p frame here: a whole cached run (publication.GOP_MAX_FRAMES)
 # stays within the 150 ms a snapshot may take; past it, ask for a fresh keyframe.
 MAX_DECODE_FRAMES = 90
@@ -53,11 +53,10 @@ async def capture(publication: Publication) -> Capture:
         # The cache may have been emptied since the keyframe came (a loss after it).
         frames = list(publication.gop) or [arrived]
     codec = frames[0].codec
-    decoder_name = DECODERS.get(codec)
-    if decoder_name is None:
+    if codec not in DECODERS:
         raise Unavailable(f"Capturing {codec} video is not supported.")
     loop = asyncio.get_running_loop()
-    decode = loop.run_in_executor(None, _decode_last, decoder_name, [f.data for f in frames])
+    decode = loop.run_in_executor(None, _decode_last, codec, [f.data for f in frames])
     if len(frames) > RACE_AFTER_FRAMES:
         # A long run takes ~2 ms a frame at 720p to decode: race it against a fresh
         # keyframe, which a browser sends within a round trip, and take what is first.
@@ -70,7 +69,7 @@ async def capture(publication: Publication) -> Capture:
             if fresh and fresh[0].codec == codec:
                 frames = fresh
                 decode = loop.run_in_executor(
-                    None, _decode_last, decoder_name, [f.data for f in frames])
+                    None, _decode_last, codec, [f.data for f in frames])
         if not keyframe.done():
             keyframe.cancel()
         elif not keyframe.cancelled():
@@ -83,10 +82,8 @@ async def capture(publication: Publication) -> Capture:
     return Capture(image, captured_at, newest.index)
 
 
-def _decode_last(decoder_name: str, payloads: list[bytes]) -> np.ndarray:
-    decoder = av.CodecContext.create(decoder_name, "r")
-    assert isinstance(decoder, av.VideoCodecContext)
-    decoder.thread_count = 1  # PyAV defaults to a thread per core
+def _decode_last(codec: str, payloads: list[bytes]) -> np.ndarray:
+    decoder = decoder_for(codec)
     last = None
     for payload in payloads:
         for frame in decoder.decode(av.Packet(payload)):

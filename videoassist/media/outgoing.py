@@ -14,10 +14,11 @@ from aiortc import RTCPeerConnection, RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from videoassist.media import aiortc_hooks
+from videoassist.media.decoding import DECODERS
 from videoassist.media.forward import ForwardTrack
 from videoassist.media.publication import Publication
 from videoassist.media.slot import SenderSlot
-from videoassist.media.transcode import DECODERS, DecodedFeed, TranscodeTrack
+from videoassist.media.transcode import DecodedFeed, TranscodeTrack
 
 logger = logging.getLogger(__name__)
 

@@ -29,13 +29,13 @@ from concurrent.futures import ThreadPoolExecutor
 import av
 import numpy as np
 
+from videoassist.media.decoding import DECODERS, decoder_for
 from videoassist.media.forward import QueuedTrack
 from videoassist.media.frames import EncodedFrame
 from videoassist.media.publication import Publication
 
 logger = logging.getLogger(__name__)
 
-DECODERS = {"VP8": "vp8", "H264": "h264"}
 FEED_QUEUE_FRAMES = 30    # one second at 30 fps waiting for the decoder
 VIEWER_QUEUE_FRAMES = 3   # decoded pictures waiting for one viewer's encoder
 
@@ -145,10 +145,7 @@ class DecodedFeed:
         """In the feed's worker thread: each picture, and a copy of it for each viewer
         after the first."""
         if self._decoder is None or self._decoder.name != DECODERS[frame.codec]:
-            decoder = av.CodecContext.create(DECODERS[frame.codec], "r")
-            assert isinstance(decoder, av.VideoCodecContext)
-            decoder.thread_count = 1  # PyAV defaults to a thread per core
-            self._decoder = decoder
+            self._decoder = decoder_for(frame.codec)
         pictures = self._decoder.decode(av.Packet(frame.data))
         for picture in pictures:
             picture.pts = frame.timestamp
