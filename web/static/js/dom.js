@@ -20,3 +20,23 @@ export function $(selector, kind, root = document) {
   // Checked just above: without `kind`, T is HTMLElement.
   return /** @type {T} */ (node);
 }
+
+// Making the elements a script adds: the console's lists, tables and their buttons.
+
+/**
+ * A new element holding `text`, of class `className` if given.
+ * @param {string} tag @param {string} [text] @param {string} [className]
+ */
+export function el(tag, text = "", className = "") {
+  const node = document.createElement(tag);
+  node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+/** A new button that submits nothing. @param {string} label @param {string} [className] */
+export function button(label, className = "") {
+  const node = /** @type {HTMLButtonElement} */ (el("button", label, className));
+  node.type = "button";
+  return node;
+}
