@@ -279,6 +279,8 @@ class Call:
             before = len(replay.seen)
             await replay.quiet(customer, where)
             assert "note.added" not in {m["type"] for m in replay.seen[before:]}, where
+        elif kind == "annotation.add" and message["shape"].get("pinned"):
+            await self.pinned(message, where)
         elif kind.startswith("annotation."):
             await expert.send_json(message)
             relayed = await replay.next(customer, kind, where)
@@ -379,6 +381,25 @@ class Call:
         ack = await self.replay.next(self.customer, "still.relayed", where)
         assert ack == {"type": "still.relayed", "seq": header["seq"], "viewers": 1,
                        "next_in_s": 0}, where
+
+    async def pinned(self, message: dict[str, Any], where: str) -> None:
+        """The expert pins a shape on the customer's camera: relayed, and then followed
+        (``annotation.track`` to both); the harness removes it, which stops the
+        tracking, and nothing more comes."""
+        if self.media.customer is None:
+            await self.publish()
+        await self.expert.send_json(message)
+        relayed = await self.replay.next(self.customer, "annotation.add", where)
+        assert relayed == {**message, "from": self.expert_id}, where
+        for ws in (self.expert, self.customer):
+            track = await self.replay.next(ws, "annotation.track", where)
+            assert track["target"] == self.customer_id, (where, track)
+            assert [s["id"] for s in track["shapes"]] == [message["shape"]["id"]], where
+        await self.expert.send_json({"type": "annotation.remove", "target": self.customer_id,
+                                     "id": message["shape"]["id"]})
+        await self.replay.next(self.customer, "annotation.remove", where)
+        await self.replay.quiet(self.expert, where)
+        await self.replay.quiet(self.customer, where)
 
     async def end_call(self, message: dict[str, Any], where: str) -> None:
         """Staff end another job's call (this one goes on for the next examples): both

@@ -18,17 +18,23 @@ HTTP statuses): never a name, a job title, an address or an id.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-from videoassist.media.counters import KINDS, MediaCounters
+from videoassist.media.counters import KINDS, TRACKING_DELAY_BUCKETS, MediaCounters
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # Seconds from a snapshot.request to the snapshot stored: 150 ms is the target.
@@ -209,6 +215,19 @@ class _Live:
                                   "not retransmitted in time. Their viewers wait for the "
                                   "next keyframe, which is requested.",
                                   value=counters.skipped_frames)
+        yield CounterMetricFamily("videoassist_untracked_pictures",
+                                  "Frames of videos with pinned shapes decoded while the "
+                                  "call's tracking thread was behind, and not tracked.",
+                                  value=counters.untracked_pictures)
+        cumulative = list(itertools.accumulate(counters.tracking_delays))
+        yield HistogramMetricFamily(
+            "videoassist_tracking_delay_seconds",
+            "From a video frame's arrival to where its pinned shapes are being sent "
+            "(one per tracked picture).",
+            buckets=[*((str(b), c) for b, c in zip(TRACKING_DELAY_BUCKETS, cumulative,
+                                                   strict=False)),
+                     ("+Inf", cumulative[-1])],
+            sum_value=counters.tracking_delay_sum)
         yield CounterMetricFamily("videoassist_transcoded_streams",
                                   "Viewers given re-encoded video because they share no "
                                   "codec with the publisher (the fallback).",

@@ -47,6 +47,22 @@ class Received:
     frames: int = 0
     encoded: list[bytes] = field(default_factory=list)  # video frames as they came (tap)
     skipped: int = 0  # video frames this client's receiver gave up on (tap)
+    # What aiortc's receiver counts ``pts`` from: a frame's RTP timestamp as it came is
+    # (pts + rtp_origin) mod 2**32 (tap; see ``rtp_origin``).
+    rtp_origin: int | None = None
+
+    def rtp(self, at: int) -> int:
+        """The RTP timestamp frame ``at`` came with (tap)."""
+        assert self.rtp_origin is not None
+        return (self.pts[at] + self.rtp_origin) & 0xFFFFFFFF
+
+
+def rtp_origin(receiver: Any) -> int | None:
+    """The RTP timestamp aiortc's receiver maps to 0 (its ``TimestampMapper``'s origin;
+    aiortc 1.x keeps it private), modulo 2**32; None before the first frame."""
+    mapper = getattr(receiver, "_RTCRtpReceiver__timestamp_mapper", None)
+    origin = getattr(mapper, "_origin", None)
+    return None if origin is None else int(origin) & 0xFFFFFFFF
 
 
 # How long a test waits for frames from a participant by default: a guard against
@@ -319,6 +335,7 @@ class MediaClient:
                 received.encoded.append(data)
                 received.times.append(time.monotonic())
                 received.pts.append(timestamp)
+                received.rtp_origin = rtp_origin(receiver)
                 received.frames += 1
 
             def skipped(count: int) -> None:

@@ -18,6 +18,7 @@ The photographs are the sample images bundled in scikit-image's wheel, read as f
 
 from __future__ import annotations
 
+import fractions
 import importlib.util
 import math
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
@@ -258,3 +260,38 @@ def apply(homography: FloatArray, points: FloatArray) -> FloatArray:
     mapped = np.hstack([points, ones]) @ homography.T
     result: FloatArray = mapped[:, :2] / mapped[:, 2:3]
     return result
+
+
+@cache
+def clip(size: tuple[int, int] = (640, 360), keyframe_every: int = 60) -> tuple[bytes, ...]:
+    """The scene's frames encoded with VP8 as ``clips.video_clip`` encodes (30 fps, a
+    keyframe every ``keyframe_every``), for an aiortc publisher (``track``). A little
+    noise on each frame, as a camera's sensor makes, so that no two frames are the
+    same bytes (``peers.sent_numbers`` tells frames apart by their bytes)."""
+    from tests.support.clips import ENCODERS, FPS, VIDEO_RATE
+
+    camera = Camera(size)
+    name, options = ENCODERS["VP8"]
+    codec = av.CodecContext.create(name, "w")
+    assert isinstance(codec, av.VideoCodecContext)
+    codec.width, codec.height, codec.pix_fmt = *size, "yuv420p"
+    codec.time_base = fractions.Fraction(1, VIDEO_RATE)
+    codec.framerate = fractions.Fraction(FPS)
+    codec.bit_rate = 1_000_000
+    codec.gop_size = keyframe_every
+    codec.options = {**options, "g": str(keyframe_every), "kf-max-dist": str(keyframe_every)}
+    codec.thread_count = 1
+    noise = np.random.default_rng(7)
+    out: list[bytes] = []
+    for t, image in enumerate(camera):
+        grain = noise.integers(-2, 3, image.shape, dtype=np.int16)
+        noisy = np.clip(image.astype(np.int16) + grain, 0, 255).astype(np.uint8)
+        frame = av.VideoFrame.from_ndarray(noisy, format="bgr24").reformat(format="yuv420p")
+        frame.pts = t * (VIDEO_RATE // FPS)
+        frame.time_base = fractions.Fraction(1, VIDEO_RATE)
+        if t % keyframe_every == 0:
+            frame.pict_type = av.video.frame.PictureType.I
+        packets = codec.encode(frame)
+        assert len(packets) == 1, "the encoder must not delay frames"
+        out.append(bytes(packets[0]))
+    return tuple(out)

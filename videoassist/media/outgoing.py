@@ -129,6 +129,20 @@ class Outgoing:
         slot.release()
         self._schedule_offer()
 
+    def rtp_timestamp(self, publication: Publication, timestamp: int) -> int | None:
+        """The RTP timestamp this client sees on the publication's frame of this
+        timestamp (``slot.SenderSlot.rtp_timestamp``); None if it is not sent here."""
+        slot = self.subscriptions.get(publication.id)
+        return None if slot is None else slot.rtp_timestamp(publication, timestamp)
+
+    def publication_timestamp(self, publication: Publication, rtp_timestamp: int,
+                              near: int) -> int | None:
+        """The publication's timestamp of the frame this client saw with that RTP
+        timestamp (``slot.SenderSlot.publication_timestamp``)."""
+        slot = self.subscriptions.get(publication.id)
+        return (None if slot is None
+                else slot.publication_timestamp(publication, rtp_timestamp, near))
+
     def negotiated(self) -> bool:
         """A negotiation completed: slots start sending, or take their next
         publication; whether any changed what it carries (then offer again)."""

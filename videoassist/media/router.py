@@ -21,6 +21,7 @@ from videoassist.media.candidates import CandidatePolicy
 from videoassist.media.capture import Capture, capture
 from videoassist.media.counters import MediaCounters
 from videoassist.media.network import MediaNetwork, MediaPortsExhausted
+from videoassist.media.pinning import Deliver, Pins
 from videoassist.media.publication import Publication
 from videoassist.media.session import MediaSession, Send
 from videoassist.media.transcode import DecodedFeed
@@ -37,6 +38,8 @@ class MediaRoom:
         # Held by their viewers' tracks and the publication: gone with the last viewer.
         self.feeds: weakref.WeakValueDictionary[str, DecodedFeed] = (
             weakref.WeakValueDictionary())
+        # The shapes pinned on the call's videos, followed (issue 23).
+        self.pins = Pins(call_id, self.sessions)
 
     def publication_id(self, participant_id: int, kind: str) -> str:
         """A new publication's id, never given before in this call (a participant's
@@ -85,6 +88,7 @@ class MediaRoom:
         feed = self.feeds.pop(publication.id, None)
         if feed is not None:
             feed.close()
+        self.pins.ended(publication)
 
     def subscribe_to_others(self, session: MediaSession) -> None:
         for publication in list(self.publications.values()):
@@ -160,6 +164,20 @@ class MediaRouter:
                 if publication.kind == kind and not publication.closed:
                     return publication
         raise NotFound(f"Participant {participant_id} publishes no {kind}.")
+
+    def pin(self, target: int, shape: dict[str, Any], drawer: int,
+            rtp_timestamp: int | None, deliver: Deliver) -> None:
+        """Pin a shape drawn by ``drawer`` on ``target``'s video, on the frame the
+        drawer received with that RTP timestamp, if given (``pinning.Pins``)."""
+        publication = self.publication(target, "video")
+        room = self._rooms[self._sessions[target].room.call_id]
+        room.pins.pin(publication, shape["id"], shape, drawer, rtp_timestamp, deliver)
+
+    def unpin(self, target: int, key: str | None = None) -> None:
+        """Unpin a shape (None: all) on ``target``'s video."""
+        session = self._sessions.get(target)
+        if session is not None:
+            self._rooms[session.room.call_id].pins.unpin(target, key)
 
     async def capture(self, participant_id: int) -> Capture:
         """The newest picture of a participant's camera (for snapshots)."""
@@ -273,6 +291,7 @@ class MediaRouter:
         room.sessions.pop(participant_id, None)
         session.withdraw()
         if not room.sessions:
+            self._rooms[room.call_id].pins.close()
             self._rooms.pop(room.call_id, None)
 
     async def leave(self, participant_id: int, session: MediaSession | None = None) -> None:

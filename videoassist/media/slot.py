@@ -155,6 +155,11 @@ class SlotTrack(MediaStreamTrack):
         self._last = (item.pts, base, now)
         return item
 
+    def shift(self, source: Source) -> int | None:
+        """What this track adds to the pts of ``source``'s frames, once it has sent
+        one (None before, or for another source)."""
+        return self._shift if source is self._source else None
+
     def stop(self) -> None:
         super().stop()
         self._poke()
@@ -186,6 +191,28 @@ class SenderSlot:
         self.source: Source | None = None
         # Made inactive, and the viewer has not answered an offer saying so yet.
         self.releasing = False
+
+    def rtp_timestamp(self, publication: Publication, timestamp: int) -> int | None:
+        """The RTP timestamp the viewer sees on the frame of ``publication`` with this
+        timestamp (its own, ``EncodedFrame.timestamp``); None while the slot does not
+        carry it as forwarded, or has sent none of it yet."""
+        if self.publication is not publication or not isinstance(self.source, ForwardTrack):
+            return None
+        shift = self.track.shift(self.source)
+        if shift is None or self.packets is None:
+            return None
+        return self.packets.rtp_timestamp(timestamp + shift)
+
+    def publication_timestamp(self, publication: Publication, rtp_timestamp: int,
+                              near: int) -> int | None:
+        """The inverse of ``rtp_timestamp``: the publication's own timestamp of the frame
+        the viewer saw with this RTP timestamp, the one nearest ``near`` (a recent
+        frame's: RTP's 32 bits wrap every 13 hours at 90 kHz)."""
+        at_near = self.rtp_timestamp(publication, near)
+        if at_near is None:
+            return None
+        ticks = (rtp_timestamp - at_near) & 0xFFFFFFFF
+        return near + (ticks - 2**32 if ticks >= 2**31 else ticks)
 
     def fits(self, kind: str, codec: RTCRtpCodecParameters | None) -> bool:
         """Whether a publication of this kind and codec can take this slot now."""

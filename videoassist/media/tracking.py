@@ -26,7 +26,9 @@ it follows at once (each call of OpenCV's builds the two pictures' pyramids agai
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -261,6 +263,31 @@ class RegionTracker:
         return Step("tracking", homography, int(inliers.sum()))
 
 
+def advance(regions: dict[str, RegionTracker], before: np.ndarray | None,
+            after: np.ndarray) -> dict[str, Step]:
+    """Follow ``regions`` from the picture ``before`` into ``after``: one optical flow
+    for the corners of all those being followed; the lost ones look for themselves."""
+    steps: dict[str, Step] = {}
+    moving = {key: points for key, region in regions.items()
+              if (points := region.following) is not None and len(points) >= MIN_CORNERS}
+    if moving and before is not None:
+        start = np.vstack(list(moving.values())).reshape(-1, 1, 2).astype(np.float32)
+        moved, found = _flow(before, after, start)
+        back, found_back = _flow(after, before, moved)
+        disagreement = np.linalg.norm((back - start).reshape(-1, 2), axis=1)
+        good = (found.ravel() == 1) & (found_back.ravel() == 1) & (disagreement < FB_MAX_PX)
+        moved = moved.reshape(-1, 2)
+        at = 0
+        for key, points in moving.items():
+            n = len(points)
+            steps[key] = regions[key].follow(after, moved[at:at + n], good[at:at + n])
+            at += n
+    for key, region in regions.items():
+        if key not in steps:
+            steps[key] = region.lost_step(after) if region.state == "lost" else region.lose()
+    return steps
+
+
 class Tracking:
     """The pinned regions of one video, each followed into every picture given."""
 
@@ -268,38 +295,27 @@ class Tracking:
         self.regions: dict[str, RegionTracker] = {}
         self._picture: np.ndarray | None = None
 
-    def pin(self, key: str, box: tuple[float, float, float, float]) -> RegionTracker:
-        """Pin the region under ``box`` of the last picture given to ``update``."""
-        assert self._picture is not None, "pin on a picture: update first"
-        tracker = self.regions[key] = RegionTracker(self._picture, box)
-        return tracker
+    def pin(self, key: str, box: tuple[float, float, float, float],
+            history: Sequence[np.ndarray] = ()) -> RegionTracker:
+        """Pin the region under ``box`` of ``history[0]`` (the picture the shape was
+        drawn on), followed through the rest of ``history``, which ends with the last
+        picture given to ``update``; without history, of that last picture."""
+        if history:
+            pictures = list(history)
+        else:
+            assert self._picture is not None, "pin on a picture: update first"
+            pictures = [self._picture]
+        region = RegionTracker(pictures[0], box)
+        for before, after in itertools.pairwise(pictures):
+            advance({key: region}, before, after)
+        self.regions[key] = region
+        return region
 
     def unpin(self, key: str) -> None:
         self.regions.pop(key, None)
 
     def update(self, picture: np.ndarray) -> dict[str, Step]:
         """Follow every region into ``picture`` (grayscale, one size throughout)."""
-        steps: dict[str, Step] = {}
-        following = {key: region.following for key, region in self.regions.items()}
-        moving = {key: points for key, points in following.items()
-                  if points is not None and len(points) >= MIN_CORNERS}
-        if moving and self._picture is not None:
-            start = np.vstack(list(moving.values())).reshape(-1, 1, 2).astype(np.float32)
-            moved, found = _flow(self._picture, picture, start)
-            back, found_back = _flow(picture, self._picture, moved)
-            disagreement = np.linalg.norm((back - start).reshape(-1, 2), axis=1)
-            good = ((found.ravel() == 1) & (found_back.ravel() == 1)
-                    & (disagreement < FB_MAX_PX))
-            moved = moved.reshape(-1, 2)
-            at = 0
-            for key, points in moving.items():
-                n = len(points)
-                steps[key] = self.regions[key].follow(picture, moved[at:at + n],
-                                                      good[at:at + n])
-                at += n
-        for key, region in self.regions.items():
-            if key not in steps:
-                steps[key] = (region.lost_step(picture) if region.state == "lost"
-                              else region.lose())
+        steps = advance(self.regions, self._picture, picture)
         self._picture = picture
         return steps

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 Send = Callable[[dict[str, Any]], bool]
+Deliver = Callable[[Callable[[int], dict[str, Any]]], None]
 
 
 class MediaPlane(Protocol):
@@ -35,6 +36,18 @@ class MediaPlane(Protocol):
     async def capture(self, participant_id: int) -> Any:
         """The newest picture of the participant's camera (``media.capture.Capture``);
         ``errors.Muted`` if it is muted."""
+
+    def pin(self, target: int, shape: dict[str, Any], drawer: int,
+            rtp_timestamp: int | None, deliver: Deliver) -> None:
+        """Follow a shape drawn by ``drawer`` on ``target``'s video (its frame of that
+        RTP timestamp as the drawer received it, if given) and tell everyone where it is
+        in each picture (``annotation.track``, through ``deliver``: given the message
+        for a participant id, it sends each participant theirs). ``errors.NotFound``:
+        the target sends no video; ``errors.TooManyRequests``: the call has as many
+        pinned shapes as it may."""
+
+    def unpin(self, target: int, key: str | None = None) -> None:
+        """Stop following a shape (None: every shape) on ``target``'s video."""
 
     def withdraw(self, participant_id: int) -> None:
         """Stop at once all forwarding from and to the participant (it is leaving):

@@ -84,6 +84,17 @@ def check_shape(shape: object) -> dict[str, Any]:
         "id": shape_id, "kind": kind, "points": [_point(p) for p in points],
         "color": color.lower(), "width": width,
     }
+    pinned = shape.get("pinned", False)
+    if not isinstance(pinned, bool):
+        raise BadRequest("'pinned' must be true or false.")
+    if pinned:  # followed on the video (issue 23), from the frame it was drawn on
+        checked["pinned"] = True
+        at = shape.get("at")
+        if at is not None:
+            if isinstance(at, bool) or not isinstance(at, int) or not 0 <= at < 2**32:
+                raise BadRequest("'at' is the RTP timestamp of the frame drawn on, 0 to "
+                                 "2**32 - 1.")
+            checked["at"] = at
     if kind == "text":
         text = shape.get("text")
         if not isinstance(text, str) or not text.strip():

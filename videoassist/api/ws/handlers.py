@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from videoassist.api.ws.replies import Replies
 from videoassist.auth.ratelimit import TokenBucket
 from videoassist.errors import BadRequest, Forbidden, NotFound, TooManyRequests, VideoassistError
-from videoassist.signalling import actions, modes
+from videoassist.signalling import actions, drawing, modes
 from videoassist.signalling.hub import Hub
 from videoassist.signalling.media import MediaPlane
 from videoassist.signalling.members import CLOSE_NORMAL, Member, Room
@@ -64,14 +64,7 @@ async def on_note(c: Context, member: Member, room: Room, message: dict[str, Any
 
 async def on_annotation(c: Context, member: Member, room: Room, message: dict[str, Any]
                         ) -> None:
-    kind = message["type"]
-    if message["target"] not in room.members:
-        raise NotFound("'target' is not a participant of this call.")
-    relayed = {"type": kind, "from": member.id,
-               **{k: v for k, v in message.items() if k != "type"}}
-    if kind != "annotation.pointer":
-        room.shapes.apply(relayed)
-    room.broadcast(relayed, exclude=member)
+    drawing.annotate(c.media, member, room, message)
 
 
 async def on_offer(c: Context, member: Member, room: Room, message: dict[str, Any]) -> None:

@@ -254,6 +254,10 @@ class PacketSender:
             self._extensions = _extensions_template(extensions_map, mid)
         return _with_send_time(self._extensions, abs_send_time)
 
+    def rtp_timestamp(self, pts: int) -> int:
+        """The RTP timestamp a frame of this ``pts`` (the codec's clock) goes out with."""
+        return (self._origin + pts) & 0xFFFFFFFF
+
     def ready_now(self) -> UdpPath | None:
         """Whether a forwarded frame may go out at once (``send_now``): the loop waits
         for its track's next item, with nothing of its own under way, and the path is

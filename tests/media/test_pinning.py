@@ -1,0 +1,199 @@
+"""Pinned shapes through the real server (issue 23): an aiortc publisher sends the scene
+of ``tests.support.scene`` (a camera moving over photographs, its homography known for
+every frame); an expert's aiortc client, which receives it, pins shapes on the frame
+it has (``annotation.add`` with ``pinned`` and ``at``, that frame's RTP timestamp as it
+received it); every participant is then told where each shape is in each tracked
+picture (``annotation.track``). The expert's messages are checked against the scene:
+the frame each names by RTP timestamp is found among the frames the expert received
+(``peers.sent_numbers``: which frame the publisher sent it was), and the shape's points
+mapped by its matrix must be where the scene put them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.support.clips import FPS, VIDEO_RATE, PacketTrack
+from tests.support.peers import MediaClient, Received, sent_numbers
+from tests.support.scene import Camera, clip
+from tests.support.server import Server, two_parties
+from videoassist.appkeys import MEDIA
+from videoassist.media import pinning
+from videoassist.media.router import MediaRouter
+
+SIZE = (640, 360)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def encoded_scene() -> None:
+    """The scene's clip, encoded before any server runs (seconds of work that would
+    hold the event loop the test's server shares)."""
+    clip(SIZE)
+MEDIAN_MAX = 0.015
+P95_MAX = 0.04
+
+
+def scene_track() -> PacketTrack:
+    return PacketTrack("video", clip(SIZE), rate=VIDEO_RATE, step=VIDEO_RATE // FPS,
+                       interval=1 / FPS)
+
+
+async def _call(server: Server) -> tuple[MediaClient, MediaClient, Received]:
+    staff_token, customer_token, job_id = await two_parties(server)
+    publisher = MediaClient(server, customer_token, audio=False)
+    publisher.video = scene_track()
+    await publisher.start()
+    expert = await MediaClient(server, staff_token, job_id, video=False, audio=False,
+                               encoded=True).start()
+    received = await expert.wait_remote(publisher.participant_id, frames=20)
+    return publisher, expert, received
+
+
+def _circle(camera: Camera, t: int, where: tuple[float, float], radius: float,
+            key: str) -> dict[str, Any]:
+    """A circle on the appliance at frame ``t``: ``where`` as shares of the appliance's
+    box, ``radius`` as a share of its width; in shares of the picture."""
+    corners = camera.appliance_in(t)
+    (x0, y0), (x1, y1) = corners.min(axis=0), corners.max(axis=0)
+    cx, cy = x0 + where[0] * (x1 - x0), y0 + where[1] * (y1 - y0)
+    w, h = camera.size
+    return {"id": key, "kind": "circle", "color": "#ff3b30", "width": 0.006,
+            "points": [[cx / w, cy / h], [(cx + radius * (x1 - x0)) / w, cy / h]]}
+
+
+def _sent_index(received: Received, publisher: MediaClient) -> dict[int, int]:
+    """The scene frame of each frame the expert got, by the RTP timestamp it came with."""
+    assert publisher.video is not None
+    numbers = sent_numbers(received, publisher.video)
+    return {received.rtp(at): publisher.video.log[n] for at, n in enumerate(numbers)}
+
+
+async def _tracks(client: MediaClient, seconds: float) -> list[dict[str, Any]]:
+    found = []
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        try:
+            found.append(await client.next_message("annotation.track", timeout=left))
+        except TimeoutError:
+            break
+    return found
+
+
+async def test_a_pinned_circle_follows_the_object_for_the_expert_and_the_customer(
+        server: Server) -> None:
+    publisher, expert, received = await _call(server)
+    try:
+        camera = Camera(SIZE)
+        at = received.rtp(len(received.pts) - 1)
+        t0 = _sent_index(received, publisher)[at]
+        shape = {**_circle(camera, t0, (0.42, 0.3), 0.15, "cup"), "pinned": True, "at": at}
+        assert expert.ws is not None
+        await expert.ws.send_json({"type": "annotation.add",
+                                   "target": publisher.participant_id, "shape": shape})
+        tracks = await _tracks(expert, 6.0)
+        frames = _sent_index(received, publisher)
+        points = np.array(shape["points"]) * SIZE
+        centre, edge = points
+        errors, states = [], []
+        for message in tracks:
+            assert message["target"] == publisher.participant_id
+            (found,) = message["shapes"]
+            assert found["id"] == "cup"
+            states.append(found["state"])
+            t = frames.get(message["rtp_timestamp"])
+            if t is None or found["matrix"] is None:
+                continue  # a frame this client has not got yet (checked below)
+            matrix = np.array(found["matrix"]).reshape(3, 3)
+            scale = np.diag([SIZE[0], SIZE[1], 1.0])
+            in_pixels = scale @ matrix @ np.linalg.inv(scale)
+            mapped = in_pixels @ np.array([[*centre, 1.0], [*edge, 1.0]]).T
+            mapped = (mapped[:2] / mapped[2]).T
+            truth = camera.truth(t0, t, points)
+            if camera.in_view(t, truth[:1])[0]:
+                errors.append(float(np.linalg.norm(mapped - truth, axis=1).max())
+                              / camera.diagonal)
+        assert len(tracks) >= 4 * 10, f"{len(tracks)} transforms in 6 s"
+        assert len(errors) >= len(tracks) // 2, (len(errors), len(tracks))
+        assert np.median(errors) <= MEDIAN_MAX, np.median(errors)
+        assert np.percentile(errors, 95) <= P95_MAX, np.percentile(errors, 95)
+        # The customer, whose video it is, is told too, with no RTP timestamp: its own
+        # picture is local.
+        own = await publisher.next_message("annotation.track")
+        assert own["rtp_timestamp"] is None and own["shapes"][0]["id"] == "cup"
+    finally:
+        await expert.close()
+        await publisher.close()
+
+
+async def test_nothing_is_decoded_for_tracking_unless_a_shape_is_pinned(
+        server: Server) -> None:
+    publisher, expert, received = await _call(server)
+    try:
+        router = server.app[MEDIA]
+        assert isinstance(router, MediaRouter)
+        (room,) = router.rooms.values()
+        camera = Camera(SIZE)
+        t0 = _sent_index(received, publisher)[received.rtp(len(received.pts) - 1)]
+        assert expert.ws is not None
+        flat = _circle(camera, t0, (0.4, 0.3), 0.15, "flat")
+        await expert.ws.send_json({"type": "annotation.add",
+                                   "target": publisher.participant_id, "shape": flat})
+        await asyncio.sleep(1.0)
+        assert not room.pins.feeds  # a shape not pinned: nothing followed
+        pinned = {**flat, "id": "pinned", "pinned": True}
+        await expert.ws.send_json({"type": "annotation.add",
+                                   "target": publisher.participant_id, "shape": pinned})
+        await expert.next_message("annotation.track")
+        (feed,) = room.pins.feeds.values()
+        await expert.ws.send_json({"type": "annotation.remove",
+                                   "target": publisher.participant_id, "id": "pinned"})
+        await asyncio.sleep(0.5)
+        assert feed.closed and not room.pins.feeds
+        tracked = feed.tracked
+        while not expert.messages.empty():  # what was on its way
+            expert.messages.get_nowait()
+        await asyncio.sleep(1.0)
+        assert feed.tracked == tracked
+        assert [m for m in _drain(expert) if m["type"] == "annotation.track"] == []
+    finally:
+        await expert.close()
+        await publisher.close()
+
+
+def _drain(client: MediaClient) -> list[dict[str, Any]]:
+    out = []
+    while not client.messages.empty():
+        out.append(client.messages.get_nowait())
+    return out
+
+
+async def test_a_pin_past_the_calls_limit_is_refused_and_the_shape_is_off(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pinning, "MAX_PINNED", 1)
+    publisher, expert, received = await _call(server)
+    try:
+        camera = Camera(SIZE)
+        t0 = _sent_index(received, publisher)[received.rtp(len(received.pts) - 1)]
+        assert expert.ws is not None
+        for key in ("one", "two"):
+            shape = {**_circle(camera, t0, (0.4, 0.3), 0.1, key), "pinned": True}
+            await expert.ws.send_json({"type": "annotation.add",
+                                       "target": publisher.participant_id, "shape": shape})
+        error: dict[str, Any] = {}
+        off: list[dict[str, Any]] = []
+        async with asyncio.timeout(5):
+            while not (error and off):
+                message = await expert.messages.get()
+                if message["type"] == "error":
+                    error = message
+                elif message["type"] == "annotation.track":
+                    off += [s for s in message["shapes"] if s["id"] == "two"]
+        assert error["code"] == "rate_limited" and error["ref"] == "annotation.add"
+        assert off == [{"id": "two", "state": "off", "matrix": None}]
+    finally:
+        await expert.close()
+        await publisher.close()
