@@ -41,7 +41,13 @@ from tests.support.databases import (  # noqa: E402
     ServerDatabases,
     Target,
 )
-from tests.support.server import Clock, Server, ServerFactory, start_app  # noqa: E402
+from tests.support.server import (  # noqa: E402
+    Clock,
+    Server,
+    ServerFactory,
+    Servers,
+    start_app,
+)
 from tests.support.units import work_unit  # noqa: E402
 from videoassist.snapshots.fonts import LabelFonts  # noqa: E402
 from videoassist.storage.throwaway import postgresql_bin  # noqa: E402
@@ -205,6 +211,16 @@ async def server_factory(tmp_path: Path, clock: Clock,
 @pytest.fixture
 async def server(server_factory: ServerFactory) -> Server:
     return await server_factory()
+
+
+@pytest.fixture
+async def servers(tmp_path: Path, clock: Clock,
+                  server_databases: ServerDatabases) -> AsyncIterator[Servers]:
+    """Real servers a test can stop, and start again on the same data directory (and
+    so the same database): ``await servers.start(**overrides)``, ``servers.stop``."""
+    running = Servers(tmp_path, clock, server_databases)
+    yield running
+    await running.stop_all()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.server import Server, ServerFactory
 from tests.support.smtp import PASSWORD, SENDER, USER, Inbox, smtp_server
-from videoassist import notify
+from videoassist import mail
 from videoassist.config import ConfigError, Secret, load_settings
 
 
@@ -125,7 +125,7 @@ async def test_a_server_not_trusted_or_without_starttls_gets_nothing(
         server_factory: ServerFactory, inbox: Inbox, plain_inbox: Inbox,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(notify, "RETRY_DELAYS_S", (0.05, 0.05))
+    monkeypatch.setattr(mail, "RETRY_DELAYS_S", (0.05, 0.05))
     caplog.set_level(logging.INFO, logger="videoassist.mail")
     # Its certificate checked against the system's CAs, which do not know it.
     untrusting = await server_factory(**smtp(inbox, smtp_ca_file=None))
@@ -149,7 +149,7 @@ async def test_tls_from_the_first_byte_and_a_wrong_password_not_tried_again(
         server_factory: ServerFactory, tls_inbox: Inbox, inbox: Inbox,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(notify, "RETRY_DELAYS_S", (0.05, 0.05))
+    monkeypatch.setattr(mail, "RETRY_DELAYS_S", (0.05, 0.05))
     caplog.set_level(logging.INFO, logger="videoassist.mail")
     server = await server_factory(**smtp(tls_inbox, smtp_security="tls"))
     status, body = await _invite(server, "keller@example.com")

@@ -20,7 +20,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from videoassist import keyfiles, loop, pages
+from videoassist import keyfiles, loop, notify, pages
 from videoassist.api import (
     analytics,
     apikeys,
@@ -73,7 +73,6 @@ from videoassist.media.ice import IcePolicy
 from videoassist.media.network import MediaNetwork, describe, ephemeral_overlap, resolve
 from videoassist.media.router import MediaRouter
 from videoassist.metrics import Metrics
-from videoassist.notify import Notifier
 from videoassist.sending import Senders
 from videoassist.signalling.hub import Hub
 from videoassist.signalling.joins import JoinLimits
@@ -82,7 +81,7 @@ from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.service import SnapshotService
 from videoassist.snapshots.vault import Vault
 from videoassist.storage import Store
-from videoassist.webhooks import CallWebhooks, RetryPolicy, Webhooks
+from videoassist.webhooks import CallWebhooks, NotifyGateway, RetryPolicy, Webhooks
 from videoassist.webhooks import emitter as webhook_emitter
 
 logger = logging.getLogger(__name__)
@@ -174,8 +173,14 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     secret = keyfiles.webhook_secret(settings) if settings.webhook_url else ""
     retry = RetryPolicy(settings.webhook_max_attempts, settings.webhook_retry_base_s,
                         settings.webhook_retry_max_s)
+    # The same worker delivers the notify webhook's links, sealed in the database under
+    # a key derived from the snapshot key (which every node has, outside the database).
+    gateway = None if not settings.notify_url else NotifyGateway(
+        settings.notify_url, notify.sealing_key(keyfiles.snapshot_key(settings)),
+        settings.notify_timeout_s,
+        RetryPolicy(notify.MAX_ATTEMPTS, notify.RETRY_BASE_S, notify.RETRY_MAX_S))
     webhooks = Webhooks(app[STORE], settings.webhook_url, secret.encode(), retry,
-                        settings.webhook_timeout_s, app[CLOCK])
+                        settings.webhook_timeout_s, app[CLOCK], gateway)
     app[WEBHOOKS] = webhooks  # every node queues; _node_serving starts the deliverer
     yield
     await webhooks.close()
@@ -260,8 +265,7 @@ async def _snapshots(app: web.Application) -> AsyncIterator[None]:
 
 async def _notifier(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    senders = Senders(Notifier(settings.notify_url, settings.notify_timeout_s),
-                      Mailer(settings), settings.company_name)
+    senders = Senders(app[WEBHOOKS].notifier(), Mailer(settings), settings.company_name)
     app[SENDERS] = senders
     yield
     await senders.close()

@@ -5,9 +5,9 @@ how long it works. Each attempt opens its own connection in a thread (``smtplib`
 standard library's client, blocking), upgraded with STARTTLS (``smtp_security``
 ``starttls``, the default, and required: a server that does not offer it fails the
 attempt) or TLS from the first byte (``tls``); the server's certificate is always
-verified, against ``smtp_ca_file`` if set. Failed attempts are retried with the
-notify webhook's backoff (``notify.RETRY_DELAYS_S``), but for those trying again cannot
-mend (a 5xx reply, a certificate not trusted, no STARTTLS). The link holds a live one-time
+verified, against ``smtp_ca_file`` if set. Failed attempts are retried, in memory,
+after ``RETRY_DELAYS_S``, but for those trying again cannot mend (a 5xx reply, a
+certificate not trusted, no STARTTLS). The link holds a live one-time
 token: it is never written to a log, and a failure is logged by its kind alone.
 """
 
@@ -21,11 +21,12 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 
-from videoassist import notify
 from videoassist.config import Settings
 from videoassist.errors import BadRequest
 
 logger = logging.getLogger(__name__)
+
+RETRY_DELAYS_S = (1.0, 4.0, 15.0)
 
 
 # One address, plain: a dot-atom local part and a domain of at least two labels, in
@@ -90,7 +91,7 @@ class Mailer:
         return message
 
     async def _deliver(self, message: EmailMessage, invite_id: int) -> None:
-        for attempt, delay in enumerate((0.0, *notify.RETRY_DELAYS_S), start=1):
+        for attempt, delay in enumerate((0.0, *RETRY_DELAYS_S), start=1):
             await asyncio.sleep(delay)
             try:
                 await asyncio.to_thread(self._send_once, message)
@@ -106,7 +107,7 @@ class Mailer:
                         invite_id, attempt)
             return
         logger.error("[invite %d] e-mail given up after %d attempts", invite_id,
-                     len(notify.RETRY_DELAYS_S) + 1)
+                     len(RETRY_DELAYS_S) + 1)
 
     def _send_once(self, message: EmailMessage) -> None:
         settings = self._settings

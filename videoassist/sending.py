@@ -5,7 +5,9 @@ An e-mail address goes by e-mail through the server's own SMTP server
 (``videoassist.mail``) where one is set, else, like a phone number, to the notify
 webhook (``videoassist.notify``: a company's SMS or mail gateway) where that is set;
 otherwise the link is not sent, and the caller says so. Sending happens in the
-background: the answer says how it was handed on, not that it arrived.
+background (an e-mail from this process; the notify webhook from the database's queue,
+by whichever node claims it): the answer says how it was handed on, not that it
+arrived.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class Senders:
         channel for its kind."""
         return self.channels()[recipient(to)[0]]
 
-    def send(self, to: str, job_title: str, url: str, invite: Invite) -> Channel | None:
+    async def send(self, to: str, job_title: str, url: str, invite: Invite
+                   ) -> Channel | None:
         """Send the link ``url`` of ``invite`` to ``to`` in the background: the channel
         it went by, or None (not sent)."""
         kind, address = recipient(to)
@@ -62,9 +65,8 @@ class Senders:
                                      invite.expires_at - invite.created_at, invite.id,
                                      invite.name)
         elif channel == "webhook":
-            self._notifier.send_invite(address, job_title, self._company, url, invite.id)
+            await self._notifier.send_invite(address, job_title, self._company, url, invite)
         return channel
 
     async def close(self) -> None:
-        await self._notifier.close()
         await self._mailer.close()

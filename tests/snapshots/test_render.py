@@ -15,12 +15,13 @@ from PIL import ImageFont
 from tests.support.labels import SCRIPTS
 from videoassist import keyfiles
 from videoassist.app import create_app
+from videoassist.auth.sealing import seal, unseal
 from videoassist.config import Secret, Settings
 from videoassist.errors import BadRequest, ConfigError, Unavailable
 from videoassist.snapshots import labels, render
 from videoassist.snapshots.fonts import LabelFonts
 from videoassist.snapshots.shapes import MAX_INK, MAX_SHAPES, check_shapes, ink
-from videoassist.snapshots.vault import Vault, kek_id, seal, unseal
+from videoassist.snapshots.vault import Vault, kek_id
 from videoassist.storage import Store
 
 

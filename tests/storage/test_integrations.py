@@ -12,6 +12,7 @@ from tests.support.databases import Target
 from videoassist.errors import NotFound
 from videoassist.storage import Store
 from videoassist.storage.records import DeliveryAttempt
+from videoassist.storage.webhooks import WEBHOOK
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ async def test_a_delivery_is_due_until_delivered_or_given_up(store: Store) -> No
     job = await store.jobs.create("Leak", "WO-1", None)
     await store.webhooks.add("u1", "job.created", job.id, b"{}", 1000.0)
     await store.webhooks.add("u2", "job.created", 4242, b"{}", 1000.0)  # no such job
-    due = await store.webhooks.claim(1, 1000.0, 15.0, 10, 10)
+    due = await store.webhooks.claim(1, 1000.0, 15.0, {WEBHOOK: 10}, 10)
     assert [(d.uuid, d.job_id, d.state) for d in due] == [
         ("u1", job.id, "pending"), ("u2", None, "pending")]
     first, second = due
@@ -49,12 +50,12 @@ async def test_a_delivery_is_due_until_delivered_or_given_up(store: Store) -> No
                                 delivered=False, next_attempt_at=1030.0)
     await store.webhooks.finish(second.id, 1, DeliveryAttempt(1, 1000.0, 5, None, "timeout"),
                                 delivered=False, next_attempt_at=None)
-    assert [d.uuid for d in await store.webhooks.claim(1, 1029.0, 15.0, 10, 10)] == []
-    assert await store.webhooks.next_due_at() == 1030.0
-    [again] = await store.webhooks.claim(1, 1030.0, 15.0, 10, 10)
+    assert [d.uuid for d in await store.webhooks.claim(1, 1029.0, 15.0, {WEBHOOK: 10}, 10)] == []
+    assert await store.webhooks.next_due_at([WEBHOOK]) == 1030.0
+    [again] = await store.webhooks.claim(1, 1030.0, 15.0, {WEBHOOK: 10}, 10)
     await store.webhooks.finish(again.id, 1, DeliveryAttempt(2, 1030.0, 5, 204, None),
                                 delivered=True, next_attempt_at=None)
-    assert await store.webhooks.next_due_at() is None
+    assert await store.webhooks.next_due_at([WEBHOOK]) is None
     states = {d.uuid: (d.state, d.attempts, [a.status_code for a in log])
               for d, log in await store.webhooks.recent()}
     assert states == {"u1": ("delivered", 2, [500, 204]), "u2": ("failed", 1, [None])}
@@ -67,7 +68,7 @@ async def test_finished_deliveries_are_pruned_and_a_job_erased_with_its_own(
     other = await store.jobs.create("Drip", None, None)
     for uuid, job_id in (("old-done", job.id), ("old-pending", job.id), ("other", other.id)):
         await store.webhooks.add(uuid, "job.created", job_id, b"{}", 1000.0)
-    claimed = await store.webhooks.claim(1, 1000.0, 15.0, 10, 10)
+    claimed = await store.webhooks.claim(1, 1000.0, 15.0, {WEBHOOK: 10}, 10)
     [done] = [d for d in claimed if d.uuid == "old-done"]
     await store.webhooks.finish(done.id, 1, DeliveryAttempt(1, 1000.0, 5, 200, None),
                                 delivered=True, next_attempt_at=None)

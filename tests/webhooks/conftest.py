@@ -1,18 +1,15 @@
 """Fixtures of the webhook tests: a real webhook receiver, an aiohttp app on 127.0.0.1
-port 0 (``tests/support/webhooks.py``), and servers a test can stop and start again on
-the same data directory (``tests/support/server.py``)."""
+port 0 (``tests/support/webhooks.py``). Servers a test can stop and start again on the
+same data directory are ``servers`` (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from tests.support.databases import ServerDatabases
-from tests.support.server import Clock, Servers
 from tests.support.webhooks import Receiver
 
 
@@ -31,10 +28,3 @@ async def receiver() -> AsyncIterator[Receiver]:
     target.release.set()
     await runner.cleanup()
 
-
-@pytest.fixture
-async def servers(tmp_path: Path, clock: Clock,
-                  server_databases: ServerDatabases) -> AsyncIterator[Servers]:
-    running = Servers(tmp_path, clock, server_databases)
-    yield running
-    await running.stop_all()

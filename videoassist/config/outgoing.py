@@ -24,11 +24,12 @@ class OutgoingSettings:
         default="",
         metadata=doc(
             "Webhook receiving {to, text, url} when an invite names a recipient, "
-            "for a company's SMS or mail gateway. Empty: off."
+            "for a company's SMS or mail gateway: queued in the database, sealed, and "
+            "retried. Empty: off."
         ),
     )
     notify_timeout_s: float = field(
-        default=10.0, metadata=doc("Timeout for one notify webhook delivery.",
+        default=10.0, metadata=doc("Timeout for one attempt at a notify webhook delivery.",
                                     bounds=POSITIVE)
     )
     smtp_host: str = field(

@@ -70,7 +70,7 @@ async def send(store: Store, senders: Senders, to: str, job_title: str, link: Li
                ) -> Channel | None:
     """Send a link just made to ``to`` (``sending.recipient``) in the background, and
     remember where it went, for ``resend``: the channel, or None (not sent)."""
-    channel = senders.send(to, job_title, link.url, link.invite)
+    channel = await senders.send(to, job_title, link.url, link.invite)
     if channel is not None:
         await store.invites.set_sent_to(link.invite.id, to)
     return channel

@@ -2,45 +2,29 @@
 key-encryption key (KEK), which lives outside the database (a 0600 file in the data
 dir or an environment variable; see ``keyfiles.snapshot_key``).
 
-A sealed blob is ``version (1 byte) || nonce (12 bytes) || ciphertext and tag``.
-The associated data names the job, so a blob moved to another job's row does not
-open. Erasing a job deletes its wrapped key: what is left of its ciphertext, in a
-backup or anywhere else, can no longer be decrypted, even with the KEK.
+Blobs are sealed as ``auth.sealing`` seals them; the associated data names the job,
+so a blob moved to another job's row does not open. Erasing a job deletes its wrapped
+key: what is left of its ciphertext, in a backup or anywhere else, can no longer be
+decrypted, even with the KEK.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from videoassist.auth.sealing import seal, unseal
 from videoassist.errors import ConfigError, NotFound, Unavailable
 from videoassist.storage.snapshots import Snapshots, WrappedKey
 
 logger = logging.getLogger(__name__)
 
-FORMAT = b"\x01"
-NONCE_BYTES = 12
-
-
 def kek_id(kek: bytes) -> str:
     """A short public name of a KEK, stored beside what it wrapped."""
     return hashlib.sha256(b"videoassist kek id\x00" + kek).hexdigest()[:16]
-
-
-def seal(key: bytes, data: bytes, context: bytes) -> bytes:
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    return FORMAT + nonce + AESGCM(key).encrypt(nonce, data, context)
-
-
-def unseal(key: bytes, sealed: bytes, context: bytes) -> bytes:
-    if sealed[:1] != FORMAT or len(sealed) < 1 + NONCE_BYTES + 16:
-        raise ValueError("not a sealed blob of a known format")
-    nonce, body = sealed[1:1 + NONCE_BYTES], sealed[1 + NONCE_BYTES:]
-    return AESGCM(key).decrypt(nonce, body, context)
 
 
 def image_context(job_id: int) -> bytes:

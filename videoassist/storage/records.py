@@ -290,7 +290,8 @@ class DeliveryAttempt:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One outgoing webhook event and where its delivery stands."""
+    """One outgoing delivery and where it stands: a webhook event, or a join link for
+    the notify webhook (``channel`` 'notify', ``body`` sealed, ``invite_id`` its link)."""
 
     id: int
     uuid: str
@@ -302,6 +303,8 @@ class Delivery:
     next_attempt_at: float | None
     delivered_at: float | None
     failed_at: float | None
+    channel: str = "webhook"
+    invite_id: int | None = None
 
     @property
     def state(self) -> str:

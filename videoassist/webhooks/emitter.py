@@ -1,5 +1,11 @@
 """``Webhooks``: queue events in the database, deliver them from a background worker.
 
+The same worker delivers the notify webhook's join links (``videoassist.notify``,
+queued by a ``Notifier`` in the same table, channel ``notify``): POSTed unsigned to
+the notify URL, after its own few quick retries (``NotifyGateway.retry``), each only
+while its link is still live (``notify.to_send``): a link withdrawn or expired
+meanwhile is given up unsent.
+
 Every event is one delivery: a JSON body built once and stored byte for byte, so a
 retry sends (and signs) exactly the same bytes under the same delivery id. The
 worker sends due deliveries a few at a time; a non-2xx answer (redirects included), a
@@ -9,11 +15,12 @@ before it is made, with the node making it, and its outcome when it ends. Bodies
 the URL are never written to the log.
 
 Several nodes may deliver from one database at once (PostgreSQL): each ``claim``s the
-deliveries it sends, for a lease of ``VIDEOASSIST_WEBHOOK_TIMEOUT_S`` plus
-``LEASE_MARGIN_S``, so that no other node sends them meanwhile. A node that stops
-gives its claims back (the attempts cut short recorded as interrupted, the deliveries
-due again at once); a node that dies keeps them until the lease ends, then the next
-node to claim one records the dead node's attempt as lost and makes the next.
+deliveries it sends, for a lease of ``VIDEOASSIST_WEBHOOK_TIMEOUT_S`` (or the notify
+timeout, if longer) plus ``LEASE_MARGIN_S``, so that no other node sends them
+meanwhile. A node that stops gives its claims back (the attempts cut short recorded as
+interrupted, the deliveries due again at once); a node that dies keeps them until the
+lease ends, then the next node to claim one records the dead node's attempt as lost
+and makes the next.
 On SQLite only worker 0 (or the server of one process) delivers, as before.
 
 Another process (the CLI) queues with an ``Outbox`` alone; a delivering worker notices
@@ -35,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from videoassist import __version__
 from videoassist.storage import Store
 from videoassist.storage.records import Delivery, DeliveryAttempt
+from videoassist.storage.webhooks import NOTIFY, WEBHOOK
 from videoassist.webhooks.events import EVENT_TYPES
 from videoassist.webhooks.signature import (
     ATTEMPT_HEADER,
@@ -44,10 +52,13 @@ from videoassist.webhooks.signature import (
     sign,
 )
 
-# aiohttp's client is imported where a ``Webhooks`` worker uses it: the CLI, which only
-# queues (``Outbox``), starts without it (a fifth of its start-up time).
+# aiohttp's client, and the notify webhook's sealing (``cryptography``), are imported
+# where a ``Webhooks`` worker uses them: the CLI, which only queues (``Outbox``), starts
+# without them (a fifth of its start-up time).
 if TYPE_CHECKING:
     import aiohttp
+
+    from videoassist import notify
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +93,16 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds from failed attempt number ``attempt`` (from 1) to the next one."""
         return float(min(self.base_s * 2.0 ** (attempt - 1), self.max_s))
+
+
+@dataclass(frozen=True)
+class NotifyGateway:
+    """Where the notify webhook's deliveries go, and how they are retried."""
+
+    url: str
+    key: bytes  # notify.sealing_key
+    timeout_s: float
+    retry: RetryPolicy
 
 
 class Outbox:
@@ -125,18 +146,29 @@ class Outbox:
 
 
 class Webhooks:
-    """An ``Outbox`` and the worker that delivers what it, or another process, queued."""
+    """An ``Outbox`` and the worker that delivers what it, or another process, queued:
+    the events to ``url``, and the notify webhook's links to ``gateway`` if one is
+    given with a URL."""
 
     def __init__(self, store: Store, url: str, secret: bytes, retry: RetryPolicy,
-                 timeout_s: float, clock: Callable[[], float]) -> None:
+                 timeout_s: float, clock: Callable[[], float],
+                 gateway: NotifyGateway | None = None) -> None:
         self._store = store
         self._url = url
         self._secret = secret
-        self._retry = retry
+        self._gateway = gateway if gateway is not None and gateway.url else None
+        # The channels this worker delivers, each with its retries.
+        self._retries: dict[str, RetryPolicy] = {}
+        if url:
+            self._retries[WEBHOOK] = retry
+        if self._gateway is not None:
+            self._retries[NOTIFY] = self._gateway.retry
         import aiohttp  # lazily: see the module's imports
 
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self.lease_s = timeout_s + LEASE_MARGIN_S
+        self._notify_timeout = aiohttp.ClientTimeout(
+            total=timeout_s if self._gateway is None else self._gateway.timeout_s)
+        self.lease_s = max(timeout_s, self._notify_timeout.total or 0.0) + LEASE_MARGIN_S
         self._clock = clock
         self._wake = asyncio.Event()
         self._outbox = Outbox(store, bool(url), clock, self._wake.set)
@@ -148,7 +180,23 @@ class Webhooks:
 
     @property
     def enabled(self) -> bool:
+        """Events are queued (a webhook URL is set)."""
         return self._outbox.enabled
+
+    @property
+    def delivers(self) -> bool:
+        """The worker has something to deliver: a webhook or a notify URL is set."""
+        return bool(self._retries)
+
+    def notifier(self) -> notify.Notifier:
+        """The notify webhook's queueing half, waking this worker (disabled without a
+        notify URL)."""
+        from videoassist import notify  # lazily: see the module's imports
+
+        gateway = self._gateway
+        return notify.Notifier(self._store, "" if gateway is None else gateway.url,
+                               b"" if gateway is None else gateway.key, self._clock,
+                               self._wake.set)
 
     async def emit(self, event_type: str, data: dict[str, Any]) -> None:
         """``Outbox.emit``; the worker wakes at once."""
@@ -156,7 +204,7 @@ class Webhooks:
 
     def start(self, node_id: int) -> None:
         """Start the worker (when a URL is configured), delivering as node ``node_id``."""
-        if self.enabled and self._worker is None:
+        if self.delivers and self._worker is None:
             self._node_id = node_id
             import aiohttp  # lazily: see the module's imports
 
@@ -205,8 +253,8 @@ class Webhooks:
         self._data_version = await self._store.db.data_version()
         deliveries = self._store.webhooks
         now = self._clock()
-        due = await deliveries.claim(self._node_id, now, self.lease_s,
-                                     self._retry.max_attempts, BATCH)
+        limits = {channel: retry.max_attempts for channel, retry in self._retries.items()}
+        due = await deliveries.claim(self._node_id, now, self.lease_s, limits, BATCH)
         self._claims.update((d.id, d.attempts) for d in due)
         if due:
             results = await asyncio.gather(*(self._attempt(d) for d in due),
@@ -218,7 +266,7 @@ class Webhooks:
             if failures:
                 await asyncio.sleep(ERROR_PAUSE_S)
             return
-        next_at = await deliveries.next_due_at()
+        next_at = await deliveries.next_due_at(limits)
         wait = IDLE_CHECK_S if next_at is None else min(max(next_at - now, 0.0), IDLE_CHECK_S)
         await self._idle(wait)
 
@@ -236,43 +284,42 @@ class Webhooks:
                 return
 
     async def _attempt(self, delivery: Delivery) -> None:
-        import aiohttp  # lazily: see the module's imports
-
-        assert self._session is not None
         attempt = delivery.attempts  # this one included: claimed for it
-        prefix = f"[webhook {delivery.uuid} {delivery.type}]"
-        headers = {
-            "Content-Type": "application/json",
-            EVENT_HEADER: delivery.type,
-            DELIVERY_HEADER: delivery.uuid,
-            ATTEMPT_HEADER: str(attempt),
-            SIGNATURE_HEADER: sign(self._secret, delivery.body),
-        }
         started_at = self._clock()
         loop = asyncio.get_running_loop()
         began = loop.time()
-        status: int | None = None
-        error: str | None = None
-        try:
-            async with self._session.post(self._url, data=delivery.body, headers=headers,
-                                          allow_redirects=False) as response:
-                status = response.status
-            if not 200 <= status < 300:
-                error = f"HTTP {status}"
-        except TimeoutError:
-            error = "timeout"
-        except aiohttp.ClientConnectorError as exc:
-            error = f"cannot connect: {exc.os_error.strerror or type(exc.os_error).__name__}"
-        except aiohttp.ClientError as exc:
-            error = type(exc).__name__
-        except Exception as exc:
-            logger.exception("%s attempt %d failed", prefix, attempt)
-            error = type(exc).__name__
+        final = False  # given up now, whatever attempts are left
+        status: int | None
+        error: str | None
+        if delivery.channel == NOTIFY:
+            from videoassist import notify  # lazily: see the module's imports
+
+            prefix = f"[notify {delivery.uuid} invite {delivery.invite_id}]"
+            assert self._gateway is not None
+            body = await notify.to_send(self._store, self._gateway.key, delivery, started_at)
+            if isinstance(body, str):  # never sent: the link is no longer live
+                status, error, final = None, body, True
+            else:
+                status, error = await self._post(
+                    prefix, attempt, self._gateway.url, body,
+                    {"Content-Type": "application/json"}, self._notify_timeout)
+        else:
+            prefix = f"[webhook {delivery.uuid} {delivery.type}]"
+            headers = {
+                "Content-Type": "application/json",
+                EVENT_HEADER: delivery.type,
+                DELIVERY_HEADER: delivery.uuid,
+                ATTEMPT_HEADER: str(attempt),
+                SIGNATURE_HEADER: sign(self._secret, delivery.body),
+            }
+            status, error = await self._post(prefix, attempt, self._url, delivery.body,
+                                             headers, self._timeout)
         duration_ms = round((loop.time() - began) * 1000)
         delivered = error is None
         next_at = None
-        if not delivered and attempt < self._retry.max_attempts:
-            next_at = self._clock() + self._retry.delay(attempt)
+        retry = self._retries[delivery.channel]
+        if not delivered and not final and attempt < retry.max_attempts:
+            next_at = self._clock() + retry.delay(attempt)
         still_ours = await self._store.webhooks.finish(
             delivery.id, self._node_id,
             DeliveryAttempt(attempt, started_at, duration_ms, status, error),
@@ -284,8 +331,36 @@ class Webhooks:
                            "over, or erased", prefix, attempt, error or f"HTTP {status}")
         elif delivered:
             logger.info("%s delivered (attempt %d, HTTP %s)", prefix, attempt, status)
+        elif final:
+            logger.info("%s given up unsent at attempt %d: %s", prefix, attempt, error)
         elif next_at is not None:
             logger.warning("%s attempt %d failed (%s); next in %.1f s", prefix, attempt, error,
                            next_at - self._clock())
         else:
             logger.error("%s given up after %d attempts (%s)", prefix, attempt, error)
+
+    async def _post(self, prefix: str, attempt: int, url: str, body: bytes,
+                    headers: dict[str, str], limit: aiohttp.ClientTimeout
+                    ) -> tuple[int | None, str | None]:
+        """POST ``body`` to ``url``, never following a redirect: the answer's status,
+        and the error that fails the attempt (None: a 2xx answer). Neither the URL nor
+        the body is logged."""
+        import aiohttp  # lazily: see the module's imports
+
+        assert self._session is not None
+        status: int | None = None
+        try:
+            async with self._session.post(url, data=body, headers=headers,
+                                          allow_redirects=False, timeout=limit) as response:
+                status = response.status
+        except TimeoutError:
+            return None, "timeout"
+        except aiohttp.ClientConnectorError as exc:
+            return None, ("cannot connect: "
+                          f"{exc.os_error.strerror or type(exc.os_error).__name__}")
+        except aiohttp.ClientError as exc:
+            return status, type(exc).__name__
+        except Exception as exc:
+            logger.exception("%s attempt %d failed", prefix, attempt)
+            return status, type(exc).__name__
+        return status, None if 200 <= status < 300 else f"HTTP {status}"
