@@ -283,6 +283,10 @@ async def test_media_states_and_snapshots_in_progress_are_seen_by_every_worker(
                 await release.wait()
                 return captured
 
+            async def placed(self, participant_id: int, shapes: list[dict[str, Any]],
+                             timestamp: int) -> list[dict[str, Any]]:
+                return await capturer.placed(participant_id, shapes, timestamp)
+
         service._capturer = HeldCamera()
         await expert_ws.send_json({"type": "snapshot.request",
                                    "camera": customer.participant_id})

@@ -21,7 +21,7 @@ from tests.support.clips import FPS, VIDEO_RATE, PacketTrack
 from tests.support.peers import MediaClient, Received, sent_numbers
 from tests.support.scene import Camera, clip
 from tests.support.server import Server, two_parties
-from videoassist.appkeys import MEDIA
+from videoassist.appkeys import MEDIA, SNAPSHOTS
 from videoassist.media import pinning
 from videoassist.media.router import MediaRouter
 
@@ -195,5 +195,66 @@ async def test_a_pin_past_the_calls_limit_is_refused_and_the_shape_is_off(
         assert error["code"] == "rate_limited" and error["ref"] == "annotation.add"
         assert off == [{"id": "two", "state": "off", "matrix": None}]
     finally:
+        await expert.close()
+        await publisher.close()
+
+
+async def test_a_snapshot_draws_a_pinned_shape_where_its_object_is_in_the_frame(
+        server: Server) -> None:
+    """The expert keeps the shape as drawn; the server places it on the captured frame
+    by the tracking, and the job record keeps it placed, noted as pinned."""
+    publisher, expert, received = await _call(server)
+    service = server.app[SNAPSHOTS]
+    router = service._capturer
+    assert router is not None
+    captures: list[Any] = []
+
+    class Recording:  # the real media router, its captures kept for the check
+        async def capture(self, participant_id: int) -> Any:
+            captured = await router.capture(participant_id)
+            captures.append(captured)
+            return captured
+
+        async def placed(self, participant_id: int, shapes: list[dict[str, Any]],
+                         timestamp: int) -> list[dict[str, Any]]:
+            return await router.placed(participant_id, shapes, timestamp)
+
+    service._capturer = Recording()
+    try:
+        camera = Camera(SIZE)
+        at = received.rtp(len(received.pts) - 1)
+        t0 = _sent_index(received, publisher)[at]
+        shape = {**_circle(camera, t0, (0.42, 0.3), 0.15, "cup"), "pinned": True, "at": at}
+        assert expert.ws is not None
+        await expert.ws.send_json({"type": "annotation.add",
+                                   "target": publisher.participant_id, "shape": shape})
+        # Until the camera has moved the circle well away from where it was drawn.
+        drawn_at = np.array(shape["points"]) * SIZE
+        async with asyncio.timeout(20):
+            while True:
+                await asyncio.sleep(0.2)
+                t = _sent_index(received, publisher)[received.rtp(len(received.pts) - 1)]
+                now = camera.truth(t0, t, drawn_at)
+                away = np.linalg.norm(now - drawn_at, axis=1).max()
+                if away / camera.diagonal > 2 * P95_MAX and camera.in_view(t, now, 60).all():
+                    break
+        await expert.ws.send_json({"type": "snapshot.request",
+                                   "camera": publisher.participant_id, "shapes": [shape]})
+        saved = await expert.next_message("snapshot.saved", timeout=10)
+        stored = await server.store.snapshots.get(saved["snapshot"]["id"])
+        (placed,) = stored.shapes
+        assert placed["pinned"] is True and placed["id"] == "cup"
+        (captured,) = captures
+        assert publisher.video is not None
+        t = publisher.video.log[captured.frame_index]  # no frame lost on loopback
+        truth = camera.truth(t0, t, np.array(shape["points"]) * SIZE)
+        drawn = np.array(placed["points"]) * SIZE
+        error = float(np.linalg.norm(drawn - truth, axis=1).max()) / camera.diagonal
+        moved = float(np.linalg.norm(truth - np.array(shape["points"]) * SIZE, axis=1).max())
+        # Far enough that the shape left where it was drawn would fail the check below.
+        assert moved / camera.diagonal > 2 * P95_MAX, (moved, t0, t)
+        assert error <= P95_MAX, (error, t0, t)
+    finally:
+        service._capturer = router
         await expert.close()
         await publisher.close()

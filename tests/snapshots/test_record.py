@@ -529,6 +529,10 @@ async def test_erasing_waits_for_a_snapshot_being_saved(party: Party) -> None:
             await release.wait()
             return captured
 
+        async def placed(self, participant_id: int, shapes: list[dict[str, Any]],
+                         timestamp: int) -> list[dict[str, Any]]:
+            return await capturer.placed(participant_id, shapes, timestamp)
+
     service._capturer = HeldCamera()
     await party.expert.send_json({"type": "snapshot.request",
                                   "camera": party.customer.participant_id})

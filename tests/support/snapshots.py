@@ -23,8 +23,12 @@ async def still_snapshot(server: Server, job_id: int, author: Any,
 
     class StillCamera:
         async def capture(self, participant_id: int) -> Any:
-            return dataclasses.make_dataclass("Capture", ["image", "captured_at"])(
-                np.full((*size, 3), 90, np.uint8), server.clock())
+            return dataclasses.make_dataclass("Capture", ["image", "captured_at", "timestamp"])(
+                np.full((*size, 3), 90, np.uint8), server.clock(), 0)
+
+        async def placed(self, participant_id: int, shapes: list[dict[str, Any]],
+                         timestamp: int) -> list[dict[str, Any]]:
+            return shapes  # nothing pinned on a still
 
     vault = Vault(keyfiles.snapshot_key(server.settings), server.store.snapshots)
     service = SnapshotService(server.store, vault, StillCamera(), 90)

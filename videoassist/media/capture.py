@@ -34,6 +34,7 @@ class Capture:
     image: np.ndarray     # BGR, the full received resolution
     captured_at: float    # wall-clock time the server received the frame
     frame_index: int      # the frame's position in its publication
+    timestamp: int = 0    # the frame's (``EncodedFrame.timestamp``): where pinned shapes are
 
 
 async def capture(publication: Publication) -> Capture:
@@ -79,7 +80,7 @@ async def capture(publication: Publication) -> Capture:
         raise Muted()
     newest = frames[-1]
     captured_at = time.time() - (time.monotonic() - newest.received)
-    return Capture(image, captured_at, newest.index)
+    return Capture(image, captured_at, newest.index, newest.timestamp)
 
 
 def _decode_last(codec: str, payloads: list[bytes]) -> np.ndarray:

@@ -20,6 +20,8 @@ docs/protocol.md has the message.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,11 +29,14 @@ from typing import Any, Protocol
 
 from videoassist.errors import TooManyRequests
 from videoassist.media.publication import Publication
-from videoassist.media.trackfeed import Found, TrackingFeed
+from videoassist.media.trackfeed import Found, TrackingFeed, found_at, place
 
 logger = logging.getLogger(__name__)
 
 MAX_PINNED = 8  # pinned shapes in one call at once
+# How long a snapshot waits for the picture tracked after the one it captured (the
+# tracking thread a frame or two behind), to place pinned shapes between the two.
+PLACE_WAIT_S = 0.5
 
 # Sends a message to every participant of the call: given, for a participant id, the
 # message for that participant.
@@ -158,6 +163,26 @@ class Pins:
                     "rtp_timestamp": rtp, "shapes": shapes}
 
         deliver(message_for)
+
+    async def placed(self, publication: Publication, shapes: list[dict[str, Any]],
+                     timestamp: int) -> list[dict[str, Any]]:
+        """``shapes`` as drawn on the publication's frame of that timestamp: each pinned
+        one where the tracking put it in that frame (``trackfeed.found_at``: it waits, up
+        to ``PLACE_WAIT_S``, for a picture tracked after it), one whose object was out of
+        view left out; the others as they are."""
+        feed = self.feeds.get(publication.id)
+        if feed is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PLACE_WAIT_S):
+                    await feed.tracked_from(timestamp)
+        found = None if feed is None else found_at(feed.recent, timestamp)
+        out = []
+        for shape in shapes:
+            where = None if found is None or not shape.get("pinned") else found.get(shape["id"])
+            drawn = shape if where is None else place(shape, where)
+            if drawn is not None:
+                out.append(drawn)
+        return out
 
     def close(self) -> None:
         for publication_id in list(self.feeds):

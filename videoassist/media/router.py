@@ -183,6 +183,17 @@ class MediaRouter:
         """The newest picture of a participant's camera (for snapshots)."""
         return await capture(self.publication(participant_id, "video"))
 
+    async def placed(self, participant_id: int, shapes: list[dict[str, Any]], timestamp: int
+                     ) -> list[dict[str, Any]]:
+        """``shapes`` as they are on the participant's frame of that timestamp (a
+        capture's): pinned ones where the tracking put them (``pinning.Pins.placed``)."""
+        session = self._sessions.get(participant_id)
+        if session is None or not any(s.get("pinned") for s in shapes):
+            return shapes
+        publication = self.publication(participant_id, "video")
+        return await self._rooms[session.room.call_id].pins.placed(publication, shapes,
+                                                                    timestamp)
+
     async def offer(self, call_id: int, participant_id: int, sdp: str, send: Send, *,
                     restart: bool = False) -> str:
         """Apply a client's offer to its media session (a new one for its first offer);

@@ -102,6 +102,11 @@ class TrackingFeed:
             maxlen=HISTORY)
         self._last_tracked: int | None = None
         self._task: asyncio.Task[None] | None = None
+        # Where the pinned shapes were in the last tracked pictures, by timestamp (on the
+        # loop: a snapshot draws them where they are in the frame it captured).
+        self.recent: collections.deque[tuple[int, dict[str, Found]]] = collections.deque(
+            maxlen=HISTORY * 3)
+        self._news = asyncio.Event()  # set at each tracked picture
         self.tracked = 0
         self.dropped = 0
         self.closed = False
@@ -119,6 +124,13 @@ class TrackingFeed:
     def unpin(self, key: str) -> None:
         self.pinned.discard(key)
         self._pins.append(_Pin(key, None, None))
+
+    async def tracked_from(self, timestamp: int) -> None:
+        """Return once a picture at or after ``timestamp`` is tracked, or the feed
+        closes."""
+        while not self.closed and not any(at >= timestamp for at, _ in self.recent):
+            self._news.clear()
+            await self._news.wait()
 
     # -- the publication's side (as a viewer's track) ------------------------------
 
@@ -149,6 +161,7 @@ class TrackingFeed:
         if self.closed:
             return
         self.closed = True
+        self._news.set()
         self.publication.unsubscribe(self)
         self._drop_queued()
         if self._task is not None:
@@ -186,6 +199,8 @@ class TrackingFeed:
             elif not self.closed:
                 self.publication.counters.tracking_delay(
                     self.publication.clock() - frame.received)
+                self.recent.append((frame.timestamp, found))
+                self._news.set()
                 self._report(frame.timestamp, found)
 
     def _work(self, frame: EncodedFrame, pins: list[_Pin], track: bool
@@ -228,6 +243,43 @@ class TrackingFeed:
         x0, y0, x1, y1 = box_of(pin.shape, w, h)
         region = self._tracking.pin(pin.key, (x0, y0, x1, y1), [p for _, p in kept[start:]])
         return Step(region.state, region.homography, 0)
+
+
+def found_at(recent: collections.deque[tuple[int, dict[str, Found]]], timestamp: int
+             ) -> dict[str, Found] | None:
+    """Where the pinned shapes were in the frame of ``timestamp``: tracked in it, or
+    between the tracked pictures around it (the matrices blended by time: pictures a
+    fifteenth of a second apart), or in the nearest tracked one; None if none was
+    tracked."""
+    before = max(((at, f) for at, f in recent if at <= timestamp), default=None,
+                 key=lambda item: item[0])
+    after = min(((at, f) for at, f in recent if at >= timestamp), default=None,
+                key=lambda item: item[0])
+    if before is None or after is None or before[0] == after[0]:
+        nearest = before or after
+        return None if nearest is None else nearest[1]
+    share = (timestamp - before[0]) / (after[0] - before[0])
+    blended = {}
+    for key, first in before[1].items():
+        second = after[1].get(key)
+        if second is None or first.matrix is None or second.matrix is None:
+            blended[key] = first if share < 0.5 or second is None else second
+            continue
+        matrix = (1 - share) * np.array(first.matrix) + share * np.array(second.matrix)
+        blended[key] = Found("tracking", tuple(float(v) for v in matrix))
+    return blended
+
+
+def place(shape: dict[str, Any], found: Found) -> dict[str, Any] | None:
+    """A pinned shape with its points where ``found`` puts them (within the picture);
+    None if its object is not in view."""
+    if found.matrix is None:
+        return None if found.state == "lost" else shape
+    matrix = np.array(found.matrix).reshape(3, 3)
+    points = np.array(shape["points"], float)
+    mapped = np.hstack([points, np.ones((len(points), 1))]) @ matrix.T
+    mapped = np.clip(mapped[:, :2] / mapped[:, 2:3], 0.0, 1.0)
+    return {**shape, "points": [[round(float(x), 6), round(float(y), 6)] for x, y in mapped]}
 
 
 def _found(step: Step, picture: np.ndarray) -> Found:

@@ -49,6 +49,12 @@ class MediaPlane(Protocol):
     def unpin(self, target: int, key: str | None = None) -> None:
         """Stop following a shape (None: every shape) on ``target``'s video."""
 
+    async def placed(self, participant_id: int, shapes: list[dict[str, Any]],
+                     timestamp: int) -> list[dict[str, Any]]:
+        """``shapes`` as they are on the participant's frame of that timestamp (a
+        capture's): pinned ones where they were followed to, those whose object was
+        out of view left out."""
+
     def withdraw(self, participant_id: int) -> None:
         """Stop at once all forwarding from and to the participant (it is leaving):
         nobody is given its tracks from now on. ``leave`` closes its connection."""

@@ -41,7 +41,13 @@ class Capturer(Protocol):
 
     async def capture(self, participant_id: int) -> Any:
         """The newest picture of the participant's camera: ``.image`` (BGR numpy
-        array) and ``.captured_at`` (Unix seconds)."""
+        array), ``.captured_at`` (Unix seconds) and ``.timestamp`` (the frame's)."""
+
+    async def placed(self, participant_id: int, shapes: list[dict[str, Any]],
+                     timestamp: int) -> list[dict[str, Any]]:
+        """``shapes`` as they are on the camera's frame of that timestamp: pinned ones
+        where they were followed to (issue 23), those whose object was out of view
+        left out."""
 
 
 Wanted = Callable[[], bool]
@@ -151,6 +157,8 @@ class SnapshotService:
             captured: Any
             if still is None:
                 captured = await self._capturer.capture(camera.participant_id)
+                shapes = await self._capturer.placed(camera.participant_id, shapes,
+                                                     captured.timestamp)
             elif isinstance(still, Picture):
                 captured = _Captured(still.image, still.captured_at)
             else:
