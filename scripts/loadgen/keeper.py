@@ -387,7 +387,7 @@ class Keeper:
                 await pc.close()
 
     async def _watch_socket(self) -> None:
-        """A socket in the call that answers no ping is given up (``call.js``)."""
+        """A socket in the call that answers no ping is given up (``call-watch.js``)."""
         if not self.socket_ping or not self.ready or self._dropped.is_set():
             return
         now = time.monotonic()

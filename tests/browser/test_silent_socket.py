@@ -1,5 +1,5 @@
 """A socket that goes silent without closing is given up by the web client
-(web/static/js/call.js): when a phone's network goes away, the browser keeps its
+(web/static/js/call-watch.js): when a phone's network goes away, the browser keeps its
 socket "open" until TCP gives up, minutes later, while the server let it go long
 before (docs/protocol.md, Liveness). After 4 s without a message the client sends a
 ping; nothing within 25 s more, and it reconnects as after a lost connection, as the
@@ -53,7 +53,7 @@ const realNow = Date.now;
 Date.now = () => realNow() + window.__shift;
 """
 SENT = "(type) => window.__sent.filter((s) => s.data.type === type).map((s) => s.socket)"
-PONG_WITHIN_MS = 25_000  # web/static/js/call.js
+PONG_WITHIN_MS = 25_000  # web/static/js/call-watch.js
 # After the clock's jump, a look at the socket within 1 s, then 1 s to the first retry,
 # and the join: about 2.5 s. The bound is wide for a loaded machine (a new socket's
 # join took seconds beside two CPU hogs); without the check it never comes.

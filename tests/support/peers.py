@@ -72,9 +72,10 @@ def rtp_origin(receiver: Any) -> int | None:
 # and decoder all compete for the two cores).
 MEDIA_WAIT_S = 30.0
 
-# The web client's watch of its socket (web/static/js/call.js): a ping after 4 s without
-# a message, the socket given up as lost when nothing came within 25 s of it; a lost
-# socket is opened again after 1, 2, 4, 8, then 10 s (``MediaClient.keep_socket``).
+# The web client's watch of its socket (web/static/js/call-watch.js): a ping after 4 s
+# without a message, the socket given up as lost when nothing came within 25 s of it; a
+# lost socket is opened again after 1, 2, 4, 8, then 10 s (call-retry.js;
+# ``MediaClient.keep_socket``).
 WATCH_S = 1.0
 PING_AFTER_S = 4.0
 PONG_WITHIN_S = 25.0
