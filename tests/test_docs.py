@@ -725,7 +725,7 @@ def test_every_file_docs_architecture_names_is_there() -> None:
     (``media/session.py``, ``api/``, ``web/static/js/``...) is in the package, the
     browser client or the tests, so that a move without the doc fails here."""
     text = (DOCS / "architecture.md").read_text(encoding="utf-8")
-    named = set(re.findall(r"`([a-z_/.]+(?:\.py|\.js|\.md|/))`", text))
+    named = set(re.findall(r"`([a-z_/.-]+(?:\.py|\.js|\.md|/))`", text))
     assert len(named) > 30, named
     roots = [ROOT / "videoassist", ROOT, ROOT / "web" / "static" / "js", DOCS]
     missing = sorted(name for name in named

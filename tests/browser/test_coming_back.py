@@ -33,7 +33,6 @@ from playwright.async_api import (
 
 from tests.support.browser import (
     CHROMIUM,
-    DESKTOP,
     DROPPABLE_SOCKETS,
     FLAGS,
     FRAMES_DECODED,
@@ -41,12 +40,13 @@ from tests.support.browser import (
     RECEIVED,
     RECORD_PEER_CONNECTIONS,
     STOP_AT_ONCE,
+    customer_joins,
     drag,
     end_call_for_all,
+    expert_in_a_call,
     frames_grow,
     open_chat,
     scan_profile,
-    sign_in_expert,
     watch_errors,
 )
 from tests.support.process import ServeProcess, ok
@@ -83,35 +83,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
         yield serve
     finally:
         serve.stop()
-
-
-async def expert_in_a_call(browser: Browser, server: ServeProcess, title: str,
-                           errors: list[str], script: str = "") -> tuple[Page, str]:
-    """dana at a desk: signed in, a new job with ``title``, in its call; returns the
-    page and a customer's join link. ``script`` goes in the page after the recorder."""
-    context = await browser.new_context(viewport=DESKTOP)
-    context.set_default_timeout(15_000)
-    expert = await context.new_page()
-    await expert.add_init_script(RECORD_PEER_CONNECTIONS + script)
-    watch_errors(expert, errors)
-    await sign_in_expert(expert, server)
-    await expert.fill("#job-form [name=title]", title)
-    await expert.click('[data-action="job-create"]')
-    await expect(expert.locator("#job-heading")).to_have_text(title)
-    await expert.click('[data-action="invite-customer"]')
-    invite = expert.locator('[data-region="invite-link"]')
-    await expect(invite).to_have_text(re.compile("^" + re.escape(f"{server.url}/join#")))
-    link = (await invite.text_content()) or ""
-    await expert.click('[data-action="join"]')
-    await expect(expert.locator('[data-region="remote-video"]')).to_be_visible()
-    return expert, link
-
-
-async def customer_joins(customer: Page, link: str, script: str = "") -> None:
-    await customer.add_init_script(RECORD_PEER_CONNECTIONS + script)
-    await customer.goto(link)
-    await customer.locator('[data-action="join"]').click()
-    await expect(customer.locator('[data-region="status"]')).to_have_text("Connected")
 
 
 async def phone_with(playwright: Playwright, profile: Path) -> BrowserContext:

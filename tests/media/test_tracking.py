@@ -157,7 +157,7 @@ def test_a_region_with_nothing_to_follow_is_lost_at_once() -> None:
     tracking = Tracking()
     tracking.update(blank)
     region = tracking.pin("blank", (100.0, 60.0, 160.0, 120.0))
-    assert region.state == "lost"
+    assert region.state == "lost" and region.blank
     assert tracking.update(blank)["blank"].state == "lost"
 
 

@@ -12,12 +12,13 @@ tests/browser/conftest.py.
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import BrowserContext, Page, ViewportSize, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from tests.support.process import ServeProcess, ok
 from tests.support.server import PASSWORD
@@ -282,6 +283,35 @@ async def drag(page: Page, start: list[float], end: list[float]) -> None:
     await page.mouse.down()
     await page.mouse.move(*b, steps=6)
     await page.mouse.up()
+
+
+async def expert_in_a_call(browser: Browser, server: ServeProcess, title: str,
+                           errors: list[str], script: str = "") -> tuple[Page, str]:
+    """dana at a desk: signed in, a new job with ``title``, in its call; returns the
+    page and a customer's join link. ``script`` goes in the page after the recorder."""
+    context = await browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(15_000)
+    expert = await context.new_page()
+    await expert.add_init_script(RECORD_PEER_CONNECTIONS + script)
+    watch_errors(expert, errors)
+    await sign_in_expert(expert, server)
+    await expert.fill("#job-form [name=title]", title)
+    await expert.click('[data-action="job-create"]')
+    await expect(expert.locator("#job-heading")).to_have_text(title)
+    await expert.click('[data-action="invite-customer"]')
+    invite = expert.locator('[data-region="invite-link"]')
+    await expect(invite).to_have_text(re.compile("^" + re.escape(f"{server.url}/join#")))
+    link = (await invite.text_content()) or ""
+    await expert.click('[data-action="join"]')
+    await expect(expert.locator('[data-region="remote-video"]')).to_be_visible()
+    return expert, link
+
+
+async def customer_joins(customer: Page, link: str, script: str = "") -> None:
+    await customer.add_init_script(RECORD_PEER_CONNECTIONS + script)
+    await customer.goto(link)
+    await customer.locator('[data-action="join"]').click()
+    await expect(customer.locator('[data-region="status"]')).to_have_text("Connected")
 
 
 def scan_profile(profile: Path, origin: str, secrets: list[str],

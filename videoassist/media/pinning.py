@@ -151,6 +151,9 @@ class Pins:
                    "matrix": None if f.matrix is None else list(f.matrix)}
                   for key, f in found.items()]
         self._send(deliver, publication, timestamp, shapes)
+        feed = self.feeds.get(publication.id)
+        if feed is not None and not feed.pinned:  # its pins had nothing to follow
+            self._close(publication.id)
 
     def _send(self, deliver: Deliver, publication: Publication, timestamp: int | None,
               shapes: list[dict[str, Any]]) -> None:

@@ -197,6 +197,9 @@ class TrackingFeed:
             if found is None:
                 self.publication.counters.untracked_pictures += not track
             elif not self.closed:
+                for key, place in found.items():
+                    if place.state == "off":  # nothing to follow: not pinned after all
+                        self.pinned.discard(key)
                 self.publication.counters.tracking_delay(
                     self.publication.clock() - frame.received)
                 self.recent.append((frame.timestamp, found))
@@ -221,17 +224,19 @@ class TrackingFeed:
         self.tracked += 1
         steps = self._tracking.update(picture)
         self._history.append((frame.timestamp, picture))
+        found = {key: _found(step, picture) for key, step in steps.items()}
         for pin in pins:
             if pin.shape is None:
                 self._tracking.unpin(pin.key)
-                steps.pop(pin.key, None)
+                found.pop(pin.key, None)
                 continue
-            steps[pin.key] = self._pin(pin, picture)
-        return {key: _found(step, picture) for key, step in steps.items()}
+            found[pin.key] = self._pin(pin, picture)
+        return found
 
-    def _pin(self, pin: _Pin, picture: np.ndarray) -> Step:
+    def _pin(self, pin: _Pin, picture: np.ndarray) -> Found:
         """Pin on the kept picture the shape was drawn on (the newest not after it),
-        followed to this one; without one, on this one."""
+        followed to this one; without one, on this one. Where there is nothing to follow
+        under it, the shape is not pinned: ``off``, drawn where it was drawn."""
         assert pin.shape is not None
         kept = list(self._history)
         start = len(kept) - 1
@@ -242,7 +247,10 @@ class TrackingFeed:
         h, w = picture.shape
         x0, y0, x1, y1 = box_of(pin.shape, w, h)
         region = self._tracking.pin(pin.key, (x0, y0, x1, y1), [p for _, p in kept[start:]])
-        return Step(region.state, region.homography, 0)
+        if region.blank:
+            self._tracking.unpin(pin.key)
+            return Found("off", None)
+        return _found(Step(region.state, region.homography, 0), picture)
 
 
 def found_at(recent: collections.deque[tuple[int, dict[str, Found]]], timestamp: int

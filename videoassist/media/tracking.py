@@ -143,7 +143,10 @@ class RegionTracker:
         self._refill(picture)
         self._since_lost = 0
         self.state: State = "tracking" if len(self._ref) >= MIN_CORNERS else "lost"
-        if self.state == "lost":
+        # Nothing to follow where it was drawn (a blank wall, a flat colour): not the
+        # object gone, but nothing to pin to.
+        self.blank = self.state == "lost"
+        if self.blank:
             self.homography = None
 
     @property

@@ -18,6 +18,7 @@ export class MediaConnection {
   /**
    * @param {object} call
    * @param {MediaStream} call.stream this client's camera and microphone
+   * @param {number} call.cameras how many cameras the device has
    * @param {import("./call-participants.js").Participants} call.others who gets
    *   the tracks that come
    * @param {() => Signalling | null} call.signalling the socket now
@@ -29,8 +30,10 @@ export class MediaConnection {
    * @param {(text: string) => void} call.reconnecting the call is coming back, in words
    * @param {() => void} call.connected the connection works (again)
    */
-  constructor({ stream, others, signalling, joined, ready, over, emit, reconnecting, connected }) {
+  constructor({ stream, cameras, others, signalling, joined, ready, over, emit, reconnecting,
+    connected }) {
     this.stream = stream;
+    this.cameras = cameras;
     this.others = others;
     this.signalling = signalling;
     this.joined = joined;
@@ -87,7 +90,7 @@ export class MediaConnection {
     const signalling = this.signalling();
     const joined = this.joined();
     if (!signalling || !joined || this.over()) return;
-    const link = new MediaLink(signalling, joined);
+    const link = new MediaLink(signalling, joined, this.cameras);
     this.link = link;
     this.watch = new MediaWatch(link);
     /** @template T @param {string} type @param {(detail: T) => void} handler */

@@ -50,21 +50,23 @@ function listen(target, type, handler) {
  * server yet), "chat.unsent" (detail: {client_id}: one that never got there),
  * "mode" (detail: this client's own media mode, as sent in media.mode), "still"
  * (detail: another participant's still), "frozen" (detail: the call's frozen picture),
- * plus every other server message by its type (detail: the message).
+ * plus the server messages `open` passes on by their type (annotation.*, camera.state,
+ * media.tracks, snapshot.saved, note.added, error...; detail: the message).
  */
 export class Call extends EventTarget {
   /**
-   * @param {{token: string, job?: number, stream: MediaStream, notice?: string | null,
-   *   resume?: number | null}} options
-   *   `notice`: what is wrong with the camera (openCamera's problem), said in place of
-   *   "Connected" whenever the call is up; `resume`: the participant this page was
-   *   before it was reloaded
+   * @param {{token: string, job?: number, stream: MediaStream, cameras?: number,
+   *   notice?: string | null, resume?: number | null}} options
+   *   `cameras`: how many the device has (openCamera's count); `notice`: what is wrong
+   *   with the camera (openCamera's problem), said in place of "Connected" whenever the
+   *   call is up; `resume`: the participant this page was before it was reloaded
    */
-  constructor({ token, job, stream, notice = null, resume = null }) {
+  constructor({ token, job, stream, cameras = 1, notice = null, resume = null }) {
     super();
     this.token = token;
     this.job = job;
     this.stream = stream;
+    this.cameras = cameras;
     this.connectedText = notice || t("Connected");
     this.resume = resume;
     /** @type {Signalling | null} */
@@ -82,7 +84,7 @@ export class Call extends EventTarget {
     const send = (message) => this.send(message);
     this.others = new Participants(emit);
     this.outbox = new Outbox({ ready, send, emit });
-    this.connection = new MediaConnection({ stream, others: this.others, ready, emit,
+    this.connection = new MediaConnection({ stream, cameras, others: this.others, ready, emit,
       signalling: () => this.signalling, joined: () => this.joined, over: () => this.over,
       reconnecting: (text) => this.setState("reconnecting", text),
       connected: () => {
@@ -157,8 +159,8 @@ export class Call extends EventTarget {
     const on = (type, handler) => listen(signalling, type, (/** @type {T} */ detail) => {
       if (signalling === this.signalling) handler(detail);
     });
-    for (const type of ["annotation.add", "annotation.remove",
-      "annotation.clear", "annotation.pointer", "camera.state", "media.tracks",
+    for (const type of ["annotation.add", "annotation.remove", "annotation.clear",
+      "annotation.pointer", "annotation.track", "camera.state", "media.tracks",
       "snapshot.saved", "note.added", "error", "participant.away", "participant.back",
       "media.mode", "still", "frozen", "freeze.ended"]) {
       on(type, (detail) => this.dispatchEvent(new CustomEvent(type, { detail })));

@@ -98,7 +98,7 @@ export class Controls {
     if (id === null) return null;
     if (id === this.call.me) {
       const track = this.call.stream.getVideoTracks()[0];
-      return track ? cameraState(track) : null;
+      return track ? cameraState(track, this.call.cameras) : null;
     }
     return this.cameras.get(id) || null;
   }

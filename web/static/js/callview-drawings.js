@@ -2,6 +2,7 @@
 // over the big picture (overlay.js); and, on the expert's screen, the drawing tools
 // (tools.js) wired to their buttons: the tool, the colour, undo and clear.
 import { $ } from "./dom.js";
+import { PinnedPlaces } from "./pins.js";
 
 /** @typedef {import("./shapes.js").Shape} Shape */
 /** @typedef {import("./tools.js").Tool} Tool */
@@ -16,6 +17,25 @@ export class Drawings {
     this.target = target;
     /** @type {Map<number, Map<string, Shape>>} shapes by the participant they are drawn on */
     this.shapes = new Map();
+    /** @type {Map<number, PinnedPlaces>} where pinned shapes are, by the same */
+    this.places = new Map();
+  }
+
+  /** Where the pinned shapes on someone's picture are. @param {number | null} id */
+  placesOf(id) {
+    if (id === null) return new PinnedPlaces();
+    let places = this.places.get(id);
+    if (!places) {
+      places = new PinnedPlaces();
+      this.places.set(id, places);
+    }
+    return places;
+  }
+
+  /** Where pinned shapes are now. @param {import("./pins.js").Track} message */
+  track(message) {
+    this.placesOf(message.target).take(message);
+    if (message.target === this.target()) this.overlay.redraw();
   }
 
   /** The shapes on someone's picture. @param {number | null} id */
@@ -42,6 +62,7 @@ export class Drawings {
   /** Draw the shapes on someone's picture, the big one. @param {number | null} id */
   show(id) {
     this.overlay.shapes = this.of(id);
+    this.overlay.places = this.placesOf(id);
     this.overlay.redraw();
   }
 
@@ -51,10 +72,13 @@ export class Drawings {
     if (message.type === "annotation.add") {
       shapes.delete(message.shape.id);
       shapes.set(message.shape.id, message.shape);
+      if (!message.shape.pinned) this.placesOf(message.target).forget(message.shape.id);
     } else if (message.type === "annotation.remove") {
       shapes.delete(message.id);
+      this.placesOf(message.target).forget(message.id);
     } else if (message.type === "annotation.clear") {
       shapes.clear();
+      this.places.delete(message.target);
     }
     if (message.target !== this.target()) return;
     if (message.type === "annotation.pointer") {
@@ -67,7 +91,9 @@ export class Drawings {
   /** No drawings any more (the call ended). */
   clear() {
     this.shapes.clear();
+    this.places.clear();
     this.overlay.shapes = new Map();
+    this.overlay.places = new PinnedPlaces();
     this.overlay.redraw();
   }
 }
@@ -104,6 +130,11 @@ export function wireTools(root, tools) {
       for (const b of swatches) b.setAttribute("aria-pressed", String(b === swatch));
     });
   }
+  const pin = $('[data-action="pin"]', HTMLElement, root);
+  pin.addEventListener("click", () => {
+    tools.setPinning(!tools.pinning);
+    pin.setAttribute("aria-pressed", String(tools.pinning));
+  });
   on("undo", () => tools.undo());
   on("clear", () => tools.clear());
 }

@@ -64,11 +64,18 @@ export class CallView extends EventTarget {
     this.overlay = new Overlay(this.pictures.canvas, this.pictures.big);
     this.drawings = new Drawings(this.overlay, () => this.target());
     this.tools = field ? null
-      : new AnnotationTools(this.overlay, (m) => call.sendDrawing(m), () => this.viewing);
+      : new AnnotationTools(this.overlay, (m) => call.sendDrawing(m), () => this.viewing,
+        () => this.live());
     this.freeze = new Freeze(root, { screen: this.pictures.screen, remote: this.pictures.remote,
       expert: !field, me: () => call.me, nameOf: (id) => this.nameOf(id),
       send: (message) => call.send(message) });
     this.modes = new MediaModes(root);
+    /** Whether the big picture is live video, which a shape may be pinned on (not a
+     * frozen frame, not stills). */
+    this.live = () => {
+      const id = this.target();
+      return id !== null && !this.freeze.on(id) && !this.modes.inStills(id);
+    };
     this.presence = new Presence(root, () => this.notes());
     this.sounds = new Sounds($("#sounds", HTMLElement, root));
     this.notices = new Notices(root, field);
@@ -184,6 +191,9 @@ export class CallView extends EventTarget {
       "annotation.pointer"]) {
       call.addEventListener(type, (event) => this.drawings.annotate(/** @type {CustomEvent} */ (event).detail));
     }
+    call.addEventListener("annotation.track", (event) => {
+      this.drawings.track(/** @type {CustomEvent} */ (event).detail);
+    });
     call.addEventListener("snapshot.saved", (event) => {
       /** @type {import("./signalling.js").SnapshotSaved} */
       const message = /** @type {CustomEvent} */ (event).detail;

@@ -96,12 +96,17 @@ export class CallDesk {
     const job = record.current;
     $('[data-action="join"]').hidden = true;
     this.setStatus("Starting the camera…");
-    const { stream, problem } = await openCamera();
+    const { stream, problem, cameras } = await openCamera();
+    // Read once the camera is open: signed out meanwhile, no call starts, and the
+    // camera and microphone just opened are let go.
+    if (session.current === null) {
+      for (const track of stream.getTracks()) track.stop();
+      return;
+    }
     const section = /** @type {HTMLElement} */ (this.pristine.cloneNode(true));
     $("#call").replaceWith(section);
-    // Read once the camera is open: signed out meanwhile, this throws and no call starts.
     const { token, user: { role } } = /** @type {Session} */ (session.current);
-    const call = new Call({ token, job, stream, notice: problem });
+    const call = new Call({ token, job, stream, cameras, notice: problem });
     this.call = call;
     waiting.show();
     const live = new CallView(section, call, {

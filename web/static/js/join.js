@@ -81,8 +81,25 @@ const token = takeFragmentToken();
 const back = token ? null : previous;
 if (token) forget();  // a new link: whatever call this tab was in is over for it
 const joinButton = $('[data-action="join"]', HTMLButtonElement);
-/** @type {Call | null} */
-let call = null;
+/** The call this page is in, while it lasts (state in an instance, as every view's). */
+class CurrentCall {
+  constructor() {
+    /** @type {Call | null} */
+    this.call = null;
+  }
+
+  /** A note for the job's record (a technician's). @param {string} text */
+  note(text) {
+    if (this.call) this.call.send({ type: "note.add", text });
+    return this.call !== null;
+  }
+
+  /** The page is going: the camera and the connections stop, the call stays. */
+  suspend() {
+    if (this.call) this.call.suspend();
+  }
+}
+const current = new CurrentCall();
 
 /** @param {string} [message] */
 function gone(message) {
@@ -181,8 +198,9 @@ joinButton.addEventListener("click", async () => {
 async function enter(participantToken, resume, awaited = awaitedOf(null)) {
   keep(participantToken, resume);
   setStatus(t("Starting the camera…"));
-  const { stream, problem } = await openCamera();
-  call = new Call({ token: participantToken, stream, notice: problem, resume });
+  const { stream, problem, cameras } = await openCamera();
+  const call = current.call = new Call({ token: participantToken, stream, cameras,
+    notice: problem, resume });
   const view = new CallView($("#call"), call, { layout: "field", awaited });
   call.addEventListener("joined", (event) => {
     /** @type {import("./signalling.js").Joined} */
@@ -204,7 +222,7 @@ async function enter(participantToken, resume, awaited = awaitedOf(null)) {
     $("#field-extra").hidden = true;
     $("#ended").hidden = false;
     $("#ended-title").textContent = text;
-    call = null;
+    current.call = null;
   });
   view.addEventListener("snapshot", (event) => {
     const { snapshot } = /** @type {CustomEvent} */ (event).detail;
@@ -237,9 +255,7 @@ $("#note-form").addEventListener("submit", (event) => {
   const input = /** @type {HTMLInputElement} */ (
     $("#note-form", HTMLFormElement).elements.namedItem("text"));
   const text = input.value.trim();
-  if (!text || !call) return;
-  call.send({ type: "note.add", text });
-  input.value = "";
+  if (text && current.note(text)) input.value = "";
 });
 
 // The page going (a reload, the tab closed, the back-forward cache) does not leave the
@@ -250,7 +266,7 @@ $("#note-form").addEventListener("submit", (event) => {
 // load the page again: load it, so the new link is read (and any call of the old one
 // is left as a reload leaves it). Taking the token out of the address fires nothing.
 addEventListener("hashchange", () => { if (location.hash.length > 1) location.reload(); });
-addEventListener("pagehide", () => { if (call) call.suspend(); });
+addEventListener("pagehide", () => current.suspend());
 addEventListener("pageshow", (event) => { if (event.persisted) location.reload(); });
 
 if (back) {

@@ -34,18 +34,19 @@ function gathered(pc, timeoutMs = 5000) {
   });
 }
 
-/** How many cameras this device has (counted when joining, after permission). */
-let cameraCount = 1;
-
-/** Count the cameras, so that "switch" is offered only where there is another one. */
+/**
+ * How many cameras this device has (counted once the camera is open: before the
+ * permission, browsers hide them), so that "switch" is offered only where there is
+ * another one.
+ * @returns {Promise<number>}
+ */
 export async function countCameras() {
   try {
     const devices = await navigator.mediaDevices.enumerateDevices();
-    cameraCount = devices.filter((d) => d.kind === "videoinput").length;
+    return devices.filter((d) => d.kind === "videoinput").length;
   } catch {
-    cameraCount = 1;
+    return 1;
   }
-  return cameraCount;
 }
 
 /**
@@ -90,15 +91,16 @@ async function otherCamera(track, facing) {
 /**
  * Zoom, torch and facing of a camera track, as camera.state reports them.
  * @param {MediaStreamTrack} track
+ * @param {number} cameras how many the device has (`countCameras`)
  * @returns {import("./signalling.js").CameraState}
  */
-export function cameraState(track) {
+export function cameraState(track, cameras) {
   /** @type {CameraSettings} */
   const settings = track.getSettings ? track.getSettings() : {};
   /** @type {CameraCapabilities} */
   const can = track.getCapabilities ? track.getCapabilities() : {};
   const actions = [];
-  if (cameraCount > 1) actions.push("switch");
+  if (cameras > 1) actions.push("switch");
   if (can.torch) actions.push("torch");
   if (can.zoom) actions.push("zoom");
   return {
@@ -122,10 +124,12 @@ export class MediaLink extends EventTarget {
   /**
    * @param {import("./signalling.js").Signalling} signalling
    * @param {{ice_servers: RTCIceServer[], ice_transport_policy: RTCIceTransportPolicy}} ice
+   * @param {number} cameras how many the device has (`countCameras`)
    */
-  constructor(signalling, ice) {
+  constructor(signalling, ice, cameras) {
     super();
     this.signalling = signalling;
+    this.cameras = cameras;
     this.pc = new RTCPeerConnection({
       iceServers: ice.ice_servers,
       iceTransportPolicy: ice.ice_transport_policy,
@@ -265,7 +269,7 @@ export class MediaLink extends EventTarget {
   /** Tell the others what this camera is and can do (camera.state). */
   reportCamera() {
     const sender = this.cameraSender();
-    if (sender && sender.track) this.signalling.send(cameraState(sender.track));
+    if (sender && sender.track) this.signalling.send(cameraState(sender.track, this.cameras));
   }
 
   /**

@@ -3,7 +3,11 @@
 //
 // Shapes are kept in normalized picture coordinates (docs/protocol.md, "Coordinates
 // and shapes") and drawn over the picture's content box, letterboxing excluded, so
-// they stay on the same spot of the picture whatever the size of the screen.
+// they stay on the same spot of the picture whatever the size of the screen. A pinned
+// shape is drawn where the server last said it is on the frame on screen (pins.js):
+// the overlay learns each frame shown, and its RTP timestamp, from
+// requestVideoFrameCallback.
+import { PinnedPlaces, placed } from "./pins.js";
 import { contentBox, drawShapes } from "./shapes.js";
 
 const POINTER_FADE_MS = 1500;
@@ -26,9 +30,28 @@ export class Overlay {
     /** @type {Map<string, {x: number, y: number, color: string, at: number}>} */
     this.pointers = new Map();
     this.frame = 0;
+    /** @type {PinnedPlaces} where the pinned shapes of this picture are */
+    this.places = new PinnedPlaces();
+    /** @type {number | null} the RTP timestamp of the frame on screen, if received */
+    this.shown = null;
+    this.watchFrames();
     new ResizeObserver(() => this.redraw()).observe(canvas);
     video.addEventListener("resize", () => this.redraw());
     video.addEventListener("loadedmetadata", () => this.redraw());
+  }
+
+  /** Follow the frames shown, to draw pinned shapes where they are on each. */
+  watchFrames() {
+    const video = this.video;
+    if (!("requestVideoFrameCallback" in video)) return;  // then the latest place
+    /** @type {VideoFrameRequestCallback} */
+    const shown = (_now, metadata) => {
+      const rtp = metadata.rtpTimestamp;
+      this.shown = typeof rtp === "number" ? rtp : null;
+      if (this.places.latest.size) this.redraw();
+      video.requestVideoFrameCallback(shown);
+    };
+    video.requestVideoFrameCallback(shown);
   }
 
   /** The picture's own size, or null until the video has one. */
@@ -114,8 +137,13 @@ export class Overlay {
     const box = this.box();
     const picture = this.picture();
     if (!box || !picture) return;
-    const shapes = [...this.shapes.values()];
+    const places = this.places.at(this.shown);
+    const shapes = [...this.shapes.values()]
+      .map((shape) => placed(shape, places.get(shape.id)))
+      .filter((shape) => shape !== null);
     if (this.draft) shapes.push(this.draft);
+    const hidden = String(this.shapes.size - shapes.length + (this.draft ? 1 : 0));
+    if (canvas.dataset.hidden !== hidden) canvas.dataset.hidden = hidden;
     drawShapes(ctx, shapes, box, picture);
     const now = performance.now();
     for (const [who, p] of this.pointers) {

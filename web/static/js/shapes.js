@@ -19,7 +19,9 @@ const LABEL_FONTS = '"Noto Sans", "Noto Sans Arabic", "Noto Sans Hebrew", '
 
 /**
  * @typedef {{id: string, kind: "pen" | "arrow" | "circle" | "text",
- *   points: number[][], color: string, width: number, text?: string}} Shape
+ *   points: number[][], color: string, width: number, text?: string, pinned?: boolean,
+ *   at?: number}} Shape
+ *   `pinned`: followed on the video by the server (pins.js), from the frame `at`
  * @typedef {{x: number, y: number, width: number, height: number}} Box
  */
 

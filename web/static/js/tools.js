@@ -3,6 +3,7 @@
 // (docs/protocol.md) the moment they are finished; the laser pointer as
 // annotation.pointer, at most 10 a second.
 import { round } from "./overlay.js";
+import { placed } from "./pins.js";
 import { placeLabel } from "./shapes.js";
 import { t } from "./i18n.js";
 
@@ -19,11 +20,16 @@ export class AnnotationTools {
    * @param {import("./overlay.js").Overlay} overlay
    * @param {(message: {type: string, target: number} & Record<string, unknown>) => void} send
    * @param {() => number | null} target the participant whose picture is drawn on
+   * @param {() => boolean} live whether that picture is live video (a shape drawn on it
+   *   may be pinned to what it is drawn on)
    */
-  constructor(overlay, send, target) {
+  constructor(overlay, send, target, live = () => false) {
     this.overlay = overlay;
     this.send = send;
     this.target = target;
+    this.live = live;
+    /** New shapes on live video are pinned to what they are drawn on (docs/ui.md). */
+    this.pinning = true;
     /** @type {Tool} */
     this.tool = "arrow";
     this.color = "#ff3b30";  // the first swatch of _call.html
@@ -111,6 +117,10 @@ export class AnnotationTools {
   finish(shape) {
     const target = this.target();
     if (target === null) return;
+    if (this.pinning && this.live()) {
+      shape.pinned = true;
+      if (this.overlay.shown !== null) shape.at = this.overlay.shown;
+    }
     this.overlay.add(shape);
     this.mine.push(shape.id);
     this.send({ type: "annotation.add", target, shape });
@@ -161,6 +171,28 @@ export class AnnotationTools {
       }
     });
     input.addEventListener("blur", () => setTimeout(() => input.remove(), 0));
+  }
+
+  /**
+   * Pin new shapes, or not; not pinning any more also unpins this page's pinned shapes,
+   * each left where it shows now (docs/protocol.md: sent again, unpinned).
+   * @param {boolean} on
+   */
+  setPinning(on) {
+    this.pinning = on;
+    const target = this.target();
+    if (on || target === null) return;
+    const places = this.overlay.places.at(this.overlay.shown);
+    for (const id of this.mine) {
+      const shape = this.overlay.shapes.get(id);
+      if (!shape || !shape.pinned) continue;
+      const flat = { ...(placed(shape, places.get(id)) || shape) };
+      flat.points = flat.points.map(([x, y]) => [round(x), round(y)]);  // in the picture
+      delete flat.pinned;
+      delete flat.at;
+      this.overlay.add(flat);
+      this.send({ type: "annotation.add", target, shape: flat });
+    }
   }
 
   /** Remove the last shape drawn here that is still shown. */
