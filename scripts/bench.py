@@ -11,6 +11,7 @@
     python scripts/bench.py snapshot --sizes 640x360,1280x720 --keyframe-every K --json
     python scripts/bench.py annotations --shapes N --json
     python scripts/bench.py resilience --scenarios offline-5,reload --repetitions 20 --json
+    python scripts/bench.py tracking --size 1280x720 --shapes 3 --rounds 5 --json
 
 Starts the server as a child process and, in this process, calls over loopback whose
 publishers send a pre-encoded 30 fps VP8 clip (and Opus). ``relay``: N calls, each
@@ -30,6 +31,11 @@ method and the measured tables: docs/performance.md.
 address, on a thin link, or reloading its page (loadgen/resilience.py, as root: the
 customer is in a network namespace of its own); from the network's return, how soon
 each side gets the other's new frames, and whether chat or drawings were lost.
+``tracking``: pinned shapes (issue 23) on a video of a moving camera whose every frame's
+homography is known (tests/support/scene.py): their error against that ground truth,
+how soon they are found again after leaving the frame, the server's CPU with them
+pinned against without (interleaved windows) and the delay to their transforms
+(loadgen/tracking.py).
 Progress goes to stderr; with ``--json``, stdout holds one JSON object, nothing else.
 """
 
@@ -196,7 +202,33 @@ def parse_args(argv: list[str] | None) -> tuple[Run, bool]:
                                  "pinged a silent socket (for comparison)")
     resilience.add_argument("--json", action="store_true",
                             help="print one JSON object on stdout")
+    track = sub.add_parser("tracking",
+                           help="pinned shapes followed by the server, against ground truth")
+    track.add_argument("--size", type=parse_size, default=(1280, 720),
+                       help="the scene's WIDTHxHEIGHT (default 1280x720; encoded once, "
+                            "about 20 s at 720p, and cached in the temp directory)")
+    track.add_argument("--shapes", type=int, default=3,
+                       help="circles pinned on the appliance in each pinned window "
+                            "(default 3, at most 8: the call's limit)")
+    track.add_argument("--rounds", type=int, default=5,
+                       help="rounds of a pinned and an unpinned window, interleaved "
+                            "(default 5)")
+    track.add_argument("--window", type=float, default=13.0,
+                       help="seconds of each window, each from the scene's start (default "
+                            "13: the whole scene, the appliance leaving and coming back)")
+    track.add_argument("--breakdown", action="store_true",
+                       help="afterwards, time the tracking thread's steps (decoding, "
+                            "scaling, following) in this process on the same clip")
+    track.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     args = parser.parse_args(argv)
+    if args.benchmark == "tracking":
+        if not 1 <= args.shapes <= 8 or args.rounds < 1 or not 1 <= args.window <= 120:
+            parser.error("--shapes: from 1 to 8; --rounds: at least 1; --window: from 1 "
+                         "to 120 seconds")
+        from loadgen import tracking as tracking_bench
+        tracking_options = tracking_bench.Options(args.size, args.shapes, args.rounds,
+                                                  args.window, args.breakdown)
+        return lambda: tracking_bench.run(tracking_options), bool(args.json)
     if args.benchmark == "resilience":
         scenarios = tuple(s.strip() for s in args.scenarios.split(",") if s.strip())
         try:

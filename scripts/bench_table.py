@@ -6,15 +6,15 @@
 Reads what ``scripts/bench.py ... --json`` printed, one JSON object a line, and groups
 the runs by configuration: a relay run by its mode and streams ("forward 16", with its
 window and warm-up when not the defaults), a snapshot or annotations run by its
-options (a relay run against Janus, with several viewers a call or a number of
-workers says so). One table per benchmark: a row per field (nested ones by dotted
-name), a column per configuration in the order first met, each cell the median of its
-runs. A
-yes/no field says in how many runs it was true ("1 of 3"); a field without a value in
-any run, "none"; a value every run shares goes under the table. ``--per-run`` adds each
-run's value in brackets: "118 (95.2, 118, 140)". Under a relay table: the server's
-cores a stream, how many forwarded streams one re-encoded stream's cores carry, and
-videoassist's CPU per delivered packet against Janus's under the same load.
+options, a tracking run by its size, shapes and windows (a relay run against Janus,
+with several viewers a call or a number of workers says so). One table per benchmark:
+a row per field (nested ones by dotted name), a column per configuration in the order
+first met, each cell the median of its runs. A yes/no field says in how many runs it
+was true ("1 of 3"); a field without a value in any run, "none"; a value every run
+shares goes under the table. ``--per-run`` adds each run's value in brackets:
+"118 (95.2, 118, 140)". Under a relay table: the server's cores a stream, how many
+forwarded streams one re-encoded stream's cores carry, and videoassist's CPU per
+delivered packet against Janus's under the same load.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ IDENTITY = {"benchmark", "mode", "streams", "seconds", "warmup_s", "join_every_s
             "server", "viewers", "workers_requested", "nodes_requested", "keyframe_every",
             "calls",
             "snapshots", "warmup_snapshots", "pause_s", "shapes", "warmup_shapes",
-            "clear_every"}
+            "clear_every", "size", "rounds", "window_s"}
 # The same in every run of a machine: under the table when it is.
 MACHINE = {"cpu_count"}
 PER_STREAM = "server_cpu_cores_per_stream"  # derived for relay runs, after server_cpu_cores
@@ -117,6 +117,9 @@ def label(run: dict[str, Any]) -> str:
                 f"{run.get('calls', 1)} calls at once, pause {run.get('pause_s', 0.2):g} s")
     if kind == "annotations":
         return f"{run.get('shapes')} arrows"
+    if kind == "tracking":
+        return (f"{run.get('size')}, {run.get('shapes')} shapes, {run.get('rounds')} rounds "
+                f"of {run.get('window_s', 0):g} s")
     return kind
 
 

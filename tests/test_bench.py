@@ -6,7 +6,8 @@ loop), one asking for worker processes, two nodes on a throwaway PostgreSQL behi
 (``--nodes 2``), the same load on Debian's Janus and a
 one-round comparison of both (where janus is installed, as scripts/test does), the
 relay under cProfile, three snapshots at 640x360, and three arrows drawn in the
-browser client (two Chromiums), and a 1 s outage of a customer's link in a network
+browser client (two Chromiums), two shapes pinned on a small scene for 3 s
+(``tracking``), and a 1 s outage of a customer's link in a network
 namespace (``resilience``, as root). Performance is measured by the bench and written in
 docs/performance.md, never asserted here. ``scripts/bench_table.py``, which turns runs
 into that page's tables, is tested on runs made up here.
@@ -326,6 +327,46 @@ def test_three_snapshots_at_360p_report_their_latency_and_no_error() -> None:
     assert 0 <= size["keyframes_on_request"] <= size["keyframe_requests"]
 
 
+def test_a_short_tracking_run_reports_the_pinned_shapes_against_the_scene() -> None:
+    """Two circles pinned for 3 s on a small scene, then 3 s with nothing pinned, read
+    for every field (the appliance does not leave the frame so early: no re-acquiring
+    to time). How well the server tracks is for docs/performance.md."""
+    result, stderr = run_bench("tracking", "--size", "320x180", "--shapes", "2",
+                               "--rounds", "1", "--window", "3")
+    assert "round 1 of 1: 2 shapes pinned, 3 s" in stderr
+    assert "round 1 of 1: nothing pinned, 3 s" in stderr
+    assert result["benchmark"] == "tracking"
+    assert (result["size"], result["shapes"], result["rounds"], result["window_s"]) \
+        == ("320x180", 2, 1, 3.0)
+    # Every frame the expert got was identified, every transform matched to one of
+    # them, and the server refused nothing.
+    assert result["frames_unidentified"] == 0 and result["transforms_unmatched"] == 0
+    assert result["server_errors"] == 0
+    # Errors against the ground truth: a transform matched to the wrong frame, or a
+    # matrix read in the wrong units, is tens of percent of the diagonal; this bound is
+    # that check, not the issue's target.
+    assert result["error_samples"] > 0
+    errors = [result[f"error_diagonal_pct_{n}"] for n in ("p50", "p95", "max")]
+    assert errors == sorted(errors) and 0 <= errors[0] < 10, errors
+    assert result["in_view_frames"] > 0
+    for name in ("in_view_tracked_share", "in_view_frames_reported_share"):
+        assert 0 < result[name] <= 1, (name, result[name])
+    assert result["reacquisitions"] == 0 and result["reacquire_s_p50"] is None
+    # The server's histogram: every tracked picture in it, its quantiles in order.
+    assert result["tracked_pictures"] > 0 and result["untracked_pictures"] >= 0
+    assert 0 < result["tracking_delay_ms_p50"] <= result["tracking_delay_ms_p95"] <= 1000
+    assert 0 < result["transform_after_frame_ms_p50"] <= result["transform_after_frame_ms_p95"]
+    cpu_count = os.cpu_count() or 1
+    for name in ("server_cpu_cores_pinned", "server_cpu_cores_unpinned", "client_cpu_cores"):
+        assert 0 <= result[name] <= cpu_count, (name, result[name])
+    assert len(result["server_cpu_cores_tracking_rounds"]) == 1
+    assert result["server_cpu_cores_tracking"] == pytest.approx(
+        result["server_cpu_cores_pinned"] - result["server_cpu_cores_unpinned"], abs=0.002)
+    for kind in ("pinned", "unpinned"):
+        p50, p95 = (result[f"frame_latency_ms_{n}_{kind}"] for n in ("p50", "p95"))
+        assert 0 < p50 <= p95 < 60_000, (kind, p50, p95)
+
+
 @pytest.mark.browser
 def test_three_arrows_are_timed_from_pointerup_to_painted_on_the_phone() -> None:
     result, stderr = run_bench("annotations", "--shapes", "3", "--warmup-shapes", "1",
@@ -535,6 +576,22 @@ def test_each_benchmark_gets_a_table_of_its_own_with_nested_fields_by_name(
     assert row(annotations, "latency_ms.painted.p95") == ["7.2"]
     assert row(annotations, "picture") == ["varies"]
     assert "`page_errors` []" in annotations
+
+
+def test_tracking_runs_are_columns_by_size_shapes_and_windows(tmp_path: Path) -> None:
+    runs = [{"benchmark": "tracking", "size": "1280x720", "shapes": 3, "rounds": 5,
+             "window_s": 13.0, "error_diagonal_pct_p95": p95,
+             "server_cpu_cores_tracking_rounds": rounds}
+            for p95, rounds in ((0.7, [0.1, 0.2]), (0.5, [0.3, 0.2]), (0.9, [0.2, 0.2]))]
+    (tmp_path / "tracking.jsonl").write_text("\n".join(map(json.dumps, runs)) + "\n")
+
+    table = bench_table(str(tmp_path / "tracking.jsonl"))
+
+    assert "### tracking" in table
+    assert row(table, "field") == ["1280x720, 3 shapes, 5 rounds of 13 s"]
+    assert row(table, "runs") == ["3"]
+    assert row(table, "error_diagonal_pct_p95") == ["0.7"]
+    assert row(table, "server_cpu_cores_tracking_rounds") == ["0.2 0.2"]
 
 
 def test_janus_runs_get_columns_of_their_own_and_the_ratio_per_packet(

@@ -10,7 +10,8 @@ viewers, the server as a child process, and what is measured of both.
 - ``probes``: CPU, memory and UDP counters read from /proc;
 - ``relay``: the relay benchmark itself, and its report;
 - ``snapshot``: the snapshot benchmark;
-- ``annotations``: the browser client's annotations, in two Chromiums.
+- ``annotations``: the browser client's annotations, in two Chromiums;
+- ``tracking``: pinned shapes followed by the server, against the scene's ground truth.
 """
 
 

@@ -194,7 +194,8 @@ class Camera:
         tilt = np.array([[1, 0, 0], [0, 1, 0], [pose.tilt * WIDTH / w, 0, 1]], float)
         to_frame = np.array([[1, 0, w / 2 + dx], [0, 1, h / 2 + dy], [0, 0, 1]], float)
         result: FloatArray = to_frame @ tilt @ turn_zoom @ to_origin
-        return result / result[2, 2]
+        normalized: FloatArray = result / result[2, 2]
+        return normalized
 
     def motion(self, t: int) -> tuple[float, float]:
         """How far (frame pixels) the frame's centre moves from frame ``t - 1``."""
