@@ -40,8 +40,11 @@ from videoassist.media.tracking import Step, Tracking, working_picture
 
 logger = logging.getLogger(__name__)
 
-MAX_RATE = 15.0  # tracked pictures a second at most
-HISTORY = 20  # tracked pictures kept to pin on (over a second at MAX_RATE)
+# Tracked pictures a second at most: at 15 a 720p call took 0.19 cores here, at 10 the
+# error stays a fraction of its target (docs/performance.md, Tracking), and browsers
+# blend the matrices between tracked pictures for the frames between them (pins.js).
+MAX_RATE = 10.0
+HISTORY = 15  # tracked pictures kept to pin on (a second and a half at MAX_RATE)
 QUEUE_FRAMES = 30
 DEGRADE_AT = 3  # frames waiting from which pictures are decoded but not tracked
 

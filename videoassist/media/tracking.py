@@ -20,8 +20,9 @@ it follows at once (each call of OpenCV's builds the two pictures' pyramids agai
 - Too few corners agreeing, an implausible fit (folded, or scaled past ``MAX_SCALE``)
   or the region's place out of the picture: the region is lost. Then every
   ``REACQUIRE_EVERY`` pictures the pin's ORB descriptors are matched against the
-  whole picture's (Lowe's ratio test) and, with ``MIN_REACQUIRE_INLIERS`` agreeing in a
-  robust fit, tracking starts again from there.
+  whole picture's (Lowe's ratio test; the picture's found once for every lost region,
+  ``Features``) and, with ``MIN_REACQUIRE_INLIERS`` agreeing in a robust fit, tracking
+  starts again from there.
 """
 
 from __future__ import annotations
@@ -30,13 +31,17 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import av
 import cv2
 import numpy as np
 
 State = Literal["tracking", "lost"]
+
+# OpenCV's own worker threads (a pool of one per core, for the optical flow's pyramids)
+# would take every core from forwarding: a call's tracking is its one thread, alone.
+cv2.setNumThreads(1)
 
 # The longer side of the pictures tracked (docs/performance.md, "Tracking": at 320 px
 # a 720p call's error stays a fraction of its target, at a third of 480 px's cost).
@@ -56,7 +61,7 @@ ORB_FEATURES_REGION = 500
 ORB_FEATURES_FRAME = 1000
 RATIO = 0.8  # Lowe's ratio test for descriptor matches
 MIN_REACQUIRE_INLIERS = 15
-REACQUIRE_EVERY = 2  # pictures between attempts to find a lost region again
+REACQUIRE_EVERY = 1  # pictures between attempts to find a lost region again
 # Lucas-Kanade's window and pyramid: 3 levels over a 21 px window follow a quick pan's
 # 60 px between two tracked pictures at 320 px.
 WINDOW = (21, 21)
@@ -131,7 +136,6 @@ class RegionTracker:
         x0, y0, x1, y1 = region_around(box, self.size)
         self.corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
         self._orb = cv2.ORB.create(ORB_FEATURES_REGION, fastThreshold=10)
-        self._orb_frame = cv2.ORB.create(ORB_FEATURES_FRAME, fastThreshold=10)
         self._matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
         mask = _mask(self.size, self.corners)
         keypoints, descriptors = self._orb.detectAndCompute(picture, mask)
@@ -175,12 +179,13 @@ class RegionTracker:
         """The corners to follow into the next picture (N x 2), None while lost."""
         return self._now if self.state == "tracking" else None
 
-    def lost_step(self, picture: np.ndarray) -> Step:
-        """A picture while lost: every ``REACQUIRE_EVERY``, look for the region."""
+    def lost_step(self, picture: np.ndarray, features: Features) -> Step:
+        """A picture while lost: every ``REACQUIRE_EVERY``, look for the region among
+        the picture's ``features`` (found once a picture for every lost region)."""
         self._since_lost += 1
         if self._since_lost % REACQUIRE_EVERY:
             return Step("lost", None, 0)
-        return self._reacquire(picture)
+        return self._reacquire(picture, features)
 
     def lose(self) -> Step:
         """The region is lost: look for it from now on."""
@@ -240,11 +245,11 @@ class RegionTracker:
         w, h = self.size
         return bool(0 <= cx < w and 0 <= cy < h)
 
-    def _reacquire(self, picture: np.ndarray) -> Step:
+    def _reacquire(self, picture: np.ndarray, features: Features) -> Step:
         """Look for the pinned region in the whole picture."""
         if self._ref_descriptors is None or len(self._ref_keypoints) < MIN_REACQUIRE_INLIERS:
             return Step("lost", None, 0)
-        keypoints, descriptors = self._orb_frame.detectAndCompute(picture, None)
+        keypoints, descriptors = features.of(picture)
         if descriptors is None or len(keypoints) < MIN_REACQUIRE_INLIERS:
             return Step("lost", None, 0)
         pairs = self._matcher.knnMatch(self._ref_descriptors, descriptors, k=2)
@@ -253,10 +258,16 @@ class RegionTracker:
             return Step("lost", None, 0)
         ref = self._ref_keypoints[[m.queryIdx for m in good]]
         now = np.array([keypoints[m.trainIdx].pt for m in good], np.float32)
-        homography, inliers = cv2.findHomography(ref, now, cv2.RANSAC, RANSAC_PX * 2)
+        homography, inliers = cv2.findHomography(ref, now, cv2.RANSAC, RANSAC_PX)
         if (homography is None or inliers is None
                 or inliers.sum() < MIN_REACQUIRE_INLIERS or not self._plausible(homography)):
             return Step("lost", None, 0)
+        # RANSAC's fit is the best of a few samples' guesses: fitted again to all the
+        # points that agree with it (least squares), it is as good as they are.
+        agree = inliers.ravel().astype(bool)
+        refined, _ = cv2.findHomography(ref[agree], now[agree], 0)
+        if refined is not None and self._plausible(refined):
+            homography = refined
         self.homography = homography
         self.state = "tracking"
         self._ref = self._now = np.empty((0, 2), np.float32)
@@ -266,8 +277,22 @@ class RegionTracker:
         return Step("tracking", homography, int(inliers.sum()))
 
 
+class Features:
+    """A picture's ORB keypoints and descriptors, found once, the first time a lost
+    region looks for itself in it."""
+
+    def __init__(self) -> None:
+        self._orb = cv2.ORB.create(ORB_FEATURES_FRAME, fastThreshold=10)
+        self._of: tuple[int, Any] | None = None  # (the picture's id, what was found)
+
+    def of(self, picture: np.ndarray) -> Any:
+        if self._of is None or self._of[0] != id(picture):
+            self._of = (id(picture), self._orb.detectAndCompute(picture, None))
+        return self._of[1]
+
+
 def advance(regions: dict[str, RegionTracker], before: np.ndarray | None,
-            after: np.ndarray) -> dict[str, Step]:
+            after: np.ndarray, features: Features | None = None) -> dict[str, Step]:
     """Follow ``regions`` from the picture ``before`` into ``after``: one optical flow
     for the corners of all those being followed; the lost ones look for themselves."""
     steps: dict[str, Step] = {}
@@ -285,9 +310,11 @@ def advance(regions: dict[str, RegionTracker], before: np.ndarray | None,
             n = len(points)
             steps[key] = regions[key].follow(after, moved[at:at + n], good[at:at + n])
             at += n
+    features = features or Features()
     for key, region in regions.items():
         if key not in steps:
-            steps[key] = region.lost_step(after) if region.state == "lost" else region.lose()
+            steps[key] = (region.lost_step(after, features) if region.state == "lost"
+                          else region.lose())
     return steps
 
 
@@ -297,6 +324,7 @@ class Tracking:
     def __init__(self) -> None:
         self.regions: dict[str, RegionTracker] = {}
         self._picture: np.ndarray | None = None
+        self._features = Features()
 
     def pin(self, key: str, box: tuple[float, float, float, float],
             history: Sequence[np.ndarray] = ()) -> RegionTracker:
@@ -319,6 +347,6 @@ class Tracking:
 
     def update(self, picture: np.ndarray) -> dict[str, Step]:
         """Follow every region into ``picture`` (grayscale, one size throughout)."""
-        steps = advance(self.regions, self._picture, picture)
+        steps = advance(self.regions, self._picture, picture, self._features)
         self._picture = picture
         return steps
