@@ -578,9 +578,9 @@ def delay(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
 def breakdown(clip: tuple[bytes, ...], size: tuple[int, int], shapes: int) -> dict[str, Any]:
     """The tracking thread's steps, timed in this process on the clip (one pass from
     ``PIN_AT``, shapes pinned as in the run): decoding every frame as the feed does
-    (no loop filter), scaling the pictures tracked (15 a second) to the working size,
-    and following the shapes in them; ms a frame (medians and means), and the cores
-    that makes at 30 frames and 15 tracked pictures a second."""
+    (no loop filter), scaling the pictures tracked (``trackfeed.MAX_RATE`` a second)
+    to the working size, and following the shapes in them; ms a frame (medians and
+    means), and the cores that makes at 30 frames and that many tracked a second."""
     from videoassist.media.decoding import decoder_for
     from videoassist.media.trackfeed import MAX_RATE, box_of
     from videoassist.media.tracking import Tracking, working_picture

@@ -43,8 +43,11 @@ State = Literal["tracking", "lost"]
 # would take every core from forwarding: a call's tracking is its one thread, alone.
 cv2.setNumThreads(1)
 
-# The longer side of the pictures tracked (docs/performance.md, "Tracking": at 320 px
-# a 720p call's error stays a fraction of its target, at a third of 480 px's cost).
+# The longer side of the pictures tracked. Measured while it was written (the scene of
+# tests/support/scene.py, three shapes, on this machine): following them took 8-11 ms a
+# picture at 480 px and 5.5-7 ms at 320, and scaling 720p down 1.5 ms to 480 px against
+# 0.5 ms to 320 (a whole factor); at 320 px the error stays a fraction of the issue's
+# target (docs/performance.md, Tracking).
 WORKING_SIZE = 320
 # The region tracked around a shape: its bounding box grown by this share of its size
 # on each side, and at least this share of the picture's smaller side across.
