@@ -64,6 +64,8 @@ ORB_FEATURES_REGION = 500
 ORB_FEATURES_FRAME = 1000
 RATIO = 0.8  # Lowe's ratio test for descriptor matches
 MIN_REACQUIRE_INLIERS = 15
+# A lost region last seen this share of the picture's size or nearer its edge has left.
+EDGE = 0.1
 REACQUIRE_EVERY = 1  # pictures between attempts to find a lost region again
 # Lucas-Kanade's window and pyramid: 3 levels over a 21 px window follow a quick pan's
 # 60 px between two tracked pictures at 320 px.
@@ -153,6 +155,7 @@ class RegionTracker:
         # Nothing to follow where it was drawn (a blank wall, a flat colour): not the
         # object gone, but nothing to pin to.
         self.blank = self.state == "lost"
+        self.last_seen: np.ndarray | None = None  # while lost, see ``lose``
         if self.blank:
             self.homography = None
 
@@ -187,16 +190,31 @@ class RegionTracker:
         the picture's ``features`` (found once a picture for every lost region)."""
         self._since_lost += 1
         if self._since_lost % REACQUIRE_EVERY:
-            return Step("lost", None, 0)
+            return self._lost()
         return self._reacquire(picture, features)
 
     def lose(self) -> Step:
-        """The region is lost: look for it from now on."""
+        """The region is lost: look for it from now on. Where it was last seen is kept
+        (``last_seen``) while that was well inside the picture: not followed now (what
+        moved under it was not one rigid thing, or a blur), but not gone either; a
+        region last seen near or past the edge has left the picture."""
+        self.last_seen = (self.homography if self.homography is not None
+                          and self._well_inside(self.homography) else None)
         self.state = "lost"
         self.homography = None
         self._since_lost = 0
         self._ref = self._now = np.empty((0, 2), np.float32)
-        return Step("lost", None, 0)
+        return self._lost()
+
+    def _lost(self) -> Step:
+        return Step("lost", self.last_seen, 0)
+
+    def _well_inside(self, homography: np.ndarray) -> bool:
+        """Whether the region's centre there is inside the picture, ``EDGE`` of its size
+        away from every side."""
+        cx, cy = _apply(homography, self.corners).mean(axis=0)
+        w, h = self.size
+        return bool(EDGE * w <= cx < (1 - EDGE) * w and EDGE * h <= cy < (1 - EDGE) * h)
 
     def follow(self, picture: np.ndarray, moved: np.ndarray, good: np.ndarray) -> Step:
         """The corners' places in ``picture`` (``following`` moved by the flow), and
@@ -251,20 +269,20 @@ class RegionTracker:
     def _reacquire(self, picture: np.ndarray, features: Features) -> Step:
         """Look for the pinned region in the whole picture."""
         if self._ref_descriptors is None or len(self._ref_keypoints) < MIN_REACQUIRE_INLIERS:
-            return Step("lost", None, 0)
+            return self._lost()
         keypoints, descriptors = features.of(picture)
         if descriptors is None or len(keypoints) < MIN_REACQUIRE_INLIERS:
-            return Step("lost", None, 0)
+            return self._lost()
         pairs = self._matcher.knnMatch(self._ref_descriptors, descriptors, k=2)
         good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
         if len(good) < MIN_REACQUIRE_INLIERS:
-            return Step("lost", None, 0)
+            return self._lost()
         ref = self._ref_keypoints[[m.queryIdx for m in good]]
         now = np.array([keypoints[m.trainIdx].pt for m in good], np.float32)
         homography, inliers = cv2.findHomography(ref, now, cv2.RANSAC, RANSAC_PX)
         if (homography is None or inliers is None
                 or inliers.sum() < MIN_REACQUIRE_INLIERS or not self._plausible(homography)):
-            return Step("lost", None, 0)
+            return self._lost()
         # RANSAC's fit is the best of a few samples' guesses: fitted again to all the
         # points that agree with it (least squares), it is as good as they are.
         agree = inliers.ravel().astype(bool)

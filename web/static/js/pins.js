@@ -96,16 +96,17 @@ function between(before, after, rtp) {
 }
 
 /**
- * A shape as it shows on a picture: a pinned one moved by its place's matrix, hidden
- * (null) while its object is out of view; any other as drawn.
+ * A shape as it shows on a picture: a pinned one moved by its place's matrix (while
+ * tracked, or lost but last seen well inside the picture), hidden (null) while its
+ * object is out of view (lost, no matrix); any other as drawn.
  * @param {import("./shapes.js").Shape} shape
  * @param {Place | undefined} place
  * @returns {import("./shapes.js").Shape | null}
  */
 export function placed(shape, place) {
   if (!shape.pinned || !place) return shape;
-  if (place.state === "lost") return null;
-  if (place.state !== "tracking" || !place.matrix) return shape;
+  if (place.state === "lost" && !place.matrix) return null;
+  if (place.state === "off" || !place.matrix) return shape;
   const [a, b, c, d, e, f, g, h, i] = place.matrix;
   const points = shape.points.map(([x, y]) => {
     const w = g * x + h * y + i;
