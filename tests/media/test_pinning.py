@@ -258,3 +258,55 @@ async def test_a_snapshot_draws_a_pinned_shape_where_its_object_is_in_the_frame(
         service._capturer = router
         await expert.close()
         await publisher.close()
+
+
+async def test_a_pinned_shape_is_hidden_while_its_object_is_away_and_found_when_back(
+        server: Server) -> None:
+    """The scene's camera pans the appliance out of the frame and back (about 8.6 to
+    10.1 s into it): through the server, the shape is never said to be tracked out there,
+    and is tracked again within a second of coming back."""
+    publisher, expert, received = await _call(server)
+    try:
+        camera = Camera(SIZE)
+        at = received.rtp(len(received.pts) - 1)
+        t0 = _sent_index(received, publisher)[at]
+        shape = {**_circle(camera, t0, (0.42, 0.3), 0.15, "cup"), "pinned": True, "at": at}
+        assert expert.ws is not None
+        await expert.ws.send_json({"type": "annotation.add",
+                                   "target": publisher.participant_id, "shape": shape})
+        # Until the scene has been away and back (it loops every 13 s), and a second more.
+        tracks: list[dict[str, Any]] = []
+        frames: dict[int, int] = {}
+        points = np.array(shape["points"]) * SIZE
+        away_seen = back_at = None
+        async with asyncio.timeout(40):
+            while back_at is None or time.monotonic() < back_at + 2.0:
+                tracks += await _tracks(expert, 0.5)
+                frames = _sent_index(received, publisher)
+                t = frames[received.rtp(len(received.pts) - 1)]
+                inside = camera.in_view(t, camera.truth(t0, t, points[:1]))[0]
+                if not inside:
+                    away_seen = True
+                elif away_seen and back_at is None:
+                    back_at = time.monotonic()
+        by_frame = [(frames[m["rtp_timestamp"]], m["shapes"][0]) for m in tracks
+                    if m["rtp_timestamp"] in frames]
+        away = [t for t, _ in by_frame
+                if not camera.in_view(t, camera.truth(t0, t, points[:1]))[0]]
+        assert away, "no transform came while the appliance was away"
+        shown_away = [t for t, found in by_frame if t in away and found["state"] == "tracking"]
+        assert len(shown_away) <= 2, shown_away
+        hidden_away = [t for t, found in by_frame if t in away and found["matrix"] is None]
+        assert len(hidden_away) >= len(away) - 2, (len(hidden_away), len(away))
+        # Back in view: tracked again within a second (frames are 1/30 s of the scene).
+        # In the order they came (the clip loops: a frame number alone does not say).
+        in_order = [t in away for t, _ in by_frame]
+        end = max(i for i, out in enumerate(in_order) if out)
+        last_away = by_frame[end][0]
+        found_again = next(t for t, found in by_frame[end + 1:] if found["state"] == "tracking")
+        back_in_view = min(t for t in range(last_away + 1, camera.frames)
+                           if camera.in_view(t, camera.truth(t0, t, points[:1]))[0])
+        assert (found_again - back_in_view) / camera.fps <= 1.0, (back_in_view, found_again)
+    finally:
+        await expert.close()
+        await publisher.close()
