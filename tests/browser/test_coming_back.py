@@ -39,7 +39,6 @@ from tests.support.browser import (
     PHONE,
     RECEIVED,
     RECORD_PEER_CONNECTIONS,
-    STOP_AT_ONCE,
     customer_joins,
     drag,
     end_call_for_all,
@@ -47,10 +46,10 @@ from tests.support.browser import (
     frames_grow,
     open_chat,
     scan_profile,
+    serve_with_expert,
     watch_errors,
 )
 from tests.support.process import ServeProcess, ok
-from tests.support.server import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
@@ -74,15 +73,7 @@ KEPT_TOKEN = """() => {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """``videoassist serve`` for the module, with dana, an expert."""
-    data_dir = tmp_path_factory.mktemp("coming-back") / "data"
-    serve = ServeProcess(data_dir, env=STOP_AT_ONCE)
-    try:
-        serve.wait_ready()
-        ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
-           stdin=PASSWORD + "\n")
-        yield serve
-    finally:
-        serve.stop()
+    yield from serve_with_expert(tmp_path_factory.mktemp("coming-back") / "data")
 
 
 async def phone_with(playwright: Playwright, profile: Path) -> BrowserContext:

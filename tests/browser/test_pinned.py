@@ -26,16 +26,15 @@ from tests.support.browser import (
     CHROMIUM,
     FLAGS,
     RECEIVED,
-    STOP_AT_ONCE,
     customer_joins,
     drag,
     expert_in_a_call,
     frames_grow,
+    serve_with_expert,
     watch_errors,
 )
-from tests.support.process import ServeProcess, ok
+from tests.support.process import ServeProcess
 from tests.support.scene import write_y4m
-from tests.support.server import PASSWORD
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
 
@@ -67,15 +66,7 @@ RED_CENTRE = """() => {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    data_dir = tmp_path_factory.mktemp("pinned") / "data"
-    serve = ServeProcess(data_dir, env=STOP_AT_ONCE)
-    try:
-        serve.wait_ready()
-        ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
-           stdin=PASSWORD + "\n")
-        yield serve
-    finally:
-        serve.stop()
+    yield from serve_with_expert(tmp_path_factory.mktemp("pinned") / "data")
 
 
 @pytest_asyncio.fixture(loop_scope="package")

@@ -72,6 +72,19 @@ def _sent_index(received: Received, publisher: MediaClient) -> dict[int, int]:
     return {received.rtp(at): publisher.video.log[n] for at, n in enumerate(numbers)}
 
 
+async def _pin_cup(camera: Camera, publisher: MediaClient, expert: MediaClient,
+                   received: Received) -> tuple[int, dict[str, Any]]:
+    """The expert pins a circle on the cup, on the newest frame it has (``at``, as it
+    received it): that frame's scene index, and the shape as drawn."""
+    at = received.rtp(len(received.pts) - 1)
+    t0 = _sent_index(received, publisher)[at]
+    shape = {**_circle(camera, t0, (0.42, 0.3), 0.15, "cup"), "pinned": True, "at": at}
+    assert expert.ws is not None
+    await expert.ws.send_json({"type": "annotation.add",
+                               "target": publisher.participant_id, "shape": shape})
+    return t0, shape
+
+
 async def _tracks(client: MediaClient, seconds: float) -> list[dict[str, Any]]:
     found = []
     end = time.monotonic() + seconds
@@ -88,12 +101,7 @@ async def test_a_pinned_circle_follows_the_object_for_the_expert_and_the_custome
     publisher, expert, received = await _call(server)
     try:
         camera = Camera(SIZE)
-        at = received.rtp(len(received.pts) - 1)
-        t0 = _sent_index(received, publisher)[at]
-        shape = {**_circle(camera, t0, (0.42, 0.3), 0.15, "cup"), "pinned": True, "at": at}
-        assert expert.ws is not None
-        await expert.ws.send_json({"type": "annotation.add",
-                                   "target": publisher.participant_id, "shape": shape})
+        t0, shape = await _pin_cup(camera, publisher, expert, received)
         tracks = await _tracks(expert, 6.0)
         frames = _sent_index(received, publisher)
         points = np.array(shape["points"]) * SIZE
@@ -222,12 +230,7 @@ async def test_a_snapshot_draws_a_pinned_shape_where_its_object_is_in_the_frame(
     service._capturer = Recording()
     try:
         camera = Camera(SIZE)
-        at = received.rtp(len(received.pts) - 1)
-        t0 = _sent_index(received, publisher)[at]
-        shape = {**_circle(camera, t0, (0.42, 0.3), 0.15, "cup"), "pinned": True, "at": at}
-        assert expert.ws is not None
-        await expert.ws.send_json({"type": "annotation.add",
-                                   "target": publisher.participant_id, "shape": shape})
+        t0, shape = await _pin_cup(camera, publisher, expert, received)
         # Until the camera has moved the circle well away from where it was drawn.
         drawn_at = np.array(shape["points"]) * SIZE
         async with asyncio.timeout(20):
@@ -268,12 +271,7 @@ async def test_a_pinned_shape_is_hidden_while_its_object_is_away_and_found_when_
     publisher, expert, received = await _call(server)
     try:
         camera = Camera(SIZE)
-        at = received.rtp(len(received.pts) - 1)
-        t0 = _sent_index(received, publisher)[at]
-        shape = {**_circle(camera, t0, (0.42, 0.3), 0.15, "cup"), "pinned": True, "at": at}
-        assert expert.ws is not None
-        await expert.ws.send_json({"type": "annotation.add",
-                                   "target": publisher.participant_id, "shape": shape})
+        t0, shape = await _pin_cup(camera, publisher, expert, received)
         # Until the scene has been away and back (it loops every 13 s), and a second more.
         tracks: list[dict[str, Any]] = []
         frames: dict[int, int] = {}

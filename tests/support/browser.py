@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +283,19 @@ async def drag(page: Page, start: list[float], end: list[float]) -> None:
     await page.mouse.down()
     await page.mouse.move(*b, steps=6)
     await page.mouse.up()
+
+
+def serve_with_expert(data_dir: Path) -> Iterator[ServeProcess]:
+    """``videoassist serve`` on ``data_dir`` with dana, an expert with ``PASSWORD``,
+    until the generator is closed (a module fixture's body)."""
+    serve = ServeProcess(data_dir, env=STOP_AT_ONCE)
+    try:
+        serve.wait_ready()
+        ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
+           stdin=PASSWORD + "\n")
+        yield serve
+    finally:
+        serve.stop()
 
 
 async def expert_in_a_call(browser: Browser, server: ServeProcess, title: str,
