@@ -35,6 +35,9 @@ CALL_LOST = "call_lost"
 CALL_LOST_MESSAGE = "The call was interrupted on the server. Reconnecting starts it again."
 CONNECT_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0
+# How long what a going client sent is still carried to the holder after writing to
+# the client failed (its last messages, already in the proxy's socket buffer).
+DRAIN_S = 1.0
 FRAME_LIMIT = 1024 * 1024  # as the public socket's (api.ws)
 
 
@@ -148,6 +151,11 @@ class Proxies:
         waits: list[asyncio.Future[Any]] = [up, down, pipe.stop]
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if up in done and up.exception() is not None and not down.done():
+                # Writing to the client failed: it is going. What it sent before it went
+                # (a ``leave`` right after joining, as the holder wrote it an offer) still
+                # goes on to the holder, which would otherwise see a lost connection.
+                await asyncio.wait([down], timeout=DRAIN_S)
         finally:
             for task in (up, down):
                 if not task.done():
