@@ -46,11 +46,11 @@ from tests.support.browser import (
     assert_usable,
     drag,
     end_call_for_all,
+    expert_joins,
     frames_grow,
     open_chat,
     scan_profile,
     screenshots,
-    sign_in_expert,
     watch_errors,
 )
 from tests.support.process import ServeProcess, ok, post_json
@@ -131,16 +131,7 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
     await expert.set_viewport_size(DESKTOP)
     await expert.add_init_script(RECORD_PEER_CONNECTIONS)
     watch_errors(expert, errors)
-    await sign_in_expert(expert, serve)
-    await expert.fill("#job-form [name=title]", TITLE_CANARY)
-    await expert.click('[data-action="job-create"]')
-    await expect(expert.locator("#job-heading")).to_have_text(TITLE_CANARY)
-    await expert.click('[data-action="invite-customer"]')
-    invite = expert.locator('[data-region="invite-link"]')
-    await expect(invite).to_have_text(re.compile("^" + re.escape(f"{serve.url}/join#")))
-    link = (await invite.text_content()) or ""
-    await expert.click('[data-action="join"]')
-    await expect(expert.locator('[data-region="remote-video"]')).to_be_visible()
+    link = await expert_joins(expert, serve, TITLE_CANARY)
 
     # The customer, on a phone: the landing page, then one tap.
     customer = (phone_context.pages or [await phone_context.new_page()])[0]

@@ -36,15 +36,14 @@ from tests.support.browser import (
     DESKTOP,
     FRAMES_DECODED,
     RECORD_PEER_CONNECTIONS,
-    STOP_AT_ONCE,
     end_call_for_all,
     frames_grow,
     join_page,
+    serve_with_expert,
     sign_in_expert,
     watch_errors,
 )
-from tests.support.process import ServeProcess, ok
-from tests.support.server import PASSWORD
+from tests.support.process import ServeProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
@@ -80,15 +79,7 @@ def patient_actions(browser: BrowserContext) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    data_dir = tmp_path_factory.mktemp("indicators") / "data"
-    process = ServeProcess(data_dir, env=STOP_AT_ONCE)
-    try:
-        process.wait_ready()
-        ok(data_dir, "user", "add", "dana", "--role", "expert", "--password-stdin",
-           stdin=PASSWORD + "\n")
-        yield process
-    finally:
-        process.stop()
+    yield from serve_with_expert(tmp_path_factory.mktemp("indicators") / "data")
 
 
 async def _expert_with_link(browser: BrowserContext, server: ServeProcess, title: str,

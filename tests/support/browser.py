@@ -307,6 +307,12 @@ async def expert_in_a_call(browser: Browser, server: ServeProcess, title: str,
     expert = await context.new_page()
     await expert.add_init_script(RECORD_PEER_CONNECTIONS + script)
     watch_errors(expert, errors)
+    return expert, await expert_joins(expert, server, title)
+
+
+async def expert_joins(expert: Page, server: ServeProcess, title: str) -> str:
+    """dana on ``expert``: signed in, a new job with ``title``, a customer invited, in
+    its call; the customer's join link."""
     await sign_in_expert(expert, server)
     await expert.fill("#job-form [name=title]", title)
     await expert.click('[data-action="job-create"]')
@@ -317,7 +323,7 @@ async def expert_in_a_call(browser: Browser, server: ServeProcess, title: str,
     link = (await invite.text_content()) or ""
     await expert.click('[data-action="join"]')
     await expect(expert.locator('[data-region="remote-video"]')).to_be_visible()
-    return expert, link
+    return link
 
 
 async def customer_joins(customer: Page, link: str, script: str = "") -> None:
