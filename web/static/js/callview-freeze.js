@@ -15,8 +15,10 @@ export class Freeze {
    * @param {() => number | null} parts.me this client's participant id
    * @param {(id: number) => string} parts.nameOf a participant's name
    * @param {(message: object) => void} parts.send a message to the server
+   * @param {(on: boolean) => void} [parts.hold] told whether the big picture is frozen
    */
-  constructor(root, { screen, remote, expert, me, nameOf, send }) {
+  constructor(root, { screen, remote, expert, me, nameOf, send, hold = () => {} }) {
+    this.hold = hold;
     this.root = root;
     this.screen = screen;
     this.remote = remote;
@@ -109,6 +111,7 @@ export class Freeze {
     if (picture && this.image.src !== picture.url) this.image.src = picture.url;
     this.image.hidden = !picture;
     const on = this.on(target);
+    this.hold(on);
     this.root.classList.toggle("frozen", on);
     this.screen.dataset.frozen = picture && picture.by !== this.me()
       ? t("Frozen by {name}", { name: this.nameOf(picture.by) }) : t("Frozen");

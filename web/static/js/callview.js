@@ -68,7 +68,7 @@ export class CallView extends EventTarget {
         () => this.live());
     this.freeze = new Freeze(root, { screen: this.pictures.screen, remote: this.pictures.remote,
       expert: !field, me: () => call.me, nameOf: (id) => this.nameOf(id),
-      send: (message) => call.send(message) });
+      send: (message) => call.send(message), hold: (on) => this.overlay.hold(on) });
     this.modes = new MediaModes(root);
     /** Whether the big picture is live video, which a shape may be pinned on (not a
      * frozen frame, not stills). */

@@ -34,6 +34,9 @@ export class Overlay {
     this.places = new PinnedPlaces();
     /** @type {number | null} the RTP timestamp of the frame on screen, if received */
     this.shown = null;
+    /** @type {Map<string, import("./pins.js").Place> | null} while the picture is
+     * frozen, where the pinned shapes were as it froze */
+    this.held = null;
     this.watchFrames();
     new ResizeObserver(() => this.redraw()).observe(canvas);
     video.addEventListener("resize", () => this.redraw());
@@ -52,6 +55,18 @@ export class Overlay {
       video.requestVideoFrameCallback(shown);
     };
     video.requestVideoFrameCallback(shown);
+  }
+
+  /**
+   * The picture is frozen (or not any more): its pinned shapes stay where they were as
+   * it froze, and one hidden then (its object out of view) shows where it was drawn:
+   * the frozen frame is the one everyone draws on.
+   * @param {boolean} on
+   */
+  hold(on) {
+    if (on === (this.held !== null)) return;
+    this.held = on ? new Map(this.places.at(this.shown)) : null;
+    this.redraw();
   }
 
   /** The picture's own size, or null until the video has one. */
@@ -137,9 +152,10 @@ export class Overlay {
     const box = this.box();
     const picture = this.picture();
     if (!box || !picture) return;
-    const places = this.places.at(this.shown);
+    const held = this.held;
+    const places = held ?? this.places.at(this.shown);
     const shapes = [...this.shapes.values()]
-      .map((shape) => placed(shape, places.get(shape.id)))
+      .map((shape) => placed(shape, places.get(shape.id)) ?? (held ? shape : null))
       .filter((shape) => shape !== null);
     if (this.draft) shapes.push(this.draft);
     const hidden = String(this.shapes.size - shapes.length + (this.draft ? 1 : 0));
