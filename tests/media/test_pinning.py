@@ -37,15 +37,18 @@ MEDIAN_MAX = 0.015
 P95_MAX = 0.04
 
 
-def scene_track() -> PacketTrack:
-    return PacketTrack("video", clip(SIZE), rate=VIDEO_RATE, step=VIDEO_RATE // FPS,
-                       interval=1 / FPS)
+def scene_track(then: tuple[int, int] | None = None, switch_at: int = 0) -> PacketTrack:
+    return PacketTrack("video", clip(SIZE, then=then, switch_at=switch_at), rate=VIDEO_RATE,
+                       step=VIDEO_RATE // FPS, interval=1 / FPS)
 
 
-async def _call(server: Server) -> tuple[MediaClient, MediaClient, Received]:
+async def _call(server: Server, then: tuple[int, int] | None = None, switch_at: int = 0
+                ) -> tuple[MediaClient, MediaClient, Received]:
+    """The scene published (at ``then`` from frame ``switch_at``, if given), and the
+    expert receiving it."""
     staff_token, customer_token, job_id = await two_parties(server)
     publisher = MediaClient(server, customer_token, audio=False)
-    publisher.video = scene_track()
+    publisher.video = scene_track(then, switch_at)
     await publisher.start()
     expert = await MediaClient(server, staff_token, job_id, video=False, audio=False,
                                encoded=True).start()
@@ -96,6 +99,29 @@ async def _tracks(client: MediaClient, seconds: float) -> list[dict[str, Any]]:
     return found
 
 
+def _errors(camera: Camera, t0: int, shape: dict[str, Any], tracks: list[dict[str, Any]],
+            frames: dict[int, int]) -> list[tuple[int, float]]:
+    """For each transform of a frame the expert has, of the one shape, with the object
+    in view: the frame's scene index and how far the shape's points mapped by it are
+    from where the scene put them, as a share of the diagonal."""
+    points = np.array(shape["points"]) * SIZE
+    scale = np.diag([SIZE[0], SIZE[1], 1.0])
+    out = []
+    for message in tracks:
+        (found,) = message["shapes"]
+        t = frames.get(message["rtp_timestamp"])
+        if t is None or found["matrix"] is None:
+            continue  # a frame this client has not got yet (the callers count these)
+        in_pixels = scale @ np.array(found["matrix"]).reshape(3, 3) @ np.linalg.inv(scale)
+        mapped = in_pixels @ np.hstack([points, np.ones((len(points), 1))]).T
+        mapped = (mapped[:2] / mapped[2]).T
+        truth = camera.truth(t0, t, points)
+        if camera.in_view(t, truth[:1])[0]:
+            out.append((t, float(np.linalg.norm(mapped - truth, axis=1).max())
+                        / camera.diagonal))
+    return out
+
+
 async def test_a_pinned_circle_follows_the_object_for_the_expert_and_the_customer(
         server: Server) -> None:
     publisher, expert, received = await _call(server)
@@ -103,27 +129,11 @@ async def test_a_pinned_circle_follows_the_object_for_the_expert_and_the_custome
         camera = Camera(SIZE)
         t0, shape = await _pin_cup(camera, publisher, expert, received)
         tracks = await _tracks(expert, 6.0)
-        frames = _sent_index(received, publisher)
-        points = np.array(shape["points"]) * SIZE
-        centre, edge = points
-        errors, states = [], []
         for message in tracks:
             assert message["target"] == publisher.participant_id
-            (found,) = message["shapes"]
-            assert found["id"] == "cup"
-            states.append(found["state"])
-            t = frames.get(message["rtp_timestamp"])
-            if t is None or found["matrix"] is None:
-                continue  # a frame this client has not got yet (checked below)
-            matrix = np.array(found["matrix"]).reshape(3, 3)
-            scale = np.diag([SIZE[0], SIZE[1], 1.0])
-            in_pixels = scale @ matrix @ np.linalg.inv(scale)
-            mapped = in_pixels @ np.array([[*centre, 1.0], [*edge, 1.0]]).T
-            mapped = (mapped[:2] / mapped[2]).T
-            truth = camera.truth(t0, t, points)
-            if camera.in_view(t, truth[:1])[0]:
-                errors.append(float(np.linalg.norm(mapped - truth, axis=1).max())
-                              / camera.diagonal)
+            assert [found["id"] for found in message["shapes"]] == ["cup"]
+        errors = [e for _, e in _errors(camera, t0, shape, tracks,
+                                        _sent_index(received, publisher))]
         assert len(tracks) >= 4 * 6, f"{len(tracks)} transforms in 6 s"
         assert len(errors) >= len(tracks) // 2, (len(errors), len(tracks))
         assert np.median(errors) <= MEDIAN_MAX, np.median(errors)
@@ -132,6 +142,55 @@ async def test_a_pinned_circle_follows_the_object_for_the_expert_and_the_custome
         # picture is local.
         own = await publisher.next_message("annotation.track")
         assert own["rtp_timestamp"] is None and own["shapes"][0]["id"] == "cup"
+    finally:
+        await expert.close()
+        await publisher.close()
+
+
+SWITCH_AT = 90  # three seconds into the scene
+
+
+async def test_a_picture_the_sender_scales_down_is_followed_on(server: Server) -> None:
+    """A browser sends a smaller picture when its bandwidth is short (Chromium: steps of
+    3/4, at a keyframe): the shapes pinned on the larger one are followed on, within
+    the targets."""
+    publisher, expert, received = await _call(server, then=(480, 270), switch_at=SWITCH_AT)
+    try:
+        camera = Camera(SIZE)
+        t0, shape = await _pin_cup(camera, publisher, expert, received)
+        assert t0 < SWITCH_AT - 30, t0
+        tracks = await _tracks(expert, 5.0)
+        errors = _errors(camera, t0, shape, tracks, _sent_index(received, publisher))
+        smaller = [e for t, e in errors if t >= SWITCH_AT]
+        assert len(smaller) >= 4 * 2, (len(smaller), len(errors))
+        assert np.median(smaller) <= MEDIAN_MAX, np.median(smaller)
+        assert np.percentile(smaller, 95) <= P95_MAX, np.percentile(smaller, 95)
+    finally:
+        await expert.close()
+        await publisher.close()
+
+
+async def test_a_picture_that_turns_leaves_its_shapes_unpinned(server: Server) -> None:
+    """A phone turned sends a picture of another shape (portrait after landscape): what
+    was pinned on the other is not in it where it was. The shape is said ``off`` (drawn
+    where it was drawn), and tracking stops."""
+    publisher, expert, received = await _call(server, then=(360, 640), switch_at=SWITCH_AT)
+    try:
+        router = server.app[MEDIA]
+        assert isinstance(router, MediaRouter)
+        (room,) = router.rooms.values()
+        camera = Camera(SIZE)
+        t0, _shape = await _pin_cup(camera, publisher, expert, received)
+        assert t0 < SWITCH_AT - 30, t0
+        states: list[str] = []
+        async with asyncio.timeout(10):
+            while "off" not in states:
+                message = await expert.next_message("annotation.track")
+                states += [found["state"] for found in message["shapes"]]
+        assert states.count("tracking") >= 4, states  # followed until the turn
+        await asyncio.sleep(0.5)
+        assert not room.pins.feeds
+        assert [m for m in _drain(expert) if m["type"] == "annotation.track"] == []
     finally:
         await expert.close()
         await publisher.close()

@@ -264,33 +264,50 @@ def apply(homography: FloatArray, points: FloatArray) -> FloatArray:
 
 
 @cache
-def clip(size: tuple[int, int] = (640, 360), keyframe_every: int = 60) -> tuple[bytes, ...]:
+def clip(size: tuple[int, int] = (640, 360), keyframe_every: int = 60,
+         then: tuple[int, int] | None = None, switch_at: int = 0) -> tuple[bytes, ...]:
     """The scene's frames encoded with VP8 as ``clips.video_clip`` encodes (30 fps, a
-    keyframe every ``keyframe_every``), for an aiortc publisher (``track``). A little
-    noise on each frame, as a camera's sensor makes, so that no two frames are the
-    same bytes (``peers.sent_numbers`` tells frames apart by their bytes)."""
+    keyframe every ``keyframe_every``), for an aiortc publisher (``track``); from frame
+    ``switch_at`` on, at the size ``then`` if given (a keyframe there: a sender scaling
+    its picture, or a phone turned), each frame stamped with its number (``stamp``).
+    The view is the same at any size (``Camera``). A
+    little noise on each frame, as a camera's sensor makes, so that no two frames are
+    the same bytes (``peers.sent_numbers`` tells frames apart by their bytes)."""
     from tests.support.clips import ENCODERS, FPS, VIDEO_RATE
 
-    camera = Camera(size)
     name, options = ENCODERS["VP8"]
-    codec = av.CodecContext.create(name, "w")
-    assert isinstance(codec, av.VideoCodecContext)
-    codec.width, codec.height, codec.pix_fmt = *size, "yuv420p"
-    codec.time_base = fractions.Fraction(1, VIDEO_RATE)
-    codec.framerate = fractions.Fraction(FPS)
-    codec.bit_rate = 1_000_000
-    codec.gop_size = keyframe_every
-    codec.options = {**options, "g": str(keyframe_every), "kf-max-dist": str(keyframe_every)}
-    codec.thread_count = 1
+
+    def encoder(size: tuple[int, int]) -> av.VideoCodecContext:
+        codec = av.CodecContext.create(name, "w")
+        assert isinstance(codec, av.VideoCodecContext)
+        codec.width, codec.height, codec.pix_fmt = *size, "yuv420p"
+        codec.time_base = fractions.Fraction(1, VIDEO_RATE)
+        codec.framerate = fractions.Fraction(FPS)
+        codec.bit_rate = 1_000_000
+        codec.gop_size = keyframe_every
+        codec.options = {**options, "g": str(keyframe_every),
+                         "kf-max-dist": str(keyframe_every)}
+        codec.thread_count = 1
+        return codec
+
+    first = Camera(size)
+    second = Camera(then) if then is not None else first
+    codec = encoder(size)
     noise = np.random.default_rng(7)
     out: list[bytes] = []
-    for t, image in enumerate(camera):
+    for t in range(first.frames):
+        if then is not None and t == switch_at:
+            codec = encoder(then)
+        later = then is not None and t >= switch_at
+        image = (second if later else first).render(t)
         grain = noise.integers(-2, 3, image.shape, dtype=np.int16)
         noisy = np.clip(image.astype(np.int16) + grain, 0, 255).astype(np.uint8)
-        frame = av.VideoFrame.from_ndarray(noisy, format="bgr24").reformat(format="yuv420p")
+        # Stamped after a switch: a far view's frames, skipped, would be the same bytes.
+        planes = to_i420(noisy, t % 2 ** STAMP_BITS if later else None)
+        frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
         frame.pts = t * (VIDEO_RATE // FPS)
         frame.time_base = fractions.Fraction(1, VIDEO_RATE)
-        if t % keyframe_every == 0:
+        if t % keyframe_every == 0 or (then is not None and t == switch_at):
             frame.pict_type = av.video.frame.PictureType.I
         packets = codec.encode(frame)
         assert len(packets) == 1, "the encoder must not delay frames"
@@ -298,15 +315,79 @@ def clip(size: tuple[int, int] = (640, 360), keyframe_every: int = 60) -> tuple[
     return tuple(out)
 
 
-def write_y4m(path: Path, size: tuple[int, int] = (480, 270), fps: int = 15) -> Path:
-    """The scene as a YUV4MPEG2 file, for Chromium's fake camera
-    (``--use-file-for-fake-video-capture``), which plays it in a loop. 480x270 at 15 fps
-    is 38 MB for the 13 s."""
+# A frame's number, stamped in its bottom-left corner, so that whoever sees a frame
+# (a browser's video element, a snapshot) can tell which of the scene's it is: a blue
+# and a red cell (the levels to compare with), STAMP_BITS cells of the number's bits
+# (blue 1, red 0), most significant first, and one of even parity, square cells 1/30
+# of the width. Only the colour is changed, not the brightness: a tracker looks at
+# brightness alone (``tracking.working_picture``), and a stamp it saw would be a patch
+# that stays still while the picture moves.
+STAMP_BITS = 8
+STAMP_CELLS = 2 + STAMP_BITS + 1
+_CHROMA = {1: (200, 60), 0: (60, 200)}  # (U, V): blue, red
+
+
+def stamp_geometry(width: int, height: int) -> tuple[float, float, float]:
+    """The stamp's cell size and its first cell's top-left corner, in pixels."""
+    cell = width / 30
+    return cell, cell / 2, height - 1.5 * cell
+
+
+def _stamp_values(t: int) -> list[int]:
+    bits = [(t >> (STAMP_BITS - 1 - i)) & 1 for i in range(STAMP_BITS)]
+    return [1, 0, *bits, sum(bits) % 2]
+
+
+def to_i420(image: np.ndarray, t: int | None = None) -> np.ndarray:
+    """``image`` (BGR) as I420 planes, one array (height * 3 / 2, width), with frame
+    number ``t`` stamped in its colour planes if given."""
+    h, w = image.shape[:2]
+    planes = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
+    if t is None:
+        return planes
+    flat = planes.reshape(-1)  # the planes one after another: Y, U, V
+    u = flat[w * h:w * h * 5 // 4].reshape(h // 2, w // 2)
+    v = flat[w * h * 5 // 4:].reshape(h // 2, w // 2)
+    cell, x0, y0 = stamp_geometry(w, h)
+    for i, value in enumerate(_stamp_values(t)):
+        rows = slice(round(y0 / 2), round((y0 + cell) / 2))
+        columns = slice(round((x0 + i * cell) / 2), round((x0 + (i + 1) * cell) / 2))
+        u[rows, columns], v[rows, columns] = _CHROMA[value]
+    return planes
+
+
+def read_stamp(image: np.ndarray) -> int | None:
+    """The frame number stamped in ``image`` (BGR, any size), None if none reads."""
+    h, w = image.shape[:2]
+    cell, x0, y0 = stamp_geometry(w, h)
+    blue = image[:, :, 0].astype(float) - image[:, :, 2]
+    levels = []
+    for i in range(STAMP_CELLS):  # the middle half of each cell
+        cx, cy = round(x0 + (i + 0.5) * cell), round(y0 + 0.5 * cell)
+        q = max(1, round(cell / 4))
+        levels.append(float(blue[cy - q:cy + q, cx - q:cx + q].mean()))
+    one, zero = levels[0], levels[1]
+    if one - zero < 80:
+        return None
+    values = [int(v > (one + zero) / 2) for v in levels]
+    bits, parity = values[2:-1], values[-1]
+    if sum(bits) % 2 != parity:
+        return None
+    return sum(bit << (STAMP_BITS - 1 - i) for i, bit in enumerate(bits))
+
+
+def write_y4m(path: Path, size: tuple[int, int] = (480, 270), fps: int = 15,
+              stamped: bool = True) -> Camera:
+    """The scene as a YUV4MPEG2 file at ``path``, for Chromium's fake camera
+    (``--use-file-for-fake-video-capture``), which plays it in a loop; each frame's
+    number stamped in (``stamp``) unless not ``stamped``. 480x270 at 15 fps is 38 MB
+    for the 13 s. Returns the camera that filmed it, for the ground truth."""
     camera = Camera(size, fps=float(fps))
+    assert camera.frames < 2 ** STAMP_BITS
     w, h = size
     with path.open("wb") as out:
         out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for image in camera:
+        for t, image in enumerate(camera):
             out.write(b"FRAME\n")
-            out.write(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return path
+            out.write(to_i420(image, t if stamped else None).tobytes())
+    return camera

@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 
 from videoassist.media.decoding import DECODERS, decoder_for
 from videoassist.media.frames import EncodedFrame
 from videoassist.media.publication import Publication
-from videoassist.media.tracking import Step, Tracking, working_picture
+from videoassist.media.tracking import Step, Tracking, fitted, working_picture
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class TrackingFeed:
         # The thread's alone from here on.
         self._decoder: av.VideoCodecContext | None = None
         self._tracking = Tracking()
+        self._size: tuple[int, int] | None = None  # the tracked pictures' (height, width)
         self._history: collections.deque[tuple[int, np.ndarray]] = collections.deque(
             maxlen=HISTORY)
         self._last_tracked: int | None = None
@@ -197,6 +199,15 @@ class TrackingFeed:
                 self._pins = pins + self._pins  # applied with the next picture
                 self._restart()
                 continue
+            except cv2.error:  # a picture tracking cannot take: not pinned after all
+                logger.exception("%s tracking failed, its pins are off",
+                                 self.publication.log_prefix)
+                self._tracking = Tracking()  # the thread is between frames
+                self._history.clear()
+                off = {key: Found("off", None) for key in self.pinned}
+                self.pinned.clear()
+                self._report(frame.timestamp, off)
+                continue
             if found is None:
                 self.publication.counters.untracked_pictures += not track
             elif not self.closed:
@@ -223,6 +234,16 @@ class TrackingFeed:
         if not pins and not (due and track):
             return None
         picture = working_picture(pictures[-1])
+        turned: dict[str, Found] = {}
+        if self._size is not None and (same := fitted(picture, self._size)) is not None:
+            picture = same
+        elif self._size is not None:  # turned: another picture, where nothing is pinned
+            logger.info("%s the picture turned (%dx%d): its pins are off",
+                        self.publication.log_prefix, picture.shape[1], picture.shape[0])
+            turned = {key: Found("off", None) for key in self._tracking.regions}
+            self._tracking = Tracking()
+            self._history.clear()
+        self._size = picture.shape[:2]
         self._last_tracked = frame.timestamp
         self.tracked += 1
         steps = self._tracking.update(picture)
@@ -234,7 +255,7 @@ class TrackingFeed:
                 found.pop(pin.key, None)
                 continue
             found[pin.key] = self._pin(pin, picture)
-        return found
+        return turned | found
 
     def _pin(self, pin: _Pin, picture: np.ndarray) -> Found:
         """Pin on the kept picture the shape was drawn on (the newest not after it),

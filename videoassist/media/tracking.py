@@ -29,7 +29,8 @@ from videoassist.media.region import (
     flow,
 )
 
-__all__ = ["RegionTracker", "Step", "Tracking", "advance", "picture_motion", "working_picture"]
+__all__ = ["RegionTracker", "Step", "Tracking", "advance", "fitted", "picture_motion",
+           "working_picture"]
 
 # OpenCV's own worker threads (a pool of one per core, for the optical flow's pyramids)
 # would take every core from forwarding: a call's tracking is its one thread, alone.
@@ -56,6 +57,26 @@ def working_picture(frame: av.VideoFrame) -> np.ndarray:
     small: np.ndarray = cv2.resize(luma, (frame.width // factor, frame.height // factor),
                                    interpolation=cv2.INTER_AREA)
     return small
+
+
+# How far two sizes' shapes (width over height) may differ and still be one picture at
+# another resolution: a sender's scaling rounds each side to whole (often even) pixels.
+SAME_SHAPE = 0.02
+
+
+def fitted(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+    """``picture`` at ``size`` (height, width): the same picture a sender scaled (to
+    save bandwidth, Chromium's steps of 3/4) is tracked at the size it started with;
+    None if its shape changed (a phone turned), when it is another picture."""
+    h, w = picture.shape[:2]
+    if (h, w) == size:
+        return picture
+    if abs(w / h - size[1] / size[0]) > SAME_SHAPE * size[1] / size[0]:
+        return None
+    smaller = w * h > size[0] * size[1]
+    resized: np.ndarray = cv2.resize(picture, (size[1], size[0]), interpolation=(
+        cv2.INTER_AREA if smaller else cv2.INTER_LINEAR))
+    return resized
 
 
 # The whole picture's motion: corners over all of it, as many as this.
