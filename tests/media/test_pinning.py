@@ -367,3 +367,65 @@ async def test_a_pinned_shape_is_hidden_while_its_object_is_away_and_found_when_
     finally:
         await expert.close()
         await publisher.close()
+
+
+async def test_pins_go_on_when_the_camera_starts_again_on_a_new_peer_connection(
+        server: Server) -> None:
+    """The customer's media failed and came back on a new peer connection (a new
+    publication of the same camera): the shape pinned before is found again on the new
+    video and followed within the targets, never said ``off``."""
+    publisher, expert, received = await _call(server)
+    try:
+        router = server.app[MEDIA]
+        assert isinstance(router, MediaRouter)
+        (room,) = router.rooms.values()
+        camera = Camera(SIZE)
+        t0, shape = await _pin_cup(camera, publisher, expert, received)
+        before = await _tracks(expert, 1.0)
+        assert [m["shapes"][0]["state"] for m in before].count("tracking") >= 4, before
+        (old,) = room.pins.feeds.values()
+        await publisher.restart_media()
+        tracks = await _tracks(expert, 6.0)
+        (new,) = room.pins.feeds.values()
+        assert new is not old and new.publication is not old.publication
+        assert old.closed and old.publication.closed
+        states = [m["shapes"][0]["state"] for m in tracks]
+        assert "off" not in states, states
+        now = expert.remote(publisher.participant_id)  # the new video's, as received
+        assert now is not None
+        errors = [e for _, e in _errors(camera, t0, shape, tracks, _sent_index(now, publisher))]
+        assert len(errors) >= 4 * 3, (len(errors), states)
+        assert np.median(errors) <= MEDIAN_MAX, np.median(errors)
+        assert np.percentile(errors, 95) <= P95_MAX, np.percentile(errors, 95)
+    finally:
+        await expert.close()
+        await publisher.close()
+
+
+async def test_pins_whose_camera_does_not_come_back_are_off(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The customer leaves: its video ends, and once its pins have waited for the
+    camera (``pinning.CARRY_S``), everyone is told they are ``off``."""
+    monkeypatch.setattr(pinning, "CARRY_S", 1.0)
+    publisher, expert, received = await _call(server)
+    try:
+        router = server.app[MEDIA]
+        assert isinstance(router, MediaRouter)
+        (room,) = router.rooms.values()
+        camera = Camera(SIZE)
+        await _pin_cup(camera, publisher, expert, received)
+        await expert.next_message("annotation.track")
+        await publisher.close()
+        left = time.monotonic()
+        async with asyncio.timeout(5):
+            while True:
+                message = await expert.next_message("annotation.track")
+                if message["shapes"][0]["state"] == "off":
+                    break
+        assert time.monotonic() - left >= 0.9  # it waited for the camera
+        assert message["target"] == publisher.participant_id
+        assert message["shapes"] == [{"id": "cup", "state": "off", "matrix": None}]
+        assert not room.pins.feeds and not room.pins.waiting
+    finally:
+        await expert.close()
+        await publisher.close()

@@ -16,6 +16,11 @@ it* (each viewer's stream numbers its frames from its own origin: ``rtp_timestam
 null for the participant whose video it is, whose own picture is local, and for one
 not receiving it), and each pinned shape's state and matrix (``trackfeed.Found``).
 docs/protocol.md has the message.
+
+When a participant's video ends, its pins wait (``CARRY_S``) for the same camera's next
+video (a new peer connection after the network failed, a reloaded page): there they are
+lost at first and found again by their features, as an object coming back into view
+is. Past the wait they are off.
 """
 
 from __future__ import annotations
@@ -25,15 +30,20 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from videoassist.errors import TooManyRequests
 from videoassist.media.publication import Publication
-from videoassist.media.trackfeed import Found, TrackingFeed, found_at, place
+from videoassist.media.trackfeed import Carried, Found, TrackingFeed, found_at, place
 
 logger = logging.getLogger(__name__)
 
 MAX_PINNED = 8  # pinned shapes in one call at once
+# How long the pins on a participant's video wait, once it ends, for the same camera to
+# start again (a new peer connection after the network failed, a reloaded page) before
+# they are off.
+CARRY_S = 30.0
 # How long a snapshot waits for the picture tracked after the one it captured (the
 # tracking thread a frame or two behind), to place pinned shapes between the two.
 PLACE_WAIT_S = 0.5
@@ -63,6 +73,16 @@ class Viewer(Protocol):
     def send(self, message: dict[str, Any]) -> None: ...
 
 
+@dataclass
+class _Waiting:
+    """Pins whose video ended, waiting for the camera's next (``CARRY_S``)."""
+
+    carried: Carried
+    deliver: Deliver
+    ended: Publication
+    timer: asyncio.TimerHandle
+
+
 class Pins:
     def __init__(self, call_id: int, sessions: Mapping[int, Viewer]) -> None:
         self.call_id = call_id
@@ -70,10 +90,12 @@ class Pins:
         self._executor: ThreadPoolExecutor | None = None
         self.feeds: dict[str, TrackingFeed] = {}  # by publication id
         self._deliver: dict[str, Deliver] = {}  # by publication id: the last pin's
+        self.waiting: dict[int, _Waiting] = {}  # by participant id
 
     @property
     def pinned(self) -> int:
-        return sum(len(feed.pinned) for feed in self.feeds.values() if not feed.closed)
+        return (sum(len(feed.pinned) for feed in self.feeds.values() if not feed.closed)
+                + sum(len(waiting.carried.pinned) for waiting in self.waiting.values()))
 
     def pin(self, publication: Publication, key: str, shape: dict[str, Any],
             drawer: int | None, rtp_timestamp: int | None, deliver: Deliver) -> None:
@@ -98,6 +120,12 @@ class Pins:
 
     def unpin(self, participant_id: int, key: str | None = None) -> None:
         """Unpin a shape (None: every shape) on the participant's video."""
+        waiting = self.waiting.get(participant_id)
+        if waiting is not None:
+            waiting.carried.pinned.difference_update(
+                [key] if key is not None else list(waiting.carried.pinned))
+            if not waiting.carried.pinned:
+                self._stop_waiting(participant_id)
         for publication_id, feed in list(self.feeds.items()):
             if feed.publication.participant_id != participant_id:
                 continue
@@ -107,7 +135,7 @@ class Pins:
             if not feed.pinned:
                 self._close(publication_id)
 
-    def _feed(self, publication: Publication) -> TrackingFeed:
+    def _feed(self, publication: Publication, carried: Carried | None = None) -> TrackingFeed:
         feed = self.feeds.get(publication.id)
         if feed is not None and not feed.closed:
             return feed
@@ -115,7 +143,7 @@ class Pins:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"track-{self.call_id}")
         feed = self.feeds[publication.id] = TrackingFeed(
             publication, self._executor,
-            lambda timestamp, found: self._report(publication, timestamp, found))
+            lambda timestamp, found: self._report(publication, timestamp, found), carried)
         feed.start()
         logger.info("[call %d] tracking %s", self.call_id, publication.id)
         return feed
@@ -130,17 +158,49 @@ class Pins:
             self._executor.shutdown(wait=False)
             self._executor = None
 
+    def published(self, publication: Publication, replaces: Publication | None) -> None:
+        """A participant's camera started (again): the pins on its previous video (that
+        ended, or that this one ``replaces``) go on on this one, each found again by its
+        features."""
+        if publication.kind != "video":
+            return
+        if replaces is not None:
+            self.ended(replaces)
+        waiting = self.waiting.pop(publication.participant_id, None)
+        if waiting is None:
+            return
+        waiting.timer.cancel()
+        self._deliver[publication.id] = waiting.deliver
+        self._feed(publication, waiting.carried)
+        logger.info("[call %d] %d pins carried from %s", self.call_id,
+                    len(waiting.carried.pinned), waiting.ended.id)
+
     def ended(self, publication: Publication) -> None:
-        """The publication is gone: its pinned shapes are off (a new publication of the
-        same camera starts unpinned)."""
+        """The publication is gone: its pins wait ``CARRY_S`` for the camera's next
+        (``published``), then are off."""
         feed = self.feeds.get(publication.id)
         if feed is None:
             return
-        shapes = [{"id": key, "state": "off", "matrix": None} for key in sorted(feed.pinned)]
         deliver = self._deliver.get(publication.id)
+        carried = feed.carry()
         self._close(publication.id)
-        if deliver is not None:
-            self._send(deliver, publication, None, shapes)
+        if deliver is None or not carried.pinned:
+            return
+        self._stop_waiting(publication.participant_id)
+        timer = asyncio.get_running_loop().call_later(
+            CARRY_S, self._stop_waiting, publication.participant_id)
+        self.waiting[publication.participant_id] = _Waiting(carried, deliver, publication, timer)
+
+    def _stop_waiting(self, participant_id: int) -> None:
+        """Pins that waited for a camera are off (those still pinned: everyone told)."""
+        waiting = self.waiting.pop(participant_id, None)
+        if waiting is None:
+            return
+        waiting.timer.cancel()
+        shapes = [{"id": key, "state": "off", "matrix": None}
+                  for key in sorted(waiting.carried.pinned)]
+        if shapes:
+            self._send(waiting.deliver, waiting.ended, None, shapes)
 
     def _report(self, publication: Publication, timestamp: int,
                 found: dict[str, Found]) -> None:
@@ -188,5 +248,8 @@ class Pins:
         return out
 
     def close(self) -> None:
+        for waiting in self.waiting.values():
+            waiting.timer.cancel()
+        self.waiting.clear()
         for publication_id in list(self.feeds):
             self._close(publication_id)

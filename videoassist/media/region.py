@@ -195,6 +195,12 @@ class RegionTracker:
         self._ref = self._now = np.empty((0, 2), np.float32)
         return self.lost_now()
 
+    def gone(self) -> None:
+        """The video went (its camera starts again): lost, seen nowhere yet; found
+        again by its features in the new video's pictures."""
+        self.lose()
+        self.last_seen = None
+
     def lost_now(self) -> Step:
         """Lost, in this picture: where it was last seen, if anywhere."""
         return Step("lost", self.last_seen, 0)

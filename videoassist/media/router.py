@@ -69,6 +69,7 @@ class MediaRoom:
                 session.outgoing.subscribe(publication)
         if publisher is not None:
             self.announce(publisher)
+        self.pins.published(publication, previous)
 
     def announce(self, publisher: MediaSession) -> None:
         """Tell everyone else what the publisher's tracks are now (media.tracks)."""

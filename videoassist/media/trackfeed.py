@@ -90,8 +90,22 @@ def box_of(shape: dict[str, Any], width: int, height: int) -> tuple[float, ...]:
     return (float(x0), float(y0), float(x1), float(y1))
 
 
+@dataclass
+class Carried:
+    """What a feed's pins take to the next video of the same camera (``carry``): the
+    regions followed (each with its pin's features, to find it again), the size
+    pictures were tracked at, the shapes still pinned, and the feed's task, whose end
+    means its thread is done with them."""
+
+    tracking: Tracking
+    size: tuple[int, int] | None
+    pinned: set[str]
+    done: asyncio.Task[None] | None
+
+
 class TrackingFeed:
-    def __init__(self, publication: Publication, executor: Executor, report: Report) -> None:
+    def __init__(self, publication: Publication, executor: Executor, report: Report,
+                 carried: Carried | None = None) -> None:
         self.publication = publication
         self._executor = executor
         self._report = report
@@ -107,6 +121,10 @@ class TrackingFeed:
             maxlen=HISTORY)
         self._last_tracked: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._carried = carried
+        if carried is not None:
+            self.pinned = set(carried.pinned)
+            self._tracking, self._size = carried.tracking, carried.size
         # Where the pinned shapes were in the last tracked pictures, by timestamp (on the
         # loop: a snapshot draws them where they are in the frame it captured).
         self.recent: collections.deque[tuple[int, dict[str, Found]]] = collections.deque(
@@ -162,6 +180,10 @@ class TrackingFeed:
     def end(self) -> None:
         self.close()
 
+    def carry(self) -> Carried:
+        """The pins, to go on on the camera's next video (then ``close`` this feed)."""
+        return Carried(self._tracking, self._size, set(self.pinned), self._task)
+
     def close(self) -> None:
         if self.closed:
             return
@@ -186,6 +208,13 @@ class TrackingFeed:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        if (carried := self._carried) is not None:
+            if carried.done is not None:  # the previous feed's thread lets go of them
+                await asyncio.wait([carried.done])
+            for key in set(self._tracking.regions) - carried.pinned:  # unpinned meanwhile
+                self._tracking.unpin(key)
+            self._tracking.restart()
+            self._carried = None
         while (frame := await self._queue.get()) is not None:
             pins, self._pins = self._pins, []
             track = self._queue.qsize() < DEGRADE_AT or bool(pins)
@@ -206,7 +235,8 @@ class TrackingFeed:
                 self._history.clear()
                 off = {key: Found("off", None) for key in self.pinned}
                 self.pinned.clear()
-                self._report(frame.timestamp, off)
+                if not self.closed:
+                    self._report(frame.timestamp, off)
                 continue
             if found is None:
                 self.publication.counters.untracked_pictures += not track

@@ -169,6 +169,13 @@ class Tracking:
     def unpin(self, key: str) -> None:
         self.regions.pop(key, None)
 
+    def restart(self) -> None:
+        """The video starts again (a new one of the same camera): no picture before the
+        next, every region lost, to be found again by its features."""
+        self._picture = None
+        for region in self.regions.values():
+            region.gone()
+
     def update(self, picture: np.ndarray) -> dict[str, Step]:
         """Follow every region into ``picture`` (grayscale, one size throughout)."""
         steps = advance(self.regions, self._picture, picture, self._features)
