@@ -73,9 +73,9 @@ def fitted(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
         return picture
     if abs(w / h - size[1] / size[0]) > SAME_SHAPE * size[1] / size[0]:
         return None
-    smaller = w * h > size[0] * size[1]
+    larger = w * h > size[0] * size[1]
     resized: np.ndarray = cv2.resize(picture, (size[1], size[0]), interpolation=(
-        cv2.INTER_AREA if smaller else cv2.INTER_LINEAR))
+        cv2.INTER_AREA if larger else cv2.INTER_LINEAR))
     return resized
 
 
