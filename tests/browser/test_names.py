@@ -188,8 +188,9 @@ async def test_a_customer_named_on_the_link_is_greeted_and_named_in_the_call(
 async def test_the_phone_speaks_its_browser_s_language_and_the_switch_keeps_the_link(
         chromium: Browser, serve: ServeProcess) -> None:
     """A phone whose browser asks for German gets the join page in German; its switch
-    shows the page in Spanish with the link still good; the call, a reload in it and its
-    end speak Spanish; the address never holds the link."""
+    shows the page in Spanish with the link still good; the call, a reload in it, what
+    the server refuses in it and its end speak Spanish; the address never holds the
+    link."""
     errors: list[str] = []
     german, spanish = catalogue("de").gettext, catalogue("es").gettext
     job_id = ok(serve.data_dir, "job", "create", "Heizung tropft").strip()
@@ -198,6 +199,7 @@ async def test_the_phone_speaks_its_browser_s_language_and_the_switch_keeps_the_
                                          viewport=IPHONE_13)  # type: ignore[arg-type]
     try:
         phone = await context.new_page()
+        await phone.add_init_script(RECORD_PEER_CONNECTIONS)
         watch_errors(phone, errors)
         await phone.goto(f"{serve.url}/join#{token}")
         await expect(phone.locator("html")).to_have_attribute("lang", "de")
@@ -228,6 +230,11 @@ async def test_the_phone_speaks_its_browser_s_language_and_the_switch_keeps_the_
         await expect(status).to_have_text(spanish("Connected"))
         await expect(phone.locator("html")).to_have_attribute("lang", "es")
         assert phone.url == f"{serve.url}/join?lang=es"
+        # The server refuses a drawing on someone not in the call (an error that leaves
+        # the call open): said in Spanish, not in the server's English.
+        await phone.evaluate("""() => window.__sockets.at(-1).send(JSON.stringify(
+            {type: "annotation.clear", target: 424242}))""")
+        await expect(status).to_have_text(spanish("They are no longer in the call."))
         await phone.locator('[data-action="leave"]').tap()
         await expect(phone.locator("#ended-title")).to_have_text(spanish("You left the call."))
         await assert_accessible(phone, "phone, call ended, in Spanish")

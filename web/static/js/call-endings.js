@@ -1,7 +1,8 @@
 // How a call ends, or is refused for now, in words (docs/protocol.md, Close codes): a
 // close that ends it for good, and a join the server refuses for now (the call is
-// full, too many connections or joins: 4429; 4400), which is tried again.
-import { t } from "./i18n.js";
+// full, too many connections or joins: 4429; 4400), which is tried again; and what
+// went wrong while it goes on (an `error` that leaves the connection open).
+import { language, t } from "./i18n.js";
 
 /**
  * Close reasons that end the call for good, in words.
@@ -59,4 +60,26 @@ export function refusal(code, reason, staff) {
       : t("Too many connections from this link: close the other tabs or windows where it is open.");
   }
   return t("Too many joins in a short time.");
+}
+
+/**
+ * What went wrong with something this page sent, the call going on (docs/protocol.md,
+ * Error codes), in the page's words: the server's own (English, and the most precise)
+ * on an English page, the code's in words on a translated one.
+ * @param {{code: string, message: string, ref?: string}} error
+ * @returns {string}
+ */
+export function trouble(error) {
+  if (language === "en") return error.message;
+  const { code, ref } = error;
+  if (code === "unavailable" && ref === "sdp.offer") {
+    return t("The server has no free media port right now. Try again in a minute.");
+  }
+  if (code === "unavailable") return t("The camera sent no picture in time. Try again.");
+  if (code === "too_large") return t("That was too large to send.");
+  if (code === "not_found") return t("They are no longer in the call.");
+  if (code === "forbidden") return t("That is not open to you in this call.");
+  if (code === "conflict") return t("That could not be done just now. Try again.");
+  if (code === "rate_limited") return t("Too much at once: wait a moment, then try again.");
+  return t("Something went wrong. If it happens again, reload the page.");
 }

@@ -19,6 +19,7 @@
 // - callview-notices.js: notices over the phone's picture, the note over the big one;
 // - callview-controls.js: the buttons on the camera and the call, and its clock.
 import { setStatus } from "./api.js";
+import { trouble } from "./call-endings.js";
 import { Controls } from "./callview-controls.js";
 import { Drawings, wireTools } from "./callview-drawings.js";
 import { Freeze } from "./callview-freeze.js";
@@ -210,7 +211,7 @@ export class CallView extends EventTarget {
       const message = /** @type {CustomEvent} */ (event).detail;
       if (message.ref === "snapshot.request") this.controls.refused();
       if (message.ref === "freeze") this.freeze.refused(this.target());
-      if (message.code !== "rate_limited") setStatus(message.message);
+      if (message.code !== "rate_limited") setStatus(trouble(message));
     });
     attachChat(call, $('[data-region="chat"]', HTMLElement, this.root),
       $("#chat-form", HTMLFormElement, this.root));
