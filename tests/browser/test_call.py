@@ -153,6 +153,9 @@ async def test_a_whole_call_leaves_nothing_on_the_phone(
 
     # The expert sees the customer's camera, live.
     await frames_grow(expert)
+    # The phone's small picture is the expert's camera: it can be hidden and moved.
+    await expect(customer.locator('[data-action="self-view"]')).to_be_visible()
+    await expect(customer.locator('[data-action="self-view-move"]')).to_be_visible()
     await expect(expert.locator('[data-region="participants"]')).to_contain_text("Customer")
 
     # The expert draws an arrow; the customer's own camera view shows it.

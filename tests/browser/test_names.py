@@ -223,6 +223,10 @@ async def test_the_phone_speaks_its_browser_s_language_and_the_switch_keeps_the_
         # made names no one: the company).
         await expect(phone.locator('[data-region="picture-note"]')).to_have_text(
             spanish("{name} will join in a moment.", name="Acme Heating"))
+        # Nobody else sends video: no small picture, nothing to hide or move.
+        await expect(phone.locator('[data-region="remote-video"]')).to_be_hidden()
+        for action in ("self-view", "self-view-move"):
+            await expect(phone.locator(f'[data-action="{action}"]')).to_be_hidden()
         await assert_accessible(phone, "phone call in Spanish, waiting")
         await phone.screenshot(path=ARTIFACTS / "phone-call-waiting-es.png")
 

@@ -65,7 +65,15 @@ export class Pictures {
     button.textContent = this.smallHidden ? t("Show small picture") : t("Hide small picture");
     this.small.classList.toggle("pip-hidden", this.smallHidden);
     this.small.dataset.corner = CORNERS[this.corner];
-    this.button("self-view-move").hidden = this.smallHidden;
+    this.showSmallButtons();
+  }
+
+  /** Hide and Move only while there is a small picture (the expert at a desk without
+   * a camera has none; nor has a phone while nobody else sends video). */
+  showSmallButtons() {
+    const none = this.small.hidden;
+    this.button("self-view").hidden = none;
+    this.button("self-view-move").hidden = none || this.smallHidden;
   }
 
   /** One's own camera, as it is now (a new camera too), on or off. @param {MediaStream} stream */
@@ -74,6 +82,7 @@ export class Pictures {
     for (const track of video) track.enabled = !this.cameraOff;
     this.local.srcObject = video.length ? new MediaStream(video) : null;
     this.local.hidden = !this.field && !video.length;
+    this.showSmallButtons();
     this.showCamera(stream);
   }
 
@@ -120,6 +129,7 @@ export class Pictures {
     if (wanted !== current) this.remote.srcObject = wanted ? new MediaStream([wanted]) : null;
     this.remoteId = wanted ? id : null;
     if (this.field) this.remote.hidden = !wanted;
+    this.showSmallButtons();
   }
 
   /**
