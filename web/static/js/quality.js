@@ -92,7 +92,12 @@ export function describe({ connection, rtt, loss, picture, stuckMs, staff }) {
   const percent = Math.round(loss * 100);
   const numbers = ms === null ? ""
     : t("{ms} ms round trip, {percent}% lost", { ms, percent });
-  if (connection === "connecting") return { level: "none", text: t("Connecting…"), detail: "" };
+  // The call is joined (its status line says so) while the media connection, its own,
+  // is still being made: say what is coming, not "Connecting…" beside "Connected".
+  if (connection === "connecting") {
+    return { level: "none", text: t("Starting video…"),
+      detail: t("The call is connected; its video is starting.") };
+  }
   if (connection === "reconnecting") {
     return { level: "none", text: t("Reconnecting…"), detail: t("The connection was lost.") };
   }
@@ -262,7 +267,8 @@ export function watchQuality(element, { pc, video, expected, reconnecting, staff
     running = true;
     tick().finally(() => { running = false; });
   }, EVERY_MS);
-  show({ level: "none", text: t("Connecting…"), detail: "" }, "none");
+  show(describe({ connection: "connecting", rtt: null, loss: 0, picture: "none", stuckMs: 0,
+    staff }), "none");
   return () => {
     clearInterval(timer);
     frames.stop();
