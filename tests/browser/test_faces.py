@@ -307,6 +307,13 @@ IMAGE_DIGEST = """async (img) => {
 }"""
 
 
+async def said_once(phone: Page, text: str) -> None:
+    """The phone, its picture the whole screen, says ``text`` over it, and once: its
+    status line, over the picture's top, keeps the call's state."""
+    await expect(phone.locator('[data-region="notices"]')).to_contain_text(text)
+    await expect(phone.locator('[data-region="status"]')).to_have_text("Connected")
+
+
 async def test_a_freeze_is_everyones_and_a_snapshot_while_frozen_is_that_frame(
         browser: BrowserContext, serve: ServeProcess, new_job: NewJob) -> None:
     """The expert's Freeze shows the customer the very frame the expert draws on (the
@@ -331,8 +338,7 @@ async def test_a_freeze_is_everyones_and_a_snapshot_while_frozen_is_that_frame(
     [mine, theirs] = [await frame.evaluate(IMAGE_DIGEST) for frame in frames]
     assert mine == theirs, "the customer is not shown the expert's frame"
     assert await customer.locator(".call").evaluate("(c) => c.classList.contains('frozen')")
-    await expect(customer.locator('[data-region="status"]')).to_have_text(
-        "dana froze your picture to draw on it.")
+    await said_once(customer, "dana froze your picture to draw on it.")
     assert (await customer.evaluate(OVERLAY_PIXEL, [0.3, 0.3]))[3] > 0  # the arrow, over it
     await screenshots(customer, "customer-frozen")
 
@@ -350,8 +356,7 @@ async def test_a_freeze_is_everyones_and_a_snapshot_while_frozen_is_that_frame(
     await expect(remote).to_have_js_property("paused", False)
     for frame in frames:
         await expect(frame).to_be_hidden()
-    await expect(customer.locator('[data-region="status"]')).to_have_text(
-        "Your picture is live again.")
+    await said_once(customer, "Your picture is live again.")
     assert not await customer.locator(".call").evaluate(
         "(c) => c.classList.contains('frozen')")
     assert errors == []

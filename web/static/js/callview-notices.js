@@ -41,23 +41,14 @@ export class Notices {
    * A notice over the picture for a few seconds, while it is the whole screen. At most
    * three at once, the oldest going first.
    * @param {string} text
-   * @param {string} [kind] a notice that stays until replaced or removed by kind
    */
-  notice(text, kind) {
+  notice(text) {
     if (!this.fullScreen()) return;
-    const kept = kind ? this.region.querySelector(`p[data-notice="${kind}"]`) : null;
-    const line = /** @type {HTMLElement} */ (kept || document.createElement("p"));
+    const line = document.createElement("p");
     line.textContent = text;
-    if (kept) return;
-    if (kind) line.dataset.notice = kind;
     this.region.append(line);
     while (this.region.childElementCount > NOTICES_AT_ONCE) this.region.firstElementChild?.remove();
-    if (!kind) setTimeout(() => line.remove(), NOTICE_MS);
-  }
-
-  /** Take away the notice of a kind. @param {string} kind */
-  drop(kind) {
-    this.region.querySelector(`[data-notice="${kind}"]`)?.remove();
+    setTimeout(() => line.remove(), NOTICE_MS);
   }
 
   /** Whether the picture is the whole screen: the phone's call on the join page, the
@@ -66,10 +57,15 @@ export class Notices {
     return this.field && !this.panelOpen && document.body.classList.contains("in-call");
   }
 
-  /** Say something in the status line, and over the phone's picture. @param {string} text */
-  say(text) {
-    setStatus(text);
-    this.notice(text);
+  /**
+   * Say what someone else did, once: over the phone's picture while it is the whole
+   * screen (its status line, over the picture's top, keeps saying the call's state and
+   * what became of this person's own doings), else in the status line.
+   * @param {string} text
+   */
+  tell(text) {
+    if (this.fullScreen()) this.notice(text);
+    else setStatus(text);
   }
 
   /**

@@ -105,10 +105,7 @@ export class CallView extends EventTarget {
     call.addEventListener("state", (event) => {
       const { state, text } = /** @type {CustomEvent} */ (event).detail;
       this.root.dataset.state = state;
-      setStatus(text);
-      // Reconnecting is one notice, updated in place, gone once connected again.
-      if (state === "reconnecting") notices.notice(text, "reconnecting");
-      else notices.drop("reconnecting");
+      setStatus(text);  // over the phone's full-screen picture too: not a notice as well
       if (state === "ended") this.ended();
       else if (this.layout === "field") this.notes();  // nobody awaited while reconnecting
     });
@@ -168,13 +165,13 @@ export class CallView extends EventTarget {
       this.freeze.received(frozen);
       this.freeze.show(this.target());
       if (this.layout === "field" && frozen.camera === call.me) {
-        notices.say(t("{name} froze your picture to draw on it.", { name: this.nameOf(frozen.by) }));
+        notices.tell(t("{name} froze your picture to draw on it.", { name: this.nameOf(frozen.by) }));
       }
     });
     call.addEventListener("freeze.ended", () => {
       const mine = this.freeze.over();
       this.freeze.show(this.target());
-      if (this.layout === "field" && mine) notices.say(t("Your picture is live again."));
+      if (this.layout === "field" && mine) notices.tell(t("Your picture is live again."));
     });
     call.addEventListener("media.tracks", (event) => {
       /** @type {import("./signalling.js").MediaTracks} */
@@ -199,10 +196,10 @@ export class CallView extends EventTarget {
       /** @type {import("./signalling.js").SnapshotSaved} */
       const message = /** @type {CustomEvent} */ (event).detail;
       if (this.controls.saved(message)) {
-        notices.say(t("Snapshot saved to the job record."));
+        setStatus(t("Snapshot saved to the job record."));  // after "Taking a snapshot…"
         this.controls.show();
       } else {
-        notices.say(t("A snapshot was saved to the job record."));
+        notices.tell(t("A snapshot was saved to the job record."));
       }
       this.dispatchEvent(new CustomEvent("snapshot", { detail: message }));
     });
