@@ -152,6 +152,10 @@ async def test_a_customer_named_on_the_link_is_greeted_and_named_in_the_call(
     box = await picture.bounding_box()
     assert controls is not None and box is not None
     assert controls["x"] >= box["x"] + box["width"] - 1, (controls, box)
+    # ... and the call is the screen, not taller: nothing to scroll.
+    heights = await customer.evaluate(
+        "() => [document.documentElement.scrollHeight, window.innerHeight]")
+    assert heights[0] <= heights[1], heights
     await customer.screenshot(path=ARTIFACTS / "phone-call-landscape.png")
     await customer.set_viewport_size(IPHONE_13)  # type: ignore[arg-type]
     await panel.click()
