@@ -19,12 +19,12 @@ unpinned with the tool, it stops."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import statistics
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import cv2
 import numpy as np
 import pytest
@@ -44,6 +44,7 @@ from tests.support.browser import (
 )
 from tests.support.process import ServeProcess
 from tests.support.scene import STAMP_CELLS, Camera, read_stamp, stamp_geometry, write_y4m
+from tests.support.server import PASSWORD
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
 
@@ -113,6 +114,8 @@ RECORD_FRAMES = """([limit, cells]) => {
   video.requestVideoFrameCallback(shown);
 }"""
 RECORDED = "() => window.__frames"
+NEWEST = "() => window.__frames.at(-1) ?? null"
+COUNT = "() => window.__frames.length"
 # The page's received video shown this many milliseconds late, as a jitter buffer on a
 # real network holds it, while the server's messages come at once: a drawing must
 # follow the frame on screen, not the latest message. Returns how many it set.
@@ -129,19 +132,6 @@ HOLD_VIDEO = """(ms) => {
   return held;
 }"""
 HELD_MS = 400
-# The pixels of a snapshot's image as the page shows it, PNG in base64 (its blob: is
-# the page's alone).
-SNAPSHOT_PIXELS = """async (img) => {
-  await img.decode();
-  const canvas = new OffscreenCanvas(img.naturalWidth, img.naturalHeight);
-  canvas.getContext("2d").drawImage(img, 0, 0);
-  const bytes = new Uint8Array(await (await canvas.convertToBlob()).arrayBuffer());
-  let text = "";
-  for (const b of bytes) text += String.fromCharCode(b);
-  return btoa(text);
-}"""
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     yield from serve_with_expert(tmp_path_factory.mktemp("pinned") / "data")
@@ -192,6 +182,20 @@ def _errors(camera: Camera, t0: int, centre: list[float],
     return errors, away
 
 
+async def _snapshot_image(server: ServeProcess, snapshot_id: int) -> np.ndarray:
+    """A snapshot's stored JPEG, as dana fetches it over the API (BGR)."""
+    async with aiohttp.ClientSession(server.url) as http:
+        async with http.post("/api/session",
+                             json={"username": "dana", "password": PASSWORD}) as answer:
+            token = (await answer.json())["token"]
+        async with http.get(f"/api/snapshots/{snapshot_id}/image",
+                            headers={"Authorization": f"Bearer {token}"}) as answer:
+            assert answer.status == 200, answer.status
+            data = await answer.read()
+    image: np.ndarray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return image
+
+
 def _p95(values: list[float]) -> float:
     return float(np.percentile(values, 95))
 
@@ -222,9 +226,9 @@ async def test_a_pinned_circle_stays_on_the_object_on_both_screens_and_in_a_snap
     await expert.wait_for_function(
         "() => document.querySelector('[data-region=\"remote-video\"]').videoWidth > 0")
     assert await expert.evaluate(HOLD_VIDEO, HELD_MS) >= 1
-    # A loop of the scene is 13 s: 60 s of frames at 15 a second, at most.
+    # A loop of the scene is 13 s: 200 s of frames at 15 a second, at most.
     for page in (expert, customer):
-        await page.evaluate(RECORD_FRAMES, [900, STAMP_CELLS])
+        await page.evaluate(RECORD_FRAMES, [3000, STAMP_CELLS])
     pin = expert.locator('[data-action="pin"]')
     await expect(pin).to_have_attribute("aria-pressed", "true")  # pinned by default
 
@@ -234,8 +238,8 @@ async def test_a_pinned_circle_stays_on_the_object_on_both_screens_and_in_a_snap
     await expert.locator('[data-region="annotations"]').scroll_into_view_if_needed()
     async with asyncio.timeout(20):
         while True:
-            last = (await expert.evaluate(RECORDED))[-1:]
-            if last and last[0]["frame"] is not None and 2 <= last[0]["frame"] <= 8:
+            last = await expert.evaluate(NEWEST)
+            if last and last["frame"] is not None and 2 <= last["frame"] <= 8:
                 break
             await asyncio.sleep(0.03)
     await drag(expert, [0.5, 0.45], [0.56, 0.45])
@@ -251,17 +255,18 @@ async def test_a_pinned_circle_stays_on_the_object_on_both_screens_and_in_a_snap
     centre = shape["points"][0]
 
     # A whole loop of the scene and a little more: the object away and back.
-    recorded = len(await expert.evaluate(RECORDED))
+    recorded = await expert.evaluate(COUNT)
     async with asyncio.timeout(30):
-        while len(await expert.evaluate(RECORDED)) < recorded + camera.frames + 30:
+        while await expert.evaluate(COUNT) < recorded + camera.frames + 30:
             await asyncio.sleep(0.5)
     tracks = await expert.evaluate(RECEIVED, "annotation.track")
     shown = {f["rtp"] for f in await expert.evaluate(RECORDED)}
     tagged = [t["rtp_timestamp"] for t in tracks if t["rtp_timestamp"] is not None]
     # Each viewer is told in its own numbering: most of the frames named were shown
-    # here (not all: the video element skips a frame now and then).
+    # here (not all: the video element skips frames, more on a busy machine: 71 % were
+    # shown beside two busy loops; told in another numbering, none would be).
     assert len(tagged) == len(tracks), tracks[:3]
-    assert statistics.mean(t in shown for t in tagged) > 0.8, (tagged[:5], sorted(shown)[:5])
+    assert statistics.mean(t in shown for t in tagged) > 0.5, (tagged[:5], sorted(shown)[:5])
 
     # On the expert's screen, frame by frame: on the object within the issue's targets,
     # and hidden while it is out of view.
@@ -300,21 +305,23 @@ async def test_a_pinned_circle_stays_on_the_object_on_both_screens_and_in_a_snap
     def moved(t: int) -> float:
         return float(np.hypot(*(camera.truth(t0, t, point) - point)[0])) / camera.diagonal
 
+    def good(t: int) -> bool:
+        return ("quick" not in camera.segment_name(t) and moved(t) > 0.05
+                and camera.in_view(t, camera.truth(t0, t, point), 0.2 * w)[0])
+
+    # The frame captured is the server's newest, ahead of the one shown here (the
+    # video held, a busy machine): good for the next second and a half of the scene.
     async with asyncio.timeout(20):
         while True:
-            last = (await expert.evaluate(RECORDED))[-1]["frame"]
-            if (last is not None and "quick" not in camera.segment_name(last)
-                    and camera.in_view(last, camera.truth(t0, last, point), 0.2 * w)[0]
-                    and moved(last) > 0.05):
+            last = (await expert.evaluate(NEWEST))["frame"]
+            if last is not None and all(good((last + k) % camera.frames) for k in range(22)):
                 break
             await asyncio.sleep(0.05)
     await expert.click('[data-action="snapshot"]')
     await expect(expert.locator('[data-region="status"]')).to_have_text(
         "Snapshot saved to the job record.")
-    shot = expert.locator('[data-region="snapshots"] figure img').first
-    await expect(shot).to_have_js_property("complete", True)
-    data = base64.b64decode(await shot.evaluate(SNAPSHOT_PIXELS))
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    (saved,) = await expert.evaluate(RECEIVED, "snapshot.saved")
+    image = await _snapshot_image(server, saved["snapshot"]["id"])
     t = read_stamp(image)
     assert t is not None
     circle = _blue_centre(image)
