@@ -294,8 +294,11 @@ async def test_keys_audit_roles_and_resets_in_the_console(
         "One-time link for lee")
     await expect(lee.locator("[data-state]")).to_contain_text("no password yet")
 
-    # All of it is in the audit log, newest first, and the filter narrows it.
+    # All of it is in the audit log, newest first, and the filter narrows it. The
+    # status line's words about the people view are gone with it.
+    await expect(page.locator('[data-region="status"]')).not_to_have_text("")
     await page.click('[data-action="view-audit"]')
+    await expect(page.locator('[data-region="status"]')).to_have_text("")
     actions = page.locator('[data-region="audit"] tr[data-audit] td:nth-child(4)')
     await expect(actions.first).to_have_text("password_link.created")
     shown = await actions.all_inner_texts()

@@ -49,6 +49,8 @@ export class Router {
     this.desk = desk;
     this.admin = admin;
     this.setStatus = setStatus;
+    /** @type {string | null} the view shown */
+    this.shown = null;
     for (const tab of /** @type {NodeListOf<HTMLElement>} */ (
       document.querySelectorAll("#tabs [data-view]"))) {
       // The selector asks for a data-view: String() only tells the type checker so.
@@ -61,8 +63,14 @@ export class Router {
     addEventListener("popstate", () => { this.follow(routeOf(location.pathname)); });
   }
 
-  /** Show one view of the console. @param {string} view */
+  /**
+   * Show one view of the console. The status line's words were about the view left:
+   * another view starts with none.
+   * @param {string} view
+   */
   show(view) {
+    if (this.shown !== null && view !== this.shown) this.setStatus("");
+    this.shown = view;
     for (const name of VIEWS) $(`#${name}`).hidden = name !== view;
     $("#job").hidden = view !== "jobs" || this.record.current === null;
     for (const tab of document.querySelectorAll("#tabs [data-view]")) {
