@@ -289,6 +289,7 @@ async def test_keys_audit_roles_and_resets_in_the_console(
         "lee is shown as Lee Ahn in calls they join")
     await expect(name_field).to_have_value("Lee Ahn")
     await expect(lee.locator('[data-action="user-role"]')).to_have_value("expert")
+    await expect(lee.locator('[data-action="user-role"] option:checked')).to_have_text("Expert")
     await lee.locator('[data-action="user-reset"]').click()
     await expect(page.locator('[data-region="user-link"]')).to_contain_text(
         "One-time link for lee")

@@ -12,6 +12,9 @@ import { when as local } from "./format.js";
  *   | {active: false, disabled_at: number})} User
  */
 
+/** The roles, as the add form names them (_admin.html). */
+const ROLES = [["technician", "Technician"], ["expert", "Expert"], ["admin", "Admin"]];
+
 /** A user's state in words. @param {User} user @param {boolean} inCall */
 function stateText(user, inCall) {
   const state = [user.active ? "Active" : `Disabled ${local(user.disabled_at)}`];
@@ -121,8 +124,8 @@ export class PeopleView extends AdminView {
     const role = /** @type {HTMLSelectElement} */ (document.createElement("select"));
     role.dataset.action = "user-role";
     role.setAttribute("aria-label", `Role of ${user.username}`);
-    for (const name of ["technician", "expert", "admin"]) {
-      const option = /** @type {HTMLOptionElement} */ (el("option", name));
+    for (const [name, label] of ROLES) {
+      const option = /** @type {HTMLOptionElement} */ (el("option", label));
       option.value = name;
       option.selected = name === user.role;
       role.append(option);
