@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support import seed
 from tests.support.browser import (
     DESKTOP,
+    PHONE,
     assert_accessible,
     assert_usable,
     screenshots,
@@ -35,6 +36,23 @@ pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="package")]
 
 ADMIN = "boss"
 NEW_PASSWORD = "a long new password"
+# The words of the cells given that are broken across lines though they would fit on
+# one: each word's text, laid out, spans more than one line.
+SPLIT_WORDS = """(cells) => cells.flatMap((cell) => {
+  const split = [];
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const match of node.textContent.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, match.index);
+      range.setEnd(node, match.index + match[0].length);
+      const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+      const width = range.getBoundingClientRect().width;
+      if (lines.size > 1 && width < cell.clientWidth) split.push(match[0]);
+    }
+  }
+  return split;
+})"""
 
 
 # Records when the sign-in form comes back (the page's own clock), for the test to read.
@@ -323,6 +341,13 @@ async def test_keys_audit_roles_and_resets_in_the_console(
     await expect(created.locator("td.detail")).to_contain_text("scopes: jobs:read, analytics:read")
     assert "{" not in "".join(await page.locator('[data-region="audit"] td.detail')
                               .all_inner_texts())
+    # On a phone, the details wrap between words, and a filter's example reads as one.
+    await page.set_viewport_size(PHONE)
+    split = await page.locator('[data-region="audit"] td.detail').evaluate_all(SPLIT_WORDS)
+    assert split == [], split
+    assert await page.locator("#audit-form [name=action]").evaluate(
+        "(input) => getComputedStyle(input, '::placeholder').fontStyle") == "italic"
+    await page.set_viewport_size(DESKTOP)
     await screenshots(page, "admin-audit")
     for view in ("keys", "audit", "dashboard"):
         await page.click(f'[data-action="view-{view}"]')
