@@ -259,6 +259,15 @@ async def test_the_dashboard_shows_the_seeded_figures(
         drawn[label] = int(calls)
     assert drawn == {("Technicians by link" if name is None else f"{name} ({role})"): calls
                      for (name, role), calls in want["people"].items()}
+    # On a phone the charts' words are as large as on a desk: drawn again at the
+    # phone's width, not a desk's drawing shrunk (they were 5 px high).
+    for size in (PHONE, DESKTOP):
+        await page.set_viewport_size(size)
+        await page.wait_for_function("""() => [...document.querySelectorAll(".chart svg")]
+          .every((svg) => Math.abs(svg.viewBox.baseVal.width - svg.clientWidth) < 2)""")
+        heights = await page.eval_on_selector_all(
+            ".chart text", "(nodes) => nodes.map((n) => n.getBoundingClientRect().height)")
+        assert heights and min(heights) >= 12, (size, sorted(heights)[:3])
     await screenshots(page, "admin-dashboard")
     assert errors == []
 
