@@ -56,6 +56,14 @@ async def _call(server: Server, then: tuple[int, int] | None = None, switch_at: 
     return publisher, expert, received
 
 
+def _pins(server: Server) -> pinning.Pins:
+    """The pins of the server's one call."""
+    router = server.app[MEDIA]
+    assert isinstance(router, MediaRouter)
+    (room,) = router.rooms.values()
+    return room.pins
+
+
 def _circle(camera: Camera, t: int, where: tuple[float, float], radius: float,
             key: str) -> dict[str, Any]:
     """A circle on the appliance at frame ``t``: ``where`` as shares of the appliance's
@@ -176,9 +184,7 @@ async def test_a_picture_that_turns_leaves_its_shapes_unpinned(server: Server) -
     where it was drawn), and tracking stops."""
     publisher, expert, received = await _call(server, then=(360, 640), switch_at=SWITCH_AT)
     try:
-        router = server.app[MEDIA]
-        assert isinstance(router, MediaRouter)
-        (room,) = router.rooms.values()
+        pins = _pins(server)
         camera = Camera(SIZE)
         t0, _shape = await _pin_cup(camera, publisher, expert, received)
         assert t0 < SWITCH_AT - 30, t0
@@ -189,7 +195,7 @@ async def test_a_picture_that_turns_leaves_its_shapes_unpinned(server: Server) -
                 states += [found["state"] for found in message["shapes"]]
         assert states.count("tracking") >= 4, states  # followed until the turn
         await asyncio.sleep(0.5)
-        assert not room.pins.feeds
+        assert not pins.feeds
         assert [m for m in _drain(expert) if m["type"] == "annotation.track"] == []
     finally:
         await expert.close()
@@ -200,9 +206,7 @@ async def test_nothing_is_decoded_for_tracking_unless_a_shape_is_pinned(
         server: Server) -> None:
     publisher, expert, received = await _call(server)
     try:
-        router = server.app[MEDIA]
-        assert isinstance(router, MediaRouter)
-        (room,) = router.rooms.values()
+        pins = _pins(server)
         camera = Camera(SIZE)
         t0 = _sent_index(received, publisher)[received.rtp(len(received.pts) - 1)]
         assert expert.ws is not None
@@ -210,16 +214,16 @@ async def test_nothing_is_decoded_for_tracking_unless_a_shape_is_pinned(
         await expert.ws.send_json({"type": "annotation.add",
                                    "target": publisher.participant_id, "shape": flat})
         await asyncio.sleep(1.0)
-        assert not room.pins.feeds  # a shape not pinned: nothing followed
+        assert not pins.feeds  # a shape not pinned: nothing followed
         pinned = {**flat, "id": "pinned", "pinned": True}
         await expert.ws.send_json({"type": "annotation.add",
                                    "target": publisher.participant_id, "shape": pinned})
         await expert.next_message("annotation.track")
-        (feed,) = room.pins.feeds.values()
+        (feed,) = pins.feeds.values()
         await expert.ws.send_json({"type": "annotation.remove",
                                    "target": publisher.participant_id, "id": "pinned"})
         await asyncio.sleep(0.5)
-        assert feed.closed and not room.pins.feeds
+        assert feed.closed and not pins.feeds
         tracked = feed.tracked
         while not expert.messages.empty():  # what was on its way
             expert.messages.get_nowait()
@@ -376,17 +380,15 @@ async def test_pins_go_on_when_the_camera_starts_again_on_a_new_peer_connection(
     video and followed within the targets, never said ``off``."""
     publisher, expert, received = await _call(server)
     try:
-        router = server.app[MEDIA]
-        assert isinstance(router, MediaRouter)
-        (room,) = router.rooms.values()
+        pins = _pins(server)
         camera = Camera(SIZE)
         t0, shape = await _pin_cup(camera, publisher, expert, received)
         before = await _tracks(expert, 1.0)
         assert [m["shapes"][0]["state"] for m in before].count("tracking") >= 4, before
-        (old,) = room.pins.feeds.values()
+        (old,) = pins.feeds.values()
         await publisher.restart_media()
         tracks = await _tracks(expert, 6.0)
-        (new,) = room.pins.feeds.values()
+        (new,) = pins.feeds.values()
         assert new is not old and new.publication is not old.publication
         assert old.closed and old.publication.closed
         states = [m["shapes"][0]["state"] for m in tracks]
@@ -409,9 +411,7 @@ async def test_pins_whose_camera_does_not_come_back_are_off(
     monkeypatch.setattr(pinning, "CARRY_S", 1.0)
     publisher, expert, received = await _call(server)
     try:
-        router = server.app[MEDIA]
-        assert isinstance(router, MediaRouter)
-        (room,) = router.rooms.values()
+        pins = _pins(server)
         camera = Camera(SIZE)
         await _pin_cup(camera, publisher, expert, received)
         await expert.next_message("annotation.track")
@@ -425,7 +425,7 @@ async def test_pins_whose_camera_does_not_come_back_are_off(
         assert time.monotonic() - left >= 0.9  # it waited for the camera
         assert message["target"] == publisher.participant_id
         assert message["shapes"] == [{"id": "cup", "state": "off", "matrix": None}]
-        assert not room.pins.feeds and not room.pins.waiting
+        assert not pins.feeds and not pins.waiting
     finally:
         await expert.close()
         await publisher.close()
