@@ -232,16 +232,18 @@ async def test_a_pinned_circle_stays_on_the_object_on_both_screens_and_in_a_snap
     pin = expert.locator('[data-action="pin"]')
     await expect(pin).to_have_attribute("aria-pressed", "true")  # pinned by default
 
-    # The circle goes on the cup while the camera is still (the scene's first second).
+    # The circle goes on the cup while the camera is still (the scene's first second),
+    # waited for over three loops of the scene at most.
     await expert.click('[data-action="tool-circle"]')
     await expert.click(f'[data-action="color"][data-color="{BLUE}"]')
     await expert.locator('[data-region="annotations"]').scroll_into_view_if_needed()
-    async with asyncio.timeout(20):
-        while True:
-            last = await expert.evaluate(NEWEST)
-            if last and last["frame"] is not None and 2 <= last["frame"] <= 8:
-                break
-            await asyncio.sleep(0.03)
+    deadline = asyncio.get_running_loop().time() + 3 * camera.frames / camera.fps
+    while (last := await expert.evaluate(NEWEST)) is None or not (
+            last["frame"] is not None and last["frame"] <= 10):
+        if asyncio.get_running_loop().time() > deadline:
+            recent = (await expert.evaluate(RECORDED))[-15:]
+            pytest.fail(f"the scene's still first second was never shown: {recent}")
+        await asyncio.sleep(0.03)
     await drag(expert, [0.5, 0.45], [0.56, 0.45])
     async with asyncio.timeout(10):
         while not (added := await customer.evaluate(RECEIVED, "annotation.add")):
