@@ -61,7 +61,7 @@ export function columnChart(container, items, title) {
   const width = widthOf(container), height = 240, top = 20, bottom = 40, left = 8;
   const max = Math.max(1, ...items.map((i) => i.value));
   const slot = (width - left) / Math.max(1, items.length);
-  // A label ("05-14") every LABEL_PX at least: 12 across a desktop, 5 on a phone.
+  // A label ("05-14") every LABEL_PX at least: 5 across a phone.
   const every = Math.ceil(items.length / Math.max(2, Math.floor(width / LABEL_PX)));
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "bars" });
   chart.append(svg("title", {}, title));
@@ -95,6 +95,7 @@ export function columnChart(container, items, title) {
  */
 export function barChart(container, items, title) {
   if (!items.length) {
+    watching.get(container)?.disconnect();  // nothing to draw again: not the last chart
     const empty = document.createElement("p");
     empty.className = "empty";
     empty.textContent = "No calls in this period.";
